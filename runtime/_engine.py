@@ -215,6 +215,9 @@ class Engine:
         self._parker_cls: Any = None
         self._value: Any = None
         self.log: Any = None
+        self._subscribers: list[Callable[[dict[str, Any]], None]] = []
+        # _tracing: events are built at all (a trace is written or someone subscribed)
+        self._log_on = self._sink.enabled
         self._tracing = self._sink.enabled
 
     # ---- running -----------------------------------------------------------------------------
@@ -274,11 +277,8 @@ class Engine:
         if not self._tracing:
             return
         f = result.failure
-        self.log.info(
+        self._emit(
             "run.end",
-            step=self.step,
-            t=self.clock,
-            thread=None,
             ok=result.ok,
             failure=None if f is None else {"kind": f.kind, "message": f.message, "step": f.step},
             violations=[v.rule for v in result.violations],
@@ -570,14 +570,26 @@ class Engine:
     def _emit(self, event: str, **fields: Any) -> None:
         if self._tracing:
             t = _thread_var.get(None)
-            self.log.info(
-                event, step=self.step, t=self.clock, thread=t.name if t else None, **fields
-            )
+            name = t.name if t else None
+            if self._subscribers:
+                ev = {"step": self.step, "t": self.clock, "thread": name, "event": event, **fields}
+                for fn in self._subscribers:
+                    fn(ev)
+            if self._log_on:
+                self.log.info(event, step=self.step, t=self.clock, thread=name, **fields)
 
     def emit(self, event: str, **fields: Any) -> None:
         """Log one trace event from emulated code (see :func:`runtime.log`)."""
         if self._tracing:
             self._emit(event, **fields)
+
+    def subscribe(self, fn: Callable[[dict[str, Any]], None]) -> None:
+        """Call ``fn(event)`` for every event of the run, in order, whether or not a trace file
+        is written. Checkers watch runs this way. Subscribe before :meth:`run`."""
+        if self._started:
+            raise EngineUsageError("subscribe before the run starts")
+        self._subscribers.append(fn)
+        self._tracing = True
 
     @property
     def tracing(self) -> bool:

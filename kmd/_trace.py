@@ -1,0 +1,44 @@
+"""Trace helpers: ``kmd.*`` events and violations that are no-ops outside an engine run.
+
+Codes are logged as ``status="0xC01E0102", status_name="STATUS_GRAPHICS_ALLOCATION_BUSY"``;
+handles as JSON ints (docs/kmd.md §5)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import runtime
+from runtime import EngineUsageError
+
+from .status import hex32, status_name
+
+
+def _engine() -> Any:
+    try:
+        return runtime.current_engine()
+    except EngineUsageError:
+        return None
+
+
+def klog(event: str, **fields: Any) -> None:
+    """One ``kmd.*`` trace event (nothing when no engine runs or tracing is off)."""
+    eng = _engine()
+    if eng is not None and eng.tracing:
+        eng.emit(event, **fields)
+
+
+def kviolation(rule: str, message: str, **fields: Any) -> None:
+    """Record a broken rule on the running engine (nothing when none runs)."""
+    eng = _engine()
+    if eng is not None:
+        eng.violation(rule, message, **fields)
+
+
+def code_fields(status: int) -> dict[str, Any]:
+    """``{"status": "0x…", "status_name": "…"}`` for a trace event."""
+    return {"status": hex32(status), "status_name": status_name(status)}
+
+
+def now_ns() -> int:
+    eng = _engine()
+    return 0 if eng is None else int(eng.clock)

@@ -1,0 +1,165 @@
+"""The GPU scheduler (VidSch): fences, per-context queues, completion, and the TDR watchdog.
+
+Fences are one monotonically increasing counter per adapter (SCH-5, Q10); DMA buffers complete in
+fence order. An instance is busy while any unfinished DMA buffer lists it (SCH-4): ``submit``
+adds the fence to every listed instance's pending set and completion removes it.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import runtime
+
+from ._gpu import DmaBuffer, DmaRecord, GpuEngine
+from ._trace import klog, kviolation
+
+if TYPE_CHECKING:
+    from ._vidmm import Instance
+
+__all__ = ["VidSch"]
+
+
+class VidSch:
+    """Scheduler state of one adapter. ``on_retire`` is called with every instance whose last
+    reference completed (the kernel frees retired idle instances there)."""
+
+    def __init__(
+        self,
+        name: str,
+        gpu: GpuEngine,
+        submit_to_miniport: Callable[[DmaBuffer], Any],
+        on_idle_instance: Callable[[Instance], None],
+        tdr_timeout_ns: int,
+    ) -> None:
+        self.name = name
+        self.gpu = gpu
+        self._submit_to_miniport = submit_to_miniport
+        self._on_idle_instance = on_idle_instance
+        self.tdr_timeout_ns = tdr_timeout_ns
+        self.submitted_fence = 0
+        self.completed_fence = 0
+        self.inflight: deque[DmaBuffer] = deque()
+        self.records: list[DmaRecord] = []
+        self.fence_history: list[int] = []
+        self._queues: dict[int, deque[DmaBuffer]] = {}
+        self.cond: runtime.Condition | None = None  # fences, removal, destruction
+        self.watch: runtime.Condition | None = None  # the watchdog's "a DMA buffer started"
+        self.on_timeout: Callable[[DmaBuffer], None] = lambda dma: None
+
+    def start(self) -> None:
+        self.cond = runtime.Condition(f"{self.name}.fence")
+        self.watch = runtime.Condition(f"{self.name}.watchdog")
+        self.gpu.on_start = self._dma_started
+
+    def notify(self) -> None:
+        if self.cond is not None:
+            self.cond.notify_all()
+
+    # ---- submission --------------------------------------------------------------------------
+
+    def submit(self, dma: DmaBuffer, queue: deque[DmaBuffer]) -> int:
+        """Give ``dma`` the next fence, mark its instances busy, queue it on its context and hand
+        it to the miniport (DxgkDdiSubmitCommand). Returns the fence."""
+        self.submitted_fence += 1
+        dma.fence = self.submitted_fence
+        for inst, write in zip(dma.slots, dma.writes):
+            if inst is not None:
+                inst.pending[dma.fence] = inst.pending.get(dma.fence, False) or write
+        queue.append(dma)
+        self.inflight.append(dma)
+        self._queues[dma.fence] = queue
+        self._submit_to_miniport(dma)
+        return dma.fence
+
+    # ---- completion (DxgkCbNotifyInterrupt + DPC) ----------------------------------------------
+
+    def notify_interrupt(self, fence: int) -> None:
+        """The miniport reported ``fence`` completed: retire every DMA buffer up to it."""
+        if fence <= self.completed_fence or fence > self.submitted_fence:
+            kviolation(
+                "SCH-5",
+                f"interrupt reported fence {fence}; completed {self.completed_fence}, "
+                f"submitted {self.submitted_fence}",
+                fence=fence,
+            )
+            return
+        while self.inflight and self.inflight[0].fence <= fence:
+            self._finish(self.inflight.popleft(), "completed")
+        self.notify()
+
+    def abort_all(self) -> None:
+        """TDR: every unfinished DMA buffer is dropped; the completed fence jumps to the last
+        submitted one so that nobody waits for them forever."""
+        while self.inflight:
+            self._finish(self.inflight.popleft(), "aborted")
+        self.completed_fence = self.submitted_fence
+        self.notify()
+
+    def _finish(self, dma: DmaBuffer, status: str) -> None:
+        now = runtime.now()
+        dma.state = "done" if status == "completed" else "aborted"
+        self.records.append(
+            DmaRecord(
+                fence=dma.fence,
+                device=dma.device,
+                context=dma.context,
+                status=status,
+                submitted_ns=dma.submitted_ns,
+                started_ns=dma.started_ns,
+                ended_ns=now,
+                commands=tuple(dma.executed),
+            )
+        )
+        queue = self._queues.pop(dma.fence, None)
+        if queue is not None and dma in queue:
+            queue.remove(dma)
+        if dma.fence > self.completed_fence:
+            self.completed_fence = dma.fence
+            self.fence_history.append(dma.fence)
+        klog(
+            "kmd.dma.end",
+            fence=dma.fence,
+            device=dma.device,
+            context=dma.context,
+            result=status,
+            draws=[c.draw_id for c in dma.executed if c.kind == "draw"],
+            reads=[
+                {"draw": c.draw_id, "instance": c.instance, "digest": c.digest}
+                for c in dma.executed
+                if c.kind == "draw"
+            ],
+        )
+        klog("kmd.fence", fence=dma.fence, completed=self.completed_fence, result=status)
+        for inst in dma.referenced():
+            inst.pending.pop(dma.fence, None)
+            if not inst.pending:
+                self._on_idle_instance(inst)
+
+    # ---- the watchdog ------------------------------------------------------------------------
+
+    def _dma_started(self, dma: DmaBuffer) -> None:
+        if self.watch is not None:
+            self.watch.notify_all()
+
+    async def watchdog(self) -> None:
+        """TDR watchdog (a daemon). Waits on a condition while the GPU is idle; while a DMA
+        buffer runs it sleeps until that buffer's deadline (TDR-1) and reports a timeout if the
+        same buffer is still running then."""
+        assert self.watch is not None
+        gpu = self.gpu
+        while True:
+            await self.watch.wait_for(
+                lambda: gpu.running is not None, f"{self.name}.gpu idle (watchdog)"
+            )
+            dma = gpu.running
+            assert dma is not None and dma.started_ns is not None
+            deadline = dma.started_ns + self.tdr_timeout_ns
+            wait = deadline - runtime.now()
+            if wait > 0:
+                await runtime.sleep(wait)
+            if gpu.running is dma and runtime.now() >= deadline:
+                self.on_timeout(dma)
+            # else: it finished in time; loop (waits on the condition if the GPU is idle)

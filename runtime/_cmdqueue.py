@@ -1,0 +1,129 @@
+"""The runtime's command queue between the application thread(s) and the worker thread.
+
+The D3D9 runtime's multiprocessor layer batches every DDI call that returns nothing into a queue
+that a worker thread drains into the driver, in order (MP-5). This is that queue: a bounded ring
+kept in a :class:`~runtime.SharedCell` and guarded by the runtime's own mutex, with a condition
+for "not empty" / "not full".
+
+Why a cell and a mutex rather than the engine's ready-made :class:`~runtime.Queue`: the queue is
+shared state of the emulated runtime, and one of the bugs the project pins is a worker that reads
+it without taking the lock. Modelled this way, that bug is a real unsynchronised access that the
+happens-before checker reports as a ``RACE`` — the same way a driver's unlocked table is.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from ._engine import _engine
+from ._sync import Condition, Event, Mutex, SharedCell
+
+
+@dataclass(eq=False)
+class Command:
+    """One queued DDI call.
+
+    ``ddi`` names the ``D3DDDI_DEVICEFUNCS`` entry; ``refs`` are the runtime resources the call
+    references (for ``NoExistingReferences``, LA-9); ``reply`` is set when the worker has run it
+    (synchronous commands wait on it); ``seq`` is the queue's monotonic sequence number."""
+
+    ddi: str
+    args: Any
+    refs: tuple[int, ...] = ()
+    reply: Event | None = None
+    result: int | None = None
+    seq: int = 0
+    app_thread: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class CommandQueue:
+    """Bounded FIFO of :class:`Command` with blocking ``put``/``get``.
+
+    ``racy_get=True`` is the seeded bug ``worker-queue-unlocked``: the worker peeks at and pops
+    the ring without the mutex."""
+
+    def __init__(self, name: str, maxsize: int, *, racy_get: bool = False) -> None:
+        if maxsize < 1:
+            raise ValueError("the command queue needs room for at least one command")
+        self.name = name
+        self.maxsize = maxsize
+        self.racy_get = racy_get
+        self._ring: SharedCell[deque[Command]] = SharedCell(f"{name}.ring", deque())
+        self._lock = Mutex(f"{name}.lock")
+        self._changed = Condition(f"{name}.changed")
+        self._seq = 0
+        self.high_water = 0
+        self.blocked_puts = 0
+
+    def snapshot(self) -> list[Command]:
+        """Queued commands, oldest first (no scheduling point, no race check: for policy code
+        that already holds the runtime's API lock, and for reports)."""
+        return list(self._ring.peek())
+
+    def __len__(self) -> int:
+        return len(self._ring.peek())
+
+    async def put(self, cmd: Command, *, front: bool = False) -> bool:
+        """Append ``cmd`` (or, for the seeded bug ``rename-jumps-queue``, push it to the front).
+
+        Blocks while the queue is full — the application feels backpressure. Returns whether it
+        had to block."""
+        eng = _engine()
+        blocked = False
+        while True:
+            async with self._lock:
+                ring = await self._ring.read("cmdq.put.check")
+                if len(ring) < self.maxsize:
+                    self._seq += 1
+                    cmd.seq = self._seq
+                    ring = deque(ring)
+                    if front:
+                        ring.appendleft(cmd)
+                    else:
+                        ring.append(cmd)
+                    await self._ring.write(ring, "cmdq.put")
+                    self.high_water = max(self.high_water, len(ring))
+                    if eng._tracing:
+                        eng._emit(
+                            "rt.queue.put", queue=self.name, ddi=cmd.ddi, seq=cmd.seq,
+                            depth=len(ring), front=front,
+                        )
+                    self._changed.notify_all()
+                    return blocked
+            if not blocked:
+                blocked = True
+                self.blocked_puts += 1
+            await self._changed.wait_for(
+                lambda: len(self._ring.peek()) < self.maxsize, what=f"queue {self.name} full"
+            )
+
+    async def get(self) -> Command:
+        """Take the oldest command, blocking while the queue is empty."""
+        eng = _engine()
+        while True:
+            if self.racy_get:
+                ring = await self._ring.read("cmdq.get.check(unlocked)")
+                if ring:
+                    ring = deque(ring)
+                    cmd = ring.popleft()
+                    await self._ring.write(ring, "cmdq.get(unlocked)")
+                    self._changed.notify_all()
+                    break
+            else:
+                async with self._lock:
+                    ring = await self._ring.read("cmdq.get.check")
+                    if ring:
+                        ring = deque(ring)
+                        cmd = ring.popleft()
+                        await self._ring.write(ring, "cmdq.get")
+                        self._changed.notify_all()
+                        break
+            await self._changed.wait_for(
+                lambda: len(self._ring.peek()) > 0, what=f"queue {self.name} empty"
+            )
+        if eng._tracing:
+            eng._emit("rt.queue.get", queue=self.name, ddi=cmd.ddi, seq=cmd.seq, depth=len(ring))
+        return cmd

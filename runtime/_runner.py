@@ -1,0 +1,214 @@
+"""Running one scenario under one schedule: the wiring behind ``wddmemu run``, ``explore`` and
+``replay``.
+
+A :class:`RunSpec` says everything that determines a run — scenario and parameters, driver and
+its DDI version, runtime bugs, strategy, seed, backend, and (for replays) the decision list — and
+is what a failure file stores. :func:`run_scenario` builds a fresh kernel, driver, runtime and
+checker for it, runs it on the engine, and returns a :class:`ScenarioResult`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import shlex
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import IO, Any
+
+import kmd
+
+from ._checker import Checker
+from ._engine import Engine
+from ._results import RunResult
+from ._strategies import Replay, Strategy, make_strategy
+
+DEFAULT_DRIVER = "reference"
+
+
+class SpecError(ValueError):
+    """Bad input in a run specification (unknown scenario, bad parameter, bad driver path…):
+    the CLI prints it as one line and exits 2."""
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    scenario: str
+    params: dict[str, Any] = field(default_factory=dict)
+    driver: str = DEFAULT_DRIVER
+    ddi_version: int | None = None
+    bugs: tuple[str, ...] = ()
+    strategy: str = "fifo"
+    seed: int = 0
+    depth: int = 3
+    pct_steps: int = 1000
+    backend: str = "asyncio"
+    step_budget: int = 200_000
+    queue_size: int = 16
+    decisions: tuple[int, ...] | None = None
+
+    def with_decisions(self, decisions: tuple[int, ...]) -> RunSpec:
+        return replace(self, strategy="replay", decisions=tuple(decisions))
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["bugs"] = list(self.bugs)
+        d["decisions"] = None if self.decisions is None else list(self.decisions)
+        return d
+
+    def command(self, verb: str = "run", trace: str | None = None) -> str:
+        """The ``wddmemu`` command line that reruns this spec."""
+        parts = ["wddmemu", verb, self.scenario]
+        for k, v in sorted(self.params.items()):
+            parts += ["-p", f"{k}={str(v).lower() if isinstance(v, bool) else v}"]
+        if self.driver != DEFAULT_DRIVER:
+            parts += ["--driver", self.driver]
+        if self.ddi_version is not None:
+            parts += ["--ddi-version", hex(self.ddi_version)]
+        for b in self.bugs:
+            parts += ["--bug", b]
+        parts += ["--strategy", self.strategy, "--seed", str(self.seed)]
+        if self.strategy == "pct":
+            parts += ["--depth", str(self.depth), "--pct-steps", str(self.pct_steps)]
+        if self.backend != "asyncio":
+            parts += ["--backend", self.backend]
+        if trace:
+            parts += ["--trace", trace]
+        return shlex.join(parts)
+
+
+@dataclass(frozen=True)
+class ScenarioResult:
+    spec: RunSpec
+    run: RunResult
+    devices: tuple[Any, ...]
+    kernel: Any
+    events: int
+
+    @property
+    def ok(self) -> bool:
+        return self.run.ok
+
+
+def resolve_driver(name: str, ddi_version: int | None) -> Any:
+    """A driver object for ``name``: ``reference``, a seeded variant's name (``umd.variants``),
+    or ``MODULE:ATTR`` naming a driver object or a factory ``f(driver_version=None)``."""
+    import umd
+
+    if name == "reference":
+        return umd.make_driver(None, driver_version=ddi_version)
+    if ":" not in name:
+        from umd import variants
+
+        if name not in variants.VARIANTS:
+            raise SpecError(
+                f"unknown driver {name!r}: use 'reference', a variant "
+                f"({', '.join(sorted(variants.VARIANTS))}) or MODULE:ATTR"
+            )
+        return umd.make_driver(name, driver_version=ddi_version)
+    mod_name, _, attr = name.partition(":")
+    try:
+        mod = importlib.import_module(mod_name)
+    except ImportError as e:
+        raise SpecError(f"cannot import driver module {mod_name!r}: {e}") from None
+    try:
+        obj = getattr(mod, attr)
+    except AttributeError:
+        raise SpecError(f"driver module {mod_name!r} has no attribute {attr!r}") from None
+    if hasattr(obj, "open_adapter") and not isinstance(obj, type):
+        if ddi_version is not None:
+            raise SpecError(f"{name} is a driver object; it cannot take --ddi-version")
+        return obj
+    if callable(obj):
+        try:
+            drv = obj(driver_version=ddi_version)
+        except TypeError as e:
+            raise SpecError(f"driver factory {name} failed: {e}") from None
+        if not hasattr(drv, "open_adapter"):
+            raise SpecError(f"{name} did not produce a driver (no open_adapter)")
+        return drv
+    raise SpecError(f"{name} is neither a driver nor a driver factory")
+
+
+def check_spec(spec: RunSpec) -> tuple[Any, dict[str, Any]]:
+    """Validate everything about ``spec`` that can be checked before running; returns the
+    scenario and its resolved parameters. Raises :class:`SpecError`."""
+    import scenarios
+
+    from ._device import RUNTIME_BUGS
+
+    try:
+        sc = scenarios.get(spec.scenario)
+    except KeyError as e:
+        raise SpecError(e.args[0]) from None
+    try:
+        params = sc.resolve(spec.params)
+    except ValueError as e:
+        raise SpecError(str(e)) from None
+    for b in spec.bugs:
+        if b not in RUNTIME_BUGS:
+            raise SpecError(f"unknown runtime bug {b!r}: choose from {', '.join(RUNTIME_BUGS)}")
+    if spec.backend not in ("asyncio", "trio"):
+        raise SpecError(f"unknown backend {spec.backend!r}: use asyncio or trio")
+    if spec.strategy == "replay" and spec.decisions is None:
+        raise SpecError("the replay strategy needs a decision list (use 'wddmemu replay FILE')")
+    try:
+        make_strategy(spec.strategy, seed=spec.seed, depth=spec.depth, pct_steps=spec.pct_steps,
+                      decisions=spec.decisions or ())
+    except ValueError as e:
+        raise SpecError(str(e)) from None
+    resolve_driver(spec.driver, spec.ddi_version)
+    return sc, params
+
+
+def run_scenario(
+    spec: RunSpec,
+    *,
+    trace: str | Path | IO[bytes] | bool | None = None,
+    strategy: Strategy | None = None,
+    stop_on_violation: bool = False,
+) -> ScenarioResult:
+    """Run ``spec`` once. ``strategy`` overrides the spec's (explorers pass prefix replays)."""
+    from scenarios._context import ScenarioContext
+
+    from ._device import DeviceConfig, open_adapter
+
+    sc, params = check_spec(spec)
+    if strategy is None:
+        strategy = make_strategy(spec.strategy, seed=spec.seed, depth=spec.depth,
+                                 pct_steps=spec.pct_steps, decisions=spec.decisions)
+    engine = Engine(
+        strategy, seed=spec.seed, backend=spec.backend, step_budget=spec.step_budget,
+        trace=trace, context={"scenario": spec.scenario}, stop_on_violation=stop_on_violation,
+    )
+    checker = Checker().attach(engine)
+    kconf = kmd.KernelConfig(**(sc.kernel(params) if sc.kernel else {}))
+    ddi_version = spec.ddi_version if spec.ddi_version is not None else sc.ddi_version
+    box: dict[str, Any] = {}
+
+    async def main() -> None:
+        kernel = kmd.Kernel(kconf)
+        box["kernel"] = kernel
+        driver = resolve_driver(spec.driver, ddi_version)
+        adapter = await open_adapter(kernel, driver)
+        ctx = ScenarioContext(kernel, adapter,
+                              DeviceConfig(queue_size=spec.queue_size, bugs=frozenset(spec.bugs)),
+                              params)
+        box["ctx"] = ctx
+        await sc.fn(ctx, **params)
+        await ctx.close()
+        checker.final([kernel], ctx.devices)
+
+    run = engine.run(main, name="app")
+    ctx = box.get("ctx")
+    kernel = box.get("kernel")
+    return ScenarioResult(
+        spec=spec,
+        run=run,
+        devices=tuple(d.statistics() for d in ctx.devices) if ctx else (),
+        kernel=kernel.statistics() if kernel else None,
+        events=checker.events_seen,
+    )
+
+
+def replay_strategy(decisions: tuple[int, ...]) -> Strategy:
+    return Replay(decisions)

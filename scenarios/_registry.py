@@ -1,0 +1,94 @@
+"""The scenario registry: named, parameterised application workloads.
+
+A scenario is ``async def fn(ctx: ScenarioContext, **params)`` registered with
+:func:`scenario`. It runs on the application thread, talks to the emulated runtime's
+application-facing API (``runtime.Device``), and may spawn more application threads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Param:
+    """One scenario parameter: its type (int, bool or str), default and a one-line help."""
+
+    type: type
+    default: Any
+    help: str = ""
+
+    def parse(self, name: str, text: str) -> Any:
+        """Parse ``text`` (from ``-p name=text``); raises ``ValueError`` with a one-line reason."""
+        if self.type is bool:
+            if text.lower() in ("1", "true", "yes", "on"):
+                return True
+            if text.lower() in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(f"parameter {name} takes true/false, not {text!r}")
+        if self.type is int:
+            try:
+                return int(text, 0)
+            except ValueError:
+                raise ValueError(f"parameter {name} takes an integer, not {text!r}") from None
+        return text
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    description: str
+    fn: Callable[..., Awaitable[Any]]
+    params: dict[str, Param] = field(default_factory=dict)
+    #: kernel configuration overrides, computed from the parameters (``KernelConfig`` fields)
+    kernel: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+    #: the driver's DDI version when the command line does not say (None: the driver's own)
+    ddi_version: int | None = None
+
+    def resolve(self, given: dict[str, Any]) -> dict[str, Any]:
+        """Defaults overlaid with ``given``; unknown names raise ``ValueError``."""
+        unknown = sorted(set(given) - set(self.params))
+        if unknown:
+            known = ", ".join(self.params) or "none"
+            raise ValueError(
+                f"scenario {self.name} has no parameter {unknown[0]!r} (parameters: {known})"
+            )
+        out = {k: p.default for k, p in self.params.items()}
+        for k, v in given.items():
+            p = self.params[k]
+            out[k] = p.parse(k, v) if isinstance(v, str) and p.type is not str else v
+        return out
+
+
+REGISTRY: dict[str, Scenario] = {}
+
+
+def scenario(
+    name: str,
+    description: str,
+    *,
+    kernel: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+    ddi_version: int | None = None,
+    **params: Param,
+) -> Callable[[Callable[..., Awaitable[Any]]], Callable[..., Awaitable[Any]]]:
+    """Register ``fn`` as scenario ``name``."""
+
+    def deco(fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+        if name in REGISTRY:
+            raise ValueError(f"scenario {name} is registered twice")
+        REGISTRY[name] = Scenario(name, description, fn, dict(params), kernel, ddi_version)
+        return fn
+
+    return deco
+
+
+def get(name: str) -> Scenario:
+    """The scenario called ``name``; ``KeyError`` with the known names otherwise."""
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        raise KeyError(
+            f"unknown scenario {name!r}: run 'wddmemu scenarios' to list them"
+        ) from None

@@ -1,0 +1,414 @@
+"""The built-in scenarios: the workloads the docs' concurrency scenarios describe.
+
+Each is small by default (a few hundred scheduling points) so that exploring hundreds of schedules
+stays cheap; parameters scale them up. A scenario checks its own expectations with
+``ctx.expect`` (a failed expectation is an ``EXPECT`` violation), and leaves rule checking to the
+checker and the data oracle.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import kmd
+from runtime import d3d9
+
+from ._context import ScenarioContext
+from ._registry import Param, scenario
+
+TRI = d3d9.D3DPT_TRIANGLELIST
+
+
+def pattern(tag: int, n: int) -> bytes:
+    """``n`` deterministic bytes that differ for every ``tag``."""
+    return bytes(((tag * 131 + i * 7 + 1) & 0xFF) for i in range(n))
+
+
+# ----------------------------------------------------------------------------------------------
+
+
+@scenario(
+    "dynamic-vb-ring",
+    "the classic dynamic vertex buffer: NOOVERWRITE appends, DISCARD when the ring wraps",
+    frames=Param(int, 3, "frames to render"),
+    draws=Param(int, 4, "draws per frame"),
+    vertices=Param(int, 8, "vertices per draw"),
+    stride=Param(int, 16, "bytes per vertex"),
+    ring=Param(int, 20, "buffer size in vertices"),
+)
+async def dynamic_vb_ring(ctx: ScenarioContext, frames: int, draws: int, vertices: int,
+                          stride: int, ring: int) -> None:
+    if vertices > ring:
+        raise ValueError("vertices per draw must fit in the ring")
+    dev = await ctx.device()
+    vb = await dev.create_vertex_buffer(ring * stride)
+    await dev.set_stream_source(0, vb, 0, stride)
+    pos, tag = ring, 0  # start "full" so the first lock discards
+    for _ in range(frames):
+        for _ in range(draws):
+            if pos + vertices > ring:
+                flags, pos = d3d9.D3DLOCK_DISCARD, 0
+            else:
+                flags = d3d9.D3DLOCK_NOOVERWRITE
+            n = vertices * stride
+            view = await dev.lock(vb, pos * stride, n, flags)
+            tag += 1
+            view.write(0, pattern(tag, n))
+            await dev.unlock(vb)
+            await dev.draw_primitive(TRI, pos, vertices)
+            pos += vertices
+        await dev.present()
+    stats = dev.statistics()
+    ctx.expect(stats.renames >= 1, "the ring wrapped at least once with a renaming DISCARD")
+
+
+@scenario(
+    "discard-every-frame",
+    "rename storm: the whole buffer is locked with DISCARD every frame while the GPU is busy",
+    frames=Param(int, 5, "frames"),
+    size=Param(int, 256, "buffer size in bytes"),
+)
+async def discard_every_frame(ctx: ScenarioContext, frames: int, size: int) -> None:
+    dev = await ctx.device()
+    vb = await dev.create_vertex_buffer(size)
+    await dev.set_stream_source(0, vb, 0, 16)
+    for f in range(frames):
+        view = await dev.lock(vb, 0, 0, d3d9.D3DLOCK_DISCARD)
+        view.write(0, pattern(f + 1, size))
+        await dev.unlock(vb)
+        await dev.draw_primitive(TRI, 0, size // 16)
+        await dev.present()
+    ctx.expect(dev.statistics().renames == frames or not dev.mp,
+               "every frame's DISCARD went through LockAsync and Rename")
+
+
+def _slow_gpu_two_instances(p: dict[str, Any]) -> dict[str, Any]:
+    return {"max_rename_instances": p["instances"], "dma_base_cost_ns": 1_000_000}
+
+
+@scenario(
+    "rename-failure-recovery",
+    "renames exhausted while the GPU is busy: LockAsync fails WASSTILLDRAWING and the runtime "
+    "recovers through the synchronous Lock path",
+    kernel=_slow_gpu_two_instances,
+    frames=Param(int, 5, "frames"),
+    size=Param(int, 128, "buffer size in bytes"),
+    instances=Param(int, 2, "live instances VidMm allows per allocation"),
+)
+async def rename_failure_recovery(ctx: ScenarioContext, frames: int, size: int,
+                                  instances: int) -> None:
+    dev = await ctx.device()
+    vb = await dev.create_vertex_buffer(size)
+    await dev.set_stream_source(0, vb, 0, 16)
+    for f in range(frames):
+        view = await dev.lock(vb, 0, 0, d3d9.D3DLOCK_DISCARD)
+        view.write(0, pattern(f + 7, size))
+        await dev.unlock(vb)
+        await dev.draw_primitive(TRI, 0, size // 16)
+        await dev.flush()
+        await dev.present()
+    s = dev.statistics()
+    if dev.mp:
+        ctx.expect(
+            s.syncs.get("lockasync-failed:WASSTILLDRAWING", 0) >= 1,
+            f"at least one rename failed and was recovered through Lock (syncs: {s.syncs})",
+        )
+
+
+@scenario(
+    "nooverwrite-local-vidmem",
+    "NOOVERWRITE on a dynamic buffer the driver must keep in local video memory: the driver "
+    "refuses LockAsync (E_NOTIMPL) and the runtime falls back to Lock (LA-15, Q-8)",
+    locks=Param(int, 4, "NOOVERWRITE locks"),
+)
+async def nooverwrite_local_vidmem(ctx: ScenarioContext, locks: int) -> None:
+    dev = await ctx.device()
+    usage = d3d9.D3DUSAGE_DYNAMIC | d3d9.D3DUSAGE_WRITEONLY | d3d9.D3DUSAGE_RENDERTARGET
+    vb = await dev.create_vertex_buffer(locks * 64, usage=usage)
+    await dev.set_stream_source(0, vb, 0, 16)
+    for i in range(locks):
+        flags = d3d9.D3DLOCK_DISCARD if i == 0 else d3d9.D3DLOCK_NOOVERWRITE
+        view = await dev.lock(vb, i * 64, 64, flags)
+        view.write(0, pattern(i + 3, 64))
+        await dev.unlock(vb)
+        await dev.draw_primitive(TRI, i * 4, 4)
+    await dev.present()
+    s = dev.statistics()
+    if dev.mp:
+        ctx.expect(s.lock_async_results.get("E_NOTIMPL", 0) >= 1,
+                   f"the driver refused NoOverwrite LockAsync (results: {s.lock_async_results})")
+
+
+@scenario(
+    "reentrant-lockasync",
+    "the app locks with DISCARD/NOOVERWRITE while the worker is inside the driver rendering; "
+    "reentrant at DDI >= 0xB, serialised below (run with --ddi-version 0xA and 0xB)",
+    frames=Param(int, 3, "frames"),
+    buffers=Param(int, 2, "dynamic vertex buffers"),
+)
+async def reentrant_lockasync(ctx: ScenarioContext, frames: int, buffers: int) -> None:
+    dev = await ctx.device()
+    vbs = [await dev.create_vertex_buffer(128) for _ in range(buffers)]
+    tag = 0
+    for f in range(frames):
+        for i, vb in enumerate(vbs):
+            await dev.set_stream_source(0, vb, 0, 16)
+            for half in (0, 1):
+                flags = d3d9.D3DLOCK_DISCARD if half == 0 else d3d9.D3DLOCK_NOOVERWRITE
+                tag += 1
+                view = await dev.lock(vb, half * 64, 64, flags)
+                view.write(0, pattern(tag, 64))
+                await dev.unlock(vb)
+                await dev.draw_primitive(TRI, half * 4, 4)
+            if (f + i) % 2:
+                await dev.flush()
+        await dev.present()
+
+
+@scenario(
+    "sysmem-surface-lock",
+    "locks of a runtime-allocated system-memory surface: LockAsync with NotifyOnly at DDI >= "
+    "0xB, synchronous Lock with NotifyOnly below (LA-4, LA-17, LK-10)",
+    locks=Param(int, 3, "locks"),
+)
+async def sysmem_surface_lock(ctx: ScenarioContext, locks: int) -> None:
+    dev = await ctx.device()
+    surf = await dev.create_surface(16, 4, 4)
+    for i in range(locks):
+        view = await dev.lock(surf, 0, 0, d3d9.D3DLOCK_DISCARD if i == 0 else 0)
+        view.write(0, pattern(i + 11, 64))
+        await dev.unlock(surf)
+    s = dev.statistics()
+    if dev.mp and dev.driver_version < 0xB:
+        ctx.expect(s.syncs.get("sysmem-below-0xB", 0) == locks,
+                   "below 0xB every sysmem lock took the synchronous path")
+    if dev.mp and dev.driver_version >= 0xB:
+        ctx.expect("LockAsync" in s.ddi_calls, "at >= 0xB sysmem locks used LockAsync")
+
+
+@scenario(
+    "unlock-never-locked",
+    "unlocking a buffer that was never locked, twice, and one locked through Lock: the driver "
+    "answers E_INVALIDARG, the app gets D3DERR_INVALIDCALL (UA-3, LK-13)",
+)
+async def unlock_never_locked(ctx: ScenarioContext) -> None:
+    dev = await ctx.device()
+    vb = await dev.create_vertex_buffer(64)
+    plain = await dev.create_vertex_buffer(64, usage=0)
+    for res in (vb, vb, plain):
+        try:
+            await dev.unlock(res)
+        except d3d9.D3DError as e:
+            ctx.expect(e.hr == d3d9.D3DERR_INVALIDCALL, f"unlock said {e.name}")
+        else:
+            ctx.expect(False, "unlocking a never-locked resource succeeded")
+    view = await dev.lock(vb, 0, 0, d3d9.D3DLOCK_DISCARD)
+    view.write(0, pattern(1, 64))
+    await dev.unlock(vb)
+    try:
+        await dev.unlock(vb)
+    except d3d9.D3DError as e:
+        ctx.expect(e.hr == d3d9.D3DERR_INVALIDCALL, f"second unlock said {e.name}")
+    else:
+        ctx.expect(False, "a second unlock succeeded")
+
+
+@scenario(
+    "tdr-mid-lock",
+    "the GPU hangs on a DMA buffer while the app waits in a lock of a buffer it references: the "
+    "watchdog resets the GPU, the lock returns device removed, nothing hangs (TDR-10, Q2)",
+    kernel=lambda p: {"tdr_timeout_ns": 50_000_000},
+)
+async def tdr_mid_lock(ctx: ScenarioContext) -> None:
+    dev = await ctx.device()
+    vb = await dev.create_vertex_buffer(64, usage=0)  # static: locks take the waiting path
+    await dev.set_stream_source(0, vb, 0, 16)
+    view = await dev.lock(vb, 0, 0, 0)
+    view.write(0, pattern(5, 64))
+    await dev.unlock(vb)
+    ctx.kernel.inject_hang()
+    await dev.draw_primitive(TRI, 0, 4)
+    await dev.flush()
+    try:
+        await dev.lock(vb, 0, 0, 0)
+    except d3d9.D3DError as e:
+        ctx.expect(e.hr == d3d9.D3DERR_DEVICEREMOVED, f"the waiting lock said {e.name}")
+    else:
+        ctx.expect(False, "the lock succeeded although the GPU hung")
+    ctx.expect(ctx.kernel.statistics().tdrs == 1, "exactly one TDR happened")
+
+
+@scenario(
+    "out-of-video-memory",
+    "the app creates buffers until video memory and its backing run out: CreateResource fails "
+    "with D3DERR_OUTOFVIDEOMEMORY and the app recovers by releasing (AC-11, ERR-1)",
+    kernel=lambda p: {
+        "segments": (
+            kmd.SegmentDesc("local", 64 * 1024, "memory", cpu_visible=False),
+            kmd.SegmentDesc("aperture", 64 * 1024, "aperture", cpu_visible=True),
+        ),
+        "system_memory_bytes": 64 * 1024,
+    },
+    size=Param(int, 16384, "bytes per buffer"),
+)
+async def out_of_video_memory(ctx: ScenarioContext, size: int) -> None:
+    dev = await ctx.device()
+    made = []
+    failed = None
+    for _ in range(64):
+        try:
+            made.append(await dev.create_vertex_buffer(size))
+        except d3d9.D3DError as e:
+            failed = e
+            break
+    ctx.expect(failed is not None and failed.hr == d3d9.D3DERR_OUTOFVIDEOMEMORY,
+               f"creation failed with D3DERR_OUTOFVIDEOMEMORY, not {failed and failed.name}")
+    for vb in made[: len(made) // 2]:
+        await dev.release(vb)
+    await dev.flush()
+    vb = await dev.create_vertex_buffer(size)
+    view = await dev.lock(vb, 0, 0, d3d9.D3DLOCK_DISCARD)
+    view.write(0, pattern(9, 64))
+    await dev.unlock(vb)
+
+
+# ---- kernel-thunk clients (an OpenGL ICD talks to D3DKMT* directly) --------------------------
+
+
+async def _icd_device(ctx: ScenarioContext) -> tuple[int, int]:
+    oa = kmd.D3DKMT_OPENADAPTER()
+    await ctx.thunk("D3DKMTOpenAdapter", oa)
+    cd = kmd.D3DKMT_CREATEDEVICE(adapter=oa.adapter)
+    await ctx.thunk("D3DKMTCreateDevice", cd)
+    cc = kmd.D3DKMT_CREATECONTEXT(device=cd.device)
+    await ctx.thunk("D3DKMTCreateContext", cc)
+    return cd.device, cc.context
+
+
+async def _icd_alloc(ctx: ScenarioContext, device: int, desc: Any) -> int:
+    info = kmd.D3DDDI_ALLOCATIONINFO(private_driver_data=desc)
+    await ctx.thunk("D3DKMTCreateAllocation",
+                    kmd.D3DKMT_CREATEALLOCATION(device=device, allocation_info=[info]))
+    return info.allocation
+
+
+@scenario(
+    "gl-icd-lock-entire",
+    "an OpenGL-ICD-style client locks with D3DKMTLock (LockEntire, then a page list) and "
+    "D3DKMTLock2, renders, and locks again while the GPU reads (the seeds' example)",
+    pages=Param(int, 3, "pages in the allocation"),
+)
+async def gl_icd_lock_entire(ctx: ScenarioContext, pages: int) -> None:
+    dev, context = await _icd_device(ctx)
+    size = pages * 4096
+    h = await _icd_alloc(ctx, dev, kmd.AllocationDesc(size=size, segments="aperture"))
+    lk = kmd.D3DKMT_LOCK(device=dev, allocation=h, flags=kmd.D3DDDICB_LOCKFLAGS.LockEntire)
+    st = await ctx.thunk("D3DKMTLock", lk)
+    ctx.expect(st == kmd.STATUS_SUCCESS, f"LockEntire said {kmd.status_name(st)}")
+    lk.data.write(0, pattern(1, 64))
+    await ctx.thunk("D3DKMTUnlock", kmd.D3DKMT_UNLOCK(device=dev, allocations=[h]))
+    r = kmd.D3DKMT_RENDER(context=context, commands=[kmd.CmdDraw(1, 0, 0, 64)],
+                          allocation_list=[kmd.D3DDDI_ALLOCATIONLIST(allocation=h)])
+    await ctx.thunk("D3DKMTRender", r)
+    LF = kmd.D3DDDICB_LOCKFLAGS
+    busy = kmd.D3DKMT_LOCK(device=dev, allocation=h, flags=LF.LockEntire | LF.DonotWait)
+    st = await ctx.thunk("D3DKMTLock", busy)
+    ctx.expect(st in (kmd.STATUS_SUCCESS, kmd.STATUS_GRAPHICS_ALLOCATION_BUSY),
+               f"DonotWait lock said {kmd.status_name(st)}")
+    if st == kmd.STATUS_SUCCESS:
+        await ctx.thunk("D3DKMTUnlock", kmd.D3DKMT_UNLOCK(device=dev, allocations=[h]))
+    page = kmd.D3DKMT_LOCK(device=dev, allocation=h, pages=[pages - 1], num_pages=1)
+    st = await ctx.thunk("D3DKMTLock", page)  # waits for the draw
+    ctx.expect(st == kmd.STATUS_SUCCESS, f"page-list lock said {kmd.status_name(st)}")
+    page.data.write(0, pattern(2, 16))
+    await ctx.thunk("D3DKMTUnlock", kmd.D3DKMT_UNLOCK(device=dev, allocations=[h]))
+    l2 = kmd.D3DKMT_LOCK2(device=dev, allocation=h)
+    st = await ctx.thunk("D3DKMTLock2", l2)
+    ctx.expect(st == kmd.STATUS_SUCCESS, f"Lock2 said {kmd.status_name(st)}")
+    ctx.expect(l2.data.read(0, 64) == pattern(1, 64), "Lock2 sees the bytes written before")
+    await ctx.thunk("D3DKMTUnlock2", kmd.D3DKMT_UNLOCK2(device=dev, allocation=h))
+    await ctx.kernel.wait_idle()
+    recs = [c for d in ctx.kernel.dma_records for c in d.commands if c.draw_id == 1]
+    ctx.expect(bool(recs) and recs[0].data == pattern(1, 64),
+               "the GPU read what the ICD wrote before rendering")
+
+
+@scenario(
+    "pinned-lock",
+    "a pinned (overlay) swizzled allocation in local memory locked while the only unswizzling "
+    "aperture is taken: STATUS_GRAPHICS_CANT_EVICT_PINNED_ALLOCATION (KL-22, SW-2)",
+    kernel=lambda p: {"swizzling_apertures": 1},
+)
+async def pinned_lock(ctx: ScenarioContext) -> None:
+    dev, _ = await _icd_device(ctx)
+    LF = kmd.D3DDDICB_LOCKFLAGS
+    other = await _icd_alloc(ctx, dev, kmd.AllocationDesc(size=4096, segments="local",
+                                                          swizzled=True))
+    pinned = await _icd_alloc(ctx, dev, kmd.AllocationDesc(size=4096, segments="local",
+                                                           swizzled=True, overlay=True))
+    hold = kmd.D3DKMT_LOCK(device=dev, allocation=other, flags=LF.LockEntire)
+    st = await ctx.thunk("D3DKMTLock", hold)
+    ctx.expect(st == kmd.STATUS_SUCCESS, f"first swizzled lock said {kmd.status_name(st)}")
+    lk = kmd.D3DKMT_LOCK(device=dev, allocation=pinned, flags=LF.LockEntire)
+    st = await ctx.thunk("D3DKMTLock", lk)
+    ctx.expect(st == kmd.STATUS_GRAPHICS_CANT_EVICT_PINNED_ALLOCATION,
+               f"pinned lock said {kmd.status_name(st)}")
+    await ctx.thunk("D3DKMTUnlock", kmd.D3DKMT_UNLOCK(device=dev, allocations=[other]))
+    st = await ctx.thunk("D3DKMTLock", kmd.D3DKMT_LOCK(device=dev, allocation=pinned,
+                                                       flags=LF.LockEntire))
+    ctx.expect(st == kmd.STATUS_SUCCESS, f"with the aperture free it said {kmd.status_name(st)}")
+    await ctx.thunk("D3DKMTUnlock", kmd.D3DKMT_UNLOCK(device=dev, allocations=[pinned]))
+
+
+@scenario(
+    "too-many-references",
+    "many in-flight DMA buffers reference one allocation: a lock fails with "
+    "STATUS_GRAPHICS_TOO_MANY_REFERENCES once the pending-reference cap is reached (Q3)",
+    kernel=lambda p: {"max_pending_references": p["cap"], "dma_base_cost_ns": 1_000_000},
+    cap=Param(int, 3, "pending references VidMm allows per allocation instance"),
+)
+async def too_many_references(ctx: ScenarioContext, cap: int) -> None:
+    dev, context = await _icd_device(ctx)
+    h = await _icd_alloc(ctx, dev, kmd.AllocationDesc(size=4096, segments="aperture"))
+    for i in range(cap):
+        await ctx.thunk("D3DKMTRender", kmd.D3DKMT_RENDER(
+            context=context, commands=[kmd.CmdDraw(i + 1, 0, 0, 16)],
+            allocation_list=[kmd.D3DDDI_ALLOCATIONLIST(allocation=h)]))
+    lk = kmd.D3DKMT_LOCK(device=dev, allocation=h, flags=kmd.D3DDDICB_LOCKFLAGS.LockEntire)
+    st = await ctx.thunk("D3DKMTLock", lk)
+    ctx.expect(st == kmd.STATUS_GRAPHICS_TOO_MANY_REFERENCES,
+               f"the lock said {kmd.status_name(st)}")
+    await ctx.kernel.wait_idle()
+    st = await ctx.thunk("D3DKMTLock", kmd.D3DKMT_LOCK(
+        device=dev, allocation=h, flags=kmd.D3DDDICB_LOCKFLAGS.LockEntire))
+    ctx.expect(st == kmd.STATUS_SUCCESS, f"once idle the lock said {kmd.status_name(st)}")
+    await ctx.thunk("D3DKMTUnlock", kmd.D3DKMT_UNLOCK(device=dev, allocations=[h]))
+
+
+@scenario(
+    "multi-app-threads",
+    "two application threads share one multithreaded device, each streaming its own dynamic "
+    "vertex buffer with DISCARD/NOOVERWRITE",
+    threads=Param(int, 2, "application threads"),
+    frames=Param(int, 2, "frames per thread"),
+)
+async def multi_app_threads(ctx: ScenarioContext, threads: int, frames: int) -> None:
+    dev = await ctx.device()
+
+    async def app(idx: int) -> None:
+        vb = await dev.create_vertex_buffer(128)
+        for f in range(frames):
+            for half in (0, 1):
+                flags = d3d9.D3DLOCK_DISCARD if half == 0 else d3d9.D3DLOCK_NOOVERWRITE
+                view = await dev.lock(vb, half * 64, 64, flags)
+                view.write(0, pattern(100 * idx + 10 * f + half, 64))
+                await dev.unlock(vb)
+                await dev.set_stream_source(idx, vb, half * 64, 16)
+                await dev.draw_primitive(TRI, 0, 4)
+            await dev.flush()
+
+    workers = [ctx.spawn(f"app{i + 1}", app, i) for i in range(threads)]
+    for w in workers:
+        await w.join()
+    await dev.present()
+
