@@ -209,7 +209,7 @@ class CpuPointer:
     both refuse access with :class:`AccessViolation` and record ``LCB-1`` —, or ``detached``
     (device removed, Q1): reads give zeros, writes are dropped."""
 
-    __slots__ = ("_inst", "_length", "_pages", "_page_size", "offset", "read_only", "state")
+    __slots__ = ("_inst", "_length", "_page_size", "_pages", "offset", "read_only", "state")
 
     def __init__(
         self,
@@ -396,7 +396,14 @@ class VidMm:
         """Move ``inst`` to ``seg`` (None = system memory); bytes stay where they are."""
         if inst.placed and inst.segment is seg:
             return
-        src = "system" if inst.segment is None else inst.segment.desc.name
+        was_placed = inst.placed
+        src = (
+            "new"
+            if not was_placed
+            else "system"
+            if inst.segment is None
+            else inst.segment.desc.name
+        )
         self._detach(inst)
         self._attach(inst, seg)
         dst = "system" if seg is None else seg.desc.name
@@ -404,7 +411,8 @@ class VidMm:
             self.evictions += 1
             event = "kmd.evict"
         else:
-            self.page_ins += 1
+            if was_placed:
+                self.page_ins += 1
             event = "kmd.page_in"
         klog(
             event,

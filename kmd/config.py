@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from .flags import SegmentKind
 
-__all__ = ["MiB", "KernelConfig", "SegmentDesc"]
+__all__ = ["KernelConfig", "MiB", "SegmentDesc"]
 
 MiB = 1024 * 1024
 

@@ -24,16 +24,17 @@ from ._vidmm import Allocation, CpuPointer, Instance, LockRecord, Resource, VidM
 from ._vidsch import VidSch
 from .config import KernelConfig
 from .flags import D3DDDI_ALLOCATIONINFO_FLAGS as AIF
-from .flags import D3DDDI_ID_NOTAPPLICABLE, DXGK_HANDLE_TYPE
-from .flags import D3DDDICB_LOCKFLAGS as LF
-from .flags import D3DKMT_DEVICEEXECUTION_STATE as EXEC
 from .flags import (
+    D3DDDI_ID_NOTAPPLICABLE,
+    DXGK_HANDLE_TYPE,
     as_flag_value,
     validate_allocationinfo_flags,
     validate_dxgk_allocation_flags,
     validate_lock2_flags,
     validate_lock_flags,
 )
+from .flags import D3DDDICB_LOCKFLAGS as LF
+from .flags import D3DKMT_DEVICEEXECUTION_STATE as EXEC
 from .miniport import (
     DXGK_ALLOCATIONINFO,
     DXGK_ALLOCATIONLIST,
@@ -45,7 +46,7 @@ from .miniport import (
     DXGKARG_SUBMITCOMMAND,
     ReferenceMiniport,
 )
-from .status import NTSTATUS, NT_SUCCESS
+from .status import NT_SUCCESS, NTSTATUS
 from .structs import (
     D3DDDI_ALLOCATIONINFO,
     D3DDDI_ALLOCATIONLIST,
@@ -208,7 +209,9 @@ class Kernel:
         self.gpu = GpuEngine(f"{name}.gpu", self.config)
         self.callbacks = DxgkrnlCallbacks(self)
         factory = miniport_factory or ReferenceMiniport
-        self.miniport = factory(self.callbacks, self.config.segments, self.config.page_size, self.gpu)
+        self.miniport = factory(
+            self.callbacks, self.config.segments, self.config.page_size, self.gpu
+        )
         self.h_adapter = object()  # the MiniportDeviceContext handed to adapter-level DDIs
         self.vidsch = VidSch(
             name,
@@ -222,6 +225,7 @@ class Kernel:
         self.devices: dict[int, Device] = {}
         self.stopped = False  # TDR-2
         self.started = False
+        self._engine: Any = None
         self.thunk_calls = 0
         self._removal_at_call: tuple[int, int | None] | None = None
         self._tdr_times: list[int] = []
@@ -233,9 +237,16 @@ class Kernel:
     def start(self) -> None:
         """Create the conditions and spawn the GPU and watchdog daemon threads (idempotent;
         inside an engine run)."""
+        eng = runtime.current_engine()
         if self.started:
+            if eng is not self._engine:
+                raise runtime.EngineUsageError(
+                    f"Kernel {self.name!r} was started by another Engine run: create one Kernel "
+                    "per run"
+                )
             return
         self.started = True
+        self._engine = eng
         self.gpu.start()
         self.vidsch.start()
         runtime.spawn(f"{self.name}.gpu", self.gpu.run, daemon=True)
@@ -257,10 +268,13 @@ class Kernel:
         return self.vidsch.records
 
     async def wait_for_fence(self, fence: int) -> NTSTATUS:
-        """Block the calling emulated thread until ``fence`` completed. STATUS_DEVICE_REMOVED if
-        the fence was aborted by a reset."""
+        """Block the calling emulated thread until ``fence`` completed: STATUS_SUCCESS, or
+        STATUS_DEVICE_REMOVED if a reset aborted it. A fence that was never submitted (or not an
+        int) gives STATUS_INVALID_PARAMETER at once instead of waiting forever."""
         self.start()
         assert self.vidsch.cond is not None
+        if not _uint(fence) or fence > self.vidsch.submitted_fence:
+            return INVALID
         aborted_before = self._counts.get("resets", 0)
         await self.vidsch.cond.wait_for(
             lambda: self.vidsch.completed_fence >= fence, f"fence {fence} on {self.name}.gpu"
@@ -384,9 +398,7 @@ class Kernel:
         if dev is None:
             return self._fail("kmd.device.state", INVALID, "KL-2", device=_h(a.device))
         state = (
-            EXEC.D3DKMT_DEVICEEXECUTION_RESET
-            if dev.removed
-            else EXEC.D3DKMT_DEVICEEXECUTION_ACTIVE
+            EXEC.D3DKMT_DEVICEEXECUTION_RESET if dev.removed else EXEC.D3DKMT_DEVICEEXECUTION_ACTIVE
         )
         a.execution_state = state
         klog("kmd.device.state", device=dev.handle, state=state.name, **code_fields(SUCCESS))
@@ -476,7 +488,8 @@ class Kernel:
                 device=dev,
                 resource=None,
                 private=d.h_allocation,
-                size=len(info.system_mem) if info.system_mem is not None
+                size=len(info.system_mem)
+                if info.system_mem is not None
                 else self.vidmm.round_size(d.size),
                 alignment=d.alignment,
                 flags=int(d.flags),
@@ -493,7 +506,7 @@ class Kernel:
         for alloc, _info in built:
             inst = self._new_instance(alloc)
             if not self.vidmm.place_new(inst):
-                for p in placed + [inst]:
+                for p in [*placed, inst]:
                     self.handles.close(p.handle)
                     if p.handle in self.vidmm.instances:
                         self.vidmm.free_instance(p)
@@ -551,8 +564,9 @@ class Kernel:
         if not _uint(sup) or sup == 0 or sup & ~full:
             return "CA-7"
         prefs = d.preferred_segments
-        if not _seq(prefs) or any(not _uint(p) or not 1 <= p <= nseg or not sup >> (p - 1) & 1
-                                  for p in prefs):
+        if not _seq(prefs) or any(
+            not _uint(p) or not 1 <= p <= nseg or not sup >> (p - 1) & 1 for p in prefs
+        ):
             return "CA-7"
         aperture_mask = sum(1 << i for i, s in enumerate(self.vidmm.segments) if s.is_aperture)
         if not _uint(d.eviction_segment_set) or d.eviction_segment_set & ~aperture_mask:
@@ -752,7 +766,7 @@ class Kernel:
         if inst.exclusive_lock is not None:
             return self._fail(ev, S.STATUS_GRAPHICS_ALLOCATION_BUSY, "KL-14", **base)
         if inst.pending_references >= self.config.max_pending_references:
-            return self._fail(ev, S.STATUS_GRAPHICS_TOO_MANY_REFERENCES, "KL-Q3", **base)
+            return self._fail(ev, S.STATUS_GRAPHICS_TOO_MANY_REFERENCES, "Q3", **base)
         if not discard:
             honour_ignore = bool(flags & LF.IgnoreSync) and bool(flags & LF.DonotWait)  # Q-10
             if not honour_ignore:
@@ -811,11 +825,13 @@ class Kernel:
         self._bump("lock_waits")
         klog("kmd.lock.wait", **base, fence=fence)
         await self.vidsch.cond.wait_for(
-            lambda: not inst.busy(writes_only)
-            or dev.removed is not None
-            or dev.destroyed
-            or inst.freed
-            or inst.retired,
+            lambda: (
+                not inst.busy(writes_only)
+                or dev.removed is not None
+                or dev.destroyed
+                or inst.freed
+                or inst.retired
+            ),
             f"fence {fence} on {self.name}.gpu",
         )
         if dev.removed is not None:
@@ -873,11 +889,13 @@ class Kernel:
             self._bump("lock_waits")
             klog("kmd.lock.wait", **base, fence=cur.last_fence(), why=why)
             await self.vidsch.cond.wait_for(
-                lambda: not cur.busy()
-                or len(alloc.instances) < n
-                or dev.removed is not None
-                or alloc.destroyed
-                or dev.destroyed,
+                lambda cur=cur, n=n: (
+                    not cur.busy()
+                    or len(alloc.instances) < n
+                    or dev.removed is not None
+                    or alloc.destroyed
+                    or dev.destroyed
+                ),
                 f"fence {cur.last_fence()} on {self.name}.gpu",
             )
             if dev.removed is not None:
@@ -894,15 +912,15 @@ class Kernel:
         seg = inst.segment
         needs_unswizzle = alloc.swizzled and seg is not None
         needs_move = seg is not None and not seg.cpu_visible
-        if needs_unswizzle or flags & LF.AcquireAperture:
-            if self.vidmm.free_swizzle_ranges > 0:
-                arg = DXGKARG_ACQUIRESWIZZLINGRANGE(
-                    h_allocation=alloc.private, private_driver_data=private_driver_data
-                )
-                st = self.miniport.dxgk_ddi_acquire_swizzling_range(self.h_adapter, arg)
-                if NT_SUCCESS(st):
-                    self.vidmm.free_swizzle_ranges -= 1
-                    return SUCCESS, True
+        wants_range = needs_unswizzle or flags & LF.AcquireAperture
+        if wants_range and self.vidmm.free_swizzle_ranges > 0:
+            arg = DXGKARG_ACQUIRESWIZZLINGRANGE(
+                h_allocation=alloc.private, private_driver_data=private_driver_data
+            )
+            st = self.miniport.dxgk_ddi_acquire_swizzling_range(self.h_adapter, arg)
+            if NT_SUCCESS(st):
+                self.vidmm.free_swizzle_ranges -= 1
+                return SUCCESS, True
         if not (needs_unswizzle or needs_move):
             return SUCCESS, False
         if alloc.pinned:
@@ -944,7 +962,7 @@ class Kernel:
         if inst.exclusive_lock is not None:
             return self._fail(ev, S.STATUS_GRAPHICS_ALLOCATION_BUSY, "KL-14", **base)
         if inst.pending_references >= self.config.max_pending_references:
-            return self._fail(ev, S.STATUS_GRAPHICS_TOO_MANY_REFERENCES, "KL-Q3", **base)
+            return self._fail(ev, S.STATUS_GRAPHICS_TOO_MANY_REFERENCES, "Q3", **base)
         if inst.busy():
             st = await self._wait_idle(dev, inst, False, base)
             if st != SUCCESS:
@@ -1043,7 +1061,10 @@ class Kernel:
                 return self._fail(ev, INVALID, "RD-6", **base, allocation=inst.handle)
             if inst.retired:
                 return self._fail(
-                    ev, S.STATUS_GRAPHICS_INVALID_ALLOCATION_INSTANCE, "LCB-9", **base,
+                    ev,
+                    S.STATUS_GRAPHICS_INVALID_ALLOCATION_INSTANCE,
+                    "LCB-9",
+                    **base,
                     allocation=inst.handle,
                 )
             slots.append(inst)
@@ -1071,7 +1092,10 @@ class Kernel:
             key = id(inst.alloc)
             if inst.index < max(newest.get(key, -1), inst.alloc.newest_referenced):
                 return self._fail(
-                    ev, S.STATUS_GRAPHICS_INVALID_ALLOCATION_INSTANCE, "LCB-9", **base,
+                    ev,
+                    S.STATUS_GRAPHICS_INVALID_ALLOCATION_INSTANCE,
+                    "LCB-9",
+                    **base,
                     allocation=inst.handle,
                 )
             newest[key] = max(newest.get(key, -1), inst.index)
@@ -1084,17 +1108,26 @@ class Kernel:
                 inst, protect, aperture_only=True
             ):
                 return self._fail(
-                    ev, S.STATUS_GRAPHICS_CANT_RENDER_LOCKED_ALLOCATION, "RCB-5", **base,
+                    ev,
+                    S.STATUS_GRAPHICS_CANT_RENDER_LOCKED_ALLOCATION,
+                    "RCB-5",
+                    **base,
                     allocation=inst.handle,
                 )
         # SCH-2: page every listed instance in
         for inst in slots:
-            if inst is not None and not inst.locks:
-                if not self.vidmm.make_resident(inst, protect, aperture_only=False):
-                    return self._fail(
-                        ev, S.STATUS_GRAPHICS_NO_VIDEO_MEMORY, "SCH-2", **base,
-                        allocation=inst.handle,
-                    )
+            if (
+                inst is not None
+                and not inst.locks
+                and not self.vidmm.make_resident(inst, protect, aperture_only=False)
+            ):
+                return self._fail(
+                    ev,
+                    S.STATUS_GRAPHICS_NO_VIDEO_MEMORY,
+                    "SCH-2",
+                    **base,
+                    allocation=inst.handle,
+                )
         dma = DmaBuffer(dev.handle, ctx.handle, darg.dma_buffer, slots, writes, runtime.now())
         fence = self.vidsch.submit(dma, ctx.queue)
         # retire instances older than the newest one referenced (LCB-9)
@@ -1261,7 +1294,9 @@ class Kernel:
         problems = self.vidmm.check()
         vs = self.vidsch
         if vs.completed_fence > vs.submitted_fence:
-            problems.append(f"completed fence {vs.completed_fence} > submitted {vs.submitted_fence}")
+            problems.append(
+                f"completed fence {vs.completed_fence} > submitted {vs.submitted_fence}"
+            )
         hist = vs.fence_history
         if any(hist[i] >= hist[i + 1] for i in range(len(hist) - 1)):
             problems.append(f"fences not monotonic: {hist}")

@@ -15,9 +15,9 @@ __all__ = [
     "D3DDDICB_LOCKFLAGS",
     "D3DDDI_ALLOCATIONINFO_FLAGS",
     "D3DDDI_ID_NOTAPPLICABLE",
+    "D3DKMT_DEVICEEXECUTION_STATE",
     "DXGK_ALLOCATIONINFOFLAGS",
     "DXGK_HANDLE_TYPE",
-    "D3DKMT_DEVICEEXECUTION_STATE",
     "SegmentKind",
     "as_flag_value",
     "validate_allocationinfo_flags",
@@ -30,7 +30,7 @@ D3DDDI_ID_NOTAPPLICABLE: Final = 0
 """d3dukmdt.h ``(UINT)(0)``: the VidPnSourceId of a non-primary allocation (AC-7, Q12)."""
 
 
-class D3DDDICB_LOCKFLAGS(IntFlag):  # noqa: N801 - the C name
+class D3DDDICB_LOCKFLAGS(IntFlag):
     """D3DDDICB_LOCKFLAGS (kernel-contract §1)."""
 
     ReadOnly = 0x001
@@ -49,11 +49,11 @@ class D3DDDICB_LOCKFLAGS(IntFlag):  # noqa: N801 - the C name
 LOCK_RESERVED: Final = 0xFFFFF800
 
 
-class D3DDDICB_LOCK2FLAGS(IntFlag):  # noqa: N801
+class D3DDDICB_LOCK2FLAGS(IntFlag):
     """D3DDDICB_LOCK2FLAGS: "Lock2 has none"; ``Value`` must be 0 (KL2-1)."""
 
 
-class D3DDDI_ALLOCATIONINFO_FLAGS(IntFlag):  # noqa: N801
+class D3DDDI_ALLOCATIONINFO_FLAGS(IntFlag):
     """D3DDDI_ALLOCATIONINFO.Flags (kernel-contract §4)."""
 
     Primary = 0x1
@@ -63,7 +63,7 @@ class D3DDDI_ALLOCATIONINFO_FLAGS(IntFlag):  # noqa: N801
 ALLOCATIONINFO_RESERVED: Final = 0xFFFFFFFC
 
 
-class DXGK_ALLOCATIONINFOFLAGS(IntFlag):  # noqa: N801
+class DXGK_ALLOCATIONINFOFLAGS(IntFlag):
     """DXGK_ALLOCATIONINFOFLAGS, set by the miniport in DxgkDdiCreateAllocation (§6)."""
 
     CpuVisible = 0x00001
@@ -85,14 +85,14 @@ class DXGK_ALLOCATIONINFOFLAGS(IntFlag):  # noqa: N801
     ExplicitResidencyNotification = 0x10000
 
 
-class DXGK_HANDLE_TYPE(IntEnum):  # noqa: N801
+class DXGK_HANDLE_TYPE(IntEnum):
     """DXGK_HANDLE_TYPE for DxgkCbGetHandleData."""
 
     DXGK_HANDLE_ALLOCATION = 1
     DXGK_HANDLE_RESOURCE = 2
 
 
-class D3DKMT_DEVICEEXECUTION_STATE(IntEnum):  # noqa: N801
+class D3DKMT_DEVICEEXECUTION_STATE(IntEnum):
     """D3DKMT_DEVICEEXECUTION_STATE (d3dkmthk.h), answered by D3DKMTGetDeviceState."""
 
     D3DKMT_DEVICEEXECUTION_ACTIVE = 1

@@ -70,7 +70,7 @@ class GpuHardware(Protocol):
 
 
 @dataclass
-class DXGK_ALLOCATIONINFO:  # noqa: N801
+class DXGK_ALLOCATIONINFO:
     """One allocation of DXGKARG_CREATEALLOCATION. [in]: ``private_driver_data``, and (emulator
     convenience, taken from D3DDDI_ALLOCATIONINFO) ``primary``, ``vidpn_source_id``,
     ``existing_sys_mem_size`` (> 0 when dxgkrnl backs it with caller system memory).
@@ -94,7 +94,7 @@ class DXGK_ALLOCATIONINFO:  # noqa: N801
 
 
 @dataclass
-class DXGKARG_CREATEALLOCATION:  # noqa: N801
+class DXGKARG_CREATEALLOCATION:
     private_driver_data: Any = None
     allocation_info: list[DXGK_ALLOCATIONINFO] = field(default_factory=list)
     h_resource: Any = None  # in/out (CA-4)
@@ -102,14 +102,14 @@ class DXGKARG_CREATEALLOCATION:  # noqa: N801
 
 
 @dataclass
-class DXGKARG_DESTROYALLOCATION:  # noqa: N801
+class DXGKARG_DESTROYALLOCATION:
     allocations: list[Any] = field(default_factory=list)  # miniport allocation objects
     h_resource: Any = None
     destroy_resource: bool = False
 
 
 @dataclass
-class DXGK_ALLOCATIONLIST:  # noqa: N801
+class DXGK_ALLOCATIONLIST:
     """One slot of the kernel allocation list (RD-6): the miniport's allocation object (None for
     a NULL slot), WriteOperation, and where VidMm last placed it (RD-7)."""
 
@@ -119,7 +119,7 @@ class DXGK_ALLOCATIONLIST:  # noqa: N801
 
 
 @dataclass
-class DXGKARG_RENDER:  # noqa: N801
+class DXGKARG_RENDER:
     """[in] ``commands`` (the UMD's untrusted command buffer, RD-2), ``command_length``,
     ``allocation_list``; [out] ``dma_buffer`` (translated packets), ``patch_locations``
     (allocation-list slot of every reference, in command order, RD-8)."""
@@ -132,20 +132,20 @@ class DXGKARG_RENDER:  # noqa: N801
 
 
 @dataclass
-class DXGKARG_ACQUIRESWIZZLINGRANGE:  # noqa: N801
+class DXGKARG_ACQUIRESWIZZLINGRANGE:
     h_allocation: Any = None
     private_driver_data: int = 0
     range_id: int = 0
 
 
 @dataclass
-class DXGKARG_RELEASESWIZZLINGRANGE:  # noqa: N801
+class DXGKARG_RELEASESWIZZLINGRANGE:
     h_allocation: Any = None
     range_id: int = 0
 
 
 @dataclass
-class DXGKARG_SUBMITCOMMAND:  # noqa: N801
+class DXGKARG_SUBMITCOMMAND:
     dma_buffer: Any = None
     submission_fence_id: int = 0
 
@@ -341,7 +341,7 @@ class ReferenceMiniport:
         dma: list[tuple[Any, ...]] = []
         patches: list[int] = []
 
-        def slot_of(idx: object) -> MiniportAllocation | None | NTSTATUS:
+        def slot_of(idx: object) -> MiniportAllocation | NTSTATUS | None:
             if not _is_int(idx) or not 0 <= idx < len(slots):  # type: ignore[operator]
                 return NTSTATUS.STATUS_INVALID_HANDLE
             mp = slots[idx].h_device_specific_allocation  # type: ignore[index]

@@ -14,12 +14,6 @@ from typing import Any
 
 __all__ = [
     "COMMAND_HEADER_BYTES",
-    "AllocationDesc",
-    "CmdDraw",
-    "CmdNop",
-    "CmdSpin",
-    "CmdWrite",
-    "Command",
     "D3DDDI_ALLOCATIONINFO",
     "D3DDDI_ALLOCATIONLIST",
     "D3DKMT_CLOSEADAPTER",
@@ -36,6 +30,12 @@ __all__ = [
     "D3DKMT_RENDER",
     "D3DKMT_UNLOCK",
     "D3DKMT_UNLOCK2",
+    "AllocationDesc",
+    "CmdDraw",
+    "CmdNop",
+    "CmdSpin",
+    "CmdWrite",
+    "Command",
     "command_length",
 ]
 
@@ -43,19 +43,19 @@ __all__ = [
 
 
 @dataclass
-class D3DKMT_OPENADAPTER:  # noqa: N801
+class D3DKMT_OPENADAPTER:
     """Open the emulated adapter. ``adapter`` [out]."""
 
     adapter: int = 0
 
 
 @dataclass
-class D3DKMT_CLOSEADAPTER:  # noqa: N801
+class D3DKMT_CLOSEADAPTER:
     adapter: int = 0
 
 
 @dataclass
-class D3DKMT_CREATEDEVICE:  # noqa: N801
+class D3DKMT_CREATEDEVICE:
     """``adapter`` [in]; ``device`` [out]."""
 
     adapter: int = 0
@@ -63,12 +63,12 @@ class D3DKMT_CREATEDEVICE:  # noqa: N801
 
 
 @dataclass
-class D3DKMT_DESTROYDEVICE:  # noqa: N801
+class D3DKMT_DESTROYDEVICE:
     device: int = 0
 
 
 @dataclass
-class D3DKMT_CREATECONTEXT:  # noqa: N801
+class D3DKMT_CREATECONTEXT:
     """``device``, ``node_ordinal`` (0: the one engine) [in]; ``context`` [out]."""
 
     device: int = 0
@@ -77,12 +77,12 @@ class D3DKMT_CREATECONTEXT:  # noqa: N801
 
 
 @dataclass
-class D3DKMT_DESTROYCONTEXT:  # noqa: N801
+class D3DKMT_DESTROYCONTEXT:
     context: int = 0
 
 
 @dataclass
-class D3DKMT_GETDEVICESTATE:  # noqa: N801
+class D3DKMT_GETDEVICESTATE:
     """``device`` [in]; ``execution_state`` [out] (D3DKMT_DEVICEEXECUTION_STATE)."""
 
     device: int = 0
@@ -114,7 +114,7 @@ class AllocationDesc:
 
 
 @dataclass
-class D3DDDI_ALLOCATIONINFO:  # noqa: N801
+class D3DDDI_ALLOCATIONINFO:
     """One allocation to create (AC table). ``system_mem``: a caller-owned ``bytearray`` whose
     length is a non-zero page multiple (CA-16); it becomes the backing store. ``allocation``
     [out]: the kernel allocation handle."""
@@ -127,7 +127,7 @@ class D3DDDI_ALLOCATIONINFO:  # noqa: N801
 
 
 @dataclass
-class D3DKMT_CREATEALLOCATION:  # noqa: N801
+class D3DKMT_CREATEALLOCATION:
     """D3DKMTCreateAllocation (the kernel half of pfnAllocateCb).
 
     ``create_resource=True`` makes a kernel resource and returns it in ``resource`` [out];
@@ -144,7 +144,7 @@ class D3DKMT_CREATEALLOCATION:  # noqa: N801
 
 
 @dataclass
-class D3DKMT_DESTROYALLOCATION:  # noqa: N801
+class D3DKMT_DESTROYALLOCATION:
     """``resource`` ≠ 0: free the resource and all its allocations (DA-1); else each handle of
     ``allocations`` (``num_allocations`` None or equal to its length)."""
 
@@ -158,7 +158,7 @@ class D3DKMT_DESTROYALLOCATION:  # noqa: N801
 
 
 @dataclass
-class D3DKMT_LOCK:  # noqa: N801
+class D3DKMT_LOCK:
     """D3DKMT_LOCK. ``allocation`` is in/out here (D3DDDICB_LOCK semantics): after a renaming
     Discard lock it holds the new instance's handle (LCB-5). ``data`` [out]: a ``CpuPointer``."""
 
@@ -173,7 +173,7 @@ class D3DKMT_LOCK:  # noqa: N801
 
 
 @dataclass
-class D3DKMT_LOCK2:  # noqa: N801
+class D3DKMT_LOCK2:
     """D3DKMT_LOCK2: no page list, ``flags`` must be 0 (KL2-1). ``data`` [out]."""
 
     device: int = 0
@@ -183,7 +183,7 @@ class D3DKMT_LOCK2:  # noqa: N801
 
 
 @dataclass
-class D3DKMT_UNLOCK:  # noqa: N801
+class D3DKMT_UNLOCK:
     """D3DKMT_UNLOCK: a list of allocations of one device (KU-1, KU-2)."""
 
     device: int = 0
@@ -192,7 +192,7 @@ class D3DKMT_UNLOCK:  # noqa: N801
 
 
 @dataclass
-class D3DKMT_UNLOCK2:  # noqa: N801
+class D3DKMT_UNLOCK2:
     device: int = 0
     allocation: int = 0
 
@@ -254,7 +254,7 @@ def command_length(commands: Sequence[Command]) -> int:
 
 
 @dataclass
-class D3DDDI_ALLOCATIONLIST:  # noqa: N801
+class D3DDDI_ALLOCATIONLIST:
     """One allocation-list slot: a kernel allocation (instance) handle, 0 for a NULL slot (RD-9),
     and whether the DMA buffer writes it."""
 
@@ -263,7 +263,7 @@ class D3DDDI_ALLOCATIONLIST:  # noqa: N801
 
 
 @dataclass
-class D3DKMT_RENDER:  # noqa: N801
+class D3DKMT_RENDER:
     """Submit a command buffer on ``context``. ``command_length`` None = computed, else must
     equal :func:`command_length`. [out]: ``fence`` (the DMA buffer's fence id, an emulator
     extension for traces and oracles) and ``queued_buffer_count`` (DMA buffers queued to the
@@ -275,4 +275,3 @@ class D3DKMT_RENDER:  # noqa: N801
     command_length: int | None = None
     fence: int = 0
     queued_buffer_count: int = 0
-

@@ -90,7 +90,7 @@ class RuntimeCallbacks:
         if eng._tracing:
             eng._emit(
                 "cb.exit", cb=name, device=self._dev.name, hr=kmd.hex32(hr),
-                hr_name=kmd.status_name(hr), **fields_,
+                hr_name=kmd.hresult_name(hr), **fields_,
             )
         self._lock.release()
         return hr

@@ -37,8 +37,18 @@ REENTRANT = frozenset({"LockAsync", "UnlockAsync"})
 TRIPLE = frozenset({"LockAsync", "UnlockAsync", "Rename"})
 
 
+def _int(v: Any) -> int:
+    """Trace fields carry codes and flag words as ints or as hex strings ("0x90")."""
+    if isinstance(v, str):
+        try:
+            return int(v, 0)
+        except ValueError:
+            return 0
+    return int(v or 0)
+
+
 def _hr(ev: dict[str, Any]) -> int:
-    return int(ev.get("hr", "0x0"), 16)
+    return _int(ev.get("hr", 0))
 
 
 @dataclass
@@ -150,7 +160,7 @@ class Checker:
                                   key=f"{ddi}/{other.ddi}")
         dev.inside[thread] = call
         if ddi == "LockAsync":
-            flags = int(ev.get("flags", 0))
+            flags = _int(ev.get("flags", 0))
             rule = lockasync_flag_rule(flags)
             if rule is not None:
                 what = {"LA-5": "NoOverwrite and Discard both set",
@@ -229,7 +239,7 @@ class Checker:
     def _lockasync_exit(self, dev: _DeviceState, call: _Call, ev: dict[str, Any], hr: int
                         ) -> None:
         enter = call.enter
-        flags = int(enter.get("flags", 0))
+        flags = _int(enter.get("flags", 0))
         res = int(enter.get("resource", 0))
         # LA-11: WASSTILLDRAWING only with Discard
         if hr == _WSD and not flags & _LAF.Discard:
@@ -250,7 +260,7 @@ class Checker:
         dev.locks[res] = "async"
         # LA-14: NoOverwrite → pfnLockCb with IgnoreSync
         if flags & _LAF.NoOverwrite and not flags & _LAF.NotifyOnly and not any(
-            int(e.get("flags", 0)) & _CBF.IgnoreSync for e, _ in lock_cbs
+            _int(e.get("flags", 0)) & _CBF.IgnoreSync for e, _ in lock_cbs
         ):
             self._violate("LA-14", "NoOverwrite LockAsync succeeded without a pfnLockCb carrying "
                           "IgnoreSync", key=str(res), resource=res)
@@ -277,14 +287,14 @@ class Checker:
         if not cbs:
             return
         if any(c == _REMOVED for _n, c in cbs) and hr != _REMOVED:
-            self._violate("ERR-1", f"{call.ddi} returned {kmd.status_name(hr)} after a callback "
+            self._violate("ERR-1", f"{call.ddi} returned {kmd.hresult_name(hr)} after a callback "
                           "returned D3DDDIERR_DEVICEREMOVED (ERR-3: it must pass it on)",
                           key=f"{call.ddi}/removed", ddi=call.ddi)
             return
         last_name, last = cbs[-1]
         if last != 0 and hr == 0 and not (call.ddi == "LockAsync" and last == _WSD):
             self._violate("ERR-1", f"{call.ddi} returned S_OK although its last callback "
-                          f"{last_name} failed with {kmd.status_name(last)}",
+                          f"{last_name} failed with {kmd.hresult_name(last)}",
                           key=f"{call.ddi}/{last_name}", ddi=call.ddi, callback=last_name)
 
     # ---- callbacks ---------------------------------------------------------------------------
@@ -296,7 +306,7 @@ class Checker:
             call.cb_open = ev
         cb = ev["cb"]
         if cb == "pfnLockCb":
-            flags = int(ev.get("flags", 0))
+            flags = _int(ev.get("flags", 0))
             rule = kmd.validate_lock_flags(flags)
             if rule in ("KL-6", "KL-9", "KL-10"):
                 self._violate(rule, f"pfnLockCb flags {flags:#x} break {rule}",
@@ -307,7 +317,7 @@ class Checker:
             self._check_la13(dev, ev)
 
     def _check_la9(self, dev: _DeviceState, call: _Call, ev: dict[str, Any]) -> None:
-        la_flags = int(call.enter.get("flags", 0))
+        la_flags = _int(call.enter.get("flags", 0))
         res = int(call.enter.get("resource", 0))
         if not la_flags & _LAF.NoExistingReferences:
             self._violate("LA-9", "pfnLockCb carried NoExistingReference although the runtime "
@@ -363,18 +373,18 @@ class Checker:
         dev.draw_resources[int(ev["draw_id"])] = tuple(int(r[0]) for r in ev.get("reads", ()))
 
     def _on_kmd_lock(self, ev: dict[str, Any]) -> None:
-        """KL-21: DonotWait on a busy allocation fails at once; without it the lock waits."""
-        flags = int(ev.get("flags", 0) or 0)
-        status = ev.get("status_name", "")
+        """KL-21: without DonotWait a lock on a busy allocation waits; with DonotWait it fails at
+        once with STATUS_GRAPHICS_ALLOCATION_BUSY and never waits (Discard and honoured
+        IgnoreSync|DonotWait excepted, KL-7, KL-8, Q-10)."""
+        flags = _int(ev.get("flags", 0))
         if flags & _CBF.Discard or (flags & _CBF.IgnoreSync and flags & _CBF.DonotWait):
             return
-        if flags & _CBF.DonotWait and status == "STATUS_SUCCESS" and ev.get("waited"):
+        if ev["event"] == "kmd.lock.wait" and flags & _CBF.DonotWait:
             self._violate("KL-21", "a DonotWait lock waited for the GPU instead of failing with "
                           "STATUS_GRAPHICS_ALLOCATION_BUSY", key="donotwait",
                           allocation=ev.get("allocation"))
-        if not flags & _CBF.DonotWait and status == "STATUS_GRAPHICS_ALLOCATION_BUSY" and (
-            ev.get("reason") == "busy"
-        ):
+        if (ev["event"] == "kmd.lock" and ev.get("rule") == "KL-21"
+                and not flags & _CBF.DonotWait):
             self._violate("KL-21", "a lock without DonotWait failed as busy instead of waiting",
                           key="wait", allocation=ev.get("allocation"))
 
@@ -386,6 +396,7 @@ class Checker:
         "rt.resource.create": _on_resource,
         "rt.draw": _on_draw,
         "kmd.lock": _on_kmd_lock,
+        "kmd.lock.wait": _on_kmd_lock,
     }
 
     # ---- the data oracle -----------------------------------------------------------------

@@ -298,7 +298,7 @@ async def open_adapter(kernel: kmd.Kernel, driver: Any, *, name: str = "adapter"
     hr = await driver.open_adapter(oa)
     if eng._tracing:
         eng._emit("ddi.exit", ddi="OpenAdapter", device=name, hr=kmd.hex32(hr),
-                  hr_name=kmd.status_name(hr), driver_version=oa.driver_version)
+                  hr_name=kmd.hresult_name(hr), driver_version=oa.driver_version)
     if kmd.FAILED(hr) or oa.adapter_funcs is None:
         raise d3d9.D3DError(hr if kmd.FAILED(hr) else kmd.E_INVALIDARG, "OpenAdapter failed")
     return Adapter(kernel, driver, oa, oa_k.adapter, name)
@@ -360,7 +360,7 @@ class Device:
         if eng._tracing:
             eng._emit(
                 "ddi.exit", ddi="CreateDevice", device=self.name, hr=kmd.hex32(hr),
-                hr_name=kmd.status_name(hr),
+                hr_name=kmd.hresult_name(hr),
                 implements=[n for n, a in DDI_TABLE.items() if funcs and getattr(funcs, a)],
                 driver_version=self.driver_version,
             )
@@ -439,7 +439,7 @@ class Device:
                 if isinstance(args, D3DDDIARG_LOCKASYNC):
                     out = {"cookie": args.cookie}
                 eng._emit("ddi.exit", ddi=ddi, device=self.name, hr=kmd.hex32(hr),
-                          hr_name=kmd.status_name(hr), **out)
+                          hr_name=kmd.hresult_name(hr), **out)
             return hr
         finally:
             if gated:
@@ -519,7 +519,7 @@ class Device:
                     eng = _engine()
                     if eng._tracing:
                         eng._emit("rt.deferred_error", device=self.name, ddi=cmd.ddi,
-                                  hr=kmd.hex32(hr), hr_name=kmd.status_name(hr))
+                                  hr=kmd.hex32(hr), hr_name=kmd.hresult_name(hr))
             # The reference leaves the runtime's layer only once the driver has it: a DrawPrimitive
             # the worker is still inside counts as queued, so LockAsync never tells the driver
             # "no existing references" while the driver may not yet have recorded one (LA-9).
@@ -693,7 +693,7 @@ class Device:
             range=D3DDDIRANGE(offset, size) if partial else None,
         )
         hr = await self._ddi("LockAsync", la)
-        name = kmd.status_name(hr)
+        name = kmd.hresult_name(hr)
         short = name.split("ERR_")[-1] if "ERR_" in name else name
         self._lock_async_results[name] = self._lock_async_results.get(name, 0) + 1
         if kmd.FAILED(hr):

@@ -43,5 +43,5 @@ class D3DError(Exception):
 
     def __init__(self, hr: int, message: str = "") -> None:
         self.hr = int(hr) & 0xFFFFFFFF
-        self.name = kmd.status_name(self.hr)
+        self.name = kmd.hresult_name(self.hr)
         super().__init__(f"{self.name} ({kmd.hex32(self.hr)}){': ' + message if message else ''}")

@@ -65,6 +65,7 @@ async def dynamic_vb_ring(ctx: ScenarioContext, frames: int, draws: int, vertice
 @scenario(
     "discard-every-frame",
     "rename storm: the whole buffer is locked with DISCARD every frame while the GPU is busy",
+    kernel=lambda p: {"max_rename_instances": p["frames"] + 3},
     frames=Param(int, 5, "frames"),
     size=Param(int, 256, "buffer size in bytes"),
 )
@@ -101,11 +102,14 @@ async def rename_failure_recovery(ctx: ScenarioContext, frames: int, size: int,
     vb = await dev.create_vertex_buffer(size)
     await dev.set_stream_source(0, vb, 0, 16)
     for f in range(frames):
+        # A draw from the buffer just before the lock keeps a reference pending (queued in the
+        # runtime or unsubmitted in the driver) whatever the schedule, so the Discard must
+        # rename; with the GPU busy and few instances, renaming runs out.
+        await dev.draw_primitive(TRI, 0, size // 16)
         view = await dev.lock(vb, 0, 0, d3d9.D3DLOCK_DISCARD)
         view.write(0, pattern(f + 7, size))
         await dev.unlock(vb)
         await dev.draw_primitive(TRI, 0, size // 16)
-        await dev.flush()
         await dev.present()
     s = dev.statistics()
     if dev.mp:

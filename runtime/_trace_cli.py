@@ -1,0 +1,143 @@
+"""``wddmemu trace``: summary, export and plot of a trace log (JSON lines).
+
+The lead attaches the group to the main CLI (``cli.add_command(trace)`` in ``runtime/_cli.py``)::
+
+    wddmemu trace summary run.jsonl [--json]
+    wddmemu trace export run.jsonl --chrome run.json [--time virtual|steps] [--cpu-ns N]
+    wddmemu trace plot run.jsonl --png run.png [--time virtual|steps] [--cpu-ns N] [--width IN]
+
+All three stream the trace (bounded memory for any length). Bad input — a missing or empty file,
+a malformed line (reported as ``FILE:LINE: what``), an unwritable output, matplotlib missing for
+``plot`` — raises :class:`TraceInputError`, a :class:`click.ClickException` with exit code 2, which
+the main entry point prints as one line (``wddmemu: error: …``).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+from rich.console import Console
+
+from ._trace_read import TraceFormatError
+from ._trace_timeline import DEFAULT_CPU_NS, MIN_CPU_NS, TIME_MODES
+
+
+class TraceInputError(click.ClickException):
+    """Bad input to a ``trace`` command: one line, exit code 2."""
+
+    exit_code = 2
+
+
+def _writable(path: str, what: str) -> None:
+    if path == "-":
+        return
+    p = Path(path)
+    if p.is_dir():
+        raise TraceInputError(f"{path} is a directory: give a file name for the {what}")
+    parent = p.parent if str(p.parent) else Path(".")
+    if not parent.is_dir():
+        raise TraceInputError(f"cannot write {path}: directory {parent} does not exist")
+
+
+def _time_options(fn: click.decorators.FC) -> click.decorators.FC:
+    fn = click.option(
+        "--cpu-ns", default=DEFAULT_CPU_NS, show_default=True, metavar="NS",
+        type=click.IntRange(min=MIN_CPU_NS),
+        help="least timeline time one event takes (CPU work costs no virtual time)",
+    )(fn)
+    fn = click.option(
+        "--time", "time_mode", type=click.Choice(TIME_MODES), default="virtual",
+        show_default=True,
+        help="timestamps from virtual time (stretched so CPU work shows) or from scheduling "
+        "steps (1 µs = 1 step)",
+    )(fn)
+    return fn
+
+
+@click.group("trace", context_settings={"help_option_names": ["-h", "--help"]})
+def trace() -> None:
+    """Read a trace log (wddmemu run … --trace FILE.jsonl): summary table, Chrome/Perfetto
+    timeline, PNG picture."""
+
+
+@trace.command("summary")
+@click.argument("file", metavar="FILE.jsonl")
+@click.option("--json", "as_json", is_flag=True, help="print the summary as JSON instead")
+def summary_cmd(file: str, as_json: bool) -> int:
+    """DDI calls per function and thread with their results, LockAsync/Rename/Unlock counts,
+    syncs by reason, command buffers and DMA buffers, fence latency, violations."""
+    from ._trace_summary import render_summary, summarize
+
+    try:
+        s = summarize(file)
+    except TraceFormatError as e:
+        raise TraceInputError(str(e)) from None
+    if as_json:
+        import orjson
+
+        sys.stdout.buffer.write(orjson.dumps(s.as_dict(), option=orjson.OPT_INDENT_2,
+                                             default=repr) + b"\n")
+        sys.stdout.flush()
+    else:
+        render_summary(s, Console(), source=file)
+    return 0
+
+
+@trace.command("export")
+@click.argument("file", metavar="FILE.jsonl")
+@click.option("--chrome", "chrome", required=True, metavar="OUT.json",
+              help="write Chrome Trace Event JSON here (open it in ui.perfetto.dev or "
+              "chrome://tracing); '-' for stdout")
+@_time_options
+def export_cmd(file: str, chrome: str, time_mode: str, cpu_ns: int) -> int:
+    """Convert the trace into a timeline: one track per emulated thread, slices for DDI calls,
+    callbacks, waits and DMA buffers, flow arrows (enqueue → execution, pfnRenderCb → DMA),
+    instants for renames, syncs and violations, counters for queue depth and DMA in flight."""
+    from ._trace_chrome import export_chrome
+
+    _writable(chrome, "Chrome trace")
+    try:
+        info = export_chrome(file, chrome, time=time_mode, cpu_ns=cpu_ns)
+    except TraceFormatError as e:
+        raise TraceInputError(str(e)) from None
+    except OSError as e:
+        raise TraceInputError(f"cannot write {chrome}: {e.strerror or e}") from None
+    if chrome != "-":
+        click.echo(
+            f"{chrome}: {info.slices} slices, {info.flows} flows, {info.instants} instants, "
+            f"{info.counters} counter samples from {info.events} events "
+            f"(time: {info.time}); open it in https://ui.perfetto.dev", err=True,
+        )
+    return 0
+
+
+@trace.command("plot")
+@click.argument("file", metavar="FILE.jsonl")
+@click.option("--png", "png", required=True, metavar="OUT.png", help="write the picture here")
+@_time_options
+@click.option("--width", default=16.0, show_default=True, type=click.FloatRange(4, 200),
+              help="picture width in inches (100 dpi)")
+@click.option("--title", default=None, help="title (default: scenario, strategy, seed)")
+def plot_cmd(file: str, png: str, time_mode: str, cpu_ns: int, width: float,
+             title: str | None) -> int:
+    """Draw the timeline as a PNG: a lane per thread, a colour per DDI, DMA buffers on the GPU
+    lane, markers for renames, syncs and violations, queue depth below."""
+    from ._trace_plot import PlotUnavailable, plot_png
+
+    if png == "-":
+        raise TraceInputError("--png needs a file name")
+    _writable(png, "PNG")
+    try:
+        plot_png(file, png, time=time_mode, cpu_ns=cpu_ns, width=width, title=title)
+    except PlotUnavailable:
+        raise TraceInputError(
+            "plot needs matplotlib: install wddmemu[plot] (pip install 'wddmemu[plot]')"
+        ) from None
+    except TraceFormatError as e:
+        raise TraceInputError(str(e)) from None
+    except OSError as e:
+        raise TraceInputError(str(e)) from None
+    click.echo(f"{png}: timeline of {file}", err=True)
+    return 0

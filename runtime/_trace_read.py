@@ -1,0 +1,93 @@
+"""Reading a trace log (JSON lines, ``docs/trace.md``) one line at a time.
+
+Every trace tool (``wddmemu trace summary|export|plot``) reads through :func:`iter_events`, which
+keeps one line in memory at a time, so a trace of millions of lines is read in bounded memory.
+A line that is not a JSON object, or that lacks ``step``, ``t`` or ``event``, stops the read with
+a :class:`TraceFormatError` naming the file and the line number; an empty or missing file is an
+error too. Blank lines are skipped (a trailing newline is not a malformed line).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+#: keys every line carries besides the event's own fields
+HEAD_KEYS = ("step", "t", "thread", "event")
+#: the run context bound into every line (docs/trace.md)
+CONTEXT_KEYS = ("scenario", "seed", "strategy", "backend")
+
+
+class TraceFormatError(ValueError):
+    """The trace cannot be read: ``str(e)`` is one line, ``FILE:LINE: what`` (or ``FILE: what``
+    when no particular line is at fault)."""
+
+    def __init__(self, path: str | Path, line: int | None, message: str) -> None:
+        self.path = str(path)
+        self.line = line
+        self.message = message
+        where = self.path if line is None else f"{self.path}:{line}"
+        super().__init__(f"{where}: {message}")
+
+
+def _check(path: str | Path, lineno: int, raw: bytes) -> dict[str, Any]:
+    try:
+        ev = orjson.loads(raw)
+    except orjson.JSONDecodeError as e:
+        text = raw[:40].decode("utf-8", "replace").strip()
+        more = "…" if len(raw) > 40 else ""
+        raise TraceFormatError(
+            path, lineno, f"not a JSON line ({e.msg.lower()}): {text}{more}"
+        ) from None
+    if not isinstance(ev, dict):
+        raise TraceFormatError(path, lineno, "not a trace event: expected a JSON object")
+    step, t, event = ev.get("step"), ev.get("t"), ev.get("event")
+    if not isinstance(step, int) or isinstance(step, bool):
+        what = "missing" if step is None else "not an integer"
+        raise TraceFormatError(path, lineno, f"'step' is {what}: is this a wddmemu trace?")
+    if not isinstance(t, int) or isinstance(t, bool):
+        what = "missing" if t is None else "not an integer"
+        raise TraceFormatError(path, lineno, f"'t' is {what}: is this a wddmemu trace?")
+    if not isinstance(event, str):
+        what = "missing" if event is None else "not a string"
+        raise TraceFormatError(path, lineno, f"'event' is {what}: is this a wddmemu trace?")
+    thread = ev.get("thread")
+    if thread is not None and not isinstance(thread, str):
+        raise TraceFormatError(path, lineno, "'thread' must be a string or null")
+    return ev
+
+
+def iter_events(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Yield ``(line_number, event)`` for every line of the trace at ``path``, in order.
+
+    Raises :class:`TraceFormatError` for a missing, unreadable or empty file and for the first
+    malformed line (with its 1-based number)."""
+    try:
+        f = open(path, "rb")  # noqa: SIM115 - closed in the finally below (a generator)
+    except FileNotFoundError:
+        raise TraceFormatError(path, None, "no such file") from None
+    except IsADirectoryError:
+        raise TraceFormatError(path, None, "is a directory, not a trace file") from None
+    except OSError as e:
+        raise TraceFormatError(path, None, f"cannot read: {e.strerror}") from None
+    seen = 0
+    try:
+        for lineno, raw in enumerate(f, 1):
+            if not raw.strip():
+                continue
+            seen += 1
+            yield lineno, _check(path, lineno, raw)
+    except OSError as e:
+        raise TraceFormatError(path, None, f"cannot read: {e.strerror}") from None
+    finally:
+        f.close()
+    if not seen:
+        raise TraceFormatError(path, None, "empty trace: no events (was the run traced?)")
+
+
+def event_fields(ev: dict[str, Any]) -> dict[str, Any]:
+    """The event's own fields: everything but the head keys and the run context."""
+    return {k: v for k, v in ev.items() if k not in HEAD_KEYS and k not in CONTEXT_KEYS}
