@@ -8,7 +8,7 @@ Every NTSTATUS / HRESULT member is also a constant here (``kmd.STATUS_SUCCESS``,
 
 from ._gpu import DmaRecord, ExecRecord, digest
 from ._vidmm import AccessViolation, CpuPointer
-from .config import KernelConfig, MiB, SegmentDesc
+from .config import KERNEL_BUGS, KernelConfig, MiB, SegmentDesc
 from .dxgkrnl import DxgkrnlCallbacks, Kernel, KernelStatistics
 from .flags import (
     D3DDDI_ALLOCATIONINFO_FLAGS,
@@ -111,6 +111,7 @@ __all__ = [
     "DXGK_HANDLE_TYPE",
     "FAILED",
     "HRESULT",
+    "KERNEL_BUGS",
     "NTSTATUS",
     "NT_SUCCESS",
     "SUCCEEDED",

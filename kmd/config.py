@@ -42,6 +42,13 @@ def _default_segments() -> tuple[SegmentDesc, ...]:
     )
 
 
+#: named seeded kernel bugs, for the checker's regression tests (``KernelConfig.bugs``)
+KERNEL_BUGS = {
+    "donotwait-waits": "a DonotWait lock of a busy allocation waits instead of failing with "
+    "STATUS_GRAPHICS_ALLOCATION_BUSY (KL-21)",
+}
+
+
 @dataclass(frozen=True)
 class KernelConfig:
     """Sizes, limits and virtual-time costs of one emulated adapter (see docs/kmd.md §1.1)."""
@@ -60,8 +67,14 @@ class KernelConfig:
     tdr_window_ns: int = 60_000_000_000
     max_allocation_list: int = 4096
     max_allocations_per_call: int = 256
+    bugs: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
+        unknown = sorted(set(self.bugs) - set(KERNEL_BUGS))
+        if unknown:
+            raise ValueError(
+                f"unknown kernel bug {unknown[0]!r}: choose from {sorted(KERNEL_BUGS)}"
+            )
         if not self.segments:
             raise ValueError("an adapter needs at least one segment")
         if len(self.segments) > 32:

@@ -772,7 +772,7 @@ class Kernel:
             if not honour_ignore:
                 writes_only = bool(flags & LF.IgnoreReadSync)
                 if inst.busy(writes_only):
-                    if flags & LF.DonotWait:
+                    if flags & LF.DonotWait and "donotwait-waits" not in self.config.bugs:
                         self._bump("busy_failures")
                         return self._fail(ev, S.STATUS_GRAPHICS_ALLOCATION_BUSY, "KL-21", **base)
                     st = await self._wait_idle(dev, inst, writes_only, base)

@@ -88,6 +88,11 @@ class _DeviceState:
     draw_resources: dict[int, tuple[int, ...]] = field(default_factory=dict)  # id → rt resources
     received: dict[int, None] = field(default_factory=dict)  # draws the driver has, unsubmitted
     alloc_resource: dict[int, int] = field(default_factory=dict)  # allocation → driver resource
+    async_locked: dict[int, int] = field(default_factory=dict)  # resource → handle LockAsync locked
+    queued: dict[int, tuple[int, ...]] = field(default_factory=dict)  # seq → rt resources
+    rt_queued: dict[int, int] = field(default_factory=dict)  # rt resource → queued commands
+    executing: dict[str, int] = field(default_factory=dict)  # worker thread → seq it runs
+    last_seq: int = 0
 
 
 class Checker:
@@ -169,6 +174,11 @@ class Checker:
                 self._violate(rule, f"LockAsync flags {flags:#x}: {what}", key=str(flags),
                               flags=flags)
             res = int(ev.get("resource", 0))
+            rt_res = dev.rt_of_driver.get(res)
+            if flags & _LAF.NoExistingReferences and dev.rt_queued.get(rt_res, 0) > 0:
+                self._violate("LA-9", f"the runtime set NoExistingReferences on LockAsync of "
+                              f"resource {res:#x} while {dev.rt_queued[rt_res]} queued "
+                              "command(s) still reference it", key=f"rtq/{res}", resource=res)
             if res in dev.sysmem and dev.version < D3D_UMD_REENTRANT_VERSION:
                 self._violate("LA-4", f"LockAsync on system-memory resource {res:#x} with DDI "
                               f"version {dev.version:#x} < 0xB", key=str(res), resource=res)
@@ -214,6 +224,7 @@ class Checker:
             dev.implements = frozenset(ev.get("implements", ()))
             return
         call = dev.inside.pop(thread, None)
+        self._release_queued(dev, thread)
         if call is None:
             return
         hr = _hr(ev)
@@ -223,6 +234,7 @@ class Checker:
             self._lockasync_exit(dev, call, ev, hr)
         elif ddi == "UnlockAsync":
             res = int(enter.get("resource", 0))
+            self._check_ua4(dev, call, res, hr)
             if hr == 0:
                 if dev.locks.get(res) is None:
                     self._violate("UA-3", f"UnlockAsync of resource {res:#x} succeeded without "
@@ -231,10 +243,42 @@ class Checker:
                 dev.locks.pop(res, None)
         elif ddi == "Lock" and hr == 0:
             dev.locks[int(enter.get("resource", 0))] = "sync"
+            if not any(n == "pfnLockCb" for n, _e, _x in call.callbacks):
+                self._violate("LK-6", "Lock succeeded without calling pfnLockCb",
+                              key=str(enter.get("resource")))
         elif ddi == "Unlock" and hr == 0:
             dev.locks.pop(int(enter.get("resource", 0)), None)
+            if not any(n == "pfnUnlockCb" for n, _e, _x in call.callbacks):
+                self._violate("LK-11", "Unlock succeeded without calling pfnUnlockCb",
+                              key=str(enter.get("resource")))
         elif ddi == "DrawPrimitive" and hr == 0:
             dev.received[int(enter.get("draw_id", 0))] = None
+
+    def _check_ua4(self, dev: _DeviceState, call: _Call, res: int, hr: int) -> None:
+        """UA-4 / LCB-20: after UnlockAsync the driver calls pfnUnlockCb with the handle its
+        LockAsync locked — for a discard the new instance, whether or not Rename came first."""
+        locked = dev.async_locked.get(res)
+        if locked is None:
+            return
+        tried = [h for n, e, _x in call.callbacks if n == "pfnUnlockCb"
+                 for h in e.get("allocations", ())]
+        unlocked = [h for n, _e, x in call.callbacks if n == "pfnUnlockCb" and _hr(x) == 0
+                    for h in x.get("allocations", ())]
+        if tried and locked not in tried:
+            self._violate("UA-4", f"UnlockAsync of resource {res:#x} unlocked {tried} but "
+                          f"LockAsync had locked allocation {locked:#x} (LCB-20)",
+                          key=f"wrong/{res}", resource=res, locked=locked)
+            return
+        if hr != 0:
+            return
+        dev.async_locked.pop(res, None)
+        if not unlocked:
+            self._violate("UA-4", f"UnlockAsync of resource {res:#x} returned S_OK without "
+                          "calling pfnUnlockCb (LCB-17)", key=f"none/{res}", resource=res)
+        elif locked not in unlocked:
+            self._violate("UA-4", f"UnlockAsync of resource {res:#x} unlocked {unlocked} but "
+                          f"LockAsync had locked allocation {locked:#x} (LCB-20)",
+                          key=f"wrong/{res}", resource=res, locked=locked)
 
     def _lockasync_exit(self, dev: _DeviceState, call: _Call, ev: dict[str, Any], hr: int
                         ) -> None:
@@ -258,6 +302,9 @@ class Checker:
         if hr != 0:
             return
         dev.locks[res] = "async"
+        for _e, x in lock_cbs:
+            if _hr(x) == 0:
+                dev.async_locked[res] = int(x.get("new_allocation", 0))
         # LA-14: NoOverwrite → pfnLockCb with IgnoreSync
         if flags & _LAF.NoOverwrite and not flags & _LAF.NotifyOnly and not any(
             _int(e.get("flags", 0)) & _CBF.IgnoreSync for e, _ in lock_cbs
@@ -361,6 +408,31 @@ class Checker:
 
     # ---- runtime events ----------------------------------------------------------------------
 
+    def _on_queue_put(self, ev: dict[str, Any]) -> None:
+        dev = self._dev(ev["queue"].rsplit(".", 1)[0])
+        refs = tuple(int(r) for r in ev.get("refs", ()))
+        dev.queued[int(ev["seq"])] = refs
+        for r in refs:
+            dev.rt_queued[r] = dev.rt_queued.get(r, 0) + 1
+
+    def _on_queue_get(self, ev: dict[str, Any]) -> None:
+        dev = self._dev(ev["queue"].rsplit(".", 1)[0])
+        seq = int(ev["seq"])
+        dev.executing[ev["thread"]] = seq
+        # MP-5: batched calls reach the driver in the order the application made them
+        if seq < dev.last_seq and not ev.get("ddi", "").startswith("("):
+            self._violate("MP-5", f"the worker took command {seq} ({ev.get('ddi')}) after "
+                          f"command {dev.last_seq}: batched calls must reach the driver in the "
+                          "order the application made them (RN-4)", key=str(seq), seq=seq)
+        dev.last_seq = max(dev.last_seq, seq)
+
+    def _release_queued(self, dev: _DeviceState, thread: str) -> None:
+        seq = dev.executing.pop(thread, None)
+        if seq is None:
+            return
+        for r in dev.queued.pop(seq, ()):
+            dev.rt_queued[r] = dev.rt_queued.get(r, 0) - 1
+
     def _on_resource(self, ev: dict[str, Any]) -> None:
         dev = self._dev(ev.get("device", "?"))
         res = int(ev.get("resource", 0))
@@ -394,6 +466,8 @@ class Checker:
         "cb.enter": _on_cb_enter,
         "cb.exit": _on_cb_exit,
         "rt.resource.create": _on_resource,
+        "rt.queue.put": _on_queue_put,
+        "rt.queue.get": _on_queue_get,
         "rt.draw": _on_draw,
         "kmd.lock": _on_kmd_lock,
         "kmd.lock.wait": _on_kmd_lock,

@@ -89,7 +89,7 @@ class CommandQueue:
                     if eng._tracing:
                         eng._emit(
                             "rt.queue.put", queue=self.name, ddi=cmd.ddi, seq=cmd.seq,
-                            depth=len(ring), front=front,
+                            depth=len(ring), front=front, refs=list(cmd.refs),
                         )
                     self._changed.notify_all()
                     return blocked

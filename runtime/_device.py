@@ -89,7 +89,7 @@ RUNTIME_BUGS = {
     "gate-missing": "below 0xB LockAsync/UnlockAsync skip the device entry lock (MP-1, LA-3)",
     "rename-jumps-queue": "Rename is pushed to the front of the queue, ahead of earlier commands "
     "(RN-4, LA-13)",
-    "rename-wrong-cookie": "Rename carries the previous Discard's cookie (RN-2, RN-6)",
+    "rename-wrong-cookie": "Rename carries a cookie no LockAsync returned (RN-2)",
     "rename-twice": "Rename is enqueued twice for one Discard (RN-1)",
     "worker-queue-unlocked": "the worker reads the command queue without its lock (RACE)",
     "lockasync-without-triple": "LockAsync is used when the driver lacks Rename (LA-1)",
@@ -97,6 +97,12 @@ RUNTIME_BUGS = {
     "noexistingrefs-always": "NoExistingReferences is set even with queued references (LA-9)",
     "unlockasync-after-sync-lock": "a lock taken through Lock is released with UnlockAsync (UA-3)",
     "lockasync-conflicting-flags": "DISCARD|NOOVERWRITE reaches LockAsync as both flags (LA-5)",
+    "lockasync-two-regions": "LockAsync of a range sets RangeValid and AreaValid (LA-6)",
+    "lockasync-reserved-bit": "LockAsync flags carry a reserved bit, 0x80 (LA-7)",
+    "create-resource-ungated": "CreateResource runs on the app thread without draining the queue "
+    "or taking the entry lock, overlapping the worker (MP-1)",
+    "rename-on-app-thread": "Rename is called on the app thread right after LockAsync instead "
+    "of being queued for the worker (RN-3, RN-4)",
 }
 
 PAGE = 4096
@@ -205,7 +211,12 @@ class LockedView:
     Writes also land in the runtime's shadow of the resource (for the data oracle). A view is
     dead after ``unlock``: touching it raises :class:`~runtime.d3d9.D3DError` INVALIDCALL."""
 
-    def __init__(self, res: Resource, ptr: Any, offset: int, size: int, read_only: bool) -> None:
+    def __init__(self, res: Resource, ptr: Any, offset: int, size: int, read_only: bool,
+                 path: str = "sync") -> None:
+        #: "async" (LockAsync on the app thread) or "sync" (Lock via the worker): emulator
+        #: instrumentation, so scenarios can draw from a NoOverwrite-locked buffer only where
+        #: the driver accepted render-while-locked (LA-15)
+        self.path = path
         self._res = res
         self._ptr = ptr
         self.offset = offset
@@ -407,6 +418,8 @@ class Device:
 
     def _gated(self, ddi: str) -> bool:
         """Whether ``ddi`` takes the device entry lock (LA-3, UA-5, MP-1, MP-2)."""
+        if ddi == "CreateResource" and "create-resource-ungated" in self.bugs:
+            return False
         if ddi in REENTRANT_DDIS:
             if self.driver_version >= D3D_UMD_REENTRANT_VERSION:
                 return False
@@ -448,7 +461,8 @@ class Device:
     async def _call_app(self, ddi: str, args: Any) -> int:
         """An information-returning call: drain the queue, then call on this (app) thread
         (MP-5, MP-6)."""
-        await self._drain(ddi.lower())
+        if not (ddi == "CreateResource" and "create-resource-ungated" in self.bugs):
+            await self._drain(ddi.lower())
         return await self._ddi(ddi, args)
 
     # ---- the MP layer ------------------------------------------------------------------------
@@ -685,6 +699,10 @@ class Device:
         partial = offset != 0 or size != res.size
         if partial:
             af |= f.RangeValid
+            if "lockasync-two-regions" in self.bugs:
+                af |= f.AreaValid
+        if "lockasync-reserved-bit" in self.bugs:
+            af |= 0x80
         # LA-9: tell the driver when the runtime's own queue holds no reference to the resource
         if res.queued_refs == 0 or "noexistingrefs-always" in self.bugs:
             af |= f.NoExistingReferences
@@ -699,24 +717,27 @@ class Device:
         if kmd.FAILED(hr):
             return None, short
         ptr = _SysmemWindow(res.system_mem, offset, size) if res.sysmem else la.surf_data
-        view = LockedView(res, ptr, offset, size, read_only=False)
+        view = LockedView(res, ptr, offset, size, read_only=False, path="async")
         res.lock = _LockState("async", offset, size, flags, view)
         if af & f.Discard:
             res.shadow[:] = bytes(res.size)
             res.defined[:] = bytes(res.size)
             cookie = la.cookie
-            if "rename-wrong-cookie" in self.bugs and res.last_cookie:
-                cookie = res.last_cookie
+            if "rename-wrong-cookie" in self.bugs:
+                cookie = la.cookie ^ 0x5A5A0000  # a handle no LockAsync returned
             res.last_cookie = la.cookie
             times = 2 if "rename-twice" in self.bugs else 1
             for _ in range(times):
                 if self.funcs is not None and self.funcs.pfn_rename is None:
                     break  # lockasync-without-triple: nowhere to send it
+                self._renames += 1
+                if "rename-on-app-thread" in self.bugs:
+                    await self._ddi("Rename", D3DDDIARG_RENAME(res.driver_handle, 0, cookie))
+                    continue
                 await self._enqueue(
                     "Rename", D3DDDIARG_RENAME(res.driver_handle, 0, cookie), (res,),
                     front="rename-jumps-queue" in self.bugs,
                 )
-                self._renames += 1
         return view, ""
 
     async def _lock_sync(self, res: Resource, offset: int, size: int, flags: int) -> LockedView:

@@ -145,8 +145,9 @@ def check_spec(spec: RunSpec) -> tuple[Any, dict[str, Any]]:
     except ValueError as e:
         raise SpecError(str(e)) from None
     for b in spec.bugs:
-        if b not in RUNTIME_BUGS:
-            raise SpecError(f"unknown runtime bug {b!r}: choose from {', '.join(RUNTIME_BUGS)}")
+        if b not in RUNTIME_BUGS and b not in kmd.KERNEL_BUGS:
+            known = ", ".join([*RUNTIME_BUGS, *kmd.KERNEL_BUGS])
+            raise SpecError(f"unknown bug {b!r}: choose from {known}")
     if spec.backend not in ("asyncio", "trio"):
         raise SpecError(f"unknown backend {spec.backend!r}: use asyncio or trio")
     if spec.strategy == "replay" and spec.decisions is None:
@@ -181,7 +182,8 @@ def run_scenario(
         trace=trace, context={"scenario": spec.scenario}, stop_on_violation=stop_on_violation,
     )
     checker = Checker().attach(engine)
-    kconf = kmd.KernelConfig(**(sc.kernel(params) if sc.kernel else {}))
+    kbugs = frozenset(b for b in spec.bugs if b in kmd.KERNEL_BUGS)
+    kconf = kmd.KernelConfig(**(sc.kernel(params) if sc.kernel else {}), bugs=kbugs)
     ddi_version = spec.ddi_version if spec.ddi_version is not None else sc.ddi_version
     box: dict[str, Any] = {}
 
@@ -191,7 +193,8 @@ def run_scenario(
         driver = resolve_driver(spec.driver, ddi_version)
         adapter = await open_adapter(kernel, driver)
         ctx = ScenarioContext(kernel, adapter,
-                              DeviceConfig(queue_size=spec.queue_size, bugs=frozenset(spec.bugs)),
+                              DeviceConfig(queue_size=spec.queue_size,
+                                           bugs=frozenset(spec.bugs) - kbugs),
                               params)
         box["ctx"] = ctx
         await sc.fn(ctx, **params)

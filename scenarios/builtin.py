@@ -134,6 +134,11 @@ async def nooverwrite_local_vidmem(ctx: ScenarioContext, locks: int) -> None:
         flags = d3d9.D3DLOCK_DISCARD if i == 0 else d3d9.D3DLOCK_NOOVERWRITE
         view = await dev.lock(vb, i * 64, 64, flags)
         view.write(0, pattern(i + 3, 64))
+        if i and flags & d3d9.D3DLOCK_NOOVERWRITE and view.path == "async":
+            # S-12: the driver accepted a NoOverwrite LockAsync, which promises that it can
+            # render from the buffer while it stays locked (LA-15): draw the previous slice now
+            await dev.draw_primitive(TRI, (i - 1) * 4, 4)
+            await dev.flush()
         await dev.unlock(vb)
         await dev.draw_primitive(TRI, i * 4, 4)
     await dev.present()
@@ -240,6 +245,17 @@ async def tdr_mid_lock(ctx: ScenarioContext) -> None:
     else:
         ctx.expect(False, "the lock succeeded although the GPU hung")
     ctx.expect(ctx.kernel.statistics().tdrs == 1, "exactly one TDR happened")
+    # like a D3D9 application, keep presenting until the runtime reports the removal
+    removed = False
+    # the first presents only queue; the error surfaces once the worker has met it
+    for _ in range(8):
+        try:
+            await dev.draw_primitive(TRI, 0, 4)
+            await dev.present()
+        except d3d9.D3DError as e:
+            removed = e.hr == d3d9.D3DERR_DEVICEREMOVED
+            break
+    ctx.expect(removed, "present reported D3DERR_DEVICEREMOVED after the TDR")
 
 
 @scenario(
@@ -274,6 +290,30 @@ async def out_of_video_memory(ctx: ScenarioContext, size: int) -> None:
     view = await dev.lock(vb, 0, 0, d3d9.D3DLOCK_DISCARD)
     view.write(0, pattern(9, 64))
     await dev.unlock(vb)
+
+
+@scenario(
+    "lock-flags",
+    "the application's lock-flag mixes: DISCARD|NOOVERWRITE and READONLY|DISCARD are refused "
+    "by the runtime with D3DERR_INVALIDCALL (never reaching LockAsync, LA-5), then legal locks",
+)
+async def lock_flags(ctx: ScenarioContext) -> None:
+    dev = await ctx.device()
+    vb = await dev.create_vertex_buffer(64)
+    for bad in (d3d9.D3DLOCK_DISCARD | d3d9.D3DLOCK_NOOVERWRITE,
+                d3d9.D3DLOCK_READONLY | d3d9.D3DLOCK_DISCARD, 0x1):
+        try:
+            v = await dev.lock(vb, 0, 0, bad)
+        except d3d9.D3DError as e:
+            ctx.expect(e.hr == d3d9.D3DERR_INVALIDCALL, f"flags {bad:#x} said {e.name}")
+        else:
+            v.write(0, pattern(bad, 4))
+            await dev.unlock(vb)
+            ctx.expect(False, f"flags {bad:#x} were accepted")
+    for flags in (d3d9.D3DLOCK_DISCARD, d3d9.D3DLOCK_NOOVERWRITE, 0):
+        v = await dev.lock(vb, 0, 16, flags)
+        v.write(0, pattern(flags & 0xFF, 16))
+        await dev.unlock(vb)
 
 
 # ---- kernel-thunk clients (an OpenGL ICD talks to D3DKMT* directly) --------------------------

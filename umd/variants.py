@@ -23,7 +23,7 @@ from typing import Any
 
 import runtime as rt
 
-from .ddi import D3DDDIARG_LOCKASYNC
+from .ddi import D3DDDIARG_LOCKASYNC, D3DDDIARG_RENAME, D3DDDICB_LOCK
 from .reference import (
     LF,
     S_OK,
@@ -222,6 +222,42 @@ class RenameIgnoresCookieDevice(ReferenceDevice):
         return tr.newest
 
 
+class _ExtraLockFlagsDevice(ReferenceDevice):
+    """Base: ORs ``extra`` into every pfnLockCb flag word."""
+
+    extra = 0
+
+    async def _lock_cb(self, allocation: int, flags: int) -> tuple[int, D3DDDICB_LOCK]:
+        return await super()._lock_cb(allocation, int(flags) | self.extra)
+
+
+class LockCbReadWriteDevice(_ExtraLockFlagsDevice):
+    """Asks pfnLockCb for ReadOnly and WriteOnly at once (KL-6): the kernel rejects every lock
+    with E_INVALIDARG."""
+
+    extra = int(LF.ReadOnly | LF.WriteOnly)
+
+
+class LockCbIgnoreSyncApertureDevice(_ExtraLockFlagsDevice):
+    """Combines IgnoreSync with AcquireAperture on every pfnLockCb (KL-9)."""
+
+    extra = int(LF.IgnoreSync | LF.AcquireAperture)
+
+
+class LockCbAlternateVaDevice(_ExtraLockFlagsDevice):
+    """Sets UseAlternateVA without AcquireAperture on every pfnLockCb (KL-10)."""
+
+    extra = int(LF.UseAlternateVA)
+
+
+class CrashInRenameDevice(ReferenceDevice):
+    """Raises a Python exception out of Rename (an exception escaping a DDI is a failure of the
+    run, never a silent error)."""
+
+    async def pfn_rename(self, args: D3DDDIARG_RENAME) -> int:
+        raise RuntimeError("rename table corrupted")
+
+
 # ---------------------------------------------------------------------------------------------
 # Registry
 
@@ -260,6 +296,26 @@ rename_ignores_cookie = _factory(RenameIgnoresCookieDevice,
                                  RenameIgnoresCookieDevice.__doc__ or "")
 
 
+lockcb_readonly_writeonly = _factory(LockCbReadWriteDevice, LockCbReadWriteDevice.__doc__ or "")
+lockcb_ignoresync_acquireaperture = _factory(LockCbIgnoreSyncApertureDevice,
+                                             LockCbIgnoreSyncApertureDevice.__doc__ or "")
+lockcb_alternateva_alone = _factory(LockCbAlternateVaDevice,
+                                    LockCbAlternateVaDevice.__doc__ or "")
+crash_in_rename = _factory(CrashInRenameDevice, CrashInRenameDevice.__doc__ or "")
+
+
+def no_rename(driver_version: int | None = None,
+              config: DriverConfig | None = None) -> ReferenceDriver:
+    """A *correct* driver that implements LockAsync and UnlockAsync but not Rename: the runtime
+    must then run without its MP layer (LA-1). Pair it with the runtime bug
+    ``lockasync-without-triple`` to see LA-1 reported."""
+    cfg = config if config is not None else DriverConfig()
+    cfg = replace(cfg, implements=("lock_async", "unlock_async"))
+    if driver_version is not None:
+        cfg = replace(cfg, driver_version=driver_version)
+    return ReferenceDriver(cfg)
+
+
 def _info(name: str, factory: Callable[..., ReferenceDriver], cls: type[ReferenceDevice],
           rules: tuple[str, ...]) -> tuple[str, VariantInfo]:
     doc = " ".join((cls.__doc__ or "").split())
@@ -291,6 +347,16 @@ VARIANTS: dict[str, VariantInfo] = dict(
               ("UA-4", "LCB-20")),
         _info("rename-ignores-cookie", rename_ignores_cookie, RenameIgnoresCookieDevice,
               ("RN-4", "LA-13", "DATA")),
+        _info("lockcb-readonly-writeonly", lockcb_readonly_writeonly, LockCbReadWriteDevice,
+              ("KL-6",)),
+        _info("lockcb-ignoresync-acquireaperture", lockcb_ignoresync_acquireaperture,
+              LockCbIgnoreSyncApertureDevice, ("KL-9",)),
+        _info("lockcb-alternateva-alone", lockcb_alternateva_alone, LockCbAlternateVaDevice,
+              ("KL-10",)),
+        _info("crash-in-rename", crash_in_rename, CrashInRenameDevice, ("EXCEPTION",)),
+        ("no-rename", VariantInfo(
+            "no-rename", " ".join((no_rename.__doc__ or "").split()), no_rename, (),
+            ReferenceDevice)),
     ]
 )
 

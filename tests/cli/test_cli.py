@@ -1,0 +1,96 @@
+"""``wddmemu`` exit codes: 0 clean, 1 a rule broke, 2 bad input (one line, no traceback),
+3 internal error."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import orjson
+import pytest
+
+from runtime import _cli
+
+BAD_INPUT = [
+    (["run", "no-such-scenario"], "unknown scenario 'no-such-scenario'"),
+    (["run", "dynamic-vb-ring", "-p", "frames=lots"], "parameter frames takes an integer"),
+    (["run", "dynamic-vb-ring", "-p", "colour=red"], "has no parameter 'colour'"),
+    (["run", "dynamic-vb-ring", "-p", "novalue"], "-p takes key=value"),
+    (["run", "dynamic-vb-ring", "--driver", "no.such.module:Driver"],
+     "cannot import driver module"),
+    (["run", "dynamic-vb-ring", "--driver", "umd:NoSuchDriver"], "has no attribute"),
+    (["run", "dynamic-vb-ring", "--driver", "not-a-variant"], "unknown driver"),
+    (["run", "dynamic-vb-ring", "--ddi-version", "eleven"], "is not an integer"),
+    (["run", "dynamic-vb-ring", "--bug", "no-such-bug"], "unknown bug"),
+    (["run", "dynamic-vb-ring", "--strategy", "chaos"], "Invalid value"),
+    (["run", "dynamic-vb-ring", "--trace", "/no/such/dir/t.jsonl"], "cannot write trace file"),
+    (["frobnicate"], "No such command"),
+]
+
+
+@pytest.mark.parametrize("argv,message", BAD_INPUT, ids=[" ".join(a) for a, _ in BAD_INPUT])
+def test_bad_input_is_one_line_and_exit_2(argv: list[str], message: str, capsys) -> None:
+    assert _cli.main(argv) == 2
+    err = capsys.readouterr().err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("wddmemu: error: ")
+    assert message in lines[0]
+    assert "Traceback" not in err
+
+
+def test_clean_run_exits_0_and_prints_a_summary(capsys) -> None:
+    assert _cli.main(["run", "dynamic-vb-ring", "--strategy", "pct", "--seed", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "dynamic-vb-ring: clean" in out
+    assert "DDI LockAsync" in out and "renames" in out and "sync: createresource" in out
+
+
+def test_rule_break_exits_1_with_complete_trace_and_replay_command(tmp_path: Path,
+                                                                   capsys) -> None:
+    trace = tmp_path / "t.jsonl"
+    argv = ["run", "dynamic-vb-ring", "--driver", "track-in-lockasync", "--trace", str(trace)]
+    assert _cli.main(argv) == 1
+    out = capsys.readouterr().out
+    assert "LA-13" in out
+    replay = next(line for line in out.splitlines() if line.startswith("replay: "))
+    assert "wddmemu run dynamic-vb-ring --driver track-in-lockasync" in replay
+    lines = [orjson.loads(x) for x in trace.read_bytes().splitlines()]
+    assert lines[-1]["event"] == "run.end" and "LA-13" in lines[-1]["violations"]
+    assert any(d["event"] == "violation" and d["rule"] == "LA-13" for d in lines)
+    # the printed command reproduces the same run
+    cmd = replay.removeprefix("replay: ").split()[1:]
+    assert _cli.main(cmd) == 1
+    again = [orjson.loads(x) for x in trace.read_bytes().splitlines()]
+    assert again == lines
+
+
+def test_internal_error_exits_3_with_one_line(monkeypatch, capsys) -> None:
+    def boom(*a, **kw):
+        raise ZeroDivisionError("emulator bug")
+
+    monkeypatch.setattr(_cli, "run_scenario", boom)
+    assert _cli.main(["run", "dynamic-vb-ring"]) == 3
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["wddmemu: internal error: ZeroDivisionError: emulator bug"]
+
+
+def test_scenarios_lists_every_scenario(capsys) -> None:
+    import scenarios
+
+    assert _cli.main(["scenarios"]) == 0
+    out = capsys.readouterr().out
+    for name in scenarios.REGISTRY:
+        assert name in out
+
+
+def test_console_script_runs_in_a_subprocess() -> None:
+    exe = Path(sys.executable).with_name("wddmemu")
+    p = subprocess.run([str(exe), "run", "no-such"], capture_output=True, text=True,
+                       timeout=120)
+    assert p.returncode == 2
+    assert p.stderr.strip().startswith("wddmemu: error: unknown scenario")
+    p = subprocess.run([str(exe), "run", "reentrant-lockasync", "--ddi-version", "0xA"],
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stdout + p.stderr
