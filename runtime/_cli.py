@@ -7,13 +7,26 @@ on stderr, never a traceback), 3 internal error.
 from __future__ import annotations
 
 import sys
+import time
+from pathlib import Path
 from typing import Any
 
 import click
 from rich.console import Console
 from rich.table import Table
 
+from ._explore import (
+    DEFAULT_SAVE_DIR,
+    ExploreOptions,
+    FailureFileError,
+    Found,
+    explore,
+    load_failure,
+    replay,
+    save_failure,
+)
 from ._runner import DEFAULT_DRIVER, RunSpec, ScenarioResult, SpecError, run_scenario
+from ._strategies import Replay
 
 EXIT_OK, EXIT_FAIL, EXIT_BAD_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
 
@@ -164,6 +177,131 @@ def print_summary(console: Console, res: ScenarioResult, trace: str | None) -> N
         console.print(f"replay: {spec.command('run', trace)}")
     if trace:
         console.print(f"trace: {trace}")
+
+
+@cli.command("explore")
+@scenario_options
+@click.option("--schedules", default=1000, show_default=True, help="schedules to run at most")
+@click.option("--strategy", type=click.Choice(["random", "pct", "dfs"]), default="pct",
+              show_default=True)
+@click.option("--seed", default=0, show_default=True, help="seed of the first schedule")
+@click.option("--preemption-bound", default=2, show_default=True, help="dfs: preemptions")
+@click.option("--jobs", default=1, show_default=True, help="worker processes")
+@click.option("--save-dir", default=str(DEFAULT_SAVE_DIR), show_default=True,
+              help="where failure files go")
+@click.option("--stop-on-first/--keep-going", default=True, show_default=True)
+@click.option("--minimise/--no-minimise", default=True, show_default=True)
+def explore_cmd(scenario: str, params: tuple[str, ...], driver: str, ddi_version: str | None,
+                bugs: tuple[str, ...], backend: str, depth: int, pct_steps: int,
+                step_budget: int, schedules: int, strategy: str, seed: int,
+                preemption_bound: int, jobs: int, save_dir: str, stop_on_first: bool,
+                minimise: bool) -> int:
+    """Run many schedules of SCENARIO; minimise, save and explain each failure."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    base = _spec(scenario, params, driver, ddi_version, bugs, backend, depth, pct_steps,
+                 step_budget, "fifo", 0)
+    opts = ExploreOptions(schedules=schedules, strategy=strategy, seed=seed, depth=depth,
+                          preemption_bound=preemption_bound, jobs=jobs,
+                          stop_on_first=stop_on_first, minimise=minimise)
+    from ._runner import check_spec
+
+    check_spec(base)
+    console = Console()
+    clock = time.perf_counter  # wall clock for the progress display only, never in results
+    t0 = clock()
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("{task.fields[failures]} failures"),
+                  TextColumn("{task.fields[rate]} schedules/s"), console=console,
+                  transient=not console.is_terminal) as bar:
+        task = bar.add_task(f"{scenario} ({strategy})", total=schedules, failures=0, rate="-")
+
+        def progress(runs: int, failures: int) -> None:
+            dt = clock() - t0
+            bar.update(task, completed=runs, failures=failures,
+                       rate=f"{runs / dt:.0f}" if dt > 0 else "-")
+
+        res = explore(base, opts, progress=progress)
+    dt = clock() - t0
+    console.print(f"{res.runs} schedules in {dt:.1f} s ({res.runs / max(dt, 1e-9):.0f}/s), "
+                  f"{len(res.failures)} failing"
+                  + (f", pct k={res.pct_steps}" if strategy == "pct" else "")
+                  + ("" if res.exhausted is None else
+                     f", space {'exhausted' if res.exhausted else 'not exhausted'} within "
+                     f"{preemption_bound} preemptions"))
+    for fd in res.failures:
+        path = save_failure(fd, save_dir)
+        explain(console, fd, path)
+    return EXIT_FAIL if res.failures else EXIT_OK
+
+
+def explain(console: Console, fd: Found, path: Path) -> None:
+    f = fd.finding
+    console.print(f"[red]{f.rule}[/red] at step {f.step} on {f.thread}: {f.message}")
+    if fd.minimised:
+        m = fd.minimised
+        console.print(f"minimised: {m['deviations_before']} → {m['deviations_after']} "
+                      f"deviations from fifo in {m['replays']} replays")
+    # the last events of the threads around the break, from a traced replay
+    import io
+
+    import orjson
+
+    buf = io.BytesIO()
+    run_scenario(fd.spec, trace=buf, strategy=Replay(fd.spec.decisions or ()),
+                 stop_on_violation=True)
+    events = [orjson.loads(x) for x in buf.getvalue().splitlines()]
+    threads = [t for t in dict.fromkeys(e.get("thread") for e in events
+                                        if e.get("event") in ("ddi.enter", "cb.enter",
+                                                              "violation")) if t]
+    involved = [t for t in threads if t == f.thread] + [t for t in threads if t != f.thread]
+    for th in involved[:2]:
+        last = [e for e in events if e.get("thread") == th and e["step"] <= f.step
+                and e["event"] not in ("sched", "block", "unblock")][-6:]
+        console.print(f"[bold]{th}[/bold], last events before the break:")
+        for e in last:
+            extra = {k: v for k, v in e.items()
+                     if k not in ("step", "t", "thread", "event", "scenario", "seed",
+                                  "strategy", "backend", "device")}
+            console.print(f"  step {e['step']:>5} {e['event']:<14} "
+                          + " ".join(f"{k}={v}" for k, v in list(extra.items())[:5]),
+                          markup=False, highlight=False)
+    console.print(f"saved: {path}")
+    console.print(f"replay: wddmemu replay {path}")
+
+
+@cli.command("replay")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--trace", "trace", default=None, metavar="OUT.jsonl", help="write the trace")
+@click.option("--backend", type=click.Choice(["asyncio", "trio"]), default=None,
+              help="override the recorded backend")
+def replay_cmd(file: str, trace: str | None, backend: str | None) -> int:
+    """Re-run exactly the schedule recorded in FILE. Exit 1 if the failure reproduces, 0 if the
+    run is now clean."""
+    try:
+        ff = load_failure(file)
+    except FailureFileError as e:
+        raise BadInput(str(e)) from None
+    out = replay(ff, trace=trace, backend=backend)
+    console = Console()
+    want = f"{ff.rule} at step {ff.step}"
+    if out.kind == "reproduced":
+        console.print(f"[red]reproduced[/red]: {want}: {out.got.message if out.got else ''}")
+        return EXIT_FAIL
+    if out.kind == "clean":
+        console.print(f"[green]clean[/green]: the recorded schedule no longer breaks {want} "
+                      "(fixed?)")
+        return EXIT_OK
+    if out.kind == "diverged":
+        step = out.run.failure.step if out.run.failure else "?"
+        console.print(f"[yellow]diverged[/yellow] at step {step}: the program no longer matches "
+                      f"the recording, so {want} can be neither confirmed nor ruled out; "
+                      "explore again to refresh it")
+        return EXIT_FAIL
+    got = out.got
+    console.print(f"[red]different failure[/red]: expected {want}, got "
+                  f"{got.rule if got else '?'} at step {got.step if got else '?'}")
+    return EXIT_FAIL
 
 
 # entry point --------------------------------------------------------------------------------

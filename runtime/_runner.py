@@ -161,14 +161,12 @@ def check_spec(spec: RunSpec) -> tuple[Any, dict[str, Any]]:
     return sc, params
 
 
-def run_scenario(
+def _prepare(
     spec: RunSpec,
-    *,
-    trace: str | Path | IO[bytes] | bool | None = None,
-    strategy: Strategy | None = None,
-    stop_on_violation: bool = False,
-) -> ScenarioResult:
-    """Run ``spec`` once. ``strategy`` overrides the spec's (explorers pass prefix replays)."""
+    trace: str | Path | IO[bytes] | bool | None,
+    strategy: Strategy | None,
+    stop_on_violation: bool,
+) -> tuple[Engine, Checker, Any, dict[str, Any]]:
     from scenarios._context import ScenarioContext
 
     from ._device import DeviceConfig, open_adapter
@@ -201,7 +199,12 @@ def run_scenario(
         await ctx.close()
         checker.final([kernel], ctx.devices)
 
-    run = engine.run(main, name="app")
+    box["main"] = main
+    return engine, checker, box, params
+
+
+def _result(spec: RunSpec, run: RunResult, checker: Checker, box: dict[str, Any]
+            ) -> ScenarioResult:
     ctx = box.get("ctx")
     kernel = box.get("kernel")
     return ScenarioResult(
@@ -211,6 +214,32 @@ def run_scenario(
         kernel=kernel.statistics() if kernel else None,
         events=checker.events_seen,
     )
+
+
+def run_scenario(
+    spec: RunSpec,
+    *,
+    trace: str | Path | IO[bytes] | bool | None = None,
+    strategy: Strategy | None = None,
+    stop_on_violation: bool = False,
+) -> ScenarioResult:
+    """Run ``spec`` once. ``strategy`` overrides the spec's (explorers pass prefix replays);
+    ``stop_on_violation`` ends the run at the first broken rule (explore and replay use it)."""
+    engine, checker, box, _ = _prepare(spec, trace, strategy, stop_on_violation)
+    return _result(spec, engine.run(box["main"], name="app"), checker, box)
+
+
+async def run_scenario_async(
+    spec: RunSpec,
+    *,
+    trace: str | Path | IO[bytes] | bool | None = None,
+    strategy: Strategy | None = None,
+    stop_on_violation: bool = False,
+) -> ScenarioResult:
+    """:func:`run_scenario` from inside a running event loop (pytest-trio tests, notebooks).
+    The backend is the running loop's."""
+    engine, checker, box, _ = _prepare(spec, trace, strategy, stop_on_violation)
+    return _result(spec, await engine.run_async(box["main"], name="app"), checker, box)
 
 
 def replay_strategy(decisions: tuple[int, ...]) -> Strategy:

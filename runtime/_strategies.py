@@ -123,9 +123,14 @@ class Replay(Strategy):
 
     name = "replay"
 
-    def __init__(self, decisions: Iterable[int], fallback: Strategy | None = None) -> None:
+    def __init__(self, decisions: Iterable[int], fallback: Strategy | None = None,
+                 *, lenient: bool = False) -> None:
         self.decisions = list(decisions)
         self.fallback = fallback
+        #: with ``lenient`` (and a fallback), a decision that no longer applies hands the rest
+        #: of the run to the fallback instead of raising; ``diverged_at`` records the step
+        self.lenient = lenient and fallback is not None
+        self.diverged_at: int | None = None
         self._i = 0
 
     def on_spawn(self, thread):
@@ -148,6 +153,10 @@ class Replay(Strategy):
         for t in ready:
             if t.tid == tid:
                 return t
+        if self.lenient and self.fallback is not None:
+            self.diverged_at = step
+            self._i = len(self.decisions)
+            return self.fallback.choose(current, ready, step)
         names = sorted(t.name for t in (*ready, *([current] if current else [])))
         raise Divergence(
             f"decision {self._i} names thread tid {tid}, which cannot run here "

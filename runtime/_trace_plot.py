@@ -42,6 +42,7 @@ COLOURS = {
     "pfnAllocateCb": "#c5b0d5", "pfnDeallocateCb": "#dbdb8d",
     # kinds
     "DMA buffer": "#393b79", "wait": "#d9d9d9", "enqueue": "#525252", "kernel": "#636363",
+    "barrier": "#ffd92f", "stop": "#737373",
 }
 _TAB20 = ["#1f77b4", "#aec7e8", "#ff7f0e", "#ffbb78", "#2ca02c", "#98df8a", "#8c564b",
           "#c49c94", "#e377c2", "#f7b6d2", "#7f7f7f", "#c7c7c7", "#bcbd22", "#dbdb8d",
@@ -76,7 +77,7 @@ def _label(name: str, cat: str) -> str:
     if cat == "wait":
         return "wait"
     if cat == "queue":
-        return "enqueue"
+        return "enqueue" if name.startswith("enqueue") else name.strip("()")
     if cat == "kmd":
         return "kernel"
     return name
@@ -104,7 +105,8 @@ class _Extent:
         self.end = max(self.end, ts + dur)
 
     def instant(self, tid: int, name: str, cat: str, ts: int, scope: str, args: Any) -> None:
-        self.used.add(tid)
+        if scope != "g":  # global instants are drawn across all lanes, not in a lane
+            self.used.add(tid)
         self.end = max(self.end, ts)
 
     def flow(self, *a: Any) -> None:
@@ -129,6 +131,7 @@ class _Bins:
         self.mark_counts: dict[str, int] = {}
         self.counters: dict[str, list[int | None]] = {}
         self.labels: dict[str, int] = {}
+        self.globals: list[tuple[int, str, str]] = []  # run-level instants: (bin, name, cat)
 
     def _bin(self, ts: float) -> int:
         b = int((ts - self.start) / self.width)
@@ -165,6 +168,10 @@ class _Bins:
                 d[key] = d.get(key, 0.0) + cov
 
     def instant(self, tid: int, name: str, cat: str, ts: int, scope: str, args: Any) -> None:
+        if scope == "g":
+            if len(self.globals) < 50:
+                self.globals.append((self._bin(ts), name, cat))
+            return
         if cat not in MARKERS:
             return
         self.mark_counts[cat] = self.mark_counts.get(cat, 0) + 1
@@ -333,6 +340,14 @@ def plot_png(trace: str | Path, out: str | Path, *, time: str = "virtual",
                         color="#b10026", fontweight="bold", zorder=11,
                         annotation_clip=False)
 
+    for b, name, cat in bins.globals:
+        x = x0 + (b + 0.5) * bw
+        col = "#e31a1c" if cat in ("violation", "failure") else "#000000"
+        ax.axvline(x, color=col, lw=1.4, ls="--", zorder=9)
+        if axc is not None:
+            axc.axvline(x, color=col, lw=1.4, ls="--")
+        ax.annotate(name, (x, nl), xytext=(-3, 2), textcoords="offset points", fontsize=8,
+                    color=col, fontweight="bold", ha="right", zorder=11, annotation_clip=False)
     ax.set_ylim(0, nl)
     ax.set_yticks([y_of(t) + 0.5 for t in tids])
     ax.set_yticklabels([ext.threads[t][0] for t in tids], fontsize=10)

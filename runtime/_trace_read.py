@@ -33,31 +33,23 @@ class TraceFormatError(ValueError):
         super().__init__(f"{where}: {message}")
 
 
-def _check(path: str | Path, lineno: int, raw: bytes) -> dict[str, Any]:
+def _diagnose(path: str | Path, lineno: int, raw: bytes) -> TraceFormatError:
+    """The error for a line that failed the fast check in :func:`iter_events`."""
     try:
         ev = orjson.loads(raw)
     except orjson.JSONDecodeError as e:
         text = raw[:40].decode("utf-8", "replace").strip()
         more = "…" if len(raw) > 40 else ""
-        raise TraceFormatError(
-            path, lineno, f"not a JSON line ({e.msg.lower()}): {text}{more}"
-        ) from None
+        return TraceFormatError(path, lineno, f"not a JSON line ({e.msg.lower()}): {text}{more}")
     if not isinstance(ev, dict):
-        raise TraceFormatError(path, lineno, "not a trace event: expected a JSON object")
-    step, t, event = ev.get("step"), ev.get("t"), ev.get("event")
-    if not isinstance(step, int) or isinstance(step, bool):
-        what = "missing" if step is None else "not an integer"
-        raise TraceFormatError(path, lineno, f"'step' is {what}: is this a wddmemu trace?")
-    if not isinstance(t, int) or isinstance(t, bool):
-        what = "missing" if t is None else "not an integer"
-        raise TraceFormatError(path, lineno, f"'t' is {what}: is this a wddmemu trace?")
-    if not isinstance(event, str):
-        what = "missing" if event is None else "not a string"
-        raise TraceFormatError(path, lineno, f"'event' is {what}: is this a wddmemu trace?")
-    thread = ev.get("thread")
-    if thread is not None and not isinstance(thread, str):
-        raise TraceFormatError(path, lineno, "'thread' must be a string or null")
-    return ev
+        return TraceFormatError(path, lineno, "not a trace event: expected a JSON object")
+    for key, typ, what in (("step", int, "an integer"), ("t", int, "an integer"),
+                           ("event", str, "a string")):
+        v = ev.get(key)
+        if type(v) is not typ:
+            why = "missing" if v is None else f"not {what}"
+            return TraceFormatError(path, lineno, f"'{key}' is {why}: is this a wddmemu trace?")
+    return TraceFormatError(path, lineno, "'thread' must be a string or null")
 
 
 def iter_events(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -74,12 +66,24 @@ def iter_events(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
     except OSError as e:
         raise TraceFormatError(path, None, f"cannot read: {e.strerror}") from None
     seen = 0
+    loads = orjson.loads
     try:
         for lineno, raw in enumerate(f, 1):
-            if not raw.strip():
-                continue
+            try:
+                ev = loads(raw)
+            except orjson.JSONDecodeError:
+                if not raw.strip():
+                    continue  # blank line
+                raise _diagnose(path, lineno, raw) from None
+            # the fast check; _diagnose says what is wrong when it fails
+            if (type(ev) is not dict or type(ev.get("step")) is not int
+                    or type(ev.get("t")) is not int or type(ev.get("event")) is not str):
+                raise _diagnose(path, lineno, raw)
+            th = ev.get("thread")
+            if th is not None and type(th) is not str:
+                raise _diagnose(path, lineno, raw)
             seen += 1
-            yield lineno, _check(path, lineno, raw)
+            yield lineno, ev
     except OSError as e:
         raise TraceFormatError(path, None, f"cannot read: {e.strerror}") from None
     finally:

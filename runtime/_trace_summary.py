@@ -370,8 +370,13 @@ def _calls_table(title: str, calls: dict[str, dict[str, int]],
     t.add_column("results")
     for name in sorted(calls, key=lambda n: (-sum(calls[n].values()), n)):
         per = calls[name]
-        t.add_row(name, *[str(per.get(th, "")) for th in used], str(sum(per.values())),
-                  _results(results.get(name, {})))
+        res = results.get(name, {})
+        text = _results(res)
+        open_ = sum(per.values()) - sum(res.values())
+        if open_ > 0:  # entered but never left: the run stopped inside
+            text = f"{text}, [yellow]no exit {open_}[/yellow]" if res else (
+                f"[yellow]no exit {open_}[/yellow]")
+        t.add_row(name, *[str(per.get(th, "")) for th in used], str(sum(per.values())), text)
     return t
 
 
@@ -417,7 +422,7 @@ def render_summary(s: TraceSummary, console: Console, source: str = "") -> None:
     t.add_row("kernel lock waits for the GPU", str(s.kmd_lock_waits))
     console.print(t)
 
-    t = Table(title="syncs (synchronous path taken)", title_justify="left", title_style="bold")
+    t = Table(title="syncs by reason", title_justify="left", title_style="bold")
     t.add_column("reason", style="cyan")
     t.add_column("count", justify="right")
     for reason, n in sorted(s.syncs.items(), key=lambda kv: (-kv[1], kv[0])):

@@ -538,7 +538,7 @@ class TimelineBuilder:
         self._instant(tr, f"violation {ev.get('rule', '?')}", "violation", ts, ev)
 
     def _on_failure(self, ev: dict[str, Any], tr: _Track | None, ts: int) -> None:
-        self._instant(None, f"run failure: {ev.get('kind', '?')}", "violation", ts, ev)
+        self._instant(None, f"run failure: {ev.get('kind', '?')}", "failure", ts, ev)
 
     def _on_instant(self, ev: dict[str, Any], tr: _Track | None, ts: int) -> None:
         cat, name = _INSTANTS[ev["event"]]

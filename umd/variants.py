@@ -355,7 +355,7 @@ VARIANTS: dict[str, VariantInfo] = dict(
               ("KL-10",)),
         _info("crash-in-rename", crash_in_rename, CrashInRenameDevice, ("EXCEPTION",)),
         ("no-rename", VariantInfo(
-            "no-rename", " ".join((no_rename.__doc__ or "").split()), no_rename, (),
+            "no-rename", " ".join((no_rename.__doc__ or "").split()), no_rename, ("LA-1",),
             ReferenceDevice)),
     ]
 )

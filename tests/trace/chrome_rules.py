@@ -24,6 +24,7 @@ Times are compared in integer nanoseconds (``round(us * 1000)``).
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections import defaultdict
 from typing import Any
 
@@ -115,10 +116,15 @@ def check_chrome(doc: Any, *, max_problems: int = 50) -> list[str]:
         for _, name, bi in stack:
             bad(f"event {bi}: B {name!r} on {key} never ended")
 
-    # slices nest per track: sort by start, longer first; keep a stack of open ends
+    # slices nest per track: sort by start, longer first; keep a stack of open ends. The
+    # outermost slices (disjoint, in order) are kept for the flow binding checks.
+    outer: dict[tuple[Any, Any], tuple[list[int], list[int]]] = {}
+    last_start: dict[tuple[Any, Any], int] = {}
     for key, items in slices.items():
         items.sort(key=lambda s: (s[0], -(s[1] - s[0]), s[2]))
         stack: list[tuple[int, int, int, str]] = []
+        starts: list[int] = []
+        ends: list[int] = []
         for s in items:
             while stack and stack[-1][1] <= s[0]:
                 stack.pop()
@@ -127,14 +133,20 @@ def check_chrome(doc: Any, *, max_problems: int = 50) -> list[str]:
                 bad(f"track {key}: slice {s[3]!r} (event {s[2]}) [{s[0]}, {s[1]}] overlaps "
                     f"{top[3]!r} (event {top[2]}) [{top[0]}, {top[1]}] without nesting")
                 continue
+            if not stack:
+                starts.append(s[0])
+                ends.append(s[1])
             stack.append(s)
-        slices[key] = items
+        outer[key] = (starts, ends)
+        last_start[key] = items[-1][0] if items else -1
 
     def inside(key: tuple[Any, Any], ts: int) -> bool:
-        return any(a <= ts <= b for a, b, _, _ in slices.get(key, ()))
+        starts, ends = outer.get(key, ([], []))
+        j = bisect_right(starts, ts) - 1
+        return j >= 0 and ts <= ends[j]
 
     def starts_after(key: tuple[Any, Any], ts: int) -> bool:
-        return any(a >= ts for a, _, _, _ in slices.get(key, ()))
+        return last_start.get(key, -1) >= ts
 
     for fk, parts in flows.items():
         s, t, f = parts.get("s", []), parts.get("t", []), parts.get("f", [])

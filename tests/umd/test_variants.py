@@ -264,5 +264,48 @@ def test_rename_ignores_cookie_with_several_discards_before_the_first_rename() -
     assert run_app(functools.partial(ring, frames=1), variant="rename-ignores-cookie").rules == []
 
 
+@pytest.mark.parametrize("name,flags", [
+    ("lockcb-readonly-writeonly", CBF.ReadOnly | CBF.WriteOnly),
+    ("lockcb-ignoresync-acquireaperture", CBF.IgnoreSync | CBF.AcquireAperture),
+    ("lockcb-alternateva-alone", CBF.UseAlternateVA),
+])
+def test_illegal_lockcb_flags_make_every_lock_fail(name: str, flags: int) -> None:
+    async def prog(r: Rig) -> tuple[int, int]:
+        vb = await r.vb(256)
+        hr, _ = await r.lock_async(vb, LAF.Discard)
+        return hr, int(r.last("lock").args.flags) & int(flags)
+
+    ref, bug = both(name, prog)
+    assert ref == (S_OK, 0)
+    # the kernel answers E_INVALIDARG (KL-6 / KL-9 / KL-10); LockAsync maps it to E_NOTIMPL
+    assert bug == (E_NOTIMPL, int(flags))
+
+
+def test_crash_in_rename_raises_out_of_the_ddi() -> None:
+    async def prog(r: Rig) -> int:
+        vb = await r.vb(256)
+        hr, la = await r.lock_async(vb, LAF.Discard)
+        assert hr == S_OK
+        return await r.rename(vb, la.cookie)
+
+    TESTED.add("crash-in-rename")
+    assert run(prog).value == S_OK
+    bug = run(prog, variant="crash-in-rename", check=False)
+    assert bug.failure.kind == "exception"
+    assert bug.failure.message == "RuntimeError: rename table corrupted"
+
+
+def test_no_rename_lacks_only_rename() -> None:
+    TESTED.add("no-rename")
+    drv = umd.make_driver("no-rename")
+    assert drv.config.implements == ("lock_async", "unlock_async")
+
+    async def prog(r: Rig) -> tuple[bool, bool]:
+        f = r.funcs
+        return f.pfn_lock_async is not None, f.pfn_rename is None
+
+    assert run(prog, driver=drv).value == (True, True)
+
+
 def test_every_variant_has_a_direct_test() -> None:
     assert set(VARIANTS) <= TESTED, sorted(set(VARIANTS) - TESTED)

@@ -1,0 +1,526 @@
+"""Race hunting: explore many schedules, minimise a failing one, save it, replay it.
+
+* :func:`explore` runs a scenario under ``random`` or ``pct`` schedules (schedule *i* uses seed
+  ``seed + i``), or under ``dfs``: every interleaving within a preemption bound, by stateless
+  search over the choice points (as CHESS does). With ``jobs > 1`` the seeds are run in ordered
+  chunks by a process pool and the lowest failing schedule wins, so the answer is the same as
+  with one job.
+* :func:`minimise` takes a failing schedule, expresses it as the choices where it deviates from
+  ``fifo``, and removes deviations (delta debugging, a bounded number of re-runs) while the same
+  rule still breaks.
+* :func:`save_failure` / :func:`load_failure` write and read the failure file (JSON, never
+  pickle; ``docs/explore.md`` documents the format); :func:`replay` re-runs it exactly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field, replace
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from ._results import RunResult
+from ._runner import RunSpec, SpecError, check_spec, run_scenario
+from ._strategies import Fifo, Replay, Strategy
+
+FORMAT = "wddmemu-failure"
+FORMAT_VERSION = 1
+DEFAULT_SAVE_DIR = Path(".wddmemu/failures")
+
+
+def package_version() -> str:
+    try:
+        return version("wddmemu")
+    except PackageNotFoundError:  # pragma: no cover - running from a bare checkout
+        return "0+unknown"
+
+
+# ---- what a failure is ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Finding:
+    """The first thing that broke in a run: a rule id (or ``deadlock``, ``exception``,
+    ``step-budget``), at a step, on a thread."""
+
+    rule: str
+    step: int
+    message: str
+    thread: str | None
+
+    @classmethod
+    def of(cls, run: RunResult) -> Finding | None:
+        if run.violations:
+            v = run.violations[0]
+            return cls(v.rule, v.step, v.message, v.thread)
+        f = run.failure
+        if f is not None and f.kind != "violation":
+            return cls(f.kind, f.step, f.message, f.thread)
+        return None
+
+
+# ---- strategies the explorer drives -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Choice:
+    """One recorded choice point: the chosen tid, what fifo would have chosen, the running
+    thread (None after a block) and every runnable tid."""
+
+    chosen: int
+    fifo: int
+    current: int | None
+    options: tuple[int, ...]
+
+    @property
+    def preemption(self) -> bool:
+        return self.current is not None and self.chosen != self.current
+
+
+class Recorder(Strategy):
+    """Wraps a strategy and records every choice point it decides."""
+
+    def __init__(self, inner: Strategy) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.choices: list[Choice] = []
+
+    def on_spawn(self, thread: Any) -> None:
+        self.inner.on_spawn(thread)
+
+    def choose(self, current: Any, ready: Sequence[Any], step: int) -> Any:
+        t = self.inner.choose(current, ready, step)
+        fifo = current if current is not None else ready[0]
+        opts = sorted(x.tid for x in (*ready, *([current] if current is not None else [])))
+        self.choices.append(Choice(t.tid, fifo.tid, current.tid if current else None,
+                                   tuple(opts)))
+        return t
+
+    def finish(self, step: int) -> None:
+        self.inner.finish(step)
+
+    def describe(self) -> dict[str, object]:
+        return self.inner.describe()
+
+
+class FifoWithOverrides(Strategy):
+    """``fifo``, except at the choice points listed in ``overrides`` (index → tid), where that
+    thread runs if it can. The minimiser's representation of a schedule."""
+
+    name = "fifo+overrides"
+
+    def __init__(self, overrides: dict[int, int]) -> None:
+        self.overrides = dict(overrides)
+        self._k = 0
+
+    def choose(self, current: Any, ready: Sequence[Any], step: int) -> Any:
+        k = self._k
+        self._k += 1
+        want = self.overrides.get(k)
+        if want is not None:
+            for t in (*ready, *([current] if current is not None else [])):
+                if t.tid == want:
+                    return t
+        return current if current is not None else ready[0]
+
+
+# ---- explore ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ExploreOptions:
+    schedules: int = 1000
+    strategy: str = "pct"
+    seed: int = 0
+    depth: int = 3
+    preemption_bound: int = 2
+    jobs: int = 1
+    stop_on_first: bool = True
+    minimise: bool = True
+    max_replays: int = 200
+    chunk: int = 25
+
+    def __post_init__(self) -> None:
+        if self.strategy not in ("random", "pct", "dfs"):
+            raise SpecError(f"unknown exploration strategy {self.strategy!r}: use random, pct "
+                            "or dfs")
+        if self.schedules < 1 or self.jobs < 1 or self.depth < 1 or self.preemption_bound < 0:
+            raise SpecError("schedules, jobs and depth must be >= 1, the preemption bound >= 0")
+
+
+@dataclass(frozen=True)
+class Found:
+    """A failing schedule: where exploration met it and how to replay it."""
+
+    index: int
+    spec: RunSpec  # strategy "replay" with the decision list
+    finding: Finding
+    original_spec: RunSpec
+    minimised: dict[str, int] = field(default_factory=dict)
+    path: Path | None = None
+
+
+@dataclass(frozen=True)
+class ExploreResult:
+    runs: int
+    failures: tuple[Found, ...]
+    pct_steps: int
+    exhausted: bool | None = None  # dfs: whether every schedule within the bound ran
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+
+def _schedule_spec(base: RunSpec, opts: ExploreOptions, k: int, i: int) -> RunSpec:
+    return replace(base, strategy=opts.strategy, seed=opts.seed + i, depth=opts.depth,
+                   pct_steps=k, decisions=None)
+
+
+def _run_one(spec: RunSpec) -> tuple[Finding | None, tuple[int, ...]]:
+    r = run_scenario(spec, stop_on_violation=True).run
+    return Finding.of(r), r.decisions
+
+
+def _run_chunk(spec_dicts: list[dict[str, Any]]) -> list[tuple[Any, tuple[int, ...]]]:
+    """Worker-process entry: run a chunk of schedules, return plain data."""
+    out = []
+    for d in spec_dicts:
+        f, decisions = _run_one(spec_from_dict(d))
+        out.append((None if f is None else (f.rule, f.step, f.message, f.thread), decisions))
+    return out
+
+
+def probe_steps(base: RunSpec) -> int:
+    """PCT's ``k``: the steps of a fifo run of the scenario (at least 10)."""
+    r = run_scenario(replace(base, strategy="fifo", seed=0, decisions=None)).run
+    return max(10, r.steps)
+
+
+def explore(
+    base: RunSpec,
+    opts: ExploreOptions,
+    *,
+    progress: Callable[[int, int], None] | None = None,
+) -> ExploreResult:
+    """Run up to ``opts.schedules`` schedules of ``base``; see the module docstring."""
+    check_spec(base)
+    if opts.strategy == "dfs":
+        return _explore_dfs(base, opts, progress)
+    k = probe_steps(base) if opts.strategy == "pct" else base.pct_steps
+    failures: list[Found] = []
+    runs = 0
+
+    def record(i: int, f: Finding, decisions: tuple[int, ...]) -> None:
+        orig = _schedule_spec(base, opts, k, i)
+        failures.append(Found(i, orig.with_decisions(decisions), f, orig))
+
+    if opts.jobs == 1:
+        for i in range(opts.schedules):
+            f, decisions = _run_one(_schedule_spec(base, opts, k, i))
+            runs += 1
+            if f is not None:
+                record(i, f, decisions)
+            if progress:
+                progress(runs, len(failures))
+            if failures and opts.stop_on_first:
+                break
+    else:
+        runs = _explore_parallel(base, opts, k, record, progress, failures)
+    if opts.minimise:
+        failures = [minimise(fd, opts.max_replays) for fd in failures]
+    return ExploreResult(runs, tuple(failures), k)
+
+
+def _explore_parallel(base: RunSpec, opts: ExploreOptions, k: int,
+                      record: Callable[[int, Finding, tuple[int, ...]], None],
+                      progress: Callable[[int, int], None] | None,
+                      failures: list[Found]) -> int:
+    runs = 0
+    indices = list(range(opts.schedules))
+    chunks = [indices[j : j + opts.chunk] for j in range(0, len(indices), opts.chunk)]
+    with ProcessPoolExecutor(max_workers=opts.jobs) as pool:
+        for w in range(0, len(chunks), opts.jobs):
+            wave = chunks[w : w + opts.jobs]
+            futs = [pool.submit(_run_chunk, [_schedule_spec(base, opts, k, i).to_dict()
+                                             for i in c]) for c in wave]
+            for c, fut in zip(wave, futs, strict=True):
+                for i, (f, decisions) in zip(c, fut.result(), strict=True):
+                    runs += 1
+                    if f is not None:
+                        record(i, Finding(*f), tuple(decisions))
+                        if opts.stop_on_first:
+                            break
+                if failures and opts.stop_on_first:
+                    break
+            if progress:
+                progress(runs, len(failures))
+            if failures and opts.stop_on_first:
+                break
+    # with stop-on-first the lowest failing index wins, as it does with one job
+    failures.sort(key=lambda fd: fd.index)
+    if opts.stop_on_first:
+        del failures[1:]
+    return runs
+
+
+# ---- dfs: every interleaving within a preemption bound ----------------------------------------
+
+
+class _DfsStrategy(Recorder):
+    """Follow ``prefix`` (tids), then fifo; record every choice point."""
+
+    def __init__(self, prefix: list[int]) -> None:
+        super().__init__(Replay(prefix, fallback=Fifo()))
+
+
+def _explore_dfs(base: RunSpec, opts: ExploreOptions,
+                 progress: Callable[[int, int], None] | None) -> ExploreResult:
+    # stack of frames, one per choice point on the current path: the choice made, the
+    # alternatives already tried, and the preemptions spent before this point
+    stack: list[tuple[Choice, set[int], int]] = []
+    prefix: list[int] = []
+    runs = 0
+    failures: list[Found] = []
+    exhausted = False
+    while runs < opts.schedules:
+        strat = _DfsStrategy(prefix)
+        spec = replace(base, strategy="replay", decisions=tuple(prefix))
+        r = run_scenario(spec, strategy=strat, stop_on_violation=True).run
+        runs += 1
+        f = Finding.of(r)
+        if f is not None:
+            orig = replace(base, strategy="dfs", seed=0, decisions=tuple(r.decisions))
+            failures.append(Found(runs - 1, orig.with_decisions(r.decisions), f, orig))
+        if progress:
+            progress(runs, len(failures))
+        if failures and opts.stop_on_first:
+            break
+        # extend the stack with the choice points this run met beyond the prefix
+        spent = sum(1 for c, _, _ in stack if c.preemption)
+        for c in strat.choices[len(stack):]:
+            stack.append((c, {c.chosen}, spent))
+            spent += c.preemption
+        # backtrack to the deepest point with an untried alternative within the bound
+        prefix = []
+        while stack:
+            c, tried, before = stack[-1]
+            alt = next((t for t in c.options if t not in tried
+                        and before + (c.current is not None and t != c.current)
+                        <= opts.preemption_bound), None)
+            if alt is None:
+                stack.pop()
+                continue
+            tried.add(alt)
+            stack[-1] = (Choice(alt, c.fifo, c.current, c.options), tried, before)
+            prefix = [fr[0].chosen for fr in stack]
+            break
+        if not stack:
+            exhausted = True
+            break
+    if opts.minimise:
+        failures = [minimise(fd, opts.max_replays) for fd in failures]
+    return ExploreResult(runs, tuple(failures), base.pct_steps, exhausted)
+
+
+# ---- minimise -----------------------------------------------------------------------------------
+
+
+def _ddmin(items: list[int], fails: Callable[[list[int]], bool], budget: list[int]) -> list[int]:
+    """Zeller's delta debugging: a 1-minimal subset of ``items`` for which ``fails`` holds,
+    spending at most ``budget[0]`` calls."""
+    if budget[0] > 0 and fails([]):
+        return []
+    n = 2
+    while len(items) >= 2 and budget[0] > 0:
+        size = math.ceil(len(items) / n)
+        parts = [items[i : i + size] for i in range(0, len(items), size)]
+        for part in parts:
+            if budget[0] <= 0:
+                return items
+            if fails(part):
+                items, n = part, 2
+                break
+        else:
+            for part in parts:
+                if budget[0] <= 0:
+                    return items
+                rest = [x for x in items if x not in part]
+                if fails(rest):
+                    items, n = rest, max(n - 1, 2)
+                    break
+            else:
+                if n >= len(items):
+                    break
+                n = min(len(items), 2 * n)
+    return items
+
+
+def minimise(found: Found, max_replays: int = 200) -> Found:
+    """Fewer deviations from fifo, same rule: re-run with subsets of the deviating choices
+    (at most ``max_replays`` runs) and keep the smallest that still breaks ``found``'s rule."""
+    spec = found.spec
+    assert spec.decisions is not None
+    rec = Recorder(Replay(spec.decisions))
+    r = run_scenario(spec, strategy=rec, stop_on_violation=True).run
+    if Finding.of(r) is None or Finding.of(r).rule != found.finding.rule:  # type: ignore[union-attr]
+        return found  # not reproducible as recorded: leave it alone
+    deviations = {k: c.chosen for k, c in enumerate(rec.choices) if c.chosen != c.fifo}
+    budget = [max_replays]
+    best: dict[str, Any] = {"decisions": spec.decisions, "finding": found.finding}
+
+    def fails(keys: list[int]) -> bool:
+        budget[0] -= 1
+        strat = FifoWithOverrides({k: deviations[k] for k in keys})
+        run = run_scenario(replace(spec, strategy="fifo"), strategy=strat,
+                           stop_on_violation=True).run
+        f = Finding.of(run)
+        if f is not None and f.rule == found.finding.rule:
+            if len(keys) <= best.get("n", math.inf):
+                best.update(n=len(keys), decisions=run.decisions, finding=f)
+            return True
+        return False
+
+    keep = _ddmin(sorted(deviations), fails, budget)
+    if "n" not in best:
+        return replace(found, minimised={"deviations_before": len(deviations),
+                                         "deviations_after": len(deviations),
+                                         "replays": max_replays - budget[0]})
+    return replace(
+        found,
+        spec=spec.with_decisions(best["decisions"]),
+        finding=best["finding"],
+        minimised={"deviations_before": len(deviations), "deviations_after": len(keep),
+                   "replays": max_replays - budget[0]},
+    )
+
+
+# ---- failure files ------------------------------------------------------------------------------
+
+
+class FailureFileError(ValueError):
+    """An unreadable or incompatible failure file (the CLI exits 2 with this one line)."""
+
+
+def spec_from_dict(d: dict[str, Any]) -> RunSpec:
+    fields_ = set(RunSpec.__dataclass_fields__)
+    unknown = sorted(set(d) - fields_)
+    if unknown:
+        raise FailureFileError(f"unknown spec field {unknown[0]!r}")
+    d = dict(d)
+    d["bugs"] = tuple(d.get("bugs") or ())
+    if d.get("decisions") is not None:
+        d["decisions"] = tuple(d["decisions"])
+    d["params"] = dict(d.get("params") or {})
+    try:
+        return RunSpec(**d)
+    except TypeError as e:
+        raise FailureFileError(f"bad spec: {e}") from None
+
+
+def failure_document(found: Found) -> dict[str, Any]:
+    f = found.finding
+    o = found.original_spec
+    return {
+        "format": FORMAT,
+        "version": FORMAT_VERSION,
+        "wddmemu": package_version(),
+        "spec": found.spec.to_dict(),
+        "failure": {"rule": f.rule, "step": f.step, "thread": f.thread, "message": f.message},
+        "found_by": {"strategy": o.strategy, "seed": o.seed, "depth": o.depth,
+                     "pct_steps": o.pct_steps, "schedule": found.index},
+        "minimised": dict(found.minimised),
+        "replay": "wddmemu replay {file}",
+    }
+
+
+def save_failure(found: Found, save_dir: Path | str = DEFAULT_SAVE_DIR) -> Path:
+    """Write the failure file; the name is derived from its content (same failure, same name)."""
+    doc = failure_document(found)
+    body = orjson.dumps(doc, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS)
+    digest = hashlib.blake2b(body, digest_size=4).hexdigest()
+    d = Path(save_dir)
+    d.mkdir(parents=True, exist_ok=True)
+    path = d / f"{found.spec.scenario}-{found.finding.rule}-{digest}.json"
+    path.write_bytes(body + b"\n")
+    return path
+
+
+@dataclass(frozen=True)
+class FailureFile:
+    path: Path
+    spec: RunSpec
+    rule: str
+    step: int
+    message: str
+    doc: dict[str, Any]
+
+
+def load_failure(path: Path | str) -> FailureFile:
+    """Read and validate a failure file; :class:`FailureFileError` says what is wrong."""
+    p = Path(path)
+    try:
+        raw = p.read_bytes()
+    except OSError as e:
+        raise FailureFileError(f"cannot read {p}: {e.strerror}") from None
+    try:
+        doc = orjson.loads(raw)
+    except orjson.JSONDecodeError as e:
+        raise FailureFileError(f"{p} is not JSON: {e}") from None
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        raise FailureFileError(f"{p} is not a wddmemu failure file (no format {FORMAT!r})")
+    if doc.get("version") != FORMAT_VERSION:
+        raise FailureFileError(f"{p} has format version {doc.get('version')!r}; this wddmemu "
+                               f"reads version {FORMAT_VERSION}")
+    try:
+        spec = spec_from_dict(doc["spec"])
+        fail = doc["failure"]
+        rule, step, message = str(fail["rule"]), int(fail["step"]), str(fail.get("message", ""))
+    except (KeyError, TypeError, ValueError) as e:
+        raise FailureFileError(f"{p}: malformed failure file ({e})") from None
+    if spec.decisions is None or not all(isinstance(x, int) for x in spec.decisions):
+        raise FailureFileError(f"{p}: the spec has no decision list")
+    try:
+        check_spec(spec)
+    except SpecError as e:
+        raise FailureFileError(f"{p} is incompatible with this wddmemu: {e}") from None
+    return FailureFile(p, spec, rule, step, message, doc)
+
+
+@dataclass(frozen=True)
+class ReplayOutcome:
+    """``reproduced``: the same rule broke at the same step. ``clean``: nothing broke (a fixed
+    bug). ``different``: something else broke. ``diverged``: the program no longer matches the
+    recording (its step says where)."""
+
+    kind: str
+    expected: tuple[str, int]
+    got: Finding | None
+    run: RunResult
+
+
+def replay(ff: FailureFile, *, trace: Any = None, backend: str | None = None) -> ReplayOutcome:
+    spec = ff.spec if backend is None else replace(ff.spec, backend=backend)
+    assert spec.decisions is not None
+    r = run_scenario(spec, trace=trace, strategy=Replay(spec.decisions),
+                     stop_on_violation=True).run
+    if r.failure is not None and r.failure.kind == "divergence":
+        return ReplayOutcome("diverged", (ff.rule, ff.step), Finding.of(r), r)
+    f = Finding.of(r)
+    if f is None:
+        kind = "clean"
+    elif (f.rule, f.step) == (ff.rule, ff.step):
+        kind = "reproduced"
+    else:
+        kind = "different"
+    return ReplayOutcome(kind, (ff.rule, ff.step), f, r)
+
+
+def iter_failure_files(directory: Path | str) -> Iterator[Path]:
+    yield from sorted(Path(directory).glob("*.json"))

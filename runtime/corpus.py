@@ -1,0 +1,91 @@
+"""The seeded-bug corpus: every named bug the project pins, with the scenario that exposes it.
+
+Each entry is a real bug class a driver or runtime author makes — in the user-mode driver
+(``umd.variants``), in the runtime (``runtime.RUNTIME_BUGS``) or in the kernel
+(``kmd.KERNEL_BUGS``) — and the rule ids a checker may cite first when it shows. ``explore``
+must find every entry with ``pct`` within 1,000 schedules (``tests/explore``); ``bench/explore.py``
+measures how fast each strategy finds it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ._runner import RunSpec
+
+
+@dataclass(frozen=True)
+class SeededBug:
+    name: str
+    layer: str  # "umd" | "runtime" | "kmd"
+    rules: tuple[str, ...]  # acceptable first findings
+    scenario: str
+    params: dict[str, Any] = field(default_factory=dict)
+    driver: str = "reference"
+    bugs: tuple[str, ...] = ()
+    ddi_version: int | None = None
+    #: only some interleavings expose it (fifo does not)
+    schedule_dependent: bool = False
+
+    def spec(self) -> RunSpec:
+        return RunSpec(self.scenario, params=dict(self.params), driver=self.driver,
+                       ddi_version=self.ddi_version, bugs=self.bugs)
+
+    def reference(self) -> RunSpec:
+        return RunSpec(self.scenario, params=dict(self.params), ddi_version=self.ddi_version)
+
+
+def _d(name: str, rules: tuple[str, ...], scenario: str, **kw: Any) -> SeededBug:
+    return SeededBug(name, "umd", rules, scenario, driver=name, **kw)
+
+
+def _r(name: str, rules: tuple[str, ...], scenario: str, **kw: Any) -> SeededBug:
+    layer = "kmd" if name == "donotwait-waits" else "runtime"
+    bugs = (name,)
+    return SeededBug(name, layer, rules, scenario, bugs=bugs, **kw)
+
+
+CORPUS: tuple[SeededBug, ...] = (
+    # --- the user-mode driver
+    _d("track-in-lockasync", ("LA-13", "DATA"), "dynamic-vb-ring"),
+    _d("flush-on-rename-failure", ("LA-10",), "rename-failure-recovery",
+       schedule_dependent=True),
+    _d("noexistingref-with-queued-refs", ("LA-9", "DATA"), "dynamic-vb-ring",
+       schedule_dependent=True),
+    _d("nooverwrite-local-vidmem", ("LA-14", "LA-15"), "nooverwrite-local-vidmem"),
+    _d("discard-ignored", ("DATA",), "discard-every-frame"),
+    _d("no-driver-lock", ("RACE",), "reentrant-lockasync", ddi_version=0xB,
+       schedule_dependent=True),
+    _d("unlockasync-skips-unlockcb", ("UA-4",), "dynamic-vb-ring"),
+    _d("wasstilldrawing-without-discard", ("LA-14", "LA-11"), "dynamic-vb-ring"),
+    _d("swallow-callback-errors", ("ERR-1",), "tdr-mid-lock"),
+    _d("lock-order-deadlock", ("deadlock",), "reentrant-lockasync", ddi_version=0xB,
+       schedule_dependent=True),
+    _d("unlockasync-wrong-handle", ("UA-4",), "dynamic-vb-ring"),
+    _d("rename-ignores-cookie", ("LA-13", "DATA", "RN-4"), "discard-every-frame",
+       params={"frames": 6}),
+    _d("lockcb-readonly-writeonly", ("KL-6",), "dynamic-vb-ring"),
+    _d("lockcb-ignoresync-acquireaperture", ("KL-9",), "dynamic-vb-ring"),
+    _d("lockcb-alternateva-alone", ("KL-10",), "dynamic-vb-ring"),
+    _d("crash-in-rename", ("exception",), "dynamic-vb-ring"),
+    # --- the runtime
+    _r("gate-missing", ("LA-3", "MP-1"), "reentrant-lockasync", ddi_version=0xA,
+       schedule_dependent=True),
+    _r("rename-jumps-queue", ("MP-5", "LA-13", "DATA"), "dynamic-vb-ring"),
+    _r("rename-wrong-cookie", ("RN-2",), "dynamic-vb-ring"),
+    _r("rename-twice", ("RN-1",), "dynamic-vb-ring"),
+    _r("worker-queue-unlocked", ("RACE",), "reentrant-lockasync"),
+    SeededBug("lockasync-without-triple", "runtime", ("LA-1",), "dynamic-vb-ring",
+              driver="no-rename", bugs=("lockasync-without-triple",)),
+    _r("sysmem-lockasync-below-b", ("LA-4",), "sysmem-surface-lock", ddi_version=0xA),
+    _r("noexistingrefs-always", ("LA-9", "DATA"), "dynamic-vb-ring"),
+    _r("unlockasync-after-sync-lock", ("UA-3",), "dynamic-vb-ring"),
+    _r("lockasync-conflicting-flags", ("LA-5",), "lock-flags"),
+    _r("lockasync-two-regions", ("LA-6",), "dynamic-vb-ring"),
+    _r("lockasync-reserved-bit", ("LA-7",), "dynamic-vb-ring"),
+    _r("create-resource-ungated", ("MP-1",), "multi-app-threads", schedule_dependent=True),
+    _r("rename-on-app-thread", ("RN-3",), "dynamic-vb-ring"),
+    # --- the kernel
+    _r("donotwait-waits", ("KL-21",), "gl-icd-lock-entire"),
+)

@@ -1,0 +1,208 @@
+"""wddmemu's pytest plugin (entry point ``pytest11``): explore and replay inside tests.
+
+* The ``wddmemu`` fixture explores a scenario — or your own async program on the engine — and
+  fails the test with the broken rule and the replay command::
+
+      def test_my_driver_survives_pct(wddmemu):
+          wddmemu.check("dynamic-vb-ring", driver="mypkg.driver:make", schedules=300)
+
+      @pytest.mark.trio                      # works together with pytest-trio
+      async def test_inside_trio(wddmemu):
+          await wddmemu.acheck("reentrant-lockasync", ddi_version=0xB, schedules=50)
+
+* ``--wddmemu-failures DIR`` (or the ini option ``wddmemu_failures``): every failure file in DIR
+  becomes a test that replays it and **passes while the bug stays fixed** (the recorded schedule
+  runs clean), and fails, with the rule and the replay command, while it reproduces.
+* ``--wddmemu-schedules N`` and ``--wddmemu-seed S`` override the schedule count and first
+  seed of every ``check`` (e.g. a nightly job with many more schedules).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ._engine import Engine
+from ._explore import (
+    ExploreOptions,
+    ExploreResult,
+    FailureFile,
+    FailureFileError,
+    Finding,
+    load_failure,
+    replay,
+    save_failure,
+)
+from ._explore import explore as _explore
+from ._runner import RunSpec, run_scenario, run_scenario_async
+from ._strategies import Fifo, Replay
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    g = parser.getgroup("wddmemu", "wddmemu concurrency exploration")
+    g.addoption("--wddmemu-schedules", type=int, default=None, metavar="N",
+                help="schedules per wddmemu.check (overrides the test's own count)")
+    g.addoption("--wddmemu-seed", type=int, default=None, metavar="S",
+                help="seed of the first schedule of every wddmemu.check")
+    g.addoption("--wddmemu-failures", action="append", default=[], metavar="DIR",
+                help="a directory of failure files to replay as regression tests")
+    parser.addini("wddmemu_failures", "directories of failure files to replay as tests",
+                  type="paths", default=[])
+
+
+def _failure_dirs(config: pytest.Config) -> list[Path]:
+    dirs = [Path(d) for d in config.getoption("wddmemu_failures")]
+    dirs += [Path(d) for d in config.getini("wddmemu_failures")]
+    return [d.resolve() for d in dirs]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "wddmemu: a wddmemu exploration or replay test")
+    # make sure the failure directories are collected even when they are not under the paths
+    # pytest was given
+    for d in _failure_dirs(config):
+        if d.is_dir() and not any(Path(a).resolve() in (d, *d.parents) for a in config.args):
+            config.args.append(str(d))
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+    if file_path.suffix != ".json":
+        return None
+    resolved = file_path.resolve()
+    if any(d in resolved.parents for d in _failure_dirs(parent.config)):
+        return FailureFileCollector.from_parent(parent, path=file_path)
+    return None
+
+
+class FailureFileCollector(pytest.File):
+    def collect(self) -> Iterator[pytest.Item]:
+        yield FailureReplayItem.from_parent(self, name=self.path.stem)
+
+
+class FailureReproduced(Exception):
+    pass
+
+
+class FailureReplayItem(pytest.Item):
+    """One saved failure, replayed: passes while the recorded schedule runs clean."""
+
+    def runtest(self) -> None:
+        try:
+            ff = load_failure(self.path)
+        except FailureFileError as e:
+            raise FailureReproduced(f"unreadable failure file: {e}") from None
+        out = replay(ff)
+        if out.kind == "clean":
+            return
+        if out.kind == "diverged":
+            # the program changed (often: the fix itself); run what still applies of the
+            # recording, then fifo, and require that to be clean
+            assert ff.spec.decisions is not None
+            strat = Replay(ff.spec.decisions, fallback=Fifo(), lenient=True)
+            r = run_scenario(ff.spec, strategy=strat, stop_on_violation=True).run
+            f = Finding.of(r)
+            if f is None:
+                return
+            raise FailureReproduced(
+                f"the program diverged from the recording and then broke {f.rule} at step "
+                f"{f.step}: {f.message}\nreplay: wddmemu replay {self.path}")
+        got = out.got
+        raise FailureReproduced(
+            f"{'reproduced' if out.kind == 'reproduced' else 'a different failure'}: "
+            f"{got.rule if got else '?'} at step {got.step if got else '?'}: "
+            f"{got.message if got else ''}\nreplay: wddmemu replay {self.path}")
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException],
+                     style: Any = None) -> str:
+        if isinstance(excinfo.value, FailureReproduced):
+            return str(excinfo.value)
+        return str(super().repr_failure(excinfo))
+
+    def reportinfo(self) -> tuple[Path, int, str]:
+        return self.path, 0, f"wddmemu replay: {self.name}"
+
+
+class Explorer:
+    """The ``wddmemu`` fixture: explore scenarios or programs from a test."""
+
+    def __init__(self, config: pytest.Config, save_dir: Path) -> None:
+        self._schedules = config.getoption("wddmemu_schedules")
+        self._seed = config.getoption("wddmemu_seed")
+        self.save_dir = save_dir
+
+    def _opts(self, schedules: int, strategy: str, seed: int, depth: int) -> ExploreOptions:
+        return ExploreOptions(
+            schedules=self._schedules or schedules, strategy=strategy,
+            seed=self._seed if self._seed is not None else seed, depth=depth,
+        )
+
+    def explore(self, scenario: str, *, params: dict[str, Any] | None = None,
+                driver: str = "reference", ddi_version: int | None = None,
+                bugs: tuple[str, ...] = (), strategy: str = "pct", schedules: int = 200,
+                seed: int = 0, depth: int = 3, backend: str = "asyncio") -> ExploreResult:
+        """Explore and return the result (no assertion)."""
+        base = RunSpec(scenario, params=dict(params or {}), driver=driver,
+                       ddi_version=ddi_version, bugs=tuple(bugs), backend=backend)
+        return _explore(base, self._opts(schedules, strategy, seed, depth))
+
+    def check(self, scenario: str, **kw: Any) -> ExploreResult:
+        """Explore; fail the test with the rule and the replay command if anything breaks."""
+        res = self.explore(scenario, **kw)
+        if res.failures:
+            fd = res.failures[0]
+            path = save_failure(fd, self.save_dir)
+            f = fd.finding
+            pytest.fail(f"{scenario}: {f.rule} at step {f.step} on {f.thread} (schedule "
+                        f"{fd.index} of {res.runs}): {f.message}\n"
+                        f"replay: wddmemu replay {path}", pytrace=False)
+        return res
+
+    async def acheck(self, scenario: str, *, schedules: int = 50, seed: int = 0,
+                     strategy: str = "random", **kw: Any) -> int:
+        """:meth:`check` from inside a running event loop (pytest-trio, anyio tests): runs the
+        schedules on the running loop, without minimisation. Returns the schedule count."""
+        n = self._schedules or schedules
+        first = self._seed if self._seed is not None else seed
+        base = RunSpec(scenario, params=dict(kw.pop("params", None) or {}), **kw)
+        for i in range(n):
+            spec = replace(base, strategy=strategy, seed=first + i)
+            r = (await run_scenario_async(spec, stop_on_violation=True)).run
+            f = Finding.of(r)
+            if f is not None:
+                pytest.fail(f"{scenario}: {f.rule} at step {f.step} on {f.thread}: "
+                            f"{f.message}\nreplay: {spec.command('run')}", pytrace=False)
+        return n
+
+    def check_program(self, program: Callable[[], Awaitable[Any]], *, schedules: int = 200,
+                      strategy: str = "random", seed: int = 0, depth: int = 3,
+                      backend: str = "asyncio") -> int:
+        """Explore your own async program on the engine (threads, mutexes, shared cells): fail
+        with the seed and decision list of the first schedule that breaks a rule, races,
+        deadlocks or raises. ``program`` is called afresh for every schedule."""
+        n = self._schedules or schedules
+        first = self._seed if self._seed is not None else seed
+        for i in range(n):
+            eng = Engine(strategy, seed=first + i, depth=depth, backend=backend,
+                         stop_on_violation=True)
+            r = eng.run(program)
+            if not r.ok:
+                pytest.fail(f"schedule {i} ({strategy}, seed {first + i}) failed: "
+                            f"{r.failure or r.violations[0]}\n"
+                            f"replay: Engine('replay', decisions={list(r.decisions)})"
+                            f".run(program)", pytrace=False)
+        return n
+
+    @staticmethod
+    def load(path: Path | str) -> FailureFile:
+        return load_failure(path)
+
+
+@pytest.fixture
+def wddmemu(request: pytest.FixtureRequest, tmp_path: Path) -> Explorer:
+    """Explore wddmemu scenarios and programs inside a test; failure files are saved under the
+    test's ``tmp_path``."""
+    return Explorer(request.config, tmp_path / "wddmemu-failures")

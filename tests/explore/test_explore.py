@@ -1,0 +1,188 @@
+"""explore / minimise / failure files / replay, over the whole seeded-bug corpus."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import orjson
+import pytest
+
+from runtime import _cli
+from runtime._explore import (
+    ExploreOptions,
+    FailureFileError,
+    Finding,
+    explore,
+    load_failure,
+    replay,
+    save_failure,
+)
+from runtime._runner import RunSpec, run_scenario
+from runtime.corpus import CORPUS
+
+
+@pytest.mark.parametrize("bug", CORPUS, ids=[b.name for b in CORPUS])
+def test_pct_finds_every_seeded_bug_and_the_saved_failure_replays(bug, tmp_path: Path) -> None:
+    res = explore(bug.spec(), ExploreOptions(schedules=1000, strategy="pct", max_replays=40))
+    assert res.failures, f"{bug.name}: not found in {res.runs} pct schedules"
+    fd = res.failures[0]
+    assert fd.finding.rule in bug.rules, fd.finding
+    # the reference stack runs the same schedules clean
+    for i in range(fd.index + 1):
+        ref = replace(bug.reference(), strategy="pct", seed=i, pct_steps=res.pct_steps)
+        r = run_scenario(ref).run
+        assert r.ok, f"reference failed on {ref}: {r.summary()}"
+    # saved, it replays to the same rule at the same step, on asyncio and on trio
+    path = save_failure(fd, tmp_path)
+    ff = load_failure(path)
+    assert (ff.rule, ff.step) == (fd.finding.rule, fd.finding.step)
+    for backend in ("asyncio", "trio"):
+        out = replay(ff, backend=backend)
+        assert out.kind == "reproduced", (backend, out.kind, out.got)
+
+
+def test_some_bugs_show_only_on_some_interleavings() -> None:
+    dependent = [b for b in CORPUS if b.schedule_dependent]
+    assert len(dependent) >= 4
+    for b in dependent:
+        fifo = run_scenario(replace(b.spec(), strategy="fifo")).run
+        assert fifo.ok, f"{b.name} shows under fifo already: {fifo.summary()}"
+
+
+def test_minimisation_removes_deviations_and_keeps_the_rule() -> None:
+    base = RunSpec("reentrant-lockasync", driver="lock-order-deadlock", ddi_version=0xB)
+    raw = explore(base, ExploreOptions(schedules=50, strategy="random", minimise=False))
+    mini = explore(base, ExploreOptions(schedules=50, strategy="random", max_replays=100))
+    a, b = raw.failures[0], mini.failures[0]
+    assert a.index == b.index and b.finding.rule == a.finding.rule == "deadlock"
+    m = b.minimised
+    assert m["deviations_after"] < m["deviations_before"]
+    assert 0 < m["replays"] <= 100
+    # the minimised schedule replays strictly
+    out = replay(load_failure(save_failure(b, Path("/tmp") / "wddmemu-mini-test")))
+    assert out.kind == "reproduced"
+
+
+def test_jobs_2_gives_the_same_results_as_jobs_1() -> None:
+    base = RunSpec("reentrant-lockasync", driver="lock-order-deadlock", ddi_version=0xB)
+    opts = ExploreOptions(schedules=60, strategy="random", stop_on_first=False, minimise=False,
+                          chunk=10)
+    one = explore(base, opts)
+    two = explore(base, replace(opts, jobs=2))
+    assert one.runs == two.runs == 60
+    key = [(f.index, f.finding, f.spec.decisions) for f in one.failures]
+    assert key == [(f.index, f.finding, f.spec.decisions) for f in two.failures]
+    assert len(key) >= 2
+    first1 = explore(base, replace(opts, stop_on_first=True))
+    first2 = explore(base, replace(opts, stop_on_first=True, jobs=2))
+    assert first1.failures[0].index == first2.failures[0].index == one.failures[0].index
+
+
+def test_dfs_exhausts_a_small_scenario_and_finds_a_bug_in_it() -> None:
+    base = RunSpec("gl-icd-lock-entire")
+    res = explore(base, ExploreOptions(schedules=2000, strategy="dfs", preemption_bound=1))
+    assert res.exhausted is True and res.ok and 10 < res.runs < 2000
+    bigger = explore(base, ExploreOptions(schedules=2000, strategy="dfs", preemption_bound=2))
+    assert bigger.exhausted and bigger.runs > res.runs
+    buggy = explore(replace(base, bugs=("donotwait-waits",)),
+                    ExploreOptions(schedules=2000, strategy="dfs", preemption_bound=1))
+    assert buggy.failures and buggy.failures[0].finding.rule == "KL-21"
+
+
+def test_dfs_reports_an_unexhausted_space() -> None:
+    res = explore(RunSpec("lock-flags"), ExploreOptions(schedules=30, strategy="dfs",
+                                                        preemption_bound=1))
+    assert res.runs == 30 and res.exhausted is False
+
+
+# ---- failure files and the replay command -------------------------------------------------
+
+
+@pytest.fixture
+def saved(tmp_path: Path) -> Path:
+    base = RunSpec("reentrant-lockasync", driver="no-driver-lock", ddi_version=0xB)
+    res = explore(base, ExploreOptions(schedules=100, strategy="pct", max_replays=30))
+    return save_failure(res.failures[0], tmp_path)
+
+
+def test_failure_file_is_documented_json(saved: Path) -> None:
+    doc = orjson.loads(saved.read_bytes())
+    assert doc["format"] == "wddmemu-failure" and doc["version"] == 1
+    assert doc["wddmemu"]
+    spec = doc["spec"]
+    for k in ("scenario", "params", "driver", "ddi_version", "backend", "strategy", "seed",
+              "decisions", "bugs"):
+        assert k in spec
+    assert spec["driver"] == "no-driver-lock" and spec["ddi_version"] == 0xB
+    assert spec["strategy"] == "replay" and all(isinstance(x, int) for x in spec["decisions"])
+    assert doc["failure"]["rule"] == "RACE" and doc["failure"]["step"] > 0
+    assert doc["found_by"]["strategy"] == "pct"
+
+
+def test_replay_cli_exit_codes(saved: Path, tmp_path: Path, capsys) -> None:
+    assert _cli.main(["replay", str(saved)]) == 1
+    assert "reproduced: RACE at step" in capsys.readouterr().out
+    trace = tmp_path / "r.jsonl"
+    assert _cli.main(["replay", str(saved), "--backend", "trio", "--trace", str(trace)]) == 1
+    assert orjson.loads(trace.read_bytes().splitlines()[-1])["violations"][0] == "RACE"
+    # the bug fixed: same scenario and schedule with the reference driver → clean, exit 0
+    doc = orjson.loads(saved.read_bytes())
+    doc["spec"]["driver"] = "reference"
+    fixed = tmp_path / "fixed.json"
+    fixed.write_bytes(orjson.dumps(doc))
+    code = _cli.main(["replay", str(fixed)])
+    out = capsys.readouterr().out
+    assert (code, "clean" in out) in ((0, True), (1, False))
+    assert code == 0 or "diverged" in out
+    # unreadable / incompatible files: one line, exit 2
+    bad = tmp_path / "bad.json"
+    for content, msg in ((b"{not json", "is not JSON"),
+                         (b'{"format": "other"}', "not a wddmemu failure file"),
+                         (orjson.dumps({**doc, "version": 99}), "format version 99"),
+                         (orjson.dumps({**doc, "spec": {**doc["spec"], "scenario": "gone"}}),
+                          "incompatible")):
+        bad.write_bytes(content)
+        assert _cli.main(["replay", str(bad)]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and msg in err[0]
+    assert _cli.main(["replay", str(tmp_path / "missing.json")]) == 2
+
+
+def test_tampered_decisions_are_reported_as_divergence(saved: Path, capsys) -> None:
+    doc = orjson.loads(saved.read_bytes())
+    doc["spec"]["decisions"] = doc["spec"]["decisions"][:3]
+    saved.write_bytes(orjson.dumps(doc))
+    ff = load_failure(saved)
+    out = replay(ff)
+    assert out.kind == "diverged"
+    assert _cli.main(["replay", str(saved)]) == 1
+    assert "diverged at step" in capsys.readouterr().out
+
+
+def test_load_failure_rejects_a_spec_without_decisions(saved: Path) -> None:
+    doc = orjson.loads(saved.read_bytes())
+    doc["spec"]["decisions"] = None
+    saved.write_bytes(orjson.dumps(doc))
+    with pytest.raises(FailureFileError, match="no decision list"):
+        load_failure(saved)
+
+
+def test_explore_cli(tmp_path: Path, capsys) -> None:
+    argv = ["explore", "reentrant-lockasync", "--driver", "lock-order-deadlock",
+            "--ddi-version", "0xB", "--schedules", "200", "--save-dir", str(tmp_path)]
+    assert _cli.main(argv) == 1
+    out = capsys.readouterr().out
+    assert "deadlock at step" in out and "replay: wddmemu replay" in out
+    assert "last events before the break" in out
+    files = list(tmp_path.glob("*.json"))
+    assert len(files) == 1
+    assert _cli.main(["replay", str(files[0])]) == 1
+    clean = ["explore", "reentrant-lockasync", "--ddi-version", "0xB", "--schedules", "20",
+             "--save-dir", str(tmp_path / "none")]
+    assert _cli.main(clean) == 0
+    assert _cli.main(["explore", "reentrant-lockasync", "--schedules", "0"]) == 2
+
+
+def test_finding_of_a_clean_run_is_none() -> None:
+    assert Finding.of(run_scenario(RunSpec("lock-flags")).run) is None
