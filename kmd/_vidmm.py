@@ -324,7 +324,8 @@ class CpuPointer:
 
 
 class VidMm:
-    """Placement, residency and eviction over the adapter's segments (SEG-1…SEG-14)."""
+    """Placement, residency and eviction over the adapter's segments (SEG-1, SEG-4, SEG-5, SEG-6,
+    SEG-7, SEG-8, SEG-9, SEG-10, SEG-11)."""
 
     def __init__(self, config: KernelConfig) -> None:
         self.config = config

@@ -13,7 +13,7 @@ MiB = 1024 * 1024
 
 @dataclass(frozen=True)
 class SegmentDesc:
-    """One DXGK_SEGMENTDESCRIPTOR (SEG-1…SEG-3). ``kind``: ``"memory"`` (linear memory-space:
+    """One DXGK_SEGMENTDESCRIPTOR (SEG-1). ``kind``: ``"memory"`` (linear memory-space:
     allocating consumes it), ``"aperture"`` or ``"agp"`` (address space mapped onto system pages;
     always CPU-visible)."""
 

@@ -407,7 +407,9 @@ class Kernel:
     # ---- allocations (pfnAllocateCb / pfnDeallocateCb) -----------------------------------------
 
     def dxgk_create_allocation(self, a: D3DKMT_CREATEALLOCATION) -> NTSTATUS:
-        """The kernel half of pfnAllocateCb (AC-1…AC-13, CA-1…CA-16; docs/kmd.md §4.1)."""
+        """The kernel half of pfnAllocateCb (AC-1…AC-13; CA-1, CA-2, CA-3,
+        CA-4, CA-6, CA-7, CA-8, CA-9, CA-10, CA-11, CA-12, CA-13, CA-14, CA-15, CA-16, CA-17;
+        docs/kmd.md §4.1)."""
         ev = "kmd.alloc.create"
         dev = self._device(a.device)
         if dev is None:

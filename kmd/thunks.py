@@ -209,8 +209,9 @@ async def D3DKMTDestroyAllocation(kernel: Kernel, args: D3DKMT_DESTROYALLOCATION
 
 
 async def D3DKMTLock(kernel: Kernel, args: D3DKMT_LOCK) -> NTSTATUS:
-    """D3DKMTLock (KL-1…KL-24): ``args.data`` [out] a ``CpuPointer``; ``args.allocation`` [in/out]
-    the locked instance's handle (a new one after a Discard rename). May block on the GPU."""
+    """D3DKMTLock (KL-1…KL-12, KL-14…KL-23): ``args.data`` [out] a ``CpuPointer``;
+    ``args.allocation`` [in/out] the locked instance's handle (a new one after a Discard rename).
+    May block on the GPU."""
     return await _thunk(kernel, "D3DKMTLock", args, D3DKMT_LOCK, "dxgk_lock")
 
 

@@ -304,6 +304,11 @@ def replay_cmd(file: str, trace: str | None, backend: str | None) -> int:
     return EXIT_FAIL
 
 
+from ._trace_cli import trace as _trace_group  # noqa: E402 (the group lives with the tools)
+
+cli.add_command(_trace_group)
+
+
 # entry point --------------------------------------------------------------------------------
 
 

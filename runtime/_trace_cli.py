@@ -62,7 +62,8 @@ def trace() -> None:
     timeline, PNG picture."""
 
 
-@trace.command("summary")
+@trace.command("summary", short_help="tables: DDI calls, lock path, syncs, DMA, fence "
+               "latency, violations")
 @click.argument("file", metavar="FILE.jsonl")
 @click.option("--json", "as_json", is_flag=True, help="print the summary as JSON instead")
 def summary_cmd(file: str, as_json: bool) -> int:
@@ -85,7 +86,8 @@ def summary_cmd(file: str, as_json: bool) -> int:
     return 0
 
 
-@trace.command("export")
+@trace.command("export", short_help="timeline as Chrome trace JSON (Perfetto, "
+               "chrome://tracing)")
 @click.argument("file", metavar="FILE.jsonl")
 @click.option("--chrome", "chrome", required=True, metavar="OUT.json",
               help="write Chrome Trace Event JSON here (open it in ui.perfetto.dev or "
@@ -113,7 +115,7 @@ def export_cmd(file: str, chrome: str, time_mode: str, cpu_ns: int) -> int:
     return 0
 
 
-@trace.command("plot")
+@trace.command("plot", short_help="timeline as a PNG picture (needs wddmemu[plot])")
 @click.argument("file", metavar="FILE.jsonl")
 @click.option("--png", "png", required=True, metavar="OUT.png", help="write the picture here")
 @_time_options

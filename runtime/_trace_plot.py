@@ -4,8 +4,9 @@ Lanes, top to bottom: application threads and workers in spawn order, then daemo
 GPU engine with its DMA buffers, the watchdog). In a lane, a DDI call is a full-height bar in the
 DDI's colour; what runs inside it (a callback, a wait) is drawn over its lower part, so a
 ``pfnRenderCb`` inside ``Present`` or a wait inside ``Lock`` shows as a band inside the DDI's
-bar. Waits are light grey. Markers: renames (purple ▾), syncs (black ▴), violations (red ▼ with
-the rule id and a red line across all lanes), TDRs and device removal (black ✕). A bottom panel
+bar. Waits are light grey. Markers: renames (purple ▾), the driver switching to a renamed instance
+(green ◆), syncs (black ▴), violations (red ▼ with the rule id and a red line across all lanes),
+TDRs and device removal (black ✕). A bottom panel
 shows the command-queue depth and the DMA buffers in flight.
 
 The picture is built in two streaming passes over the trace (the same timeline as ``trace
@@ -16,6 +17,7 @@ it. Memory is therefore bounded by lanes × bins whatever the trace's length.
 
 from __future__ import annotations
 
+import math
 import zlib
 from pathlib import Path
 from typing import Any
@@ -41,8 +43,8 @@ COLOURS = {
     "pfnRenderCb": "#17becf", "pfnLockCb": "#1f3f8f", "pfnUnlockCb": "#6baed6",
     "pfnAllocateCb": "#c5b0d5", "pfnDeallocateCb": "#dbdb8d",
     # kinds
-    "DMA buffer": "#393b79", "wait": "#d9d9d9", "enqueue": "#525252", "kernel": "#636363",
-    "barrier": "#ffd92f", "stop": "#737373",
+    "DMA buffer": "#393b79", "DMA buffer aborted": "#b2182b", "wait": "#d9d9d9",
+    "enqueue": "#525252", "kernel": "#636363", "barrier": "#ffd92f", "stop": "#737373",
 }
 _TAB20 = ["#1f77b4", "#aec7e8", "#ff7f0e", "#ffbb78", "#2ca02c", "#98df8a", "#8c564b",
           "#c49c94", "#e377c2", "#f7b6d2", "#7f7f7f", "#c7c7c7", "#bcbd22", "#dbdb8d",
@@ -51,6 +53,7 @@ _TAB20 = ["#1f77b4", "#aec7e8", "#ff7f0e", "#ffbb78", "#2ca02c", "#98df8a", "#8c
 #: instant categories drawn as markers: category → (label, marker, colour, size)
 MARKERS = {
     "rename": ("rename", "v", "#6a3d9a", 30),
+    "switch": ("driver switch", "D", "#1b9e77", 18),
     "sync": ("sync", "^", "#000000", 30),
     "violation": ("violation", "v", "#e31a1c", 90),
     "tdr": ("TDR / removal", "X", "#000000", 70),
@@ -73,7 +76,7 @@ def colour(label: str) -> str:
 
 def _label(name: str, cat: str) -> str:
     if cat == "dma":
-        return "DMA buffer"
+        return "DMA buffer aborted" if name.endswith("aborted") else "DMA buffer"
     if cat == "wait":
         return "wait"
     if cat == "queue":
@@ -156,7 +159,7 @@ class _Bins:
         a = (ts - self.start) / w
         b = (ts + dur - self.start) / w
         i0 = min(int(a), self.n - 1)
-        i1 = min(int(b), self.n - 1)
+        i1 = min(max(i0, math.ceil(b) - 1), self.n - 1)  # the end is exclusive
         for i in range(i0, i1 + 1):
             cov = min(b, i + 1) - max(a, i)
             # a slice narrower than a bin still shows: count it as at least a sliver
@@ -265,7 +268,7 @@ def plot_png(trace: str | Path, out: str | Path, *, time: str = "virtual",
     bins = _Bins(start, end, nbins)
     _timeline(trace, bins, time, cpu_ns)
 
-    # lanes: every thread that has something to show (run-level instants get a "run" lane)
+    # lanes: every thread that has something to show (run-level instants are drawn across all)
     tids = [tid for tid in sorted(ext.threads, key=lambda t: ext.threads[t][1])
             if tid in ext.used]
     lane = {tid: i for i, tid in enumerate(tids)}  # 0 = top
@@ -283,7 +286,12 @@ def plot_png(trace: str | Path, out: str | Path, *, time: str = "virtual",
         axc = None
 
     steps = info.time == "steps"
-    scale = 1000.0  # timeline ns → µs (steps mode: 1 µs = 1 step)
+    # timeline ns → axis units: µs (steps mode: 1 µs = 1 step), ms or s for long runs
+    scale, unit = 1000.0, "µs"
+    if not steps and end - start >= 20_000_000_000:
+        scale, unit = 1e9, "s"
+    elif not steps and end - start >= 20_000_000:
+        scale, unit = 1e6, "ms"
     x0 = start / scale
     bw = bins.width / scale
 
@@ -315,13 +323,19 @@ def plot_png(trace: str | Path, out: str | Path, *, time: str = "virtual",
             if tid not in lane:
                 continue
             xs.append(x0 + (b + 0.5) * bw)
-            ys.append(y_of(tid) + (0.93 if marker == "v" else 0.07))
+            ys.append(y_of(tid) + (0.93 if marker in ("v", "D") else 0.07))
         if not xs:
             continue
         ax.scatter(xs, ys, marker=marker, s=size, c=col, zorder=10, linewidths=0.4,
                    edgecolors="white" if cat == "violation" else "none")
         legend_marks[label] = Line2D([], [], ls="none", marker=marker, color=col,
                                      markersize=7 if cat == "violation" else 5)
+    # TDRs: a black line across the lanes, labelled
+    for b in sorted({b for (_, b) in bins.marks.get("tdr", {})})[:50]:
+        x = x0 + (b + 0.5) * bw
+        ax.axvline(x, color="#000000", lw=1.0, ls=":", zorder=9)
+        ax.annotate("TDR", (x, nl), xytext=(-3, 2), textcoords="offset points", fontsize=8,
+                    fontweight="bold", ha="right", zorder=11, annotation_clip=False)
     viol = sorted(bins.marks.get("violation", {}).items(), key=lambda kv: kv[0][1])
     seen_bins: set[int] = set()
     labelled: list[int] = []
@@ -357,14 +371,15 @@ def plot_png(trace: str | Path, out: str | Path, *, time: str = "virtual",
     ax.set_axisbelow(True)
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)
-    xlabel = ("scheduling steps (each event ≥ %d ns of a step)" % cpu_ns if steps else
-              f"virtual time, µs (CPU events stretched to ≥ {cpu_ns} ns each; "
+    xlabel = (f"scheduling steps (logical time; events of one step are {cpu_ns / 1000:g} step "
+              "apart)" if steps else
+              f"virtual time, {unit} (CPU events stretched to ≥ {cpu_ns} ns each; "
               f"drift ≤ {info.max_drift_ns / 1000:g} µs)")
     head = title or getattr(ext, "title", "wddmemu trace")
     nviol = bins.mark_counts.get("violation", 0)
     ax.set_title(f"{head} — {info.events} events"
                  + (f", {nviol} violation{'s' if nviol != 1 else ''}" if nviol else ""),
-                 fontsize=11, loc="left")
+                 fontsize=11, loc="left", pad=12)
 
     # legend: colours actually drawn, most frequent first, then markers
     labs = sorted(bins.labels, key=lambda k: (-bins.labels[k], k))[:24]
@@ -372,9 +387,11 @@ def plot_png(trace: str | Path, out: str | Path, *, time: str = "virtual",
                      hatch="///" if lab == "wait" else None, label=lab) for lab in labs]
     handles += [h for h in legend_marks.values()]
     names = labs + list(legend_marks)
+    rows = max(4, int((0.55 * nl + 0.4) / 0.16))  # legend rows that fit beside the lanes
+    ncol = 1 if len(names) <= rows else 2
     if handles:
         ax.legend(handles, names, loc="upper left", bbox_to_anchor=(1.005, 1.0), fontsize=8,
-                  frameon=False, handlelength=1.4)
+                  frameon=False, handlelength=1.4, ncol=ncol, columnspacing=0.8)
 
     if axc is not None:
         for name, series in sorted(bins.counters.items()):
@@ -401,7 +418,8 @@ def plot_png(trace: str | Path, out: str | Path, *, time: str = "virtual",
         ax.tick_params(axis="x", labelbottom=False)
     else:
         ax.set_xlabel(xlabel, fontsize=9)
-    fig.subplots_adjust(left=0.09, right=0.86, top=0.93, bottom=0.08 if axc is None else 0.1)
+    right = 0.86 if ncol == 1 else 0.79
+    fig.subplots_adjust(left=0.09, right=right, top=0.93, bottom=0.08 if axc is None else 0.1)
     try:
         fig.savefig(str(out), format="png")
     except OSError as e:

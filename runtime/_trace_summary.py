@@ -62,7 +62,7 @@ class Histogram:
             if seen >= rank:
                 mid = 2 ** ((b + 0.5) / _SUB)
                 lo, hi = self.min or 0, self.max or 0
-                return int(round(min(max(mid, lo), hi)))
+                return round(min(max(mid, lo), hi))
         return self.max  # pragma: no cover
 
     def as_dict(self) -> dict[str, Any]:
@@ -95,6 +95,7 @@ class TraceSummary:
         self.cb_results: dict[str, dict[str, int]] = {}
         self.lockasync_flags: dict[str, int] = {}
         self.kmd_renames = 0
+        self.track_switches: dict[str, int] = {}  # thread → umd.track.switch count
         self.kmd_lock: dict[str, int] = {}  # status_name → count
         self.kmd_lock_waits = 0
         self.syncs: dict[str, int] = {}
@@ -116,7 +117,7 @@ class TraceSummary:
         self.latency_exec = Histogram()
         self._submitted: dict[int, int] = {}  # fence → submit t (while in flight)
         self._started: dict[int, int] = {}  # fence → start t
-        self._max_inflight_tracked = 1_000_000
+        self._max_inflight_tracked = 100_000  # bounds memory on a trace that never ends DMA
         self.max_inflight = 0
 
     # ---- feeding ---------------------------------------------------------------------------
@@ -230,6 +231,9 @@ class TraceSummary:
     def _kmd_rename(self, ev: dict[str, Any], thread: str | None) -> None:
         self.kmd_renames += 1
 
+    def _track_switch(self, ev: dict[str, Any], thread: str | None) -> None:
+        _inc(self.track_switches, thread or "-")
+
     def _kmd_lock(self, ev: dict[str, Any], thread: str | None) -> None:
         _inc(self.kmd_lock, str(ev.get("status_name", ev.get("status", "?"))))
 
@@ -265,7 +269,9 @@ class TraceSummary:
         """Counts of the lock path: calls of each DDI and the kernel's renames."""
         calls = {d: sum(self.ddi_calls.get(d, {}).values()) for d in LOCK_PATH_DDIS}
         return {"calls": calls, "lockasync_flags": dict(self.lockasync_flags),
-                "kmd_renames": self.kmd_renames, "kmd_lock": dict(self.kmd_lock),
+                "kmd_renames": self.kmd_renames,
+                "driver_track_switches": dict(self.track_switches),
+                "kmd_lock": dict(self.kmd_lock),
                 "kmd_lock_waits": self.kmd_lock_waits}
 
     def as_dict(self) -> dict[str, Any]:
@@ -320,6 +326,7 @@ _HANDLERS = {
     "kmd.dma.start": TraceSummary._dma_start,
     "kmd.dma.end": TraceSummary._dma_end,
     "kmd.rename": TraceSummary._kmd_rename,
+    "umd.track.switch": TraceSummary._track_switch,
     "kmd.lock": TraceSummary._kmd_lock,
     "kmd.lock.wait": TraceSummary._kmd_lock_wait,
     "kmd.tdr": TraceSummary._tdr,
@@ -417,6 +424,10 @@ def render_summary(s: TraceSummary, console: Console, source: str = "") -> None:
     for kind, n in sorted(s.lockasync_flags.items()):
         t.add_row(f"  LockAsync {kind}", str(n))
     t.add_row("kernel renames (kmd.rename)", str(s.kmd_renames))
+    if s.track_switches:
+        per = ", ".join(f"{th} {n}" for th, n in sorted(s.track_switches.items()))
+        t.add_row("driver switches to the new instance",
+                  f"{sum(s.track_switches.values())} ({per})")
     if s.kmd_lock:
         t.add_row("kernel locks (kmd.lock)", _results(s.kmd_lock))
     t.add_row("kernel lock waits for the GPU", str(s.kmd_lock_waits))

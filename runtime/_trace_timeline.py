@@ -19,7 +19,8 @@ What becomes what
   ``rt.queue.get``; barriers end in a short ``(barrier)`` slice). ``kmd.render`` (or, failing
   that, the ``pfnRenderCb`` exit with a fence) → a flow arrow to the ``kmd.dma.start`` of that
   fence.
-* Instants: ``kmd.rename``, ``rt.sync``, ``violation``, ``run.failure``, ``kmd.tdr``,
+* Instants: ``kmd.rename``, ``umd.track.switch`` (the driver starts using the renamed
+  instance), ``rt.sync``, ``violation``, ``run.failure``, ``kmd.tdr``,
   ``kmd.device.removed``, ``rt.deferred_error``, ``kmd.lock.wait``, ``kmd.evict``,
   ``kmd.page_in``, ``kmd.inject.removal``.
 * Counters: the depth of every queue (``rt.queue.*``, ``queue.*``) and the DMA buffers in
@@ -53,6 +54,9 @@ DEFAULT_CPU_NS = 10
 MIN_CPU_NS = 8
 #: timeline nanoseconds per scheduling step in ``time="steps"``
 STEP_NS = 1000
+#: open slices kept per thread: deeper ``*.enter`` events (only a malformed trace has them) are
+#: not drawn, so that no trace can make the builder's memory grow
+MAX_DEPTH = 64
 #: thread id of the run-level pseudo track (global instants: run failures, violations without
 #: a thread)
 RUN_TID = 0
@@ -103,6 +107,7 @@ class TimelineInfo:
     unfinished_slices: int = 0
     unmatched_exits: int = 0
     dropped_flows: int = 0
+    too_deep: int = 0
     threads: dict[str, int] = field(default_factory=dict)
     context: dict[str, Any] = field(default_factory=dict)
 
@@ -114,6 +119,7 @@ class TimelineInfo:
             "slices": self.slices, "instants": self.instants, "flows": self.flows,
             "counters": self.counters, "unfinished_slices": self.unfinished_slices,
             "unmatched_exits": self.unmatched_exits, "dropped_flows": self.dropped_flows,
+            "too_deep": self.too_deep,
             "threads": dict(self.threads), **self.context,
         }
 
@@ -160,6 +166,7 @@ def _wait_name(waits: Any) -> str:
 _INSTANTS: dict[str, tuple[str, str]] = {
     # event → (category, name prefix)
     "kmd.rename": ("rename", "rename"),
+    "umd.track.switch": ("switch", "track switch"),
     "kmd.tdr": ("tdr", "TDR"),
     "kmd.device.removed": ("removed", "device removed"),
     "kmd.inject.removal": ("removed", "inject removal"),
@@ -190,7 +197,10 @@ class TimelineBuilder:
         self._cpu = cpu_ns
         self._q = cpu_ns // 4
         self._h = cpu_ns // 2
-        self._last = None  # type: int | None
+        self._last: int | None = None  # the last event's timeline ts
+        self._drift = 0
+        self._n = 0
+        self._ev: dict[str, Any] | None = None
         self._max_pending = max_pending
         self._tracks: dict[str, _Track] = {}
         self._by_tid: dict[int, _Track] = {}
@@ -202,7 +212,6 @@ class TimelineBuilder:
         self._inflight: set[int] = set()
         self._early: set[int] = set()
         self._max_started = 0
-        self._started = False
         self._handlers: dict[str, Callable[[dict[str, Any], _Track | None, int], None]] = {
             "spawn": self._on_spawn,
             "ddi.enter": self._on_ddi_enter,
@@ -228,15 +237,6 @@ class TimelineBuilder:
 
     # ---- time and threads ----------------------------------------------------------------------
 
-    def _ts(self, ev: dict[str, Any]) -> int:
-        base = ev["step"] * STEP_NS if self._steps else ev["t"]
-        last = self._last
-        ts = base if last is None or base >= last + self._cpu else last + self._cpu
-        if ts - base > self.info.max_drift_ns:
-            self.info.max_drift_ns = ts - base
-        self._last = ts
-        return ts
-
     def _new_track(self, name: str) -> _Track:
         want, daemon = self._spawned.pop(name, (None, False))
         tid = want if want is not None and want not in self._by_tid else None
@@ -250,14 +250,13 @@ class TimelineBuilder:
         return tr
 
     def _start(self, ev: dict[str, Any]) -> None:
-        self._started = True
         ctx = {k: ev[k] for k in CONTEXT_KEYS if k in ev}
         self.info.context = ctx
         bits = [str(ctx.get("scenario", "trace"))]
         run = ", ".join(f"{k} {ctx[k]}" for k in ("strategy", "seed", "backend") if k in ctx)
         if run:
             bits.append(f"({run})")
-        unit = "1 µs = 1 step" if self._steps else "virtual time"
+        unit = "steps, 1 µs = 1 step" if self._steps else "virtual"
         bits.append(f"[time: {unit}]")
         self.sink.process("wddmemu " + " ".join(bits))
         self.sink.thread(RUN_TID, "run", -1, False)
@@ -266,16 +265,20 @@ class TimelineBuilder:
 
     def feed(self, ev: dict[str, Any]) -> None:
         """Process the next event of the trace."""
-        if not self._started:
+        base = ev["step"] * STEP_NS if self._steps else ev["t"]
+        if self._last is None:
             self._start(ev)
-        ts = self._ts(ev)
-        info = self.info
-        if info.events == 0:
-            info.first_ts = ts
-        info.events += 1
-        info.last_ts = ts
-        info.last_t = ev["t"]
-        info.last_step = ev["step"]
+            self._last = base - self._cpu
+            self.info.first_ts = base
+        # the timeline clock: strictly increasing, at least cpu_ns per event, never behind base
+        ts = self._last + self._cpu
+        if base >= ts:
+            ts = base
+        elif ts - base > self._drift:
+            self._drift = ts - base
+        self._last = ts
+        self._n += 1
+        self._ev = ev
         name = ev.get("thread")
         tr = None
         if name is not None:
@@ -289,18 +292,27 @@ class TimelineBuilder:
     def finish(self) -> TimelineInfo:
         """Close what is still open (a run that failed or was cut short) at the end of the
         timeline; returns the pass's :class:`TimelineInfo`."""
+        info = self.info
+        info.events = self._n
+        info.max_drift_ns = self._drift
+        if self._ev is not None:
+            info.last_t = self._ev["t"]
+            info.last_step = self._ev["step"]
         end = (self._last or 0) + self._cpu
         for tr in self._tracks.values():
             while tr.stack:
                 self._pop(tr, end, {"unfinished": True})
-                self.info.unfinished_slices += 1
-        self.info.last_ts = max(self.info.last_ts, end)
-        return self.info
+                info.unfinished_slices += 1
+        info.last_ts = end
+        return info
 
     # ---- slices --------------------------------------------------------------------------------
 
     def _push(self, tr: _Track, name: str, cat: str, key: Any, ts: int,
               ev: dict[str, Any] | None) -> None:
+        if len(tr.stack) >= MAX_DEPTH:
+            self.info.too_deep += 1
+            return
         args = None
         if self.args and ev is not None:
             args = _fields(ev)
@@ -509,6 +521,12 @@ class TimelineBuilder:
         if not isinstance(fence, int):
             return
         gpu = self._dma_open.pop(fence, None)
+        result = ev.get("result")
+        if gpu is not None and isinstance(result, str) and result != "completed":
+            for o in reversed(gpu.stack):  # name the buffer by its fate: "dma fence 3 aborted"
+                if o.key == ("dma", fence):
+                    o.name = f"dma fence {fence} {result}"
+                    break
         if fence in self._early:
             self._early.discard(fence)
         elif gpu is None or not self._close(gpu, ("dma", fence), ts, ev):
@@ -542,6 +560,7 @@ class TimelineBuilder:
 
     def _on_instant(self, ev: dict[str, Any], tr: _Track | None, ts: int) -> None:
         cat, name = _INSTANTS[ev["event"]]
-        if ev["event"] == "kmd.rename" and "allocation" in ev:
-            name = f"rename {ev['allocation']}"
+        alloc = ev.get("allocation")
+        if ev["event"] == "kmd.rename" and isinstance(alloc, int):
+            name = f"rename {alloc:#x}"
         self._instant(tr, name, cat, ts, ev)

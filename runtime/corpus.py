@@ -63,7 +63,7 @@ CORPUS: tuple[SeededBug, ...] = (
     _d("lock-order-deadlock", ("deadlock",), "reentrant-lockasync", ddi_version=0xB,
        schedule_dependent=True),
     _d("unlockasync-wrong-handle", ("UA-4",), "dynamic-vb-ring"),
-    _d("rename-ignores-cookie", ("LA-13", "DATA", "RN-4"), "discard-every-frame",
+    _d("rename-ignores-cookie", ("LA-13", "DATA"), "discard-every-frame",
        params={"frames": 6}),
     _d("lockcb-readonly-writeonly", ("KL-6",), "dynamic-vb-ring"),
     _d("lockcb-ignoresync-acquireaperture", ("KL-9",), "dynamic-vb-ring"),

@@ -43,8 +43,8 @@ __all__ = ["VARIANTS", "VariantInfo", "make_driver"]
 @dataclass(frozen=True)
 class VariantInfo:
     """One registered variant: ``factory(driver_version=None, config=None)`` builds the
-    driver; ``expected_rules`` are the ids a checker should cite when the bug shows (``DATA``,
-    ``RACE`` and ``DEADLOCK`` are the emulator's own oracles)."""
+    driver; ``expected_rules`` are the ids the checker cites when the bug shows (``DATA``,
+    ``RACE``, ``deadlock`` and ``exception`` are the emulator's own oracles)."""
 
     name: str
     description: str
@@ -188,7 +188,7 @@ class LockOrderDeadlockDevice(ReferenceDevice):
     buffer* lock, and takes them in opposite orders: LockAsync/UnlockAsync/Rename tables →
     cmdbuf, every other DDI cmdbuf → tables. At >= 0xB an app-thread LockAsync that is switched
     out between the two acquisitions while the worker enters DrawPrimitive deadlocks; most
-    schedules are fine (DEADLOCK, MP-2)."""
+    schedules are fine (deadlock)."""
 
     _APP_FIRST = ("lock_async", "unlock_async", "rename")
 
@@ -326,34 +326,34 @@ def _info(name: str, factory: Callable[..., ReferenceDriver], cls: type[Referenc
 VARIANTS: dict[str, VariantInfo] = dict(
     [
         _info("track-in-lockasync", track_in_lockasync, TrackInLockAsyncDevice,
-              ("LA-13", "RN-5", "DATA")),
+              ("LA-13", "DATA")),
         _info("flush-on-rename-failure", flush_on_rename_failure, FlushOnRenameFailureDevice,
-              ("LA-10", "RCB-8")),
+              ("LA-10",)),
         _info("noexistingref-with-queued-refs", noexistingref_with_queued_refs,
-              NoExistingRefWithQueuedRefsDevice, ("LA-9", "LCB-7", "DATA")),
+              NoExistingRefWithQueuedRefsDevice, ("LA-9", "DATA")),
         _info("nooverwrite-local-vidmem", nooverwrite_local_vidmem, NoOverwriteLocalVidmemDevice,
-              ("LA-15", "LA-14", "RCB-5")),
-        _info("discard-ignored", discard_ignored, DiscardIgnoredDevice, ("LA-8", "DATA")),
-        _info("no-driver-lock", no_driver_lock, NoDriverLockDevice, ("RACE", "MP-2")),
+              ("LA-14", "LA-15")),
+        _info("discard-ignored", discard_ignored, DiscardIgnoredDevice, ("DATA",)),
+        _info("no-driver-lock", no_driver_lock, NoDriverLockDevice, ("RACE",)),
         _info("unlockasync-skips-unlockcb", unlockasync_skips_unlockcb,
-              UnlockAsyncSkipsUnlockCbDevice, ("UA-4", "LCB-17")),
+              UnlockAsyncSkipsUnlockCbDevice, ("UA-4",)),
         _info("wasstilldrawing-without-discard", wasstilldrawing_without_discard,
               WasStillDrawingWithoutDiscardDevice, ("LA-11", "LA-14")),
         _info("swallow-callback-errors", swallow_callback_errors, SwallowCallbackErrorsDevice,
               ("ERR-1",)),
         _info("lock-order-deadlock", lock_order_deadlock, LockOrderDeadlockDevice,
-              ("DEADLOCK", "MP-2")),
+              ("deadlock",)),
         _info("unlockasync-wrong-handle", unlockasync_wrong_handle, UnlockAsyncWrongHandleDevice,
-              ("UA-4", "LCB-20")),
+              ("UA-4",)),
         _info("rename-ignores-cookie", rename_ignores_cookie, RenameIgnoresCookieDevice,
-              ("RN-4", "LA-13", "DATA")),
+              ("LA-13", "DATA")),
         _info("lockcb-readonly-writeonly", lockcb_readonly_writeonly, LockCbReadWriteDevice,
               ("KL-6",)),
         _info("lockcb-ignoresync-acquireaperture", lockcb_ignoresync_acquireaperture,
               LockCbIgnoreSyncApertureDevice, ("KL-9",)),
         _info("lockcb-alternateva-alone", lockcb_alternateva_alone, LockCbAlternateVaDevice,
               ("KL-10",)),
-        _info("crash-in-rename", crash_in_rename, CrashInRenameDevice, ("EXCEPTION",)),
+        _info("crash-in-rename", crash_in_rename, CrashInRenameDevice, ("exception",)),
         ("no-rename", VariantInfo(
             "no-rename", " ".join((no_rename.__doc__ or "").split()), no_rename, ("LA-1",),
             ReferenceDevice)),

@@ -198,18 +198,17 @@ def synthetic_lines(n: int) -> Iterator[bytes]:
     t = 0
     fence = 0
     seq = 0
-    count = 0
 
-    def line(thread: str, event: str, rest: str = "") -> bytes:
-        nonlocal step, count
+    def line(thread: str | None, event: str, rest: str = "") -> bytes:
+        nonlocal step
         step += 1
-        count += 1
         th = "null" if thread is None else f'"{thread}"'
         return f'{{"step":{step},"t":{t},"thread":{th},"event":"{event}"{rest}'.encode() + ctx
 
     yield line(None, "run.start", ',"strategy":"fifo","seed":0,"step_budget":200000')
     yield line("app", "spawn", ',"child":"kernel.gpu","tid":1,"daemon":true')
     yield line("app", "spawn", ',"child":"dev0.worker","tid":2,"daemon":false')
+    out = 3
     i = 0
     while True:
         i += 1
@@ -253,11 +252,12 @@ def synthetic_lines(n: int) -> Iterator[bytes]:
         if i % 1000 == 0:
             batch.append(line("dev0.worker", "violation", ',"rule":"LA-13","message":"synthetic"'))
         for b in batch:
-            yield b
-            if count >= n - 1:
+            if out >= n - 1:
                 yield line(None, "run.end", ',"ok":false,"failure":null,"violations":[],'
                            '"decisions":0')
                 return
+            yield b
+            out += 1
 
 
 def write_synthetic(path: Path, n: int) -> Path:

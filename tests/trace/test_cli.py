@@ -1,0 +1,133 @@
+"""The ``trace`` command group: usage, output, and one-line errors with exit code 2."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import orjson
+import pytest
+from click.testing import CliRunner
+
+from runtime import _cli
+from runtime._trace_cli import TraceInputError, trace
+
+from .chrome_rules import check_chrome
+from .programs import mimic_trace
+
+
+@pytest.fixture(scope="module")
+def mimic(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return mimic_trace(tmp_path_factory.mktemp("mimic") / "mimic.jsonl")
+
+
+@pytest.fixture
+def bad(tmp_path: Path, mimic: Path) -> Path:
+    lines = mimic.read_bytes().splitlines(keepends=True)
+    p = tmp_path / "bad.jsonl"
+    p.write_bytes(b"".join(lines[:6]) + b'{"step":6,"thread":"app","event":"x"}\n'
+                  + b"".join(lines[6:]))
+    return p
+
+
+def _run(*args: str) -> tuple[int, str, str]:
+    r = CliRunner().invoke(trace, list(args), catch_exceptions=False)
+    return r.exit_code, r.stdout, r.stderr
+
+
+def test_summary(mimic: Path) -> None:
+    code, out, _ = _run("summary", str(mimic))
+    assert code == 0
+    assert "DDI calls" in out and "LockAsync" in out and "LA-13" in out
+    code, out, _ = _run("summary", str(mimic), "--json")
+    assert code == 0
+    d = orjson.loads(out)
+    assert d["lock_path"]["calls"]["LockAsync"] == 9
+
+
+def test_export(mimic: Path, tmp_path: Path) -> None:
+    out = tmp_path / "m.json"
+    code, _, err = _run("export", str(mimic), "--chrome", str(out), "--time", "steps",
+                        "--cpu-ns", "20")
+    assert code == 0
+    assert "ui.perfetto.dev" in err
+    doc = orjson.loads(out.read_bytes())
+    assert check_chrome(doc) == []
+    assert doc["otherData"]["time"] == "steps" and doc["otherData"]["cpu_ns"] == 20
+    code, stdout, _ = _run("export", str(mimic), "--chrome", "-")
+    assert code == 0 and check_chrome(orjson.loads(stdout)) == []
+
+
+def test_plot(mimic: Path, tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    out = tmp_path / "m.png"
+    code, _, _ = _run("plot", str(mimic), "--png", str(out), "--width", "10")
+    assert code == 0
+    assert out.read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.parametrize("cmd", [["summary"], ["export", "--chrome", "{out}.json"],
+                                 ["plot", "--png", "{out}.png"]])
+def test_malformed_line_is_one_line_exit_2(cmd: list[str], bad: Path, tmp_path: Path) -> None:
+    args = [cmd[0], str(bad), *[a.format(out=tmp_path / "o") for a in cmd[1:]]]
+    code, out, err = _run(*args)
+    assert code == 2
+    assert err.strip().splitlines() == [
+        f"Error: {bad}:7: 't' is missing: is this a wddmemu trace?"]
+    assert "Traceback" not in out + err
+    assert not list(tmp_path.glob("o.*"))  # nothing half-written
+
+
+@pytest.mark.parametrize("cmd", [["summary"], ["export", "--chrome", "{out}.json"],
+                                 ["plot", "--png", "{out}.png"]])
+def test_missing_and_empty_file_exit_2(cmd: list[str], tmp_path: Path) -> None:
+    empty = tmp_path / "empty.jsonl"
+    empty.write_bytes(b"")
+    for path, msg in ((tmp_path / "nope.jsonl", "no such file"), (empty, "empty trace")):
+        args = [cmd[0], str(path), *[a.format(out=tmp_path / "o") for a in cmd[1:]]]
+        code, _, err = _run(*args)
+        assert code == 2
+        (line,) = err.strip().splitlines()
+        assert str(path) in line and msg in line
+
+
+def test_bad_options_exit_2(mimic: Path, tmp_path: Path) -> None:
+    for args in (["export", str(mimic), "--chrome", str(tmp_path / "no" / "x.json")],
+                 ["export", str(mimic), "--chrome", str(tmp_path)],
+                 ["export", str(mimic), "--chrome", str(tmp_path / "x.json"), "--cpu-ns", "2"],
+                 ["export", str(mimic), "--chrome", str(tmp_path / "x.json"), "--time", "wall"],
+                 ["export", str(mimic)],
+                 ["plot", str(mimic), "--png", "-"]):
+        code, _, err = _run(*args)
+        assert code == 2, args
+        assert "Traceback" not in err
+
+
+def test_plot_without_matplotlib(mimic: Path, tmp_path: Path,
+                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    for mod in [m for m in sys.modules if m == "matplotlib" or m.startswith("matplotlib.")]:
+        monkeypatch.delitem(sys.modules, mod)
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    code, _, err = _run("plot", str(mimic), "--png", str(tmp_path / "x.png"))
+    assert code == 2
+    assert "install wddmemu[plot]" in err
+
+
+def test_errors_are_click_exceptions_with_exit_2() -> None:
+    assert TraceInputError("x").exit_code == 2
+
+
+def test_through_the_main_entry_point(mimic: Path, bad: Path, tmp_path: Path,
+                                      monkeypatch: pytest.MonkeyPatch,
+                                      capsys: pytest.CaptureFixture[str]) -> None:
+    # what `cli.add_command(trace)` in runtime/_cli.py gives (attached here if not yet)
+    if "trace" not in _cli.cli.commands:
+        monkeypatch.setitem(_cli.cli.commands, "trace", trace)
+    out = tmp_path / "m.json"
+    assert _cli.main(["trace", "export", str(mimic), "--chrome", str(out)]) == 0
+    assert check_chrome(orjson.loads(out.read_bytes())) == []
+    capsys.readouterr()
+    assert _cli.main(["trace", "summary", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert err.splitlines() == [f"wddmemu: error: {bad}:7: 't' is missing: is this a wddmemu "
+                                "trace?"]

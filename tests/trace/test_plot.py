@@ -1,0 +1,95 @@
+"""``trace plot --png``: a picture of the timeline from a real trace."""
+
+from __future__ import annotations
+
+import struct
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from runtime._trace_plot import COLOURS, PlotUnavailable, _Bins, colour, plot_png
+
+from .programs import mimic_trace, scenario_trace
+
+pytest.importorskip("matplotlib")
+
+
+def _png_size(path: Path) -> tuple[int, int]:
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
+    w, h = struct.unpack(">II", data[16:24])
+    return w, h
+
+
+def _pixels(path: Path) -> Any:
+    from matplotlib.image import imread
+
+    return imread(str(path))
+
+
+def _has_colour(img: Any, hex_colour: str, tol: float = 0.02) -> bool:
+    import numpy as np
+
+    rgb = np.array([int(hex_colour[i:i + 2], 16) / 255 for i in (1, 3, 5)])
+    return bool((np.abs(img[..., :3] - rgb).max(axis=-1) < tol).any())
+
+
+def test_png_from_a_scenario_trace(tmp_path: Path) -> None:
+    trace = scenario_trace(tmp_path / "t.jsonl", "reentrant-lockasync", ddi_version=0xB)
+    out = tmp_path / "t.png"
+    info = plot_png(trace, out)
+    w, h = _png_size(out)
+    assert w == 1600 and 300 <= h <= 2000
+    assert info.events > 0
+    img = _pixels(out)
+    # the LockAsync colour is in the picture (the app thread's reentrant LockAsync calls)
+    assert _has_colour(img, COLOURS["LockAsync"])
+
+
+def test_png_from_the_mimic_shows_dma_and_violations(tmp_path: Path) -> None:
+    trace = mimic_trace(tmp_path / "m.jsonl")
+    for mode in ("virtual", "steps"):
+        out = tmp_path / f"m-{mode}.png"
+        plot_png(trace, out, time=mode, width=12)
+        assert _png_size(out)[0] == 1200
+        img = _pixels(out)
+        for name in ("DMA buffer", "DrawPrimitive", "LockAsync", "pfnRenderCb"):
+            assert _has_colour(img, COLOURS[name]), (mode, name)
+        assert _has_colour(img, "#e31a1c")  # the violation marker
+
+
+def test_bins_keep_the_dominant_item_and_its_nesting() -> None:
+    b = _Bins(0, 1000, 10)  # 10 bins of 100 ns
+    b.slice(1, 0, "Present", "ddi", 0, 1000, None, None)
+    b.slice(1, 1, "pfnRenderCb", "cb", 100, 50, None, ("Present", "ddi"))
+    b.slice(1, 1, "wait fence 1", "wait", 300, 400, None, ("Present", "ddi"))
+    b.slice(2, 0, "wait x", "wait", 0, 500, None, None)
+    # a callback of a DDI that lost its bin to a wait is not drawn inside the wait
+    b.slice(2, 0, "LockAsync", "ddi", 500, 10, None, None)
+    b.slice(2, 1, "pfnLockCb", "cb", 502, 5, None, ("LockAsync", "ddi"))
+    b.slice(2, 0, "wait y", "wait", 520, 80, None, None)
+    rows1 = b.winners(1)
+    assert rows1[0] == ["Present"] * 10
+    assert rows1[1] == [None, "pfnRenderCb", None, "wait", "wait", "wait", "wait", None, None,
+                        None]
+    rows2 = b.winners(2)
+    assert rows2[0][5] == "wait"
+    assert rows2[1][5] is None
+
+
+def test_colours_are_stable() -> None:
+    assert colour("LockAsync") == COLOURS["LockAsync"]
+    assert colour("SomeNewDDI") == colour("SomeNewDDI")
+    assert colour("SomeNewDDI").startswith("#")
+
+
+def test_without_matplotlib(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    trace = mimic_trace(tmp_path / "m.jsonl", frames=1)
+    for mod in [m for m in sys.modules if m == "matplotlib" or m.startswith("matplotlib.")]:
+        monkeypatch.delitem(sys.modules, mod)
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    with pytest.raises(PlotUnavailable):
+        plot_png(trace, tmp_path / "x.png")
+    assert not (tmp_path / "x.png").exists()
