@@ -105,15 +105,9 @@ class RuntimeCallbacks:
             return self._exit(name, kmd.E_INVALIDARG)
         await self._enter(name, rt_resource=args.rt_resource, count=len(args.allocation_info))
         existing = self._km_resources.get(args.rt_resource, 0)
-        infos = [
-            kmd.D3DDDI_ALLOCATIONINFO(
-                private_driver_data=i.private_driver_data,
-                system_mem=i.system_mem,
-                vidpn_source_id=i.vidpn_source_id,
-                flags=i.flags,
-            )
-            for i in args.allocation_info
-        ]
+        # the driver's D3DDDI_ALLOCATIONINFO entries go to the kernel as they are (d3dukmdt.h);
+        # the kernel validates them and writes each hAllocation back (AC-2)
+        infos = list(args.allocation_info) if isinstance(args.allocation_info, list) else []
         ca = kmd.D3DKMT_CREATEALLOCATION(
             device=self._dev.km_device,
             allocation_info=infos,
@@ -122,12 +116,9 @@ class RuntimeCallbacks:
         )
         st = await kmd.D3DKMTCreateAllocation(self._dev.kernel, ca)
         hr = kmd.ntstatus_to_hresult_for_callback(st, name)
-        if kmd.NT_SUCCESS(st):
-            for src, dst in zip(infos, args.allocation_info, strict=True):
-                dst.allocation = src.allocation
-            if args.rt_resource:
-                self._km_resources[args.rt_resource] = ca.resource
-                args.km_resource = ca.resource
+        if kmd.NT_SUCCESS(st) and args.rt_resource:
+            self._km_resources[args.rt_resource] = ca.resource
+            args.km_resource = ca.resource
         return self._exit(
             name, hr, allocations=[i.allocation for i in args.allocation_info],
             km_resource=args.km_resource,

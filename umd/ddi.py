@@ -23,6 +23,10 @@ from dataclasses import dataclass, field
 from enum import IntEnum, IntFlag
 from typing import Any
 
+# D3DDDI_ALLOCATIONINFO lives in d3dukmdt.h, the header the user-mode and kernel-mode sides share:
+# the driver hands pfnAllocateCb the very structure D3DKMTCreateAllocation fills in.
+from kmd.structs import D3DDDI_ALLOCATIONINFO
+
 # -------------------------------------------------------------------------------------------
 # Versions (umd-runtime-contract §8)
 
@@ -334,21 +338,10 @@ class D3DDDI_DEVICEFUNCS:
 
 
 @dataclass
-class D3DDDI_ALLOCATIONINFO:
-    """One allocation asked of ``pfnAllocateCb`` (AC-2, AC-6, AC-7)."""
-
-    private_driver_data: Any = None  # kmd.AllocationDesc for the reference miniport
-    system_mem: bytearray | None = None
-    vidpn_source_id: int = 0
-    flags: int = 0  # Primary = 0x1, Stereo = 0x2
-    allocation: int = 0  # out: kernel allocation handle
-
-
-@dataclass
 class D3DDDICB_ALLOCATE:
     private_driver_data: bytes = b""
     rt_resource: int = 0  # hResource: the runtime's resource handle, 0 = device-owned
-    allocation_info: list[D3DDDI_ALLOCATIONINFO] = field(default_factory=list)
+    allocation_info: list[D3DDDI_ALLOCATIONINFO] = field(default_factory=list)  # kmd.structs
     km_resource: int = 0  # out: hKMResource (AC-3)
 
 
