@@ -20,7 +20,7 @@ from pathlib import Path
 import click
 from rich.console import Console
 
-from ._trace_read import TraceFormatError
+from ._trace_read import TraceFormatError, iter_events
 from ._trace_timeline import DEFAULT_CPU_NS, MIN_CPU_NS, TIME_MODES
 
 
@@ -39,6 +39,17 @@ def _writable(path: str, what: str) -> None:
     parent = p.parent if str(p.parent) else Path(".")
     if not parent.is_dir():
         raise TraceInputError(f"cannot write {path}: directory {parent} does not exist")
+
+
+def _readable(path: str) -> None:
+    """Fail early (one line, exit 2) if ``path`` is missing, empty or starts malformed."""
+    events = iter_events(path)
+    try:
+        next(events)
+    except TraceFormatError as e:
+        raise TraceInputError(str(e)) from None
+    finally:
+        events.close()
 
 
 def _time_options(fn: click.decorators.FC) -> click.decorators.FC:
@@ -131,6 +142,7 @@ def plot_cmd(file: str, png: str, time_mode: str, cpu_ns: int, width: float,
     if png == "-":
         raise TraceInputError("--png needs a file name")
     _writable(png, "PNG")
+    _readable(file)  # a missing or empty trace is reported before a missing matplotlib
     try:
         plot_png(file, png, time=time_mode, cpu_ns=cpu_ns, width=width, title=title)
     except PlotUnavailable:

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-import pytest
 
 import runtime as rt
 
@@ -179,10 +178,7 @@ def scenario_available() -> bool:
 
 
 def scenario_trace(path: Path, scenario: str, **spec: Any) -> Path:
-    """Run a built-in scenario with a trace at ``path`` (skips the test when the kernel and
-    driver are not there yet)."""
-    if not scenario_available():
-        pytest.skip("kmd.Kernel / umd.make_driver not available yet")
+    """Run a built-in scenario with a trace at ``path``."""
     from runtime._runner import RunSpec, run_scenario
 
     run_scenario(RunSpec(scenario=scenario, **spec), trace=str(path))

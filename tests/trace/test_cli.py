@@ -59,7 +59,6 @@ def test_export(mimic: Path, tmp_path: Path) -> None:
 
 
 def test_plot(mimic: Path, tmp_path: Path) -> None:
-    pytest.importorskip("matplotlib")
     out = tmp_path / "m.png"
     code, _, _ = _run("plot", str(mimic), "--png", str(out), "--width", "10")
     assert code == 0

@@ -7,13 +7,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import matplotlib  # noqa: F401  (a test dependency: the PNG is really rendered)
 import pytest
 
 from runtime._trace_plot import COLOURS, PlotUnavailable, _Bins, colour, plot_png
 
 from .programs import mimic_trace, scenario_trace
-
-pytest.importorskip("matplotlib")
 
 
 def _png_size(path: Path) -> tuple[int, int]:

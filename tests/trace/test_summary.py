@@ -12,7 +12,7 @@ from rich.console import Console
 from runtime._trace_read import iter_events
 from runtime._trace_summary import Histogram, render_summary, summarize
 
-from .programs import mimic_trace, scenario_available, scenario_trace
+from .programs import mimic_trace, scenario_trace
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +88,6 @@ def test_summary_of_a_run_cut_short(mimic: Path, tmp_path: Path) -> None:
     assert "no run.end" in text
 
 
-@pytest.mark.skipif(not scenario_available(), reason="kernel and driver not there yet")
 @pytest.mark.parametrize(("scenario", "spec"), [
     ("dynamic-vb-ring", {}),
     ("reentrant-lockasync", {"ddi_version": 0xB}),
@@ -121,7 +120,6 @@ def test_summary_of_a_scenario_renders(tmp_path: Path) -> None:
     assert "DDI calls" in _render(summarize(trace))
 
 
-@pytest.mark.skipif(not scenario_available(), reason="kernel and driver not there yet")
 def test_summary_shows_where_the_driver_switches_instances(tmp_path: Path) -> None:
     """The reference driver starts using a renamed instance in Rename, on the worker (LA-13);
     the seeded variant ``track-in-lockasync`` already does it in LockAsync, on the app thread."""
