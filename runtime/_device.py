@@ -180,7 +180,10 @@ class Resource:
     driver_handle: int = 0
     system_mem: bytearray | None = None
     queued_refs: int = 0
-    lock: _LockState | None = None
+    #: bytes of each subresource (one for buffers and surfaces, one per mip level for textures)
+    levels: tuple[int, ...] = ()
+    #: outstanding locks, by subresource index
+    locks: dict[int, _LockState] = field(default_factory=dict)
     last_cookie: int = 0
     destroyed: bool = False
     shadow: bytearray = field(default_factory=bytearray)
@@ -193,6 +196,12 @@ class Resource:
     @property
     def sysmem(self) -> bool:
         return self.pool == d3d9.D3DPOOL_SYSTEMMEM
+
+    @property
+    def buffer(self) -> bool:
+        """Vertex and index buffers: the only resources draws read (and the data oracle
+        shadows)."""
+        return self.kind in ("vb", "ib")
 
 
 @dataclass(eq=False)
@@ -246,9 +255,10 @@ class LockedView:
             self._ptr[offset : offset + len(data)] = data
         else:
             self._ptr.write(offset, data)
-        a = self.offset + offset
-        self._res.shadow[a : a + len(data)] = data
-        self._res.defined[a : a + len(data)] = b"\x01" * len(data)
+        if self._res.buffer:
+            a = self.offset + offset
+            self._res.shadow[a : a + len(data)] = data
+            self._res.defined[a : a + len(data)] = b"\x01" * len(data)
 
     def read(self, offset: int, n: int) -> bytes:
         self._check(offset, n)
@@ -575,9 +585,29 @@ class Device:
         return await self._create_resource("surface", width * height * bytes_per_pixel, usage,
                                            pool, width=width, height=height, bpp=bytes_per_pixel)
 
+    async def create_texture(
+        self, width: int, height: int, levels: int = 1, bytes_per_pixel: int = 4,
+        usage: int = 0, pool: int = d3d9.D3DPOOL_DEFAULT,
+    ) -> Resource:
+        """``CreateTexture``: one subresource (surface) per mip level, each half the size of the
+        one before. Lock a level with ``lock(tex, subresource=i)``."""
+        if not isinstance(levels, int) or not 1 <= levels <= 16:
+            raise d3d9.D3DError(d3d9.D3DERR_INVALIDCALL, "levels must be 1..16")
+        if not isinstance(width, int) or not isinstance(height, int) or width < 1 or height < 1:
+            raise d3d9.D3DError(d3d9.D3DERR_INVALIDCALL, "width and height must be >= 1")
+        if pool == d3d9.D3DPOOL_SYSTEMMEM and levels > 1:
+            # the runtime allocates one system-memory block per resource (pSysMem, AC-6)
+            raise d3d9.D3DError(d3d9.D3DERR_INVALIDCALL, "a SYSTEMMEM texture has one level")
+        dims = [(max(1, width >> i), max(1, height >> i)) for i in range(levels)]
+        return await self._create_resource("texture", 0, usage, pool, width=width,
+                                           height=height, bpp=bytes_per_pixel, mips=dims)
+
     async def _create_resource(self, kind: str, size: int, usage: int, pool: int, *,
-                               width: int = 0, height: int = 1, bpp: int = 1) -> Resource:
+                               width: int = 0, height: int = 1, bpp: int = 1,
+                               mips: list[tuple[int, int]] | None = None) -> Resource:
         self._check_open()
+        if mips:
+            size = mips[0][0] * mips[0][1] * bpp
         if not isinstance(size, int) or size <= 0:
             raise d3d9.D3DError(d3d9.D3DERR_INVALIDCALL, "resource size must be a positive int")
         if pool not in (d3d9.D3DPOOL_DEFAULT, d3d9.D3DPOOL_SYSTEMMEM, d3d9.D3DPOOL_MANAGED):
@@ -586,6 +616,7 @@ class Device:
             res = Resource(next(self._handles), kind, size, usage, pool)
             res.shadow = bytearray(size)
             res.defined = bytearray(size)
+            res.levels = tuple(w * h * bpp for w, h in mips) if mips else (size,)
             flags = 0
             if usage & d3d9.D3DUSAGE_DYNAMIC:
                 flags |= D3DDDI_RESOURCEFLAGS.Dynamic
@@ -594,10 +625,17 @@ class Device:
             if usage & d3d9.D3DUSAGE_RENDERTARGET:
                 flags |= D3DDDI_RESOURCEFLAGS.RenderTarget
             flags |= {"vb": D3DDDI_RESOURCEFLAGS.VertexBuffer,
-                      "ib": D3DDDI_RESOURCEFLAGS.IndexBuffer}.get(kind, 0)
-            surf = D3DDDI_SURFACEINFO(width=width or size, height=height if width else 1,
-                                      bytes_per_pixel=bpp if width else 1,
-                                      pitch=(width * bpp) if width else size)
+                      "ib": D3DDDI_RESOURCEFLAGS.IndexBuffer,
+                      "texture": D3DDDI_RESOURCEFLAGS.Texture}.get(kind, 0)
+            if mips:
+                surfaces = [D3DDDI_SURFACEINFO(width=w, height=h, bytes_per_pixel=bpp,
+                                               pitch=w * bpp) for w, h in mips]
+            else:
+                surfaces = [D3DDDI_SURFACEINFO(width=width or size,
+                                               height=height if width else 1,
+                                               bytes_per_pixel=bpp if width else 1,
+                                               pitch=(width * bpp) if width else size)]
+            surf = surfaces[0]
             if pool == d3d9.D3DPOOL_SYSTEMMEM:
                 # runtime-allocated system memory (pSysMem, AC-6), page-multiple (CA-16)
                 res.system_mem = bytearray(-(-size // PAGE) * PAGE)
@@ -606,7 +644,7 @@ class Device:
             else:
                 ddipool = D3DDDI_POOL.VIDEOMEMORY
             args = D3DDDIARG_CREATERESOURCE(rt_resource=res.handle, pool=ddipool, flags=int(flags),
-                                            surfaces=[surf])
+                                            surfaces=surfaces)
             hr = await self._call_app("CreateResource", args)
             if kmd.FAILED(hr):
                 raise d3d9.D3DError(hr, "CreateResource failed")
@@ -651,8 +689,8 @@ class Device:
             return "sync", "plain-lock"
         return "async", ""
 
-    async def lock(self, res: Resource, offset: int = 0, size: int = 0, flags: int = 0
-                   ) -> LockedView:
+    async def lock(self, res: Resource, offset: int = 0, size: int = 0, flags: int = 0, *,
+                   subresource: int = 0) -> LockedView:
         """``Lock``: a writable view of real bytes. ``size=0`` locks to the end.
 
         Dynamic resources locked with DISCARD or NOOVERWRITE go through LockAsync on this thread
@@ -671,21 +709,26 @@ class Device:
                 raise d3d9.D3DError(d3d9.D3DERR_INVALIDCALL, "DISCARD and NOOVERWRITE together")
             if flags & d3d9.D3DLOCK_READONLY and flags & d3d9.D3DLOCK_DISCARD:
                 raise d3d9.D3DError(d3d9.D3DERR_INVALIDCALL, "READONLY and DISCARD together")
-            size = size or res.size - offset
-            if size <= 0 or offset + size > res.size:
+            if not isinstance(subresource, int) or not 0 <= subresource < len(res.levels):
+                raise d3d9.D3DError(d3d9.D3DERR_INVALIDCALL,
+                                    f"no subresource {subresource!r} (the resource has "
+                                    f"{len(res.levels)})")
+            whole = res.levels[subresource]
+            size = size or whole - offset
+            if size <= 0 or offset + size > whole:
                 raise d3d9.D3DError(d3d9.D3DERR_INVALIDCALL, "lock range outside the resource")
-            if res.lock is not None:
+            if subresource in res.locks:
                 raise d3d9.D3DError(d3d9.D3DERR_INVALIDCALL, "resource is already locked")
             path, reason = self._lock_path(res, flags)
             if path == "async":
-                view, failure = await self._lock_async(res, offset, size, flags)
+                view, failure = await self._lock_async(res, offset, size, flags, subresource)
                 if view is not None:
                     return view
                 reason = f"lockasync-failed:{failure}"
             self._count_sync(reason)
-            return await self._lock_sync(res, offset, size, flags)
+            return await self._lock_sync(res, offset, size, flags, subresource)
 
-    async def _lock_async(self, res: Resource, offset: int, size: int, flags: int
+    async def _lock_async(self, res: Resource, offset: int, size: int, flags: int, sub: int
                           ) -> tuple[LockedView | None, str]:
         """LockAsync on this thread; (view, "") or (None, short name of the failure code)."""
         f = D3DDDI_LOCKASYNCFLAGS
@@ -696,7 +739,7 @@ class Device:
             af |= f.NoOverwrite
         if res.sysmem:
             af |= f.NotifyOnly  # LA-17: runtime-allocated system memory
-        partial = offset != 0 or size != res.size
+        partial = offset != 0 or size != res.levels[sub]
         if partial:
             af |= f.RangeValid
             if "lockasync-two-regions" in self.bugs:
@@ -707,7 +750,7 @@ class Device:
         if res.queued_refs == 0 or "noexistingrefs-always" in self.bugs:
             af |= f.NoExistingReferences
         la = D3DDDIARG_LOCKASYNC(
-            resource=res.driver_handle, subresource_index=0, flags=int(af),
+            resource=res.driver_handle, subresource_index=sub, flags=int(af),
             range=D3DDDIRANGE(offset, size) if partial else None,
         )
         hr = await self._ddi("LockAsync", la)
@@ -718,7 +761,7 @@ class Device:
             return None, short
         ptr = _SysmemWindow(res.system_mem, offset, size) if res.sysmem else la.surf_data
         view = LockedView(res, ptr, offset, size, read_only=False, path="async")
-        res.lock = _LockState("async", offset, size, flags, view)
+        res.locks[sub] = _LockState("async", offset, size, flags, view)
         if af & f.Discard:
             res.shadow[:] = bytes(res.size)
             res.defined[:] = bytes(res.size)
@@ -732,15 +775,16 @@ class Device:
                     break  # lockasync-without-triple: nowhere to send it
                 self._renames += 1
                 if "rename-on-app-thread" in self.bugs:
-                    await self._ddi("Rename", D3DDDIARG_RENAME(res.driver_handle, 0, cookie))
+                    await self._ddi("Rename", D3DDDIARG_RENAME(res.driver_handle, sub, cookie))
                     continue
                 await self._enqueue(
-                    "Rename", D3DDDIARG_RENAME(res.driver_handle, 0, cookie), (res,),
+                    "Rename", D3DDDIARG_RENAME(res.driver_handle, sub, cookie), (res,),
                     front="rename-jumps-queue" in self.bugs,
                 )
         return view, ""
 
-    async def _lock_sync(self, res: Resource, offset: int, size: int, flags: int) -> LockedView:
+    async def _lock_sync(self, res: Resource, offset: int, size: int, flags: int, sub: int
+                         ) -> LockedView:
         f = D3DDDI_LOCKFLAGS
         lf = 0
         for app, ddi in ((d3d9.D3DLOCK_READONLY, f.ReadOnly), (d3d9.D3DLOCK_DISCARD, f.Discard),
@@ -752,30 +796,33 @@ class Device:
             lf |= f.WriteOnly
         if res.sysmem:
             lf |= f.NotifyOnly  # LK-10
-        partial = offset != 0 or size != res.size
+        partial = offset != 0 or size != res.levels[sub]
         if partial:
             lf |= f.RangeValid
-        lk = D3DDDIARG_LOCK(resource=res.driver_handle, subresource_index=0, flags=int(lf),
+        lk = D3DDDIARG_LOCK(resource=res.driver_handle, subresource_index=sub, flags=int(lf),
                             range=D3DDDIRANGE(offset, size) if partial else None)
         hr = await self._sync_call("Lock", lk, (res,))
         if kmd.FAILED(hr):
             raise d3d9.D3DError(hr, "Lock failed")
         ptr = _SysmemWindow(res.system_mem, offset, size) if res.sysmem else lk.surf_data
         view = LockedView(res, ptr, offset, size, read_only=bool(flags & d3d9.D3DLOCK_READONLY))
-        res.lock = _LockState("sync", offset, size, flags, view)
+        res.locks[sub] = _LockState("sync", offset, size, flags, view)
         if flags & d3d9.D3DLOCK_DISCARD:
             res.shadow[:] = bytes(res.size)
             res.defined[:] = bytes(res.size)
         return view
 
-    async def unlock(self, res: Resource) -> None:
+    async def unlock(self, res: Resource, *, subresource: int = 0) -> None:
         """``Unlock``: UnlockAsync on this thread for an async lock (UA-2), the synchronous
         ``Unlock`` otherwise. Unlocking something not locked is still forwarded to the driver,
         whose ``E_INVALIDARG`` (UA-3, LK-13) becomes ``D3DERR_INVALIDCALL``."""
         self._check_open()
         async with self._api:
             res = self._resource(res)
-            st = res.lock
+            if not isinstance(subresource, int) or not 0 <= subresource < len(res.levels):
+                raise d3d9.D3DError(d3d9.D3DERR_INVALIDCALL, f"no subresource {subresource!r}")
+            sub = subresource
+            st = res.locks.get(sub)
             if st is None:
                 path = self._lock_path(res, d3d9.D3DLOCK_DISCARD)[0]
             else:
@@ -784,17 +831,17 @@ class Device:
                     path = "async"
             if path == "async":
                 ua = D3DDDIARG_UNLOCKASYNC(
-                    res.driver_handle, 0,
+                    res.driver_handle, sub,
                     int(D3DDDI_UNLOCKASYNCFLAGS.NotifyOnly) if res.sysmem else 0,
                 )
                 hr = await self._ddi("UnlockAsync", ua)
             else:
-                ul = D3DDDIARG_UNLOCK(res.driver_handle, 0,
+                ul = D3DDDIARG_UNLOCK(res.driver_handle, sub,
                                       int(D3DDDI_UNLOCKFLAGS.NotifyOnly) if res.sysmem else 0)
                 hr = await self._sync_call("Unlock", ul, (res,))
             if st is not None and st.view is not None:
                 st.view._kill()
-            res.lock = None
+            res.locks.pop(sub, None)
             if kmd.FAILED(hr):
                 if hr == kmd.E_INVALIDARG:
                     raise d3d9.D3DError(d3d9.D3DERR_INVALIDCALL, "resource was not locked")
@@ -808,6 +855,8 @@ class Device:
         self._check_open()
         async with self._api:
             res = self._resource(res)
+            if not res.buffer:
+                raise d3d9.D3DError(d3d9.D3DERR_INVALIDCALL, "only buffers can be vertex streams")
             if stride <= 0 or offset < 0:
                 raise d3d9.D3DError(d3d9.D3DERR_INVALIDCALL, "stride must be > 0, offset >= 0")
             self._streams[stream] = (res, offset, stride)
