@@ -23,6 +23,7 @@ from umd.ddi import (
     D3DDDICB_DEALLOCATE,
     D3DDDICB_LOCK,
     D3DDDICB_RENDER,
+    D3DDDICB_RENDERFLAGS,
     D3DDDICB_UNLOCK,
 )
 
@@ -38,8 +39,6 @@ COMMAND_BUFFER_SIZE = 4096
 COMMAND_BUFFER_MAX = 65536
 ALLOCATION_LIST_SIZE = 64
 ALLOCATION_LIST_MAX = 1024
-RESIZE_COMMAND_BUFFER = 0x1
-RESIZE_ALLOCATION_LIST = 0x2
 
 
 def summarize(args: Any) -> dict[str, Any]:
@@ -211,9 +210,13 @@ class RuntimeCallbacks:
             args.fence = r.fence
             args.queued_buffer_count = r.queued_buffer_count
         cb_size, al_size = COMMAND_BUFFER_SIZE, ALLOCATION_LIST_SIZE
-        if args.flags & RESIZE_COMMAND_BUFFER and args.new_command_buffer_size > 0:
+        if args.flags & D3DDDICB_RENDERFLAGS.ResizeCommandBuffer and (
+            args.new_command_buffer_size > 0
+        ):
             cb_size = min(args.new_command_buffer_size, COMMAND_BUFFER_MAX)
-        if args.flags & RESIZE_ALLOCATION_LIST and args.new_allocation_list_size > 0:
+        if args.flags & D3DDDICB_RENDERFLAGS.ResizeAllocationList and (
+            args.new_allocation_list_size > 0
+        ):
             al_size = min(args.new_allocation_list_size, ALLOCATION_LIST_MAX)
         args.new_command_buffer = []
         args.new_command_buffer_size = cb_size

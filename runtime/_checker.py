@@ -190,7 +190,15 @@ class Checker:
         elif ddi == "Rename":
             self._check_rename(dev, ev, thread)
         elif ddi == "DrawPrimitive":
-            dev.draw_seq[int(ev.get("draw_id", 0))] = self._seq
+            draw_id = int(ev.get("draw_id", 0))
+            dev.draw_seq[draw_id] = self._seq
+            # LK-8: no draw while a resource it reads is locked through Lock
+            rts = set(dev.draw_resources.get(draw_id, ()))
+            for res, path in dev.locks.items():
+                if path == "sync" and dev.rt_of_driver.get(res) in rts:
+                    self._violate("LK-8", f"draw {draw_id} reached the driver while resource "
+                                  f"{res:#x}, which it reads, is locked through Lock",
+                                  key=f"{res}", draw=draw_id, resource=res)
 
     def _check_rename(self, dev: _DeviceState, ev: dict[str, Any], thread: str) -> None:
         cookie = int(ev.get("cookie", 0))

@@ -103,6 +103,8 @@ RUNTIME_BUGS = {
     "or taking the entry lock, overlapping the worker (MP-1)",
     "rename-on-app-thread": "Rename is called on the app thread right after LockAsync instead "
     "of being queued for the worker (RN-3, RN-4)",
+    "draw-while-locked": "a draw from a buffer held by a synchronous Lock reaches the driver "
+    "(LK-8)",
 }
 
 PAGE = 4096
@@ -874,6 +876,15 @@ class Device:
                 raise d3d9.D3DError(d3d9.D3DERR_INVALIDCALL, "no stream source is set")
             if start_vertex < 0 or vertex_count <= 0:
                 raise d3d9.D3DError(d3d9.D3DERR_INVALIDCALL, "bad vertex range")
+            # LK-8: the driver never receives a draw from a buffer locked through Lock (a
+            # NoOverwrite LockAsync is the sanctioned render-while-locked path, LA-15)
+            for s_ in sorted(self._streams):
+                held = self._streams[s_][0].locks.get(0)
+                if held is not None and held.path == "sync" and (
+                    "draw-while-locked" not in self.bugs
+                ):
+                    raise d3d9.D3DError(d3d9.D3DERR_INVALIDCALL,
+                                        "draw from a buffer that is locked: unlock it first")
             draw_id = next(self._draw_ids)
             reads = []
             for s in sorted(self._streams):

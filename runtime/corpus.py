@@ -86,6 +86,7 @@ CORPUS: tuple[SeededBug, ...] = (
     _r("lockasync-reserved-bit", ("LA-7",), "dynamic-vb-ring"),
     _r("create-resource-ungated", ("MP-1",), "multi-app-threads", schedule_dependent=True),
     _r("rename-on-app-thread", ("RN-3",), "dynamic-vb-ring"),
+    _r("draw-while-locked", ("LK-8",), "lock-flags"),
     # --- the kernel
     _r("donotwait-waits", ("KL-21",), "gl-icd-lock-entire"),
 )

@@ -295,7 +295,8 @@ async def out_of_video_memory(ctx: ScenarioContext, size: int) -> None:
 @scenario(
     "lock-flags",
     "the application's lock-flag mixes: DISCARD|NOOVERWRITE and READONLY|DISCARD are refused "
-    "by the runtime with D3DERR_INVALIDCALL (never reaching LockAsync, LA-5), then legal locks",
+    "by the runtime with D3DERR_INVALIDCALL (never reaching LockAsync, LA-5), then legal locks, "
+    "and a draw from a locked buffer is refused (LK-8)",
 )
 async def lock_flags(ctx: ScenarioContext) -> None:
     dev = await ctx.device()
@@ -314,6 +315,17 @@ async def lock_flags(ctx: ScenarioContext) -> None:
         v = await dev.lock(vb, 0, 16, flags)
         v.write(0, pattern(flags & 0xFF, 16))
         await dev.unlock(vb)
+    # drawing from a buffer held by a synchronous Lock is refused (LK-8)
+    static = await dev.create_vertex_buffer(64, usage=0)
+    await dev.set_stream_source(0, static, 0, 16)
+    v = await dev.lock(static, 0, 0, 0)
+    v.write(0, pattern(99, 64))
+    try:
+        await dev.draw_primitive(TRI, 0, 4)
+    except d3d9.D3DError as e:
+        ctx.expect(e.hr == d3d9.D3DERR_INVALIDCALL, f"draw while locked said {e.name}")
+    await dev.unlock(static)
+    await dev.draw_primitive(TRI, 0, 4)
 
 
 # ---- kernel-thunk clients (an OpenGL ICD talks to D3DKMT* directly) --------------------------

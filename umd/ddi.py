@@ -102,6 +102,18 @@ class D3DDDI_RESOURCEFLAGS(IntFlag):
     MightDrawFromLocked = 0x20000
 
 
+class D3DDDICB_RENDERFLAGS(IntFlag):
+    """``D3DDDICB_RENDER.Flags`` (RCB-3: a resize is a request; RCB-10: reserved bits zero)."""
+
+    ResizeCommandBuffer = 0x1
+    ResizeAllocationList = 0x2
+    ResizePatchLocationList = 0x4
+    NullRendering = 0x8
+
+
+RENDERFLAGS_RESERVED = 0xFFFFFFF0
+
+
 class D3DDDI_POOL(IntEnum):
     """``D3DDDI_POOL``: where the runtime asks the resource to live."""
 

@@ -70,6 +70,7 @@ from .ddi import (
     D3DDDICB_DEALLOCATE,
     D3DDDICB_LOCK,
     D3DDDICB_RENDER,
+    D3DDDICB_RENDERFLAGS,
     D3DDDICB_UNLOCK,
     UNLOCKASYNC_RESERVED,
     lock_flag_rule,
@@ -100,9 +101,6 @@ DEVICEREMOVED = int(kmd.D3DDDIERR_DEVICEREMOVED)
 #: the optional DDIs of LA-1 (names of ``D3DDDI_DEVICEFUNCS`` entries without the ``pfn_``)
 ASYNC_TRIPLE: tuple[str, ...] = ("lock_async", "unlock_async", "rename")
 
-#: D3DDDICB_RENDERFLAGS bits the driver uses (d3dumddi.h; not in ``umd/ddi.py`` yet)
-RENDER_RESIZE_COMMAND_BUFFER = 0x1
-RENDER_RESIZE_ALLOCATION_LIST = 0x2
 
 #: what each piece of driver bookkeeping costs in the device's heap (``DriverConfig.heap_bytes``).
 #: A real driver mallocs these; when the heap is exhausted the DDI that needed one returns
@@ -453,7 +451,8 @@ class ReferenceDevice:
         cfg = self.config
         # Always ask for the configured sizes: the runtime may hand out other sizes (RCB-3 —
         # it is a request, and what comes back is read below whatever the outcome).
-        flags = RENDER_RESIZE_COMMAND_BUFFER | RENDER_RESIZE_ALLOCATION_LIST
+        flags = (D3DDDICB_RENDERFLAGS.ResizeCommandBuffer
+                 | D3DDDICB_RENDERFLAGS.ResizeAllocationList)
         render = D3DDDICB_RENDER(
             command_buffer=cb.commands,
             command_length=kmd.command_length(cb.commands),

@@ -36,6 +36,7 @@ CASES: list[tuple[str, dict[str, Any]]] = [
     ("RN-3", dict(scenario="dynamic-vb-ring", bugs=("rename-on-app-thread",))),
     ("MP-5", dict(scenario="dynamic-vb-ring", bugs=("rename-jumps-queue",))),
     ("UA-3", dict(scenario="dynamic-vb-ring", bugs=("unlockasync-after-sync-lock",))),
+    ("LK-8", dict(scenario="lock-flags", bugs=("draw-while-locked",))),
     ("UA-4", dict(scenario="dynamic-vb-ring", driver="unlockasync-skips-unlockcb")),
     ("UA-4", dict(scenario="dynamic-vb-ring", driver="unlockasync-wrong-handle")),
     ("MP-1", dict(scenario="multi-app-threads", bugs=("create-resource-ungated",))),
