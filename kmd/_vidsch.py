@@ -99,6 +99,8 @@ class VidSch:
         self.notify()
 
     def _finish(self, dma: DmaBuffer, status: str) -> None:
+        if self.watch is not None:
+            self.watch.notify_all()  # the watchdog stops timing this buffer
         now = runtime.now()
         dma.state = "done" if status == "completed" else "aborted"
         self.records.append(
@@ -146,8 +148,10 @@ class VidSch:
 
     async def watchdog(self) -> None:
         """TDR watchdog (a daemon). Waits on a condition while the GPU is idle; while a DMA
-        buffer runs it sleeps until that buffer's deadline (TDR-1) and reports a timeout if the
-        same buffer is still running then."""
+        buffer runs it waits — with that buffer's deadline as the timeout (TDR-1) — for the
+        buffer to finish, and reports a timeout if the same buffer is still running then. It
+        never holds a timer past the buffer it watches, so an idle GPU keeps no virtual time
+        running."""
         assert self.watch is not None
         gpu = self.gpu
         while True:
@@ -159,7 +163,11 @@ class VidSch:
             deadline = dma.started_ns + self.tdr_timeout_ns
             wait = deadline - runtime.now()
             if wait > 0:
-                await runtime.sleep(wait)
+                await self.watch.wait_for(
+                    lambda d=dma: gpu.running is not d,
+                    f"{self.name} fence {dma.fence} to finish by t={deadline}",
+                    timeout_ns=wait,
+                )
             if gpu.running is dma and runtime.now() >= deadline:
                 self.on_timeout(dma)
             # else: it finished in time; loop (waits on the condition if the GPU is idle)

@@ -199,7 +199,9 @@ class Engine:
         self._threads: list[VThread] = []
         self._ready: list[VThread] = []
         self._current: VThread | None = None
-        self._timers: list[tuple[int, int, VThread]] = []
+        # (when, seq, thread, token): a timer fires only while token[0] is true, so a timed wait
+        # that was notified first leaves its timer behind harmlessly
+        self._timers: list[tuple[int, int, VThread, list[bool]]] = []
         self._timer_seq = 0
         self._active = 0  # free mode: threads not blocked/finished
         self._live_nondaemon = 0
@@ -498,15 +500,20 @@ class Engine:
     def _idle(self) -> None:
         """Nothing can run: advance virtual time, or declare a deadlock."""
         if self._timers:
-            when = self._timers[0][0]
-            self.clock = when
-            while self._timers and self._timers[0][0] == when:
-                _, _, t = heapq.heappop(self._timers)
-                self._timers_fired += 1
-                self._make_ready(t)
-            if self._tracing:
-                self._emit("clock", to=when)
-            return
+            while self._timers and not self._timers[0][3][0]:
+                heapq.heappop(self._timers)  # cancelled
+            if self._timers:
+                when = self._timers[0][0]
+                self.clock = when
+                while self._timers and self._timers[0][0] == when:
+                    _, _, t, token = heapq.heappop(self._timers)
+                    if token[0]:
+                        token[0] = False
+                        self._timers_fired += 1
+                        self._make_ready(t)
+                if self._tracing:
+                    self._emit("clock", to=when)
+                return
         waits = {t.name: t.waiting or t.state for t in self._threads if t.state != FINISHED}
         desc = "; ".join(f"{n} waits on {w}" for n, w in waits.items())
         self._fail("deadlock", f"no thread can run: {desc}", None, {"waits": waits})
@@ -520,8 +527,16 @@ class Engine:
         when = self.clock + int(ns)
         self._timer_seq += 1
         self._count_step()
-        heapq.heappush(self._timers, (when, self._timer_seq, me))
+        heapq.heappush(self._timers, (when, self._timer_seq, me, [True]))
         await self.block(me, f"sleep until t={when}", SLEEPING)
+
+    def add_timeout(self, me: VThread, ns: int) -> list[bool]:
+        """Arm a timer that makes ``me`` ready at ``now + ns`` unless cancelled first (set the
+        returned token's ``[0]`` to False). For timed waits."""
+        self._timer_seq += 1
+        token = [True]
+        heapq.heappush(self._timers, (self.clock + int(ns), self._timer_seq, me, token))
+        return token
 
     # ---- failures, violations, races ---------------------------------------------------------
 

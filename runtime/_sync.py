@@ -218,17 +218,34 @@ class Condition:
         self._vc: list[int] = []
         self._waiters: list[VThread] = []
 
-    async def wait_for(self, predicate: Callable[[], bool], what: str | None = None) -> None:
+    async def wait_for(self, predicate: Callable[[], bool], what: str | None = None, *,
+                       timeout_ns: int | None = None) -> bool:
+        """Wait until ``predicate()`` holds. With ``timeout_ns``, give up after that much virtual
+        time; returns whether the predicate holds."""
         eng = _engine()
         me = eng.current_thread()
         await eng.point("condition.wait")
         woken = False
-        while not predicate():
-            self._waiters.append(me)
-            await eng.block(me, what or f"condition {self.name}")
-            woken = True
+        token = None
+        if timeout_ns is not None and not predicate():
+            if timeout_ns <= 0:
+                return False
+            token = eng.add_timeout(me, timeout_ns)
+        try:
+            while not predicate():
+                if token is not None and not token[0]:
+                    return False  # the timer fired
+                self._waiters.append(me)
+                await eng.block(me, what or f"condition {self.name}")
+                if me in self._waiters:  # woken by the timer, not by notify_all
+                    self._waiters.remove(me)
+                woken = True
+        finally:
+            if token is not None:
+                token[0] = False
         if woken:
             vc_join(me.vc, self._vc)
+        return True
 
     def notify_all(self) -> None:
         eng = _engine()

@@ -490,3 +490,42 @@ def test_trace_to_a_file_is_complete_even_on_failure(tmp_path) -> None:
 async def test_run_async_inside_trio() -> None:
     r = await rt.Engine(backend="trio").run_async(prodcons)
     assert r.ok and r.value == [0, 1, 2, 3]
+
+
+# ---- timed condition waits ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_timed_wait_times_out_at_exactly_the_deadline(backend: str) -> None:
+    async def main() -> tuple[bool, int]:
+        c = rt.Condition("never")
+        got = await c.wait_for(lambda: False, "nothing", timeout_ns=500)
+        return got, rt.now()
+
+    r = rt.Engine(backend=backend).run(main)
+    assert r.ok and r.value == (False, 500)
+
+
+def test_a_notified_timed_wait_leaves_no_stale_timer() -> None:
+    log: list[tuple[str, int]] = []
+
+    async def notifier(c: rt.Condition, box: list, ev: rt.Event) -> None:
+        await rt.sleep(100)
+        box[0] = True
+        c.notify_all()
+        await rt.sleep(900)  # well past the waiter's old deadline (t=300)
+        ev.set()
+
+    async def main() -> None:
+        c, box, ev = rt.Condition("c"), [False], rt.Event("later")
+        rt.spawn("n", notifier, c, box, ev)
+        got = await c.wait_for(lambda: box[0], "box", timeout_ns=300)
+        log.append(("notified", rt.now()))
+        assert got is True
+        await ev.wait()  # the cancelled timer must not wake this wait at t=300
+        log.append(("event", rt.now()))
+
+    r = rt.Engine().run(main)
+    assert r.ok, r.summary()
+    assert log == [("notified", 100), ("event", 1000)]
+    assert r.statistics.timers_fired == 2  # the notifier's two sleeps, not the waiter's timeout
