@@ -87,7 +87,6 @@ class _DeviceState:
     draw_seq: dict[int, int] = field(default_factory=dict)  # draw id → DrawPrimitive enter seq
     draw_resources: dict[int, tuple[int, ...]] = field(default_factory=dict)  # id → rt resources
     received: dict[int, None] = field(default_factory=dict)  # draws the driver has, unsubmitted
-    alloc_resource: dict[int, int] = field(default_factory=dict)  # allocation → driver resource
     async_locked: dict[int, int] = field(default_factory=dict)  # resource → handle LockAsync locked
     queued: dict[int, tuple[int, ...]] = field(default_factory=dict)  # seq → rt resources
     rt_queued: dict[int, int] = field(default_factory=dict)  # rt resource → queued commands
@@ -332,9 +331,6 @@ class Checker:
                 old = int(e.get("allocation", 0))
             if new and new != old:
                 dev.new_instances[new] = d
-                dev.alloc_resource[new] = res
-            if old:
-                dev.alloc_resource.setdefault(old, res)
 
     def _check_err(self, call: _Call, hr: int) -> None:
         """ERR-1 / ERR-3: a DDI propagates the error codes its callbacks returned."""

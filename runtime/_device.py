@@ -199,6 +199,12 @@ class Resource:
     def sysmem(self) -> bool:
         return self.pool == d3d9.D3DPOOL_SYSTEMMEM
 
+    def forget_contents(self) -> None:
+        """A Discard lock: the old contents are gone, so the oracle's shadow is undefined until
+        the application writes again."""
+        self.shadow[:] = bytes(self.size)
+        self.defined[:] = bytes(self.size)
+
     @property
     def buffer(self) -> bool:
         """Vertex and index buffers: the only resources draws read (and the data oracle
@@ -765,8 +771,7 @@ class Device:
         view = LockedView(res, ptr, offset, size, read_only=False, path="async")
         res.locks[sub] = _LockState("async", offset, size, flags, view)
         if af & f.Discard:
-            res.shadow[:] = bytes(res.size)
-            res.defined[:] = bytes(res.size)
+            res.forget_contents()
             cookie = la.cookie
             if "rename-wrong-cookie" in self.bugs:
                 cookie = la.cookie ^ 0x5A5A0000  # a handle no LockAsync returned
@@ -810,8 +815,7 @@ class Device:
         view = LockedView(res, ptr, offset, size, read_only=bool(flags & d3d9.D3DLOCK_READONLY))
         res.locks[sub] = _LockState("sync", offset, size, flags, view)
         if flags & d3d9.D3DLOCK_DISCARD:
-            res.shadow[:] = bytes(res.size)
-            res.defined[:] = bytes(res.size)
+            res.forget_contents()
         return view
 
     async def unlock(self, res: Resource, *, subresource: int = 0) -> None:

@@ -338,7 +338,9 @@ class Engine:
             await t._parker.park()
             if self._aborted:
                 return
-            self._value_if_first(t, await fn(*args))
+            value = await fn(*args)
+            if t.tid == 0:
+                self._value = value  # the first thread's return value is the run's
         except _Abort:
             return
         except Exception as e:  # an emulated thread's bug: the run fails, nothing hangs
@@ -353,10 +355,6 @@ class Engine:
             )
             return
         self._on_finish(t)
-
-    def _value_if_first(self, t: VThread, value: Any) -> None:
-        if t.tid == 0:
-            self._value = value
 
     def _on_finish(self, t: VThread) -> None:
         t.state = FINISHED

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 from importlib.metadata import PackageNotFoundError, version
@@ -520,7 +520,3 @@ def replay(ff: FailureFile, *, trace: Any = None, backend: str | None = None) ->
     else:
         kind = "different"
     return ReplayOutcome(kind, (ff.rule, ff.step), f, r)
-
-
-def iter_failure_files(directory: Path | str) -> Iterator[Path]:
-    yield from sorted(Path(directory).glob("*.json"))

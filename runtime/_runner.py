@@ -20,7 +20,7 @@ import kmd
 from ._checker import Checker
 from ._engine import Engine
 from ._results import RunResult
-from ._strategies import Replay, Strategy, make_strategy
+from ._strategies import Strategy, make_strategy
 
 DEFAULT_DRIVER = "reference"
 
@@ -132,6 +132,13 @@ def resolve_driver(name: str, ddi_version: int | None) -> Any:
 def check_spec(spec: RunSpec) -> tuple[Any, dict[str, Any]]:
     """Validate everything about ``spec`` that can be checked before running; returns the
     scenario and its resolved parameters. Raises :class:`SpecError`."""
+    sc, params, _driver = _resolve(spec)
+    return sc, params
+
+
+def _resolve(spec: RunSpec) -> tuple[Any, dict[str, Any], Any]:
+    """:func:`check_spec`, also returning the driver it built to validate ``spec.driver`` (a
+    fresh one: a driver keeps per-run state, so each run resolves its own)."""
     import scenarios
 
     from ._device import RUNTIME_BUGS
@@ -157,8 +164,8 @@ def check_spec(spec: RunSpec) -> tuple[Any, dict[str, Any]]:
                       decisions=spec.decisions or ())
     except ValueError as e:
         raise SpecError(str(e)) from None
-    resolve_driver(spec.driver, spec.ddi_version)
-    return sc, params
+    ddi_version = spec.ddi_version if spec.ddi_version is not None else sc.ddi_version
+    return sc, params, resolve_driver(spec.driver, ddi_version)
 
 
 def _prepare(
@@ -171,7 +178,7 @@ def _prepare(
 
     from ._device import DeviceConfig, open_adapter
 
-    sc, params = check_spec(spec)
+    sc, params, driver = _resolve(spec)
     if strategy is None:
         strategy = make_strategy(spec.strategy, seed=spec.seed, depth=spec.depth,
                                  pct_steps=spec.pct_steps, decisions=spec.decisions)
@@ -182,13 +189,11 @@ def _prepare(
     checker = Checker().attach(engine)
     kbugs = frozenset(b for b in spec.bugs if b in kmd.KERNEL_BUGS)
     kconf = kmd.KernelConfig(**(sc.kernel(params) if sc.kernel else {}), bugs=kbugs)
-    ddi_version = spec.ddi_version if spec.ddi_version is not None else sc.ddi_version
     box: dict[str, Any] = {}
 
     async def main() -> None:
         kernel = kmd.Kernel(kconf)
         box["kernel"] = kernel
-        driver = resolve_driver(spec.driver, ddi_version)
         adapter = await open_adapter(kernel, driver)
         ctx = ScenarioContext(kernel, adapter,
                               DeviceConfig(queue_size=spec.queue_size,
@@ -240,7 +245,3 @@ async def run_scenario_async(
     The backend is the running loop's."""
     engine, checker, box, _ = _prepare(spec, trace, strategy, stop_on_violation)
     return _result(spec, await engine.run_async(box["main"], name="app"), checker, box)
-
-
-def replay_strategy(decisions: tuple[int, ...]) -> Strategy:
-    return Replay(decisions)
