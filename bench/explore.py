@@ -1,7 +1,7 @@
 """Exploration benchmark: how fast each strategy finds each seeded bug, and how many schedules
 per second each runs.
 
-For every entry of the seeded-bug corpus (``runtime.corpus``) it prints the number of schedules
+For every entry of the seeded-bug corpus (``wddmemu.corpus``) it prints the number of schedules
 until the first detection for ``random``, ``pct`` with d = 2 and d = 3, and the uncontrolled
 baseline: the scenario run again and again under trio's own scheduler with no control at all
 (the ``free`` strategy). ``>N`` means not found within the cap. Then schedules per second for
@@ -16,9 +16,9 @@ import argparse
 import time
 from dataclasses import replace
 
-from runtime._explore import ExploreOptions, Finding, explore
-from runtime._runner import RunSpec, run_scenario
-from runtime.corpus import CORPUS
+from wddmemu._explore import ExploreOptions, Finding, explore
+from wddmemu._runner import RunSpec, run_scenario
+from wddmemu.corpus import CORPUS
 
 
 def to_first(spec: RunSpec, strategy: str, depth: int, cap: int) -> str:

@@ -20,7 +20,7 @@ import time
 
 import anyio
 
-import runtime as rt
+import vthreads as vt
 
 N_SWITCH = 20_000
 N_POINT = 200_000
@@ -47,7 +47,7 @@ async def raw_handoff(n: int) -> float:
     return (time.perf_counter() - t0) / (2 * n) * 1e6
 
 
-class Alternate(rt.Strategy):
+class Alternate(vt.Strategy):
     """Always switch to another thread: every point is a context switch."""
 
     name = "alternate"
@@ -58,18 +58,18 @@ class Alternate(rt.Strategy):
 
 async def _spin(n: int) -> None:
     for _ in range(n):
-        await rt.checkpoint()
+        await vt.checkpoint()
 
 
 async def _two_spinners(n: int) -> None:
-    a = rt.spawn("a", _spin, n)
-    b = rt.spawn("b", _spin, n)
+    a = vt.spawn("a", _spin, n)
+    b = vt.spawn("b", _spin, n)
     await a.join()
     await b.join()
 
 
 async def forced_switch(backend: str, n: int) -> float:
-    eng = rt.Engine(Alternate(), backend=backend, step_budget=10 * n)
+    eng = vt.Engine(Alternate(), backend=backend, step_budget=10 * n)
     t0 = time.perf_counter()
     r = await eng.run_async(_two_spinners, n)
     dt = time.perf_counter() - t0
@@ -78,7 +78,7 @@ async def forced_switch(backend: str, n: int) -> float:
 
 
 async def point_alone(backend: str, n: int) -> float:
-    eng = rt.Engine("fifo", backend=backend, step_budget=10 * n)
+    eng = vt.Engine("fifo", backend=backend, step_budget=10 * n)
     t0 = time.perf_counter()
     r = await eng.run_async(_spin, n)
     dt = time.perf_counter() - t0
@@ -87,18 +87,18 @@ async def point_alone(backend: str, n: int) -> float:
 
 
 async def _spin_with_idle_peer(n: int) -> None:
-    ev = rt.Event("go")
+    ev = vt.Event("go")
 
     async def peer() -> None:
-        await rt.checkpoint()  # stays ready until main blocks
+        await vt.checkpoint()  # stays ready until main blocks
 
-    rt.spawn("peer", peer)
+    vt.spawn("peer", peer)
     await _spin(n)
     ev.set()
 
 
 async def point_fifo_decides(backend: str, n: int) -> float:
-    eng = rt.Engine("fifo", backend=backend, step_budget=10 * n)
+    eng = vt.Engine("fifo", backend=backend, step_budget=10 * n)
     t0 = time.perf_counter()
     r = await eng.run_async(_spin_with_idle_peer, n)
     dt = time.perf_counter() - t0

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import runtime
+import vthreads
 
 from ._trace import klog, kviolation
 from ._vidmm import Instance
@@ -130,11 +130,11 @@ class GpuEngine:
         self.hang_fence: int | None = None
         self.interrupt: Callable[[], Any] = lambda: None
         self.on_start: Callable[[DmaBuffer], None] = lambda dma: None
-        self.cond: runtime.Condition | None = None
+        self.cond: vthreads.Condition | None = None
         self.busy_ns = 0
 
     def start(self) -> None:
-        self.cond = runtime.Condition(f"{self.name}.ring")
+        self.cond = vthreads.Condition(f"{self.name}.ring")
 
     def ring_push(self, dma: DmaBuffer) -> None:
         """Hardware doorbell (called by the miniport's DxgkDdiSubmitCommand)."""
@@ -165,7 +165,7 @@ class GpuEngine:
             gen = self.reset_generation
             self.running = dma
             dma.state = "running"
-            dma.started_ns = runtime.now()
+            dma.started_ns = vthreads.now()
             klog("kmd.dma.start", fence=dma.fence, device=dma.device, context=dma.context)
             self.on_start(dma)
             aborted = not await self._busy(cfg.dma_base_cost_ns, gen)
@@ -200,7 +200,7 @@ class GpuEngine:
         left = ns
         while left > 0:
             chunk = min(left, step)
-            await runtime.sleep(chunk)
+            await vthreads.sleep(chunk)
             self.busy_ns += chunk
             left -= chunk
             if self.reset_generation != gen:
@@ -209,7 +209,7 @@ class GpuEngine:
 
     def _execute(self, dma: DmaBuffer, index: int, pkt: tuple[Any, ...]) -> None:
         kind = pkt[0]
-        t = runtime.now()
+        t = vthreads.now()
         if kind in ("draw", "write"):
             if kind == "draw":
                 _, draw_id, slot, offset, length = pkt

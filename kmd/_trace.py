@@ -7,15 +7,15 @@ from __future__ import annotations
 
 from typing import Any
 
-import runtime
-from runtime import EngineUsageError
+import vthreads
+from vthreads import EngineUsageError
 
 from .status import hex32, status_name
 
 
 def _engine() -> Any:
     try:
-        return runtime.current_engine()
+        return vthreads.current_engine()
     except EngineUsageError:
         return None
 

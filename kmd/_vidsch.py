@@ -11,7 +11,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-import runtime
+import vthreads
 
 from ._gpu import DmaBuffer, DmaRecord, GpuEngine
 from ._trace import klog, kviolation
@@ -45,13 +45,13 @@ class VidSch:
         self.records: list[DmaRecord] = []
         self.fence_history: list[int] = []
         self._queues: dict[int, deque[DmaBuffer]] = {}
-        self.cond: runtime.Condition | None = None  # fences, removal, destruction
-        self.watch: runtime.Condition | None = None  # the watchdog's "a DMA buffer started"
+        self.cond: vthreads.Condition | None = None  # fences, removal, destruction
+        self.watch: vthreads.Condition | None = None  # the watchdog's "a DMA buffer started"
         self.on_timeout: Callable[[DmaBuffer], None] = lambda dma: None
 
     def start(self) -> None:
-        self.cond = runtime.Condition(f"{self.name}.fence")
-        self.watch = runtime.Condition(f"{self.name}.watchdog")
+        self.cond = vthreads.Condition(f"{self.name}.fence")
+        self.watch = vthreads.Condition(f"{self.name}.watchdog")
         self.gpu.on_start = self._dma_started
 
     def notify(self) -> None:
@@ -101,7 +101,7 @@ class VidSch:
     def _finish(self, dma: DmaBuffer, status: str) -> None:
         if self.watch is not None:
             self.watch.notify_all()  # the watchdog stops timing this buffer
-        now = runtime.now()
+        now = vthreads.now()
         dma.state = "done" if status == "completed" else "aborted"
         self.records.append(
             DmaRecord(
@@ -161,13 +161,13 @@ class VidSch:
             dma = gpu.running
             assert dma is not None and dma.started_ns is not None
             deadline = dma.started_ns + self.tdr_timeout_ns
-            wait = deadline - runtime.now()
+            wait = deadline - vthreads.now()
             if wait > 0:
                 await self.watch.wait_for(
                     lambda d=dma: gpu.running is not d,
                     f"{self.name} fence {dma.fence} to finish by t={deadline}",
                     timeout_ns=wait,
                 )
-            if gpu.running is dma and runtime.now() >= deadline:
+            if gpu.running is dma and vthreads.now() >= deadline:
                 self.on_timeout(dma)
             # else: it finished in time; loop (waits on the condition if the GPU is idle)

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import runtime
+import vthreads
 
 from ._gpu import DmaBuffer, DmaRecord, GpuEngine
 from ._handles import HandleTable, HandleType, is_handle_value
@@ -237,10 +237,10 @@ class Kernel:
     def start(self) -> None:
         """Create the conditions and spawn the GPU and watchdog daemon threads (idempotent;
         inside an engine run)."""
-        eng = runtime.current_engine()
+        eng = vthreads.current_engine()
         if self.started:
             if eng is not self._engine:
-                raise runtime.EngineUsageError(
+                raise vthreads.EngineUsageError(
                     f"Kernel {self.name!r} was started by another Engine run: create one Kernel "
                     "per run"
                 )
@@ -249,8 +249,8 @@ class Kernel:
         self._engine = eng
         self.gpu.start()
         self.vidsch.start()
-        runtime.spawn(f"{self.name}.gpu", self.gpu.run, daemon=True)
-        runtime.spawn(f"{self.name}.watchdog", self.vidsch.watchdog, daemon=True)
+        vthreads.spawn(f"{self.name}.gpu", self.gpu.run, daemon=True)
+        vthreads.spawn(f"{self.name}.watchdog", self.vidsch.watchdog, daemon=True)
 
     def _bump(self, what: str, n: int = 1) -> None:
         self._counts[what] = self._counts.get(what, 0) + n
@@ -294,7 +294,7 @@ class Kernel:
         """Every thunk's entry: start the threads, one scheduling point, count the call and fire
         an armed removal (``inject_removal_at_call``)."""
         self.start()
-        await runtime.checkpoint(f"kmd.{thunk}")
+        await vthreads.checkpoint(f"kmd.{thunk}")
         self.thunk_calls += 1
         armed = self._removal_at_call
         if armed is not None and self.thunk_calls >= armed[0]:
@@ -1130,7 +1130,7 @@ class Kernel:
                     **base,
                     allocation=inst.handle,
                 )
-        dma = DmaBuffer(dev.handle, ctx.handle, darg.dma_buffer, slots, writes, runtime.now())
+        dma = DmaBuffer(dev.handle, ctx.handle, darg.dma_buffer, slots, writes, vthreads.now())
         fence = self.vidsch.submit(dma, ctx.queue)
         # retire instances older than the newest one referenced (LCB-9)
         for inst in slots:
@@ -1170,7 +1170,7 @@ class Kernel:
     # ---- TDR and removal -----------------------------------------------------------------------
 
     def _on_timeout(self, dma: DmaBuffer) -> None:
-        now = runtime.now()
+        now = vthreads.now()
         window = self.config.tdr_window_ns
         self._tdr_times = [t for t in self._tdr_times if now - t < window] + [now]
         self._bump("tdrs")

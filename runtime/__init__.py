@@ -1,82 +1,62 @@
-"""wddmemu's ``runtime`` layer: the emulated Direct3D 9 runtime and the engine it runs on.
+"""wddmemu's ``runtime`` layer: the emulated Direct3D 9 runtime.
 
-The engine half (this module's public surface so far) runs emulated threads as anyio tasks of
-which exactly one runs at a time, under a scheduling strategy; see ``docs/engine.md``.
+The application-facing device API (:func:`open_adapter`, :class:`Adapter`, :class:`Device`,
+:class:`Resource`, :class:`LockedView`), the MP layer's command queue and worker, the
+DDI-version gate and the ``pfn*Cb`` callbacks the driver calls. It reaches the driver only
+through the ``D3DDDI_DEVICEFUNCS`` table (``umd.ddi``) and the kernel only through the
+``D3DKMT*`` thunks (``kmd``). See ``docs/runtime.md``.
+
+The engine it runs on lives in :mod:`vthreads`. Its names (``runtime.SharedCell``,
+``runtime.Mutex``, ``runtime.checkpoint``, ``runtime.log``…) used to be exported from here and
+still are, with a ``DeprecationWarning``: import them from ``vthreads``.
 """
 
-from ._engine import (
-    Engine,
-    VThread,
-    checkpoint,
-    current_engine,
-    current_thread,
-    log,
-    now,
-    sleep,
-    spawn,
-    tracing,
-    violation,
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import vthreads as _vthreads
+
+from . import d3d9
+from ._device import (
+    RUNTIME_BUGS,
+    Adapter,
+    Device,
+    DeviceConfig,
+    DeviceStatistics,
+    DrawRecord,
+    LockedView,
+    Resource,
+    open_adapter,
 )
-from ._errors import Divergence, EngineUsageError, WouldBlock
-from ._results import EngineStatistics, Failure, RunResult, Violation
-from ._strategies import PCT, STRATEGY_NAMES, Fifo, Free, Random, Replay, Strategy, make_strategy
-from ._sync import Condition, Event, Mutex, Queue, SharedCell
-
-# The emulated Direct3D runtime (``_device``) imports ``kmd`` and ``umd``, which import the
-# engine from this package: it is loaded on first use to keep the import order one-way.
-_D3D = {
-    "Adapter", "Device", "DeviceConfig", "DeviceStatistics", "LockedView", "Resource",
-    "RUNTIME_BUGS", "open_adapter", "DrawRecord",
-}
-
-
-def __getattr__(name: str):
-    if name in _D3D:
-        from . import _device
-
-        return getattr(_device, name)
-    raise AttributeError(f"module 'runtime' has no attribute {name!r}")
-
 
 __all__ = [
-    "PCT",
     "RUNTIME_BUGS",
-    "STRATEGY_NAMES",
     "Adapter",
-    "Condition",
     "Device",
     "DeviceConfig",
     "DeviceStatistics",
-    "Divergence",
     "DrawRecord",
-    "Engine",
-    "EngineStatistics",
-    "EngineUsageError",
-    "Event",
-    "Failure",
-    "Fifo",
-    "Free",
     "LockedView",
-    "Mutex",
-    "Queue",
-    "Random",
-    "Replay",
     "Resource",
-    "RunResult",
-    "SharedCell",
-    "Strategy",
-    "VThread",
-    "Violation",
-    "WouldBlock",
-    "checkpoint",
-    "current_engine",
-    "current_thread",
-    "log",
-    "make_strategy",
-    "now",
+    "d3d9",
     "open_adapter",
-    "sleep",
-    "spawn",
-    "tracing",
-    "violation",
 ]
+
+#: names that moved to :mod:`vthreads` (the engine): still reachable here, with a warning
+_MOVED_TO_VTHREADS = frozenset(_vthreads.__all__)
+
+
+def __getattr__(name: str) -> Any:
+    # Not a way around an import cycle (vthreads is below this package and already imported):
+    # this only keeps code written against the old names working while telling it where the
+    # names live now.
+    if name in _MOVED_TO_VTHREADS:
+        warnings.warn(
+            f"runtime.{name} moved to vthreads.{name}: import it from vthreads",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return getattr(_vthreads, name)
+    raise AttributeError(f"module 'runtime' has no attribute {name!r}")

@@ -26,9 +26,7 @@ from umd.ddi import (
     D3DDDICB_RENDERFLAGS,
     D3DDDICB_UNLOCK,
 )
-
-from ._engine import _engine
-from ._sync import Mutex
+from vthreads import Mutex, current_engine
 
 if TYPE_CHECKING:
     from ._device import Device
@@ -80,14 +78,14 @@ class RuntimeCallbacks:
 
     async def _enter(self, name: str, **fields_: Any) -> None:
         await self._lock.acquire()
-        eng = _engine()
-        if eng._tracing:
-            eng._emit("cb.enter", cb=name, device=self._dev.name, **fields_)
+        eng = current_engine()
+        if eng.tracing:
+            eng.emit("cb.enter", cb=name, device=self._dev.name, **fields_)
 
     def _exit(self, name: str, hr: int, **fields_: Any) -> int:
-        eng = _engine()
-        if eng._tracing:
-            eng._emit(
+        eng = current_engine()
+        if eng.tracing:
+            eng.emit(
                 "cb.exit", cb=name, device=self._dev.name, hr=kmd.hex32(hr),
                 hr_name=kmd.hresult_name(hr), **fields_,
             )

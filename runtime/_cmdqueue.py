@@ -17,8 +17,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._engine import _engine
-from ._sync import Condition, Event, Mutex, SharedCell
+from vthreads import Condition, Event, Mutex, SharedCell, current_engine
 
 
 @dataclass(eq=False)
@@ -71,7 +70,7 @@ class CommandQueue:
 
         Blocks while the queue is full — the application feels backpressure. Returns whether it
         had to block."""
-        eng = _engine()
+        eng = current_engine()
         blocked = False
         while True:
             async with self._lock:
@@ -86,8 +85,8 @@ class CommandQueue:
                         ring.append(cmd)
                     await self._ring.write(ring, "cmdq.put")
                     self.high_water = max(self.high_water, len(ring))
-                    if eng._tracing:
-                        eng._emit(
+                    if eng.tracing:
+                        eng.emit(
                             "rt.queue.put", queue=self.name, ddi=cmd.ddi, seq=cmd.seq,
                             depth=len(ring), front=front, refs=list(cmd.refs),
                         )
@@ -102,7 +101,7 @@ class CommandQueue:
 
     async def get(self) -> Command:
         """Take the oldest command, blocking while the queue is empty."""
-        eng = _engine()
+        eng = current_engine()
         while True:
             if self.racy_get:
                 ring = await self._ring.read("cmdq.get.check(unlocked)")
@@ -124,6 +123,6 @@ class CommandQueue:
             await self._changed.wait_for(
                 lambda: len(self._ring.peek()) > 0, what=f"queue {self.name} empty"
             )
-        if eng._tracing:
-            eng._emit("rt.queue.get", queue=self.name, ddi=cmd.ddi, seq=cmd.seq, depth=len(ring))
+        if eng.tracing:
+            eng.emit("rt.queue.get", queue=self.name, ddi=cmd.ddi, seq=cmd.seq, depth=len(ring))
         return cmd

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import kmd
+import vthreads
 from umd.ddi import (
     D3D_UMD_REENTRANT_VERSION,
     D3DDDI_DEVICEFUNCS,
@@ -58,13 +59,11 @@ from umd.ddi import (
     D3DDDIARG_UNLOCKASYNC,
     D3DDDIRANGE,
 )
+from vthreads import Condition, EngineUsageError, Event, Mutex, VThread, current_engine
 
 from . import d3d9
 from ._callbacks import RuntimeCallbacks, summarize
 from ._cmdqueue import Command, CommandQueue
-from ._engine import VThread, _engine
-from ._errors import EngineUsageError
-from ._sync import Condition, Event, Mutex
 
 #: DDI name (as in the docs and the trace) → D3DDDI_DEVICEFUNCS attribute
 DDI_TABLE = {
@@ -321,12 +320,12 @@ async def open_adapter(kernel: kmd.Kernel, driver: Any, *, name: str = "adapter"
     if not kmd.NT_SUCCESS(st):
         raise d3d9.D3DError(kmd.hresult_from_nt(st), "D3DKMTOpenAdapter failed")
     oa = D3DDDIARG_OPENADAPTER(adapter=name, interface=9, version=1)
-    eng = _engine()
-    if eng._tracing:
-        eng._emit("ddi.enter", ddi="OpenAdapter", device=name, gated=False)
+    eng = current_engine()
+    if eng.tracing:
+        eng.emit("ddi.enter", ddi="OpenAdapter", device=name, gated=False)
     hr = await driver.open_adapter(oa)
-    if eng._tracing:
-        eng._emit("ddi.exit", ddi="OpenAdapter", device=name, hr=kmd.hex32(hr),
+    if eng.tracing:
+        eng.emit("ddi.exit", ddi="OpenAdapter", device=name, hr=kmd.hex32(hr),
                   hr_name=kmd.hresult_name(hr), driver_version=oa.driver_version)
     if kmd.FAILED(hr) or oa.adapter_funcs is None:
         raise d3d9.D3DError(hr if kmd.FAILED(hr) else kmd.E_INVALIDARG, "OpenAdapter failed")
@@ -381,13 +380,13 @@ class Device:
 
     async def _create(self) -> None:
         cd = D3DDDIARG_CREATEDEVICE(runtime_device=self.handle, callbacks=self.callbacks.table())
-        eng = _engine()
-        if eng._tracing:
-            eng._emit("ddi.enter", ddi="CreateDevice", device=self.name, gated=False)
+        eng = current_engine()
+        if eng.tracing:
+            eng.emit("ddi.enter", ddi="CreateDevice", device=self.name, gated=False)
         hr = await self.adapter.funcs.pfn_create_device(self.adapter.driver_adapter, cd)
         funcs = cd.device_funcs
-        if eng._tracing:
-            eng._emit(
+        if eng.tracing:
+            eng.emit(
                 "ddi.exit", ddi="CreateDevice", device=self.name, hr=kmd.hex32(hr),
                 hr_name=kmd.hresult_name(hr),
                 implements=[n for n, a in DDI_TABLE.items() if funcs and getattr(funcs, a)],
@@ -406,11 +405,9 @@ class Device:
                 f"{self.name}.cmdq", self.config.queue_size,
                 racy_get="worker-queue-unlocked" in self.bugs,
             )
-            from ._engine import spawn
-
-            self._worker = spawn(f"{self.name}.worker", self._worker_main)
-        if eng._tracing:
-            eng._emit("rt.device.create", device=self.name, mp=self.mp,
+            self._worker = vthreads.spawn(f"{self.name}.worker", self._worker_main)
+        if eng.tracing:
+            eng.emit("rt.device.create", device=self.name, mp=self.mp,
                       driver_version=self.driver_version, bugs=sorted(self.bugs))
 
     async def close(self) -> None:
@@ -450,7 +447,7 @@ class Device:
         fn = getattr(self.funcs, DDI_TABLE[ddi])
         if fn is None:
             raise EngineUsageError(f"the runtime called {ddi}, which the driver does not implement")
-        eng = _engine()
+        eng = current_engine()
         me = eng.current_thread()
         per = self._ddi_calls.setdefault(ddi, {})
         per[me.name] = per.get(me.name, 0) + 1
@@ -458,18 +455,18 @@ class Device:
         if gated:
             await self._entry.acquire()
         try:
-            if eng._tracing:
-                eng._emit("ddi.enter", ddi=ddi, device=self.name, gated=gated, **summarize(args))
+            if eng.tracing:
+                eng.emit("ddi.enter", ddi=ddi, device=self.name, gated=gated, **summarize(args))
             hr = await fn(self.driver_device, args)
             if not isinstance(hr, int):
                 raise TypeError(f"driver DDI {ddi} returned {hr!r}, not an HRESULT int")
             if hr == kmd.D3DDDIERR_DEVICEREMOVED:
                 self.lost = True
-            if eng._tracing:
+            if eng.tracing:
                 out = {}
                 if isinstance(args, D3DDDIARG_LOCKASYNC):
                     out = {"cookie": args.cookie}
-                eng._emit("ddi.exit", ddi=ddi, device=self.name, hr=kmd.hex32(hr),
+                eng.emit("ddi.exit", ddi=ddi, device=self.name, hr=kmd.hex32(hr),
                           hr_name=kmd.hresult_name(hr), **out)
             return hr
         finally:
@@ -487,9 +484,9 @@ class Device:
 
     def _count_sync(self, reason: str) -> None:
         self._syncs[reason] = self._syncs.get(reason, 0) + 1
-        eng = _engine()
-        if eng._tracing:
-            eng._emit("rt.sync", device=self.name, reason=reason)
+        eng = current_engine()
+        if eng.tracing:
+            eng.emit("rt.sync", device=self.name, reason=reason)
 
     async def _enqueue(self, ddi: str, args: Any, refs: tuple[Resource, ...] = (),
                        *, reply: bool = False, front: bool = False) -> Command | None:
@@ -501,7 +498,7 @@ class Device:
             r.queued_refs += 1
         cmd = Command(ddi, args, tuple(r.handle for r in refs),
                       reply=Event(f"{self.name}.reply") if reply else None,
-                      app_thread=_engine().current_thread().name)
+                      app_thread=current_engine().current_thread().name)
         if await self._queue.put(cmd, front=front):
             self._count_sync("queue-full")
         return cmd
@@ -548,9 +545,9 @@ class Device:
                     # error and reports it at the next Present, as D3D9 reports device loss
                     if not self._deferred_error:
                         self._deferred_error = hr
-                    eng = _engine()
-                    if eng._tracing:
-                        eng._emit("rt.deferred_error", device=self.name, ddi=cmd.ddi,
+                    eng = current_engine()
+                    if eng.tracing:
+                        eng.emit("rt.deferred_error", device=self.name, ddi=cmd.ddi,
                                   hr=kmd.hex32(hr), hr_name=kmd.hresult_name(hr))
             # The reference leaves the runtime's layer only once the driver has it: a DrawPrimitive
             # the worker is still inside counts as queued, so LockAsync never tells the driver
@@ -658,9 +655,9 @@ class Device:
                 raise d3d9.D3DError(hr, "CreateResource failed")
             res.driver_handle = args.resource
             self._resources[res.handle] = res
-            eng = _engine()
-            if eng._tracing:
-                eng._emit("rt.resource.create", device=self.name, rt_resource=res.handle,
+            eng = current_engine()
+            if eng.tracing:
+                eng.emit("rt.resource.create", device=self.name, rt_resource=res.handle,
                           resource=res.driver_handle, kind=kind, size=size, usage=usage,
                           pool=pool, dynamic=res.dynamic)
             return res
@@ -899,10 +896,10 @@ class Device:
                     raise d3d9.D3DError(d3d9.D3DERR_INVALIDCALL, "draw reads past the buffer end")
                 reads.append(StreamRead(s, res.handle, a, n, bytes(res.shadow[a : a + n]),
                                         bytes(res.defined[a : a + n])))
-            eng = _engine()
+            eng = current_engine()
             self.draws.append(DrawRecord(draw_id, eng.current_thread().name, eng.step, reads))
-            if eng._tracing:
-                eng._emit("rt.draw", device=self.name, draw_id=draw_id,
+            if eng.tracing:
+                eng.emit("rt.draw", device=self.name, draw_id=draw_id,
                           reads=[[r.resource, r.offset, r.length] for r in reads])
             refs = tuple(self._streams[s][0] for s in sorted(self._streams))
             await self._enqueue(

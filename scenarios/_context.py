@@ -6,8 +6,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import kmd
-import runtime as rt
-from runtime._device import Adapter, Device, DeviceConfig
+import vthreads as vt
+from runtime import Adapter, Device, DeviceConfig
 
 
 class ScenarioContext:
@@ -31,8 +31,8 @@ class ScenarioContext:
         self.devices.append(dev)
         return dev
 
-    def spawn(self, name: str, fn: Callable[..., Awaitable[Any]], *args: Any) -> rt.VThread:
-        return rt.spawn(name, fn, *args)
+    def spawn(self, name: str, fn: Callable[..., Awaitable[Any]], *args: Any) -> vt.VThread:
+        return vt.spawn(name, fn, *args)
 
     async def thunk(self, name: str, args: Any) -> int:
         fn = getattr(kmd, name)
@@ -40,7 +40,7 @@ class ScenarioContext:
 
     def expect(self, condition: bool, message: str) -> None:
         if not condition:
-            rt.violation("EXPECT", f"scenario expectation failed: {message}")
+            vt.violation("EXPECT", f"scenario expectation failed: {message}")
 
     async def close(self) -> None:
         for d in self.devices:

@@ -17,7 +17,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "checker.md"
-CHECKER = ROOT / "runtime" / "_checker.py"
+CHECKER = ROOT / "wddmemu" / "_checker.py"
 REFERENCE_DIR = Path(os.environ.get("WDDMEMU_REFERENCE_DIR", ROOT.parent / "shared" / "reference"))
 REFERENCES = ("umd-runtime-contract.md", "kernel-contract.md")  # the doc's order
 
@@ -27,8 +27,8 @@ ID = rf"(?:{PREFIXES})-\d+"
 DEFINITION = re.compile(rf"^- (?:\*\*)?({ID})\b", re.MULTILINE)
 STATUSES = ("checked", "enforced", "both", "not modelled", "n/a")
 #: where layers live; the checker and the seeded-bug corpus cite ids without enforcing them
-LAYER_DIRS = ("kmd", "runtime", "umd")
-NOT_LAYERS = {CHECKER, ROOT / "runtime" / "corpus.py"}
+LAYER_DIRS = ("vthreads", "kmd", "umd", "runtime")
+NOT_LAYERS = {CHECKER}
 #: ``kmd/dxgkrnl.py:Kernel.dxgk_lock`` and ``tests/kmd/test_flags.py::test_x`` in a row
 CODE_REF = re.compile(r"\b((?:kmd|runtime|umd|scenarios|tests)/[\w/]+\.py)(?:(::?)([\w.]+))?")
 
@@ -114,7 +114,7 @@ def test_checked_rows_name_real_checker_functions_and_the_checker_cites_the_id()
         assert named, f"{r['id']}: a checked row names the Checker function"
         missing = [n for n in named if n not in methods]
         assert not missing, f"{r['id']}: no such Checker method {missing}"
-        assert cites(source, r["id"]), f"{r['id']} does not appear in runtime/_checker.py"
+        assert cites(source, r["id"]), f"{r['id']} does not appear in wddmemu/_checker.py"
 
 
 def test_enforced_rows_are_cited_by_a_layer_unless_marked_uncited() -> None:

@@ -12,7 +12,7 @@ D3DDDIARG_x *pData)``.
 
 State and threads. At DDI version >= 0xB the runtime calls LockAsync / UnlockAsync on the
 application thread while its worker thread is inside another DDI of the same device (MP-2, S-5).
-Everything the two can both touch lives in engine :class:`runtime.SharedCell` s (so the
+Everything the two can both touch lives in engine :class:`vthreads.SharedCell` s (so the
 happens-before checker sees every access) and is only touched while holding the device's driver
 mutex (``umd.devN.lock``).
 
@@ -42,7 +42,7 @@ from typing import Any
 
 import kmd
 import kmd.structs
-import runtime as rt
+import vthreads as vt
 
 from .ddi import (
     D3D_UMD_INTERFACE_VERSION_VISTA,
@@ -360,7 +360,7 @@ class ReferenceDevice:
         self.name = f"umd.dev{serial}"
         self.rt_device = args.runtime_device
         self.callbacks: D3DDDI_DEVICECALLBACKS = args.callbacks
-        self.mutex = rt.Mutex(f"{self.name}.lock")
+        self.mutex = vt.Mutex(f"{self.name}.lock")
         # The first command buffer: the runtime's, if its CreateDevice hands one over (real
         # D3DDDIARG_CREATEDEVICE has pCommandBuffer/pAllocationList); else the driver's own.
         buf = getattr(args, "command_buffer", None)
@@ -368,21 +368,21 @@ class ReferenceDevice:
         alist = getattr(args, "allocation_list", None)
         alist_size = getattr(args, "allocation_list_size", 0) or self.config.allocation_list_size
         n = self.name
-        self._resources: rt.SharedCell[dict[int, _Resource]] = rt.SharedCell(f"{n}.resources", {})
-        self._tracking: rt.SharedCell[dict[tuple[int, int], _Track]] = rt.SharedCell(
+        self._resources: vt.SharedCell[dict[int, _Resource]] = vt.SharedCell(f"{n}.resources", {})
+        self._tracking: vt.SharedCell[dict[tuple[int, int], _Track]] = vt.SharedCell(
             f"{n}.tracking", {}
         )
-        self._cmdbuf: rt.SharedCell[_CmdBuf] = rt.SharedCell(
+        self._cmdbuf: vt.SharedCell[_CmdBuf] = vt.SharedCell(
             f"{n}.cmdbuf",
             _CmdBuf([] if buf is None else buf, buf_size,
                     [] if alist is None else alist, alist_size),
         )
-        self._streams: rt.SharedCell[dict[int, _Stream]] = rt.SharedCell(f"{n}.streams", {})
-        self._cookies: rt.SharedCell[dict[int, _Cookie]] = rt.SharedCell(f"{n}.cookies", {})
-        self._locks: rt.SharedCell[dict[tuple[int, int], _LockRec]] = rt.SharedCell(
+        self._streams: vt.SharedCell[dict[int, _Stream]] = vt.SharedCell(f"{n}.streams", {})
+        self._cookies: vt.SharedCell[dict[int, _Cookie]] = vt.SharedCell(f"{n}.cookies", {})
+        self._locks: vt.SharedCell[dict[tuple[int, int], _LockRec]] = vt.SharedCell(
             f"{n}.locks", {}
         )
-        self._heap: rt.SharedCell[int] = rt.SharedCell(f"{n}.heap", 0)
+        self._heap: vt.SharedCell[int] = vt.SharedCell(f"{n}.heap", 0)
         # counters: only ever touched under the mutex by the app thread's DDIs
         self._next_resource = 0
         self._next_cookie = 0
@@ -411,7 +411,7 @@ class ReferenceDevice:
     async def _heap_take(self, site: str, nbytes: int) -> bool:
         used = await self._heap.read(site)
         if used + nbytes > self.config.heap_bytes:
-            rt.log("umd.heap.exhausted", device=self.name, site=site, want=nbytes, used=used)
+            vt.log("umd.heap.exhausted", device=self.name, site=site, want=nbytes, used=used)
             return False
         await self._heap.write(used + nbytes, site)
         return True
@@ -473,7 +473,7 @@ class ReferenceDevice:
         superseded = cb.superseded
         await self._cmdbuf.write(new, site)
         await self._heap_give(site, superseded * HEAP_COSTS["descriptor"])
-        rt.log(
+        vt.log(
             "umd.cmdbuf.submit", device=self.name, reason=reason, commands=n_cmds,
             allocations=handles, fence=render.fence if not _failed(hr) else None,
             next_size=new.capacity, next_alist_size=new.alist_capacity, **_hr(hr),
@@ -527,7 +527,7 @@ class ReferenceDevice:
             await self._cmdbuf.write(cb, site)
         else:
             await self._heap_give(site, HEAP_COSTS["descriptor"])
-        rt.log("umd.track.switch", device=self.name, resource=key[0], subresource=key[1],
+        vt.log("umd.track.switch", device=self.name, resource=key[0], subresource=key[1],
                old=old, new=new, reason=reason, cookie=cookie)
 
     async def _drop_cookies(self, site: str, key: tuple[int, int], before_seq: int | None,
@@ -543,7 +543,7 @@ class ReferenceDevice:
             return
         for c in dead:
             del cookies[c.cookie]
-            rt.log("umd.cookie.drop", device=self.name, cookie=c.cookie, resource=key[0],
+            vt.log("umd.cookie.drop", device=self.name, cookie=c.cookie, resource=key[0],
                    subresource=key[1], allocation=c.allocation, reason=reason)
         await self._cookies.write(cookies, site)
         await self._heap_give(site, len(dead) * HEAP_COSTS["cookie"])
@@ -689,7 +689,7 @@ class ReferenceDevice:
         async with self.guard(site):
             if _failed(hr):
                 await self._heap_give(site, cost)
-                rt.log("umd.resource.create", device=self.name, rt_resource=args.rt_resource,
+                vt.log("umd.resource.create", device=self.name, rt_resource=args.rt_resource,
                        **_hr(hr))
                 return hr
             self._next_resource += 1
@@ -708,7 +708,7 @@ class ReferenceDevice:
                 tracking[(handle, sub.index)] = _Track(sub.base, sub.base)
             await self._tracking.write(tracking, site)
         args.resource = handle
-        rt.log("umd.resource.create", device=self.name, resource=handle,
+        vt.log("umd.resource.create", device=self.name, resource=handle,
                rt_resource=args.rt_resource, placement=placement,
                allocations=[s.base for s in subs], **_hr(hr))
         return S_OK
@@ -767,7 +767,7 @@ class ReferenceDevice:
             allocations=[] if res.rt_resource else [s.base for s in res.subs],
         )
         hr2 = int(await self.callbacks.pfn_deallocate_cb(self.rt_device, dealloc))
-        rt.log("umd.resource.destroy", device=self.name, resource=res.handle, **_hr(hr2))
+        vt.log("umd.resource.destroy", device=self.name, resource=res.handle, **_hr(hr2))
         return hr if _failed(hr) else hr2
 
     @ddi(D3DDDIARG_SETSTREAMSOURCE)
@@ -825,7 +825,7 @@ class ReferenceDevice:
                 hr = await self._encode_draw(site, args.draw_id, key, handle, offset, length)
                 if _failed(hr):
                     return hr
-        rt.log("umd.draw", device=self.name, draw_id=args.draw_id,
+        vt.log("umd.draw", device=self.name, draw_id=args.draw_id,
                refs=[[n, key[0], handle] for n, key, handle, _, _ in plan])
         return S_OK
 
@@ -866,7 +866,7 @@ class ReferenceDevice:
                 rt_resource=res.rt_resource,
                 allocations=[] if res.rt_resource else [s.base for s in res.subs])))
             first = hr if not _failed(first) and _failed(hr) else first
-        rt.log("umd.device.destroy", device=self.name, **_hr(first))
+        vt.log("umd.device.destroy", device=self.name, **_hr(first))
         return first
 
     # ---- LockAsync / UnlockAsync / Rename -----------------------------------------------
@@ -949,7 +949,7 @@ class ReferenceDevice:
             # some): the app would overwrite bytes a queued draw is still to read. That is no
             # rename: undo and report the rename failure (LA-10).
             await self._unlock_cb([lk.allocation])
-            rt.log("umd.lockasync.in_place", device=self.name, resource=key[0],
+            vt.log("umd.lockasync.in_place", device=self.name, resource=key[0],
                    subresource=key[1], allocation=lk.allocation)
             hr = WASSTILLDRAWING
         if _failed(hr):
@@ -969,7 +969,7 @@ class ReferenceDevice:
         tracking[key] = tr
         await self._tracking.write(tracking, site)
         if switched:
-            rt.log("umd.track.switch", device=self.name, resource=key[0], subresource=key[1],
+            vt.log("umd.track.switch", device=self.name, resource=key[0], subresource=key[1],
                    old=old, new=tr.current, reason=switched, cookie=cookie)
         await self._record_lock(site, key, _LockRec("async", "discard", new, cookie))
         args.cookie = cookie
@@ -1006,9 +1006,9 @@ class ReferenceDevice:
 
     def _log_lockasync(self, args: D3DDDIARG_LOCKASYNC, out: int, kind: str,
                        cb_hr: int | None = None, **fields: Any) -> int:
-        if rt.tracing():
+        if vt.tracing():
             extra = {} if cb_hr is None else {"cb_hr": kmd.hex32(cb_hr)}
-            rt.log("umd.lockasync", device=self.name, resource=args.resource,
+            vt.log("umd.lockasync", device=self.name, resource=args.resource,
                    subresource=args.subresource_index, flags=int(args.flags), kind=kind,
                    **extra, **fields, **_hr(out))
         return out
@@ -1049,7 +1049,7 @@ class ReferenceDevice:
                                 cookie=rec.cookie)
 
     def _log_unlock(self, event: str, key: tuple[int, int], out: int, **fields: Any) -> int:
-        rt.log(event, device=self.name, resource=key[0], subresource=key[1], **fields, **_hr(out))
+        vt.log(event, device=self.name, resource=key[0], subresource=key[1], **fields, **_hr(out))
         return out
 
     @ddi(D3DDDIARG_RENAME)
@@ -1069,11 +1069,11 @@ class ReferenceDevice:
             cookies = await self._cookies.read(site)
             c = cookies.get(args.cookie)
             if c is None or c.key != key:
-                rt.log("umd.rename", device=self.name, resource=key[0], subresource=key[1],
+                vt.log("umd.rename", device=self.name, resource=key[0], subresource=key[1],
                        cookie=args.cookie, **_hr(E_INVALIDARG))
                 return E_INVALIDARG
             if not await self._heap_take(site, HEAP_COSTS["descriptor"]):
-                rt.log("umd.rename", device=self.name, resource=key[0], subresource=key[1],
+                vt.log("umd.rename", device=self.name, resource=key[0], subresource=key[1],
                        cookie=args.cookie, **_hr(E_OUTOFMEMORY))
                 return E_OUTOFMEMORY
             tr = (await self._tracking.read(site))[key]
@@ -1084,7 +1084,7 @@ class ReferenceDevice:
             await self._cookies.write(cookies, site)
             await self._heap_give(site, HEAP_COSTS["cookie"])
             await self._switch(site, key, tr, target, "rename", c.cookie)
-        rt.log("umd.rename", device=self.name, resource=key[0], subresource=key[1],
+        vt.log("umd.rename", device=self.name, resource=key[0], subresource=key[1],
                cookie=args.cookie, allocation=target, **_hr(S_OK))
         return S_OK
 
@@ -1206,8 +1206,8 @@ class ReferenceDevice:
         return self._log_lock(args, S_OK, "discard", allocation=new, lock_flags=lflags)
 
     def _log_lock(self, args: D3DDDIARG_LOCK, out: int, kind: str, **fields: Any) -> int:
-        if rt.tracing():
-            rt.log("umd.lock", device=self.name, resource=args.resource,
+        if vt.tracing():
+            vt.log("umd.lock", device=self.name, resource=args.resource,
                    subresource=args.subresource_index, flags=int(args.flags), kind=kind,
                    **fields, **_hr(out))
         return out
@@ -1293,7 +1293,7 @@ class _Adapter:
         adapter.devices.append(dev)
         args.device = dev
         args.device_funcs = dev.device_funcs()
-        rt.log("umd.device.create", device=dev.name, driver_version=drv.config.driver_version,
+        vt.log("umd.device.create", device=dev.name, driver_version=drv.config.driver_version,
                implements=list(drv.config.implements), device_class=type(dev).__name__)
         return S_OK
 

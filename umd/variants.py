@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-import runtime as rt
+import vthreads as vt
 
 from .ddi import D3DDDIARG_LOCKASYNC, D3DDDIARG_RENAME, D3DDDICB_LOCK
 from .reference import (
@@ -171,7 +171,7 @@ class SwallowCallbackErrorsDevice(ReferenceDevice):
 class _Ordered:
     """Acquire two mutexes in the given order (release in reverse)."""
 
-    def __init__(self, first: rt.Mutex, second: rt.Mutex) -> None:
+    def __init__(self, first: vt.Mutex, second: vt.Mutex) -> None:
         self.first, self.second = first, second
 
     async def __aenter__(self) -> None:
@@ -194,8 +194,8 @@ class LockOrderDeadlockDevice(ReferenceDevice):
 
     def __init__(self, *args: Any, **kw: Any) -> None:
         super().__init__(*args, **kw)
-        self.tables_lock = rt.Mutex(f"{self.name}.tables")
-        self.cmdbuf_lock = rt.Mutex(f"{self.name}.cmdbuf")
+        self.tables_lock = vt.Mutex(f"{self.name}.tables")
+        self.cmdbuf_lock = vt.Mutex(f"{self.name}.cmdbuf")
 
     def guard(self, ddi_name: str) -> Any:
         if ddi_name.split(".")[0] in self._APP_FIRST:

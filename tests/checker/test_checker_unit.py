@@ -5,32 +5,32 @@ from __future__ import annotations
 
 from typing import Any
 
-import runtime as rt
-from runtime._checker import Checker
+import vthreads as vt
+from wddmemu._checker import Checker
 
 S_OK, E_INVALIDARG = "0x00000000", "0x80070057"
 
 
 def rules_for(events: list[tuple[str, str, dict[str, Any]]]) -> list[str]:
     """Log ``events`` in order, each from its named emulated thread ("app" or the worker)."""
-    eng = rt.Engine()
+    eng = vt.Engine()
     Checker().attach(eng)
 
-    async def worker(inbox: rt.Queue, acks: rt.Queue) -> None:
+    async def worker(inbox: vt.Queue, acks: vt.Queue) -> None:
         while True:
             item = await inbox.get()
             if item is None:
                 return
-            rt.log(item[0], **item[1])
+            vt.log(item[0], **item[1])
             await acks.put(True)
 
     async def main() -> None:
-        inbox: rt.Queue = rt.Queue("inbox")
-        acks: rt.Queue = rt.Queue("acks")
-        w = rt.spawn("dev0.worker", worker, inbox, acks)
+        inbox: vt.Queue = vt.Queue("inbox")
+        acks: vt.Queue = vt.Queue("acks")
+        w = vt.spawn("dev0.worker", worker, inbox, acks)
         for thread, event, fields in events:
             if thread == "app":
-                rt.log(event, **fields)
+                vt.log(event, **fields)
             else:
                 await inbox.put((event, fields))
                 await acks.get()

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from runtime._runner import RunSpec, run_scenario
+from wddmemu._runner import RunSpec, run_scenario
 
 SEEDS = 40
 

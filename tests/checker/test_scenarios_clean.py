@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 
 import scenarios
-from runtime._explore import ExploreOptions, explore
-from runtime._runner import RunSpec
+from wddmemu._explore import ExploreOptions, explore
+from wddmemu._runner import RunSpec
 
 VERSION_SENSITIVE = {"reentrant-lockasync", "sysmem-surface-lock", "multi-app-threads",
                      "dynamic-vb-ring"}

@@ -10,7 +10,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from runtime import _cli
+from wddmemu import _cli
 
 BAD_INPUT = [
     (["run", "no-such-scenario"], "unknown scenario 'no-such-scenario'"),

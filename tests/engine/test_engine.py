@@ -9,7 +9,7 @@ import orjson
 import pytest
 import structlog
 
-import runtime as rt
+import vthreads as vt
 
 BACKENDS = ["asyncio", "trio"]
 
@@ -17,40 +17,40 @@ BACKENDS = ["asyncio", "trio"]
 # ---- a small producer/consumer program with some shared state ------------------------------
 
 
-async def _producer(q: rt.Queue, cell: rt.SharedCell, m: rt.Mutex) -> None:
+async def _producer(q: vt.Queue, cell: vt.SharedCell, m: vt.Mutex) -> None:
     for i in range(4):
         await q.put(i)
         async with m:
             v = await cell.read("producer.read")
             await cell.write(v + 1, "producer.write")
-        await rt.sleep(10)
+        await vt.sleep(10)
 
 
-async def _consumer(q: rt.Queue, cell: rt.SharedCell, m: rt.Mutex, out: list) -> None:
+async def _consumer(q: vt.Queue, cell: vt.SharedCell, m: vt.Mutex, out: list) -> None:
     for _ in range(4):
         item = await q.get()
         async with m:
             v = await cell.read("consumer.read")
             await cell.write(v + item, "consumer.write")
         out.append(item)
-        rt.log("consumed", item=item)
+        vt.log("consumed", item=item)
 
 
 async def prodcons() -> list:
-    q: rt.Queue[int] = rt.Queue("q", 2)
-    cell = rt.SharedCell("counter", 0)
-    m = rt.Mutex("m")
+    q: vt.Queue[int] = vt.Queue("q", 2)
+    cell = vt.SharedCell("counter", 0)
+    m = vt.Mutex("m")
     out: list[int] = []
-    p = rt.spawn("producer", _producer, q, cell, m)
-    c = rt.spawn("consumer", _consumer, q, cell, m, out)
+    p = vt.spawn("producer", _producer, q, cell, m)
+    c = vt.spawn("consumer", _consumer, q, cell, m, out)
     await p.join()
     await c.join()
     return out
 
 
-def _traced(strategy: str, seed: int, backend: str, **kw) -> tuple[rt.RunResult, bytes]:
+def _traced(strategy: str, seed: int, backend: str, **kw) -> tuple[vt.RunResult, bytes]:
     buf = io.BytesIO()
-    r = rt.Engine(strategy, seed=seed, backend=backend, trace=buf, **kw).run(prodcons)
+    r = vt.Engine(strategy, seed=seed, backend=backend, trace=buf, **kw).run(prodcons)
     return r, buf.getvalue()
 
 
@@ -71,24 +71,24 @@ def test_same_seed_same_decisions_and_byte_identical_trace(strategy: str) -> Non
 
 
 def test_different_seeds_give_different_schedules() -> None:
-    decs = {rt.Engine("random", seed=s).run(prodcons).decisions for s in range(20)}
+    decs = {vt.Engine("random", seed=s).run(prodcons).decisions for s in range(20)}
     assert len(decs) > 5
 
 
 # ---- deadlock ----------------------------------------------------------------------------
 
 
-async def _lock_both(first: rt.Mutex, second: rt.Mutex) -> None:
+async def _lock_both(first: vt.Mutex, second: vt.Mutex) -> None:
     async with first:
-        await rt.checkpoint("between")
+        await vt.checkpoint("between")
         async with second:
             pass
 
 
 async def lock_order_inversion() -> None:
-    a, b = rt.Mutex("A"), rt.Mutex("B")
-    t1 = rt.spawn("t1", _lock_both, a, b)
-    t2 = rt.spawn("t2", _lock_both, b, a)
+    a, b = vt.Mutex("A"), vt.Mutex("B")
+    t1 = vt.spawn("t1", _lock_both, a, b)
+    t2 = vt.spawn("t2", _lock_both, b, a)
     await t1.join()
     await t2.join()
 
@@ -97,7 +97,7 @@ async def lock_order_inversion() -> None:
 def test_lock_order_deadlock_is_reported_with_both_waits(backend: str) -> None:
     found = None
     for seed in range(50):
-        r = rt.Engine("random", seed=seed, backend=backend).run(lock_order_inversion)
+        r = vt.Engine("random", seed=seed, backend=backend).run(lock_order_inversion)
         if r.failure is not None:
             found = r
             break
@@ -112,15 +112,15 @@ def test_lock_order_deadlock_is_reported_with_both_waits(backend: str) -> None:
 
 def test_fifo_does_not_deadlock_the_same_program() -> None:
     # fifo runs t1 to completion before t2: the inversion needs a preemption
-    assert rt.Engine("fifo").run(lock_order_inversion).ok
+    assert vt.Engine("fifo").run(lock_order_inversion).ok
 
 
 def test_deadlock_on_a_queue_nobody_fills() -> None:
     async def main() -> None:
-        q: rt.Queue[int] = rt.Queue("never", 1)
+        q: vt.Queue[int] = vt.Queue("never", 1)
         await q.get()
 
-    r = rt.Engine().run(main)
+    r = vt.Engine().run(main)
     assert r.failure is not None and r.failure.kind == "deadlock"
     assert r.failure.details["waits"] == {"main": "queue never empty"}
 
@@ -128,7 +128,7 @@ def test_deadlock_on_a_queue_nobody_fills() -> None:
 # ---- races -------------------------------------------------------------------------------
 
 
-async def _rmw(cell: rt.SharedCell, m: rt.Mutex | None) -> None:
+async def _rmw(cell: vt.SharedCell, m: vt.Mutex | None) -> None:
     if m is None:
         v = await cell.read("rmw.read")
         await cell.write(v + 1, "rmw.write")
@@ -140,10 +140,10 @@ async def _rmw(cell: rt.SharedCell, m: rt.Mutex | None) -> None:
 
 def _two_incrementers(locked: bool):
     async def main() -> int:
-        cell = rt.SharedCell("counter", 0)
-        m = rt.Mutex("m") if locked else None
-        a = rt.spawn("a", _rmw, cell, m)
-        b = rt.spawn("b", _rmw, cell, m)
+        cell = vt.SharedCell("counter", 0)
+        m = vt.Mutex("m") if locked else None
+        a = vt.spawn("a", _rmw, cell, m)
+        b = vt.spawn("b", _rmw, cell, m)
         await a.join()
         await b.join()
         return cell.peek()
@@ -153,7 +153,7 @@ def _two_incrementers(locked: bool):
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_unsynchronised_read_modify_write_is_a_race_even_under_fifo(backend: str) -> None:
-    r = rt.Engine("fifo", backend=backend).run(_two_incrementers(locked=False))
+    r = vt.Engine("fifo", backend=backend).run(_two_incrementers(locked=False))
     assert r.value == 2  # fifo did no harm...
     assert r.failure is None
     assert r.rules() == ["RACE"]  # ...and the race is reported anyway
@@ -167,32 +167,32 @@ def test_unsynchronised_read_modify_write_is_a_race_even_under_fifo(backend: str
 @pytest.mark.parametrize("strategy", ["fifo", "random", "pct"])
 def test_the_same_with_a_mutex_is_not_a_race(strategy: str) -> None:
     for seed in range(30):
-        r = rt.Engine(strategy, seed=seed).run(_two_incrementers(locked=True))
+        r = vt.Engine(strategy, seed=seed).run(_two_incrementers(locked=True))
         assert r.ok, r.summary()
         assert r.value == 2
 
 
 def test_queue_put_get_orders_accesses() -> None:
-    async def consumer(q: rt.Queue, cell: rt.SharedCell) -> None:
+    async def consumer(q: vt.Queue, cell: vt.SharedCell) -> None:
         await q.get()
         await cell.write(await cell.read("consumer.read") + 1, "consumer.write")
 
     async def main() -> None:
-        q: rt.Queue[int] = rt.Queue("q")
-        cell = rt.SharedCell("c", 0)
-        c = rt.spawn("consumer", consumer, q, cell)
+        q: vt.Queue[int] = vt.Queue("q")
+        cell = vt.SharedCell("c", 0)
+        c = vt.spawn("consumer", consumer, q, cell)
         await cell.write(1, "main.write")
         await q.put(1)
         await c.join()
         assert await cell.read("main.after-join") == 2
 
     for seed in range(20):
-        rt.Engine("random", seed=seed).run(main).check()
+        vt.Engine("random", seed=seed).run(main).check()
 
 
 def test_lost_update_happens_on_some_schedule() -> None:
     values = {
-        rt.Engine("random", seed=s).run(_two_incrementers(locked=False)).value for s in range(40)
+        vt.Engine("random", seed=s).run(_two_incrementers(locked=False)).value for s in range(40)
     }
     assert values == {1, 2}
 
@@ -205,12 +205,12 @@ def _three_step_model():
 
     async def body(tag: str) -> None:
         for i in range(3):
-            await rt.checkpoint(f"{tag}{i}")
+            await vt.checkpoint(f"{tag}{i}")
             order.append(tag)
 
     async def main() -> None:
-        a = rt.spawn("A", body, "A")
-        b = rt.spawn("B", body, "B")
+        a = vt.spawn("A", body, "A")
+        b = vt.spawn("B", body, "B")
         await a.join()
         await b.join()
 
@@ -221,7 +221,7 @@ def _interleavings(strategy: str, seeds: range, **kw) -> set[str]:
     seen = set()
     for s in seeds:
         main, order = _three_step_model()
-        rt.Engine(strategy, seed=s, **kw).run(main).check()
+        vt.Engine(strategy, seed=s, **kw).run(main).check()
         seen.add("".join(order))
     return seen
 
@@ -263,28 +263,28 @@ def test_replay_of_a_pct_run_gives_the_same_trace(backend: str) -> None:
 
 
 def test_tampered_recording_reports_divergence_with_step() -> None:
-    r1 = rt.Engine("random", seed=9).run(prodcons)
+    r1 = vt.Engine("random", seed=9).run(prodcons)
     assert len(r1.decisions) > 3
     bad = list(r1.decisions)
     bad[2] = 7  # there is no thread 7
-    r2 = rt.Engine("replay", decisions=bad).run(prodcons)
+    r2 = vt.Engine("replay", decisions=bad).run(prodcons)
     assert r2.failure is not None and r2.failure.kind == "divergence"
     assert "tid 7" in r2.failure.message
     assert r2.failure.step > 0
 
-    short = rt.Engine("replay", decisions=r1.decisions[:2]).run(prodcons)
+    short = vt.Engine("replay", decisions=r1.decisions[:2]).run(prodcons)
     assert short.failure.kind == "divergence"
     assert "recording has only 2" in short.failure.message
 
-    long = rt.Engine("replay", decisions=[*r1.decisions, 0, 0]).run(prodcons)
+    long = vt.Engine("replay", decisions=[*r1.decisions, 0, 0]).run(prodcons)
     assert long.failure.kind == "divergence"
     assert "finished" in long.failure.message
 
 
 def test_replay_with_fallback_extends_a_prefix() -> None:
-    r1 = rt.Engine("random", seed=4).run(prodcons)
-    strat = rt.Replay(r1.decisions[:3], fallback=rt.Fifo())
-    r2 = rt.Engine(strat).run(prodcons)
+    r1 = vt.Engine("random", seed=4).run(prodcons)
+    strat = vt.Replay(r1.decisions[:3], fallback=vt.Fifo())
+    r2 = vt.Engine(strat).run(prodcons)
     assert r2.ok and r2.decisions[:3] == r1.decisions[:3]
 
 
@@ -294,18 +294,18 @@ def test_replay_with_fallback_extends_a_prefix() -> None:
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_exception_in_a_thread_fails_the_run_and_cancels_the_others(backend: str) -> None:
     async def waits_forever() -> None:
-        await rt.Event("never").wait()
+        await vt.Event("never").wait()
 
     async def boom() -> None:
-        await rt.checkpoint("x")
+        await vt.checkpoint("x")
         raise ValueError("bad thing")
 
     async def main() -> None:
-        rt.spawn("waiter", waits_forever)
-        b = rt.spawn("boom", boom)
+        vt.spawn("waiter", waits_forever)
+        b = vt.spawn("boom", boom)
         await b.join()
 
-    r = rt.Engine(backend=backend).run(main)
+    r = vt.Engine(backend=backend).run(main)
     assert r.failure is not None
     assert r.failure.kind == "exception"
     assert r.failure.thread == "boom"
@@ -317,9 +317,9 @@ def test_exception_in_a_thread_fails_the_run_and_cancels_the_others(backend: str
 def test_step_budget_stops_a_livelock() -> None:
     async def spin() -> None:
         while True:
-            await rt.checkpoint("spin")
+            await vt.checkpoint("spin")
 
-    r = rt.Engine(step_budget=500).run(spin)
+    r = vt.Engine(step_budget=500).run(spin)
     assert r.failure.kind == "step-budget"
     assert r.failure.step == 501
     assert "500" in r.failure.message
@@ -327,26 +327,26 @@ def test_step_budget_stops_a_livelock() -> None:
 
 def test_engine_usage_errors_fail_the_run_cleanly() -> None:
     async def main() -> None:
-        m = rt.Mutex("m")
+        m = vt.Mutex("m")
         m.release()
 
-    r = rt.Engine().run(main)
+    r = vt.Engine().run(main)
     assert r.failure.kind == "exception"
     assert "release only what you acquired" in r.failure.message
 
 
 def test_calls_outside_a_run_say_so() -> None:
-    with pytest.raises(rt.EngineUsageError, match=r"inside Engine\.run"):
-        rt.now()
+    with pytest.raises(vt.EngineUsageError, match=r"inside Engine\.run"):
+        vt.now()
 
 
 def test_stop_on_violation_ends_at_the_first_rule_break() -> None:
     async def main() -> None:
-        rt.violation("LA-5", "NoOverwrite and Discard both set", flags=3)
-        await rt.checkpoint("after")
-        rt.violation("LA-6", "never reached")
+        vt.violation("LA-5", "NoOverwrite and Discard both set", flags=3)
+        await vt.checkpoint("after")
+        vt.violation("LA-6", "never reached")
 
-    r = rt.Engine(stop_on_violation=True).run(main)
+    r = vt.Engine(stop_on_violation=True).run(main)
     assert r.rules() == ["LA-5"]
     assert r.failure.kind == "violation"
 
@@ -359,16 +359,16 @@ def test_virtual_clock_advances_only_when_all_sleep(backend: str) -> None:
     log: list[tuple[str, int]] = []
 
     async def sleeper(name: str, ns: int) -> None:
-        await rt.sleep(ns)
-        log.append((name, rt.now()))
+        await vt.sleep(ns)
+        log.append((name, vt.now()))
 
     async def main() -> None:
         plan = [("s300", 300), ("s100", 100), ("t100", 100)]
-        ts = [rt.spawn(n, sleeper, n, ns) for n, ns in plan]
+        ts = [vt.spawn(n, sleeper, n, ns) for n, ns in plan]
         for t in ts:
             await t.join()
 
-    r = rt.Engine(backend=backend).run(main)
+    r = vt.Engine(backend=backend).run(main)
     assert r.ok
     assert log == [("s100", 100), ("t100", 100), ("s300", 300)]  # ties in the order they slept
     assert r.time_ns == 300
@@ -377,75 +377,75 @@ def test_virtual_clock_advances_only_when_all_sleep(backend: str) -> None:
 def test_bounded_queue_blocks_the_producer() -> None:
     events: list[str] = []
 
-    async def consumer(q: rt.Queue) -> None:
-        await rt.sleep(50)
+    async def consumer(q: vt.Queue) -> None:
+        await vt.sleep(50)
         while True:
             x = await q.get()
-            events.append(f"get{x}@{rt.now()}")
+            events.append(f"get{x}@{vt.now()}")
             if x == 2:
                 return
 
     async def main() -> None:
-        q: rt.Queue[int] = rt.Queue("q", 1)
-        c = rt.spawn("c", consumer, q)
+        q: vt.Queue[int] = vt.Queue("q", 1)
+        c = vt.spawn("c", consumer, q)
         for i in range(3):
             await q.put(i)
-            events.append(f"put{i}@{rt.now()}")
-        with pytest.raises(rt.WouldBlock):
+            events.append(f"put{i}@{vt.now()}")
+        with pytest.raises(vt.WouldBlock):
             q.put_nowait(9)
         await c.join()
         assert q.high_water == 1
 
-    rt.Engine().run(main).check()
+    vt.Engine().run(main).check()
     assert events[:2] == ["put0@0", "get0@50"]
     assert events[-1] == "get2@50"
 
 
 def test_condition_and_event() -> None:
-    async def waiter(c: rt.Condition, box: list, done: rt.Event) -> None:
+    async def waiter(c: vt.Condition, box: list, done: vt.Event) -> None:
         await c.wait_for(lambda: box[0] >= 2, what="box >= 2")
         done.set()
 
     async def main() -> None:
-        c, box, done = rt.Condition("c"), [0], rt.Event("done")
-        rt.spawn("w", waiter, c, box, done)
+        c, box, done = vt.Condition("c"), [0], vt.Event("done")
+        vt.spawn("w", waiter, c, box, done)
         for _ in range(2):
-            await rt.sleep(10)
+            await vt.sleep(10)
             box[0] += 1
             c.notify_all()
         await done.wait()
-        assert rt.now() == 20
+        assert vt.now() == 20
 
-    rt.Engine().run(main).check()
+    vt.Engine().run(main).check()
 
 
 def test_daemon_threads_do_not_keep_the_run_alive() -> None:
-    async def engine_loop(c: rt.Condition) -> None:
+    async def engine_loop(c: vt.Condition) -> None:
         while True:
             await c.wait_for(lambda: False, what="work")
 
     async def main() -> int:
-        rt.spawn("gpu", engine_loop, rt.Condition("work"), daemon=True)
-        await rt.sleep(5)
+        vt.spawn("gpu", engine_loop, vt.Condition("work"), daemon=True)
+        await vt.sleep(5)
         return 42
 
-    r = rt.Engine().run(main)
+    r = vt.Engine().run(main)
     assert r.ok and r.value == 42
     assert dict(r.threads)["gpu"] == "blocked"
 
 
 def test_free_strategy_runs_the_same_programs() -> None:
     for backend in BACKENDS:
-        r = rt.Engine("free", backend=backend).run(prodcons)
+        r = vt.Engine("free", backend=backend).run(prodcons)
         assert r.ok and r.value == [0, 1, 2, 3]
         assert r.decisions == ()
 
 
 def test_free_strategy_still_detects_deadlock() -> None:
     async def main() -> None:
-        await rt.Event("never").wait()
+        await vt.Event("never").wait()
 
-    r = rt.Engine("free").run(main)
+    r = vt.Engine("free").run(main)
     assert r.failure.kind == "deadlock"
 
 
@@ -456,7 +456,7 @@ def test_trace_events_through_capture_logs() -> None:
     # the run context travels in contextvars, so the capture merges them in like the real chain
     merge = structlog.contextvars.merge_contextvars
     with structlog.testing.capture_logs(processors=[merge]) as logs:
-        r = rt.Engine(trace=True, context={"scenario": "unit"}).run(prodcons)
+        r = vt.Engine(trace=True, context={"scenario": "unit"}).run(prodcons)
     assert r.ok
     consumed = [e for e in logs if e["event"] == "consumed"]
     assert [e["item"] for e in consumed] == [0, 1, 2, 3]
@@ -468,13 +468,13 @@ def test_trace_events_through_capture_logs() -> None:
 
 def test_tracing_off_writes_nothing(tmp_path) -> None:
     with structlog.testing.capture_logs() as logs:
-        rt.Engine().run(prodcons).check()
+        vt.Engine().run(prodcons).check()
     assert logs == []
 
 
 def test_trace_to_a_file_is_complete_even_on_failure(tmp_path) -> None:
     path = tmp_path / "t.jsonl"
-    r = rt.Engine("random", seed=0, trace=path).run(_two_incrementers(locked=False))
+    r = vt.Engine("random", seed=0, trace=path).run(_two_incrementers(locked=False))
     lines = [orjson.loads(x) for x in path.read_bytes().splitlines()]
     assert lines[0]["event"] == "run.start"
     assert lines[-1]["event"] == "run.end"
@@ -488,7 +488,7 @@ def test_trace_to_a_file_is_complete_even_on_failure(tmp_path) -> None:
 
 @pytest.mark.trio
 async def test_run_async_inside_trio() -> None:
-    r = await rt.Engine(backend="trio").run_async(prodcons)
+    r = await vt.Engine(backend="trio").run_async(prodcons)
     assert r.ok and r.value == [0, 1, 2, 3]
 
 
@@ -498,34 +498,34 @@ async def test_run_async_inside_trio() -> None:
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_timed_wait_times_out_at_exactly_the_deadline(backend: str) -> None:
     async def main() -> tuple[bool, int]:
-        c = rt.Condition("never")
+        c = vt.Condition("never")
         got = await c.wait_for(lambda: False, "nothing", timeout_ns=500)
-        return got, rt.now()
+        return got, vt.now()
 
-    r = rt.Engine(backend=backend).run(main)
+    r = vt.Engine(backend=backend).run(main)
     assert r.ok and r.value == (False, 500)
 
 
 def test_a_notified_timed_wait_leaves_no_stale_timer() -> None:
     log: list[tuple[str, int]] = []
 
-    async def notifier(c: rt.Condition, box: list, ev: rt.Event) -> None:
-        await rt.sleep(100)
+    async def notifier(c: vt.Condition, box: list, ev: vt.Event) -> None:
+        await vt.sleep(100)
         box[0] = True
         c.notify_all()
-        await rt.sleep(900)  # well past the waiter's old deadline (t=300)
+        await vt.sleep(900)  # well past the waiter's old deadline (t=300)
         ev.set()
 
     async def main() -> None:
-        c, box, ev = rt.Condition("c"), [False], rt.Event("later")
-        rt.spawn("n", notifier, c, box, ev)
+        c, box, ev = vt.Condition("c"), [False], vt.Event("later")
+        vt.spawn("n", notifier, c, box, ev)
         got = await c.wait_for(lambda: box[0], "box", timeout_ns=300)
-        log.append(("notified", rt.now()))
+        log.append(("notified", vt.now()))
         assert got is True
         await ev.wait()  # the cancelled timer must not wake this wait at t=300
-        log.append(("event", rt.now()))
+        log.append(("event", vt.now()))
 
-    r = rt.Engine().run(main)
+    r = vt.Engine().run(main)
     assert r.ok, r.summary()
     assert log == [("notified", 100), ("event", 1000)]
     assert r.statistics.timers_fired == 2  # the notifier's two sleeps, not the waiter's timeout

@@ -8,8 +8,8 @@ from pathlib import Path
 import orjson
 import pytest
 
-from runtime import _cli
-from runtime._explore import (
+from wddmemu import _cli
+from wddmemu._explore import (
     ExploreOptions,
     FailureFileError,
     Finding,
@@ -18,8 +18,8 @@ from runtime._explore import (
     replay,
     save_failure,
 )
-from runtime._runner import RunSpec, run_scenario
-from runtime.corpus import CORPUS
+from wddmemu._runner import RunSpec, run_scenario
+from wddmemu.corpus import CORPUS
 
 
 @pytest.mark.parametrize("bug", CORPUS, ids=[b.name for b in CORPUS])

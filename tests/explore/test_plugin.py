@@ -6,8 +6,8 @@ from pathlib import Path
 
 import orjson
 
-from runtime._explore import ExploreOptions, explore, save_failure
-from runtime._runner import RunSpec
+from wddmemu._explore import ExploreOptions, explore, save_failure
+from wddmemu._runner import RunSpec
 
 
 def test_a_directory_of_failure_files_becomes_regression_tests(pytester) -> None:
@@ -28,7 +28,7 @@ def test_the_wddmemu_fixture(pytester) -> None:
     pytester.makepyfile(
         """
         import pytest
-        import runtime as rt
+        import vthreads as vt
 
         def test_reference_is_clean(wddmemu):
             res = wddmemu.check("reentrant-lockasync", ddi_version=0xB, schedules=20)
@@ -40,12 +40,12 @@ def test_the_wddmemu_fixture(pytester) -> None:
 
         def test_own_program(wddmemu):
             async def prog():
-                c = rt.SharedCell("x", 0)
+                c = vt.SharedCell("x", 0)
 
                 async def inc():
                     await c.write(await c.read("read") + 1, "write")
 
-                a, b = rt.spawn("a", inc), rt.spawn("b", inc)
+                a, b = vt.spawn("a", inc), vt.spawn("b", inc)
                 await a.join()
                 await b.join()
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 import kmd
-import runtime as rt
+import vthreads as vt
 from kmd import (
     D3DDDI_ALLOCATIONINFO,
     D3DDDI_ALLOCATIONLIST,
@@ -33,11 +33,11 @@ from kmd import D3DDDICB_LOCKFLAGS as LF
 OK = kmd.STATUS_SUCCESS
 
 
-def run(main: Callable[[], Awaitable[Any]], backend: str = "asyncio", **kw: Any) -> rt.RunResult:
+def run(main: Callable[[], Awaitable[Any]], backend: str = "asyncio", **kw: Any) -> vt.RunResult:
     """Run ``main`` on a fresh engine; fail the test if the run failed or a rule broke, unless
     the caller passes ``check=False``."""
     check = kw.pop("check", True)
-    result = rt.Engine(backend=backend, **kw).run(main)
+    result = vt.Engine(backend=backend, **kw).run(main)
     if check:
         result.check()
     return result
@@ -143,7 +143,7 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 def run_traced(
     main: Callable[[], Awaitable[Any]], backend: str = "asyncio", **kw: Any
-) -> tuple[rt.RunResult, list[dict[str, Any]]]:
+) -> tuple[vt.RunResult, list[dict[str, Any]]]:
     """Like :func:`run`, also returning the trace events (dicts)."""
     import io
 

@@ -7,7 +7,7 @@ import io
 
 import pytest
 
-import runtime as rt
+import vthreads as vt
 from kmd import D3DDDICB_LOCKFLAGS as LF
 from kmd import CmdDraw, CmdSpin, CmdWrite, KernelConfig
 
@@ -26,7 +26,7 @@ async def scenario() -> list[tuple[int, tuple[int, ...], str]]:
                 lk.data.write(0, bytes([i]) * 4)
                 await rig.unlock(lk.allocation)
             await rig.lock(tex, LF.LockEntire | LF.DonotWait)
-            await rt.checkpoint("app.between")
+            await vt.checkpoint("app.between")
 
     async def worker() -> None:
         for i in range(6):
@@ -37,17 +37,17 @@ async def scenario() -> list[tuple[int, tuple[int, ...], str]]:
             if st != OK:
                 break
 
-    a = rt.spawn("app", app)
-    w = rt.spawn("worker", worker)
+    a = vt.spawn("app", app)
+    w = vt.spawn("worker", worker)
     await a.join()
     await w.join()
     await rig.k.wait_idle()
     return [(r.fence, r.draw_ids, r.status) for r in rig.k.dma_records]
 
 
-def _trace(backend: str, seed: int) -> tuple[rt.RunResult, bytes]:
+def _trace(backend: str, seed: int) -> tuple[vt.RunResult, bytes]:
     buf = io.BytesIO()
-    r = rt.Engine("random", seed=seed, backend=backend, trace=buf).run(scenario)
+    r = vt.Engine("random", seed=seed, backend=backend, trace=buf).run(scenario)
     assert r.failure is None, r.summary()
     return r, buf.getvalue()
 
@@ -67,7 +67,7 @@ def test_byte_identical_traces_across_backends(seed: int) -> None:
 def test_replay_reproduces_the_run() -> None:
     r, t = _trace("asyncio", 5)
     buf = io.BytesIO()
-    rep = rt.Engine("replay", decisions=r.decisions, trace=buf).run(scenario)
+    rep = vt.Engine("replay", decisions=r.decisions, trace=buf).run(scenario)
     assert rep.failure is None and rep.value == r.value
     kmd_lines = [line for line in t.splitlines() if b'"event":"kmd.' in line]
     replayed = [line for line in buf.getvalue().splitlines() if b'"event":"kmd.' in line]

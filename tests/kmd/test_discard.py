@@ -5,7 +5,7 @@ old instances once the GPU is done with them."""
 from __future__ import annotations
 
 import kmd
-import runtime as rt
+import vthreads as vt
 from kmd import D3DDDICB_LOCKFLAGS as LF
 from kmd import CmdDraw, KernelConfig
 
@@ -23,9 +23,9 @@ def test_discard_rename_while_busy(backend: str) -> None:
         lk.data.write(0, b"old!")
         assert await rig.unlock(a0) == OK
         f0 = await rig.busy(a0, ns=4_000_000)  # draw 99 reads "old!" then spins
-        t0 = rt.now()
+        t0 = vt.now()
         st, lk = await rig.lock(a0, DISCARD)
-        assert st == OK and rt.now() == t0  # no wait: renamed
+        assert st == OK and vt.now() == t0  # no wait: renamed
         a1 = lk.allocation
         assert a1 != a0  # LCB-5: a new handle in the in/out field
         assert lk.data.allocation == a1 and lk.data.instance == 1
@@ -78,15 +78,15 @@ def test_rename_fails_at_the_instance_cap_then_noexistingreference_waits() -> No
         a1 = lk.allocation
         assert st == OK and await rig.unlock(a1) == OK
         await rig.busy(a1, ns=6_000_000)  # a0 retired (still busy), a1 busy: 2 live
-        t0 = rt.now()
+        t0 = vt.now()
         st, lk = await rig.lock(a1, DISCARD)
-        assert st == BUSY and rt.now() == t0  # LCB-6: VidMm can't create nor reuse
+        assert st == BUSY and vt.now() == t0  # LCB-6: VidMm can't create nor reuse
         assert kmd.ntstatus_to_hresult_for_callback(st, "pfnLockCb") == kmd.D3DERR_WASSTILLDRAWING
         # LCB-6 retry after a flush: Discard + NoExistingReference stalls until room
         st, lk = await rig.lock(a1, DISCARD | LF.NoExistingReference)
         assert st == OK
         f0_end = next(r.ended_ns for r in rig.k.dma_records if r.fence == f0)
-        assert rt.now() >= f0_end > t0
+        assert vt.now() >= f0_end > t0
         assert lk.allocation not in (a0, a1)
         s = rig.k.statistics()
         assert s.renames == 2 and s.rename_failures == 1

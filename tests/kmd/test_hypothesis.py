@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import kmd
-import runtime as rt
+import vthreads as vt
 from kmd import D3DDDICB_LOCKFLAGS as LF
 
 # ---- strategies -------------------------------------------------------------------------------
@@ -326,7 +326,7 @@ async def apply(w: World, o: tuple[Any, ...]) -> None:
         else:
             assert not dead, f"{p!r} was usable after its lock/instance died"
     elif kind == "sleep":
-        await rt.sleep(o[1])
+        await vt.sleep(o[1])
     elif kind == "hang":
         k.inject_hang()
     elif kind == "remove":
@@ -385,7 +385,7 @@ def test_random_thunk_storm(
 
     async def main() -> None:
         await setup()
-        worker = rt.spawn("worker", thread, worker_ops)
+        worker = vt.spawn("worker", thread, worker_ops)
         await thread(app_ops)
         await worker.join()
         # every pointer whose instance is gone must refuse access
@@ -397,7 +397,7 @@ def test_random_thunk_storm(
                     continue
                 raise AssertionError(f"freed instance readable through {p!r}")
 
-    result = rt.Engine(strategy="random", seed=seed).run(main)
+    result = vt.Engine(strategy="random", seed=seed).run(main)
     assert result.failure is None, result.summary()
     assert set(result.rules()) <= ALLOWED_RULES, result.summary()
     assert k.check_invariants() == []

@@ -5,7 +5,7 @@ exact value."""
 from __future__ import annotations
 
 import kmd
-import runtime as rt
+import vthreads as vt
 from kmd import D3DDDICB_LOCKFLAGS as LF
 from kmd import KernelConfig
 
@@ -77,16 +77,16 @@ def test_lock_allocation_busy_with_donotwait_and_waits_without(backend: str) -> 
         rig = await Rig().setup()
         h = await rig.alloc(segments="aperture")
         fence = await rig.busy(h, ns=5_000_000)
-        t0 = rt.now()
+        t0 = vt.now()
         st, a = await rig.lock(h, LF.LockEntire | LF.DonotWait)
         assert st == BUSY == 0xC01E0102  # KL-21
-        assert a.data is None and rt.now() == t0  # immediately
+        assert a.data is None and vt.now() == t0  # immediately
         assert kmd.ntstatus_to_hresult_for_callback(st, "pfnLockCb") == kmd.D3DERR_WASSTILLDRAWING
         st, a = await rig.lock(h)  # waits (virtual time) for the fence
         assert st == OK
         assert rig.k.completed_fence >= fence
         end = rig.k.dma_records[-1].ended_ns
-        assert rt.now() >= end >= t0 + 5_000_000
+        assert vt.now() >= end >= t0 + 5_000_000
         rig.invariants()
 
     _, events = run_traced(main, backend=backend)
@@ -289,15 +289,15 @@ def test_ignore_sync_only_with_donotwait_and_ignore_read_sync() -> None:
         rig = await Rig().setup()
         h = await rig.alloc(segments="aperture")
         await rig.busy(h, ns=3_000_000)
-        t0 = rt.now()
+        t0 = vt.now()
         st, _ = await rig.lock(h, LF.LockEntire | LF.IgnoreSync | LF.DonotWait)
-        assert st == OK and rt.now() == t0  # honoured: no check at all
+        assert st == OK and vt.now() == t0  # honoured: no check at all
         assert await rig.unlock(h) == OK
         st, _ = await rig.lock(h, LF.LockEntire | LF.IgnoreReadSync | LF.DonotWait)
-        assert st == OK and rt.now() == t0  # only reads pending
+        assert st == OK and vt.now() == t0  # only reads pending
         assert await rig.unlock(h) == OK
         st, _ = await rig.lock(h, LF.LockEntire | LF.IgnoreSync)  # Q-10: ignored → waits
-        assert st == OK and rt.now() > t0
+        assert st == OK and vt.now() > t0
         assert await rig.unlock(h) == OK
         # a pending GPU *write* makes IgnoreReadSync wait
         st, _ = await rig.render(

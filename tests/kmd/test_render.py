@@ -4,7 +4,7 @@ eviction (SCH-2), the GPU engine really reading bytes over virtual time, fences 
 from __future__ import annotations
 
 import kmd
-import runtime as rt
+import vthreads as vt
 from kmd import D3DDDICB_LOCKFLAGS as LF
 from kmd import CmdDraw, CmdNop, CmdSpin, CmdWrite, KernelConfig
 
@@ -23,7 +23,7 @@ def test_gpu_reads_bytes_when_it_executes_and_records_them(backend: str) -> None
             [CmdDraw(1, 0, 0, 5), CmdSpin(10_000), CmdDraw(2, 0, 0, 5), CmdNop()], [h]
         )
         assert st == OK and r.fence == 1 and r.queued_buffer_count == 1
-        await rt.sleep(5_000)  # the GPU has done draw 1, not draw 2
+        await vt.sleep(5_000)  # the GPU has done draw 1, not draw 2
         lk.data.write(0, b"later")  # (a NoOverwrite misuse: the GPU sees it)
         await rig.k.wait_for_fence(r.fence)
         rec = rig.k.dma_records[-1]

@@ -4,7 +4,7 @@ waiting lock, content loss, detached pointers, injection hooks, and the TDR-2 li
 from __future__ import annotations
 
 import kmd
-import runtime as rt
+import vthreads as vt
 from kmd import D3DDDICB_LOCKFLAGS as LF
 from kmd import CmdDraw, CmdSpin, KernelConfig
 
@@ -25,7 +25,7 @@ def test_tdr_during_a_waiting_lock(backend: str) -> None:
         assert st == OK
         st, a = await rig.lock(h)  # blocks on the fence; the TDR wakes it (Q2)
         assert st == REMOVED and a.data is None
-        assert TIMEOUT <= rt.now() < 2 * TIMEOUT  # at the watchdog's deadline, not 10 s
+        assert TIMEOUT <= vt.now() < 2 * TIMEOUT  # at the watchdog's deadline, not 10 s
         rec = rig.k.dma_records[-1]
         assert rec.fence == r.fence and rec.status == "aborted"
         assert rig.k.completed_fence == rig.k.submitted_fence
@@ -85,7 +85,7 @@ def test_waiters_all_wake_and_no_thread_hangs() -> None:
         async def fence_waiter() -> None:
             results["fence"] = await rig.k.wait_for_fence(r.fence)
 
-        threads = [rt.spawn(n, f) for n, f in (("a", locker), ("b", fence_waiter))]
+        threads = [vt.spawn(n, f) for n, f in (("a", locker), ("b", fence_waiter))]
         await discarder()
         for t in threads:
             await t.join()
@@ -131,12 +131,12 @@ def test_injected_removal_of_one_device_and_of_the_adapter() -> None:
         await rig.busy(h, ns=50_000_000)
 
         async def remover() -> None:
-            await rt.sleep(1_000_000)
+            await vt.sleep(1_000_000)
             assert rig.k.inject_removal(rig.device, reason="test")
 
-        t = rt.spawn("remover", remover)
+        t = vt.spawn("remover", remover)
         st, _ = await rig.lock(h)
-        assert st == REMOVED and rt.now() == 1_000_000  # woken by the removal, not the fence
+        assert st == REMOVED and vt.now() == 1_000_000  # woken by the removal, not the fence
         await t.join()
         assert (await rig.lock(h2, device=dev2))[0] == OK  # only that device
         assert not rig.k.inject_removal(12345)
@@ -171,7 +171,7 @@ def test_watchdog_does_not_keep_time_running_and_deadlocks_are_still_seen() -> N
 
     async def stuck() -> None:
         await Rig().setup()
-        await rt.Condition("never").wait_for(lambda: False, "never")
+        await vt.Condition("never").wait_for(lambda: False, "never")
 
     result = run(stuck, check=False)
     assert result.failure is not None and result.failure.kind == "deadlock"

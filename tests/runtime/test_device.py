@@ -13,8 +13,9 @@ from hypothesis import strategies as st
 import kmd
 import runtime as rt
 import umd
+import vthreads as vt
 from runtime import d3d9
-from runtime._checker import Checker
+from wddmemu._checker import Checker
 
 DISCARD, NOOVERWRITE = d3d9.D3DLOCK_DISCARD, d3d9.D3DLOCK_NOOVERWRITE
 TRI = d3d9.D3DPT_TRIANGLELIST
@@ -42,11 +43,11 @@ def run_app(
     device: rt.DeviceConfig | None = None,
     backend: str = "asyncio",
     check: bool = True,
-) -> tuple[rt.RunResult, Box]:
+) -> tuple[vt.RunResult, Box]:
     """Run ``body(dev, box)`` on a fresh kernel + driver + device, with the checker attached
     and the data oracle run at the end."""
     box = Box()
-    eng = rt.Engine(strategy, seed=seed, backend=backend, pct_steps=300)
+    eng = vt.Engine(strategy, seed=seed, backend=backend, pct_steps=300)
     checker = Checker().attach(eng) if check else None
 
     async def main() -> None:
@@ -262,7 +263,7 @@ async def _busy_app(dev: Any, box: Box) -> None:
 def _overlaps(version: int, seed: int, bugs: frozenset[str] = frozenset()) -> list:
     w = InsideWatcher()
     box = Box()
-    eng = rt.Engine("random", seed=seed)
+    eng = vt.Engine("random", seed=seed)
     eng.subscribe(w)
 
     async def main() -> None:

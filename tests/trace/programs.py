@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 
-import runtime as rt
+import vthreads as vt
 
 DEV = "dev0"
 
@@ -30,53 +30,53 @@ class _State:
         self.cookie = 0
 
 
-async def _enqueue(q: rt.Queue, st: _State, ddi: str, reply: rt.Event | None = None) -> None:
+async def _enqueue(q: vt.Queue, st: _State, ddi: str, reply: vt.Event | None = None) -> None:
     st.seq += 1
     await q.put((ddi, st.seq, reply))
-    rt.log("rt.queue.put", queue=f"{DEV}.cmdq", ddi=ddi, seq=st.seq, depth=len(q), front=False)
+    vt.log("rt.queue.put", queue=f"{DEV}.cmdq", ddi=ddi, seq=st.seq, depth=len(q), front=False)
 
 
-async def _ddi(entry: rt.Mutex | None, ddi: str, body: Any = None, **fields: Any) -> None:
+async def _ddi(entry: vt.Mutex | None, ddi: str, body: Any = None, **fields: Any) -> None:
     if entry is not None:
         await entry.acquire()
-    rt.log("ddi.enter", ddi=ddi, device=DEV, gated=entry is not None, **fields)
-    await rt.checkpoint(f"{ddi}.body")
+    vt.log("ddi.enter", ddi=ddi, device=DEV, gated=entry is not None, **fields)
+    await vt.checkpoint(f"{ddi}.body")
     out: dict[str, Any] = {}
     if body is not None:
         out = await body() or {}
-    rt.log("ddi.exit", ddi=ddi, device=DEV, hr="0x00000000", hr_name="S_OK", **out)
+    vt.log("ddi.exit", ddi=ddi, device=DEV, hr="0x00000000", hr_name="S_OK", **out)
     if entry is not None:
         entry.release()
 
 
 async def _cb(cb: str, body: Any = None, **fields: Any) -> dict[str, Any]:
-    rt.log("cb.enter", cb=cb, device=DEV, **fields)
-    await rt.checkpoint(f"{cb}.body")
+    vt.log("cb.enter", cb=cb, device=DEV, **fields)
+    await vt.checkpoint(f"{cb}.body")
     out: dict[str, Any] = {}
     if body is not None:
         out = await body() or {}
-    rt.log("cb.exit", cb=cb, device=DEV, hr="0x00000000", hr_name="S_OK", **out)
+    vt.log("cb.exit", cb=cb, device=DEV, hr="0x00000000", hr_name="S_OK", **out)
     return out
 
 
-async def _gpu(ring: rt.Queue, st: _State, done: rt.Condition) -> None:
+async def _gpu(ring: vt.Queue, st: _State, done: vt.Condition) -> None:
     while True:
         fence = await ring.get()
-        rt.log("kmd.dma.start", fence=fence, device=1, context=2)
-        await rt.sleep(2_000)
-        await rt.sleep(1_000)
+        vt.log("kmd.dma.start", fence=fence, device=1, context=2)
+        await vt.sleep(2_000)
+        await vt.sleep(1_000)
         st.done = fence
-        rt.log("kmd.dma.end", fence=fence, device=1, context=2, result="completed",
+        vt.log("kmd.dma.end", fence=fence, device=1, context=2, result="completed",
                draws=[fence], reads=[])
-        rt.log("kmd.fence", fence=fence, completed=fence, result="completed")
+        vt.log("kmd.fence", fence=fence, completed=fence, result="completed")
         done.notify_all()
 
 
-async def _worker(q: rt.Queue, entry: rt.Mutex, ring: rt.Queue, st: _State,
-                  done: rt.Condition) -> None:
+async def _worker(q: vt.Queue, entry: vt.Mutex, ring: vt.Queue, st: _State,
+                  done: vt.Condition) -> None:
     while True:
         ddi, seq, reply = await q.get()
-        rt.log("rt.queue.get", queue=f"{DEV}.cmdq", ddi=ddi, seq=seq, depth=len(q))
+        vt.log("rt.queue.get", queue=f"{DEV}.cmdq", ddi=ddi, seq=seq, depth=len(q))
         if ddi == "(stop)":
             reply.set()
             return
@@ -87,7 +87,7 @@ async def _worker(q: rt.Queue, entry: rt.Mutex, ring: rt.Queue, st: _State,
         async def render() -> dict[str, Any]:
             async def submit() -> dict[str, Any]:
                 st.fence += 1
-                rt.log("kmd.render", device=1, context=2, fence=st.fence, commands=3,
+                vt.log("kmd.render", device=1, context=2, fence=st.fence, commands=3,
                        draws=[st.fence], allocations=[0x40], queued=1,
                        status="0x00000000", status_name="STATUS_SUCCESS")
                 await ring.put(st.fence)
@@ -115,19 +115,19 @@ async def _worker(q: rt.Queue, entry: rt.Mutex, ring: rt.Queue, st: _State,
 async def mimic(frames: int = 3, draws: int = 3, violation: bool = True) -> None:
     """The app thread of the mimic program (``Engine(...).run(mimic)``, thread name ``app``)."""
     st = _State()
-    entry = rt.Mutex(f"{DEV}.entry")
-    q: rt.Queue = rt.Queue(f"{DEV}.cmdq", 4)
-    ring: rt.Queue = rt.Queue("kernel.ring")
-    done = rt.Condition("kernel.fence")
-    rt.spawn("kernel.gpu", _gpu, ring, st, done, daemon=True)
-    worker = rt.spawn(f"{DEV}.worker", _worker, q, entry, ring, st, done)
+    entry = vt.Mutex(f"{DEV}.entry")
+    q: vt.Queue = vt.Queue(f"{DEV}.cmdq", 4)
+    ring: vt.Queue = vt.Queue("kernel.ring")
+    done = vt.Condition("kernel.fence")
+    vt.spawn("kernel.gpu", _gpu, ring, st, done, daemon=True)
+    worker = vt.spawn(f"{DEV}.worker", _worker, q, entry, ring, st, done)
     for frame in range(frames):
         for d in range(draws):
             discard = d == 0
 
             async def lock_cb(discard: bool = discard) -> dict[str, Any]:
                 if discard:
-                    rt.log("kmd.rename", device=1, allocation=0x40, old=0x44 + st.cookie,
+                    vt.log("kmd.rename", device=1, allocation=0x40, old=0x44 + st.cookie,
                            new=0x48 + st.cookie, index=1, live=2, segment="aperture")
                 return {"allocation": 0x40, "new_allocation": 0x48}
 
@@ -140,20 +140,20 @@ async def mimic(frames: int = 3, draws: int = 3, violation: bool = True) -> None
             if discard:
                 await _enqueue(q, st, "Rename")
             await _ddi(None, "UnlockAsync", resource=0x40)
-            rt.log("rt.draw", device=DEV, draw_id=frame * draws + d + 1, reads=[[0x100, 0, 64]])
+            vt.log("rt.draw", device=DEV, draw_id=frame * draws + d + 1, reads=[[0x100, 0, 64]])
             await _enqueue(q, st, "DrawPrimitive")
         await _enqueue(q, st, "Present")
     # the synchronous path: drain the queue, wait for the worker
-    barrier = rt.Event(f"{DEV}.drained")
+    barrier = vt.Event(f"{DEV}.drained")
     await _enqueue(q, st, "(barrier)", barrier)
     await barrier.wait()
-    rt.log("rt.sync", device=DEV, reason="lockasync-failed:WASSTILLDRAWING")
+    vt.log("rt.sync", device=DEV, reason="lockasync-failed:WASSTILLDRAWING")
     last = st.fence
     await done.wait_for(lambda: st.done >= last, f"fence {last} on kernel.gpu")
     if violation:
-        rt.violation("LA-13", "the driver switched to the renamed allocation before Rename",
+        vt.violation("LA-13", "the driver switched to the renamed allocation before Rename",
                      allocation=0x40)
-    stop = rt.Event(f"{DEV}.stopped")
+    stop = vt.Event(f"{DEV}.stopped")
     await _enqueue(q, st, "(stop)", stop)
     await worker.join()
 
@@ -161,7 +161,7 @@ async def mimic(frames: int = 3, draws: int = 3, violation: bool = True) -> None
 def mimic_trace(path: Path, *, frames: int = 3, draws: int = 3, violation: bool = True,
                 strategy: str = "fifo", seed: int = 0, backend: str = "asyncio") -> Path:
     """Run the mimic program with a trace at ``path``; returns ``path``."""
-    res = rt.Engine(strategy, seed=seed, backend=backend, trace=str(path),
+    res = vt.Engine(strategy, seed=seed, backend=backend, trace=str(path),
                     context={"scenario": "mimic"}).run(
         mimic, frames, draws, violation, name="app")
     assert res.failure is None, res.failure
@@ -179,7 +179,7 @@ def scenario_available() -> bool:
 
 def scenario_trace(path: Path, scenario: str, **spec: Any) -> Path:
     """Run a built-in scenario with a trace at ``path``."""
-    from runtime._runner import RunSpec, run_scenario
+    from wddmemu._runner import RunSpec, run_scenario
 
     run_scenario(RunSpec(scenario=scenario, **spec), trace=str(path))
     return path

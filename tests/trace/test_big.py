@@ -22,8 +22,8 @@ from pathlib import Path
 
 import orjson
 
-from runtime._trace_chrome import export_chrome
-from runtime._trace_summary import summarize
+from wddmemu._trace_chrome import export_chrome
+from wddmemu._trace_summary import summarize
 
 from .programs import write_synthetic
 
@@ -53,7 +53,7 @@ def test_peak_memory_does_not_grow(tmp_path: Path) -> None:
         import matplotlib.backends.backend_agg
         import matplotlib.figure  # noqa: F401 - imported before measuring
 
-        from runtime._trace_plot import plot_png
+        from wddmemu._trace_plot import plot_png
 
         tools["plot"] = lambda p: plot_png(p, tmp_path / "out.png")
     except ImportError:  # pragma: no cover - the plot extra is not installed
@@ -70,7 +70,7 @@ def test_peak_memory_does_not_grow(tmp_path: Path) -> None:
 # pytest process's high-water mark across exec on Linux).
 _MEASURE = r"""
 import json, resource, sys, time
-from runtime._trace_cli import trace
+from wddmemu._trace_cli import trace
 t = time.perf_counter()
 rc = trace.main(sys.argv[2:], standalone_mode=False)
 seconds = time.perf_counter() - t

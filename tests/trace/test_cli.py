@@ -9,8 +9,8 @@ import orjson
 import pytest
 from click.testing import CliRunner
 
-from runtime import _cli
-from runtime._trace_cli import TraceInputError, trace
+from wddmemu import _cli
+from wddmemu._trace_cli import TraceInputError, trace
 
 from .chrome_rules import check_chrome
 from .programs import mimic_trace

@@ -9,9 +9,9 @@ from typing import Any
 import orjson
 import pytest
 
-from runtime._trace_chrome import export_chrome
-from runtime._trace_read import TraceFormatError, iter_events
-from runtime._trace_timeline import TimelineBuilder
+from wddmemu._trace_chrome import export_chrome
+from wddmemu._trace_read import TraceFormatError, iter_events
+from wddmemu._trace_timeline import TimelineBuilder
 
 from .chrome_rules import check_chrome
 from .programs import load_chrome, mimic_trace, scenario_trace

@@ -10,7 +10,7 @@ from typing import Any
 import matplotlib  # noqa: F401  (a test dependency: the PNG is really rendered)
 import pytest
 
-from runtime._trace_plot import COLOURS, PlotUnavailable, _Bins, colour, plot_png
+from wddmemu._trace_plot import COLOURS, PlotUnavailable, _Bins, colour, plot_png
 
 from .programs import mimic_trace, scenario_trace
 

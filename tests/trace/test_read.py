@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from runtime._trace_read import TraceFormatError, event_fields, iter_events
+from wddmemu._trace_read import TraceFormatError, event_fields, iter_events
 
 GOOD = b'{"step":1,"t":0,"thread":"app","event":"ddi.enter","ddi":"Lock","seed":0}\n'
 

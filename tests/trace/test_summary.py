@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from runtime._trace_read import iter_events
-from runtime._trace_summary import Histogram, render_summary, summarize
+from wddmemu._trace_read import iter_events
+from wddmemu._trace_summary import Histogram, render_summary, summarize
 
 from .programs import mimic_trace, scenario_trace
 
@@ -95,7 +95,7 @@ def test_summary_of_a_run_cut_short(mimic: Path, tmp_path: Path) -> None:
 ])
 def test_scenario_summary_agrees_with_the_runtime(tmp_path: Path, scenario: str,
                                                   spec: dict[str, Any]) -> None:
-    from runtime._runner import RunSpec, run_scenario
+    from wddmemu._runner import RunSpec, run_scenario
 
     trace = tmp_path / "t.jsonl"
     res = run_scenario(RunSpec(scenario=scenario, **spec), trace=str(trace))

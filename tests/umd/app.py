@@ -11,6 +11,7 @@ from typing import Any
 import kmd
 import runtime as rt
 import umd
+import vthreads as vt
 from runtime import d3d9
 
 from .rig import pattern
@@ -22,7 +23,7 @@ TRI = d3d9.D3DPT_TRIANGLELIST
 
 @dataclass
 class AppRun:
-    result: rt.RunResult
+    result: vt.RunResult
     mismatches: list[str]
     devices: list[Any]
     kernel: Any
@@ -80,13 +81,13 @@ def run_app(program: Callable[[Any], Awaitable[Any]], *, driver: Any = None,
         if devices == 1:
             await program(devs[0])
         else:
-            threads = [rt.spawn(f"app{i}", program, d) for i, d in enumerate(devs)]
+            threads = [vt.spawn(f"app{i}", program, d) for i, d in enumerate(devs)]
             for t in threads:
                 await t.join()
         for d in devs:
             await d.close()
 
-    result = rt.Engine(**engine_kw).run(main, name="app")
+    result = vt.Engine(**engine_kw).run(main, name="app")
     kernel = box.get("kernel")
     devs = box.get("devices", [])
     mism = data_mismatches(kernel, devs) if kernel is not None and result.failure is None else []

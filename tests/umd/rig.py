@@ -20,8 +20,8 @@ from types import SimpleNamespace
 from typing import Any
 
 import kmd
-import runtime as rt
 import umd
+import vthreads as vt
 from runtime._callbacks import RuntimeCallbacks
 from umd.ddi import (
     D3DDDI_DEVICECALLBACKS,
@@ -118,7 +118,7 @@ class Rig:
                 flags = int(getattr(args, "flags", 0) or 0)
                 alloc = int(getattr(args, "allocation", 0) or 0)
                 hr = int(await fn(h, args))
-                self.calls.append(Call(name, args, hr, flags, alloc, rt.current_thread().name))
+                self.calls.append(Call(name, args, hr, flags, alloc, vt.current_thread().name))
                 return hr
 
             return cb
@@ -248,7 +248,7 @@ def run(prog: Callable[[Rig], Awaitable[Any]], *, driver: Any = None,
         await rig.open()
         return await prog(rig)
 
-    result = rt.Engine(**engine_kw).run(main)
+    result = vt.Engine(**engine_kw).run(main)
     if check:
         result.check()
     object.__setattr__(result, "rig", rig)

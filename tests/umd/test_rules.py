@@ -180,9 +180,9 @@ def test_s10_unlockasync_and_rename_race_on_two_threads() -> None:
 
 
 def umd_spawn(name: str, fn: object) -> object:
-    import runtime as rt
+    import vthreads as vt
 
-    return rt.spawn(name, fn)  # type: ignore[arg-type]
+    return vt.spawn(name, fn)  # type: ignore[arg-type]
 
 
 # ---- S-11 / Q-3: several Discards before the first Rename -----------------------------------
@@ -470,7 +470,7 @@ def test_a_waiting_lock_claims_the_subresource_before_it_waits() -> None:
     lock not taken yet; nothing is locked twice."""
 
     async def prog(r: Rig) -> list[int]:
-        import runtime as rt
+        import vthreads as vt
 
         vb = await r.vb(256)
         await r.stream(vb)
@@ -481,7 +481,7 @@ def test_a_waiting_lock_claims_the_subresource_before_it_waits() -> None:
             out.append((await r.lock_async(vb, 0))[0])
             out.append(await r.unlock_async(vb))
 
-        t = rt.spawn("second", second)  # fifo: runs when main blocks inside pfnLockCb
+        t = vt.spawn("second", second)  # fifo: runs when main blocks inside pfnLockCb
         hr, _ = await r.lock_async(vb, 0)
         await t.join()
         assert hr == S_OK and r.count("lock") == 1

@@ -25,9 +25,9 @@ from typing import Any
 
 import orjson
 
-from ._results import RunResult
+from vthreads import Fifo, Replay, RunResult, Strategy
+
 from ._runner import RunSpec, SpecError, check_spec, run_scenario
-from ._strategies import Fifo, Replay, Strategy
 
 FORMAT = "wddmemu-failure"
 FORMAT_VERSION = 1

@@ -26,7 +26,8 @@ from typing import Any
 
 import pytest
 
-from ._engine import Engine
+from vthreads import Engine, Fifo, Replay
+
 from ._explore import (
     ExploreOptions,
     ExploreResult,
@@ -39,7 +40,6 @@ from ._explore import (
 )
 from ._explore import explore as _explore
 from ._runner import RunSpec, run_scenario, run_scenario_async
-from ._strategies import Fifo, Replay
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

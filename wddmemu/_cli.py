@@ -15,6 +15,8 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from vthreads import Replay
+
 from ._explore import (
     DEFAULT_SAVE_DIR,
     ExploreOptions,
@@ -26,7 +28,6 @@ from ._explore import (
     save_failure,
 )
 from ._runner import DEFAULT_DRIVER, RunSpec, ScenarioResult, SpecError, run_scenario
-from ._strategies import Replay
 
 EXIT_OK, EXIT_FAIL, EXIT_BAD_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
 

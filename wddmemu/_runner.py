@@ -16,11 +16,14 @@ from pathlib import Path
 from typing import IO, Any
 
 import kmd
+import scenarios
+import umd
+from runtime import RUNTIME_BUGS, DeviceConfig, open_adapter
+from scenarios import ScenarioContext
+from umd import variants
+from vthreads import Engine, RunResult, Strategy, make_strategy
 
 from ._checker import Checker
-from ._engine import Engine
-from ._results import RunResult
-from ._strategies import Strategy, make_strategy
 
 DEFAULT_DRIVER = "reference"
 
@@ -92,13 +95,9 @@ class ScenarioResult:
 def resolve_driver(name: str, ddi_version: int | None) -> Any:
     """A driver object for ``name``: ``reference``, a seeded variant's name (``umd.variants``),
     or ``MODULE:ATTR`` naming a driver object or a factory ``f(driver_version=None)``."""
-    import umd
-
     if name == "reference":
         return umd.make_driver(None, driver_version=ddi_version)
     if ":" not in name:
-        from umd import variants
-
         if name not in variants.VARIANTS:
             raise SpecError(
                 f"unknown driver {name!r}: use 'reference', a variant "
@@ -139,10 +138,6 @@ def check_spec(spec: RunSpec) -> tuple[Any, dict[str, Any]]:
 def _resolve(spec: RunSpec) -> tuple[Any, dict[str, Any], Any]:
     """:func:`check_spec`, also returning the driver it built to validate ``spec.driver`` (a
     fresh one: a driver keeps per-run state, so each run resolves its own)."""
-    import scenarios
-
-    from ._device import RUNTIME_BUGS
-
     try:
         sc = scenarios.get(spec.scenario)
     except KeyError as e:
@@ -174,10 +169,6 @@ def _prepare(
     strategy: Strategy | None,
     stop_on_violation: bool,
 ) -> tuple[Engine, Checker, Any, dict[str, Any]]:
-    from scenarios._context import ScenarioContext
-
-    from ._device import DeviceConfig, open_adapter
-
     sc, params, driver = _resolve(spec)
     if strategy is None:
         strategy = make_strategy(spec.strategy, seed=spec.seed, depth=spec.depth,

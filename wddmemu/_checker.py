@@ -25,8 +25,7 @@ from umd.ddi import (
     D3DDDI_LOCKASYNCFLAGS,
     lockasync_flag_rule,
 )
-
-from ._engine import _engine
+from vthreads import current_engine
 
 _LAF = D3DDDI_LOCKASYNCFLAGS
 _CBF = kmd.D3DDDICB_LOCKFLAGS
@@ -118,7 +117,7 @@ class Checker:
         if k in self._reported:
             return
         self._reported.add(k)
-        _engine().violation(rule, message, **fields)
+        current_engine().violation(rule, message, **fields)
 
     def on_event(self, ev: dict[str, Any]) -> None:
         self._seq += 1

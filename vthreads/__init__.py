@@ -1,0 +1,75 @@
+"""vthreads: deterministic virtual threads on anyio, one running at a time.
+
+The engine under wddmemu, and nothing of Direct3D or WDDM: emulated threads are anyio tasks of
+which exactly one runs at a time; at every scheduling point a :class:`Strategy` picks who runs
+next, so the same program, strategy and seed make the same decisions and the same trace, on
+asyncio and on trio. Synchronisation objects carry happens-before edges (vector clocks), so a
+:class:`SharedCell` reports unordered conflicting accesses as races on any schedule.
+See ``docs/engine.md``.
+
+    import vthreads as vt
+
+    async def main():
+        cell = vt.SharedCell("counter", 0)
+        async def bump():
+            await cell.update(lambda v: v + 1, "bump")
+        a, b = vt.spawn("a", bump), vt.spawn("b", bump)
+        await a.join(); await b.join()
+
+    result = vt.Engine("pct", seed=7).run(main)
+
+People who build their own primitives use :mod:`vthreads.lowlevel`; tests that want the events
+of a run use :mod:`vthreads.testing`.
+"""
+
+from ._engine import (
+    Engine,
+    VThread,
+    checkpoint,
+    current_engine,
+    current_thread,
+    log,
+    now,
+    sleep,
+    spawn,
+    tracing,
+    violation,
+)
+from ._errors import Divergence, EngineUsageError, WouldBlock
+from ._results import EngineStatistics, Failure, RunResult, Violation
+from ._strategies import PCT, STRATEGY_NAMES, Fifo, Free, Random, Replay, Strategy, make_strategy
+from ._sync import Condition, Event, Mutex, Queue, SharedCell
+
+__all__ = [
+    "PCT",
+    "STRATEGY_NAMES",
+    "Condition",
+    "Divergence",
+    "Engine",
+    "EngineStatistics",
+    "EngineUsageError",
+    "Event",
+    "Failure",
+    "Fifo",
+    "Free",
+    "Mutex",
+    "Queue",
+    "Random",
+    "Replay",
+    "RunResult",
+    "SharedCell",
+    "Strategy",
+    "VThread",
+    "Violation",
+    "WouldBlock",
+    "checkpoint",
+    "current_engine",
+    "current_thread",
+    "log",
+    "make_strategy",
+    "now",
+    "sleep",
+    "spawn",
+    "tracing",
+    "violation",
+]
