@@ -1,0 +1,115 @@
+"""Named, documented plug-ins: the one mechanism behind every list of choosable things.
+
+Scenarios, drivers, seeded driver variants, seeded runtime and kernel bugs are all entries of a
+:class:`Registry`: a name, the object, the rule ids it is about and a one-line summary. Layers
+register their own entries with the decorator; the harness lists them (``wddmemu drivers``,
+``wddmemu bugs``) and resolves names given on a command line or in a failure file *only*
+through them, so a name never causes an import (the harness imports a module only when the user
+names it with ``--load`` or installs it under an entry point).
+
+    BUGS = Registry("runtime bug")
+
+    @BUGS.register("rename-twice", rules=("RN-1",), summary="Rename is enqueued twice")
+    class RenameTwice(Device): ...
+
+Registration order is kept and is the order of every listing (never a set's order), so output
+that lists entries is deterministic.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar, overload
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Entry(Generic[T]):
+    """One registered object. ``rules`` are the rule ids it is about (the ones a seeded bug
+    should trip); ``module`` is where it was defined, for listings."""
+
+    name: str
+    obj: T
+    rules: tuple[str, ...] = ()
+    summary: str = ""
+    module: str = ""
+
+
+class RegistryError(KeyError):
+    """An unknown name, or a name registered twice. ``str()`` is the one-line message."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class Registry(Generic[T]):
+    """An ordered map from names to :class:`Entry` objects, filled by :meth:`register`."""
+
+    def __init__(self, kind: str) -> None:
+        #: what the entries are, for messages ("driver", "runtime bug", …)
+        self.kind = kind
+        self._entries: dict[str, Entry[T]] = {}
+
+    @overload
+    def register(self, name: str, obj: None = None, *, rules: tuple[str, ...] = (),
+                 summary: str = "", replace: bool = False) -> Callable[[T], T]: ...
+    @overload
+    def register(self, name: str, obj: T, *, rules: tuple[str, ...] = (),
+                 summary: str = "", replace: bool = False) -> T: ...
+
+    def register(self, name: str, obj: Any = None, *, rules: tuple[str, ...] = (),
+                 summary: str = "", replace: bool = False) -> Any:
+        """Register ``obj`` under ``name`` (or, without ``obj``, return a decorator that does).
+
+        A name is taken once: registering it again raises :class:`RegistryError` unless
+        ``replace`` is true (reloading a user module in the same process)."""
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"a {self.kind} name is a non-empty string, not {name!r}")
+
+        def add(o: T) -> T:
+            if name in self._entries and not replace and self._entries[name].obj is not o:
+                raise RegistryError(
+                    f"{self.kind} {name!r} is registered already (by "
+                    f"{self._entries[name].module or 'an earlier call'}): pick another name"
+                )
+            doc = summary or (getattr(o, "__doc__", None) or "").strip().split("\n")[0]
+            self._entries[name] = Entry(name, o, tuple(rules), doc,
+                                        getattr(o, "__module__", "") or "")
+            return o
+
+        return add if obj is None else add(obj)
+
+    def unregister(self, name: str) -> None:
+        """Remove ``name`` (tests that register temporary entries clean up with this)."""
+        self._entries.pop(name, None)
+
+    def entry(self, name: str) -> Entry[T]:
+        """The entry for ``name``; an unknown name raises :class:`RegistryError` listing the
+        known ones."""
+        try:
+            return self._entries[name]
+        except (KeyError, TypeError):
+            known = ", ".join(self._entries) or "none registered"
+            raise RegistryError(f"unknown {self.kind} {name!r}: choose from {known}") from None
+
+    def __getitem__(self, name: str) -> T:
+        return self.entry(name).obj
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._entries
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(self._entries))
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def names(self) -> tuple[str, ...]:
+        """Every name, in registration order."""
+        return tuple(self._entries)
+
+    def entries(self) -> tuple[Entry[T], ...]:
+        """Every entry, in registration order."""
+        return tuple(self._entries.values())
