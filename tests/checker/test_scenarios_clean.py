@@ -16,6 +16,7 @@ CASES = [(name, v) for name in sorted(scenarios.REGISTRY)
          for v in ((0xA, 0xB) if name in VERSION_SENSITIVE else (None,))]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name,version", CASES,
                          ids=[f"{n}-{hex(v) if v else 'default'}" for n, v in CASES])
 @pytest.mark.parametrize("strategy", ["random", "pct"])

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import orjson
+import pytest
 
 from wddmemu._trace_chrome import export_chrome
 from wddmemu._trace_summary import summarize
@@ -41,6 +42,7 @@ def _peak(fn: Callable[[], object]) -> int:
         tracemalloc.stop()
 
 
+@pytest.mark.slow
 def test_peak_memory_does_not_grow(tmp_path: Path) -> None:
     small = write_synthetic(tmp_path / "small.jsonl", 10_000)
     large = write_synthetic(tmp_path / "large.jsonl", 100_000)
@@ -93,6 +95,7 @@ def _measure(tmp_path: Path, *args: str) -> dict[str, float]:
     return orjson.loads(m.read_bytes())
 
 
+@pytest.mark.slow
 def test_a_million_lines(tmp_path: Path) -> None:
     n = 1_000_000
     big = write_synthetic(tmp_path / "big.jsonl", n)
