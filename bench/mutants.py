@@ -1,0 +1,193 @@
+"""Mutation testing of the oracles: every verdict a user gets rests on these modules.
+
+    .venv/bin/python bench/mutants.py                 # every target below (minutes)
+    .venv/bin/python bench/mutants.py --only vthreads/_hb.py
+    .venv/bin/python bench/mutants.py --list
+
+Each target is a module that decides a verdict (the engine core, happens-before, strategies, the
+checker, the DDI-version gate, the kernel's lock and flag validation) with the fast tests that
+guard it. For each target the script copies the working tree to a temporary directory, writes a
+``[tool.mutmut]`` section restricted to that one module and that test selection, runs `mutmut`
+(a well-kept mutation tester: one small semantic edit per mutant, each run against the selected
+tests), and reads its results. A mutant the tests do not notice *survives*. Survivors that are
+equivalent to the original (no test could ever tell them apart) are listed with the reason in
+``bench/mutants_equivalent.toml``; every other survivor is a test to write.
+
+Prints one row per target (mutants, killed, survived, equivalent, timeouts, score = killed over
+the non-equivalent ones) and then each non-equivalent survivor with its diff. Exits 1 when a
+non-equivalent mutant survives, 2 on bad arguments. Not part of CI: it takes minutes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+EQUIVALENT_FILE = ROOT / "bench" / "mutants_equivalent.toml"
+#: module → the fast tests that guard it (what mutmut runs against each of its mutants)
+TARGETS: dict[str, list[str]] = {
+    "vthreads/_hb.py": ["tests/engine"],
+    "vthreads/_engine.py": ["tests/engine"],
+    "vthreads/_sync.py": ["tests/engine"],
+    "vthreads/_strategies.py": ["tests/engine"],
+    "wddmemu/_checker.py": ["tests/checker"],
+    "runtime/_door.py": ["tests/runtime", "tests/checker"],
+    "kmd/flags.py": ["tests/kmd"],
+    "kmd/_lock.py": ["tests/kmd"],
+}
+PACKAGES = ["vthreads", "kmd", "umd", "runtime", "scenarios", "wddmemu"]
+
+
+@dataclass
+class Outcome:
+    target: str
+    statuses: dict[str, str] = field(default_factory=dict)  # mutant name → mutmut's status
+    diffs: dict[str, str] = field(default_factory=dict)
+    error: str = ""
+
+    def count(self, status: str) -> int:
+        return sum(1 for s in self.statuses.values() if s == status)
+
+
+def _copy_tree(dest: Path) -> None:
+    """The working tree's tracked and untracked-but-not-ignored files (what a commit would
+    hold), without the venv or caches."""
+    listed = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT, check=True, capture_output=True, text=True,
+    ).stdout.split("\n")
+    for rel in filter(None, listed):
+        src = ROOT / rel
+        if not src.is_file():
+            continue
+        out = dest / rel
+        out.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(src, out)
+
+
+def _config(target: str, tests: list[str]) -> str:
+    def arr(xs: list[str]) -> str:
+        return "[" + ", ".join(f'"{x}"' for x in xs) + "]"
+
+    return (
+        "\n[tool.mutmut]\n"
+        f"source_paths = {arr(PACKAGES)}\n"
+        f"only_mutate = {arr([target])}\n"
+        f"pytest_add_cli_args_test_selection = {arr(tests)}\n"
+        'pytest_add_cli_args = ["-p", "no:cacheprovider", "-x", "-q"]\n'
+    )
+
+
+def run_target(target: str, tests: list[str], mutmut: str, keep: Path | None) -> Outcome:
+    """Mutate ``target`` alone in a fresh copy of the tree; return every mutant's status."""
+    out = Outcome(target)
+    work = Path(tempfile.mkdtemp(prefix="wddmemu-mutants-"))
+    try:
+        _copy_tree(work)
+        with (work / "pyproject.toml").open("a", encoding="utf-8") as f:
+            f.write(_config(target, tests))
+        env = {**os.environ, "PYTHONHASHSEED": "0"}
+        run = subprocess.run([mutmut, "run"], cwd=work, env=env, capture_output=True, text=True)
+        res = subprocess.run([mutmut, "results", "--all", "true"], cwd=work, env=env,
+                             capture_output=True, text=True)
+        if res.returncode != 0:
+            res = subprocess.run([mutmut, "results"], cwd=work, env=env, capture_output=True,
+                                 text=True)
+        for line in res.stdout.splitlines():
+            name, sep, status = line.strip().rpartition(": ")
+            if sep and name:
+                out.statuses[name] = status.strip()
+        if not out.statuses:
+            out.error = (run.stdout[-2000:] + run.stderr[-2000:]).strip() or "no mutants"
+        for name, status in out.statuses.items():
+            if status == "survived":
+                show = subprocess.run([mutmut, "show", name], cwd=work, env=env,
+                                      capture_output=True, text=True)
+                out.diffs[name] = show.stdout.strip()
+    finally:
+        if keep is not None:
+            dest = keep / target.replace("/", "_")
+            shutil.rmtree(dest, ignore_errors=True)
+            shutil.copytree(work, dest, symlinks=True)
+        shutil.rmtree(work, ignore_errors=True)
+    return out
+
+
+def _equivalent() -> dict[str, str]:
+    if not EQUIVALENT_FILE.is_file():
+        return {}
+    data = tomllib.loads(EQUIVALENT_FILE.read_text(encoding="utf-8"))
+    return {str(k): str(v) for k, v in data.get("equivalent", {}).items()}
+
+
+def report(outcomes: list[Outcome], equivalent: dict[str, str]) -> int:
+    """Print the table and the survivors; return the number of non-equivalent survivors."""
+    print(f"{'target':28} {'mutants':>7} {'killed':>6} {'survived':>8} {'equiv':>5} "
+          f"{'timeout':>7} {'score':>6}")
+    bad: list[tuple[str, str]] = []
+    total_killed = total_live = 0
+    for o in outcomes:
+        if o.error:
+            print(f"{o.target:28} error: {o.error.splitlines()[-1] if o.error else ''}")
+            continue
+        survivors = [n for n, s in o.statuses.items() if s == "survived"]
+        eq = [n for n in survivors if n in equivalent]
+        killed = o.count("killed")
+        timeouts = o.count("timeout")
+        live = len(o.statuses) - len(eq) - o.count("skipped")
+        total_killed += killed + timeouts
+        total_live += live
+        score = (killed + timeouts) / live if live else 1.0
+        print(f"{o.target:28} {len(o.statuses):7} {killed:6} {len(survivors):8} {len(eq):5} "
+              f"{timeouts:7} {score:6.1%}")
+        bad += [(n, o.diffs.get(n, "")) for n in survivors if n not in equivalent]
+    if total_live:
+        print(f"{'all':28} {'':7} {'':6} {'':8} {'':5} {'':7} {total_killed / total_live:6.1%}")
+    for name, diff in bad:
+        print(f"\nsurvived: {name}\n{diff}")
+    if equivalent:
+        print("\nequivalent (bench/mutants_equivalent.toml):")
+        for name, why in equivalent.items():
+            print(f"  {name}: {why}")
+    return len(bad)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--only", action="append", default=[], metavar="MODULE",
+                   help="mutate only this target (repeatable); see --list")
+    p.add_argument("--list", action="store_true", help="print the targets and their tests")
+    p.add_argument("--keep", type=Path, default=None,
+                   help="copy each work tree here afterwards (to inspect with mutmut browse)")
+    args = p.parse_args(argv)
+    if args.list:
+        for t, tests in TARGETS.items():
+            print(f"{t}: {' '.join(tests)}")
+        return 0
+    unknown = [t for t in args.only if t not in TARGETS]
+    if unknown:
+        print(f"mutants: unknown target {unknown[0]!r}: see --list", file=sys.stderr)
+        return 2
+    mutmut = shutil.which("mutmut", path=str(Path(sys.executable).parent)) or shutil.which(
+        "mutmut")
+    if mutmut is None:
+        print("mutants: mutmut is not installed: pip install mutmut", file=sys.stderr)
+        return 2
+    missing = [t for t in (args.only or TARGETS) if not (ROOT / t).is_file()]
+    if missing:
+        print(f"mutants: {missing[0]} does not exist: update TARGETS", file=sys.stderr)
+        return 2
+    outcomes = [run_target(t, TARGETS[t], mutmut, args.keep) for t in (args.only or TARGETS)]
+    return 1 if report(outcomes, _equivalent()) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
