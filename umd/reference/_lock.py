@@ -52,15 +52,10 @@ class LockPath(LockAsyncPath, CommandBufferPath):
         key = (args.resource, args.subresource_index)
         notify = bool(flags & LKF.NotifyOnly)
         async with self.locked(site):
-            found = await self._lookup(site, *key)
-            if found is None:
+            target = await self._lockable(site, key, args, LKF.RangeValid)
+            if target is None:
                 return E_INVALIDARG
-            _, sub = found
-            if key in await self._locks.read(site):
-                return E_INVALIDARG
-            offset = self._range_offset(args, sub, LKF.RangeValid)
-            if offset is None:
-                return E_INVALIDARG
+            _, sub, offset = target
             if flags & LKF.Discard and not notify and sub.placement != "sysmem":
                 return await self._lock_discard(args, sub, key, offset)
             if not await self._heap_take(site, HEAP_COSTS["lock"]):

@@ -29,12 +29,26 @@ from ._config import (
     hr_fields,
 )
 from ._entry import ddi_entry
-from ._records import Cookie, LockedRange, LockRecord, Subresource
+from ._records import Cookie, LockedRange, LockRecord, Resource, Subresource
 from ._state import DeviceState, Key
 
 
 class LockAsyncPath(DeviceState):
     """LockAsync / UnlockAsync / Rename (a part of :class:`ReferenceDevice`)."""
+
+    async def _lockable(self, site: str, key: Key, args: D3DDDIARG_LOCKASYNC | D3DDDIARG_LOCK,
+                        range_valid: int) -> tuple[Resource, Subresource, int] | None:
+        """(resource, subresource, range offset) for a lock of ``key`` (caller holds the
+        lock), or None — E_INVALIDARG — for an unknown handle or subresource, a subresource
+        that is locked or being locked, or a range outside it (Q-7)."""
+        found = await self._lookup(site, *key)
+        if found is None:
+            return None
+        res, sub = found
+        if key in await self._locks.read(site):
+            return None
+        offset = self._range_offset(args, sub, range_valid)
+        return None if offset is None else (res, sub, offset)
 
     @staticmethod
     def _range_offset(args: D3DDDIARG_LOCKASYNC | D3DDDIARG_LOCK, sub: Subresource,
@@ -79,15 +93,10 @@ class LockAsyncPath(DeviceState):
         key = (args.resource, args.subresource_index)
         notify = bool(flags & LAF.NotifyOnly)
         async with self.locked(site):
-            found = await self._lookup(site, *key)
-            if found is None:
+            target = await self._lockable(site, key, args, LAF.RangeValid)
+            if target is None:
                 return E_INVALIDARG
-            res, sub = found
-            if key in await self._locks.read(site):
-                return E_INVALIDARG
-            offset = self._range_offset(args, sub, LAF.RangeValid)
-            if offset is None:
-                return E_INVALIDARG
+            res, sub, offset = target
             if flags & LAF.Discard and not notify:
                 if len(res.subresources) > 1 or sub.placement == "sysmem":
                     return self._log_lockasync(args, E_NOTIMPL, "discard")
