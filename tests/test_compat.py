@@ -19,7 +19,6 @@ STABLE = [
     ("umd", "LockedRange"),
     ("umd", "make_driver"),
     ("umd", "VARIANTS"),
-    ("umd.reference", "ddi"),
     ("umd.reference", "ReferenceDevice"),
     ("umd.ddi", "D3DDDI_DEVICEFUNCS"),
     ("umd.ddi", "D3DDDIARG_LOCKASYNC"),
@@ -48,6 +47,9 @@ STABLE = [
 ]
 
 #: engine names that moved from ``runtime`` to ``vthreads``
+#: (module, old name, new name) in the driver layer: the old name warns and is the new object
+MOVED_UMD = [("umd.reference", "ddi", "ddi_entry")]
+
 MOVED = ["SharedCell", "Mutex", "checkpoint", "log", "Engine", "spawn", "Queue", "Event",
          "Condition", "violation", "sleep", "now"]
 
@@ -70,6 +72,16 @@ def test_moved_engine_names_warn_and_are_the_vthreads_objects(name: str) -> None
     assert obj is getattr(vthreads, name)
 
 
+@pytest.mark.parametrize(("module", "old", "new"), MOVED_UMD)
+def test_moved_driver_names_warn(module: str, old: str, new: str) -> None:
+    import umd
+
+    mod = importlib.import_module(module)
+    with pytest.warns(DeprecationWarning, match=new):
+        obj = getattr(mod, old)
+    assert obj is getattr(umd, new)
+
+
 def test_an_unknown_runtime_name_is_still_an_attribute_error() -> None:
     import runtime
 
@@ -81,9 +93,10 @@ def test_a_driver_written_against_the_old_names_runs() -> None:
     """A ReferenceDevice subclass of the first release, with the engine reached through
     ``runtime``: the scenario runs clean (the warning is the only difference)."""
     import umd
-    from umd.reference import ddi  # noqa: F401  (the old entry decorator still imports)
     from wddmemu import RunSpec, run_scenario
 
+    with pytest.warns(DeprecationWarning):
+        from umd.reference import ddi  # noqa: F401  (the old entry decorator still imports)
     with pytest.warns(DeprecationWarning):
         import runtime as rt
 

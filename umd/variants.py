@@ -1,9 +1,12 @@
 """Named buggy variants of the reference driver: each one a bug class real driver authors write.
 
-Every variant is a :class:`~umd.reference.ReferenceDevice` subclass that changes one decision
-(usually one policy hook), packaged as a driver factory and registered in :data:`VARIANTS` with
-the rule ids a checker should cite when the bug shows. The runner resolves ``--driver NAME`` (a
-key of :data:`VARIANTS`) or ``--driver umd.variants:track_in_lockasync`` (a factory below).
+Every variant changes one decision of the reference driver, as a small override beside the
+hook it breaks: a :class:`~umd.DriverPolicy` subclass where a policy hook expresses the bug, a
+:class:`~umd.ReferenceDevice` subclass where it is about the device itself (its lock, a whole
+DDI). Each is registered on :data:`VARIANT_REGISTRY` with the rule ids a checker should cite
+when the bug shows; :data:`VARIANTS` is the live map of :class:`VariantInfo` over the registry.
+The runner resolves ``--driver NAME`` (a registered name) or ``--driver
+umd.variants:track_in_lockasync`` (a factory below).
 
 Several are bugs only some interleavings expose: ``lock-order-deadlock`` deadlocks only when the
 app thread is switched out between its two acquisitions while the worker is drawing;
@@ -13,105 +16,126 @@ Rename (S-11); ``noexistingref-with-queued-refs`` needs the worker to have encod
 submitted) a draw of the buffer when the app locks it; ``wasstilldrawing-without-discard`` needs
 the GPU to still be reading the buffer; ``no-driver-lock`` is reported as a race whenever the app
 and the worker touch driver state without happens-before, harmful or not.
+
+Register your own the same way::
+
+    @umd.VARIANT_REGISTRY.register("my-bug", rules=("LA-13",))
+    class MyBug(umd.DriverPolicy):
+        "One line saying what it gets wrong."
+        def rename_target(self, device, cookie, tracking):
+            return tracking.newest
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
+from functools import cache
 from typing import Any
 
 import vthreads as vt
+from vthreads.registry import Registry
 
-from .ddi import D3DDDIARG_LOCKASYNC, D3DDDIARG_RENAME, D3DDDICB_LOCK
+from .ddi import D3DDDIARG_LOCKASYNC, D3DDDIARG_RENAME
 from .reference import (
-    LF,
-    S_OK,
-    WASSTILLDRAWING,
+    Cookie,
     DriverConfig,
+    DriverPolicy,
+    LockRecord,
     ReferenceDevice,
     ReferenceDriver,
-    _Cookie,
-    _LockRec,
-    _Sub,
-    _Track,
+    Subresource,
+    Tracking,
 )
+from .reference._config import LF, S_OK, WASSTILLDRAWING
 
-__all__ = ["VARIANTS", "VariantInfo", "make_driver"]
+__all__ = ["VARIANTS", "VARIANT_REGISTRY", "VariantInfo", "make_driver"]
+
+#: every named variant: a DriverPolicy subclass, a ReferenceDevice subclass, or a factory
+#: ``f(driver_version=None, config=None) -> driver`` (for config-only variants)
+VARIANT_REGISTRY: Registry[Any] = Registry("driver variant")
+variant = VARIANT_REGISTRY.register
 
 
 @dataclass(frozen=True)
 class VariantInfo:
     """One registered variant: ``factory(driver_version=None, config=None)`` builds the
     driver; ``expected_rules`` are the ids the checker cites when the bug shows (``DATA``,
-    ``RACE``, ``deadlock`` and ``exception`` are the emulator's own oracles)."""
+    ``RACE``, ``deadlock`` and ``exception`` are the emulator's own oracles). ``device_class``
+    and ``policy_class`` are what the driver is built from."""
 
     name: str
     description: str
     factory: Callable[..., ReferenceDriver]
     expected_rules: tuple[str, ...]
     device_class: type[ReferenceDevice]
+    policy_class: type[DriverPolicy] = DriverPolicy
 
 
 # ---------------------------------------------------------------------------------------------
-# The buggy devices
+# The buggy policies
 
 
-class TrackInLockAsyncDevice(ReferenceDevice):
+@variant("track-in-lockasync", rules=("LA-13", "DATA"))
+class TrackInLockAsync(DriverPolicy):
     """Switches resource→allocation tracking inside LockAsync(Discard) instead of waiting for
     Rename: draws the runtime queued *before* the lock are encoded against the new instance,
     which the application is overwriting (LA-13, RN-5, S-8)."""
 
-    def _after_discard_lockasync(self, tr: _Track, new: int) -> str | None:
-        tr.newest = new
-        tr.current = new
-        return "lockasync"
+    def after_discard_lock_async(self, device: Any, tracking: Tracking, new: int) -> Tracking:
+        return Tracking(new, new)
 
 
-class FlushOnRenameFailureDevice(ReferenceDevice):
+@variant("flush-on-rename-failure", rules=("LA-10",))
+class FlushOnRenameFailure(DriverPolicy):
     """Flushes its command buffer (pfnRenderCb from the app thread, under the worker's feet)
     when a Discard LockAsync cannot rename (LA-10, RCB-8)."""
 
-    async def _rename_failed(self, args: D3DDDIARG_LOCKASYNC, hr: int) -> int:
-        await self._submit("lock_async.discard", "rename-failure")
+    async def rename_failed(self, device: Any, args: D3DDDIARG_LOCKASYNC, hr: int) -> int:
+        await device.submit("rename-failure", site="lock_async.discard")
         return hr
 
 
-class NoExistingRefWithQueuedRefsDevice(ReferenceDevice):
+@variant("noexistingref-with-queued-refs", rules=("LA-9", "DATA"))
+class NoExistingRefWithQueuedRefs(DriverPolicy):
     """Passes the runtime's NoExistingReferences straight to pfnLockCb as NoExistingReference,
     forgetting its own unsubmitted command buffer: VidMm reuses the instance a pending draw
     still has to read, and the application overwrites it (LA-9, LCB-7, S-3)."""
 
-    def _discard_lock_flags(self, args: D3DDDIARG_LOCKASYNC, sub: _Sub, own_refs: bool) -> int:
-        return super()._discard_lock_flags(args, sub, False)
+    def discard_lock_flags(self, device: Any, args: D3DDDIARG_LOCKASYNC, sub: Subresource,
+                           own_refs: bool) -> int:
+        return super().discard_lock_flags(device, args, sub, False)
 
 
-class NoOverwriteLocalVidmemDevice(ReferenceDevice):
+@variant("nooverwrite-local-vidmem", rules=("LA-14", "LA-15"))
+class NoOverwriteLocalVidmem(DriverPolicy):
     """Accepts NoOverwrite LockAsync on allocations that can only live in local video memory
     (with a plain lock, since IgnoreSync is refused there): the worker then renders from a
     locked allocation VidMm cannot move, and pfnRenderCb fails with
     D3DDDIERR_CANTRENDERLOCKEDALLOCATION (LA-15, LA-16, RCB-5, S-4)."""
 
-    def _accepts_nooverwrite(self, sub: _Sub) -> bool:
+    def accepts_nooverwrite(self, device: Any, sub: Subresource) -> bool:
         return True
 
-    def _nooverwrite_lock_flags(self, sub: _Sub) -> int:
+    def nooverwrite_lock_flags(self, device: Any, sub: Subresource) -> int:
         if sub.render_while_locked:
-            return super()._nooverwrite_lock_flags(sub)
+            return super().nooverwrite_lock_flags(device, sub)
         return int(LF.LockEntire)
 
 
-class DiscardIgnoredDevice(ReferenceDevice):
+@variant("discard-ignored", rules=("DATA",))
+class DiscardIgnored(DriverPolicy):
     """Treats Discard as "lock it where it is": no rename, no wait (IgnoreSync|DonotWait where
     VidMm allows it, else a waiting lock that only covers *submitted* work). The application
     overwrites bytes queued or in-flight draws have yet to read (LA-8; the data oracle)."""
 
-    def _discard_lock_flags(self, args: D3DDDIARG_LOCKASYNC, sub: _Sub, own_refs: bool) -> int:
+    def discard_lock_flags(self, device: Any, args: D3DDDIARG_LOCKASYNC, sub: Subresource,
+                           own_refs: bool) -> int:
         if sub.render_while_locked:
             return int(LF.IgnoreSync | LF.DonotWait | LF.LockEntire)
         return int(LF.LockEntire)  # IgnoreSync is refused there (KL-15)
 
-    def _in_place_unsafe(self, lock_flags: int) -> bool:
+    def in_place_unsafe(self, device: Any, lock_flags: int) -> bool:
         return False
 
 
@@ -123,6 +147,7 @@ class _NoLock:
         return None
 
 
+@variant("no-driver-lock", rules=("RACE",))
 class NoDriverLockDevice(ReferenceDevice):
     """Takes no lock at all — fine below 0xB, where the runtime never overlaps two DDIs, and a
     race at >= 0xB, where LockAsync/UnlockAsync run on the app thread while the worker is inside
@@ -133,38 +158,39 @@ class NoDriverLockDevice(ReferenceDevice):
         return _NoLock()
 
 
-class UnlockAsyncSkipsUnlockCbDevice(ReferenceDevice):
+@variant("unlockasync-skips-unlockcb", rules=("UA-4",))
+class UnlockAsyncSkipsUnlockCb(DriverPolicy):
     """Forgets pfnUnlockCb in UnlockAsync: the allocation stays locked in the kernel for the
     rest of the device's life (UA-4, LCB-17)."""
 
-    async def _unlock_async_cb(self, allocations: list[int]) -> int:
+    async def unlock_async_cb(self, device: Any, allocations: list[int]) -> int:
         return S_OK
 
 
-class WasStillDrawingWithoutDiscardDevice(ReferenceDevice):
+@variant("wasstilldrawing-without-discard", rules=("LA-11", "LA-14"))
+class WasStillDrawingWithoutDiscard(DriverPolicy):
     """Locks NoOverwrite with DonotWait but without IgnoreSync and hands the busy answer back:
     LockAsync returns D3DDDIERR_WASSTILLDRAWING without Discard whenever the GPU is still reading
     the buffer (LA-11)."""
 
-    def _nooverwrite_lock_flags(self, sub: _Sub) -> int:
+    def nooverwrite_lock_flags(self, device: Any, sub: Subresource) -> int:
         return int(LF.DonotWait | LF.LockEntire)
 
-    def _lockasync_failure(self, hr: int, discard: bool) -> int:
+    def lock_async_failure(self, device: Any, hr: int, discard: bool) -> int:
         if hr == WASSTILLDRAWING:
             return hr
-        return super()._lockasync_failure(hr, discard)
+        return super().lock_async_failure(device, hr, discard)
 
 
-class SwallowCallbackErrorsDevice(ReferenceDevice):
+@variant("swallow-callback-errors", rules=("ERR-1",))
+class SwallowCallbackErrors(DriverPolicy):
     """Reports S_OK whatever pfnRenderCb or pfnUnlockCb answered: a removed device, a rejected
     command buffer or a failed unlock never reach the runtime (ERR-1)."""
 
-    async def _submit(self, site: str, reason: str) -> int:
-        await super()._submit(site, reason)
+    async def after_render(self, device: Any, cmdbuf: Any, hr: int) -> int:
         return S_OK
 
-    async def _unlock_cb(self, allocations: list[int]) -> int:
-        await super()._unlock_cb(allocations)
+    async def after_unlock_cb(self, device: Any, allocations: list[int], hr: int) -> int:
         return S_OK
 
 
@@ -183,6 +209,7 @@ class _Ordered:
         self.first.release()
 
 
+@variant("lock-order-deadlock", rules=("deadlock",))
 class LockOrderDeadlockDevice(ReferenceDevice):
     """Splits the driver lock into a *tables* lock (tracking, cookies, locks) and a *command
     buffer* lock, and takes them in opposite orders: LockAsync/UnlockAsync/Rename tables →
@@ -203,53 +230,59 @@ class LockOrderDeadlockDevice(ReferenceDevice):
         return _Ordered(self.cmdbuf_lock, self.tables_lock)
 
 
-class UnlockAsyncWrongHandleDevice(ReferenceDevice):
+@variant("unlockasync-wrong-handle", rules=("UA-4",))
+class UnlockAsyncWrongHandle(DriverPolicy):
     """UnlockAsync unlocks the allocation the tracking table names instead of the one LockAsync
     locked: after a Discard whose Rename has not run yet that is the *old* instance, which is
     not locked (pfnUnlockCb fails, the new one stays locked); after the Rename it is right by
     accident (UA-4, LCB-20, S-10)."""
 
-    def _unlock_async_handle(self, rec: _LockRec, tr: _Track) -> int:
-        return tr.current
+    def unlock_async_handle(self, device: Any, record: LockRecord, tracking: Tracking) -> int:
+        return tracking.current
 
 
-class RenameIgnoresCookieDevice(ReferenceDevice):
+@variant("rename-ignores-cookie", rules=("LA-13", "DATA"))
+class RenameIgnoresCookie(DriverPolicy):
     """Rename switches to the newest instance instead of the cookie's: with several Discards
     before the first Rename (S-11) the draws between Rename(C1) and Rename(C2) read the bytes
     the app wrote last instead of those it wrote first (RN-4; the data oracle)."""
 
-    def _rename_target(self, cookie: _Cookie, tr: _Track) -> int:
-        return tr.newest
+    def rename_target(self, device: Any, cookie: Cookie, tracking: Tracking) -> int:
+        return tracking.newest
 
 
-class _ExtraLockFlagsDevice(ReferenceDevice):
+class _ExtraLockFlags(DriverPolicy):
     """Base: ORs ``extra`` into every pfnLockCb flag word."""
 
     extra = 0
 
-    async def _lock_cb(self, allocation: int, flags: int) -> tuple[int, D3DDDICB_LOCK]:
-        return await super()._lock_cb(allocation, int(flags) | self.extra)
+    def lock_cb_flags(self, device: Any, allocation: int, flags: int) -> int:
+        return int(flags) | self.extra
 
 
-class LockCbReadWriteDevice(_ExtraLockFlagsDevice):
+@variant("lockcb-readonly-writeonly", rules=("KL-6",))
+class LockCbReadWrite(_ExtraLockFlags):
     """Asks pfnLockCb for ReadOnly and WriteOnly at once (KL-6): the kernel rejects every lock
     with E_INVALIDARG."""
 
     extra = int(LF.ReadOnly | LF.WriteOnly)
 
 
-class LockCbIgnoreSyncApertureDevice(_ExtraLockFlagsDevice):
+@variant("lockcb-ignoresync-acquireaperture", rules=("KL-9",))
+class LockCbIgnoreSyncAperture(_ExtraLockFlags):
     """Combines IgnoreSync with AcquireAperture on every pfnLockCb (KL-9)."""
 
     extra = int(LF.IgnoreSync | LF.AcquireAperture)
 
 
-class LockCbAlternateVaDevice(_ExtraLockFlagsDevice):
+@variant("lockcb-alternateva-alone", rules=("KL-10",))
+class LockCbAlternateVa(_ExtraLockFlags):
     """Sets UseAlternateVA without AcquireAperture on every pfnLockCb (KL-10)."""
 
     extra = int(LF.UseAlternateVA)
 
 
+@variant("crash-in-rename", rules=("exception",))
 class CrashInRenameDevice(ReferenceDevice):
     """Raises a Python exception out of Rename (an exception escaping a DDI is a failure of the
     run, never a silent error)."""
@@ -258,107 +291,100 @@ class CrashInRenameDevice(ReferenceDevice):
         raise RuntimeError("rename table corrupted")
 
 
-# ---------------------------------------------------------------------------------------------
-# Registry
+def _config(config: DriverConfig | None, driver_version: int | None) -> DriverConfig:
+    cfg = config if config is not None else DriverConfig()
+    return cfg if driver_version is None else replace(cfg, driver_version=driver_version)
 
 
-def _factory(device_class: type[ReferenceDevice], doc: str) -> Callable[..., ReferenceDriver]:
-    def make(driver_version: int | None = None,
-             config: DriverConfig | None = None) -> ReferenceDriver:
-        cfg = config if config is not None else DriverConfig()
-        if driver_version is not None:
-            cfg = replace(cfg, driver_version=driver_version)
-        return ReferenceDriver(cfg, device_class=device_class)
-
-    make.__doc__ = doc
-    return make
-
-
-track_in_lockasync = _factory(TrackInLockAsyncDevice, TrackInLockAsyncDevice.__doc__ or "")
-flush_on_rename_failure = _factory(FlushOnRenameFailureDevice,
-                                   FlushOnRenameFailureDevice.__doc__ or "")
-noexistingref_with_queued_refs = _factory(NoExistingRefWithQueuedRefsDevice,
-                                          NoExistingRefWithQueuedRefsDevice.__doc__ or "")
-nooverwrite_local_vidmem = _factory(NoOverwriteLocalVidmemDevice,
-                                    NoOverwriteLocalVidmemDevice.__doc__ or "")
-discard_ignored = _factory(DiscardIgnoredDevice, DiscardIgnoredDevice.__doc__ or "")
-no_driver_lock = _factory(NoDriverLockDevice, NoDriverLockDevice.__doc__ or "")
-unlockasync_skips_unlockcb = _factory(UnlockAsyncSkipsUnlockCbDevice,
-                                      UnlockAsyncSkipsUnlockCbDevice.__doc__ or "")
-wasstilldrawing_without_discard = _factory(WasStillDrawingWithoutDiscardDevice,
-                                           WasStillDrawingWithoutDiscardDevice.__doc__ or "")
-swallow_callback_errors = _factory(SwallowCallbackErrorsDevice,
-                                   SwallowCallbackErrorsDevice.__doc__ or "")
-lock_order_deadlock = _factory(LockOrderDeadlockDevice, LockOrderDeadlockDevice.__doc__ or "")
-unlockasync_wrong_handle = _factory(UnlockAsyncWrongHandleDevice,
-                                    UnlockAsyncWrongHandleDevice.__doc__ or "")
-rename_ignores_cookie = _factory(RenameIgnoresCookieDevice,
-                                 RenameIgnoresCookieDevice.__doc__ or "")
-
-
-lockcb_readonly_writeonly = _factory(LockCbReadWriteDevice, LockCbReadWriteDevice.__doc__ or "")
-lockcb_ignoresync_acquireaperture = _factory(LockCbIgnoreSyncApertureDevice,
-                                             LockCbIgnoreSyncApertureDevice.__doc__ or "")
-lockcb_alternateva_alone = _factory(LockCbAlternateVaDevice,
-                                    LockCbAlternateVaDevice.__doc__ or "")
-crash_in_rename = _factory(CrashInRenameDevice, CrashInRenameDevice.__doc__ or "")
-
-
+@variant("no-rename", rules=("LA-1",))
 def no_rename(driver_version: int | None = None,
               config: DriverConfig | None = None) -> ReferenceDriver:
     """A *correct* driver that implements LockAsync and UnlockAsync but not Rename: the runtime
     must then run without its MP layer (LA-1). Pair it with the runtime bug
     ``lockasync-without-triple`` to see LA-1 reported."""
-    cfg = config if config is not None else DriverConfig()
-    cfg = replace(cfg, implements=("lock_async", "unlock_async"))
-    if driver_version is not None:
-        cfg = replace(cfg, driver_version=driver_version)
+    cfg = replace(_config(config, driver_version), implements=("lock_async", "unlock_async"))
     return ReferenceDriver(cfg)
 
 
-def _info(name: str, factory: Callable[..., ReferenceDriver], cls: type[ReferenceDevice],
-          rules: tuple[str, ...]) -> tuple[str, VariantInfo]:
-    doc = " ".join((cls.__doc__ or "").split())
-    return name, VariantInfo(name, doc, factory, rules, cls)
+# ---------------------------------------------------------------------------------------------
+# From the registry to drivers
 
 
-#: every named variant, by CLI name (insertion order is the documentation order)
-VARIANTS: dict[str, VariantInfo] = dict(
-    [
-        _info("track-in-lockasync", track_in_lockasync, TrackInLockAsyncDevice,
-              ("LA-13", "DATA")),
-        _info("flush-on-rename-failure", flush_on_rename_failure, FlushOnRenameFailureDevice,
-              ("LA-10",)),
-        _info("noexistingref-with-queued-refs", noexistingref_with_queued_refs,
-              NoExistingRefWithQueuedRefsDevice, ("LA-9", "DATA")),
-        _info("nooverwrite-local-vidmem", nooverwrite_local_vidmem, NoOverwriteLocalVidmemDevice,
-              ("LA-14", "LA-15")),
-        _info("discard-ignored", discard_ignored, DiscardIgnoredDevice, ("DATA",)),
-        _info("no-driver-lock", no_driver_lock, NoDriverLockDevice, ("RACE",)),
-        _info("unlockasync-skips-unlockcb", unlockasync_skips_unlockcb,
-              UnlockAsyncSkipsUnlockCbDevice, ("UA-4",)),
-        _info("wasstilldrawing-without-discard", wasstilldrawing_without_discard,
-              WasStillDrawingWithoutDiscardDevice, ("LA-11", "LA-14")),
-        _info("swallow-callback-errors", swallow_callback_errors, SwallowCallbackErrorsDevice,
-              ("ERR-1",)),
-        _info("lock-order-deadlock", lock_order_deadlock, LockOrderDeadlockDevice,
-              ("deadlock",)),
-        _info("unlockasync-wrong-handle", unlockasync_wrong_handle, UnlockAsyncWrongHandleDevice,
-              ("UA-4",)),
-        _info("rename-ignores-cookie", rename_ignores_cookie, RenameIgnoresCookieDevice,
-              ("LA-13", "DATA")),
-        _info("lockcb-readonly-writeonly", lockcb_readonly_writeonly, LockCbReadWriteDevice,
-              ("KL-6",)),
-        _info("lockcb-ignoresync-acquireaperture", lockcb_ignoresync_acquireaperture,
-              LockCbIgnoreSyncApertureDevice, ("KL-9",)),
-        _info("lockcb-alternateva-alone", lockcb_alternateva_alone, LockCbAlternateVaDevice,
-              ("KL-10",)),
-        _info("crash-in-rename", crash_in_rename, CrashInRenameDevice, ("exception",)),
-        ("no-rename", VariantInfo(
-            "no-rename", " ".join((no_rename.__doc__ or "").split()), no_rename, ("LA-1",),
-            ReferenceDevice)),
-    ]
-)
+@cache
+def factory_for(obj: Any) -> Callable[..., ReferenceDriver]:
+    """The driver factory ``f(driver_version=None, config=None)`` of a registered variant
+    object (one per object, so ``factory_for(x) is factory_for(x)``): a DriverPolicy subclass
+    gives a ReferenceDriver with that policy, a ReferenceDevice subclass one with that device
+    class, a function is its own factory."""
+    if isinstance(obj, type) and issubclass(obj, DriverPolicy):
+        def make(driver_version: int | None = None,
+                 config: DriverConfig | None = None) -> ReferenceDriver:
+            return ReferenceDriver(_config(config, driver_version), policy=obj())
+    elif isinstance(obj, type) and issubclass(obj, ReferenceDevice):
+        def make(driver_version: int | None = None,
+                 config: DriverConfig | None = None) -> ReferenceDriver:
+            return ReferenceDriver(_config(config, driver_version), device_class=obj)
+    elif callable(obj):
+        return obj  # type: ignore[no-any-return]
+    else:
+        raise TypeError(f"a driver variant is a DriverPolicy or ReferenceDevice subclass or a "
+                        f"factory, not {obj!r}")
+    make.__doc__ = obj.__doc__
+    make.__name__ = make.__qualname__ = obj.__name__
+    return make
+
+
+def info(name: str) -> VariantInfo:
+    """The :class:`VariantInfo` of the registered variant ``name`` (RegistryError if none)."""
+    e = VARIANT_REGISTRY.entry(name)
+    obj = e.obj
+    is_cls = isinstance(obj, type)
+    return VariantInfo(
+        name, " ".join((obj.__doc__ or "").split()), factory_for(obj), e.rules,
+        obj if is_cls and issubclass(obj, ReferenceDevice) else ReferenceDevice,
+        obj if is_cls and issubclass(obj, DriverPolicy) else DriverPolicy,
+    )
+
+
+class _Variants(Mapping[str, VariantInfo]):
+    """``VARIANTS``: name → :class:`VariantInfo`, live over :data:`VARIANT_REGISTRY`, in
+    registration order (the documentation order)."""
+
+    def __getitem__(self, name: str) -> VariantInfo:
+        if name not in VARIANT_REGISTRY:
+            raise KeyError(name)
+        return info(name)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(VARIANT_REGISTRY.names())
+
+    def __len__(self) -> int:
+        return len(VARIANT_REGISTRY)
+
+    def __repr__(self) -> str:
+        return f"VARIANTS({', '.join(VARIANT_REGISTRY.names())})"
+
+
+#: every named variant, by CLI name (registration order is the documentation order)
+VARIANTS: Mapping[str, VariantInfo] = _Variants()
+
+# one module-level factory per seeded variant: ``--driver umd.variants:track_in_lockasync``
+track_in_lockasync = factory_for(TrackInLockAsync)
+flush_on_rename_failure = factory_for(FlushOnRenameFailure)
+noexistingref_with_queued_refs = factory_for(NoExistingRefWithQueuedRefs)
+nooverwrite_local_vidmem = factory_for(NoOverwriteLocalVidmem)
+discard_ignored = factory_for(DiscardIgnored)
+no_driver_lock = factory_for(NoDriverLockDevice)
+unlockasync_skips_unlockcb = factory_for(UnlockAsyncSkipsUnlockCb)
+wasstilldrawing_without_discard = factory_for(WasStillDrawingWithoutDiscard)
+swallow_callback_errors = factory_for(SwallowCallbackErrors)
+lock_order_deadlock = factory_for(LockOrderDeadlockDevice)
+unlockasync_wrong_handle = factory_for(UnlockAsyncWrongHandle)
+rename_ignores_cookie = factory_for(RenameIgnoresCookie)
+lockcb_readonly_writeonly = factory_for(LockCbReadWrite)
+lockcb_ignoresync_acquireaperture = factory_for(LockCbIgnoreSyncAperture)
+lockcb_alternateva_alone = factory_for(LockCbAlternateVa)
+crash_in_rename = factory_for(CrashInRenameDevice)
 
 
 def make_driver(name: str | None = None, *, driver_version: int | None = None,
@@ -366,12 +392,8 @@ def make_driver(name: str | None = None, *, driver_version: int | None = None,
     """The reference driver (``name`` None or ``"reference"``) or the variant ``name``, with
     ``driver_version`` overriding the config's. Raises ``ValueError`` for an unknown name."""
     if name is None or name == "reference":
-        cfg = config if config is not None else DriverConfig()
-        if driver_version is not None:
-            cfg = replace(cfg, driver_version=driver_version)
-        return ReferenceDriver(cfg)
-    info = VARIANTS.get(name)
-    if info is None:
-        raise ValueError(f"unknown driver variant {name!r}: choose from {', '.join(VARIANTS)}")
-    return info.factory(driver_version=driver_version, config=config)
-
+        return ReferenceDriver(_config(config, driver_version))
+    if name not in VARIANT_REGISTRY:
+        raise ValueError(f"unknown driver variant {name!r}: choose from "
+                         f"{', '.join(VARIANT_REGISTRY.names())}")
+    return factory_for(VARIANT_REGISTRY[name])(driver_version=driver_version, config=config)
