@@ -14,11 +14,14 @@ class DeviceConfig:
 
     ``queue_size``: commands the MP layer's queue holds before the app blocks (backpressure).
     ``max_frame_latency``: presents queued ahead of the worker before ``present`` blocks.
-    ``bugs``: names from :data:`RUNTIME_BUGS` (several may be on at once)."""
+    ``bugs``: names from :data:`RUNTIME_BUGS` (several may be on at once).
+    ``max_km_resources``: entries of the runtime's resource → kernel-resource table (AC-3); a
+    ``pfnAllocateCb`` that needs one more gets ``E_OUTOFMEMORY``. None: unbounded."""
 
     queue_size: int = 16
     max_frame_latency: int = 3
     bugs: frozenset[str] = frozenset()
+    max_km_resources: int | None = None
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.bugs) - set(RUNTIME_BUGS))
@@ -28,6 +31,8 @@ class DeviceConfig:
             )
         if self.queue_size < 1 or self.max_frame_latency < 1:
             raise ValueError("queue_size and max_frame_latency must be >= 1")
+        if self.max_km_resources is not None and self.max_km_resources < 0:
+            raise ValueError("max_km_resources must be None or >= 0")
 
 
 @dataclass(frozen=True)

@@ -112,7 +112,7 @@ class Device:
         self.bugs = config.bugs
         #: the decision hooks (the seeded bugs of ``config.bugs`` override some)
         self.hooks = hooks_for(config.bugs)
-        self.callbacks = RuntimeCallbacks(self)
+        self.callbacks = RuntimeCallbacks(self, max_km_resources=config.max_km_resources)
         self._api = Mutex(f"{name}.api")
         self.door = DdiDoor(name, self.driver_version, self.hooks)
         self._resources: dict[int, Resource] = {}

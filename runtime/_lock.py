@@ -139,6 +139,11 @@ class SysmemWindow:
         return bytes(self._mem[a : a + n])
 
 
+#: unlock failures after which no lock is left to keep: the driver says there was none (UA-3,
+#: LK-13), or the device is gone (TDR-11)
+_LOCK_GONE = frozenset({int(kmd.E_INVALIDARG), int(kmd.D3DDDIERR_DEVICEREMOVED)})
+
+
 def _short(hr: int) -> str:
     """``D3DDDIERR_WASSTILLDRAWING`` → ``WASSTILLDRAWING`` (the sync reason's suffix)."""
     name = kmd.hresult_name(hr)
@@ -251,8 +256,12 @@ class LockPath:
         res.locks[sub] = LockState("async", offset, size, flags, view)
         if la.flags & D3DDDI_LOCKASYNCFLAGS.Discard:
             res.forget_contents()
-            res.last_cookie = la.cookie
-            await self.rename(res, sub, la.cookie)
+            # A NotifyOnly lock is of the runtime's own system memory (LA-17): there is no
+            # driver instance to swap, and the cookie it hands back is not one Rename may carry
+            # (LA-18, RN-2): renaming it would only fetch an E_INVALIDARG for a later present.
+            if not la.flags & D3DDDI_LOCKASYNCFLAGS.NotifyOnly:
+                res.last_cookie = la.cookie
+                await self.rename(res, sub, la.cookie)
         return view, ""
 
     async def rename(self, res: Resource, sub: int, cookie: int) -> None:
@@ -321,6 +330,10 @@ class LockPath:
             ul = D3DDDIARG_UNLOCK(res.driver_handle, sub,
                                   int(D3DDDI_UNLOCKFLAGS.NotifyOnly) if res.sysmem else 0)
             hr = await self.mp.sync_call("Unlock", ul, (res,))
+        if kmd.FAILED(hr) and st is not None and hr not in _LOCK_GONE:
+            # The driver still holds the lock (e.g. E_OUTOFMEMORY): so does the app, whose view
+            # keeps working until an unlock succeeds.
+            raise d3d9.D3DError(hr, "Unlock failed: the resource is still locked, unlock again")
         if st is not None and st.view is not None:
             st.view.close()
         res.locks.pop(sub, None)

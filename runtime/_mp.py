@@ -62,7 +62,8 @@ class MPLayer:
     @property
     def high_water(self) -> int:
         """The most commands the queue ever held at once."""
-        return self.queue.high_water if self.queue else 0
+        # not ``if self.queue``: the queue has a length, and an empty one is falsy
+        return self.queue.high_water if self.queue is not None else 0
 
     def count_sync(self, reason: str) -> None:
         """The application waited for the worker (or took the synchronous path) for ``reason``."""
