@@ -23,6 +23,7 @@ import vthreads as _vthreads
 
 from . import d3d9
 from ._bugs import RUNTIME_BUG_REGISTRY, RUNTIME_BUGS, hooks_for
+from ._callbacks import RuntimeCallbacks
 from ._config import DeviceConfig, DeviceStatistics
 from ._device import Adapter, Device, open_adapter
 from ._hooks import RuntimeHooks
@@ -40,6 +41,7 @@ __all__ = [
     "DrawRecord",
     "LockedView",
     "Resource",
+    "RuntimeCallbacks",
     "RuntimeHooks",
     "d3d9",
     "hooks_for",

@@ -5,15 +5,15 @@ nothing reaches the kernel, nothing leaks, and the device's callback mutex is al
 from __future__ import annotations
 
 import math
-from types import SimpleNamespace
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import kmd
+import umd
 import vthreads as vt
-from runtime._callbacks import RuntimeCallbacks
+from tests.umd.rig import Rig
 from umd.ddi import (
     D3DDDICB_ALLOCATE,
     D3DDDICB_DEALLOCATE,
@@ -26,19 +26,12 @@ E_INVALIDARG = int(kmd.E_INVALIDARG)
 
 
 class Bench:
-    """A kernel device with the runtime's real callbacks over a stand-in for its Device."""
+    """The runtime's real callbacks over a kernel device (``tests/umd/rig.py``'s stand-in for
+    the runtime Device), driven directly."""
 
     async def open(self) -> Bench:
-        self.kernel = kmd.Kernel()
-        oa = kmd.D3DKMT_OPENADAPTER()
-        assert await kmd.D3DKMTOpenAdapter(self.kernel, oa) == kmd.STATUS_SUCCESS
-        cd = kmd.D3DKMT_CREATEDEVICE(adapter=oa.adapter)
-        assert await kmd.D3DKMTCreateDevice(self.kernel, cd) == kmd.STATUS_SUCCESS
-        cc = kmd.D3DKMT_CREATECONTEXT(device=cd.device)
-        assert await kmd.D3DKMTCreateContext(self.kernel, cc) == kmd.STATUS_SUCCESS
-        self.dev = SimpleNamespace(handle=object(), name="bench", km_device=cd.device,
-                                   km_context=cc.context, kernel=self.kernel)
-        self.cb = RuntimeCallbacks(self.dev)  # type: ignore[arg-type]
+        rig = await Rig(umd.ReferenceDriver()).open()
+        self.kernel, self.dev, self.cb = rig.kernel, rig.rt_device, rig.rcb
         return self
 
     @property
