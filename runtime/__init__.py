@@ -4,7 +4,10 @@ The application-facing device API (:func:`open_adapter`, :class:`Adapter`, :clas
 :class:`Resource`, :class:`LockedView`), the MP layer's command queue and worker, the
 DDI-version gate and the ``pfn*Cb`` callbacks the driver calls. It reaches the driver only
 through the ``D3DDDI_DEVICEFUNCS`` table (``umd.ddi``) and the kernel only through the
-``D3DKMT*`` thunks (``kmd``). See ``docs/runtime.md``.
+``D3DKMT*`` thunks (``kmd``). See ``docs/runtime.md`` for which module holds which layer.
+
+Seeded runtime bugs are :class:`RuntimeHooks` subclasses registered in
+:data:`RUNTIME_BUG_REGISTRY` (``RUNTIME_BUGS`` maps each name to its summary).
 
 The engine it runs on lives in :mod:`vthreads`. Its names (``runtime.SharedCell``,
 ``runtime.Mutex``, ``runtime.checkpoint``, ``runtime.log``…) used to be exported from here and
@@ -19,20 +22,18 @@ from typing import Any
 import vthreads as _vthreads
 
 from . import d3d9
-from ._device import (
-    RUNTIME_BUGS,
-    Adapter,
-    Device,
-    DeviceConfig,
-    DeviceStatistics,
-    DrawRecord,
-    LockedView,
-    Resource,
-    open_adapter,
-)
+from ._bugs import RUNTIME_BUG_REGISTRY, RUNTIME_BUGS, hooks_for
+from ._callbacks import RuntimeCallbacks
+from ._config import DeviceConfig, DeviceStatistics
+from ._device import Adapter, Device, open_adapter
+from ._hooks import RuntimeHooks
+from ._lock import LockedView
+from ._oracle import DrawRecord
+from ._resource import Resource
 
 __all__ = [
     "RUNTIME_BUGS",
+    "RUNTIME_BUG_REGISTRY",
     "Adapter",
     "Device",
     "DeviceConfig",
@@ -40,7 +41,10 @@ __all__ = [
     "DrawRecord",
     "LockedView",
     "Resource",
+    "RuntimeCallbacks",
+    "RuntimeHooks",
     "d3d9",
+    "hooks_for",
     "open_adapter",
 ]
 

@@ -9,10 +9,19 @@ memory → ``D3DERR_OUTOFVIDEOMEMORY`` …). This is the driver's only way to th
 The callbacks of one device are serialised by a mutex (umd-runtime Q-12): at DDI ≥ 0xB the app
 thread's ``pfnLockCb`` (inside LockAsync) may overlap a worker DDI's ``pfnRenderCb``; they take
 turns in the kernel rather than overlap there. Every callback logs ``cb.enter``/``cb.exit``.
+
+**Validation first.** A callback checks every field of its argument struct before it takes the
+mutex or touches the kernel: a handle that is not an unsigned 32-bit int (``None``, a float, a
+NaN, an unhashable list, ``2**70``…), a list that is not a list, a flag word that is not an int —
+each gets ``E_INVALIDARG`` (the ``invalid`` field of ``cb.exit`` names the field), never an
+exception out of the callback, and never a half-done kernel call. Whatever happens after that
+(a kernel bug raising, a cancelled thread), the mutex is released on the way out: one bad call
+must not deadlock every later callback of the device.
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import fields, is_dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -38,6 +47,11 @@ COMMAND_BUFFER_MAX = 65536
 ALLOCATION_LIST_SIZE = 64
 ALLOCATION_LIST_MAX = 1024
 
+U32 = 0xFFFFFFFF
+_COMMANDS = (kmd.CmdDraw, kmd.CmdWrite, kmd.CmdSpin, kmd.CmdNop)
+#: what a callback body returns: the HRESULT and the extra ``cb.exit`` fields
+Outcome = tuple[int, dict[str, Any]]
+
 
 def summarize(args: Any) -> dict[str, Any]:
     """The scalar fields of an argument struct, for trace events (pointers and buffers left out,
@@ -52,13 +66,87 @@ def summarize(args: Any) -> dict[str, Any]:
     return out
 
 
-class RuntimeCallbacks:
-    """The callback table one runtime device hands its driver."""
+def is_u32(v: Any) -> bool:
+    """An unsigned 32-bit int (a D3DKMT_HANDLE, a UINT, a flag word); bools are not."""
+    return isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= U32
 
-    def __init__(self, device: Device) -> None:
+
+def _u32_list(v: Any) -> bool:
+    return isinstance(v, list | tuple) and all(is_u32(x) for x in v)
+
+
+def _bad_allocate(a: D3DDDICB_ALLOCATE) -> str:
+    """The first invalid field of a D3DDDICB_ALLOCATE, or ""."""
+    if not (a.private_driver_data is None or isinstance(a.private_driver_data, bytes | bytearray)):
+        return "private_driver_data"
+    if not is_u32(a.rt_resource):
+        return "rt_resource"
+    if not is_u32(a.km_resource):
+        return "km_resource"
+    infos = a.allocation_info
+    if not isinstance(infos, list):
+        return "allocation_info"
+    for i in infos:
+        if not isinstance(i, kmd.D3DDDI_ALLOCATIONINFO):
+            return "allocation_info"
+        if not (is_u32(i.flags) and is_u32(i.vidpn_source_id) and is_u32(i.allocation)):
+            return "allocation_info"
+        if not (i.system_mem is None or isinstance(i.system_mem, bytearray)):
+            return "allocation_info"
+    return ""
+
+
+def _bad_deallocate(a: D3DDDICB_DEALLOCATE) -> str:
+    if not is_u32(a.rt_resource):
+        return "rt_resource"
+    return "" if _u32_list(a.allocations) else "allocations"
+
+
+def _bad_lock(a: D3DDDICB_LOCK) -> str:
+    for name in ("allocation", "flags", "private_driver_data"):
+        if not is_u32(getattr(a, name)):
+            return name
+    if not (a.pages is None or (isinstance(a.pages, list) and _u32_list(a.pages))):
+        return "pages"
+    return ""
+
+
+def _bad_render(a: D3DDDICB_RENDER) -> str:
+    if not isinstance(a.command_buffer, list):
+        return "command_buffer"
+    if not (a.command_length is None or is_u32(a.command_length)):
+        return "command_length"
+    if not isinstance(a.allocation_list, list) or not all(
+        isinstance(x, kmd.D3DDDI_ALLOCATIONLIST) and is_u32(x.allocation)
+        for x in a.allocation_list
+    ):
+        return "allocation_list"
+    for name in ("flags", "new_command_buffer_size", "new_allocation_list_size"):
+        if not is_u32(getattr(a, name)):
+            return name
+    # the commands' own fields are the kernel's to validate (RD-6…); the runtime reads only a
+    # draw's allocation-list slot, for the trace
+    for c in a.command_buffer:
+        if not isinstance(c, _COMMANDS):
+            return "command_buffer"
+        if isinstance(c, kmd.CmdDraw) and not isinstance(c.alloc_index, int):
+            return "command_buffer"
+    return ""
+
+
+class RuntimeCallbacks:
+    """The callback table one runtime device hands its driver.
+
+    ``max_km_resources`` bounds the runtime's own bookkeeping, the table from runtime resource
+    handles to kernel resources (AC-3): a ``pfnAllocateCb`` that needs a new entry when it is
+    full fails with ``E_OUTOFMEMORY`` ("couldn't allocate memory it needed itself", the AC
+    return table) before calling the kernel. None: unbounded."""
+
+    def __init__(self, device: Device, *, max_km_resources: int | None = None) -> None:
         self._dev = device
         self._lock = Mutex(f"{device.name}.callbacks")
         self._km_resources: dict[int, int] = {}  # runtime resource handle → hKMResource
+        self.max_km_resources = max_km_resources
         self.render_calls = 0
         self.render_ok = 0
 
@@ -73,108 +161,151 @@ class RuntimeCallbacks:
 
     # -- plumbing ---------------------------------------------------------------------------
 
-    def _check_device(self, runtime_device: Any) -> bool:
-        return runtime_device is self._dev.handle
+    def _check(self, runtime_device: Any, args: Any, kind: type, bad: Callable[[Any], str]
+               ) -> str:
+        """The reason to refuse the call ("" if none): a foreign device handle, a struct of the
+        wrong type, or the first invalid field."""
+        if runtime_device is not self._dev.handle:
+            return "runtime_device"
+        if not isinstance(args, kind):
+            return "args"
+        return bad(args)
 
-    async def _enter(self, name: str, **fields_: Any) -> None:
+    async def _serve(self, name: str, enter: dict[str, Any],
+                     body: Callable[[], Awaitable[Outcome]]) -> int:
+        """Run ``body`` with the device's callbacks mutex held, between ``cb.enter`` and
+        ``cb.exit``; the mutex is released whatever happens."""
         await self._lock.acquire()
-        eng = current_engine()
-        if eng.tracing:
-            eng.emit("cb.enter", cb=name, device=self._dev.name, **fields_)
+        try:
+            eng = current_engine()
+            if eng.tracing:
+                eng.emit("cb.enter", cb=name, device=self._dev.name, **enter)
+            hr, out = await body()
+            if eng.tracing:
+                eng.emit("cb.exit", cb=name, device=self._dev.name, hr=kmd.hex32(hr),
+                         hr_name=kmd.hresult_name(hr), **out)
+            return hr
+        finally:
+            self._lock.release()
 
-    def _exit(self, name: str, hr: int, **fields_: Any) -> int:
-        eng = current_engine()
-        if eng.tracing:
-            eng.emit(
-                "cb.exit", cb=name, device=self._dev.name, hr=kmd.hex32(hr),
-                hr_name=kmd.hresult_name(hr), **fields_,
-            )
-        self._lock.release()
-        return hr
+    async def _refuse(self, name: str, why: str) -> int:
+        """``E_INVALIDARG`` for an invalid call, logged like any other (nothing reaches the
+        kernel)."""
+
+        async def body() -> Outcome:
+            return kmd.E_INVALIDARG, {"invalid": why}
+
+        return await self._serve(name, {}, body)
 
     # -- the callbacks --------------------------------------------------------------------
 
     async def pfn_allocate_cb(self, runtime_device: Any, args: D3DDDICB_ALLOCATE) -> int:
-        """Create allocations through ``D3DKMTCreateAllocation`` (AC-1…AC-13)."""
+        """Create allocations through ``D3DKMTCreateAllocation`` (AC-1…AC-13): the per-resource
+        ``private_driver_data`` goes to the kernel (AC-5), ``km_resource`` comes back for a
+        non-zero ``rt_resource`` (AC-3)."""
         name = "pfnAllocateCb"
-        if not self._check_device(runtime_device) or not isinstance(args, D3DDDICB_ALLOCATE):
-            await self._enter(name)
-            return self._exit(name, kmd.E_INVALIDARG)
-        await self._enter(name, rt_resource=args.rt_resource, count=len(args.allocation_info))
-        existing = self._km_resources.get(args.rt_resource, 0)
-        # the driver's D3DDDI_ALLOCATIONINFO entries go to the kernel as they are (d3dukmdt.h);
-        # the kernel validates them and writes each hAllocation back (AC-2)
-        infos = list(args.allocation_info) if isinstance(args.allocation_info, list) else []
-        ca = kmd.D3DKMT_CREATEALLOCATION(
-            device=self._dev.km_device,
-            allocation_info=infos,
-            create_resource=bool(args.rt_resource) and not existing,
-            resource=existing,
-        )
-        st = await kmd.D3DKMTCreateAllocation(self._dev.kernel, ca)
-        hr = kmd.ntstatus_to_hresult_for_callback(st, name)
-        if kmd.NT_SUCCESS(st) and args.rt_resource:
-            self._km_resources[args.rt_resource] = ca.resource
-            args.km_resource = ca.resource
-        return self._exit(
-            name, hr, allocations=[i.allocation for i in args.allocation_info],
-            km_resource=args.km_resource,
-        )
+        why = self._check(runtime_device, args, D3DDDICB_ALLOCATE, _bad_allocate)
+        if why:
+            return await self._refuse(name, why)
+
+        async def body() -> Outcome:
+            existing = self._km_resources.get(args.rt_resource, 0)
+            full = self.max_km_resources is not None and (
+                len(self._km_resources) >= self.max_km_resources
+            )
+            if args.rt_resource and not existing and full:
+                # the runtime's own bookkeeping is full: nothing reaches the kernel
+                return kmd.E_OUTOFMEMORY, {
+                    "allocations": [i.allocation for i in args.allocation_info],
+                    "km_resource": args.km_resource,
+                }
+            # the driver's D3DDDI_ALLOCATIONINFO entries go to the kernel as they are
+            # (d3dukmdt.h); the kernel validates them and writes each hAllocation back (AC-2)
+            ca = kmd.D3DKMT_CREATEALLOCATION(
+                device=self._dev.km_device,
+                allocation_info=list(args.allocation_info),
+                private_driver_data=args.private_driver_data,
+                create_resource=bool(args.rt_resource) and not existing,
+                resource=existing,
+            )
+            st = await kmd.D3DKMTCreateAllocation(self._dev.kernel, ca)
+            if kmd.NT_SUCCESS(st) and args.rt_resource:
+                self._km_resources[args.rt_resource] = ca.resource
+                args.km_resource = ca.resource
+            return kmd.ntstatus_to_hresult_for_callback(st, name), {
+                "allocations": [i.allocation for i in args.allocation_info],
+                "km_resource": args.km_resource,
+            }
+
+        return await self._serve(
+            name, {"rt_resource": args.rt_resource, "count": len(args.allocation_info)}, body)
 
     async def pfn_deallocate_cb(self, runtime_device: Any, args: D3DDDICB_DEALLOCATE) -> int:
         """Free allocations (or a whole kernel resource) through ``D3DKMTDestroyAllocation``."""
         name = "pfnDeallocateCb"
-        if not self._check_device(runtime_device) or not isinstance(args, D3DDDICB_DEALLOCATE):
-            await self._enter(name)
-            return self._exit(name, kmd.E_INVALIDARG)
-        await self._enter(name, rt_resource=args.rt_resource, allocations=list(args.allocations))
-        km_res = self._km_resources.get(args.rt_resource, 0) if args.rt_resource else 0
-        if args.rt_resource and not km_res:
-            return self._exit(name, kmd.E_INVALIDARG)
-        da = kmd.D3DKMT_DESTROYALLOCATION(
-            device=self._dev.km_device, resource=km_res, allocations=list(args.allocations)
-        )
-        st = await kmd.D3DKMTDestroyAllocation(self._dev.kernel, da)
-        if kmd.NT_SUCCESS(st) and km_res:
-            del self._km_resources[args.rt_resource]
-        return self._exit(name, kmd.ntstatus_to_hresult_for_callback(st, name))
+        why = self._check(runtime_device, args, D3DDDICB_DEALLOCATE, _bad_deallocate)
+        if why:
+            return await self._refuse(name, why)
+
+        async def body() -> Outcome:
+            km_res = self._km_resources.get(args.rt_resource, 0) if args.rt_resource else 0
+            if args.rt_resource and not km_res:
+                return kmd.E_INVALIDARG, {}
+            da = kmd.D3DKMT_DESTROYALLOCATION(
+                device=self._dev.km_device, resource=km_res, allocations=list(args.allocations)
+            )
+            st = await kmd.D3DKMTDestroyAllocation(self._dev.kernel, da)
+            if kmd.NT_SUCCESS(st) and km_res:
+                del self._km_resources[args.rt_resource]
+            return kmd.ntstatus_to_hresult_for_callback(st, name), {}
+
+        return await self._serve(
+            name, {"rt_resource": args.rt_resource, "allocations": list(args.allocations)}, body)
 
     async def pfn_lock_cb(self, runtime_device: Any, args: D3DDDICB_LOCK) -> int:
         """Lock an allocation through ``D3DKMTLock``; after a renaming Discard the new instance
         handle comes back in ``args.allocation`` (LCB-5). May block until the GPU is done."""
         name = "pfnLockCb"
-        if not self._check_device(runtime_device) or not isinstance(args, D3DDDICB_LOCK):
-            await self._enter(name)
-            return self._exit(name, kmd.E_INVALIDARG)
-        await self._enter(name, allocation=args.allocation, flags=int(args.flags))
-        lk = kmd.D3DKMT_LOCK(
-            device=self._dev.km_device,
-            allocation=args.allocation,
-            flags=args.flags,
-            pages=args.pages,
-            num_pages=len(args.pages) if isinstance(args.pages, list) else 0,
-            private_driver_data=args.private_driver_data,
-        )
-        st = await kmd.D3DKMTLock(self._dev.kernel, lk)
-        hr = kmd.ntstatus_to_hresult_for_callback(st, name)
-        old = args.allocation
-        if kmd.NT_SUCCESS(st):
-            args.data = lk.data
-            args.allocation = lk.allocation
-        return self._exit(name, hr, allocation=old, new_allocation=args.allocation,
-                          flags=int(args.flags))
+        why = self._check(runtime_device, args, D3DDDICB_LOCK, _bad_lock)
+        if why:
+            return await self._refuse(name, why)
+
+        async def body() -> Outcome:
+            lk = kmd.D3DKMT_LOCK(
+                device=self._dev.km_device,
+                allocation=args.allocation,
+                flags=args.flags,
+                pages=args.pages,
+                num_pages=len(args.pages) if isinstance(args.pages, list) else 0,
+                private_driver_data=args.private_driver_data,
+            )
+            st = await kmd.D3DKMTLock(self._dev.kernel, lk)
+            old = args.allocation
+            if kmd.NT_SUCCESS(st):
+                args.data = lk.data
+                args.allocation = lk.allocation
+            return kmd.ntstatus_to_hresult_for_callback(st, name), {
+                "allocation": old, "new_allocation": args.allocation, "flags": int(args.flags),
+            }
+
+        return await self._serve(
+            name, {"allocation": args.allocation, "flags": int(args.flags)}, body)
 
     async def pfn_unlock_cb(self, runtime_device: Any, args: D3DDDICB_UNLOCK) -> int:
         """Unlock allocations through ``D3DKMTUnlock`` (never waits, KU-4)."""
         name = "pfnUnlockCb"
-        if not self._check_device(runtime_device) or not isinstance(args, D3DDDICB_UNLOCK):
-            await self._enter(name)
-            return self._exit(name, kmd.E_INVALIDARG)
-        allocs = list(args.allocations) if isinstance(args.allocations, list | tuple) else []
-        await self._enter(name, allocations=allocs)
-        ul = kmd.D3DKMT_UNLOCK(device=self._dev.km_device, allocations=allocs)
-        st = await kmd.D3DKMTUnlock(self._dev.kernel, ul)
-        return self._exit(name, kmd.ntstatus_to_hresult_for_callback(st, name), allocations=allocs)
+        why = self._check(runtime_device, args, D3DDDICB_UNLOCK,
+                          lambda a: "" if _u32_list(a.allocations) else "allocations")
+        if why:
+            return await self._refuse(name, why)
+        allocs = list(args.allocations)
+
+        async def body() -> Outcome:
+            ul = kmd.D3DKMT_UNLOCK(device=self._dev.km_device, allocations=allocs)
+            st = await kmd.D3DKMTUnlock(self._dev.kernel, ul)
+            return kmd.ntstatus_to_hresult_for_callback(st, name), {"allocations": allocs}
+
+        return await self._serve(name, {"allocations": allocs}, body)
 
     async def pfn_render_cb(self, runtime_device: Any, args: D3DDDICB_RENDER) -> int:
         """Submit a command buffer through ``D3DKMTRender`` and hand back the next buffers.
@@ -182,31 +313,39 @@ class RuntimeCallbacks:
         Whatever the outcome, the new buffer, allocation list and their sizes are written back
         (RCB-2, RCB-3); a resize request is honoured up to the runtime's maxima."""
         name = "pfnRenderCb"
-        if not self._check_device(runtime_device) or not isinstance(args, D3DDDICB_RENDER):
-            await self._enter(name)
-            return self._exit(name, kmd.E_INVALIDARG)
-        commands = list(args.command_buffer) if isinstance(args.command_buffer, list) else []
-        alist = list(args.allocation_list) if isinstance(args.allocation_list, list) else []
-        handles = [getattr(a, "allocation", 0) for a in alist]
+        why = self._check(runtime_device, args, D3DDDICB_RENDER, _bad_render)
+        if why:
+            return await self._refuse(name, why)
+        commands, alist = list(args.command_buffer), list(args.allocation_list)
+        handles = [a.allocation for a in alist]
         refs = [
             [c.draw_id, handles[c.alloc_index]]
             for c in commands
             if isinstance(c, kmd.CmdDraw) and 0 <= c.alloc_index < len(handles)
         ]
-        await self._enter(name, commands=len(commands), allocations=handles, refs=refs)
-        self.render_calls += 1
-        r = kmd.D3DKMT_RENDER(
-            context=self._dev.km_context,
-            commands=commands,
-            allocation_list=alist,
-            command_length=args.command_length,
-        )
-        st = await kmd.D3DKMTRender(self._dev.kernel, r)
-        hr = kmd.ntstatus_to_hresult_for_callback(st, name)
-        if kmd.NT_SUCCESS(st):
-            self.render_ok += 1
-            args.fence = r.fence
-            args.queued_buffer_count = r.queued_buffer_count
+
+        async def body() -> Outcome:
+            self.render_calls += 1
+            r = kmd.D3DKMT_RENDER(context=self._dev.km_context, commands=commands,
+                                  allocation_list=alist, command_length=args.command_length)
+            st = await kmd.D3DKMTRender(self._dev.kernel, r)
+            if kmd.NT_SUCCESS(st):
+                self.render_ok += 1
+                args.fence = r.fence
+                args.queued_buffer_count = r.queued_buffer_count
+            self._hand_back(args)
+            return kmd.ntstatus_to_hresult_for_callback(st, name), {
+                "fence": args.fence if kmd.NT_SUCCESS(st) else None,
+                "draw_ids": [ref[0] for ref in refs],
+            }
+
+        return await self._serve(
+            name, {"commands": len(commands), "allocations": handles, "refs": refs}, body)
+
+    @staticmethod
+    def _hand_back(args: D3DDDICB_RENDER) -> None:
+        """The next command buffer and allocation list, with their sizes (RCB-2): a resize
+        request is honoured up to the maxima (RCB-3)."""
         cb_size, al_size = COMMAND_BUFFER_SIZE, ALLOCATION_LIST_SIZE
         if args.flags & D3DDDICB_RENDERFLAGS.ResizeCommandBuffer and (
             args.new_command_buffer_size > 0
@@ -220,5 +359,3 @@ class RuntimeCallbacks:
         args.new_command_buffer_size = cb_size
         args.new_allocation_list = []
         args.new_allocation_list_size = al_size
-        return self._exit(name, hr, fence=args.fence if kmd.NT_SUCCESS(st) else None,
-                          draw_ids=[ref[0] for ref in refs])

@@ -2,10 +2,10 @@
 
 The D3D9 runtime's multiprocessor layer batches every DDI call that returns nothing into a queue
 that a worker thread drains into the driver, in order (MP-5). This is that queue: a bounded ring
-kept in a :class:`~runtime.SharedCell` and guarded by the runtime's own mutex, with a condition
+kept in a :class:`~vthreads.SharedCell` and guarded by the runtime's own mutex, with a condition
 for "not empty" / "not full".
 
-Why a cell and a mutex rather than the engine's ready-made :class:`~runtime.Queue`: the queue is
+Why a cell and a mutex rather than the engine's ready-made :class:`~vthreads.Queue`: the queue is
 shared state of the emulated runtime, and one of the bugs the project pins is a worker that reads
 it without taking the lock. Modelled this way, that bug is a real unsynchronised access that the
 happens-before checker reports as a ``RACE`` — the same way a driver's unlocked table is.
@@ -41,15 +41,15 @@ class Command:
 class CommandQueue:
     """Bounded FIFO of :class:`Command` with blocking ``put``/``get``.
 
-    ``racy_get=True`` is the seeded bug ``worker-queue-unlocked``: the worker peeks at and pops
-    the ring without the mutex."""
+    ``get`` takes a command through :meth:`take`, which holds the queue's mutex around the ring
+    (MP-5). A seeded bug overrides :meth:`take` to pop without it (``runtime/_bugs.py``): the
+    happens-before checker then reports the unsynchronised ring access as a ``RACE``."""
 
-    def __init__(self, name: str, maxsize: int, *, racy_get: bool = False) -> None:
+    def __init__(self, name: str, maxsize: int) -> None:
         if maxsize < 1:
             raise ValueError("the command queue needs room for at least one command")
         self.name = name
         self.maxsize = maxsize
-        self.racy_get = racy_get
         self._ring: SharedCell[deque[Command]] = SharedCell(f"{name}.ring", deque())
         self._lock = Mutex(f"{name}.lock")
         self._changed = Condition(f"{name}.changed")
@@ -66,7 +66,8 @@ class CommandQueue:
         return len(self._ring.peek())
 
     async def put(self, cmd: Command, *, front: bool = False) -> bool:
-        """Append ``cmd`` (or, for the seeded bug ``rename-jumps-queue``, push it to the front).
+        """Append ``cmd`` (``front=True`` pushes it ahead of every queued command: only a seeded
+        bug asks for that, RN-4).
 
         Blocks while the queue is full — the application feels backpressure. Returns whether it
         had to block."""
@@ -99,30 +100,35 @@ class CommandQueue:
                 lambda: len(self._ring.peek()) < self.maxsize, what=f"queue {self.name} full"
             )
 
+    async def take(self) -> tuple[Command, int] | None:
+        """One attempt at the oldest command, under the queue's mutex: ``(command, depth
+        left)``, or None when the queue is empty. The hook a seeded bug overrides."""
+        async with self._lock:
+            return await self.pop_ring("")
+
+    async def pop_ring(self, how: str) -> tuple[Command, int] | None:
+        """Pop the oldest command off the ring; the caller holds the mutex (or, in a seeded bug,
+        deliberately does not: ``how`` then names that in the race report's access labels)."""
+        ring = await self._ring.read(f"cmdq.get.check{how}")
+        if not ring:
+            return None
+        ring = deque(ring)
+        cmd = ring.popleft()
+        await self._ring.write(ring, f"cmdq.get{how}")
+        self._changed.notify_all()
+        return cmd, len(ring)
+
     async def get(self) -> Command:
         """Take the oldest command, blocking while the queue is empty."""
         eng = current_engine()
         while True:
-            if self.racy_get:
-                ring = await self._ring.read("cmdq.get.check(unlocked)")
-                if ring:
-                    ring = deque(ring)
-                    cmd = ring.popleft()
-                    await self._ring.write(ring, "cmdq.get(unlocked)")
-                    self._changed.notify_all()
-                    break
-            else:
-                async with self._lock:
-                    ring = await self._ring.read("cmdq.get.check")
-                    if ring:
-                        ring = deque(ring)
-                        cmd = ring.popleft()
-                        await self._ring.write(ring, "cmdq.get")
-                        self._changed.notify_all()
-                        break
+            got = await self.take()
+            if got is not None:
+                break
             await self._changed.wait_for(
                 lambda: len(self._ring.peek()) > 0, what=f"queue {self.name} empty"
             )
+        cmd, depth = got
         if eng.tracing:
-            eng.emit("rt.queue.get", queue=self.name, ddi=cmd.ddi, seq=cmd.seq, depth=len(ring))
+            eng.emit("rt.queue.get", queue=self.name, ddi=cmd.ddi, seq=cmd.seq, depth=depth)
         return cmd

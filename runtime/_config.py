@@ -1,0 +1,51 @@
+"""How the runtime drives one device (:class:`DeviceConfig`) and what it did
+(:class:`DeviceStatistics`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ._bugs import RUNTIME_BUGS
+
+
+@dataclass(frozen=True)
+class DeviceConfig:
+    """How the runtime drives one device.
+
+    ``queue_size``: commands the MP layer's queue holds before the app blocks (backpressure).
+    ``max_frame_latency``: presents queued ahead of the worker before ``present`` blocks.
+    ``bugs``: names from :data:`RUNTIME_BUGS` (several may be on at once).
+    ``max_km_resources``: entries of the runtime's resource → kernel-resource table (AC-3); a
+    ``pfnAllocateCb`` that needs one more gets ``E_OUTOFMEMORY``. None: unbounded."""
+
+    queue_size: int = 16
+    max_frame_latency: int = 3
+    bugs: frozenset[str] = frozenset()
+    max_km_resources: int | None = None
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.bugs) - set(RUNTIME_BUGS))
+        if unknown:
+            raise ValueError(
+                f"unknown runtime bug {unknown[0]!r}: choose from {', '.join(RUNTIME_BUGS)}"
+            )
+        if self.queue_size < 1 or self.max_frame_latency < 1:
+            raise ValueError("queue_size and max_frame_latency must be >= 1")
+        if self.max_km_resources is not None and self.max_km_resources < 0:
+            raise ValueError("max_km_resources must be None or >= 0")
+
+
+@dataclass(frozen=True)
+class DeviceStatistics:
+    """What the runtime did for one device (``Device.statistics()``)."""
+
+    ddi_calls: dict[str, dict[str, int]]
+    lock_async_results: dict[str, int]
+    renames: int
+    syncs: dict[str, int]
+    queue_high_water: int
+    command_buffers_submitted: int
+    frames: int
+    draws: int
+    mp_layer: bool
+    driver_version: int

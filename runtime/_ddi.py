@@ -1,0 +1,140 @@
+"""The DDI door: every call the runtime makes into the user-mode driver goes through here.
+
+* ``OpenAdapter`` (:func:`call_open_adapter`) and ``CreateDevice`` (:func:`call_create_device`)
+  are made once, before any other thread exists, so they take no lock.
+* Every device DDI (:data:`DDI_TABLE`) goes through :meth:`DdiDoor.call`: it looks the function
+  up in the driver's ``D3DDDI_DEVICEFUNCS``, takes the **device entry lock** when the
+  DDI-version gate says so, counts the call by thread, and logs ``ddi.enter``/``ddi.exit``.
+
+**The DDI-version gate.** The entry lock is held around every DDI call, so below 0xB no two
+threads are ever inside the driver for one device (LA-3, MP-1). At DDI version >= 0xB
+(``D3D_UMD_REENTRANT_VERSION``, DV-2) LockAsync and UnlockAsync enter without it, concurrently
+with the worker's DDIs (LA-3, UA-5, MP-2): that is what makes a driver's own locking matter.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import kmd
+from umd.ddi import (
+    D3D_UMD_REENTRANT_VERSION,
+    D3DDDI_DEVICEFUNCS,
+    D3DDDIARG_CREATEDEVICE,
+    D3DDDIARG_LOCKASYNC,
+    D3DDDIARG_OPENADAPTER,
+)
+from vthreads import EngineUsageError, Mutex, current_engine
+
+from ._callbacks import summarize
+from ._hooks import RuntimeHooks
+
+#: DDI name (as in the docs and the trace) → D3DDDI_DEVICEFUNCS attribute
+DDI_TABLE = {
+    "CreateResource": "pfn_create_resource",
+    "DestroyResource": "pfn_destroy_resource",
+    "Lock": "pfn_lock",
+    "Unlock": "pfn_unlock",
+    "LockAsync": "pfn_lock_async",
+    "UnlockAsync": "pfn_unlock_async",
+    "Rename": "pfn_rename",
+    "SetStreamSource": "pfn_set_stream_source",
+    "DrawPrimitive": "pfn_draw_primitive",
+    "Flush": "pfn_flush",
+    "Present": "pfn_present",
+    "DestroyDevice": "pfn_destroy_device",
+}
+#: the DDIs that enter the driver reentrantly at DDI version >= 0xB (LA-3, UA-5, MP-2)
+REENTRANT_DDIS = frozenset({"LockAsync", "UnlockAsync"})
+
+
+def _emit_exit(ddi: str, device: str, hr: int, **fields: Any) -> None:
+    eng = current_engine()
+    if eng.tracing:
+        eng.emit("ddi.exit", ddi=ddi, device=device, hr=kmd.hex32(hr),
+                 hr_name=kmd.hresult_name(hr), **fields)
+
+
+async def call_open_adapter(driver: Any, oa: D3DDDIARG_OPENADAPTER, name: str) -> int:
+    """The driver's ``OpenAdapter``: it reports ``DriverVersion`` (DV-1)."""
+    eng = current_engine()
+    if eng.tracing:
+        eng.emit("ddi.enter", ddi="OpenAdapter", device=name, gated=False)
+    hr = await driver.open_adapter(oa)
+    _emit_exit("OpenAdapter", name, hr, driver_version=oa.driver_version)
+    return hr
+
+
+async def call_create_device(adapter_funcs: Any, driver_adapter: Any,
+                             cd: D3DDDIARG_CREATEDEVICE, name: str, driver_version: int) -> int:
+    """The driver's ``CreateDevice``: the runtime's callbacks in, the driver's
+    ``D3DDDI_DEVICEFUNCS`` out (``cd.device_funcs``)."""
+    eng = current_engine()
+    if eng.tracing:
+        eng.emit("ddi.enter", ddi="CreateDevice", device=name, gated=False)
+    hr = await adapter_funcs.pfn_create_device(driver_adapter, cd)
+    funcs = cd.device_funcs
+    _emit_exit("CreateDevice", name, hr,
+               implements=[n for n, a in DDI_TABLE.items() if funcs and getattr(funcs, a)],
+               driver_version=driver_version)
+    return hr
+
+
+class DdiDoor:
+    """One device's way into the driver: the function table, the entry lock, the gate."""
+
+    def __init__(self, device_name: str, driver_version: int, hooks: RuntimeHooks) -> None:
+        self.device_name = device_name
+        self.driver_version = driver_version
+        self.hooks = hooks
+        self.funcs: D3DDDI_DEVICEFUNCS | None = None
+        self.driver_device: Any = None
+        self.entry = Mutex(f"{device_name}.entry")
+        #: DDI name → thread name → calls (``DeviceStatistics.ddi_calls``)
+        self.calls: dict[str, dict[str, int]] = {}
+        #: the driver has reported D3DDDIERR_DEVICEREMOVED (TDR-10, TDR-11): draws may be lost
+        self.lost = False
+
+    def open(self, funcs: D3DDDI_DEVICEFUNCS, driver_device: Any) -> None:
+        """Use the table ``CreateDevice`` returned for every later call."""
+        self.funcs = funcs
+        self.driver_device = driver_device
+
+    def implements(self, ddi: str) -> bool:
+        return self.funcs is not None and getattr(self.funcs, DDI_TABLE[ddi]) is not None
+
+    def gated(self, ddi: str) -> bool:
+        """Whether ``ddi`` takes the device entry lock: every DDI does, except LockAsync and
+        UnlockAsync at DDI version >= 0xB (LA-3, UA-5, MP-1, MP-2)."""
+        reentrant = ddi in REENTRANT_DDIS and self.driver_version >= D3D_UMD_REENTRANT_VERSION
+        return self.hooks.gated(ddi, not reentrant)
+
+    async def call(self, ddi: str, args: Any) -> int:
+        """Call one driver DDI through the table, under the gate, logging enter/exit. Returns
+        the driver's HRESULT; a non-int answer is a driver bug and raises ``TypeError``."""
+        assert self.funcs is not None
+        fn = getattr(self.funcs, DDI_TABLE[ddi])
+        if fn is None:
+            raise EngineUsageError(f"the runtime called {ddi}, which the driver does not implement")
+        eng = current_engine()
+        me = eng.current_thread()
+        per = self.calls.setdefault(ddi, {})
+        per[me.name] = per.get(me.name, 0) + 1
+        gated = self.gated(ddi)
+        if gated:
+            await self.entry.acquire()
+        try:
+            if eng.tracing:
+                eng.emit("ddi.enter", ddi=ddi, device=self.device_name, gated=gated,
+                         **summarize(args))
+            hr = await fn(self.driver_device, args)
+            if not isinstance(hr, int):
+                raise TypeError(f"driver DDI {ddi} returned {hr!r}, not an HRESULT int")
+            if hr == kmd.D3DDDIERR_DEVICEREMOVED:
+                self.lost = True
+            out = {"cookie": args.cookie} if isinstance(args, D3DDDIARG_LOCKASYNC) else {}
+            _emit_exit(ddi, self.device_name, hr, **out)
+            return hr
+        finally:
+            if gated:
+                self.entry.release()
