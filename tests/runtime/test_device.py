@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -326,13 +327,10 @@ op = st.one_of(
 )
 
 
-stats: list[tuple[int, int]] = []
-
-
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(ops=st.lists(op, min_size=3, max_size=30), seed=st.integers(0, 2**16),
-       version=st.sampled_from([0xA, 0xC]), strategy=st.sampled_from(["random", "pct"]))
-def test_random_app_call_sequences(ops: list, seed: int, version: int, strategy: str) -> None:
+def run_program(ops: list, seed: int, version: int, strategy: str) -> tuple[int, int]:
+    """Run one application program (a list of ``op`` tuples) on the reference stack and check
+    that every answer is a documented code and no rule broke; returns (draws, calls that
+    succeeded)."""
     answers: list[int] = []
 
     async def body(dev: Any, box: Box) -> None:
@@ -342,45 +340,80 @@ def test_random_app_call_sequences(ops: list, seed: int, version: int, strategy:
         await dev.set_stream_source(0, res[0], 0, 16)
         for o in ops:
             try:
-                if o[0] == "create":
-                    if o[1] == "sysmem":
-                        res.append(await dev.create_surface(o[2] // 4, 1, 4))
-                    else:
-                        usage = d3d9.D3DUSAGE_DYNAMIC if o[1] == "dyn" else 0
-                        res.append(await dev.create_vertex_buffer(o[2], usage=usage))
-                elif o[0] == "lock" and res:
-                    r = res[o[1] % len(res)]
-                    v = await dev.lock(r, o[2], o[3], o[4])
-                    if not o[4] & d3d9.D3DLOCK_READONLY and len(v):
-                        v.write(0, pattern(len(answers), min(len(v), 16)))
-                elif o[0] == "unlock" and res:
-                    await dev.unlock(res[o[1] % len(res)])
-                elif o[0] == "stream" and res:
-                    await dev.set_stream_source(o[2], res[o[1] % len(res)], 0, 16)
-                elif o[0] == "draw":
-                    await dev.draw_primitive(TRI, o[1], o[2])
-                elif o[0] == "present":
-                    await dev.present()
-                elif o[0] == "flush":
-                    await dev.flush()
-                elif o[0] == "release" and res:
-                    await dev.release(res.pop(o[1] % len(res)))
+                await _apply(dev, res, o, len(answers))
                 answers.append(0)
             except d3d9.D3DError as e:
                 answers.append(e.hr)
 
     r, box = run_app(body, version=version, strategy=strategy, seed=seed)
     assert r.failure is None, r.summary()
-    stats.append((len(box.devices[0].draws), answers.count(0)))
     assert set(answers) <= DOCUMENTED_APP_ERRORS | {0}, [kmd.hresult_name(a) for a in answers]
     # the reference driver under the real runtime breaks no rule, whatever the app does
     assert r.violations == (), r.summary()
+    return len(box.devices[0].draws), answers.count(0)
+
+
+async def _apply(dev: Any, res: list[Any], o: tuple, n: int) -> None:
+    if o[0] == "create":
+        if o[1] == "sysmem":
+            res.append(await dev.create_surface(o[2] // 4, 1, 4))
+        else:
+            usage = d3d9.D3DUSAGE_DYNAMIC if o[1] == "dyn" else 0
+            res.append(await dev.create_vertex_buffer(o[2], usage=usage))
+    elif o[0] == "lock" and res:
+        v = await dev.lock(res[o[1] % len(res)], o[2], o[3], o[4])
+        if not o[4] & d3d9.D3DLOCK_READONLY and len(v):
+            v.write(0, pattern(n, min(len(v), 16)))
+    elif o[0] == "unlock" and res:
+        await dev.unlock(res[o[1] % len(res)])
+    elif o[0] == "stream" and res:
+        await dev.set_stream_source(o[2], res[o[1] % len(res)], 0, 16)
+    elif o[0] == "draw":
+        await dev.draw_primitive(TRI, o[1], o[2])
+    elif o[0] == "present":
+        await dev.present()
+    elif o[0] == "flush":
+        await dev.flush()
+    elif o[0] == "release" and res:
+        await dev.release(res.pop(o[1] % len(res)))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(ops=st.lists(op, min_size=3, max_size=30), seed=st.integers(0, 2**16),
+       version=st.sampled_from([0xA, 0xC]), strategy=st.sampled_from(["random", "pct"]))
+def test_random_app_call_sequences(ops: list, seed: int, version: int, strategy: str) -> None:
+    run_program(ops, seed, version, strategy)
+
+
+def _seeded_program(rng: random.Random) -> list[tuple]:
+    """A program like the ones ``op`` draws, from a seeded generator (no shared state)."""
+    lock_flags = [0, DISCARD, NOOVERWRITE, DISCARD | NOOVERWRITE, d3d9.D3DLOCK_READONLY,
+                  d3d9.D3DLOCK_DONOTWAIT, NOOVERWRITE | d3d9.D3DLOCK_DONOTWAIT, 0x1]
+    makers = [
+        lambda: ("create", rng.choice(["dyn", "static", "sysmem"]), rng.choice([64, 256, 4096])),
+        lambda: ("lock", rng.randint(0, 3), rng.choice([0, 16, 48, 128]),
+                 rng.choice([0, 16, 64, 300]), rng.choice(lock_flags)),
+        lambda: ("unlock", rng.randint(0, 3)),
+        lambda: ("stream", rng.randint(0, 3), rng.choice([0, 0, 0, 1])),
+        lambda: ("draw", rng.randint(0, 3), rng.randint(1, 4)),
+        lambda: ("draw", rng.randint(0, 3), rng.randint(1, 4)),
+        lambda: ("present",),
+        lambda: ("flush",),
+        lambda: ("release", rng.randint(0, 3)),
+    ]
+    return [rng.choice(makers)() for _ in range(rng.randint(3, 30))]
 
 
 def test_random_app_programs_really_drew_and_locked() -> None:
-    """Guard against a vacuous property test: the programs above do real work."""
-    if not stats:
-        test_random_app_call_sequences()
+    """Guard against a vacuous property test: programs of the same shape do real work. The
+    programs come from a seeded generator, so the verdict does not depend on which examples
+    Hypothesis happened to draw in this process (issue 10: it used to fail one run in two)."""
+    stats = []
+    for k in range(24):
+        rng = random.Random(k)
+        ops = _seeded_program(rng)
+        stats.append(run_program(ops, rng.randint(0, 2**16), rng.choice([0xA, 0xC]),
+                                 rng.choice(["random", "pct"])))
     assert sum(1 for draws, _ in stats if draws) >= len(stats) // 3
     assert sum(ok for _, ok in stats) >= 2 * len(stats)
 
