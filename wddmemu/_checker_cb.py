@@ -39,7 +39,8 @@ class CallbackRules:
     # ---- callbacks -----------------------------------------------------------------------
 
     def _lockcb_enter(self, dev: DeviceState, call: Call | None, ev: dict[str, Any]) -> None:
-        """KL-5/6/9/10 and LCB-7 (the flag word), LA-9 / LCB-7 (NoExistingReference true)."""
+        """KL-5, KL-6, KL-9, KL-10 and LCB-7 (the flag word); LA-9 / LCB-7 (NoExistingReference
+        is true: no unsubmitted draw of the resource)."""
         flags = as_int(ev.get("flags", 0))
         who = dev.describe(call) if call is not None else ev.get("thread", "?")
         rule = kmd.validate_lock_flags(flags)

@@ -52,7 +52,7 @@ class DdiRules:
     # ---- LockAsync -----------------------------------------------------------------------
 
     def _lockasync_enter(self, dev: DeviceState, call: Call) -> None:
-        """LA-2 (app thread), LA-4 (sysmem only at >= 0xB), LA-5/6/7 (flag words), LA-9
+        """LA-2 (app thread), LA-4 (sysmem only at >= 0xB), LA-5, LA-6, LA-7 (flag words), LA-9
         (the runtime's NoExistingReferences only with no queued reference)."""
         flags, (res, _sub) = call.flags, call.key
         what = dev.describe(call)
@@ -265,7 +265,7 @@ class DdiRules:
     # ---- Lock / Unlock -------------------------------------------------------------------
 
     def _lock_enter(self, dev: DeviceState, call: Call) -> None:
-        """LK-1…LK-5: the runtime's Lock flag words."""
+        """LK-1, LK-2, LK-3, LK-4, LK-5: the runtime's Lock flag words."""
         rule = lock_flag_rule(call.flags)
         if rule is not None:
             self._violate(rule, f"the runtime called {dev.describe(call)} with flags "
