@@ -24,6 +24,38 @@ def pattern(tag: int, n: int) -> bytes:
     return bytes(((tag * 131 + i * 7 + 1) & 0xFF) for i in range(n))
 
 
+def expect_lock_outcomes(ctx: ScenarioContext, dev: Any, locks: int | None = None) -> None:
+    """The contract outcomes of the lock path, whatever the driver's policy (every legal driver
+    meets them): without the async triple the runtime makes no LockAsync (LA-1, MP-4); every
+    LockAsync the driver failed was recovered through Lock (LA-16: "the runtime recovers from
+    these"); and, given ``locks``, every application lock was served by one of the two paths.
+    Whether the driver renamed, refused NoOverwrite or failed a rename is its own choice and is
+    judged by the checker and the data oracle, not here."""
+    s = dev.statistics()
+    calls = sum(s.ddi_calls.get("LockAsync", {}).values())
+    if not dev.mp:
+        ctx.expect(calls == 0, f"no LockAsync without the async triple (made {calls})")
+        return
+    results = s.lock_async_results
+    for name, n in sorted(results.items()):
+        if name == "S_OK":
+            continue
+        short = name.split("ERR_")[-1] if "ERR_" in name else name
+        recovered = s.syncs.get(f"lockasync-failed:{short}", 0)
+        ctx.expect(recovered == n, f"each of the {n} LockAsync that failed with {name} was "
+                   f"recovered through Lock ({recovered} were)")
+    if locks is not None:
+        served = results.get("S_OK", 0) + sum(n for r, n in s.syncs.items()
+                                              if r.startswith("lockasync-failed:")
+                                              or r in _SYNC_LOCK_REASONS)
+        ctx.expect(served == locks, f"every one of the {locks} locks was served by LockAsync or "
+                   f"Lock ({served} were; LockAsync results {results}, syncs {s.syncs})")
+
+
+#: the runtime's reasons for taking the synchronous Lock path (``DeviceStatistics.syncs``)
+_SYNC_LOCK_REASONS = ("no-async-ddi", "readonly", "sysmem-below-0xB", "not-dynamic", "plain-lock")
+
+
 # ----------------------------------------------------------------------------------------------
 
 
@@ -58,8 +90,7 @@ async def dynamic_vb_ring(ctx: ScenarioContext, frames: int, draws: int, vertice
             await dev.draw_primitive(TRI, pos, vertices)
             pos += vertices
         await dev.present()
-    stats = dev.statistics()
-    ctx.expect(stats.renames >= 1, "the ring wrapped at least once with a renaming DISCARD")
+    expect_lock_outcomes(ctx, dev, frames * draws)
 
 
 @scenario(
@@ -79,8 +110,7 @@ async def discard_every_frame(ctx: ScenarioContext, frames: int, size: int) -> N
         await dev.unlock(vb)
         await dev.draw_primitive(TRI, 0, size // 16)
         await dev.present()
-    ctx.expect(dev.statistics().renames == frames or not dev.mp,
-               "every frame's DISCARD went through LockAsync and Rename")
+    expect_lock_outcomes(ctx, dev, frames)
 
 
 def _slow_gpu_two_instances(p: dict[str, Any]) -> dict[str, Any]:
@@ -111,12 +141,9 @@ async def rename_failure_recovery(ctx: ScenarioContext, frames: int, size: int,
         await dev.unlock(vb)
         await dev.draw_primitive(TRI, 0, size // 16)
         await dev.present()
-    s = dev.statistics()
-    if dev.mp:
-        ctx.expect(
-            s.syncs.get("lockasync-failed:WASSTILLDRAWING", 0) >= 1,
-            f"at least one rename failed and was recovered through Lock (syncs: {s.syncs})",
-        )
+    # whether a rename fails is the driver's and VidMm's business; that a failed one is
+    # recovered through Lock is the contract's (LA-10, LA-16)
+    expect_lock_outcomes(ctx, dev, frames)
 
 
 @scenario(
@@ -142,10 +169,9 @@ async def nooverwrite_local_vidmem(ctx: ScenarioContext, locks: int) -> None:
         await dev.unlock(vb)
         await dev.draw_primitive(TRI, i * 4, 4)
     await dev.present()
-    s = dev.statistics()
-    if dev.mp:
-        ctx.expect(s.lock_async_results.get("E_NOTIMPL", 0) >= 1,
-                   f"the driver refused NoOverwrite LockAsync (results: {s.lock_async_results})")
+    # refusing NoOverwrite (E_NOTIMPL) is one legal answer, accepting it where VidMm can render
+    # the locked allocation another (LA-15, LA-16): the checker judges which was given
+    expect_lock_outcomes(ctx, dev, locks)
 
 
 @scenario(
@@ -190,9 +216,12 @@ async def sysmem_surface_lock(ctx: ScenarioContext, locks: int) -> None:
     s = dev.statistics()
     if dev.mp and dev.driver_version < 0xB:
         ctx.expect(s.syncs.get("sysmem-below-0xB", 0) == locks,
-                   "below 0xB every sysmem lock took the synchronous path")
+                   "below 0xB every sysmem lock took the synchronous path (LA-4)")
     if dev.mp and dev.driver_version >= 0xB:
-        ctx.expect("LockAsync" in s.ddi_calls, "at >= 0xB sysmem locks used LockAsync")
+        calls = sum(s.ddi_calls.get("LockAsync", {}).values())
+        ctx.expect(calls == locks, f"at >= 0xB every sysmem lock went to LockAsync ({calls} of "
+                   f"{locks}); whether the driver may refuse one is LA-16, the checker's")
+    expect_lock_outcomes(ctx, dev, locks)
 
 
 @scenario(

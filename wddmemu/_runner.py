@@ -191,9 +191,15 @@ def _prepare(
                                            bugs=frozenset(spec.bugs) - kbugs),
                               params)
         box["ctx"] = ctx
+        # A scenario's expectations are judged after the checker's final checks, so that a
+        # failed expectation (which ends an explore run at once) never masks the data oracle.
+        failed: list[str] = []
+        ctx.expect = lambda ok, message: None if ok else failed.append(message)  # type: ignore
         await sc.fn(ctx, **params)
         await ctx.close()
         checker.final([kernel], ctx.devices)
+        for message in failed:
+            ScenarioContext.expect(ctx, False, message)
 
     box["main"] = main
     return engine, checker, box, params

@@ -1,0 +1,341 @@
+"""Independent third-party drivers for the checker: correct ones and buggy ones.
+
+Two families. ``Simple*`` are written from scratch against ``umd.ddi`` and ``kmd``
+(:mod:`tests.thirdparty.simple`); each buggy one changes one decision of
+:class:`~tests.thirdparty.simple.SimpleDevice`. ``Ref*`` subclass the reference driver's
+``ReferenceDevice`` and override only public DDI methods (``pfn_*``), wrapping ``super()`` —
+what a user who starts from the reference and changes a DDI would write.
+
+:data:`DRIVERS` says, for each, the scenarios and DDI versions that exercise it and the rule ids
+the checker must report: ``required`` (every driver that is buggy must be caught on some schedule
+of each scenario) and ``allowed`` (consequences the bug may also cause on some schedules, such as
+``DATA`` when the application's bytes got overwritten). A correct driver has neither.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+from umd.ddi import D3DDDI_LOCKASYNCFLAGS
+from umd.reference import DriverConfig, ReferenceDevice, ReferenceDriver
+
+from .simple import (
+    E_INVALIDARG,
+    E_NOTIMPL,
+    LAF,
+    LF,
+    S_OK,
+    WSD,
+    LockRec,
+    Res,
+    SimpleDevice,
+    SimpleDriver,
+    failed,
+)
+
+# ---- from scratch: correct ---------------------------------------------------------------
+
+
+class SimpleSyncDevice(SimpleDevice):
+    """Correct, without the async triple: the runtime runs without its MP layer (LA-1)."""
+
+    implements_async = False
+
+
+class CachingDevice(SimpleDevice):
+    """Correct, without the triple, caching the NoOverwrite pointer of Dynamic buffers (LCB-3):
+    a NoOverwrite Lock after the first skips pfnLockCb and its Unlock skips pfnUnlockCb; every
+    pfnRenderCb and DestroyDevice uncaches first (LCB-4, LCB-17)."""
+
+    implements_async = False
+    cache_nooverwrite = True
+
+
+# ---- from scratch: buggy ---------------------------------------------------------------
+
+
+class NotifyNotImplDevice(SimpleDevice):
+    """Refuses NotifyOnly LockAsync of system-memory surfaces with E_NOTIMPL (LA-16)."""
+
+    async def lock_async_notify(self, args: Any, r: Res, key: tuple[int, int], sub: int) -> int:
+        return E_NOTIMPL
+
+
+class RenameUnlocksHeldDevice(SimpleDevice):
+    """Rename pfnUnlockCb's the cookie's allocation, which the application may still hold
+    locked, and UnlockAsync then has nothing left to unlock (LCB-19)."""
+
+    released: set[int]
+
+    async def after_rename(self, key: tuple[int, int], handle: int) -> int:
+        rec = self.locks.get(key)
+        if rec is not None and rec.handle == handle:
+            self.released = getattr(self, "released", set()) | {handle}
+            return await self.unlock_cb([handle])
+        return S_OK
+
+    async def unlock_async_cb(self, rec: LockRec) -> int:
+        if rec.handle in getattr(self, "released", set()):
+            self.released.discard(rec.handle)
+            return S_OK
+        return await super().unlock_async_cb(rec)
+
+
+class OkAfterFailedRenameDevice(SimpleDevice):
+    """When a Discard LockAsync cannot rename, locks the current instance with a waiting lock
+    and returns S_OK with a cookie for it, instead of the failure (LA-10)."""
+
+    async def rename_failed(self, args: Any, r: Res, key: tuple[int, int], sub: int,
+                            hr: int) -> int:
+        hr, lk = await self.lock_cb(r.newest[sub], LF.LockEntire)
+        if failed(hr):
+            return hr
+        self.serial += 1
+        cookie = 0x00F00000 + self.serial
+        self.cookies[cookie] = (key, lk.allocation, self.serial)
+        self.locks[key] = LockRec("async", lk.allocation, int(args.flags), cookie)
+        args.cookie = cookie
+        self.fill(args, r, sub, lk.data)
+        return S_OK
+
+
+class DropsDrawsDevice(SimpleDevice):
+    """Accepts every third draw with S_OK and never encodes it (DATA: never executed)."""
+
+    async def pfn_draw_primitive(self, args: Any) -> int:
+        if args.draw_id % 3 == 0:
+            return S_OK
+        return await super().pfn_draw_primitive(args)
+
+
+class SysmemUnlockSkipsDevice(SimpleSyncDevice):
+    """Unlock of a system-memory surface returns without pfnUnlockCb (LK-12)."""
+
+    async def pfn_unlock(self, args: Any) -> int:
+        r = self.res.get(args.resource)
+        if r is not None and r.placement == "sysmem":
+            self.locks.pop((args.resource, args.subresource_index), None)
+            return S_OK
+        return await super().pfn_unlock(args)
+
+
+class NoOverwriteWithoutIgnoreSyncDevice(SimpleDevice):
+    """Locks NoOverwrite LockAsync with a plain waiting pfnLockCb: no IgnoreSync (LA-14)."""
+
+    def nooverwrite_flags(self) -> int:
+        return int(LF.LockEntire)
+
+
+class CachingNoUncacheDevice(CachingDevice):
+    """Caches NoOverwrite pointers (LCB-3) but submits without uncaching (LCB-18)."""
+
+    async def uncache(self, keep_held: bool = True) -> int:
+        return S_OK
+
+    async def pfn_destroy_device(self, args: Any = None) -> int:
+        async with self.mutex:
+            handles = [h for h, _p in self.cache.values()]
+            self.cache.clear()
+            if handles:
+                await self.unlock_cb(handles)
+        return await super().pfn_destroy_device(args)
+
+
+class CachingLeaksDevice(CachingDevice):
+    """Caches NoOverwrite pointers (LCB-3), keeps the cache across the resource's other locks
+    and uncaches only what a submission references (all LCB-18 asks), but forgets the cache at
+    DestroyDevice (LCB-17)."""
+
+    async def uncache_one(self, res: int) -> int:
+        return S_OK
+
+    async def uncache(self, keep_held: bool = True) -> int:
+        held = {k[0] for k in self.locks}
+        for res in [r for r in self.cache if r in self.buf.owners and r not in held]:
+            handle, _ptr = self.cache.pop(res)
+            hr = await self.unlock_cb([handle])
+            if failed(hr):
+                return hr
+        return S_OK
+
+    async def release_all(self) -> int:
+        self.cache.clear()
+        return await super().release_all()
+
+
+class SyncNoRefWithRefsDevice(SimpleSyncDevice):
+    """Retries a failed Discard Lock with NoExistingReference without flushing its own
+    buffer first, and never flushes before a Discard Lock (LCB-7)."""
+
+    async def lock_sync(self, args: Any, r: Res, key: tuple[int, int], sub: int, f: int) -> int:
+        if not f & 0x8:  # not D3DDDI_LOCKFLAGS.Discard
+            return await super().lock_sync(args, r, key, sub, f)
+        flags = LF.Discard | LF.LockEntire
+        if r.handle in self.buf.owners:
+            flags |= LF.NoExistingReference
+        hr, lk = await self.lock_cb(r.newest[sub], flags)
+        if failed(hr):
+            return hr
+        r.current[sub] = r.newest[sub] = lk.allocation
+        self.locks[key] = LockRec("sync", lk.allocation, f)
+        self.fill(args, r, sub, lk.data)
+        return S_OK
+
+
+# ---- subclasses of the reference (public DDIs only) -----------------------------------
+
+
+class RefNotifyNotImplDevice(ReferenceDevice):
+    """The reference, refusing NotifyOnly LockAsync with E_NOTIMPL (LA-16)."""
+
+    async def pfn_lock_async(self, args: Any) -> int:
+        if args.flags & D3DDDI_LOCKASYNCFLAGS.NotifyOnly:
+            return E_NOTIMPL
+        return await super().pfn_lock_async(args)
+
+
+class RefWsdWithoutTryingDevice(ReferenceDevice):
+    """The reference, answering every Discard LockAsync "rename failed" (WASSTILLDRAWING)
+    without trying one (LA-8)."""
+
+    async def pfn_lock_async(self, args: Any) -> int:
+        if args.flags & LAF.Discard and not args.flags & LAF.NotifyOnly:
+            return WSD
+        return await super().pfn_lock_async(args)
+
+
+class RefFlushOnWsdDevice(ReferenceDevice):
+    """The reference, flushing its command buffer (Flush from LockAsync) when a rename failed
+    (LA-10, RCB-8)."""
+
+    async def pfn_lock_async(self, args: Any) -> int:
+        hr = await super().pfn_lock_async(args)
+        if hr == WSD:
+            await super().pfn_flush()
+        return hr
+
+
+class RefUnlockOkWhenUnlockedDevice(ReferenceDevice):
+    """The reference, answering S_OK to an Unlock of something Lock did not lock (LK-13)."""
+
+    async def pfn_unlock(self, args: Any) -> int:
+        hr = await super().pfn_unlock(args)
+        return S_OK if hr == E_INVALIDARG else hr
+
+
+class RefNoIgnoreSyncDevice(ReferenceDevice):
+    """The reference with its pfnLockCb stripped of IgnoreSync (NoOverwrite LockAsync locks
+    without it, LA-14)."""
+
+    def __init__(self, *args: Any, **kw: Any) -> None:
+        super().__init__(*args, **kw)
+        real = self.callbacks.pfn_lock_cb
+
+        async def lock_cb(rt: Any, lk: Any) -> int:
+            lk.flags = int(lk.flags) & ~int(LF.IgnoreSync)
+            return await real(rt, lk)
+
+        self.callbacks = replace(self.callbacks, pfn_lock_cb=lock_cb)
+
+
+# ---- drivers (factories the runner loads as MODULE:ATTR) ------------------------------
+
+
+def _simple(device: type[SimpleDevice]) -> type[SimpleDriver]:
+    return type(f"{device.__name__}Driver", (SimpleDriver,), {"device_class": device})
+
+
+def _ref(device: type[ReferenceDevice]) -> Any:
+    def make(driver_version: int | None = None) -> ReferenceDriver:
+        cfg = DriverConfig() if driver_version is None else DriverConfig(
+            driver_version=driver_version)
+        return ReferenceDriver(cfg, device_class=device)
+
+    return make
+
+
+def ref_sync(driver_version: int | None = None) -> ReferenceDriver:
+    """The reference driver in its documented ``implements=()`` configuration (no triple)."""
+    cfg = DriverConfig(implements=())
+    return ReferenceDriver(cfg if driver_version is None else replace(
+        cfg, driver_version=driver_version))
+
+
+simple = SimpleDriver
+simple_sync = _simple(SimpleSyncDevice)
+caching = _simple(CachingDevice)
+notify_notimpl = _simple(NotifyNotImplDevice)
+rename_unlocks_held = _simple(RenameUnlocksHeldDevice)
+ok_after_failed_rename = _simple(OkAfterFailedRenameDevice)
+drops_draws = _simple(DropsDrawsDevice)
+sysmem_unlock_skips = _simple(SysmemUnlockSkipsDevice)
+nooverwrite_without_ignoresync = _simple(NoOverwriteWithoutIgnoreSyncDevice)
+caching_no_uncache = _simple(CachingNoUncacheDevice)
+caching_leaks = _simple(CachingLeaksDevice)
+sync_noref_with_refs = _simple(SyncNoRefWithRefsDevice)
+ref_notify_notimpl = _ref(RefNotifyNotImplDevice)
+ref_wsd_without_trying = _ref(RefWsdWithoutTryingDevice)
+ref_flush_on_wsd = _ref(RefFlushOnWsdDevice)
+ref_unlock_ok_when_unlocked = _ref(RefUnlockOkWhenUnlockedDevice)
+ref_no_ignoresync = _ref(RefNoIgnoreSyncDevice)
+
+
+@dataclass(frozen=True)
+class ThirdParty:
+    """One third-party driver: where the runner finds it, what exercises it, what it trips."""
+
+    attr: str
+    scenarios: tuple[str, ...]
+    versions: tuple[int, ...] = (0xA, 0xB)
+    required: frozenset[str] = frozenset()
+    allowed: frozenset[str] = frozenset()
+
+    @property
+    def driver(self) -> str:
+        return f"tests.thirdparty.drivers:{self.attr}"
+
+    @property
+    def correct(self) -> bool:
+        return not self.required
+
+
+def _tp(attr: str, scenarios: str, required: str = "", allowed: str = "",
+        versions: tuple[int, ...] = (0xA, 0xB)) -> ThirdParty:
+    return ThirdParty(attr, tuple(scenarios.split()), versions,
+                      frozenset(required.split()), frozenset(allowed.split()))
+
+
+_STREAMING = "dynamic-vb-ring discard-every-frame rename-failure-recovery reentrant-lockasync"
+_ALL = (f"{_STREAMING} multi-app-threads nooverwrite-local-vidmem sysmem-surface-lock "
+        "unlock-never-locked lock-flags tdr-mid-lock out-of-video-memory")
+
+#: without the async triple two app threads cannot share the device in multi-app-threads: one
+#: thread's draw reads the other's stream while it is locked through Lock, which the runtime
+#: refuses (LK-8) whatever the driver — a property of the scenario, not of the driver
+_SYNC = _ALL.replace("multi-app-threads ", "")
+
+DRIVERS: dict[str, ThirdParty] = {t.attr: t for t in (
+    _tp("simple", _ALL),
+    _tp("simple_sync", _SYNC),
+    _tp("caching", _SYNC),
+    _tp("ref_sync", _SYNC),
+    _tp("notify_notimpl", "sysmem-surface-lock", "LA-16", versions=(0xB,)),
+    _tp("rename_unlocks_held", "dynamic-vb-ring discard-every-frame", "LCB-19",
+        "LCB-1 exception"),
+    _tp("ok_after_failed_rename", "rename-failure-recovery", "LA-10", "DATA"),
+    _tp("drops_draws", "dynamic-vb-ring discard-every-frame", "DATA", "LA-9 LCB-7"),
+    _tp("sysmem_unlock_skips", "sysmem-surface-lock", "LK-12"),
+    _tp("nooverwrite_without_ignoresync", "dynamic-vb-ring", "LA-14"),
+    _tp("caching_no_uncache", "dynamic-vb-ring", "LCB-18"),
+    _tp("caching_leaks", "lock-flags", "LCB-17"),
+    _tp("sync_noref_with_refs", "rename-failure-recovery", "LCB-7",
+        "DATA"),
+    _tp("ref_notify_notimpl", "sysmem-surface-lock", "LA-16", versions=(0xB,)),
+    _tp("ref_wsd_without_trying", "dynamic-vb-ring discard-every-frame", "LA-8"),
+    _tp("ref_flush_on_wsd", "rename-failure-recovery", "LA-10"),
+    _tp("ref_unlock_ok_when_unlocked", "unlock-never-locked", "LK-13", "EXPECT"),
+    _tp("ref_no_ignoresync", "dynamic-vb-ring", "LA-14"),
+)}
+
+__all__ = ["DRIVERS", "ThirdParty"]

@@ -1,0 +1,236 @@
+"""The checker's rules about the driver's callbacks: pfnLockCb, pfnUnlockCb, pfnRenderCb, and
+what a DDI does with the codes they return.
+
+The kernel-lock ledger (which allocation handles the driver holds a pfnLockCb on) is rebuilt
+from ``cb.exit`` events; together with the locks the application holds (from the lock DDIs) it
+says when the driver unlocks under the application's feet (LCB-19), submits with a lock it no
+longer needs (LCB-4 / LCB-18) or leaves a lock behind at DestroyDevice (LCB-17).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import kmd
+
+from ._checker_state import (
+    CANT_RENDER_LOCKED,
+    CBF,
+    LAF,
+    REMOVED,
+    WSD,
+    Call,
+    DeviceState,
+    as_int,
+    code,
+    flag_names,
+    hr_of,
+)
+
+_UNLOCKS = ("Unlock", "UnlockAsync", "DestroyDevice", "DestroyResource")
+
+
+class CallbackRules:
+    """Mixin of :class:`~wddmemu._checker.Checker`: ERR, LCB, RCB and KL checks."""
+
+    _violate: Callable[..., None]
+
+    # ---- callbacks -----------------------------------------------------------------------
+
+    def _lockcb_enter(self, dev: DeviceState, call: Call | None, ev: dict[str, Any]) -> None:
+        """KL-5, KL-6, KL-9, KL-10 and LCB-7 (the flag word); LA-9 / LCB-7 (NoExistingReference
+        is true: no unsubmitted draw of the resource)."""
+        flags = as_int(ev.get("flags", 0))
+        who = dev.describe(call) if call is not None else ev.get("thread", "?")
+        rule = kmd.validate_lock_flags(flags)
+        if rule is not None:
+            target = dev.alloc(as_int(ev.get("allocation")))
+            self._violate(rule, f"{who} called pfnLockCb on {target} with flags "
+                          f"{flag_names(CBF, flags)}, which break {rule}",
+                          key=f"{flags}", flags=flags)
+        if flags & CBF.NoExistingReference and call is not None:
+            if call.ddi == "LockAsync":
+                self._check_la9(dev, call, who)
+            elif rule is None:
+                self._check_noref_truth(dev, call, who, "LCB-7")
+
+    def _check_la9(self, dev: DeviceState, call: Call, who: str) -> None:
+        if not call.flags & LAF.NoExistingReferences:
+            self._violate("LA-9", f"{who} passed NoExistingReference to pfnLockCb although the "
+                          "runtime did not set NoExistingReferences", key=f"rt/{call.key[0]}",
+                          resource=call.key[0])
+            return
+        self._check_noref_truth(dev, call, who, "LA-9")
+
+    def _check_noref_truth(self, dev: DeviceState, call: Call, who: str, rule: str) -> None:
+        res = call.key[0]
+        rt_res = dev.rt_of_driver.get(res)
+        pending = [d for d in dev.received if rt_res in dev.draw_resources.get(d, ())]
+        if pending:
+            self._violate(rule, f"{who} passed NoExistingReference to pfnLockCb while the "
+                          f"driver still holds unsubmitted draws {pending[:5]} reading "
+                          f"{dev.resource(res)}", key=f"drv/{res}", resource=res,
+                          draws=pending[:10])
+
+    def _unlockcb_enter(self, dev: DeviceState, call: Call | None, ev: dict[str, Any]) -> None:
+        """LCB-19: no pfnUnlockCb on an allocation the application may still be writing."""
+        for h in ev.get("allocations", ()):
+            h = as_int(h)
+            if not dev.app_side(h) or h in dev.released_under_app:
+                continue
+            key = dev.owner.get(h, ((0, 0), 0))[0]
+            if call is not None and call.ddi in _UNLOCKS:
+                mine = dev.held.get(call.key)
+                if call.ddi.startswith("Destroy") or call.key == key or (
+                    mine is not None and mine.handle == h
+                ):
+                    continue
+            dev.released_under_app.add(h)
+            who = dev.describe(call) if call is not None else ev.get("thread", "?")
+            held = dev.held.get(key)
+            by = f" ({held.made_by})" if held is not None else ""
+            self._violate("LCB-19", f"{who} called pfnUnlockCb on {dev.alloc(h)}, which the "
+                          f"application still holds locked{by}: only its unlock may release it",
+                          key=f"{h}", allocation=h, ddi=call.ddi if call else None)
+
+    def _lockcb_exit(self, dev: DeviceState, call: Call | None, ev: dict[str, Any]) -> None:
+        if hr_of(ev) != 0:
+            return
+        h = as_int(ev.get("new_allocation", ev.get("allocation", 0)))
+        dev.kernel_locks[h] = dev.kernel_locks.get(h, 0) + 1
+        old = as_int(ev.get("allocation", 0))
+        if h != old and old in dev.owner and call is not None:
+            dev.new_instance(dev.owner[old][0], h, dev.describe(call))
+
+    def _unlockcb_exit(self, dev: DeviceState, ev: dict[str, Any]) -> None:
+        if hr_of(ev) != 0:
+            return
+        for h in ev.get("allocations", ()):
+            h = as_int(h)
+            if dev.kernel_locks.get(h, 0) > 0:
+                dev.kernel_locks[h] -= 1
+
+    def _rendercb_enter(self, dev: DeviceState, call: Call | None, ev: dict[str, Any]) -> None:
+        """LA-13 / RN-5 and RN-4 (which instance each draw reads), LCB-4 / LCB-18 (no lock
+        the application does not hold survives into a submission)."""
+        who = dev.describe(call) if call is not None else str(ev.get("thread", "?"))
+        for draw_id, handle in ev.get("refs", ()):
+            dev.received.pop(draw_id, None)
+            info = dev.draws.get(draw_id)
+            if info is not None:
+                info.submitted_by = who
+                info.handles.append(handle)
+                self._check_instance(dev, draw_id, handle)
+        for h in ev.get("allocations", ()):
+            if dev.kernel_locks.get(h, 0) > 0 and not dev.app_side(h) and (
+                h not in dev.leak_reported
+            ):
+                dev.leak_reported.add(h)
+                self._violate("LCB-18", f"{who} submitted with pfnRenderCb while the driver "
+                              f"still held a pfnLockCb on {dev.alloc(h)}, which the application "
+                              "no longer holds: unlock (uncache) before rendering (LCB-4)",
+                              key=f"{h}", allocation=h)
+
+    def _check_instance(self, dev: DeviceState, draw_id: int, handle: int) -> None:
+        """LA-13 / RN-5: a draw that reached the driver before Rename(cookie) reads the old
+        instance; RN-4: one that came after reads the cookie's. A draw reading an instance a
+        later Discard made is blamed on LockAsync when no Rename happened since that Discard
+        (the driver switched early), on the last Rename otherwise (it switched wrongly)."""
+        owner = dev.owner.get(handle)
+        info = dev.draws[draw_id]
+        if owner is None:
+            return
+        key = owner[0]
+        want = info.expect.get(key)
+        # the latest Discard that produced this handle (VidMm may hand an instance out again)
+        made = next((d for d in reversed(dev.discards.values()) if d.new_allocation == handle),
+                    None)
+        early = made is not None and (made.renamed_seq is None or info.seq < made.renamed_seq)
+        if want is not None and want.handle == handle:
+            return
+        if early and made is not None and (want is None or want.seq < made.seq):
+            self._violate(
+                "LA-13",
+                f"draw {draw_id} reached the driver ({info.thread}) before "
+                f"Rename(cookie {made.cookie:#x}) but reads {dev.alloc(handle)}, which "
+                f"{made.made_by} returned: the driver switched its tracking before Rename",
+                key=f"{made.cookie}", draw=draw_id, allocation=handle, cookie=made.cookie,
+            )
+        elif want is not None:
+            self._violate(
+                "RN-4",
+                f"draw {draw_id} reached the driver ({info.thread}) after {want.made_by}, which "
+                f"made {dev.alloc(want.handle)} the instance to draw from, but it reads "
+                f"{dev.alloc(handle)}",
+                key=f"{key}/{want.seq}", draw=draw_id, allocation=handle,
+            )
+
+    def _rendercb_exit(self, dev: DeviceState, ev: dict[str, Any]) -> None:
+        if hr_of(ev) == CANT_RENDER_LOCKED:
+            self._violate("LA-15", "pfnRenderCb failed with D3DDDIERR_CANTRENDERLOCKEDALLOCATION: "
+                          "a NoOverwrite lock succeeded on an allocation that cannot be rendered "
+                          "while locked (RCB-5)", key="render", thread=ev["thread"])
+
+    # ---- DDI results ---------------------------------------------------------------------
+
+    def _check_err(self, dev: DeviceState, call: Call, hr: int) -> None:
+        """ERR-1 / ERR-3 / LCB-16: a DDI returns the error its callbacks gave it. A callback
+        retried until it succeeded (the sync Discard recovery, LCB-6) is no error; LockAsync's
+        failed rename is LA-10's business."""
+        cbs = [(n, hr_of(x), e) for n, e, x in call.callbacks]
+        if not cbs:
+            return
+        what = dev.describe(call)
+        removed = [n for n, c, _e in cbs if c == REMOVED]
+        if removed and hr != REMOVED:
+            self._violate("ERR-1", f"{what} returned {code(hr)} after {removed[0]} returned "
+                          "D3DDDIERR_DEVICEREMOVED (ERR-3, LCB-16: it must pass it on)",
+                          key=f"{call.ddi}/removed", ddi=call.ddi)
+            return
+        if hr != 0:
+            return
+        last: dict[str, tuple[int, dict[str, Any]]] = {}
+        for n, c, e in cbs:
+            last[n] = (c, e)
+        for n, (c, e) in last.items():
+            if c == 0 or (call.ddi == "LockAsync" and c == WSD):
+                continue
+            detail = ""
+            if n == "pfnLockCb":
+                detail = f" on {dev.alloc(as_int(e.get('allocation')))}"
+            elif n == "pfnUnlockCb":
+                detail = f" on {[dev.alloc(as_int(h)) for h in e.get('allocations', ())]}"
+            self._violate("ERR-1", f"{what} returned S_OK although its last {n}{detail} failed "
+                          f"with {code(c)}", key=f"{call.ddi}/{n}", ddi=call.ddi, callback=n)
+            return
+
+    def _destroy_device_exit(self, dev: DeviceState, call: Call) -> None:
+        """LCB-17: every pfnLockCb is paired with a pfnUnlockCb by the end of DestroyDevice
+        (a lock already reported as leaked by its unlock DDI is not reported again)."""
+        if dev.lost:
+            return
+        left = [h for h, n in sorted(dev.kernel_locks.items())
+                if n > 0 and h not in dev.leak_reported]
+        if left:
+            self._violate("LCB-17", f"{dev.describe(call)} returned with pfnLockCb locks still "
+                          f"outstanding on {[dev.alloc(h) for h in left[:5]]}: DestroyDevice "
+                          "must release them", key="destroy", allocations=left[:10])
+
+    # ---- kernel events -------------------------------------------------------------------
+
+    def _on_kmd_lock(self, ev: dict[str, Any]) -> None:
+        """KL-21: without DonotWait a lock on a busy allocation waits; with DonotWait it fails at
+        once with STATUS_GRAPHICS_ALLOCATION_BUSY and never waits (Discard and honoured
+        IgnoreSync|DonotWait excepted, KL-7, KL-8, Q-10)."""
+        flags = as_int(ev.get("flags", 0))
+        if flags & CBF.Discard or (flags & CBF.IgnoreSync and flags & CBF.DonotWait):
+            return
+        if ev["event"] == "kmd.lock.wait" and flags & CBF.DonotWait:
+            self._violate("KL-21", "a DonotWait lock waited for the GPU instead of failing with "
+                          "STATUS_GRAPHICS_ALLOCATION_BUSY", key="donotwait",
+                          allocation=ev.get("allocation"))
+        if (ev["event"] == "kmd.lock" and ev.get("rule") == "KL-21"
+                and not flags & CBF.DonotWait):
+            self._violate("KL-21", "a lock without DonotWait failed as busy instead of waiting",
+                          key="wait", allocation=ev.get("allocation"))

@@ -1,0 +1,261 @@
+"""What the checker remembers per device, rebuilt from seam events only, and how it names things.
+
+Everything here is derived from ``ddi.*``, ``cb.*``, ``rt.*`` and ``kmd.*`` events: nothing is
+read from inside a driver, so the state means the same for the reference driver and for a
+user's. The naming helpers turn the raw ints of the trace into words a reader of a finding
+needs without the trace at hand: flag words by name (``NoOverwrite|RangeValid``), codes by name
+(``E_INVALIDARG``), resources as ``vb0@dev0`` and allocation instances as ``vb0@dev0 inst 2``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import IntFlag
+from typing import Any
+
+import kmd
+from umd.ddi import (
+    D3DDDI_LOCKASYNCFLAGS,
+    D3DDDI_LOCKFLAGS,
+    D3DDDI_UNLOCKASYNCFLAGS,
+)
+
+LAF = D3DDDI_LOCKASYNCFLAGS
+LKF = D3DDDI_LOCKFLAGS
+UAF = D3DDDI_UNLOCKASYNCFLAGS
+CBF = kmd.D3DDDICB_LOCKFLAGS
+S_OK = 0
+WSD = int(kmd.D3DERR_WASSTILLDRAWING)
+REMOVED = int(kmd.D3DDDIERR_DEVICEREMOVED)
+CANT_RENDER_LOCKED = int(kmd.D3DDDIERR_CANTRENDERLOCKEDALLOCATION)
+E_NOTIMPL = int(kmd.E_NOTIMPL)
+E_OUTOFMEMORY = int(kmd.E_OUTOFMEMORY)
+E_INVALIDARG = int(kmd.E_INVALIDARG)
+
+#: the DDIs the runtime's worker makes for batched calls when the MP layer is on (MP-6)
+BATCHED = frozenset({"SetStreamSource", "DrawPrimitive", "Flush", "Present", "DestroyResource"})
+#: information-returning DDIs: app thread, after a drain of the queue (MP-5, MP-6)
+APP_AFTER_DRAIN = frozenset({"CreateResource", "DestroyDevice"})
+
+
+def as_int(v: Any) -> int:
+    """Trace fields carry codes and flag words as ints or as hex strings ("0x90")."""
+    if isinstance(v, str):
+        try:
+            return int(v, 0)
+        except ValueError:
+            return 0
+    return int(v or 0)
+
+
+def hr_of(ev: dict[str, Any]) -> int:
+    return as_int(ev.get("hr", 0))
+
+
+def flag_names(flags: type[IntFlag], value: int) -> str:
+    """``NoOverwrite|RangeValid`` for a flag word; bits no member names are shown in hex."""
+    names, known = [], 0
+    for m in flags:
+        if value & m.value:
+            names.append(str(m.name))
+            known |= m.value
+    if value & ~known:
+        names.append(f"{value & ~known:#x}")
+    return "|".join(names) or "0"
+
+
+def code(hr: int) -> str:
+    return kmd.hresult_name(hr)
+
+
+def is_worker(thread: str) -> bool:
+    return thread.endswith(".worker")
+
+
+@dataclass
+class Call:
+    """A DDI call in progress on one thread, with the callbacks it made so far."""
+
+    ddi: str
+    device: str
+    thread: str
+    enter: dict[str, Any]
+    seq: int
+    callbacks: list[tuple[str, dict[str, Any], dict[str, Any]]] = field(default_factory=list)
+    cb_open: dict[str, Any] | None = None
+    allocated: list[int] = field(default_factory=list)  # pfnAllocateCb handles (CreateResource)
+    queued: tuple[int, str] | None = None  # (command seq, app thread) when the worker runs it
+
+    @property
+    def key(self) -> tuple[int, int]:
+        return int(self.enter.get("resource", 0)), int(self.enter.get("subresource_index", 0))
+
+    @property
+    def flags(self) -> int:
+        return as_int(self.enter.get("flags", 0))
+
+    def cbs(self, name: str) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+        return [(e, x) for n, e, x in self.callbacks if n == name]
+
+
+@dataclass
+class Discard:
+    """A successful Discard LockAsync: its cookie, (resource, sub), the new instance handle and
+    who made it (for attribution)."""
+
+    cookie: int
+    key: tuple[int, int]
+    new_allocation: int
+    seq: int
+    made_by: str
+    renamed_seq: int | None = None
+    renames: int = 0
+
+
+@dataclass
+class Held:
+    """A lock the application holds: from a successful LockAsync/Lock until its unlock DDI has
+    returned. ``handle`` is the allocation the lock DDI locked (or its cached pointer's)."""
+
+    path: str  # "async" | "sync"
+    handle: int
+    flags: int
+    made_by: str
+
+
+@dataclass
+class Binding:
+    """What made an instance the one draws of (resource, sub) must use: a Rename or a renaming
+    Lock (RN-4, LCB-8)."""
+
+    handle: int
+    seq: int
+    made_by: str
+
+
+@dataclass
+class DrawInfo:
+    thread: str = ""  # the thread that made DrawPrimitive (the worker under the MP layer)
+    seq: int = 0
+    hr: int | None = None
+    expect: dict[tuple[int, int], Binding] = field(default_factory=dict)
+    submitted_by: str = ""
+    handles: list[int] = field(default_factory=list)
+
+
+@dataclass
+class DeviceState:
+    """Per device: the checker's picture of the runtime, the driver and the kernel locks."""
+
+    name: str = "?"
+    version: int = 0
+    implements: frozenset[str] = frozenset()
+    mp: bool | None = None
+    lost: bool = False
+    inside: dict[str, Call] = field(default_factory=dict)  # thread → call
+    # resources
+    res_name: dict[int, str] = field(default_factory=dict)
+    kinds: dict[str, int] = field(default_factory=dict)
+    sysmem: set[int] = field(default_factory=set)
+    dynamic: set[int] = field(default_factory=set)
+    rt_of_driver: dict[int, int] = field(default_factory=dict)
+    last_allocated: list[int] = field(default_factory=list)
+    owner: dict[int, tuple[tuple[int, int], int]] = field(default_factory=dict)  # h → key, inst
+    instances: dict[tuple[int, int], int] = field(default_factory=dict)
+    origin: dict[int, str] = field(default_factory=dict)  # instance → the DDI that made it
+    # locks
+    held: dict[tuple[int, int], Held] = field(default_factory=dict)
+    kernel_locks: dict[int, int] = field(default_factory=dict)  # h → outstanding pfnLockCb
+    leak_reported: set[int] = field(default_factory=set)
+    released_under_app: set[int] = field(default_factory=set)
+    # LockAsync / Rename
+    discards: dict[int, Discard] = field(default_factory=dict)  # cookie → discard
+    other_cookies: set[int] = field(default_factory=set)  # cookies of non-Discard LockAsyncs
+    bound: dict[tuple[int, int], Binding] = field(default_factory=dict)
+    # draws
+    draws: dict[int, DrawInfo] = field(default_factory=dict)
+    draw_resources: dict[int, tuple[int, ...]] = field(default_factory=dict)  # id → rt res
+    received: dict[int, None] = field(default_factory=dict)  # draws the driver has, unsubmitted
+    # the runtime's queue
+    queued: dict[int, tuple[str, str, tuple[int, ...]]] = field(default_factory=dict)
+    rt_queued: dict[int, int] = field(default_factory=dict)  # rt resource → queued commands
+    executing: dict[str, int] = field(default_factory=dict)  # worker thread → seq it runs
+    last_seq: int = 0
+
+    def resource(self, res: int) -> str:
+        return self.res_name.get(res, f"resource {res:#x}")
+
+    def key_name(self, key: tuple[int, int]) -> str:
+        res, sub = key
+        return self.resource(res) + (f" sub {sub}" if sub else "")
+
+    def alloc(self, h: int) -> str:
+        """``vb0@dev0 inst 2 (0x40000013)``, or the bare handle when it is none of ours."""
+        got = self.owner.get(h)
+        if got is None:
+            return f"allocation {h:#x}"
+        key, inst = got
+        return f"{self.key_name(key)} inst {inst} ({h:#x})"
+
+    def add_resource(self, res: int, rt: int, kind: str, sysmem: bool, dynamic: bool) -> None:
+        n = self.kinds.get(kind, 0)
+        self.kinds[kind] = n + 1
+        dev = self.name.rsplit(".", 1)[-1]
+        self.res_name[res] = f"{kind}{n}@{dev}"
+        self.rt_of_driver[res] = rt
+        if sysmem:
+            self.sysmem.add(res)
+        if dynamic:
+            self.dynamic.add(res)
+        for sub, h in enumerate(self.last_allocated):
+            self.owner[h] = ((res, sub), 0)
+            self.instances[(res, sub)] = 0
+            self.origin[h] = f"CreateResource({self.res_name[res]})"
+        self.last_allocated = []
+
+    def new_instance(self, key: tuple[int, int], h: int, made_by: str) -> None:
+        if h in self.owner:
+            return
+        n = self.instances.get(key, 0) + 1
+        self.instances[key] = n
+        self.owner[h] = (key, n)
+        self.origin[h] = made_by
+
+    def locked_by_driver(self, res: int) -> list[int]:
+        """Handles of ``res`` the driver holds a kernel lock on (a cached pointer, LCB-3)."""
+        return [h for h, n in self.kernel_locks.items()
+                if n > 0 and self.owner.get(h, ((0, 0), 0))[0][0] == res]
+
+    def app_side(self, h: int) -> bool:
+        """Whether the application may be using ``h``: a lock it holds, or one a lock DDI in
+        progress has just taken (the app gets the pointer when that DDI returns)."""
+        if any(held.handle == h for held in self.held.values()):
+            return True
+        for call in self.inside.values():
+            if call.ddi in ("LockAsync", "Lock") and any(
+                hr_of(x) == 0 and as_int(x.get("new_allocation", 0)) == h
+                for _e, x in call.cbs("pfnLockCb")
+            ):
+                return True
+        return False
+
+    def describe(self, call: Call) -> str:
+        """``LockAsync(vb0@dev0, Discard|RangeValid) on app`` — the DDI, its subject, thread."""
+        bits = []
+        if "resource" in call.enter:
+            bits.append(self.key_name(call.key))
+        if call.ddi == "LockAsync" and "flags" in call.enter:
+            bits.append(flag_names(LAF, call.flags))
+        elif call.ddi in ("Lock", "Unlock") and "flags" in call.enter:
+            bits.append(flag_names(LKF, call.flags) if call.ddi == "Lock"
+                        else f"flags {call.flags:#x}")
+        elif call.ddi == "UnlockAsync" and call.flags:
+            bits.append(flag_names(UAF, call.flags))
+        if call.ddi == "Rename":
+            bits.append(f"cookie {as_int(call.enter.get('cookie', 0)):#x}")
+        if call.ddi == "DrawPrimitive":
+            bits.append(f"draw {call.enter.get('draw_id')}")
+        where = f" on {call.thread}"
+        if call.queued is not None:
+            where += f" (command {call.queued[0]} queued by {call.queued[1]})"
+        return f"{call.ddi}({', '.join(bits)}){where}"
