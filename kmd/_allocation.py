@@ -19,6 +19,7 @@ from ._core import (
     SUCCESS,
     Device,
     KernelCore,
+    Refusal,
     handle_field,
     is_seq,
     is_uint,
@@ -41,9 +42,6 @@ __all__ = ["AllocationMixin"]
 
 EV_CREATE = "kmd.alloc.create"
 EV_DESTROY = "kmd.alloc.destroy"
-
-#: a failed check: (status, rule, extra trace fields)
-Refusal = tuple[NTSTATUS, str, dict[str, Any]]
 
 
 class AllocationMixin(KernelCore):

@@ -33,6 +33,7 @@ __all__ = [
     "Context",
     "Device",
     "KernelCore",
+    "Refusal",
     "flags_field",
     "handle_field",
     "is_seq",
@@ -43,6 +44,9 @@ __all__ = [
 INVALID = NTSTATUS.STATUS_INVALID_PARAMETER
 SUCCESS = NTSTATUS.STATUS_SUCCESS
 REMOVED = NTSTATUS.STATUS_DEVICE_REMOVED
+
+#: a failed argument check: (status, rule, extra trace fields)
+Refusal = tuple[NTSTATUS, str, dict[str, Any]]
 
 
 def is_uint(x: object) -> bool:

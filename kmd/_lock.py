@@ -116,6 +116,13 @@ class CpuAccessMixin(KernelCore):
         )
         return new, ""
 
+    def _undo_rename(self, new: Instance, old: Instance) -> None:
+        """A lock that renamed and then failed leaves the allocation as it was: the new (idle,
+        unlocked, never referenced) instance is freed and ``old`` is current again."""
+        self.handles.close(new.handle)
+        self.vidmm.free_instance(new)
+        new.alloc.current = old
+
     async def _wait_for_rename_room(
         self, dev: Device, cur: Instance, base: dict[str, Any], why: str
     ) -> NTSTATUS:
@@ -151,7 +158,10 @@ class CpuAccessMixin(KernelCore):
         seg = inst.segment
         needs_unswizzle = alloc.swizzled and seg is not None
         needs_move = seg is not None and not seg.cpu_visible
-        wants_range = needs_unswizzle or flags & LF.AcquireAperture
+        # A pinned allocation can't move (SW-6), so an unswizzling aperture is its only way to
+        # the CPU: KL-22 fails it only when no aperture is free, whether or not it is swizzled
+        # and whether or not the lock asked for one (AcquireAperture).
+        wants_range = needs_unswizzle or flags & LF.AcquireAperture or (needs_move and alloc.pinned)
         if wants_range and self.vidmm.free_swizzle_ranges > 0:
             arg = DXGKARG_ACQUIRESWIZZLINGRANGE(
                 h_allocation=alloc.private, private_driver_data=private_driver_data
@@ -183,26 +193,22 @@ class LockMixin(CpuAccessMixin):
     async def dxgk_lock(self, a: D3DKMT_LOCK) -> NTSTATUS:
         """D3DKMTLock (KL-1…KL-23; order of checks in docs/kmd.md §4.3). Out fields are written
         only on success (KL-1)."""
-        dev = self._device(a.device)
-        if dev is None:
-            return self._fail(EV_LOCK, INVALID, "KL-2", device=handle_field(a.device))
-        if dev.removed:
-            return self._fail(EV_LOCK, REMOVED, "KL-23", device=dev.handle)
-        inst = self._instance(a.allocation, dev)
-        if inst is None:
-            return self._fail(
-                EV_LOCK, INVALID, "KL-2", device=dev.handle, allocation=handle_field(a.allocation)
-            )
-        base = {"device": dev.handle, "allocation": inst.handle, "flags": flags_field(a.flags)}
+        target = self._lock_target(EV_LOCK, a, "KL-23")
+        if isinstance(target, NTSTATUS):
+            return target
+        dev, inst, base = target
         req = self._check_lock_args(inst, a)
         if not isinstance(req, LockRequest):
             return self._fail(EV_LOCK, *req, **base)
         flags, page_list = req.flags, req.pages
+        current = inst.alloc.current
         st, inst, renamed = await self._synchronize(dev, inst, flags, base)
         if st != SUCCESS:
             return st
         st, has_range = self._prepare_cpu_access(inst, flags, a.private_driver_data)
         if st != SUCCESS:
+            if renamed and current is not None:
+                self._undo_rename(inst, current)
             rule = {
                 S.STATUS_GRAPHICS_CANT_EVICT_PINNED_ALLOCATION: "KL-22",
                 S.STATUS_GRAPHICS_UNSWIZZLING_APERTURE_UNAVAILABLE: "KL-20",
@@ -221,6 +227,23 @@ class LockMixin(CpuAccessMixin):
             **code_fields(SUCCESS),
         )
         return SUCCESS
+
+    def _lock_target(
+        self, ev: str, a: D3DKMT_LOCK | D3DKMT_LOCK2, removed_rule: str
+    ) -> tuple[Device, Instance, dict[str, Any]] | NTSTATUS:
+        """The live device and instance a lock names, with the trace fields every later event
+        carries; or the failure: a bad handle (KL-2), a removed device (``removed_rule``)."""
+        dev = self._device(a.device)
+        if dev is None:
+            return self._fail(ev, INVALID, "KL-2", device=handle_field(a.device))
+        if dev.removed:
+            return self._fail(ev, REMOVED, removed_rule, device=dev.handle)
+        inst = self._instance(a.allocation, dev)
+        if inst is None:
+            bad = handle_field(a.allocation)
+            return self._fail(ev, INVALID, "KL-2", device=dev.handle, allocation=bad)
+        return dev, inst, {"device": dev.handle, "allocation": inst.handle,
+                           "flags": flags_field(a.flags)}
 
     def _check_lock_args(
         self, inst: Instance, a: D3DKMT_LOCK
@@ -374,17 +397,10 @@ class LockMixin(CpuAccessMixin):
         """D3DKMTLock2 (KL2-1…KL2-6): whole allocation, no flags, always waits; maps the instance
         where it is (KL2-3), so it never evicts."""
         ev = "kmd.lock2"
-        dev = self._device(a.device)
-        if dev is None:
-            return self._fail(ev, INVALID, "KL-2", device=handle_field(a.device))
-        if dev.removed:
-            return self._fail(ev, REMOVED, "KL2-5", device=dev.handle)
-        inst = self._instance(a.allocation, dev)
-        if inst is None:
-            return self._fail(
-                ev, INVALID, "KL-2", device=dev.handle, allocation=handle_field(a.allocation)
-            )
-        base = {"device": dev.handle, "allocation": inst.handle, "flags": flags_field(a.flags)}
+        target = self._lock_target(ev, a, "KL2-5")
+        if isinstance(target, NTSTATUS):
+            return target
+        dev, inst, base = target
         refused = self._check_lock2_args(inst, a.flags)
         if refused is not None:
             return self._fail(ev, *refused, **base)

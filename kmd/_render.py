@@ -11,7 +11,6 @@ the instances older than the newest one referenced (LCB-9).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import vthreads
 
@@ -22,6 +21,7 @@ from ._core import (
     Context,
     Device,
     KernelCore,
+    Refusal,
     handle_field,
     is_seq,
     is_uint,
@@ -40,9 +40,6 @@ __all__ = ["RenderMixin"]
 S = NTSTATUS
 EV_RENDER = "kmd.render"
 WRONG_INSTANCE = S.STATUS_GRAPHICS_INVALID_ALLOCATION_INSTANCE
-
-#: a failed check: (status, rule, extra trace fields)
-Refusal = tuple[NTSTATUS, str, dict[str, Any]]
 
 
 class RenderMixin(KernelCore):
