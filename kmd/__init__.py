@@ -1,4 +1,4 @@
-"""wddmemu's ``kmd`` layer: dxgkrnl (handles, VidMm, VidSch, TDR), a GPU engine, the reference
+"""The ``kmd`` layer: dxgkrnl (handles, VidMm, VidSch, TDR), a GPU engine, the reference
 display miniport and the D3DKMT* thunks. See docs/kmd.md.
 
 The thunks are the only way in from above; everything re-exported here is the public surface.
@@ -7,6 +7,7 @@ Every NTSTATUS / HRESULT member is also a constant here (``kmd.STATUS_SUCCESS``,
 """
 
 from ._gpu import DmaRecord, ExecRecord, digest
+from ._hooks import KERNEL_BUG_REGISTRY, KernelHooks
 from ._vidmm import AccessViolation, CpuPointer
 from .config import KERNEL_BUGS, KernelConfig, MiB, SegmentDesc
 from .dxgkrnl import DxgkrnlCallbacks, Kernel, KernelStatistics
@@ -112,6 +113,7 @@ __all__ = [
     "FAILED",
     "HRESULT",
     "KERNEL_BUGS",
+    "KERNEL_BUG_REGISTRY",
     "NTSTATUS",
     "NT_SUCCESS",
     "SUCCEEDED",
@@ -143,6 +145,7 @@ __all__ = [
     "ExecRecord",
     "Kernel",
     "KernelConfig",
+    "KernelHooks",
     "KernelStatistics",
     "MiB",
     "ReferenceMiniport",

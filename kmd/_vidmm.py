@@ -2,9 +2,10 @@
 ``CpuPointer`` a lock hands out.
 
 Every instance owns real bytes (a ``bytearray``; for an ExistingSysMem allocation, the caller's
-``system_mem``). Placement only moves accounting between segments and system memory — the bytes
-never move, so a pointer stays valid across an eviction (SW-3). Content is lost only when a TDR
-purges video memory (TDR-5): the bytes are zero-filled then.
+``system_mem``), allocated on the first CPU or GPU touch: creating (or being refused) a large
+allocation costs no host memory. Placement only moves accounting between segments and system
+memory — the bytes never move, so a pointer stays valid across an eviction (SW-3). Content is lost
+only when a TDR purges video memory (TDR-5): the bytes are zero-filled then.
 """
 
 from __future__ import annotations
@@ -145,8 +146,8 @@ class Instance:
     """One backing store of an allocation (LCB-5). ``segment`` None = system memory."""
 
     __slots__ = (
+        "_bytes",
         "alloc",
-        "backing",
         "content_lost",
         "freed",
         "handle",
@@ -159,11 +160,11 @@ class Instance:
         "segment",
     )
 
-    def __init__(self, alloc: Allocation, index: int, backing: bytearray) -> None:
+    def __init__(self, alloc: Allocation, index: int, system_mem: bytearray | None = None) -> None:
         self.handle = 0
         self.alloc = alloc
         self.index = index
-        self.backing: bytearray | None = backing
+        self._bytes: bytearray | None = system_mem  # None until first touched (or once freed)
         self.segment: Segment | None = None
         self.placed = False  # accounted in a segment or in system memory
         self.pending: dict[int, bool] = {}  # fence -> the DMA buffer writes it
@@ -172,6 +173,27 @@ class Instance:
         self.freed = False
         self.lru = 0
         self.content_lost = False
+
+    @property
+    def backing(self) -> bytearray | None:
+        """The instance's bytes, allocated (zeros) on first use; None once the instance is
+        freed."""
+        if self.freed:
+            return None
+        if self._bytes is None:
+            self._bytes = bytearray(self.alloc.size)
+        return self._bytes
+
+    @property
+    def has_bytes(self) -> bool:
+        """Host memory is allocated for this instance (it was touched, or is caller memory)."""
+        return self._bytes is not None
+
+    def lose_content(self) -> None:
+        """A TDR purged the instance from video memory (TDR-5): its content is zeros now."""
+        if self._bytes is not None:
+            self._bytes[:] = bytes(len(self._bytes))
+        self.content_lost = True
 
     def busy(self, writes_only: bool = False) -> bool:
         """An unfinished DMA buffer references this instance (SCH-4); with ``writes_only`` only
@@ -521,7 +543,7 @@ class VidMm:
             rec.pointer.state = "freed"
         inst.locks.clear()
         inst.freed = True
-        inst.backing = None
+        inst._bytes = None
         self.instances.pop(inst.handle, None)
         alloc = inst.alloc
         if inst in alloc.instances:
@@ -550,10 +572,17 @@ class VidMm:
         if sysmem != self.system_used:
             problems.append(f"system memory accounts {self.system_used} bytes, instances {sysmem}")
         for i in self.instances.values():
-            if i.freed or i.backing is None:
+            if i.freed:
                 problems.append(f"freed instance {i!r} still reachable")
-            if len(i.pending) < 0 or len(i.locks) < 0:
-                problems.append(f"negative reference count on {i!r}")
-        if self.free_swizzle_ranges < 0:
-            problems.append("negative free swizzle range count")
+            if not i.placed:
+                problems.append(f"live instance {i!r} is neither in a segment nor in system memory")
+        # every swizzling range is either free or held by exactly one live lock (KL-14, KL-20)
+        held = sum(r.swizzle_range for i in self.instances.values() for r in i.locks)
+        if self.free_swizzle_ranges < 0 or held + self.free_swizzle_ranges != (
+            self.config.swizzling_apertures
+        ):
+            problems.append(
+                f"swizzling ranges: {held} held + {self.free_swizzle_ranges} free != "
+                f"{self.config.swizzling_apertures}"
+            )
         return problems

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ._hooks import KERNEL_BUG_REGISTRY, KernelBugSummaries
 from .flags import SegmentKind
 
 __all__ = ["KernelConfig", "MiB", "SegmentDesc"]
@@ -42,11 +43,9 @@ def _default_segments() -> tuple[SegmentDesc, ...]:
     )
 
 
-#: named seeded kernel bugs, for the checker's regression tests (``KernelConfig.bugs``)
-KERNEL_BUGS = {
-    "donotwait-waits": "a DonotWait lock of a busy allocation waits instead of failing with "
-    "STATUS_GRAPHICS_ALLOCATION_BUSY (KL-21)",
-}
+#: named seeded kernel bugs -> one-line summary, for the harness and ``KernelConfig.bugs``: a
+#: live view of ``KERNEL_BUG_REGISTRY`` (the entries register beside the code they break)
+KERNEL_BUGS: KernelBugSummaries = KernelBugSummaries()
 
 
 @dataclass(frozen=True)
@@ -70,11 +69,12 @@ class KernelConfig:
     bugs: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
-        unknown = sorted(set(self.bugs) - set(KERNEL_BUGS))
+        unknown = sorted(b for b in self.bugs if b not in KERNEL_BUG_REGISTRY)
         if unknown:
             raise ValueError(
                 f"unknown kernel bug {unknown[0]!r}: choose from {sorted(KERNEL_BUGS)}"
             )
+        object.__setattr__(self, "bugs", frozenset(self.bugs))
         if not self.segments:
             raise ValueError("an adapter needs at least one segment")
         if len(self.segments) > 32:

@@ -40,7 +40,10 @@ __all__ = [
 ]
 
 D3DDDI_ALLOCATIONPRIORITY_NORMAL = 0x28000000
-MAX_ALLOCATION_SIZE = 1 << 40
+#: the largest page-multiple 32-bit size: private data asking for more is the caller's mistake,
+#: refused here (STATUS_INVALID_PARAMETER, CA-2) rather than answered with a size dxgkrnl must
+#: reject as a broken miniport answer (CA-6)
+MAX_ALLOCATION_SIZE = 0xFFFFF000
 MAX_SPIN_NS = 10**15
 
 

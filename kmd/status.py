@@ -1,7 +1,7 @@
 """Status codes: ``NTSTATUS`` (kernel) and ``HRESULT`` (user mode), with their real values.
 
 A public "header" module. Values come from kernel-contract.md §13 (ntstatus.h / d3d9.h /
-d3dumddi.h copies); the few not in that table are noted where they are defined. Both enums hold
+D3DUMDDI.H copies); the few not in that table are noted where they are defined. Both enums hold
 the unsigned 32-bit value (``0xC01E0102``); every helper also accepts the signed ``int32`` form.
 Every member is re-exported as a module constant (``STATUS_SUCCESS``, ``E_INVALIDARG``…).
 """
@@ -84,8 +84,8 @@ class HRESULT(IntEnum):
     D3DDDIERR_WASSTILLDRAWING = 0x8876021C
     D3DDDIERR_NOTAVAILABLE = 0x8876086A
     D3DERR_DEVICEREMOVED = 0x88760870
-    D3DDDIERR_ILLEGALINSTRUCTION = 0x88760872  # pfnRenderCb page's name for 2162 (umd Q-19)
-    # d3dumddi.h: #define D3DDDIERR_CANTEVICTPINNEDALLOCATION ERROR_GRAPHICS_CANT_EVICT_PINNED_…
+    D3DDDIERR_ILLEGALINSTRUCTION = 0x88760872  # pfnRenderCb page's name for 2162 (UMD Q-19)
+    # D3DUMDDI.H: #define D3DDDIERR_CANTEVICTPINNEDALLOCATION ERROR_GRAPHICS_CANT_EVICT_PINNED_…
     D3DDDIERR_CANTEVICTPINNEDALLOCATION = 0xC0262109
     D3DDDIERR_CANTRENDERLOCKEDALLOCATION = 0xC0262111
     # FACILITY_GRAPHICS HRESULTs (winerror.h ERROR_GRAPHICS_*), values read in golang.org/x/sys

@@ -125,17 +125,32 @@ def test_rename_fails_under_memory_pressure() -> None:
     run(main)
 
 
+async def _primary(rig: Rig) -> int:
+    info = kmd.D3DDDI_ALLOCATIONINFO(
+        private_driver_data=kmd.AllocationDesc(size=8192),
+        flags=kmd.D3DDDI_ALLOCATIONINFO_FLAGS.Primary,
+        vidpn_source_id=0,
+    )
+    ca = kmd.D3DKMT_CREATEALLOCATION(device=rig.device, allocation_info=[info])
+    assert await kmd.D3DKMTCreateAllocation(rig.k, ca) == OK
+    return info.allocation
+
+
 def test_discard_is_ignored_for_pinned_and_primary() -> None:
-    """KL-18: Discard is ignored → the lock behaves as a plain one (DonotWait counts again)."""
+    """KL-18: Discard is ignored for a pinned (Overlay) allocation and for a primary (pinned at
+    creation, SW-6) → the lock behaves as a plain one (DonotWait counts again)."""
 
     async def main() -> None:
         rig = await Rig().setup()
-        pinned = await rig.alloc(segments="aperture", overlay=True)
-        await rig.busy(pinned)
-        st, lk = await rig.lock(pinned, DISCARD | LF.DonotWait)
-        assert st == BUSY
-        st, lk = await rig.lock(pinned, DISCARD)
-        assert st == OK and lk.allocation == pinned
+        overlay = await rig.alloc(segments="aperture", overlay=True)
+        primary = await _primary(rig)
+        for pinned in (overlay, primary):
+            await rig.busy(pinned)
+            st, lk = await rig.lock(pinned, DISCARD | LF.DonotWait)
+            assert st == BUSY
+            st, lk = await rig.lock(pinned, DISCARD)
+            assert st == OK and lk.allocation == pinned
+            assert await rig.unlock(pinned) == OK
         assert rig.k.statistics().renames == 0
 
     run(main)

@@ -405,4 +405,6 @@ def test_random_thunk_storm(
     assert fences == sorted(set(fences))
     assert k.completed_fence <= k.submitted_fence
     for inst in k.vidmm.instances.values():
-        assert len(inst.pending) >= 0 and len(inst.locks) >= 0 and not inst.freed
+        # a live instance is placed, and waits only on fences submitted and not yet completed
+        assert inst.placed and not inst.freed, inst
+        assert all(k.completed_fence < f <= k.submitted_fence for f in inst.pending), inst
