@@ -79,3 +79,77 @@ def test_command_line_options_override_schedules_and_seed(pytester) -> None:
     )
     result = pytester.runpytest("--wddmemu-schedules", "7", "--wddmemu-seed", "100")
     result.assert_outcomes(passed=1)
+
+
+def test_driver_may_be_a_name_a_path_a_factory_a_class_or_an_instance(pytester) -> None:
+    pytester.makepyfile(
+        """
+        import pytest
+        import umd
+        import wddmemu
+        from umd.variants import NoDriverLockDevice, no_driver_lock
+
+        class Driver(umd.ReferenceDriver):
+            pass
+
+        FORMS = {
+            "name": "no-driver-lock",
+            "path": "umd.variants:no_driver_lock",
+            "factory": no_driver_lock,
+            "class": type("Unlocked", (umd.ReferenceDriver,),
+                          {"device_class": NoDriverLockDevice}),
+            "instance": no_driver_lock(driver_version=0xB),
+        }
+
+        @pytest.mark.parametrize("form", FORMS)
+        def test_each_form_finds_the_race(wddmemu, form):
+            kw = {} if form == "instance" else {"ddi_version": 0xB}
+            res = wddmemu.explore("reentrant-lockasync", driver=FORMS[form], schedules=100, **kw)
+            assert res.failures and res.failures[0].finding.rule == "RACE"
+
+        def test_a_clean_class(wddmemu):
+            assert wddmemu.check("lock-flags", driver=Driver, schedules=3).ok
+
+        def test_an_unnamed_instance_fails_without_saving(wddmemu):
+            wddmemu.check("reentrant-lockasync", driver=no_driver_lock(driver_version=0xB),
+                          schedules=100)
+
+        def test_unknown_scenario(wddmemu):
+            wddmemu.check("no-such-scenario")
+
+        def test_unknown_driver(wddmemu):
+            wddmemu.check("lock-flags", driver="no-such-driver")
+
+        def test_a_public_check_program():
+            import vthreads as vt
+
+            async def prog():
+                c = vt.SharedCell("y", 0)
+
+                async def inc():
+                    await c.write(await c.read("read") + 1, "write")
+
+                a, b = vt.spawn("a", inc), vt.spawn("b", inc)
+                await a.join()
+                await b.join()
+
+            res = wddmemu.check_program(prog, schedules=5)
+            assert not res.ok and res.run.violations[0].rule == "RACE"
+            assert res.replay.startswith("Engine('replay', decisions=[")
+            with pytest.raises(wddmemu.SpecError, match="unknown backend"):
+                wddmemu.check_program(prog, backend="curio")
+        """
+    )
+    result = pytester.runpytest("-v")
+    result.assert_outcomes(passed=7, failed=3)
+    result.stdout.fnmatch_lines([
+        "*test_an_unnamed_instance_fails_without_saving FAILED*",
+        "*test_unknown_scenario FAILED*",
+        "*test_unknown_driver FAILED*",
+    ])
+    out = result.stdout.str()
+    assert "not saved: the driver <ReferenceDriver" in out
+    assert "wddmemu.register_driver(name, factory)" in out
+    assert "wddmemu: unknown scenario 'no-such-scenario'" in out
+    assert "wddmemu: unknown driver 'no-such-driver'" in out
+    assert "wddmemu/_" not in out  # one-line failures: no traceback through the internals
