@@ -51,7 +51,7 @@ _NAMES = {
     "resolve_driver": "_drivers",
     "LoadRefused": "_loading",
     "allow_module": "_loading",
-    "load_entry_points": "_loading",
+    "load_entry_points": "_drivers",
     "load_module": "_loading",
     "ProgramResult": "_program",
     "check_program": "_program",
@@ -92,7 +92,7 @@ __all__ = [
 
 if TYPE_CHECKING:
     from ._checker import Checker
-    from ._drivers import DRIVERS, driver, register_driver, resolve_driver
+    from ._drivers import DRIVERS, driver, load_entry_points, register_driver, resolve_driver
     from ._errors import SpecError
     from ._explore import (
         ExploreOptions,
@@ -108,7 +108,7 @@ if TYPE_CHECKING:
         replay,
         save_failure,
     )
-    from ._loading import LoadRefused, allow_module, load_entry_points, load_module
+    from ._loading import LoadRefused, allow_module, load_module
     from ._program import ProgramResult, check_program
     from ._runner import RunSpec, ScenarioResult, check_spec, run_scenario, run_scenario_async
 

@@ -125,7 +125,9 @@ def cli(ctx: click.Context, load: tuple[str, ...], allow_load: tuple[str, ...]) 
         return  # trace files are data: the trace tools load nothing
     for m in load:
         _loading.load_module(m)
-    _loading.load_entry_points()
+    from ._drivers import load_entry_points  # the driver layers: imported for commands only
+
+    load_entry_points()
 
 
 @cli.command("scenarios")

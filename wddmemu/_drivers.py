@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import inspect
 import re
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import fields
 from typing import Any, TypeVar
@@ -23,8 +24,12 @@ from typing import Any, TypeVar
 import umd
 from vthreads.registry import Registry, RegistryError
 
+from . import _loading
 from ._errors import SpecError
 from ._loading import import_allowed
+
+#: the entry-point groups loaded automatically (``[project.entry-points."wddmemu.drivers"]``)
+ENTRY_POINT_GROUPS = ("wddmemu.scenarios", "wddmemu.drivers")
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -135,6 +140,32 @@ for _name, _info, _rules, _summary in catalogue(umd.VARIANTS):
 VARIANT_NAMES: tuple[str, ...] = tuple(n for n, *_ in catalogue(umd.VARIANTS))
 
 
+def load_entry_points() -> None:
+    """Load every ``wddmemu.scenarios`` and ``wddmemu.drivers`` entry point, once per process.
+    A ``wddmemu.drivers`` entry that is not a module is registered as a driver factory under the
+    entry point's name (unless its module registered that object already); a module registers
+    its own. Loading errors are one :class:`SpecError` line."""
+    if _loading.entry_points_loaded():
+        return
+    from importlib.metadata import entry_points
+
+    for group in ENTRY_POINT_GROUPS:
+        # sorted by name: the registries' order must not depend on the file system's
+        for ep in sorted(entry_points(group=group), key=lambda e: (e.name, e.value)):
+            try:
+                obj = ep.load()
+            except Exception as e:
+                raise SpecError(f"cannot load entry point {ep.name} = {ep.value} ({group}): "
+                                f"{type(e).__name__}: {e}") from None
+            is_factory = group == "wddmemu.drivers" and not isinstance(obj, type(sys))
+            if is_factory and (ep.name not in DRIVERS or DRIVERS[ep.name] is not obj):
+                DRIVERS.register(ep.name, obj)
+            if ep.dist is not None:
+                _loading.note_distribution(ep.dist.metadata["Name"] or ep.dist.name,
+                                           ep.dist.version)
+            _loading.allow_module(ep.module)
+
+
 # ---- resolving ---------------------------------------------------------------------------------
 
 
@@ -213,9 +244,7 @@ def resolve_driver(driver: Any, ddi_version: int | None,
         return _from_object(factory, driver, ddi_version, opts)
     mod_name, _, attr = driver.partition(":")
     if by is None:
-        from ._loading import allow_module
-
-        allow_module(mod_name)  # the user typed it: it may be imported, now and on replay
+        _loading.allow_module(mod_name)  # the user typed it: it may be imported, now and later
     mod = import_allowed(mod_name, by=by or "--driver", what="driver module")
     try:
         obj = getattr(mod, attr)
@@ -235,8 +264,6 @@ def driver_name(obj: Any) -> str | None:
     mod, qual = getattr(obj, "__module__", None), getattr(obj, "__qualname__", None)
     if not mod or not qual or mod == "__main__" or "<" in qual or "." in qual:
         return None
-    import sys
-
     if getattr(sys.modules.get(mod), qual, None) is obj:
         return f"{mod}:{qual}"
     return None

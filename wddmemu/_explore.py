@@ -28,6 +28,7 @@ import orjson
 from vthreads import Fifo, Replay, RunResult, Strategy
 
 from . import _loading
+from ._drivers import load_entry_points
 from ._runner import RunSpec, SpecError, check_spec, run_scenario
 
 FORMAT = "wddmemu-failure"
@@ -523,6 +524,7 @@ def load_failure(path: Path | str) -> FailureFile:
         raise FailureFileError(f"{p}: malformed failure file ({e})") from None
     if spec.decisions is None or not all(isinstance(x, int) for x in spec.decisions):
         raise FailureFileError(f"{p}: the spec has no decision list")
+    load_entry_points()
     _loading.require(modules, dists, by=str(p))  # LoadRefused propagates: it says what to do
     try:
         check_spec(spec, by=str(p))

@@ -16,13 +16,9 @@ through :func:`loaded_modules`.
 from __future__ import annotations
 
 import importlib
-import sys
 from dataclasses import dataclass
 
 from ._errors import SpecError
-
-#: the entry-point groups loaded automatically (``[project.entry-points."wddmemu.drivers"]``)
-ENTRY_POINT_GROUPS = ("wddmemu.scenarios", "wddmemu.drivers")
 
 
 class LoadRefused(SpecError):
@@ -105,40 +101,21 @@ def import_allowed(module: str, *, by: str, what: str = "module") -> object:
     return _import(module, f"cannot import {what} {module!r}")
 
 
-def load_entry_points() -> None:
-    """Load every ``wddmemu.scenarios`` and ``wddmemu.drivers`` entry point once. A
-    ``wddmemu.drivers`` entry that is not a module is registered as a driver factory under the
-    entry point's name (a module registers its own)."""
+def entry_points_loaded() -> bool:
+    """Whether :func:`wddmemu.load_entry_points` ran in this process; marks it as run."""
     global _entry_points_done
-    if _entry_points_done:
-        return
-    _entry_points_done = True
-    from importlib.metadata import entry_points
+    done, _entry_points_done = _entry_points_done, True
+    return done
 
-    for group in ENTRY_POINT_GROUPS:
-        # sorted by name: the registries' order must not depend on the file system's
-        for ep in sorted(entry_points(group=group), key=lambda e: (e.name, e.value)):
-            try:
-                obj = ep.load()
-            except Exception as e:
-                raise SpecError(f"cannot load entry point {ep.name} = {ep.value} ({group}): "
-                                f"{type(e).__name__}: {e}") from None
-            if group == "wddmemu.drivers" and not isinstance(obj, type(sys)):
-                from ._drivers import DRIVERS
 
-                if ep.name not in DRIVERS or DRIVERS[ep.name] is not obj:
-                    DRIVERS.register(ep.name, obj)
-            dist = ep.dist
-            if dist is not None:
-                name = dist.metadata["Name"] or dist.name
-                _distributions.setdefault(name, Distribution(name, dist.version))
-            allow_module(ep.module)
+def note_distribution(name: str, version: str) -> None:
+    """Record that ``name`` provided loaded entry points (what a failure file lists)."""
+    _distributions.setdefault(name, Distribution(name, version))
 
 
 def require(modules: list[str], dists: list[str], *, by: str) -> None:
     """Make what a failure file says it needs available, or refuse: ``modules`` are imported
-    only if allowed; ``dists`` must be installed (their entry points are loaded already)."""
-    load_entry_points()
+    only if allowed; ``dists`` must be installed (the caller loaded the entry points)."""
     for m in modules:
         if m not in _loaded:
             import_allowed(m, by=by)
@@ -147,12 +124,3 @@ def require(modules: list[str], dists: list[str], *, by: str) -> None:
         if d.lower().replace("_", "-") not in have:
             raise LoadRefused(f"{by} needs the distribution {d!r}, which provides no loaded "
                               f"wddmemu entry points here: install it")
-
-
-def reset_for_tests() -> None:
-    """Forget the loaded and allowed modules (the modules stay imported)."""
-    global _entry_points_done
-    _loaded.clear()
-    _allowed.clear()
-    _distributions.clear()
-    _entry_points_done = False

@@ -22,7 +22,7 @@ from vthreads import Engine, RunResult, Strategy, make_strategy
 
 from . import _loading
 from ._checker import Checker
-from ._drivers import driver_name, resolve_driver
+from ._drivers import driver_name, load_entry_points, resolve_driver
 from ._errors import SpecError
 
 __all__ = ["DEFAULT_DRIVER", "RunSpec", "ScenarioResult", "SpecError", "check_spec",
@@ -119,7 +119,7 @@ def check_spec(spec: RunSpec, *, by: str | None = None) -> tuple[Any, dict[str, 
 def _resolve(spec: RunSpec, *, by: str | None = None) -> tuple[Any, dict[str, Any], Any]:
     """:func:`check_spec`, also returning the driver it built to validate ``spec.driver`` (a
     fresh one: a driver keeps per-run state, so each run resolves its own)."""
-    _loading.load_entry_points()
+    load_entry_points()
     try:
         sc = scenarios.get(spec.scenario)
     except KeyError as e:

@@ -79,3 +79,22 @@ def test_scenarios_are_a_registry_with_ranged_parameters() -> None:
         Param(str, "x", range=(1, 2))
     with pytest.raises(ValueError, match=r"takes 1\.\.2, not 5"):
         Param(int, 5, range=(1, 2))
+
+
+def test_check_program_is_public_and_returns_a_result() -> None:
+    import vthreads as vt
+    from tests.engine.test_engine import _lock_both, lock_order_inversion
+
+    async def same_order() -> None:
+        a, b = vt.Mutex("A"), vt.Mutex("B")
+        for t in [vt.spawn("t1", _lock_both, a, b), vt.spawn("t2", _lock_both, a, b)]:
+            await t.join()
+
+    clean = wddmemu.check_program(same_order, schedules=20)
+    assert clean.ok and clean.runs == 20 and clean.replay == ""
+    bad = wddmemu.check_program(lock_order_inversion, schedules=50)
+    assert not bad.ok and bad.run.failure.kind == "deadlock"
+    assert bad.replay.startswith("Engine('replay', decisions=[")
+    assert f"schedule {bad.index} (random, seed {bad.seed}) failed" in bad.describe()
+    with pytest.raises(wddmemu.SpecError, match="unknown backend"):
+        wddmemu.check_program(same_order, backend="curio")
