@@ -3,6 +3,9 @@
 A scenario is ``async def fn(ctx: ScenarioContext, **params)`` registered with
 :func:`scenario`. It runs on the application thread, talks to the emulated runtime's
 application-facing API (``runtime.Device``), and may spawn more application threads.
+:data:`REGISTRY` is a ``vthreads.registry.Registry``: user modules add entries with the same
+decorator (loaded with ``wddmemu --load MODULE`` or the ``wddmemu.scenarios`` entry point; see
+``docs/scenarios.md``).
 """
 
 from __future__ import annotations
@@ -11,14 +14,33 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from vthreads.registry import Registry, RegistryError
+
 
 @dataclass(frozen=True)
 class Param:
-    """One scenario parameter: its type (int, bool or str), default and a one-line help."""
+    """One scenario parameter: its type (int, bool or str), default and a one-line help.
+    ``range=(lo, hi)`` bounds an int parameter (both ends included): a value outside is refused
+    with a one-line message before the run, and explorers can rely on it."""
 
     type: type
     default: Any
     help: str = ""
+    range: tuple[int, int] | None = field(default=None, kw_only=True)
+
+    def __post_init__(self) -> None:
+        if self.range is not None:
+            lo, hi = self.range
+            if self.type is not int or lo > hi:
+                raise ValueError("range=(lo, hi) takes an int parameter and lo <= hi")
+            self.check("default", self.default)
+
+    def check(self, name: str, value: Any) -> Any:
+        """``value`` if it is within :attr:`range`; ``ValueError`` with a one-line reason."""
+        if self.range is not None and not self.range[0] <= value <= self.range[1]:
+            raise ValueError(f"parameter {name} takes {self.range[0]}..{self.range[1]}, "
+                             f"not {value}")
+        return value
 
     def parse(self, name: str, text: str) -> Any:
         """Parse ``text`` (from ``-p name=text``); raises ``ValueError`` with a one-line reason."""
@@ -58,11 +80,13 @@ class Scenario:
         out = {k: p.default for k, p in self.params.items()}
         for k, v in given.items():
             p = self.params[k]
-            out[k] = p.parse(k, v) if isinstance(v, str) and p.type is not str else v
+            out[k] = p.check(k, p.parse(k, v) if isinstance(v, str) and p.type is not str
+                             else v)
         return out
 
 
-REGISTRY: dict[str, Scenario] = {}
+#: every registered scenario, in registration order (``wddmemu scenarios`` lists them)
+REGISTRY: Registry[Scenario] = Registry("scenario")
 
 
 def scenario(
@@ -73,12 +97,16 @@ def scenario(
     ddi_version: int | None = None,
     **params: Param,
 ) -> Callable[[Callable[..., Awaitable[Any]]], Callable[..., Awaitable[Any]]]:
-    """Register ``fn`` as scenario ``name``."""
+    """Register ``fn`` as scenario ``name`` with its one-line ``description`` and its
+    parameters (keyword arguments: :class:`Param`). ``kernel`` maps the resolved parameters to
+    ``kmd.KernelConfig`` overrides; ``ddi_version`` is the driver's DDI version when the command
+    line does not say. Registering a name twice raises ``ValueError``."""
 
     def deco(fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
         if name in REGISTRY:
             raise ValueError(f"scenario {name} is registered twice")
-        REGISTRY[name] = Scenario(name, description, fn, dict(params), kernel, ddi_version)
+        REGISTRY.register(name, Scenario(name, description, fn, dict(params), kernel,
+                                         ddi_version), summary=description)
         return fn
 
     return deco
@@ -88,7 +116,7 @@ def get(name: str) -> Scenario:
     """The scenario called ``name``; ``KeyError`` with the known names otherwise."""
     try:
         return REGISTRY[name]
-    except KeyError:
+    except RegistryError:
         raise KeyError(
             f"unknown scenario {name!r}: run 'wddmemu scenarios' to list them"
         ) from None

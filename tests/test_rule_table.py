@@ -1,36 +1,35 @@
-"""docs/checker.md against the references and the code: one row per rule id the references
-define, a known status for each, and every claim in a row backed by something that exists.
+"""The rule table (``wddmemu/rules.toml``), docs/checker.md and the code agree: one entry per
+rule id in reference order, the same rows in the doc, a known status for each, and every claim
+in a row backed by something that exists.
 
-The references live outside the repository (``../shared/reference`` next to it, or the directory
-in ``WDDMEMU_REFERENCE_DIR``); without them the test is skipped.
+Nothing here needs the contracts themselves (they live outside the repository): the table is
+the repository's copy of their ids. Comparing it with the contracts is the maintainer check
+``python -m wddmemu.rules --check-reference DIR``; the tests below run that check on contracts
+rebuilt from the table (so the check itself is tested), and also on the real ones when
+``WDDMEMU_REFERENCE_DIR`` names them.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import subprocess
+import sys
 from collections import Counter
 from functools import cache
 from pathlib import Path
 
-import pytest
+from wddmemu.rules import ID, REFERENCES, STATUSES, Rule, check_reference, rows_from_doc, rules
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "checker.md"
 CHECKER = ROOT / "wddmemu" / "_checker.py"
-REFERENCE_DIR = Path(os.environ.get("WDDMEMU_REFERENCE_DIR", ROOT.parent / "shared" / "reference"))
-REFERENCES = ("umd-runtime-contract.md", "kernel-contract.md")  # the doc's order
-
-PREFIXES = "LA|UA|RN|LK|LCB|RCB|MP|DV|ERR|KL2|KL|KU|AC|DA|CA|RD|HD|SEG|SW|SCH|TDR"
-ID = rf"(?:{PREFIXES})-\d+"
-#: a definition: a bullet that starts with the id, bold (``- **LA-13** (…)``) or not (``- KL-1 …``)
-DEFINITION = re.compile(rf"^- (?:\*\*)?({ID})\b", re.MULTILINE)
-STATUSES = ("checked", "enforced", "both", "not modelled", "n/a")
 #: where layers live; the checker and the seeded-bug corpus cite ids without enforcing them
 LAYER_DIRS = ("vthreads", "kmd", "umd", "runtime")
 NOT_LAYERS = {CHECKER}
 #: ``kmd/dxgkrnl.py:Kernel.dxgk_lock`` and ``tests/kmd/test_flags.py::test_x`` in a row
-CODE_REF = re.compile(r"\b((?:kmd|runtime|umd|scenarios|tests)/[\w/]+\.py)(?:(::?)([\w.]+))?")
+CODE_REF = re.compile(
+    r"\b((?:vthreads|kmd|runtime|umd|scenarios|wddmemu|tests)/[\w/]+\.py)(?:(::?)([\w.]+))?")
 
 
 def _cells(line: str) -> list[str]:
@@ -38,31 +37,68 @@ def _cells(line: str) -> list[str]:
 
 
 @cache
-def defined_ids() -> list[str]:
-    """Every rule id the references define, in reference order."""
-    if not all((REFERENCE_DIR / name).is_file() for name in REFERENCES):
-        pytest.skip(f"the references are not in {REFERENCE_DIR} (set WDDMEMU_REFERENCE_DIR)")
-    ids: list[str] = []
-    for name in REFERENCES:
-        ids += DEFINITION.findall((REFERENCE_DIR / name).read_text(encoding="utf-8"))
-    return ids
-
-
-@cache
 def rows() -> list[dict[str, str]]:
     """The rule rows of docs/checker.md: table rows whose first cell is a rule id."""
-    out = []
-    for line in DOC.read_text(encoding="utf-8").splitlines():
-        if not line.startswith("|"):
-            continue
-        cells = _cells(line)
-        if not re.fullmatch(ID, cells[0]):
-            continue
-        assert len(cells) == 6, (
-            f"a rule row has 6 cells (id, rule, status, where, test, notes): {line}"
-        )
-        out.append(dict(zip(("id", "rule", "status", "where", "test", "notes"), cells)))
-    return out
+    return rows_from_doc(DOC.read_text(encoding="utf-8"))
+
+
+def test_the_table_has_one_entry_per_id_with_a_known_status() -> None:
+    ids = [r.id for r in rules()]
+    assert len(ids) > 200
+    assert all(re.fullmatch(ID, i) for i in ids)
+    dupes = [i for i, n in Counter(ids).items() if n > 1]
+    assert not dupes, f"ids with more than one entry in rules.toml: {dupes}"
+    bad = [(r.id, r.status) for r in rules() if r.status not in STATUSES]
+    assert not bad, f"unknown status words: {bad}"
+    assert all(r.meaning for r in rules())
+
+
+def test_the_doc_rows_are_the_table_entries() -> None:
+    doc = [Rule(r["id"], r["rule"], r["status"], r["where"]) for r in rows()]
+    table = list(rules())
+    assert [r.id for r in doc] == [r.id for r in table], (
+        "docs/checker.md rows and wddmemu/rules.toml entries differ in ids or order")
+    diff = [(d.id, d, t) for d, t in zip(doc, table) if d != t]
+    assert not diff, (
+        f"{diff[0][0]}: docs/checker.md says {diff[0][1]}, rules.toml {diff[0][2]} (after "
+        "editing the doc: python -m wddmemu.rules --from-doc docs/checker.md > "
+        "wddmemu/rules.toml)")
+
+
+def _contracts(directory: Path, ids: list[str]) -> Path:
+    """Two contract files that define ``ids`` (split where the kernel contract starts)."""
+    directory.mkdir()
+    split = next(k for k, i in enumerate(ids) if i.startswith("KL-"))
+    for name, part in zip(REFERENCES, (ids[:split], ids[split:])):
+        body = "\n".join(f"- **{i}** (rule {i})" for i in part)
+        (directory / name).write_text(f"# {name}\n\n{body}\n", encoding="utf-8")
+    return directory
+
+
+def test_the_reference_check_accepts_the_table_and_catches_a_difference(tmp_path: Path) -> None:
+    ids = [r.id for r in rules()]
+    good = _contracts(tmp_path / "good", ids)
+    p = subprocess.run([sys.executable, "-m", "wddmemu.rules", "--check-reference", str(good)],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    assert f"{len(ids)} rule ids" in p.stdout
+    swapped = [ids[1], ids[0], *ids[2:]]
+    assert check_reference(_contracts(tmp_path / "swapped", swapped)) == [
+        f"rules.toml is not in reference order from {ids[0]}"]
+    extra = _contracts(tmp_path / "extra", [*ids[:3], "LA-999", *ids[3:]])
+    assert check_reference(extra) == ["LA-999 has no entry in rules.toml"]
+    p = subprocess.run([sys.executable, "-m", "wddmemu.rules", "--check-reference",
+                        str(extra)], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 1 and "LA-999 has no entry" in p.stderr
+    assert check_reference(tmp_path / "missing")[0].startswith("cannot read the contracts")
+
+
+def test_the_table_matches_the_contracts_where_they_are() -> None:
+    """The maintainer's run: the real contracts, when ``WDDMEMU_REFERENCE_DIR`` names them
+    (a clone without them has only the table, which the tests above keep consistent)."""
+    real = os.environ.get("WDDMEMU_REFERENCE_DIR")
+    problems = check_reference(real) if real else []
+    assert problems == [], f"rules.toml against the contracts in {real}: {problems}"
 
 
 @cache
@@ -73,23 +109,6 @@ def layer_source() -> str:
 
 def cites(text: str, rule: str) -> bool:
     return re.search(rf"(?<![\w-]){re.escape(rule)}(?![\w-])", text) is not None
-
-
-def test_the_references_define_ids_once_each() -> None:
-    ids = defined_ids()
-    assert len(ids) > 200, "the definition pattern no longer matches the references"
-    dupes = [i for i, n in Counter(ids).items() if n > 1]
-    assert not dupes, f"defined twice in the references: {dupes}"
-
-
-def test_every_defined_id_has_exactly_one_row_in_reference_order() -> None:
-    ids = defined_ids()
-    documented = [r["id"] for r in rows()]
-    counts = Counter(documented)
-    assert not [i for i in ids if i not in counts], "rules missing from docs/checker.md"
-    assert not [i for i in counts if i not in ids], "rows for ids no reference defines"
-    assert not [i for i, n in counts.items() if n > 1], "ids with more than one row"
-    assert documented == ids, "rows are not in reference order"
 
 
 def test_statuses_are_known_and_the_summary_counts_them() -> None:

@@ -9,37 +9,56 @@ sit below it: ``vthreads`` (the engine) → ``kmd`` → ``umd`` → ``runtime`` 
     result = wddmemu.run(wddmemu.RunSpec("dynamic-vb-ring", ddi_version=0xB, strategy="pct"))
     assert result.ok, result.run.violations
 
-The CLI (``wddmemu``), the trace tools and the pytest plugin are built on these names only.
+Your own driver: ``wddmemu.register_driver("mydrv", factory)`` or ``@wddmemu.driver("mydrv")``
+in a module you load with ``wddmemu --load MODULE`` (or install under the ``wddmemu.drivers``
+entry point); see ``docs/scenarios.md``.
+
+The names below are provided lazily (PEP 562 ``__getattr__``) **for startup speed only**: the
+console script imports this package, and ``wddmemu --version`` must not pay for the engine,
+kernel, driver, runtime and checker. There is no import cycle behind it; ``import wddmemu``
+followed by any name imports its module on first use, exactly as an eager import would.
 """
 
-from ._checker import Checker
-from ._explore import (
-    ExploreOptions,
-    ExploreResult,
-    FailureFile,
-    FailureFileError,
-    Finding,
-    Found,
-    ReplayOutcome,
-    load_failure,
-    minimise,
-    replay,
-    save_failure,
-)
-from ._explore import explore as explore
-from ._runner import (
-    RunSpec,
-    ScenarioResult,
-    SpecError,
-    check_spec,
-    run_scenario,
-    run_scenario_async,
-)
+from __future__ import annotations
 
-#: :func:`run_scenario` under its short name
-run = run_scenario
+import importlib
+from typing import TYPE_CHECKING, Any
+
+#: public name -> the private module that defines it
+_NAMES = {
+    "Checker": "_checker",
+    "ExploreOptions": "_explore",
+    "ExploreResult": "_explore",
+    "FailureFile": "_explore",
+    "FailureFileError": "_explore",
+    "Finding": "_explore",
+    "Found": "_explore",
+    "ReplayOutcome": "_explore",
+    "explore": "_explore",
+    "load_failure": "_explore",
+    "minimise": "_explore",
+    "replay": "_explore",
+    "save_failure": "_explore",
+    "RunSpec": "_runner",
+    "ScenarioResult": "_runner",
+    "check_spec": "_runner",
+    "run_scenario": "_runner",
+    "run_scenario_async": "_runner",
+    "SpecError": "_errors",
+    "DRIVERS": "_drivers",
+    "driver": "_drivers",
+    "register_driver": "_drivers",
+    "resolve_driver": "_drivers",
+    "LoadRefused": "_loading",
+    "allow_module": "_loading",
+    "load_entry_points": "_drivers",
+    "load_module": "_loading",
+    "ProgramResult": "_program",
+    "check_program": "_program",
+}
 
 __all__ = [
+    "DRIVERS",
     "Checker",
     "ExploreOptions",
     "ExploreResult",
@@ -47,17 +66,65 @@ __all__ = [
     "FailureFileError",
     "Finding",
     "Found",
+    "LoadRefused",
+    "ProgramResult",
     "ReplayOutcome",
     "RunSpec",
     "ScenarioResult",
     "SpecError",
+    "allow_module",
+    "check_program",
     "check_spec",
+    "driver",
     "explore",
+    "load_entry_points",
     "load_failure",
+    "load_module",
     "minimise",
+    "register_driver",
     "replay",
+    "resolve_driver",
     "run",
     "run_scenario",
     "run_scenario_async",
     "save_failure",
 ]
+
+if TYPE_CHECKING:
+    from ._checker import Checker
+    from ._drivers import DRIVERS, driver, load_entry_points, register_driver, resolve_driver
+    from ._errors import SpecError
+    from ._explore import (
+        ExploreOptions,
+        ExploreResult,
+        FailureFile,
+        FailureFileError,
+        Finding,
+        Found,
+        ReplayOutcome,
+        explore,
+        load_failure,
+        minimise,
+        replay,
+        save_failure,
+    )
+    from ._loading import LoadRefused, allow_module, load_module
+    from ._program import ProgramResult, check_program
+    from ._runner import RunSpec, ScenarioResult, check_spec, run_scenario, run_scenario_async
+
+    run = run_scenario
+
+
+def __getattr__(name: str) -> Any:
+    if name == "run":  # :func:`run_scenario` under its short name
+        value = importlib.import_module("._runner", __name__).run_scenario
+    elif name in _NAMES:
+        value = getattr(importlib.import_module(f"._{_NAMES[name][1:]}", __name__), name)
+    else:
+        raise AttributeError(f"module 'wddmemu' has no attribute {name!r}")
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

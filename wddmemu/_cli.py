@@ -9,27 +9,25 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from rich.console import Console
-from rich.table import Table
 
-from vthreads import Replay
+# Startup: ``wddmemu --version`` and ``--help`` import only click and this module. rich, the
+# runner (and with it the engine, kernel, driver, runtime and checker) and matplotlib are
+# imported inside the commands that use them — for startup speed only; nothing here is a cycle.
+from . import _loading
+from ._errors import SpecError
 
-from ._explore import (
-    DEFAULT_SAVE_DIR,
-    ExploreOptions,
-    FailureFileError,
-    Found,
-    explore,
-    load_failure,
-    replay,
-    save_failure,
-)
-from ._runner import DEFAULT_DRIVER, RunSpec, ScenarioResult, SpecError, run_scenario
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from ._explore import Found
+    from ._runner import RunSpec, ScenarioResult
 
 EXIT_OK, EXIT_FAIL, EXIT_BAD_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
+DEFAULT_DRIVER = "reference"  # == _runner.DEFAULT_DRIVER (tests/cli checks they agree)
+DEFAULT_SAVE_DIR = ".wddmemu/failures"  # == _explore.DEFAULT_SAVE_DIR
 
 
 class BadInput(click.ClickException):
@@ -43,14 +41,18 @@ def _int(text: str) -> int:
         raise BadInput(f"{text!r} is not an integer (decimal or 0x hex)") from None
 
 
-def _params(items: tuple[str, ...]) -> dict[str, str]:
+def _pairs(items: tuple[str, ...], option: str = "-p") -> dict[str, str]:
     out = {}
     for it in items:
         k, sep, v = it.partition("=")
         if not sep or not k:
-            raise BadInput(f"-p takes key=value, not {it!r}")
+            raise BadInput(f"{option} takes key=value, not {it!r}")
         out[k.strip()] = v.strip()
     return out
+
+
+def _params(items: tuple[str, ...]) -> dict[str, str]:
+    return _pairs(items, "-p")
 
 
 # shared options of run / explore ------------------------------------------------------------
@@ -62,9 +64,12 @@ def scenario_options(fn: Any) -> Any:
         click.option("-p", "--param", "params", multiple=True, metavar="KEY=VALUE",
                      help="scenario parameter (repeatable)"),
         click.option("--driver", default=DEFAULT_DRIVER, show_default=True,
-                     help="'reference', a seeded variant name, or MODULE:ATTR"),
+                     help="a registered driver ('wddmemu drivers') or MODULE:ATTR"),
+        click.option("--driver-opt", "driver_opts", multiple=True, metavar="KEY=VALUE",
+                     help="keyword argument of the driver factory (repeatable)"),
         click.option("--ddi-version", default=None, help="the driver's DriverVersion, e.g. 0xB"),
-        click.option("--bug", "bugs", multiple=True, help="a seeded runtime bug (repeatable)"),
+        click.option("--bug", "bugs", multiple=True,
+                     help="a seeded runtime or kernel bug (repeatable; 'wddmemu bugs')"),
         click.option("--backend", type=click.Choice(["asyncio", "trio"]), default="asyncio",
                      show_default=True),
         click.option("--depth", default=3, show_default=True, help="PCT depth d"),
@@ -78,15 +83,23 @@ def scenario_options(fn: Any) -> Any:
     return fn
 
 
-def _spec(scenario: str, params: tuple[str, ...], driver: str, ddi_version: str | None,
-          bugs: tuple[str, ...], backend: str, depth: int, pct_steps: int, step_budget: int,
-          strategy: str, seed: int) -> RunSpec:
+def _spec(scenario: str, params: tuple[str, ...], driver: str, driver_opts: tuple[str, ...],
+          ddi_version: str | None, bugs: tuple[str, ...], backend: str, depth: int,
+          pct_steps: int, step_budget: int, strategy: str, seed: int) -> RunSpec:
+    from ._runner import RunSpec
+
     return RunSpec(
         scenario=scenario, params=_params(params), driver=driver,
         ddi_version=None if ddi_version is None else _int(ddi_version), bugs=tuple(bugs),
         strategy=strategy, seed=seed, depth=depth, pct_steps=pct_steps, backend=backend,
-        step_budget=step_budget,
+        step_budget=step_budget, driver_options=_pairs(driver_opts, "--driver-opt"),
     )
+
+
+def _console() -> Console:
+    from rich.console import Console
+
+    return Console()
 
 
 # commands -----------------------------------------------------------------------------------
@@ -94,17 +107,37 @@ def _spec(scenario: str, params: tuple[str, ...], driver: str, ddi_version: str 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="wddmemu", prog_name="wddmemu")
-def cli() -> None:
+@click.option("--load", "load", multiple=True, metavar="MODULE",
+              help="import MODULE first (your scenarios and drivers; repeatable); failure "
+              "files may then name it")
+@click.option("--allow-load", "allow_load", multiple=True, metavar="MODULE",
+              help="let a failure file import MODULE if it lists it (repeatable)")
+@click.pass_context
+def cli(ctx: click.Context, load: tuple[str, ...], allow_load: tuple[str, ...]) -> None:
     """Emulate the WDDM multithreaded lock path: run, explore and replay concurrency
-    scenarios of the D3D9 runtime, a user-mode driver and the kernel."""
+    scenarios of the D3D9 runtime, a user-mode driver and the kernel.
+
+    Your own scenarios and drivers: --load MODULE, or install them under the entry points
+    wddmemu.scenarios / wddmemu.drivers (docs/scenarios.md)."""
+    for m in allow_load:
+        _loading.allow_module(m)
+    if ctx.invoked_subcommand == "trace":
+        return  # trace files are data: the trace tools load nothing
+    for m in load:
+        _loading.load_module(m)
+    from ._drivers import load_entry_points  # the driver layers: imported for commands only
+
+    load_entry_points()
 
 
 @cli.command("scenarios")
 def scenarios_cmd() -> int:
     """List the scenarios with their parameters."""
+    from rich.table import Table
+
     import scenarios
 
-    console = Console()
+    console = _console()
     table = Table(show_lines=False, box=None, pad_edge=False)
     table.add_column("scenario", style="bold")
     table.add_column("description")
@@ -124,14 +157,15 @@ def scenarios_cmd() -> int:
 @click.option("--seed", default=0, show_default=True)
 @click.option("--trace", "trace", default=None, metavar="FILE.jsonl",
               help="write the trace log (JSON lines) here")
-def run_cmd(scenario: str, params: tuple[str, ...], driver: str, ddi_version: str | None,
-            bugs: tuple[str, ...], backend: str, depth: int, pct_steps: int, step_budget: int,
-            strategy: str, seed: int, trace: str | None) -> int:
+def run_cmd(scenario: str, params: tuple[str, ...], driver: str, driver_opts: tuple[str, ...],
+            ddi_version: str | None, bugs: tuple[str, ...], backend: str, depth: int,
+            pct_steps: int, step_budget: int, strategy: str, seed: int,
+            trace: str | None) -> int:
     """Run SCENARIO under one schedule and print a summary."""
-    spec = _spec(scenario, params, driver, ddi_version, bugs, backend, depth, pct_steps,
-                 step_budget, strategy, seed)
-    from ._runner import check_spec
+    from ._runner import check_spec, run_scenario
 
+    spec = _spec(scenario, params, driver, driver_opts, ddi_version, bugs, backend, depth,
+                 pct_steps, step_budget, strategy, seed)
     check_spec(spec)
     if trace:
         try:
@@ -139,11 +173,13 @@ def run_cmd(scenario: str, params: tuple[str, ...], driver: str, ddi_version: st
         except OSError as e:
             raise BadInput(f"cannot write trace file {trace}: {e.strerror}") from None
     res = run_scenario(spec, trace=trace)
-    print_summary(Console(), res, trace)
+    print_summary(_console(), res, trace)
     return EXIT_OK if res.ok else EXIT_FAIL
 
 
 def print_summary(console: Console, res: ScenarioResult, trace: str | None) -> None:
+    from rich.table import Table
+
     run = res.run
     spec = res.spec
     status = "[green]clean[/green]" if run.ok else "[red]FAILED[/red]"
@@ -188,27 +224,28 @@ def print_summary(console: Console, res: ScenarioResult, trace: str | None) -> N
 @click.option("--seed", default=0, show_default=True, help="seed of the first schedule")
 @click.option("--preemption-bound", default=2, show_default=True, help="dfs: preemptions")
 @click.option("--jobs", default=1, show_default=True, help="worker processes")
-@click.option("--save-dir", default=str(DEFAULT_SAVE_DIR), show_default=True,
+@click.option("--save-dir", default=DEFAULT_SAVE_DIR, show_default=True,
               help="where failure files go")
 @click.option("--stop-on-first/--keep-going", default=True, show_default=True)
 @click.option("--minimise/--no-minimise", default=True, show_default=True)
-def explore_cmd(scenario: str, params: tuple[str, ...], driver: str, ddi_version: str | None,
-                bugs: tuple[str, ...], backend: str, depth: int, pct_steps: int,
-                step_budget: int, schedules: int, strategy: str, seed: int,
-                preemption_bound: int, jobs: int, save_dir: str, stop_on_first: bool,
-                minimise: bool) -> int:
+def explore_cmd(scenario: str, params: tuple[str, ...], driver: str,
+                driver_opts: tuple[str, ...], ddi_version: str | None, bugs: tuple[str, ...],
+                backend: str, depth: int, pct_steps: int, step_budget: int, schedules: int,
+                strategy: str, seed: int, preemption_bound: int, jobs: int, save_dir: str,
+                stop_on_first: bool, minimise: bool) -> int:
     """Run many schedules of SCENARIO; minimise, save and explain each failure."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-    base = _spec(scenario, params, driver, ddi_version, bugs, backend, depth, pct_steps,
-                 step_budget, "fifo", 0)
+    from ._explore import ExploreOptions, explore, save_failure
+    from ._runner import check_spec
+
+    base = _spec(scenario, params, driver, driver_opts, ddi_version, bugs, backend, depth,
+                 pct_steps, step_budget, "fifo", 0)
     opts = ExploreOptions(schedules=schedules, strategy=strategy, seed=seed, depth=depth,
                           preemption_bound=preemption_bound, jobs=jobs,
                           stop_on_first=stop_on_first, minimise=minimise)
-    from ._runner import check_spec
-
     check_spec(base)
-    console = Console()
+    console = _console()
     clock = time.perf_counter  # wall clock for the progress display only, never in results
     t0 = clock()
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -248,6 +285,10 @@ def explain(console: Console, fd: Found, path: Path) -> None:
 
     import orjson
 
+    from vthreads import Replay
+
+    from ._runner import run_scenario
+
     buf = io.BytesIO()
     run_scenario(fd.spec, trace=buf, strategy=Replay(fd.spec.decisions or ()),
                  stop_on_violation=True)
@@ -268,7 +309,8 @@ def explain(console: Console, fd: Found, path: Path) -> None:
                           + " ".join(f"{k}={v}" for k, v in list(extra.items())[:5]),
                           markup=False, highlight=False)
     console.print(f"saved: {path}")
-    console.print(f"replay: wddmemu replay {path}")
+    console.print(f"replay: {_loading.command_prefix()} replay {path}", markup=False,
+                  highlight=False)
 
 
 @cli.command("replay")
@@ -278,13 +320,18 @@ def explain(console: Console, fd: Found, path: Path) -> None:
               help="override the recorded backend")
 def replay_cmd(file: str, trace: str | None, backend: str | None) -> int:
     """Re-run exactly the schedule recorded in FILE. Exit 1 if the failure reproduces, 0 if the
-    run is now clean."""
+    run is now clean.
+
+    The file imports nothing by itself: modules it lists must be allowed with --load or
+    --allow-load (docs/explore.md)."""
+    from ._explore import FailureFileError, load_failure, replay
+
     try:
         ff = load_failure(file)
     except FailureFileError as e:
         raise BadInput(str(e)) from None
     out = replay(ff, trace=trace, backend=backend)
-    console = Console()
+    console = _console()
     want = f"{ff.rule} at step {ff.step}"
     if out.kind == "reproduced":
         console.print(f"[red]reproduced[/red]: {want}: {out.got.message if out.got else ''}")
@@ -305,32 +352,39 @@ def replay_cmd(file: str, trace: str | None, backend: str | None) -> int:
     return EXIT_FAIL
 
 
+from ._cli_list import bugs_cmd, drivers_cmd, rules_cmd  # noqa: E402 (listing commands)
 from ._trace_cli import trace as _trace_group  # noqa: E402 (the group lives with the tools)
 
-cli.add_command(_trace_group)
+for _cmd in (drivers_cmd, bugs_cmd, rules_cmd, _trace_group):
+    cli.add_command(_cmd)
 
 
 # entry point --------------------------------------------------------------------------------
 
 
+def _err(line: str) -> None:
+    """One line on stderr (plain text: the message may contain brackets rich would eat)."""
+    sys.stderr.write(line + "\n")
+    sys.stderr.flush()
+
+
 def main(argv: list[str] | None = None) -> int:
     """Console-script entry point; returns (and exits with) the documented exit code."""
-    err = Console(stderr=True, highlight=False, soft_wrap=True)
     try:
         rv = cli.main(args=argv, prog_name="wddmemu", standalone_mode=False)
     except click.exceptions.Exit as e:
         rv = e.exit_code
     except click.exceptions.Abort:
-        err.print("wddmemu: aborted")
+        _err("wddmemu: aborted")
         rv = EXIT_BAD_INPUT
     except click.ClickException as e:
-        err.print(f"wddmemu: error: {e.format_message()}", markup=False)
+        _err(f"wddmemu: error: {e.format_message()}")
         rv = EXIT_BAD_INPUT
     except SpecError as e:
-        err.print(f"wddmemu: error: {e}", markup=False)
+        _err(f"wddmemu: error: {e}")
         rv = EXIT_BAD_INPUT
     except Exception as e:  # an emulator bug: say so in one line, exit 3
-        err.print(f"wddmemu: internal error: {type(e).__name__}: {e}", markup=False)
+        _err(f"wddmemu: internal error: {type(e).__name__}: {e}")
         rv = EXIT_INTERNAL
     if argv is None:
         sys.exit(rv or 0)

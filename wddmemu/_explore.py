@@ -27,10 +27,15 @@ import orjson
 
 from vthreads import Fifo, Replay, RunResult, Strategy
 
+from . import _loading
+from ._drivers import load_entry_points
 from ._runner import RunSpec, SpecError, check_spec, run_scenario
 
 FORMAT = "wddmemu-failure"
-FORMAT_VERSION = 1
+#: 2 adds ``load`` (the modules and distributions the file needs) and ``spec.driver_options``;
+#: version 1 files (which need nothing but the built-ins) are still read
+FORMAT_VERSION = 2
+READ_VERSIONS = (1, 2)
 DEFAULT_SAVE_DIR = Path(".wddmemu/failures")
 
 
@@ -188,8 +193,12 @@ def _run_one(spec: RunSpec) -> tuple[Finding | None, tuple[int, ...]]:
     return Finding.of(r), r.decisions
 
 
-def _run_chunk(spec_dicts: list[dict[str, Any]]) -> list[tuple[Any, tuple[int, ...]]]:
-    """Worker-process entry: run a chunk of schedules, return plain data."""
+def _run_chunk(spec_dicts: list[dict[str, Any]], modules: tuple[str, ...] = ()
+               ) -> list[tuple[Any, tuple[int, ...]]]:
+    """Worker-process entry: load the parent's ``--load`` modules (a worker that was not
+    forked has none), run a chunk of schedules, return plain data."""
+    for m in modules:
+        _loading.load_module(m)
     out = []
     for d in spec_dicts:
         f, decisions = _run_one(spec_from_dict(d))
@@ -249,7 +258,8 @@ def _explore_parallel(base: RunSpec, opts: ExploreOptions, k: int,
         for w in range(0, len(chunks), opts.jobs):
             wave = chunks[w : w + opts.jobs]
             futs = [pool.submit(_run_chunk, [_schedule_spec(base, opts, k, i).to_dict()
-                                             for i in c]) for c in wave]
+                                             for i in c], _loading.loaded_modules())
+                    for c in wave]
             for c, fut in zip(wave, futs, strict=True):
                 for i, (f, decisions) in zip(c, fut.result(), strict=True):
                     runs += 1
@@ -414,6 +424,9 @@ def spec_from_dict(d: dict[str, Any]) -> RunSpec:
     if unknown:
         raise FailureFileError(f"unknown spec field {unknown[0]!r}")
     d = dict(d)
+    if not isinstance(d.get("driver", ""), str):
+        raise FailureFileError("the spec's driver is not a name")
+    d["driver_options"] = dict(d.get("driver_options") or {})
     d["bugs"] = tuple(d.get("bugs") or ())
     if d.get("decisions") is not None:
         d["decisions"] = tuple(d["decisions"])
@@ -424,19 +437,34 @@ def spec_from_dict(d: dict[str, Any]) -> RunSpec:
         raise FailureFileError(f"bad spec: {e}") from None
 
 
+def _needs(spec: RunSpec) -> dict[str, list[str]]:
+    """What replaying ``spec`` needs besides the built-ins: the ``--load`` modules in force, the
+    module of a ``MODULE:ATTR`` driver, and the distributions whose entry points are loaded."""
+    modules = list(_loading.loaded_modules())
+    name = spec.to_dict()["driver"]
+    if ":" in name:
+        mod = name.partition(":")[0]
+        if not any(mod == m or mod.startswith(m + ".") for m in modules):
+            modules.append(mod)
+    return {"modules": modules, "distributions": [d.name for d in _loading.distributions()]}
+
+
 def failure_document(found: Found) -> dict[str, Any]:
+    """The failure file's content (``docs/explore.md`` documents it). Raises
+    :class:`SpecError` for a driver given as an object with no name to save."""
     f = found.finding
     o = found.original_spec
     return {
         "format": FORMAT,
         "version": FORMAT_VERSION,
         "wddmemu": package_version(),
+        "load": _needs(found.spec),
         "spec": found.spec.to_dict(),
         "failure": {"rule": f.rule, "step": f.step, "thread": f.thread, "message": f.message},
         "found_by": {"strategy": o.strategy, "seed": o.seed, "depth": o.depth,
                      "pct_steps": o.pct_steps, "schedule": found.index},
         "minimised": dict(found.minimised),
-        "replay": "wddmemu replay {file}",
+        "replay": _loading.command_prefix() + " replay {file}",
     }
 
 
@@ -463,7 +491,14 @@ class FailureFile:
 
 
 def load_failure(path: Path | str) -> FailureFile:
-    """Read and validate a failure file; :class:`FailureFileError` says what is wrong."""
+    """Read and validate a failure file; :class:`FailureFileError` says what is wrong.
+
+    The file never causes an import or a call by itself: its scenario and driver names resolve
+    only through the registries; the modules it lists (its ``load`` section) and a
+    ``MODULE:ATTR`` driver are imported only if the user allowed them (``--load``,
+    ``--allow-load``, :func:`wddmemu.load_module`, :func:`wddmemu.allow_module`), otherwise
+    :class:`wddmemu.LoadRefused` (a :class:`SpecError`: one line, exit 2) says how to allow it.
+    """
     p = Path(path)
     try:
         raw = p.read_bytes()
@@ -475,19 +510,26 @@ def load_failure(path: Path | str) -> FailureFile:
         raise FailureFileError(f"{p} is not JSON: {e}") from None
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise FailureFileError(f"{p} is not a wddmemu failure file (no format {FORMAT!r})")
-    if doc.get("version") != FORMAT_VERSION:
+    if doc.get("version") not in READ_VERSIONS:
         raise FailureFileError(f"{p} has format version {doc.get('version')!r}; this wddmemu "
-                               f"reads version {FORMAT_VERSION}")
+                               f"reads versions {', '.join(map(str, READ_VERSIONS))}")
     try:
+        need = doc.get("load") or {}
+        modules = [str(m) for m in need.get("modules", [])]
+        dists = [str(d) for d in need.get("distributions", [])]
         spec = spec_from_dict(doc["spec"])
         fail = doc["failure"]
         rule, step, message = str(fail["rule"]), int(fail["step"]), str(fail.get("message", ""))
-    except (KeyError, TypeError, ValueError) as e:
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
         raise FailureFileError(f"{p}: malformed failure file ({e})") from None
     if spec.decisions is None or not all(isinstance(x, int) for x in spec.decisions):
         raise FailureFileError(f"{p}: the spec has no decision list")
+    load_entry_points()
+    _loading.require(modules, dists, by=str(p))  # LoadRefused propagates: it says what to do
     try:
-        check_spec(spec)
+        check_spec(spec, by=str(p))
+    except _loading.LoadRefused:
+        raise
     except SpecError as e:
         raise FailureFileError(f"{p} is incompatible with this wddmemu: {e}") from None
     return FailureFile(p, spec, rule, step, message, doc)

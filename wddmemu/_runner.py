@@ -9,7 +9,6 @@ checker for it, runs it on the engine, and returns a :class:`ScenarioResult`.
 
 from __future__ import annotations
 
-import importlib
 import shlex
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -17,27 +16,28 @@ from typing import IO, Any
 
 import kmd
 import scenarios
-import umd
 from runtime import RUNTIME_BUGS, DeviceConfig, open_adapter
 from scenarios import ScenarioContext
-from umd import variants
 from vthreads import Engine, RunResult, Strategy, make_strategy
 
+from . import _loading
 from ._checker import Checker
+from ._drivers import driver_name, load_entry_points, resolve_driver
+from ._errors import SpecError
+
+__all__ = ["DEFAULT_DRIVER", "RunSpec", "ScenarioResult", "SpecError", "check_spec",
+           "resolve_driver", "run_scenario", "run_scenario_async"]
 
 DEFAULT_DRIVER = "reference"
-
-
-class SpecError(ValueError):
-    """Bad input in a run specification (unknown scenario, bad parameter, bad driver path…):
-    the CLI prints it as one line and exits 2."""
 
 
 @dataclass(frozen=True)
 class RunSpec:
     scenario: str
     params: dict[str, Any] = field(default_factory=dict)
-    driver: str = DEFAULT_DRIVER
+    #: a registered name (``wddmemu drivers``), ``MODULE:ATTR``, or (in code only, never in a
+    #: file) a driver factory, class or instance
+    driver: Any = DEFAULT_DRIVER
     ddi_version: int | None = None
     bugs: tuple[str, ...] = ()
     strategy: str = "fifo"
@@ -48,23 +48,39 @@ class RunSpec:
     step_budget: int = 200_000
     queue_size: int = 16
     decisions: tuple[int, ...] | None = None
+    #: ``--driver-opt key=value``: keyword arguments of the driver factory
+    driver_options: dict[str, Any] = field(default_factory=dict)
 
     def with_decisions(self, decisions: tuple[int, ...]) -> RunSpec:
         return replace(self, strategy="replay", decisions=tuple(decisions))
 
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
+        """The spec as JSON-able data (what a failure file stores). A driver given as an object
+        is stored by :func:`driver_name`; one without a name raises :class:`SpecError`."""
+        name = driver_name(self.driver)
+        if name is None:
+            raise SpecError(
+                f"the driver {self.driver!r} has no name to save: register it with "
+                "wddmemu.register_driver(name, factory) or pass it as 'module:attr'")
+        d = asdict(replace(self, driver=DEFAULT_DRIVER))
+        d["driver"] = name
+        d["driver_options"] = dict(self.driver_options)
         d["bugs"] = list(self.bugs)
         d["decisions"] = None if self.decisions is None else list(self.decisions)
         return d
 
     def command(self, verb: str = "run", trace: str | None = None) -> str:
         """The ``wddmemu`` command line that reruns this spec."""
-        parts = ["wddmemu", verb, self.scenario]
+        parts = ["wddmemu"]
+        for m in _loading.loaded_modules():
+            parts += ["--load", m]
+        parts += [verb, self.scenario]
         for k, v in sorted(self.params.items()):
             parts += ["-p", f"{k}={str(v).lower() if isinstance(v, bool) else v}"]
         if self.driver != DEFAULT_DRIVER:
-            parts += ["--driver", self.driver]
+            parts += ["--driver", driver_name(self.driver) or repr(self.driver)]
+        for k, v in sorted(self.driver_options.items()):
+            parts += ["--driver-opt", f"{k}={v}"]
         if self.ddi_version is not None:
             parts += ["--ddi-version", hex(self.ddi_version)]
         for b in self.bugs:
@@ -92,56 +108,22 @@ class ScenarioResult:
         return self.run.ok
 
 
-def resolve_driver(name: str, ddi_version: int | None) -> Any:
-    """A driver object for ``name``: ``reference``, a seeded variant's name (``umd.variants``),
-    or ``MODULE:ATTR`` naming a driver object or a factory ``f(driver_version=None)``."""
-    if name == "reference":
-        return umd.make_driver(None, driver_version=ddi_version)
-    if ":" not in name:
-        if name not in variants.VARIANTS:
-            raise SpecError(
-                f"unknown driver {name!r}: use 'reference', a variant "
-                f"({', '.join(sorted(variants.VARIANTS))}) or MODULE:ATTR"
-            )
-        return umd.make_driver(name, driver_version=ddi_version)
-    mod_name, _, attr = name.partition(":")
-    try:
-        mod = importlib.import_module(mod_name)
-    except ImportError as e:
-        raise SpecError(f"cannot import driver module {mod_name!r}: {e}") from None
-    try:
-        obj = getattr(mod, attr)
-    except AttributeError:
-        raise SpecError(f"driver module {mod_name!r} has no attribute {attr!r}") from None
-    if hasattr(obj, "open_adapter") and not isinstance(obj, type):
-        if ddi_version is not None:
-            raise SpecError(f"{name} is a driver object; it cannot take --ddi-version")
-        return obj
-    if callable(obj):
-        try:
-            drv = obj(driver_version=ddi_version)
-        except TypeError as e:
-            raise SpecError(f"driver factory {name} failed: {e}") from None
-        if not hasattr(drv, "open_adapter"):
-            raise SpecError(f"{name} did not produce a driver (no open_adapter)")
-        return drv
-    raise SpecError(f"{name} is neither a driver nor a driver factory")
-
-
-def check_spec(spec: RunSpec) -> tuple[Any, dict[str, Any]]:
+def check_spec(spec: RunSpec, *, by: str | None = None) -> tuple[Any, dict[str, Any]]:
     """Validate everything about ``spec`` that can be checked before running; returns the
-    scenario and its resolved parameters. Raises :class:`SpecError`."""
-    sc, params, _driver = _resolve(spec)
+    scenario and its resolved parameters. Raises :class:`SpecError`. ``by`` (a file path) marks
+    a spec read from a file: names resolve only through the registries and allowed modules."""
+    sc, params, _driver = _resolve(spec, by=by)
     return sc, params
 
 
-def _resolve(spec: RunSpec) -> tuple[Any, dict[str, Any], Any]:
+def _resolve(spec: RunSpec, *, by: str | None = None) -> tuple[Any, dict[str, Any], Any]:
     """:func:`check_spec`, also returning the driver it built to validate ``spec.driver`` (a
     fresh one: a driver keeps per-run state, so each run resolves its own)."""
+    load_entry_points()
     try:
         sc = scenarios.get(spec.scenario)
     except KeyError as e:
-        raise SpecError(e.args[0]) from None
+        raise SpecError(str(e.args[0]) if e.args else str(e)) from None
     try:
         params = sc.resolve(spec.params)
     except ValueError as e:
@@ -160,7 +142,7 @@ def _resolve(spec: RunSpec) -> tuple[Any, dict[str, Any], Any]:
     except ValueError as e:
         raise SpecError(str(e)) from None
     ddi_version = spec.ddi_version if spec.ddi_version is not None else sc.ddi_version
-    return sc, params, resolve_driver(spec.driver, ddi_version)
+    return sc, params, resolve_driver(spec.driver, ddi_version, spec.driver_options, by=by)
 
 
 def _prepare(

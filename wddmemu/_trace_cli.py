@@ -18,7 +18,6 @@ import sys
 from pathlib import Path
 
 import click
-from rich.console import Console
 
 from ._trace_read import TraceFormatError, iter_events
 from ._trace_timeline import DEFAULT_CPU_NS, MIN_CPU_NS, TIME_MODES
@@ -93,6 +92,8 @@ def summary_cmd(file: str, as_json: bool) -> int:
                                              default=repr) + b"\n")
         sys.stdout.flush()
     else:
+        from rich.console import Console  # rich is imported by the commands that print with it
+
         render_summary(s, Console(), source=file)
     return 0
 

@@ -15,6 +15,14 @@
   runs clean), and fails, with the rule and the replay command, while it reproduces.
 * ``--wddmemu-schedules N`` and ``--wddmemu-seed S`` override the schedule count and first
   seed of every ``check`` (e.g. a nightly job with many more schedules).
+* ``--wddmemu-load MODULE`` (or the ini option ``wddmemu_load``) imports your scenario and
+  driver module, as ``wddmemu --load`` does, so failure files that list it replay; installed
+  ``wddmemu.scenarios`` / ``wddmemu.drivers`` entry points are loaded without it.
+
+``driver=`` takes a registered name, ``"module:attr"``, a factory, a driver class or a driver
+instance. A failure found with a driver object is saved only if the driver has a name (it is
+registered, or ``module:qualname`` finds it again); otherwise the test fails with the rule and
+says that the file was not saved and how to give the driver a name.
 """
 
 from __future__ import annotations
@@ -26,8 +34,10 @@ from typing import Any
 
 import pytest
 
-from vthreads import Engine, Fifo, Replay
+from vthreads import Fifo, Replay
 
+from . import _loading
+from ._errors import SpecError
 from ._explore import (
     ExploreOptions,
     ExploreResult,
@@ -39,7 +49,8 @@ from ._explore import (
     save_failure,
 )
 from ._explore import explore as _explore
-from ._runner import RunSpec, run_scenario, run_scenario_async
+from ._program import check_program as _check_program
+from ._runner import RunSpec, check_spec, run_scenario, run_scenario_async
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -50,8 +61,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                 help="seed of the first schedule of every wddmemu.check")
     g.addoption("--wddmemu-failures", action="append", default=[], metavar="DIR",
                 help="a directory of failure files to replay as regression tests")
+    g.addoption("--wddmemu-load", action="append", default=[], metavar="MODULE",
+                help="import MODULE (your scenarios and drivers) so failure files may name it")
     parser.addini("wddmemu_failures", "directories of failure files to replay as tests",
                   type="paths", default=[])
+    parser.addini("wddmemu_load", "modules with your scenarios and drivers to import",
+                  type="linelist", default=[])
 
 
 def _failure_dirs(config: pytest.Config) -> list[Path]:
@@ -62,6 +77,11 @@ def _failure_dirs(config: pytest.Config) -> list[Path]:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "wddmemu: a wddmemu exploration or replay test")
+    for m in [*config.getini("wddmemu_load"), *config.getoption("wddmemu_load")]:
+        try:
+            _loading.load_module(m)
+        except SpecError as e:
+            raise pytest.UsageError(f"--wddmemu-load: {e}") from None
     # make sure the failure directories are collected even when they are not under the paths
     # pytest was given
     for d in _failure_dirs(config):
@@ -95,6 +115,8 @@ class FailureReplayItem(pytest.Item):
             ff = load_failure(self.path)
         except FailureFileError as e:
             raise FailureReproduced(f"unreadable failure file: {e}") from None
+        except SpecError as e:  # LoadRefused: the file names a module nobody allowed
+            raise FailureReproduced(f"{e} (pytest: --wddmemu-load MODULE)") from None
         out = replay(ff)
         if out.kind == "clean":
             return
@@ -109,12 +131,14 @@ class FailureReplayItem(pytest.Item):
                 return
             raise FailureReproduced(
                 f"the program diverged from the recording and then broke {f.rule} at step "
-                f"{f.step}: {f.message}\nreplay: wddmemu replay {self.path}")
+                f"{f.step}: {f.message}\n"
+                f"replay: {_loading.command_prefix()} replay {self.path}")
         got = out.got
         raise FailureReproduced(
             f"{'reproduced' if out.kind == 'reproduced' else 'a different failure'}: "
             f"{got.rule if got else '?'} at step {got.step if got else '?'}: "
-            f"{got.message if got else ''}\nreplay: wddmemu replay {self.path}")
+            f"{got.message if got else ''}\n"
+            f"replay: {_loading.command_prefix()} replay {self.path}")
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException],
                      style: Any = None) -> str:
@@ -141,24 +165,35 @@ class Explorer:
         )
 
     def explore(self, scenario: str, *, params: dict[str, Any] | None = None,
-                driver: str = "reference", ddi_version: int | None = None,
-                bugs: tuple[str, ...] = (), strategy: str = "pct", schedules: int = 200,
-                seed: int = 0, depth: int = 3, backend: str = "asyncio") -> ExploreResult:
-        """Explore and return the result (no assertion)."""
+                driver: Any = "reference", driver_options: dict[str, Any] | None = None,
+                ddi_version: int | None = None, bugs: tuple[str, ...] = (),
+                strategy: str = "pct", schedules: int = 200, seed: int = 0, depth: int = 3,
+                backend: str = "asyncio") -> ExploreResult:
+        """Explore and return the result (no assertion). ``driver``: a registered name,
+        ``"module:attr"``, a factory, a driver class or instance. An unknown scenario or
+        driver fails the test in one line."""
         base = RunSpec(scenario, params=dict(params or {}), driver=driver,
-                       ddi_version=ddi_version, bugs=tuple(bugs), backend=backend)
-        return _explore(base, self._opts(schedules, strategy, seed, depth))
+                       driver_options=dict(driver_options or {}), ddi_version=ddi_version,
+                       bugs=tuple(bugs), backend=backend)
+        try:
+            check_spec(base)
+            return _explore(base, self._opts(schedules, strategy, seed, depth))
+        except SpecError as e:
+            pytest.fail(f"wddmemu: {e}", pytrace=False)
 
     def check(self, scenario: str, **kw: Any) -> ExploreResult:
         """Explore; fail the test with the rule and the replay command if anything breaks."""
         res = self.explore(scenario, **kw)
         if res.failures:
             fd = res.failures[0]
-            path = save_failure(fd, self.save_dir)
+            try:
+                path = save_failure(fd, self.save_dir)
+                where = f"replay: {_loading.command_prefix()} replay {path}"
+            except SpecError as e:  # a driver object without a name
+                where = f"not saved: {e}"
             f = fd.finding
             pytest.fail(f"{scenario}: {f.rule} at step {f.step} on {f.thread} (schedule "
-                        f"{fd.index} of {res.runs}): {f.message}\n"
-                        f"replay: wddmemu replay {path}", pytrace=False)
+                        f"{fd.index} of {res.runs}): {f.message}\n{where}", pytrace=False)
         return res
 
     async def acheck(self, scenario: str, *, schedules: int = 50, seed: int = 0,
@@ -168,6 +203,10 @@ class Explorer:
         n = self._schedules or schedules
         first = self._seed if self._seed is not None else seed
         base = RunSpec(scenario, params=dict(kw.pop("params", None) or {}), **kw)
+        try:
+            check_spec(base)
+        except SpecError as e:
+            pytest.fail(f"wddmemu: {e}", pytrace=False)
         for i in range(n):
             spec = replace(base, strategy=strategy, seed=first + i)
             r = (await run_scenario_async(spec, stop_on_violation=True)).run
@@ -185,15 +224,13 @@ class Explorer:
         deadlocks or raises. ``program`` is called afresh for every schedule."""
         n = self._schedules or schedules
         first = self._seed if self._seed is not None else seed
-        for i in range(n):
-            eng = Engine(strategy, seed=first + i, depth=depth, backend=backend,
-                         stop_on_violation=True)
-            r = eng.run(program)
-            if not r.ok:
-                pytest.fail(f"schedule {i} ({strategy}, seed {first + i}) failed: "
-                            f"{r.failure or r.violations[0]}\n"
-                            f"replay: Engine('replay', decisions={list(r.decisions)})"
-                            f".run(program)", pytrace=False)
+        try:
+            res = _check_program(program, schedules=n, strategy=strategy, seed=first,
+                                 depth=depth, backend=backend)
+        except SpecError as e:
+            pytest.fail(f"wddmemu: {e}", pytrace=False)
+        if not res.ok:
+            pytest.fail(res.describe(), pytrace=False)
         return n
 
     @staticmethod

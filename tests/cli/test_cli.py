@@ -26,6 +26,14 @@ BAD_INPUT = [
     (["run", "dynamic-vb-ring", "--strategy", "chaos"], "Invalid value"),
     (["run", "dynamic-vb-ring", "--trace", "/no/such/dir/t.jsonl"], "cannot write trace file"),
     (["frobnicate"], "No such command"),
+    (["--load", "no_such_user_module", "scenarios"], "cannot load module 'no_such_user_module'"),
+    (["--load", "not a module", "scenarios"], "--load takes a module name"),
+    (["run", "dynamic-vb-ring", "--driver-opt", "colour"], "--driver-opt takes key=value"),
+    (["run", "dynamic-vb-ring", "--driver-opt", "colour=red"],
+     "the reference driver has no option 'colour'"),
+    (["run", "dynamic-vb-ring", "--driver-opt", "heap_bytes=lots"],
+     "driver option heap_bytes takes an integer"),
+    (["rules", "XX-99"], "unknown rule 'XX-99'"),
 ]
 
 
@@ -70,7 +78,7 @@ def test_internal_error_exits_3_with_one_line(monkeypatch, capsys) -> None:
     def boom(*a, **kw):
         raise ZeroDivisionError("emulator bug")
 
-    monkeypatch.setattr(_cli, "run_scenario", boom)
+    monkeypatch.setattr("wddmemu._runner.run_scenario", boom)
     assert _cli.main(["run", "dynamic-vb-ring"]) == 3
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["wddmemu: internal error: ZeroDivisionError: emulator bug"]

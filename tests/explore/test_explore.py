@@ -108,11 +108,12 @@ def saved(tmp_path: Path) -> Path:
 
 def test_failure_file_is_documented_json(saved: Path) -> None:
     doc = orjson.loads(saved.read_bytes())
-    assert doc["format"] == "wddmemu-failure" and doc["version"] == 1
+    assert doc["format"] == "wddmemu-failure" and doc["version"] == 2
     assert doc["wddmemu"]
+    assert doc["load"] == {"modules": [], "distributions": []}  # built-ins only
     spec = doc["spec"]
-    for k in ("scenario", "params", "driver", "ddi_version", "backend", "strategy", "seed",
-              "decisions", "bugs"):
+    for k in ("scenario", "params", "driver", "driver_options", "ddi_version", "backend",
+              "strategy", "seed", "decisions", "bugs"):
         assert k in spec
     assert spec["driver"] == "no-driver-lock" and spec["ddi_version"] == 0xB
     assert spec["strategy"] == "replay" and all(isinstance(x, int) for x in spec["decisions"])
@@ -158,6 +159,14 @@ def test_tampered_decisions_are_reported_as_divergence(saved: Path, capsys) -> N
     assert out.kind == "diverged"
     assert _cli.main(["replay", str(saved)]) == 1
     assert "diverged at step" in capsys.readouterr().out
+
+
+def test_a_version_1_file_still_replays(saved: Path) -> None:
+    doc = orjson.loads(saved.read_bytes())
+    del doc["load"], doc["spec"]["driver_options"]
+    saved.write_bytes(orjson.dumps({**doc, "version": 1}))
+    ff = load_failure(saved)
+    assert ff.spec.driver_options == {} and replay(ff).kind == "reproduced"
 
 
 def test_load_failure_rejects_a_spec_without_decisions(saved: Path) -> None:

@@ -79,3 +79,57 @@ def test_command_line_options_override_schedules_and_seed(pytester) -> None:
     )
     result = pytester.runpytest("--wddmemu-schedules", "7", "--wddmemu-seed", "100")
     result.assert_outcomes(passed=1)
+
+
+def test_driver_may_be_a_name_a_path_a_factory_a_class_or_an_instance(pytester) -> None:
+    pytester.makepyfile(
+        """
+        import pytest
+        import umd
+        import wddmemu
+        from umd.variants import NoDriverLockDevice, no_driver_lock
+
+        class Driver(umd.ReferenceDriver):
+            pass
+
+        FORMS = {
+            "name": "no-driver-lock",
+            "path": "umd.variants:no_driver_lock",
+            "factory": no_driver_lock,
+            "class": type("Unlocked", (umd.ReferenceDriver,),
+                          {"device_class": NoDriverLockDevice}),
+            "instance": no_driver_lock(driver_version=0xB),
+        }
+
+        @pytest.mark.parametrize("form", FORMS)
+        def test_each_form_finds_the_race(wddmemu, form):
+            kw = {} if form == "instance" else {"ddi_version": 0xB}
+            res = wddmemu.explore("reentrant-lockasync", driver=FORMS[form], schedules=100, **kw)
+            assert res.failures and res.failures[0].finding.rule == "RACE"
+
+        def test_a_clean_class(wddmemu):
+            assert wddmemu.check("lock-flags", driver=Driver, schedules=3).ok
+
+        def test_an_unnamed_instance_fails_without_saving(wddmemu):
+            wddmemu.check("reentrant-lockasync", driver=no_driver_lock(driver_version=0xB),
+                          schedules=100)
+
+        def test_unknown_scenario(wddmemu):
+            wddmemu.check("no-such-scenario")
+
+        def test_unknown_driver(wddmemu):
+            wddmemu.check("lock-flags", driver="no-such-driver")
+        """
+    )
+    result = pytester.runpytest("-rf")
+    result.assert_outcomes(passed=6, failed=3)
+    out = result.stdout.str()
+    failed = sorted(line.split("::")[1].split()[0] for line in out.splitlines()
+                    if line.startswith("FAILED "))
+    assert failed == ["test_an_unnamed_instance_fails_without_saving", "test_unknown_driver",
+                      "test_unknown_scenario"]
+    assert "not saved: the driver <ReferenceDriver" in out
+    assert "wddmemu.register_driver(name, factory)" in out
+    assert "wddmemu: unknown scenario 'no-such-scenario'" in out
+    assert "wddmemu: unknown driver 'no-such-driver'" in out
+    assert "wddmemu/_" not in out  # one-line failures: no traceback through the internals

@@ -1,0 +1,100 @@
+"""The registries user code extends: drivers (with options) and scenarios (with ranges)."""
+
+from __future__ import annotations
+
+import pytest
+
+import scenarios
+import umd
+import wddmemu
+from scenarios import Param
+from vthreads.registry import Registry
+from wddmemu import _cli
+
+
+@pytest.fixture
+def counting_driver():
+    made: list[dict] = []
+
+    @wddmemu.driver("test-counting", rules=("RACE",), summary="counts its builds")
+    def make(driver_version=None, heap_kib: int = 1024, verbose: bool = False):
+        made.append({"driver_version": driver_version, "heap_kib": heap_kib,
+                     "verbose": verbose})
+        return umd.ReferenceDriver(umd.DriverConfig(heap_bytes=heap_kib * 1024))
+
+    yield made
+    wddmemu.DRIVERS.unregister("test-counting")
+
+
+def test_a_registered_factory_gets_typed_driver_options(counting_driver, capsys) -> None:
+    assert wddmemu.DRIVERS.entry("test-counting").rules == ("RACE",)
+    argv = ["run", "lock-flags", "--driver", "test-counting", "--driver-opt", "heap_kib=0x800",
+            "--driver-opt", "verbose=yes", "--ddi-version", "0xB"]
+    assert _cli.main(argv) == 0
+    assert counting_driver[-1] == {"driver_version": 0xB, "heap_kib": 2048, "verbose": True}
+    capsys.readouterr()
+    assert _cli.main(["run", "lock-flags", "--driver", "test-counting", "--driver-opt",
+                      "colour=red"]) == 2
+    assert "driver test-counting has no option 'colour' (options: heap_kib, verbose)" in (
+        capsys.readouterr().err)
+    assert _cli.main(["drivers"]) == 0
+    assert "test-counting" in capsys.readouterr().out
+
+
+def test_the_reference_takes_driver_config_fields_as_options() -> None:
+    drv = wddmemu.resolve_driver("reference", 0xA, {"heap_bytes": "4096",
+                                                    "implements": "lock_async,unlock_async"})
+    assert drv.config == umd.DriverConfig(driver_version=0xA, heap_bytes=4096,
+                                          implements=("lock_async", "unlock_async"))
+    with pytest.raises(wddmemu.SpecError, match="bad driver option: command_buffer_size"):
+        wddmemu.resolve_driver("reference", None, {"command_buffer_size": "1"})
+
+
+def test_registering_a_taken_name_is_refused() -> None:
+    with pytest.raises(KeyError, match="driver 'reference' is registered already"):
+        wddmemu.register_driver("reference", umd.ReferenceDriver)
+
+
+def test_scenarios_are_a_registry_with_ranged_parameters() -> None:
+    assert isinstance(scenarios.REGISTRY, Registry)
+    entry = scenarios.REGISTRY.entry("lock-flags")
+    assert entry.summary == scenarios.get("lock-flags").description
+    with pytest.raises(KeyError, match="run 'wddmemu scenarios'"):
+        scenarios.get("nope")
+
+    @scenarios.scenario("test-ranged", "a ranged parameter", n=Param(int, 2, "n", range=(1, 4)))
+    async def ranged(ctx, n):
+        pass
+
+    try:
+        sc = scenarios.get("test-ranged")
+        assert sc.resolve({"n": "3"}) == {"n": 3}
+        with pytest.raises(ValueError, match=r"parameter n takes 1\.\.4, not 9"):
+            sc.resolve({"n": "9"})
+        with pytest.raises(ValueError, match="registered twice"):
+            scenarios.scenario("test-ranged", "again")(ranged)
+    finally:
+        scenarios.REGISTRY.unregister("test-ranged")
+    with pytest.raises(ValueError, match="range"):
+        Param(str, "x", range=(1, 2))
+    with pytest.raises(ValueError, match=r"takes 1\.\.2, not 5"):
+        Param(int, 5, range=(1, 2))
+
+
+def test_check_program_is_public_and_returns_a_result() -> None:
+    import vthreads as vt
+    from tests.engine.test_engine import _lock_both, lock_order_inversion
+
+    async def same_order() -> None:
+        a, b = vt.Mutex("A"), vt.Mutex("B")
+        for t in [vt.spawn("t1", _lock_both, a, b), vt.spawn("t2", _lock_both, a, b)]:
+            await t.join()
+
+    clean = wddmemu.check_program(same_order, schedules=20)
+    assert clean.ok and clean.runs == 20 and clean.replay == ""
+    bad = wddmemu.check_program(lock_order_inversion, schedules=50)
+    assert not bad.ok and bad.run.failure.kind == "deadlock"
+    assert bad.replay.startswith("Engine('replay', decisions=[")
+    assert f"schedule {bad.index} (random, seed {bad.seed}) failed" in bad.describe()
+    with pytest.raises(wddmemu.SpecError, match="unknown backend"):
+        wddmemu.check_program(same_order, backend="curio")

@@ -1,0 +1,92 @@
+"""The listing commands: ``wddmemu drivers``, ``wddmemu bugs``, ``wddmemu rules [ID]``.
+
+They print what is registered (built-ins, entry points, ``--load`` modules) in registration
+order — the same registries that resolve names on a command line or in a failure file.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from ._errors import SpecError
+
+
+def _table(*columns: str) -> Any:
+    from rich.table import Table
+
+    t = Table(box=None, pad_edge=False, show_lines=False)
+    for i, c in enumerate(columns):
+        # names stay whole (they are what one types); the prose columns wrap
+        t.add_column(c, style="bold" if i == 0 else None, no_wrap=i == 0,
+                     overflow="fold")
+    return t
+
+
+def _row(t: Any, *cells: str) -> None:
+    from rich.markup import escape  # the cells are data: brackets in them are not markup
+
+    t.add_row(*(escape(c) for c in cells))
+
+
+def _print(*renderables: Any) -> None:
+    from rich.console import Console
+
+    console = Console()
+    for r in renderables:
+        console.print(r)
+
+
+@click.command("drivers")
+def drivers_cmd() -> int:
+    """List the registered drivers: the reference, its seeded variants, and yours."""
+    from ._drivers import DRIVERS
+
+    t = _table("driver", "rules", "from", "summary")
+    for e in DRIVERS.entries():
+        _row(t, e.name, ", ".join(e.rules) or "-", e.module or "-", e.summary)
+    _print(t)
+    return 0
+
+
+@click.command("bugs")
+def bugs_cmd() -> int:
+    """List the seeded bugs: driver variants (--driver NAME), runtime and kernel bugs
+    (--bug NAME), each with the rule ids it trips."""
+    import kmd
+    from runtime import RUNTIME_BUGS
+
+    from ._drivers import DRIVERS, VARIANT_NAMES, catalogue
+
+    t = _table("bug", "kind", "rules", "summary")
+    for name in VARIANT_NAMES:
+        e = DRIVERS.entry(name)
+        _row(t, name, "driver", ", ".join(e.rules) or "-", e.summary)
+    for kind, reg in (("runtime", RUNTIME_BUGS), ("kernel", kmd.KERNEL_BUGS)):
+        for name, _obj, rules, summary in catalogue(reg):
+            _row(t, name, kind, ", ".join(rules) or "-", summary)
+    _print("use a driver bug with --driver NAME, a runtime or kernel bug with --bug NAME", t)
+    return 0
+
+
+@click.command("rules")
+@click.argument("rule_id", required=False, metavar="[ID]")
+def rules_cmd(rule_id: str | None) -> int:
+    """List the contracts' rule ids with their meaning, status (checked by the checker,
+    enforced by a layer, both, not modelled, n/a) and where; or one rule in full."""
+    from .rules import get_rule, rules
+
+    if rule_id is not None:
+        try:
+            r = get_rule(rule_id)
+        except KeyError as e:
+            raise SpecError(str(e.args[0])) from None
+        click.echo(f"{r.id}: {r.meaning}\nstatus: {r.status}\nwhere: "
+                   f"{r.where.replace('`', '') or '-'}")
+        return 0
+    t = _table("id", "status", "meaning", "where")
+    for r in rules():
+        _row(t, r.id, r.status, r.meaning, r.where.replace("`", "") or "-")
+    _print(t)
+    return 0
