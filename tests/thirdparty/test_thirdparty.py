@@ -104,11 +104,18 @@ async def _draw_then_fail_an_expectation(ctx) -> None:
     ctx.expect(False, "a scenario expectation that fails before the data oracle ran")
 
 
-def test_a_failed_expectation_never_masks_the_data_oracle(monkeypatch) -> None:
+def test_a_failed_expectation_never_masks_the_data_oracle() -> None:
     """Expectations are judged after the checker's final checks: with stop-at-first (explore),
     the run stops at the DATA finding, not at the scenario's own EXPECT."""
-    monkeypatch.setitem(scenarios.REGISTRY, "draw-then-expect",
-                        Scenario("draw-then-expect", "test", _draw_then_fail_an_expectation))
+    scenarios.REGISTRY.register(
+        "draw-then-expect", Scenario("draw-then-expect", "test", _draw_then_fail_an_expectation))
+    try:
+        _data_before_expect()
+    finally:
+        scenarios.REGISTRY.unregister("draw-then-expect")
+
+
+def _data_before_expect() -> None:
     spec = RunSpec("draw-then-expect", driver=DRIVERS["drops_draws"].driver)
     r = run_scenario(spec, stop_on_violation=True).run
     assert r.violations[0].rule == "DATA"
