@@ -17,6 +17,7 @@ from rich.table import Table
 
 from vthreads import Replay
 
+from ._campaign import install as install_campaign
 from ._explore import (
     DEFAULT_SAVE_DIR,
     ExploreOptions,
@@ -308,6 +309,7 @@ def replay_cmd(file: str, trace: str | None, backend: str | None) -> int:
 from ._trace_cli import trace as _trace_group  # noqa: E402 (the group lives with the tools)
 
 cli.add_command(_trace_group)
+install_campaign(cli, explore_cmd)  # campaign; explore --cluster/--junit/--json (_campaign.py)
 
 
 # entry point --------------------------------------------------------------------------------
