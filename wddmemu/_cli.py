@@ -216,6 +216,21 @@ def print_summary(console: Console, res: ScenarioResult, trace: str | None) -> N
         console.print(f"trace: {trace}")
 
 
+def cluster_options(fn: Any) -> Any:
+    """``--cluster``, ``--junit`` and ``--json`` (explore and campaign; docs/cluster.md)."""
+    for opt in reversed((
+        click.option("--cluster", default=None, metavar="ADDRESS",
+                     help="run on a Dask scheduler (tcp://host:port) or on local:N worker "
+                          "processes (needs the cluster extra)"),
+        click.option("--junit", default=None, metavar="OUT.xml",
+                     help="write a JUnit XML report (one testcase per cell)"),
+        click.option("--json", "json_out", default=None, metavar="OUT.json",
+                     help="write a JSON report"),
+    )):
+        fn = opt(fn)
+    return fn
+
+
 @cli.command("explore")
 @scenario_options
 @click.option("--schedules", default=1000, show_default=True, help="schedules to run at most")
@@ -228,16 +243,25 @@ def print_summary(console: Console, res: ScenarioResult, trace: str | None) -> N
               help="where failure files go")
 @click.option("--stop-on-first/--keep-going", default=True, show_default=True)
 @click.option("--minimise/--no-minimise", default=True, show_default=True)
+@cluster_options
 def explore_cmd(scenario: str, params: tuple[str, ...], driver: str,
                 driver_opts: tuple[str, ...], ddi_version: str | None, bugs: tuple[str, ...],
                 backend: str, depth: int, pct_steps: int, step_budget: int, schedules: int,
                 strategy: str, seed: int, preemption_bound: int, jobs: int, save_dir: str,
-                stop_on_first: bool, minimise: bool) -> int:
+                stop_on_first: bool, minimise: bool, cluster: str | None, junit: str | None,
+                json_out: str | None) -> int:
     """Run many schedules of SCENARIO; minimise, save and explain each failure."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     from ._explore import ExploreOptions, explore, save_failure
     from ._runner import check_spec
+
+    reports = None
+    if cluster or junit or json_out:  # docs/cluster.md: Dask, JUnit and JSON reports
+        from ._campaign import reporting_explore
+
+        reports = explore = reporting_explore(cluster, jobs, save_dir, driver,
+                                              _loading.loaded_modules())
 
     base = _spec(scenario, params, driver, driver_opts, ddi_version, bugs, backend, depth,
                  pct_steps, step_budget, "fifo", 0)
@@ -270,6 +294,8 @@ def explore_cmd(scenario: str, params: tuple[str, ...], driver: str,
     for fd in res.failures:
         path = save_failure(fd, save_dir)
         explain(console, fd, path)
+    if reports is not None:
+        reports.write(junit, json_out)
     return EXIT_FAIL if res.failures else EXIT_OK
 
 
@@ -350,6 +376,21 @@ def replay_cmd(file: str, trace: str | None, backend: str | None) -> int:
     console.print(f"[red]different failure[/red]: expected {want}, got "
                   f"{got.rule if got else '?'} at step {got.step if got else '?'}")
     return EXIT_FAIL
+
+
+@cli.command("campaign")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--jobs", default=1, show_default=True, help="worker processes on this machine")
+@click.option("--save-dir", default=DEFAULT_SAVE_DIR, show_default=True,
+              help="where failure files go")
+@cluster_options
+def campaign_cmd(file: str, jobs: int, save_dir: str, cluster: str | None, junit: str | None,
+                 json_out: str | None) -> int:
+    """Explore the matrix in FILE (TOML: scenarios × drivers × ddi_versions × strategies);
+    save every failure, print a summary. Exit 1 if any cell failed (docs/cluster.md)."""
+    from ._campaign import campaign_command
+
+    return campaign_command.callback(file, jobs, save_dir, cluster, junit, json_out)
 
 
 from ._cli_list import bugs_cmd, drivers_cmd, rules_cmd  # noqa: E402 (listing commands)

@@ -1,0 +1,108 @@
+"""Cluster benchmark (issue 15): what ``--cluster local:2`` buys over ``--jobs 1`` on this machine,
+next to the machine's own ceiling, and what one Dask task costs.
+
+In one run, with interleaved repetitions (every repetition measures every variant, so a burst of
+load from other processes hits them all alike) and medians:
+
+* schedules/s of ``explore`` with ``--jobs 1`` and on a 2-worker LocalCluster (started once,
+  outside the timing; its start-up is reported apart), and their ratio;
+* the same ratio for a pure-Python CPU burn run in 1 process vs 2 processes: the real 2-process
+  ceiling of this sandbox, which a cluster of 2 local workers cannot beat;
+* the cost of one Dask task (a no-op, submitted and awaited the way ``drive`` does: a window of
+  two per worker), the cluster's schedules/s for several chunk sizes, and the chunk size at
+  which the task cost is under 5 % of a chunk's work.
+
+All times are wall clock (the cluster's work happens in other processes). Run:
+``python bench/cluster.py [--quick]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import replace
+
+import distributed
+
+from wddmemu._cluster import connect, explore_on_cluster
+from wddmemu._explore import ExploreOptions, explore
+from wddmemu._runner import RunSpec
+
+SPEC = RunSpec("dynamic-vb-ring")  # clean with the reference driver: every schedule runs
+
+
+def burn(n: int) -> int:
+    """Pure-Python CPU work, no I/O, no allocation to speak of."""
+    x = 0
+    for i in range(n):
+        x = (x * 31 + i) & 0xFFFF_FFFF
+    return x
+
+
+def wall(fn) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def task_cost(client, n: int) -> float:
+    """Seconds per no-op task, submitted with a window of two per worker thread."""
+    window = 2 * sum(client.nthreads().values())
+    t0 = time.perf_counter()
+    inflight = [client.submit(len, (), pure=False) for _ in range(min(window, n))]
+    sent = len(inflight)
+    while inflight:
+        done = distributed.wait(inflight, return_when="FIRST_COMPLETED").done
+        inflight = [f for f in inflight if f not in done]
+        while sent < n and len(inflight) < window:
+            inflight.append(client.submit(len, (), pure=False))
+            sent += 1
+    return (time.perf_counter() - t0) / n
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="fewer schedules and repetitions")
+    args = ap.parse_args()
+    n, reps, work = (40, 3, 3_000_000) if args.quick else (120, 5, 6_000_000)
+    opts = ExploreOptions(schedules=n, strategy="pct", stop_on_first=False, minimise=False)
+
+    t0 = time.perf_counter()
+    with connect("local:2") as client, ProcessPoolExecutor(2) as pool:
+        startup = time.perf_counter() - t0
+        list(pool.map(burn, [1000, 1000]))  # warm the pool's processes
+        explore_on_cluster(client, SPEC, replace(opts, schedules=4, chunk=2))  # warm workers
+        rows: dict[str, list[float]] = {k: [] for k in ("jobs1", "dask", "burn1", "burn2")}
+        for _ in range(reps):
+            rows["jobs1"].append(n / wall(lambda: explore(SPEC, opts)))
+            rows["dask"].append(n / wall(lambda: explore_on_cluster(client, SPEC, opts)))
+            rows["burn1"].append(2 / wall(lambda: [burn(work), burn(work)]))
+            rows["burn2"].append(2 / wall(lambda: list(pool.map(burn, [work, work]))))
+        med = {k: statistics.median(v) for k, v in rows.items()}
+        per_task = statistics.median(task_cost(client, 200) for _ in range(3))
+        sweep = {}
+        for chunk in (1, 5, 25, 100):
+            o = replace(opts, chunk=chunk)
+            sweep[chunk] = statistics.median(
+                n / wall(lambda o=o: explore_on_cluster(client, SPEC, o)) for _ in range(2))
+
+    per_schedule = 1 / med["jobs1"]
+    print(f"LocalCluster(2) start-up: {startup:.1f} s (once per --cluster local:N run)")
+    print(f"{n} pct schedules of {SPEC.scenario}, {reps} interleaved repetitions, medians:")
+    print(f"  --jobs 1           {med['jobs1']:7.1f} schedules/s")
+    print(f"  --cluster local:2  {med['dask']:7.1f} schedules/s   "
+          f"ratio {med['dask'] / med['jobs1']:.2f}x")
+    print(f"  pure-Python burn   1 process {med['burn1']:.2f}/s, 2 processes "
+          f"{med['burn2']:.2f}/s   ratio {med['burn2'] / med['burn1']:.2f}x (the ceiling)")
+    print(f"one Dask task (no-op, windowed): {per_task * 1e3:.2f} ms; one schedule: "
+          f"{per_schedule * 1e3:.1f} ms ({per_task / per_schedule:.2f} schedules' worth)")
+    print("cluster schedules/s by chunk size: "
+          + ", ".join(f"{c}: {r:.1f}" for c, r in sweep.items()))
+    print(f"task cost under 5 % of a chunk from chunk >= "
+          f"{max(1, round(per_task / (0.05 * per_schedule)))} schedules")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,142 @@
+"""Campaign files, the campaign command on this machine, and the JUnit/JSON reports."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import orjson
+import pytest
+
+from wddmemu import _cli
+from wddmemu._campaign import Campaign, CampaignError, load_campaign, parse_campaign
+from wddmemu._explore import load_failure
+from wddmemu._reports import write_atomically
+
+GOOD = """
+[campaign]
+scenarios = ["dynamic-vb-ring", "reentrant-lockasync"]
+drivers = ["no-driver-lock"]          # optional, default ["reference"]
+ddi_versions = [10, 11]
+strategies = ["pct"]
+schedules = 8
+"""
+
+
+def test_a_good_file_gives_the_matrix_in_file_order(tmp_path: Path) -> None:
+    p = tmp_path / "c.toml"
+    p.write_text(GOOD)
+    camp = load_campaign(p)
+    assert camp == Campaign(scenarios=("dynamic-vb-ring", "reentrant-lockasync"),
+                            drivers=("no-driver-lock",), ddi_versions=(10, 11), schedules=8)
+    cells = [(s.scenario, s.ddi_version, st) for s, st in camp.cells()]
+    assert cells == [("dynamic-vb-ring", 10, "pct"), ("dynamic-vb-ring", 11, "pct"),
+                     ("reentrant-lockasync", 10, "pct"), ("reentrant-lockasync", 11, "pct")]
+    assert parse_campaign({"campaign": {"scenarios": ["lock-flags"]}}).drivers == ("reference",)
+
+
+BAD = [
+    ("[campaign]\nscenarios = [\"lock-flags\"]\ncolour = 1\n", "unknown key 'colour'"),
+    ("[campaign]\nscenarios = \"lock-flags\"\n", "scenarios must be a non-empty list"),
+    ("[campaign]\nscenarios = []\n", "non-empty list"),
+    ("[campaign]\nscenarios = [1]\n", "list of strings"),
+    ("[campaign]\nscenarios = [\"nope\"]\n", "nope"),
+    ("[campaign]\nscenarios = [\"lock-flags\"]\ndrivers = [\"nodriver\"]\n",
+     "unknown driver 'nodriver'"),
+    ("[campaign]\nscenarios = [\"lock-flags\"]\nstrategies = [\"bfs\"]\n",
+     "unknown strategy 'bfs'"),
+    ("[campaign]\nscenarios = [\"lock-flags\"]\nschedules = 0\n", "out of range"),
+    ("[campaign]\nscenarios = [\"lock-flags\"]\nschedules = \"9\"\n", "must be an integer"),
+    ("[campaign]\nscenarios = [\"lock-flags\"]\nschedules = true\n", "must be an integer"),
+    ("[campaign]\nscenarios = [\"lock-flags\"]\nddi_versions = [-1]\n", "out of range"),
+    ("[campaign]\nscenarios = [\"lock-flags\"]\nminimise = 1\n", "true or false"),
+    ("[campaign]\nscenarios = [\"lock-flags\"\n", "not valid TOML"),
+    ("[other]\nx = 1\n", "expected one [campaign] table"),
+    ("[campaign]\ndrivers = [\"reference\"]\n", "needs scenarios"),
+    ("campaign = 3\n", "expected one [campaign] table"),
+]
+
+
+@pytest.mark.parametrize("text, msg", BAD, ids=[m for _, m in BAD])
+def test_bad_files_are_one_line_exit_2(text: str, msg: str, tmp_path: Path, capsys) -> None:
+    p = tmp_path / "bad.toml"
+    p.write_text(text)
+    with pytest.raises(CampaignError, match=msg.replace("[", r"\[")):
+        load_campaign(p)
+    assert _cli.main(["campaign", str(p)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("wddmemu: error: ") and msg in err
+    assert "Traceback" not in err
+
+
+def test_a_missing_file_is_exit_2(tmp_path: Path, capsys) -> None:
+    assert _cli.main(["campaign", str(tmp_path / "none.toml")]) == 2
+    assert "cannot read" in capsys.readouterr().err
+
+
+def test_campaign_saves_failures_and_writes_valid_reports(tmp_path: Path, capsys) -> None:
+    p = tmp_path / "c.toml"
+    p.write_text(GOOD)
+    junit, js, saves = tmp_path / "out" / "r.xml", tmp_path / "r.json", tmp_path / "f"
+    argv = ["campaign", str(p), "--save-dir", str(saves), "--junit", str(junit),
+            "--json", str(js)]
+    assert _cli.main(argv) == 1
+    out = capsys.readouterr().out
+    assert "4 cells, 2 failing" in out and "replay: wddmemu replay" in out
+    suite = ET.parse(junit).getroot()
+    assert suite.tag == "testsuites" and suite.get("tests") == "4"
+    cases = suite.findall("./testsuite/testcase")
+    assert len(cases) == 4 and suite.find("testsuite").get("failures") == "2"
+    failed = [c for c in cases if c.find("failure") is not None]
+    assert [c.get("name") for c in failed] == [
+        "dynamic-vb-ring[no-driver-lock,ddi=0xb,pct]",
+        "reentrant-lockasync[no-driver-lock,ddi=0xb,pct]"]
+    for c in failed:
+        f = c.find("failure")
+        assert f.get("type") == "RACE" and "RACE at step" in f.get("message")
+        assert "replay: wddmemu replay " in f.text
+        saved = f.text.split("saved: ")[1].splitlines()[0]
+        assert load_failure(saved).rule == "RACE"
+    doc = orjson.loads(js.read_bytes())
+    assert doc["format"] == "wddmemu-report" and doc["ok"] is False
+    assert [c["ok"] for c in doc["cells"]] == [True, False, True, False]
+    assert sorted(x.name for x in saves.iterdir()) == sorted(
+        Path(c["failures"][0]["file"]).name for c in doc["cells"] if c["failures"])
+    assert [x.name for x in junit.parent.iterdir()] == ["r.xml"]  # no temp file left behind
+
+
+def test_a_clean_campaign_exits_0(tmp_path: Path) -> None:
+    p = tmp_path / "c.toml"
+    p.write_text('[campaign]\nscenarios = ["lock-flags"]\nstrategies = ["random", "dfs"]\n'
+                 "schedules = 5\n")
+    assert _cli.main(["campaign", str(p), "--save-dir", str(tmp_path / "f")]) == 0
+    assert not (tmp_path / "f").exists()
+
+
+def test_explore_writes_the_same_reports(tmp_path: Path) -> None:
+    js, junit = tmp_path / "e.json", tmp_path / "e.xml"
+    argv = ["explore", "reentrant-lockasync", "--driver", "no-driver-lock", "--ddi-version",
+            "0xB", "--schedules", "30", "--save-dir", str(tmp_path / "f"), "--json", str(js),
+            "--junit", str(junit), "--no-minimise"]
+    assert _cli.main(argv) == 1
+    (cell,) = orjson.loads(js.read_bytes())["cells"]
+    assert cell["failures"][0]["rule"] == "RACE" and cell["runs"] == 1
+    assert Path(cell["failures"][0]["file"]).exists()
+    assert ET.parse(junit).getroot().get("failures") == "1"
+
+
+def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path: Path) -> None:
+    p = write_atomically(tmp_path / "r.json", b"old")
+    with pytest.raises(TypeError):  # the write fails half-way: the target is untouched
+        write_atomically(p, object())  # type: ignore[arg-type]
+    assert p.read_bytes() == b"old" and [x.name for x in tmp_path.iterdir()] == ["r.json"]
+    write_atomically(p, b"new")
+    assert p.read_bytes() == b"new"
+
+
+def test_an_unwritable_report_is_exit_2(tmp_path: Path, capsys) -> None:
+    (tmp_path / "file").write_text("")
+    argv = ["explore", "lock-flags", "--schedules", "2", "--save-dir", str(tmp_path / "f"),
+            "--json", str(tmp_path / "file" / "r.json")]
+    assert _cli.main(argv) == 2
+    assert "cannot write the report" in capsys.readouterr().err

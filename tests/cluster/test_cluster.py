@@ -1,0 +1,165 @@
+"""Exploration on Dask distributed (issue 15): same answers as ``--jobs 1``, byte-identical
+failure files, no schedule lost when a worker dies, one-line errors when the cluster cannot be
+used. The LocalCluster tests are ``slow`` (a cluster of processes takes seconds to start); the
+fast smoke test drives an in-process cluster."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import distributed  # the test extra installs the cluster extra
+import pytest
+
+from wddmemu import _cli
+from wddmemu._cluster import ClusterError, connect, explore_on_cluster, ship_modules
+from wddmemu._explore import ExploreOptions, explore, save_failure
+from wddmemu._runner import RunSpec
+
+OFTEN = RunSpec("dynamic-vb-ring", driver="noexistingref-with-queued-refs")
+DEADLOCK = RunSpec("reentrant-lockasync", driver="lock-order-deadlock", ddi_version=0xB)
+
+
+def _key(res) -> list:
+    return [(f.index, f.finding, f.spec, f.minimised) for f in res.failures]
+
+
+def test_smoke_in_process_cluster_gives_the_one_job_answer() -> None:
+    opts = ExploreOptions(schedules=12, strategy="pct", chunk=2, max_replays=20)
+    with distributed.LocalCluster(n_workers=2, processes=False, threads_per_worker=1,
+                                  dashboard_address=None, silence_logs=logging.ERROR) as lc, \
+            distributed.Client(lc) as client:
+        seen: list[int] = []
+        got = explore_on_cluster(client, OFTEN, opts, progress=lambda r, f: seen.append(r))
+    one = explore(OFTEN, opts)
+    assert got.runs == one.runs and _key(got) == _key(one)
+    assert seen and seen == sorted(seen) and seen[-1] <= 12
+
+
+def test_missing_extra_is_one_line_exit_2(monkeypatch, capsys) -> None:
+    monkeypatch.setitem(sys.modules, "distributed", None)  # import distributed -> ImportError
+    argv = ["explore", "lock-flags", "--schedules", "2", "--cluster", "local:2"]
+    assert _cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err == "wddmemu: error: --cluster needs the cluster extra: pip install " \
+                  "'wddmemu[cluster]'\n"
+
+
+def test_an_unreachable_scheduler_is_one_line_exit_2(monkeypatch, capsys) -> None:
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setattr("wddmemu._cluster.CONNECT_TIMEOUT_S", 1.0)
+    argv = ["explore", "lock-flags", "--schedules", "2", "--cluster", f"tcp://127.0.0.1:{port}"]
+    assert _cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"wddmemu: error: cannot reach the dask scheduler at "
+                          f"tcp://127.0.0.1:{port} within 1 s") and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("extra, msg", [(["--strategy", "dfs"], "cannot split dfs"),
+                                        (["--jobs", "2"], "not both"),
+                                        (["--cluster", "local:0"], "1 to 256")])
+def test_refusals_come_before_any_cluster_starts(extra, msg, capsys) -> None:
+    argv = ["explore", "lock-flags", "--schedules", "2", "--cluster", "local:2", *extra]
+    assert _cli.main(argv) == 2
+    assert msg in capsys.readouterr().err
+
+
+# ---- on a LocalCluster of worker processes ------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def client():
+    with connect("local:2") as c:
+        yield c
+
+
+@pytest.mark.slow
+def test_cli_cluster_saves_the_same_bytes_as_one_job(tmp_path: Path, capsys) -> None:
+    common = ["explore", "reentrant-lockasync", "--driver", "lock-order-deadlock",
+              "--ddi-version", "0xB", "--strategy", "random", "--schedules", "60"]
+    assert _cli.main([*common, "--save-dir", str(tmp_path / "one")]) == 1
+    assert _cli.main([*common, "--save-dir", str(tmp_path / "dask"), "--cluster", "local:2"]) == 1
+    (one,) = (tmp_path / "one").iterdir()
+    (dask,) = (tmp_path / "dask").iterdir()
+    assert one.name == dask.name and one.read_bytes() == dask.read_bytes()
+    assert "minimised:" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("strategy", ["random", "pct"])
+def test_keep_going_and_stop_on_first_equal_one_job(client, strategy: str) -> None:
+    opts = ExploreOptions(schedules=40, strategy=strategy, chunk=3, stop_on_first=False,
+                          minimise=False)
+    got, one = explore_on_cluster(client, OFTEN, opts), explore(OFTEN, opts)
+    assert got.runs == one.runs == 40 and _key(got) == _key(one) and len(one.failures) >= 5
+    first = replace(opts, stop_on_first=True, minimise=True, max_replays=40)
+    saved: list = []
+    got = explore_on_cluster(client, DEADLOCK, first, on_failure=saved.append)
+    one = explore(DEADLOCK, first)
+    assert got.runs == one.runs and _key(got) == _key(one) and saved == list(got.failures)
+
+
+@pytest.mark.slow
+def test_a_killed_worker_loses_no_schedule(client) -> None:
+    client.wait_for_workers(2)
+    pids = client.run(os.getpid)
+    killed: list[int] = []
+
+    def progress(runs: int, _failures: int) -> None:
+        # kill a worker that is running a chunk right now, once, early in the run
+        busy = [w for w, keys in client.processing().items() if keys and w in pids]
+        if not killed and busy:
+            killed.append(pids[busy[0]])
+            os.kill(pids[busy[0]], signal.SIGKILL)
+
+    opts = ExploreOptions(schedules=60, strategy="pct", chunk=4, stop_on_first=False,
+                          minimise=False)
+    got = explore_on_cluster(client, OFTEN, opts, progress=progress)
+    one = explore(OFTEN, opts)
+    assert killed, "no worker was busy when a chunk finished"
+    assert got.runs == one.runs == 60 and _key(got) == _key(one)
+    client.wait_for_workers(2)
+    assert killed[0] not in client.run(os.getpid).values()  # the nanny started a new one
+
+
+@pytest.mark.slow
+def test_a_single_file_driver_module_is_shipped_to_workers(client, tmp_path: Path,
+                                                           monkeypatch) -> None:
+    mod = "wddmemu_shipped_driver_test"
+    (tmp_path / f"{mod}.py").write_text(
+        "import umd\n\n"
+        "def make(driver_version=None):\n"
+        "    return umd.make_driver('no-driver-lock', driver_version=driver_version)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    spec = RunSpec("reentrant-lockasync", driver=f"{mod}:make", ddi_version=0xB)
+    opts = ExploreOptions(schedules=8, strategy="pct", chunk=2, max_replays=20)
+    with pytest.raises(ClusterError, match="install your package on every worker"):
+        explore_on_cluster(client, spec, opts)  # the workers cannot import it yet
+    assert ship_modules(client, [mod, "wddmemu"]) == [str(tmp_path / f"{mod}.py")]
+    got, one = explore_on_cluster(client, spec, opts), explore(spec, opts)
+    assert _key(got) == _key(one) and got.failures
+    a, b = save_failure(got.failures[0], tmp_path / "a"), save_failure(one.failures[0],
+                                                                      tmp_path / "b")
+    assert a.read_bytes() == b.read_bytes()
+
+
+@pytest.mark.slow
+def test_campaign_on_the_cluster_equals_the_local_campaign(tmp_path: Path) -> None:
+    toml = tmp_path / "c.toml"
+    toml.write_text('[campaign]\nscenarios = ["dynamic-vb-ring", "reentrant-lockasync"]\n'
+                    'drivers = ["reference", "no-driver-lock"]\nddi_versions = [10, 11]\n'
+                    'strategies = ["pct", "random"]\nschedules = 12\nchunk = 4\n')
+    runs = {}
+    for how in ("local", "dask"):
+        extra = ["--cluster", "local:2"] if how == "dask" else ["--jobs", "1"]
+        assert _cli.main(["campaign", str(toml), "--save-dir", str(tmp_path / how),
+                          "--json", str(tmp_path / f"{how}.json"), *extra]) == 1
+        runs[how] = {p.name: p.read_bytes() for p in (tmp_path / how).iterdir()}
+    assert runs["local"] == runs["dask"] and len(runs["local"]) >= 2

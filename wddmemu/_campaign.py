@@ -1,0 +1,366 @@
+"""Campaigns: a matrix of explorations from one TOML file, run locally or on a Dask cluster.
+
+A campaign file names the matrix ``scenarios × drivers × ddi_versions × strategies`` and how many
+schedules each cell explores; ``wddmemu campaign FILE.toml`` runs every cell (with ``--jobs`` on
+this machine, or all cells at once on ``--cluster``), saves every failure, prints a summary table
+and writes ``--junit``/``--json`` reports (docs/cluster.md has the file format). A bad file is one
+line and exit 2, never a traceback; exit 1 if any cell failed, 0 if all are clean.
+
+:func:`install` wires this module into the ``wddmemu`` CLI: the ``campaign`` command, and the
+``--cluster``, ``--junit`` and ``--json`` options of ``explore``.
+"""
+
+from __future__ import annotations
+
+import time
+import tomllib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from ._cluster import ClusterError, Search, connect, drive, explore_on_cluster, refuse_dfs
+from ._explore import DEFAULT_SAVE_DIR, ExploreOptions, ExploreResult, explore, save_failure
+from ._reports import CellReport, write_reports
+from ._runner import DEFAULT_DRIVER, RunSpec, SpecError, check_spec
+
+STRATEGIES = ("random", "pct", "dfs")
+_MAX_U32 = 0xFFFF_FFFF
+
+
+class CampaignError(SpecError):
+    """A campaign file that cannot be run (the CLI prints the one line and exits 2)."""
+
+
+# ---- the campaign file --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Key:
+    kind: str  # "strs" | "ints" | "int" | "bool"
+    default: Any
+    lo: int = 0
+    hi: int = _MAX_U32
+
+
+#: every key of ``[campaign]``: its type, default (None: required) and range
+KEYS: dict[str, _Key] = {
+    "scenarios": _Key("strs", None),
+    "drivers": _Key("strs", (DEFAULT_DRIVER,)),
+    "ddi_versions": _Key("ints", (None,), 0, _MAX_U32),
+    "strategies": _Key("strs", ("pct",)),
+    "schedules": _Key("int", 100, 1, 10_000_000),
+    "seed": _Key("int", 0, 0, 2**63 - 1),
+    "depth": _Key("int", 3, 1, 100),
+    "preemption_bound": _Key("int", 2, 0, 100),
+    "max_replays": _Key("int", 200, 0, 1_000_000),
+    "chunk": _Key("int", 25, 1, 100_000),
+    "stop_on_first": _Key("bool", True),
+    "minimise": _Key("bool", True),
+}
+
+
+@dataclass(frozen=True)
+class Campaign:
+    """A parsed, validated campaign file."""
+
+    scenarios: tuple[str, ...]
+    drivers: tuple[str, ...] = (DEFAULT_DRIVER,)
+    ddi_versions: tuple[int | None, ...] = (None,)
+    strategies: tuple[str, ...] = ("pct",)
+    schedules: int = 100
+    seed: int = 0
+    depth: int = 3
+    preemption_bound: int = 2
+    max_replays: int = 200
+    chunk: int = 25
+    stop_on_first: bool = True
+    minimise: bool = True
+
+    def options(self, strategy: str, jobs: int = 1) -> ExploreOptions:
+        return ExploreOptions(schedules=self.schedules, strategy=strategy, seed=self.seed,
+                              depth=self.depth, preemption_bound=self.preemption_bound,
+                              jobs=jobs, stop_on_first=self.stop_on_first,
+                              minimise=self.minimise, max_replays=self.max_replays,
+                              chunk=self.chunk)
+
+    def cells(self) -> list[tuple[RunSpec, str]]:
+        """Every (base spec, strategy) of the matrix, in file order (scenario slowest)."""
+        return [(RunSpec(sc, driver=drv, ddi_version=ddi, depth=self.depth), strat)
+                for sc in self.scenarios for drv in self.drivers
+                for ddi in self.ddi_versions for strat in self.strategies]
+
+
+def _value(where: str, name: str, key: _Key, v: Any) -> Any:
+    def bad(what: str) -> CampaignError:
+        return CampaignError(f"{where}: {name} must be {what}, not {v!r}")
+
+    if key.kind == "bool":
+        if not isinstance(v, bool):
+            raise bad("true or false")
+        return v
+    items = v if key.kind in ("strs", "ints") else [v]
+    if key.kind in ("strs", "ints") and (not isinstance(v, list) or not v):
+        raise bad("a non-empty list")
+    for x in items:
+        if key.kind == "strs" and not isinstance(x, str):
+            raise bad("a list of strings")
+        if key.kind != "strs":
+            if isinstance(x, bool) or not isinstance(x, int):
+                raise bad("a list of integers" if key.kind == "ints" else "an integer")
+            if not key.lo <= x <= key.hi:
+                raise CampaignError(f"{where}: {name} {x} is out of range "
+                                    f"({key.lo} to {key.hi})")
+    return tuple(v) if key.kind in ("strs", "ints") else v
+
+
+def parse_campaign(doc: dict[str, Any], where: str = "campaign file") -> Campaign:
+    """Validate a parsed TOML document; :class:`CampaignError` says what is wrong in one line
+    (unknown keys, wrong types, out-of-range numbers, unknown scenario/driver/strategy)."""
+    extra = sorted(set(doc) - {"campaign"})
+    if extra or not isinstance(doc.get("campaign"), dict):
+        raise CampaignError(f"{where}: expected one [campaign] table"
+                            + (f", not [{extra[0]}]" if extra else ""))
+    table = doc["campaign"]
+    unknown = sorted(set(table) - set(KEYS))
+    if unknown:
+        raise CampaignError(f"{where}: unknown key {unknown[0]!r} in [campaign]: use "
+                            + ", ".join(KEYS))
+    if "scenarios" not in table:
+        raise CampaignError(f"{where}: [campaign] needs scenarios = [...]")
+    camp = Campaign(**{n: _value(where, n, KEYS[n], v) for n, v in table.items()})
+    bad = [s for s in camp.strategies if s not in STRATEGIES]
+    if bad:
+        raise CampaignError(f"{where}: unknown strategy {bad[0]!r}: use random, pct or dfs")
+    for spec, _ in camp.cells()[:: len(camp.strategies)]:
+        try:
+            check_spec(spec)
+        except (SpecError, ValueError) as e:
+            raise CampaignError(f"{where}: {e}") from None
+    return camp
+
+
+def load_campaign(path: Path | str) -> Campaign:
+    """Read and validate a campaign file (TOML)."""
+    p = Path(path)
+    try:
+        raw = p.read_bytes()
+    except OSError as e:
+        raise CampaignError(f"cannot read {p}: {e.strerror}") from None
+    try:
+        doc = tomllib.loads(raw.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise CampaignError(f"{p} is not valid TOML: {e}") from None
+    return parse_campaign(doc, str(p))
+
+
+# ---- running it -------------------------------------------------------------------------------
+
+
+@dataclass
+class CampaignRun:
+    """Where a campaign runs and what it reports on the way."""
+
+    save_dir: Path | str = DEFAULT_SAVE_DIR
+    jobs: int = 1
+    cluster: str | None = None
+    ship: Sequence[str] = ()
+    #: called with (schedules finished so far, failing cells so far)
+    progress: Callable[[int, int], None] | None = None
+    clock: Callable[[], float] = time.perf_counter  # report timings only, never decisions
+
+
+def run_campaign(camp: Campaign, how: CampaignRun | None = None) -> list[CellReport]:
+    """Explore every cell of ``camp``; each failure is saved under ``how.save_dir`` as soon as it
+    is final. The reports are in matrix order whatever order the cells finished in."""
+    how = how or CampaignRun()
+    if how.cluster:
+        return _run_on_cluster(camp, how)
+    reports: list[CellReport] = []
+    done = 0
+    for spec, strat in camp.cells():
+        t0 = how.clock()
+
+        def cell_progress(runs: int, _failures: int, before: int = done) -> None:
+            if how.progress:
+                how.progress(before + runs, sum(bool(r.result.failures) for r in reports))
+
+        res = explore(spec, camp.options(strat, how.jobs), progress=cell_progress)
+        paths = tuple(save_failure(fd, how.save_dir) for fd in res.failures)
+        reports.append(CellReport(spec, strat, camp.schedules, res, paths, how.clock() - t0))
+        done += camp.schedules
+    return reports
+
+
+def _run_on_cluster(camp: Campaign, how: CampaignRun) -> list[CellReport]:
+    # every cell is a Search on the one client, so two workers are busy even when each cell is
+    # a single chunk; dfs cells are refused by Search.of before anything runs
+    assert how.cluster is not None
+    cells = camp.cells()
+    searches = [Search.of(spec, camp.options(strat), f"{spec.scenario}/{spec.driver}")
+                for spec, strat in cells]
+    t0 = how.clock()
+    last = {id(s): t0 for s in searches}
+    paths: dict[int, dict[int, Path]] = {id(s): {} for s in searches}
+
+    def progress(s: Search) -> None:
+        last[id(s)] = how.clock()
+        if how.progress:
+            how.progress(sum(x.runs for x in searches),
+                         sum(bool(x.raw) for x in searches))
+
+    def on_failure(s: Search, fd: Any) -> None:
+        last[id(s)] = how.clock()
+        paths[id(s)][fd.index] = save_failure(fd, how.save_dir)
+
+    with connect(how.cluster, ship=how.ship) as client:
+        drive(client, searches, progress=progress, on_failure=on_failure)
+    out = []
+    for (spec, strat), s in zip(cells, searches, strict=True):
+        res = s.result()
+        out.append(CellReport(spec, strat, camp.schedules, res,
+                              tuple(paths[id(s)][fd.index] for fd in res.failures),
+                              last[id(s)] - t0))
+    return out
+
+
+def ship_list(driver_names: Sequence[str], load: Any = ()) -> tuple[str, ...]:
+    """The modules to send to workers: every ``--load``ed module, and the module of each
+    ``MODULE:ATTR`` driver (only single files are actually shipped, see ``ship_modules``)."""
+    mods = [load] if isinstance(load, str) else list(load or ())
+    mods += [d.partition(":")[0] for d in driver_names if ":" in d]
+    return tuple(dict.fromkeys(mods))
+
+
+# ---- the CLI ------------------------------------------------------------------------------------
+
+
+def report_params() -> list[click.Option]:
+    """The ``--cluster``, ``--junit`` and ``--json`` options (fresh objects for each command)."""
+    return [
+        click.Option(["--cluster"], default=None, metavar="ADDRESS",
+                     help="run on a Dask scheduler (tcp://host:port) or on local:N worker "
+                          "processes (needs the cluster extra)"),
+        click.Option(["--junit"], default=None, metavar="OUT.xml",
+                     help="write a JUnit XML report (one testcase per cell)"),
+        click.Option(["--json", "json_out"], default=None, metavar="OUT.json",
+                     help="write a JSON report"),
+    ]
+
+
+def _write(cells: Sequence[CellReport], junit: str | None, json_out: str | None,
+           suite: str) -> None:
+    try:
+        write_reports(cells, junit=junit, json_out=json_out, suite=suite)
+    except OSError as e:
+        raise click.ClickException(f"cannot write the report: {e}") from None
+
+
+def _exclusive(cluster: str | None, jobs: int) -> None:
+    if cluster and jobs != 1:
+        raise ClusterError("use --jobs N or --cluster ADDRESS, not both")
+
+
+@click.command("campaign")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--jobs", default=1, show_default=True, help="worker processes on this machine")
+@click.option("--save-dir", default=str(DEFAULT_SAVE_DIR), show_default=True,
+              help="where failure files go")
+def campaign_command(file: str, jobs: int, save_dir: str, cluster: str | None,
+                     junit: str | None, json_out: str | None) -> int:
+    """Explore the matrix in FILE (TOML: scenarios × drivers × ddi_versions × strategies);
+    save every failure, print a summary. Exit 1 if any cell failed."""
+    camp = load_campaign(file)
+    _exclusive(cluster, jobs)
+    if jobs < 1:
+        raise CampaignError("--jobs must be >= 1")
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    console = Console()
+    cells = camp.cells()
+    with Progress(TextColumn("[bold]campaign"), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("{task.fields[failed]} failing cells"), console=console,
+                  transient=not console.is_terminal) as bar:
+        task = bar.add_task("", total=len(cells) * camp.schedules, failed=0)
+        reports = run_campaign(camp, CampaignRun(
+            save_dir, jobs, cluster, ship_list(camp.drivers),
+            lambda runs, failed: bar.update(task, completed=runs, failed=failed)))
+    print_campaign(console, reports)
+    _write(reports, junit, json_out, "wddmemu.campaign")
+    return 1 if any(r.result.failures for r in reports) else 0
+
+
+campaign_command.params.extend(report_params())
+
+
+def print_campaign(console: Console, reports: Sequence[CellReport]) -> None:
+    """The summary table: one row per cell, then each failure's replay command."""
+    table = Table(title="campaign", box=None, pad_edge=False)
+    for col in ("scenario", "driver", "ddi", "strategy", "runs", "result", "seconds"):
+        table.add_column(col, justify="right" if col in ("runs", "seconds") else "left",
+                         no_wrap=True)
+    for r in reports:
+        f = r.result.failures
+        verdict = (f"[red]{f[0].finding.rule}[/red] at step {f[0].finding.step}"
+                   + (f" (+{len(f) - 1})" if len(f) > 1 else "")) if f else "[green]clean[/green]"
+        ddi = "default" if r.spec.ddi_version is None else hex(r.spec.ddi_version)
+        table.add_row(r.spec.scenario, r.spec.driver, ddi, r.strategy, str(r.result.runs),
+                      verdict, f"{r.seconds:.1f}")
+    console.print(table)
+    failed = [r for r in reports if r.result.failures]
+    console.print(f"{len(reports)} cells, {len(failed)} failing, "
+                  f"{sum(r.result.runs for r in reports)} schedules")
+    for r in failed:
+        for p in r.paths:
+            console.print(f"replay: wddmemu replay {p}", markup=False, highlight=False)
+
+
+# ---- explore --cluster/--junit/--json -------------------------------------------------------
+
+
+@dataclass
+class ReportingExplore:
+    """``explore`` for the explore command when it was given ``--cluster``, ``--junit`` or
+    ``--json``: sent to the cluster (when ``cluster`` is set) and recorded as a report cell.
+
+    The command calls it exactly where it would call :func:`~wddmemu.explore`, then
+    :meth:`write` the reports; failures are saved as they arrive on the cluster path."""
+
+    cluster: str | None
+    save_dir: str
+    ship: tuple[str, ...] = ()
+    cells: list[CellReport] = field(default_factory=list)
+    clock: Callable[[], float] = time.perf_counter  # report timings only, never a decision
+
+    def __call__(self, base: RunSpec, opts: ExploreOptions, **kw: Any) -> ExploreResult:
+        t0 = self.clock()
+        if self.cluster:
+            check_spec(base)
+            refuse_dfs(opts.strategy)
+            with connect(self.cluster, ship=self.ship) as client:
+                res = explore_on_cluster(client, base, replace(opts, jobs=1),
+                                         progress=kw.get("progress"),
+                                         on_failure=lambda fd: save_failure(fd, self.save_dir))
+        else:
+            res = explore(base, opts, **kw)
+        # content-addressed names: the command's own save writes these same bytes again
+        paths = tuple(save_failure(fd, self.save_dir) for fd in res.failures)
+        self.cells.append(CellReport(base, opts.strategy, opts.schedules, res, paths,
+                                     self.clock() - t0))
+        return res
+
+    def write(self, junit: str | None, json_out: str | None) -> None:
+        _write(self.cells, junit, json_out, "wddmemu.explore")
+
+
+def reporting_explore(cluster: str | None, jobs: int, save_dir: str, driver: Any,
+                      load: Sequence[str]) -> ReportingExplore:
+    """The explore the command uses with ``--cluster``/``--junit``/``--json`` (checks that
+    ``--cluster`` and ``--jobs`` are not both given: exit 2)."""
+    _exclusive(cluster, jobs)
+    drivers = [driver] if isinstance(driver, str) else []
+    return ReportingExplore(cluster, save_dir, ship_list(drivers, load))

@@ -1,0 +1,304 @@
+"""Exploration on a Dask distributed cluster (``--cluster``): one machine is not the limit.
+
+A driver team that outgrows one host does not need a home-made scheduler: :func:`connect` opens a
+``distributed.Client`` on an existing Dask scheduler (``tcp://host:port``) or on a
+``LocalCluster`` of worker processes (``local:N``), and :func:`explore_on_cluster` runs the
+schedules there with the *same answers* as ``--jobs 1``:
+
+* Schedule *i* is still seed ``seed + i``; the seeds go out as ordered chunks of ``opts.chunk``
+  spec dicts (plain data), each chunk a pure, idempotent task (``_explore._run_chunk``): it reads
+  nothing but its argument and writes nothing, so Dask may run it twice — which it does when a
+  worker dies mid-chunk (the scheduler resubmits the lost task; no schedule is lost or doubled in
+  the answer, because results are keyed by schedule index, not by arrival).
+* Results are collected as they arrive but decided by index: with stop-on-first the lowest
+  failing schedule wins, chunks above it are cancelled, and the winner is final only once every
+  chunk below it has reported. Minimisation is the same deterministic :func:`minimise`, run as a
+  task, so the failure file is byte-identical to a one-process run.
+* Failures are handed to ``on_failure`` on the client as soon as they are final (the CLI saves
+  them there: workers never write files), and ``progress`` counts finished schedules across all
+  workers.
+
+``dfs`` is refused: its stateless search numbers schedules in depth-first order, and a partition
+by decision prefixes would need the sizes of the earlier subtrees before a later one's indices are
+known; a later issue partitions dpor instead. Workers must import the user's driver and scenario
+modules: install user packages on every worker; single-file modules named in ``ship`` are sent
+with ``client.upload_file`` (docs/cluster.md).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from ._explore import (
+    ExploreOptions,
+    ExploreResult,
+    Finding,
+    Found,
+    _run_chunk,
+    minimise,
+    probe_steps,
+)
+from ._explore import _schedule_spec as schedule_spec
+from ._runner import RunSpec, SpecError, check_spec
+
+LOCAL_PREFIX = "local:"
+#: seconds to wait for a remote scheduler before saying it is unreachable
+CONNECT_TIMEOUT_S = 5.0
+INSTALL_HINT = "pip install 'wddmemu[cluster]'"
+
+
+class ClusterError(SpecError):
+    """The cluster cannot be used as asked (extra missing, scheduler unreachable, a worker that
+    cannot import the user's code): the CLI prints the one line and exits 2."""
+
+
+def _distributed() -> Any:
+    # the cluster extra is optional: import it only when --cluster is used, and say how to get it
+    try:
+        import distributed
+    except ImportError:
+        raise ClusterError(f"--cluster needs the cluster extra: {INSTALL_HINT}") from None
+    return distributed
+
+
+def parse_address(address: str) -> tuple[str, int | None]:
+    """``("local", N)`` for ``local:N``, ``(address, None)`` for a scheduler URL."""
+    if address.startswith(LOCAL_PREFIX):
+        n = address[len(LOCAL_PREFIX):]
+        if not n.isdigit() or not 1 <= int(n) <= 256:
+            raise ClusterError(f"--cluster {address!r}: local:N takes 1 to 256 worker processes")
+        return "local", int(n)
+    if "://" not in address:
+        raise ClusterError(f"--cluster {address!r}: give a scheduler address tcp://host:port "
+                           "or local:N")
+    return address, None
+
+
+@contextmanager
+def connect(address: str, *, ship: Sequence[str] = (),
+            timeout: float | None = None) -> Iterator[Any]:
+    """A ``distributed.Client`` for ``address`` (``tcp://host:port`` or ``local:N``), with the
+    single-file modules in ``ship`` uploaded to every worker; closed (and a local cluster shut
+    down) on exit. Raises :class:`ClusterError` with one line when it cannot."""
+    where, n = parse_address(address)
+    dist = _distributed()
+    timeout = CONNECT_TIMEOUT_S if timeout is None else timeout
+    if n is not None:
+        # processes, one thread each (a schedule holds the GIL for its whole run), on loopback;
+        # no dashboard, and the scheduler's bare health endpoint on any free port, not :8787
+        with dist.LocalCluster(n_workers=n, processes=True, threads_per_worker=1,
+                               host="127.0.0.1", dashboard_address=None,
+                               scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
+                               silence_logs=logging.ERROR) as lc, \
+                dist.Client(lc) as client:
+            ship_modules(client, ship)
+            yield client
+        return
+    try:
+        client = dist.Client(where, timeout=timeout)
+    except (OSError, TimeoutError) as e:
+        raise ClusterError(f"cannot reach the dask scheduler at {where} within {timeout:g} s "
+                           f"({type(e).__name__}): start one with 'dask scheduler', or use "
+                           "--cluster local:N") from None
+    with client:
+        ship_modules(client, ship)
+        yield client
+
+
+def ship_modules(client: Any, modules: Sequence[str]) -> list[str]:
+    """Upload the source file of every single-file module in ``modules`` to all workers
+    (``client.upload_file``); packages are not shipped (install them on the workers). Returns
+    the files sent."""
+    sent = []
+    for name in modules:
+        try:
+            spec = importlib.util.find_spec(name)
+        except (ImportError, ValueError):
+            spec = None
+        if spec is None:
+            raise ClusterError(f"cannot find module {name!r} to ship to the workers")
+        if spec.submodule_search_locations is None and (spec.origin or "").endswith(".py"):
+            client.upload_file(spec.origin)
+            sent.append(spec.origin)
+    return sent
+
+
+def refuse_dfs(strategy: str) -> None:
+    """dfs numbers its schedules depth-first, so it cannot be split by index (see above)."""
+    if strategy == "dfs":
+        raise ClusterError("--cluster cannot split dfs yet: run dfs with --jobs 1, or use "
+                           "random or pct on the cluster")
+
+
+# ---- one exploration's chunks, decided by schedule index ------------------------------------
+
+
+@dataclass
+class Search:
+    """The chunks of one exploration (``random`` or ``pct``) and what has come back.
+
+    Pure bookkeeping, no Dask: :meth:`take` hands out the next chunk in index order,
+    :meth:`accept` files a chunk's results, :meth:`decided` says which failures are final.
+    With stop-on-first, ``limit`` is the lowest failing index seen so far: nothing above it is
+    submitted any more, and it is final once every chunk that starts below it has reported."""
+
+    base: RunSpec
+    opts: ExploreOptions
+    k: int
+    label: str = ""
+    chunks: list[range] = field(default_factory=list)
+    next: int = 0
+    done: set[int] = field(default_factory=set)
+    runs: int = 0
+    raw: dict[int, Found] = field(default_factory=dict)
+    final: dict[int, Found] = field(default_factory=dict)
+    emitted: set[int] = field(default_factory=set)
+    limit: int | None = None
+
+    def __post_init__(self) -> None:
+        n, c = self.opts.schedules, self.opts.chunk
+        self.chunks = [range(j, min(j + c, n)) for j in range(0, n, c)]
+
+    @classmethod
+    def of(cls, base: RunSpec, opts: ExploreOptions, label: str = "") -> Search:
+        check_spec(base)
+        refuse_dfs(opts.strategy)
+        k = probe_steps(base) if opts.strategy == "pct" else base.pct_steps
+        return cls(base, opts, k, label)
+
+    def wanted(self, cno: int) -> bool:
+        return self.limit is None or self.chunks[cno].start <= self.limit
+
+    def pending(self) -> bool:
+        return self.next < len(self.chunks) and self.wanted(self.next)
+
+    def take(self) -> tuple[int, list[dict[str, Any]]]:
+        cno = self.next
+        self.next += 1
+        return cno, [schedule_spec(self.base, self.opts, self.k, i).to_dict()
+                     for i in self.chunks[cno]]
+
+    def accept(self, cno: int, out: Sequence[tuple[Any, Sequence[int]]]) -> None:
+        if cno in self.done:  # a resubmitted duplicate: same pure result, already filed
+            return
+        self.done.add(cno)
+        self.runs += len(out)
+        for i, (f, decisions) in zip(self.chunks[cno], out, strict=True):
+            if f is None:
+                continue
+            orig = schedule_spec(self.base, self.opts, self.k, i)
+            self.raw[i] = Found(i, orig.with_decisions(tuple(decisions)), Finding(*f), orig)
+            if self.opts.stop_on_first and (self.limit is None or i < self.limit):
+                self.limit = i
+
+    def decided(self) -> list[Found]:
+        """Raw failures that are final and not yet handed out (in index order)."""
+        if not self.opts.stop_on_first:
+            new = [self.raw[i] for i in sorted(self.raw) if i not in self.emitted]
+        elif self.limit is not None and self.limit not in self.emitted and all(
+                cno in self.done for cno, r in enumerate(self.chunks) if r.start <= self.limit):
+            new = [self.raw[self.limit]]
+        else:
+            new = []
+        self.emitted.update(fd.index for fd in new)
+        return new
+
+    def result(self) -> ExploreResult:
+        """The answer ``--jobs 1`` gives: with stop-on-first the winner and ``index + 1``
+        runs, else every failure in index order and every schedule run."""
+        if self.opts.stop_on_first and self.limit is not None:
+            return ExploreResult(self.limit + 1, (self.final[self.limit],), self.k)
+        return ExploreResult(self.runs, tuple(self.final[i] for i in sorted(self.final)),
+                             self.k)
+
+
+# ---- driving searches on a client ------------------------------------------------------------
+
+
+def _worker_slots(client: Any) -> int:
+    return max(1, sum(client.nthreads().values()))
+
+
+def _outcome(fut: Any, what: str) -> Any:
+    try:
+        return fut.result()
+    except SpecError as e:  # e.g. a worker cannot import the user's driver module
+        raise ClusterError(f"a worker could not run {what}: {e} (install your package on every "
+                           "worker or --load a single-file module; see docs/cluster.md)") from None
+    except Exception as e:
+        if type(e).__name__ == "KilledWorker":
+            raise ClusterError(f"workers kept dying while running {what}: {e}") from None
+        raise
+
+
+def drive(client: Any, searches: Sequence[Search], *,
+          progress: Callable[[Search], None] | None = None,
+          on_failure: Callable[[Search, Found], None] | None = None,
+          window: int | None = None) -> None:
+    """Run ``searches`` to the end on ``client``: keep about two chunks per worker thread in
+    flight (in search order, then index order), file results as they arrive, cancel chunks a
+    stop-on-first winner makes useless, minimise decided failures as tasks, and hand each final
+    failure to ``on_failure`` on the client."""
+    dist = _distributed()
+    window = window or 2 * _worker_slots(client)
+    inflight: dict[Any, tuple[str, Search, int]] = {}
+
+    def fill() -> None:
+        chunks = sum(1 for kind, _, _ in inflight.values() if kind == "chunk")
+        for s in searches:
+            while chunks < window and s.pending():
+                cno, payload = s.take()
+                inflight[client.submit(_run_chunk, payload, pure=False)] = ("chunk", s, cno)
+                chunks += 1
+
+    def settle(s: Search) -> None:
+        for fd in s.decided():
+            if s.opts.minimise:
+                fut = client.submit(minimise, fd, s.opts.max_replays, pure=False)
+                inflight[fut] = ("minimise", s, fd.index)
+            else:
+                finish(s, fd)
+        for fut, (kind, owner, cno) in list(inflight.items()):
+            if owner is s and kind == "chunk" and not s.wanted(cno):
+                fut.cancel()
+                del inflight[fut]
+
+    def finish(s: Search, fd: Found) -> None:
+        s.final[fd.index] = fd
+        if on_failure:
+            on_failure(s, fd)
+
+    fill()
+    while inflight:
+        done = dist.wait(list(inflight), return_when="FIRST_COMPLETED").done
+        for fut in sorted(done & inflight.keys(), key=lambda f: inflight[f][2]):
+            if fut not in inflight:  # cancelled by a winner settled earlier in this batch
+                continue
+            kind, s, n = inflight.pop(fut)
+            if kind == "chunk":
+                s.accept(n, _outcome(fut, f"schedules of {s.label or s.base.scenario}"))
+                if progress:
+                    progress(s)
+            else:
+                finish(s, _outcome(fut, f"the minimisation of schedule {n}"))
+            settle(s)
+        fill()
+
+
+def explore_on_cluster(client: Any, base: RunSpec, opts: ExploreOptions, *,
+                       progress: Callable[[int, int], None] | None = None,
+                       on_failure: Callable[[Found], None] | None = None) -> ExploreResult:
+    """:func:`explore` on a Dask client: the same :class:`ExploreResult` as ``jobs=1`` (see the
+    module docstring). ``progress(runs, failures)`` counts schedules finished on any worker;
+    ``on_failure`` gets each final (minimised) failure on the client as it is decided. Raises
+    :class:`ClusterError` for ``dfs``."""
+    search = Search.of(base, opts)
+    drive(client, [search],
+          progress=(lambda s: progress(s.runs, len(s.raw))) if progress else None,
+          on_failure=(lambda s, fd: on_failure(fd)) if on_failure else None)
+    return search.result()
