@@ -1,50 +1,67 @@
-"""Scheduler benchmark: the cost of the engine's handoff against the substrate's limit.
+"""Scheduler benchmark: the cost of the engine's handoff against the bare primitive under it.
 
 Prints, for asyncio and trio, in one process:
 
-* raw handoff: two anyio tasks passing control back and forth with ``anyio.Event`` — the cheapest
-  way to switch tasks through anyio's public API;
+* bare handoff: two tasks passing control back and forth through the very parker the engine
+  uses (an asyncio future; trio's ``wait_task_rescheduled``/``reschedule``) and nothing else —
+  the floor any handoff on that primitive pays;
 * forced switch: two emulated threads, a strategy that always picks the other one, a checkpoint
-  per step — the cost of a context switch through the scheduler;
-* non-switching point: a checkpoint the strategy does not switch at, alone and with another
-  thread ready (fifo asked and keeps the current thread).
+  per step — a context switch through the whole scheduler (step count, strategy call, decision
+  recording, state bookkeeping, the same parker);
+* non-switching point: a checkpoint the strategy does not switch at, alone (no choice: the
+  strategy is not asked) and with another thread ready (fifo asked, keeps the current thread).
 
-Ratios are against the raw handoff measured in the same process, on the same backend. The
-machine is noisy: each figure is the best of several repeats. Run: ``python bench/sched.py``.
+Honesty rules: every figure is per operation; the measurements are *interleaved* (each repetition
+runs every measurement once, in the same order, so drift and noise spread over all of them rather
+than over whichever ran last); the figure shown is the *median* over repetitions, with the
+spread (min–max) beside it; both wall time (``perf_counter``) and CPU time of the process
+(``process_time``) are shown — on a loaded machine the CPU figure is the stabler one. Ratios are
+against the bare handoff, on the same backend, in the same process.
+
+Run: ``python bench/sched.py`` (``--quick`` for a smoke run, ``--repeats N``).
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import time
+from collections.abc import Callable
+from typing import Any
 
 import anyio
 
 import vthreads as vt
+from vthreads._engine import _AsyncioParker, _TrioParker  # the primitive under test
 
 N_SWITCH = 20_000
 N_POINT = 200_000
-REPEATS = 5
+REPEATS = 7
 
 
-async def raw_handoff(n: int) -> float:
-    """µs per handoff between two tasks through anyio.Event."""
-    state = {"a": anyio.Event(), "b": anyio.Event()}
+def _parker() -> Any:
+    import sniffio
 
-    async def side(me: str, other: str, first: bool) -> None:
-        for _ in range(n):
-            if not first:
-                await state[me].wait()
-                state[me] = anyio.Event()
-            first = False
-            state[other].set()
-        # the last handoff wakes a side that stops waiting
+    return _TrioParker() if sniffio.current_async_library() == "trio" else _AsyncioParker()
 
-    t0 = time.perf_counter()
+
+async def bare_handoff(n: int) -> int:
+    """``n`` round trips between two tasks on the engine's parker; returns handoffs done."""
+    pa, pb = _parker(), _parker()
+
+    async def side(me: Any, other: Any, rounds: int, starts: bool) -> None:
+        # the starter wakes first and ends by taking the other's last wake
+        for i in range(rounds):
+            if i or not starts:
+                await me.park()
+            other.wake()
+        if starts:
+            await me.park()
+
     async with anyio.create_task_group() as tg:
-        tg.start_soon(side, "a", "b", True)
-        tg.start_soon(side, "b", "a", False)
-    return (time.perf_counter() - t0) / (2 * n) * 1e6
+        tg.start_soon(side, pa, pb, n, True)
+        tg.start_soon(side, pb, pa, n, False)
+    return 2 * n
 
 
 class Alternate(vt.Strategy):
@@ -52,8 +69,8 @@ class Alternate(vt.Strategy):
 
     name = "alternate"
 
-    def choose(self, current, ready, step):
-        return ready[0]
+    def choose(self, runnable, step, *, current):
+        return runnable[1] if current is not None else runnable[0]
 
 
 async def _spin(n: int) -> None:
@@ -68,64 +85,94 @@ async def _two_spinners(n: int) -> None:
     await b.join()
 
 
-async def forced_switch(backend: str, n: int) -> float:
-    eng = vt.Engine(Alternate(), backend=backend, step_budget=10 * n)
-    t0 = time.perf_counter()
-    r = await eng.run_async(_two_spinners, n)
-    dt = time.perf_counter() - t0
+async def forced_switch(n: int) -> int:
+    r = await vt.Engine(Alternate(), step_budget=10 * n).run_async(_two_spinners, n)
     assert r.ok, r.summary()
-    return dt / r.statistics.switches * 1e6
+    return r.statistics.switches
 
 
-async def point_alone(backend: str, n: int) -> float:
-    eng = vt.Engine("fifo", backend=backend, step_budget=10 * n)
-    t0 = time.perf_counter()
-    r = await eng.run_async(_spin, n)
-    dt = time.perf_counter() - t0
+async def point_alone(n: int) -> int:
+    r = await vt.Engine("fifo", step_budget=10 * n).run_async(_spin, n)
     assert r.ok and r.statistics.switches == 0
-    return dt / n * 1e6
+    return n
 
 
 async def _spin_with_idle_peer(n: int) -> None:
-    ev = vt.Event("go")
-
     async def peer() -> None:
-        await vt.checkpoint()  # stays ready until main blocks
+        await vt.checkpoint()  # stays ready until main finishes spinning
 
     vt.spawn("peer", peer)
     await _spin(n)
-    ev.set()
 
 
-async def point_fifo_decides(backend: str, n: int) -> float:
-    eng = vt.Engine("fifo", backend=backend, step_budget=10 * n)
-    t0 = time.perf_counter()
-    r = await eng.run_async(_spin_with_idle_peer, n)
-    dt = time.perf_counter() - t0
-    assert r.ok
-    return dt / n * 1e6
+async def point_fifo_decides(n: int) -> int:
+    r = await vt.Engine("fifo", step_budget=10 * n).run_async(_spin_with_idle_peer, n)
+    assert r.ok and r.statistics.decisions >= n
+    return n
 
 
-def best(backend: str, fn, *args) -> float:
-    return min(anyio.run(fn, *args, backend=backend) for _ in range(REPEATS))
+async def _timed(fn: Callable[[int], Any], n: int) -> tuple[float, float]:
+    # timed inside the running loop: event-loop start-up and teardown are not the handoff's
+    w0, c0 = time.perf_counter(), time.process_time()
+    ops = await fn(n)
+    w1, c1 = time.perf_counter(), time.process_time()
+    return (w1 - w0) / ops * 1e6, (c1 - c0) / ops * 1e6
+
+
+def _measure(backend: str, fn: Callable[[int], Any], n: int) -> tuple[float, float]:
+    """(wall µs, CPU µs) per operation for one run of ``fn(n)``."""
+    return anyio.run(_timed, fn, n, backend=backend)
+
+
+MEASUREMENTS: list[tuple[str, Callable[[int], Any], str]] = [
+    ("bare handoff", bare_handoff, "switch"),
+    ("forced switch", forced_switch, "switch"),
+    ("point alone", point_alone, "point"),
+    ("point fifo", point_fifo_decides, "point"),
+]
+
+
+def run(backends: tuple[str, ...], n_switch: int, n_point: int, repeats: int
+        ) -> dict[tuple[str, str], list[tuple[float, float]]]:
+    samples: dict[tuple[str, str], list[tuple[float, float]]] = {}
+    for _ in range(repeats):  # interleaved: one of each per repetition
+        for backend in backends:
+            for label, fn, kind in MEASUREMENTS:
+                n = n_switch if kind == "switch" else n_point
+                samples.setdefault((backend, label), []).append(_measure(backend, fn, n))
+    return samples
+
+
+def _median(xs: list[float]) -> float:
+    return statistics.median(xs)
+
+
+def report(samples: dict[tuple[str, str], list[tuple[float, float]]],
+           backends: tuple[str, ...]) -> None:
+    print(f"{'backend':8} {'measurement':14} {'wall µs (median, min-max)':>28} "
+          f"{'cpu µs':>8} {'x bare (wall/cpu)':>18}")
+    for backend in backends:
+        bare = samples[(backend, "bare handoff")]
+        bw, bc = _median([w for w, _ in bare]), _median([c for _, c in bare])
+        for label, _, _ in MEASUREMENTS:
+            s = samples[(backend, label)]
+            walls, cpus = [w for w, _ in s], [c for _, c in s]
+            w, c = _median(walls), _median(cpus)
+            ratio = f"{w / bw:5.2f} / {c / bc:5.2f}" if label != "point alone" and \
+                label != "point fifo" else ""
+            print(f"{backend:8} {label:14} {w:9.3f} ({min(walls):.3f}-{max(walls):.3f})    "
+                  f"{c:8.3f} {ratio:>18}")
+    print("targets: forced switch <= 1.2x bare handoff; non-switching point <= 1 µs")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="fewer iterations (smoke run)")
+    ap.add_argument("--repeats", type=int, default=REPEATS)
     args = ap.parse_args()
     ns, np_ = (N_SWITCH // 10, N_POINT // 10) if args.quick else (N_SWITCH, N_POINT)
-    print(f"{'backend':8} {'raw handoff':>12} {'forced switch':>14} {'ratio':>6} "
-          f"{'point alone':>12} {'point fifo':>11}")
-    for backend in ("asyncio", "trio"):
-        raw = best(backend, raw_handoff, ns)
-        sw = min(anyio.run(forced_switch, backend, ns, backend=backend) for _ in range(REPEATS))
-        pa = min(anyio.run(point_alone, backend, np_, backend=backend) for _ in range(REPEATS))
-        pf = min(anyio.run(point_fifo_decides, backend, np_, backend=backend)
-                 for _ in range(REPEATS))
-        print(f"{backend:8} {raw:10.2f}µs {sw:12.2f}µs {sw / raw:5.2f}x "
-              f"{pa:10.3f}µs {pf:9.3f}µs")
-    print("targets: forced switch <= 1.2x raw handoff; non-switching point <= 1 µs")
+    backends = ("asyncio", "trio")
+    report(run(backends, ns, np_, max(1, args.repeats)), backends)
 
 
 if __name__ == "__main__":

@@ -19,9 +19,14 @@ See ``docs/engine.md``.
     result = vt.Engine("pct", seed=7).run(main)
 
 People who build their own primitives use :mod:`vthreads.lowlevel`; tests that want the events
-of a run use :mod:`vthreads.testing`.
+of a run use :mod:`vthreads.testing`. Everything else is private (``_engine``, ``_sync``…): a user
+never needs a ``_`` name.
 """
 
+# submodules, reachable as vthreads.lowlevel / vthreads.testing (not in __all__: the names
+# below are the ones runtime still re-exports for old code)
+from . import lowlevel as lowlevel
+from . import testing as testing
 from ._engine import (
     Engine,
     VThread,
@@ -37,12 +42,26 @@ from ._engine import (
 )
 from ._errors import Divergence, EngineUsageError, WouldBlock
 from ._results import EngineStatistics, Failure, RunResult, Violation
-from ._strategies import PCT, STRATEGY_NAMES, Fifo, Free, Random, Replay, Strategy, make_strategy
+from ._strategies import (
+    PCT,
+    STRATEGY_NAMES,
+    Choice,
+    Fifo,
+    FifoWithOverrides,
+    Free,
+    PrefixThenFifo,
+    Random,
+    Recorder,
+    Replay,
+    Strategy,
+    make_strategy,
+)
 from ._sync import Condition, Event, Mutex, Queue, SharedCell
 
 __all__ = [
     "PCT",
     "STRATEGY_NAMES",
+    "Choice",
     "Condition",
     "Divergence",
     "Engine",
@@ -51,10 +70,13 @@ __all__ = [
     "Event",
     "Failure",
     "Fifo",
+    "FifoWithOverrides",
     "Free",
     "Mutex",
+    "PrefixThenFifo",
     "Queue",
     "Random",
+    "Recorder",
     "Replay",
     "RunResult",
     "SharedCell",

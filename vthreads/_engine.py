@@ -19,7 +19,6 @@ the clock and still detects deadlock (by counting active threads), so the same p
 
 from __future__ import annotations
 
-import heapq
 import traceback
 from collections.abc import Awaitable, Callable, Iterable
 from contextvars import ContextVar
@@ -30,12 +29,12 @@ from typing import IO, Any
 import anyio
 import anyio.lowlevel
 import sniffio
-import structlog
 
-from ._errors import Divergence, EngineUsageError, _Abort
+from ._errors import Divergence, EngineUsageError, WouldBlock, _Abort
 from ._hb import Access, Race, RaceDetector, vc_join
 from ._results import EngineStatistics, Failure, RunResult, Violation
 from ._strategies import Strategy, make_strategy
+from ._timers import Timer, TimerHeap
 from ._trace import TraceSink
 
 _engine_var: ContextVar[Engine] = ContextVar("wddmemu_engine")
@@ -147,7 +146,15 @@ class VThread:
         await eng.point("join")
         while self.state != FINISHED:
             self._joiners.append(me)
-            await eng.block(me, f"join {self.name}")
+            await eng._block(me, f"join {self.name}")
+        vc_join(me.vc, self.vc)
+
+    def join_nowait(self) -> None:
+        """Take the join edge if this thread has finished; raise :class:`WouldBlock`
+        otherwise."""
+        me = _engine().current_thread()
+        if self.state != FINISHED:
+            raise WouldBlock(f"thread {self.name} has not finished")
         vc_join(me.vc, self.vc)
 
     def __repr__(self) -> str:
@@ -158,8 +165,9 @@ class Engine:
     """Runs a program of emulated threads under a scheduling strategy.
 
     ``strategy`` is ``"fifo"`` (default), ``"random"``, ``"pct"``, ``"replay"`` (with
-    ``decisions``), ``"free"``, or a :class:`~runtime.Strategy` instance. ``trace`` is a path, an
-    open binary file, ``True`` (through the processors, e.g. for ``capture_logs``) or ``None``.
+    ``decisions``), ``"free"``, or a :class:`~vthreads.Strategy` instance. ``trace`` is a path,
+    an open binary file, ``True`` (through the processors, not stored) or ``None``; runs inside
+    :func:`vthreads.testing.capture_events` are traced whatever ``trace`` says.
     ``context`` is bound into every trace line (``scenario`` and friends). With
     ``stop_on_violation`` the first rule break ends the run (explorers use it).
     """
@@ -199,10 +207,7 @@ class Engine:
         self._threads: list[VThread] = []
         self._ready: list[VThread] = []
         self._current: VThread | None = None
-        # (when, seq, thread, token): a timer fires only while token[0] is true, so a timed wait
-        # that was notified first leaves its timer behind harmlessly
-        self._timers: list[tuple[int, int, VThread, list[bool]]] = []
-        self._timer_seq = 0
+        self._timers = TimerHeap()  # exactly the pending timers (cancel removes)
         self._active = 0  # free mode: threads not blocked/finished
         self._live_nondaemon = 0
         self._decisions: list[int] = []
@@ -216,11 +221,11 @@ class Engine:
         self._tg: Any = None
         self._parker_cls: Any = None
         self._value: Any = None
-        self.log: Any = None
         self._subscribers: list[Callable[[dict[str, Any]], None]] = []
-        # _tracing: events are built at all (a trace is written or someone subscribed)
-        self._log_on = self._sink.enabled
-        self._tracing = self._sink.enabled
+        # _tracing: events are built at all (a trace is written, captured, or subscribed to);
+        # _log_on: they go to the sink. Both are settled when the run starts.
+        self._log_on = False
+        self._tracing = False
 
     # ---- running -----------------------------------------------------------------------------
 
@@ -240,8 +245,8 @@ class Engine:
         if lib != self.backend:
             self.backend = self._context["backend"] = lib
         _engine_var.set(self)
-        structlog.contextvars.bind_contextvars(**self._context)
-        self.log = self._sink.logger()
+        self._log_on = self._sink.start(self._context)
+        self._tracing = self._log_on or bool(self._subscribers)
         try:
             self._emit("run.start", **self.strategy.describe(), step_budget=self.step_budget)
             async with anyio.create_task_group() as tg:
@@ -262,7 +267,6 @@ class Engine:
             self._emit_end(result)
             return result
         finally:
-            structlog.contextvars.unbind_contextvars(*self._context)
             self._sink.close()
 
     def _result(self) -> RunResult:
@@ -288,6 +292,7 @@ class Engine:
         )
 
     def statistics(self) -> EngineStatistics:
+        """A frozen snapshot of what the scheduler has done so far."""
         return EngineStatistics(
             steps=self.step,
             switches=self._switches,
@@ -431,17 +436,23 @@ class Engine:
     def _choose(self, current: VThread | None) -> VThread:
         # Only a real choice is a decision: strategies are asked, and the recording grows, only
         # when more than one thread can run. That keeps recordings short and makes replay exact.
-        n = len(self._ready) + (current is not None)
-        if n == 1:
-            return current if current is not None else self._ready[0]
+        # The runnable set is built once, in the order Strategy.choose documents: the current
+        # thread first (when it can go on), then the ready list, longest-ready first.
+        ready = self._ready
+        if current is None:
+            if len(ready) == 1:
+                return ready[0]
+            runnable = tuple(ready)
+        else:
+            runnable = (current, *ready)
         try:
-            nxt = self.strategy.choose(current, self._ready, self.step)
+            nxt = self.strategy.choose(runnable, self.step, current=current)
         except Divergence as e:
             self._fail("divergence", str(e), current, {})
             raise _Abort from None
         self._decisions.append(nxt.tid)
         if self._tracing:
-            self._emit("sched", next=nxt.name, runnable=n)
+            self._emit("sched", next=nxt.name, runnable=len(runnable))
         return nxt
 
     def _pick(self, current: VThread | None) -> VThread:
@@ -464,8 +475,9 @@ class Engine:
         if self._aborted:
             raise _Abort
 
-    async def block(self, me: VThread, what: str, state: str = BLOCKED) -> None:
-        """Park ``me`` until someone calls :meth:`_make_ready` on it. ``what`` names the wait."""
+    async def _block(self, me: VThread, what: str, state: str = BLOCKED) -> None:
+        """Park ``me`` until someone calls :meth:`_make_ready` on it (or a timer armed for it
+        fires). ``what`` names the wait. Public face: :class:`vthreads.lowlevel.WaitQueue`."""
         if self._aborted:
             raise _Abort
         me.state = state
@@ -497,21 +509,15 @@ class Engine:
 
     def _idle(self) -> None:
         """Nothing can run: advance virtual time, or declare a deadlock."""
-        if self._timers:
-            while self._timers and not self._timers[0][3][0]:
-                heapq.heappop(self._timers)  # cancelled
-            if self._timers:
-                when = self._timers[0][0]
-                self.clock = when
-                while self._timers and self._timers[0][0] == when:
-                    _, _, t, token = heapq.heappop(self._timers)
-                    if token[0]:
-                        token[0] = False
-                        self._timers_fired += 1
-                        self._make_ready(t)
-                if self._tracing:
-                    self._emit("clock", to=when)
-                return
+        if self._timers:  # only pending timers are in the heap: the top is the next wake-up
+            when, due = self._timers.pop_due()
+            self.clock = when
+            for timer in due:
+                self._timers_fired += 1
+                self._make_ready(timer.thread)
+            if self._tracing:
+                self._emit("clock", to=when)
+            return
         waits = {t.name: t.waiting or t.state for t in self._threads if t.state != FINISHED}
         desc = "; ".join(f"{n} waits on {w}" for n, w in waits.items())
         self._fail("deadlock", f"no thread can run: {desc}", None, {"waits": waits})
@@ -523,18 +529,16 @@ class Engine:
             return
         me = self.current_thread()
         when = self.clock + int(ns)
-        self._timer_seq += 1
         self._count_step()
-        heapq.heappush(self._timers, (when, self._timer_seq, me, [True]))
-        await self.block(me, f"sleep until t={when}", SLEEPING)
+        self._timers.arm(when, me)
+        await self._block(me, f"sleep until t={when}", SLEEPING)
 
-    def add_timeout(self, me: VThread, ns: int) -> list[bool]:
-        """Arm a timer that makes ``me`` ready at ``now + ns`` unless cancelled first (set the
-        returned token's ``[0]`` to False). For timed waits."""
-        self._timer_seq += 1
-        token = [True]
-        heapq.heappush(self._timers, (self.clock + int(ns), self._timer_seq, me, token))
-        return token
+    def arm_timer(self, thread: VThread, ns: int) -> Timer:
+        """A timer that makes ``thread`` runnable at ``now + ns`` unless cancelled first. For
+        timed waits; see :func:`vthreads.lowlevel.arm_timer`."""
+        if ns < 0:
+            raise ValueError("a timer cannot be armed in the past: ns must be >= 0")
+        return self._timers.arm(self.clock + int(ns), thread)
 
     # ---- failures, violations, races ---------------------------------------------------------
 
@@ -581,18 +585,18 @@ class Engine:
     # ---- trace -------------------------------------------------------------------------------
 
     def _emit(self, event: str, **fields: Any) -> None:
+        # built once: subscribers get this dict, the sink renders it (after the subscribers)
         if self._tracing:
             t = _thread_var.get(None)
-            name = t.name if t else None
-            if self._subscribers:
-                ev = {"step": self.step, "t": self.clock, "thread": name, "event": event, **fields}
-                for fn in self._subscribers:
-                    fn(ev)
+            ev = {"step": self.step, "t": self.clock, "thread": t.name if t else None,
+                  "event": event, **fields}
+            for fn in self._subscribers:
+                fn(ev)
             if self._log_on:
-                self.log.info(event, step=self.step, t=self.clock, thread=name, **fields)
+                self._sink.write(ev)
 
     def emit(self, event: str, **fields: Any) -> None:
-        """Log one trace event from emulated code (see :func:`runtime.log`)."""
+        """Log one trace event from emulated code (see :func:`vthreads.log`)."""
         if self._tracing:
             self._emit(event, **fields)
 

@@ -1,15 +1,32 @@
 """Scheduling strategies: who runs next at a scheduling point.
 
-A strategy sees the threads that can run — the current one (if it is still runnable) and the
-ready list in the order the threads became ready — and returns one of them. It must be a pure
-function of what it is shown and of its own seeded state: that is all determinism rests on.
+At every real choice (more than one thread can run) the engine builds the runnable set once and
+calls ``strategy.choose(runnable, step, current=current)``, as shuttle's ``next_task`` does:
+
+* ``runnable`` — a tuple of every thread that can run, in one documented order: the current
+  thread first when it can go on running, then the ready threads in the order they became ready
+  (longest-ready first). So ``runnable[0]`` is always what ``fifo`` picks.
+* ``current`` — the running thread when it is still runnable (then ``runnable[0] is current``),
+  ``None`` when it has just blocked or finished.
+* ``step`` — the step counter (scheduling points so far).
+
+A strategy returns one element of ``runnable``. It must be a pure function of what it is shown
+and of its own seeded state: that is all determinism rests on. It is asked only at real
+choices, so one decision is recorded per call.
+
+Besides the engine's strategies (fifo, random, pct, replay, free) this module holds the ones
+explorers drive — :class:`Recorder`, :class:`FifoWithOverrides`, :class:`PrefixThenFifo` — so
+that every strategy lives in one place.
 """
 
 from __future__ import annotations
 
+import inspect
 import random
-from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING
+import warnings
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from ._errors import Divergence
 
@@ -20,15 +37,34 @@ STRATEGY_NAMES = ("fifo", "random", "pct", "replay", "free")
 
 
 class Strategy:
-    """Base class. Subclasses override :meth:`choose` (and :meth:`on_spawn` if they need to)."""
+    """Base class. Subclasses override :meth:`choose` (and :meth:`on_spawn` if they need to).
+
+    Subclasses written against the old ``choose(self, current, ready, step)`` signature (the
+    parameters literally named ``current, ready, step``) keep working: they are adapted when the
+    class is defined, with a ``DeprecationWarning``."""
 
     name = "strategy"
     controlled = True
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        fn = cls.__dict__.get("choose")
+        if fn is not None and _is_legacy_choose(fn):
+            warnings.warn(
+                f"{cls.__qualname__}.choose(current, ready, step) is the old signature: define "
+                "choose(self, runnable, step, *, current) instead (see docs/engine.md)",
+                DeprecationWarning,
+                stacklevel=3,
+            )
+            cls.choose = _adapt_legacy_choose(fn)  # type: ignore[method-assign]
+
     def on_spawn(self, thread: VThread) -> None:
         """Called once per new thread, in spawn order."""
 
-    def choose(self, current: VThread | None, ready: Sequence[VThread], step: int) -> VThread:
+    def choose(
+        self, runnable: Sequence[VThread], step: int, *, current: VThread | None
+    ) -> VThread:
+        """Return the thread to run next: one element of ``runnable`` (see the module doc)."""
         raise NotImplementedError
 
     def finish(self, step: int) -> None:
@@ -38,13 +74,32 @@ class Strategy:
         return {"strategy": self.name}
 
 
+def _is_legacy_choose(fn: Any) -> bool:
+    try:
+        params = list(inspect.signature(fn).parameters)
+    except (TypeError, ValueError):  # pragma: no cover - builtins, odd callables
+        return False
+    return params[1:4] == ["current", "ready", "step"]
+
+
+def _adapt_legacy_choose(fn: Callable[..., VThread]) -> Callable[..., VThread]:
+    def choose(self: Strategy, runnable: Sequence[VThread], step: int, *,
+               current: VThread | None) -> VThread:
+        ready = runnable[1:] if current is not None else runnable
+        return fn(self, current, ready, step)
+
+    choose.__doc__ = fn.__doc__
+    choose.__wrapped__ = fn  # type: ignore[attr-defined]
+    return choose
+
+
 class Fifo(Strategy):
     """Run the current thread until it blocks; then the thread that has been ready longest."""
 
     name = "fifo"
 
-    def choose(self, current, ready, step):
-        return current if current is not None else ready[0]
+    def choose(self, runnable, step, *, current):
+        return runnable[0]
 
 
 class Random(Strategy):
@@ -56,8 +111,10 @@ class Random(Strategy):
         self.seed = seed
         self._rng = random.Random(seed)
 
-    def choose(self, current, ready, step):
-        cands = sorted((*ready, current) if current is not None else ready, key=_tid)
+    def choose(self, runnable, step, *, current):
+        # by tid, not by runnable order: the draw then names a thread independently of when
+        # it became ready
+        cands = sorted(runnable, key=_tid)
         return cands[self._rng.randrange(len(cands))]
 
     def describe(self):
@@ -90,11 +147,16 @@ class PCT(Strategy):
         self._next_change = 0
         self._prio: dict[int, float] = {}
 
+    @property
+    def change_points(self) -> tuple[int, ...]:
+        """The steps at which the running thread's priority drops (``depth - 1`` of them)."""
+        return tuple(s for s, _ in self._changes)
+
     def on_spawn(self, thread):
         # distinct with probability 1 and always > depth, as the algorithm requires
         self._prio[thread.tid] = self.depth + 1 + self._rng.random() * 1_000_000
 
-    def choose(self, current, ready, step):
+    def choose(self, runnable, step, *, current):
         # The engine asks only at real choices, so a change point may have passed while one
         # thread ran alone; it applies to the running thread at the next choice.
         changes = self._changes
@@ -102,11 +164,12 @@ class PCT(Strategy):
             if current is not None:
                 self._prio[current.tid] = changes[self._next_change][1]
             self._next_change += 1
-        best = current
-        for t in ready:
-            if best is None or self._prio[t.tid] > self._prio[best.tid]:
+        # strict '>': on a (measure-zero) tie the earlier one in runnable order wins
+        prio = self._prio
+        best = runnable[0]
+        for t in runnable:
+            if prio[t.tid] > prio[best.tid]:
                 best = t
-        assert best is not None
         return best
 
     def describe(self):
@@ -137,10 +200,10 @@ class Replay(Strategy):
         if self.fallback is not None:
             self.fallback.on_spawn(thread)
 
-    def choose(self, current, ready, step):
+    def choose(self, runnable, step, *, current):
         if self._i >= len(self.decisions):
             if self.fallback is not None:
-                return self.fallback.choose(current, ready, step)
+                return self.fallback.choose(runnable, step, current=current)
             raise Divergence(
                 f"the program asked for decision {self._i + 1} but the recording has only "
                 f"{len(self.decisions)}",
@@ -148,16 +211,14 @@ class Replay(Strategy):
             )
         tid = self.decisions[self._i]
         self._i += 1
-        if current is not None and current.tid == tid:
-            return current
-        for t in ready:
+        for t in runnable:
             if t.tid == tid:
                 return t
         if self.lenient and self.fallback is not None:
             self.diverged_at = step
             self._i = len(self.decisions)
-            return self.fallback.choose(current, ready, step)
-        names = sorted(t.name for t in (*ready, *([current] if current else [])))
+            return self.fallback.choose(runnable, step, current=current)
+        names = sorted(t.name for t in runnable)
         raise Divergence(
             f"decision {self._i} names thread tid {tid}, which cannot run here "
             f"(runnable: {', '.join(names)})",
@@ -185,8 +246,87 @@ class Free(Strategy):
     name = "free"
     controlled = False
 
-    def choose(self, current, ready, step):  # pragma: no cover - never asked
+    def choose(self, runnable, step, *, current):  # pragma: no cover - never asked
         raise AssertionError("the free strategy makes no decisions")
+
+
+# ---- strategies explorers drive ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Choice:
+    """One recorded choice point: the chosen tid, what fifo would have chosen, the running
+    thread (None after a block) and every runnable tid (ascending)."""
+
+    chosen: int
+    fifo: int
+    current: int | None
+    options: tuple[int, ...]
+
+    @property
+    def preemption(self) -> bool:
+        """Whether the choice took the processor from a thread that could have gone on."""
+        return self.current is not None and self.chosen != self.current
+
+
+class Recorder(Strategy):
+    """Wraps a strategy and records every choice point it decides, in order, in
+    :attr:`choices`. Decisions are the inner strategy's, unchanged."""
+
+    def __init__(self, inner: Strategy) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.choices: list[Choice] = []
+
+    def on_spawn(self, thread: VThread) -> None:
+        self.inner.on_spawn(thread)
+
+    def choose(
+        self, runnable: Sequence[VThread], step: int, *, current: VThread | None
+    ) -> VThread:
+        t = self.inner.choose(runnable, step, current=current)
+        opts = tuple(sorted(x.tid for x in runnable))
+        self.choices.append(
+            Choice(t.tid, runnable[0].tid, current.tid if current is not None else None, opts)
+        )
+        return t
+
+    def finish(self, step: int) -> None:
+        self.inner.finish(step)
+
+    def describe(self) -> dict[str, object]:
+        return self.inner.describe()
+
+
+class FifoWithOverrides(Strategy):
+    """``fifo``, except at the choice points listed in ``overrides`` (choice index → tid), where
+    that thread runs if it can. The minimiser's representation of a schedule."""
+
+    name = "fifo+overrides"
+
+    def __init__(self, overrides: dict[int, int]) -> None:
+        self.overrides = dict(overrides)
+        self._k = 0
+
+    def choose(
+        self, runnable: Sequence[VThread], step: int, *, current: VThread | None
+    ) -> VThread:
+        k = self._k
+        self._k += 1
+        want = self.overrides.get(k)
+        if want is not None:
+            for t in runnable:
+                if t.tid == want:
+                    return t
+        return runnable[0]
+
+
+class PrefixThenFifo(Recorder):
+    """Follow ``prefix`` (tids), then fifo; record every choice point (stateless depth-first
+    search runs one of these per schedule)."""
+
+    def __init__(self, prefix: Sequence[int]) -> None:
+        super().__init__(Replay(prefix, fallback=Fifo()))
 
 
 def _tid(t: VThread) -> int:

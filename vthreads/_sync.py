@@ -1,32 +1,44 @@
 """Synchronisation objects for emulated code: mutex, event, bounded queue, condition, shared cell.
 
-Each operation that can wait is a scheduling point, and each object carries happens-before:
-whatever a thread did before a release/set/put/notify happens-before whatever the thread that
-acquires/waits/gets/wakes does after. A thread that waits leaves the ready list and says what it
-waits for; the trace and the deadlock report show it.
+Built only on :mod:`vthreads.lowlevel` — nothing here reaches into the engine — so they are also
+the worked examples for anyone writing a primitive. Each operation that can wait is a
+scheduling point, and each object carries happens-before: whatever a thread did before a
+release/set/put/notify happens-before whatever the thread that acquires/waits/gets/wakes does
+after. A thread that waits parks on a :class:`~vthreads.lowlevel.WaitQueue` saying what it waits
+for; the trace and the deadlock report show it.
 
-Waiters are kept in lists, in the order they started waiting, and re-check their condition when
-they run again: since exactly one thread runs at a time, "check, then block" cannot lose a
-wake-up, and re-checking keeps every object correct whatever the strategy chose in between.
+Waiters are unparked in the order they parked and re-check their condition when they run again:
+since exactly one thread runs at a time, "check, then park" cannot lose a wake-up, and
+re-checking keeps every object correct whatever the strategy chose in between.
+
+Every blocking ``async x()`` has an ``x_nowait()`` twin that does the same without waiting, or
+raises :class:`~vthreads.WouldBlock` (trio's convention). :class:`Condition` has none: a
+predicate that holds is its own non-blocking check.
 """
 
 from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
-from typing import Any, Generic, TypeVar
+from typing import Generic, TypeVar
 
-from ._engine import VThread, _engine
 from ._errors import EngineUsageError, WouldBlock
-from ._hb import RaceDetector, vc_join
+from .lowlevel import (
+    HBClock,
+    RaceDetector,
+    VThread,
+    WaitQueue,
+    acquire,
+    arm_timer,
+    checkpoint,
+    current_thread,
+    emit,
+    record_access,
+    release,
+    tracing,
+)
 
 T = TypeVar("T")
-
-
-def _wake_all(eng: Any, waiters: list[VThread]) -> None:
-    for w in waiters:
-        eng._make_ready(w)
-    waiters.clear()
 
 
 class Mutex:
@@ -38,53 +50,48 @@ class Mutex:
     def __init__(self, name: str) -> None:
         self.name = name
         self.owner: VThread | None = None
-        self._vc: list[int] = []
-        self._waiters: list[VThread] = []
+        self._hb = HBClock()
+        self._waiters = WaitQueue(f"mutex {name}")
 
     def locked(self) -> bool:
         return self.owner is not None
 
     async def acquire(self) -> None:
-        eng = _engine()
-        me = eng.current_thread()
+        me = current_thread()
         if self.owner is me:
             raise EngineUsageError(
                 f"mutex {self.name} is not reentrant: {me.name} already holds it"
             )
-        await eng.point("acquire")
+        await checkpoint("acquire")
         while self.owner is not None:
-            self._waiters.append(me)
-            await eng.block(me, f"mutex {self.name} held by {self.owner.name}")
+            await self._waiters.park(f"mutex {self.name} held by {self.owner.name}")
         self.owner = me
-        vc_join(me.vc, self._vc)
-        if eng._tracing:
-            eng._emit("mutex.acquire", mutex=self.name)
+        acquire(self._hb)
+        if tracing():
+            emit("mutex.acquire", mutex=self.name)
 
     def acquire_nowait(self) -> None:
-        """Take the mutex if it is free; raise :class:`WouldBlock` otherwise."""
-        eng = _engine()
-        me = eng.current_thread()
+        """Take the mutex if it is free; raise :class:`WouldBlock` otherwise. Not a scheduling
+        point, and (unlike :meth:`acquire`) no trace event."""
+        me = current_thread()
         if self.owner is not None:
             raise WouldBlock(f"mutex {self.name} is held by {self.owner.name}")
         self.owner = me
-        vc_join(me.vc, self._vc)
+        acquire(self._hb)
 
     def release(self) -> None:
-        eng = _engine()
-        me = eng.current_thread()
+        me = current_thread()
         if self.owner is not me:
             holder = self.owner.name if self.owner else "nobody"
             raise EngineUsageError(
                 f"{me.name} released mutex {self.name}, which {holder} holds: release only what "
                 "you acquired"
             )
-        self._vc = me.vc.copy()
-        me.tick()
+        release(self._hb)
         self.owner = None
-        if eng._tracing:
-            eng._emit("mutex.release", mutex=self.name)
-        if self._waiters:
-            eng._make_ready(self._waiters.pop(0))
+        if tracing():
+            emit("mutex.release", mutex=self.name)
+        self._waiters.unpark_one()
 
     async def __aenter__(self) -> Mutex:
         await self.acquire()
@@ -100,47 +107,50 @@ class Event:
     def __init__(self, name: str) -> None:
         self.name = name
         self._set = False
-        self._vc: list[int] = []
-        self._waiters: list[VThread] = []
+        self._hb = HBClock()
+        self._waiters = WaitQueue(f"event {name}")
 
     def is_set(self) -> bool:
+        """Whether the event is set (no happens-before edge: use :meth:`wait_nowait` for
+        one)."""
         return self._set
 
     def set(self) -> None:
-        eng = _engine()
-        me = eng.current_thread()
         if self._set:
             return
         self._set = True
-        self._vc = me.vc.copy()
-        me.tick()
-        if eng._tracing:
-            eng._emit("event.set", event_name=self.name)
-        _wake_all(eng, self._waiters)
+        release(self._hb)
+        if tracing():
+            emit("event.set", event_name=self.name)
+        self._waiters.unpark_all()
 
     async def wait(self) -> None:
-        eng = _engine()
-        me = eng.current_thread()
-        await eng.point("event.wait")
+        await checkpoint("event.wait")
         while not self._set:
-            self._waiters.append(me)
-            await eng.block(me, f"event {self.name}")
-        vc_join(me.vc, self._vc)
+            await self._waiters.park(f"event {self.name}")
+        acquire(self._hb)
+
+    def wait_nowait(self) -> None:
+        """Return (with the set → wait edge) if the event is set; raise :class:`WouldBlock`
+        otherwise. Not a scheduling point."""
+        if not self._set:
+            raise WouldBlock(f"event {self.name} is not set")
+        acquire(self._hb)
 
 
 class Queue(Generic[T]):
     """A bounded FIFO queue. ``put`` blocks while full, ``get`` while empty.
 
-    Each item carries the putter's vector clock to its getter. ``maxsize=0`` means unbounded."""
+    Each item carries the putter's clock to its getter. ``maxsize=0`` means unbounded."""
 
     def __init__(self, name: str, maxsize: int = 0) -> None:
         if maxsize < 0:
             raise ValueError("maxsize must be >= 0")
         self.name = name
         self.maxsize = maxsize
-        self._items: deque[tuple[T, list[int]]] = deque()
-        self._getters: list[VThread] = []
-        self._putters: list[VThread] = []
+        self._items: deque[tuple[T, HBClock]] = deque()
+        self._getters = WaitQueue(f"queue {name} getters")
+        self._putters = WaitQueue(f"queue {name} putters")
         self.high_water = 0
 
     def __len__(self) -> int:
@@ -156,103 +166,85 @@ class Queue(Generic[T]):
         """A snapshot of the queued items, oldest first (no happens-before edge)."""
         return [it for it, _ in self._items]
 
-    def _push(self, eng: Any, me: VThread, item: T) -> None:
-        self._items.append((item, me.vc.copy()))
-        me.tick()
+    def _push(self, item: T) -> None:
+        hb = HBClock()
+        release(hb)
+        self._items.append((item, hb))
         self.high_water = max(self.high_water, len(self._items))
-        if eng._tracing:
-            eng._emit("queue.put", queue=self.name, depth=len(self._items))
-        if self._getters:
-            eng._make_ready(self._getters.pop(0))
+        if tracing():
+            emit("queue.put", queue=self.name, depth=len(self._items))
+        self._getters.unpark_one()
 
-    def _pop(self, eng: Any, me: VThread) -> T:
-        item, vc = self._items.popleft()
-        vc_join(me.vc, vc)
-        if eng._tracing:
-            eng._emit("queue.get", queue=self.name, depth=len(self._items))
-        if self._putters:
-            eng._make_ready(self._putters.pop(0))
+    def _pop(self) -> T:
+        item, hb = self._items.popleft()
+        acquire(hb)
+        if tracing():
+            emit("queue.get", queue=self.name, depth=len(self._items))
+        self._putters.unpark_one()
         return item
 
     def put_nowait(self, item: T) -> None:
-        eng = _engine()
-        me = eng.current_thread()
         if self.full():
             raise WouldBlock(f"queue {self.name} is full ({self.maxsize} items)")
-        self._push(eng, me, item)
+        self._push(item)
 
     async def put(self, item: T) -> None:
-        eng = _engine()
-        me = eng.current_thread()
-        await eng.point("queue.put")
+        await checkpoint("queue.put")
         while self.full():
-            self._putters.append(me)
-            await eng.block(me, f"queue {self.name} full")
-        self._push(eng, me, item)
+            await self._putters.park(f"queue {self.name} full")
+        self._push(item)
 
     def get_nowait(self) -> T:
-        eng = _engine()
-        me = eng.current_thread()
         if not self._items:
             raise WouldBlock(f"queue {self.name} is empty")
-        return self._pop(eng, me)
+        return self._pop()
 
     async def get(self) -> T:
-        eng = _engine()
-        me = eng.current_thread()
-        await eng.point("queue.get")
+        await checkpoint("queue.get")
         while not self._items:
-            self._getters.append(me)
-            await eng.block(me, f"queue {self.name} empty")
-        return self._pop(eng, me)
+            await self._getters.park(f"queue {self.name} empty")
+        return self._pop()
 
 
 class Condition:
     """Wait until a predicate over emulated state holds; ``notify_all()`` after changing it.
 
     No mutex is needed: one thread runs at a time, so nothing changes between the predicate check
-    and the block. notify → wake is a happens-before edge."""
+    and the park. notify → wake is a happens-before edge."""
 
     def __init__(self, name: str) -> None:
         self.name = name
-        self._vc: list[int] = []
-        self._waiters: list[VThread] = []
+        self._hb = HBClock()
+        self._waiters = WaitQueue(f"condition {name}")
 
     async def wait_for(self, predicate: Callable[[], bool], what: str | None = None, *,
                        timeout_ns: int | None = None) -> bool:
         """Wait until ``predicate()`` holds. With ``timeout_ns``, give up after that much virtual
-        time; returns whether the predicate holds."""
-        eng = _engine()
-        me = eng.current_thread()
-        await eng.point("condition.wait")
+        time; returns whether the predicate holds. The timer is cancelled when the wait ends
+        otherwise, so it never wakes the thread (or moves the clock) later."""
+        await checkpoint("condition.wait")
         woken = False
-        token = None
+        timer = None
         if timeout_ns is not None and not predicate():
             if timeout_ns <= 0:
                 return False
-            token = eng.add_timeout(me, timeout_ns)
+            timer = arm_timer(timeout_ns)
         try:
             while not predicate():
-                if token is not None and not token[0]:
-                    return False  # the timer fired
-                self._waiters.append(me)
-                await eng.block(me, what or f"condition {self.name}")
-                if me in self._waiters:  # woken by the timer, not by notify_all
-                    self._waiters.remove(me)
+                if timer is not None and timer.fired:
+                    return False
+                await self._waiters.park(what or f"condition {self.name}")
                 woken = True
         finally:
-            if token is not None:
-                token[0] = False
+            if timer is not None:
+                timer.cancel()
         if woken:
-            vc_join(me.vc, self._vc)
+            acquire(self._hb)
         return True
 
     def notify_all(self) -> None:
-        eng = _engine()
-        me = eng.current_thread()
-        vc_join(self._vc, me.vc)
-        me.tick()
-        _wake_all(eng, self._waiters)
+        release(self._hb)
+        self._waiters.unpark_all()
 
     def waiting(self) -> int:
         return len(self._waiters)
@@ -271,15 +263,13 @@ class SharedCell(Generic[T]):
         self._det = RaceDetector(name)
 
     async def read(self, site: str) -> T:
-        eng = _engine()
-        await eng.point(site)
-        eng.access(self._det, site, write=False)
+        await checkpoint(site)
+        record_access(self._det, site, write=False)
         return self._value
 
     async def write(self, value: T, site: str) -> None:
-        eng = _engine()
-        await eng.point(site)
-        eng.access(self._det, site, write=True)
+        await checkpoint(site)
+        record_access(self._det, site, write=True)
         self._value = value
 
     async def update(self, fn: Callable[[T], T], site: str) -> T:

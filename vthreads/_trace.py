@@ -1,26 +1,33 @@
-"""The trace log: one structlog pipeline, configured here and nowhere else.
+"""The trace log: each run builds its own structlog logger; the global configuration is never
+touched.
 
 Every event an emulated layer or the scheduler logs becomes one JSON line (orjson)::
 
     {"step":12,"t":0,"thread":"app","event":"umd.lock_async.enter", ...fields...,
      "scenario":"dynamic-vb-ring","seed":7,"strategy":"pct","backend":"asyncio"}
 
-``step``, ``t`` and ``thread`` come from the engine at the call; the run context is bound with
-``structlog.contextvars`` when a run starts, so each emulated thread (an anyio task, which copies
-its context at creation) carries it. There are no wall-clock fields. The schema is documented in
+``step``, ``t`` and ``thread`` come from the engine at the call; the run context (``scenario``,
+``seed``, ``strategy``, ``backend`` and whatever else ``Engine(context=...)`` names) is added by
+the first processor. There are no wall-clock fields. The schema is documented in
 ``docs/trace.md``.
 
-Processors are plain callables ``(logger, method_name, event_dict) -> event_dict``. Tests that
-want the events as dicts wrap the run in ``structlog.testing.capture_logs()``: that swaps the
-processor chain below for a capturing one, and a run binds its logger when it starts.
+Why not ``structlog.configure()``: a library that configures structlog replaces the host
+application's logging. The sink instead wraps its own output with
+``structlog.wrap_logger(..., processors=[...], wrapper_class=..., context_class=dict)``, every
+setting given explicitly, so nothing the host configures changes a trace byte and nothing here
+changes the host's logs.
 
-Tracing off costs one no-op method call per event: the run's logger is then a
-``make_filtering_bound_logger(CRITICAL)``, whose ``info`` is ``return None``.
+Processors are plain callables ``(logger, method_name, event_dict) -> event_dict``. The engine
+builds each event dict once; subscribers get that dict, and the sink passes it through the chain
+below. :func:`vthreads.testing.capture_events` adds one processor that keeps a copy of every
+event dict of the runs inside it (the dict the JSON line is rendered from).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Mapping
+from contextvars import ContextVar
 from pathlib import Path
 from typing import IO, Any
 
@@ -31,9 +38,30 @@ import structlog
 HEAD_KEYS = ("step", "t", "thread", "event")
 CONTEXT_KEYS = ("scenario", "seed", "strategy", "backend")
 
+# trace events are logged at info level
 _ON = structlog.make_filtering_bound_logger(logging.DEBUG)
-# trace events are logged at info level; "off" filters everything below critical
-_OFF = structlog.make_filtering_bound_logger(logging.CRITICAL)
+
+Processor = Callable[[Any, str, dict[str, Any]], Any]
+
+#: the event lists of the active :func:`vthreads.testing.capture_events` blocks, innermost last
+_captures: ContextVar[tuple[list[dict[str, Any]], ...]] = ContextVar(
+    "vthreads_captures", default=()
+)
+
+
+class RunContext:
+    """Processor: add the run context to an event, without overriding the event's own fields
+    (``run.start`` carries the strategy's own ``seed``/``strategy``, which win)."""
+
+    __slots__ = ("_items",)
+
+    def __init__(self, context: Mapping[str, Any]) -> None:
+        self._items = tuple(context.items())
+
+    def __call__(self, logger: Any, method: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+        for k, v in self._items:
+            event_dict.setdefault(k, v)
+        return event_dict
 
 
 def order_fields(logger: Any, method: str, event_dict: dict[str, Any]) -> dict[str, Any]:
@@ -47,6 +75,20 @@ def order_fields(logger: Any, method: str, event_dict: dict[str, Any]) -> dict[s
     out.update(event_dict)
     out.update(ctx)
     return out
+
+
+class Capture:
+    """Processor: append a copy of each event dict to ``events`` (for
+    :func:`vthreads.testing.capture_events`)."""
+
+    __slots__ = ("events",)
+
+    def __init__(self, events: list[dict[str, Any]]) -> None:
+        self.events = events
+
+    def __call__(self, logger: Any, method: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+        self.events.append(dict(event_dict))
+        return event_dict
 
 
 def _default(obj: Any) -> Any:
@@ -63,25 +105,11 @@ def _dumps(obj: Any, **_: Any) -> bytes:
     return orjson.dumps(obj, default=_default)
 
 
-PROCESSORS: list[Any] = [
-    structlog.contextvars.merge_contextvars,
-    order_fields,
-    structlog.processors.JSONRenderer(serializer=_dumps),
-]
-
-
-def configure() -> None:
-    """Install the project's processor chain. Idempotent; called when ``runtime`` is imported."""
-    structlog.configure(
-        processors=PROCESSORS,
-        wrapper_class=_ON,
-        logger_factory=structlog.BytesLoggerFactory(),
-        cache_logger_on_first_use=False,
-    )
+render_json = structlog.processors.JSONRenderer(serializer=_dumps)
 
 
 class _NullSink:
-    """Where events go when tracing is on but no file was named (tests with capture_logs)."""
+    """Where events go when tracing is on but no file was named (``trace=True``, captures)."""
 
     def msg(self, message: Any) -> None:
         pass
@@ -92,24 +120,41 @@ class _NullSink:
 class TraceSink:
     """The destination of one run's trace: a path (opened, owned, closed here), an open binary
     file (borrowed), ``True`` (events go through the processors but are not stored), or
-    ``None``/``False`` (off)."""
+    ``None``/``False`` (off). Active :func:`~vthreads.testing.capture_events` blocks turn it on
+    too."""
 
     def __init__(self, trace: str | Path | IO[bytes] | bool | None) -> None:
-        self.enabled = trace not in (None, False)
+        self._requested = trace not in (None, False)
+        self.enabled = self._requested
         self._own = False
         self._file: IO[bytes] | None = None
+        self._log: Any = None
         if isinstance(trace, str | Path):
             self._file = open(trace, "wb")  # noqa: SIM115 - closed in close()
             self._own = True
         elif trace is not None and not isinstance(trace, bool):
             self._file = trace
 
-    def logger(self) -> Any:
-        """A bound logger for the run, resolved against the configuration in force *now*."""
-        if not self.enabled:
-            return structlog.wrap_logger(_NullSink(), wrapper_class=_OFF).bind()
-        target: Any = structlog.BytesLogger(self._file) if self._file is not None else _NullSink()
-        return structlog.wrap_logger(target, wrapper_class=_ON).bind()
+    def start(self, context: Mapping[str, Any]) -> bool:
+        """Build the run's logger (captures are looked up *now*, when the run starts); returns
+        whether events are to be written at all."""
+        captures = _captures.get()
+        self.enabled = self._requested or bool(captures)
+        if self.enabled:
+            procs: list[Processor] = [RunContext(context), order_fields]
+            procs.extend(Capture(events) for events in captures)
+            procs.append(render_json)
+            target: Any = (
+                structlog.BytesLogger(self._file) if self._file is not None else _NullSink()
+            )
+            self._log = structlog.wrap_logger(
+                target, processors=procs, wrapper_class=_ON, context_class=dict
+            ).bind()
+        return self.enabled
+
+    def write(self, event: dict[str, Any]) -> None:
+        """One event (the engine's dict: ``step, t, thread, event, **fields``)."""
+        self._log.info(**event)
 
     def close(self) -> None:
         if self._file is not None:
@@ -117,6 +162,3 @@ class TraceSink:
             if self._own:
                 self._file.close()
         self._file = None
-
-
-configure()

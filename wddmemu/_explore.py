@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 from importlib.metadata import PackageNotFoundError, version
@@ -25,7 +25,7 @@ from typing import Any
 
 import orjson
 
-from vthreads import Fifo, Replay, RunResult, Strategy
+from vthreads import Choice, FifoWithOverrides, PrefixThenFifo, Recorder, Replay, RunResult
 
 from . import _loading
 from ._drivers import load_entry_points
@@ -70,69 +70,7 @@ class Finding:
         return None
 
 
-# ---- strategies the explorer drives -----------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Choice:
-    """One recorded choice point: the chosen tid, what fifo would have chosen, the running
-    thread (None after a block) and every runnable tid."""
-
-    chosen: int
-    fifo: int
-    current: int | None
-    options: tuple[int, ...]
-
-    @property
-    def preemption(self) -> bool:
-        return self.current is not None and self.chosen != self.current
-
-
-class Recorder(Strategy):
-    """Wraps a strategy and records every choice point it decides."""
-
-    def __init__(self, inner: Strategy) -> None:
-        self.inner = inner
-        self.name = inner.name
-        self.choices: list[Choice] = []
-
-    def on_spawn(self, thread: Any) -> None:
-        self.inner.on_spawn(thread)
-
-    def choose(self, current: Any, ready: Sequence[Any], step: int) -> Any:
-        t = self.inner.choose(current, ready, step)
-        fifo = current if current is not None else ready[0]
-        opts = sorted(x.tid for x in (*ready, *([current] if current is not None else [])))
-        self.choices.append(Choice(t.tid, fifo.tid, current.tid if current else None,
-                                   tuple(opts)))
-        return t
-
-    def finish(self, step: int) -> None:
-        self.inner.finish(step)
-
-    def describe(self) -> dict[str, object]:
-        return self.inner.describe()
-
-
-class FifoWithOverrides(Strategy):
-    """``fifo``, except at the choice points listed in ``overrides`` (index → tid), where that
-    thread runs if it can. The minimiser's representation of a schedule."""
-
-    name = "fifo+overrides"
-
-    def __init__(self, overrides: dict[int, int]) -> None:
-        self.overrides = dict(overrides)
-        self._k = 0
-
-    def choose(self, current: Any, ready: Sequence[Any], step: int) -> Any:
-        k = self._k
-        self._k += 1
-        want = self.overrides.get(k)
-        if want is not None:
-            for t in (*ready, *([current] if current is not None else [])):
-                if t.tid == want:
-                    return t
-        return current if current is not None else ready[0]
+# ---- strategies the explorer drives: they live in vthreads (one place for strategies) ---------
 
 
 # ---- explore ---------------------------------------------------------------------------------
@@ -283,11 +221,7 @@ def _explore_parallel(base: RunSpec, opts: ExploreOptions, k: int,
 # ---- dfs: every interleaving within a preemption bound ----------------------------------------
 
 
-class _DfsStrategy(Recorder):
-    """Follow ``prefix`` (tids), then fifo; record every choice point."""
-
-    def __init__(self, prefix: list[int]) -> None:
-        super().__init__(Replay(prefix, fallback=Fifo()))
+_DfsStrategy = PrefixThenFifo  # follow a prefix (tids), then fifo; record every choice
 
 
 def _explore_dfs(base: RunSpec, opts: ExploreOptions,

@@ -10,6 +10,7 @@ import pytest
 import structlog
 
 import vthreads as vt
+from vthreads.testing import capture_events
 
 BACKENDS = ["asyncio", "trio"]
 
@@ -452,11 +453,9 @@ def test_free_strategy_still_detects_deadlock() -> None:
 # ---- trace ---------------------------------------------------------------------------------
 
 
-def test_trace_events_through_capture_logs() -> None:
-    # the run context travels in contextvars, so the capture merges them in like the real chain
-    merge = structlog.contextvars.merge_contextvars
-    with structlog.testing.capture_logs(processors=[merge]) as logs:
-        r = vt.Engine(trace=True, context={"scenario": "unit"}).run(prodcons)
+def test_trace_events_through_capture_events() -> None:
+    with capture_events() as logs:
+        r = vt.Engine(context={"scenario": "unit"}).run(prodcons)
     assert r.ok
     consumed = [e for e in logs if e["event"] == "consumed"]
     assert [e["item"] for e in consumed] == [0, 1, 2, 3]
@@ -466,10 +465,26 @@ def test_trace_events_through_capture_logs() -> None:
     assert {"run.start", "spawn", "block", "unblock", "finish", "run.end", "clock"} <= events
 
 
-def test_tracing_off_writes_nothing(tmp_path) -> None:
+def test_tracing_off_builds_no_events() -> None:
+    seen: list[dict] = []
+    eng = vt.Engine()
+    eng.run(prodcons).check()
+    assert not eng.tracing
+    # and a subscriber alone turns event building on, without a sink
+    eng2 = vt.Engine()
+    eng2.subscribe(seen.append)
+    eng2.run(prodcons).check()
+    assert eng2.tracing and seen and "scenario" not in seen[0]
+
+
+def test_the_engine_never_logs_through_the_host_structlog_configuration(tmp_path) -> None:
+    # structlog.testing.capture_logs swaps the *global* chain: a library that used it (or
+    # called structlog.configure) would show up here. The trace file is still complete.
+    path = tmp_path / "t.jsonl"
     with structlog.testing.capture_logs() as logs:
-        vt.Engine().run(prodcons).check()
+        vt.Engine(trace=path).run(prodcons).check()
     assert logs == []
+    assert path.read_bytes().count(b"\n") > 20
 
 
 def test_trace_to_a_file_is_complete_even_on_failure(tmp_path) -> None:

@@ -1,0 +1,57 @@
+"""Low-level building blocks for people who write their own synchronisation primitives.
+
+vthreads' own :class:`~vthreads.Mutex`, :class:`~vthreads.Event`, :class:`~vthreads.Queue`,
+:class:`~vthreads.Condition` and :class:`~vthreads.SharedCell` are built on exactly these names
+and nothing private, so a primitive written on them gets the same deadlock reports, the same
+happens-before ordering and the same deterministic replay. See ``docs/engine.md`` ("Writing a
+primitive") for a semaphore in twenty lines.
+
+* :class:`WaitQueue` — ``await q.park(what)``, ``q.unpark_one()``, ``q.unpark_all()`` (FIFO).
+* :func:`arm_timer` → :class:`Timer` — a cancellable virtual-time wake-up (timeouts).
+* :class:`HBClock`, :func:`release`, :func:`acquire` — happens-before edges.
+* :class:`RaceDetector`, :func:`record_access` — race-check accesses to your own shared state.
+* :func:`current_engine`, :func:`current_thread`, :func:`checkpoint`, :func:`emit`,
+  :func:`tracing` — the running engine, a scheduling point, trace events.
+"""
+
+from __future__ import annotations
+
+from ._engine import Engine, VThread, checkpoint, current_engine, current_thread, tracing
+from ._engine import log as emit
+from ._hb import RaceDetector
+from ._lowlevel import (
+    HBClock,
+    WaitQueue,
+    WaitQueueStatistics,
+    acquire,
+    arm_timer,
+    release,
+)
+from ._timers import Timer
+
+
+def record_access(detector: RaceDetector, site: str, *, write: bool) -> None:
+    """Race-check one access by the calling thread to the state ``detector`` guards (not a
+    scheduling point: put :func:`checkpoint` before it, as :class:`~vthreads.SharedCell` does).
+    A conflicting access that happens-before does not order is a ``RACE`` violation."""
+    current_engine().access(detector, site, write)
+
+
+__all__ = [
+    "Engine",
+    "HBClock",
+    "RaceDetector",
+    "Timer",
+    "VThread",
+    "WaitQueue",
+    "WaitQueueStatistics",
+    "acquire",
+    "arm_timer",
+    "checkpoint",
+    "current_engine",
+    "current_thread",
+    "emit",
+    "record_access",
+    "release",
+    "tracing",
+]
