@@ -7,8 +7,8 @@ import dataclasses
 from typing import Any
 
 import umd
+from umd import DriverPolicy, ReferenceDevice, ddi_entry
 from umd.ddi import D3DDDIARG_LOCKASYNC, D3DDDIARG_OPENADAPTER
-from umd.reference import ReferenceDevice, ddi
 
 from .app import ring, run_app
 
@@ -16,12 +16,14 @@ from .app import ring, run_app
 class MyDevice(ReferenceDevice):
     lock_asyncs = 0
 
-    @ddi(D3DDDIARG_LOCKASYNC)
+    @ddi_entry(D3DDDIARG_LOCKASYNC)
     async def pfn_lock_async(self, args: D3DDDIARG_LOCKASYNC) -> int:
         type(self).lock_asyncs += 1
         return await ReferenceDevice.pfn_lock_async(self, args)
 
-    def _accepts_nooverwrite(self, sub: Any) -> bool:
+
+class NeverRenderWhileLocked(DriverPolicy):
+    def accepts_nooverwrite(self, device: Any, sub: Any) -> bool:
         return False  # this driver never renders from a locked buffer
 
 
@@ -29,9 +31,10 @@ class MyDriver(umd.ReferenceDriver):
     device_class = MyDevice
 
 
-def test_subclassed_device_overrides_a_ddi_and_a_hook() -> None:
+def test_subclassed_device_overrides_a_ddi_and_a_policy_hook() -> None:
     MyDevice.lock_asyncs = 0
-    a = run_app(ring, driver=MyDriver(umd.DriverConfig(driver_version=0xB)))
+    a = run_app(ring, driver=MyDriver(umd.DriverConfig(driver_version=0xB),
+                                      policy=NeverRenderWhileLocked()))
     assert a.rules == []
     stats = a.devices[0].statistics()
     assert MyDevice.lock_asyncs == stats.ddi_calls["LockAsync"]["app"] > 0
