@@ -22,6 +22,7 @@ People who build their own primitives use :mod:`vthreads.lowlevel`; tests that w
 of a run use :mod:`vthreads.testing`.
 """
 
+from ._dpor import DporStrategy, explore_dpor, explore_dpor_with
 from ._engine import (
     Engine,
     VThread,
@@ -39,12 +40,23 @@ from ._errors import Divergence, EngineUsageError, WouldBlock
 from ._results import EngineStatistics, Failure, RunResult, Violation
 from ._strategies import PCT, STRATEGY_NAMES, Fifo, Free, Random, Replay, Strategy, make_strategy
 from ._sync import Condition, Event, Mutex, Queue, SharedCell
+from ._systematic import (
+    SYSTEMATIC,
+    DfsStrategy,
+    SystematicResult,
+    explore_dfs,
+    explore_dfs_with,
+    program_runner,
+)
 
 __all__ = [
     "PCT",
     "STRATEGY_NAMES",
+    "SYSTEMATIC",
     "Condition",
+    "DfsStrategy",
     "Divergence",
+    "DporStrategy",
     "Engine",
     "EngineStatistics",
     "EngineUsageError",
@@ -59,15 +71,21 @@ __all__ = [
     "RunResult",
     "SharedCell",
     "Strategy",
+    "SystematicResult",
     "VThread",
     "Violation",
     "WouldBlock",
     "checkpoint",
     "current_engine",
     "current_thread",
+    "explore_dfs",
+    "explore_dfs_with",
+    "explore_dpor",
+    "explore_dpor_with",
     "log",
     "make_strategy",
     "now",
+    "program_runner",
     "sleep",
     "spawn",
     "tracing",

@@ -144,7 +144,7 @@ class VThread:
         me = eng.current_thread()
         if me is self:
             raise EngineUsageError(f"thread {self.name} cannot join itself")
-        await eng.point("join")
+        await eng.point("join", op=(self, "join"))
         while self.state != FINISHED:
             self._joiners.append(me)
             await eng.block(me, f"join {self.name}")
@@ -221,6 +221,10 @@ class Engine:
         # _tracing: events are built at all (a trace is written or someone subscribed)
         self._log_on = self._sink.enabled
         self._tracing = self._sink.enabled
+        # DPOR: a strategy that wants to see every step boundary and every operation's
+        # footprint carries an ``observer`` (see vthreads._dpor.StepObserver); None costs one
+        # test per point
+        self._observer: Any = getattr(self.strategy, "observer", None)
 
     # ---- running -----------------------------------------------------------------------------
 
@@ -323,6 +327,8 @@ class Engine:
         if any(t.name == name for t in self._threads):
             raise EngineUsageError(f"a thread named {name!r} already exists: names are unique")
         t = self._new_thread(name, fn, args, daemon)
+        if self._observer is not None:
+            self._observer.touch(parent, (t, "spawn"))
         vc_join(t.vc, parent.vc)
         parent.tick()
         if not self._controlled:
@@ -357,6 +363,8 @@ class Engine:
         self._on_finish(t)
 
     def _on_finish(self, t: VThread) -> None:
+        if self._observer is not None:
+            self._observer.finish(t)
         t.state = FINISHED
         t.waiting = None
         self._emit("finish")
@@ -395,9 +403,15 @@ class Engine:
         except LookupError:
             raise EngineUsageError("not inside an emulated thread of this engine") from None
 
-    async def point(self, label: str = "") -> None:
-        """A scheduling point. Returns at once when the strategy keeps the current thread."""
+    async def point(self, label: str = "", op: tuple[Any, str] | None = None) -> None:
+        """A scheduling point. Returns at once when the strategy keeps the current thread.
+
+        ``op`` is the operation the thread performs right after this point, as ``(object,
+        mode)`` (``(cell, "read")``, ``(mutex, "acquire")``…): the thread's next-step footprint,
+        which DPOR reads at the choice point (see docs/engine.md)."""
         self._count_step()
+        if self._observer is not None:
+            self._observer.point(_thread_var.get(), op)
         if not self._controlled:
             await anyio.lowlevel.checkpoint()
             return
@@ -470,6 +484,8 @@ class Engine:
             raise _Abort
         me.state = state
         me.waiting = what
+        if self._observer is not None:
+            self._observer.block(me)
         if self._tracing:
             self._emit("block", waits=what)
         if self._controlled:
@@ -503,6 +519,8 @@ class Engine:
             if self._timers:
                 when = self._timers[0][0]
                 self.clock = when
+                if self._observer is not None:
+                    self._observer.advance(when)
                 while self._timers and self._timers[0][0] == when:
                     _, _, t, token = heapq.heappop(self._timers)
                     if token[0]:
@@ -535,6 +553,13 @@ class Engine:
         token = [True]
         heapq.heappush(self._timers, (self.clock + int(ns), self._timer_seq, me, token))
         return token
+
+    def touch(self, obj: Any, mode: str) -> None:
+        """Record that the running thread performs ``mode`` on ``obj`` without a scheduling
+        point (a release, a set, a notify, a nowait queue operation): part of its step's
+        footprint for DPOR. A no-op unless the strategy observes footprints."""
+        if self._observer is not None:
+            self._observer.touch(_thread_var.get(), (obj, mode))
 
     # ---- failures, violations, races ---------------------------------------------------------
 

@@ -51,7 +51,7 @@ class Mutex:
             raise EngineUsageError(
                 f"mutex {self.name} is not reentrant: {me.name} already holds it"
             )
-        await eng.point("acquire")
+        await eng.point("acquire", op=(self, "acquire"))
         while self.owner is not None:
             self._waiters.append(me)
             await eng.block(me, f"mutex {self.name} held by {self.owner.name}")
@@ -66,6 +66,7 @@ class Mutex:
         me = eng.current_thread()
         if self.owner is not None:
             raise WouldBlock(f"mutex {self.name} is held by {self.owner.name}")
+        eng.touch(self, "try")
         self.owner = me
         vc_join(me.vc, self._vc)
 
@@ -78,6 +79,7 @@ class Mutex:
                 f"{me.name} released mutex {self.name}, which {holder} holds: release only what "
                 "you acquired"
             )
+        eng.touch(self, "release")
         self._vc = me.vc.copy()
         me.tick()
         self.owner = None
@@ -109,6 +111,7 @@ class Event:
     def set(self) -> None:
         eng = _engine()
         me = eng.current_thread()
+        eng.touch(self, "set")
         if self._set:
             return
         self._set = True
@@ -121,7 +124,7 @@ class Event:
     async def wait(self) -> None:
         eng = _engine()
         me = eng.current_thread()
-        await eng.point("event.wait")
+        await eng.point("event.wait", op=(self, "wait"))
         while not self._set:
             self._waiters.append(me)
             await eng.block(me, f"event {self.name}")
@@ -179,12 +182,13 @@ class Queue(Generic[T]):
         me = eng.current_thread()
         if self.full():
             raise WouldBlock(f"queue {self.name} is full ({self.maxsize} items)")
+        eng.touch(self, "put")
         self._push(eng, me, item)
 
     async def put(self, item: T) -> None:
         eng = _engine()
         me = eng.current_thread()
-        await eng.point("queue.put")
+        await eng.point("queue.put", op=(self, "put"))
         while self.full():
             self._putters.append(me)
             await eng.block(me, f"queue {self.name} full")
@@ -195,12 +199,13 @@ class Queue(Generic[T]):
         me = eng.current_thread()
         if not self._items:
             raise WouldBlock(f"queue {self.name} is empty")
+        eng.touch(self, "get")
         return self._pop(eng, me)
 
     async def get(self) -> T:
         eng = _engine()
         me = eng.current_thread()
-        await eng.point("queue.get")
+        await eng.point("queue.get", op=(self, "get"))
         while not self._items:
             self._getters.append(me)
             await eng.block(me, f"queue {self.name} empty")
@@ -224,7 +229,7 @@ class Condition:
         time; returns whether the predicate holds."""
         eng = _engine()
         me = eng.current_thread()
-        await eng.point("condition.wait")
+        await eng.point("condition.wait", op=(self, "wait"))
         woken = False
         token = None
         if timeout_ns is not None and not predicate():
@@ -250,6 +255,7 @@ class Condition:
     def notify_all(self) -> None:
         eng = _engine()
         me = eng.current_thread()
+        eng.touch(self, "notify")
         vc_join(self._vc, me.vc)
         me.tick()
         _wake_all(eng, self._waiters)
@@ -272,13 +278,13 @@ class SharedCell(Generic[T]):
 
     async def read(self, site: str) -> T:
         eng = _engine()
-        await eng.point(site)
+        await eng.point(site, op=(self, "read"))
         eng.access(self._det, site, write=False)
         return self._value
 
     async def write(self, value: T, site: str) -> None:
         eng = _engine()
-        await eng.point(site)
+        await eng.point(site, op=(self, "write"))
         eng.access(self._det, site, write=True)
         self._value = value
 
