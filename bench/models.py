@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import statistics
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
 from typing import Any
 
 import vthreads as vt
@@ -158,39 +159,34 @@ def systematic(model: Model, search: str, cap: int, bound: int | None) -> tuple[
 
 
 def legacy_dfs(model: Model, cap: int, bound: int) -> tuple[str, str]:
-    """The harness's original dfs (wddmemu/_explore.py ``_explore_dfs``): depth-first with a
-    preemption bound, fifo after the prefix, every runnable thread a choice. Re-stated here
-    over a plain program so it can be measured on these models."""
-    from wddmemu._explore import Recorder
+    """The harness's original dfs (``wddmemu._explore._explore_dfs``: depth first with a
+    preemption bound, fifo after the prefix, every runnable thread a choice), run on a plain
+    program by standing in for its ``run_scenario`` (``RACE`` reports dropped, as in
+    :func:`crashed`)."""
+    from wddmemu import _explore as ex
+    from wddmemu._runner import RunSpec
 
-    stack: list[tuple[Any, set[int], int]] = []
-    prefix: list[int] = []
-    runs, first = 0, None
-    while runs < cap:
-        strat = Recorder(vt.Replay(prefix, fallback=vt.Fifo()))
-        r = vt.Engine(strat).run(model)
-        runs += 1
-        if crashed(r) and first is None:
-            first = runs
-        spent = sum(1 for c, _, _ in stack if c.preemption)
-        for c in strat.choices[len(stack):]:
-            stack.append((c, {c.chosen}, spent))
-            spent += c.preemption
-        prefix = []
-        while stack:
-            c, tried, before = stack[-1]
-            alt = next((t for t in c.options if t not in tried
-                        and before + (c.current is not None and t != c.current) <= bound), None)
-            if alt is None:
-                stack.pop()
-                continue
-            tried.add(alt)
-            stack[-1] = (type(c)(alt, c.fifo, c.current, c.options), tried, before)
-            prefix = [fr[0].chosen for fr in stack]
-            break
-        if not stack:
-            return (str(first) if first else "-"), str(runs)
-    return (str(first) if first else f">{cap}"), f">{cap}"
+    @dataclass
+    class _Ran:
+        run: vt.RunResult
+
+    def run_scenario(spec: Any, *, strategy: vt.Strategy, stop_on_violation: bool) -> _Ran:
+        return _Ran(replace(vt.Engine(strategy).run(model), violations=()))
+
+    saved, ex.run_scenario = ex.run_scenario, run_scenario
+    try:
+        def dfs(stop: bool) -> Any:
+            return ex._explore_dfs(RunSpec("bench-model"), ex.ExploreOptions(
+                schedules=cap, strategy="dfs", preemption_bound=bound, stop_on_first=stop,
+                minimise=False), None)
+
+        first = dfs(True)
+        found = str(first.failures[0].index + 1) if first.failures else (
+            "-" if first.exhausted else f">{cap}")
+        full = dfs(False) if first.failures else first
+        return found, str(full.runs) if full.exhausted else f">{cap}"
+    finally:
+        ex.run_scenario = saved
 
 
 def main() -> None:

@@ -98,8 +98,9 @@ class DporStrategy(Observing):
             par = self.stack[-1]
             preempts = par.cost(par.chosen)
             sleep = {q: f for q, f in {**par.sleep, **par.done}.items() if q != par.chosen}
-            for st in self.observer.steps[par.pos:pos]:
-                sleep = {q: f for q, f in sleep.items() if not dependent(f, st.fp)}
+            sleep = self.carry(sleep, par.pos, pos)
+        if self.redundant:
+            raise self.cut(step)
         if not enabled:  # every runnable thread would block: let one block (deadlock ahead)
             chosen = min(cands)
         else:
@@ -114,6 +115,23 @@ class DporStrategy(Observing):
         node = Node(pos, enabled, cur, chosen, preempts, sleep)
         node.backtrack[chosen] = None
         return node
+
+    def carry(self, sleep: dict[int, Footprint], start: int, end: int) -> dict[int, Footprint]:
+        """The sleep set after steps ``start..end-1``: a thread stays asleep through steps
+        independent of its own. An asleep thread that runs anyway (the engine ran it without a
+        choice, being the only runnable thread) makes the run redundant."""
+        for st in self.observer.steps[start:end]:
+            if st.tid in sleep:
+                self.redundant = True
+            sleep = {q: f for q, f in sleep.items() if q != st.tid and not dependent(f, st.fp)}
+        return sleep
+
+    def finish_run(self) -> None:
+        """Check the steps after the last choice point the same way."""
+        if self.stack and not self.redundant:
+            par = self.stack[-1]
+            sleep = {q: f for q, f in {**par.sleep, **par.done}.items() if q != par.chosen}
+            self.carry(sleep, par.pos, len(self.observer.steps))
 
 
 class _DporSearch:
@@ -130,6 +148,7 @@ class _DporSearch:
     def after(self, strategy: Strategy, result: RunResult) -> None:
         assert isinstance(strategy, DporStrategy)
         self.pruned |= strategy.bound_hit
+        strategy.finish_run()
         steps = strategy.observer.steps
         for node in self.stack:
             if node.chosen not in node.done:

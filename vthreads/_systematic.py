@@ -116,7 +116,10 @@ class Observing(Strategy):
 
     def __init__(self) -> None:
         self.observer = StepObserver()
+        #: the run can only repeat explored work (it still runs to its end unless cut short)
         self.redundant = False
+        #: the strategy ended the run itself (its Divergence is not a failure of the program)
+        self.cut_short = False
         self.error: str | None = None
 
     def candidates(self, current: VThread | None, ready: Sequence[VThread]
@@ -133,7 +136,7 @@ class Observing(Strategy):
 
     def cut(self, step: int) -> Divergence:
         """End this run: everything after this point is explored already."""
-        self.redundant = True
+        self.redundant = self.cut_short = True
         return Divergence("redundant schedule: cut short by the systematic search", step)
 
     def mismatch(self, step: int, what: str) -> Divergence:
@@ -161,14 +164,14 @@ def run_search(search: Search, run_one: RunOne, *, max_executions: int,
         err = getattr(strat, "error", None)
         if err is not None:
             raise RuntimeError(err)
+        search.after(strat, r)
         if getattr(strat, "redundant", False):
             redundant += 1
         else:
             keys.add(Analysis(strat.observer.steps).trace_key())  # type: ignore[attr-defined]
-            if failing(r):
-                failures.append(r)
-                first_at = first_at or executions
-        search.after(strat, r)
+        if not getattr(strat, "cut_short", False) and failing(r):
+            failures.append(r)
+            first_at = first_at or executions
         if failures and stop_on_failure:
             break
         if not search.advance():

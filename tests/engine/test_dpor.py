@@ -487,3 +487,17 @@ def test_a_nondeterministic_program_is_reported():
 
     with pytest.raises(RuntimeError, match="not deterministic"):
         vt.explore_dpor(flaky, stop_on_failure=False)
+
+
+def test_the_harness_seam_runs_a_scenario_and_never_counts_a_class_twice():
+    # a real scenario through explore_dpor_with: its watchdog thread blocks on a condition, so
+    # an asleep thread can be run without a choice (the only runnable one); such runs are
+    # redundant and not counted as classes
+    from wddmemu._runner import run_scenario
+    from wddmemu.corpus import CORPUS
+
+    spec = next(b for b in CORPUS if b.name == "no-driver-lock").spec()
+    res = vt.explore_dpor_with(lambda s: run_scenario(spec, strategy=s).run,
+                               max_executions=24, stop_on_failure=False)
+    assert res.executions == 24 and not res.exhausted
+    assert res.redundant > 0 and res.classes == res.executions - res.redundant
