@@ -67,6 +67,8 @@ class SystematicResult:
     failure: RunResult | None = None
     failing_execution: int | None = None
     failures: tuple[RunResult, ...] = ()
+    #: the search ended because ``stop_on_failure`` met a failing execution
+    stopped_on_failure: bool = False
 
     @property
     def ok(self) -> bool:
@@ -76,7 +78,7 @@ class SystematicResult:
 
     def claim(self) -> str:
         """One line: what this search proves, or why it stopped."""
-        if self.failure is not None and not self.exhausted:
+        if self.stopped_on_failure:
             f = self.failure
             first = str(f.failure) if f.failure is not None else str(f.violations[0])
             return (f"stopped at the first failure, execution {self.failing_execution} of "
@@ -89,8 +91,9 @@ class SystematicResult:
             found = f"; {len(self.failures)} failing" if self.failures else ""
             return (f"exhausted: every interleaving of {self.classes} equivalence classes "
                     f"explored ({bound}; {self.executions} executions{found})")
+        found = f", {len(self.failures)} failing" if self.failures else ""
         return (f"stopped after {self.executions} executions (limit {self.max_executions}): "
-                f"{self.classes} equivalence classes explored, search not exhausted")
+                f"{self.classes} equivalence classes explored{found}, search not exhausted")
 
 
 class Search(Protocol):
@@ -156,7 +159,7 @@ def run_search(search: Search, run_one: RunOne, *, max_executions: int,
     keys: set[int] = set()
     failures: list[RunResult] = []
     first_at: int | None = None
-    exhausted = False
+    exhausted = stopped = False
     while executions < max_executions:
         strat = search.strategy()
         r = run_one(strat)
@@ -173,6 +176,7 @@ def run_search(search: Search, run_one: RunOne, *, max_executions: int,
             failures.append(r)
             first_at = first_at or executions
         if failures and stop_on_failure:
+            stopped = True
             break
         if not search.advance():
             exhausted = True
@@ -180,7 +184,7 @@ def run_search(search: Search, run_one: RunOne, *, max_executions: int,
     return SystematicResult(
         search.name, executions, len(keys), redundant, exhausted, preemption_bound,
         search.pruned, max_executions, failures[0] if failures else None, first_at,
-        tuple(failures),
+        tuple(failures), stopped,
     )
 
 
