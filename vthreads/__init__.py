@@ -27,6 +27,7 @@ never needs a ``_`` name.
 # below are the ones runtime still re-exports for old code)
 from . import lowlevel as lowlevel
 from . import testing as testing
+from ._dpor import DporStrategy, explore_dpor, explore_dpor_with
 from ._engine import (
     Engine,
     VThread,
@@ -57,13 +58,24 @@ from ._strategies import (
     make_strategy,
 )
 from ._sync import Condition, Event, Mutex, Queue, SharedCell
+from ._systematic import (
+    SYSTEMATIC,
+    DfsStrategy,
+    SystematicResult,
+    explore_dfs,
+    explore_dfs_with,
+    program_runner,
+)
 
 __all__ = [
     "PCT",
     "STRATEGY_NAMES",
+    "SYSTEMATIC",
     "Choice",
     "Condition",
+    "DfsStrategy",
     "Divergence",
+    "DporStrategy",
     "Engine",
     "EngineStatistics",
     "EngineUsageError",
@@ -81,15 +93,21 @@ __all__ = [
     "RunResult",
     "SharedCell",
     "Strategy",
+    "SystematicResult",
     "VThread",
     "Violation",
     "WouldBlock",
     "checkpoint",
     "current_engine",
     "current_thread",
+    "explore_dfs",
+    "explore_dfs_with",
+    "explore_dpor",
+    "explore_dpor_with",
     "log",
     "make_strategy",
     "now",
+    "program_runner",
     "sleep",
     "spawn",
     "tracing",

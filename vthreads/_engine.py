@@ -143,7 +143,7 @@ class VThread:
         me = eng.current_thread()
         if me is self:
             raise EngineUsageError(f"thread {self.name} cannot join itself")
-        await eng.point("join")
+        await eng.point("join", op=(self, "join"))
         while self.state != FINISHED:
             self._joiners.append(me)
             await eng._block(me, f"join {self.name}")
@@ -226,6 +226,10 @@ class Engine:
         # _log_on: they go to the sink. Both are settled when the run starts.
         self._log_on = False
         self._tracing = False
+        # DPOR: a strategy that wants to see every step boundary and every operation's
+        # footprint carries an ``observer`` (see vthreads._dpor.StepObserver); None costs one
+        # test per point
+        self._observer: Any = getattr(self.strategy, "observer", None)
 
     # ---- running -----------------------------------------------------------------------------
 
@@ -328,6 +332,8 @@ class Engine:
         if any(t.name == name for t in self._threads):
             raise EngineUsageError(f"a thread named {name!r} already exists: names are unique")
         t = self._new_thread(name, fn, args, daemon)
+        if self._observer is not None:
+            self._observer.touch(parent, (t, "spawn"))
         vc_join(t.vc, parent.vc)
         parent.tick()
         if not self._controlled:
@@ -362,6 +368,8 @@ class Engine:
         self._on_finish(t)
 
     def _on_finish(self, t: VThread) -> None:
+        if self._observer is not None:
+            self._observer.finish(t)
         t.state = FINISHED
         t.waiting = None
         self._emit("finish")
@@ -400,9 +408,15 @@ class Engine:
         except LookupError:
             raise EngineUsageError("not inside an emulated thread of this engine") from None
 
-    async def point(self, label: str = "") -> None:
-        """A scheduling point. Returns at once when the strategy keeps the current thread."""
+    async def point(self, label: str = "", op: tuple[Any, str] | None = None) -> None:
+        """A scheduling point. Returns at once when the strategy keeps the current thread.
+
+        ``op`` is the operation the thread performs right after this point, as ``(object,
+        mode)`` (``(cell, "read")``, ``(mutex, "acquire")``…): the thread's next-step footprint,
+        which DPOR reads at the choice point (see docs/engine.md)."""
         self._count_step()
+        if self._observer is not None:
+            self._observer.point(_thread_var.get(), op)
         if not self._controlled:
             await anyio.lowlevel.checkpoint()
             return
@@ -482,6 +496,8 @@ class Engine:
             raise _Abort
         me.state = state
         me.waiting = what
+        if self._observer is not None:
+            self._observer.block(me)
         if self._tracing:
             self._emit("block", waits=what)
         if self._controlled:
@@ -512,6 +528,8 @@ class Engine:
         if self._timers:  # only pending timers are in the heap: the top is the next wake-up
             when, due = self._timers.pop_due()
             self.clock = when
+            if self._observer is not None:
+                self._observer.advance(when)
             for timer in due:
                 self._timers_fired += 1
                 self._make_ready(timer.thread)
@@ -539,6 +557,13 @@ class Engine:
         if ns < 0:
             raise ValueError("a timer cannot be armed in the past: ns must be >= 0")
         return self._timers.arm(self.clock + int(ns), thread)
+
+    def touch(self, obj: Any, mode: str) -> None:
+        """Record that the running thread performs ``mode`` on ``obj`` without a scheduling
+        point (a release, a set, a notify, a nowait queue operation): part of its step's
+        footprint for DPOR. A no-op unless the strategy observes footprints."""
+        if self._observer is not None:
+            self._observer.touch(_thread_var.get(), (obj, mode))
 
     # ---- failures, violations, races ---------------------------------------------------------
 
@@ -636,9 +661,19 @@ def spawn(
     return _engine().spawn(name, fn, *args, daemon=daemon)
 
 
-async def checkpoint(label: str = "") -> None:
-    """A scheduling point: another thread may run here."""
-    await _engine().point(label)
+async def checkpoint(label: str = "", op: tuple[Any, str] | None = None) -> None:
+    """A scheduling point: another thread may run here. ``op`` names the operation on a shared
+    object that follows the point, as ``(object, mode)`` — ``"read"``/``"write"`` of a cell,
+    ``"acquire"`` of a mutex, … — so systematic search (DPOR) knows which steps depend on each
+    other; a primitive built on :mod:`vthreads.lowlevel` passes it at every point."""
+    await _engine().point(label, op)
+
+
+def touch(obj: Any, mode: str) -> None:
+    """Record an operation on a shared object that has no scheduling point of its own (a
+    release, a set, a notify, a nowait queue operation): part of the running step's footprint
+    for DPOR. Primitives call it; a no-op unless the strategy observes footprints."""
+    _engine().touch(obj, mode)
 
 
 async def sleep(ns: int) -> None:

@@ -35,6 +35,7 @@ from .lowlevel import (
     emit,
     record_access,
     release,
+    touch,
     tracing,
 )
 
@@ -62,7 +63,7 @@ class Mutex:
             raise EngineUsageError(
                 f"mutex {self.name} is not reentrant: {me.name} already holds it"
             )
-        await checkpoint("acquire")
+        await checkpoint("acquire", op=(self, "acquire"))
         while self.owner is not None:
             await self._waiters.park(f"mutex {self.name} held by {self.owner.name}")
         self.owner = me
@@ -76,6 +77,7 @@ class Mutex:
         me = current_thread()
         if self.owner is not None:
             raise WouldBlock(f"mutex {self.name} is held by {self.owner.name}")
+        touch(self, "try")
         self.owner = me
         acquire(self._hb)
 
@@ -87,6 +89,7 @@ class Mutex:
                 f"{me.name} released mutex {self.name}, which {holder} holds: release only what "
                 "you acquired"
             )
+        touch(self, "release")
         release(self._hb)
         self.owner = None
         if tracing():
@@ -116,6 +119,7 @@ class Event:
         return self._set
 
     def set(self) -> None:
+        touch(self, "set")
         if self._set:
             return
         self._set = True
@@ -125,7 +129,7 @@ class Event:
         self._waiters.unpark_all()
 
     async def wait(self) -> None:
-        await checkpoint("event.wait")
+        await checkpoint("event.wait", op=(self, "wait"))
         while not self._set:
             await self._waiters.park(f"event {self.name}")
         acquire(self._hb)
@@ -186,10 +190,11 @@ class Queue(Generic[T]):
     def put_nowait(self, item: T) -> None:
         if self.full():
             raise WouldBlock(f"queue {self.name} is full ({self.maxsize} items)")
+        touch(self, "put")
         self._push(item)
 
     async def put(self, item: T) -> None:
-        await checkpoint("queue.put")
+        await checkpoint("queue.put", op=(self, "put"))
         while self.full():
             await self._putters.park(f"queue {self.name} full")
         self._push(item)
@@ -197,10 +202,11 @@ class Queue(Generic[T]):
     def get_nowait(self) -> T:
         if not self._items:
             raise WouldBlock(f"queue {self.name} is empty")
+        touch(self, "get")
         return self._pop()
 
     async def get(self) -> T:
-        await checkpoint("queue.get")
+        await checkpoint("queue.get", op=(self, "get"))
         while not self._items:
             await self._getters.park(f"queue {self.name} empty")
         return self._pop()
@@ -222,7 +228,7 @@ class Condition:
         """Wait until ``predicate()`` holds. With ``timeout_ns``, give up after that much virtual
         time; returns whether the predicate holds. The timer is cancelled when the wait ends
         otherwise, so it never wakes the thread (or moves the clock) later."""
-        await checkpoint("condition.wait")
+        await checkpoint("condition.wait", op=(self, "wait"))
         woken = False
         timer = None
         if timeout_ns is not None and not predicate():
@@ -243,6 +249,7 @@ class Condition:
         return True
 
     def notify_all(self) -> None:
+        touch(self, "notify")
         release(self._hb)
         self._waiters.unpark_all()
 
@@ -263,12 +270,12 @@ class SharedCell(Generic[T]):
         self._det = RaceDetector(name)
 
     async def read(self, site: str) -> T:
-        await checkpoint(site)
+        await checkpoint(site, op=(self, "read"))
         record_access(self._det, site, write=False)
         return self._value
 
     async def write(self, value: T, site: str) -> None:
-        await checkpoint(site)
+        await checkpoint(site, op=(self, "write"))
         record_access(self._det, site, write=True)
         self._value = value
 

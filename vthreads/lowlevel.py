@@ -16,7 +16,15 @@ primitive") for a semaphore in twenty lines.
 
 from __future__ import annotations
 
-from ._engine import Engine, VThread, checkpoint, current_engine, current_thread, tracing
+from ._engine import (
+    Engine,
+    VThread,
+    checkpoint,
+    current_engine,
+    current_thread,
+    touch,
+    tracing,
+)
 from ._engine import log as emit
 from ._hb import RaceDetector
 from ._lowlevel import (
@@ -53,5 +61,6 @@ __all__ = [
     "emit",
     "record_access",
     "release",
+    "touch",
     "tracing",
 ]

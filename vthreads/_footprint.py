@@ -1,0 +1,270 @@
+"""Steps and footprints: what systematic exploration knows about one run.
+
+A *step* is what one emulated thread does between two consecutive scheduling events of the
+engine (a scheduling point, a block, its end). Because exactly one thread runs at a time, a run
+is a sequence of steps, and a step's *footprint* is the set of synchronisation objects it touched
+and how: ``(("SharedCell", "counter"), "write")``, ``(("Mutex", "m"), "acquire")``… The engine
+learns the footprint from the primitives themselves: every operation that follows a scheduling
+point names itself at that point (``Engine.point(label, op=(obj, mode))``), and the operations
+without a point (release, set, notify, nowait queue operations, spawn, finish) report through
+``Engine.touch``. So a thread parked at a point is about to perform exactly the operation the
+point names: the *next* step of every runnable thread is known at the choice point, which is
+what lets DPOR leave out threads whose next operation would block (a held mutex, an empty
+queue, an unset event, an unfinished join) and what sleep sets rest on.
+
+Two steps are *dependent* when they touch the same object and not both only read it (``read``
+of a cell, ``wait`` on an event or condition, ``join``); the virtual clock advancing is
+dependent with every step (time moves only when no thread can run, so nothing is reordered
+across it). Everything else commutes. State shared *outside* these objects (a plain Python list
+two threads append to) is invisible here: DPOR is sound only for programs that share through
+the engine's objects, like every DPOR tool over its instrumented operations.
+
+:func:`analyse` turns a step sequence into happens-before vector clocks (program order, spawn,
+and every dependent pair in run order), from which come the races DPOR reverses and the
+canonical key of the run's Mazurkiewicz trace.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ._engine import FINISHED, SLEEPING, VThread
+from ._sync import Event, Mutex, Queue
+
+Key = tuple[str, str]
+Footprint = tuple[tuple[Key, str], ...]
+
+#: modes that only observe their object: two of them on one object commute
+READ_MODES = frozenset({"read", "wait", "join"})
+#: the virtual clock advancing: dependent with every step
+CLOCK: Footprint = ((("*", "clock"), "advance"),)
+#: spawning changes the engine's thread table (tids are handed out in spawn order)
+_SPAWN_KEY: Key = ("Engine", "threads")
+CLOCK_TID = -1
+
+
+def key_of(obj: Any) -> Key:
+    """The footprint key of a synchronisation object: its type and its name. Names keep keys
+    stable from one run to the next (objects are new each run); two objects of one type with
+    one name share a key, which only adds dependence (safe, just less reduction)."""
+    return (type(obj).__name__, str(getattr(obj, "name", "?")))
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One step: the thread (``CLOCK_TID`` for a clock advance), its footprint, and the tids of
+    the threads it spawned."""
+
+    tid: int
+    fp: Footprint
+    spawns: tuple[int, ...] = ()
+
+
+def dependent(a: Footprint, b: Footprint) -> bool:
+    """Whether two footprints conflict: a shared object that not both only read, or a clock
+    advance on either side."""
+    if a == CLOCK or b == CLOCK:
+        return True
+    for ka, ma in a:
+        for kb, mb in b:
+            if ka == kb and not (ma in READ_MODES and mb in READ_MODES):
+                return True
+    return False
+
+
+def would_block(op: tuple[Any, str] | None) -> bool:
+    """Whether a thread whose next operation is ``op`` would block if it ran now. Exact for
+    mutex acquire, queue put/get, event wait and join; a condition's predicate is unknown, so a
+    condition wait counts as runnable (if it blocks, that is just a step like any other)."""
+    if op is None:
+        return False
+    obj, mode = op
+    if mode == "acquire" and isinstance(obj, Mutex):
+        return obj.owner is not None
+    if isinstance(obj, Queue):
+        return (mode == "get" and obj.empty()) or (mode == "put" and obj.full())
+    if mode == "wait" and isinstance(obj, Event):
+        return not obj.is_set()
+    if mode == "join" and isinstance(obj, VThread):
+        return obj.state != FINISHED
+    return False
+
+
+class StepObserver:
+    """Cuts one run into :class:`Step` objects. The engine calls it at every point, touch,
+    block, finish and clock advance of a strategy that carries it as ``observer``.
+
+    ``pending[tid]`` is the operation a thread announced at its last point: it is performed at
+    the start of the thread's next step (and again after a block, when the thread re-checks and
+    completes it), so it belongs to that step's footprint."""
+
+    def __init__(self) -> None:
+        self.steps: list[Step] = []
+        self.pending: dict[int, tuple[Any, str] | None] = {}
+        self._open: list[tuple[Key, str]] = []
+        self._spawns: list[int] = []
+
+    def point(self, t: VThread, op: tuple[Any, str] | None) -> None:
+        self._close(t)
+        self.pending[t.tid] = op
+
+    def touch(self, t: VThread, op: tuple[Any, str]) -> None:
+        obj, mode = op
+        if mode == "spawn":
+            self._spawns.append(obj.tid)
+            self._open.append((_SPAWN_KEY, "spawn"))
+        else:
+            self._open.append((key_of(obj), mode))
+
+    def block(self, t: VThread) -> None:
+        self._close(t)
+        if t.state == SLEEPING:  # a sleep is not an announced operation: nothing to complete
+            self.pending[t.tid] = None
+
+    def finish(self, t: VThread) -> None:
+        self._open.append((key_of(t), "finish"))
+        self._close(t)
+        self.pending[t.tid] = None
+
+    def advance(self, when: int) -> None:
+        self.steps.append(Step(CLOCK_TID, CLOCK))
+
+    def _close(self, t: VThread) -> None:
+        op = self.pending.get(t.tid)
+        fp = [(key_of(op[0]), op[1])] if op is not None else []
+        for item in self._open:
+            if item not in fp:
+                fp.append(item)
+        self.steps.append(Step(t.tid, tuple(fp), tuple(self._spawns)))
+        self._open = []
+        self._spawns = []
+
+
+class Analysis:
+    """Happens-before over one step sequence, as vector clocks over thread *slots* (tid, and one
+    last slot for the clock). ``hb(i, k)``: step ``i`` happens before step ``k``."""
+
+    def __init__(self, steps: Sequence[Step]) -> None:
+        self.steps = steps
+        n_slots = max((s.tid for s in steps), default=0) + 2
+        self.clock_slot = n_slots - 1
+        self.slot = [s.tid if s.tid >= 0 else self.clock_slot for s in steps]
+        self.local: list[int] = []
+        self.clocks: list[list[int]] = []
+        self.prev: list[int | None] = []  # program-order predecessor (or the spawning step)
+        self.preds: list[dict[int, int]] = []  # slot -> the last dependent step of that slot
+        self._build(n_slots)
+
+    def _build(self, n_slots: int) -> None:
+        # per object key, per "only reads" flag, per slot: the last step that touched it
+        table: dict[Key, dict[bool, dict[int, int]]] = {}
+        last: dict[int, int] = {}
+        parent: dict[int, int] = {}
+        count = [0] * n_slots
+        for j, st in enumerate(self.steps):
+            s = self.slot[j]
+            p = last.get(s, parent.get(st.tid))
+            c = list(self.clocks[p]) if p is not None else [0] * n_slots
+            preds = self._dependencies(st, s, table, last)
+            for i in preds.values():
+                ci = self.clocks[i]
+                for x in range(n_slots):
+                    if ci[x] > c[x]:
+                        c[x] = ci[x]
+            count[s] += 1
+            c[s] = count[s]
+            self.local.append(count[s])
+            self.clocks.append(c)
+            self.prev.append(p)
+            self.preds.append(preds)
+            for key, mode in st.fp:
+                table.setdefault(key, {}).setdefault(mode in READ_MODES, {})[s] = j
+            for child in st.spawns:
+                parent[child] = j
+            last[s] = j
+
+    def _dependencies(self, st: Step, s: int, table: dict[Key, dict[bool, dict[int, int]]],
+                      last: dict[int, int]) -> dict[int, int]:
+        if st.tid == CLOCK_TID:
+            return {x: i for x, i in last.items() if x != s}
+        preds: dict[int, int] = {}
+        adv = last.get(self.clock_slot)
+        if adv is not None:
+            preds[self.clock_slot] = adv
+        for key, mode in st.fp:
+            reads = mode in READ_MODES
+            for only_reads, per in table.get(key, {}).items():
+                if reads and only_reads:
+                    continue
+                for x, i in per.items():
+                    if x != s and i > preds.get(x, -1):
+                        preds[x] = i
+        return preds
+
+    def hb(self, i: int, k: int) -> bool:
+        return self.clocks[k][self.slot[i]] >= self.local[i]
+
+    def races(self, j: int) -> Iterator[int]:
+        """The steps ``i`` in a reversible race with step ``j``: dependent, of another thread,
+        and ordered before ``j`` by nothing but their own conflict (Abdulla et al.'s
+        ``i ⋖ j``). A mutex release is never reversible with the acquire it enabled (the
+        acquire could not run before it); the race is then with the releasing thread's
+        *acquire* of that mutex, so the two critical sections swap (as Nidhugg does)."""
+        st = self.steps[j]
+        if st.tid == CLOCK_TID:
+            return
+        preds = self.preds[j]
+        for s, i in preds.items():
+            if s == self.clock_slot:
+                continue
+            cand = self._lock_acquire(i, st) if _acquires(st) else i
+            if cand is None:
+                continue
+            others = [k for x, k in preds.items() if x != s]
+            if self.prev[j] is not None:
+                others.append(self.prev[j])  # type: ignore[arg-type]
+            if not any(self.hb(cand, k) for k in others):
+                yield cand
+
+    def _lock_acquire(self, i: int, st: Step) -> int | None:
+        released = {k for k, m in self.steps[i].fp if m == "release"}
+        locks = {k for k, m in st.fp if m == "acquire"} & released
+        if not locks:
+            return i
+        k: int | None = i
+        while k is not None and self.slot[k] == self.slot[i]:
+            if any(m == "acquire" and key in locks for key, m in self.steps[k].fp):
+                return k
+            k = self.prev[k]
+        return None
+
+    def initials(self, i: int, j: int) -> set[int]:
+        """The threads that can start ``notdep(i).j``: the steps after ``i`` that do not
+        happen after it, then ``j``; a thread is initial when its first step there has no
+        happens-before predecessor there."""
+        v = [k for k in range(i + 1, j) if not self.hb(i, k)] + [j]
+        seen: set[int] = set()
+        out: set[int] = set()
+        for n, k in enumerate(v):
+            s = self.slot[k]
+            if s in seen:
+                continue
+            seen.add(s)
+            if s != self.clock_slot and not any(self.hb(v[m], k) for m in range(n)):
+                out.add(self.steps[k].tid)
+        return out
+
+    def trace_key(self) -> int:
+        """A hash of the run's Mazurkiewicz trace: equal for two runs exactly when they have the
+        same steps per thread and order every dependent pair the same way."""
+        items = sorted(
+            (self.slot[j], self.local[j], st.fp, tuple(self.clocks[j]))
+            for j, st in enumerate(self.steps)
+        )
+        return hash(tuple(items))
+
+
+def _acquires(st: Step) -> bool:
+    return any(m == "acquire" for _, m in st.fp)

@@ -1,0 +1,329 @@
+"""Systematic exploration: run a program again and again under schedules chosen to cover it.
+
+Two searches share the driver here. :func:`explore_dfs` enumerates schedules by *iterative
+preemption bounding*: every schedule with no preemption first, then every schedule with exactly
+one, then two… (Musuvathi and Qadeer's observation, PLDI 2007, that most concurrency bugs need
+very few preemptions). :func:`explore_dpor` (in ``_dpor``) explores one schedule per Mazurkiewicz
+trace. Both are given either a program (``async def main()``, run afresh on a new
+:class:`Engine` per execution) or, for harnesses that build their own engines, a factory
+``run_one(strategy) -> RunResult`` that runs one execution under the strategy it is handed.
+
+A *preemption* is a choice point where the running thread could go on (it is at a point and its
+next operation would not block) and another thread is chosen instead. At every choice the
+searches leave out threads whose next operation would block (see ``_footprint``): running them
+would only park them again, and skipping them changes no outcome.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from ._engine import Engine, VThread
+from ._errors import Divergence
+from ._footprint import Analysis, StepObserver, would_block
+from ._results import RunResult
+from ._strategies import Strategy
+from .registry import Registry
+
+RunOne = Callable[[Strategy], RunResult]
+Program = Callable[[], Awaitable[Any]]
+Failing = Callable[[RunResult], bool]
+
+
+def not_ok(result: RunResult) -> bool:
+    """The default failure test: a failure stopped the run or a rule broke (``RACE``
+    included)."""
+    return not result.ok
+
+#: The systematic searches by name (``dfs``, ``dpor``). Each entry is a function
+#: ``(run_one, *, max_executions, preemption_bound, stop_on_failure) -> SystematicResult``: what
+#: a harness calls for ``--strategy dpor`` with its own ``run_one(strategy) -> RunResult``.
+SYSTEMATIC: Registry[Callable[..., SystematicResult]] = Registry("systematic search")
+
+
+@dataclass(frozen=True)
+class SystematicResult:
+    """What a systematic search did and what it can claim.
+
+    ``executions`` counts every run, including runs cut short because they could only repeat
+    an explored class (``redundant``: sleep-set blocked, or blocked by the preemption bound).
+    ``classes`` is the number of distinct Mazurkiewicz traces among the completed runs.
+    ``exhausted`` means nothing is left to explore (within ``preemption_bound`` if one was set
+    and ``pruned`` says it cut something). ``failure`` is the first failing run, replayable
+    with ``Engine("replay", decisions=failure.decisions)``; ``failing_execution`` its 1-based
+    index."""
+
+    strategy: str
+    executions: int
+    classes: int
+    redundant: int
+    exhausted: bool
+    preemption_bound: int | None
+    pruned: bool
+    max_executions: int
+    failure: RunResult | None = None
+    failing_execution: int | None = None
+    failures: tuple[RunResult, ...] = ()
+    #: the search ended because ``stop_on_failure`` met a failing execution
+    stopped_on_failure: bool = False
+
+    @property
+    def ok(self) -> bool:
+        """No execution failed (an exhausted ok search is a proof, for the program's
+        equivalence classes and within the bound)."""
+        return self.failure is None
+
+    def claim(self) -> str:
+        """One line: what this search proves, or why it stopped."""
+        if self.stopped_on_failure:
+            f = self.failure
+            first = str(f.failure) if f.failure is not None else str(f.violations[0])
+            return (f"stopped at the first failure, execution {self.failing_execution} of "
+                    f"{self.executions}: {first}")
+        if self.exhausted:
+            bound = ("no preemption bound" if self.preemption_bound is None
+                     else f"preemption bound {self.preemption_bound}"
+                     + (", schedules needing more preemptions not explored" if self.pruned
+                        else ", never reached"))
+            found = f"; {len(self.failures)} failing" if self.failures else ""
+            return (f"exhausted: every interleaving of {self.classes} equivalence classes "
+                    f"explored ({bound}; {self.executions} executions{found})")
+        found = f", {len(self.failures)} failing" if self.failures else ""
+        return (f"stopped after {self.executions} executions (limit {self.max_executions}): "
+                f"{self.classes} equivalence classes explored{found}, search not exhausted")
+
+
+class Search(Protocol):
+    """One systematic search, driven by :func:`run_search`."""
+
+    name: str
+    pruned: bool
+
+    def strategy(self) -> Strategy:
+        """The strategy for the next execution."""
+
+    def after(self, strategy: Strategy, result: RunResult) -> None:
+        """Learn from the execution just run."""
+
+    def advance(self) -> bool:
+        """Pick the next execution; False when nothing is left."""
+
+
+class Observing(Strategy):
+    """Base of the systematic strategies: carries a :class:`StepObserver` (so the engine
+    reports steps and footprints), sees which runnable threads would block, and can cut a run
+    short when it can only repeat explored work (``redundant``)."""
+
+    def __init__(self) -> None:
+        self.observer = StepObserver()
+        #: the run can only repeat explored work (it still runs to its end unless cut short)
+        self.redundant = False
+        #: the strategy ended the run itself (its Divergence is not a failure of the program)
+        self.cut_short = False
+        self.error: str | None = None
+
+    def candidates(self, current: VThread | None, ready: Sequence[VThread]
+                   ) -> tuple[dict[int, VThread], tuple[int, ...], int | None]:
+        """Every runnable thread by tid, the tids that would not block (sorted), and the
+        running thread's tid if it can go on (else None)."""
+        cands = {t.tid: t for t in ready}
+        if current is not None:
+            cands[current.tid] = current
+        pending = self.observer.pending
+        enabled = tuple(sorted(tid for tid in cands if not would_block(pending.get(tid))))
+        cur = current.tid if current is not None and current.tid in enabled else None
+        return cands, enabled, cur
+
+    def cut(self, step: int) -> Divergence:
+        """End this run: everything after this point is explored already."""
+        self.redundant = self.cut_short = True
+        return Divergence("redundant schedule: cut short by the systematic search", step)
+
+    def mismatch(self, step: int, what: str) -> Divergence:
+        self.error = (f"the program is not deterministic: a replayed prefix met {what} at step "
+                      f"{step}; keep wall clock, unseeded randomness and set order out of it")
+        return Divergence(self.error, step)
+
+
+def run_search(search: Search, run_one: RunOne, *, max_executions: int,
+               stop_on_failure: bool, preemption_bound: int | None,
+               failing: Failing = not_ok) -> SystematicResult:
+    """Run ``search`` until it is exhausted, hits ``max_executions`` or (with
+    ``stop_on_failure``) finds an execution that ``failing`` calls failed."""
+    if max_executions < 1:
+        raise ValueError("max_executions must be >= 1")
+    executions = redundant = 0
+    keys: set[int] = set()
+    failures: list[RunResult] = []
+    first_at: int | None = None
+    exhausted = stopped = False
+    while executions < max_executions:
+        strat = search.strategy()
+        r = run_one(strat)
+        executions += 1
+        err = getattr(strat, "error", None)
+        if err is not None:
+            raise RuntimeError(err)
+        search.after(strat, r)
+        if getattr(strat, "redundant", False):
+            redundant += 1
+        else:
+            keys.add(Analysis(strat.observer.steps).trace_key())  # type: ignore[attr-defined]
+        if not getattr(strat, "cut_short", False) and failing(r):
+            failures.append(r)
+            first_at = first_at or executions
+        if failures and stop_on_failure:
+            stopped = True
+            break
+        if not search.advance():
+            exhausted = True
+            break
+    return SystematicResult(
+        search.name, executions, len(keys), redundant, exhausted, preemption_bound,
+        search.pruned, max_executions, failures[0] if failures else None, first_at,
+        tuple(failures), stopped,
+    )
+
+
+def program_runner(program: Program, *, backend: str = "asyncio",
+                   step_budget: int = 200_000) -> RunOne:
+    """The ``run_one`` factory for a plain program: a new :class:`Engine` per execution."""
+
+    def run_one(strategy: Strategy) -> RunResult:
+        return Engine(strategy, backend=backend, step_budget=step_budget).run(program)
+
+    return run_one
+
+
+# ---- dfs with iterative preemption bounding -------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Choice:
+    enabled: tuple[int, ...]
+    current: int | None
+    chosen: int
+
+    def cost(self, tid: int) -> int:
+        return int(self.current is not None and tid != self.current)
+
+
+class DfsStrategy(Observing):
+    """Follow ``prefix`` (tids, one per choice point), then never preempt: keep the running
+    thread while it can go on, else the lowest tid that would not block."""
+
+    name = "dfs"
+
+    def __init__(self, prefix: Sequence[int]) -> None:
+        super().__init__()
+        self.prefix = prefix
+        self.choices: list[_Choice] = []
+
+    def choose(self, current, ready, step):
+        cands, enabled, cur = self.candidates(current, ready)
+        d = len(self.choices)
+        if d < len(self.prefix):
+            tid = self.prefix[d]
+            if tid not in cands:
+                raise self.mismatch(step, f"tid {tid} not runnable")
+        elif cur is not None:
+            tid = cur
+        else:
+            tid = enabled[0] if enabled else min(cands)
+        self.choices.append(_Choice(enabled, cur, tid))
+        return cands[tid]
+
+
+class _DfsSearch:
+    """The schedules, level by level: level ``p`` holds the schedules with exactly ``p``
+    preemptions. A schedule is its prefix up to its last non-default choice; the children of
+    an executed schedule deviate at one choice point after that prefix. Within a level the
+    schedules run in the order their parents ran, and one parent's children by depth, then
+    tid. Each parent keeps two lazy cursors (children of equal cost, children one preemption
+    dearer), so memory grows with the executions, not with the tree."""
+
+    name = "dfs"
+
+    def __init__(self, bound: int | None) -> None:
+        self.bound = bound
+        self.pruned = False
+        self._heap: list[tuple[int, int, int]] = []
+        self._cursors: dict[int, Iterator[tuple[int, ...]]] = {}
+        self._peek: dict[int, tuple[int, ...]] = {}
+        self._seq = 0
+        self._prefix: tuple[int, ...] = ()
+        self._cost = 0
+
+    def strategy(self) -> DfsStrategy:
+        return DfsStrategy(self._prefix)
+
+    def after(self, strategy: Strategy, result: RunResult) -> None:
+        assert isinstance(strategy, DfsStrategy)
+        chosen = tuple(c.chosen for c in strategy.choices)
+        start = len(self._prefix)
+        for extra in (0, 1):
+            cost = self._cost + extra
+            if self.bound is not None and cost > self.bound:
+                if any(c.cost(a) for c in strategy.choices[start:] for a in c.enabled):
+                    self.pruned = True
+                continue
+            self._push(cost, _children(strategy.choices, chosen, start, extra))
+
+    def _push(self, cost: int, it: Iterator[tuple[int, ...]]) -> None:
+        first = next(it, None)
+        if first is None:
+            return
+        self._seq += 1
+        self._cursors[self._seq], self._peek[self._seq] = it, first
+        heapq.heappush(self._heap, (cost, self._seq, self._seq))
+
+    def advance(self) -> bool:
+        if not self._heap:
+            return False
+        cost, seq, cid = heapq.heappop(self._heap)
+        self._prefix, self._cost = self._peek.pop(cid), cost
+        nxt = next(self._cursors[cid], None)
+        if nxt is None:
+            del self._cursors[cid]
+        else:
+            self._peek[cid] = nxt
+            heapq.heappush(self._heap, (cost, seq, cid))
+        return True
+
+
+def _children(choices: Sequence[_Choice], chosen: tuple[int, ...], start: int,
+              extra: int) -> Iterator[tuple[int, ...]]:
+    for k in range(start, len(choices)):
+        c = choices[k]
+        for a in c.enabled:
+            if a != c.chosen and c.cost(a) == extra:
+                yield (*chosen[:k], a)
+
+
+def explore_dfs_with(run_one: RunOne, *, max_executions: int = 10_000,
+                     preemption_bound: int | None = None, stop_on_failure: bool = True,
+                     failing: Failing = not_ok) -> SystematicResult:
+    """Depth-first schedule enumeration in iterative-preemption-bounding order: all schedules
+    with 0 preemptions, then those with exactly 1, then 2… up to ``preemption_bound`` (None:
+    no bound). Threads whose next operation would block are never chosen. Each schedule is run
+    once; ``run_one(strategy)`` runs one execution (see :func:`program_runner`)."""
+    return run_search(_DfsSearch(preemption_bound), run_one, max_executions=max_executions,
+                      stop_on_failure=stop_on_failure, preemption_bound=preemption_bound,
+                      failing=failing)
+
+
+SYSTEMATIC.register("dfs", explore_dfs_with,
+                    summary="every schedule, fewest preemptions first (iterative bounding)")
+
+
+def explore_dfs(program: Program, *, backend: str = "asyncio", max_executions: int = 10_000,
+                preemption_bound: int | None = None, stop_on_failure: bool = True,
+                step_budget: int = 200_000, failing: Failing = not_ok) -> SystematicResult:
+    """:func:`explore_dfs_with` over ``program`` (``async def main()``), a new engine per
+    execution."""
+    return explore_dfs_with(program_runner(program, backend=backend, step_budget=step_budget),
+                            max_executions=max_executions, preemption_bound=preemption_bound,
+                            stop_on_failure=stop_on_failure, failing=failing)
