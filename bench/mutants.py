@@ -39,7 +39,12 @@ TARGETS: dict[str, list[str]] = {
     "vthreads/_sync.py": ["tests/engine"],
     "vthreads/_strategies.py": ["tests/engine"],
     "wddmemu/_checker.py": ["tests/checker"],
-    "runtime/_door.py": ["tests/runtime", "tests/checker"],
+    "wddmemu/_checker_ddi.py": ["tests/checker"],
+    "wddmemu/_checker_cb.py": ["tests/checker"],
+    "wddmemu/_checker_data.py": ["tests/checker"],
+    "vthreads/_lowlevel.py": ["tests/engine"],
+    "vthreads/_timers.py": ["tests/engine"],
+    "runtime/_ddi.py": ["tests/runtime", "tests/checker"],
     "kmd/flags.py": ["tests/kmd"],
     "kmd/_lock.py": ["tests/kmd"],
 }
