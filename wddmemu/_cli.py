@@ -234,10 +234,11 @@ def cluster_options(fn: Any) -> Any:
 @cli.command("explore")
 @scenario_options
 @click.option("--schedules", default=1000, show_default=True, help="schedules to run at most")
-@click.option("--strategy", type=click.Choice(["random", "pct", "dfs"]), default="pct",
+@click.option("--strategy", type=click.Choice(["random", "pct", "dfs", "dpor"]), default="pct",
               show_default=True)
 @click.option("--seed", default=0, show_default=True, help="seed of the first schedule")
-@click.option("--preemption-bound", default=2, show_default=True, help="dfs: preemptions")
+@click.option("--preemption-bound", default=2, show_default=True,
+              help="dfs and dpor: preemptions at most")
 @click.option("--jobs", default=1, show_default=True, help="worker processes")
 @click.option("--save-dir", default=DEFAULT_SAVE_DIR, show_default=True,
               help="where failure files go")
@@ -288,9 +289,11 @@ def explore_cmd(scenario: str, params: tuple[str, ...], driver: str,
     console.print(f"{res.runs} schedules in {dt:.1f} s ({res.runs / max(dt, 1e-9):.0f}/s), "
                   f"{len(res.failures)} failing"
                   + (f", pct k={res.pct_steps}" if strategy == "pct" else "")
-                  + ("" if res.exhausted is None else
+                  + ("" if res.exhausted is None or res.claim else
                      f", space {'exhausted' if res.exhausted else 'not exhausted'} within "
                      f"{preemption_bound} preemptions"))
+    if res.claim:
+        console.print(res.claim, markup=False, highlight=False)
     for fd in res.failures:
         path = save_failure(fd, save_dir)
         explain(console, fd, path)

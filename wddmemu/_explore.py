@@ -25,7 +25,16 @@ from typing import Any
 
 import orjson
 
-from vthreads import Choice, FifoWithOverrides, PrefixThenFifo, Recorder, Replay, RunResult
+from vthreads import (
+    Choice,
+    FifoWithOverrides,
+    PrefixThenFifo,
+    Recorder,
+    Replay,
+    RunResult,
+    Strategy,
+    explore_dpor_with,
+)
 
 from . import _loading
 from ._drivers import load_entry_points
@@ -76,8 +85,15 @@ class Finding:
 # ---- explore ---------------------------------------------------------------------------------
 
 
+#: what ``explore --strategy`` takes: sampling (random, pct) and systematic search (dfs, dpor)
+EXPLORE_STRATEGIES = ("random", "pct", "dfs", "dpor")
+
+
 @dataclass(frozen=True)
 class ExploreOptions:
+    """How to explore: ``strategy`` is one of :data:`EXPLORE_STRATEGIES`; ``schedules`` caps the
+    executions; ``preemption_bound`` bounds dfs and dpor (bounded POR for dpor)."""
+
     schedules: int = 1000
     strategy: str = "pct"
     seed: int = 0
@@ -90,9 +106,9 @@ class ExploreOptions:
     chunk: int = 25
 
     def __post_init__(self) -> None:
-        if self.strategy not in ("random", "pct", "dfs"):
-            raise SpecError(f"unknown exploration strategy {self.strategy!r}: use random, pct "
-                            "or dfs")
+        if self.strategy not in EXPLORE_STRATEGIES:
+            raise SpecError(f"unknown exploration strategy {self.strategy!r}: use "
+                            f"{', '.join(EXPLORE_STRATEGIES)}")
         if self.schedules < 1 or self.jobs < 1 or self.depth < 1 or self.preemption_bound < 0:
             raise SpecError("schedules, jobs and depth must be >= 1, the preemption bound >= 0")
 
@@ -114,7 +130,9 @@ class ExploreResult:
     runs: int
     failures: tuple[Found, ...]
     pct_steps: int
-    exhausted: bool | None = None  # dfs: whether every schedule within the bound ran
+    exhausted: bool | None = None  # dfs/dpor: whether every schedule within the bound ran
+    #: dpor: what the search proved, in one line (``SystematicResult.claim()``)
+    claim: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -160,6 +178,8 @@ def explore(
     check_spec(base)
     if opts.strategy == "dfs":
         return _explore_dfs(base, opts, progress)
+    if opts.strategy == "dpor":
+        return _explore_dpor(base, opts, progress)
     k = probe_steps(base) if opts.strategy == "pct" else base.pct_steps
     failures: list[Found] = []
     runs = 0
@@ -271,6 +291,49 @@ def _explore_dfs(base: RunSpec, opts: ExploreOptions,
     if opts.minimise:
         failures = [minimise(fd, opts.max_replays) for fd in failures]
     return ExploreResult(runs, tuple(failures), base.pct_steps, exhausted)
+
+
+def _explore_dpor(base: RunSpec, opts: ExploreOptions,
+                  progress: Callable[[int, int], None] | None) -> ExploreResult:
+    """Source-DPOR over the scenario (``vthreads.explore_dpor_with``): one execution per
+    equivalence class of the steps the engine can see, bounded by ``preemption_bound``.
+
+    DPOR's dependency relation covers the engine's objects (shared cells, mutexes, queues,
+    events, conditions, threads, the clock); state the layers keep in plain Python is not in
+    it, so on a scenario the claim is "every class the engine can tell apart" — the
+    exhaustiveness is exact for programs that share state only through vthreads objects."""
+    failures: list[Found] = []
+    runs = 0
+
+    def run_one(strategy: Strategy) -> RunResult:
+        nonlocal runs
+        r = run_scenario(base, strategy=strategy, stop_on_violation=True).run
+        f = _dpor_finding(r)
+        if f is not None:
+            orig = replace(base, strategy="dpor", seed=0, decisions=tuple(r.decisions))
+            failures.append(Found(runs, orig.with_decisions(r.decisions), f, orig))
+        runs += 1
+        if progress:
+            progress(runs, len(failures))
+        return r
+
+    res = explore_dpor_with(run_one, max_executions=opts.schedules,
+                            preemption_bound=opts.preemption_bound,
+                            stop_on_failure=opts.stop_on_first,
+                            failing=lambda r: _dpor_finding(r) is not None)
+    if opts.stop_on_first:
+        failures = failures[:1]
+    if opts.minimise:
+        failures = [minimise(fd, opts.max_replays) for fd in failures]
+    return ExploreResult(runs, tuple(failures), base.pct_steps, res.exhausted, res.claim())
+
+
+def _dpor_finding(r: RunResult) -> Finding | None:
+    # DPOR ends a run that can only repeat explored work by making it diverge from its
+    # prefix: that is the search pruning itself, not a finding
+    if r.failure is not None and r.failure.kind == "divergence" and not r.violations:
+        return None
+    return Finding.of(r)
 
 
 # ---- minimise -----------------------------------------------------------------------------------

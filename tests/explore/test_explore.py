@@ -195,3 +195,30 @@ def test_explore_cli(tmp_path: Path, capsys) -> None:
 
 def test_finding_of_a_clean_run_is_none() -> None:
     assert Finding.of(run_scenario(RunSpec("lock-flags")).run) is None
+
+
+# ---- dpor (issue 12): systematic search with a proof -------------------------------------
+
+
+def test_dpor_exhausts_a_small_scenario_in_fewer_executions_than_dfs() -> None:
+    from wddmemu import ExploreOptions, RunSpec, explore
+
+    base = RunSpec("gl-icd-lock-entire")
+    dpor = explore(base, ExploreOptions(schedules=2000, strategy="dpor", preemption_bound=2))
+    dfs = explore(base, ExploreOptions(schedules=2000, strategy="dfs", preemption_bound=2))
+    assert dpor.ok and dfs.ok
+    assert dpor.exhausted and dfs.exhausted
+    assert dpor.claim is not None and dpor.claim.startswith("exhausted: every interleaving of")
+    assert dpor.runs <= 10 < dfs.runs
+
+
+def test_dpor_finds_a_seeded_bug_and_the_failure_replays(tmp_path) -> None:
+    from wddmemu import ExploreOptions, RunSpec, explore, load_failure, replay, save_failure
+
+    base = RunSpec("gl-icd-lock-entire", bugs=("donotwait-waits",))
+    res = explore(base, ExploreOptions(schedules=200, strategy="dpor"))
+    assert [fd.finding.rule for fd in res.failures] == ["KL-21"]
+    assert res.claim is not None and res.claim.startswith("stopped at the first failure")
+    path = save_failure(res.failures[0], tmp_path)
+    out = replay(load_failure(path))
+    assert out.kind == "reproduced"
