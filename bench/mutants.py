@@ -86,6 +86,7 @@ def _config(target: str, tests: list[str]) -> str:
         "\n[tool.mutmut]\n"
         f"source_paths = {arr(PACKAGES)}\n"
         f"only_mutate = {arr([target])}\n"
+        'also_copy = ["bench"]\n'
         f"pytest_add_cli_args_test_selection = {arr(tests)}\n"
         'pytest_add_cli_args = ["-p", "no:cacheprovider", "-x", "-q"]\n'
     )

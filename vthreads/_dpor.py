@@ -78,7 +78,9 @@ class DporStrategy(Observing):
         self.bound_hit = False
         self._depth = 0
 
-    def choose(self, current, ready, step):
+    def choose(self, runnable, step, *, current):
+        # runnable is the current thread (when it can go on) and then the ready ones
+        ready = runnable[1:] if current is not None else runnable
         cands, enabled, cur = self.candidates(current, ready)
         pos = len(self.observer.steps)
         if self._depth < len(self.stack):

@@ -222,7 +222,9 @@ class DfsStrategy(Observing):
         self.prefix = prefix
         self.choices: list[_Choice] = []
 
-    def choose(self, current, ready, step):
+    def choose(self, runnable, step, *, current):
+        # runnable is the current thread (when it can go on) and then the ready ones
+        ready = runnable[1:] if current is not None else runnable
         cands, enabled, cur = self.candidates(current, ready)
         d = len(self.choices)
         if d < len(self.prefix):
