@@ -1,4 +1,15 @@
-"""Suite-wide pytest setup: the ``slow`` marker and the ``--slow`` switch.
+"""Suite-wide pytest setup: shared fixtures, the ``slow`` marker and the ``--slow`` switch.
+
+Fixtures (the helpers behind them are plain code in :mod:`tests.support`, which tests import
+directly when they need more than a fixture gives):
+
+- ``backend``: ``"asyncio"`` and ``"trio"`` — a test that takes it runs once on each;
+- ``kernel_rig``: ``make(config=None) -> tests.support.kernel.Rig`` (adapter, device and
+  context over the thunks; ``await rig.setup()`` inside a run);
+- ``driver_rig``: ``run(prog, **kw)`` runs ``prog(rig)`` against the reference driver with the
+  test playing the runtime (``tests.support.driver``), on ``backend``;
+- ``app_rig``: ``run(program, **kw)`` runs ``program(device)`` on the real runtime and driver
+  (``tests.support.app``), on ``backend``.
 
 The long tests (the million-line trace tests, the 200-schedule sweeps of every scenario) are
 marked ``slow``. A plain ``pytest`` deselects them so a developer's loop stays well under 90 s;
@@ -8,7 +19,33 @@ not skipped: the summary says how many were left out and why.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
+from typing import Any
+
 import pytest
+
+from tests.support import app, driver, kernel
+
+
+@pytest.fixture(params=["asyncio", "trio"])
+def backend(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+@pytest.fixture
+def kernel_rig() -> Callable[..., kernel.Rig]:
+    return kernel.Rig
+
+
+@pytest.fixture
+def driver_rig(backend: str) -> Callable[..., Any]:
+    return partial(driver.run, backend=backend)
+
+
+@pytest.fixture
+def app_rig(backend: str) -> Callable[..., app.AppRun]:
+    return partial(app.run_app, backend=backend)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

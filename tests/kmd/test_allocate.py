@@ -19,8 +19,7 @@ from kmd import (
 from kmd import D3DDDI_ALLOCATIONINFO_FLAGS as AIF
 from kmd import DXGK_HANDLE_TYPE as HT
 from kmd.miniport import MiniportAllocation, MiniportResource
-
-from .conftest import OK, Rig, run
+from tests.support.kernel import OK, Rig, run
 
 INVALID = kmd.STATUS_INVALID_PARAMETER
 

@@ -13,8 +13,7 @@ import pytest
 import kmd
 from kmd import D3DKMT_OPENADAPTER, Kernel, KernelConfig
 from kmd.thunks import THUNKS
-
-from .conftest import run
+from tests.support.kernel import run
 
 KMD = Path(kmd.__file__).resolve().parent
 

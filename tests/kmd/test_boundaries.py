@@ -13,8 +13,7 @@ import kmd
 from kmd import D3DDDICB_LOCKFLAGS as LF
 from kmd import KernelConfig, SegmentDesc
 from kmd.miniport import DXGKARG_ACQUIRESWIZZLINGRANGE, ReferenceMiniport
-
-from .conftest import OK, Rig, kmd_events, run, run_traced
+from tests.support.kernel import OK, Rig, kmd_events, run, run_traced
 
 NO_VIDEO_MEMORY = kmd.STATUS_GRAPHICS_NO_VIDEO_MEMORY
 PINNED = kmd.STATUS_GRAPHICS_CANT_EVICT_PINNED_ALLOCATION

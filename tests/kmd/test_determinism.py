@@ -10,8 +10,7 @@ import pytest
 import vthreads as vt
 from kmd import D3DDDICB_LOCKFLAGS as LF
 from kmd import CmdDraw, CmdSpin, CmdWrite, KernelConfig
-
-from .conftest import OK, Rig
+from tests.support.kernel import OK, Rig
 
 
 async def scenario() -> list[tuple[int, tuple[int, ...], str]]:

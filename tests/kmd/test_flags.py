@@ -8,8 +8,7 @@ import pytest
 import kmd
 from kmd import D3DDDICB_LOCKFLAGS as LF
 from kmd import DXGK_ALLOCATIONINFOFLAGS as AF
-
-from .conftest import OK, Rig, kmd_events, run_traced
+from tests.support.kernel import OK, Rig, kmd_events, run_traced
 
 
 def test_documented_masks() -> None:

@@ -8,8 +8,7 @@ import pytest
 import kmd
 from kmd import D3DDDICB_LOCKFLAGS as LF
 from kmd._handles import HANDLE_BASE, HandleTable, HandleType
-
-from .conftest import OK, Rig, run
+from tests.support.kernel import OK, Rig, run
 
 INVALID = kmd.STATUS_INVALID_PARAMETER
 

@@ -8,8 +8,7 @@ import kmd
 import vthreads as vt
 from kmd import D3DDDICB_LOCKFLAGS as LF
 from kmd import KernelConfig
-
-from .conftest import OK, Rig, kmd_events, run, run_traced
+from tests.support.kernel import OK, Rig, kmd_events, run, run_traced
 
 BUSY = kmd.STATUS_GRAPHICS_ALLOCATION_BUSY
 INVALID = kmd.STATUS_INVALID_PARAMETER

@@ -7,8 +7,7 @@ import kmd
 import vthreads as vt
 from kmd import D3DDDICB_LOCKFLAGS as LF
 from kmd import CmdDraw, CmdNop, CmdSpin, CmdWrite, KernelConfig
-
-from .conftest import OK, Rig, kmd_events, run, run_traced
+from tests.support.kernel import OK, Rig, kmd_events, run, run_traced
 
 
 def test_gpu_reads_bytes_when_it_executes_and_records_them(backend: str) -> None:

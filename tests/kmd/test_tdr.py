@@ -7,8 +7,7 @@ import kmd
 import vthreads as vt
 from kmd import D3DDDICB_LOCKFLAGS as LF
 from kmd import CmdDraw, CmdSpin, KernelConfig
-
-from .conftest import OK, Rig, kmd_events, run, run_traced
+from tests.support.kernel import OK, Rig, kmd_events, run, run_traced
 
 REMOVED = kmd.STATUS_DEVICE_REMOVED
 TIMEOUT = 2_000_000_000

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 import kmd
 import umd
 import vthreads as vt
-from tests.umd.rig import Rig
+from tests.support.driver import Rig
 from umd.ddi import (
     D3DDDICB_ALLOCATE,
     D3DDDICB_DEALLOCATE,

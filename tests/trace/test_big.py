@@ -23,10 +23,9 @@ from pathlib import Path
 import orjson
 import pytest
 
+from tests.support.traces import write_synthetic
 from wddmemu._trace_chrome import export_chrome
 from wddmemu._trace_summary import summarize
-
-from .programs import write_synthetic
 
 KiB = 1024
 MiB = 1024 * KiB

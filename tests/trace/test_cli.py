@@ -9,11 +9,10 @@ import orjson
 import pytest
 from click.testing import CliRunner
 
+from tests.support.chrome import check_chrome
+from tests.support.traces import mimic_trace
 from wddmemu import _cli
 from wddmemu._trace_cli import TraceInputError, trace
-
-from .chrome_rules import check_chrome
-from .programs import mimic_trace
 
 
 @pytest.fixture(scope="module")

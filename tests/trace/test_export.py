@@ -9,12 +9,11 @@ from typing import Any
 import orjson
 import pytest
 
+from tests.support.chrome import check_chrome
+from tests.support.traces import load_chrome, mimic_trace, scenario_trace
 from wddmemu._trace_chrome import export_chrome
 from wddmemu._trace_read import TraceFormatError, iter_events
 from wddmemu._trace_timeline import TimelineBuilder
-
-from .chrome_rules import check_chrome
-from .programs import load_chrome, mimic_trace, scenario_trace
 
 MODES = ["virtual", "steps"]
 

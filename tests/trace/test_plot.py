@@ -10,9 +10,8 @@ from typing import Any
 import matplotlib  # noqa: F401  (a test dependency: the PNG is really rendered)
 import pytest
 
+from tests.support.traces import mimic_trace, scenario_trace
 from wddmemu._trace_plot import COLOURS, PlotUnavailable, _Bins, colour, plot_png
-
-from .programs import mimic_trace, scenario_trace
 
 
 def _png_size(path: Path) -> tuple[int, int]:

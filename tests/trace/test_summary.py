@@ -9,10 +9,9 @@ from typing import Any
 import pytest
 from rich.console import Console
 
+from tests.support.traces import mimic_trace, scenario_trace
 from wddmemu._trace_read import iter_events
 from wddmemu._trace_summary import Histogram, render_summary, summarize
-
-from .programs import mimic_trace, scenario_trace
 
 
 @pytest.fixture(scope="module")

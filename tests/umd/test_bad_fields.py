@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import umd
+from tests.support.driver import E_INVALIDARG, LAF, S_OK, Rig, run
 from umd.ddi import (
     D3DDDI_SURFACEINFO,
     D3DDDIARG_CREATERESOURCE,
@@ -26,8 +27,6 @@ from umd.ddi import (
     D3DDDIARG_UNLOCKASYNC,
     D3DDDIRANGE,
 )
-
-from .rig import E_INVALIDARG, LAF, S_OK, Rig, run
 
 VB = 0x00D00001  # the rig's first resource handle
 COOKIE = 0x00C00001  # its first Discard cookie

@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import kmd
 import umd
-
-from .rig import DEVICEREMOVED, E_INVALIDARG, LAF, RF, S_OK, Rig, pattern, run
+from tests.support.driver import DEVICEREMOVED, E_INVALIDARG, LAF, RF, S_OK, Rig, pattern, run
 
 
 def test_draw_encodes_one_command_per_stream_with_offsets_and_one_slot_per_buffer() -> None:

@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import kmd
 import umd
-from umd import HEAP_COSTS
-
-from .rig import (
+from tests.support.driver import (
     CBF,
     DEVICEREMOVED,
     DYNAMIC_VB,
@@ -24,6 +22,7 @@ from .rig import (
     pattern,
     run,
 )
+from umd import HEAP_COSTS
 
 VB_COST = HEAP_COSTS["resource"] + HEAP_COSTS["descriptor"]
 

@@ -11,15 +11,14 @@ import pytest
 
 import umd
 import vthreads as vt
+from tests.support.app import ring, run_app
+from tests.support.driver import E_INVALIDARG, LAF, S_OK, Rig, run
 from umd.ddi import (
     D3DDDIARG_LOCK,
     D3DDDIARG_RENAME,
     D3DDDIARG_UNLOCK,
     D3DDDIRANGE,
 )
-
-from .app import ring, run_app
-from .rig import E_INVALIDARG, LAF, S_OK, Rig, run
 
 E_FAIL = 0x80004005
 

@@ -8,7 +8,7 @@ import io
 
 import pytest
 
-from .app import queued_then_discard, ring, run_app, two_buffers
+from tests.support.app import queued_then_discard, ring, run_app, two_buffers
 
 PROGRAMS = {"ring": ring, "two-buffers": two_buffers, "queued-then-discard": queued_then_discard}
 

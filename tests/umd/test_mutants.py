@@ -17,8 +17,7 @@ from typing import Any
 
 import kmd
 import umd
-
-from .rig import CBF, E_NOTIMPL, LAF, S_OK, WASSTILLDRAWING, Rig, run
+from tests.support.driver import CBF, E_NOTIMPL, LAF, S_OK, WASSTILLDRAWING, Rig, run
 
 
 class DonotWaitNoOverwrite(umd.DriverPolicy):

@@ -7,10 +7,9 @@ import dataclasses
 from typing import Any
 
 import umd
+from tests.support.app import ring, run_app
 from umd import DriverPolicy, ReferenceDevice, ddi_entry
 from umd.ddi import D3DDDIARG_LOCKASYNC, D3DDDIARG_OPENADAPTER
-
-from .app import ring, run_app
 
 
 class MyDevice(ReferenceDevice):

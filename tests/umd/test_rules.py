@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import kmd
 import umd
-from umd.ddi import D3DDDI_POOL
-
-from .rig import (
+from tests.support.driver import (
     CBF,
     E_INVALIDARG,
     LAF,
@@ -19,6 +17,7 @@ from .rig import (
     pattern,
     run,
 )
+from umd.ddi import D3DDDI_POOL
 
 # ---- LA-9 / LCB-7: NoExistingReference ------------------------------------------------------
 

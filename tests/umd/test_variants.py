@@ -9,10 +9,8 @@ import pytest
 
 import kmd
 import umd
-from umd.variants import VARIANTS
-
-from .app import queued_then_discard, ring, run_app, two_buffers
-from .rig import (
+from tests.support.app import queued_then_discard, ring, run_app, two_buffers
+from tests.support.driver import (
     CANTRENDERLOCKED,
     CBF,
     DEVICEREMOVED,
@@ -27,6 +25,7 @@ from .rig import (
     pattern,
     run,
 )
+from umd.variants import VARIANTS
 
 TESTED: set[str] = set()
 

@@ -14,7 +14,7 @@ import umd
 import vthreads as vt
 from runtime import d3d9
 
-from .rig import pattern
+from .driver import pattern
 
 DISCARD = d3d9.D3DLOCK_DISCARD
 NOOVERWRITE = d3d9.D3DLOCK_NOOVERWRITE

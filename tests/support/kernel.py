@@ -6,8 +6,6 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-import pytest
-
 import kmd
 import vthreads as vt
 from kmd import (
@@ -134,11 +132,6 @@ class Rig:
     def invariants(self) -> None:
         problems = self.k.check_invariants()
         assert not problems, problems
-
-
-@pytest.fixture(params=["asyncio", "trio"])
-def backend(request: pytest.FixtureRequest) -> str:
-    return request.param
 
 
 def run_traced(
