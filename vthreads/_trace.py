@@ -3,7 +3,7 @@ touched.
 
 Every event an emulated layer or the scheduler logs becomes one JSON line (orjson)::
 
-    {"step":12,"t":0,"thread":"app","event":"umd.lock_async.enter", ...fields...,
+    {"step":12,"t":0,"thread":"app","event":"ddi.enter", ...fields...,
      "scenario":"dynamic-vb-ring","seed":7,"strategy":"pct","backend":"asyncio"}
 
 ``step``, ``t`` and ``thread`` come from the engine at the call; the run context (``scenario``,
