@@ -86,7 +86,7 @@ def _config(target: str, tests: list[str]) -> str:
         "\n[tool.mutmut]\n"
         f"source_paths = {arr(PACKAGES)}\n"
         f"only_mutate = {arr([target])}\n"
-        'also_copy = ["bench"]\n'
+        'also_copy = ["bench", "docs", "README.md", ".ci"]\n'
         f"pytest_add_cli_args_test_selection = {arr(tests)}\n"
         'pytest_add_cli_args = ["-p", "no:cacheprovider", "-x", "-q"]\n'
     )
@@ -111,7 +111,8 @@ def run_target(target: str, tests: list[str], mutmut: str, keep: Path | None) ->
             name, sep, status = line.strip().rpartition(": ")
             if sep and name:
                 out.statuses[name] = status.strip()
-        if not out.statuses:
+        if not out.statuses or all(st == "not checked" for st in out.statuses.values()):
+            # mutmut could not run the clean tests in its copy: say why instead of a 0 % score
             out.error = (run.stdout[-2000:] + run.stderr[-2000:]).strip() or "no mutants"
         for name, status in out.statuses.items():
             if status == "survived":
