@@ -26,9 +26,8 @@ from dataclasses import replace
 
 import distributed
 
-from wddmemu._cluster import connect, explore_on_cluster
-from wddmemu._explore import ExploreOptions, explore
-from wddmemu._runner import RunSpec
+from wddmemu import ExploreOptions, RunSpec, explore, explore_on_cluster
+from wddmemu import connect_cluster as connect
 
 SPEC = RunSpec("dynamic-vb-ring")  # clean with the reference driver: every schedule runs
 

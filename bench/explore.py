@@ -16,8 +16,7 @@ import argparse
 import time
 from dataclasses import replace
 
-from wddmemu._explore import ExploreOptions, Finding, explore
-from wddmemu._runner import RunSpec, run_scenario
+from wddmemu import ExploreOptions, Finding, RunSpec, explore, run_scenario
 from wddmemu.corpus import CORPUS
 
 

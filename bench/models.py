@@ -163,8 +163,8 @@ def legacy_dfs(model: Model, cap: int, bound: int) -> tuple[str, str]:
     preemption bound, fifo after the prefix, every runnable thread a choice), run on a plain
     program by standing in for its ``run_scenario`` (``RACE`` reports dropped, as in
     :func:`crashed`)."""
+    from wddmemu import RunSpec
     from wddmemu import _explore as ex
-    from wddmemu._runner import RunSpec
 
     @dataclass
     class _Ran:

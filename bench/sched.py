@@ -32,7 +32,7 @@ from typing import Any
 import anyio
 
 import vthreads as vt
-from vthreads._engine import _AsyncioParker, _TrioParker  # the primitive under test
+from vthreads.lowlevel import parker_class  # the primitive under test
 
 N_SWITCH = 20_000
 N_POINT = 200_000
@@ -42,7 +42,7 @@ REPEATS = 7
 def _parker() -> Any:
     import sniffio
 
-    return _TrioParker() if sniffio.current_async_library() == "trio" else _AsyncioParker()
+    return parker_class(sniffio.current_async_library())()
 
 
 async def bare_handoff(n: int) -> int:

@@ -38,6 +38,17 @@ from ._lowlevel import (
 from ._timers import Timer
 
 
+def parker_class(backend: str) -> type:
+    """The parker the engine hands the baton over with on ``backend`` (``"asyncio"`` or
+    ``"trio"``): ``wake()`` / ``await park()``, a wake may come before the park. Exposed so a
+    benchmark can time the bare handoff on the very primitive the engine uses."""
+    from ._engine import _AsyncioParker, _TrioParker
+
+    if backend not in ("asyncio", "trio"):
+        raise ValueError(f"unknown backend {backend!r}: use asyncio or trio")
+    return _TrioParker if backend == "trio" else _AsyncioParker
+
+
 def record_access(detector: RaceDetector, site: str, *, write: bool) -> None:
     """Race-check one access by the calling thread to the state ``detector`` guards (not a
     scheduling point: put :func:`checkpoint` before it, as :class:`~vthreads.SharedCell` does).
@@ -59,6 +70,7 @@ __all__ = [
     "current_engine",
     "current_thread",
     "emit",
+    "parker_class",
     "record_access",
     "release",
     "touch",

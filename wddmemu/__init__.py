@@ -53,6 +53,8 @@ _NAMES = {
     "allow_module": "_loading",
     "load_entry_points": "_drivers",
     "load_module": "_loading",
+    "connect_cluster": "_cluster",
+    "explore_on_cluster": "_cluster",
     "ProgramResult": "_program",
     "check_program": "_program",
 }
@@ -75,8 +77,10 @@ __all__ = [
     "allow_module",
     "check_program",
     "check_spec",
+    "connect_cluster",
     "driver",
     "explore",
+    "explore_on_cluster",
     "load_entry_points",
     "load_failure",
     "load_module",
@@ -92,6 +96,7 @@ __all__ = [
 
 if TYPE_CHECKING:
     from ._checker import Checker
+    from ._cluster import connect_cluster, explore_on_cluster
     from ._drivers import DRIVERS, driver, load_entry_points, register_driver, resolve_driver
     from ._errors import SpecError
     from ._explore import (

@@ -302,3 +302,7 @@ def explore_on_cluster(client: Any, base: RunSpec, opts: ExploreOptions, *,
           progress=(lambda s: progress(s.runs, len(s.raw))) if progress else None,
           on_failure=(lambda s, fd: on_failure(fd)) if on_failure else None)
     return search.result()
+
+
+#: :func:`connect` under its public name (``wddmemu.connect_cluster``)
+connect_cluster = connect
