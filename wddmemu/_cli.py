@@ -337,6 +337,14 @@ def explain(console: Console, fd: Found, path: Path) -> None:
             console.print(f"  step {e['step']:>5} {e['event']:<14} "
                           + " ".join(f"{k}={v}" for k, v in list(extra.items())[:5]),
                           markup=False, highlight=False)
+    from ._explore import findings_to_end
+
+    every = findings_to_end(fd)
+    if len(every) > 1:  # what the first finding masked, replayed to the end (issue 11)
+        console.print(f"this schedule breaks {len(every)} things, earliest first:")
+        for g in every:
+            console.print(f"  step {g.step:>5} {g.rule} on {g.thread}: {g.message}",
+                          markup=False, highlight=False)
     console.print(f"saved: {path}")
     console.print(f"replay: {_loading.command_prefix()} replay {path}", markup=False,
                   highlight=False)

@@ -27,6 +27,7 @@ import orjson
 
 from vthreads import (
     Choice,
+    Fifo,
     FifoWithOverrides,
     PrefixThenFifo,
     Recorder,
@@ -334,6 +335,26 @@ def _dpor_finding(r: RunResult) -> Finding | None:
     if r.failure is not None and r.failure.kind == "divergence" and not r.violations:
         return None
     return Finding.of(r)
+
+
+def findings_to_end(fd: Found) -> tuple[Finding, ...]:
+    """Every distinct finding of ``fd``'s schedule, earliest first (issue 11: no masking).
+
+    Exploration stops a run at its first broken rule; this replays the recorded decisions with
+    no stop, then lets fifo finish the run, so what the first finding hid — the DATA corruption
+    behind a stale pointer, a deadlock after a race — is reported too, in causal (step) order.
+    Identical findings (same rule and message) count once."""
+    spec = fd.spec
+    r = run_scenario(spec, strategy=Replay(spec.decisions or (), fallback=Fifo(), lenient=True)).run
+    out: dict[tuple[str, str], Finding] = {}
+    for v in r.violations:
+        out.setdefault((v.rule, v.message), Finding(v.rule, v.step, v.message, v.thread))
+    f = r.failure
+    if f is not None and f.kind not in ("violation", "divergence"):
+        out.setdefault((f.kind, f.message), Finding(f.kind, f.step, f.message, f.thread))
+    first = fd.finding
+    out.setdefault((first.rule, first.message), first)
+    return tuple(sorted(out.values(), key=lambda x: x.step))
 
 
 # ---- minimise -----------------------------------------------------------------------------------

@@ -222,3 +222,39 @@ def test_dpor_finds_a_seeded_bug_and_the_failure_replays(tmp_path) -> None:
     path = save_failure(res.failures[0], tmp_path)
     out = replay(load_failure(path))
     assert out.kind == "reproduced"
+
+
+# ---- no masking (issue 11): the whole failing schedule is reported ------------------------
+
+
+def test_findings_to_end_shows_the_data_corruption_behind_the_first_finding() -> None:
+    from wddmemu import ExploreOptions, RunSpec, explore, findings_to_end
+
+    spec = RunSpec("dynamic-vb-ring", driver="track-in-lockasync")
+    res = explore(spec, ExploreOptions(schedules=20, strategy="pct", minimise=False))
+    first = res.failures[0]
+    assert first.finding.rule == "LA-13"
+    every = findings_to_end(first)
+    rules = [f.rule for f in every]
+    assert rules[0] == "LA-13" and "DATA" in rules  # the stale tracking's symptom, unmasked
+    assert [f.step for f in every] == sorted(f.step for f in every)
+    assert len({(f.rule, f.message) for f in every}) == len(every)
+
+
+def test_findings_to_end_of_a_single_finding_is_that_finding() -> None:
+    from wddmemu import ExploreOptions, RunSpec, explore, findings_to_end
+
+    spec = RunSpec("reentrant-lockasync", driver="lock-order-deadlock", ddi_version=0xB)
+    res = explore(spec, ExploreOptions(schedules=200, strategy="pct", minimise=False))
+    every = findings_to_end(res.failures[0])
+    assert [f.rule for f in every] == ["deadlock"]
+
+
+def test_explore_cli_prints_every_finding_of_the_schedule(tmp_path, capsys) -> None:
+    from wddmemu import _cli
+
+    rc = _cli.main(["explore", "dynamic-vb-ring", "--driver", "track-in-lockasync",
+                    "--schedules", "5", "--no-minimise", "--save-dir", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert rc == 1, out
+    assert "earliest first:" in out and "DATA" in out
