@@ -294,9 +294,19 @@ def explore_cmd(scenario: str, params: tuple[str, ...], driver: str,
                      f"{preemption_bound} preemptions"))
     if res.claim:
         console.print(res.claim, markup=False, highlight=False)
-    for fd in res.failures:
-        path = save_failure(fd, save_dir)
-        explain(console, fd, path)
+    paths = {fd.index: save_failure(fd, save_dir) for fd in res.failures}
+    if len(res.failures) > 1:  # --keep-going: one line per distinct finding, then each once
+        from ._explore import group_failures
+
+        groups = group_failures(res.failures)
+        console.print(f"{len(res.failures)} failing schedules, {len(groups)} distinct:")
+        for g in groups:
+            console.print(f"  {g.describe()}", markup=False, highlight=False)
+        shown = [g.first for g in groups]
+    else:
+        shown = list(res.failures)
+    for fd in shown:
+        explain(console, fd, paths[fd.index])
     if reports is not None:
         reports.write(junit, json_out)
     return EXIT_FAIL if res.failures else EXIT_OK

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 from importlib.metadata import PackageNotFoundError, version
@@ -335,6 +336,32 @@ def _dpor_finding(r: RunResult) -> Finding | None:
     if r.failure is not None and r.failure.kind == "divergence" and not r.violations:
         return None
     return Finding.of(r)
+
+
+@dataclass(frozen=True)
+class FindingGroup:
+    """Failures of one exploration that broke the same thing: the rule and the message with
+    its numbers (steps, handles, sizes) blanked out. ``first`` is the earliest schedule."""
+
+    rule: str
+    shape: str
+    first: Found
+    count: int
+
+    def describe(self) -> str:
+        return (f"{self.rule}: {self.first.finding.message} ×{self.count}, first at schedule "
+                f"{self.first.index}")
+
+
+def group_failures(failures: Sequence[Found]) -> tuple[FindingGroup, ...]:
+    """Group ``failures`` (``--keep-going``) by rule and message shape, in the order each group
+    first appeared (issue 11: ``RACE on umd.dev0.heap ×30, first at schedule 4``)."""
+    groups: dict[tuple[str, str], list[Found]] = {}
+    for fd in sorted(failures, key=lambda x: x.index):
+        shape = re.sub(r"0x[0-9a-fA-F]+|\d+", "#", fd.finding.message)
+        groups.setdefault((fd.finding.rule, shape), []).append(fd)
+    return tuple(FindingGroup(rule, shape, fds[0], len(fds))
+                 for (rule, shape), fds in groups.items())
 
 
 def findings_to_end(fd: Found) -> tuple[Finding, ...]:

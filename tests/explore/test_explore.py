@@ -258,3 +258,17 @@ def test_explore_cli_prints_every_finding_of_the_schedule(tmp_path, capsys) -> N
     out = capsys.readouterr().out
     assert rc == 1, out
     assert "earliest first:" in out and "DATA" in out
+
+
+def test_keep_going_groups_identical_findings() -> None:
+    from wddmemu import ExploreOptions, RunSpec, explore, group_failures
+
+    spec = RunSpec("reentrant-lockasync", driver="no-driver-lock", ddi_version=0xB)
+    res = explore(spec, ExploreOptions(schedules=30, strategy="pct", stop_on_first=False,
+                                       minimise=False))
+    groups = group_failures(res.failures)
+    assert sum(g.count for g in groups) == len(res.failures) > len(groups) >= 1
+    assert [g.first.index for g in groups] == sorted(g.first.index for g in groups)
+    assert all(g.rule == "RACE" for g in groups)
+    top = max(groups, key=lambda g: g.count)
+    assert f"×{top.count}, first at schedule {top.first.index}" in top.describe()
