@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ._bugs import RUNTIME_BUGS
 
@@ -49,3 +49,9 @@ class DeviceStatistics:
     draws: int
     mp_layer: bool
     driver_version: int
+    #: DDI → calls that entered the driver without the device entry lock (the reentrant
+    #: LockAsync/UnlockAsync at DDI version >= 0xB: LA-3, UA-5, MP-2); empty below 0xB
+    ungated_calls: dict[str, int] = field(default_factory=dict)
+    #: driver entries made while another thread of this device was inside the driver — the
+    #: overlap 0xB allows and 0xA forbids (MP-1, MP-2)
+    overlapping_entries: int = 0

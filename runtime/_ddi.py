@@ -94,6 +94,11 @@ class DdiDoor:
         self.calls: dict[str, dict[str, int]] = {}
         #: the driver has reported D3DDDIERR_DEVICEREMOVED (TDR-10, TDR-11): draws may be lost
         self.lost = False
+        #: DDI → calls made without the entry lock; threads inside the driver now; entries
+        #: made while another thread was inside (``DeviceStatistics``: the 0xA/0xB difference)
+        self.ungated: dict[str, int] = {}
+        self.inside = 0
+        self.overlaps = 0
 
     def open(self, funcs: D3DDDI_DEVICEFUNCS, driver_device: Any) -> None:
         """Use the table ``CreateDevice`` returned for every later call."""
@@ -123,6 +128,11 @@ class DdiDoor:
         gated = self.gated(ddi)
         if gated:
             await self.entry.acquire()
+        else:
+            self.ungated[ddi] = self.ungated.get(ddi, 0) + 1
+        # instrumentation only (one emulated thread runs at a time): who else is inside now
+        self.overlaps += self.inside > 0
+        self.inside += 1
         try:
             if eng.tracing:
                 eng.emit("ddi.enter", ddi=ddi, device=self.device_name, gated=gated,
@@ -136,5 +146,6 @@ class DdiDoor:
             _emit_exit(ddi, self.device_name, hr, **out)
             return hr
         finally:
+            self.inside -= 1
             if gated:
                 self.entry.release()

@@ -382,4 +382,6 @@ class Device:
             draws=len(self.draws),
             mp_layer=self.mp,
             driver_version=self.driver_version,
+            ungated_calls=dict(self.door.ungated),
+            overlapping_entries=self.door.overlaps,
         )

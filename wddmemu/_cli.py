@@ -205,6 +205,9 @@ def print_summary(console: Console, res: ScenarioResult, trace: str | None) -> N
         t.add_row("draws", str(d.draws))
         t.add_row("command buffers submitted", str(d.command_buffers_submitted))
         t.add_row("queue high-water mark", str(d.queue_high_water))
+        ungated = ", ".join(f"{k} {n}" for k, n in sorted(d.ungated_calls.items())) or "none"
+        t.add_row("entered without the entry lock", ungated)
+        t.add_row("entries overlapping another thread", str(d.overlapping_entries))
         console.print(t)
     if run.failure is not None:
         console.print(f"[red]failure[/red]: {run.failure}")

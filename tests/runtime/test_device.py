@@ -469,3 +469,20 @@ def test_a_systemmem_texture_has_one_level() -> None:
 
     r, _ = run_app(body)
     assert r.ok, r.summary()
+
+
+def test_statistics_show_the_ddi_version_difference() -> None:
+    """issue 11: what reentrant-lockasync exists to show is in the run's statistics — at 0xB
+    LockAsync/UnlockAsync enter without the entry lock and overlap the worker; at 0xA never."""
+    from wddmemu import RunSpec, run_scenario
+
+    def stats(version: int, seed: int):
+        spec = RunSpec("reentrant-lockasync", ddi_version=version, strategy="random", seed=seed)
+        return run_scenario(spec).devices[0]
+
+    below = [stats(0xA, s) for s in range(8)]
+    assert all(d.ungated_calls == {} and d.overlapping_entries == 0 for d in below)
+    above = [stats(0xB, s) for s in range(8)]
+    assert all(set(d.ungated_calls) == {"LockAsync", "UnlockAsync"} for d in above)
+    assert all(d.ungated_calls["LockAsync"] == d.ddi_calls["LockAsync"]["app"] for d in above)
+    assert sum(d.overlapping_entries for d in above) > 0
