@@ -94,6 +94,11 @@ class TraceSummary:
         self.cb_calls: dict[str, dict[str, int]] = {}
         self.cb_results: dict[str, dict[str, int]] = {}
         self.lockasync_flags: dict[str, int] = {}
+        # the DDI-version gate as the trace shows it: calls that entered without the entry
+        # lock, and entries made while another thread of the device was inside the driver
+        self.ungated: dict[str, int] = {}
+        self.overlapping_entries = 0
+        self._inside: dict[str, dict[str, int]] = {}  # device → thread → open DDI calls
         self.kmd_renames = 0
         self.track_switches: dict[str, int] = {}  # thread → umd.track.switch count
         self.kmd_lock: dict[str, int] = {}  # status_name → count
@@ -162,6 +167,13 @@ class TraceSummary:
     def _ddi_enter(self, ev: dict[str, Any], thread: str | None) -> None:
         ddi = str(ev.get("ddi", "?"))
         _inc(self.ddi_calls.setdefault(ddi, {}), thread or "-")
+        if ddi not in ("OpenAdapter", "CreateDevice"):
+            if ev.get("gated") is False:
+                _inc(self.ungated, ddi)
+            inside = self._inside.setdefault(str(ev.get("device", "?")), {})
+            if any(n and th != thread for th, n in inside.items()):
+                self.overlapping_entries += 1
+            _inc(inside, thread or "-")
         if ddi == "LockAsync" and isinstance(ev.get("flags"), int):
             f = ev["flags"]
             # D3DDDI_LOCKASYNCFLAGS: NoOverwrite 0x1, Discard 0x2 (umd/ddi.py)
@@ -170,6 +182,9 @@ class TraceSummary:
 
     def _ddi_exit(self, ev: dict[str, Any], thread: str | None) -> None:
         ddi = str(ev.get("ddi", "?"))
+        inside = self._inside.get(str(ev.get("device", "?")), {})
+        if inside.get(thread or "-", 0) > 0:
+            inside[thread or "-"] -= 1
         _inc(self.ddi_results.setdefault(ddi, {}), str(ev.get("hr_name", ev.get("hr", "?"))))
 
     def _cb_enter(self, ev: dict[str, Any], thread: str | None) -> None:
@@ -272,7 +287,9 @@ class TraceSummary:
                 "kmd_renames": self.kmd_renames,
                 "driver_track_switches": dict(self.track_switches),
                 "kmd_lock": dict(self.kmd_lock),
-                "kmd_lock_waits": self.kmd_lock_waits}
+                "kmd_lock_waits": self.kmd_lock_waits,
+                "ungated_calls": dict(self.ungated),
+                "overlapping_entries": self.overlapping_entries}
 
     def as_dict(self) -> dict[str, Any]:
         """The whole summary as JSON-able data (``wddmemu trace summary --json``)."""
@@ -431,6 +448,9 @@ def render_summary(s: TraceSummary, console: Console, source: str = "") -> None:
     if s.kmd_lock:
         t.add_row("kernel locks (kmd.lock)", _results(s.kmd_lock))
     t.add_row("kernel lock waits for the GPU", str(s.kmd_lock_waits))
+    t.add_row("entered without the entry lock",
+              ", ".join(f"{d} {n}" for d, n in sorted(s.ungated.items())) or "none")
+    t.add_row("entries overlapping another thread", str(s.overlapping_entries))
     console.print(t)
 
     t = Table(title="syncs by reason", title_justify="left", title_style="bold")

@@ -130,3 +130,19 @@ def test_summary_shows_where_the_driver_switches_instances(tmp_path: Path) -> No
     assert set(lp_ref["driver_track_switches"]) == {"dev0.worker"}
     assert lp_ref["kmd_renames"] == lp_ref["calls"]["Rename"] > 0
     assert "app" in lp_bug["driver_track_switches"]
+
+
+def test_summary_shows_the_ddi_version_difference(tmp_path: Path) -> None:
+    """issue 11: the trace summary shows what reentrant-lockasync exists to show."""
+    from wddmemu import RunSpec, run_scenario
+    from wddmemu._trace_summary import summarize as summarize_trace
+
+    got = {}
+    for version in (0xA, 0xB):
+        path = tmp_path / f"{version:x}.jsonl"
+        run_scenario(RunSpec("reentrant-lockasync", ddi_version=version, strategy="random",
+                             seed=1), trace=path)
+        got[version] = summarize_trace(path).lock_path()
+    assert got[0xA]["ungated_calls"] == {} and got[0xA]["overlapping_entries"] == 0
+    assert set(got[0xB]["ungated_calls"]) == {"LockAsync", "UnlockAsync"}
+    assert got[0xB]["overlapping_entries"] > 0
