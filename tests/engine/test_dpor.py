@@ -246,8 +246,8 @@ def engine_outcomes(program, cap=50_000) -> set:
         def __init__(self, prefix):
             self.prefix, self.opts = prefix, []
 
-        def choose(self, current, ready, step):
-            cands = sorted((*ready, *([current] if current else [])), key=lambda t: t.tid)
+        def choose(self, runnable, step, *, current):
+            cands = sorted(runnable, key=lambda t: t.tid)
             d = len(self.opts)
             self.opts.append([t.tid for t in cands])
             tid = self.prefix[d] if d < len(self.prefix) else cands[0].tid
