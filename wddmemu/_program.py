@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from vthreads import Engine, RunResult
+from vthreads import SYSTEMATIC, Engine, RunResult, program_runner
 
 from ._errors import SpecError
 
@@ -28,6 +28,11 @@ class ProgramResult:
     index: int | None = None
     seed: int | None = None
     run: RunResult | None = None
+    #: pct: ``k``, the steps of a fifo probe run of the program (PCT's change points are drawn
+    #: from 1..k; a fixed guess would waste most of them, issue 12)
+    pct_steps: int | None = None
+    #: dfs / dpor: what the search proved (``SystematicResult.claim()``)
+    claim: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -42,7 +47,7 @@ class ProgramResult:
     def describe(self) -> str:
         """One paragraph for a test failure: the schedule, what broke, the replay line."""
         if self.run is None:
-            return f"{self.runs} schedules ({self.strategy}) ran clean"
+            return self.claim or f"{self.runs} schedules ({self.strategy}) ran clean"
         what = self.run.failure or self.run.violations[0]
         return (f"schedule {self.index} ({self.strategy}, seed {self.seed}) failed: {what}\n"
                 f"replay: {self.replay}")
@@ -53,18 +58,37 @@ def check_program(program: Callable[[], Awaitable[Any]], *, schedules: int = 200
                   backend: str = "asyncio") -> ProgramResult:
     """Run ``program`` (called afresh for every schedule) under ``schedules`` schedules of
     ``strategy`` (schedule *i* uses seed ``seed + i``) and stop at the first that breaks a rule,
-    races (RACE), deadlocks or raises. Bad arguments raise :class:`SpecError`."""
+    races (RACE), deadlocks or raises. ``pct`` measures its ``k`` with a fifo probe run first;
+    ``dfs`` and ``dpor`` search systematically, ``schedules`` executions at most, and say in
+    ``claim`` whether they exhausted the program. Bad arguments raise :class:`SpecError`."""
     if schedules < 1 or depth < 1:
         raise SpecError("schedules and depth must be >= 1")
     if backend not in ("asyncio", "trio"):
         raise SpecError(f"unknown backend {backend!r}: use asyncio or trio")
+    if strategy in SYSTEMATIC:
+        return _systematic(program, strategy, schedules, backend)
+    k = None
+    if strategy == "pct":
+        k = max(10, Engine("fifo", backend=backend).run(program).statistics.steps)
     for i in range(schedules):
         try:
             eng = Engine(strategy, seed=seed + i, depth=depth, backend=backend,
-                         stop_on_violation=True)
+                         stop_on_violation=True, pct_steps=k or 1000)
         except ValueError as e:
             raise SpecError(str(e)) from None
         r = eng.run(program)
         if not r.ok:
-            return ProgramResult(i + 1, strategy, i, seed + i, r)
-    return ProgramResult(schedules, strategy)
+            return ProgramResult(i + 1, strategy, i, seed + i, r, pct_steps=k)
+    return ProgramResult(schedules, strategy, pct_steps=k)
+
+
+def _systematic(program: Callable[[], Awaitable[Any]], strategy: str, schedules: int,
+                backend: str) -> ProgramResult:
+    run_one = program_runner(program, backend=backend)
+    res = SYSTEMATIC[strategy](run_one, max_executions=schedules, preemption_bound=None,
+                               stop_on_failure=True, failing=lambda r: not r.ok)
+    if res.failure is not None:
+        index = (res.failing_execution or 1) - 1
+        return ProgramResult(res.executions, strategy, index, None, res.failure,
+                             claim=res.claim())
+    return ProgramResult(res.executions, strategy, claim=res.claim())
