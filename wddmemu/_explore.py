@@ -27,15 +27,13 @@ from typing import Any
 import orjson
 
 from vthreads import (
-    Choice,
+    SYSTEMATIC,
     Fifo,
     FifoWithOverrides,
-    PrefixThenFifo,
     Recorder,
     Replay,
     RunResult,
     Strategy,
-    explore_dpor_with,
 )
 
 from . import _loading
@@ -178,10 +176,8 @@ def explore(
 ) -> ExploreResult:
     """Run up to ``opts.schedules`` schedules of ``base``; see the module docstring."""
     check_spec(base)
-    if opts.strategy == "dfs":
-        return _explore_dfs(base, opts, progress)
-    if opts.strategy == "dpor":
-        return _explore_dpor(base, opts, progress)
+    if opts.strategy in ("dfs", "dpor"):
+        return _explore_systematic(base, opts, progress)
     k = probe_steps(base) if opts.strategy == "pct" else base.pct_steps
     failures: list[Found] = []
     runs = 0
@@ -240,65 +236,17 @@ def _explore_parallel(base: RunSpec, opts: ExploreOptions, k: int,
     return runs
 
 
-# ---- dfs: every interleaving within a preemption bound ----------------------------------------
+# ---- dfs and dpor: systematic search within a preemption bound ----------------------------
 
 
-_DfsStrategy = PrefixThenFifo  # follow a prefix (tids), then fifo; record every choice
+def _explore_systematic(base: RunSpec, opts: ExploreOptions,
+                        progress: Callable[[int, int], None] | None) -> ExploreResult:
+    """Systematic search of the scenario through the harness seam of ``vthreads``
+    (``SYSTEMATIC["dfs"]`` / ``SYSTEMATIC["dpor"]``), bounded by ``preemption_bound``.
 
-
-def _explore_dfs(base: RunSpec, opts: ExploreOptions,
-                 progress: Callable[[int, int], None] | None) -> ExploreResult:
-    # stack of frames, one per choice point on the current path: the choice made, the
-    # alternatives already tried, and the preemptions spent before this point
-    stack: list[tuple[Choice, set[int], int]] = []
-    prefix: list[int] = []
-    runs = 0
-    failures: list[Found] = []
-    exhausted = False
-    while runs < opts.schedules:
-        strat = _DfsStrategy(prefix)
-        spec = replace(base, strategy="replay", decisions=tuple(prefix))
-        r = run_scenario(spec, strategy=strat, stop_on_violation=True).run
-        runs += 1
-        f = Finding.of(r)
-        if f is not None:
-            orig = replace(base, strategy="dfs", seed=0, decisions=tuple(r.decisions))
-            failures.append(Found(runs - 1, orig.with_decisions(r.decisions), f, orig))
-        if progress:
-            progress(runs, len(failures))
-        if failures and opts.stop_on_first:
-            break
-        # extend the stack with the choice points this run met beyond the prefix
-        spent = sum(1 for c, _, _ in stack if c.preemption)
-        for c in strat.choices[len(stack):]:
-            stack.append((c, {c.chosen}, spent))
-            spent += c.preemption
-        # backtrack to the deepest point with an untried alternative within the bound
-        prefix = []
-        while stack:
-            c, tried, before = stack[-1]
-            alt = next((t for t in c.options if t not in tried
-                        and before + (c.current is not None and t != c.current)
-                        <= opts.preemption_bound), None)
-            if alt is None:
-                stack.pop()
-                continue
-            tried.add(alt)
-            stack[-1] = (Choice(alt, c.fifo, c.current, c.options), tried, before)
-            prefix = [fr[0].chosen for fr in stack]
-            break
-        if not stack:
-            exhausted = True
-            break
-    if opts.minimise:
-        failures = [minimise(fd, opts.max_replays) for fd in failures]
-    return ExploreResult(runs, tuple(failures), base.pct_steps, exhausted)
-
-
-def _explore_dpor(base: RunSpec, opts: ExploreOptions,
-                  progress: Callable[[int, int], None] | None) -> ExploreResult:
-    """Source-DPOR over the scenario (``vthreads.explore_dpor_with``): one execution per
-    equivalence class of the steps the engine can see, bounded by ``preemption_bound``.
+    ``dfs`` enumerates schedules by iterative preemption bounding: every schedule with 0
+    preemptions, then 1, then 2…, so the shallow bugs come first (issue 12; CHESS's order).
+    ``dpor`` runs one execution per equivalence class of the steps the engine can see.
 
     DPOR's dependency relation covers the engine's objects (shared cells, mutexes, queues,
     events, conditions, threads, the clock); state the layers keep in plain Python is not in
@@ -312,14 +260,15 @@ def _explore_dpor(base: RunSpec, opts: ExploreOptions,
         r = run_scenario(base, strategy=strategy, stop_on_violation=True).run
         f = _dpor_finding(r)
         if f is not None:
-            orig = replace(base, strategy="dpor", seed=0, decisions=tuple(r.decisions))
+            orig = replace(base, strategy=opts.strategy, seed=0, decisions=tuple(r.decisions))
             failures.append(Found(runs, orig.with_decisions(r.decisions), f, orig))
         runs += 1
         if progress:
             progress(runs, len(failures))
         return r
 
-    res = explore_dpor_with(run_one, max_executions=opts.schedules,
+    search = SYSTEMATIC[opts.strategy]
+    res = search(run_one, max_executions=opts.schedules,
                             preemption_bound=opts.preemption_bound,
                             stop_on_failure=opts.stop_on_first,
                             failing=lambda r: _dpor_finding(r) is not None)

@@ -120,7 +120,7 @@ def test_the_explorer_uses_these_very_classes() -> None:
 
     assert _explore.Recorder is vt.Recorder
     assert _explore.FifoWithOverrides is vt.FifoWithOverrides
-    assert _explore.Choice is vt.Choice
+    assert _explore.SYSTEMATIC is vt.SYSTEMATIC  # dfs and dpor come from the engine too
 
 
 # ---- records and nowait twins ------------------------------------------------------------
