@@ -72,6 +72,7 @@ def test_the_user_package_imports_no_private_name() -> None:
     assert "ReferenceDevice" not in text and "ReferenceDriver" not in text
 
 
+@pytest.mark.slow  # end to end through subprocesses: CI runs it (pytest --slow)
 def test_load_explore_replay_and_pytest_regression(tmp_path: Path) -> None:
     path = _install(tmp_path / "site", entry_points=False)
     work = tmp_path / "work"
@@ -105,6 +106,7 @@ def test_load_explore_replay_and_pytest_regression(tmp_path: Path) -> None:
     assert "replay: wddmemu --load userpkg replay" in p.stdout
 
 
+@pytest.mark.slow
 def test_entry_points_without_load(tmp_path: Path) -> None:
     path = _install(tmp_path / "site", entry_points=True)
     work = tmp_path / "work"
