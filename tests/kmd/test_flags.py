@@ -119,3 +119,26 @@ def test_every_illegal_lock_combination_is_rejected_by_the_thunk() -> None:
     rules = [e.get("rule") for e in kmd_events(events, "kmd.lock") if e["status"] != "0x00000000"]
     assert rules == [r for _, r in ILLEGAL_LOCK_FLAGS] + ["KL-5"]
     assert [e["rule"] for e in kmd_events(events, "kmd.lock2")] == ["KL2-1", "KL2-1"]
+
+
+# ---- mutants bench/mutants.py found alive (issue 16) -------------------------------------
+
+
+def test_flag_words_are_32_bit_uints_up_to_and_including_all_ones() -> None:
+    from kmd.flags import as_flag_value
+
+    assert as_flag_value(0xFFFFFFFF) == 0xFFFFFFFF  # the boundary is a valid UINT
+    assert as_flag_value(0x1_0000_0000) is None
+    assert as_flag_value(-1) is None and as_flag_value(True) is None
+
+
+def test_writeonly_alone_is_a_valid_lock_and_readonly_with_it_is_kl6() -> None:
+    LF = kmd.D3DDDICB_LOCKFLAGS
+    assert kmd.validate_lock_flags(int(LF.WriteOnly)) is None
+    assert kmd.validate_lock_flags(int(LF.ReadOnly)) is None
+    assert kmd.validate_lock_flags(int(LF.ReadOnly | LF.WriteOnly)) == "KL-6"
+
+
+def test_a_miniport_flag_word_that_is_no_uint_is_ca2() -> None:
+    for bad in (None, -1, 2**32, True, "1"):
+        assert kmd.validate_dxgk_allocation_flags(bad, primary=False) == "CA-2"
