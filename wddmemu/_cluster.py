@@ -129,10 +129,11 @@ def ship_modules(client: Any, modules: Sequence[str]) -> list[str]:
 
 
 def refuse_dfs(strategy: str) -> None:
-    """dfs numbers its schedules depth-first, so it cannot be split by index (see above)."""
-    if strategy == "dfs":
-        raise ClusterError("--cluster cannot split dfs yet: run dfs with --jobs 1, or use "
-                           "random or pct on the cluster")
+    """dfs and dpor number their executions in search order, so they cannot be split by
+    index (see above)."""
+    if strategy in ("dfs", "dpor"):
+        raise ClusterError(f"--cluster cannot split {strategy} yet: run {strategy} with --jobs 1, "
+                           "or use random or pct on the cluster")
 
 
 # ---- one exploration's chunks, decided by schedule index ------------------------------------

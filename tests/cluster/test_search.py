@@ -69,9 +69,10 @@ def test_chunks_cover_every_schedule_once() -> None:
     assert seeds == list(range(10)) and not s.pending()
 
 
-def test_dfs_is_refused_in_one_line() -> None:
-    with pytest.raises(ClusterError, match="cannot split dfs"):
-        Search.of(BASE, replace(OPTS, strategy="dfs"))
+@pytest.mark.parametrize("strategy", ["dfs", "dpor"])
+def test_systematic_search_is_refused_in_one_line(strategy: str) -> None:
+    with pytest.raises(ClusterError, match=f"cannot split {strategy}"):
+        Search.of(BASE, replace(OPTS, strategy=strategy))
 
 
 @pytest.mark.parametrize("addr, msg", [("local:0", "1 to 256"), ("local:x", "1 to 256"),
