@@ -11,7 +11,7 @@ Every event an emulated layer or the scheduler logs becomes one JSON line (orjso
 the first processor. There are no wall-clock fields. The schema is documented in
 ``docs/trace.md``.
 
-Why not ``structlog.configure()``: a library that configures structlog replaces the host
+Why not structlog's global ``configure``: a library that configures structlog replaces the host
 application's logging. The sink instead wraps its own output with
 ``structlog.wrap_logger(..., processors=[...], wrapper_class=..., context_class=dict)``, every
 setting given explicitly, so nothing the host configures changes a trace byte and nothing here
