@@ -6,6 +6,7 @@ on stderr, never a traceback), 3 internal error.
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path
@@ -269,11 +270,16 @@ def explore_cmd(scenario: str, params: tuple[str, ...], driver: str,
 
     base = _spec(scenario, params, driver, driver_opts, ddi_version, bugs, backend, depth,
                  pct_steps, step_budget, "fifo", 0)
+    # more worker processes than CPUs only adds contention (issue 14); results are the same
+    # for any --jobs, so the clamp changes no answer
+    cpus = os.cpu_count() or 1
     opts = ExploreOptions(schedules=schedules, strategy=strategy, seed=seed, depth=depth,
-                          preemption_bound=preemption_bound, jobs=jobs,
+                          preemption_bound=preemption_bound, jobs=min(jobs, cpus),
                           stop_on_first=stop_on_first, minimise=minimise)
     check_spec(base)
     console = _console()
+    if jobs > cpus:
+        console.print(f"--jobs {jobs} is more than the {cpus} CPUs here: using {cpus}")
     clock = time.perf_counter  # wall clock for the progress display only, never in results
     t0 = clock()
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),

@@ -102,3 +102,14 @@ def test_console_script_runs_in_a_subprocess() -> None:
     p = subprocess.run([str(exe), "run", "reentrant-lockasync", "--ddi-version", "0xA"],
                        capture_output=True, text=True, timeout=120)
     assert p.returncode == 0, p.stdout + p.stderr
+
+
+def test_explore_clamps_jobs_to_the_cpus(capsys, tmp_path) -> None:
+    import os
+
+    n = (os.cpu_count() or 1) + 5
+    rc = _cli.main(["explore", "gl-icd-lock-entire", "--strategy", "random", "--schedules", "3",
+                    "--jobs", str(n), "--save-dir", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    assert f"--jobs {n} is more than the {os.cpu_count() or 1} CPUs here" in out
