@@ -85,7 +85,10 @@ def pytest_configure(config: pytest.Config) -> None:
     # make sure the failure directories are collected even when they are not under the paths
     # pytest was given
     for d in _failure_dirs(config):
-        if d.is_dir() and not any(Path(a).resolve() in (d, *d.parents) for a in config.args):
+        if not d.is_dir():  # a misspelled directory must not pass silently (issue 14)
+            raise pytest.UsageError(f"--wddmemu-failures: {d} is not a directory: check the "
+                                    "path (it holds the saved failure files)")
+        if not any(Path(a).resolve() in (d, *d.parents) for a in config.args):
             config.args.append(str(d))
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import orjson
+import pytest
 
 from wddmemu._explore import ExploreOptions, explore, save_failure
 from wddmemu._runner import RunSpec
@@ -22,6 +23,12 @@ def test_a_directory_of_failure_files_becomes_regression_tests(pytester) -> None
     result = pytester.runpytest("--wddmemu-failures", str(d))
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(["*reproduced: RACE at step*", "*replay: wddmemu replay*"])
+
+
+def test_a_misspelled_failures_directory_is_an_error(pytester) -> None:
+    result = pytester.runpytest("--wddmemu-failures", "no-such-dir")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--wddmemu-failures: *no-such-dir is not a directory*"])
 
 
 def test_the_wddmemu_fixture(pytester) -> None:
