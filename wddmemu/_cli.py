@@ -393,14 +393,20 @@ def replay_cmd(file: str, trace: str | None, backend: str | None) -> int:
         console.print(f"[red]reproduced[/red]: {want}: {out.got.message if out.got else ''}")
         return EXIT_FAIL
     if out.kind == "clean":
-        console.print(f"[green]clean[/green]: the recorded schedule no longer breaks {want} "
-                      "(fixed?)")
+        if out.diverged_at is not None:
+            console.print(f"[green]no longer fails[/green]: the program changed at step "
+                          f"{out.diverged_at} (the fix?); replayed as far as the recording "
+                          f"applies, then fifo: {want} is gone")
+        else:
+            console.print(f"[green]clean[/green]: the recorded schedule no longer breaks {want} "
+                          "(fixed?)")
         return EXIT_OK
     if out.kind == "diverged":
-        step = out.run.failure.step if out.run.failure else "?"
-        console.print(f"[yellow]diverged[/yellow] at step {step}: the program no longer matches "
-                      f"the recording, so {want} can be neither confirmed nor ruled out; "
-                      "explore again to refresh it")
+        got = out.got
+        console.print(f"[yellow]diverged[/yellow] at step {out.diverged_at}: the program no "
+                      f"longer matches the recording, and replayed as far as it applies, then "
+                      f"fifo, it breaks {got.rule if got else '?'} at step "
+                      f"{got.step if got else '?'}")
         return EXIT_FAIL
     got = out.got
     console.print(f"[red]different failure[/red]: expected {want}, got "

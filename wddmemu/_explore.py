@@ -533,12 +533,16 @@ def load_failure(path: Path | str) -> FailureFile:
 class ReplayOutcome:
     """``reproduced``: the same rule broke at the same step. ``clean``: nothing broke (a fixed
     bug). ``different``: something else broke. ``diverged``: the program no longer matches the
-    recording (its step says where)."""
+    recording and, replayed as far as the recording applies and then under fifo, still breaks
+    something (``got``). When the program changed but that run is clean, the outcome is
+    ``clean`` with ``diverged_at`` set: the fix itself usually changes the program."""
 
     kind: str
     expected: tuple[str, int]
     got: Finding | None
     run: RunResult
+    #: the step where the program stopped matching the recording, if it did
+    diverged_at: int | None = None
 
 
 def replay(ff: FailureFile, *, trace: Any = None, backend: str | None = None) -> ReplayOutcome:
@@ -547,7 +551,11 @@ def replay(ff: FailureFile, *, trace: Any = None, backend: str | None = None) ->
     r = run_scenario(spec, trace=trace, strategy=Replay(spec.decisions),
                      stop_on_violation=True).run
     if r.failure is not None and r.failure.kind == "divergence":
-        return ReplayOutcome("diverged", (ff.rule, ff.step), Finding.of(r), r)
+        at = r.failure.step
+        lenient = Replay(spec.decisions, fallback=Fifo(), lenient=True)
+        r = run_scenario(spec, trace=None, strategy=lenient, stop_on_violation=True).run
+        f = Finding.of(r)
+        return ReplayOutcome("clean" if f is None else "diverged", (ff.rule, ff.step), f, r, at)
     f = Finding.of(r)
     if f is None:
         kind = "clean"
