@@ -59,6 +59,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                 help="seed of the first schedule of every wddmemu.check")
     g.addoption("--wddmemu-failures", action="append", default=[], metavar="DIR",
                 help="a directory of failure files to replay as regression tests")
+    g.addoption("--wddmemu-save-dir", default=None, metavar="DIR",
+                help="save the failures wddmemu.check finds here (default: the test's tmp_path)")
     g.addoption("--wddmemu-load", action="append", default=[], metavar="MODULE",
                 help="import MODULE (your scenarios and drivers) so failure files may name it")
     parser.addini("wddmemu_failures", "directories of failure files to replay as tests",
@@ -238,5 +240,7 @@ class Explorer:
 @pytest.fixture
 def wddmemu(request: pytest.FixtureRequest, tmp_path: Path) -> Explorer:
     """Explore wddmemu scenarios and programs inside a test; failure files are saved under the
-    test's ``tmp_path``."""
-    return Explorer(request.config, tmp_path / "wddmemu-failures")
+    test's ``tmp_path``, or in ``--wddmemu-save-dir DIR`` (e.g. a directory of the project that
+    ``--wddmemu-failures`` later replays as regression tests)."""
+    chosen = request.config.getoption("wddmemu_save_dir")
+    return Explorer(request.config, Path(chosen) if chosen else tmp_path / "wddmemu-failures")

@@ -140,3 +140,21 @@ def test_driver_may_be_a_name_a_path_a_factory_a_class_or_an_instance(pytester) 
     assert "wddmemu: unknown scenario 'no-such-scenario'" in out
     assert "wddmemu: unknown driver 'no-such-driver'" in out
     assert "wddmemu/_" not in out  # one-line failures: no traceback through the internals
+
+
+def test_failures_can_be_saved_into_the_project(pytester) -> None:
+    pytester.makepyfile(
+        """
+        def test_finds(wddmemu):
+            wddmemu.check("reentrant-lockasync", driver="no-driver-lock", ddi_version=0xB,
+                          schedules=50)
+        """
+    )
+    keep = Path(pytester.path) / "kept-failures"
+    result = pytester.runpytest("--wddmemu-save-dir", str(keep))
+    result.assert_outcomes(failed=1)
+    saved = sorted(keep.glob("*.json"))
+    assert saved and "RACE" in saved[0].name
+    # and that directory replays as a regression test
+    again = pytester.runpytest("--wddmemu-failures", str(keep), "-k", "not test_finds")
+    again.assert_outcomes(failed=1)
