@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import kmd
 from tests.support.app import ring
-from tests.support.kernel import OK
 
 
 def test_kernel_rig_opens_a_device_on_each_backend(kernel_rig: Any, backend: str) -> None:
@@ -18,7 +16,7 @@ def test_kernel_rig_opens_a_device_on_each_backend(kernel_rig: Any, backend: str
 
     r = vt.Engine(backend=backend).run(main)
     assert r.ok, r.failure
-    assert r.statistics.steps > 0 and OK == kmd.STATUS_SUCCESS
+    assert r.statistics.steps > 0
 
 
 def test_driver_rig_runs_against_the_reference_driver(driver_rig: Any, backend: str) -> None:

@@ -19,6 +19,8 @@ from __future__ import annotations
 from ._engine import (
     Engine,
     VThread,
+    _AsyncioParker,
+    _TrioParker,
     checkpoint,
     current_engine,
     current_thread,
@@ -42,8 +44,6 @@ def parker_class(backend: str) -> type:
     """The parker the engine hands the baton over with on ``backend`` (``"asyncio"`` or
     ``"trio"``): ``wake()`` / ``await park()``, a wake may come before the park. Exposed so a
     benchmark can time the bare handoff on the very primitive the engine uses."""
-    from ._engine import _AsyncioParker, _TrioParker
-
     if backend not in ("asyncio", "trio"):
         raise ValueError(f"unknown backend {backend!r}: use asyncio or trio")
     return _TrioParker if backend == "trio" else _AsyncioParker

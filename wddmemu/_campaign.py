@@ -239,19 +239,6 @@ def ship_list(driver_names: Sequence[str], load: Any = ()) -> tuple[str, ...]:
 # ---- the CLI ------------------------------------------------------------------------------------
 
 
-def report_params() -> list[click.Option]:
-    """The ``--cluster``, ``--junit`` and ``--json`` options (fresh objects for each command)."""
-    return [
-        click.Option(["--cluster"], default=None, metavar="ADDRESS",
-                     help="run on a Dask scheduler (tcp://host:port) or on local:N worker "
-                          "processes (needs the cluster extra)"),
-        click.Option(["--junit"], default=None, metavar="OUT.xml",
-                     help="write a JUnit XML report (one testcase per cell)"),
-        click.Option(["--json", "json_out"], default=None, metavar="OUT.json",
-                     help="write a JSON report"),
-    ]
-
-
 def _write(cells: Sequence[CellReport], junit: str | None, json_out: str | None,
            suite: str) -> None:
     try:
@@ -265,15 +252,11 @@ def _exclusive(cluster: str | None, jobs: int) -> None:
         raise ClusterError("use --jobs N or --cluster ADDRESS, not both")
 
 
-@click.command("campaign")
-@click.argument("file", type=click.Path(dir_okay=False))
-@click.option("--jobs", default=1, show_default=True, help="worker processes on this machine")
-@click.option("--save-dir", default=str(DEFAULT_SAVE_DIR), show_default=True,
-              help="where failure files go")
 def campaign_command(file: str, jobs: int, save_dir: str, cluster: str | None,
                      junit: str | None, json_out: str | None) -> int:
-    """Explore the matrix in FILE (TOML: scenarios × drivers × ddi_versions × strategies);
-    save every failure, print a summary. Exit 1 if any cell failed."""
+    """What ``wddmemu campaign`` does (its options are declared with the CLI, in ``_cli``):
+    explore the matrix in FILE, save every failure, print a summary, write the reports.
+    Returns the exit code: 1 if any cell failed."""
     camp = load_campaign(file)
     _exclusive(cluster, jobs)
     if jobs < 1:
@@ -292,9 +275,6 @@ def campaign_command(file: str, jobs: int, save_dir: str, cluster: str | None,
     print_campaign(console, reports)
     _write(reports, junit, json_out, "wddmemu.campaign")
     return 1 if any(r.result.failures for r in reports) else 0
-
-
-campaign_command.params.extend(report_params())
 
 
 def print_campaign(console: Console, reports: Sequence[CellReport]) -> None:

@@ -262,11 +262,12 @@ def explore_cmd(scenario: str, params: tuple[str, ...], driver: str,
     from ._runner import check_spec
 
     reports = None
+    run_explore = explore
     if cluster or junit or json_out:  # docs/cluster.md: Dask, JUnit and JSON reports
         from ._campaign import reporting_explore
 
-        reports = explore = reporting_explore(cluster, jobs, save_dir, driver,
-                                              _loading.loaded_modules())
+        reports = reporting_explore(cluster, jobs, save_dir, driver, _loading.loaded_modules())
+        run_explore = reports
 
     base = _spec(scenario, params, driver, driver_opts, ddi_version, bugs, backend, depth,
                  pct_steps, step_budget, "fifo", 0)
@@ -293,7 +294,7 @@ def explore_cmd(scenario: str, params: tuple[str, ...], driver: str,
             bar.update(task, completed=runs, failures=failures,
                        rate=f"{runs / dt:.0f}" if dt > 0 else "-")
 
-        res = explore(base, opts, progress=progress)
+        res = run_explore(base, opts, progress=progress)
     dt = clock() - t0
     console.print(f"{res.runs} schedules in {dt:.1f} s ({res.runs / max(dt, 1e-9):.0f}/s), "
                   f"{len(res.failures)} failing"
@@ -426,7 +427,7 @@ def campaign_cmd(file: str, jobs: int, save_dir: str, cluster: str | None, junit
     save every failure, print a summary. Exit 1 if any cell failed (docs/cluster.md)."""
     from ._campaign import campaign_command
 
-    return campaign_command.callback(file, jobs, save_dir, cluster, junit, json_out)
+    return campaign_command(file, jobs, save_dir, cluster, junit, json_out)
 
 
 from ._cli_list import bugs_cmd, drivers_cmd, rules_cmd  # noqa: E402 (listing commands)

@@ -258,7 +258,7 @@ def _explore_systematic(base: RunSpec, opts: ExploreOptions,
     def run_one(strategy: Strategy) -> RunResult:
         nonlocal runs
         r = run_scenario(base, strategy=strategy, stop_on_violation=True).run
-        f = _dpor_finding(r)
+        f = _search_finding(r)
         if f is not None:
             orig = replace(base, strategy=opts.strategy, seed=0, decisions=tuple(r.decisions))
             failures.append(Found(runs, orig.with_decisions(r.decisions), f, orig))
@@ -267,20 +267,19 @@ def _explore_systematic(base: RunSpec, opts: ExploreOptions,
             progress(runs, len(failures))
         return r
 
+    # with stop_on_first the search ends at the first execution ``failing`` accepts, which is
+    # the one run_one recorded: ``failures`` then holds exactly that one
     search = SYSTEMATIC[opts.strategy]
-    res = search(run_one, max_executions=opts.schedules,
-                            preemption_bound=opts.preemption_bound,
-                            stop_on_failure=opts.stop_on_first,
-                            failing=lambda r: _dpor_finding(r) is not None)
-    if opts.stop_on_first:
-        failures = failures[:1]
+    res = search(run_one, max_executions=opts.schedules, preemption_bound=opts.preemption_bound,
+                 stop_on_failure=opts.stop_on_first,
+                 failing=lambda r: _search_finding(r) is not None)
     if opts.minimise:
         failures = [minimise(fd, opts.max_replays) for fd in failures]
     return ExploreResult(runs, tuple(failures), base.pct_steps, res.exhausted, res.claim())
 
 
-def _dpor_finding(r: RunResult) -> Finding | None:
-    # DPOR ends a run that can only repeat explored work by making it diverge from its
+def _search_finding(r: RunResult) -> Finding | None:
+    # dfs and DPOR end a run that can only repeat explored work by making it diverge from its
     # prefix: that is the search pruning itself, not a finding
     if r.failure is not None and r.failure.kind == "divergence" and not r.violations:
         return None
@@ -313,6 +312,11 @@ def group_failures(failures: Sequence[Found]) -> tuple[FindingGroup, ...]:
                  for (rule, shape), fds in groups.items())
 
 
+def _lenient(decisions: Sequence[int] | None) -> Replay:
+    """The recording as far as it applies, then fifo: how a changed program is replayed."""
+    return Replay(decisions or (), fallback=Fifo(), lenient=True)
+
+
 def findings_to_end(fd: Found) -> tuple[Finding, ...]:
     """Every distinct finding of ``fd``'s schedule, earliest first (issue 11: no masking).
 
@@ -320,8 +324,7 @@ def findings_to_end(fd: Found) -> tuple[Finding, ...]:
     no stop, then lets fifo finish the run, so what the first finding hid — the DATA corruption
     behind a stale pointer, a deadlock after a race — is reported too, in causal (step) order.
     Identical findings (same rule and message) count once."""
-    spec = fd.spec
-    r = run_scenario(spec, strategy=Replay(spec.decisions or (), fallback=Fifo(), lenient=True)).run
+    r = run_scenario(fd.spec, strategy=_lenient(fd.spec.decisions)).run
     out: dict[tuple[str, str], Finding] = {}
     for v in r.violations:
         out.setdefault((v.rule, v.message), Finding(v.rule, v.step, v.message, v.thread))
@@ -552,8 +555,7 @@ def replay(ff: FailureFile, *, trace: Any = None, backend: str | None = None) ->
                      stop_on_violation=True).run
     if r.failure is not None and r.failure.kind == "divergence":
         at = r.failure.step
-        lenient = Replay(spec.decisions, fallback=Fifo(), lenient=True)
-        r = run_scenario(spec, trace=None, strategy=lenient, stop_on_violation=True).run
+        r = run_scenario(spec, strategy=_lenient(spec.decisions), stop_on_violation=True).run
         f = Finding.of(r)
         return ReplayOutcome("clean" if f is None else "diverged", (ff.rule, ff.step), f, r, at)
     f = Finding.of(r)
