@@ -27,10 +27,7 @@ never needs a ``_`` name.
 # below are the ones runtime still re-exports for old code)
 from . import lowlevel as lowlevel
 from . import testing as testing
-from ._dpor import DporStrategy, explore_dpor, explore_dpor_with
-from ._engine import (
-    Engine,
-    VThread,
+from ._api import (
     checkpoint,
     current_engine,
     current_thread,
@@ -41,6 +38,8 @@ from ._engine import (
     tracing,
     violation,
 )
+from ._dpor import DporStrategy, explore_dpor, explore_dpor_with
+from ._engine import Engine
 from ._errors import Divergence, EngineUsageError, WouldBlock
 from ._results import EngineStatistics, Failure, RunResult, Violation
 from ._strategies import (
@@ -66,6 +65,7 @@ from ._systematic import (
     explore_dfs_with,
     program_runner,
 )
+from ._threads import VThread
 
 __all__ = [
     "PCT",

@@ -1,10 +1,9 @@
-"""The engine's core loop: emulated threads on anyio, one running at a time.
+"""The engine's core loop: emulated threads, one running at a time.
 
-Every emulated thread is an anyio task. A thread runs only while it holds the *baton*; at each
-scheduling point the running thread asks the strategy who runs next, and if that is someone else
-it hands the baton over (wakes the other's parker) and parks on its own. When the strategy keeps
-the current thread, the point returns without touching the event loop — most points are like
-that, so they cost a few attribute lookups.
+A thread runs only while it holds the *baton*; at each scheduling point the running thread asks
+the strategy who runs next, and if that is someone else it hands the baton over and parks. When
+the strategy keeps the current thread, the point returns without touching the event loop — most
+points are like that, so they cost a few attribute lookups.
 
 Blocking works the same way: a thread that waits on a mutex, queue, event, condition, join or
 timer leaves the ready list, says what it waits for, and hands the baton to a ready thread. When
@@ -12,16 +11,19 @@ no thread is ready the virtual clock jumps to the earliest timer (ties in the or
 set: a monotonic counter, as in SimPy); when there is no timer either and a non-daemon thread is
 still alive, the run has deadlocked.
 
-The *free* strategy turns all of this off: points become plain checkpoints and parkers are woken
-as soon as their thread becomes ready, so the backend's scheduler decides. The engine still keeps
-the clock and still detects deadlock (by counting active threads), so the same programs run.
+*How* threads run is a runner's job. Under a controlled strategy the trampoline
+(:mod:`vthreads._trampoline`) drives the threads' coroutines from one host task, so a handoff is
+a generator round trip and a run needs no task group. The *free* strategy turns control off:
+threads are anyio tasks (:mod:`vthreads._tasks`), points become plain checkpoints and parkers
+are woken as soon as their thread becomes ready, so the backend's scheduler decides. The engine
+still keeps the clock and still detects deadlock (by counting active threads), so the same
+programs run.
 """
 
 from __future__ import annotations
 
 import traceback
 from collections.abc import Awaitable, Callable, Iterable
-from contextvars import ContextVar
 from functools import partial
 from pathlib import Path
 from typing import IO, Any
@@ -30,135 +32,27 @@ import anyio
 import anyio.lowlevel
 import sniffio
 
-from ._errors import Divergence, EngineUsageError, WouldBlock, _Abort
+from ._errors import Divergence, EngineUsageError, _Abort
 from ._hb import Access, Race, RaceDetector, vc_join
+from ._reports import Reports
 from ._results import EngineStatistics, Failure, RunResult, Violation
 from ._strategies import Strategy, make_strategy
+from ._tasks import TaskRunner
+from ._threads import (
+    BLOCKED,
+    FINISHED,
+    READY,
+    RUNNING,
+    SLEEPING,
+    VThread,
+    _engine_var,
+    _thread_var,
+)
 from ._timers import Timer, TimerHeap
 from ._trace import TraceSink
+from ._trampoline import TO_HOST, Trampoline
 
-_engine_var: ContextVar[Engine] = ContextVar("wddmemu_engine")
-_thread_var: ContextVar[VThread] = ContextVar("wddmemu_thread")
-
-READY, RUNNING, BLOCKED, SLEEPING, FINISHED = "ready", "running", "blocked", "sleeping", "finished"
-
-
-# --------------------------------------------------------------------------------------------
-# Parkers: the one place that touches a backend's low-level task API.
-#
-# Why not anyio.Event: a handoff is "wake the other thread, park myself", millions of times per
-# exploration. anyio.Event builds a backend event object per wait; a bare asyncio future or
-# trio's wait_task_rescheduled/reschedule pair does the same job with less machinery, and lets a
-# wake arrive *before* the thread parks (a freshly spawned thread may be chosen before its task
-# has started).
-
-
-class _AsyncioParker:
-    __slots__ = ("_fut", "_loop")
-
-    def __init__(self) -> None:
-        import asyncio
-
-        self._loop = asyncio.get_running_loop()
-        self._fut = self._loop.create_future()
-
-    def wake(self) -> None:
-        if not self._fut.done():
-            self._fut.set_result(None)
-
-    async def park(self) -> None:
-        fut = self._fut
-        try:
-            await fut
-        finally:
-            self._fut = self._loop.create_future()
-
-
-class _TrioParker:
-    __slots__ = ("_pending", "_task")
-
-    def __init__(self) -> None:
-        self._task: Any = None
-        self._pending = False
-
-    def wake(self) -> None:
-        import trio
-
-        task, self._task = self._task, None
-        if task is not None:
-            trio.lowlevel.reschedule(task)
-        else:
-            self._pending = True
-
-    async def park(self) -> None:
-        import trio
-
-        if self._pending:
-            self._pending = False
-            return
-        self._task = trio.lowlevel.current_task()
-
-        def abort(_: Any) -> Any:
-            self._task = None
-            return trio.lowlevel.Abort.SUCCEEDED
-
-        await trio.lowlevel.wait_task_rescheduled(abort)
-
-
-# --------------------------------------------------------------------------------------------
-
-
-class VThread:
-    """An emulated thread. ``tid`` is its spawn index (0 for the first thread of the run)."""
-
-    __slots__ = (
-        "_joiners",
-        "_parker",
-        "daemon",
-        "name",
-        "state",
-        "tid",
-        "vc",
-        "waiting",
-    )
-
-    def __init__(self, name: str, tid: int, daemon: bool, parker: Any) -> None:
-        self.name = name
-        self.tid = tid
-        self.daemon = daemon
-        self.state = READY
-        self.waiting: str | None = None
-        self.vc: list[int] = [0] * (tid + 1)
-        self.vc[tid] = 1
-        self._parker = parker
-        self._joiners: list[VThread] = []
-
-    def tick(self) -> None:
-        """Advance this thread's own clock component (after a release-type operation)."""
-        self.vc[self.tid] += 1
-
-    async def join(self) -> None:
-        """Wait until this thread has finished; its whole history happens-before what follows."""
-        eng = _engine()
-        me = eng.current_thread()
-        if me is self:
-            raise EngineUsageError(f"thread {self.name} cannot join itself")
-        await eng.point("join", op=(self, "join"))
-        while self.state != FINISHED:
-            self._joiners.append(me)
-            await eng._block(me, f"join {self.name}")
-        vc_join(me.vc, self.vc)
-
-    def join_nowait(self) -> None:
-        """Take the join edge if this thread has finished; raise :class:`WouldBlock`
-        otherwise."""
-        me = _engine().current_thread()
-        if self.state != FINISHED:
-            raise WouldBlock(f"thread {self.name} has not finished")
-        vc_join(me.vc, self.vc)
-
-    def __repr__(self) -> str:
-        return f"<VThread {self.name} tid={self.tid} {self.state}>"
+__all__ = ["BLOCKED", "FINISHED", "READY", "RUNNING", "SLEEPING", "Engine", "VThread"]
 
 
 class Engine:
@@ -213,13 +107,10 @@ class Engine:
         self._decisions: list[int] = []
         self._switches = 0
         self._timers_fired = 0
-        self._violations: list[Violation] = []
-        self._race_seen: set[tuple[str, str, str]] = set()
-        self._failure: Failure | None = None
+        self._reports = Reports(self)
         self._aborted = False
         self._started = False
-        self._tg: Any = None
-        self._parker_cls: Any = None
+        self._runner: Trampoline | TaskRunner | None = None
         self._value: Any = None
         self._subscribers: list[Callable[[dict[str, Any]], None]] = []
         # _tracing: events are built at all (a trace is written, captured, or subscribed to);
@@ -234,7 +125,8 @@ class Engine:
     # ---- running -----------------------------------------------------------------------------
 
     def run(self, main: Callable[..., Awaitable[Any]], *args: Any, name: str = "main") -> RunResult:
-        """Run ``main(*args)`` as the first emulated thread, to completion. Synchronous."""
+        """Run ``main(*args)`` as the first emulated thread, to completion. Synchronous (one
+        event loop for this run; :func:`vthreads.run_many` shares one between many runs)."""
         return anyio.run(partial(self.run_async, main, *args, name=name), backend=self.backend)
 
     async def run_async(
@@ -245,38 +137,40 @@ class Engine:
             raise EngineUsageError("an Engine runs once: make a new one for the next run")
         self._started = True
         lib = sniffio.current_async_library()
-        self._parker_cls = _TrioParker if lib == "trio" else _AsyncioParker
         if lib != self.backend:
             self.backend = self._context["backend"] = lib
-        _engine_var.set(self)
+        token = _engine_var.set(self)
         self._log_on = self._sink.start(self._context)
         self._tracing = self._log_on or bool(self._subscribers)
         try:
             self._emit("run.start", **self.strategy.describe(), step_budget=self.step_budget)
-            async with anyio.create_task_group() as tg:
-                self._tg = tg
-                first = self._new_thread(name, main, args, daemon=False)
-                if self._controlled:
-                    self._ready.remove(first)
-                first.state = RUNNING
-                self._current = first
-                self._active = 1
-                first._parker.wake()
-            if self._failure is None:
+            self._runner = Trampoline(self) if self._controlled else TaskRunner(self, lib)
+            await self._runner.run(partial(self._start_first, name, main, args))
+            if self._reports.failure is None:
                 try:
                     self.strategy.finish(self.step)
                 except Divergence as e:
-                    self._failure = Failure("divergence", str(e), e.step)
+                    self._reports.failure = Failure("divergence", str(e), e.step)
             result = self._result()
             self._emit_end(result)
             return result
         finally:
             self._sink.close()
+            _engine_var.reset(token)
+
+    def _start_first(self, name: str, main: Callable[..., Awaitable[Any]], args: Any) -> None:
+        first = self._new_thread(name, main, args, daemon=False)
+        if self._controlled:
+            self._ready.remove(first)
+        first.state = RUNNING
+        self._current = first
+        self._active = 1
+        self._runner.wake(first)  # type: ignore[union-attr]
 
     def _result(self) -> RunResult:
         return RunResult(
-            failure=self._failure,
-            violations=tuple(self._violations),
+            failure=self._reports.failure,
+            violations=tuple(self._reports.violations),
             decisions=tuple(self._decisions),
             statistics=self.statistics(),
             threads=tuple((t.name, t.state) for t in self._threads),
@@ -315,14 +209,14 @@ class Engine:
     def _new_thread(
         self, name: str, fn: Callable[..., Awaitable[Any]], args: tuple[Any, ...], daemon: bool
     ) -> VThread:
-        t = VThread(name, len(self._threads), daemon, self._parker_cls())
+        t = VThread(name, len(self._threads), daemon)
         self._threads.append(t)
         if not daemon:
             self._live_nondaemon += 1
         self.strategy.on_spawn(t)
         if self._controlled:
             self._ready.append(t)
-        self._tg.start_soon(self._thread_main, t, fn, args, name=f"wddmemu:{name}")
+        self._runner.start(t, fn, args)  # type: ignore[union-attr]
         return t
 
     def spawn(
@@ -339,16 +233,13 @@ class Engine:
         if not self._controlled:
             t.state = RUNNING
             self._active += 1
-            t._parker.wake()
+            self._runner.wake(t)  # type: ignore[union-attr]
         self._emit("spawn", child=name, tid=t.tid, daemon=daemon)
         return t
 
     async def _thread_main(self, t: VThread, fn: Callable[..., Awaitable[Any]], args: Any) -> None:
-        _thread_var.set(t)
+        """An emulated thread's whole life, whichever runner runs it."""
         try:
-            await t._parker.park()
-            if self._aborted:
-                return
             value = await fn(*args)
             if t.tid == 0:
                 self._value = value  # the first thread's return value is the run's
@@ -379,7 +270,7 @@ class Engine:
         if not t.daemon:
             self._live_nondaemon -= 1
         if self._live_nondaemon == 0:
-            # every non-daemon thread is done: the run is over; daemons (parked) are cancelled
+            # every non-daemon thread is done: the run is over; daemons (parked) are ended
             self._done()
             return
         if self._controlled:
@@ -398,7 +289,7 @@ class Engine:
 
     def _done(self) -> None:
         self._aborted = True
-        self._tg.cancel_scope.cancel()
+        self._runner.stop()  # type: ignore[union-attr]
 
     # ---- the core loop -----------------------------------------------------------------------
 
@@ -431,7 +322,9 @@ class Engine:
         me.state = READY
         self._ready.append(me)
         self._handoff(nxt)
-        await self._park(me)
+        await TO_HOST  # the trampoline resumes nxt; we come back when chosen again
+        if self._aborted:
+            raise _Abort
 
     def _count_step(self) -> None:
         if self._aborted:
@@ -478,16 +371,11 @@ class Engine:
         return nxt
 
     def _handoff(self, nxt: VThread) -> None:
+        # controlled mode only: the trampoline resumes whoever is current once we yield
         nxt.state = RUNNING
         nxt.waiting = None
         self._current = nxt
         self._switches += 1
-        nxt._parker.wake()
-
-    async def _park(self, me: VThread) -> None:
-        await me._parker.park()
-        if self._aborted:
-            raise _Abort
 
     async def _block(self, me: VThread, what: str, state: str = BLOCKED) -> None:
         """Park ``me`` until someone calls :meth:`_make_ready` on it (or a timer armed for it
@@ -501,13 +389,15 @@ class Engine:
         if self._tracing:
             self._emit("block", waits=what)
         if self._controlled:
-            nxt = self._pick(None)
-            self._handoff(nxt)
+            self._handoff(self._pick(None))
+            await TO_HOST
         else:
             self._active -= 1
             if self._active == 0:
                 self._idle()
-        await self._park(me)
+            await me._parker.park()
+        if self._aborted:
+            raise _Abort
         if self._tracing:
             self._emit("unblock", waited=what)
 
@@ -565,40 +455,16 @@ class Engine:
         if self._observer is not None:
             self._observer.touch(_thread_var.get(), (obj, mode))
 
-    # ---- failures, violations, races ---------------------------------------------------------
+    # ---- failures, violations, races (kept by vthreads._reports) -----------------------------
 
     def _fail(self, kind: str, message: str, t: VThread | None, details: dict[str, Any]) -> None:
-        if self._failure is not None:
-            return
-        self._failure = Failure(kind, message, self.step, t.name if t else None, details)
-        if self._tracing:
-            self._emit("run.failure", kind=kind, message=message)
-        self._done()
+        self._reports.fail(kind, message, t, details)
 
     def violation(self, rule: str, message: str, **fields: Any) -> Violation:
-        t = _thread_var.get(None)
-        v = Violation(rule, message, self.step, t.name if t else "-", self.clock, fields)
-        self._violations.append(v)
-        if self._tracing:
-            self._emit("violation", rule=rule, message=message, **fields)
-        if self.stop_on_violation:
-            self._fail("violation", f"{rule}: {message}", t, {"rule": rule})
-        return v
+        return self._reports.violation(rule, message, fields)
 
     def report_race(self, race: Race) -> None:
-        a, b = race.first, race.second
-        key = (race.cell, a.site, b.site)
-        if key in self._race_seen:
-            return
-        self._race_seen.add(key)
-        self.violation(
-            "RACE",
-            f"{race.kind} race on {race.cell}: {a.thread} at {a.site} (step {a.step}) and "
-            f"{b.thread} at {b.site} (step {b.step}) are not ordered by happens-before",
-            cell=race.cell,
-            first={"thread": a.thread, "site": a.site, "step": a.step, "write": a.write},
-            second={"thread": b.thread, "site": b.site, "step": b.step, "write": b.write},
-        )
+        self._reports.race(race)
 
     def access(self, det: RaceDetector, site: str, write: bool) -> None:
         me = self.current_thread()
@@ -636,73 +502,3 @@ class Engine:
     @property
     def tracing(self) -> bool:
         return self._tracing
-
-
-# --------------------------------------------------------------------------------------------
-# Module-level API for emulated code: finds the running engine through a context variable.
-
-
-def _engine() -> Engine:
-    try:
-        return _engine_var.get()
-    except LookupError:
-        raise EngineUsageError("no engine is running: call this inside Engine.run()") from None
-
-
-def current_engine() -> Engine:
-    """The engine running the calling emulated thread."""
-    return _engine()
-
-
-def spawn(
-    name: str, fn: Callable[..., Awaitable[Any]], *args: Any, daemon: bool = False
-) -> VThread:
-    """Start emulated thread ``name`` running ``fn(*args)``. Not a scheduling point."""
-    return _engine().spawn(name, fn, *args, daemon=daemon)
-
-
-async def checkpoint(label: str = "", op: tuple[Any, str] | None = None) -> None:
-    """A scheduling point: another thread may run here. ``op`` names the operation on a shared
-    object that follows the point, as ``(object, mode)`` — ``"read"``/``"write"`` of a cell,
-    ``"acquire"`` of a mutex, … — so systematic search (DPOR) knows which steps depend on each
-    other; a primitive built on :mod:`vthreads.lowlevel` passes it at every point."""
-    await _engine().point(label, op)
-
-
-def touch(obj: Any, mode: str) -> None:
-    """Record an operation on a shared object that has no scheduling point of its own (a
-    release, a set, a notify, a nowait queue operation): part of the running step's footprint
-    for DPOR. Primitives call it; a no-op unless the strategy observes footprints."""
-    _engine().touch(obj, mode)
-
-
-async def sleep(ns: int) -> None:
-    """Sleep ``ns`` nanoseconds of virtual time."""
-    await _engine().sleep(ns)
-
-
-def now() -> int:
-    """Virtual time in nanoseconds."""
-    return _engine().clock
-
-
-def current_thread() -> VThread:
-    """The emulated thread that is running."""
-    return _engine().current_thread()
-
-
-def log(event: str, **fields: Any) -> None:
-    """One trace event; ``step``, ``t``, ``thread`` and the run context are added."""
-    eng = _engine()
-    if eng._tracing:
-        eng._emit(event, **fields)
-
-
-def tracing() -> bool:
-    """Whether trace events are written (guard for expensive fields)."""
-    return _engine()._tracing
-
-
-def violation(rule: str, message: str, **fields: Any) -> Violation:
-    """Record that ``rule`` broke; the run's result is then not ok."""
-    return _engine().violation(rule, message, **fields)

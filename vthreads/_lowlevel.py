@@ -22,8 +22,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ._engine import BLOCKED, VThread, _engine
 from ._hb import vc_join
+from ._threads import BLOCKED, VThread, _engine
 from ._timers import Timer
 
 

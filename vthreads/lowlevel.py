@@ -16,18 +16,15 @@ primitive") for a semaphore in twenty lines.
 
 from __future__ import annotations
 
-from ._engine import (
-    Engine,
-    VThread,
-    _AsyncioParker,
-    _TrioParker,
+from ._api import (
     checkpoint,
     current_engine,
     current_thread,
     touch,
     tracing,
 )
-from ._engine import log as emit
+from ._api import log as emit
+from ._engine import Engine
 from ._hb import RaceDetector
 from ._lowlevel import (
     HBClock,
@@ -37,16 +34,19 @@ from ._lowlevel import (
     arm_timer,
     release,
 )
+from ._tasks import parker_for
+from ._threads import VThread
 from ._timers import Timer
 
 
 def parker_class(backend: str) -> type:
-    """The parker the engine hands the baton over with on ``backend`` (``"asyncio"`` or
-    ``"trio"``): ``wake()`` / ``await park()``, a wake may come before the park. Exposed so a
-    benchmark can time the bare handoff on the very primitive the engine uses."""
+    """The parker the engine wakes and parks a ``free``-mode thread with on ``backend``
+    (``"asyncio"`` or ``"trio"``): ``wake()`` / ``await park()``, a wake may come before the
+    park. Exposed so a benchmark can time the bare handoff on that primitive; controlled
+    strategies hand over through the trampoline instead (see docs/engine.md)."""
     if backend not in ("asyncio", "trio"):
         raise ValueError(f"unknown backend {backend!r}: use asyncio or trio")
-    return _TrioParker if backend == "trio" else _AsyncioParker
+    return parker_for(backend)
 
 
 def record_access(detector: RaceDetector, site: str, *, write: bool) -> None:

@@ -1,0 +1,70 @@
+"""The module-level API for emulated code: it finds the running engine through a context
+variable (see :mod:`vthreads._threads`)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from ._engine import Engine
+from ._results import Violation
+from ._threads import VThread, _engine
+
+
+def current_engine() -> Engine:
+    """The engine running the calling emulated thread."""
+    return _engine()
+
+
+def spawn(
+    name: str, fn: Callable[..., Awaitable[Any]], *args: Any, daemon: bool = False
+) -> VThread:
+    """Start emulated thread ``name`` running ``fn(*args)``. Not a scheduling point."""
+    return _engine().spawn(name, fn, *args, daemon=daemon)
+
+
+async def checkpoint(label: str = "", op: tuple[Any, str] | None = None) -> None:
+    """A scheduling point: another thread may run here. ``op`` names the operation on a shared
+    object that follows the point, as ``(object, mode)`` — ``"read"``/``"write"`` of a cell,
+    ``"acquire"`` of a mutex, … — so systematic search (DPOR) knows which steps depend on each
+    other; a primitive built on :mod:`vthreads.lowlevel` passes it at every point."""
+    await _engine().point(label, op)
+
+
+def touch(obj: Any, mode: str) -> None:
+    """Record an operation on a shared object that has no scheduling point of its own (a
+    release, a set, a notify, a nowait queue operation): part of the running step's footprint
+    for DPOR. Primitives call it; a no-op unless the strategy observes footprints."""
+    _engine().touch(obj, mode)
+
+
+async def sleep(ns: int) -> None:
+    """Sleep ``ns`` nanoseconds of virtual time."""
+    await _engine().sleep(ns)
+
+
+def now() -> int:
+    """Virtual time in nanoseconds."""
+    return _engine().clock
+
+
+def current_thread() -> VThread:
+    """The emulated thread that is running."""
+    return _engine().current_thread()
+
+
+def log(event: str, **fields: Any) -> None:
+    """One trace event; ``step``, ``t``, ``thread`` and the run context are added."""
+    eng = _engine()
+    if eng._tracing:
+        eng._emit(event, **fields)
+
+
+def tracing() -> bool:
+    """Whether trace events are written (guard for expensive fields)."""
+    return _engine()._tracing
+
+
+def violation(rule: str, message: str, **fields: Any) -> Violation:
+    """Record that ``rule`` broke; the run's result is then not ok."""
+    return _engine().violation(rule, message, **fields)

@@ -1,0 +1,64 @@
+"""What a run reports: its failure (at most one, the first) and its rule violations, races among
+them (each (cell, site, site) pair once per run)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ._hb import Race
+from ._results import Failure, Violation
+from ._threads import VThread, _thread_var
+
+if TYPE_CHECKING:
+    from ._engine import Engine
+
+
+class Reports:
+    """The failure and violations of one engine's run."""
+
+    __slots__ = ("_eng", "_race_seen", "failure", "violations")
+
+    def __init__(self, eng: Engine) -> None:
+        self._eng = eng
+        self.failure: Failure | None = None
+        self.violations: list[Violation] = []
+        self._race_seen: set[tuple[str, str, str]] = set()
+
+    def fail(self, kind: str, message: str, t: VThread | None, details: dict[str, Any]) -> None:
+        """The run fails (only the first failure counts) and stops."""
+        if self.failure is not None:
+            return
+        eng = self._eng
+        self.failure = Failure(kind, message, eng.step, t.name if t else None, details)
+        if eng._tracing:
+            eng._emit("run.failure", kind=kind, message=message)
+        eng._done()
+
+    def violation(self, rule: str, message: str, fields: dict[str, Any]) -> Violation:
+        eng = self._eng
+        t = _thread_var.get(None)
+        v = Violation(rule, message, eng.step, t.name if t else "-", eng.clock, fields)
+        self.violations.append(v)
+        if eng._tracing:
+            eng._emit("violation", rule=rule, message=message, **fields)
+        if eng.stop_on_violation:
+            self.fail("violation", f"{rule}: {message}", t, {"rule": rule})
+        return v
+
+    def race(self, race: Race) -> None:
+        a, b = race.first, race.second
+        key = (race.cell, a.site, b.site)
+        if key in self._race_seen:
+            return
+        self._race_seen.add(key)
+        self.violation(
+            "RACE",
+            f"{race.kind} race on {race.cell}: {a.thread} at {a.site} (step {a.step}) and "
+            f"{b.thread} at {b.site} (step {b.step}) are not ordered by happens-before",
+            {
+                "cell": race.cell,
+                "first": {"thread": a.thread, "site": a.site, "step": a.step, "write": a.write},
+                "second": {"thread": b.thread, "site": b.site, "step": b.step,
+                           "write": b.write},
+            },
+        )

@@ -1,0 +1,89 @@
+"""Emulated threads and how emulated code finds its engine and thread.
+
+Two context variables carry "which engine, which thread": the engine is bound in the host's
+context when a run starts, and every emulated thread runs in its own copy of its spawner's
+context with the thread bound in it — whether it is driven by the trampoline (controlled
+strategies) or is an anyio task (``free``).
+"""
+
+from __future__ import annotations
+
+from contextvars import ContextVar
+from typing import TYPE_CHECKING, Any
+
+from ._errors import EngineUsageError, WouldBlock
+from ._hb import vc_join
+
+if TYPE_CHECKING:
+    from ._engine import Engine
+
+_engine_var: ContextVar[Engine] = ContextVar("wddmemu_engine")
+_thread_var: ContextVar[VThread] = ContextVar("wddmemu_thread")
+
+READY, RUNNING, BLOCKED, SLEEPING, FINISHED = "ready", "running", "blocked", "sleeping", "finished"
+
+
+def _engine() -> Engine:
+    try:
+        return _engine_var.get()
+    except LookupError:
+        raise EngineUsageError("no engine is running: call this inside Engine.run()") from None
+
+
+class VThread:
+    """An emulated thread. ``tid`` is its spawn index (0 for the first thread of the run)."""
+
+    __slots__ = (
+        "_coro",
+        "_ctx",
+        "_joiners",
+        "_parker",
+        "daemon",
+        "name",
+        "state",
+        "tid",
+        "vc",
+        "waiting",
+    )
+
+    def __init__(self, name: str, tid: int, daemon: bool, parker: Any = None) -> None:
+        self.name = name
+        self.tid = tid
+        self.daemon = daemon
+        self.state = READY
+        self.waiting: str | None = None
+        self.vc: list[int] = [0] * (tid + 1)
+        self.vc[tid] = 1
+        # how the thread is run: a parker (free mode, an anyio task) or a coroutine and its
+        # context (controlled mode, driven by the trampoline)
+        self._parker = parker
+        self._coro: Any = None
+        self._ctx: Any = None
+        self._joiners: list[VThread] = []
+
+    def tick(self) -> None:
+        """Advance this thread's own clock component (after a release-type operation)."""
+        self.vc[self.tid] += 1
+
+    async def join(self) -> None:
+        """Wait until this thread has finished; its whole history happens-before what follows."""
+        eng = _engine()
+        me = eng.current_thread()
+        if me is self:
+            raise EngineUsageError(f"thread {self.name} cannot join itself")
+        await eng.point("join", op=(self, "join"))
+        while self.state != FINISHED:
+            self._joiners.append(me)
+            await eng._block(me, f"join {self.name}")
+        vc_join(me.vc, self.vc)
+
+    def join_nowait(self) -> None:
+        """Take the join edge if this thread has finished; raise :class:`WouldBlock`
+        otherwise."""
+        me = _engine().current_thread()
+        if self.state != FINISHED:
+            raise WouldBlock(f"thread {self.name} has not finished")
+        vc_join(me.vc, self.vc)
+
+    def __repr__(self) -> str:
+        return f"<VThread {self.name} tid={self.tid} {self.state}>"

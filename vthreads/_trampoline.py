@@ -1,0 +1,136 @@
+"""The controlled strategies' runner: one host task resumes the chosen thread's coroutine.
+
+Under a controlled strategy exactly one emulated thread runs at a time and the engine alone
+decides which, so there is nothing for an event loop to schedule. The trampoline keeps every
+emulated thread as a bare coroutine and, from inside one host task, resumes whichever thread the
+engine made current (``coro.send(None)``, in the thread's own context). A thread gives the baton
+back by awaiting :data:`TO_HOST`, which yields the private :data:`PARK` marker up to the
+trampoline; the trampoline then resumes the engine's new current thread. A handoff therefore
+costs a generator round trip, not an event-loop iteration, and a run needs no task group — many
+runs can share one event loop (:func:`vthreads.run_many`).
+
+A thread that awaits anything else — ``anyio.sleep(1)``, an asyncio future, a trio trap —
+yields a foreign object to the trampoline instead of :data:`PARK`. Nobody would ever resume it
+(the host is not waiting on that object), so the trampoline ends the run with a
+``foreign-await`` failure naming the thread and what it awaited, and unwinds every thread.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import inspect
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+import anyio.lowlevel
+
+from ._errors import _Abort
+from ._threads import VThread, _thread_var
+
+if TYPE_CHECKING:
+    from ._engine import Engine
+
+
+class _Park:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "<vthreads park>"
+
+
+PARK = _Park()
+
+
+class _ToHost:
+    """``await TO_HOST``: hand control back to the trampoline (the engine has already set the
+    thread that runs next)."""
+
+    __slots__ = ()
+
+    def __await__(self) -> Any:
+        yield PARK
+
+
+TO_HOST = _ToHost()
+
+
+def _describe(obj: Any) -> str:
+    if obj is None:
+        return "a bare asyncio yield (asyncio.sleep(0), anyio.lowlevel.checkpoint())"
+    kind = type(obj)
+    return f"{kind.__module__}.{kind.__qualname__}"
+
+
+class Trampoline:
+    """Drives one engine's threads as coroutines (controlled mode)."""
+
+    __slots__ = ("_eng",)
+
+    def __init__(self, eng: Engine) -> None:
+        self._eng = eng
+
+    async def run(self, begin: Callable[[], None]) -> None:
+        """Start the first thread (``begin``) and drive the threads until the run ends."""
+        try:
+            begin()
+            self._drive()
+        finally:
+            self._unwind()
+        # one checkpoint per run: the host stays cancellable between the runs it hosts
+        await anyio.lowlevel.checkpoint()
+
+    def start(self, t: VThread, fn: Callable[..., Awaitable[Any]], args: tuple[Any, ...]) -> None:
+        # the thread's context is a copy of its spawner's, as an anyio task's would be
+        ctx = contextvars.copy_context()
+        ctx.run(_thread_var.set, t)
+        t._ctx = ctx
+        t._coro = self._eng._thread_main(t, fn, args)
+
+    def wake(self, t: VThread) -> None:
+        """Nothing to do: the thread runs when the engine makes it current."""
+
+    def stop(self) -> None:
+        """Nothing to do: :meth:`_drive` sees the engine's ``_aborted`` flag."""
+
+    def _drive(self) -> None:
+        eng = self._eng
+        while not eng._aborted:
+            t = eng._current
+            coro = t._coro if t is not None else None
+            if coro is None:
+                raise RuntimeError(f"vthreads bug: no runnable coroutine for {t!r}")
+            try:
+                got = t._ctx.run(coro.send, None)
+            except StopIteration:
+                t._coro = None  # finished: _thread_main handed the baton on or ended the run
+                continue
+            if got is not PARK:
+                eng._fail(
+                    "foreign-await",
+                    f"thread {t.name} awaited {_describe(got)}, which the engine cannot "
+                    "resume: emulated code may await only vthreads operations (vthreads.sleep "
+                    "for time, vthreads.checkpoint to yield)",
+                    t,
+                    {"awaited": _describe(got)},
+                )
+
+    def _unwind(self) -> None:
+        """End every thread that has not finished, in spawn order: one never started is closed
+        without running; one parked gets :class:`_Abort` at its park (its ``finally`` blocks
+        run, as they would under cancellation)."""
+        for t in self._eng._threads:
+            coro, t._coro = t._coro, None
+            if coro is None:
+                continue
+            if inspect.getcoroutinestate(coro) == inspect.CORO_CREATED:
+                coro.close()
+                continue
+            try:
+                t._ctx.run(coro.throw, _Abort())
+            except (StopIteration, _Abort):
+                continue
+            # it awaited again while unwinding: GeneratorExit ends it for good
+            try:
+                t._ctx.run(coro.close)
+            except RuntimeError:
+                pass
