@@ -41,6 +41,7 @@ from ._api import (
 from ._dpor import DporStrategy, explore_dpor, explore_dpor_with
 from ._engine import Engine
 from ._errors import Divergence, EngineUsageError, WouldBlock
+from ._host import run_many
 from ._results import EngineStatistics, Failure, RunResult, Violation
 from ._strategies import (
     PCT,
@@ -108,6 +109,7 @@ __all__ = [
     "make_strategy",
     "now",
     "program_runner",
+    "run_many",
     "sleep",
     "spawn",
     "tracing",

@@ -57,7 +57,7 @@ TO_HOST = _ToHost()
 def _describe(obj: Any) -> str:
     if obj is None:
         return "a bare asyncio yield (asyncio.sleep(0), anyio.lowlevel.checkpoint())"
-    kind = type(obj)
+    kind = obj if isinstance(obj, type) else type(obj)  # trio yields some traps as classes
     return f"{kind.__module__}.{kind.__qualname__}"
 
 
@@ -105,11 +105,13 @@ class Trampoline:
                 t._coro = None  # finished: _thread_main handed the baton on or ended the run
                 continue
             if got is not PARK:
+                # the message is the same on every backend (it reaches the trace); what was
+                # awaited is backend-specific, so it goes to the details only
                 eng._fail(
                     "foreign-await",
-                    f"thread {t.name} awaited {_describe(got)}, which the engine cannot "
-                    "resume: emulated code may await only vthreads operations (vthreads.sleep "
-                    "for time, vthreads.checkpoint to yield)",
+                    f"thread {t.name} awaited something that is not a vthreads operation "
+                    "(anyio, asyncio or trio directly?), which the engine cannot resume: await "
+                    "vthreads.sleep for time and vthreads.checkpoint to yield",
                     t,
                     {"awaited": _describe(got)},
                 )

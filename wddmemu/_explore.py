@@ -34,11 +34,12 @@ from vthreads import (
     Replay,
     RunResult,
     Strategy,
+    run_many,
 )
 
 from . import _loading
 from ._drivers import load_entry_points
-from ._runner import RunSpec, SpecError, check_spec, run_scenario
+from ._runner import RunSpec, SpecError, check_spec, run_scenario, run_scenario_async
 
 FORMAT = "wddmemu-failure"
 #: 2 adds ``load`` (the modules and distributions the file needs) and ``spec.driver_options``;
@@ -149,6 +150,11 @@ def _run_one(spec: RunSpec) -> tuple[Finding | None, tuple[int, ...]]:
     return Finding.of(r), r.decisions
 
 
+async def _run_one_async(spec: RunSpec) -> tuple[Finding | None, tuple[int, ...]]:
+    r = (await run_scenario_async(spec, stop_on_violation=True)).run
+    return Finding.of(r), r.decisions
+
+
 def _run_chunk(spec_dicts: list[dict[str, Any]], modules: tuple[str, ...] = ()
                ) -> list[tuple[Any, tuple[int, ...]]]:
     """Worker-process entry: load the parent's ``--load`` modules (a worker that was not
@@ -186,16 +192,20 @@ def explore(
         orig = _schedule_spec(base, opts, k, i)
         failures.append(Found(i, orig.with_decisions(decisions), f, orig))
 
-    if opts.jobs == 1:
-        for i in range(opts.schedules):
-            f, decisions = _run_one(_schedule_spec(base, opts, k, i))
+    if opts.jobs == 1:  # every schedule in one event loop (vthreads.run_many)
+
+        def after(i: int, outcome: tuple[Finding | None, tuple[int, ...]]) -> bool:
+            nonlocal runs
+            f, decisions = outcome
             runs += 1
             if f is not None:
                 record(i, f, decisions)
             if progress:
                 progress(runs, len(failures))
-            if failures and opts.stop_on_first:
-                break
+            return bool(failures) and opts.stop_on_first
+
+        run_many(lambda i: _run_one_async(_schedule_spec(base, opts, k, i)),
+                 range(opts.schedules), backend=base.backend, stop=after)
     else:
         runs = _explore_parallel(base, opts, k, record, progress, failures)
     if opts.minimise:
