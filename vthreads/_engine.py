@@ -33,7 +33,7 @@ import anyio.lowlevel
 import sniffio
 
 from ._errors import Divergence, EngineUsageError, _Abort
-from ._hb import Access, Race, RaceDetector, vc_join
+from ._hb import Race, RaceDetector, vc_join
 from ._reports import Reports
 from ._results import EngineStatistics, Failure, RunResult, Violation
 from ._strategies import Strategy, make_strategy
@@ -151,9 +151,7 @@ class Engine:
                     self.strategy.finish(self.step)
                 except Divergence as e:
                     self._reports.failure = Failure("divergence", str(e), e.step)
-            result = self._result()
-            self._emit_end(result)
-            return result
+            return self._reports.result()
         finally:
             self._sink.close()
             _engine_var.reset(token)
@@ -166,28 +164,6 @@ class Engine:
         self._current = first
         self._active = 1
         self._runner.wake(first)  # type: ignore[union-attr]
-
-    def _result(self) -> RunResult:
-        return RunResult(
-            failure=self._reports.failure,
-            violations=tuple(self._reports.violations),
-            decisions=tuple(self._decisions),
-            statistics=self.statistics(),
-            threads=tuple((t.name, t.state) for t in self._threads),
-            value=self._value,
-        )
-
-    def _emit_end(self, result: RunResult) -> None:
-        if not self._tracing:
-            return
-        f = result.failure
-        self._emit(
-            "run.end",
-            ok=result.ok,
-            failure=None if f is None else {"kind": f.kind, "message": f.message, "step": f.step},
-            violations=[v.rule for v in result.violations],
-            decisions=len(result.decisions),
-        )
 
     def statistics(self) -> EngineStatistics:
         """A frozen snapshot of what the scheduler has done so far."""
@@ -214,8 +190,6 @@ class Engine:
         if not daemon:
             self._live_nondaemon += 1
         self.strategy.on_spawn(t)
-        if self._controlled:
-            self._ready.append(t)
         self._runner.start(t, fn, args)  # type: ignore[union-attr]
         return t
 
@@ -230,10 +204,7 @@ class Engine:
             self._observer.touch(parent, (t, "spawn"))
         vc_join(t.vc, parent.vc)
         parent.tick()
-        if not self._controlled:
-            t.state = RUNNING
-            self._active += 1
-            self._runner.wake(t)  # type: ignore[union-attr]
+        self._runner.spawned(t)  # type: ignore[union-attr]
         self._emit("spawn", child=name, tid=t.tid, daemon=daemon)
         return t
 
@@ -273,19 +244,7 @@ class Engine:
             # every non-daemon thread is done: the run is over; daemons (parked) are ended
             self._done()
             return
-        if self._controlled:
-            try:
-                nxt = self._pick(None)
-            except _Abort:
-                return
-            self._handoff(nxt)
-        else:
-            self._active -= 1
-            if self._active == 0:
-                try:
-                    self._idle()
-                except _Abort:
-                    return
+        self._runner.finished()  # type: ignore[union-attr]
 
     def _done(self) -> None:
         self._aborted = True
@@ -388,14 +347,7 @@ class Engine:
             self._observer.block(me)
         if self._tracing:
             self._emit("block", waits=what)
-        if self._controlled:
-            self._handoff(self._pick(None))
-            await TO_HOST
-        else:
-            self._active -= 1
-            if self._active == 0:
-                self._idle()
-            await me._parker.park()
+        await self._runner.block(me)  # type: ignore[union-attr]
         if self._aborted:
             raise _Abort
         if self._tracing:
@@ -405,13 +357,7 @@ class Engine:
         if t.state == FINISHED or t.state == READY or t.state == RUNNING:
             return
         t.state = READY
-        if self._controlled:
-            self._ready.append(t)
-        else:
-            t.state = RUNNING
-            t.waiting = None
-            self._active += 1
-            t._parker.wake()
+        self._runner.ready(t)  # type: ignore[union-attr]
 
     def _idle(self) -> None:
         """Nothing can run: advance virtual time, or declare a deadlock."""
@@ -467,11 +413,7 @@ class Engine:
         self._reports.race(race)
 
     def access(self, det: RaceDetector, site: str, write: bool) -> None:
-        me = self.current_thread()
-        acc = Access(me.tid, me.name, me.vc[me.tid], site, self.step, write)
-        races = det.on_write(acc, me.vc) if write else det.on_read(acc, me.vc)
-        for r in races:
-            self.report_race(r)
+        self._reports.access(det, site, write)
 
     # ---- trace -------------------------------------------------------------------------------
 

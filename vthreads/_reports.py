@@ -1,12 +1,12 @@
-"""What a run reports: its failure (at most one, the first) and its rule violations, races among
-them (each (cell, site, site) pair once per run)."""
+"""What a run reports: its failure (at most one, the first), its rule violations — races among
+them (each (cell, site, site) pair once per run) — and the :class:`RunResult` at the end."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ._hb import Race
-from ._results import Failure, Violation
+from ._hb import Access, Race, RaceDetector
+from ._results import Failure, RunResult, Violation
 from ._threads import VThread, _thread_var
 
 if TYPE_CHECKING:
@@ -62,3 +62,35 @@ class Reports:
                            "write": b.write},
             },
         )
+
+    def access(self, det: RaceDetector, site: str, write: bool) -> None:
+        """Race-check one access by the running thread to the state ``det`` guards."""
+        eng = self._eng
+        me = eng.current_thread()
+        acc = Access(me.tid, me.name, me.vc[me.tid], site, eng.step, write)
+        races = det.on_write(acc, me.vc) if write else det.on_read(acc, me.vc)
+        for r in races:
+            self.race(r)
+
+    def result(self) -> RunResult:
+        """The run's result (traced as ``run.end``)."""
+        eng = self._eng
+        result = RunResult(
+            failure=self.failure,
+            violations=tuple(self.violations),
+            decisions=tuple(eng._decisions),
+            statistics=eng.statistics(),
+            threads=tuple((t.name, t.state) for t in eng._threads),
+            value=eng._value,
+        )
+        if eng._tracing:
+            f = result.failure
+            eng._emit(
+                "run.end",
+                ok=result.ok,
+                failure=None if f is None else {"kind": f.kind, "message": f.message,
+                                                "step": f.step},
+                violations=[v.rule for v in result.violations],
+                decisions=len(result.decisions),
+            )
+        return result

@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from ._threads import VThread, _thread_var
+from ._errors import _Abort
+from ._threads import RUNNING, VThread, _thread_var
 
 if TYPE_CHECKING:
     from ._engine import Engine
@@ -110,6 +111,31 @@ class TaskRunner:
 
     def wake(self, t: VThread) -> None:
         t._parker.wake()
+
+    def ready(self, t: VThread) -> None:
+        """``t`` may run again: under ``free`` that means its task is woken now."""
+        t.state = RUNNING
+        t.waiting = None
+        self._eng._active += 1
+        t._parker.wake()
+
+    spawned = ready  # a new thread's task starts at once
+
+    async def block(self, me: VThread) -> None:
+        eng = self._eng
+        eng._active -= 1
+        if eng._active == 0:
+            eng._idle()
+        await me._parker.park()
+
+    def finished(self) -> None:
+        eng = self._eng
+        eng._active -= 1
+        if eng._active == 0:
+            try:
+                eng._idle()
+            except _Abort:
+                return
 
     def stop(self) -> None:
         """The run is over: the threads still parked are cancelled (nothing hangs)."""

@@ -85,9 +85,31 @@ class Trampoline:
         ctx.run(_thread_var.set, t)
         t._ctx = ctx
         t._coro = self._eng._thread_main(t, fn, args)
+        self._eng._ready.append(t)
 
     def wake(self, t: VThread) -> None:
         """Nothing to do: the thread runs when the engine makes it current."""
+
+    def spawned(self, t: VThread) -> None:
+        """Nothing to do: a new thread is ready (:meth:`start`) and runs when chosen."""
+
+    def ready(self, t: VThread) -> None:
+        self._eng._ready.append(t)
+
+    async def block(self, me: VThread) -> None:
+        """``me`` can no longer run: hand the baton to the next thread and yield to the host."""
+        eng = self._eng
+        eng._handoff(eng._pick(None))
+        await TO_HOST
+
+    def finished(self) -> None:
+        """The current thread has finished (others are alive): hand the baton on."""
+        eng = self._eng
+        try:
+            nxt = eng._pick(None)
+        except _Abort:
+            return  # the pick ended the run (a deadlock)
+        eng._handoff(nxt)
 
     def stop(self) -> None:
         """Nothing to do: :meth:`_drive` sees the engine's ``_aborted`` flag."""
