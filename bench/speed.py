@@ -1,0 +1,240 @@
+"""Issue 13's table, every row a ratio measured in one run of this script.
+
+Rows (the goal in brackets):
+
+1. ``explore dynamic-vb-ring --strategy pct``, schedules per second, this tree ÷ commit
+   ad65d7d [>= 5]. The old commit is materialised with ``git archive`` into a temporary directory
+   and runs the same workload in a subprocess (the ``runtime`` package it had then); each
+   repetition runs the old tree and this one, one after the other. Each subprocess times its own
+   exploration with ``time.process_time`` (imports and start-up excluded).
+2. the micro-model, 3 threads x 10 checkpoints, ÷ the same program as bare trio tasks under
+   ``trio.run`` [>= 2]: ``bench/sched.py``'s measurement.
+3. trace on ÷ off, one ``dynamic-vb-ring`` run with a trace file against the same run without
+   [<= 1.3].
+4. ``--full`` only: one run of ~1M DDI calls (``dynamic-vb-ring`` with 66,700 frames, ~15 calls a
+   frame) in a subprocess: its max RSS [<= 200 MB] and its CPU per frame ÷ that of a 1,000-frame
+   (15k-call) run [<= 1.1].
+5. ``--jobs 2`` ÷ ``--jobs 1`` on an exploration, against the same ratio for a pure-Python burn in
+   2 processes ÷ 1 [>= 0.9 of the burn's]. Wall time here: a parallel speed-up is what is
+   measured, and CPU time would hide it.
+6. start-up: the CPU time of ``wddmemu --help`` in a fresh process [<= 0.5 s], an absolute figure
+   (the issue's goal is one).
+
+Every figure is a median over interleaved repetitions (``--repeats``, default 3); the machine is
+shared, so only the ratios mean anything. Run: ``python bench/speed.py [--full] [--repeats N]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import replace
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BASELINE = "ad65d7d"
+
+# Runs in a subprocess with the tree under test first on sys.path: today's layout (wddmemu) or
+# the baseline's (runtime). Prints the exploration's CPU seconds and schedules run.
+WORKLOAD = """
+import json, os, sys, time
+if os.path.isdir("wddmemu"):  # the cwd is the tree; the installed one must not answer for it
+    from wddmemu._explore import ExploreOptions, explore
+    from wddmemu._runner import RunSpec
+else:
+    from runtime._explore import ExploreOptions, explore
+    from runtime._runner import RunSpec
+n = int(sys.argv[1])
+spec = RunSpec(scenario="dynamic-vb-ring")
+opts = ExploreOptions(schedules=n, strategy="pct", stop_on_first=False, minimise=False)
+explore(spec, ExploreOptions(schedules=2, strategy="pct", stop_on_first=False, minimise=False))
+c0 = time.process_time()
+res = explore(spec, opts)
+print(json.dumps({"cpu": time.process_time() - c0, "runs": res.runs,
+                  "where": sys.modules[explore.__module__].__file__}))
+"""
+
+# One long run in a fresh process: its CPU seconds and max RSS.
+LONG_RUN = """
+import json, resource, sys, time
+from wddmemu._runner import RunSpec, run_scenario
+frames = int(sys.argv[1])
+c0 = time.process_time()
+r = run_scenario(RunSpec(scenario="dynamic-vb-ring", params={"frames": frames}))
+print(json.dumps({"cpu": time.process_time() - c0, "ok": r.ok,
+                  "rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
+"""
+
+
+def _median(xs: list[float]) -> float:
+    return statistics.median(xs)
+
+
+def _python(tree: Path, script: str, *args: str) -> dict:
+    env = {**os.environ, "PYTHONPATH": str(tree)}
+    out = subprocess.run([sys.executable, "-c", script, *args], cwd=tree, env=env, check=True,
+                         capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def _row(metric: str, value: str, goal: str) -> None:
+    print(f"| {metric} | {value} | {goal} |", flush=True)
+
+
+# ---- row 1: schedules per second against the baseline commit ---------------------------------
+
+
+def schedules_row(repeats: int, schedules: int) -> None:
+    with tempfile.TemporaryDirectory(prefix="wddmemu-baseline-") as tmp:
+        archive = subprocess.run(["git", "-C", str(ROOT), "archive", BASELINE],
+                                 check=True, capture_output=True).stdout
+        subprocess.run(["tar", "-x", "-C", tmp], input=archive, check=True)
+        old_tree = Path(tmp)
+        old, new = [], []
+        for _ in range(repeats):  # interleaved: the baseline, then this tree
+            o = _python(old_tree, WORKLOAD, str(schedules))
+            n = _python(ROOT, WORKLOAD, str(schedules))
+            assert o["where"].startswith(str(old_tree)) and n["where"].startswith(str(ROOT))
+            old.append(o["runs"] / o["cpu"])
+            new.append(n["runs"] / n["cpu"])
+    o, n = _median(old), _median(new)
+    _row("`explore dynamic-vb-ring --strategy pct`, schedules/s CPU",
+         f"{n:.0f}/s vs {o:.0f}/s at {BASELINE}: **{n / o:.2f}x**", ">= 5x")
+
+
+# ---- row 2: the micro-model -----------------------------------------------------------------
+
+
+def micro_row(repeats: int) -> None:
+    spec = importlib.util.spec_from_file_location("bench_sched", ROOT / "bench" / "sched.py")
+    assert spec is not None and spec.loader is not None
+    sched = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(sched)
+    per = sched.micro_model(200, repeats)
+    bare = per["bare trio tasks, trio.run each"]
+    trio_r = bare / per["vthreads run_many, trio"]
+    asyncio_r = bare / per["vthreads run_many, asyncio"]
+    _row("micro-model, 3 threads x 10 checkpoints, vs bare trio tasks under `trio.run`",
+         f"**{trio_r:.2f}x** (trio), **{asyncio_r:.2f}x** (asyncio); one `Engine.run` per "
+         f"schedule: {bare / per['vthreads Engine.run, trio']:.2f}x / "
+         f"{bare / per['vthreads Engine.run, asyncio']:.2f}x", ">= 2x")
+
+
+# ---- row 3: trace on / off ------------------------------------------------------------------
+
+
+def trace_row(repeats: int) -> None:
+    from wddmemu._runner import RunSpec, run_scenario
+
+    spec = RunSpec(scenario="dynamic-vb-ring", params={"frames": 40})
+    on, off = [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "t.jsonl"
+        for _ in range(repeats):
+            c0 = time.process_time()
+            run_scenario(spec, trace=path)
+            c1 = time.process_time()
+            run_scenario(spec)
+            c2 = time.process_time()
+            on.append(c1 - c0)
+            off.append(c2 - c1)
+    _row("trace on ÷ off, same run", f"**{_median(on) / _median(off):.2f}x**", "<= 1.3x")
+
+
+# ---- row 4 (--full): a million DDI calls -------------------------------------------------------
+
+
+def million_row(full: bool) -> None:
+    if not full:
+        _row("one run of ~1M DDI calls (66,700 frames)", "not measured (run with `--full`)",
+             "<= 200 MB RSS, per-call <= 1.1x the 15k figure")
+        return
+    small = _python(ROOT, LONG_RUN, "1000")
+    big = _python(ROOT, LONG_RUN, "66700")
+    per_call = (big["cpu"] / 66700) / (small["cpu"] / 1000)
+    _row("one run of ~1M DDI calls (66,700 frames)",
+         f"{big['cpu']:.0f} s CPU, **{big['rss_kb'] / 1024:.0f} MB** max RSS; per-call cost "
+         f"**{per_call:.2f}x** the 15k figure", "<= 200 MB RSS, per-call <= 1.1x the 15k figure")
+
+
+# ---- row 5: --jobs 2 / --jobs 1 against a pure-Python burn ---------------------------------
+
+
+def _burn(n: int) -> int:
+    x = 0
+    for i in range(n):
+        x = (x * 31 + i) % 1_000_003
+    return x
+
+
+def _wall(fn: Callable[[], object]) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def jobs_row(repeats: int, schedules: int) -> None:
+    from wddmemu._explore import ExploreOptions, explore
+    from wddmemu._runner import RunSpec
+
+    spec = RunSpec(scenario="dynamic-vb-ring")
+    opts = ExploreOptions(schedules=schedules, strategy="pct", stop_on_first=False,
+                          minimise=False, chunk=max(1, schedules // 4))
+    n = 3_000_000
+    ours, burn = [], []
+    for _ in range(repeats):
+        one = _wall(lambda: explore(spec, opts))
+        two = _wall(lambda: explore(spec, replace(opts, jobs=2)))
+        ours.append(one / two)
+        b1 = _wall(lambda: [_burn(n), _burn(n)])
+        with ProcessPoolExecutor(max_workers=2) as pool:
+            b2 = _wall(lambda: list(pool.map(_burn, [n, n])))
+        burn.append(b1 / b2)
+    o, b = _median(ours), _median(burn)
+    _row("`--jobs 2` ÷ `--jobs 1` (wall)",
+         f"{o:.2f}x, a pure-Python 2-process burn {b:.2f}x: **{o / b:.2f}** of it",
+         ">= 0.9 of the burn's ratio")
+
+
+# ---- row 6: start-up ------------------------------------------------------------------------
+
+
+def startup_row(repeats: int) -> None:
+    exe = Path(sys.executable).parent / "wddmemu"
+    cpus = []
+    for _ in range(repeats):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        subprocess.run([str(exe), "--help"], check=True, capture_output=True)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpus.append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
+    _row("start-up (`wddmemu --help`, CPU)", f"**{_median(cpus):.2f} s**", "<= 0.5 s")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--full", action="store_true", help="also the ~1M-call run (minutes)")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--schedules", type=int, default=60, help="schedules per exploration")
+    args = ap.parse_args()
+    repeats = max(1, args.repeats)
+    print("| metric | measured now | goal |\n|---|---|---|")
+    schedules_row(repeats, args.schedules)
+    micro_row(repeats)
+    trace_row(repeats)
+    million_row(args.full)
+    jobs_row(repeats, args.schedules)
+    startup_row(repeats)
+
+
+if __name__ == "__main__":
+    main()
