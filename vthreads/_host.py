@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import TypeVar
 
 import anyio
+import anyio.lowlevel
 
 A = TypeVar("A")
 T = TypeVar("T")
@@ -39,6 +40,9 @@ def run_many(
             out.append(result)
             if stop is not None and stop(item, result):
                 break
+            # a controlled run never yields to the loop: let the host breathe between runs
+            # (a cancel scope around run_many, a signal) at one checkpoint per run
+            await anyio.lowlevel.checkpoint()
         return out
 
     return anyio.run(series, backend=backend)

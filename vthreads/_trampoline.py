@@ -22,8 +22,6 @@ import inspect
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-import anyio.lowlevel
-
 from ._errors import _Abort
 from ._threads import VThread, _thread_var
 
@@ -76,8 +74,8 @@ class Trampoline:
             self._drive()
         finally:
             self._unwind()
-        # one checkpoint per run: the host stays cancellable between the runs it hosts
-        await anyio.lowlevel.checkpoint()
+        # no await here, on purpose: a controlled run never yields to the event loop, so it can
+        # even run inside another engine's emulated thread (run_many checkpoints between runs)
 
     def start(self, t: VThread, fn: Callable[..., Awaitable[Any]], args: tuple[Any, ...]) -> None:
         # the thread's context is a copy of its spawner's, as an anyio task's would be
@@ -139,14 +137,16 @@ class Trampoline:
                 )
 
     def _unwind(self) -> None:
-        """End every thread that has not finished, in spawn order: one never started is closed
-        without running; one parked gets :class:`_Abort` at its park (its ``finally`` blocks
+        """End every thread that has not finished, in spawn order (also when a BaseException
+        such as KeyboardInterrupt leaves a thread): one never started is closed without
+        running; one parked gets :class:`_Abort` at its park (its ``finally`` blocks
         run, as they would under cancellation)."""
         for t in self._eng._threads:
             coro, t._coro = t._coro, None
-            if coro is None:
+            state = None if coro is None else inspect.getcoroutinestate(coro)
+            if state is None or state == inspect.CORO_CLOSED:  # finished, or raised out
                 continue
-            if inspect.getcoroutinestate(coro) == inspect.CORO_CREATED:
+            if state == inspect.CORO_CREATED:
                 coro.close()
                 continue
             try:

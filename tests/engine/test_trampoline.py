@@ -224,3 +224,40 @@ def test_condition_timeouts_leave_no_timer_behind() -> None:
         vt.Engine().run(main).check()
     assert len(heights) == 200 and max(heights) <= 1  # at most the notifier's own sleep
     assert [e for e in events if e["event"] == "clock"][-1]["to"] == 200
+
+
+def test_a_base_exception_leaves_the_run_and_the_other_threads_are_unwound(backend: str) -> None:
+    # Ctrl-C raised inside an emulated thread must reach the caller (the CLI makes it 130), and
+    # the parked threads must still be unwound on the way out.
+    cleaned: list[str] = []
+
+    async def parked() -> None:
+        try:
+            await vt.Event("never").wait()
+        finally:
+            cleaned.append("parked")
+
+    async def main() -> None:
+        vt.spawn("parked", parked)
+        await vt.sleep(1)  # "parked" runs and parks meanwhile
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        vt.Engine("fifo", backend=backend).run(main)
+    assert cleaned == ["parked"]
+
+
+def test_a_controlled_run_inside_an_emulated_thread_is_not_a_foreign_await(backend: str) -> None:
+    # a controlled run never yields to the event loop, so one may run inside another's thread
+    async def inner() -> int:
+        t = vt.spawn("x", vt.checkpoint)
+        await vt.checkpoint()
+        await t.join()
+        return 5
+
+    async def outer() -> int:
+        r = await vt.Engine("random", seed=2).run_async(inner)
+        await vt.checkpoint()
+        return r.value
+
+    assert vt.Engine("pct", backend=backend).run(outer).check().value == 5
