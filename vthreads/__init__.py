@@ -1,7 +1,8 @@
 """vthreads: deterministic virtual threads on anyio, one running at a time.
 
-The engine under wddmemu, and nothing of Direct3D or WDDM: emulated threads are anyio tasks of
-which exactly one runs at a time; at every scheduling point a :class:`Strategy` picks who runs
+The engine under wddmemu, and nothing of Direct3D or WDDM: emulated threads are coroutines of
+which exactly one runs at a time (one host task resumes the chosen one; under ``free`` they are
+anyio tasks); at every scheduling point a :class:`Strategy` picks who runs
 next, so the same program, strategy and seed make the same decisions and the same trace, on
 asyncio and on trio. Synchronisation objects carry happens-before edges (vector clocks), so a
 :class:`SharedCell` reports unordered conflicting accesses as races on any schedule.
