@@ -40,6 +40,12 @@ class SweepCounts:
                 "incomplete traces")
 
 
+def builtin_names() -> list[str]:
+    """The built-in scenarios (not the ones tests or ``--load`` modules registered)."""
+    return [n for n in sorted(scenarios.REGISTRY)
+            if scenarios.REGISTRY[n].fn.__module__ == "scenarios.builtin"]
+
+
 def fault_points(steps: int, calls: int, fractions: Iterable[float]) -> tuple[str, ...]:
     """``tdr@step`` and ``removal@call`` at each fraction of the run, and ``removal@device``."""
     fr = tuple(fractions)
@@ -81,7 +87,7 @@ def sweep(names: Iterable[str] | None = None, fractions: Iterable[float] = (0.25
           ddis: Iterable[int] = (0xA, 0xB),
           schedules: Iterable[tuple[str, int]] = (("fifo", 0),)) -> SweepCounts:
     counts = SweepCounts()
-    for spec in specs(sorted(scenarios.REGISTRY) if names is None else names, fractions, ddis,
+    for spec in specs(builtin_names() if names is None else names, fractions, ddis,
                       schedules):
         run_one(spec, counts)
     return counts
