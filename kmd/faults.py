@@ -17,7 +17,6 @@ Windows. The text forms (``wddmemu --inject``, docs/kmd.md §7)::
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 __all__ = ["FAULT_FORMS", "Fault", "parse_fault"]
@@ -25,7 +24,8 @@ __all__ = ["FAULT_FORMS", "Fault", "parse_fault"]
 #: the accepted text forms, for error messages and help
 FAULT_FORMS = "tdr@step=N, removal@call=N, removal@device or removal@device=N"
 
-_FORM = re.compile(r"(tdr)@(step)=(\d+)|(removal)@(call)=(\d+)|(removal)@(device)(?:=(\d+))?")
+#: kind@point → whether N may be left out (it is then 1)
+_POINTS = {("tdr", "step"): False, ("removal", "call"): False, ("removal", "device"): True}
 #: the largest N accepted: beyond any run's step budget or call count, and it keeps the int small
 MAX_AT = 10**9
 
@@ -48,13 +48,13 @@ class Fault:
 def parse_fault(text: str) -> Fault:
     """The :class:`Fault` ``text`` names (one of :data:`FAULT_FORMS`); ``ValueError`` with a
     one-line reason otherwise."""
-    m = _FORM.fullmatch(text.strip()) if isinstance(text, str) else None
-    if m is None:
+    head, eq, n = text.strip().partition("=") if isinstance(text, str) else ("", "", "")
+    kind, _, at = head.partition("@")
+    optional = _POINTS.get((kind, at))
+    if optional is None or (not eq and not optional) or (eq and not n.isdigit()) or (
+            eq and not n.isascii()):
         raise ValueError(f"cannot inject {text!r}: use {FAULT_FORMS}")
-    groups = [g for g in m.groups()]
-    i = next(j for j in (0, 3, 6) if groups[j] is not None)
-    kind, at, n = groups[i], groups[i + 1], groups[i + 2]
-    value = 1 if n is None else int(n)
+    value = (int(n) if len(n) <= 10 else MAX_AT + 1) if eq else 1  # no 4,300-digit ints
     if not 1 <= value <= MAX_AT:
         raise ValueError(f"cannot inject {text!r}: N takes 1..{MAX_AT}")
     return Fault(kind, at, value)

@@ -31,6 +31,7 @@ def test_the_text_forms_parse_and_print_canonically(text: str, fault: Fault) -> 
     "", "tdr", "tdr@step", "tdr@step=", "tdr@step=0", "tdr@step=-3", "tdr@step=x",
     "tdr@call=3", "removal@step=3", "removal@call", "hang@step=3", "tdr@step=3,removal@call=1",
     "removal@device=0", f"tdr@step={10**9 + 1}", "TDR@STEP=3", "tdr@step=1e3",
+    "tdr@step=" + "9" * 5000, "removal@call=\u0663", "removal@device=", "tdr@@step=1",
 ])
 def test_bad_forms_are_one_line_value_errors(text: str) -> None:
     with pytest.raises(ValueError) as e:
