@@ -156,6 +156,14 @@ def _with_faults(spec: RunSpec, opts: ExploreOptions, seed: int) -> RunSpec:
     return replace(spec, faults=spec.faults + choose_faults(seed, *opts.fault_space))
 
 
+def measure_faults(base: RunSpec, opts: ExploreOptions) -> ExploreOptions:
+    """``opts`` with its :attr:`~ExploreOptions.fault_space` measured when ``--faults`` needs it
+    (every explorer calls it before handing out schedules: in-process, pool or cluster)."""
+    if opts.faults and opts.fault_space is None:
+        return replace(opts, fault_space=fault_space(base))
+    return opts
+
+
 def fault_space(base: RunSpec) -> tuple[int, int]:
     """Where ``--faults`` may inject: the steps and the thunk calls of a fifo run of ``base``
     (at least 1 each)."""
@@ -210,8 +218,7 @@ def explore(
 ) -> ExploreResult:
     """Run up to ``opts.schedules`` schedules of ``base``; see the module docstring."""
     check_spec(base)
-    if opts.faults and opts.fault_space is None:
-        opts = replace(opts, fault_space=fault_space(base))
+    opts = measure_faults(base, opts)
     if opts.strategy in ("dfs", "dpor"):  # one fault for the whole search, from --seed
         return _explore_systematic(_with_faults(base, opts, opts.seed), opts, progress)
     k = probe_steps(base) if opts.strategy == "pct" else base.pct_steps

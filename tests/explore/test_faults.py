@@ -227,3 +227,23 @@ def test_full_fault_sweep() -> None:
     assert counts.runs >= len(builtin_names()) * 2 * 4 * 6
     assert (counts.hangs, counts.exceptions, counts.findings, counts.incomplete) == (
         [], [], [], []), counts.line()
+
+
+def test_every_explorer_hands_out_the_same_faulted_schedules() -> None:
+    """In-process, the process pool and the cluster's search all measure the fault space before
+    handing out schedules: schedule i gets the same fault from each."""
+    from wddmemu._cluster import Search
+    from wddmemu._explore import _schedule_spec
+
+    base = RunSpec("dynamic-vb-ring", driver="swallow-callback-errors")
+    opts = ExploreOptions(schedules=6, strategy="random", seed=5, faults=True, minimise=False,
+                          chunk=2)
+    search = Search.of(base, opts)
+    assert search.opts.fault_space == opts_space(base)
+    _cno, dicts = search.take()
+    assert [tuple(d["faults"]) for d in dicts] == [
+        _schedule_spec(base, search.opts, search.k, i).faults for i in (0, 1)]
+    one = explore(base, opts)
+    two = explore(base, replace(opts, jobs=2))
+    assert [(f.index, f.spec) for f in one.failures] == [(f.index, f.spec) for f in two.failures]
+    assert one.failures and one.failures[0].spec.faults
