@@ -11,6 +11,7 @@ from ._hooks import KERNEL_BUG_REGISTRY, KernelHooks
 from ._vidmm import AccessViolation, CpuPointer
 from .config import KERNEL_BUGS, KernelConfig, MiB, SegmentDesc
 from .dxgkrnl import DxgkrnlCallbacks, Kernel, KernelStatistics
+from .faults import FAULT_FORMS, Fault, parse_fault
 from .flags import (
     D3DDDI_ALLOCATIONINFO_FLAGS,
     D3DDDI_ID_NOTAPPLICABLE,
@@ -111,6 +112,7 @@ __all__ = [
     "DXGK_ALLOCATIONINFOFLAGS",
     "DXGK_HANDLE_TYPE",
     "FAILED",
+    "FAULT_FORMS",
     "HRESULT",
     "KERNEL_BUGS",
     "KERNEL_BUG_REGISTRY",
@@ -143,6 +145,7 @@ __all__ = [
     "DmaRecord",
     "DxgkrnlCallbacks",
     "ExecRecord",
+    "Fault",
     "Kernel",
     "KernelConfig",
     "KernelHooks",
@@ -158,6 +161,7 @@ __all__ = [
     "hresult_from_nt",
     "hresult_name",
     "ntstatus_to_hresult_for_callback",
+    "parse_fault",
     "status_name",
     "validate_allocationinfo_flags",
     "validate_dxgk_allocation_flags",

@@ -55,6 +55,7 @@ class DeviceMixin(KernelCore):
         self.devices[dev.handle] = dev
         a.device = dev.handle
         klog("kmd.device.create", adapter=a.adapter, device=dev.handle, **code_fields(SUCCESS))
+        self._device_created(dev)
         return SUCCESS
 
     def dxgk_destroy_device(self, a: D3DKMT_DESTROYDEVICE) -> NTSTATUS:

@@ -61,6 +61,9 @@ class DmaRecord:
     started_ns: int | None
     ended_ns: int
     commands: tuple[ExecRecord, ...]
+    #: an aborted buffer: the draws it carried that the GPU never ran (a reset or removal
+    #: dropped them; the data oracle does not report them as never executed)
+    dropped: tuple[int, ...] = ()
 
     @property
     def draw_ids(self) -> tuple[int, ...]:
@@ -182,7 +185,7 @@ class GpuEngine:
                 self._execute(dma, i, pkt)
                 cost = cfg.dma_cost_per_command_ns + (pkt[1] if pkt[0] == "spin" else 0)
                 aborted = not await self._busy(cost, gen)
-            if not dma.packets and dma.hang and not aborted:
+            if dma.hang and not aborted:  # empty, or hung after its last command started
                 await cond.wait_for(lambda g=gen: self.reset_generation != g, "hung")
                 aborted = True
             if aborted or self.reset_generation != gen:

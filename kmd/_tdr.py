@@ -14,6 +14,7 @@ import vthreads
 from ._core import Device, KernelCore
 from ._gpu import DmaBuffer
 from ._trace import klog, kviolation
+from .faults import Fault
 
 __all__ = ["TdrMixin"]
 
@@ -23,6 +24,12 @@ class TdrMixin(KernelCore):
 
     _tdr_times: list[int]
     _removal_at_call: tuple[int, int | None] | None
+    #: faults armed with :meth:`arm_fault` that have not fired yet, and the ones that fired
+    _armed: list[Fault]
+    faults_fired: list[str]
+    _devices_created: int
+    #: every device handle ever removed → why (kept after DestroyDevice, for the data oracle)
+    device_removals: dict[int, str]
 
     def _on_timeout(self, dma: DmaBuffer) -> None:
         """A TDR: reset the adapter; the ``tdr_limit``-th within ``tdr_window_ns`` stops it for
@@ -83,6 +90,7 @@ class TdrMixin(KernelCore):
     def _mark_removed(self, dev: Device, reason: str) -> None:
         """The device is lost (TDR-10): its lock pointers detach (TDR-12, Q1)."""
         dev.removed = reason
+        self.device_removals[dev.handle] = reason
         for alloc in dev.allocations.values():
             for inst in alloc.instances:
                 for rec in inst.locks:
@@ -121,3 +129,48 @@ class TdrMixin(KernelCore):
             self.gpu.hang_next = True
         else:
             self.gpu.hang_fence = fence
+
+    # ---- armed faults (kmd/faults.py; ``wddmemu --inject``, docs/kmd.md §7) -------------------
+
+    def arm_fault(self, fault: Fault) -> None:
+        """Arm ``fault``: it fires once, at its point of the run, through the same path a real
+        hang or removal takes. Arm before the run starts (``tdr@step`` and ``removal@call``
+        count from the start of the run)."""
+        self._armed.append(fault)
+
+    def _fire_due_faults(self) -> None:
+        """On every thunk entry (after it is counted): fire the ``tdr@step`` faults whose step
+        has come and the ``removal@call`` faults whose call it is, in arming order."""
+        step = vthreads.current_engine().step
+        for f in list(self._armed):
+            if f.at == "step" and step >= f.n:
+                self._armed.remove(f)
+                self._hang_gpu(f)
+            elif f.at == "call" and self.thunk_calls >= f.n:
+                self._armed.remove(f)
+                self.faults_fired.append(str(f))
+                self.inject_removal(None, reason=f"injected {f} at thunk call {self.thunk_calls}")
+
+    def _hang_gpu(self, fault: Fault) -> None:
+        """``tdr@step``: the DMA buffer the GPU runs (or the first one queued, or else the next
+        one submitted) never completes; the watchdog declares the TDR after
+        ``tdr_timeout_ns`` (TDR-1) and the reset aborts it with everything queued (TDR-3)."""
+        gpu = self.gpu
+        target = gpu.running or (gpu.ring[0] if gpu.ring else None)
+        if target is not None:
+            target.hang = True
+        else:
+            gpu.hang_next = True
+        self.faults_fired.append(str(fault))
+        klog("kmd.inject.tdr", fault=str(fault), fence=None if target is None else target.fence)
+
+    def _device_created(self, dev: Device) -> None:
+        """``removal@device=N``: the N-th device created is removed as it is returned (the
+        adapter stays up); its first context creation already fails (TDR-10)."""
+        self._devices_created += 1
+        for f in list(self._armed):
+            if f.at == "device" and f.n == self._devices_created:
+                self._armed.remove(f)
+                self.faults_fired.append(str(f))
+                klog("kmd.inject.removal", device=dev.handle, reason=f"injected {f}")
+                self._mark_removed(dev, f"injected {f}")

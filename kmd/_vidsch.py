@@ -103,6 +103,9 @@ class VidSch:
             self.watch.notify_all()  # the watchdog stops timing this buffer
         now = vthreads.now()
         dma.state = "done" if status == "completed" else "aborted"
+        ran = {c.index for c in dma.executed}
+        dropped = () if status == "completed" else tuple(
+            p[1] for i, p in enumerate(dma.packets) if p[0] == "draw" and i not in ran)
         self.records.append(
             DmaRecord(
                 fence=dma.fence,
@@ -113,6 +116,7 @@ class VidSch:
                 started_ns=dma.started_ns,
                 ended_ns=now,
                 commands=tuple(dma.executed),
+                dropped=dropped,
             )
         )
         queue = self._queues.pop(dma.fence, None)
@@ -133,6 +137,7 @@ class VidSch:
                 for c in dma.executed
                 if c.kind == "draw"
             ],
+            **({"dropped": list(dropped)} if dropped else {}),
         )
         klog("kmd.fence", fence=dma.fence, completed=self.completed_fence, result=status)
         for inst in dma.referenced():

@@ -39,6 +39,7 @@ from ._tdr import TdrMixin
 from ._vidmm import CpuPointer, VidMm
 from ._vidsch import VidSch
 from .config import KernelConfig
+from .faults import Fault
 from .flags import DXGK_HANDLE_TYPE
 from .miniport import ReferenceMiniport
 from .status import NTSTATUS
@@ -77,6 +78,8 @@ class KernelStatistics:
     system_memory_used: int
     segment_usage: tuple[tuple[str, int, int], ...]
     ddi_calls: tuple[tuple[str, int], ...]
+    #: the injected faults that fired (``Kernel.arm_fault``), in firing order
+    faults_fired: tuple[str, ...] = ()
 
 
 class DxgkrnlCallbacks:
@@ -161,6 +164,10 @@ class Kernel(DeviceMixin, AllocationMixin, LockMixin, RenderMixin, TdrMixin, Ker
         self._engine: Any = None
         self.thunk_calls = 0
         self._removal_at_call: tuple[int, int | None] | None = None
+        self._armed: list[Fault] = []
+        self.faults_fired: list[str] = []
+        self._devices_created = 0
+        self.device_removals: dict[int, str] = {}
         self._tdr_times: list[int] = []
         self._pointers: list[CpuPointer] = []
         self._counts: dict[str, int] = {}
@@ -222,7 +229,7 @@ class Kernel(DeviceMixin, AllocationMixin, LockMixin, RenderMixin, TdrMixin, Ker
 
     async def enter(self, thunk: str) -> None:
         """Every thunk's entry: start the threads, one scheduling point, count the call and fire
-        an armed removal (``inject_removal_at_call``)."""
+        an armed removal (``inject_removal_at_call``) or a due armed fault (``arm_fault``)."""
         self.start()
         await vthreads.checkpoint(f"kmd.{thunk}")
         self.thunk_calls += 1
@@ -230,6 +237,8 @@ class Kernel(DeviceMixin, AllocationMixin, LockMixin, RenderMixin, TdrMixin, Ker
         if armed is not None and self.thunk_calls >= armed[0]:
             self._removal_at_call = None
             self.inject_removal(armed[1], reason=f"injected at thunk call {self.thunk_calls}")
+        if self._armed:
+            self._fire_due_faults()
 
     # ---- statistics and invariants --------------------------------------------------------------
 
@@ -261,6 +270,7 @@ class Kernel(DeviceMixin, AllocationMixin, LockMixin, RenderMixin, TdrMixin, Ker
             system_memory_used=self.vidmm.system_used,
             segment_usage=tuple((s.desc.name, s.used, s.desc.size) for s in self.vidmm.segments),
             ddi_calls=tuple(sorted(self.miniport.ddi_calls.items())),
+            faults_fired=tuple(self.faults_fired),
         )
 
     def check_invariants(self) -> list[str]:

@@ -38,6 +38,12 @@ class ScenarioContext:
         fn = getattr(kmd, name)
         return await fn(self.kernel, args)
 
+    @property
+    def faulted(self) -> bool:
+        """Whether an injected fault (``wddmemu --inject``, ``explore --faults``) has fired:
+        a scenario treats a device loss as the fault's doing only then (docs/scenarios.md)."""
+        return bool(self.kernel.faults_fired)
+
     def expect(self, condition: bool, message: str) -> None:
         if not condition:
             vt.violation("EXPECT", f"scenario expectation failed: {message}")

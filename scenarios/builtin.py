@@ -8,9 +8,12 @@ checker and the data oracle.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import kmd
+import vthreads
 from runtime import d3d9
 
 from ._context import ScenarioContext
@@ -56,6 +59,72 @@ def expect_lock_outcomes(ctx: ScenarioContext, dev: Any, locks: int | None = Non
 _SYNC_LOCK_REASONS = ("no-async-ddi", "readonly", "sysmem-below-0xB", "not-dynamic", "plain-lock")
 
 
+# ---- device loss: what an application does when an injected fault removes its device --------
+
+
+class DeviceLost(Exception):
+    """A kernel thunk answered STATUS_DEVICE_REMOVED after an injected fault (:func:`thunk`)."""
+
+
+def device_lost(ctx: ScenarioContext, error: BaseException) -> bool:
+    """Whether ``error`` is the device loss an injected fault explains: D3DERR_DEVICEREMOVED
+    from the runtime, or STATUS_DEVICE_REMOVED from a thunk, once ``ctx.faulted``. Without a
+    fault a removal is nobody's doing and escapes as the finding it is (TDR-10, ERR-1)."""
+    if not ctx.faulted:
+        return False
+    return isinstance(error, DeviceLost) or (
+        isinstance(error, d3d9.D3DError) and error.hr == d3d9.D3DERR_DEVICEREMOVED)
+
+
+async def thunk(ctx: ScenarioContext, name: str, args: Any) -> int:
+    """``ctx.thunk``, for the kernel-thunk clients: after an injected fault a
+    STATUS_DEVICE_REMOVED answer raises :class:`DeviceLost` (the client stops), and every other
+    answer goes on to the scenario's own expectations — a fault excuses the removal code only."""
+    st = await ctx.thunk(name, args)
+    if st == kmd.STATUS_DEVICE_REMOVED and ctx.faulted:
+        raise DeviceLost(f"{name} said STATUS_DEVICE_REMOVED")
+    return st
+
+
+ScenarioFn = Callable[..., Awaitable[None]]
+
+
+def handles_device_loss(recreate: bool = False) -> Callable[[ScenarioFn], ScenarioFn]:
+    """Run the scenario as an application that meets a device loss (an injected fault: TDR-10,
+    TDR-11): it stops cleanly — its remaining work and expectations are moot, the harness still
+    closes the devices and the checker and the data oracle still judge everything that ran. With
+    ``recreate`` it does what a D3D9 game does: releases the lost devices and runs once more on
+    a new one (an injected fault fires once), whose expectations apply in full."""
+
+    def deco(fn: ScenarioFn) -> ScenarioFn:
+        @functools.wraps(fn)
+        async def run(ctx: ScenarioContext, *args: Any, **params: Any) -> None:
+            for attempt in range(2 if recreate else 1):
+                try:
+                    await fn(ctx, *args, **params)
+                    return
+                except (d3d9.D3DError, DeviceLost) as e:
+                    if not device_lost(ctx, e):
+                        raise
+                    vthreads.log("app.device_lost", error=str(e), attempt=attempt)
+                    await _release_lost(ctx)
+
+        return run
+
+    return deco
+
+
+async def _release_lost(ctx: ScenarioContext) -> None:
+    """Release the devices the loss took (their own close meets the removal codes, which the
+    application ignores: the device is gone)."""
+    for dev in ctx.devices:
+        try:
+            await dev.close()
+        except d3d9.D3DError as e:
+            if e.hr != d3d9.D3DERR_DEVICEREMOVED:
+                raise
+
+
 # ----------------------------------------------------------------------------------------------
 
 
@@ -68,6 +137,7 @@ _SYNC_LOCK_REASONS = ("no-async-ddi", "readonly", "sysmem-below-0xB", "not-dynam
     stride=Param(int, 16, "bytes per vertex"),
     ring=Param(int, 20, "buffer size in vertices"),
 )
+@handles_device_loss(recreate=True)
 async def dynamic_vb_ring(ctx: ScenarioContext, frames: int, draws: int, vertices: int,
                           stride: int, ring: int) -> None:
     if vertices > ring:
@@ -100,6 +170,7 @@ async def dynamic_vb_ring(ctx: ScenarioContext, frames: int, draws: int, vertice
     frames=Param(int, 5, "frames"),
     size=Param(int, 256, "buffer size in bytes"),
 )
+@handles_device_loss(recreate=True)
 async def discard_every_frame(ctx: ScenarioContext, frames: int, size: int) -> None:
     dev = await ctx.device()
     vb = await dev.create_vertex_buffer(size)
@@ -126,6 +197,7 @@ def _slow_gpu_two_instances(p: dict[str, Any]) -> dict[str, Any]:
     size=Param(int, 128, "buffer size in bytes"),
     instances=Param(int, 2, "live instances VidMm allows per allocation"),
 )
+@handles_device_loss()
 async def rename_failure_recovery(ctx: ScenarioContext, frames: int, size: int,
                                   instances: int) -> None:
     dev = await ctx.device()
@@ -152,6 +224,7 @@ async def rename_failure_recovery(ctx: ScenarioContext, frames: int, size: int,
     "refuses LockAsync (E_NOTIMPL) and the runtime falls back to Lock (LA-15, Q-8)",
     locks=Param(int, 4, "NOOVERWRITE locks"),
 )
+@handles_device_loss()
 async def nooverwrite_local_vidmem(ctx: ScenarioContext, locks: int) -> None:
     dev = await ctx.device()
     usage = d3d9.D3DUSAGE_DYNAMIC | d3d9.D3DUSAGE_WRITEONLY | d3d9.D3DUSAGE_RENDERTARGET
@@ -181,6 +254,7 @@ async def nooverwrite_local_vidmem(ctx: ScenarioContext, locks: int) -> None:
     frames=Param(int, 3, "frames"),
     buffers=Param(int, 2, "dynamic vertex buffers"),
 )
+@handles_device_loss(recreate=True)
 async def reentrant_lockasync(ctx: ScenarioContext, frames: int, buffers: int) -> None:
     dev = await ctx.device()
     vbs = [await dev.create_vertex_buffer(128) for _ in range(buffers)]
@@ -206,6 +280,7 @@ async def reentrant_lockasync(ctx: ScenarioContext, frames: int, buffers: int) -
     "0xB, synchronous Lock with NotifyOnly below (LA-4, LA-17, LK-10)",
     locks=Param(int, 3, "locks"),
 )
+@handles_device_loss()
 async def sysmem_surface_lock(ctx: ScenarioContext, locks: int) -> None:
     dev = await ctx.device()
     surf = await dev.create_surface(16, 4, 4)
@@ -229,6 +304,7 @@ async def sysmem_surface_lock(ctx: ScenarioContext, locks: int) -> None:
     "unlocking a buffer that was never locked, twice, and one locked through Lock: the driver "
     "answers E_INVALIDARG, the app gets D3DERR_INVALIDCALL (UA-3, LK-13)",
 )
+@handles_device_loss()
 async def unlock_never_locked(ctx: ScenarioContext) -> None:
     dev = await ctx.device()
     vb = await dev.create_vertex_buffer(64)
@@ -237,6 +313,8 @@ async def unlock_never_locked(ctx: ScenarioContext) -> None:
         try:
             await dev.unlock(res)
         except d3d9.D3DError as e:
+            if device_lost(ctx, e):
+                raise  # the fault's doing: the application stops
             ctx.expect(e.hr == d3d9.D3DERR_INVALIDCALL, f"unlock said {e.name}")
         else:
             ctx.expect(False, "unlocking a never-locked resource succeeded")
@@ -246,6 +324,8 @@ async def unlock_never_locked(ctx: ScenarioContext) -> None:
     try:
         await dev.unlock(vb)
     except d3d9.D3DError as e:
+        if device_lost(ctx, e):
+            raise  # the fault's doing: the application stops
         ctx.expect(e.hr == d3d9.D3DERR_INVALIDCALL, f"second unlock said {e.name}")
     else:
         ctx.expect(False, "a second unlock succeeded")
@@ -257,6 +337,7 @@ async def unlock_never_locked(ctx: ScenarioContext) -> None:
     "watchdog resets the GPU, the lock returns device removed, nothing hangs (TDR-10, Q2)",
     kernel=lambda p: {"tdr_timeout_ns": 50_000_000},
 )
+@handles_device_loss()
 async def tdr_mid_lock(ctx: ScenarioContext) -> None:
     dev = await ctx.device()
     vb = await dev.create_vertex_buffer(64, usage=0)  # static: locks take the waiting path
@@ -273,7 +354,8 @@ async def tdr_mid_lock(ctx: ScenarioContext) -> None:
         ctx.expect(e.hr == d3d9.D3DERR_DEVICEREMOVED, f"the waiting lock said {e.name}")
     else:
         ctx.expect(False, "the lock succeeded although the GPU hung")
-    ctx.expect(ctx.kernel.statistics().tdrs == 1, "exactly one TDR happened")
+    # an injected removal may take the device before the hang is ever submitted
+    ctx.expect(ctx.kernel.statistics().tdrs == 1 or ctx.faulted, "exactly one TDR happened")
     # like a D3D9 application, keep presenting until the runtime reports the removal
     removed = False
     # the first presents only queue; the error surfaces once the worker has met it
@@ -300,6 +382,7 @@ async def tdr_mid_lock(ctx: ScenarioContext) -> None:
     },
     size=Param(int, 16384, "bytes per buffer"),
 )
+@handles_device_loss()
 async def out_of_video_memory(ctx: ScenarioContext, size: int) -> None:
     dev = await ctx.device()
     made = []
@@ -308,6 +391,8 @@ async def out_of_video_memory(ctx: ScenarioContext, size: int) -> None:
         try:
             made.append(await dev.create_vertex_buffer(size))
         except d3d9.D3DError as e:
+            if device_lost(ctx, e):
+                raise  # the fault's doing: the application stops
             failed = e
             break
     ctx.expect(failed is not None and failed.hr == d3d9.D3DERR_OUTOFVIDEOMEMORY,
@@ -327,6 +412,7 @@ async def out_of_video_memory(ctx: ScenarioContext, size: int) -> None:
     "by the runtime with D3DERR_INVALIDCALL (never reaching LockAsync, LA-5), then legal locks, "
     "and a draw from a locked buffer is refused (LK-8)",
 )
+@handles_device_loss()
 async def lock_flags(ctx: ScenarioContext) -> None:
     dev = await ctx.device()
     vb = await dev.create_vertex_buffer(64)
@@ -335,6 +421,8 @@ async def lock_flags(ctx: ScenarioContext) -> None:
         try:
             v = await dev.lock(vb, 0, 0, bad)
         except d3d9.D3DError as e:
+            if device_lost(ctx, e):
+                raise  # the fault's doing: the application stops
             ctx.expect(e.hr == d3d9.D3DERR_INVALIDCALL, f"flags {bad:#x} said {e.name}")
         else:
             v.write(0, pattern(bad, 4))
@@ -352,6 +440,8 @@ async def lock_flags(ctx: ScenarioContext) -> None:
     try:
         await dev.draw_primitive(TRI, 0, 4)
     except d3d9.D3DError as e:
+        if device_lost(ctx, e):
+            raise  # the fault's doing: the application stops
         ctx.expect(e.hr == d3d9.D3DERR_INVALIDCALL, f"draw while locked said {e.name}")
     await dev.unlock(static)
     await dev.draw_primitive(TRI, 0, 4)
@@ -362,17 +452,17 @@ async def lock_flags(ctx: ScenarioContext) -> None:
 
 async def _icd_device(ctx: ScenarioContext) -> tuple[int, int]:
     oa = kmd.D3DKMT_OPENADAPTER()
-    await ctx.thunk("D3DKMTOpenAdapter", oa)
+    await thunk(ctx, "D3DKMTOpenAdapter", oa)
     cd = kmd.D3DKMT_CREATEDEVICE(adapter=oa.adapter)
-    await ctx.thunk("D3DKMTCreateDevice", cd)
+    await thunk(ctx, "D3DKMTCreateDevice", cd)
     cc = kmd.D3DKMT_CREATECONTEXT(device=cd.device)
-    await ctx.thunk("D3DKMTCreateContext", cc)
+    await thunk(ctx, "D3DKMTCreateContext", cc)
     return cd.device, cc.context
 
 
 async def _icd_alloc(ctx: ScenarioContext, device: int, desc: Any) -> int:
     info = kmd.D3DDDI_ALLOCATIONINFO(private_driver_data=desc)
-    await ctx.thunk("D3DKMTCreateAllocation",
+    await thunk(ctx, "D3DKMTCreateAllocation",
                     kmd.D3DKMT_CREATEALLOCATION(device=device, allocation_info=[info]))
     return info.allocation
 
@@ -383,35 +473,42 @@ async def _icd_alloc(ctx: ScenarioContext, device: int, desc: Any) -> int:
     "D3DKMTLock2, renders, and locks again while the GPU reads (the seeds' example)",
     pages=Param(int, 3, "pages in the allocation"),
 )
+@handles_device_loss()
 async def gl_icd_lock_entire(ctx: ScenarioContext, pages: int) -> None:
     dev, context = await _icd_device(ctx)
     size = pages * 4096
     h = await _icd_alloc(ctx, dev, kmd.AllocationDesc(size=size, segments="aperture"))
     lk = kmd.D3DKMT_LOCK(device=dev, allocation=h, flags=kmd.D3DDDICB_LOCKFLAGS.LockEntire)
-    st = await ctx.thunk("D3DKMTLock", lk)
+    st = await thunk(ctx, "D3DKMTLock", lk)
     ctx.expect(st == kmd.STATUS_SUCCESS, f"LockEntire said {kmd.status_name(st)}")
+    if st != kmd.STATUS_SUCCESS:
+        return  # nothing was locked: the rest would only repeat the finding
     lk.data.write(0, pattern(1, 64))
-    await ctx.thunk("D3DKMTUnlock", kmd.D3DKMT_UNLOCK(device=dev, allocations=[h]))
+    await thunk(ctx, "D3DKMTUnlock", kmd.D3DKMT_UNLOCK(device=dev, allocations=[h]))
     r = kmd.D3DKMT_RENDER(context=context, commands=[kmd.CmdDraw(1, 0, 0, 64)],
                           allocation_list=[kmd.D3DDDI_ALLOCATIONLIST(allocation=h)])
-    await ctx.thunk("D3DKMTRender", r)
+    await thunk(ctx, "D3DKMTRender", r)
     LF = kmd.D3DDDICB_LOCKFLAGS
     busy = kmd.D3DKMT_LOCK(device=dev, allocation=h, flags=LF.LockEntire | LF.DonotWait)
-    st = await ctx.thunk("D3DKMTLock", busy)
+    st = await thunk(ctx, "D3DKMTLock", busy)
     ctx.expect(st in (kmd.STATUS_SUCCESS, kmd.STATUS_GRAPHICS_ALLOCATION_BUSY),
                f"DonotWait lock said {kmd.status_name(st)}")
     if st == kmd.STATUS_SUCCESS:
-        await ctx.thunk("D3DKMTUnlock", kmd.D3DKMT_UNLOCK(device=dev, allocations=[h]))
+        await thunk(ctx, "D3DKMTUnlock", kmd.D3DKMT_UNLOCK(device=dev, allocations=[h]))
     page = kmd.D3DKMT_LOCK(device=dev, allocation=h, pages=[pages - 1], num_pages=1)
-    st = await ctx.thunk("D3DKMTLock", page)  # waits for the draw
+    st = await thunk(ctx, "D3DKMTLock", page)  # waits for the draw
     ctx.expect(st == kmd.STATUS_SUCCESS, f"page-list lock said {kmd.status_name(st)}")
+    if st != kmd.STATUS_SUCCESS:
+        return
     page.data.write(0, pattern(2, 16))
-    await ctx.thunk("D3DKMTUnlock", kmd.D3DKMT_UNLOCK(device=dev, allocations=[h]))
+    await thunk(ctx, "D3DKMTUnlock", kmd.D3DKMT_UNLOCK(device=dev, allocations=[h]))
     l2 = kmd.D3DKMT_LOCK2(device=dev, allocation=h)
-    st = await ctx.thunk("D3DKMTLock2", l2)
+    st = await thunk(ctx, "D3DKMTLock2", l2)
     ctx.expect(st == kmd.STATUS_SUCCESS, f"Lock2 said {kmd.status_name(st)}")
+    if st != kmd.STATUS_SUCCESS:
+        return
     ctx.expect(l2.data.read(0, 64) == pattern(1, 64), "Lock2 sees the bytes written before")
-    await ctx.thunk("D3DKMTUnlock2", kmd.D3DKMT_UNLOCK2(device=dev, allocation=h))
+    await thunk(ctx, "D3DKMTUnlock2", kmd.D3DKMT_UNLOCK2(device=dev, allocation=h))
     await ctx.kernel.wait_idle()
     recs = [c for d in ctx.kernel.dma_records for c in d.commands if c.draw_id == 1]
     ctx.expect(bool(recs) and recs[0].data == pattern(1, 64),
@@ -424,6 +521,7 @@ async def gl_icd_lock_entire(ctx: ScenarioContext, pages: int) -> None:
     "aperture is taken: STATUS_GRAPHICS_CANT_EVICT_PINNED_ALLOCATION (KL-22, SW-2)",
     kernel=lambda p: {"swizzling_apertures": 1},
 )
+@handles_device_loss()
 async def pinned_lock(ctx: ScenarioContext) -> None:
     dev, _ = await _icd_device(ctx)
     LF = kmd.D3DDDICB_LOCKFLAGS
@@ -432,17 +530,17 @@ async def pinned_lock(ctx: ScenarioContext) -> None:
     pinned = await _icd_alloc(ctx, dev, kmd.AllocationDesc(size=4096, segments="local",
                                                            swizzled=True, overlay=True))
     hold = kmd.D3DKMT_LOCK(device=dev, allocation=other, flags=LF.LockEntire)
-    st = await ctx.thunk("D3DKMTLock", hold)
+    st = await thunk(ctx, "D3DKMTLock", hold)
     ctx.expect(st == kmd.STATUS_SUCCESS, f"first swizzled lock said {kmd.status_name(st)}")
     lk = kmd.D3DKMT_LOCK(device=dev, allocation=pinned, flags=LF.LockEntire)
-    st = await ctx.thunk("D3DKMTLock", lk)
+    st = await thunk(ctx, "D3DKMTLock", lk)
     ctx.expect(st == kmd.STATUS_GRAPHICS_CANT_EVICT_PINNED_ALLOCATION,
                f"pinned lock said {kmd.status_name(st)}")
-    await ctx.thunk("D3DKMTUnlock", kmd.D3DKMT_UNLOCK(device=dev, allocations=[other]))
-    st = await ctx.thunk("D3DKMTLock", kmd.D3DKMT_LOCK(device=dev, allocation=pinned,
+    await thunk(ctx, "D3DKMTUnlock", kmd.D3DKMT_UNLOCK(device=dev, allocations=[other]))
+    st = await thunk(ctx, "D3DKMTLock", kmd.D3DKMT_LOCK(device=dev, allocation=pinned,
                                                        flags=LF.LockEntire))
     ctx.expect(st == kmd.STATUS_SUCCESS, f"with the aperture free it said {kmd.status_name(st)}")
-    await ctx.thunk("D3DKMTUnlock", kmd.D3DKMT_UNLOCK(device=dev, allocations=[pinned]))
+    await thunk(ctx, "D3DKMTUnlock", kmd.D3DKMT_UNLOCK(device=dev, allocations=[pinned]))
 
 
 @scenario(
@@ -452,22 +550,23 @@ async def pinned_lock(ctx: ScenarioContext) -> None:
     kernel=lambda p: {"max_pending_references": p["cap"], "dma_base_cost_ns": 1_000_000},
     cap=Param(int, 3, "pending references VidMm allows per allocation instance"),
 )
+@handles_device_loss()
 async def too_many_references(ctx: ScenarioContext, cap: int) -> None:
     dev, context = await _icd_device(ctx)
     h = await _icd_alloc(ctx, dev, kmd.AllocationDesc(size=4096, segments="aperture"))
     for i in range(cap):
-        await ctx.thunk("D3DKMTRender", kmd.D3DKMT_RENDER(
+        await thunk(ctx, "D3DKMTRender", kmd.D3DKMT_RENDER(
             context=context, commands=[kmd.CmdDraw(i + 1, 0, 0, 16)],
             allocation_list=[kmd.D3DDDI_ALLOCATIONLIST(allocation=h)]))
     lk = kmd.D3DKMT_LOCK(device=dev, allocation=h, flags=kmd.D3DDDICB_LOCKFLAGS.LockEntire)
-    st = await ctx.thunk("D3DKMTLock", lk)
+    st = await thunk(ctx, "D3DKMTLock", lk)
     ctx.expect(st == kmd.STATUS_GRAPHICS_TOO_MANY_REFERENCES,
                f"the lock said {kmd.status_name(st)}")
     await ctx.kernel.wait_idle()
-    st = await ctx.thunk("D3DKMTLock", kmd.D3DKMT_LOCK(
+    st = await thunk(ctx, "D3DKMTLock", kmd.D3DKMT_LOCK(
         device=dev, allocation=h, flags=kmd.D3DDDICB_LOCKFLAGS.LockEntire))
     ctx.expect(st == kmd.STATUS_SUCCESS, f"once idle the lock said {kmd.status_name(st)}")
-    await ctx.thunk("D3DKMTUnlock", kmd.D3DKMT_UNLOCK(device=dev, allocations=[h]))
+    await thunk(ctx, "D3DKMTUnlock", kmd.D3DKMT_UNLOCK(device=dev, allocations=[h]))
 
 
 @scenario(
@@ -477,10 +576,19 @@ async def too_many_references(ctx: ScenarioContext, cap: int) -> None:
     threads=Param(int, 2, "application threads"),
     frames=Param(int, 2, "frames per thread"),
 )
+@handles_device_loss()
 async def multi_app_threads(ctx: ScenarioContext, threads: int, frames: int) -> None:
     dev = await ctx.device()
 
     async def app(idx: int) -> None:
+        try:
+            await frames_of(idx)
+        except d3d9.D3DError as e:  # each thread stops on its own when the device is lost
+            if not device_lost(ctx, e):
+                raise
+            vthreads.log("app.device_lost", error=str(e), attempt=0)
+
+    async def frames_of(idx: int) -> None:
         vb = await dev.create_vertex_buffer(128)
         for f in range(frames):
             for half in (0, 1):

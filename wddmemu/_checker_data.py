@@ -27,11 +27,15 @@ class DataOracle:
         aborted: set[tuple[str, int]] = set()
         devices = list(devices)
         dev_of_km = {d.km_device: d.name for d in devices}
+        # a device the kernel removed (TDR-10, an injected fault) loses the draws it had not
+        # run, whether the driver ever got to report D3DDDIERR_DEVICEREMOVED or not
+        removed = {dev_of_km.get(h, "?") for k in kernels for h in k.device_removals}
         for k in kernels:
             for bad in k.check_invariants():
                 self._violate("KMD-INVARIANT", str(bad), key=str(bad))
             for rec in k.dma_records:
                 devname = dev_of_km.get(rec.device, "?")
+                aborted.update((devname, d) for d in rec.dropped)  # dropped by a reset
                 for c in rec.commands:
                     if c.kind != "draw":
                         continue
@@ -45,7 +49,7 @@ class DataOracle:
                 key = (d.name, draw.draw_id)
                 got = executed.get(key)
                 if got is None:
-                    if key not in aborted and not d.lost:
+                    if key not in aborted and not d.lost and d.name not in removed:
                         self._violate("DATA", f"draw {draw.draw_id} on {d.name} (issued by "
                                       f"{draw.thread}) never executed on the GPU: "
                                       f"{self._fate(d.name, draw.draw_id)}",

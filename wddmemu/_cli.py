@@ -56,6 +56,23 @@ def _params(items: tuple[str, ...]) -> dict[str, str]:
     return _pairs(items, "-p")
 
 
+def _faults(_ctx: Any, _param: Any, items: tuple[str, ...]) -> tuple[str, ...]:
+    """``--inject``: each fault in its canonical text (docs/kmd.md §7); a bad one is exit 2."""
+    import kmd
+
+    try:
+        return tuple(str(kmd.parse_fault(t)) for t in items)
+    except ValueError as e:
+        raise BadInput(str(e)) from None
+
+
+#: ``--inject`` (run, explore, replay): the fault-injection option
+inject_option = click.option(
+    "--inject", "inject", multiple=True, metavar="FAULT", callback=_faults,
+    help="inject a fault: tdr@step=N, removal@call=N, removal@device[=N] (repeatable; "
+         "docs/kmd.md §7)")
+
+
 # shared options of run / explore ------------------------------------------------------------
 
 
@@ -78,6 +95,7 @@ def scenario_options(fn: Any) -> Any:
                      help="PCT's k: the expected number of steps of a run"),
         click.option("--step-budget", default=200_000, show_default=True,
                      help="livelock guard: scheduling points per run"),
+        inject_option,
     ]
     for o in reversed(opts):
         fn = o(fn)
@@ -86,7 +104,8 @@ def scenario_options(fn: Any) -> Any:
 
 def _spec(scenario: str, params: tuple[str, ...], driver: str, driver_opts: tuple[str, ...],
           ddi_version: str | None, bugs: tuple[str, ...], backend: str, depth: int,
-          pct_steps: int, step_budget: int, strategy: str, seed: int) -> RunSpec:
+          pct_steps: int, step_budget: int, strategy: str, seed: int,
+          inject: tuple[str, ...] = ()) -> RunSpec:
     from ._runner import RunSpec
 
     return RunSpec(
@@ -94,6 +113,7 @@ def _spec(scenario: str, params: tuple[str, ...], driver: str, driver_opts: tupl
         ddi_version=None if ddi_version is None else _int(ddi_version), bugs=tuple(bugs),
         strategy=strategy, seed=seed, depth=depth, pct_steps=pct_steps, backend=backend,
         step_budget=step_budget, driver_options=_pairs(driver_opts, "--driver-opt"),
+        faults=inject,
     )
 
 
@@ -160,13 +180,13 @@ def scenarios_cmd() -> int:
               help="write the trace log (JSON lines) here")
 def run_cmd(scenario: str, params: tuple[str, ...], driver: str, driver_opts: tuple[str, ...],
             ddi_version: str | None, bugs: tuple[str, ...], backend: str, depth: int,
-            pct_steps: int, step_budget: int, strategy: str, seed: int,
+            pct_steps: int, step_budget: int, inject: tuple[str, ...], strategy: str, seed: int,
             trace: str | None) -> int:
     """Run SCENARIO under one schedule and print a summary."""
     from ._runner import check_spec, run_scenario
 
     spec = _spec(scenario, params, driver, driver_opts, ddi_version, bugs, backend, depth,
-                 pct_steps, step_budget, strategy, seed)
+                 pct_steps, step_budget, strategy, seed, inject)
     check_spec(spec)
     if trace:
         try:
@@ -248,13 +268,16 @@ def cluster_options(fn: Any) -> Any:
               help="where failure files go")
 @click.option("--stop-on-first/--keep-going", default=True, show_default=True)
 @click.option("--minimise/--no-minimise", default=True, show_default=True)
+@click.option("--faults/--no-faults", default=False, show_default=True,
+              help="inject one fault per schedule, chosen from its seed (docs/explore.md)")
 @cluster_options
 def explore_cmd(scenario: str, params: tuple[str, ...], driver: str,
                 driver_opts: tuple[str, ...], ddi_version: str | None, bugs: tuple[str, ...],
-                backend: str, depth: int, pct_steps: int, step_budget: int, schedules: int,
+                backend: str, depth: int, pct_steps: int, step_budget: int,
+                inject: tuple[str, ...], schedules: int,
                 strategy: str, seed: int, preemption_bound: int, jobs: int, save_dir: str,
-                stop_on_first: bool, minimise: bool, cluster: str | None, junit: str | None,
-                json_out: str | None) -> int:
+                stop_on_first: bool, minimise: bool, faults: bool, cluster: str | None,
+                junit: str | None, json_out: str | None) -> int:
     """Run many schedules of SCENARIO; minimise, save and explain each failure."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
@@ -270,13 +293,13 @@ def explore_cmd(scenario: str, params: tuple[str, ...], driver: str,
         run_explore = reports
 
     base = _spec(scenario, params, driver, driver_opts, ddi_version, bugs, backend, depth,
-                 pct_steps, step_budget, "fifo", 0)
+                 pct_steps, step_budget, "fifo", 0, inject)
     # more worker processes than CPUs only adds contention (issue 14); results are the same
     # for any --jobs, so the clamp changes no answer
     cpus = os.cpu_count() or 1
     opts = ExploreOptions(schedules=schedules, strategy=strategy, seed=seed, depth=depth,
                           preemption_bound=preemption_bound, jobs=min(jobs, cpus),
-                          stop_on_first=stop_on_first, minimise=minimise)
+                          stop_on_first=stop_on_first, minimise=minimise, faults=faults)
     check_spec(base)
     console = _console()
     if jobs > cpus:
@@ -375,9 +398,11 @@ def explain(console: Console, fd: Found, path: Path) -> None:
 @click.option("--trace", "trace", default=None, metavar="OUT.jsonl", help="write the trace")
 @click.option("--backend", type=click.Choice(["asyncio", "trio"]), default=None,
               help="override the recorded backend")
-def replay_cmd(file: str, trace: str | None, backend: str | None) -> int:
-    """Re-run exactly the schedule recorded in FILE. Exit 1 if the failure reproduces, 0 if the
-    run is now clean.
+@inject_option
+def replay_cmd(file: str, trace: str | None, backend: str | None,
+               inject: tuple[str, ...]) -> int:
+    """Re-run exactly the schedule recorded in FILE (with the faults it recorded, and any
+    --inject added). Exit 1 if the failure reproduces, 0 if the run is now clean.
 
     The file imports nothing by itself: modules it lists must be allowed with --load or
     --allow-load (docs/explore.md)."""
@@ -387,7 +412,7 @@ def replay_cmd(file: str, trace: str | None, backend: str | None) -> int:
         ff = load_failure(file)
     except FailureFileError as e:
         raise BadInput(str(e)) from None
-    out = replay(ff, trace=trace, backend=backend)
+    out = replay(ff, trace=trace, backend=backend, inject=inject)
     console = _console()
     want = f"{ff.rule} at step {ff.step}"
     if out.kind == "reproduced":

@@ -40,6 +40,7 @@ from ._explore import (
     Finding,
     Found,
     _run_chunk,
+    measure_faults,
     minimise,
     probe_steps,
 )
@@ -170,7 +171,7 @@ class Search:
         check_spec(base)
         refuse_dfs(opts.strategy)
         k = probe_steps(base) if opts.strategy == "pct" else base.pct_steps
-        return cls(base, opts, k, label)
+        return cls(base, measure_faults(base, opts), k, label)
 
     def wanted(self, cno: int) -> bool:
         return self.limit is None or self.chunks[cno].start <= self.limit

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import random
 import re
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -105,6 +106,10 @@ class ExploreOptions:
     minimise: bool = True
     max_replays: int = 200
     chunk: int = 25
+    #: ``--faults``: each schedule gets one fault chosen from its seed (:func:`choose_faults`)
+    faults: bool = False
+    #: where ``faults`` may fall: (steps, thunk calls) of a fifo run; :func:`explore` measures it
+    fault_space: tuple[int, int] | None = None
 
     def __post_init__(self) -> None:
         if self.strategy not in EXPLORE_STRATEGIES:
@@ -141,8 +146,45 @@ class ExploreResult:
 
 
 def _schedule_spec(base: RunSpec, opts: ExploreOptions, k: int, i: int) -> RunSpec:
-    return replace(base, strategy=opts.strategy, seed=opts.seed + i, depth=opts.depth,
+    spec = replace(base, strategy=opts.strategy, seed=opts.seed + i, depth=opts.depth,
                    pct_steps=k, decisions=None)
+    return _with_faults(spec, opts, opts.seed + i)
+
+
+def _with_faults(spec: RunSpec, opts: ExploreOptions, seed: int) -> RunSpec:
+    if not opts.faults or opts.fault_space is None:
+        return spec
+    return replace(spec, faults=spec.faults + choose_faults(seed, *opts.fault_space))
+
+
+def measure_faults(base: RunSpec, opts: ExploreOptions) -> ExploreOptions:
+    """``opts`` with its :attr:`~ExploreOptions.fault_space` measured when ``--faults`` needs it
+    (every explorer calls it before handing out schedules: in-process, pool or cluster)."""
+    if opts.faults and opts.fault_space is None:
+        return replace(opts, fault_space=fault_space(base))
+    return opts
+
+
+def fault_space(base: RunSpec) -> tuple[int, int]:
+    """Where ``--faults`` may inject: the steps and the thunk calls of a fifo run of ``base``
+    (at least 1 each)."""
+    res = run_scenario(replace(base, strategy="fifo", seed=0, decisions=None))
+    calls = res.kernel.thunk_calls if res.kernel is not None else 1
+    return max(1, res.run.steps), max(1, calls)
+
+
+def choose_faults(seed: int, steps: int, calls: int) -> tuple[str, ...]:
+    """The fault ``explore --faults`` injects into the schedule with ``seed``: deterministic
+    (its own random stream, seeded by the text of the seed, so no schedule decision moves).
+    A GPU hang at a step (45 %), an adapter removal at a thunk call (45 %), or the first
+    device removed as it is created (10 %: it is always the same run)."""
+    rng = random.Random(f"wddmemu.faults/{seed}")
+    roll = rng.random()
+    if roll < 0.45:
+        return (f"tdr@step={rng.randint(1, steps)}",)
+    if roll < 0.9:
+        return (f"removal@call={rng.randint(1, calls)}",)
+    return ("removal@device",)
 
 
 def _run_one(spec: RunSpec) -> tuple[Finding | None, tuple[int, ...]]:
@@ -182,8 +224,9 @@ def explore(
 ) -> ExploreResult:
     """Run up to ``opts.schedules`` schedules of ``base``; see the module docstring."""
     check_spec(base)
-    if opts.strategy in ("dfs", "dpor"):
-        return _explore_systematic(base, opts, progress)
+    opts = measure_faults(base, opts)
+    if opts.strategy in ("dfs", "dpor"):  # one fault for the whole search, from --seed
+        return _explore_systematic(_with_faults(base, opts, opts.seed), opts, progress)
     k = probe_steps(base) if opts.strategy == "pct" else base.pct_steps
     failures: list[Found] = []
     runs = 0
@@ -435,6 +478,9 @@ def spec_from_dict(d: dict[str, Any]) -> RunSpec:
         raise FailureFileError("the spec's driver is not a name")
     d["driver_options"] = dict(d.get("driver_options") or {})
     d["bugs"] = tuple(d.get("bugs") or ())
+    if not isinstance(d.get("faults") or [], list):
+        raise FailureFileError("the spec's faults are not a list")
+    d["faults"] = tuple(d.get("faults") or ())
     if d.get("decisions") is not None:
         d["decisions"] = tuple(d["decisions"])
     d["params"] = dict(d.get("params") or {})
@@ -558,8 +604,11 @@ class ReplayOutcome:
     diverged_at: int | None = None
 
 
-def replay(ff: FailureFile, *, trace: Any = None, backend: str | None = None) -> ReplayOutcome:
+def replay(ff: FailureFile, *, trace: Any = None, backend: str | None = None,
+           inject: Sequence[str] = ()) -> ReplayOutcome:
+    """Re-run ``ff`` exactly: its decisions and its faults (``inject`` adds more)."""
     spec = ff.spec if backend is None else replace(ff.spec, backend=backend)
+    spec = replace(spec, faults=spec.faults + tuple(inject))
     assert spec.decisions is not None
     r = run_scenario(spec, trace=trace, strategy=Replay(spec.decisions),
                      stop_on_violation=True).run

@@ -26,7 +26,7 @@ from ._drivers import driver_name, load_entry_points, resolve_driver
 from ._errors import SpecError
 
 __all__ = ["DEFAULT_DRIVER", "RunSpec", "ScenarioResult", "SpecError", "check_spec",
-           "resolve_driver", "run_scenario", "run_scenario_async"]
+           "parse_faults", "resolve_driver", "run_scenario", "run_scenario_async"]
 
 DEFAULT_DRIVER = "reference"
 
@@ -50,6 +50,9 @@ class RunSpec:
     decisions: tuple[int, ...] | None = None
     #: ``--driver-opt key=value``: keyword arguments of the driver factory
     driver_options: dict[str, Any] = field(default_factory=dict)
+    #: ``--inject``: the faults armed on the kernel, in their text form (``kmd.parse_fault``;
+    #: ``explore --faults`` picks them from the seed); a failure file stores them as they are
+    faults: tuple[str, ...] = ()
 
     def with_decisions(self, decisions: tuple[int, ...]) -> RunSpec:
         return replace(self, strategy="replay", decisions=tuple(decisions))
@@ -66,6 +69,7 @@ class RunSpec:
         d["driver"] = name
         d["driver_options"] = dict(self.driver_options)
         d["bugs"] = list(self.bugs)
+        d["faults"] = list(self.faults)
         d["decisions"] = None if self.decisions is None else list(self.decisions)
         return d
 
@@ -85,6 +89,8 @@ class RunSpec:
             parts += ["--ddi-version", hex(self.ddi_version)]
         for b in self.bugs:
             parts += ["--bug", b]
+        for f in self.faults:
+            parts += ["--inject", f]
         parts += ["--strategy", self.strategy, "--seed", str(self.seed)]
         if self.strategy == "pct":
             parts += ["--depth", str(self.depth), "--pct-steps", str(self.pct_steps)]
@@ -134,6 +140,7 @@ def _resolve(spec: RunSpec, *, by: str | None = None) -> tuple[Any, dict[str, An
             raise SpecError(f"unknown bug {b!r}: choose from {known}")
     if spec.backend not in ("asyncio", "trio"):
         raise SpecError(f"unknown backend {spec.backend!r}: use asyncio or trio")
+    parse_faults(spec.faults)
     if spec.strategy == "replay" and spec.decisions is None:
         raise SpecError("the replay strategy needs a decision list (use 'wddmemu replay FILE')")
     try:
@@ -143,6 +150,16 @@ def _resolve(spec: RunSpec, *, by: str | None = None) -> tuple[Any, dict[str, An
         raise SpecError(str(e)) from None
     ddi_version = spec.ddi_version if spec.ddi_version is not None else sc.ddi_version
     return sc, params, resolve_driver(spec.driver, ddi_version, spec.driver_options, by=by)
+
+
+def parse_faults(texts: Any) -> tuple[kmd.Fault, ...]:
+    """The faults ``texts`` (``RunSpec.faults``) name; :class:`SpecError` for a bad one."""
+    if isinstance(texts, str) or not isinstance(texts, (list, tuple)):
+        raise SpecError("faults must be a list of fault texts")
+    try:
+        return tuple(kmd.parse_fault(t) for t in texts)
+    except ValueError as e:
+        raise SpecError(str(e)) from None
 
 
 def _prepare(
@@ -164,8 +181,12 @@ def _prepare(
     kconf = kmd.KernelConfig(**(sc.kernel(params) if sc.kernel else {}), bugs=kbugs)
     box: dict[str, Any] = {}
 
+    faults = parse_faults(spec.faults)
+
     async def main() -> None:
         kernel = kmd.Kernel(kconf)
+        for f in faults:
+            kernel.arm_fault(f)
         box["kernel"] = kernel
         adapter = await open_adapter(kernel, driver)
         ctx = ScenarioContext(kernel, adapter,

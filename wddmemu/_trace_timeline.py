@@ -22,7 +22,7 @@ What becomes what
 * Instants: ``kmd.rename``, ``umd.track.switch`` (the driver starts using the renamed
   instance), ``rt.sync``, ``violation``, ``run.failure``, ``kmd.tdr``,
   ``kmd.device.removed``, ``rt.deferred_error``, ``kmd.lock.wait``, ``kmd.evict``,
-  ``kmd.page_in``, ``kmd.inject.removal``.
+  ``kmd.page_in``, ``kmd.inject.removal``, ``kmd.inject.tdr``, ``app.device_lost``.
 * Counters: the depth of every queue (``rt.queue.*``, ``queue.*``) and the DMA buffers in
   flight (submitted by ``kmd.render``, not yet ended by ``kmd.dma.end``).
 
@@ -170,6 +170,8 @@ _INSTANTS: dict[str, tuple[str, str]] = {
     "kmd.tdr": ("tdr", "TDR"),
     "kmd.device.removed": ("removed", "device removed"),
     "kmd.inject.removal": ("removed", "inject removal"),
+    "kmd.inject.tdr": ("tdr", "inject tdr"),
+    "app.device_lost": ("removed", "device lost"),
     "rt.deferred_error": ("error", "deferred error"),
     "kmd.lock.wait": ("wait", "lock waits for GPU"),
     "kmd.evict": ("memory", "evict"),
