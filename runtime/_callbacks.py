@@ -178,10 +178,10 @@ class RuntimeCallbacks:
         await self._lock.acquire()
         try:
             eng = current_engine()
-            if eng.tracing:
+            if eng.wants("cb.enter"):
                 eng.emit("cb.enter", cb=name, device=self._dev.name, **enter)
             hr, out = await body()
-            if eng.tracing:
+            if eng.wants("cb.exit"):
                 eng.emit("cb.exit", cb=name, device=self._dev.name, hr=kmd.hex32(hr),
                          hr_name=kmd.hresult_name(hr), **out)
             return hr
