@@ -141,6 +141,7 @@ class KernelCore:
     stopped: bool
     thunk_calls: int
     _pointers: list[CpuPointer]
+    _pointers_sweep: int
     _counts: dict[str, int]
 
     if TYPE_CHECKING:  # provided by Kernel (kmd/dxgkrnl.py) and AllocationMixin

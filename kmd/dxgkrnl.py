@@ -163,6 +163,7 @@ class Kernel(DeviceMixin, AllocationMixin, LockMixin, RenderMixin, TdrMixin, Ker
         self._removal_at_call: tuple[int, int | None] | None = None
         self._tdr_times: list[int] = []
         self._pointers: list[CpuPointer] = []
+        self._pointers_sweep = 64  # length at which _keep_pointer next drops dead pointers
         self._counts: dict[str, int] = {}
 
     # ---- lifecycle ---------------------------------------------------------------------------
