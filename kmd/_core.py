@@ -14,7 +14,7 @@ from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from ._handles import HandleTable, HandleType, is_handle_value
-from ._trace import code_fields, klog, kviolation
+from ._trace import code_fields, klog, kviolation, kwants
 from ._vidmm import Allocation, CpuPointer, Instance, LockRecord, Resource, VidMm
 from .flags import as_flag_value
 from .miniport import DXGKARG_RELEASESWIZZLINGRANGE, ReferenceMiniport
@@ -141,6 +141,7 @@ class KernelCore:
     stopped: bool
     thunk_calls: int
     _pointers: list[CpuPointer]
+    _pointers_sweep: int
     _counts: dict[str, int]
 
     if TYPE_CHECKING:  # provided by Kernel (kmd/dxgkrnl.py) and AllocationMixin
@@ -155,9 +156,10 @@ class KernelCore:
 
     def _fail(self, event: str, status: NTSTATUS, rule: str | None, **fields: Any) -> NTSTATUS:
         """Log the failing ``event`` (with the rule it enforces) and return ``status``."""
-        if rule is not None:
-            fields["rule"] = rule
-        klog(event, **fields, **code_fields(status))
+        if kwants(event):
+            if rule is not None:
+                fields["rule"] = rule
+            klog(event, **fields, **code_fields(status))
         return status
 
     # ---- lookups -------------------------------------------------------------------------------

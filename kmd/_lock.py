@@ -343,6 +343,17 @@ class LockMixin(CpuAccessMixin):
             st = self._fail(EV_LOCK, BUSY, "KL-14", **base)
         return st, inst, renamed
 
+    def _keep_pointer(self, ptr: CpuPointer) -> None:
+        """Remember ``ptr`` for the invariant check (no pointer maps a freed instance). Only a
+        ``mapped`` or ``detached`` pointer can break it; ``unlocked`` and ``freed`` are final
+        states, so those are dropped whenever the list has doubled since the last sweep: a long
+        run keeps only its live locks' pointers (amortised O(1) per lock)."""
+        pointers = self._pointers
+        pointers.append(ptr)
+        if len(pointers) >= self._pointers_sweep:
+            pointers[:] = [p for p in pointers if p.state in ("mapped", "detached")]
+            self._pointers_sweep = 2 * len(pointers) + 64
+
     def _map(
         self, inst: Instance, flags: int, page_list: tuple[int, ...] | None, has_range: bool
     ) -> CpuPointer:
@@ -359,7 +370,7 @@ class LockMixin(CpuAccessMixin):
         )
         exclusive = has_range or bool(flags & LF.UseAlternateVA)
         inst.locks.append(LockRecord(ptr, "lock", exclusive=exclusive, swizzle_range=has_range))
-        self._pointers.append(ptr)
+        self._keep_pointer(ptr)
         self.vidmm.touch(inst)
         self._bump("locks")
         return ptr
@@ -412,7 +423,7 @@ class LockMixin(CpuAccessMixin):
                 return self._fail(ev, BUSY, "KL-14", **base)
         ptr = CpuPointer(inst, 0, inst.alloc.size, None, self.config.page_size, read_only=False)
         inst.locks.append(LockRecord(ptr, "lock2", exclusive=False, swizzle_range=False))
-        self._pointers.append(ptr)
+        self._keep_pointer(ptr)
         self._bump("locks")
         a.data = ptr
         klog(ev, **base, instance=inst.index, **code_fields(SUCCESS))

@@ -29,7 +29,7 @@ from ._core import (
 )
 from ._gpu import DmaBuffer
 from ._handles import HandleType
-from ._trace import code_fields, klog, kviolation
+from ._trace import code_fields, klog, kviolation, kwants
 from ._vidmm import Instance
 from .miniport import DXGK_ALLOCATIONLIST, DXGKARG_RENDER, DXGKARG_SUBMITCOMMAND
 from .status import NT_SUCCESS, NTSTATUS
@@ -74,16 +74,17 @@ class RenderMixin(KernelCore):
         self._retire_older_instances(slots, newest)
         a.fence = fence
         a.queued_buffer_count = len(ctx.queue)
-        klog(
-            EV_RENDER,
-            **base,
-            fence=fence,
-            commands=len(a.commands),
-            draws=[c[1] for c in darg.dma_buffer if c[0] == "draw"],
-            allocations=[0 if i is None else i.handle for i in slots],
-            queued=len(ctx.queue),
-            **code_fields(SUCCESS),
-        )
+        if kwants(EV_RENDER):
+            klog(
+                EV_RENDER,
+                **base,
+                fence=fence,
+                commands=len(a.commands),
+                draws=[c[1] for c in darg.dma_buffer if c[0] == "draw"],
+                allocations=[0 if i is None else i.handle for i in slots],
+                queued=len(ctx.queue),
+                **code_fields(SUCCESS),
+            )
         return SUCCESS
 
     def _check_render_args(

@@ -23,8 +23,14 @@ def _engine() -> Any:
 def klog(event: str, **fields: Any) -> None:
     """One ``kmd.*`` trace event (nothing when no engine runs or tracing is off)."""
     eng = _engine()
-    if eng is not None and eng.tracing:
+    if eng is not None and eng.wants(event):
         eng.emit(event, **fields)
+
+
+def kwants(event: str) -> bool:
+    """Whether ``kmd.*`` event ``event`` is built in this run: guard fields that cost."""
+    eng = _engine()
+    return eng is not None and eng.wants(event)
 
 
 def kviolation(rule: str, message: str, **fields: Any) -> None:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import vthreads
 
 from ._gpu import DmaBuffer, DmaRecord, GpuEngine
-from ._trace import klog, kviolation
+from ._trace import klog, kviolation, kwants
 
 if TYPE_CHECKING:
     from ._vidmm import Instance
@@ -42,7 +42,15 @@ class VidSch:
         self.submitted_fence = 0
         self.completed_fence = 0
         self.inflight: deque[DmaBuffer] = deque()
+        #: every finished DMA buffer, unless ``keep_records`` is off (``Kernel.watch_dma``)
         self.records: list[DmaRecord] = []
+        self.keep_records = True
+        self.listeners: list[Callable[[DmaRecord], None]] = []
+        self.dma_completed = 0
+        self.dma_aborted = 0
+        #: fences finish in order, so 1..finished_fence have a record; the aborted among them
+        self.finished_fence = 0
+        self.aborted_fences: set[int] = set()
         self.fence_history: list[int] = []
         self._queues: dict[int, deque[DmaBuffer]] = {}
         self.cond: vthreads.Condition | None = None  # fences, removal, destruction
@@ -106,40 +114,49 @@ class VidSch:
         ran = {c.index for c in dma.executed}
         dropped = () if status == "completed" else tuple(
             p[1] for i, p in enumerate(dma.packets) if p[0] == "draw" and i not in ran)
-        self.records.append(
-            DmaRecord(
-                fence=dma.fence,
-                device=dma.device,
-                context=dma.context,
-                status=status,
-                submitted_ns=dma.submitted_ns,
-                started_ns=dma.started_ns,
-                ended_ns=now,
-                commands=tuple(dma.executed),
-                dropped=dropped,
-            )
+        rec = DmaRecord(
+            fence=dma.fence,
+            device=dma.device,
+            context=dma.context,
+            status=status,
+            submitted_ns=dma.submitted_ns,
+            started_ns=dma.started_ns,
+            ended_ns=now,
+            commands=tuple(dma.executed),
+            dropped=dropped,
         )
+        if self.keep_records:
+            self.records.append(rec)
+        if status == "completed":
+            self.dma_completed += 1
+        else:
+            self.dma_aborted += 1
+            self.aborted_fences.add(dma.fence)
+        self.finished_fence = max(self.finished_fence, dma.fence)
         queue = self._queues.pop(dma.fence, None)
         if queue is not None and dma in queue:
             queue.remove(dma)
         if dma.fence > self.completed_fence:
             self.completed_fence = dma.fence
             self.fence_history.append(dma.fence)
-        klog(
-            "kmd.dma.end",
-            fence=dma.fence,
-            device=dma.device,
-            context=dma.context,
-            result=status,
-            draws=[c.draw_id for c in dma.executed if c.kind == "draw"],
-            reads=[
-                {"draw": c.draw_id, "instance": c.instance, "digest": c.digest}
-                for c in dma.executed
-                if c.kind == "draw"
-            ],
-            **({"dropped": list(dropped)} if dropped else {}),
-        )
+        if kwants("kmd.dma.end"):
+            klog(
+                "kmd.dma.end",
+                fence=dma.fence,
+                device=dma.device,
+                context=dma.context,
+                result=status,
+                draws=[c.draw_id for c in dma.executed if c.kind == "draw"],
+                reads=[
+                    {"draw": c.draw_id, "instance": c.instance, "digest": c.digest}
+                    for c in dma.executed
+                    if c.kind == "draw"
+                ],
+                **({"dropped": list(dropped)} if dropped else {}),
+            )
         klog("kmd.fence", fence=dma.fence, completed=self.completed_fence, result=status)
+        for fn in self.listeners:
+            fn(rec)
         for inst in dma.referenced():
             inst.pending.pop(dma.fence, None)
             if not inst.pending:

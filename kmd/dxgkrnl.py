@@ -170,6 +170,7 @@ class Kernel(DeviceMixin, AllocationMixin, LockMixin, RenderMixin, TdrMixin, Ker
         self.device_removals: dict[int, str] = {}
         self._tdr_times: list[int] = []
         self._pointers: list[CpuPointer] = []
+        self._pointers_sweep = 64  # length at which _keep_pointer next drops dead pointers
         self._counts: dict[str, int] = {}
 
     # ---- lifecycle ---------------------------------------------------------------------------
@@ -202,7 +203,16 @@ class Kernel(DeviceMixin, AllocationMixin, LockMixin, RenderMixin, TdrMixin, Ker
 
     @property
     def dma_records(self) -> list[DmaRecord]:
+        """Every finished DMA buffer (none kept after ``watch_dma(..., keep_records=False)``)."""
         return self.vidsch.records
+
+    def watch_dma(self, fn: Callable[[DmaRecord], None], *, keep_records: bool = True) -> None:
+        """Call ``fn(record)`` as each DMA buffer completes or is aborted (after its
+        ``kmd.fence`` event). ``keep_records=False``: the kernel stops keeping records in
+        :attr:`dma_records`, so that a long run's memory stays flat; the watcher has them."""
+        self.vidsch.listeners.append(fn)
+        if not keep_records:
+            self.vidsch.keep_records = False
 
     async def wait_for_fence(self, fence: int) -> NTSTATUS:
         """Block the calling emulated thread until ``fence`` completed: STATUS_SUCCESS, or
@@ -216,9 +226,8 @@ class Kernel(DeviceMixin, AllocationMixin, LockMixin, RenderMixin, TdrMixin, Ker
         await self.vidsch.cond.wait_for(
             lambda: self.vidsch.completed_fence >= fence, f"fence {fence} on {self.name}.gpu"
         )
-        for rec in reversed(self.vidsch.records):
-            if rec.fence == fence:
-                return SUCCESS if rec.status == "completed" else REMOVED
+        if 0 < fence <= self.vidsch.finished_fence:  # it has a record
+            return REMOVED if fence in self.vidsch.aborted_fences else SUCCESS
         return SUCCESS if self._counts.get("resets", 0) == aborted_before else REMOVED
 
     async def wait_idle(self) -> None:
@@ -244,7 +253,6 @@ class Kernel(DeviceMixin, AllocationMixin, LockMixin, RenderMixin, TdrMixin, Ker
 
     def statistics(self) -> KernelStatistics:
         c = self._counts
-        recs = self.vidsch.records
         return KernelStatistics(
             thunk_calls=self.thunk_calls,
             adapters_open=len(self.handles.live(HandleType.ADAPTER)),
@@ -261,8 +269,8 @@ class Kernel(DeviceMixin, AllocationMixin, LockMixin, RenderMixin, TdrMixin, Ker
             busy_failures=c.get("busy_failures", 0),
             submitted_fence=self.vidsch.submitted_fence,
             completed_fence=self.vidsch.completed_fence,
-            dma_completed=sum(1 for r in recs if r.status == "completed"),
-            dma_aborted=sum(1 for r in recs if r.status == "aborted"),
+            dma_completed=self.vidsch.dma_completed,
+            dma_aborted=self.vidsch.dma_aborted,
             evictions=self.vidmm.evictions,
             page_ins=self.vidmm.page_ins,
             tdrs=c.get("tdrs", 0),

@@ -133,16 +133,24 @@ def validate_lock_flags(value: object) -> str | None:
     v = as_flag_value(value)
     if v is None or v & LOCK_RESERVED:
         return "KL-5"
-    f = D3DDDICB_LOCKFLAGS
-    if v & f.ReadOnly and v & f.WriteOnly:
+    if v & _RO and v & _WO:
         return "KL-6"
-    if v & f.IgnoreSync and v & f.AcquireAperture:
+    if v & _IGNORE_SYNC and v & _ACQUIRE_APERTURE:
         return "KL-9"
-    if v & f.UseAlternateVA and not v & f.AcquireAperture:
+    if v & _ALTERNATE_VA and not v & _ACQUIRE_APERTURE:
         return "KL-10"
-    if v & f.NoExistingReference and not v & f.Discard:
+    if v & _NO_EXISTING_REFERENCE and not v & _DISCARD:
         return "LCB-7"
     return None
+
+
+# plain ints for validate_lock_flags (every lock): ``int & IntFlag`` builds an enum member
+_RO, _WO = int(D3DDDICB_LOCKFLAGS.ReadOnly), int(D3DDDICB_LOCKFLAGS.WriteOnly)
+_IGNORE_SYNC = int(D3DDDICB_LOCKFLAGS.IgnoreSync)
+_ACQUIRE_APERTURE = int(D3DDDICB_LOCKFLAGS.AcquireAperture)
+_ALTERNATE_VA = int(D3DDDICB_LOCKFLAGS.UseAlternateVA)
+_NO_EXISTING_REFERENCE = int(D3DDDICB_LOCKFLAGS.NoExistingReference)
+_DISCARD = int(D3DDDICB_LOCKFLAGS.Discard)
 
 
 def validate_lock2_flags(value: object) -> str | None:

@@ -53,16 +53,26 @@ _COMMANDS = (kmd.CmdDraw, kmd.CmdWrite, kmd.CmdSpin, kmd.CmdNop)
 Outcome = tuple[int, dict[str, Any]]
 
 
+#: dataclass → its field names (``dataclasses.fields`` rebuilds a tuple on every call)
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
 def summarize(args: Any) -> dict[str, Any]:
     """The scalar fields of an argument struct, for trace events (pointers and buffers left out,
     flag words as plain ints)."""
-    if not is_dataclass(args):
-        return {}
+    cls = type(args)
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        if not is_dataclass(args):
+            return {}
+        names = tuple(f.name for f in fields(args))
+        if not isinstance(args, type):  # an instance: its class's fields never change
+            _FIELD_NAMES[cls] = names
     out: dict[str, Any] = {}
-    for f in fields(args):
-        v = getattr(args, f.name)
+    for name in names:
+        v = getattr(args, name)
         if isinstance(v, bool | int | str) or v is None:
-            out[f.name] = int(v) if isinstance(v, int) and not isinstance(v, bool) else v
+            out[name] = int(v) if isinstance(v, int) and not isinstance(v, bool) else v
     return out
 
 
@@ -178,10 +188,10 @@ class RuntimeCallbacks:
         await self._lock.acquire()
         try:
             eng = current_engine()
-            if eng.tracing:
+            if eng.wants("cb.enter"):
                 eng.emit("cb.enter", cb=name, device=self._dev.name, **enter)
             hr, out = await body()
-            if eng.tracing:
+            if eng.wants("cb.exit"):
                 eng.emit("cb.exit", cb=name, device=self._dev.name, hr=kmd.hex32(hr),
                          hr_name=kmd.hresult_name(hr), **out)
             return hr

@@ -86,7 +86,7 @@ class CommandQueue:
                         ring.append(cmd)
                     await self._ring.write(ring, "cmdq.put")
                     self.high_water = max(self.high_water, len(ring))
-                    if eng.tracing:
+                    if eng.wants("rt.queue.put"):
                         eng.emit(
                             "rt.queue.put", queue=self.name, ddi=cmd.ddi, seq=cmd.seq,
                             depth=len(ring), front=front, refs=list(cmd.refs),
@@ -129,6 +129,6 @@ class CommandQueue:
                 lambda: len(self._ring.peek()) > 0, what=f"queue {self.name} empty"
             )
         cmd, depth = got
-        if eng.tracing:
+        if eng.wants("rt.queue.get"):
             eng.emit("rt.queue.get", queue=self.name, ddi=cmd.ddi, seq=cmd.seq, depth=depth)
         return cmd

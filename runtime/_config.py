@@ -16,12 +16,16 @@ class DeviceConfig:
     ``max_frame_latency``: presents queued ahead of the worker before ``present`` blocks.
     ``bugs``: names from :data:`RUNTIME_BUGS` (several may be on at once).
     ``max_km_resources``: entries of the runtime's resource → kernel-resource table (AC-3); a
-    ``pfnAllocateCb`` that needs one more gets ``E_OUTOFMEMORY``. None: unbounded."""
+    ``pfnAllocateCb`` that needs one more gets ``E_OUTOFMEMORY``. None: unbounded.
+    ``keep_draws``: keep every draw's snapshot in ``Device.draws`` to the end of the run; off,
+    a snapshot lives only until the GPU has executed the draw (``DrawSnapshots.executed``): a
+    long run's memory then stays flat (the harness turns it off; docs/runtime.md)."""
 
     queue_size: int = 16
     max_frame_latency: int = 3
     bugs: frozenset[str] = frozenset()
     max_km_resources: int | None = None
+    keep_draws: bool = True
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.bugs) - set(RUNTIME_BUGS))

@@ -50,7 +50,7 @@ REENTRANT_DDIS = frozenset({"LockAsync", "UnlockAsync"})
 
 def _emit_exit(ddi: str, device: str, hr: int, **fields: Any) -> None:
     eng = current_engine()
-    if eng.tracing:
+    if eng.wants("ddi.exit"):
         eng.emit("ddi.exit", ddi=ddi, device=device, hr=kmd.hex32(hr),
                  hr_name=kmd.hresult_name(hr), **fields)
 
@@ -58,7 +58,7 @@ def _emit_exit(ddi: str, device: str, hr: int, **fields: Any) -> None:
 async def call_open_adapter(driver: Any, oa: D3DDDIARG_OPENADAPTER, name: str) -> int:
     """The driver's ``OpenAdapter``: it reports ``DriverVersion`` (DV-1)."""
     eng = current_engine()
-    if eng.tracing:
+    if eng.wants("ddi.enter"):
         eng.emit("ddi.enter", ddi="OpenAdapter", device=name, gated=False)
     hr = await driver.open_adapter(oa)
     _emit_exit("OpenAdapter", name, hr, driver_version=oa.driver_version)
@@ -70,7 +70,7 @@ async def call_create_device(adapter_funcs: Any, driver_adapter: Any,
     """The driver's ``CreateDevice``: the runtime's callbacks in, the driver's
     ``D3DDDI_DEVICEFUNCS`` out (``cd.device_funcs``)."""
     eng = current_engine()
-    if eng.tracing:
+    if eng.wants("ddi.enter"):
         eng.emit("ddi.enter", ddi="CreateDevice", device=name, gated=False)
     hr = await adapter_funcs.pfn_create_device(driver_adapter, cd)
     funcs = cd.device_funcs
@@ -134,7 +134,7 @@ class DdiDoor:
         self.overlaps += self.inside > 0
         self.inside += 1
         try:
-            if eng.tracing:
+            if eng.wants("ddi.enter"):
                 eng.emit("ddi.enter", ddi=ddi, device=self.device_name, gated=gated,
                          **summarize(args))
             hr = await fn(self.driver_device, args)

@@ -120,7 +120,7 @@ class Device:
                                 max_frame_latency=config.max_frame_latency,
                                 resource=self._resources.__getitem__)
         self.lock_path = LockPath(self.door, self.mp_layer, self.hooks)
-        self.snapshots = DrawSnapshots(name)
+        self.snapshots = DrawSnapshots(name, keep=config.keep_draws)
         self._handles = itertools.count(0x100, 0x10)
         self._streams: dict[int, tuple[Resource, int, int]] = {}
         self._draw_ids = itertools.count(1)
@@ -152,8 +152,10 @@ class Device:
 
     @property
     def draws(self) -> list[DrawRecord]:
-        """Every draw's snapshot, in program order (the data oracle's expectations)."""
-        return self.snapshots.draws
+        """Every draw's snapshot, in program order (the data oracle's expectations); with
+        ``DeviceConfig(keep_draws=False)`` only those the GPU has not executed yet."""
+        snaps = self.snapshots
+        return snaps.draws if snaps.keep else list(snaps.pending.values())
 
     # ---- setup / teardown --------------------------------------------------------------------
 
@@ -169,7 +171,7 @@ class Device:
         self.door.open(funcs, cd.device)
         self.mp_layer.start(funcs)
         eng = current_engine()
-        if eng.tracing:
+        if eng.wants("rt.device.create"):
             eng.emit("rt.device.create", device=self.name, mp=self.mp,
                      driver_version=self.driver_version, bugs=sorted(self.bugs))
 
@@ -258,7 +260,7 @@ class Device:
             res.driver_handle = args.resource
             self._resources[res.handle] = res
             eng = current_engine()
-            if eng.tracing:
+            if eng.wants("rt.resource.create"):
                 eng.emit("rt.resource.create", device=self.name, rt_resource=res.handle,
                          resource=res.driver_handle, kind=kind, size=size, usage=usage,
                          pool=pool, dynamic=res.dynamic)
@@ -379,7 +381,7 @@ class Device:
             queue_high_water=self.mp_layer.high_water,
             command_buffers_submitted=self.callbacks.render_ok,
             frames=self._frames,
-            draws=len(self.draws),
+            draws=self.snapshots.issued,
             mp_layer=self.mp,
             driver_version=self.driver_version,
             ungated_calls=dict(self.door.ungated),

@@ -69,7 +69,7 @@ class MPLayer:
         """The application waited for the worker (or took the synchronous path) for ``reason``."""
         self.syncs[reason] = self.syncs.get(reason, 0) + 1
         eng = current_engine()
-        if eng.tracing:
+        if eng.wants("rt.sync"):
             eng.emit("rt.sync", device=self.device_name, reason=reason)
 
     async def enqueue(self, ddi: str, args: Any, refs: tuple[Resource, ...] = (),
@@ -177,6 +177,6 @@ class MPLayer:
             if not self.deferred_error:
                 self.deferred_error = hr
             eng = current_engine()
-            if eng.tracing:
+            if eng.wants("rt.deferred_error"):
                 eng.emit("rt.deferred_error", device=self.device_name, ddi=cmd.ddi,
                          hr=kmd.hex32(hr), hr_name=kmd.hresult_name(hr))

@@ -8,6 +8,7 @@ rule): a draw that read other bytes, or never executed, is a finding.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from vthreads import current_engine
 
@@ -15,7 +16,7 @@ from . import d3d9
 from ._resource import Resource
 
 
-@dataclass
+@dataclass(slots=True)
 class StreamRead:
     """The bytes one draw references in one stream, as the application had written them when it
     issued the draw. ``defined[i]`` is 0 where the application never wrote since the last
@@ -29,7 +30,7 @@ class StreamRead:
     defined: bytes
 
 
-@dataclass
+@dataclass(slots=True)
 class DrawRecord:
     """One draw as the application issued it: its id, thread, step and the bytes it reads."""
 
@@ -48,11 +49,54 @@ def record_write(res: Resource, offset: int, data: bytes) -> None:
 
 
 class DrawSnapshots:
-    """Every draw a device issued, in program order (``Device.draws``)."""
+    """Every draw a device issued, in program order (``Device.draws``), and the ones the GPU
+    has not executed yet (``pending``).
 
-    def __init__(self, device_name: str) -> None:
+    ``executed(record)`` pairs each draw command of a finished DMA buffer with its draw's
+    snapshot; once a draw has as many executed commands as it reads streams, it is handed back
+    (for the checker to compare) and forgotten: with ``keep=False`` nothing of an executed draw
+    stays, so memory does not grow with the length of a run."""
+
+    def __init__(self, device_name: str, keep: bool = True) -> None:
         self.device_name = device_name
+        self.keep = keep
         self.draws: list[DrawRecord] = []
+        self.issued = 0
+        #: draw id → snapshot, for the draws the GPU has not (fully) executed yet
+        self.pending: dict[int, DrawRecord] = {}
+        #: draw id → the executed commands seen so far (a draw may span DMA buffers)
+        self._got: dict[int, list[Any]] = {}
+        #: draws some aborted (TDR) DMA buffer carried
+        self.aborted: set[int] = set()
+
+    def executed(self, record: Any) -> list[tuple[DrawRecord, list[Any]]]:
+        """One finished DMA buffer of this device (a ``kmd.DmaRecord``): the draws it completed,
+        each with the commands the GPU executed for it, in stream order. An aborted buffer's
+        draws are noted in ``aborted``; a command for a draw already complete (or never issued)
+        is ignored, as the whole-run comparison ignored it."""
+        done: list[tuple[DrawRecord, list[Any]]] = []
+        completed = record.status == "completed"
+        self.aborted.update(record.dropped)  # queued behind the hang, dropped by the reset
+        for c in record.commands:
+            if c.kind != "draw":
+                continue
+            if not completed:
+                self.aborted.add(c.draw_id)
+                continue
+            draw = self.pending.get(c.draw_id)
+            if draw is None:
+                continue
+            got = self._got.setdefault(c.draw_id, [])
+            got.append(c)
+            if len(got) >= len(draw.reads):
+                del self.pending[c.draw_id]
+                del self._got[c.draw_id]
+                done.append((draw, got))
+        return done
+
+    def unexecuted(self) -> list[tuple[DrawRecord, list[Any]]]:
+        """The draws not fully executed, in program order, with what the GPU did execute."""
+        return [(d, self._got.get(i, [])) for i, d in self.pending.items()]
 
     def reads(self, streams: dict[int, tuple[Resource, int, int]], start_vertex: int,
               vertex_count: int) -> list[StreamRead]:
@@ -74,8 +118,11 @@ class DrawSnapshots:
         """Keep the snapshot of draw ``draw_id`` (and log ``rt.draw``)."""
         eng = current_engine()
         rec = DrawRecord(draw_id, eng.current_thread().name, eng.step, reads)
-        self.draws.append(rec)
-        if eng.tracing:
+        self.issued += 1
+        self.pending[draw_id] = rec
+        if self.keep:
+            self.draws.append(rec)
+        if eng.wants("rt.draw"):
             eng.emit("rt.draw", device=self.device_name, draw_id=draw_id,
                      reads=[[r.resource, r.offset, r.length] for r in reads])
         return rec

@@ -485,6 +485,9 @@ async def gl_icd_lock_entire(ctx: ScenarioContext, pages: int) -> None:
         return  # nothing was locked: the rest would only repeat the finding
     lk.data.write(0, pattern(1, 64))
     await thunk(ctx, "D3DKMTUnlock", kmd.D3DKMT_UNLOCK(device=dev, allocations=[h]))
+    # the harness keeps no DMA records (a long run's memory): watch the GPU's reads instead
+    recs: list[kmd.ExecRecord] = []
+    ctx.kernel.watch_dma(lambda rec: recs.extend(c for c in rec.commands if c.draw_id == 1))
     r = kmd.D3DKMT_RENDER(context=context, commands=[kmd.CmdDraw(1, 0, 0, 64)],
                           allocation_list=[kmd.D3DDDI_ALLOCATIONLIST(allocation=h)])
     await thunk(ctx, "D3DKMTRender", r)
@@ -510,7 +513,6 @@ async def gl_icd_lock_entire(ctx: ScenarioContext, pages: int) -> None:
     ctx.expect(l2.data.read(0, 64) == pattern(1, 64), "Lock2 sees the bytes written before")
     await thunk(ctx, "D3DKMTUnlock2", kmd.D3DKMT_UNLOCK2(device=dev, allocation=h))
     await ctx.kernel.wait_idle()
-    recs = [c for d in ctx.kernel.dma_records for c in d.commands if c.draw_id == 1]
     ctx.expect(bool(recs) and recs[0].data == pattern(1, 64),
                "the GPU read what the ICD wrote before rendering")
 

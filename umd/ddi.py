@@ -126,33 +126,43 @@ class D3DDDI_POOL(IntEnum):
 def region_flag_count(flags: int, range_valid: int, area_valid: int, box_valid: int) -> int:
     """How many of the three region-valid bits are set (LA-6 / LK-3 allow at most one; none
     means the whole subresource — the emulator's answer to Q-7)."""
-    return sum(1 for b in (range_valid, area_valid, box_valid) if flags & b)
+    return (bool(flags & range_valid) + bool(flags & area_valid)) + bool(flags & box_valid)
+
+
+# Plain-int masks for the hot flag checks: ``int & IntFlag`` builds an enum member per
+# operation (Enum.__call__), several per DDI call; the enums stay the API and the trace's names.
+_LA = D3DDDI_LOCKASYNCFLAGS
+_LA_NOOVERWRITE_DISCARD = (int(_LA.NoOverwrite), int(_LA.Discard))
+_LA_REGION = (int(_LA.RangeValid), int(_LA.AreaValid), int(_LA.BoxValid))
+_LK = D3DDDI_LOCKFLAGS
+_LK_RO, _LK_WO = int(_LK.ReadOnly), int(_LK.WriteOnly)
+_LK_NOOVERWRITE, _LK_DISCARD = int(_LK.NoOverwrite), int(_LK.Discard)
+_LK_REGION = (int(_LK.RangeValid), int(_LK.AreaValid), int(_LK.BoxValid))
 
 
 def lockasync_flag_rule(flags: int) -> str | None:
     """The rule id a LockAsync flag word breaks, or None (LA-5, LA-6, LA-7)."""
-    f = D3DDDI_LOCKASYNCFLAGS
     if flags & LOCKASYNC_RESERVED:
         return "LA-7"
-    if flags & f.NoOverwrite and flags & f.Discard:
+    no_overwrite, discard = _LA_NOOVERWRITE_DISCARD
+    if flags & no_overwrite and flags & discard:
         return "LA-5"
-    if region_flag_count(flags, f.RangeValid, f.AreaValid, f.BoxValid) > 1:
+    if region_flag_count(flags, *_LA_REGION) > 1:
         return "LA-6"
     return None
 
 
 def lock_flag_rule(flags: int) -> str | None:
     """The rule id a Lock flag word breaks, or None (LK-1…LK-5)."""
-    f = D3DDDI_LOCKFLAGS
     if flags & LOCK_RESERVED:
         return "LK-5"
-    if flags & f.ReadOnly and flags & f.WriteOnly:
+    if flags & _LK_RO and flags & _LK_WO:
         return "LK-1"
-    if flags & f.NoOverwrite and flags & f.Discard:
+    if flags & _LK_NOOVERWRITE and flags & _LK_DISCARD:
         return "LK-2"
-    if region_flag_count(flags, f.RangeValid, f.AreaValid, f.BoxValid) > 1:
+    if region_flag_count(flags, *_LK_REGION) > 1:
         return "LK-3"
-    if flags & f.ReadOnly and flags & f.Discard:
+    if flags & _LK_RO and flags & _LK_DISCARD:
         return "LK-4"
     return None
 

@@ -56,13 +56,17 @@ def current_thread() -> VThread:
 def log(event: str, **fields: Any) -> None:
     """One trace event; ``step``, ``t``, ``thread`` and the run context are added."""
     eng = _engine()
-    if eng._tracing:
+    if eng._all or event in eng._wanted:
         eng._emit(event, **fields)
 
 
-def tracing() -> bool:
-    """Whether trace events are written (guard for expensive fields)."""
-    return _engine()._tracing
+def tracing(event: str | None = None) -> bool:
+    """Whether trace events are built at all, or (given a name) whether ``event`` is: a guard
+    for fields that cost to build."""
+    eng = _engine()
+    if event is None:
+        return eng._tracing
+    return eng._all or event in eng._wanted
 
 
 def violation(rule: str, message: str, **fields: Any) -> Violation:

@@ -112,11 +112,18 @@ class Engine:
         self._started = False
         self._runner: Trampoline | TaskRunner | None = None
         self._value: Any = None
-        self._subscribers: list[Callable[[dict[str, Any]], None]] = []
+        # (fn, the event names it takes or None for all), in subscription order
+        self._subscribers: list[tuple[Callable[[dict[str, Any]], None], frozenset[str] | None]]
+        self._subscribers = []
         # _tracing: events are built at all (a trace is written, captured, or subscribed to);
-        # _log_on: they go to the sink. Both are settled when the run starts.
+        # _log_on: they go to the sink; _all: every event is built (sink or a catch-all
+        # subscriber), else only the names in _wanted. Settled when the run starts, so that an
+        # event nobody listens to costs one set lookup and its fields are never built.
         self._log_on = False
         self._tracing = False
+        self._all = False
+        self._wanted: frozenset[str] = frozenset()
+        self._ev_sched = self._ev_block = self._ev_clock = False
         # DPOR: a strategy that wants to see every step boundary and every operation's
         # footprint carries an ``observer`` (see vthreads._dpor.StepObserver); None costs one
         # test per point
@@ -141,7 +148,7 @@ class Engine:
             self.backend = self._context["backend"] = lib
         token = _engine_var.set(self)
         self._log_on = self._sink.start(self._context)
-        self._tracing = self._log_on or bool(self._subscribers)
+        self._settle_wanted()
         try:
             self._emit("run.start", **self.strategy.describe(), step_budget=self.step_budget)
             self._runner = Trampoline(self) if self._controlled else TaskRunner(self, lib)
@@ -317,7 +324,7 @@ class Engine:
             self._fail("divergence", str(e), current, {})
             raise _Abort from None
         self._decisions.append(nxt.tid)
-        if self._tracing:
+        if self._ev_sched:
             self._emit("sched", next=nxt.name, runnable=len(runnable))
         return nxt
 
@@ -345,12 +352,12 @@ class Engine:
         me.waiting = what
         if self._observer is not None:
             self._observer.block(me)
-        if self._tracing:
+        if self._ev_block:
             self._emit("block", waits=what)
         await self._runner.block(me)  # type: ignore[union-attr]
         if self._aborted:
             raise _Abort
-        if self._tracing:
+        if self._ev_block:
             self._emit("unblock", waited=what)
 
     def _make_ready(self, t: VThread) -> None:
@@ -369,7 +376,7 @@ class Engine:
             for timer in due:
                 self._timers_fired += 1
                 self._make_ready(timer.thread)
-            if self._tracing:
+            if self._ev_clock:
                 self._emit("clock", to=when)
             return
         waits = {t.name: t.waiting or t.state for t in self._threads if t.state != FINISHED}
@@ -417,30 +424,55 @@ class Engine:
 
     # ---- trace -------------------------------------------------------------------------------
 
+    def _settle_wanted(self) -> None:
+        names: set[str] = set()
+        catch_all = self._log_on
+        for _fn, events in self._subscribers:
+            if events is None:
+                catch_all = True
+            else:
+                names |= events
+        self._all = catch_all
+        self._wanted = frozenset(names)
+        self._tracing = catch_all or bool(names)
+        self._ev_sched = self.wants("sched")
+        self._ev_block = self.wants("block") or self.wants("unblock")
+        self._ev_clock = self.wants("clock")
+
     def _emit(self, event: str, **fields: Any) -> None:
         # built once: subscribers get this dict, the sink renders it (after the subscribers)
-        if self._tracing:
+        if self._all or event in self._wanted:
             t = _thread_var.get(None)
             ev = {"step": self.step, "t": self.clock, "thread": t.name if t else None,
                   "event": event, **fields}
-            for fn in self._subscribers:
-                fn(ev)
+            for fn, events in self._subscribers:
+                if events is None or event in events:
+                    fn(ev)
             if self._log_on:
                 self._sink.write(ev)
 
     def emit(self, event: str, **fields: Any) -> None:
         """Log one trace event from emulated code (see :func:`vthreads.log`)."""
-        if self._tracing:
+        if self._all or event in self._wanted:
             self._emit(event, **fields)
 
-    def subscribe(self, fn: Callable[[dict[str, Any]], None]) -> None:
-        """Call ``fn(event)`` for every event of the run, in order, whether or not a trace file
-        is written. Checkers watch runs this way. Subscribe before :meth:`run`."""
+    def wants(self, event: str) -> bool:
+        """Whether event ``event`` is built at all in this run: a trace is written or captured,
+        or a subscriber takes that name. Guard the building of costly fields with it."""
+        return self._all or event in self._wanted
+
+    def subscribe(self, fn: Callable[[dict[str, Any]], None],
+                  events: Iterable[str] | None = None) -> None:
+        """Call ``fn(event)`` for every event of the run named in ``events`` (every event when
+        ``None``), in order, whether or not a trace file is written. Checkers watch runs this
+        way; naming the events keeps the others unbuilt when no trace is written. Subscribe
+        before :meth:`run`."""
         if self._started:
             raise EngineUsageError("subscribe before the run starts")
-        self._subscribers.append(fn)
+        self._subscribers.append((fn, None if events is None else frozenset(events)))
         self._tracing = True
 
     @property
     def tracing(self) -> bool:
+        """Whether any event is built in this run (see :meth:`wants` for one event)."""
         return self._tracing

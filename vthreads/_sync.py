@@ -68,7 +68,7 @@ class Mutex:
             await self._waiters.park(f"mutex {self.name} held by {self.owner.name}")
         self.owner = me
         acquire(self._hb)
-        if tracing():
+        if tracing("mutex.acquire"):
             emit("mutex.acquire", mutex=self.name)
 
     def acquire_nowait(self) -> None:
@@ -92,7 +92,7 @@ class Mutex:
         touch(self, "release")
         release(self._hb)
         self.owner = None
-        if tracing():
+        if tracing("mutex.release"):
             emit("mutex.release", mutex=self.name)
         self._waiters.unpark_one()
 
@@ -124,7 +124,7 @@ class Event:
             return
         self._set = True
         release(self._hb)
-        if tracing():
+        if tracing("event.set"):
             emit("event.set", event_name=self.name)
         self._waiters.unpark_all()
 
@@ -175,14 +175,14 @@ class Queue(Generic[T]):
         release(hb)
         self._items.append((item, hb))
         self.high_water = max(self.high_water, len(self._items))
-        if tracing():
+        if tracing("queue.put"):
             emit("queue.put", queue=self.name, depth=len(self._items))
         self._getters.unpark_one()
 
     def _pop(self) -> T:
         item, hb = self._items.popleft()
         acquire(hb)
-        if tracing():
+        if tracing("queue.get"):
             emit("queue.get", queue=self.name, depth=len(self._items))
         self._putters.unpark_one()
         return item

@@ -1,5 +1,5 @@
-"""The trace log: each run builds its own structlog logger; the global configuration is never
-touched.
+"""The trace log: each run builds its own chain of structlog processors; structlog's global
+configuration is never touched.
 
 Every event an emulated layer or the scheduler logs becomes one JSON line (orjson)::
 
@@ -12,10 +12,11 @@ the first processor. There are no wall-clock fields. The schema is documented in
 ``docs/trace.md``.
 
 Why not structlog's global ``configure``: a library that configures structlog replaces the host
-application's logging. The sink instead wraps its own output with
-``structlog.wrap_logger(..., processors=[...], wrapper_class=..., context_class=dict)``, every
-setting given explicitly, so nothing the host configures changes a trace byte and nothing here
-changes the host's logs.
+application's logging. The sink instead runs its own list of processors (structlog's protocol,
+its ``JSONRenderer``), every setting given explicitly, so nothing the host configures changes a
+trace byte and nothing here changes the host's logs. It does not go through a structlog bound
+logger: its ``BytesLogger`` flushes the file after every line, which made tracing cost ~3× a
+run; :class:`TraceSink` buffers whole lines instead.
 
 Processors are plain callables ``(logger, method_name, event_dict) -> event_dict``. The engine
 builds each event dict once; subscribers get that dict, and the sink passes it through the chain
@@ -25,7 +26,6 @@ event dict of the runs inside it (the dict the JSON line is rendered from).
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Mapping
 from contextvars import ContextVar
 from pathlib import Path
@@ -37,9 +37,6 @@ import structlog
 #: keys that lead every line, in this order; the run context trails it
 HEAD_KEYS = ("step", "t", "thread", "event")
 CONTEXT_KEYS = ("scenario", "seed", "strategy", "backend")
-
-# trace events are logged at info level
-_ON = structlog.make_filtering_bound_logger(logging.DEBUG)
 
 Processor = Callable[[Any, str, dict[str, Any]], Any]
 
@@ -108,20 +105,23 @@ def _dumps(obj: Any, **_: Any) -> bytes:
 render_json = structlog.processors.JSONRenderer(serializer=_dumps)
 
 
-class _NullSink:
-    """Where events go when tracing is on but no file was named (``trace=True``, captures)."""
-
-    def msg(self, message: Any) -> None:
-        pass
-
-    log = debug = info = warn = warning = msg
+#: bytes of trace lines held before they are written out (and flushed) in one write
+FLUSH_BYTES = 1 << 16
 
 
 class TraceSink:
     """The destination of one run's trace: a path (opened, owned, closed here), an open binary
     file (borrowed), ``True`` (events go through the processors but are not stored), or
     ``None``/``False`` (off). Active :func:`~vthreads.testing.capture_events` blocks turn it on
-    too."""
+    too.
+
+    Lines are rendered as the structlog chain above renders them, but written in blocks: they
+    collect in a buffer that is written and flushed when it holds :data:`FLUSH_BYTES`, when the
+    run ends, and when it fails (the engine closes the sink in a ``finally``). Only whole lines
+    are ever written, so a killed run leaves complete lines up to its last flush: at most the
+    last ~64 KiB of events are missing (docs/trace.md). The run context never changes within a
+    run, so its JSON tail is serialised once; an event with a field of the same name as a
+    context key (``run.start``'s own ``seed``) takes the full chain."""
 
     def __init__(self, trace: str | Path | IO[bytes] | bool | None) -> None:
         self._requested = trace not in (None, False)
@@ -129,6 +129,11 @@ class TraceSink:
         self._own = False
         self._file: IO[bytes] | None = None
         self._log: Any = None
+        self._procs: list[Processor] = []
+        self._fast = False
+        self._tail = b"}"
+        self._context_keys: frozenset[str] = frozenset()
+        self._buf = bytearray()
         if isinstance(trace, str | Path):
             self._file = open(trace, "wb")  # noqa: SIM115 - closed in close()
             self._own = True
@@ -136,29 +141,52 @@ class TraceSink:
             self._file = trace
 
     def start(self, context: Mapping[str, Any]) -> bool:
-        """Build the run's logger (captures are looked up *now*, when the run starts); returns
-        whether events are to be written at all."""
+        """Build the run's processor chain (captures are looked up *now*, when the run starts);
+        returns whether events are to be written at all."""
         captures = _captures.get()
         self.enabled = self._requested or bool(captures)
         if self.enabled:
             procs: list[Processor] = [RunContext(context), order_fields]
             procs.extend(Capture(events) for events in captures)
-            procs.append(render_json)
-            target: Any = (
-                structlog.BytesLogger(self._file) if self._file is not None else _NullSink()
-            )
-            self._log = structlog.wrap_logger(
-                target, processors=procs, wrapper_class=_ON, context_class=dict
-            ).bind()
+            self._procs = procs
+            # the fast path: a file, no captures; the context's tail as order_fields puts it
+            # (keys it does not know first, in context order, then CONTEXT_KEYS in that order)
+            self._fast = self._file is not None and not captures
+            tail = {k: v for k, v in context.items() if k not in CONTEXT_KEYS}
+            tail.update((k, context[k]) for k in CONTEXT_KEYS if k in context)
+            self._context_keys = frozenset(context)
+            self._tail = b"," + _dumps(tail)[1:] if tail else b"}"
         return self.enabled
 
     def write(self, event: dict[str, Any]) -> None:
-        """One event (the engine's dict: ``step, t, thread, event, **fields``)."""
-        self._log.info(**event)
+        """One event (the engine's dict: ``step, t, thread, event, **fields``; not changed)."""
+        if self._fast and self._context_keys.isdisjoint(event):
+            line = _dumps(event)
+            self._buf += line[:-1]
+            self._buf += self._tail
+        else:
+            ev = dict(event)
+            for proc in self._procs:
+                ev = proc(None, "info", ev)
+            if self._file is None:
+                return
+            self._buf += render_json(None, "info", ev)
+        self._buf += b"\n"
+        if len(self._buf) >= FLUSH_BYTES:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write the held lines out and flush the file."""
+        if self._file is not None and self._buf:
+            self._file.write(self._buf)
+            self._file.flush()
+        self._buf.clear()
 
     def close(self) -> None:
         if self._file is not None:
-            self._file.flush()
-            if self._own:
-                self._file.close()
+            try:
+                self.flush()
+            finally:
+                if self._own:
+                    self._file.close()
         self._file = None

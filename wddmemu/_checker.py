@@ -55,11 +55,14 @@ class Checker(DdiRules, CallbackRules, DataOracle):
         self._seq = 0
         self._reported: set[tuple[str, str]] = set()
         self.events_seen = 0
+        self._watched = None  # the data oracle's devices, once it watches a kernel's DMA
+        self._held = []  # the data oracle's findings, reported by final()
 
     # ---- plumbing --------------------------------------------------------------------------
 
     def attach(self, engine: Any) -> Checker:
-        engine.subscribe(self.on_event)
+        # only the names it handles: every other event stays unbuilt unless a trace is written
+        engine.subscribe(self.on_event, events=self._HANDLERS)
         return self
 
     def _dev(self, name: str) -> DeviceState:

@@ -108,8 +108,7 @@ class CallbackRules:
             return
         for h in ev.get("allocations", ()):
             h = as_int(h)
-            if dev.kernel_locks.get(h, 0) > 0:
-                dev.kernel_locks[h] -= 1
+            dev.kernel_unlock(h)
 
     def _rendercb_enter(self, dev: DeviceState, call: Call | None, ev: dict[str, Any]) -> None:
         """LA-13 / RN-5 and RN-4 (which instance each draw reads), LCB-4 / LCB-18 (no lock
@@ -144,8 +143,7 @@ class CallbackRules:
         key = owner[0]
         want = info.expect.get(key)
         # the latest Discard that produced this handle (VidMm may hand an instance out again)
-        made = next((d for d in reversed(dev.discards.values()) if d.new_allocation == handle),
-                    None)
+        made = dev.discard_of.get(handle)
         early = made is not None and (made.renamed_seq is None or info.seq < made.renamed_seq)
         if want is not None and want.handle == handle:
             return

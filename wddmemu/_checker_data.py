@@ -15,16 +15,46 @@ from ._checker_state import DeviceState, code
 
 
 class DataOracle:
-    """Mixin of :class:`~wddmemu._checker.Checker`: ``DATA`` and ``KMD-INVARIANT``."""
+    """Mixin of :class:`~wddmemu._checker.Checker`: ``DATA`` and ``KMD-INVARIANT``.
+
+    Watching (:meth:`watch_dma`), each DMA buffer is compared as the GPU finishes it and the
+    draws it completed are forgotten — by the runtime's snapshots, the kernel and the checker —
+    so that a long run's memory stays flat. Findings are held back and reported by
+    :meth:`final` in the order the whole-run comparison reported them (device, then draw), so
+    a run's trace is the same either way. Not watching, :meth:`final` reads the kernel's
+    records instead."""
 
     _violate: Callable[..., None]
     _devices: dict[str, DeviceState]
+    _watched: list[Any] | None
+    _held: list[tuple[str, int, int, tuple[Any, ...], dict[str, Any]]]
+
+    def watch_dma(self, kernel: Any, devices: list[Any]) -> None:
+        """Compare each DMA buffer of ``kernel`` when it finishes; ``devices`` is the live list
+        of runtime devices (it grows as the scenario creates them)."""
+        self._watched = devices
+        kernel.watch_dma(self.on_dma, keep_records=False)
+
+    def on_dma(self, rec: Any, devices: Iterable[Any] | None = None) -> None:
+        """One finished DMA buffer: compare every draw it completed with its snapshot."""
+        for d in self._watched if devices is None else devices:
+            if d.km_device == rec.device:
+                break
+        else:
+            return
+        for draw, got in d.snapshots.executed(rec):
+            self._judge(d.name, draw, got)
+            state = self._devices.get(d.name)
+            if state is not None:  # the draw is closed: its per-draw state goes too
+                state.draws.pop(draw.draw_id, None)
+                state.draw_resources.pop(draw.draw_id, None)
+
+    def _hold(self, devname: str, draw_id: int, *args: Any, **kw: Any) -> None:
+        self._held.append((devname, draw_id, len(self._held), args, kw))
 
     def final(self, kernels: Iterable[Any], devices: Iterable[Any]) -> None:
         """End-of-run checks, called inside the run once the scenario finished: the data oracle
         over every draw, and the kernel's own invariants."""
-        executed: dict[tuple[str, int], list[Any]] = {}
-        aborted: set[tuple[str, int]] = set()
         devices = list(devices)
         dev_of_km = {d.km_device: d.name for d in devices}
         # a device the kernel removed (TDR-10, an injected fault) loses the draws it had not
@@ -33,37 +63,40 @@ class DataOracle:
         for k in kernels:
             for bad in k.check_invariants():
                 self._violate("KMD-INVARIANT", str(bad), key=str(bad))
-            for rec in k.dma_records:
-                devname = dev_of_km.get(rec.device, "?")
-                aborted.update((devname, d) for d in rec.dropped)  # dropped by a reset
-                for c in rec.commands:
-                    if c.kind != "draw":
-                        continue
-                    key = (devname, c.draw_id)
-                    if rec.status != "completed":
-                        aborted.add(key)
-                        continue
-                    executed.setdefault(key, []).append(c)
+            if self._watched is None:
+                for rec in k.dma_records:
+                    self.on_dma(rec, devices)
         for d in devices:
-            for draw in d.draws:
+            for draw, got in d.snapshots.unexecuted():
                 key = (d.name, draw.draw_id)
-                got = executed.get(key)
-                if got is None:
-                    if key not in aborted and not d.lost and d.name not in removed:
-                        self._violate("DATA", f"draw {draw.draw_id} on {d.name} (issued by "
-                                      f"{draw.thread}) never executed on the GPU: "
-                                      f"{self._fate(d.name, draw.draw_id)}",
-                                      key=f"lost/{key}", draw=draw.draw_id)
+                if not got:
+                    if (draw.draw_id not in d.snapshots.aborted and not d.lost
+                            and d.name not in removed):
+                        self._hold(d.name, draw.draw_id, "DATA",
+                                   f"draw {draw.draw_id} on {d.name} (issued by {draw.thread}) "
+                                   f"never executed on the GPU: "
+                                   f"{self._fate(d.name, draw.draw_id)}",
+                                   key=f"lost/{key}", draw=draw.draw_id)
                     continue
-                for i, read in enumerate(draw.reads):
-                    if i >= len(got):
-                        self._violate("DATA", f"draw {draw.draw_id} on {d.name}: stream "
-                                      f"{read.stream} was not read by the GPU (the driver "
-                                      f"encoded {len(got)} of {len(draw.reads)} streams; "
-                                      f"{self._fate(d.name, draw.draw_id)})",
-                                      key=f"stream/{key}/{i}", draw=draw.draw_id)
-                        break
-                    self._compare(d.name, draw.draw_id, read, got[i])
+                self._judge(d.name, draw, got)
+        order = {d.name: i for i, d in enumerate(devices)}
+        held = self._held
+        held.sort(key=lambda h: (order.get(h[0], len(order)), h[1], h[2]))
+        self._held = []
+        for _dev, _draw, _n, args, kw in held:
+            self._violate(*args, **kw)
+
+    def _judge(self, devname: str, draw: Any, got: list[Any]) -> None:
+        key = (devname, draw.draw_id)
+        for i, read in enumerate(draw.reads):
+            if i >= len(got):
+                self._hold(devname, draw.draw_id, "DATA",
+                           f"draw {draw.draw_id} on {devname}: stream {read.stream} was not read "
+                           f"by the GPU (the driver encoded {len(got)} of {len(draw.reads)} "
+                           f"streams; {self._fate(devname, draw.draw_id)})",
+                           key=f"stream/{key}/{i}", draw=draw.draw_id)
+                break
+            self._compare(devname, draw.draw_id, read, got[i])
 
     def _state(self, devname: str) -> DeviceState:
         return self._devices.get(devname) or DeviceState(name=devname)
@@ -116,8 +149,8 @@ class DataOracle:
                 continue
             if off >= n or data[off] != read.expected[off]:
                 gpu = data[off] if off < n else None
-                self._violate(
-                    "DATA",
+                self._hold(
+                    devname, draw_id, "DATA",
                     f"draw {draw_id} on {devname}: byte {off} of the draw (offset "
                     f"{read.offset + off} in the buffer) is "
                     f"{'missing' if gpu is None else f'{gpu:#04x}'}, but the application had "

@@ -166,7 +166,7 @@ class DdiRules:
         disc = [(e, x) for e, x in ok_locks if as_int(e.get("flags", 0)) & CBF.Discard]
         new = as_int(disc[-1][1].get("new_allocation", 0)) if disc else handle
         dev.new_instance(key, new, f"{what} (cookie {cookie:#x})")
-        dev.discards[cookie] = Discard(cookie, key, new, call.seq, what)
+        dev.add_discard(Discard(cookie, key, new, call.seq, what))
 
     # ---- UnlockAsync -----------------------------------------------------------------------
 

@@ -170,6 +170,11 @@ class DeviceState:
     released_under_app: set[int] = field(default_factory=set)
     # LockAsync / Rename
     discards: dict[int, Discard] = field(default_factory=dict)  # cookie → discard
+    # new allocation → the latest (in ``discards`` order) Discard that returned it, and each
+    # cookie's position in that order: an index, so that naming a draw's instance does not scan
+    # every Discard of the run (which made a long run quadratic)
+    discard_of: dict[int, Discard] = field(default_factory=dict)
+    discard_pos: dict[int, int] = field(default_factory=dict)
     other_cookies: set[int] = field(default_factory=set)  # cookies of non-Discard LockAsyncs
     bound: dict[tuple[int, int], Binding] = field(default_factory=dict)
     # draws
@@ -220,6 +225,31 @@ class DeviceState:
         self.instances[key] = n
         self.owner[h] = (key, n)
         self.origin[h] = made_by
+
+    def add_discard(self, d: Discard) -> None:
+        """Record a successful Discard LockAsync (a reused cookie replaces its entry in place,
+        as a dict assignment does)."""
+        old = self.discards.get(d.cookie)
+        self.discards[d.cookie] = d
+        pos = self.discard_pos.setdefault(d.cookie, len(self.discard_pos))
+        if old is not None and self.discard_of.get(old.new_allocation) is old:
+            # a reused cookie for another handle (rare): find that handle's latest again
+            del self.discard_of[old.new_allocation]
+            again = next((x for x in reversed(self.discards.values())
+                          if x.new_allocation == old.new_allocation), None)
+            if again is not None:
+                self.discard_of[old.new_allocation] = again
+        cur = self.discard_of.get(d.new_allocation)
+        if cur is None or self.discard_pos[cur.cookie] <= pos:
+            self.discard_of[d.new_allocation] = d
+
+    def kernel_unlock(self, h: int) -> None:
+        """One pfnUnlockCb of ``h``: a handle with no lock left leaves the map."""
+        n = self.kernel_locks.get(h, 0)
+        if n > 1:
+            self.kernel_locks[h] = n - 1
+        elif n == 1:
+            del self.kernel_locks[h]
 
     def locked_by_driver(self, res: int) -> list[int]:
         """Handles of ``res`` the driver holds a kernel lock on (a cached pointer, LCB-3)."""

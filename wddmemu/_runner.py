@@ -191,9 +191,11 @@ def _prepare(
         adapter = await open_adapter(kernel, driver)
         ctx = ScenarioContext(kernel, adapter,
                               DeviceConfig(queue_size=spec.queue_size,
-                                           bugs=frozenset(spec.bugs) - kbugs),
+                                           bugs=frozenset(spec.bugs) - kbugs, keep_draws=False),
                               params)
         box["ctx"] = ctx
+        # the data oracle judges each DMA buffer as it finishes: nothing of a frame is kept
+        checker.watch_dma(kernel, ctx.devices)
         # A scenario's expectations are judged after the checker's final checks, so that a
         # failed expectation (which ends an explore run at once) never masks the data oracle.
         failed: list[str] = []

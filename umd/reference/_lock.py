@@ -135,7 +135,7 @@ class LockPath(LockAsyncPath, CommandBufferPath):
         return self._log_lock(args, S_OK, "discard", allocation=new, lock_flags=lflags)
 
     def _log_lock(self, args: D3DDDIARG_LOCK, out: int, kind: str, **fields: Any) -> int:
-        if vt.tracing():
+        if vt.tracing("umd.lock"):
             vt.log("umd.lock", device=self.name, resource=args.resource,
                    subresource=args.subresource_index, flags=int(args.flags), kind=kind,
                    **fields, **hr_fields(out))

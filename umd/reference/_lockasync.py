@@ -189,7 +189,7 @@ class LockAsyncPath(DeviceState):
 
     def _log_lockasync(self, args: D3DDDIARG_LOCKASYNC, out: int, kind: str,
                        cb_hr: int | None = None, **fields: Any) -> int:
-        if vt.tracing():
+        if vt.tracing("umd.lockasync"):
             extra = {} if cb_hr is None else {"cb_hr": kmd.hex32(cb_hr)}
             vt.log("umd.lockasync", device=self.name, resource=args.resource,
                    subresource=args.subresource_index, flags=int(args.flags), kind=kind,
