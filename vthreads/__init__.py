@@ -42,9 +42,11 @@ from ._engine import (
     violation,
 )
 from ._errors import Divergence, EngineUsageError, WouldBlock
+from ._pos import POS
 from ._results import EngineStatistics, Failure, RunResult, Violation
 from ._strategies import (
     PCT,
+    STRATEGIES,
     STRATEGY_NAMES,
     Choice,
     Fifo,
@@ -69,6 +71,8 @@ from ._systematic import (
 
 __all__ = [
     "PCT",
+    "POS",
+    "STRATEGIES",
     "STRATEGY_NAMES",
     "SYSTEMATIC",
     "Choice",
