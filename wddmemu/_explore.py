@@ -376,6 +376,17 @@ def findings_to_end(fd: Found) -> tuple[Finding, ...]:
 # every machine; one that did says so (``budget_hit``) and is merely less small.
 
 
+@dataclass(frozen=True)
+class _Outcome:
+    """One replay of a candidate: whether the rule broke, the run's decisions and finding, and
+    how many real deviations from fifo it made."""
+
+    ok: bool
+    decisions: tuple[int, ...]
+    finding: Finding | None
+    deviations: int
+
+
 class _Minimiser:
     """One minimisation: the spec, the deviations, the cache and the budget."""
 
@@ -387,9 +398,9 @@ class _Minimiser:
         self.replays = self.cached = 0
         self.budget_hit = False
         self._deadline = None if seconds is None else time.monotonic() + seconds
-        #: horizon (choice points the run made) -> {overrides within it: failed?}
-        self._cache: dict[int, dict[frozenset[tuple[int, int]], bool]] = {}
-        self.best: tuple[list[int], tuple[int, ...], Finding] | None = None
+        #: horizon (choice points the run made) -> {overrides within it: its outcome}
+        self._cache: dict[int, dict[frozenset[tuple[int, int]], _Outcome]] = {}
+        self.best: _Outcome | None = None
 
     def exhausted(self) -> bool:
         if self.replays >= self.max_replays:
@@ -398,33 +409,41 @@ class _Minimiser:
             self.budget_hit = True  # wall clock: when to stop only, never what to try
         return self.budget_hit
 
-    def _lookup(self, keys: list[int]) -> bool | None:
+    def _lookup(self, keys: list[int]) -> _Outcome | None:
         for horizon, seen in self._cache.items():
             got = seen.get(frozenset((k, self.deviations[k]) for k in keys if k < horizon))
             if got is not None:
                 return got
         return None
 
-    def fails(self, keys: list[int]) -> bool:
-        cached = self._lookup(keys)
-        if cached is not None:
-            self.cached += 1
-            return cached
+    def _replay(self, keys: list[int]) -> _Outcome:
         self.replays += 1
-        spec = self.found.spec
-        strat = FifoWithOverrides({k: self.deviations[k] for k in keys})
-        run = run_scenario(replace(spec, strategy="fifo"), strategy=strat,
+        rec = Recorder(FifoWithOverrides({k: self.deviations[k] for k in keys}))
+        run = run_scenario(replace(self.found.spec, strategy="fifo"), strategy=rec,
                            stop_on_violation=True).run
         f = Finding.of(run)
         ok = f is not None and f.rule == self.found.finding.rule
+        # the deviations the run really made (an override fifo would have chosen anyway is
+        # none), which is what the saved schedule carries
+        real = sum(c.chosen != c.fifo for c in rec.choices)
+        out = _Outcome(ok, run.decisions, f, real)
         horizon = len(run.decisions)
         self._cache.setdefault(horizon, {})[
-            frozenset((k, self.deviations[k]) for k in keys if k < horizon)] = ok
-        if ok and (self.best is None or len(keys) <= len(self.best[0])):
-            self.best = (list(keys), run.decisions, f)  # type: ignore[arg-type]
+            frozenset((k, self.deviations[k]) for k in keys if k < horizon)] = out
+        return out
+
+    def fails(self, keys: list[int]) -> bool:
+        out = self._lookup(keys)
+        if out is not None:
+            self.cached += 1
+        else:
+            out = self._replay(keys)
+        if out.ok and (self.best is None or out.deviations <= self.best.deviations):
+            self.best = out
         if self.progress:
-            self.progress(self.replays, len(self.best[0]) if self.best else len(self.deviations))
-        return ok
+            self.progress(self.replays,
+                          self.best.deviations if self.best else len(self.deviations))
+        return out.ok
 
     def truncate(self, keys: list[int]) -> list[int]:
         """The shortest prefix of ``keys`` that still fails (binary search; ``keys`` fails)."""
@@ -479,10 +498,10 @@ def minimise(found: Found, max_replays: int = 2000, *, seconds: float | None = 6
               "replays": m.replays, "cached": m.cached, "budget_hit": m.budget_hit}
     if m.best is None:
         return replace(found, minimised=report)
-    kept, decisions, finding = m.best
-    report["deviations_after"] = len(kept)
-    return replace(found, spec=spec.with_decisions(decisions), finding=finding,
-                   minimised=report)
+    best = m.best
+    report["deviations_after"] = best.deviations
+    return replace(found, spec=spec.with_decisions(best.decisions),
+                   finding=best.finding or found.finding, minimised=report)
 
 
 # ---- failure files ------------------------------------------------------------------------------
