@@ -333,12 +333,13 @@ class DiscardLockCbUnlockedDevice(_DropsLockAround):
             await self._retake_lock(entry, "lock_async.discard")
 
 
-@variant("rename-frees-unlocked", rules=("RN-4",))
+@variant("rename-frees-unlocked", rules=("DATA",))
 class RenameFreesUnlockedDevice(_DropsLockAround):
     """Rename lets go of the device lock before freeing superseded cookies ("freeing may
     take a while") and switches tracking afterwards with the entry it read before: a Discard
     LockAsync that ran in that window has its ``newest`` instance forgotten, so the next
-    Discard renames from the wrong instance (a lost update under a lock; RN-4, RN-5)."""
+    Discard renames from the wrong instance and draws read bytes the app did not write for
+    them (a lost update under a lock, RN-5; the data oracle)."""
 
     async def _drop_cookies(self, site: str, key: Any, before_seq: int | None,
                             reason: str) -> None:
