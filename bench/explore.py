@@ -12,7 +12,8 @@ strategy, the median over the hard corpus of its per-bug medians, its ratio to r
 whether every bug was found within the cap by some strategy. Last, schedules per second (the
 machine is loaded: rates are indicative, the counts are the figures).
 Run: ``python bench/explore.py --quick`` (smoke run) or ``python bench/explore.py`` (the full
-run: 10 seeds, cap 50; the models with cap 2,000); ``--only NAME`` runs one workload, ``--no-models`` skips the models.
+run: 10 seeds, cap 20; the models with cap 2,000); ``--only NAME`` runs one workload,
+``--no-models`` / ``--no-corpus`` skip a part.
 """
 
 from __future__ import annotations
@@ -87,15 +88,16 @@ def main() -> None:
     ap.add_argument("--cap", type=int, default=None)
     ap.add_argument("--only", default=None, help="one hard-corpus entry or model by name")
     ap.add_argument("--no-models", action="store_true")
+    ap.add_argument("--no-corpus", action="store_true")
     args = ap.parse_args()
-    cap, seeds, model_cap, n = (10, 3, 200, 10) if args.quick else (50, 10, 2000, 40)
+    cap, seeds, model_cap, n = (10, 3, 200, 10) if args.quick else (20, 10, 2000, 40)
     cap, seeds = args.cap or cap, args.seeds or seeds
 
     print(f"hard corpus: schedules to the first detection (median of {seeds} seeds; cap {cap})")
     print(f"{'bug':44} " + " ".join(f"{c:>8}" for c in COLUMNS))
     table: dict[str, list[float]] = {}
     for b in HARD_CORPUS:
-        if args.only and b.name != args.only:
+        if args.no_corpus or (args.only and b.name != args.only):
             continue
         table[b.name] = row = corpus_row(b.spec(), cap, seeds)
         print(f"{b.name:44} " + " ".join(f"{_show(v, cap):>8}" for v in row), flush=True)
