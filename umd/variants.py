@@ -302,14 +302,14 @@ class _DropsLockAround(ReferenceDevice):
     takes it again afterwards ("the callback may wait; do not stall the other thread") —
     keeping what it read before, which is the bug."""
 
-    async def _drop_lock(self, site: str) -> Any:
+    async def _let_go(self, site: str) -> Any:
         me = vt.current_thread().tid
         entry = self._held.pop(me, None)
         if entry is not None:
             await entry[1].__aexit__(None, None, None)
         return entry
 
-    async def _retake_lock(self, entry: Any, site: str) -> None:
+    async def _take_again(self, entry: Any, site: str) -> None:
         if entry is not None:
             cm = self.guard(site)
             await cm.__aenter__()
@@ -326,11 +326,11 @@ class DiscardLockCbUnlockedDevice(_DropsLockAround):
     async def lock_cb(self, allocation: int, flags: int) -> Any:
         if not flags & LF.Discard:
             return await super().lock_cb(allocation, flags)
-        entry = await self._drop_lock("lock_async.discard")
+        entry = await self._let_go("lock_async.discard")
         try:
             return await super().lock_cb(allocation, flags)
         finally:
-            await self._retake_lock(entry, "lock_async.discard")
+            await self._take_again(entry, "lock_async.discard")
 
 
 @variant("rename-frees-unlocked", rules=("DATA",))
@@ -344,9 +344,9 @@ class RenameFreesUnlockedDevice(_DropsLockAround):
     async def _drop_cookies(self, site: str, key: Any, before_seq: int | None,
                             reason: str) -> None:
         if site == "rename":
-            entry = await self._drop_lock(site)
+            entry = await self._let_go(site)
             await vt.checkpoint("rename.free")
-            await self._retake_lock(entry, site)
+            await self._take_again(entry, site)
         await super()._drop_cookies(site, key, before_seq, reason)
 
 
