@@ -99,9 +99,12 @@ def main() -> None:
     ap.add_argument("--only", default=None, help="one hard-corpus entry or model by name")
     ap.add_argument("--no-models", action="store_true")
     ap.add_argument("--no-corpus", action="store_true")
+    ap.add_argument("--out", default=None, help="write the output to this file instead")
     ap.add_argument("--strategies", default=None,
                     help="comma-separated columns to run on the corpus (default: all)")
     args = ap.parse_args()
+    if args.out:
+        sys.stdout = open(args.out, "w", buffering=1)  # noqa: SIM115 (for the whole run)
     cap, seeds, model_cap, n = (10, 3, 200, 10) if args.quick else (20, 10, 2000, 40)
     cap, seeds = args.cap or cap, args.seeds or seeds
 
