@@ -150,6 +150,26 @@ class DrawWhileLocked(RuntimeHooks):
         return False
 
 
+# ---- the hard corpus (issue 12): seen only on schedules random sampling rarely makes
+
+
+@_bug("refs-released-on-take", rules=("LA-9", "DATA"),
+      summary="the worker stops counting a command's references when it takes the command, "
+      "before the driver has recorded them: LockAsync may say NoExistingReferences (LA-9)")
+class RefsReleasedOnTake(RuntimeHooks):
+    def release_refs_before_call(self) -> bool:
+        return True
+
+
+@_bug("refs-count-lost", rules=("LA-9", "DATA"),
+      summary="the worker's queued-reference count-down is a read and a write with a scheduling "
+      "point between: an app count-up in between is lost, and LockAsync later says "
+      "NoExistingReferences with a draw still queued (LA-9)")
+class RefsCountLost(RuntimeHooks):
+    def refs_release_split(self) -> bool:
+        return True
+
+
 class _Summaries(Mapping[str, str]):
     """``RUNTIME_BUGS``: name → summary, a live view of :data:`RUNTIME_BUG_REGISTRY` (a bug a
     user registers later shows up too), in registration order."""

@@ -40,6 +40,17 @@ class RuntimeHooks:
         """Whether the device runs the MP layer for the driver's table ``funcs`` (LA-1, MP-4)."""
         return on
 
+    def release_refs_before_call(self) -> bool:
+        """Whether the worker stops counting a command's resource references as queued when it
+        takes the command rather than once the driver has returned from it (LA-9: the
+        reference counts them until then, see ``MPLayer._worker_main``)."""
+        return False
+
+    def refs_release_split(self) -> bool:
+        """Whether the worker's "one queued reference fewer" is a read, a scheduling point and
+        a write instead of one step (the reference: one step; the app counts up in between)."""
+        return False
+
     def command_queue(self, name: str, maxsize: int) -> CommandQueue:
         """The MP layer's command queue (MP-5: the worker takes commands under its mutex)."""
         return CommandQueue(name, maxsize)

@@ -154,15 +154,29 @@ class MPLayer:
                 assert cmd.reply is not None
                 cmd.reply.set()
                 return
+            early = self.hooks.release_refs_before_call()  # a seeded bug's choice
+            if early:
+                await self._release_refs(cmd)
             if cmd.ddi != "(barrier)":
                 await self._make(cmd)
             # The reference leaves the runtime's layer only once the driver has it: a DrawPrimitive
             # the worker is still inside counts as queued, so LockAsync never tells the driver
             # "no existing references" while the driver may not yet have recorded one (LA-9).
-            for h in cmd.refs:
-                self._resource(h).queued_refs -= 1
+            if not early:
+                await self._release_refs(cmd)
             if cmd.reply is not None:
                 cmd.reply.set()
+
+    async def _release_refs(self, cmd: Command) -> None:
+        split = self.hooks.refs_release_split()  # a seeded bug's choice
+        for h in cmd.refs:
+            r = self._resource(h)
+            if split:
+                n = r.queued_refs
+                await vthreads.checkpoint("rt.refs.release")
+                r.queued_refs = n - 1
+            else:
+                r.queued_refs -= 1
 
     async def _make(self, cmd: Command) -> None:
         """The worker makes one queued DDI call."""

@@ -291,6 +291,65 @@ class CrashInRenameDevice(ReferenceDevice):
         raise RuntimeError("rename table corrupted")
 
 
+# ---------------------------------------------------------------------------------------------
+# The hard corpus (issue 12): bugs only a narrow interleaving of the app thread and the worker
+# exposes, at DDI >= 0xB (below it the runtime never overlaps two DDIs). fifo never meets them
+# and random sampling rarely does on its first schedule.
+
+
+class _DropsLockAround(ReferenceDevice):
+    """Base: lets go of the device lock while the running thread is inside one region and
+    takes it again afterwards ("the callback may wait; do not stall the other thread") —
+    keeping what it read before, which is the bug."""
+
+    async def _let_go(self, site: str) -> Any:
+        me = vt.current_thread().tid
+        entry = self._held.pop(me, None)
+        if entry is not None:
+            await entry[1].__aexit__(None, None, None)
+        return entry
+
+    async def _take_again(self, entry: Any, site: str) -> None:
+        if entry is not None:
+            cm = self.guard(site)
+            await cm.__aenter__()
+            self._held[vt.current_thread().tid] = [entry[0], cm]
+
+
+@variant("discard-lockcb-unlocked", rules=("RN-4",))
+class DiscardLockCbUnlockedDevice(_DropsLockAround):
+    """Drops the device lock around a Discard's pfnLockCb, then writes back the tracking entry
+    it read before the call: a Rename the worker completed in that window is lost, and later
+    draws go back to the instance before the cookie's — a lost update under a lock (RN-4,
+    LA-13)."""
+
+    async def lock_cb(self, allocation: int, flags: int) -> Any:
+        if not flags & LF.Discard:
+            return await super().lock_cb(allocation, flags)
+        entry = await self._let_go("lock_async.discard")
+        try:
+            return await super().lock_cb(allocation, flags)
+        finally:
+            await self._take_again(entry, "lock_async.discard")
+
+
+@variant("rename-frees-unlocked", rules=("DATA",))
+class RenameFreesUnlockedDevice(_DropsLockAround):
+    """Rename lets go of the device lock before freeing superseded cookies ("freeing may
+    take a while") and switches tracking afterwards with the entry it read before: a Discard
+    LockAsync that ran in that window has its ``newest`` instance forgotten, so the next
+    Discard renames from the wrong instance and draws read bytes the app did not write for
+    them (a lost update under a lock, RN-5; the data oracle)."""
+
+    async def _drop_cookies(self, site: str, key: Any, before_seq: int | None,
+                            reason: str) -> None:
+        if site == "rename":
+            entry = await self._let_go(site)
+            await vt.checkpoint("rename.free")
+            await self._take_again(entry, site)
+        await super()._drop_cookies(site, key, before_seq, reason)
+
+
 def _config(config: DriverConfig | None, driver_version: int | None) -> DriverConfig:
     cfg = config if config is not None else DriverConfig()
     return cfg if driver_version is None else replace(cfg, driver_version=driver_version)
@@ -385,6 +444,8 @@ lockcb_readonly_writeonly = factory_for(LockCbReadWrite)
 lockcb_ignoresync_acquireaperture = factory_for(LockCbIgnoreSyncAperture)
 lockcb_alternateva_alone = factory_for(LockCbAlternateVa)
 crash_in_rename = factory_for(CrashInRenameDevice)
+discard_lockcb_unlocked = factory_for(DiscardLockCbUnlockedDevice)
+rename_frees_unlocked = factory_for(RenameFreesUnlockedDevice)
 
 
 def make_driver(name: str | None = None, *, driver_version: int | None = None,

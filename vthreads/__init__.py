@@ -43,9 +43,11 @@ from ._dpor import DporStrategy, explore_dpor, explore_dpor_with
 from ._engine import Engine
 from ._errors import Divergence, EngineUsageError, WouldBlock
 from ._host import run_many
+from ._pos import POS
 from ._results import EngineStatistics, Failure, RunResult, Violation
 from ._strategies import (
     PCT,
+    STRATEGIES,
     STRATEGY_NAMES,
     Choice,
     Fifo,
@@ -71,6 +73,8 @@ from ._threads import VThread
 
 __all__ = [
     "PCT",
+    "POS",
+    "STRATEGIES",
     "STRATEGY_NAMES",
     "SYSTEMATIC",
     "Choice",

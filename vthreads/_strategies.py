@@ -29,11 +29,18 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ._errors import Divergence
+from .registry import Registry
 
 if TYPE_CHECKING:
     from ._engine import VThread
 
-STRATEGY_NAMES = ("fifo", "random", "pct", "replay", "free")
+STRATEGY_NAMES = ("fifo", "random", "pct", "pos", "replay", "free")
+
+#: seeded sampling strategies defined beside the machinery they need, by name: each entry is a
+#: factory ``(seed=, depth=, pct_steps=) -> Strategy`` that :func:`make_strategy` calls. POS
+#: (``vthreads._pos``) lives here: it reads step footprints (``_footprint``), which need the
+#: engine's types, and the engine imports this module, so it registers itself instead.
+STRATEGIES: Registry[Callable[..., Strategy]] = Registry("strategy")
 
 
 class Strategy:
@@ -356,4 +363,6 @@ def make_strategy(
         return Replay(decisions)
     if name == "free":
         return Free()
+    if name in STRATEGIES:
+        return STRATEGIES[name](seed=seed, depth=depth, pct_steps=pct_steps)
     raise ValueError(f"unknown strategy {name!r}: use one of {', '.join(STRATEGY_NAMES)}")

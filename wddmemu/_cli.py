@@ -173,7 +173,7 @@ def scenarios_cmd() -> int:
 
 @cli.command("run")
 @scenario_options
-@click.option("--strategy", type=click.Choice(["fifo", "random", "pct"]), default="fifo",
+@click.option("--strategy", type=click.Choice(["fifo", "random", "pct", "pos"]), default="fifo",
               show_default=True)
 @click.option("--seed", default=0, show_default=True)
 @click.option("--trace", "trace", default=None, metavar="FILE.jsonl",
@@ -258,8 +258,8 @@ def cluster_options(fn: Any) -> Any:
 @cli.command("explore")
 @scenario_options
 @click.option("--schedules", default=1000, show_default=True, help="schedules to run at most")
-@click.option("--strategy", type=click.Choice(["random", "pct", "dfs", "dpor"]), default="pct",
-              show_default=True)
+@click.option("--strategy", default="pct", show_default=True,
+              type=click.Choice(["random", "pct", "pos", "portfolio", "dfs", "dpor"]))
 @click.option("--seed", default=0, show_default=True, help="seed of the first schedule")
 @click.option("--preemption-bound", default=2, show_default=True,
               help="dfs and dpor: preemptions at most")
@@ -351,7 +351,9 @@ def explain(console: Console, fd: Found, path: Path) -> None:
     if fd.minimised:
         m = fd.minimised
         console.print(f"minimised: {m['deviations_before']} → {m['deviations_after']} "
-                      f"deviations from fifo in {m['replays']} replays")
+                      f"deviations from fifo in {m['replays']} replays"
+                      + (f" ({m['cached']} answered from the cache)" if m.get("cached") else "")
+                      + (", stopped by its budget" if m.get("budget_hit") else ""))
     # the last events of the threads around the break, from a traced replay
     import io
 

@@ -15,9 +15,9 @@
 from __future__ import annotations
 
 import hashlib
-import math
 import random
 import re
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -88,7 +88,7 @@ class Finding:
 
 
 #: what ``explore --strategy`` takes: sampling (random, pct) and systematic search (dfs, dpor)
-EXPLORE_STRATEGIES = ("random", "pct", "dfs", "dpor")
+EXPLORE_STRATEGIES = ("random", "pct", "pos", "portfolio", "dfs", "dpor")
 
 
 @dataclass(frozen=True)
@@ -104,7 +104,10 @@ class ExploreOptions:
     jobs: int = 1
     stop_on_first: bool = True
     minimise: bool = True
-    max_replays: int = 200
+    #: the minimiser's bounds: a replay cap (deterministic) and a wall-clock budget in seconds
+    #: (when to stop only; None: none) — see :func:`minimise`
+    max_replays: int = 2000
+    minimise_seconds: float | None = 60.0
     chunk: int = 25
     #: ``--faults``: each schedule gets one fault chosen from its seed (:func:`choose_faults`)
     faults: bool = False
@@ -145,8 +148,23 @@ class ExploreResult:
         return not self.failures
 
 
+#: ``explore --strategy portfolio``: schedule *i* runs ``PORTFOLIO[i % 4]`` (strategy, depth)
+#: with seed ``seed + i`` — round-robin over strategies that find different bugs (random for
+#: tight two-thread windows, PCT for long uninterrupted runs at depth 2 and 3, POS for orderings
+#: of far-apart dependent steps), so no single one's blind spot decides. The schedule's spec
+#: names its concrete strategy, so a failure replays and ``found_by`` says which one found it.
+PORTFOLIO: tuple[tuple[str, int], ...] = (("random", 3), ("pct", 2), ("pct", 3), ("pos", 3))
+
+
+def _uses_pct(strategy: str) -> bool:
+    return strategy in ("pct", "portfolio")
+
+
 def _schedule_spec(base: RunSpec, opts: ExploreOptions, k: int, i: int) -> RunSpec:
-    spec = replace(base, strategy=opts.strategy, seed=opts.seed + i, depth=opts.depth,
+    strategy, depth = opts.strategy, opts.depth
+    if strategy == "portfolio":
+        strategy, depth = PORTFOLIO[i % len(PORTFOLIO)]
+    spec = replace(base, strategy=strategy, seed=opts.seed + i, depth=depth,
                    pct_steps=k, decisions=None)
     return _with_faults(spec, opts, opts.seed + i)
 
@@ -227,7 +245,7 @@ def explore(
     opts = measure_faults(base, opts)
     if opts.strategy in ("dfs", "dpor"):  # one fault for the whole search, from --seed
         return _explore_systematic(_with_faults(base, opts, opts.seed), opts, progress)
-    k = probe_steps(base) if opts.strategy == "pct" else base.pct_steps
+    k = probe_steps(base) if _uses_pct(opts.strategy) else base.pct_steps
     failures: list[Found] = []
     runs = 0
 
@@ -252,7 +270,8 @@ def explore(
     else:
         runs = _explore_parallel(base, opts, k, record, progress, failures)
     if opts.minimise:
-        failures = [minimise(fd, opts.max_replays) for fd in failures]
+        failures = [minimise(fd, opts.max_replays, seconds=opts.minimise_seconds)
+                    for fd in failures]
     return ExploreResult(runs, tuple(failures), k)
 
 
@@ -327,7 +346,8 @@ def _explore_systematic(base: RunSpec, opts: ExploreOptions,
                  stop_on_failure=opts.stop_on_first,
                  failing=lambda r: _search_finding(r) is not None)
     if opts.minimise:
-        failures = [minimise(fd, opts.max_replays) for fd in failures]
+        failures = [minimise(fd, opts.max_replays, seconds=opts.minimise_seconds)
+                    for fd in failures]
     return ExploreResult(runs, tuple(failures), base.pct_steps, res.exhausted, res.claim())
 
 
@@ -390,75 +410,151 @@ def findings_to_end(fd: Found) -> tuple[Finding, ...]:
 
 
 # ---- minimise -----------------------------------------------------------------------------------
+#
+# A failing schedule is expressed as its *deviations*: the choice points (by index) where it ran
+# another thread than fifo would have. The minimiser searches for a small set of deviations
+# that, replayed over fifo (``FifoWithOverrides``), still breaks the same rule:
+#
+# 1. truncate: the shortest prefix of the deviations (by choice index) that still fails, by
+#    binary search — everything after the last deviation kept runs fifo (the "fifo tail");
+# 2. remove chunks: halves, quarters… down to single deviations, keeping every removal after
+#    which the rule still breaks, and repeating the single-deviation pass until nothing more
+#    can go — a local minimum: removing any one remaining deviation makes the bug disappear.
+#
+# Replays are cached by prefix: a run's outcome depends only on the overrides at the choice
+# points it reached, so a candidate that agrees with a cached run on every choice that run made
+# has that run's outcome, without running it. The search is deterministic; its bounds are a
+# replay cap (deterministic) and a time budget in wall-clock seconds that only decides *when to
+# stop*, never which candidate comes next: a result that did not hit the budget is the same on
+# every machine; one that did says so (``budget_hit``) and is merely less small.
 
 
-def _ddmin(items: list[int], fails: Callable[[list[int]], bool], budget: list[int]) -> list[int]:
-    """Zeller's delta debugging: a 1-minimal subset of ``items`` for which ``fails`` holds,
-    spending at most ``budget[0]`` calls."""
-    if budget[0] > 0 and fails([]):
-        return []
-    n = 2
-    while len(items) >= 2 and budget[0] > 0:
-        size = math.ceil(len(items) / n)
-        parts = [items[i : i + size] for i in range(0, len(items), size)]
-        for part in parts:
-            if budget[0] <= 0:
-                return items
-            if fails(part):
-                items, n = part, 2
-                break
+@dataclass(frozen=True)
+class _Outcome:
+    """One replay of a candidate: whether the rule broke, the run's decisions and finding, and
+    how many real deviations from fifo it made."""
+
+    ok: bool
+    decisions: tuple[int, ...]
+    finding: Finding | None
+    deviations: int
+
+
+class _Minimiser:
+    """One minimisation: the spec, the deviations, the cache and the budget."""
+
+    def __init__(self, found: Found, deviations: dict[int, int], max_replays: int,
+                 seconds: float | None,
+                 progress: Callable[[int, int], None] | None) -> None:
+        self.found, self.deviations = found, deviations
+        self.max_replays, self.progress = max_replays, progress
+        self.replays = self.cached = 0
+        self.budget_hit = False
+        self._deadline = None if seconds is None else time.monotonic() + seconds
+        #: horizon (choice points the run made) -> {overrides within it: its outcome}
+        self._cache: dict[int, dict[frozenset[tuple[int, int]], _Outcome]] = {}
+        self.best: _Outcome | None = None
+
+    def exhausted(self) -> bool:
+        if self.replays >= self.max_replays:
+            self.budget_hit = True
+        elif self._deadline is not None and time.monotonic() > self._deadline:
+            self.budget_hit = True  # wall clock: when to stop only, never what to try
+        return self.budget_hit
+
+    def _lookup(self, keys: list[int]) -> _Outcome | None:
+        for horizon, seen in self._cache.items():
+            got = seen.get(frozenset((k, self.deviations[k]) for k in keys if k < horizon))
+            if got is not None:
+                return got
+        return None
+
+    def _replay(self, keys: list[int]) -> _Outcome:
+        self.replays += 1
+        rec = Recorder(FifoWithOverrides({k: self.deviations[k] for k in keys}))
+        run = run_scenario(replace(self.found.spec, strategy="fifo"), strategy=rec,
+                           stop_on_violation=True).run
+        f = Finding.of(run)
+        ok = f is not None and f.rule == self.found.finding.rule
+        # the deviations the run really made (an override fifo would have chosen anyway is
+        # none), which is what the saved schedule carries
+        real = sum(c.chosen != c.fifo for c in rec.choices)
+        out = _Outcome(ok, run.decisions, f, real)
+        horizon = len(run.decisions)
+        self._cache.setdefault(horizon, {})[
+            frozenset((k, self.deviations[k]) for k in keys if k < horizon)] = out
+        return out
+
+    def fails(self, keys: list[int]) -> bool:
+        out = self._lookup(keys)
+        if out is not None:
+            self.cached += 1
         else:
-            for part in parts:
-                if budget[0] <= 0:
-                    return items
-                rest = [x for x in items if x not in part]
-                if fails(rest):
-                    items, n = rest, max(n - 1, 2)
-                    break
+            out = self._replay(keys)
+        if out.ok and (self.best is None or out.deviations <= self.best.deviations):
+            self.best = out
+        if self.progress:
+            self.progress(self.replays,
+                          self.best.deviations if self.best else len(self.deviations))
+        return out.ok
+
+    def truncate(self, keys: list[int]) -> list[int]:
+        """The shortest prefix of ``keys`` that still fails (binary search; ``keys`` fails)."""
+        lo, hi = 0, len(keys)  # keys[:hi] fails; keys[:lo] is not known to
+        while lo < hi and not self.exhausted():
+            mid = (lo + hi) // 2
+            if self.fails(keys[:mid]):
+                hi = mid
             else:
-                if n >= len(items):
-                    break
-                n = min(len(items), 2 * n)
-    return items
+                lo = mid + 1
+        return keys[:hi]
+
+    def remove_chunks(self, keys: list[int]) -> list[int]:
+        """Remove chunks of halving size while the rule still breaks, then single deviations
+        until none can go (``keys`` fails)."""
+        size = max(1, len(keys) // 2)
+        while keys and not self.exhausted():
+            changed, i = False, 0
+            while i < len(keys) and not self.exhausted():
+                rest = keys[:i] + keys[i + size:]
+                if self.fails(rest):
+                    keys, changed = rest, True
+                else:
+                    i += size
+            if size > 1:
+                size = max(1, size // 2)
+            elif not changed:
+                break  # a single-deviation pass removed nothing: a local minimum
+        return keys
 
 
-def minimise(found: Found, max_replays: int = 200) -> Found:
-    """Fewer deviations from fifo, same rule: re-run with subsets of the deviating choices
-    (at most ``max_replays`` runs) and keep the smallest that still breaks ``found``'s rule."""
+def minimise(found: Found, max_replays: int = 2000, *, seconds: float | None = 60.0,
+             progress: Callable[[int, int], None] | None = None) -> Found:
+    """Fewer deviations from fifo, same rule (see the comment above): truncate, then remove
+    chunks down to a local minimum, within ``max_replays`` replays and ``seconds`` of wall
+    clock (None: no time budget). ``progress(replays, deviations)`` is called after each
+    replay. ``minimised`` reports deviations before/after, replays, cache hits and whether a
+    budget stopped the search."""
     spec = found.spec
     assert spec.decisions is not None
     rec = Recorder(Replay(spec.decisions))
     r = run_scenario(spec, strategy=rec, stop_on_violation=True).run
-    if Finding.of(r) is None or Finding.of(r).rule != found.finding.rule:  # type: ignore[union-attr]
+    first = Finding.of(r)
+    if first is None or first.rule != found.finding.rule:
         return found  # not reproducible as recorded: leave it alone
     deviations = {k: c.chosen for k, c in enumerate(rec.choices) if c.chosen != c.fifo}
-    budget = [max_replays]
-    best: dict[str, Any] = {"decisions": spec.decisions, "finding": found.finding}
-
-    def fails(keys: list[int]) -> bool:
-        budget[0] -= 1
-        strat = FifoWithOverrides({k: deviations[k] for k in keys})
-        run = run_scenario(replace(spec, strategy="fifo"), strategy=strat,
-                           stop_on_violation=True).run
-        f = Finding.of(run)
-        if f is not None and f.rule == found.finding.rule:
-            if len(keys) <= best.get("n", math.inf):
-                best.update(n=len(keys), decisions=run.decisions, finding=f)
-            return True
-        return False
-
-    keep = _ddmin(sorted(deviations), fails, budget)
-    if "n" not in best:
-        return replace(found, minimised={"deviations_before": len(deviations),
-                                         "deviations_after": len(deviations),
-                                         "replays": max_replays - budget[0]})
-    return replace(
-        found,
-        spec=spec.with_decisions(best["decisions"]),
-        finding=best["finding"],
-        minimised={"deviations_before": len(deviations), "deviations_after": len(keep),
-                   "replays": max_replays - budget[0]},
-    )
+    m = _Minimiser(found, deviations, max_replays, seconds, progress)
+    keys = sorted(deviations)
+    if not m.fails([]):
+        keys = m.remove_chunks(m.truncate(keys))
+    report = {"deviations_before": len(deviations), "deviations_after": len(keys),
+              "replays": m.replays, "cached": m.cached, "budget_hit": m.budget_hit}
+    if m.best is None:
+        return replace(found, minimised=report)
+    best = m.best
+    report["deviations_after"] = best.deviations
+    return replace(found, spec=spec.with_decisions(best.decisions),
+                   finding=best.finding or found.finding, minimised=report)
 
 
 # ---- failure files ------------------------------------------------------------------------------

@@ -58,9 +58,10 @@ def check_program(program: Callable[[], Awaitable[Any]], *, schedules: int = 200
                   backend: str = "asyncio") -> ProgramResult:
     """Run ``program`` (called afresh for every schedule) under ``schedules`` schedules of
     ``strategy`` (schedule *i* uses seed ``seed + i``) and stop at the first that breaks a rule,
-    races (RACE), deadlocks or raises. ``pct`` measures its ``k`` with a fifo probe run first;
-    ``dfs`` and ``dpor`` search systematically, ``schedules`` executions at most, and say in
-    ``claim`` whether they exhausted the program. Bad arguments raise :class:`SpecError`."""
+    races (RACE), deadlocks or raises (``strategy``: random, pct, pos, dfs, dpor). ``pct``
+    measures its ``k`` with a fifo probe run first; ``dfs`` and ``dpor`` search
+    systematically, ``schedules`` executions at most, and say in ``claim`` whether they
+    exhausted the program. Bad arguments raise :class:`SpecError`."""
     if schedules < 1 or depth < 1:
         raise SpecError("schedules and depth must be >= 1")
     if backend not in ("asyncio", "trio"):

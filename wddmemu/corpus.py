@@ -5,6 +5,13 @@ Each entry is a real bug class a driver or runtime author makes — in the user-
 (``kmd.KERNEL_BUGS``) — and the rule ids a checker may cite first when it shows. ``explore``
 must find every entry with ``pct`` within 1,000 schedules (``tests/explore``); ``bench/explore.py``
 measures how fast each strategy finds it.
+
+:data:`HARD_CORPUS` (issue 12) holds the bugs a strategy has to earn: fifo never exposes them
+and random sampling rarely does on its first schedule — lost updates under a lock whose window
+opens only while the *other* thread runs a long stretch of independent steps, all at DDI 0xB
+(below it the runtime never overlaps the app thread and the worker). One bug may appear with
+several scenarios (``name@scenario``): each is its own window. Each entry names the strategy
+the tests use to find it (``finder``) and the bound they allow.
 """
 
 from __future__ import annotations
@@ -27,6 +34,13 @@ class SeededBug:
     ddi_version: int | None = None
     #: only some interleavings expose it (fifo does not)
     schedule_dependent: bool = False
+    #: hard corpus: the strategy ``tests/explore/test_hard_corpus.py`` finds it with
+    finder: str = "pct"
+
+    @property
+    def bug(self) -> str:
+        """The seeded bug's registry name (``name`` without its ``@scenario``)."""
+        return self.name.partition("@")[0]
 
     def spec(self) -> RunSpec:
         return RunSpec(self.scenario, params=dict(self.params), driver=self.driver,
@@ -91,4 +105,29 @@ CORPUS: tuple[SeededBug, ...] = (
     _r("draw-while-locked", ("LK-8",), "lock-flags"),
     # --- the kernel
     _r("donotwait-waits", ("KL-21",), "gl-icd-lock-entire"),
+)
+
+
+def _hard(name: str, rules: tuple[str, ...], scenario: str, **kw: Any) -> SeededBug:
+    bug = name.partition("@")[0]
+    if bug.startswith("refs-"):  # the runtime's
+        return SeededBug(name, "runtime", rules, scenario, bugs=(bug,), ddi_version=0xB,
+                         schedule_dependent=True, finder="pos", **kw)
+    return SeededBug(name, "umd", rules, scenario, driver=bug, ddi_version=0xB,
+                     schedule_dependent=True, finder="pos", **kw)
+
+
+HARD_CORPUS: tuple[SeededBug, ...] = (
+    # the driver drops its lock around a Discard's pfnLockCb: a whole Rename must fit in
+    _hard("discard-lockcb-unlocked", ("RN-4",), "reentrant-lockasync"),
+    _hard("discard-lockcb-unlocked@dynamic-vb-ring", ("RN-4",), "dynamic-vb-ring"),
+    # Rename drops its lock mid-way: a whole Discard LockAsync must fit in
+    _hard("rename-frees-unlocked", ("DATA",), "reentrant-lockasync"),
+    # the runtime's queued-reference count: released early, or counted down non-atomically
+    _hard("refs-released-on-take", ("LA-9",), "reentrant-lockasync"),
+    _hard("refs-released-on-take@discard-every-frame", ("LA-9",), "discard-every-frame"),
+    _hard("refs-released-on-take@multi-app-threads", ("LA-9",), "multi-app-threads"),
+    _hard("refs-count-lost", ("LA-9",), "reentrant-lockasync"),
+    _hard("refs-count-lost@dynamic-vb-ring", ("LA-9",), "dynamic-vb-ring"),
+    _hard("refs-count-lost@discard-every-frame", ("LA-9",), "discard-every-frame"),
 )

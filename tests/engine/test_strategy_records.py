@@ -32,7 +32,7 @@ def test_make_strategy_builds_each_name_with_its_parameters() -> None:
         make_strategy("replay")
     with pytest.raises(ValueError, match=r"unknown strategy 'nope': use one of fifo, random"):
         make_strategy("nope")
-    assert STRATEGY_NAMES == ("fifo", "random", "pct", "replay", "free")
+    assert STRATEGY_NAMES == ("fifo", "random", "pct", "pos", "replay", "free")
 
 
 def test_pct_draws_depth_minus_one_distinct_change_points_within_k() -> None:

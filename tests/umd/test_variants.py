@@ -306,5 +306,52 @@ def test_no_rename_lacks_only_rename() -> None:
     assert run(prog, driver=drv).value == (True, True)
 
 
+def _lock_held_in_callbacks(r: Rig, name: str) -> list[bool]:
+    """Spy on the device's ``name`` callback: whether the device lock is held at each call."""
+    seen: list[bool] = []
+    inner = getattr(r.dev.callbacks, name)
+
+    async def spy(h: object, args: object) -> int:
+        seen.append(r.dev.mutex.owner is not None)
+        return await inner(h, args)
+
+    setattr(r.dev.callbacks, name, spy)
+    return seen
+
+
+def test_discard_lockcb_unlocked_lets_go_of_the_lock_around_a_discard_pfnlockcb() -> None:
+    async def prog(r: Rig) -> list[bool]:
+        vb = await r.vb(256)
+        seen = _lock_held_in_callbacks(r, "pfn_lock_cb")
+        hr, _ = await r.lock_async(vb, LAF.Discard)
+        assert hr == S_OK
+        return seen
+
+    ref, bug = both("discard-lockcb-unlocked", prog)
+    assert (ref, bug) == ([True], [False])  # the window a Rename is lost in (RN-4)
+
+
+def test_rename_frees_unlocked_lets_go_of_the_lock_inside_rename() -> None:
+    async def prog(r: Rig) -> int:
+        vb = await r.vb(256)
+        hr, la = await r.lock_async(vb, LAF.Discard)
+        assert hr == S_OK and await r.unlock_async(vb) == S_OK
+        mutex = r.dev.mutex
+        releases = [0]
+        inner = mutex.release
+
+        def counting() -> None:
+            releases[0] += 1
+            inner()
+
+        mutex.release = counting
+        assert await r.rename(vb, la.cookie) == S_OK
+        return releases[0]
+
+    ref, bug = both("rename-frees-unlocked", prog)
+    assert (ref, bug) == (1, 2)  # the second critical section: the window (RN-5)
+
+
 def test_every_variant_has_a_direct_test() -> None:
     assert set(VARIANTS) <= TESTED, sorted(set(VARIANTS) - TESTED)
+
