@@ -31,6 +31,17 @@ from ._checker_state import (
 _UNLOCKS = ("Unlock", "UnlockAsync", "DestroyDevice", "DestroyResource")
 
 
+def _undoes_own_lock(dev: DeviceState, call: Call, h: int) -> bool:
+    """A lock DDI unlocking what it has itself just locked (a probe, or an in-place lock it
+    refuses): the application never had that pointer, so nothing is released under it."""
+    if call.ddi not in ("LockAsync", "Lock") or any(
+        held.handle == h for held in dev.held.values()
+    ):
+        return False
+    return any(hr_of(x) == 0 and as_int(x.get("new_allocation", 0)) == h
+               for _e, x in call.cbs("pfnLockCb"))
+
+
 class CallbackRules:
     """Mixin of :class:`~wddmemu._checker.Checker`: ERR, LCB, RCB and KL checks."""
 
@@ -80,6 +91,8 @@ class CallbackRules:
             if not dev.app_side(h) or h in dev.released_under_app:
                 continue
             key = dev.owner.get(h, ((0, 0), 0))[0]
+            if call is not None and _undoes_own_lock(dev, call, h):
+                continue
             if call is not None and call.ddi in _UNLOCKS:
                 mine = dev.held.get(call.key)
                 if call.ddi.startswith("Destroy") or call.key == key or (
