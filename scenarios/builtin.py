@@ -504,7 +504,7 @@ async def multi_app_threads(ctx: ScenarioContext, threads: int, frames: int) -> 
     "the application creates the primary surface (CreateResource with Primary, which the driver "
     "passes on as D3DDDI_ALLOCATIONINFO.Flags.Primary, seed 004), writes it through Lock — once "
     "with DISCARD, which VidMm ignores on a primary (KL-18) — between frames of draws, and "
-    "reads back what it wrote",
+    "reads back what it wrote (first with DONOTWAIT, LK-7)",
     frames=Param(int, 2, "frames"),
 )
 async def primary_surface(ctx: ScenarioContext, frames: int) -> None:
@@ -524,7 +524,11 @@ async def primary_surface(ctx: ScenarioContext, frames: int) -> None:
         view.write(0, pattern(200 + f, size))
         await dev.unlock(primary)
         await dev.present()
-    view = await dev.lock(primary, 0, size, d3d9.D3DLOCK_READONLY)
+    try:  # an app that would rather not wait (LK-7), then does
+        view = await dev.lock(primary, 0, size, d3d9.D3DLOCK_READONLY | d3d9.D3DLOCK_DONOTWAIT)
+    except d3d9.D3DError as e:
+        ctx.expect(e.hr == d3d9.D3DERR_WASSTILLDRAWING, f"a DONOTWAIT lock failed with {e}")
+        view = await dev.lock(primary, 0, size, d3d9.D3DLOCK_READONLY)
     got = view.read(0, size)
     await dev.unlock(primary)
     ctx.expect(got == pattern(200 + frames - 1, size),
