@@ -131,7 +131,7 @@ def _bad_render(a: D3DDDICB_RENDER) -> str:
         for x in a.allocation_list
     ):
         return "allocation_list"
-    for name in ("flags", "new_command_buffer_size", "new_allocation_list_size"):
+    for name in ("flags", "context", "new_command_buffer_size", "new_allocation_list_size"):
         if not is_u32(getattr(a, name)):
             return name
     # the commands' own fields are the kernel's to validate (RD-6…); the runtime reads only a
@@ -298,8 +298,10 @@ class RuntimeCallbacks:
                 "allocation": old, "new_allocation": args.allocation, "flags": int(args.flags),
             }
 
+        pages = len(args.pages) if isinstance(args.pages, list) else None
         return await self._serve(
-            name, {"allocation": args.allocation, "flags": int(args.flags)}, body)
+            name, {"allocation": args.allocation, "flags": int(args.flags), "pages": pages},
+            body)
 
     async def pfn_unlock_cb(self, runtime_device: Any, args: D3DDDICB_UNLOCK) -> int:
         """Unlock allocations through ``D3DKMTUnlock`` (never waits, KU-4)."""
@@ -347,10 +349,17 @@ class RuntimeCallbacks:
             return kmd.ntstatus_to_hresult_for_callback(st, name), {
                 "fence": args.fence if kmd.NT_SUCCESS(st) else None,
                 "draw_ids": [ref[0] for ref in refs],
+                "new_command_buffer_size": args.new_command_buffer_size,
+                "new_allocation_list_size": args.new_allocation_list_size,
             }
 
-        return await self._serve(
-            name, {"commands": len(commands), "allocations": handles, "refs": refs}, body)
+        # what the driver filled in (RCB-1, RCB-4, RCB-10) beside what the buffer really holds
+        # (``command_bytes``), so the checker judges the fill-in from the seam
+        return await self._serve(name, {
+            "commands": len(commands), "allocations": handles, "refs": refs,
+            "command_length": args.command_length, "command_bytes": kmd.command_length(commands),
+            "context": args.context, "flags": int(args.flags),
+        }, body)
 
     @staticmethod
     def _hand_back(args: D3DDDICB_RENDER) -> None:

@@ -55,6 +55,22 @@ def _emit_exit(ddi: str, device: str, hr: int, **fields: Any) -> None:
                  hr_name=kmd.hresult_name(hr), **fields)
 
 
+def _lock_async_out(args: D3DDDIARG_LOCKASYNC) -> dict[str, Any]:
+    """LockAsync's outputs for ``ddi.exit`` (LA-12): hCookie, Pitch, SlicePitch, whether
+    pSurfData is set and, when it says so, which allocation instance it points into (a
+    driver's own pointer wrapper need not say). Whatever the driver put there, only ints and
+    bools reach the event."""
+    try:
+        surf = getattr(args.surf_data, "allocation", None)
+    except Exception:  # the driver's object: its property may raise
+        surf = None
+    out = {k: (v if isinstance(v, int) and not isinstance(v, bool) else None) for k, v in (
+        ("cookie", args.cookie), ("surf_allocation", surf), ("pitch", args.pitch),
+        ("slice_pitch", args.slice_pitch))}
+    out["surf_data"] = args.surf_data is not None
+    return out
+
+
 async def call_open_adapter(driver: Any, oa: D3DDDIARG_OPENADAPTER, name: str) -> int:
     """The driver's ``OpenAdapter``: it reports ``DriverVersion`` (DV-1)."""
     eng = current_engine()
@@ -142,7 +158,7 @@ class DdiDoor:
                 raise TypeError(f"driver DDI {ddi} returned {hr!r}, not an HRESULT int")
             if hr == kmd.D3DDDIERR_DEVICEREMOVED:
                 self.lost = True
-            out = {"cookie": args.cookie} if isinstance(args, D3DDDIARG_LOCKASYNC) else {}
+            out = _lock_async_out(args) if isinstance(args, D3DDDIARG_LOCKASYNC) else {}
             _emit_exit(ddi, self.device_name, hr, **out)
             return hr
         finally:

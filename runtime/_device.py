@@ -220,6 +220,19 @@ class Device:
         return await self._create_resource("surface", width * height * bytes_per_pixel, usage,
                                            pool, width=width, height=height, bpp=bytes_per_pixel)
 
+    async def create_primary(self, width: int, height: int, bytes_per_pixel: int = 4
+                             ) -> Resource:
+        """The primary surface the display scans out (a swap chain's front buffer): a
+        ``CreateResource`` with ``Primary|RenderTarget`` on video present source 0, which the
+        driver passes on to ``pfnAllocateCb`` as ``D3DDDI_ALLOCATIONINFO.Flags.Primary`` (seed
+        004; AC-7, SEG-8). It is never Dynamic, so it is locked through ``Lock``; ``Discard``
+        is ignored on it (KL-18)."""
+        if not isinstance(width, int) or not isinstance(height, int) or width < 1 or height < 1:
+            raise d3d9.D3DError(d3d9.D3DERR_INVALIDCALL, "width and height must be >= 1")
+        return await self._create_resource("primary", width * height * bytes_per_pixel, 0,
+                                           d3d9.D3DPOOL_DEFAULT, width=width, height=height,
+                                           bpp=bytes_per_pixel)
+
     async def create_texture(
         self, width: int, height: int, levels: int = 1, bytes_per_pixel: int = 4,
         usage: int = 0, pool: int = d3d9.D3DPOOL_DEFAULT,

@@ -24,6 +24,7 @@ _KIND_FLAGS = {
     "vb": D3DDDI_RESOURCEFLAGS.VertexBuffer,
     "ib": D3DDDI_RESOURCEFLAGS.IndexBuffer,
     "texture": D3DDDI_RESOURCEFLAGS.Texture,
+    "primary": D3DDDI_RESOURCEFLAGS.Primary | D3DDDI_RESOURCEFLAGS.RenderTarget,
 }
 
 

@@ -607,3 +607,39 @@ async def multi_app_threads(ctx: ScenarioContext, threads: int, frames: int) -> 
         await w.join()
     await dev.present()
 
+
+@scenario(
+    "primary-surface",
+    "the application creates the primary surface (CreateResource with Primary, which the driver "
+    "passes on as D3DDDI_ALLOCATIONINFO.Flags.Primary, seed 004), writes it through Lock — once "
+    "with DISCARD, which VidMm ignores on a primary (KL-18) — between frames of draws, and "
+    "reads back what it wrote (first with DONOTWAIT, LK-7)",
+    frames=Param(int, 2, "frames"),
+)
+@handles_device_loss()
+async def primary_surface(ctx: ScenarioContext, frames: int) -> None:
+    dev = await ctx.device()
+    width, height, bpp = 8, 4, 4
+    size = width * height * bpp
+    primary = await dev.create_primary(width, height, bpp)
+    vb = await dev.create_vertex_buffer(64)
+    for f in range(frames):
+        view = await dev.lock(vb, 0, 64, d3d9.D3DLOCK_DISCARD)
+        view.write(0, pattern(f, 64))
+        await dev.unlock(vb)
+        await dev.set_stream_source(0, vb, 0, 16)
+        await dev.draw_primitive(TRI, 0, 4)
+        flags = d3d9.D3DLOCK_DISCARD if f % 2 else 0
+        view = await dev.lock(primary, 0, size, flags)
+        view.write(0, pattern(200 + f, size))
+        await dev.unlock(primary)
+        await dev.present()
+    try:  # an app that would rather not wait (LK-7), then does
+        view = await dev.lock(primary, 0, size, d3d9.D3DLOCK_READONLY | d3d9.D3DLOCK_DONOTWAIT)
+    except d3d9.D3DError as e:
+        ctx.expect(e.hr == d3d9.D3DERR_WASSTILLDRAWING, f"a DONOTWAIT lock failed with {e}")
+        view = await dev.lock(primary, 0, size, d3d9.D3DLOCK_READONLY)
+    got = view.read(0, size)
+    await dev.unlock(primary)
+    ctx.expect(got == pattern(200 + frames - 1, size),
+               "the primary reads back the bytes the last lock wrote")

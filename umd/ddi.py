@@ -230,6 +230,7 @@ class D3DDDIARG_CREATERESOURCE:
     flags: int
     surfaces: list[D3DDDI_SURFACEINFO]
     resource: int = 0  # out
+    vidpn_source_id: int = 0  # the video present source of a ``Primary`` (AC-7)
 
 
 @dataclass

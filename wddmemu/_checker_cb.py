@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 import kmd
+from umd.ddi import D3DDDICB_RENDERFLAGS
 
 from ._checker_state import (
     CANT_RENDER_LOCKED,
@@ -29,6 +30,22 @@ from ._checker_state import (
 )
 
 _UNLOCKS = ("Unlock", "UnlockAsync", "DestroyDevice", "DestroyResource")
+#: D3DDDICB_RENDER.Flags bits that mean something; the rest is Reserved (RCB-10)
+_RENDER_FLAGS = int(D3DDDICB_RENDERFLAGS.ResizeCommandBuffer
+                    | D3DDDICB_RENDERFLAGS.ResizeAllocationList
+                    | D3DDDICB_RENDERFLAGS.ResizePatchLocationList
+                    | D3DDDICB_RENDERFLAGS.NullRendering)
+
+
+def _undoes_own_lock(dev: DeviceState, call: Call, h: int) -> bool:
+    """A lock DDI unlocking what it has itself just locked (a probe, or an in-place lock it
+    refuses): the application never had that pointer, so nothing is released under it."""
+    if call.ddi not in ("LockAsync", "Lock") or any(
+        held.handle == h for held in dev.held.values()
+    ):
+        return False
+    return any(hr_of(x) == 0 and as_int(x.get("new_allocation", 0)) == h
+               for _e, x in call.cbs("pfnLockCb"))
 
 
 class CallbackRules:
@@ -49,11 +66,30 @@ class CallbackRules:
             self._violate(rule, f"{who} called pfnLockCb on {target} with flags "
                           f"{flag_names(CBF, flags)}, which break {rule}",
                           key=f"{flags}", flags=flags)
+        self._check_lcb11(dev, call, ev, flags, who)
         if flags & CBF.NoExistingReference and call is not None:
             if call.ddi == "LockAsync":
                 self._check_la9(dev, call, who)
             elif rule is None:
                 self._check_noref_truth(dev, call, who, "LCB-7")
+
+    def _check_lcb11(self, dev: DeviceState, call: Call | None, ev: dict[str, Any], flags: int,
+                     who: str) -> None:
+        """LCB-11: LockEntire ⇒ no page list; without LockEntire a page list is needed (the
+        kernel would answer D3DERR_NOTAVAILABLE — the driver asked for nothing lockable)."""
+        if "pages" not in ev:
+            return
+        pages = ev.get("pages")
+        entire = bool(flags & CBF.LockEntire)
+        if entire == (pages is None):
+            return
+        target = dev.alloc(as_int(ev.get("allocation")))
+        what = (f"LockEntire with a page list of {pages}" if entire
+                else "neither LockEntire nor a page list")
+        self._violate("LCB-11", f"{who} called pfnLockCb on {target} with {what} (flags "
+                      f"{flag_names(CBF, flags)}): LockEntire means NumPages 0 and no pPages, "
+                      "and without it the pages to lock must be listed",
+                      key=f"{call.ddi if call else ''}/{entire}", flags=flags)
 
     def _check_la9(self, dev: DeviceState, call: Call, who: str) -> None:
         if not call.flags & LAF.NoExistingReferences:
@@ -80,6 +116,8 @@ class CallbackRules:
             if not dev.app_side(h) or h in dev.released_under_app:
                 continue
             key = dev.owner.get(h, ((0, 0), 0))[0]
+            if call is not None and _undoes_own_lock(dev, call, h):
+                continue
             if call is not None and call.ddi in _UNLOCKS:
                 mine = dev.held.get(call.key)
                 if call.ddi.startswith("Destroy") or call.key == key or (
@@ -114,6 +152,7 @@ class CallbackRules:
         """LA-13 / RN-5 and RN-4 (which instance each draw reads), LCB-4 / LCB-18 (no lock
         the application does not hold survives into a submission)."""
         who = dev.describe(call) if call is not None else str(ev.get("thread", "?"))
+        self._check_render_fill(dev, ev, who)
         for draw_id, handle in ev.get("refs", ()):
             dev.received.pop(draw_id, None)
             info = dev.draws.get(draw_id)
@@ -130,6 +169,38 @@ class CallbackRules:
                               f"still held a pfnLockCb on {dev.alloc(h)}, which the application "
                               "no longer holds: unlock (uncache) before rendering (LCB-4)",
                               key=f"{h}", allocation=h)
+
+    def _check_render_fill(self, dev: DeviceState, ev: dict[str, Any], who: str) -> None:
+        """RCB-1 (CommandLength filled in, and right), RCB-3 (the buffer fits in the sizes the
+        last pfnRenderCb handed back — a driver that did not read them back overflows), RCB-4
+        (hContext: NULL, the device's default context — this callback table has no
+        pfnCreateContextCb, so no other handle is valid) and RCB-10 (Flags.Reserved zero)."""
+        if "command_bytes" not in ev:
+            return
+        length, real = ev.get("command_length"), as_int(ev.get("command_bytes"))
+        if length != real:
+            self._violate("RCB-1", f"{who} called pfnRenderCb with CommandLength {length} for "
+                          f"a command buffer of {real} bytes: the UMD must fill it in",
+                          key=f"len/{length is None}", command_length=length, bytes=real)
+        n_alloc = len(ev.get("allocations", ()))
+        if dev.handed is not None:
+            cb_size, al_size = dev.handed
+            if real > cb_size or n_alloc > al_size:
+                self._violate("RCB-3", f"{who} submitted {real} bytes and {n_alloc} allocation "
+                              f"list entries, but the last pfnRenderCb handed back a "
+                              f"{cb_size}-byte buffer and a {al_size}-entry list: whether or not "
+                              "a resize was asked for, the sizes must be read back",
+                              key="sizes", bytes=real, handed=[cb_size, al_size])
+        context = as_int(ev.get("context", 0))
+        if context:
+            self._violate("RCB-4", f"{who} called pfnRenderCb with hContext {context:#x}: only "
+                          "NULL (the device's default context) or a handle from "
+                          "pfnCreateContextCb is valid, and no context was created",
+                          key=f"{context}", context=context)
+        reserved = as_int(ev.get("flags", 0)) & ~_RENDER_FLAGS
+        if reserved:
+            self._violate("RCB-10", f"{who} called pfnRenderCb with reserved Flags bits "
+                          f"{reserved:#x} set", key=f"{reserved}", flags=reserved)
 
     def _check_instance(self, dev: DeviceState, draw_id: int, handle: int) -> None:
         """LA-13 / RN-5: a draw that reached the driver before Rename(cookie) reads the old
@@ -165,6 +236,9 @@ class CallbackRules:
             )
 
     def _rendercb_exit(self, dev: DeviceState, ev: dict[str, Any]) -> None:
+        if "new_command_buffer_size" in ev:
+            dev.handed = (as_int(ev["new_command_buffer_size"]),
+                          as_int(ev.get("new_allocation_list_size", 0)))
         if hr_of(ev) == CANT_RENDER_LOCKED:
             self._violate("LA-15", "pfnRenderCb failed with D3DDDIERR_CANTRENDERLOCKEDALLOCATION: "
                           "a NoOverwrite lock succeeded on an allocation that cannot be rendered "

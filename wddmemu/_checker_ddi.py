@@ -165,8 +165,28 @@ class DdiRules:
             return
         disc = [(e, x) for e, x in ok_locks if as_int(e.get("flags", 0)) & CBF.Discard]
         new = as_int(disc[-1][1].get("new_allocation", 0)) if disc else handle
+        if discard:
+            self._check_la12(dev, ev, what, key, new)
         dev.new_instance(key, new, f"{what} (cookie {cookie:#x})")
         dev.add_discard(Discard(cookie, key, new, call.seq, what))
+
+    def _check_la12(self, dev: DeviceState, ev: dict[str, Any], what: str,
+                    key: tuple[int, int], new: int) -> None:
+        """LA-12: a successful rename returns pSurfData — into the instance pfnLockCb(Discard)
+        returned, where the pointer says which (a driver's own wrapper need not) — and a
+        Pitch (hCookie is checked by the caller). SlicePitch is not judged: the contract gives
+        no value to compare it against."""
+        if "surf_data" not in ev:
+            return
+        surf, pitch = ev.get("surf_allocation"), ev.get("pitch")
+        if not ev["surf_data"] or (surf is not None and new and surf != new):
+            where = "NULL" if not ev["surf_data"] else f"a pointer into {dev.alloc(as_int(surf))}"
+            self._violate("LA-12", f"{what} renamed to {dev.alloc(new)} but returned pSurfData "
+                          f"{where}", key=f"surf/{key}", resource=key[0])
+        elif not isinstance(pitch, int) or pitch <= 0:
+            self._violate("LA-12", f"{what} renamed but returned Pitch {pitch}: a successful "
+                          "rename returns pSurfData, Pitch, SlicePitch and hCookie",
+                          key=f"pitch/{key}", resource=key[0])
 
     # ---- UnlockAsync -----------------------------------------------------------------------
 
@@ -280,6 +300,12 @@ class DdiRules:
         if hr == WSD and not flags & LKF.DoNotWait:
             self._violate("LK-7", f"{what} returned D3DDDIERR_WASSTILLDRAWING without DoNotWait "
                           "(without it Lock waits)", key=str(key), resource=key[0])
+        elif hr == WSD and not any(hr_of(x) == WSD for _e, x in call.cbs("pfnLockCb")):
+            # the busy half: only the kernel knows the GPU is using it, and says so by
+            # answering a DonotWait pfnLockCb D3DERR_WASSTILLDRAWING (KL-21)
+            self._violate("LK-7", f"{what} returned D3DDDIERR_WASSTILLDRAWING, but no pfnLockCb "
+                          "of the call said the resource was busy", key=f"busy/{key}",
+                          resource=key[0])
         if hr != 0:
             return
         ok = [(e, x) for e, x in call.cbs("pfnLockCb") if hr_of(x) == 0]

@@ -186,6 +186,8 @@ class DeviceState:
     rt_queued: dict[int, int] = field(default_factory=dict)  # rt resource → queued commands
     executing: dict[str, int] = field(default_factory=dict)  # worker thread → seq it runs
     last_seq: int = 0
+    # the command buffer / allocation list sizes the last pfnRenderCb handed back (RCB-3)
+    handed: tuple[int, int] | None = None
 
     def resource(self, res: int) -> str:
         return self.res_name.get(res, f"resource {res:#x}")

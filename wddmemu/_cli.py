@@ -346,50 +346,11 @@ def explore_cmd(scenario: str, params: tuple[str, ...], driver: str,
 
 
 def explain(console: Console, fd: Found, path: Path) -> None:
-    f = fd.finding
-    console.print(f"[red]{f.rule}[/red] at step {f.step} on {f.thread}: {f.message}")
-    if fd.minimised:
-        m = fd.minimised
-        console.print(f"minimised: {m['deviations_before']} → {m['deviations_after']} "
-                      f"deviations from fifo in {m['replays']} replays"
-                      + (f" ({m['cached']} answered from the cache)" if m.get("cached") else "")
-                      + (", stopped by its budget" if m.get("budget_hit") else ""))
-    # the last events of the threads around the break, from a traced replay
-    import io
+    """The failure in words (``wddmemu/_reports.py:explain_lines``), then where it is saved."""
+    from ._reports import explain_lines
 
-    import orjson
-
-    from vthreads import Replay
-
-    from ._runner import run_scenario
-
-    buf = io.BytesIO()
-    run_scenario(fd.spec, trace=buf, strategy=Replay(fd.spec.decisions or ()),
-                 stop_on_violation=True)
-    events = [orjson.loads(x) for x in buf.getvalue().splitlines()]
-    threads = [t for t in dict.fromkeys(e.get("thread") for e in events
-                                        if e.get("event") in ("ddi.enter", "cb.enter",
-                                                              "violation")) if t]
-    involved = [t for t in threads if t == f.thread] + [t for t in threads if t != f.thread]
-    for th in involved[:2]:
-        last = [e for e in events if e.get("thread") == th and e["step"] <= f.step
-                and e["event"] not in ("sched", "block", "unblock")][-6:]
-        console.print(f"[bold]{th}[/bold], last events before the break:")
-        for e in last:
-            extra = {k: v for k, v in e.items()
-                     if k not in ("step", "t", "thread", "event", "scenario", "seed",
-                                  "strategy", "backend", "device")}
-            console.print(f"  step {e['step']:>5} {e['event']:<14} "
-                          + " ".join(f"{k}={v}" for k, v in list(extra.items())[:5]),
-                          markup=False, highlight=False)
-    from ._explore import findings_to_end
-
-    every = findings_to_end(fd)
-    if len(every) > 1:  # what the first finding masked, replayed to the end (issue 11)
-        console.print(f"this schedule breaks {len(every)} things, earliest first:")
-        for g in every:
-            console.print(f"  step {g.step:>5} {g.rule} on {g.thread}: {g.message}",
-                          markup=False, highlight=False)
+    for line in explain_lines(fd):
+        console.print(line, markup=False, highlight=False)
     console.print(f"saved: {path}")
     console.print(f"replay: {_loading.command_prefix()} replay {path}", markup=False,
                   highlight=False)

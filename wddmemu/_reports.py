@@ -10,6 +10,7 @@ the target, then ``os.replace``): a CI job reading a half-written report is neve
 
 from __future__ import annotations
 
+import io
 import os
 import tempfile
 import xml.etree.ElementTree as ET
@@ -20,8 +21,11 @@ from typing import Any
 
 import orjson
 
-from ._explore import ExploreResult, Found
-from ._runner import RunSpec
+from vthreads import Replay
+
+from ._checker_state import CBF, LAF, LKF, UAF, DeviceState, as_int, flag_names, hr_of
+from ._explore import ExploreResult, Finding, Found, findings_to_end
+from ._runner import RunSpec, run_scenario
 
 REPORT_FORMAT = "wddmemu-report"
 REPORT_VERSION = 1
@@ -122,3 +126,182 @@ def write_reports(cells: Sequence[CellReport], *, junit: str | Path | None = Non
         write_atomically(junit, junit_xml(cells, suite))
     if json_out:
         write_atomically(json_out, json_report(cells))
+
+
+# ---- explanations: what ``explore`` prints under a failure ----------------------------------
+#
+# A person reads these without the trace at hand, so the excerpt names things the way the
+# checker's findings do (``vb0@dev0 inst 2``, ``Discard|RangeValid``, ``E_INVALIDARG``), shows
+# both threads of a race at the steps they touched the cell, says when an event belongs to the
+# teardown after the scenario body (a final-check finding is not "after" it), and prints each
+# message once.
+
+#: trace fields an excerpt never shows (the run's identity, repeated on every event)
+_QUIET = frozenset({"step", "t", "thread", "event", "scenario", "seed", "strategy", "backend",
+                    "device", "gated", "hr"})
+_FLAG_WORDS = {("ddi.enter", "LockAsync"): LAF, ("ddi.enter", "Lock"): LKF,
+               ("ddi.enter", "UnlockAsync"): UAF}
+#: fields that hold an allocation handle
+_HANDLES = frozenset({"allocation", "new_allocation", "old", "new", "surf_allocation"})
+#: the event the runner logs when the scenario body has returned and teardown begins
+TEARDOWN = "scenario.teardown"
+
+
+class Namer:
+    """Names for the raw handles of a trace, rebuilt from its events exactly as the checker
+    names them (``vb0@dev0``, ``vb0@dev0 inst 2 (0x40000013)``)."""
+
+    def __init__(self) -> None:
+        self._devices: dict[str, DeviceState] = {}
+
+    def dev(self, name: str) -> DeviceState:
+        d = self._devices.get(name)
+        if d is None:
+            d = self._devices[name] = DeviceState(name=name)
+        return d
+
+    def feed(self, e: dict[str, Any]) -> None:
+        dev = self.dev(str(e.get("device", "?")))
+        if e["event"] == "rt.resource.create":
+            dev.add_resource(as_int(e.get("resource")), as_int(e.get("rt_resource")),
+                             str(e.get("kind", "res")), as_int(e.get("pool")) == 2,
+                             bool(e.get("dynamic")))
+        elif e["event"] == "cb.exit" and hr_of(e) == 0:
+            if e.get("cb") == "pfnAllocateCb":
+                dev.last_allocated = [as_int(h) for h in e.get("allocations", ())]
+            elif e.get("cb") == "pfnLockCb":
+                old, new = as_int(e.get("allocation")), as_int(e.get("new_allocation"))
+                if new != old and old in dev.owner:
+                    dev.new_instance(dev.owner[old][0], new, "pfnLockCb(Discard)")
+
+    def words(self, e: dict[str, Any]) -> str:
+        """``LockAsync resource=vb0@dev0 flags=Discard|RangeValid`` — one event in words."""
+        dev = self.dev(str(e.get("device", "?")))
+        out = []
+        for k, v in e.items():
+            if k in _QUIET or v is None:
+                continue
+            if k == "resource" and isinstance(v, int) and not e["event"].startswith("kmd."):
+                v = dev.resource(v)
+            elif k in _HANDLES and isinstance(v, int):
+                v = self.alloc(v)
+            elif k == "allocations" and isinstance(v, list):
+                v = "[" + ", ".join(self.alloc(as_int(h)) for h in v) + "]"
+            elif k == "flags":
+                v = self._flags(e, as_int(v))
+            elif k == "cookie" and isinstance(v, int):
+                v = f"{v:#x}"
+            out.append(f"{k}={v}")
+        return " ".join(out[:6])
+
+    def alloc(self, h: int) -> str:
+        """An allocation handle by name, whichever device made it (kernel events carry the
+        kernel's device handle, not the runtime's name)."""
+        for d in self._devices.values():
+            if h in d.owner:
+                return d.alloc(h)
+        return f"allocation {h:#x}"
+
+    @staticmethod
+    def _flags(e: dict[str, Any], value: int) -> str:
+        if e.get("cb") == "pfnLockCb" or e["event"].startswith("kmd.lock"):
+            return flag_names(CBF, value)
+        flags = _FLAG_WORDS.get((e["event"], str(e.get("ddi"))))
+        return flag_names(flags, value) if flags is not None else f"{value:#x}"
+
+
+def _sides(finding: Finding, events: Sequence[dict[str, Any]]) -> list[tuple[str, int]]:
+    """(thread, up to which step) for each thread the excerpt shows: both sides of a RACE at the
+    steps of their accesses; otherwise the finding's thread and the last other thread that
+    entered the driver."""
+    for e in events:
+        if e["event"] == "violation" and e["step"] == finding.step and e.get("rule") == "RACE" \
+                and isinstance(e.get("first"), dict) and isinstance(e.get("second"), dict):
+            return [(str(e[s]["thread"]), int(e[s]["step"])) for s in ("second", "first")]
+    entered = [e.get("thread") for e in events
+               if e["event"] in ("ddi.enter", "cb.enter") and e["step"] <= finding.step]
+    others = [t for t in dict.fromkeys(reversed(entered)) if t and t != finding.thread]
+    if finding.thread:  # the finding's thread, and the last other one inside the driver
+        return [(finding.thread, finding.step)] + [(t, finding.step) for t in others[:1]]
+    return [(t, finding.step) for t in others[:2]]  # a deadlock: the last two in the driver
+
+
+def _teardown(events: Sequence[dict[str, Any]]) -> set[int]:
+    """The events (by ``id``) of the teardown after the scenario body returned: the closing
+    thread's events after the marker, and a worker's while it runs a command queued after
+    it. A worker still draining the body's commands is not tearing down, whatever the step."""
+    mark = next((i for i, e in enumerate(events) if e["event"] == TEARDOWN), None)
+    if mark is None:
+        return set()
+    closer = events[mark].get("thread")
+    body_seq = max((as_int(e.get("seq")) for e in events[:mark]
+                    if e["event"] == "rt.queue.put"), default=0)
+    running: dict[str, int] = {}
+    out = set()
+    for e in events[mark + 1:]:
+        th = str(e.get("thread"))
+        if e["event"] == "rt.queue.get":
+            running[th] = as_int(e.get("seq"))
+        if th == closer or running.get(th, 0) > body_seq:
+            out.add(id(e))
+    return out
+
+
+def excerpt(finding: Finding, events: Sequence[dict[str, Any]], per_thread: int = 6
+            ) -> list[str]:
+    """The last events of each thread involved in ``finding``, named and decoded. Events of
+    the teardown (after the scenario body returned) are labelled so, never "before the
+    break": a finding of the final checks (DATA, a lock left at DestroyDevice) comes after the
+    teardown, not because of it."""
+    namer = Namer()
+    for e in events:  # names first: a kernel event may come before the callback naming it
+        namer.feed(e)
+    teardown = _teardown(events)
+    final = any(e["event"] == "violation" and e["step"] == finding.step
+                and e.get("rule") == finding.rule and id(e) in teardown for e in events)
+    shown: dict[int, str] = {}
+    for e in events:
+        if e["event"] == "violation":  # its message is printed once, above or in the list
+            mine = e["step"] == finding.step and e.get("rule") == finding.rule
+            shown[id(e)] = f"rule={e.get('rule')}" + (" (the finding above)" if mine else "")
+        elif e["event"] in ("ddi.enter", "ddi.exit", "cb.enter", "cb.exit", "violation") or \
+                e["event"].startswith(("rt.", "kmd.lock", "kmd.rename")):
+            shown[id(e)] = namer.words(e)
+    lines = []
+    for thread, upto in _sides(finding, events):
+        last = [e for e in events if e.get("thread") == thread and e["step"] <= upto
+                and id(e) in shown][-per_thread:]
+        if not last:
+            continue
+        lines.append(f"{thread}, last events " + ("of the run (the finding comes from the "
+                     "final checks, after the teardown)" if final else f"up to step {upto}")
+                     + ":")
+        for e in last:
+            tag = " (teardown)" if id(e) in teardown else ""
+            lines.append(f"  step {e['step']:>5} {e['event']:<12}{tag} {shown[id(e)]}")
+    return lines
+
+
+def explain_lines(fd: Found) -> list[str]:
+    """What ``explore`` prints for a failure: the finding (once), the minimisation, the excerpt
+    of a traced replay, and every other finding of the same schedule, earliest first."""
+    f = fd.finding
+    lines = [f"{f.rule} at step {f.step} on {f.thread}: {f.message}"]
+    if fd.minimised:
+        m = fd.minimised
+        lines.append(f"minimised: {m['deviations_before']} → {m['deviations_after']} "
+                     f"deviations from fifo in {m['replays']} replays"
+                     + (f" ({m['cached']} answered from the cache)" if m.get("cached") else "")
+                     + (", stopped by its budget" if m.get("budget_hit") else ""))
+    buf = io.BytesIO()
+    run_scenario(fd.spec, trace=buf, strategy=Replay(fd.spec.decisions or ()),
+                 stop_on_violation=True)
+    lines += excerpt(f, [orjson.loads(x) for x in buf.getvalue().splitlines()])
+    every = findings_to_end(fd)
+    if len(every) > 1:  # what the first finding masked, replayed to the end (issue 11)
+        lines.append(f"this schedule breaks {len(every)} things, earliest first:")
+        for g in every:
+            same = (g.rule, g.message) == (f.rule, f.message)
+            lines.append(f"  step {g.step:>5} {g.rule} on {g.thread}: "
+                         + ("the finding above" if same else g.message))
+    return lines

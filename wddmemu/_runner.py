@@ -18,7 +18,7 @@ import kmd
 import scenarios
 from runtime import RUNTIME_BUGS, DeviceConfig, open_adapter
 from scenarios import ScenarioContext
-from vthreads import Engine, RunResult, Strategy, make_strategy
+from vthreads import Engine, RunResult, Strategy, log, make_strategy
 
 from . import _loading
 from ._checker import Checker
@@ -201,6 +201,7 @@ def _prepare(
         failed: list[str] = []
         ctx.expect = lambda ok, message: None if ok else failed.append(message)  # type: ignore
         await sc.fn(ctx, **params)
+        log("scenario.teardown")  # explanations tell teardown events from the body's
         await ctx.close()
         checker.final([kernel], ctx.devices)
         for message in failed:

@@ -198,7 +198,7 @@ def test_explore_cli(tmp_path: Path, capsys) -> None:
     assert _cli.main(argv) == 1
     out = capsys.readouterr().out
     assert "deadlock at step" in out and "replay: wddmemu replay" in out
-    assert "last events before the break" in out
+    assert "last events up to step" in out and "before the break" not in out
     files = list(tmp_path.glob("*.json"))
     assert len(files) == 1
     assert _cli.main(["replay", str(files[0])]) == 1

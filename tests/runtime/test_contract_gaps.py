@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 import pytest
 
 import kmd
@@ -14,6 +15,7 @@ import umd
 import vthreads as vt
 from runtime import d3d9
 from umd.ddi import D3DDDICB_ALLOCATE, D3DDDICB_DEALLOCATE
+from wddmemu._runner import RunSpec, run_scenario
 
 from .test_device import DISCARD, NOOVERWRITE, TRI, Box, pattern, run_app
 
@@ -234,3 +236,35 @@ def test_present_blocks_at_exactly_max_frame_latency(latency: int) -> None:
     r = eng.run(main, name="app")
     assert r.failure is None, r.summary()
     assert watch.most == latency
+
+
+# ---- seed 004: a Primary through the runtime, the UMD and pfnAllocateCb ---------------------
+
+
+def test_the_primary_surface_scenario_creates_a_primary_in_the_kernel_and_runs_clean(
+        tmp_path: Any) -> None:
+    """``primary-surface`` reaches the kernel through CreateResource → pfnAllocateCb with
+    ``D3DDDI_ALLOCATIONINFO.Flags.Primary`` on source 0 (placed CPU-accessible, SEG-8); its
+    DISCARD Lock keeps the one instance (KL-18) and the bytes read back are the last written."""
+    path = tmp_path / "t.jsonl"
+    for version in (0xA, 0xB):
+        out = run_scenario(RunSpec("primary-surface", ddi_version=version), trace=path)
+        assert out.run.ok and not out.run.violations, out.run.summary()
+    events = [orjson.loads(line) for line in path.read_bytes().splitlines()]
+    prim = [e for e in events if e["event"] == "kmd.alloc.create" and e["primary"]]
+    assert len(prim) == 1 and prim[0]["kind"] == "primary" and prim[0]["segment"] == "aperture"
+    handle = prim[0]["allocation"]
+    assert not [e for e in events if e["event"] == "kmd.rename" and e["allocation"] == handle]
+    discards = [e for e in events if e["event"] == "cb.exit" and e["cb"] == "pfnLockCb"
+                and e["allocation"] == handle and int(e["flags"]) & kmd.D3DDDICB_LOCKFLAGS.Discard]
+    assert discards and all(e["new_allocation"] == handle for e in discards)
+
+
+def test_create_primary_refuses_an_empty_surface() -> None:
+    async def body(dev: Any, box: Box) -> str:
+        with pytest.raises(d3d9.D3DError) as err:
+            await dev.create_primary(0, 4)
+        return str(err.value)
+
+    _result, box = run_app(body)
+    assert "width and height" in box.value

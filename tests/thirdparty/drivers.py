@@ -17,8 +17,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
-from umd.ddi import D3DDDI_LOCKASYNCFLAGS
-from umd.reference import DriverConfig, ReferenceDevice, ReferenceDriver
+from umd.ddi import D3DDDI_LOCKASYNCFLAGS, D3DDDI_LOCKFLAGS, D3DDDICB_RENDERFLAGS
+from umd.reference import DriverConfig, DriverPolicy, ReferenceDevice, ReferenceDriver
 
 from .simple import (
     E_INVALIDARG,
@@ -239,6 +239,91 @@ class RefNoIgnoreSyncDevice(ReferenceDevice):
         self.callbacks = replace(self.callbacks, pfn_lock_cb=lock_cb)
 
 
+class RefBusyWithoutAskingDevice(ReferenceDevice):
+    """The reference, answering every DoNotWait Lock "still drawing" without asking the kernel
+    whether the resource is busy (LK-7's busy half)."""
+
+    async def pfn_lock(self, args: Any) -> int:
+        if args.flags & D3DDDI_LOCKFLAGS.DoNotWait:
+            return WSD
+        return await super().pfn_lock(args)
+
+
+class RefDiscardPitchZeroDevice(ReferenceDevice):
+    """The reference, returning Pitch 0 from a Discard LockAsync that renamed (LA-12)."""
+
+    async def pfn_lock_async(self, args: Any) -> int:
+        hr = await super().pfn_lock_async(args)
+        if hr == S_OK and args.flags & LAF.Discard and not args.flags & LAF.NotifyOnly:
+            args.pitch = 0
+        return hr
+
+
+class _RenderTweakDevice(ReferenceDevice):
+    """The reference with its ``pfnRenderCb`` argument changed on the way out (``before``) and
+    what came back misread (``after``): one field of D3DDDICB_RENDER wrong, nothing else."""
+
+    def __init__(self, *args: Any, **kw: Any) -> None:
+        super().__init__(*args, **kw)
+        real = self.callbacks.pfn_render_cb
+
+        async def render_cb(rt: Any, r: Any) -> int:
+            self.before(r)
+            hr = await real(rt, r)
+            self.after(r)
+            return hr
+
+        self.callbacks = replace(self.callbacks, pfn_render_cb=render_cb)
+
+    def before(self, r: Any) -> None:
+        pass
+
+    def after(self, r: Any) -> None:
+        pass
+
+
+class RefNoCommandLengthDevice(_RenderTweakDevice):
+    """CommandLength never filled in (RCB-1)."""
+
+    def before(self, r: Any) -> None:
+        r.command_length = None
+
+
+class RefResizeNotReadBackDevice(_RenderTweakDevice):
+    """Asks for a one-command buffer, then fills its configured 4 KiB anyway: the size handed
+    back is not read (RCB-3)."""
+
+    def before(self, r: Any) -> None:
+        r.flags = int(r.flags) | D3DDDICB_RENDERFLAGS.ResizeCommandBuffer
+        r.new_command_buffer_size = 16
+
+    def after(self, r: Any) -> None:
+        r.new_command_buffer_size = 4096
+
+
+class RefRenderContextDevice(_RenderTweakDevice):
+    """Submits to an hContext no pfnCreateContextCb returned (RCB-4)."""
+
+    def before(self, r: Any) -> None:
+        r.context = 0x4000_0ABC
+
+
+class RefRenderReservedDevice(_RenderTweakDevice):
+    """Sets a reserved D3DDDICB_RENDER.Flags bit (RCB-10)."""
+
+    def before(self, r: Any) -> None:
+        r.flags = int(r.flags) | 0x100
+
+
+class NoLockEntirePolicy(DriverPolicy):
+    """The reference's policy, locking NoOverwrite without LockEntire and without a page list
+    (LCB-11): the kernel answers D3DERR_NOTAVAILABLE, the LockAsync fails and the runtime
+    recovers through Lock — only the request itself is wrong."""
+
+    def nooverwrite_lock_flags(self, device: Any, sub: Any) -> int:
+        return int(LF.IgnoreSync | LF.DonotWait)
+
+
 # ---- drivers (factories the runner loads as MODULE:ATTR) ------------------------------
 
 
@@ -253,6 +338,12 @@ def _ref(device: type[ReferenceDevice]) -> Any:
         return ReferenceDriver(cfg, device_class=device)
 
     return make
+
+
+def ref_no_lockentire(driver_version: int | None = None) -> ReferenceDriver:
+    cfg = DriverConfig() if driver_version is None else DriverConfig(
+        driver_version=driver_version)
+    return ReferenceDriver(cfg, policy=NoLockEntirePolicy())
 
 
 def ref_sync(driver_version: int | None = None) -> ReferenceDriver:
@@ -279,6 +370,12 @@ ref_wsd_without_trying = _ref(RefWsdWithoutTryingDevice)
 ref_flush_on_wsd = _ref(RefFlushOnWsdDevice)
 ref_unlock_ok_when_unlocked = _ref(RefUnlockOkWhenUnlockedDevice)
 ref_no_ignoresync = _ref(RefNoIgnoreSyncDevice)
+ref_busy_without_asking = _ref(RefBusyWithoutAskingDevice)
+ref_discard_pitch_zero = _ref(RefDiscardPitchZeroDevice)
+ref_no_command_length = _ref(RefNoCommandLengthDevice)
+ref_resize_not_read_back = _ref(RefResizeNotReadBackDevice)
+ref_render_context = _ref(RefRenderContextDevice)
+ref_render_reserved = _ref(RefRenderReservedDevice)
 
 
 @dataclass(frozen=True)
@@ -336,6 +433,15 @@ DRIVERS: dict[str, ThirdParty] = {t.attr: t for t in (
     _tp("ref_flush_on_wsd", "rename-failure-recovery", "LA-10"),
     _tp("ref_unlock_ok_when_unlocked", "unlock-never-locked", "LK-13", "EXPECT"),
     _tp("ref_no_ignoresync", "dynamic-vb-ring", "LA-14"),
+    # the seam checks of LK-7's busy half, LA-12's outputs, LCB-11 and RCB-1/3/4/10: one DDI
+    # version each keeps the default suite fast (the seam fields are the same at both)
+    _tp("ref_busy_without_asking", "primary-surface", "LK-7", versions=(0xA,)),
+    _tp("ref_discard_pitch_zero", "dynamic-vb-ring", "LA-12", versions=(0xB,)),
+    _tp("ref_no_lockentire", "dynamic-vb-ring", "LCB-11", versions=(0xA,)),
+    _tp("ref_no_command_length", "dynamic-vb-ring", "RCB-1", versions=(0xB,)),
+    _tp("ref_resize_not_read_back", "dynamic-vb-ring", "RCB-3", versions=(0xA,)),
+    _tp("ref_render_context", "dynamic-vb-ring", "RCB-4", versions=(0xB,)),
+    _tp("ref_render_reserved", "dynamic-vb-ring", "RCB-10", versions=(0xA,)),
 )}
 
 __all__ = ["DRIVERS", "ThirdParty"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import kmd
 import umd
+import vthreads as vt
 from tests.support.driver import (
     CBF,
     E_INVALIDARG,
@@ -79,6 +80,32 @@ def test_la10_rename_failure_makes_no_render_call() -> None:
         assert [c.name for c in r.since(mark)] == ["lock"]  # one failed pfnLockCb, nothing else
         assert r.count("render") == 0
         assert [c.draw_id for c in r.dev.pending_commands()] == [1, 2]  # buffer untouched
+
+    run(prog, kernel_config=kmd.KernelConfig(max_rename_instances=2))
+
+
+def test_la10_noexistingreferences_rename_failure_fails_at_once_without_waiting() -> None:
+    """Seed 000: "fail calls to LockAsync if renaming fails". With NoExistingReferences the
+    driver used to pass NoExistingReference (LA-9) although the current instance was busy and
+    no new one fitted: VidMm waited for the GPU inside pfnLockCb, under the driver's mutex
+    (KL-8: DonotWait cannot stop that). Now it asks first (a DonotWait lock: busy), renames
+    with a plain Discard, and returns WASSTILLDRAWING at once."""
+
+    async def prog(r: Rig) -> None:
+        vb = await r.vb(256)
+        await r.stream(vb)
+        assert await r.draw(1) == S_OK
+        hr, la = await r.lock_async(vb, LAF.Discard)
+        assert hr == S_OK and await r.unlock_async(vb) == S_OK
+        assert await r.rename(vb, la.cookie) == S_OK
+        assert await r.draw(2) == S_OK and await r.flush() == S_OK  # both busy
+        t0, mark = vt.now(), r.mark()
+        hr, _ = await r.lock_async(vb, LAF.Discard | LAF.NoExistingReferences)
+        assert hr == WASSTILLDRAWING and vt.now() == t0
+        mask = CBF.Discard | CBF.NoExistingReference | CBF.DonotWait
+        assert [(c.name, c.flags & mask, c.hr) for c in r.since(mark)] == [
+            ("lock", CBF.DonotWait, WASSTILLDRAWING), ("lock", CBF.Discard, WASSTILLDRAWING)]
+        assert r.count("render") == 1  # only our flush: no pfnRenderCb from LockAsync
 
     run(prog, kernel_config=kmd.KernelConfig(max_rename_instances=2))
 

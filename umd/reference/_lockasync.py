@@ -134,6 +134,8 @@ class LockAsyncPath(DeviceState):
         tr = tracking[key]
         own_refs = (await self._cmdbuf.read(site)).references(key)
         lflags = self.policy.discard_lock_flags(self, args, sub, own_refs)
+        if lflags & LF.NoExistingReference and not await self._idle_now(tr.newest):
+            lflags &= ~int(LF.NoExistingReference)
         hr, lk = await self.lock_cb(tr.newest, lflags)
         in_place = not failed(hr) and lk.allocation == tr.newest
         if in_place and self.policy.in_place_unsafe(self, lflags):
@@ -169,6 +171,24 @@ class LockAsyncPath(DeviceState):
         self._fill_out(args, sub, lk.data, offset)
         return self._log_lockasync(args, S_OK, "discard", hr, allocation=new, cookie=cookie,
                                    current=tr.current, lock_flags=lflags)
+
+    async def _idle_now(self, handle: int) -> bool:
+        """Whether the GPU is done with ``handle``, asked without waiting: a DonotWait
+        pfnLockCb (busy → WASSTILLDRAWING, KL-21), undone at once.
+
+        Why: Discard|NoExistingReference never fails for want of a new instance — VidMm
+        *waits* until the current one is idle (the LCB-6 retry of the synchronous Lock), and
+        DonotWait cannot stop that (KL-8). Inside LockAsync that wait would block the app on
+        the GPU while holding this driver's mutex; seed 000 says a LockAsync whose rename
+        fails must fail instead (LA-10). So NoExistingReference goes to pfnLockCb only when
+        the instance is idle now — VidMm then reuses it in place — and a plain Discard, which
+        renames or fails at once, otherwise. Nothing can make it busy in between: the device
+        mutex is held, so this driver submits nothing, and no one else references it."""
+        hr, lk = await self.lock_cb(handle, int(LF.LockEntire | LF.DonotWait))
+        if failed(hr):
+            return False
+        await self.unlock_cb([lk.allocation])
+        return True
 
     async def _lock_async_nooverwrite(self, args: D3DDDIARG_LOCKASYNC, sub: Subresource,
                                       key: Key, offset: int) -> int:

@@ -42,10 +42,13 @@ class DriverPolicy:
         Dynamic vertex/index buffers and MightDrawFromLocked VBs must be renderable while
         locked (LA-15, LK-9, LCB-4): aperture. LOCALVIDMEM, render targets and depth buffers:
         local video memory only (no NoOverwrite LockAsync there, Q-8). NONLOCALVIDMEM:
-        aperture. SYSTEMMEM: caller memory (AC-6). Everything else: anywhere (Q-9)."""
+        aperture. SYSTEMMEM: caller memory (AC-6). A primary: anywhere CPU-accessible (SEG-8).
+        Everything else: anywhere (Q-9)."""
         f, pool = args.flags, args.pool
         if pool == D3DDDI_POOL.SYSTEMMEM:
             return "sysmem"
+        if f & D3DDDI_RESOURCEFLAGS.Primary:
+            return "any"  # the kernel keeps only CPU-accessible segments for it (SEG-8)
         if pool == D3DDDI_POOL.LOCALVIDMEM or f & (
             D3DDDI_RESOURCEFLAGS.RenderTarget | D3DDDI_RESOURCEFLAGS.ZBuffer
         ):

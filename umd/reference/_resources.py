@@ -93,6 +93,12 @@ class ResourcePath(CommandBufferPath):
                 assert mem is not None
                 desc = kmd.AllocationDesc(size=len(mem), segments="any", kind=kind)
                 infos.append(D3DDDI_ALLOCATIONINFO(private_driver_data=desc, system_mem=mem))
+            elif args.flags & D3DDDI_RESOURCEFLAGS.Primary:
+                # seed 004: Flags.Primary with its VidPnSourceId (AC-7)
+                desc = kmd.AllocationDesc(size=s.size, segments=placement, kind=kind)
+                infos.append(D3DDDI_ALLOCATIONINFO(
+                    private_driver_data=desc, flags=int(kmd.D3DDDI_ALLOCATIONINFO_FLAGS.Primary),
+                    vidpn_source_id=args.vidpn_source_id))
             else:
                 desc = kmd.AllocationDesc(size=s.size, segments=placement, kind=kind)
                 infos.append(D3DDDI_ALLOCATIONINFO(private_driver_data=desc))
@@ -101,7 +107,7 @@ class ResourcePath(CommandBufferPath):
     @staticmethod
     def _kind(flags: int, placement: str) -> str:
         f = D3DDDI_RESOURCEFLAGS
-        for bit, name in ((f.VertexBuffer, "vb"), (f.IndexBuffer, "ib"),
+        for bit, name in ((f.Primary, "primary"), (f.VertexBuffer, "vb"), (f.IndexBuffer, "ib"),
                           (f.RenderTarget, "rt"), (f.ZBuffer, "z"), (f.Texture, "texture")):
             if flags & bit:
                 return name if placement != "sysmem" else f"sysmem-{name}"
