@@ -36,11 +36,20 @@ class Param:
             self.check("default", self.default)
 
     def check(self, name: str, value: Any) -> Any:
-        """``value`` if it is within :attr:`range`; ``ValueError`` with a one-line reason."""
+        """``value`` if it is of :attr:`type` and within :attr:`range`; ``ValueError`` with a
+        one-line reason (a value from a file may be anything: ``True`` is no frame count)."""
+        if type(value) is not self.type:
+            raise ValueError(f"parameter {name} takes {self._what()}, not "
+                             f"{type(value).__name__}")
         if self.range is not None and not self.range[0] <= value <= self.range[1]:
             raise ValueError(f"parameter {name} takes {self.range[0]}..{self.range[1]}, "
                              f"not {value}")
         return value
+
+    def _what(self) -> str:
+        if self.range is not None:
+            return f"an integer {self.range[0]}..{self.range[1]}"
+        return {bool: "true/false", int: "an integer"}.get(self.type, "text")
 
     def parse(self, name: str, text: str) -> Any:
         """Parse ``text`` (from ``-p name=text``); raises ``ValueError`` with a one-line reason."""

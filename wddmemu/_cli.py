@@ -19,6 +19,7 @@ import click
 # imported inside the commands that use them — for startup speed only; nothing here is a cycle.
 from . import _loading
 from ._errors import SpecError
+from ._files import atomic_path, check_directory, check_output
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -40,6 +41,18 @@ def _int(text: str) -> int:
         return int(text, 0)
     except ValueError:
         raise BadInput(f"{text!r} is not an integer (decimal or 0x hex)") from None
+
+
+#: a seed is a 63-bit int, so that every failure file and report stores it exactly
+SEED = click.IntRange(0, 2**63 - 1)
+
+
+def _check_outputs(save_dir: str, junit: str | None, json_out: str | None) -> None:
+    """Every path explore or campaign will write, checked before any schedule runs."""
+    check_directory(save_dir, "--save-dir")
+    for path, what in ((junit, "--junit report"), (json_out, "--json report")):
+        if path is not None:
+            check_output(path, what, make_parents=True)
 
 
 def _pairs(items: tuple[str, ...], option: str = "-p") -> dict[str, str]:
@@ -73,10 +86,13 @@ def scenario_options(fn: Any) -> Any:
                      help="a seeded runtime or kernel bug (repeatable; 'wddmemu bugs')"),
         click.option("--backend", type=click.Choice(["asyncio", "trio"]), default="asyncio",
                      show_default=True),
-        click.option("--depth", default=3, show_default=True, help="PCT depth d"),
+        click.option("--depth", default=3, show_default=True, type=click.IntRange(1, 1000),
+                     help="PCT depth d"),
         click.option("--pct-steps", default=1000, show_default=True,
+                     type=click.IntRange(1, 10**12),
                      help="PCT's k: the expected number of steps of a run"),
         click.option("--step-budget", default=200_000, show_default=True,
+                     type=click.IntRange(1, 10**12),
                      help="livelock guard: scheduling points per run"),
     ]
     for o in reversed(opts):
@@ -155,7 +171,7 @@ def scenarios_cmd() -> int:
 @scenario_options
 @click.option("--strategy", type=click.Choice(["fifo", "random", "pct"]), default="fifo",
               show_default=True)
-@click.option("--seed", default=0, show_default=True)
+@click.option("--seed", default=0, show_default=True, type=SEED)
 @click.option("--trace", "trace", default=None, metavar="FILE.jsonl",
               help="write the trace log (JSON lines) here")
 def run_cmd(scenario: str, params: tuple[str, ...], driver: str, driver_opts: tuple[str, ...],
@@ -168,12 +184,12 @@ def run_cmd(scenario: str, params: tuple[str, ...], driver: str, driver_opts: tu
     spec = _spec(scenario, params, driver, driver_opts, ddi_version, bugs, backend, depth,
                  pct_steps, step_budget, strategy, seed)
     check_spec(spec)
-    if trace:
-        try:
-            open(trace, "wb").close()
-        except OSError as e:
-            raise BadInput(f"cannot write trace file {trace}: {e.strerror}") from None
-    res = run_scenario(spec, trace=trace)
+    if trace is None:
+        res = run_scenario(spec)
+    else:
+        check_output(trace, "trace file")
+        with atomic_path(trace) as tmp:  # the trace appears complete, or not at all
+            res = run_scenario(spec, trace=tmp)
     print_summary(_console(), res, trace)
     return EXIT_OK if res.ok else EXIT_FAIL
 
@@ -237,13 +253,16 @@ def cluster_options(fn: Any) -> Any:
 
 @cli.command("explore")
 @scenario_options
-@click.option("--schedules", default=1000, show_default=True, help="schedules to run at most")
+@click.option("--schedules", default=1000, show_default=True, type=click.IntRange(1, 10**7),
+              help="schedules to run at most")
 @click.option("--strategy", type=click.Choice(["random", "pct", "dfs", "dpor"]), default="pct",
               show_default=True)
-@click.option("--seed", default=0, show_default=True, help="seed of the first schedule")
-@click.option("--preemption-bound", default=2, show_default=True,
+@click.option("--seed", default=0, show_default=True, type=SEED,
+              help="seed of the first schedule")
+@click.option("--preemption-bound", default=2, show_default=True, type=click.IntRange(0, 1000),
               help="dfs and dpor: preemptions at most")
-@click.option("--jobs", default=1, show_default=True, help="worker processes")
+@click.option("--jobs", default=1, show_default=True, type=click.IntRange(min=1),
+              help="worker processes")
 @click.option("--save-dir", default=DEFAULT_SAVE_DIR, show_default=True,
               help="where failure files go")
 @click.option("--stop-on-first/--keep-going", default=True, show_default=True)
@@ -278,6 +297,7 @@ def explore_cmd(scenario: str, params: tuple[str, ...], driver: str,
                           preemption_bound=preemption_bound, jobs=min(jobs, cpus),
                           stop_on_first=stop_on_first, minimise=minimise)
     check_spec(base)
+    _check_outputs(save_dir, junit, json_out)
     console = _console()
     if jobs > cpus:
         console.print(f"--jobs {jobs} is more than the {cpus} CPUs here: using {cpus}")
@@ -387,7 +407,12 @@ def replay_cmd(file: str, trace: str | None, backend: str | None) -> int:
         ff = load_failure(file)
     except FailureFileError as e:
         raise BadInput(str(e)) from None
-    out = replay(ff, trace=trace, backend=backend)
+    if trace is None:
+        out = replay(ff, backend=backend)
+    else:
+        check_output(trace, "trace file")
+        with atomic_path(trace) as tmp:
+            out = replay(ff, trace=tmp, backend=backend)
     console = _console()
     want = f"{ff.rule} at step {ff.step}"
     if out.kind == "reproduced":
@@ -427,6 +452,7 @@ def campaign_cmd(file: str, jobs: int, save_dir: str, cluster: str | None, junit
     save every failure, print a summary. Exit 1 if any cell failed (docs/cluster.md)."""
     from ._campaign import campaign_command
 
+    _check_outputs(save_dir, junit, json_out)
     return campaign_command(file, jobs, save_dir, cluster, junit, json_out)
 
 

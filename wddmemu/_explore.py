@@ -38,6 +38,7 @@ from vthreads import (
 
 from . import _loading
 from ._drivers import load_entry_points
+from ._files import read_bounded, write_atomically
 from ._runner import RunSpec, SpecError, check_spec, run_scenario
 
 FORMAT = "wddmemu-failure"
@@ -45,6 +46,8 @@ FORMAT = "wddmemu-failure"
 #: version 1 files (which need nothing but the built-ins) are still read
 FORMAT_VERSION = 2
 READ_VERSIONS = (1, 2)
+#: the largest failure file read (bytes): a decision list of a million steps fits
+MAX_FAILURE_FILE = 32 << 20
 DEFAULT_SAVE_DIR = Path(".wddmemu/failures")
 
 
@@ -111,6 +114,8 @@ class ExploreOptions:
                             f"{', '.join(EXPLORE_STRATEGIES)}")
         if self.schedules < 1 or self.jobs < 1 or self.depth < 1 or self.preemption_bound < 0:
             raise SpecError("schedules, jobs and depth must be >= 1, the preemption bound >= 0")
+        if self.schedules > 10**7:
+            raise SpecError("schedules takes at most 10,000,000")
 
 
 @dataclass(frozen=True)
@@ -470,11 +475,8 @@ def save_failure(found: Found, save_dir: Path | str = DEFAULT_SAVE_DIR) -> Path:
     doc = failure_document(found)
     body = orjson.dumps(doc, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS)
     digest = hashlib.blake2b(body, digest_size=4).hexdigest()
-    d = Path(save_dir)
-    d.mkdir(parents=True, exist_ok=True)
-    path = d / f"{found.spec.scenario}-{found.finding.rule}-{digest}.json"
-    path.write_bytes(body + b"\n")
-    return path
+    path = Path(save_dir) / f"{found.spec.scenario}-{found.finding.rule}-{digest}.json"
+    return write_atomically(path, body + b"\n")  # never half a file (issue 14)
 
 
 @dataclass(frozen=True)
@@ -497,10 +499,12 @@ def load_failure(path: Path | str) -> FailureFile:
     :class:`wddmemu.LoadRefused` (a :class:`SpecError`: one line, exit 2) says how to allow it.
     """
     p = Path(path)
-    try:
-        raw = p.read_bytes()
+    try:  # bounded: a failure file is small, /dev/zero never ends (issue 14)
+        raw = read_bounded(p, MAX_FAILURE_FILE, "failure file")
     except OSError as e:
         raise FailureFileError(f"cannot read {p}: {e.strerror}") from None
+    except SpecError as e:
+        raise FailureFileError(str(e)) from None
     try:
         doc = orjson.loads(raw)
     except orjson.JSONDecodeError as e:
@@ -519,7 +523,7 @@ def load_failure(path: Path | str) -> FailureFile:
         rule, step, message = str(fail["rule"]), int(fail["step"]), str(fail.get("message", ""))
     except (KeyError, TypeError, ValueError, AttributeError) as e:
         raise FailureFileError(f"{p}: malformed failure file ({e})") from None
-    if spec.decisions is None or not all(isinstance(x, int) for x in spec.decisions):
+    if spec.decisions is None or not all(type(x) is int and x >= 0 for x in spec.decisions):
         raise FailureFileError(f"{p}: the spec has no decision list")
     load_entry_points()
     _loading.require(modules, dists, by=str(p))  # LoadRefused propagates: it says what to do
