@@ -178,11 +178,14 @@ def explore(
     opts: ExploreOptions,
     *,
     progress: Callable[[int, int], None] | None = None,
+    on_found: Callable[[Found], None] | None = None,
 ) -> ExploreResult:
-    """Run up to ``opts.schedules`` schedules of ``base``; see the module docstring."""
+    """Run up to ``opts.schedules`` schedules of ``base``; see the module docstring.
+    ``on_found`` sees each failure as soon as it is found, before it is minimised (the CLI
+    saves it then, so that Ctrl-C loses nothing)."""
     check_spec(base)
     if opts.strategy in ("dfs", "dpor"):
-        return _explore_systematic(base, opts, progress)
+        return _explore_systematic(base, opts, progress, on_found)
     k = probe_steps(base) if opts.strategy == "pct" else base.pct_steps
     failures: list[Found] = []
     runs = 0
@@ -190,6 +193,8 @@ def explore(
     def record(i: int, f: Finding, decisions: tuple[int, ...]) -> None:
         orig = _schedule_spec(base, opts, k, i)
         failures.append(Found(i, orig.with_decisions(decisions), f, orig))
+        if on_found:
+            on_found(failures[-1])
 
     if opts.jobs == 1:
         for i in range(opts.schedules):
@@ -203,8 +208,9 @@ def explore(
                 break
     else:
         runs = _explore_parallel(base, opts, k, record, progress, failures)
-    if opts.minimise:
-        failures = [minimise(fd, opts.max_replays) for fd in failures]
+    if opts.minimise:  # a hang is kept as found: each replay of it costs the whole --timeout
+        failures = [fd if fd.finding.rule == "hang" else minimise(fd, opts.max_replays)
+                    for fd in failures]
     return ExploreResult(runs, tuple(failures), k)
 
 
@@ -245,7 +251,8 @@ def _explore_parallel(base: RunSpec, opts: ExploreOptions, k: int,
 
 
 def _explore_systematic(base: RunSpec, opts: ExploreOptions,
-                        progress: Callable[[int, int], None] | None) -> ExploreResult:
+                        progress: Callable[[int, int], None] | None,
+                        on_found: Callable[[Found], None] | None = None) -> ExploreResult:
     """Systematic search of the scenario through the harness seam of ``vthreads``
     (``SYSTEMATIC["dfs"]`` / ``SYSTEMATIC["dpor"]``), bounded by ``preemption_bound``.
 
@@ -267,6 +274,8 @@ def _explore_systematic(base: RunSpec, opts: ExploreOptions,
         if f is not None:
             orig = replace(base, strategy=opts.strategy, seed=0, decisions=tuple(r.decisions))
             failures.append(Found(runs, orig.with_decisions(r.decisions), f, orig))
+            if on_found:
+                on_found(failures[-1])
         runs += 1
         if progress:
             progress(runs, len(failures))
@@ -278,8 +287,9 @@ def _explore_systematic(base: RunSpec, opts: ExploreOptions,
     res = search(run_one, max_executions=opts.schedules, preemption_bound=opts.preemption_bound,
                  stop_on_failure=opts.stop_on_first,
                  failing=lambda r: _search_finding(r) is not None)
-    if opts.minimise:
-        failures = [minimise(fd, opts.max_replays) for fd in failures]
+    if opts.minimise:  # a hang is kept as found: each replay of it costs the whole --timeout
+        failures = [fd if fd.finding.rule == "hang" else minimise(fd, opts.max_replays)
+                    for fd in failures]
     return ExploreResult(runs, tuple(failures), base.pct_steps, res.exhausted, res.claim())
 
 

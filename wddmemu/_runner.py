@@ -10,6 +10,8 @@ checker for it, runs it on the engine, and returns a :class:`ScenarioResult`.
 from __future__ import annotations
 
 import shlex
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import IO, Any
@@ -24,6 +26,7 @@ from . import _loading
 from ._checker import Checker
 from ._drivers import driver_name, load_entry_points, resolve_driver
 from ._errors import SpecError
+from ._watchdog import Watchdog, check_timeout
 
 __all__ = ["DEFAULT_DRIVER", "RunSpec", "ScenarioResult", "SpecError", "check_spec",
            "resolve_driver", "run_scenario", "run_scenario_async"]
@@ -232,11 +235,28 @@ def run_scenario(
     trace: str | Path | IO[bytes] | bool | None = None,
     strategy: Strategy | None = None,
     stop_on_violation: bool = False,
+    timeout: float | None = None,
 ) -> ScenarioResult:
     """Run ``spec`` once. ``strategy`` overrides the spec's (explorers pass prefix replays);
-    ``stop_on_violation`` ends the run at the first broken rule (explore and replay use it)."""
+    ``stop_on_violation`` ends the run at the first broken rule (explore and replay use it);
+    ``timeout`` (seconds, 0 off; default: :func:`run_timeout`'s) stops a hung run as ``hang``."""
     engine, checker, box, _ = _prepare(spec, trace, strategy, stop_on_violation)
-    return _result(spec, engine.run(box["main"], name="app"), checker, box)
+    dog = Watchdog(_timeout[0] if timeout is None else timeout).attach(engine)
+    return _result(spec, dog.run(engine, box["main"]), checker, box)
+
+
+_timeout = [0.0]  # the --timeout of the command in progress (seconds; 0: off)
+
+
+@contextmanager
+def run_timeout(seconds: float) -> Iterator[None]:
+    """Every :func:`run_scenario` in the block (explore's schedules, replays, minimising) runs
+    under a wall-clock watchdog of ``seconds`` (``0``: off); ``docs/explore.md``."""
+    old, _timeout[0] = _timeout[0], check_timeout(seconds)
+    try:
+        yield
+    finally:
+        _timeout[0] = old
 
 
 async def run_scenario_async(
