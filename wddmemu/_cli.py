@@ -1,7 +1,7 @@
 """The ``wddmemu`` command line.
 
 Exit codes: 0 clean, 1 a rule broke (or a failure was found / reproduced), 2 bad input (one line
-on stderr, never a traceback), 3 internal error.
+on stderr, never a traceback), 3 internal error, 130 interrupted (Ctrl-C).
 """
 
 from __future__ import annotations
@@ -182,7 +182,8 @@ def scenarios_cmd() -> int:
     table.add_column("parameters")
     for name in sorted(scenarios.REGISTRY):
         sc = scenarios.REGISTRY[name]
-        ps = ", ".join(f"{k}={p.default}" for k, p in sc.params.items()) or "-"
+        ps = ", ".join(f"{k}={p.default}" + (f" ({p.range[0]}..{p.range[1]})" if p.range else "")
+                       for k, p in sc.params.items()) or "-"
         table.add_row(name, sc.description, ps)
     console.print(table)
     return EXIT_OK

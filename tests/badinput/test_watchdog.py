@@ -22,7 +22,7 @@ class SpinsInRename(ReferenceDevice):
         while True:  # a CPU-bound loop: no scheduling point is ever reached
             try:
                 n += 1
-            except Exception:  # noqa: S112 - a driver swallowing everything cannot stop it
+            except Exception:  # a driver swallowing everything cannot stop it
                 continue
 
 
