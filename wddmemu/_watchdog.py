@@ -19,9 +19,11 @@ from __future__ import annotations
 import math
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
+
+import sniffio
 
 from vthreads import RunResult
 from vthreads.lowlevel import Engine, Hang, fail_run, result_of, running_thread
@@ -37,6 +39,26 @@ def check_timeout(seconds: float) -> float:
     return seconds
 
 
+#: where an interrupted frame belongs to the event loop, not to emulated code
+_LOOP_PARTS = ("/asyncio/", "/selectors.py", "/trio/", "/anyio/", "/sniffio/")
+
+
+def _in_event_loop(frame: Any) -> bool:
+    return frame is not None and any(p in frame.f_code.co_filename.replace("\\", "/")
+                                     for p in _LOOP_PARTS)
+
+
+def _loop_waker() -> Callable[[Callable[[], None]], None]:
+    """A thread- and signal-safe "run this soon inside the running loop" that wakes it."""
+    if sniffio.current_async_library() == "trio":
+        import trio
+
+        return trio.lowlevel.current_trio_token().run_sync_soon
+    import asyncio
+
+    return asyncio.get_running_loop().call_soon_threadsafe
+
+
 class Watchdog:
     """Watches one run: tracks which DDI each emulated thread is in, and stops the run when
     the limit passes."""
@@ -46,6 +68,7 @@ class Watchdog:
         self.fired = False
         self._over = False
         self._engine: Engine | None = None
+        self._wake: Callable[[Callable[[], None]], None] | None = None
         self._in: dict[str, list[str]] = {}
 
     def attach(self, engine: Engine) -> Watchdog:
@@ -60,6 +83,8 @@ class Watchdog:
                 and threading.current_thread() is threading.main_thread())
 
     def _on_event(self, ev: dict[str, Any]) -> None:
+        if self._wake is None:  # the first event is emitted inside the running event loop
+            self._wake = _loop_waker()
         kind = ev["event"]
         if kind == "ddi.enter":
             self._in.setdefault(ev.get("thread") or "?", []).append(str(ev.get("ddi")))
@@ -69,10 +94,20 @@ class Watchdog:
                 stack.pop()
 
     def _fire(self, signum: int, frame: Any) -> None:
-        assert self._engine is not None
-        if self._over:
+        if self._over or self.fired:
             return
         self.fired = True
+        if _in_event_loop(frame) and self._wake is not None:
+            # the event loop idles (a raw sleep_forever) or is between steps: fail the run from
+            # inside the loop, which cancels it cleanly; raising here would escape the loop
+            # itself and leave trio's run state behind
+            self._wake(self._stop)
+            return
+        self._stop()
+        raise Hang  # into the CPU-bound code that holds the baton
+
+    def _stop(self) -> None:
+        assert self._engine is not None
         thread = running_thread(self._engine) or "?"
         stack = self._in.get(thread)
         where = f"in DDI {stack[-1]}" if stack else "outside any DDI"
@@ -80,7 +115,6 @@ class Watchdog:
                  f"the run did not end within {self.seconds:g} s of wall time: thread {thread} "
                  f"was {where} (a CPU-bound loop, or a wait the emulator does not control?)",
                  {"timeout_s": self.seconds, "ddi": stack[-1] if stack else None})
-        raise Hang
 
     @contextmanager
     def armed(self) -> Iterator[None]:
