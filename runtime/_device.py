@@ -307,7 +307,7 @@ class Device:
         :class:`~runtime.d3d9.D3DError` on failure (e.g. WASSTILLDRAWING for DONOTWAIT on a
         busy resource)."""
         self._check_open()
-        _uints("Lock", offset, size, flags, subresource)
+        _uints("Lock", offset, size, flags)  # the subresource: the lock path's own check
         async with self._api:
             res = self._resource(res)
             return await self.lock_path.lock(res, offset, size, flags, subresource)
@@ -317,7 +317,6 @@ class Device:
         ``Unlock`` otherwise. Unlocking something not locked is still forwarded to the driver,
         whose ``E_INVALIDARG`` (UA-3, LK-13) becomes ``D3DERR_INVALIDCALL``."""
         self._check_open()
-        _uints("Unlock", subresource)
         async with self._api:
             res = self._resource(res)
             await self.lock_path.unlock(res, subresource)
