@@ -375,7 +375,20 @@ def test_the_table_has_at_least_150_cases() -> None:
     assert len({n for n, _ in CASES}) == len(CASES)  # unique ids
 
 
-@pytest.mark.parametrize("case_", [c for _, c in CASES], ids=[n for n, _ in CASES])
+def _slow(name: str) -> bool:
+    """Cases the default suite leaves to the slow run (CI runs all): explore's copy of each
+    shared option (the same parsing as run's), the above-range twin of each parameter, and the
+    one that imports matplotlib. The default suite still runs most of the table."""
+    return ((name.startswith("explore-") and name[8:] in SHARED_NAMES)
+            or name.endswith("-above") or name == "trace-plot-bad-second-line")
+
+
+SHARED_NAMES = {n for n, _ in SHARED}
+PARAMS = [pytest.param(c, id=n, marks=[pytest.mark.slow] if _slow(n) else [])
+          for n, c in CASES]
+
+
+@pytest.mark.parametrize("case_", PARAMS)
 def test_bad_input(case_: Case, in_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     argv, code, files = case_
     for name, body in files.items():
@@ -396,7 +409,8 @@ SUBPROCESS = ["run-param-huge-digits", "replay-dev-null", "trace-summary-dev-zer
               "run-driver-import-raises", "explore-too-many-references-cap=0"]
 
 
-@pytest.mark.parametrize("name", SUBPROCESS)
+@pytest.mark.parametrize("name", [pytest.param(n, marks=[pytest.mark.slow] if i else [])
+                                  for i, n in enumerate(SUBPROCESS)])
 def test_bad_input_in_a_subprocess(name: str, in_dir: Path) -> None:
     argv, code, files = dict(CASES)[name]
     for fname, body in files.items():
