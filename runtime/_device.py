@@ -42,6 +42,15 @@ from ._resource import Resource, create_resource_args
 
 _DEFAULT_BUFFER_USAGE = d3d9.D3DUSAGE_DYNAMIC | d3d9.D3DUSAGE_WRITEONLY
 _POOLS = (d3d9.D3DPOOL_DEFAULT, d3d9.D3DPOOL_SYSTEMMEM, d3d9.D3DPOOL_MANAGED)
+_UINT = 0xFFFFFFFF
+
+
+def _uints(what: str, *values: Any) -> None:
+    """The app API's numbers are D3D9 UINTs/DWORDs: anything else (None, a float, a bool, a
+    negative or 33-bit int) is ``D3DERR_INVALIDCALL`` before anything is done (issue 14)."""
+    for v in values:
+        if type(v) is not int or not 0 <= v <= _UINT:
+            raise d3d9.D3DError(d3d9.D3DERR_INVALIDCALL, f"{what}: not a UINT ({type(v).__name__})")
 
 
 def _kmt_error(st: int, what: str) -> d3d9.D3DError:
@@ -194,6 +203,11 @@ class Device:
         if self._closed:
             raise d3d9.D3DError(d3d9.D3DERR_INVALIDCALL, f"device {self.name} is closed")
 
+    def _memory_bytes(self) -> int:
+        """Every byte the adapter has: its segments and the system memory VidMm may use."""
+        conf = self.adapter.kernel.config
+        return sum(seg.size for seg in conf.segments) + conf.system_memory_bytes
+
     def _resource(self, res: Resource) -> Resource:
         if not isinstance(res, Resource) or self._resources.get(res.handle) is not res:
             raise d3d9.D3DError(d3d9.D3DERR_INVALIDCALL, "not a live resource of this device")
@@ -217,6 +231,7 @@ class Device:
     ) -> Resource:
         """An offscreen plain surface (``CreateOffscreenPlainSurface``); SYSTEMMEM by default,
         which is what LA-4 is about."""
+        _uints("CreateOffscreenPlainSurface", width, height, bytes_per_pixel, usage, pool)
         return await self._create_resource("surface", width * height * bytes_per_pixel, usage,
                                            pool, width=width, height=height, bpp=bytes_per_pixel)
 
@@ -239,6 +254,7 @@ class Device:
     ) -> Resource:
         """``CreateTexture``: one subresource (surface) per mip level, each half the size of the
         one before. Lock a level with ``lock(tex, subresource=i)``."""
+        _uints("CreateTexture", width, height, levels, bytes_per_pixel, usage, pool)
         if not isinstance(levels, int) or not 1 <= levels <= 16:
             raise d3d9.D3DError(d3d9.D3DERR_INVALIDCALL, "levels must be 1..16")
         if not isinstance(width, int) or not isinstance(height, int) or width < 1 or height < 1:
@@ -255,10 +271,13 @@ class Device:
                                mips: list[tuple[int, int]] | None = None) -> Resource:
         """``CreateResource`` on the app thread after a drain (MP-5, MP-6)."""
         self._check_open()
+        _uints("CreateResource", size, usage, pool)
         if mips:
             size = mips[0][0] * mips[0][1] * bpp
         if not isinstance(size, int) or size <= 0:
             raise d3d9.D3DError(d3d9.D3DERR_INVALIDCALL, "resource size must be a positive int")
+        if size > self._memory_bytes():  # refused before the runtime allocates host memory
+            raise d3d9.D3DError(d3d9.D3DERR_OUTOFVIDEOMEMORY, "larger than the adapter's memory")
         if pool not in _POOLS:
             raise d3d9.D3DError(d3d9.D3DERR_INVALIDCALL, f"unknown pool {pool}")
         async with self._api:
@@ -303,6 +322,7 @@ class Device:
         :class:`~runtime.d3d9.D3DError` on failure (e.g. WASSTILLDRAWING for DONOTWAIT on a
         busy resource)."""
         self._check_open()
+        _uints("Lock", offset, size, flags)  # the subresource: the lock path's own check
         async with self._api:
             res = self._resource(res)
             return await self.lock_path.lock(res, offset, size, flags, subresource)
@@ -322,6 +342,7 @@ class Device:
                                 ) -> None:
         """``SetStreamSource``: bind ``res`` to vertex stream ``stream`` (queued)."""
         self._check_open()
+        _uints("SetStreamSource", stream, offset, stride)
         async with self._api:
             res = self._resource(res)
             if not res.buffer:
@@ -347,6 +368,7 @@ class Device:
         """``DrawPrimitive`` (queued). Returns the draw's id; the bytes it references are
         snapshotted now, in program order, for the data oracle (``runtime/_oracle.py``)."""
         self._check_open()
+        _uints("DrawPrimitive", primitive_type, start_vertex, vertex_count)
         async with self._api:
             if not self._streams:
                 raise d3d9.D3DError(d3d9.D3DERR_INVALIDCALL, "no stream source is set")

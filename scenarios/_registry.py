@@ -36,11 +36,20 @@ class Param:
             self.check("default", self.default)
 
     def check(self, name: str, value: Any) -> Any:
-        """``value`` if it is within :attr:`range`; ``ValueError`` with a one-line reason."""
+        """``value`` if it is of :attr:`type` and within :attr:`range`; ``ValueError`` with a
+        one-line reason (a value from a file may be anything: ``True`` is no frame count)."""
+        if type(value) is not self.type:
+            raise ValueError(f"parameter {name} takes {self._what()}, not "
+                             f"{type(value).__name__}")
         if self.range is not None and not self.range[0] <= value <= self.range[1]:
             raise ValueError(f"parameter {name} takes {self.range[0]}..{self.range[1]}, "
                              f"not {value}")
         return value
+
+    def _what(self) -> str:
+        if self.range is not None:
+            return f"an integer {self.range[0]}..{self.range[1]}"
+        return {bool: "true/false", int: "an integer"}.get(self.type, "text")
 
     def parse(self, name: str, text: str) -> Any:
         """Parse ``text`` (from ``-p name=text``); raises ``ValueError`` with a one-line reason."""
@@ -68,6 +77,9 @@ class Scenario:
     kernel: Callable[[dict[str, Any]], dict[str, Any]] | None = None
     #: the driver's DDI version when the command line does not say (None: the driver's own)
     ddi_version: int | None = None
+    #: a check across parameters (each one's range is its :class:`Param`'s): the resolved
+    #: parameters → ``None`` if they go together, else a one-line reason
+    check: Callable[[dict[str, Any]], str | None] | None = None
 
     def resolve(self, given: dict[str, Any]) -> dict[str, Any]:
         """Defaults overlaid with ``given``; unknown names raise ``ValueError``."""
@@ -82,6 +94,9 @@ class Scenario:
             p = self.params[k]
             out[k] = p.check(k, p.parse(k, v) if isinstance(v, str) and p.type is not str
                              else v)
+        why = self.check(out) if self.check else None
+        if why:
+            raise ValueError(f"scenario {self.name}: {why}")
         return out
 
 
@@ -95,18 +110,20 @@ def scenario(
     *,
     kernel: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
     ddi_version: int | None = None,
+    check: Callable[[dict[str, Any]], str | None] | None = None,
     **params: Param,
 ) -> Callable[[Callable[..., Awaitable[Any]]], Callable[..., Awaitable[Any]]]:
     """Register ``fn`` as scenario ``name`` with its one-line ``description`` and its
     parameters (keyword arguments: :class:`Param`). ``kernel`` maps the resolved parameters to
     ``kmd.KernelConfig`` overrides; ``ddi_version`` is the driver's DDI version when the command
-    line does not say. Registering a name twice raises ``ValueError``."""
+    line does not say; ``check`` judges the parameters together (a one-line reason or ``None``),
+    before the run like the ranges. Registering a name twice raises ``ValueError``."""
 
     def deco(fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
         if name in REGISTRY:
             raise ValueError(f"scenario {name} is registered twice")
         REGISTRY.register(name, Scenario(name, description, fn, dict(params), kernel,
-                                         ddi_version), summary=description)
+                                         ddi_version, check), summary=description)
         return fn
 
     return deco

@@ -131,17 +131,17 @@ async def _release_lost(ctx: ScenarioContext) -> None:
 @scenario(
     "dynamic-vb-ring",
     "the classic dynamic vertex buffer: NOOVERWRITE appends, DISCARD when the ring wraps",
-    frames=Param(int, 3, "frames to render"),
-    draws=Param(int, 4, "draws per frame"),
-    vertices=Param(int, 8, "vertices per draw"),
-    stride=Param(int, 16, "bytes per vertex"),
-    ring=Param(int, 20, "buffer size in vertices"),
+    check=lambda p: None if p["vertices"] <= p["ring"] else
+    f"vertices per draw ({p['vertices']}) must fit in the ring ({p['ring']})",
+    frames=Param(int, 3, "frames to render", range=(1, 10_000)),
+    draws=Param(int, 4, "draws per frame", range=(1, 10_000)),
+    vertices=Param(int, 8, "vertices per draw", range=(1, 4096)),
+    stride=Param(int, 16, "bytes per vertex", range=(1, 1024)),
+    ring=Param(int, 20, "buffer size in vertices", range=(1, 65_536)),
 )
 @handles_device_loss(recreate=True)
 async def dynamic_vb_ring(ctx: ScenarioContext, frames: int, draws: int, vertices: int,
                           stride: int, ring: int) -> None:
-    if vertices > ring:
-        raise ValueError("vertices per draw must fit in the ring")
     dev = await ctx.device()
     vb = await dev.create_vertex_buffer(ring * stride)
     await dev.set_stream_source(0, vb, 0, stride)
@@ -167,8 +167,8 @@ async def dynamic_vb_ring(ctx: ScenarioContext, frames: int, draws: int, vertice
     "discard-every-frame",
     "rename storm: the whole buffer is locked with DISCARD every frame while the GPU is busy",
     kernel=lambda p: {"max_rename_instances": p["frames"] + 3},
-    frames=Param(int, 5, "frames"),
-    size=Param(int, 256, "buffer size in bytes"),
+    frames=Param(int, 5, "frames", range=(1, 1000)),
+    size=Param(int, 256, "buffer size in bytes", range=(16, 65_536)),
 )
 @handles_device_loss(recreate=True)
 async def discard_every_frame(ctx: ScenarioContext, frames: int, size: int) -> None:
@@ -193,9 +193,9 @@ def _slow_gpu_two_instances(p: dict[str, Any]) -> dict[str, Any]:
     "renames exhausted while the GPU is busy: LockAsync fails WASSTILLDRAWING and the runtime "
     "recovers through the synchronous Lock path",
     kernel=_slow_gpu_two_instances,
-    frames=Param(int, 5, "frames"),
-    size=Param(int, 128, "buffer size in bytes"),
-    instances=Param(int, 2, "live instances VidMm allows per allocation"),
+    frames=Param(int, 5, "frames", range=(1, 1000)),
+    size=Param(int, 128, "buffer size in bytes", range=(16, 65_536)),
+    instances=Param(int, 2, "live instances VidMm allows per allocation", range=(1, 64)),
 )
 @handles_device_loss()
 async def rename_failure_recovery(ctx: ScenarioContext, frames: int, size: int,
@@ -222,7 +222,7 @@ async def rename_failure_recovery(ctx: ScenarioContext, frames: int, size: int,
     "nooverwrite-local-vidmem",
     "NOOVERWRITE on a dynamic buffer the driver must keep in local video memory: the driver "
     "refuses LockAsync (E_NOTIMPL) and the runtime falls back to Lock (LA-15, Q-8)",
-    locks=Param(int, 4, "NOOVERWRITE locks"),
+    locks=Param(int, 4, "NOOVERWRITE locks", range=(1, 1024)),
 )
 @handles_device_loss()
 async def nooverwrite_local_vidmem(ctx: ScenarioContext, locks: int) -> None:
@@ -251,8 +251,8 @@ async def nooverwrite_local_vidmem(ctx: ScenarioContext, locks: int) -> None:
     "reentrant-lockasync",
     "the app locks with DISCARD/NOOVERWRITE while the worker is inside the driver rendering; "
     "reentrant at DDI >= 0xB, serialised below (run with --ddi-version 0xA and 0xB)",
-    frames=Param(int, 3, "frames"),
-    buffers=Param(int, 2, "dynamic vertex buffers"),
+    frames=Param(int, 3, "frames", range=(1, 1000)),
+    buffers=Param(int, 2, "dynamic vertex buffers", range=(1, 64)),
 )
 @handles_device_loss(recreate=True)
 async def reentrant_lockasync(ctx: ScenarioContext, frames: int, buffers: int) -> None:
@@ -278,7 +278,7 @@ async def reentrant_lockasync(ctx: ScenarioContext, frames: int, buffers: int) -
     "sysmem-surface-lock",
     "locks of a runtime-allocated system-memory surface: LockAsync with NotifyOnly at DDI >= "
     "0xB, synchronous Lock with NotifyOnly below (LA-4, LA-17, LK-10)",
-    locks=Param(int, 3, "locks"),
+    locks=Param(int, 3, "locks", range=(1, 1000)),
 )
 @handles_device_loss()
 async def sysmem_surface_lock(ctx: ScenarioContext, locks: int) -> None:
@@ -380,7 +380,7 @@ async def tdr_mid_lock(ctx: ScenarioContext) -> None:
         ),
         "system_memory_bytes": 64 * 1024,
     },
-    size=Param(int, 16384, "bytes per buffer"),
+    size=Param(int, 16384, "bytes per buffer", range=(4096, 65_536)),
 )
 @handles_device_loss()
 async def out_of_video_memory(ctx: ScenarioContext, size: int) -> None:
@@ -471,7 +471,7 @@ async def _icd_alloc(ctx: ScenarioContext, device: int, desc: Any) -> int:
     "gl-icd-lock-entire",
     "an OpenGL-ICD-style client locks with D3DKMTLock (LockEntire, then a page list) and "
     "D3DKMTLock2, renders, and locks again while the GPU reads (the seeds' example)",
-    pages=Param(int, 3, "pages in the allocation"),
+    pages=Param(int, 3, "pages in the allocation", range=(2, 4096)),
 )
 @handles_device_loss()
 async def gl_icd_lock_entire(ctx: ScenarioContext, pages: int) -> None:
@@ -550,7 +550,8 @@ async def pinned_lock(ctx: ScenarioContext) -> None:
     "many in-flight DMA buffers reference one allocation: a lock fails with "
     "STATUS_GRAPHICS_TOO_MANY_REFERENCES once the pending-reference cap is reached (Q3)",
     kernel=lambda p: {"max_pending_references": p["cap"], "dma_base_cost_ns": 1_000_000},
-    cap=Param(int, 3, "pending references VidMm allows per allocation instance"),
+    cap=Param(int, 3, "pending references VidMm allows per allocation instance",
+              range=(1, 1024)),
 )
 @handles_device_loss()
 async def too_many_references(ctx: ScenarioContext, cap: int) -> None:
@@ -575,8 +576,8 @@ async def too_many_references(ctx: ScenarioContext, cap: int) -> None:
     "multi-app-threads",
     "two application threads share one multithreaded device, each streaming its own dynamic "
     "vertex buffer with DISCARD/NOOVERWRITE",
-    threads=Param(int, 2, "application threads"),
-    frames=Param(int, 2, "frames per thread"),
+    threads=Param(int, 2, "application threads", range=(1, 16)),
+    frames=Param(int, 2, "frames per thread", range=(1, 1000)),
 )
 @handles_device_loss()
 async def multi_app_threads(ctx: ScenarioContext, threads: int, frames: int) -> None:

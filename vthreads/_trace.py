@@ -98,8 +98,26 @@ def _default(obj: Any) -> Any:
     return repr(obj)
 
 
+def _wide(obj: Any) -> Any:
+    """``obj`` with every int orjson cannot encode (outside -2**63..2**64-1) as text: decimal
+    up to 4,300 digits, hex beyond (``str`` refuses more). A driver's value may be any int, and
+    tracing never changes an outcome (issue 14)."""
+    if type(obj) is int:
+        if -(1 << 63) <= obj < 1 << 64:
+            return obj
+        return str(obj) if obj.bit_length() < 14_000 else hex(obj)
+    if isinstance(obj, dict):
+        return {k if type(k) is str else str(_wide(k)): _wide(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_wide(v) for v in obj]
+    return obj
+
+
 def _dumps(obj: Any, **_: Any) -> bytes:
-    return orjson.dumps(obj, default=_default)
+    try:
+        return orjson.dumps(obj, default=_default)
+    except orjson.JSONEncodeError:  # a huge int (rare): the slow path, once per such line
+        return orjson.dumps(_wide(obj), default=lambda o: _wide(_default(o)))
 
 
 render_json = structlog.processors.JSONRenderer(serializer=_dumps)

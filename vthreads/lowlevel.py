@@ -12,6 +12,8 @@ primitive") for a semaphore in twenty lines.
 * :class:`RaceDetector`, :func:`record_access` — race-check accesses to your own shared state.
 * :func:`current_engine`, :func:`current_thread`, :func:`checkpoint`, :func:`emit`,
   :func:`tracing` — the running engine, a scheduling point, trace events.
+* :func:`fail_run`, :class:`Hang`, :func:`running_thread`, :func:`result_of` — stopping a run
+  from outside it (a wall-clock watchdog's signal handler; ``vthreads/_watchdog.py``).
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from ._lowlevel import (
 from ._tasks import parker_for
 from ._threads import VThread
 from ._timers import Timer
+from ._watchdog import Hang, fail_run, result_of, running_thread
 
 
 def parker_class(backend: str) -> type:
@@ -59,6 +62,7 @@ def record_access(detector: RaceDetector, site: str, *, write: bool) -> None:
 __all__ = [
     "Engine",
     "HBClock",
+    "Hang",
     "RaceDetector",
     "Timer",
     "VThread",
@@ -70,9 +74,12 @@ __all__ = [
     "current_engine",
     "current_thread",
     "emit",
+    "fail_run",
     "parker_class",
     "record_access",
     "release",
+    "result_of",
+    "running_thread",
     "touch",
     "tracing",
 ]

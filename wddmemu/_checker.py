@@ -22,6 +22,7 @@ codes by name and names handles (``vb0@dev0 inst 2``), so it can be read without
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from typing import Any, ClassVar
 
 from umd.ddi import D3D_UMD_REENTRANT_VERSION
@@ -71,9 +72,11 @@ class Checker(DdiRules, CallbackRules, DataOracle):
             dev = self._devices[name] = DeviceState(name=name)
         return dev
 
-    def _violate(self, rule: str, message: str, key: str = "", **fields: Any) -> None:
-        """Report once per (rule, key): a broken rule repeated in a loop is one finding."""
-        k = (rule, key or message)
+    def _violate(self, rule: str, message: str, key: Hashable = None, **fields: Any) -> None:
+        """Report once per (rule, key): a broken rule repeated in a loop is one finding. ``key``
+        is the value itself (an int, a tuple), never its decimal text: a driver's int may have
+        more digits than ``str`` converts (issue 14)."""
+        k = (rule, message if key is None else key)
         if k in self._reported:
             return
         self._reported.add(k)
@@ -318,7 +321,7 @@ class Checker(DdiRules, CallbackRules, DataOracle):
         elif seq < dev.last_seq:
             self._violate("MP-5", f"the worker took command {seq} ({ddi}) after "
                           f"command {dev.last_seq}: batched calls must reach the driver in the "
-                          "order the application made them (RN-4)", key=str(seq), seq=seq)
+                          "order the application made them (RN-4)", key=seq, seq=seq)
         dev.last_seq = max(dev.last_seq, seq)
 
     def _release_queued(self, dev: DeviceState, thread: str) -> None:

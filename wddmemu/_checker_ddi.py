@@ -62,7 +62,7 @@ class DdiRules:
         rule = lockasync_flag_rule(flags)
         if rule is not None:
             self._violate(rule, f"the runtime called {what} with flags {flags:#x}: "
-                          f"{_LA_WHAT[rule]}", key=str(flags), flags=flags)
+                          f"{_LA_WHAT[rule]}", key=flags, flags=flags)
         rt_res = dev.rt_of_driver.get(res)
         queued = dev.rt_queued.get(rt_res, 0) if rt_res is not None else 0
         if flags & LAF.NoExistingReferences and queued > 0:
@@ -71,7 +71,7 @@ class DdiRules:
                           key=f"rtq/{res}", resource=res)
         if res in dev.sysmem and dev.version < 0xB:
             self._violate("LA-4", f"the runtime called {what} on a system-memory surface with "
-                          f"DDI version {dev.version:#x} < 0xB", key=str(res), resource=res)
+                          f"DDI version {dev.version:#x} < 0xB", key=res, resource=res)
 
     def _lockasync_exit(self, dev: DeviceState, call: Call, ev: dict[str, Any], hr: int
                         ) -> None:
@@ -84,7 +84,7 @@ class DdiRules:
         failed_rename = bool(disc_cbs) and hr_of(disc_cbs[-1][1]) != 0
         if hr == WSD and not flags & LAF.Discard:
             self._violate("LA-11", f"{what} returned D3DDDIERR_WASSTILLDRAWING without Discard "
-                          f"(flags {flag_names(LAF, flags)})", key=str(call.key), flags=flags)
+                          f"(flags {flag_names(LAF, flags)})", key=call.key, flags=flags)
         self._check_la10_flush(dev, call, what)
         if hr != 0:
             self._check_la16(dev, call, hr, what, discard, disc_cbs)
@@ -97,7 +97,7 @@ class DdiRules:
                               key=f"ok/{call.key}", resource=call.key[0])
             else:
                 self._violate("LA-8", f"{what} returned S_OK without renaming: no pfnLockCb "
-                              "with Discard succeeded", key=str(call.key), resource=call.key[0])
+                              "with Discard succeeded", key=call.key, resource=call.key[0])
         self._lockasync_succeeded(dev, call, ev, what, discard)
 
     def _check_la10_flush(self, dev: DeviceState, call: Call, what: str) -> None:
@@ -109,7 +109,7 @@ class DdiRules:
             if n == "pfnRenderCb" and failed and call.flags & LAF.Discard:
                 self._violate("LA-10", f"{what} flushed its command buffer (pfnRenderCb) after "
                               "a failed Discard pfnLockCb (RCB-8); it must return the failure "
-                              "instead", key=str(call.key), resource=call.key[0])
+                              "instead", key=call.key, resource=call.key[0])
 
     def _check_la16(self, dev: DeviceState, call: Call, hr: int, what: str, discard: bool,
                     disc_cbs: list) -> None:
@@ -127,7 +127,7 @@ class DdiRules:
             return  # (a) renaming failed or is impossible for this resource
         if hr == WSD and discard:
             self._violate("LA-8", f"{what} reported a failed rename (D3DDDIERR_WASSTILLDRAWING) "
-                          "without trying one: no pfnLockCb with Discard", key=str(call.key),
+                          "without trying one: no pfnLockCb with Discard", key=call.key,
                           resource=call.key[0])
             return
         if flags & LAF.NoOverwrite and not flags & LAF.NotifyOnly and hr == E_NOTIMPL:
@@ -136,7 +136,7 @@ class DdiRules:
             return  # LA-11's business
         self._violate("LA-16", f"{what} failed with {code(hr)}, but LockAsync may fail only "
                       "for a failed rename, unsupported NoOverwrite or E_OUTOFMEMORY; no "
-                      "callback failed, so it should have succeeded", key=f"{call.key}/{hr}",
+                      "callback failed, so it should have succeeded", key=(call.key, hr),
                       resource=call.key[0], hr=code(hr))
 
     def _lockasync_succeeded(self, dev: DeviceState, call: Call, ev: dict[str, Any], what: str,
@@ -149,7 +149,7 @@ class DdiRules:
             as_int(e.get("flags", 0)) & CBF.IgnoreSync for e, _ in ok_locks
         ) and not (not ok_locks and cached):
             self._violate("LA-14", f"{what} succeeded without a pfnLockCb carrying IgnoreSync "
-                          "(and had no cached NoOverwrite pointer, LCB-3)", key=str(key),
+                          "(and had no cached NoOverwrite pointer, LCB-3)", key=key,
                           resource=key[0])
         handle = as_int(ok_locks[-1][1].get("new_allocation", 0)) if ok_locks else (
             cached[-1] if cached else 0)
@@ -161,7 +161,7 @@ class DdiRules:
             return
         if discard and not cookie:
             self._violate("LA-12", f"{what} renamed but returned no hCookie (0): the runtime "
-                          "has nothing to pass to Rename", key=str(key), resource=key[0])
+                          "has nothing to pass to Rename", key=key, resource=key[0])
             return
         disc = [(e, x) for e, x in ok_locks if as_int(e.get("flags", 0)) & CBF.Discard]
         new = as_int(disc[-1][1].get("new_allocation", 0)) if disc else handle
@@ -201,16 +201,16 @@ class DdiRules:
         if held is not None and held.path == "sync":
             self._violate("UA-3", f"the runtime called {what}, but {dev.key_name(key)} was "
                           f"locked through Lock ({held.made_by}), not LockAsync (Q-20)",
-                          key=str(key), resource=key[0])
+                          key=key, resource=key[0])
         if flags & UNLOCKASYNC_RESERVED:
             self._violate("UA-7", f"the runtime called {what} with reserved flag bits "
-                          f"{flags & UNLOCKASYNC_RESERVED:#x}", key=str(flags), flags=flags)
+                          f"{flags & UNLOCKASYNC_RESERVED:#x}", key=flags, flags=flags)
         if held is not None and held.path == "async" and (
             bool(held.flags & LAF.NotifyOnly) != bool(flags & UAF.NotifyOnly)
         ):
             self._violate("UA-6", f"the runtime called {what} for a lock made by "
                           f"{held.made_by}: NotifyOnly must be set on both or on neither",
-                          key=str(key), resource=key[0])
+                          key=key, resource=key[0])
 
     def _unlockasync_exit(self, dev: DeviceState, call: Call, hr: int) -> None:
         """UA-3 (S_OK needs an outstanding LockAsync) and UA-4 / LCB-20 (pfnUnlockCb on the
@@ -257,19 +257,19 @@ class DdiRules:
             if cookie in dev.other_cookies:
                 self._violate("LA-18", f"the runtime called {what} with the cookie of a "
                               "LockAsync without Discard (meaningless outside Discard)",
-                              key=str(cookie), cookie=cookie)
+                              key=cookie, cookie=cookie)
                 return
             self._violate("RN-2", f"the runtime called {what}, but no successful Discard "
-                          "LockAsync returned that cookie", key=str(cookie), cookie=cookie)
+                          "LockAsync returned that cookie", key=cookie, cookie=cookie)
             return
         d.renames += 1
         if d.renames > 1:
             self._violate("RN-1", f"the runtime called Rename {d.renames} times for cookie "
                           f"{cookie:#x} of {d.made_by} (at most once per successful Discard "
-                          "LockAsync)", key=str(cookie), cookie=cookie)
+                          "LockAsync)", key=cookie, cookie=cookie)
         if key != d.key:
             self._violate("RN-6", f"the runtime called {what} with a cookie {d.made_by} "
-                          f"returned for {dev.key_name(d.key)}", key=str(cookie), cookie=cookie)
+                          f"returned for {dev.key_name(d.key)}", key=cookie, cookie=cookie)
         if not is_worker(call.thread):
             self._violate("RN-3", f"the runtime called {what}: Rename belongs on the worker "
                           "thread", key=call.thread)
@@ -289,7 +289,7 @@ class DdiRules:
         rule = lock_flag_rule(call.flags)
         if rule is not None:
             self._violate(rule, f"the runtime called {dev.describe(call)} with flags "
-                          f"{call.flags:#x}: {_LK_WHAT[rule]}", key=str(call.flags),
+                          f"{call.flags:#x}: {_LK_WHAT[rule]}", key=call.flags,
                           flags=call.flags)
 
     def _lock_exit(self, dev: DeviceState, call: Call, hr: int) -> None:
@@ -299,12 +299,12 @@ class DdiRules:
         key, flags, what = call.key, call.flags, dev.describe(call)
         if hr == WSD and not flags & LKF.DoNotWait:
             self._violate("LK-7", f"{what} returned D3DDDIERR_WASSTILLDRAWING without DoNotWait "
-                          "(without it Lock waits)", key=str(key), resource=key[0])
+                          "(without it Lock waits)", key=key, resource=key[0])
         elif hr == WSD and not any(hr_of(x) == WSD for _e, x in call.cbs("pfnLockCb")):
             # the busy half: only the kernel knows the GPU is using it, and says so by
             # answering a DonotWait pfnLockCb D3DERR_WASSTILLDRAWING (KL-21)
             self._violate("LK-7", f"{what} returned D3DDDIERR_WASSTILLDRAWING, but no pfnLockCb "
-                          "of the call said the resource was busy", key=f"busy/{key}",
+                          "of the call said the resource was busy", key=("busy", key),
                           resource=key[0])
         if hr != 0:
             return
@@ -315,11 +315,11 @@ class DdiRules:
         ):
             self._violate("LK-6", f"{what} succeeded without calling pfnLockCb (and had no "
                           "cached NoOverwrite pointer of a Dynamic resource, LCB-3)",
-                          key=str(key), resource=key[0])
+                          key=key, resource=key[0])
         discard = flags & LKF.Discard and not flags & LKF.NotifyOnly and key[0] not in dev.sysmem
         if discard and ok and not any(as_int(e.get("flags", 0)) & CBF.Discard for e, _ in ok):
             self._violate("LCB-13", f"{what} locked without passing Discard on to pfnLockCb",
-                          key=str(key), resource=key[0])
+                          key=key, resource=key[0])
         handle = as_int(ok[-1][1].get("new_allocation", 0)) if ok else (
             cached[-1] if cached else 0)
         dev.held[key] = Held("sync", handle, flags, what)
@@ -348,10 +348,10 @@ class DdiRules:
             dev.leak_reported.add(held.handle)
             self._violate("LK-12", f"{what} returned without pfnUnlockCb although "
                           f"{held.made_by} called pfnLockCb on the system-memory allocation "
-                          f"{dev.alloc(held.handle)}", key=str(key), resource=key[0])
+                          f"{dev.alloc(held.handle)}", key=key, resource=key[0])
         elif not (held.flags & LKF.NoOverwrite and key[0] in dev.dynamic):
             dev.leak_reported.add(held.handle)
             self._violate("LK-11", f"{what} succeeded without calling pfnUnlockCb on "
                           f"{dev.alloc(held.handle)} (only a Dynamic resource's NoOverwrite "
-                          "pointer may stay cached, LCB-3)", key=str(key), resource=key[0])
+                          "pointer may stay cached, LCB-3)", key=key, resource=key[0])
 

@@ -1,14 +1,19 @@
 """The ``wddmemu`` command line.
 
 Exit codes: 0 clean, 1 a rule broke (or a failure was found / reproduced), 2 bad input (one line
-on stderr, never a traceback), 3 internal error.
+on stderr, never a traceback), 3 internal error, 130 interrupted (Ctrl-C).
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
+import signal
 import sys
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +24,7 @@ import click
 # imported inside the commands that use them — for startup speed only; nothing here is a cycle.
 from . import _loading
 from ._errors import SpecError
+from ._files import atomic_path, check_directory, check_output
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -26,7 +32,9 @@ if TYPE_CHECKING:
     from ._explore import Found
     from ._runner import RunSpec, ScenarioResult
 
-EXIT_OK, EXIT_FAIL, EXIT_BAD_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
+EXIT_OK, EXIT_FAIL, EXIT_BAD_INPUT, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+#: explore prints a progress line this often (seconds) when stdout is not a terminal
+PROGRESS_EVERY = 5.0
 DEFAULT_DRIVER = "reference"  # == _runner.DEFAULT_DRIVER (tests/cli checks they agree)
 DEFAULT_SAVE_DIR = ".wddmemu/failures"  # == _explore.DEFAULT_SAVE_DIR
 
@@ -40,6 +48,32 @@ def _int(text: str) -> int:
         return int(text, 0)
     except ValueError:
         raise BadInput(f"{text!r} is not an integer (decimal or 0x hex)") from None
+
+
+#: a seed is a 63-bit int, so that every failure file and report stores it exactly
+SEED = click.IntRange(0, 2**63 - 1)
+
+
+def timeout_option(default: float) -> Any:
+    """``--timeout SECONDS``: the wall-clock watchdog of each run (``_watchdog``)."""
+    return click.option("--timeout", default=default, show_default=True, type=float,
+                        metavar="SECONDS", callback=_timeout_value,
+                        help="stop a run that has not ended after SECONDS of wall time and "
+                             "report it as a hang (a CPU loop in the driver); 0: off")
+
+
+def _timeout_value(ctx: click.Context, param: click.Parameter, value: float) -> float:
+    if not value >= 0 or value == float("inf"):  # nan fails every comparison
+        raise click.BadParameter(f"takes seconds >= 0 (0: off), not {value}")
+    return value
+
+
+def _check_outputs(save_dir: str, junit: str | None, json_out: str | None) -> None:
+    """Every path explore or campaign will write, checked before any schedule runs."""
+    check_directory(save_dir, "--save-dir")
+    for path, what in ((junit, "--junit report"), (json_out, "--json report")):
+        if path is not None:
+            check_output(path, what, make_parents=True)
 
 
 def _pairs(items: tuple[str, ...], option: str = "-p") -> dict[str, str]:
@@ -90,10 +124,13 @@ def scenario_options(fn: Any) -> Any:
                      help="a seeded runtime or kernel bug (repeatable; 'wddmemu bugs')"),
         click.option("--backend", type=click.Choice(["asyncio", "trio"]), default="asyncio",
                      show_default=True),
-        click.option("--depth", default=3, show_default=True, help="PCT depth d"),
+        click.option("--depth", default=3, show_default=True, type=click.IntRange(1, 1000),
+                     help="PCT depth d"),
         click.option("--pct-steps", default=1000, show_default=True,
+                     type=click.IntRange(1, 10**12),
                      help="PCT's k: the expected number of steps of a run"),
         click.option("--step-budget", default=200_000, show_default=True,
+                     type=click.IntRange(1, 10**12),
                      help="livelock guard: scheduling points per run"),
         inject_option,
     ]
@@ -165,7 +202,8 @@ def scenarios_cmd() -> int:
     table.add_column("parameters")
     for name in sorted(scenarios.REGISTRY):
         sc = scenarios.REGISTRY[name]
-        ps = ", ".join(f"{k}={p.default}" for k, p in sc.params.items()) or "-"
+        ps = ", ".join(f"{k}={p.default}" + (f" ({p.range[0]}..{p.range[1]})" if p.range else "")
+                       for k, p in sc.params.items()) or "-"
         table.add_row(name, sc.description, ps)
     console.print(table)
     return EXIT_OK
@@ -175,25 +213,26 @@ def scenarios_cmd() -> int:
 @scenario_options
 @click.option("--strategy", type=click.Choice(["fifo", "random", "pct", "pos"]), default="fifo",
               show_default=True)
-@click.option("--seed", default=0, show_default=True)
+@click.option("--seed", default=0, show_default=True, type=SEED)
 @click.option("--trace", "trace", default=None, metavar="FILE.jsonl",
               help="write the trace log (JSON lines) here")
+@timeout_option(0.0)
 def run_cmd(scenario: str, params: tuple[str, ...], driver: str, driver_opts: tuple[str, ...],
             ddi_version: str | None, bugs: tuple[str, ...], backend: str, depth: int,
             pct_steps: int, step_budget: int, inject: tuple[str, ...], strategy: str, seed: int,
-            trace: str | None) -> int:
+            trace: str | None, timeout: float) -> int:
     """Run SCENARIO under one schedule and print a summary."""
     from ._runner import check_spec, run_scenario
 
     spec = _spec(scenario, params, driver, driver_opts, ddi_version, bugs, backend, depth,
                  pct_steps, step_budget, strategy, seed, inject)
     check_spec(spec)
-    if trace:
-        try:
-            open(trace, "wb").close()
-        except OSError as e:
-            raise BadInput(f"cannot write trace file {trace}: {e.strerror}") from None
-    res = run_scenario(spec, trace=trace)
+    if trace is None:
+        res = run_scenario(spec, timeout=timeout)
+    else:
+        check_output(trace, "trace file")
+        with atomic_path(trace) as tmp:  # the trace appears complete, or not at all
+            res = run_scenario(spec, trace=tmp, timeout=timeout)
     print_summary(_console(), res, trace)
     return EXIT_OK if res.ok else EXIT_FAIL
 
@@ -257,32 +296,35 @@ def cluster_options(fn: Any) -> Any:
 
 @cli.command("explore")
 @scenario_options
-@click.option("--schedules", default=1000, show_default=True, help="schedules to run at most")
+@click.option("--schedules", default=1000, show_default=True, type=click.IntRange(1, 10**7),
+              help="schedules to run at most")
 @click.option("--strategy", default="pct", show_default=True,
               type=click.Choice(["random", "pct", "pos", "portfolio", "dfs", "dpor"]))
-@click.option("--seed", default=0, show_default=True, help="seed of the first schedule")
-@click.option("--preemption-bound", default=2, show_default=True,
+@click.option("--seed", default=0, show_default=True, type=SEED,
+              help="seed of the first schedule")
+@click.option("--preemption-bound", default=2, show_default=True, type=click.IntRange(0, 1000),
               help="dfs and dpor: preemptions at most")
-@click.option("--jobs", default=1, show_default=True, help="worker processes")
+@click.option("--jobs", default=1, show_default=True, type=click.IntRange(min=1),
+              help="worker processes")
 @click.option("--save-dir", default=DEFAULT_SAVE_DIR, show_default=True,
               help="where failure files go")
 @click.option("--stop-on-first/--keep-going", default=True, show_default=True)
 @click.option("--minimise/--no-minimise", default=True, show_default=True)
 @click.option("--faults/--no-faults", default=False, show_default=True,
               help="inject one fault per schedule, chosen from its seed (docs/explore.md)")
+@timeout_option(60.0)
 @cluster_options
 def explore_cmd(scenario: str, params: tuple[str, ...], driver: str,
                 driver_opts: tuple[str, ...], ddi_version: str | None, bugs: tuple[str, ...],
                 backend: str, depth: int, pct_steps: int, step_budget: int,
                 inject: tuple[str, ...], schedules: int,
                 strategy: str, seed: int, preemption_bound: int, jobs: int, save_dir: str,
-                stop_on_first: bool, minimise: bool, faults: bool, cluster: str | None,
-                junit: str | None, json_out: str | None) -> int:
-    """Run many schedules of SCENARIO; minimise, save and explain each failure."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-
-    from ._explore import ExploreOptions, explore, save_failure
-    from ._runner import check_spec
+                stop_on_first: bool, minimise: bool, faults: bool, timeout: float,
+                cluster: str | None, junit: str | None, json_out: str | None) -> int:
+    """Run many schedules of SCENARIO; save, minimise and explain each failure. Ctrl-C stops
+    it: what was found is kept, the summary printed, exit 130."""
+    from ._explore import ExploreOptions, explore
+    from ._runner import check_spec, run_timeout
 
     reports = None
     run_explore = explore
@@ -301,33 +343,21 @@ def explore_cmd(scenario: str, params: tuple[str, ...], driver: str,
                           preemption_bound=preemption_bound, jobs=min(jobs, cpus),
                           stop_on_first=stop_on_first, minimise=minimise, faults=faults)
     check_spec(base)
+    _check_outputs(save_dir, junit, json_out)
     console = _console()
     if jobs > cpus:
         console.print(f"--jobs {jobs} is more than the {cpus} CPUs here: using {cpus}")
-    clock = time.perf_counter  # wall clock for the progress display only, never in results
-    t0 = clock()
-    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TextColumn("{task.fields[failures]} failures"),
-                  TextColumn("{task.fields[rate]} schedules/s"), console=console,
-                  transient=not console.is_terminal) as bar:
-        task = bar.add_task(f"{scenario} ({strategy})", total=schedules, failures=0, rate="-")
-
-        def progress(runs: int, failures: int) -> None:
-            dt = clock() - t0
-            bar.update(task, completed=runs, failures=failures,
-                       rate=f"{runs / dt:.0f}" if dt > 0 else "-")
-
-        res = run_explore(base, opts, progress=progress)
-    dt = clock() - t0
-    console.print(f"{res.runs} schedules in {dt:.1f} s ({res.runs / max(dt, 1e-9):.0f}/s), "
-                  f"{len(res.failures)} failing"
-                  + (f", pct k={res.pct_steps}" if strategy == "pct" else "")
-                  + ("" if res.exhausted is None or res.claim else
-                     f", space {'exhausted' if res.exhausted else 'not exhausted'} within "
-                     f"{preemption_bound} preemptions"))
-    if res.claim:
-        console.print(res.claim, markup=False, highlight=False)
-    paths = {fd.index: save_failure(fd, save_dir) for fd in res.failures}
+    show = _ExploreDisplay(console, f"{scenario} ({strategy})", schedules, save_dir)
+    try:
+        with show, run_timeout(timeout), _ctrl_c():
+            res = run_explore(base, opts, progress=show.progress, on_found=show.save_early)
+    except BaseException as e:  # Ctrl-C: what was found is on disk already (issue 14)
+        if not _is_interrupt(e):
+            raise
+        show.interrupted()
+        return EXIT_INTERRUPTED
+    show.summary(res, strategy, preemption_bound)
+    paths = show.save_final(res.failures)
     if len(res.failures) > 1:  # --keep-going: one line per distinct finding, then each once
         from ._explore import group_failures
 
@@ -345,9 +375,123 @@ def explore_cmd(scenario: str, params: tuple[str, ...], driver: str,
     return EXIT_FAIL if res.failures else EXIT_OK
 
 
+def _raise_interrupt(signum: int, frame: Any) -> None:
+    # asyncio would log the run's unwinding task at shutdown as "unhandled": it is not
+    logging.getLogger("asyncio").disabled = True
+    raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def _ctrl_c() -> Iterator[None]:
+    """Ctrl-C raises KeyboardInterrupt wherever the run is. asyncio's runner would otherwise
+    turn it into a cancellation of the run, which the engine absorbs: the exploration would go
+    on. (A handler other than Python's default is left alone by asyncio.)"""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = signal.signal(signal.SIGINT, _raise_interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old)
+        logging.getLogger("asyncio").disabled = False
+
+
+def _is_interrupt(e: BaseException) -> bool:
+    if isinstance(e, KeyboardInterrupt):
+        return True
+    return isinstance(e, BaseExceptionGroup) and any(_is_interrupt(x) for x in e.exceptions)
+
+
+class _ExploreDisplay:
+    """Explore's progress and its failure files. On a terminal, a rich progress bar; otherwise
+    (a CI log, a pipe) a plain line every :data:`PROGRESS_EVERY` seconds. The wall clock is
+    read for this display only, never for a decision. Each failure is saved the moment it is
+    found and replaced by its minimised form at the end."""
+
+    def __init__(self, console: Console, what: str, total: int, save_dir: str) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+        self.console, self.what, self.total, self.save_dir = console, what, total, save_dir
+        self.clock = time.perf_counter  # wall clock for the display only, never in results
+        self.t0 = self.last = self.clock()
+        self.runs = self.failures = 0
+        self.early: dict[int, Path] = {}
+        self.bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(),
+                            MofNCompleteColumn(), TextColumn("{task.fields[failures]} failures"),
+                            TextColumn("{task.fields[rate]} schedules/s"), console=console,
+                            transient=not console.is_terminal, disable=not console.is_terminal)
+        self.task = self.bar.add_task(what, total=total, failures=0, rate="-")
+
+    def __enter__(self) -> _ExploreDisplay:
+        self.bar.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.bar.__exit__(*exc)
+
+    def progress(self, runs: int, failures: int) -> None:
+        self.runs, self.failures = runs, failures
+        now = self.clock()
+        dt = now - self.t0
+        rate = f"{runs / dt:.0f}" if dt > 0 else "-"
+        if self.console.is_terminal:
+            self.bar.update(self.task, completed=runs, failures=failures, rate=rate)
+        elif now - self.last >= PROGRESS_EVERY:
+            self.last = now
+            self.console.print(f"{self.what}: {runs}/{self.total} schedules, {failures} "
+                               f"failing, {rate} schedules/s", markup=False, highlight=False)
+
+    def save_early(self, fd: Found) -> None:
+        from ._explore import save_failure
+
+        self.early[fd.index] = save_failure(fd, self.save_dir)
+
+    def save_final(self, failures: Any) -> dict[int, Path]:
+        from ._explore import save_failure
+
+        paths = {}
+        for fd in failures:
+            paths[fd.index] = save_failure(fd, self.save_dir)
+            early = self.early.get(fd.index)
+            if early is not None and early != paths[fd.index]:
+                early.unlink(missing_ok=True)  # superseded by the minimised file
+        return paths
+
+    def summary(self, res: Any, strategy: str, bound: int) -> None:
+        dt = self.clock() - self.t0
+        self.console.print(
+            f"{res.runs} schedules in {dt:.1f} s ({res.runs / max(dt, 1e-9):.0f}/s), "
+            f"{len(res.failures)} failing"
+            + (f", pct k={res.pct_steps}" if strategy == "pct" else "")
+            + ("" if res.exhausted is None or res.claim else
+               f", space {'exhausted' if res.exhausted else 'not exhausted'} within "
+               f"{bound} preemptions"))
+        if res.claim:
+            self.console.print(res.claim, markup=False, highlight=False)
+
+    def interrupted(self) -> None:
+        dt = self.clock() - self.t0
+        self.console.print(f"interrupted: {self.runs} schedules in {dt:.1f} s, "
+                           f"{len(self.early)} failing (kept, not minimised)",
+                           markup=False, highlight=False)
+        for path in self.early.values():
+            self.console.print(f"saved: {path}", markup=False, highlight=False)
+            self.console.print(f"replay: {_loading.command_prefix()} replay {path}",
+                               markup=False, highlight=False)
+
+
 def explain(console: Console, fd: Found, path: Path) -> None:
     """The failure in words (``wddmemu/_reports.py:explain_lines``), then where it is saved."""
     from ._reports import explain_lines
+
+    f = fd.finding
+    if f.rule == "hang":  # replaying it to show the events would hang again for --timeout
+        console.print(f"[red]{f.rule}[/red] at step {f.step} on {f.thread}: {f.message}")
+        console.print(f"saved: {path}")
+        console.print(f"replay: {_loading.command_prefix()} replay {path} --timeout 5",
+                      markup=False, highlight=False)
+        return
 
     for line in explain_lines(fd):
         console.print(line, markup=False, highlight=False)
@@ -362,20 +506,28 @@ def explain(console: Console, fd: Found, path: Path) -> None:
 @click.option("--backend", type=click.Choice(["asyncio", "trio"]), default=None,
               help="override the recorded backend")
 @inject_option
+@timeout_option(0.0)
 def replay_cmd(file: str, trace: str | None, backend: str | None,
-               inject: tuple[str, ...]) -> int:
+               inject: tuple[str, ...], timeout: float) -> int:
     """Re-run exactly the schedule recorded in FILE (with the faults it recorded, and any
     --inject added). Exit 1 if the failure reproduces, 0 if the run is now clean.
 
     The file imports nothing by itself: modules it lists must be allowed with --load or
     --allow-load (docs/explore.md)."""
     from ._explore import FailureFileError, load_failure, replay
+    from ._runner import run_timeout
 
     try:
         ff = load_failure(file)
     except FailureFileError as e:
         raise BadInput(str(e)) from None
-    out = replay(ff, trace=trace, backend=backend, inject=inject)
+    with run_timeout(timeout):
+        if trace is None:
+            out = replay(ff, backend=backend, inject=inject)
+        else:
+            check_output(trace, "trace file")
+            with atomic_path(trace) as tmp:
+                out = replay(ff, trace=tmp, backend=backend, inject=inject)
     console = _console()
     want = f"{ff.rule} at step {ff.step}"
     if out.kind == "reproduced":
@@ -415,6 +567,7 @@ def campaign_cmd(file: str, jobs: int, save_dir: str, cluster: str | None, junit
     save every failure, print a summary. Exit 1 if any cell failed (docs/cluster.md)."""
     from ._campaign import campaign_command
 
+    _check_outputs(save_dir, junit, json_out)
     return campaign_command(file, jobs, save_dir, cluster, junit, json_out)
 
 
@@ -440,9 +593,9 @@ def main(argv: list[str] | None = None) -> int:
         rv = cli.main(args=argv, prog_name="wddmemu", standalone_mode=False)
     except click.exceptions.Exit as e:
         rv = e.exit_code
-    except click.exceptions.Abort:
-        _err("wddmemu: aborted")
-        rv = EXIT_BAD_INPUT
+    except (click.exceptions.Abort, KeyboardInterrupt):  # Ctrl-C (click turns it into Abort)
+        _err("wddmemu: interrupted")
+        rv = EXIT_INTERRUPTED
     except click.ClickException as e:
         _err(f"wddmemu: error: {e.format_message()}")
         rv = EXIT_BAD_INPUT

@@ -25,7 +25,7 @@ import umd
 from vthreads.registry import Registry, RegistryError
 
 from . import _loading
-from ._errors import SpecError
+from ._errors import SpecError, user_error
 from ._loading import import_allowed
 
 #: the entry-point groups loaded automatically (``[project.entry-points."wddmemu.drivers"]``)
@@ -200,6 +200,8 @@ def _call_factory(fn: Callable[..., Any], label: str, ddi_version: int | None,
         raise
     except (TypeError, ValueError) as e:
         raise SpecError(f"driver factory {label} failed: {e}") from None
+    except (Exception, SystemExit) as e:  # the user's factory raised: exit 2 with its line
+        raise user_error(f"driver factory {label} failed", e) from None
     if not hasattr(drv, "open_adapter"):
         raise SpecError(f"{label} did not produce a driver (no open_adapter)")
     return drv

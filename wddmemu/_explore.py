@@ -40,6 +40,7 @@ from vthreads import (
 
 from . import _loading
 from ._drivers import load_entry_points
+from ._files import read_bounded, write_atomically
 from ._runner import RunSpec, SpecError, check_spec, run_scenario, run_scenario_async
 
 FORMAT = "wddmemu-failure"
@@ -47,6 +48,8 @@ FORMAT = "wddmemu-failure"
 #: version 1 files (which need nothing but the built-ins) are still read
 FORMAT_VERSION = 2
 READ_VERSIONS = (1, 2)
+#: the largest failure file read (bytes): a decision list of a million steps fits
+MAX_FAILURE_FILE = 32 << 20
 DEFAULT_SAVE_DIR = Path(".wddmemu/failures")
 
 
@@ -120,6 +123,8 @@ class ExploreOptions:
                             f"{', '.join(EXPLORE_STRATEGIES)}")
         if self.schedules < 1 or self.jobs < 1 or self.depth < 1 or self.preemption_bound < 0:
             raise SpecError("schedules, jobs and depth must be >= 1, the preemption bound >= 0")
+        if self.schedules > 10**7:
+            raise SpecError("schedules takes at most 10,000,000")
 
 
 @dataclass(frozen=True)
@@ -239,12 +244,15 @@ def explore(
     opts: ExploreOptions,
     *,
     progress: Callable[[int, int], None] | None = None,
+    on_found: Callable[[Found], None] | None = None,
 ) -> ExploreResult:
-    """Run up to ``opts.schedules`` schedules of ``base``; see the module docstring."""
+    """Run up to ``opts.schedules`` schedules of ``base``; see the module docstring.
+    ``on_found`` sees each failure as soon as it is found, before it is minimised (the CLI
+    saves it then, so that Ctrl-C loses nothing)."""
     check_spec(base)
     opts = measure_faults(base, opts)
     if opts.strategy in ("dfs", "dpor"):  # one fault for the whole search, from --seed
-        return _explore_systematic(_with_faults(base, opts, opts.seed), opts, progress)
+        return _explore_systematic(_with_faults(base, opts, opts.seed), opts, progress, on_found)
     k = probe_steps(base) if _uses_pct(opts.strategy) else base.pct_steps
     failures: list[Found] = []
     runs = 0
@@ -252,6 +260,8 @@ def explore(
     def record(i: int, f: Finding, decisions: tuple[int, ...]) -> None:
         orig = _schedule_spec(base, opts, k, i)
         failures.append(Found(i, orig.with_decisions(decisions), f, orig))
+        if on_found:
+            on_found(failures[-1])
 
     if opts.jobs == 1:  # every schedule in one event loop (vthreads.run_many)
 
@@ -269,8 +279,9 @@ def explore(
                  range(opts.schedules), backend=base.backend, stop=after)
     else:
         runs = _explore_parallel(base, opts, k, record, progress, failures)
-    if opts.minimise:
-        failures = [minimise(fd, opts.max_replays, seconds=opts.minimise_seconds)
+    if opts.minimise:  # a hang is kept as found: each replay of it costs the whole --timeout
+        failures = [fd if fd.finding.rule == "hang"
+                    else minimise(fd, opts.max_replays, seconds=opts.minimise_seconds)
                     for fd in failures]
     return ExploreResult(runs, tuple(failures), k)
 
@@ -312,7 +323,8 @@ def _explore_parallel(base: RunSpec, opts: ExploreOptions, k: int,
 
 
 def _explore_systematic(base: RunSpec, opts: ExploreOptions,
-                        progress: Callable[[int, int], None] | None) -> ExploreResult:
+                        progress: Callable[[int, int], None] | None,
+                        on_found: Callable[[Found], None] | None = None) -> ExploreResult:
     """Systematic search of the scenario through the harness seam of ``vthreads``
     (``SYSTEMATIC["dfs"]`` / ``SYSTEMATIC["dpor"]``), bounded by ``preemption_bound``.
 
@@ -334,6 +346,8 @@ def _explore_systematic(base: RunSpec, opts: ExploreOptions,
         if f is not None:
             orig = replace(base, strategy=opts.strategy, seed=0, decisions=tuple(r.decisions))
             failures.append(Found(runs, orig.with_decisions(r.decisions), f, orig))
+            if on_found:
+                on_found(failures[-1])
         runs += 1
         if progress:
             progress(runs, len(failures))
@@ -345,8 +359,9 @@ def _explore_systematic(base: RunSpec, opts: ExploreOptions,
     res = search(run_one, max_executions=opts.schedules, preemption_bound=opts.preemption_bound,
                  stop_on_failure=opts.stop_on_first,
                  failing=lambda r: _search_finding(r) is not None)
-    if opts.minimise:
-        failures = [minimise(fd, opts.max_replays, seconds=opts.minimise_seconds)
+    if opts.minimise:  # a hang is kept as found: each replay of it costs the whole --timeout
+        failures = [fd if fd.finding.rule == "hang"
+                    else minimise(fd, opts.max_replays, seconds=opts.minimise_seconds)
                     for fd in failures]
     return ExploreResult(runs, tuple(failures), base.pct_steps, res.exhausted, res.claim())
 
@@ -622,11 +637,8 @@ def save_failure(found: Found, save_dir: Path | str = DEFAULT_SAVE_DIR) -> Path:
     doc = failure_document(found)
     body = orjson.dumps(doc, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS)
     digest = hashlib.blake2b(body, digest_size=4).hexdigest()
-    d = Path(save_dir)
-    d.mkdir(parents=True, exist_ok=True)
-    path = d / f"{found.spec.scenario}-{found.finding.rule}-{digest}.json"
-    path.write_bytes(body + b"\n")
-    return path
+    path = Path(save_dir) / f"{found.spec.scenario}-{found.finding.rule}-{digest}.json"
+    return write_atomically(path, body + b"\n")  # never half a file (issue 14)
 
 
 @dataclass(frozen=True)
@@ -649,10 +661,12 @@ def load_failure(path: Path | str) -> FailureFile:
     :class:`wddmemu.LoadRefused` (a :class:`SpecError`: one line, exit 2) says how to allow it.
     """
     p = Path(path)
-    try:
-        raw = p.read_bytes()
+    try:  # bounded: a failure file is small, /dev/zero never ends (issue 14)
+        raw = read_bounded(p, MAX_FAILURE_FILE, "failure file")
     except OSError as e:
         raise FailureFileError(f"cannot read {p}: {e.strerror}") from None
+    except SpecError as e:
+        raise FailureFileError(str(e)) from None
     try:
         doc = orjson.loads(raw)
     except orjson.JSONDecodeError as e:
@@ -671,7 +685,7 @@ def load_failure(path: Path | str) -> FailureFile:
         rule, step, message = str(fail["rule"]), int(fail["step"]), str(fail.get("message", ""))
     except (KeyError, TypeError, ValueError, AttributeError) as e:
         raise FailureFileError(f"{p}: malformed failure file ({e})") from None
-    if spec.decisions is None or not all(isinstance(x, int) for x in spec.decisions):
+    if spec.decisions is None or not all(type(x) is int and x >= 0 for x in spec.decisions):
         raise FailureFileError(f"{p}: the spec has no decision list")
     load_entry_points()
     _loading.require(modules, dists, by=str(p))  # LoadRefused propagates: it says what to do

@@ -18,7 +18,7 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass
 
-from ._errors import SpecError
+from ._errors import SpecError, user_error
 
 
 class LoadRefused(SpecError):
@@ -88,8 +88,8 @@ def _import(name: str, what: str) -> object:
         return importlib.import_module(name)
     except SpecError:
         raise
-    except Exception as e:  # a user module's own failure: one line, never a traceback
-        raise SpecError(f"{what}: {type(e).__name__}: {e}") from None
+    except (Exception, SystemExit) as e:  # a user module's own failure: one line, never a
+        raise user_error(what, e) from None  # traceback; sys.exit at import is one too
 
 
 def import_allowed(module: str, *, by: str, what: str = "module") -> object:

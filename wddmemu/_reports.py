@@ -11,8 +11,6 @@ the target, then ``os.replace``): a CI job reading a half-written report is neve
 from __future__ import annotations
 
 import io
-import os
-import tempfile
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -25,6 +23,7 @@ from vthreads import Replay
 
 from ._checker_state import CBF, LAF, LKF, UAF, DeviceState, as_int, flag_names, hr_of
 from ._explore import ExploreResult, Finding, Found, findings_to_end
+from ._files import write_atomically
 from ._runner import RunSpec, run_scenario
 
 REPORT_FORMAT = "wddmemu-report"
@@ -56,22 +55,6 @@ def _failure_entry(fd: Found, path: Path) -> dict[str, Any]:
     f = fd.finding
     return {"rule": f.rule, "step": f.step, "thread": f.thread, "message": f.message,
             "schedule": fd.index, "file": str(path), "replay": f"wddmemu replay {path}"}
-
-
-def write_atomically(path: Path | str, body: bytes) -> Path:
-    """Write ``body`` to ``path`` through a temporary file in the same directory and
-    ``os.replace`` (atomic on POSIX and Windows)."""
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(body)
-        os.replace(tmp, p)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return p
 
 
 def junit_xml(cells: Sequence[CellReport], suite: str = "wddmemu") -> bytes:

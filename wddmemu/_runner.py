@@ -10,6 +10,8 @@ checker for it, runs it on the engine, and returns a :class:`ScenarioResult`.
 from __future__ import annotations
 
 import shlex
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import IO, Any
@@ -24,6 +26,7 @@ from . import _loading
 from ._checker import Checker
 from ._drivers import driver_name, load_entry_points, resolve_driver
 from ._errors import SpecError
+from ._watchdog import Watchdog, check_timeout
 
 __all__ = ["DEFAULT_DRIVER", "RunSpec", "ScenarioResult", "SpecError", "check_spec",
            "parse_faults", "resolve_driver", "run_scenario", "run_scenario_async"]
@@ -122,10 +125,36 @@ def check_spec(spec: RunSpec, *, by: str | None = None) -> tuple[Any, dict[str, 
     return sc, params
 
 
+#: the numbers of a :class:`RunSpec` and their ranges (both ends included; docs/explore.md):
+#: a seed is a 63-bit int so that every file and report can store it exactly
+SPEC_RANGES: dict[str, tuple[int, int]] = {
+    "seed": (0, 2**63 - 1), "depth": (1, 1000), "pct_steps": (1, 10**12),
+    "step_budget": (1, 10**12), "queue_size": (1, 65_536),
+}
+
+
+def _check_numbers(spec: RunSpec) -> None:
+    for name, (lo, hi) in SPEC_RANGES.items():
+        v = getattr(spec, name)
+        if type(v) is not int or not lo <= v <= hi:
+            shown = v if type(v) is int and v.bit_length() < 200 else type(v).__name__
+            raise SpecError(f"{name.replace('_', '-')} takes an integer {lo}..{hi:,}, "
+                            f"not {shown!r}")
+    v = spec.ddi_version
+    if v is not None and (type(v) is not int or not 0 <= v <= 0xFFFFFFFF):
+        raise SpecError("ddi-version takes a 32-bit DriverVersion 0..0xFFFFFFFF")
+    if not isinstance(spec.params, dict) or not isinstance(spec.driver_options, dict):
+        raise SpecError("params and driver options are key=value pairs")
+    if spec.decisions is not None and not all(type(x) is int and 0 <= x < 1 << 31
+                                              for x in spec.decisions):
+        raise SpecError("a decision list holds thread indices (ints >= 0)")
+
+
 def _resolve(spec: RunSpec, *, by: str | None = None) -> tuple[Any, dict[str, Any], Any]:
     """:func:`check_spec`, also returning the driver it built to validate ``spec.driver`` (a
     fresh one: a driver keeps per-run state, so each run resolves its own)."""
     load_entry_points()
+    _check_numbers(spec)
     try:
         sc = scenarios.get(spec.scenario)
     except KeyError as e:
@@ -135,7 +164,7 @@ def _resolve(spec: RunSpec, *, by: str | None = None) -> tuple[Any, dict[str, An
     except ValueError as e:
         raise SpecError(str(e)) from None
     for b in spec.bugs:
-        if b not in RUNTIME_BUGS and b not in kmd.KERNEL_BUGS:
+        if not isinstance(b, str) or (b not in RUNTIME_BUGS and b not in kmd.KERNEL_BUGS):
             known = ", ".join([*RUNTIME_BUGS, *kmd.KERNEL_BUGS])
             raise SpecError(f"unknown bug {b!r}: choose from {known}")
     if spec.backend not in ("asyncio", "trio"):
@@ -230,11 +259,28 @@ def run_scenario(
     trace: str | Path | IO[bytes] | bool | None = None,
     strategy: Strategy | None = None,
     stop_on_violation: bool = False,
+    timeout: float | None = None,
 ) -> ScenarioResult:
     """Run ``spec`` once. ``strategy`` overrides the spec's (explorers pass prefix replays);
-    ``stop_on_violation`` ends the run at the first broken rule (explore and replay use it)."""
+    ``stop_on_violation`` ends the run at the first broken rule (explore and replay use it);
+    ``timeout`` (seconds, 0 off; default: :func:`run_timeout`'s) stops a hung run as ``hang``."""
     engine, checker, box, _ = _prepare(spec, trace, strategy, stop_on_violation)
-    return _result(spec, engine.run(box["main"], name="app"), checker, box)
+    dog = Watchdog(_timeout[0] if timeout is None else timeout).attach(engine)
+    return _result(spec, dog.run(engine, box["main"]), checker, box)
+
+
+_timeout = [0.0]  # the --timeout of the command in progress (seconds; 0: off)
+
+
+@contextmanager
+def run_timeout(seconds: float) -> Iterator[None]:
+    """Every :func:`run_scenario` in the block (explore's schedules, replays, minimising) runs
+    under a wall-clock watchdog of ``seconds`` (``0``: off); ``docs/explore.md``."""
+    old, _timeout[0] = _timeout[0], check_timeout(seconds)
+    try:
+        yield
+    finally:
+        _timeout[0] = old
 
 
 async def run_scenario_async(

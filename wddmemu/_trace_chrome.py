@@ -20,6 +20,7 @@ from typing import IO, Any
 
 import orjson
 
+from ._files import atomic_open
 from ._trace_read import iter_events
 from ._trace_timeline import DEFAULT_CPU_NS, TimelineBuilder, TimelineInfo
 
@@ -98,16 +99,12 @@ def export_chrome(trace: str | Path, out: str | Path | IO[bytes], *, time: str =
                   cpu_ns: int = DEFAULT_CPU_NS) -> TimelineInfo:
     """Convert the trace at ``trace`` into Chrome trace JSON at ``out`` (a path, ``"-"`` for
     stdout, or a binary stream), streaming. Raises
-    :class:`~runtime._trace_read.TraceFormatError` for a malformed trace; a partly written
-    output file is removed."""
+    :class:`~runtime._trace_read.TraceFormatError` for a malformed trace. A path is written
+    atomically (a temporary file beside it, renamed when complete): a failed export leaves
+    whatever was at the path untouched (issue 14)."""
     if isinstance(out, str | Path) and str(out) != "-":
-        path = Path(out)
-        try:
-            with open(path, "wb", buffering=1 << 20) as f:
-                return _export(trace, f, time, cpu_ns)
-        except BaseException:
-            path.unlink(missing_ok=True)
-            raise
+        with atomic_open(out, buffering=1 << 20) as f:
+            return _export(trace, f, time, cpu_ns)
     stream = sys.stdout.buffer if isinstance(out, str | Path) else out
     return _export(trace, stream, time, cpu_ns)
 

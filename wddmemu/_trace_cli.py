@@ -142,6 +142,8 @@ def plot_cmd(file: str, png: str, time_mode: str, cpu_ns: int, width: float,
 
     if png == "-":
         raise TraceInputError("--png needs a file name")
+    if not 4 <= width <= 200:  # click's FloatRange lets nan through
+        raise TraceInputError(f"--width takes 4..200 inches, not {width}")
     _writable(png, "PNG")
     _readable(file)  # a missing or empty trace is reported before a missing matplotlib
     try:

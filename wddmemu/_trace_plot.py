@@ -22,6 +22,7 @@ import zlib
 from pathlib import Path
 from typing import Any
 
+from ._files import atomic_path
 from ._trace_read import iter_events
 from ._trace_timeline import DEFAULT_CPU_NS, TimelineBuilder, TimelineInfo
 
@@ -421,7 +422,8 @@ def plot_png(trace: str | Path, out: str | Path, *, time: str = "virtual",
     right = 0.86 if ncol == 1 else 0.79
     fig.subplots_adjust(left=0.09, right=right, top=0.93, bottom=0.08 if axc is None else 0.1)
     try:
-        fig.savefig(str(out), format="png")
+        with atomic_path(out) as tmp:  # a failed write leaves what was at ``out`` (issue 14)
+            fig.savefig(str(tmp), format="png")
     except OSError as e:
         raise OSError(f"cannot write {out}: {e.strerror}") from None
     return info

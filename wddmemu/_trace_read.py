@@ -5,20 +5,31 @@ keeps one line in memory at a time, so a trace of millions of lines is read in b
 A line that is not a JSON object, or that lacks ``step``, ``t`` or ``event``, stops the read with
 a :class:`TraceFormatError` naming the file and the line number; an empty or missing file is an
 error too. Blank lines are skipped (a trailing newline is not a malformed line).
+
+Reads are bounded (issue 14): a line longer than :data:`MAX_LINE` bytes stops the read with an
+error after reading at most that much (``/dev/zero`` ends at once, a 1 GB line never needs GBs).
+A last line that is cut short — no newline and not JSON, as a killed writer leaves it — is
+dropped with a warning (``warn``; stderr by default): the events before it are summarised.
+Quoted file contents have their control bytes escaped (:func:`wddmemu._files.printable`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import orjson
+
+from ._files import printable
 
 #: keys every line carries besides the event's own fields
 HEAD_KEYS = ("step", "t", "thread", "event")
 #: the run context bound into every line (docs/trace.md)
 CONTEXT_KEYS = ("scenario", "seed", "strategy", "backend")
+#: the longest trace line read (bytes); the writer's lines are a few hundred
+MAX_LINE = 4 << 20
 
 
 class TraceFormatError(ValueError):
@@ -38,9 +49,8 @@ def _diagnose(path: str | Path, lineno: int, raw: bytes) -> TraceFormatError:
     try:
         ev = orjson.loads(raw)
     except orjson.JSONDecodeError as e:
-        text = raw[:40].decode("utf-8", "replace").strip()
-        more = "…" if len(raw) > 40 else ""
-        return TraceFormatError(path, lineno, f"not a JSON line ({e.msg.lower()}): {text}{more}")
+        text = printable(raw.strip())
+        return TraceFormatError(path, lineno, f"not a JSON line ({e.msg.lower()}): {text}")
     if not isinstance(ev, dict):
         return TraceFormatError(path, lineno, "not a trace event: expected a JSON object")
     for key, typ, what in (("step", int, "an integer"), ("t", int, "an integer"),
@@ -52,11 +62,29 @@ def _diagnose(path: str | Path, lineno: int, raw: bytes) -> TraceFormatError:
     return TraceFormatError(path, lineno, "'thread' must be a string or null")
 
 
-def iter_events(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
+def _stderr_warning(message: str) -> None:
+    sys.stderr.write(f"wddmemu: warning: {message}\n")
+
+
+def _lines(f: IO[bytes], path: str | Path) -> Iterator[tuple[int, bytes, bool]]:
+    """``(line_number, line, is_last)`` of ``f``, each line read with a bound."""
+    lineno, line = 1, f.readline(MAX_LINE + 1)
+    while line:
+        if len(line) > MAX_LINE:
+            raise TraceFormatError(path, lineno, f"line longer than {MAX_LINE:,} bytes: is "
+                                   "this a wddmemu trace?")
+        nxt = f.readline(MAX_LINE + 1)
+        yield lineno, line, not nxt
+        lineno, line = lineno + 1, nxt
+
+
+def iter_events(path: str | Path, warn: Callable[[str], None] | None = None
+                ) -> Iterator[tuple[int, dict[str, Any]]]:
     """Yield ``(line_number, event)`` for every line of the trace at ``path``, in order.
 
-    Raises :class:`TraceFormatError` for a missing, unreadable or empty file and for the first
-    malformed line (with its 1-based number)."""
+    Raises :class:`TraceFormatError` for a missing, unreadable or empty file, for a line over
+    :data:`MAX_LINE` bytes and for the first malformed line (with its 1-based number), except a
+    cut last line, which goes to ``warn`` (stderr by default) and is skipped."""
     try:
         f = open(path, "rb")  # noqa: SIM115 - closed in the finally below (a generator)
     except FileNotFoundError:
@@ -68,12 +96,16 @@ def iter_events(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
     seen = 0
     loads = orjson.loads
     try:
-        for lineno, raw in enumerate(f, 1):
+        for lineno, raw, last in _lines(f, path):
             try:
                 ev = loads(raw)
             except orjson.JSONDecodeError:
                 if not raw.strip():
                     continue  # blank line
+                if last and not raw.endswith(b"\n") and seen:
+                    (warn or _stderr_warning)(f"{path}:{lineno}: the last line is cut short "
+                                              "(was the writer killed?): ignored")
+                    break
                 raise _diagnose(path, lineno, raw) from None
             # the fast check; _diagnose says what is wrong when it fails
             if (type(ev) is not dict or type(ev.get("step")) is not int

@@ -139,4 +139,4 @@ def test_an_unwritable_report_is_exit_2(tmp_path: Path, capsys) -> None:
     argv = ["explore", "lock-flags", "--schedules", "2", "--save-dir", str(tmp_path / "f"),
             "--json", str(tmp_path / "file" / "r.json")]
     assert _cli.main(argv) == 2
-    assert "cannot write the report" in capsys.readouterr().err
+    assert "cannot write --json report" in capsys.readouterr().err

@@ -222,7 +222,8 @@ def test_lowlevel_public_surface() -> None:
     assert sorted(ll.__all__) == sorted(
         ["Engine", "HBClock", "RaceDetector", "Timer", "VThread", "WaitQueue",
          "WaitQueueStatistics", "acquire", "arm_timer", "checkpoint", "current_engine",
-         "current_thread", "emit", "parker_class", "record_access", "release", "touch", "tracing"])
+         "current_thread", "emit", "parker_class", "record_access", "release", "touch", "tracing",
+         "Hang", "fail_run", "result_of", "running_thread"])
     assert all(not n.startswith("_") for n in ll.__all__)
 
 

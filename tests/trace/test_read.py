@@ -75,8 +75,23 @@ def test_missing_file_and_directory(tmp_path: Path) -> None:
         list(iter_events(tmp_path))
 
 
-def test_truncated_last_line_is_reported(tmp_path: Path) -> None:
-    # a run killed mid-write leaves half a line at the end
+def test_truncated_last_line_is_a_warning_not_a_refusal(tmp_path: Path) -> None:
+    # a run killed mid-write leaves half a line at the end: what came before is summarised
+    # (issue 14), the cut line is named in a warning
     p = _write(tmp_path, GOOD * 2 + GOOD[:30])
-    with pytest.raises(TraceFormatError, match=r":3: not a JSON line"):
+    warnings: list[str] = []
+    assert [n for n, _ in iter_events(p, warn=warnings.append)] == [1, 2]
+    assert len(warnings) == 1 and ":3: the last line is cut short" in warnings[0]
+    # the same half line anywhere but last is a malformed line
+    p = _write(tmp_path, GOOD + GOOD[:30] + b"\n" + GOOD)
+    with pytest.raises(TraceFormatError, match=r":2: not a JSON line"):
+        list(iter_events(p))
+
+
+def test_a_huge_line_is_refused_within_bounds(tmp_path: Path, monkeypatch) -> None:
+    from wddmemu import _trace_read
+
+    monkeypatch.setattr(_trace_read, "MAX_LINE", 1000)
+    p = _write(tmp_path, GOOD + b"[" + b"1," * 5000 + b"1]\n")
+    with pytest.raises(TraceFormatError, match=r":2: line longer than 1,000 bytes"):
         list(iter_events(p))

@@ -1,0 +1,92 @@
+"""Issue 14: explore keeps what it found. Each failure is saved the moment it is found (and
+replaced by its minimised form at the end); Ctrl-C prints what ran and exits 130 with the files
+kept; a plain progress line appears when stdout is not a terminal; a hang is saved like any
+finding."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import orjson
+
+from wddmemu import _cli
+
+
+def test_ctrl_c_keeps_the_failures_found_and_exits_130(tmp_path: Path) -> None:
+    saved = tmp_path / "saved"
+    p = subprocess.Popen(
+        [sys.executable, "-m", "wddmemu._cli", "explore", "dynamic-vb-ring", "--driver",
+         "track-in-lockasync", "--keep-going", "--schedules", "100000", "--save-dir",
+         str(saved)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+    try:
+        deadline = time.monotonic() + 120
+        while not (saved.is_dir() and any(saved.iterdir())):
+            assert p.poll() is None and time.monotonic() < deadline, p.stderr
+            time.sleep(0.05)
+        p.send_signal(signal.SIGINT)
+        out, err = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert p.returncode == 130, err
+    assert "Traceback" not in err
+    assert "interrupted:" in out and "schedules in" in out
+    files = sorted(saved.iterdir())
+    flat = out.replace("\n", "")  # rich wraps long paths
+    assert files and all(f.name in flat for f in files)
+    for f in files:  # complete files: each one reads back
+        assert orjson.loads(f.read_bytes())["format"] == "wddmemu-failure"
+
+
+def test_each_failure_is_saved_when_found_then_minimised(tmp_path: Path, capsys) -> None:
+    saved = tmp_path / "saved"
+    code = _cli.main(["explore", "dynamic-vb-ring", "--driver", "track-in-lockasync",
+                      "--schedules", "20", "--save-dir", str(saved)])
+    out = capsys.readouterr().out
+    assert code == 1
+    files = list(saved.iterdir())
+    assert len(files) == 1  # the early (unminimised) file gave way to the minimised one
+    doc = orjson.loads(files[0].read_bytes())
+    assert doc["minimised"] and files[0].name in out.replace("\n", "")
+
+
+def test_progress_lines_when_stdout_is_not_a_terminal(tmp_path: Path, capsys,
+                                                      monkeypatch) -> None:
+    monkeypatch.setattr(_cli, "PROGRESS_EVERY", 0.0)
+    assert _cli.main(["explore", "dynamic-vb-ring", "--schedules", "3", "--strategy",
+                      "random", "--save-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    lines = [x for x in out.splitlines() if "schedules," in x and "/3 schedules" in x]
+    assert [x.split(":")[1].split()[0] for x in lines] == ["1/3", "2/3", "3/3"]
+
+
+def test_no_progress_line_within_the_interval(tmp_path: Path, capsys) -> None:
+    assert _cli.main(["explore", "dynamic-vb-ring", "--schedules", "2", "--strategy",
+                      "random", "--save-dir", str(tmp_path)]) == 0
+    assert "/2 schedules," not in capsys.readouterr().out
+
+
+def test_explore_timeout_saves_a_hang(tmp_path: Path, capsys, monkeypatch) -> None:
+    (tmp_path / "bi_spin.py").write_text(
+        "from umd import ReferenceDevice, ReferenceDriver\n"
+        "class Spin(ReferenceDevice):\n"
+        "    async def pfn_rename(self, args):\n"
+        "        while True:\n"
+        "            pass\n"
+        "def make(driver_version=None):\n"
+        "    return ReferenceDriver(device_class=Spin)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    saved = tmp_path / "saved"
+    code = _cli.main(["explore", "dynamic-vb-ring", "--driver", "bi_spin:make",
+                      "--schedules", "5", "--timeout", "0.3", "--save-dir", str(saved)])
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "hang at step" in out and "was in DDI Rename" in out
+    [f] = saved.iterdir()
+    assert orjson.loads(f.read_bytes())["failure"]["rule"] == "hang"
+    assert os.path.getsize(f) > 0

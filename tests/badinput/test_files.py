@@ -1,0 +1,87 @@
+"""Issue 14: files are written atomically and read within bounds. A failing write — a bad trace
+line mid-export, a directory at the path — leaves what was at the path untouched; no temporary
+file is left behind; reading ``/dev/zero`` ends at once with exit 2."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from wddmemu import _cli
+from wddmemu._files import atomic_open, printable, write_atomically
+
+GOOD = (b'{"step":0,"t":0,"thread":"app","event":"thread.start"}\n'
+        b'{"step":1,"t":5,"thread":"app","event":"thread.exit"}\n')
+
+
+def _export(trace: Path, out: Path) -> int:
+    return _cli.main(["trace", "export", str(trace), "--chrome", str(out)])
+
+
+def test_a_previous_export_survives_a_failing_export(tmp_path: Path, capsys) -> None:
+    good, bad, out = tmp_path / "good.jsonl", tmp_path / "bad.jsonl", tmp_path / "out.json"
+    good.write_bytes(GOOD)
+    bad.write_bytes(GOOD + b"not json\n" + GOOD)  # fails after the first lines were written
+    assert _export(good, out) == 0
+    before = out.read_bytes()
+    assert _export(bad, out) == 2
+    assert ":3: not a JSON line" in capsys.readouterr().err
+    assert out.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.jsonl", "good.jsonl",
+                                                          "out.json"]  # no temporary left
+
+
+def test_a_directory_at_the_path_is_refused_and_kept(tmp_path: Path, capsys) -> None:
+    trace, out = tmp_path / "t.jsonl", tmp_path / "out.json"
+    trace.write_bytes(GOOD)
+    out.mkdir()
+    (out / "keep").write_text("x")
+    assert _export(trace, out) == 2
+    assert "is a directory" in capsys.readouterr().err
+    assert (out / "keep").read_text() == "x"
+
+
+def test_an_interrupted_write_leaves_the_old_file(tmp_path: Path) -> None:
+    p = write_atomically(tmp_path / "f", b"old")
+    with pytest.raises(KeyboardInterrupt), atomic_open(p) as f:
+        f.write(b"half")
+        raise KeyboardInterrupt
+    assert p.read_bytes() == b"old" and [x.name for x in tmp_path.iterdir()] == ["f"]
+
+
+def test_a_run_trace_appears_whole_or_not_at_all(tmp_path: Path, capsys) -> None:
+    trace = tmp_path / "t.jsonl"
+    trace.write_bytes(b"previous")
+    assert _cli.main(["run", "lock-flags", "--trace", str(trace)]) == 0
+    body = trace.read_bytes()
+    assert body.startswith(b"{") and body.endswith(b"\n")
+    assert _cli.main(["run", "lock-flags", "--trace", str(trace), "--step-budget", "0"]) == 2
+    assert trace.read_bytes() == body  # refused before the run: the old trace is untouched
+    assert [x.name for x in tmp_path.iterdir()] == ["t.jsonl"]
+
+
+def test_written_files_get_the_usual_mode(tmp_path: Path) -> None:
+    p = write_atomically(tmp_path / "f", b"x")
+    assert p.stat().st_mode & 0o044  # readable by others as open() would make it (umask 022)
+
+
+@pytest.mark.parametrize("argv", [["replay", "/dev/zero"], ["trace", "summary", "/dev/zero"]])
+def test_dev_zero_ends_at_once_with_exit_2(argv: list[str], capsys) -> None:
+    assert _cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and ("too big" in err or "longer than" in err)
+
+
+def test_a_cut_last_line_is_summarised_with_a_warning(tmp_path: Path, capsys) -> None:
+    trace = tmp_path / "t.jsonl"
+    trace.write_bytes(GOOD + GOOD[:25])  # a killed writer
+    assert _cli.main(["trace", "summary", str(trace), "--json"]) == 0
+    cap = capsys.readouterr()
+    assert cap.out.startswith("{")
+    assert "warning:" in cap.err and ":3: the last line is cut short" in cap.err
+
+
+def test_control_bytes_are_escaped() -> None:
+    assert printable("\x1b]0;pwned\x07ok") == "\\x1b]0;pwned\\x07ok"
+    assert printable(b"\x00" * 100, 4) == "\\x00" * 4 + "…"

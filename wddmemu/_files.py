@@ -1,0 +1,126 @@
+"""Files the harness writes and reads: atomically written, checked before the work, read within
+bounds (issue 14; ``docs/explore.md``, "Files").
+
+Every file a command writes — a trace, a Chrome export, a PNG, a failure file, a JUnit or JSON
+report — goes to a temporary file beside its path and is renamed over it (``os.replace``, atomic
+on POSIX and Windows) only once it is complete. A write that fails (a bad line, a full disk,
+Ctrl-C) removes its temporary file and leaves whatever was at the path untouched: a previous
+export, or a device node when run as root. Output paths are checked before a run or an
+exploration starts, so a typo costs nothing; file contents quoted in messages are shown with
+control bytes escaped, never raw.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO
+
+from ._errors import SpecError
+
+#: the most of a file's text a message quotes
+QUOTE = 40
+
+
+def printable(text: str | bytes, limit: int = QUOTE) -> str:
+    """``text`` cut to ``limit`` characters with control bytes, escapes and non-printable
+    characters escaped (``\\x1b``): safe to print on a terminal, always one line."""
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    cut = text[:limit]
+    out = "".join(c if c.isprintable() else repr(c)[1:-1] for c in cut)
+    return out + ("…" if len(text) > limit else "")
+
+
+def check_output(path: str | Path, what: str, *, make_parents: bool = False) -> Path:
+    """Refuse (:class:`SpecError`, one line) an output path that cannot be written: empty, a
+    NUL byte, a directory, or a missing parent directory (``make_parents``: a parent that could
+    not be created because a file is in the way). Nothing is created here."""
+    text = str(path)
+    if not text:
+        raise SpecError(f"{what} needs a file name, not ''")
+    if "\0" in text:
+        raise SpecError(f"{what} {printable(text)!s}: a file name has no NUL byte")
+    p = Path(text)
+    if p.is_dir():
+        raise SpecError(f"{what} {text} is a directory: give a file name")
+    parent = p.parent
+    if make_parents:
+        while not parent.exists() and parent != parent.parent:
+            parent = parent.parent
+    if not parent.is_dir():
+        raise SpecError(f"cannot write {what} {text}: directory {p.parent} does not exist"
+                        if not make_parents else
+                        f"cannot write {what} {text}: {parent} is not a directory")
+    if not os.access(parent, os.W_OK):
+        raise SpecError(f"cannot write {what} {text}: directory {parent} is not writable")
+    return p
+
+
+def check_directory(path: str | Path, what: str) -> Path:
+    """Refuse a directory that cannot hold new files: empty name, a NUL byte, a file in the
+    way, not writable. A missing directory is fine when it can be created (it is, later)."""
+    text = str(path)
+    if not text or "\0" in text:
+        raise SpecError(f"{what} needs a directory name, not {printable(text)!r}")
+    p = Path(text)
+    if p.exists() and not p.is_dir():
+        raise SpecError(f"{what} {text} is a file, not a directory")
+    probe = p
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir():
+        raise SpecError(f"{what} {text}: {probe} is not a directory")
+    if not os.access(probe, os.W_OK):
+        raise SpecError(f"{what} {text}: {probe} is not writable")
+    return p
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+@contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """A temporary path beside ``path`` to write; renamed over ``path`` when the block ends
+    normally, removed when it raises (``path`` is then untouched)."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp")
+    os.close(fd)
+    os.chmod(tmp, 0o666 & ~_umask())  # the mode open() would give: mkstemp's is 0600
+    try:
+        yield Path(tmp)
+        os.replace(tmp, p)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+@contextmanager
+def atomic_open(path: str | Path, buffering: int = -1) -> Iterator[IO[bytes]]:
+    """:func:`atomic_path`, opened for binary writing."""
+    with atomic_path(path) as tmp, open(tmp, "wb", buffering=buffering) as f:
+        yield f
+
+
+def write_atomically(path: str | Path, body: bytes) -> Path:
+    """Write ``body`` to ``path`` through a temporary file beside it and ``os.replace``."""
+    with atomic_open(path) as f:
+        f.write(body)
+    return Path(path)
+
+
+def read_bounded(path: str | Path, limit: int, what: str) -> bytes:
+    """The bytes of ``path``, refused (``OSError`` subclasses pass through) if it holds more
+    than ``limit`` bytes: a failure file is small, and ``/dev/zero`` never ends."""
+    with open(path, "rb") as f:
+        data = f.read(limit + 1)
+    if len(data) > limit:
+        raise SpecError(f"{path} is too big for a {what} (more than {limit:,} bytes)")
+    return data
