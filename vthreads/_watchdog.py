@@ -14,6 +14,7 @@ from typing import Any
 
 from ._engine import Engine
 from ._results import RunResult
+from ._threads import _thread_var
 
 
 class Hang(BaseException):
@@ -22,16 +23,17 @@ class Hang(BaseException):
 
 
 def running_thread(engine: Engine) -> str | None:
-    """The name of the emulated thread that holds the baton (the one that is not yielding)."""
-    t = engine._current
+    """The name of the emulated thread whose code is running: the one whose context the caller
+    (a signal handler) interrupted, else the one that holds the baton."""
+    t = _thread_var.get(None) or engine._current
     return t.name if t is not None else None
 
 
 def fail_run(engine: Engine, kind: str, message: str, details: dict[str, Any]) -> None:
     """Fail the run as ``kind`` on the running thread and stop it (first failure wins)."""
-    engine._fail(kind, message, engine._current, details)
+    engine._fail(kind, message, _thread_var.get(None) or engine._current, details)
 
 
 def result_of(engine: Engine) -> RunResult:
     """The result of a run stopped by :func:`fail_run` whose ``run`` raised :class:`Hang`."""
-    return engine._result()
+    return engine._reports.result()

@@ -289,8 +289,10 @@ async def run_scenario_async(
     trace: str | Path | IO[bytes] | bool | None = None,
     strategy: Strategy | None = None,
     stop_on_violation: bool = False,
+    timeout: float | None = None,
 ) -> ScenarioResult:
-    """:func:`run_scenario` from inside a running event loop (pytest-trio tests, notebooks).
-    The backend is the running loop's."""
+    """:func:`run_scenario` from inside a running event loop (pytest-trio tests, notebooks,
+    explore's one loop for many schedules). The backend is the running loop's."""
     engine, checker, box, _ = _prepare(spec, trace, strategy, stop_on_violation)
-    return _result(spec, await engine.run_async(box["main"], name="app"), checker, box)
+    dog = Watchdog(_timeout[0] if timeout is None else timeout).attach(engine)
+    return _result(spec, await dog.run_async(engine, box["main"]), checker, box)

@@ -74,7 +74,8 @@ class Watchdog:
     def attach(self, engine: Engine) -> Watchdog:
         self._engine = engine
         if self.active:
-            engine.subscribe(self._on_event)
+            # only the DDI boundaries: a catch-all would build every event of every run
+            engine.subscribe(self._on_event, events=("ddi.enter", "ddi.exit"))
         return self
 
     @property
@@ -139,4 +140,17 @@ class Watchdog:
                     raise
                 return result_of(engine)  # stopped by the watchdog: unwound, failure recorded
             self._over = True  # an alarm from now on is too late to matter
+        return run
+
+    async def run_async(self, engine: Engine, main: Any) -> RunResult:
+        """``await engine.run_async(main)`` under the watchdog (a run inside a running loop,
+        as explore's one loop for many schedules makes them)."""
+        with self.armed():
+            try:
+                run = await engine.run_async(main, name="app")
+            except BaseException:
+                if not self.fired:
+                    raise
+                return result_of(engine)
+            self._over = True
         return run

@@ -1,6 +1,8 @@
-"""Issue 14: ``--timeout``. A CPU-bound loop or a raw ``anyio.sleep_forever()`` in driver code
-fails the run as ``hang`` naming the thread and the DDI it was in, with ``run.failure`` in the
-trace, on both backends; a run that ends in time is untouched."""
+"""Issue 14: ``--timeout``. A CPU-bound loop in driver code, or a raw ``anyio.sleep_forever()``
+under the uncontrolled ``free`` strategy, fails the run as ``hang`` naming the thread and the DDI
+it was in, with ``run.failure`` in the trace, on both backends; a run that ends in time is
+untouched. Under a controlled strategy the raw sleep needs no watchdog: the trampoline reports
+it at once as ``foreign-await`` (docs/engine.md)."""
 
 from __future__ import annotations
 
@@ -32,23 +34,33 @@ class SleepsInLockAsync(ReferenceDevice):
         return 0
 
 
-def _spec(device: type[ReferenceDevice], backend: str = "asyncio") -> RunSpec:
+def _spec(device: type[ReferenceDevice], backend: str = "asyncio",
+          strategy: str = "fifo") -> RunSpec:
     return RunSpec("dynamic-vb-ring", driver=ReferenceDriver(device_class=device),
-                   backend=backend)
+                   backend=backend, strategy=strategy)
 
 
 @pytest.mark.parametrize("backend", ["asyncio", "trio"])
-@pytest.mark.parametrize("device,ddi,thread", [(SpinsInRename, "Rename", "dev0.worker"),
-                                               (SleepsInLockAsync, "LockAsync", "app")])
+@pytest.mark.parametrize("device,ddi,thread,strategy", [
+    (SpinsInRename, "Rename", "dev0.worker", "fifo"),
+    (SpinsInRename, "Rename", "dev0.worker", "free"),
+    (SleepsInLockAsync, "LockAsync", "app", "free")])
 def test_a_hung_driver_fails_the_run_as_hang(device: type, ddi: str, thread: str,
-                                             backend: str) -> None:
+                                             strategy: str, backend: str) -> None:
     buf = io.BytesIO()
-    res = run_scenario(_spec(device, backend), trace=buf, timeout=0.3)
+    res = run_scenario(_spec(device, backend, strategy), trace=buf, timeout=0.3)
     f = res.run.failure
     assert f is not None and f.kind == "hang", f
     assert f.thread == thread and f"thread {thread} was in DDI {ddi}" in f.message
     events = [orjson.loads(x) for x in buf.getvalue().splitlines()]
     assert [e["kind"] for e in events if e["event"] == "run.failure"] == ["hang"]
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_a_raw_sleep_under_control_is_a_foreign_await_at_once(backend: str) -> None:
+    res = run_scenario(_spec(SleepsInLockAsync, backend), timeout=30)
+    f = res.run.failure
+    assert f is not None and f.kind == "foreign-await" and f.thread == "app", f
 
 
 def test_a_run_that_ends_in_time_is_untouched() -> None:
