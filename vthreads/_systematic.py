@@ -298,15 +298,17 @@ class _DfsSearch:
 
     name = "dfs"
 
-    def __init__(self, bound: int | None, root: Subtree | None = None) -> None:
+    def __init__(self, bound: int | None, roots: Sequence[Subtree] = ()) -> None:
         self.bound = bound
         self.pruned = False
         self._heap: list[tuple[int, int, int]] = []
         self._cursors: dict[int, Iterator[tuple[int, ...]]] = {}
         self._peek: dict[int, tuple[int, ...]] = {}
         self._seq = 0
-        self._prefix: tuple[int, ...] = root.prefix if root else ()
-        self._cost = root.cost if root else 0
+        self._prefix: tuple[int, ...] = roots[0].prefix if roots else ()
+        self._cost = roots[0].cost if roots else 0
+        for r in roots[1:]:  # queued like children, in the order given
+            self._push(r.cost, iter((r.prefix,)))
 
     def strategy(self) -> DfsStrategy:
         return DfsStrategy(self._prefix)
@@ -344,7 +346,8 @@ class _DfsSearch:
             heapq.heappush(self._heap, (cost, seq, cid))
         return True
 
-    def _prefix_subtree(self) -> Subtree:
+    def next_subtree(self) -> Subtree:
+        """The schedule :meth:`advance` picked, as a subtree root."""
         return Subtree(self._prefix, self._cost)
 
     def untried(self) -> list[Subtree]:
@@ -410,27 +413,28 @@ class SubtreeRun:
     untried: tuple[Subtree, ...]
 
 
-def explore_subtree(run_one: RunOne, subtree: Subtree, *, preemption_bound: int | None,
-                    budget: int, failing: Failing = not_ok) -> SubtreeRun:
-    """Run up to ``budget`` schedules of ``subtree`` (in the dfs search's own order), and
-    return them with the subtrees still untried. The dfs tree is fixed by the program: a
-    schedule's children depend on its own execution only, never on the order schedules run
-    in, so subtrees can run anywhere in any order and :class:`SplitDfs` puts the one-process
-    search back together from them."""
-    if budget < 1:
-        raise ValueError("budget must be >= 1")
-    search = _DfsSearch(preemption_bound, subtree)
+def explore_subtree(run_one: RunOne, subtrees: Sequence[Subtree], *,
+                    preemption_bound: int | None, budget: int,
+                    failing: Failing = not_ok) -> SubtreeRun:
+    """Run up to ``budget`` schedules of ``subtrees`` (in the dfs search's own order: the
+    roots as given, then their children level by level) and return them with the subtrees
+    still untried. The dfs tree is fixed by the program: a schedule's children depend on its
+    own execution only, never on the order schedules run in, so subtrees can run anywhere in
+    any order and :class:`SplitDfs` puts the one-process search back together from them."""
+    if budget < 1 or not subtrees:
+        raise ValueError("explore_subtree needs a budget >= 1 and at least one subtree")
+    search = _DfsSearch(preemption_bound, subtrees)
     executed = []
     for _ in range(budget):
         strat = search.strategy()
         out = observe(strat, run_one(strat), failing)
         search.after(strat, out.result)  # type: ignore[arg-type]
         choices = tuple((c.enabled, c.current, c.chosen) for c in strat.choices)
-        executed.append(Executed(strat.prefix, choices, out if out.failed
+        executed.append(Executed(tuple(strat.prefix), choices, out if out.failed
                                  else Outcome(None, out.key, False)))
         if not search.advance():
             return SubtreeRun(tuple(executed), ())
-    return SubtreeRun(tuple(executed), (search._prefix_subtree(), *search.untried()))
+    return SubtreeRun(tuple(executed), (search.next_subtree(), *search.untried()))
 
 
 class SplitDfs:
@@ -456,6 +460,11 @@ class SplitDfs:
     def executions(self) -> int:
         """Executions of the one-process search merged so far."""
         return self.run.executions
+
+    @property
+    def needed(self) -> tuple[int, ...] | None:
+        """The prefix of the next execution of the one-process search (None: finished)."""
+        return None if self.run.finished else tuple(self.run.pending.prefix)  # type: ignore[attr-defined]
 
     def add(self, part: SubtreeRun) -> None:
         for ex in part.executed:

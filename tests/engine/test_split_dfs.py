@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 import vthreads as vt
+from vthreads import _systematic
 
 _spec = importlib.util.spec_from_file_location(
     "bench_models", Path(__file__).resolve().parents[2] / "bench" / "models.py")
@@ -23,22 +24,30 @@ def crashed(r: vt.RunResult) -> bool:
 
 
 def split_run(program, *, budget, order_seed, **kw):
-    """Work stealing on one process: pick a random untried subtree, run ``budget`` schedules
-    of it, hand its untried subtrees back; merge after every part."""
+    """Work stealing on one process: pick one or two random untried subtrees, run ``budget``
+    schedules of them, hand their untried subtrees back; merge after every part."""
     run_one = vt.program_runner(program)
     merged = vt.SplitDfs(**{k: v for k, v in kw.items() if k != "failing"})
     todo = [vt.Subtree((), 0)]
     rng = random.Random(order_seed)
     ran = 0
     while todo and not merged.finished:
-        sub = todo.pop(rng.randrange(len(todo)))
-        part = vt.explore_subtree(run_one, sub, preemption_bound=kw.get("preemption_bound"),
+        subs = [todo.pop(rng.randrange(len(todo))) for _ in range(min(len(todo), 2))]
+        part = vt.explore_subtree(run_one, subs, preemption_bound=kw.get("preemption_bound"),
                                   budget=budget, failing=kw["failing"])
         ran += len(part.executed)
         todo += part.untried
         merged.add(part)
         merged.merge()
     assert merged.finished, "the subtrees did not cover the search"
+    # the very classes the one-process search explored, not just as many
+    one = _systematic.SearchRun(_systematic._DfsSearch(kw.get("preemption_bound")),
+                                max_executions=kw.get("max_executions", 10_000),
+                                stop_on_failure=kw["stop_on_failure"],
+                                preemption_bound=kw.get("preemption_bound"))
+    while not one.finished:
+        one.record(_systematic.observe(one.pending, run_one(one.pending), kw["failing"]))
+    assert merged.run.keys == one.keys and len(one.keys) >= 2
     return merged.result(), ran
 
 
@@ -77,13 +86,13 @@ def test_the_flag_bug_is_found_by_every_split_and_the_claim_says_exhausted():
 
 
 def test_a_subtree_within_its_budget_leaves_nothing_untried():
-    part = vt.explore_subtree(vt.program_runner(models.correct), vt.Subtree((), 0),
+    part = vt.explore_subtree(vt.program_runner(models.correct), [vt.Subtree((), 0)],
                               preemption_bound=0, budget=10_000)
     assert not part.untried and part.executed[0].prefix == ()
-    small = vt.explore_subtree(vt.program_runner(models.correct), vt.Subtree((), 0),
+    small = vt.explore_subtree(vt.program_runner(models.correct), [vt.Subtree((), 0)],
                                preemption_bound=0, budget=1)
     assert len(small.executed) == 1 and small.untried
     assert {s.cost for s in small.untried} == {0}
     with pytest.raises(ValueError, match="budget"):
-        vt.explore_subtree(vt.program_runner(models.correct), vt.Subtree((), 0),
+        vt.explore_subtree(vt.program_runner(models.correct), [vt.Subtree((), 0)],
                            preemption_bound=0, budget=0)
