@@ -51,7 +51,19 @@ class Seen(Strategy):
 # ---- the legacy choose(current, ready, step) adapter -----------------------------------------
 
 
-def test_a_legacy_subclass_is_adapted_with_a_warning_pointing_at_its_definition() -> None:
+def test_the_legacy_warning_points_at_the_class_definition() -> None:
+    with warnings.catch_warnings(record=True) as got:
+        warnings.simplefilter("always")
+
+        class Old(Strategy):
+            def choose(self, current, ready, step):
+                return ready[0]
+
+    (w,) = got
+    assert w.category is DeprecationWarning and w.filename == __file__
+
+
+def test_a_legacy_subclass_is_adapted_with_this_warning() -> None:
     with warnings.catch_warnings(record=True) as got:
         warnings.simplefilter("always")
 
@@ -62,9 +74,8 @@ def test_a_legacy_subclass_is_adapted_with_a_warning_pointing_at_its_definition(
                 return ready[0]
 
     (w,) = got
-    assert w.category is DeprecationWarning and w.filename == __file__
     assert str(w.message) == (
-        "test_a_legacy_subclass_is_adapted_with_a_warning_pointing_at_its_definition.<locals>"
+        "test_a_legacy_subclass_is_adapted_with_this_warning.<locals>"
         ".Old.choose(current, ready, step) is the old signature: define choose(self, runnable, "
         "step, *, current) instead (see docs/engine.md)")
     old = Old()
@@ -164,8 +175,8 @@ def test_replay_hands_the_fallback_everything_it_would_have_seen() -> None:
     assert r.choose((A, B, C), 5, current=A) is C  # then the fallback
     assert seen.calls == [((A, B, C), 5, A)]
     lenient = Replay([9], fallback=seen, lenient=True)
-    assert lenient.choose((B, C), 6, current=None) is C
-    assert seen.calls[-1] == ((B, C), 6, None)
+    assert lenient.choose((B, C), 6, current=B) is C
+    assert seen.calls[-1] == ((B, C), 6, B)
 
 
 def test_replay_divergences_carry_their_step() -> None:
