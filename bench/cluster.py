@@ -6,6 +6,9 @@ load from other processes hits them all alike) and medians:
 
 * schedules/s of ``explore`` with ``--jobs 1`` and on a 2-worker LocalCluster (started once,
   outside the timing; its start-up is reported apart), and their ratio;
+* the same for ``dfs`` (preemption bound 1), whose search tree is split into subtrees and merged
+  back into the one-process search, with the share of speculative schedules (run by a worker,
+  not part of the one-process search);
 * the same ratio for a pure-Python CPU burn run in 1 process vs 2 processes: the real 2-process
   ceiling of this sandbox, which a cluster of 2 local workers cannot beat;
 * the cost of one Dask task (a no-op, submitted and awaited the way ``drive`` does: a window of
@@ -28,8 +31,10 @@ import distributed
 
 from wddmemu import ExploreOptions, RunSpec, explore, explore_on_cluster
 from wddmemu import connect_cluster as connect
+from wddmemu._cluster import drive, plan
 
 SPEC = RunSpec("dynamic-vb-ring")  # clean with the reference driver: every schedule runs
+DFS_SPEC = RunSpec("reentrant-lockasync", ddi_version=0xB)  # clean: the search runs to its end
 
 
 def burn(n: int) -> int:
@@ -67,16 +72,26 @@ def main() -> None:
     args = ap.parse_args()
     n, reps, work = (40, 3, 3_000_000) if args.quick else (120, 5, 6_000_000)
     opts = ExploreOptions(schedules=n, strategy="pct", stop_on_first=False, minimise=False)
+    dfs = replace(opts, strategy="dfs", preemption_bound=1, chunk=5)
+    spec_dfs = DFS_SPEC
 
     t0 = time.perf_counter()
     with connect("local:2") as client, ProcessPoolExecutor(2) as pool:
         startup = time.perf_counter() - t0
         list(pool.map(burn, [1000, 1000]))  # warm the pool's processes
         explore_on_cluster(client, SPEC, replace(opts, schedules=4, chunk=2))  # warm workers
-        rows: dict[str, list[float]] = {k: [] for k in ("jobs1", "dask", "burn1", "burn2")}
+        explore_on_cluster(client, DFS_SPEC, replace(dfs, schedules=4, chunk=2))
+        rows: dict[str, list[float]] = {k: [] for k in ("jobs1", "dask", "dfs1", "dfsdask",
+                                                         "burn1", "burn2")}
+        spec_runs: list[float] = []
         for _ in range(reps):
             rows["jobs1"].append(n / wall(lambda: explore(SPEC, opts)))
             rows["dask"].append(n / wall(lambda: explore_on_cluster(client, SPEC, opts)))
+            one = explore(spec_dfs, dfs)  # untimed: the runs the timed searches make
+            rows["dfs1"].append(one.runs / wall(lambda: explore(spec_dfs, dfs)))
+            split = plan(spec_dfs, dfs)
+            rows["dfsdask"].append(one.runs / wall(lambda s=split: drive(client, [s])))
+            spec_runs.append((split.ran - split.runs) / split.ran)
             rows["burn1"].append(2 / wall(lambda: [burn(work), burn(work)]))
             rows["burn2"].append(2 / wall(lambda: list(pool.map(burn, [work, work]))))
         med = {k: statistics.median(v) for k, v in rows.items()}
@@ -93,6 +108,12 @@ def main() -> None:
     print(f"  --jobs 1           {med['jobs1']:7.1f} schedules/s")
     print(f"  --cluster local:2  {med['dask']:7.1f} schedules/s   "
           f"ratio {med['dask'] / med['jobs1']:.2f}x")
+    print(f"{dfs.schedules} dfs schedules (bound 1, chunk {dfs.chunk}) of {spec_dfs.scenario}/"
+          f"{spec_dfs.driver}:")
+    print(f"  --jobs 1           {med['dfs1']:7.1f} schedules/s")
+    print(f"  --cluster local:2  {med['dfsdask']:7.1f} schedules/s   "
+          f"ratio {med['dfsdask'] / med['dfs1']:.2f}x   speculative "
+          f"{statistics.median(spec_runs):.0%} of the schedules run")
     print(f"  pure-Python burn   1 process {med['burn1']:.2f}/s, 2 processes "
           f"{med['burn2']:.2f}/s   ratio {med['burn2'] / med['burn1']:.2f}x (the ceiling)")
     print(f"one Dask task (no-op, windowed): {per_task * 1e3:.2f} ms; one schedule: "

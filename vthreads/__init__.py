@@ -64,9 +64,13 @@ from ._sync import Condition, Event, Mutex, Queue, SharedCell
 from ._systematic import (
     SYSTEMATIC,
     DfsStrategy,
+    SplitDfs,
+    Subtree,
+    SubtreeRun,
     SystematicResult,
     explore_dfs,
     explore_dfs_with,
+    explore_subtree,
     program_runner,
 )
 from ._threads import VThread
@@ -98,7 +102,10 @@ __all__ = [
     "Replay",
     "RunResult",
     "SharedCell",
+    "SplitDfs",
     "Strategy",
+    "Subtree",
+    "SubtreeRun",
     "SystematicResult",
     "VThread",
     "Violation",
@@ -110,6 +117,7 @@ __all__ = [
     "explore_dfs_with",
     "explore_dpor",
     "explore_dpor_with",
+    "explore_subtree",
     "log",
     "make_strategy",
     "now",

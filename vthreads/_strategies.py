@@ -61,7 +61,7 @@ class Strategy:
                 f"{cls.__qualname__}.choose(current, ready, step) is the old signature: define "
                 "choose(self, runnable, step, *, current) instead (see docs/engine.md)",
                 DeprecationWarning,
-                stacklevel=3,
+                stacklevel=2,  # the class statement that defines the legacy choose
             )
             cls.choose = _adapt_legacy_choose(fn)  # type: ignore[method-assign]
 

@@ -69,6 +69,8 @@ class SystematicResult:
     failures: tuple[RunResult, ...] = ()
     #: the search ended because ``stop_on_failure`` met a failing execution
     stopped_on_failure: bool = False
+    #: the 1-based index of every failing execution, in search order
+    failing_executions: tuple[int, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -148,44 +150,91 @@ class Observing(Strategy):
         return Divergence(self.error, step)
 
 
+@dataclass(frozen=True)
+class Outcome:
+    """What the search keeps of one execution: the result (a split search may drop it when
+    the execution passed), its trace key (None: redundant, it only repeated explored work) and
+    whether it counts as a failure."""
+
+    result: RunResult | None
+    key: int | None
+    failed: bool
+
+
+def observe(strategy: Strategy, result: RunResult, failing: Failing = not_ok) -> Outcome:
+    """The :class:`Outcome` of one execution run under ``strategy`` (an :class:`Observing`)."""
+    err = getattr(strategy, "error", None)
+    if err is not None:
+        raise RuntimeError(err)
+    redundant = getattr(strategy, "redundant", False)
+    key = None if redundant else Analysis(strategy.observer.steps).trace_key()  # type: ignore[attr-defined]
+    failed = not getattr(strategy, "cut_short", False) and failing(result)
+    return Outcome(result, key, failed)
+
+
+class SearchRun:
+    """One systematic search, one execution at a time: :attr:`pending` is the strategy of the
+    next execution, :meth:`record` files its :class:`Outcome`, :attr:`finished` says the search
+    ended (exhausted, at ``max_executions``, or at a failure with ``stop_on_failure``).
+    :func:`run_search` drives it by running each execution; :class:`SplitDfs` drives it from
+    executions that ran elsewhere, so both give the same :class:`SystematicResult`."""
+
+    def __init__(self, search: Search, *, max_executions: int, stop_on_failure: bool,
+                 preemption_bound: int | None) -> None:
+        if max_executions < 1:
+            raise ValueError("max_executions must be >= 1")
+        self.search = search
+        self.max_executions, self.stop_on_failure = max_executions, stop_on_failure
+        self.preemption_bound = preemption_bound
+        self.executions = self.redundant = 0
+        self.keys: set[int] = set()
+        self.failures: list[RunResult] = []
+        self.failing_at: list[int] = []  # 1-based execution index of each failure
+        self.exhausted = self.stopped = self.finished = False
+        self.pending: Strategy = search.strategy()
+
+    def record(self, outcome: Outcome) -> None:
+        """File the outcome of the execution run under :attr:`pending` and pick the next."""
+        assert not self.finished
+        self.executions += 1
+        self.search.after(self.pending, outcome.result)  # type: ignore[arg-type]
+        if outcome.key is None:
+            self.redundant += 1
+        else:
+            self.keys.add(outcome.key)
+        if outcome.failed:
+            self.failures.append(outcome.result)  # type: ignore[arg-type]
+            self.failing_at.append(self.executions)
+        if self.failures and self.stop_on_failure:
+            self.stopped = self.finished = True
+        elif not self.search.advance():
+            self.exhausted = self.finished = True
+        elif self.executions >= self.max_executions:
+            self.finished = True
+        else:
+            self.pending = self.search.strategy()
+
+    def result(self) -> SystematicResult:
+        f = self.failures
+        return SystematicResult(
+            self.search.name, self.executions, len(self.keys), self.redundant, self.exhausted,
+            self.preemption_bound, self.search.pruned, self.max_executions,
+            f[0] if f else None, self.failing_at[0] if f else None, tuple(f), self.stopped,
+            tuple(self.failing_at),
+        )
+
+
 def run_search(search: Search, run_one: RunOne, *, max_executions: int,
                stop_on_failure: bool, preemption_bound: int | None,
                failing: Failing = not_ok) -> SystematicResult:
     """Run ``search`` until it is exhausted, hits ``max_executions`` or (with
     ``stop_on_failure``) finds an execution that ``failing`` calls failed."""
-    if max_executions < 1:
-        raise ValueError("max_executions must be >= 1")
-    executions = redundant = 0
-    keys: set[int] = set()
-    failures: list[RunResult] = []
-    first_at: int | None = None
-    exhausted = stopped = False
-    while executions < max_executions:
-        strat = search.strategy()
-        r = run_one(strat)
-        executions += 1
-        err = getattr(strat, "error", None)
-        if err is not None:
-            raise RuntimeError(err)
-        search.after(strat, r)
-        if getattr(strat, "redundant", False):
-            redundant += 1
-        else:
-            keys.add(Analysis(strat.observer.steps).trace_key())  # type: ignore[attr-defined]
-        if not getattr(strat, "cut_short", False) and failing(r):
-            failures.append(r)
-            first_at = first_at or executions
-        if failures and stop_on_failure:
-            stopped = True
-            break
-        if not search.advance():
-            exhausted = True
-            break
-    return SystematicResult(
-        search.name, executions, len(keys), redundant, exhausted, preemption_bound,
-        search.pruned, max_executions, failures[0] if failures else None, first_at,
-        tuple(failures), stopped,
-    )
+    run = SearchRun(search, max_executions=max_executions, stop_on_failure=stop_on_failure,
+                    preemption_bound=preemption_bound)
+    while not run.finished:
+        strat = run.pending
+        run.record(observe(strat, run_one(strat), failing))
+    return run.result()
 
 
 def program_runner(program: Program, *, backend: str = "asyncio",
@@ -249,15 +298,17 @@ class _DfsSearch:
 
     name = "dfs"
 
-    def __init__(self, bound: int | None) -> None:
+    def __init__(self, bound: int | None, roots: Sequence[Subtree] = ()) -> None:
         self.bound = bound
         self.pruned = False
         self._heap: list[tuple[int, int, int]] = []
         self._cursors: dict[int, Iterator[tuple[int, ...]]] = {}
         self._peek: dict[int, tuple[int, ...]] = {}
         self._seq = 0
-        self._prefix: tuple[int, ...] = ()
-        self._cost = 0
+        self._prefix: tuple[int, ...] = roots[0].prefix if roots else ()
+        self._cost = roots[0].cost if roots else 0
+        for r in roots[1:]:  # queued like children, in the order given
+            self._push(r.cost, iter((r.prefix,)))
 
     def strategy(self) -> DfsStrategy:
         return DfsStrategy(self._prefix)
@@ -295,6 +346,18 @@ class _DfsSearch:
             heapq.heappush(self._heap, (cost, seq, cid))
         return True
 
+    def next_subtree(self) -> Subtree:
+        """The schedule :meth:`advance` picked, as a subtree root."""
+        return Subtree(self._prefix, self._cost)
+
+    def untried(self) -> list[Subtree]:
+        """Every schedule queued and not run, as subtree roots, in the order they would run."""
+        out = []
+        while self._heap:
+            cost, _seq, cid = heapq.heappop(self._heap)
+            out += [Subtree(p, cost) for p in (self._peek.pop(cid), *self._cursors.pop(cid))]
+        return out
+
 
 def _children(choices: Sequence[_Choice], chosen: tuple[int, ...], start: int,
               extra: int) -> Iterator[tuple[int, ...]]:
@@ -315,6 +378,116 @@ def explore_dfs_with(run_one: RunOne, *, max_executions: int = 10_000,
     return run_search(_DfsSearch(preemption_bound), run_one, max_executions=max_executions,
                       stop_on_failure=stop_on_failure, preemption_bound=preemption_bound,
                       failing=failing)
+
+
+# ---- dfs split into subtrees (issue 15: the same search on many processes) -----------------
+
+
+@dataclass(frozen=True, slots=True)
+class Subtree:
+    """The schedules of the dfs search that start with ``prefix`` (one tid per choice point,
+    ending at its last non-default choice) and spend ``cost`` preemptions in it. The root of
+    the whole search is ``Subtree((), 0)``."""
+
+    prefix: tuple[int, ...]
+    cost: int
+
+
+@dataclass(frozen=True, slots=True)
+class Executed:
+    """One execution of a subtree, as plain data: its prefix, every choice point it met
+    (enabled tids, the running tid if it could go on, the tid chosen) and its outcome (the
+    result only when it failed: a passing run's result is not needed to merge)."""
+
+    prefix: tuple[int, ...]
+    choices: tuple[tuple[tuple[int, ...], int | None, int], ...]
+    outcome: Outcome
+
+
+@dataclass(frozen=True)
+class SubtreeRun:
+    """What :func:`explore_subtree` did: the executions it ran and the subtrees it left
+    untried (when it reached its budget), to hand to other workers."""
+
+    executed: tuple[Executed, ...]
+    untried: tuple[Subtree, ...]
+
+
+def explore_subtree(run_one: RunOne, subtrees: Sequence[Subtree], *,
+                    preemption_bound: int | None, budget: int,
+                    failing: Failing = not_ok) -> SubtreeRun:
+    """Run up to ``budget`` schedules of ``subtrees`` (in the dfs search's own order: the
+    roots as given, then their children level by level) and return them with the subtrees
+    still untried. The dfs tree is fixed by the program: a schedule's children depend on its
+    own execution only, never on the order schedules run in, so subtrees can run anywhere in
+    any order and :class:`SplitDfs` puts the one-process search back together from them."""
+    if budget < 1 or not subtrees:
+        raise ValueError("explore_subtree needs a budget >= 1 and at least one subtree")
+    search = _DfsSearch(preemption_bound, subtrees)
+    executed = []
+    for _ in range(budget):
+        strat = search.strategy()
+        out = observe(strat, run_one(strat), failing)
+        search.after(strat, out.result)  # type: ignore[arg-type]
+        choices = tuple((c.enabled, c.current, c.chosen) for c in strat.choices)
+        executed.append(Executed(tuple(strat.prefix), choices, out if out.failed
+                                 else Outcome(None, out.key, False)))
+        if not search.advance():
+            return SubtreeRun(tuple(executed), ())
+    return SubtreeRun(tuple(executed), (search.next_subtree(), *search.untried()))
+
+
+class SplitDfs:
+    """The one-process dfs search, merged from :class:`SubtreeRun` results that ran anywhere.
+
+    :meth:`add` files a subtree's executions; :meth:`merge` then walks the one-process search
+    (same order, same ``max_executions``, ``stop_on_failure`` and bound) as far as the filed
+    executions reach, and :meth:`result` is exactly what :func:`explore_dfs_with` returns on
+    one process: the same executions, classes, claim and failing execution. Start with
+    ``Subtree((), 0)`` and give every untried subtree of every run to some worker."""
+
+    def __init__(self, *, max_executions: int = 10_000, preemption_bound: int | None = None,
+                 stop_on_failure: bool = True) -> None:
+        self.run = SearchRun(_DfsSearch(preemption_bound), max_executions=max_executions,
+                             stop_on_failure=stop_on_failure, preemption_bound=preemption_bound)
+        self._filed: dict[tuple[int, ...], Executed] = {}
+
+    @property
+    def finished(self) -> bool:
+        return self.run.finished
+
+    @property
+    def executions(self) -> int:
+        """Executions of the one-process search merged so far."""
+        return self.run.executions
+
+    @property
+    def needed(self) -> tuple[int, ...] | None:
+        """The prefix of the next execution of the one-process search (None: finished)."""
+        return None if self.run.finished else tuple(self.run.pending.prefix)  # type: ignore[attr-defined]
+
+    def add(self, part: SubtreeRun) -> None:
+        for ex in part.executed:
+            self._filed.setdefault(ex.prefix, ex)
+
+    def merge(self) -> list[tuple[int, RunResult]]:
+        """Advance the one-process search over the filed executions; return the failures it
+        met on the way (1-based execution index, result), in search order."""
+        met = []
+        while not self.run.finished:
+            strat = self.run.pending
+            assert isinstance(strat, DfsStrategy)
+            ex = self._filed.pop(tuple(strat.prefix), None)
+            if ex is None:
+                break
+            strat.choices = [_Choice(*c) for c in ex.choices]
+            self.run.record(ex.outcome)
+            if ex.outcome.failed:
+                met.append((self.run.executions, ex.outcome.result))
+        return met
+
+    def result(self) -> SystematicResult:
+        return self.run.result()
 
 
 SYSTEMATIC.register("dfs", explore_dfs_with,

@@ -23,7 +23,14 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from ._cluster import ClusterError, Search, connect, drive, explore_on_cluster, refuse_dfs
+from ._cluster import (
+    ClusterError,
+    connect,
+    drive,
+    explore_on_cluster,
+    plan,
+    refuse_unsplittable,
+)
 from ._explore import DEFAULT_SAVE_DIR, ExploreOptions, ExploreResult, explore, save_failure
 from ._reports import CellReport, write_reports
 from ._runner import DEFAULT_DRIVER, RunSpec, SpecError, check_spec
@@ -198,22 +205,22 @@ def run_campaign(camp: Campaign, how: CampaignRun | None = None) -> list[CellRep
 
 def _run_on_cluster(camp: Campaign, how: CampaignRun) -> list[CellReport]:
     # every cell is a Search on the one client, so two workers are busy even when each cell is
-    # a single chunk; dfs cells are refused by Search.of before anything runs
+    # a single chunk; dpor cells are refused by plan before anything runs
     assert how.cluster is not None
     cells = camp.cells()
-    searches = [Search.of(spec, camp.options(strat), f"{spec.scenario}/{spec.driver}")
+    searches = [plan(spec, camp.options(strat), f"{spec.scenario}/{spec.driver}")
                 for spec, strat in cells]
     t0 = how.clock()
     last = {id(s): t0 for s in searches}
     paths: dict[int, dict[int, Path]] = {id(s): {} for s in searches}
 
-    def progress(s: Search) -> None:
+    def progress(s: Any) -> None:
         last[id(s)] = how.clock()
         if how.progress:
             how.progress(sum(x.runs for x in searches),
                          sum(bool(x.raw) for x in searches))
 
-    def on_failure(s: Search, fd: Any) -> None:
+    def on_failure(s: Any, fd: Any) -> None:
         last[id(s)] = how.clock()
         paths[id(s)][fd.index] = save_failure(fd, how.save_dir)
 
@@ -320,7 +327,7 @@ class ReportingExplore:
         t0 = self.clock()
         if self.cluster:
             check_spec(base)
-            refuse_dfs(opts.strategy)
+            refuse_unsplittable(opts.strategy)
             with connect(self.cluster, ship=self.ship) as client:
                 res = explore_on_cluster(client, base, replace(opts, jobs=1),
                                          progress=kw.get("progress"),

@@ -18,15 +18,27 @@ schedules there with the *same answers* as ``--jobs 1``:
   them there: workers never write files), and ``progress`` counts finished schedules across all
   workers.
 
-``dfs`` is refused: its stateless search numbers schedules in depth-first order, and a partition
-by decision prefixes would need the sizes of the earlier subtrees before a later one's indices are
-known; a later issue partitions dpor instead. Workers must import the user's driver and scenario
-modules: install user packages on every worker; single-file modules named in ``ship`` are sent
-with ``client.upload_file`` (docs/cluster.md).
+* ``dfs`` is split by decision prefixes (:class:`DfsSplit`): its search tree is fixed by the
+  scenario (a schedule's children depend on its own execution only), so each task explores a
+  subtree for up to ``opts.chunk`` schedules and hands back the subtrees it did not reach, which
+  go to whichever worker is free (work stealing through the client). The client merges the
+  executions with ``vthreads.SplitDfs``: it walks the one-process search over them, so the
+  executions count, the classes, the exhaustiveness claim and the failing execution (and hence
+  the failure file) are exactly those of ``--jobs 1``. Subtrees the one-process search would
+  not have reached (past a stop-on-first failure or ``--schedules``) are wasted work, never
+  part of the answer; they are cancelled once the merge is finished.
+* ``dpor`` is refused: its backtrack and sleep sets flow between subtrees (a race found in one
+  subtree adds a branch at a shared ancestor, a finished sibling puts threads to sleep in the
+  next), so a partition would run other executions than one process does.
+
+Workers must import the user's driver and scenario modules: install user packages on every
+worker; single-file modules named in ``ship`` are sent with ``client.upload_file``
+(docs/cluster.md).
 """
 
 from __future__ import annotations
 
+import heapq
 import importlib.util
 import logging
 from collections.abc import Callable, Iterator, Sequence
@@ -34,18 +46,25 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from vthreads import RunResult, SplitDfs, Subtree, SubtreeRun, explore_subtree
+from vthreads import Strategy as _Strategy
+
 from ._explore import (
     ExploreOptions,
     ExploreResult,
     Finding,
     Found,
     _run_chunk,
+    _search_finding,
+    _with_faults,
     measure_faults,
     minimise,
     probe_steps,
+    spec_from_dict,
+    systematic_found,
 )
 from ._explore import _schedule_spec as schedule_spec
-from ._runner import RunSpec, SpecError, check_spec
+from ._runner import RunSpec, SpecError, check_spec, run_scenario
 
 LOCAL_PREFIX = "local:"
 #: seconds to wait for a remote scheduler before saying it is unreachable
@@ -129,12 +148,21 @@ def ship_modules(client: Any, modules: Sequence[str]) -> list[str]:
     return sent
 
 
-def refuse_dfs(strategy: str) -> None:
-    """dfs and dpor number their executions in search order, so they cannot be split by
-    index (see above)."""
-    if strategy in ("dfs", "dpor"):
-        raise ClusterError(f"--cluster cannot split {strategy} yet: run {strategy} with --jobs 1, "
-                           "or use random or pct on the cluster")
+def refuse_unsplittable(strategy: str) -> None:
+    """dpor cannot be split with the one-process answer kept (see above)."""
+    if strategy == "dpor":
+        raise ClusterError("--cluster cannot split dpor: run dpor with --jobs 1, or use dfs, "
+                           "random or pct on the cluster")
+
+
+def plan(base: RunSpec, opts: ExploreOptions, label: str = "") -> Search | DfsSplit:
+    """The cluster search for ``opts.strategy``: seed chunks for random and pct, subtrees for
+    dfs; dpor is refused."""
+    if opts.strategy == "dfs":  # one set of faults for the whole search, as in one process
+        check_spec(base)
+        opts = measure_faults(base, opts)
+        return DfsSplit(_with_faults(base, opts, opts.seed), opts, label)
+    return Search.of(base, opts, label)
 
 
 # ---- one exploration's chunks, decided by schedule index ------------------------------------
@@ -161,6 +189,8 @@ class Search:
     final: dict[int, Found] = field(default_factory=dict)
     emitted: set[int] = field(default_factory=set)
     limit: int | None = None
+    #: the task that runs one chunk on a worker
+    task = staticmethod(_run_chunk)
 
     def __post_init__(self) -> None:
         n, c = self.opts.schedules, self.opts.chunk
@@ -169,8 +199,8 @@ class Search:
     @classmethod
     def of(cls, base: RunSpec, opts: ExploreOptions, label: str = "") -> Search:
         check_spec(base)
-        refuse_dfs(opts.strategy)
-        k = probe_steps(base) if opts.strategy == "pct" else base.pct_steps
+        refuse_unsplittable(opts.strategy)
+        k = probe_steps(base) if opts.strategy in ("pct", "portfolio") else base.pct_steps
         return cls(base, measure_faults(base, opts), k, label)
 
     def wanted(self, cno: int) -> bool:
@@ -219,6 +249,101 @@ class Search:
                              self.k)
 
 
+# ---- dfs: subtrees, merged into the one-process search ----------------------------------------
+
+
+def _run_subtree(payload: tuple[dict[str, Any], tuple[Subtree, ...], int, int]) -> SubtreeRun:
+    """Worker entry: up to ``budget`` schedules of some dfs subtrees of the scenario."""
+    spec_dict, subtrees, bound, budget = payload
+    base = spec_from_dict(spec_dict)
+
+    def run_one(strategy: _Strategy) -> RunResult:
+        return run_scenario(base, strategy=strategy, stop_on_violation=True).run
+
+    return explore_subtree(run_one, subtrees, preemption_bound=bound, budget=budget,
+                           failing=lambda r: _search_finding(r) is not None)
+
+
+@dataclass
+class DfsSplit:
+    """One dfs exploration as subtree tasks (see the module docstring), with the interface of
+    :class:`Search` that :func:`drive` uses. A task gets up to ``opts.chunk`` untried subtrees
+    and a budget of ``opts.chunk`` schedules. They are handed out in about the order the
+    one-process search needs them: first the subtree holding the schedule the merge waits
+    for, then fewest preemptions first and, within a level, in the order they came back
+    (the one-process search's level-by-level order)."""
+
+    base: RunSpec
+    opts: ExploreOptions
+    label: str = ""
+    runs: int = 0
+    #: schedules the workers ran, merged or not (``ran - runs`` is speculative work)
+    ran: int = 0
+    raw: dict[int, Found] = field(default_factory=dict)
+    final: dict[int, Found] = field(default_factory=dict)
+    task = staticmethod(_run_subtree)
+
+    def __post_init__(self) -> None:
+        self.merged = SplitDfs(max_executions=self.opts.schedules,
+                               preemption_bound=self.opts.preemption_bound,
+                               stop_on_failure=self.opts.stop_on_first)
+        self._todo: list[tuple[int, int, Subtree]] = [(0, 0, Subtree((), 0))]
+        self._serial = 0
+        self._done: set[int] = set()
+        self._undecided: list[Found] = []
+
+    def wanted(self, cno: int) -> bool:
+        return not self.merged.finished
+
+    def pending(self) -> bool:
+        return bool(self._todo) and not self.merged.finished
+
+    def _pop_needed(self) -> list[Subtree]:
+        need = self.merged.needed or ()
+        for j, (_c, _n, sub) in enumerate(self._todo):
+            if need[:len(sub.prefix)] == sub.prefix:
+                self._todo[j] = self._todo[-1]
+                self._todo.pop()
+                heapq.heapify(self._todo)
+                return [sub]
+        return []
+
+    def take(self) -> tuple[int, tuple[dict[str, Any], tuple[Subtree, ...], int, int]]:
+        batch = self._pop_needed()
+        while self._todo and len(batch) < self.opts.chunk:
+            batch.append(heapq.heappop(self._todo)[2])
+        self._serial += 1
+        return self._serial, (self.base.to_dict(), tuple(batch), self.opts.preemption_bound,
+                              self.opts.chunk)
+
+    def accept(self, cno: int, part: SubtreeRun) -> None:
+        if cno in self._done:  # a resubmitted duplicate: same pure result, already filed
+            return
+        self._done.add(cno)
+        self.ran += len(part.executed)
+        for sub in part.untried:
+            self._serial += 1
+            heapq.heappush(self._todo, (sub.cost, self._serial, sub))
+        self.merged.add(part)
+        for execution, r in self.merged.merge():
+            fd = systematic_found(self.base, self.opts, execution - 1, r)
+            self.raw[fd.index] = fd
+            self._undecided.append(fd)
+        self.runs = self.merged.executions
+
+    def decided(self) -> list[Found]:
+        """The merge is the one-process search, so a failure it meets is final at once."""
+        new, self._undecided = self._undecided, []
+        return new
+
+    def result(self) -> ExploreResult:
+        if not self.merged.finished:
+            raise RuntimeError("the dfs subtrees did not cover the search")
+        res = self.merged.result()
+        return ExploreResult(res.executions, tuple(self.final[i] for i in sorted(self.final)),
+                             self.base.pct_steps, res.exhausted, res.claim())
+
+
 # ---- driving searches on a client ------------------------------------------------------------
 
 
@@ -238,9 +363,9 @@ def _outcome(fut: Any, what: str) -> Any:
         raise
 
 
-def drive(client: Any, searches: Sequence[Search], *,
-          progress: Callable[[Search], None] | None = None,
-          on_failure: Callable[[Search, Found], None] | None = None,
+def drive(client: Any, searches: Sequence[Search | DfsSplit], *,
+          progress: Callable[[Any], None] | None = None,
+          on_failure: Callable[[Any, Found], None] | None = None,
           window: int | None = None) -> None:
     """Run ``searches`` to the end on ``client``: keep about two chunks per worker thread in
     flight (in search order, then index order), file results as they arrive, cancel chunks a
@@ -248,17 +373,17 @@ def drive(client: Any, searches: Sequence[Search], *,
     failure to ``on_failure`` on the client."""
     dist = _distributed()
     window = window or 2 * _worker_slots(client)
-    inflight: dict[Any, tuple[str, Search, int]] = {}
+    inflight: dict[Any, tuple[str, Search | DfsSplit, int]] = {}
 
     def fill() -> None:
         chunks = sum(1 for kind, _, _ in inflight.values() if kind == "chunk")
         for s in searches:
             while chunks < window and s.pending():
                 cno, payload = s.take()
-                inflight[client.submit(_run_chunk, payload, pure=False)] = ("chunk", s, cno)
+                inflight[client.submit(s.task, payload, pure=False)] = ("chunk", s, cno)
                 chunks += 1
 
-    def settle(s: Search) -> None:
+    def settle(s: Search | DfsSplit) -> None:
         for fd in s.decided():
             if s.opts.minimise:
                 fut = client.submit(minimise, fd, s.opts.max_replays, pure=False)
@@ -270,7 +395,7 @@ def drive(client: Any, searches: Sequence[Search], *,
                 fut.cancel()
                 del inflight[fut]
 
-    def finish(s: Search, fd: Found) -> None:
+    def finish(s: Search | DfsSplit, fd: Found) -> None:
         s.final[fd.index] = fd
         if on_failure:
             on_failure(s, fd)
@@ -298,8 +423,8 @@ def explore_on_cluster(client: Any, base: RunSpec, opts: ExploreOptions, *,
     """:func:`explore` on a Dask client: the same :class:`ExploreResult` as ``jobs=1`` (see the
     module docstring). ``progress(runs, failures)`` counts schedules finished on any worker;
     ``on_failure`` gets each final (minimised) failure on the client as it is decided. Raises
-    :class:`ClusterError` for ``dfs``."""
-    search = Search.of(base, opts)
+    :class:`ClusterError` for ``dpor``."""
+    search = plan(base, opts)
     drive(client, [search],
           progress=(lambda s: progress(s.runs, len(s.raw))) if progress else None,
           on_failure=(lambda s, fd: on_failure(fd)) if on_failure else None)

@@ -342,10 +342,8 @@ def _explore_systematic(base: RunSpec, opts: ExploreOptions,
     def run_one(strategy: Strategy) -> RunResult:
         nonlocal runs
         r = run_scenario(base, strategy=strategy, stop_on_violation=True).run
-        f = _search_finding(r)
-        if f is not None:
-            orig = replace(base, strategy=opts.strategy, seed=0, decisions=tuple(r.decisions))
-            failures.append(Found(runs, orig.with_decisions(r.decisions), f, orig))
+        if _search_finding(r) is not None:
+            failures.append(systematic_found(base, opts, runs, r))
             if on_found:
                 on_found(failures[-1])
         runs += 1
@@ -364,6 +362,14 @@ def _explore_systematic(base: RunSpec, opts: ExploreOptions,
                     else minimise(fd, opts.max_replays, seconds=opts.minimise_seconds)
                     for fd in failures]
     return ExploreResult(runs, tuple(failures), base.pct_steps, res.exhausted, res.claim())
+
+
+def systematic_found(base: RunSpec, opts: ExploreOptions, index: int, r: RunResult) -> Found:
+    """The :class:`Found` of failing execution ``index`` (0-based) of a dfs or dpor search."""
+    f = _search_finding(r)
+    assert f is not None
+    orig = replace(base, strategy=opts.strategy, seed=0, decisions=tuple(r.decisions))
+    return Found(index, orig.with_decisions(r.decisions), f, orig)
 
 
 def _search_finding(r: RunResult) -> Finding | None:

@@ -23,6 +23,7 @@ from wddmemu._runner import RunSpec
 
 OFTEN = RunSpec("dynamic-vb-ring", driver="noexistingref-with-queued-refs")
 DEADLOCK = RunSpec("reentrant-lockasync", driver="lock-order-deadlock", ddi_version=0xB)
+ICD = RunSpec("gl-icd-lock-entire")  # dfs exhausts it within preemption bound 1
 
 
 def _key(res) -> list:
@@ -62,7 +63,7 @@ def test_an_unreachable_scheduler_is_one_line_exit_2(monkeypatch, capsys) -> Non
                           f"tcp://127.0.0.1:{port} within 1 s") and err.count("\n") == 1
 
 
-@pytest.mark.parametrize("extra, msg", [(["--strategy", "dfs"], "cannot split dfs"),
+@pytest.mark.parametrize("extra, msg", [(["--strategy", "dpor"], "cannot split dpor"),
                                         (["--jobs", "2"], "not both"),
                                         (["--cluster", "local:0"], "1 to 256")])
 def test_refusals_come_before_any_cluster_starts(extra, msg, capsys) -> None:
@@ -163,3 +164,34 @@ def test_campaign_on_the_cluster_equals_the_local_campaign(tmp_path: Path) -> No
                           "--json", str(tmp_path / f"{how}.json"), *extra]) == 1
         runs[how] = {p.name: p.read_bytes() for p in (tmp_path / how).iterdir()}
     assert runs["local"] == runs["dask"] and len(runs["local"]) >= 2
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("bugs", [(), ("donotwait-waits",)])
+def test_dfs_split_into_subtrees_equals_one_process(client, bugs) -> None:
+    spec = replace(ICD, bugs=bugs)
+    opts = ExploreOptions(schedules=2000, strategy="dfs", preemption_bound=1, chunk=4,
+                          stop_on_first=False, minimise=False)
+    got, one = explore_on_cluster(client, spec, opts), explore(spec, opts)
+    assert one.exhausted and one.claim is not None and "exhausted: every interleaving" in one.claim
+    assert (got.runs, got.exhausted, got.claim) == (one.runs, one.exhausted, one.claim)
+    assert _key(got) == _key(one) and bool(bugs) == bool(one.failures)
+    capped = replace(opts, schedules=25)
+    got, one = explore_on_cluster(client, spec, capped), explore(spec, capped)
+    assert (got.runs, got.exhausted, got.claim, _key(got)) == \
+           (one.runs, one.exhausted, one.claim, _key(one)) == (25, False, one.claim, _key(one))
+
+
+@pytest.mark.slow
+def test_cli_dfs_on_the_cluster_saves_the_same_bytes_as_one_job(tmp_path: Path, capsys) -> None:
+    common = ["explore", "gl-icd-lock-entire", "--bug", "donotwait-waits", "--strategy", "dfs",
+              "--preemption-bound", "1", "--schedules", "200"]
+    assert _cli.main([*common, "--save-dir", str(tmp_path / "one")]) == 1
+    out_one = capsys.readouterr().out
+    assert _cli.main([*common, "--save-dir", str(tmp_path / "dask"), "--cluster", "local:2"]) == 1
+    out_dask = capsys.readouterr().out
+    (one,) = (tmp_path / "one").iterdir()
+    (dask,) = (tmp_path / "dask").iterdir()
+    assert one.name == dask.name and one.read_bytes() == dask.read_bytes()
+    claim = "stopped at the first failure, execution 1 of 1"
+    assert claim in out_one.replace("\n", " ") and claim in out_dask.replace("\n", " ")
