@@ -32,6 +32,7 @@ from ._cluster import (
     refuse_unsplittable,
 )
 from ._explore import DEFAULT_SAVE_DIR, ExploreOptions, ExploreResult, explore, save_failure
+from ._interrupt import ctrl_c, is_interrupt
 from ._reports import CellReport, write_reports
 from ._runner import DEFAULT_DRIVER, RunSpec, SpecError, check_spec
 
@@ -181,13 +182,16 @@ class CampaignRun:
     clock: Callable[[], float] = time.perf_counter  # report timings only, never decisions
 
 
-def run_campaign(camp: Campaign, how: CampaignRun | None = None) -> list[CellReport]:
+def run_campaign(camp: Campaign, how: CampaignRun | None = None,
+                 reports: list[CellReport] | None = None) -> list[CellReport]:
     """Explore every cell of ``camp``; each failure is saved under ``how.save_dir`` as soon as it
-    is final. The reports are in matrix order whatever order the cells finished in."""
+    is found (and again, minimised, when its cell ends). The reports are in matrix order
+    whatever order the cells finished in. Locally each finished cell's report is appended to
+    ``reports`` as it ends, so a caller interrupted mid-campaign still has them."""
     how = how or CampaignRun()
     if how.cluster:
         return _run_on_cluster(camp, how)
-    reports: list[CellReport] = []
+    reports = [] if reports is None else reports
     done = 0
     for spec, strat in camp.cells():
         t0 = how.clock()
@@ -196,7 +200,8 @@ def run_campaign(camp: Campaign, how: CampaignRun | None = None) -> list[CellRep
             if how.progress:
                 how.progress(before + runs, sum(bool(r.result.failures) for r in reports))
 
-        res = explore(spec, camp.options(strat, how.jobs), progress=cell_progress)
+        res = explore(spec, camp.options(strat, how.jobs), progress=cell_progress,
+                      on_found=lambda fd: save_failure(fd, how.save_dir))
         paths = tuple(save_failure(fd, how.save_dir) for fd in res.failures)
         reports.append(CellReport(spec, strat, camp.schedules, res, paths, how.clock() - t0))
         done += camp.schedules
@@ -272,13 +277,23 @@ def campaign_command(file: str, jobs: int, save_dir: str, cluster: str | None,
 
     console = Console()
     cells = camp.cells()
-    with Progress(TextColumn("[bold]campaign"), BarColumn(), MofNCompleteColumn(),
-                  TextColumn("{task.fields[failed]} failing cells"), console=console,
-                  transient=not console.is_terminal) as bar:
-        task = bar.add_task("", total=len(cells) * camp.schedules, failed=0)
-        reports = run_campaign(camp, CampaignRun(
-            save_dir, jobs, cluster, ship_list(camp.drivers),
-            lambda runs, failed: bar.update(task, completed=runs, failed=failed)))
+    reports: list[CellReport] = []
+    try:
+        with Progress(TextColumn("[bold]campaign"), BarColumn(), MofNCompleteColumn(),
+                      TextColumn("{task.fields[failed]} failing cells"), console=console,
+                      transient=not console.is_terminal) as bar, ctrl_c():
+            task = bar.add_task("", total=len(cells) * camp.schedules, failed=0)
+            reports = run_campaign(camp, CampaignRun(
+                save_dir, jobs, cluster, ship_list(camp.drivers),
+                lambda runs, failed: bar.update(task, completed=runs, failed=failed)), reports)
+    except BaseException as e:  # Ctrl-C: the cells that ended are reported, failures kept
+        if not is_interrupt(e):
+            raise
+        console.print(f"interrupted: {len(reports)} of {len(cells)} cells ended; every failure "
+                      f"found so far is in {save_dir}", markup=False, highlight=False)
+        print_campaign(console, reports)
+        _write(reports, junit, json_out, "wddmemu.campaign")
+        return 130
     print_campaign(console, reports)
     _write(reports, junit, json_out, "wddmemu.campaign")
     return 1 if any(r.result.failures for r in reports) else 0

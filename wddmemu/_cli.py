@@ -6,14 +6,9 @@ on stderr, never a traceback), 3 internal error, 130 interrupted (Ctrl-C).
 
 from __future__ import annotations
 
-import contextlib
-import logging
 import os
-import signal
 import sys
-import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +20,7 @@ import click
 from . import _loading
 from ._errors import SpecError
 from ._files import atomic_path, check_directory, check_output
+from ._interrupt import ctrl_c, is_interrupt
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -349,10 +345,10 @@ def explore_cmd(scenario: str, params: tuple[str, ...], driver: str,
         console.print(f"--jobs {jobs} is more than the {cpus} CPUs here: using {cpus}")
     show = _ExploreDisplay(console, f"{scenario} ({strategy})", schedules, save_dir)
     try:
-        with show, run_timeout(timeout), _ctrl_c():
+        with show, run_timeout(timeout), ctrl_c():
             res = run_explore(base, opts, progress=show.progress, on_found=show.save_early)
     except BaseException as e:  # Ctrl-C: what was found is on disk already (issue 14)
-        if not _is_interrupt(e):
+        if not is_interrupt(e):
             raise
         show.interrupted()
         return EXIT_INTERRUPTED
@@ -373,34 +369,6 @@ def explore_cmd(scenario: str, params: tuple[str, ...], driver: str,
     if reports is not None:
         reports.write(junit, json_out)
     return EXIT_FAIL if res.failures else EXIT_OK
-
-
-def _raise_interrupt(signum: int, frame: Any) -> None:
-    # asyncio would log the run's unwinding task at shutdown as "unhandled": it is not
-    logging.getLogger("asyncio").disabled = True
-    raise KeyboardInterrupt
-
-
-@contextlib.contextmanager
-def _ctrl_c() -> Iterator[None]:
-    """Ctrl-C raises KeyboardInterrupt wherever the run is. asyncio's runner would otherwise
-    turn it into a cancellation of the run, which the engine absorbs: the exploration would go
-    on. (A handler other than Python's default is left alone by asyncio.)"""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    old = signal.signal(signal.SIGINT, _raise_interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, old)
-        logging.getLogger("asyncio").disabled = False
-
-
-def _is_interrupt(e: BaseException) -> bool:
-    if isinstance(e, KeyboardInterrupt):
-        return True
-    return isinstance(e, BaseExceptionGroup) and any(_is_interrupt(x) for x in e.exceptions)
 
 
 class _ExploreDisplay:

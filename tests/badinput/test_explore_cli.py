@@ -90,3 +90,29 @@ def test_explore_timeout_saves_a_hang(tmp_path: Path, capsys, monkeypatch) -> No
     [f] = saved.iterdir()
     assert orjson.loads(f.read_bytes())["failure"]["rule"] == "hang"
     assert os.path.getsize(f) > 0
+
+
+def test_ctrl_c_on_a_campaign_reports_the_cells_that_ended_and_exits_130(tmp_path: Path) -> None:
+    saved = tmp_path / "saved"
+    camp = tmp_path / "c.toml"
+    camp.write_text('[campaign]\nscenarios = ["dynamic-vb-ring", "discard-every-frame"]\n'
+                    'drivers = ["track-in-lockasync"]\nddi_versions = [11]\n'
+                    'strategies = ["random"]\nschedules = 100000\n')
+    p = subprocess.Popen(
+        [sys.executable, "-m", "wddmemu._cli", "campaign", str(camp), "--save-dir", str(saved),
+         "--junit", str(tmp_path / "j.xml")],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+    try:
+        deadline = time.monotonic() + 120
+        while not (saved.is_dir() and any(saved.iterdir())):  # saved as found, not at cell end
+            assert p.poll() is None and time.monotonic() < deadline, p.stderr
+            time.sleep(0.05)
+        p.send_signal(signal.SIGINT)
+        out, err = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert p.returncode == 130, err
+    assert "Traceback" not in err
+    assert "interrupted:" in out and "cells ended" in out
+    assert any(saved.iterdir()) and (tmp_path / "j.xml").is_file()

@@ -1,0 +1,46 @@
+"""Ctrl-C for the long commands (``explore``, ``campaign``): exit 130 and keep what was found.
+
+Under asyncio a SIGINT arriving inside ``asyncio.run`` becomes a cancellation of the running
+task, which the engine absorbs as the end of one run: the exploration would simply go on with
+the next schedule. While a long command runs, :func:`ctrl_c` installs a handler that raises
+``KeyboardInterrupt`` wherever the code is, so the command unwinds at once; it then reports
+what ran (each failure was saved the moment it was found) and exits 130.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import signal
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+
+def _raise_interrupt(signum: int, frame: Any) -> None:
+    # asyncio would log the run's unwinding task at shutdown as "unhandled": it is not
+    logging.getLogger("asyncio").disabled = True
+    raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def ctrl_c() -> Iterator[None]:
+    """Ctrl-C raises KeyboardInterrupt wherever the run is. asyncio's runner would otherwise
+    turn it into a cancellation of the run, which the engine absorbs: the exploration would go
+    on. (A handler other than Python's default is left alone by asyncio.)"""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = signal.signal(signal.SIGINT, _raise_interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old)
+        logging.getLogger("asyncio").disabled = False
+
+
+def is_interrupt(e: BaseException) -> bool:
+    """Whether ``e`` is Ctrl-C, alone or inside an exception group (a task group unwinding)."""
+    if isinstance(e, KeyboardInterrupt):
+        return True
+    return isinstance(e, BaseExceptionGroup) and any(is_interrupt(x) for x in e.exceptions)
