@@ -79,6 +79,7 @@ def test_jobs_2_gives_the_same_results_as_jobs_1() -> None:
     assert first1.failures[0].index == first2.failures[0].index == one.failures[0].index
 
 
+@pytest.mark.slow  # a long one (docs/testing.md); CI runs it with --slow
 def test_dfs_exhausts_a_small_scenario_and_finds_a_bug_in_it() -> None:
     base = RunSpec("gl-icd-lock-entire")
     res = explore(base, ExploreOptions(schedules=2000, strategy="dfs", preemption_bound=1))
@@ -215,6 +216,7 @@ def test_finding_of_a_clean_run_is_none() -> None:
 # ---- dpor (issue 12): systematic search with a proof -------------------------------------
 
 
+@pytest.mark.slow  # a long one (docs/testing.md); CI runs it with --slow
 def test_dpor_exhausts_a_small_scenario_in_fewer_executions_than_dfs() -> None:
     from wddmemu import ExploreOptions, RunSpec, explore
 

@@ -88,6 +88,7 @@ def test_command_line_options_override_schedules_and_seed(pytester) -> None:
     result.assert_outcomes(passed=1)
 
 
+@pytest.mark.slow  # a long one (docs/testing.md); CI runs it with --slow
 def test_driver_may_be_a_name_a_path_a_factory_a_class_or_an_instance(pytester) -> None:
     pytester.makepyfile(
         """

@@ -129,6 +129,7 @@ def test_entry_points_without_load(tmp_path: Path) -> None:
     assert p.returncode == 1 and "1 failed" in p.stdout and "reproduced: RACE" in p.stdout
 
 
+@pytest.mark.slow  # a long one (docs/testing.md); CI runs it with --slow
 @pytest.mark.parametrize("driver", ["marker_mod:make", "this:make"])
 def test_a_failure_file_never_imports_by_itself(tmp_path: Path, driver: str) -> None:
     """A failure file naming ``MODULE:ATTR`` or listing a module must not import it: the

@@ -281,6 +281,7 @@ def _overlaps(version: int, seed: int, bugs: frozenset[str] = frozenset()) -> li
     return w.overlaps
 
 
+@pytest.mark.slow  # a long one (docs/testing.md); CI runs it with --slow
 def test_below_0xb_no_two_threads_are_ever_inside_the_driver() -> None:
     for seed in range(200):
         assert _overlaps(0xA, seed) == [], f"seed {seed}"
