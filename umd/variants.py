@@ -350,6 +350,46 @@ class RenameFreesUnlockedDevice(_DropsLockAround):
         await super()._drop_cookies(site, key, before_seq, reason)
 
 
+
+@variant("rename-cookies-unlocked", rules=("DATA", "exception", "RN-4"))
+class RenameCookiesUnlockedDevice(_DropsLockAround):
+    """Rename copies the pending-cookie table, lets go of the device lock before freeing the
+    superseded ones and writes its copy back afterwards: the cookie of a Discard LockAsync
+    that ran in that window is forgotten, so its Rename is refused and the draws after it
+    read the old instance (RN-4; a lost update under a lock)."""
+
+    async def _drop_cookies(self, site: str, key: Any, before_seq: int | None,
+                            reason: str) -> None:
+        if site == "rename":
+            copy = dict(await self._cookies.read(site))
+            entry = await self._let_go(site)
+            await vt.checkpoint("rename.free")
+            await self._take_again(entry, site)
+            await self._cookies.write(copy, site)
+        await super()._drop_cookies(site, key, before_seq, reason)
+
+
+
+@variant("submit-tracking-unlocked", rules=("DATA", "exception", "RN-4"))
+class SubmitTrackingUnlockedDevice(_DropsLockAround):
+    """The worker's submit copies the tracking table, lets go of the device lock while it
+    builds the pfnRenderCb request ("do not stall the app thread on a big buffer") and writes
+    its copy back afterwards: a Discard LockAsync that ran in that window has its ``newest``
+    instance forgotten, so the next Discard renames from the wrong instance and draws read
+    bytes the app did not write for them (RN-5; a lost update under a lock at the submit
+    site, where ``rename-frees-unlocked`` has it at the Rename site)."""
+
+    async def submit(self, reason: str, *, site: str | None = None) -> int:
+        where = reason if site is None else site
+        if (await self._cmdbuf.read(where)).commands:
+            copy = dict(await self._tracking.read(where))
+            entry = await self._let_go(where)
+            await vt.checkpoint("submit.build")
+            await self._take_again(entry, where)
+            await self._tracking.write(copy, where)
+        return await super().submit(reason, site=site)
+
+
 def _config(config: DriverConfig | None, driver_version: int | None) -> DriverConfig:
     cfg = config if config is not None else DriverConfig()
     return cfg if driver_version is None else replace(cfg, driver_version=driver_version)
@@ -446,6 +486,8 @@ lockcb_alternateva_alone = factory_for(LockCbAlternateVa)
 crash_in_rename = factory_for(CrashInRenameDevice)
 discard_lockcb_unlocked = factory_for(DiscardLockCbUnlockedDevice)
 rename_frees_unlocked = factory_for(RenameFreesUnlockedDevice)
+submit_tracking_unlocked = factory_for(SubmitTrackingUnlockedDevice)
+rename_cookies_unlocked = factory_for(RenameCookiesUnlockedDevice)
 
 
 def make_driver(name: str | None = None, *, driver_version: int | None = None,

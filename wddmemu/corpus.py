@@ -130,4 +130,9 @@ HARD_CORPUS: tuple[SeededBug, ...] = (
     _hard("refs-count-lost", ("LA-9",), "reentrant-lockasync"),
     _hard("refs-count-lost@dynamic-vb-ring", ("LA-9",), "dynamic-vb-ring"),
     _hard("refs-count-lost@discard-every-frame", ("LA-9",), "discard-every-frame"),
+    # Rename writes back a copy of the pending cookies after a window: a Discard's cookie in
+    # between is lost, its Rename refused (the app then sees the batched failure: exception)
+    _hard("rename-cookies-unlocked", ("DATA", "exception"), "dynamic-vb-ring"),
+    # the worker's submit writes back a copy of tracking: a Discard in between loses `newest`
+    _hard("submit-tracking-unlocked", ("DATA", "exception"), "dynamic-vb-ring"),
 )

@@ -14,11 +14,11 @@ from wddmemu._runner import RunSpec, run_scenario
 from wddmemu.corpus import CORPUS, HARD_CORPUS
 
 NEW_BUGS = ("discard-lockcb-unlocked", "rename-frees-unlocked", "refs-released-on-take",
-            "refs-count-lost")
+            "refs-count-lost", "rename-cookies-unlocked", "submit-tracking-unlocked")
 
 
 def test_the_hard_corpus_is_registered_new_and_at_0xb() -> None:
-    assert len(HARD_CORPUS) >= 8
+    assert len(HARD_CORPUS) >= 11
     assert len({b.name for b in HARD_CORPUS}) == len(HARD_CORPUS)
     assert sorted({b.bug for b in HARD_CORPUS}) == sorted(NEW_BUGS)
     old = {b.name for b in CORPUS}
@@ -41,6 +41,16 @@ def test_pos_finds_the_lost_count_where_random_misses_on_schedule_one() -> None:
     pos = explore(spec, ExploreOptions(schedules=3, strategy="pos", minimise=False))
     assert pos.failures and pos.failures[0].finding.rule == "LA-9"
     assert pos.failures[0].index == 0
+
+
+@pytest.mark.parametrize(("name", "seed", "first"), [
+    ("rename-cookies-unlocked", 2000, 3), ("submit-tracking-unlocked", 2000, 3)])
+def test_pos_finds_the_new_driver_windows_quickly(name, seed, first) -> None:
+    bug = next(b for b in HARD_CORPUS if b.name == name)
+    res = explore(bug.spec(), ExploreOptions(schedules=first, strategy="pos", seed=seed,
+                                             minimise=False))
+    assert res.failures and res.failures[0].finding.rule in bug.rules
+    assert res.failures[0].index == first - 1
 
 
 @pytest.mark.slow
