@@ -170,6 +170,14 @@ class RefsCountLost(RuntimeHooks):
         return True
 
 
+@_bug("refs-from-queue-length", rules=("LA-9", "DATA"),
+      summary="LockAsync judges the resource unreferenced when the command queue is empty: a "
+      "draw the worker has taken and the driver has not yet recorded is missed (LA-9)")
+class RefsFromQueueLength(RuntimeHooks):
+    def queued_references(self, counted: int, queue_length: int) -> int:
+        return queue_length
+
+
 class _Summaries(Mapping[str, str]):
     """``RUNTIME_BUGS``: name → summary, a live view of :data:`RUNTIME_BUG_REGISTRY` (a bug a
     user registers later shows up too), in registration order."""

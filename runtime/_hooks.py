@@ -74,6 +74,13 @@ class RuntimeHooks:
         holds no reference to the resource, LA-9)."""
         return none_queued
 
+    def queued_references(self, counted: int, queue_length: int) -> int:
+        """How many references to a resource the runtime still holds, for LA-9: ``counted``,
+        its per-resource count (until the worker has returned from the call), not the length
+        of the queue (a command the worker has taken is off the queue but not yet in the
+        driver's buffer)."""
+        return counted
+
     def rename_cookie(self, cookie: int) -> int:
         """The cookie Rename carries: the one LockAsync returned (LA-12, RN-2)."""
         return cookie

@@ -234,7 +234,9 @@ class LockPath:
         if partial:
             af |= f.RangeValid
         af = self.hooks.lock_async_flags(af, partial)
-        if self.hooks.no_existing_references(res.queued_refs == 0):
+        queued = len(self.mp.queue) if self.mp.queue is not None else 0
+        if self.hooks.no_existing_references(
+                self.hooks.queued_references(res.queued_refs, queued) == 0):
             af |= f.NoExistingReferences
         return D3DDDIARG_LOCKASYNC(
             resource=res.driver_handle, subresource_index=sub, flags=int(af),

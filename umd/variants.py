@@ -350,6 +350,103 @@ class RenameFreesUnlockedDevice(_DropsLockAround):
         await super()._drop_cookies(site, key, before_seq, reason)
 
 
+
+
+class _StaleCopyAround(_DropsLockAround):
+    """Base: at one site, copies one table (``cell``: ``"tracking"`` or ``"cookies"``), lets
+    go of the device lock for a moment and writes the copy back — what the other thread wrote
+    to that table in the window is lost. The window is one scheduling point wide; the other
+    thread must get through a whole DDI in it."""
+
+    cell = "tracking"
+
+    async def _stale_window(self, site: str) -> None:
+        cell = getattr(self, f"_{self.cell}")
+        copy = dict(await cell.read(site))
+        entry = await self._let_go(site)
+        await vt.checkpoint(f"{site}.window")
+        await self._take_again(entry, site)
+        await cell.write(copy, site)
+
+
+class _AtRename(_StaleCopyAround):
+    async def _drop_cookies(self, site: str, key: Any, before_seq: int | None,
+                            reason: str) -> None:
+        if site == "rename":
+            await self._stale_window(site)
+        await super()._drop_cookies(site, key, before_seq, reason)
+
+
+class _AtSubmit(_StaleCopyAround):
+    async def submit(self, reason: str, *, site: str | None = None) -> int:
+        where = reason if site is None else site
+        if (await self._cmdbuf.read(where)).commands:
+            await self._stale_window(where)
+        return await super().submit(reason, site=site)
+
+
+class _AtDraw(_StaleCopyAround):
+    async def _encode_draw(self, site: str, *args: Any) -> int:
+        await self._stale_window(site)
+        return await super()._encode_draw(site, *args)  # type: ignore[misc]
+
+
+@variant("rename-cookies-unlocked", rules=("DATA", "exception", "RN-4"))
+class RenameCookiesUnlockedDevice(_AtRename):
+    """Rename copies the pending-cookie table, lets go of the device lock before freeing the
+    superseded ones and writes its copy back afterwards: the cookie of a Discard LockAsync
+    that ran in that window is forgotten, so its Rename is refused (the app sees the batched
+    failure) and the draws after it read the old instance (RN-4; a lost update under a
+    lock)."""
+
+    cell = "cookies"
+
+
+@variant("submit-tracking-unlocked", rules=("DATA", "exception", "RN-4"))
+class SubmitTrackingUnlockedDevice(_AtSubmit):
+    """The worker's submit copies the tracking table, lets go of the device lock while it
+    builds the pfnRenderCb request ("do not stall the app thread on a big buffer") and writes
+    its copy back: a Discard LockAsync that ran in that window has its ``newest`` instance
+    forgotten, so the next Discard renames from the wrong instance and draws read bytes the
+    app did not write for them (RN-5; ``rename-frees-unlocked`` has it at the Rename site)."""
+
+
+@variant("submit-cookies-unlocked", rules=("DATA", "exception", "RN-4"))
+class SubmitCookiesUnlockedDevice(_AtSubmit):
+    """The same window at submit over the pending-cookie table: the cookie of a Discard
+    LockAsync in between is forgotten and its Rename refused (RN-4)."""
+
+    cell = "cookies"
+
+
+@variant("draw-tracking-unlocked", rules=("DATA", "exception", "RN-4"))
+class DrawTrackingUnlockedDevice(_AtDraw):
+    """DrawPrimitive copies the tracking table, lets go of the device lock before encoding
+    each stream's draw and writes its copy back: a Discard LockAsync in between loses its
+    ``newest`` instance (RN-5)."""
+
+
+
+@variant("nooverwrite-lockcb-unlocked", rules=("RN-4", "DATA", "exception"))
+class NoOverwriteLockCbUnlockedDevice(_StaleCopyAround):
+    """A NoOverwrite LockAsync copies the tracking table, drops the device lock around its
+    pfnLockCb (IgnoreSync|DonotWait: "it never waits, but why hold the lock") and writes the
+    copy back: a Rename the worker completed in that window is lost, and later draws go back to
+    the instance before the cookie's (RN-4; ``discard-lockcb-unlocked`` has it on the
+    Discard path)."""
+
+    async def lock_cb(self, allocation: int, flags: int) -> Any:
+        if flags & LF.Discard or not flags & LF.IgnoreSync:
+            return await super().lock_cb(allocation, flags)
+        site = "lock_async.nooverwrite"
+        copy = dict(await self._tracking.read(site))
+        entry = await self._let_go(site)
+        try:
+            return await super().lock_cb(allocation, flags)
+        finally:
+            await self._take_again(entry, site)
+            await self._tracking.write(copy, site)
+
 def _config(config: DriverConfig | None, driver_version: int | None) -> DriverConfig:
     cfg = config if config is not None else DriverConfig()
     return cfg if driver_version is None else replace(cfg, driver_version=driver_version)
@@ -446,6 +543,11 @@ lockcb_alternateva_alone = factory_for(LockCbAlternateVa)
 crash_in_rename = factory_for(CrashInRenameDevice)
 discard_lockcb_unlocked = factory_for(DiscardLockCbUnlockedDevice)
 rename_frees_unlocked = factory_for(RenameFreesUnlockedDevice)
+submit_tracking_unlocked = factory_for(SubmitTrackingUnlockedDevice)
+submit_cookies_unlocked = factory_for(SubmitCookiesUnlockedDevice)
+draw_tracking_unlocked = factory_for(DrawTrackingUnlockedDevice)
+nooverwrite_lockcb_unlocked = factory_for(NoOverwriteLockCbUnlockedDevice)
+rename_cookies_unlocked = factory_for(RenameCookiesUnlockedDevice)
 
 
 def make_driver(name: str | None = None, *, driver_version: int | None = None,

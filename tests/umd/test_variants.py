@@ -351,7 +351,85 @@ def test_rename_frees_unlocked_lets_go_of_the_lock_inside_rename() -> None:
     ref, bug = both("rename-frees-unlocked", prog)
     assert (ref, bug) == (1, 2)  # the second critical section: the window (RN-5)
 
+def _releases_in(r: Rig, call: object) -> object:
+    """Run ``call()`` counting the device mutex's releases (one per critical section)."""
+    mutex = r.dev.mutex
+    releases = [0]
+    inner = mutex.release
+
+    def counting() -> None:
+        releases[0] += 1
+        inner()
+
+    async def go() -> int:
+        mutex.release = counting
+        try:
+            await call()  # type: ignore[operator]
+        finally:
+            mutex.release = inner
+        return releases[0]
+
+    return go()
+
+
+@pytest.mark.parametrize(("name", "site"), [
+    ("rename-cookies-unlocked", "rename"), ("submit-tracking-unlocked", "flush"),
+    ("submit-cookies-unlocked", "flush"), ("draw-tracking-unlocked", "draw")])
+def test_the_stale_copy_variants_let_go_of_the_lock_once_more_at_their_site(name, site) -> None:
+    async def prog(r: Rig) -> int:
+        vb = await r.vb(256)
+        hr, la = await r.lock_async(vb, LAF.Discard)
+        assert hr == S_OK and await r.unlock_async(vb) == S_OK
+        if site == "rename":
+            return await _releases_in(r, lambda: r.rename(vb, la.cookie))  # type: ignore
+        assert await r.rename(vb, la.cookie) == S_OK and await r.stream(vb) == S_OK
+        if site == "draw":
+            return await _releases_in(r, lambda: r.draw(1))  # type: ignore
+        assert await r.draw(1) == S_OK
+        return await _releases_in(r, r.flush)  # type: ignore
+
+    ref, bug = both(name, prog)
+    assert (ref, bug) == (1, 2)  # the second critical section: the window
+
+
+def test_nooverwrite_lockcb_unlocked_lets_go_of_the_lock_around_a_nooverwrite_pfnlockcb(
+) -> None:
+    async def prog(r: Rig) -> list[bool]:
+        vb = await r.vb(256)
+        seen = _lock_held_in_callbacks(r, "pfn_lock_cb")
+        hr, _ = await r.lock_async(vb, LAF.NoOverwrite)
+        assert hr == S_OK
+        return seen
+
+    ref, bug = both("nooverwrite-lockcb-unlocked", prog)
+    assert (ref, bug) == ([True], [False])  # the window a Rename is lost in (RN-4)
+
+
+def test_the_stale_copy_writes_back_what_it_read_before_the_window() -> None:
+    async def prog(r: Rig) -> int:
+        vb = await r.vb(256)
+        hr, la = await r.lock_async(vb, LAF.Discard)
+        assert hr == S_OK and await r.unlock_async(vb) == S_OK
+        assert await r.rename(vb, la.cookie) == S_OK and await r.stream(vb) == S_OK
+        assert await r.draw(1) == S_OK
+        newest = r.dev.newest(vb)
+        tracking = r.dev._tracking  # what a Discard on the app thread would do in the window:
+        orig = tracking.peek()[(vb, 0)]
+        inner = umd.variants.DrawTrackingUnlockedDevice._let_go
+
+        async def discard_in_window(self, site):  # type: ignore[no-untyped-def]
+            entry = await inner(self, site)
+            tracking.peek()[(vb, 0)] = umd.Tracking(orig.current, orig.newest + 1)
+            return entry
+
+        r.dev._let_go = discard_in_window.__get__(r.dev)  # type: ignore[method-assign]
+        assert await r.draw(2) == S_OK
+        return r.dev.newest(vb) - newest
+
+    assert run(prog, variant="draw-tracking-unlocked").value == 0  # the app's update is lost
+
 
 def test_every_variant_has_a_direct_test() -> None:
     assert set(VARIANTS) <= TESTED, sorted(set(VARIANTS) - TESTED)
+
 
