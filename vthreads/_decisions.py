@@ -16,6 +16,7 @@ from typing import Any, overload
 
 # typecodes in widening order: a tid that does not fit one moves the record to the next
 _WIDER = {"B": "H", "H": "Q"}
+_REPR_MAX = 64  # a longer record reprs as its first 64 decisions and its length
 
 
 def new_log() -> array:
@@ -119,7 +120,14 @@ class Decisions(Sequence[int]):
         return (Decisions, (self._a,))
 
     def __repr__(self) -> str:
-        return f"Decisions({self._a.tolist()!r})"
+        # short on purpose: asyncio reprs a finished task's result (the host task's RunResult)
+        # as its loop closes, and a full repr of a million-call run's record was a transient
+        # ~11 bytes a decision at the very end of the run, i.e. the run's peak RSS
+        n = len(self._a)
+        if n <= _REPR_MAX:
+            return f"Decisions({self._a.tolist()!r})"
+        head = ", ".join(map(str, self._a[:_REPR_MAX]))
+        return f"<Decisions of {n}: [{head}, ...]>"
 
     def nbytes(self) -> int:
         """The bytes the tids take (``len × itemsize``): 1 a decision below 256 threads."""
