@@ -54,11 +54,11 @@ def test_result_shares_the_engines_record():
 def test_behaves_as_the_tuple():
     r = vt.Engine("random", seed=3).run(_spinner(10))
     d, t = r.decisions, tuple(r.decisions)
-    assert d == t and t == d and d != t + (0,) and d != list(t)
+    assert d == t and t == d and d != t + (0,) and d != list(t)  # noqa: RUF005
     assert hash(d) == hash(t) and {d, t} == {t}
     assert d[1] == t[1] and d[-1] == t[-1] and d[2:5] == t[2:5]
     assert isinstance(d[2:5], vt.Decisions) and list(d) == list(t) and len(d) == len(t)
-    assert (d < t + (0,)) and (d + (9,)) == t + (9,) and ((9,) + d) == (9,) + t
+    assert (d < t + (0,)) and (d + (9,)) == t + (9,) and ((9,) + d) == (9,) + t  # noqa: RUF005
     assert pickle.loads(pickle.dumps(d)) == d
     again = vt.Engine("replay", decisions=d).run(_spinner(10))
     assert again.ok and again.decisions == d
