@@ -94,9 +94,9 @@ def _row(metric: str, value: str, goal: str) -> None:
 # ---- row 1: schedules per second against the baseline commit ---------------------------------
 
 
-def schedules_row(repeats: int, schedules: int) -> None:
+def schedules_row(repeats: int, schedules: int, baseline: str = BASELINE) -> None:
     with tempfile.TemporaryDirectory(prefix="wddmemu-baseline-") as tmp:
-        archive = subprocess.run(["git", "-C", str(ROOT), "archive", BASELINE],
+        archive = subprocess.run(["git", "-C", str(ROOT), "archive", baseline],
                                  check=True, capture_output=True).stdout
         subprocess.run(["tar", "-x", "-C", tmp], input=archive, check=True)
         old_tree = Path(tmp)
@@ -109,7 +109,7 @@ def schedules_row(repeats: int, schedules: int) -> None:
             new.append(n["runs"] / n["cpu"])
     o, n = _median(old), _median(new)
     _row("`explore dynamic-vb-ring --strategy pct`, schedules/s CPU",
-         f"{n:.0f}/s vs {o:.0f}/s at {BASELINE}: **{n / o:.2f}x**", ">= 5x")
+         f"{n:.1f}/s vs {o:.1f}/s at {baseline}: **{n / o:.2f}x**", ">= 5x")
 
 
 # ---- row 2: the micro-model -----------------------------------------------------------------
@@ -225,10 +225,14 @@ def main() -> None:
     ap.add_argument("--full", action="store_true", help="also the ~1M-call run (minutes)")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--schedules", type=int, default=60, help="schedules per exploration")
+    ap.add_argument("--baseline", default=BASELINE, help="the commit row 1 compares against")
+    ap.add_argument("--only-schedules", action="store_true", help="row 1 only")
     args = ap.parse_args()
     repeats = max(1, args.repeats)
     print("| metric | measured now | goal |\n|---|---|---|")
-    schedules_row(repeats, args.schedules)
+    schedules_row(repeats, args.schedules, args.baseline)
+    if args.only_schedules:
+        return
     micro_row(repeats)
     trace_row(repeats)
     million_row(args.full)

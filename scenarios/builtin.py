@@ -22,6 +22,7 @@ from ._registry import Param, scenario
 TRI = d3d9.D3DPT_TRIANGLELIST
 
 
+@functools.lru_cache(maxsize=1024)  # the same tags come back in every schedule of an exploration
 def pattern(tag: int, n: int) -> bytes:
     """``n`` deterministic bytes that differ for every ``tag``."""
     return bytes(((tag * 131 + i * 7 + 1) & 0xFF) for i in range(n))

@@ -39,6 +39,7 @@ from ._api import (
     tracing,
     violation,
 )
+from ._decisions import Decisions
 from ._dpor import DporStrategy, explore_dpor, explore_dpor_with
 from ._engine import Engine
 from ._errors import Divergence, EngineUsageError, WouldBlock
@@ -83,6 +84,7 @@ __all__ = [
     "SYSTEMATIC",
     "Choice",
     "Condition",
+    "Decisions",
     "DfsStrategy",
     "Divergence",
     "DporStrategy",

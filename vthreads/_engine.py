@@ -32,6 +32,7 @@ import anyio
 import anyio.lowlevel
 import sniffio
 
+from ._decisions import Decisions, new_log, widened
 from ._errors import Divergence, EngineUsageError, _Abort
 from ._hb import Race, RaceDetector, vc_join
 from ._reports import Reports
@@ -104,7 +105,7 @@ class Engine:
         self._timers = TimerHeap()  # exactly the pending timers (cancel removes)
         self._active = 0  # free mode: threads not blocked/finished
         self._live_nondaemon = 0
-        self._decisions: list[int] = []
+        self._decisions = new_log()  # one byte a decision (see _decisions.py)
         self._switches = 0
         self._timers_fired = 0
         self._reports = Reports(self)
@@ -184,8 +185,9 @@ class Engine:
         )
 
     @property
-    def decisions(self) -> list[int]:
-        return self._decisions
+    def decisions(self) -> Decisions:
+        """The decisions so far, as a view that shares the engine's record (no copy)."""
+        return Decisions(self._decisions)
 
     # ---- threads -----------------------------------------------------------------------------
 
@@ -323,7 +325,10 @@ class Engine:
         except Divergence as e:
             self._fail("divergence", str(e), current, {})
             raise _Abort from None
-        self._decisions.append(nxt.tid)
+        try:
+            self._decisions.append(nxt.tid)
+        except OverflowError:  # the 256th thread: a wider record (see _decisions.py)
+            self._decisions = widened(self._decisions, nxt.tid)
         if self._ev_sched:
             self._emit("sched", next=nxt.name, runnable=len(runnable))
         return nxt

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ._decisions import Decisions
 from ._hb import Access, Race, RaceDetector
 from ._results import Failure, RunResult, Violation
 from ._threads import VThread, _thread_var
@@ -78,7 +79,7 @@ class Reports:
         result = RunResult(
             failure=self.failure,
             violations=tuple(self.violations),
-            decisions=tuple(eng._decisions),
+            decisions=Decisions(eng._decisions),  # shared, not copied
             statistics=eng.statistics(),
             threads=tuple((t.name, t.state) for t in eng._threads),
             value=eng._value,

@@ -9,6 +9,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ._decisions import Decisions
+
 
 @dataclass(frozen=True)
 class Violation:
@@ -63,11 +65,13 @@ class RunResult:
 
     ``ok`` is true when no failure stopped the run and no rule broke. ``decisions`` is the compact
     schedule: the chosen thread's tid at every point where more than one thread could run; feed it
-    to ``Engine(strategy="replay", decisions=...)`` to reproduce the run exactly."""
+    to ``Engine(strategy="replay", decisions=...)`` to reproduce the run exactly. It is a
+    :class:`~vthreads.Decisions` (one byte a decision), which compares, hashes and indexes as the
+    tuple of ints it stands for."""
 
     failure: Failure | None
     violations: tuple[Violation, ...]
-    decisions: tuple[int, ...]
+    decisions: Decisions
     statistics: EngineStatistics
     threads: tuple[tuple[str, str], ...]
     value: Any = None

@@ -52,13 +52,22 @@ def hr_of(ev: dict[str, Any]) -> int:
     return as_int(ev.get("hr", 0))
 
 
+#: each flag class's members as plain (value, name) pairs, in definition order: iterating an
+#: IntFlag and reading ``.value``/``.name`` through the enum descriptors was most of what
+#: describing a call cost (issue 13)
+_MEMBERS: dict[type[IntFlag], tuple[tuple[int, str], ...]] = {}
+
+
 def flag_names(flags: type[IntFlag], value: int) -> str:
     """``NoOverwrite|RangeValid`` for a flag word; bits no member names are shown in hex."""
+    members = _MEMBERS.get(flags)
+    if members is None:
+        members = _MEMBERS[flags] = tuple((int(m.value), str(m.name)) for m in flags)
     names, known = [], 0
-    for m in flags:
-        if value & m.value:
-            names.append(str(m.name))
-            known |= m.value
+    for v, name in members:
+        if value & v:
+            names.append(name)
+            known |= v
     if value & ~known:
         names.append(f"{value & ~known:#x}")
     return "|".join(names) or "0"
