@@ -31,7 +31,14 @@ from ._cluster import (
     plan,
     refuse_unsplittable,
 )
-from ._explore import DEFAULT_SAVE_DIR, ExploreOptions, ExploreResult, explore, save_failure
+from ._explore import (
+    DEFAULT_SAVE_DIR,
+    ExploreOptions,
+    ExploreResult,
+    Found,
+    explore,
+    save_failure,
+)
 from ._interrupt import ctrl_c, is_interrupt
 from ._reports import CellReport, write_reports
 from ._runner import DEFAULT_DRIVER, RunSpec, SpecError, check_spec
@@ -200,9 +207,18 @@ def run_campaign(camp: Campaign, how: CampaignRun | None = None,
             if how.progress:
                 how.progress(before + runs, sum(bool(r.result.failures) for r in reports))
 
+        early: dict[int, Path] = {}  # saved as found, so that Ctrl-C loses nothing
+
+        def found(fd: Found, early: dict[int, Path] = early) -> None:
+            early[fd.index] = Path(save_failure(fd, how.save_dir))
+
         res = explore(spec, camp.options(strat, how.jobs), progress=cell_progress,
-                      on_found=lambda fd: save_failure(fd, how.save_dir))
+                      on_found=found)
         paths = tuple(save_failure(fd, how.save_dir) for fd in res.failures)
+        for fd, path in zip(res.failures, paths):
+            first = early.get(fd.index)
+            if first is not None and first != Path(path):
+                first.unlink(missing_ok=True)  # superseded by the minimised file
         reports.append(CellReport(spec, strat, camp.schedules, res, paths, how.clock() - t0))
         done += camp.schedules
     return reports
