@@ -90,6 +90,13 @@ def _threads(door: DdiDoor, ddi: str, args: Any, workers: int = 1):
 # ---- counting, the gate and the overlap instrumentation --------------------------------------
 
 
+def test_a_door_before_create_device_has_no_table_no_handle_and_empty_statistics() -> None:
+    door = DdiDoor("dev0", 0xA, RuntimeHooks())
+    assert door.funcs is None and door.driver_device is None and door.lost is False
+    assert (door.calls, door.ungated, door.inside, door.overlaps) == ({}, {}, 0, 0)
+    assert door.entry.name == "dev0.entry" and not door.entry.locked()
+
+
 def test_calls_are_counted_per_ddi_and_thread_from_zero() -> None:
     door = _door(pfn_flush=_returns(0), pfn_present=_returns(0))
 
