@@ -147,3 +147,143 @@ def test_the_nowait_refusals_say_why() -> None:
 def test_a_queue_refuses_a_negative_size() -> None:
     assert _refusal(lambda: vt.Queue("q", maxsize=-1)) == "ValueError: maxsize must be >= 0"
     assert not vt.Queue("q", maxsize=0).full()
+
+
+def test_a_queue_is_unbounded_by_default_and_its_high_water_starts_at_zero() -> None:
+    def body() -> tuple[int, int, bool]:
+        q: vt.Queue[int] = vt.Queue("q")
+        before = q.high_water
+        for i in range(3):
+            q.put_nowait(i)
+        return before, q.high_water, q.full()
+
+    assert _in_run(body) == (0, 3, False)
+
+
+def test_the_mutex_refusals_name_the_holder() -> None:
+    async def main() -> list[str]:
+        m = vt.Mutex("m")
+        out: list[str] = []
+
+        async def other() -> None:
+            out.append(_refusal(m.release))
+
+        await m.acquire()
+        t = vt.spawn("other", other)
+        await t.join()
+        try:
+            await m.acquire()
+        except vt.EngineUsageError as e:
+            out.append(str(e))
+        return out
+
+    r = vt.Engine("fifo").run(main)
+    assert r.value == [
+        "EngineUsageError: other released mutex m, which main holds: release only what you "
+        "acquired",
+        "mutex m is not reentrant: main already holds it"]
+
+
+# ---- condition: the notify -> wake edge and the timeout ----------------------------------------
+
+
+def _notify_then_read(wait_first: bool) -> vt.RunResult:
+    """``writer`` writes a cell, then notifies; ``reader`` waits for the flag, then reads the
+    cell. Woken by the notify, the reader is ordered after the write; finding the flag already
+    up (no wake), it is not (a race)."""
+    async def main() -> None:
+        c, cell, flag = vt.Condition("c"), vt.SharedCell("x", 0), [False]
+
+        async def writer() -> None:
+            await cell.write(1, "w")
+            flag[0] = True
+            c.notify_all()
+
+        async def reader() -> None:
+            assert await c.wait_for(lambda: flag[0])
+            assert await cell.read("r") == 1
+
+        first, second = (reader, writer) if wait_first else (writer, reader)
+        ts = [vt.spawn(first.__name__, first), vt.spawn(second.__name__, second)]
+        for t in ts:
+            await t.join()
+    return vt.Engine("fifo").run(main)
+
+
+def test_a_woken_waiter_is_ordered_after_the_notify() -> None:
+    r = _notify_then_read(wait_first=True)
+    assert r.ok, (r.failure, r.violations)
+
+
+def test_a_waiter_that_never_parked_gets_no_edge_from_an_earlier_notify() -> None:
+    r = _notify_then_read(wait_first=False)
+    assert r.rules() == ["RACE"]
+
+
+@pytest.mark.parametrize(("timeout_ns", "clock", "parked"), [(0, 0, False), (1, 1, True),
+                                                             (5, 5, True)])
+def test_a_condition_wait_times_out_after_exactly_its_timeout(timeout_ns: int, clock: int,
+                                                              parked: bool) -> None:
+    async def main() -> tuple[bool, int]:
+        c = vt.Condition("c")
+        got = await c.wait_for(lambda: False, timeout_ns=timeout_ns)
+        return got, vt.now()
+
+    blocks: list[dict[str, Any]] = []
+    eng = vt.Engine("fifo")
+    eng.subscribe(blocks.append, ["block"])
+    r = eng.run(main)
+    assert r.value == (False, clock)
+    assert bool(blocks) is parked
+
+
+def test_a_condition_that_holds_returns_at_once_even_with_a_timeout() -> None:
+    async def main() -> tuple[bool, int]:
+        got = await vt.Condition("c").wait_for(lambda: True, timeout_ns=5)
+        return got, vt.now()
+
+    assert vt.Engine("fifo").run(main).value == (True, 0)
+
+
+# ---- shared cell --------------------------------------------------------------------------------
+
+
+def test_a_cell_keeps_its_value_and_update_writes_what_fn_returns() -> None:
+    async def main() -> tuple[int, int, int]:
+        cell = vt.SharedCell("x", 41)
+        first = await cell.read("r")
+        v = await cell.update(lambda n: n + 1, "u")
+        return first, v, cell.peek()
+
+    assert vt.Engine("fifo").run(main).value == (41, 42, 42)
+
+
+#: t0's operation, t1's, and (write?, write?) of the first race fifo meets (None: no race); an
+#: update reads, then writes
+@pytest.mark.parametrize(("ops", "race"), [
+    (("read", "read"), None), (("read", "write"), (False, True)),
+    (("write", "read"), (True, False)), (("write", "write"), (True, True)),
+    (("update", "read"), (True, False)), (("write", "update"), (True, False))])
+def test_a_cell_race_names_the_cell_both_sites_and_both_kinds(
+        ops: tuple[str, str], race: tuple[bool, bool] | None) -> None:
+    async def main() -> None:
+        cell = vt.SharedCell("the-cell", 0)
+
+        async def do(op: str, site: str) -> None:
+            if op == "read":
+                await cell.read(site)
+            elif op == "write":
+                await cell.write(1, site)
+            else:
+                await cell.update(lambda n: n + 1, site)
+
+        ts = [vt.spawn(f"t{i}", do, op, f"site{i}") for i, op in enumerate(ops)]
+        for t in ts:
+            await t.join()
+
+    r = vt.Engine("fifo").run(main)
+    assert r.rules() == (["RACE"] if race else [])
+    if race:
+        v = r.violations[0]
+        assert "the-cell" in v.message and "site0" in v.message and "site1" in v.message, v
+        assert (v.fields["first"]["write"], v.fields["second"]["write"]) == race, v.fields
