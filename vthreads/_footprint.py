@@ -219,23 +219,26 @@ class Analysis:
         for s, i in preds.items():
             if s == self.clock_slot:
                 continue
-            cand = self._lock_acquire(i, st) if _acquires(st) else i
-            if cand is None:
-                continue
+            cands = [self._lock_acquire(i, st)] if _acquires(st) else [i]
+            if _tries(st) and cands[0] != i:
+                # a try (acquire_nowait) can also run before the release: it then fails, an
+                # outcome no swap of critical sections reaches
+                cands.append(i)
             others = [k for x, k in preds.items() if x != s]
             if self.prev[j] is not None:
                 others.append(self.prev[j])  # type: ignore[arg-type]
-            if not any(self.hb(cand, k) for k in others):
-                yield cand
+            for cand in cands:
+                if cand is not None and not any(self.hb(cand, k) for k in others):
+                    yield cand
 
     def _lock_acquire(self, i: int, st: Step) -> int | None:
         released = {k for k, m in self.steps[i].fp if m == "release"}
-        locks = {k for k, m in st.fp if m == "acquire"} & released
+        locks = {k for k, m in st.fp if m in _ACQUIRE_MODES} & released
         if not locks:
             return i
         k: int | None = i
         while k is not None and self.slot[k] == self.slot[i]:
-            if any(m == "acquire" and key in locks for key, m in self.steps[k].fp):
+            if any(m in _ACQUIRE_MODES and key in locks for key, m in self.steps[k].fp):
                 return k
             k = self.prev[k]
         return None
@@ -266,5 +269,14 @@ class Analysis:
         return hash(tuple(items))
 
 
+#: a mutex is taken by ``acquire`` or by a successful ``acquire_nowait`` (``"try"``): either
+#: one is the start of a critical section that a race with another acquire may swap
+_ACQUIRE_MODES = frozenset({"acquire", "try"})
+
+
 def _acquires(st: Step) -> bool:
-    return any(m == "acquire" for _, m in st.fp)
+    return any(m in _ACQUIRE_MODES for _, m in st.fp)
+
+
+def _tries(st: Step) -> bool:
+    return any(m == "try" for _, m in st.fp)

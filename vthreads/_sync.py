@@ -75,9 +75,11 @@ class Mutex:
         """Take the mutex if it is free; raise :class:`WouldBlock` otherwise. Not a scheduling
         point, and (unlike :meth:`acquire`) no trace event."""
         me = current_thread()
+        # a try that fails also depends on the holder's release (after it, the try would have
+        # succeeded), so its footprint is recorded before the check: DPOR must see both
+        touch(self, "try")
         if self.owner is not None:
             raise WouldBlock(f"mutex {self.name} is held by {self.owner.name}")
-        touch(self, "try")
         self.owner = me
         acquire(self._hb)
 

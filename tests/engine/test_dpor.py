@@ -50,6 +50,36 @@ async def write_two_reads():
     return (seen["r1"], seen["r2"])
 
 
+async def try_lock():
+    """``acquire_nowait`` against ``acquire``: it takes the mutex first, takes it after the other
+    section, or fails inside it — three outcomes, the last reached only by running the try
+    before the holder's release (a failed try depends on that release too)."""
+    m = vt.Mutex("m")
+    log = []
+
+    async def a():
+        await vt.checkpoint("a")
+        try:
+            m.acquire_nowait()
+        except vt.WouldBlock:
+            log.append("blocked")
+            return
+        log.append("took")
+        await vt.checkpoint("a2")
+        m.release()
+
+    async def b():
+        await m.acquire()
+        log.append("b")
+        await vt.checkpoint("b1")
+        m.release()
+
+    ts = [vt.spawn("a", a), vt.spawn("b", b)]
+    for t in ts:
+        await t.join()
+    return tuple(log)
+
+
 async def mutex_sections():
     m = vt.Mutex("m")
     x = vt.SharedCell("x", "")
@@ -189,6 +219,7 @@ RAW = {
     "small timers": small_timers,
     "condition": condition_handoff,
     "lock order": models.lock_order,
+    "try lock": try_lock,
 }
 
 TINY = {
@@ -199,6 +230,7 @@ TINY = {
     "timers": timers,
     "condition": condition_handoff,
     "lock order": models.lock_order,
+    "try lock": try_lock,
 }
 
 
