@@ -20,7 +20,7 @@ import click
 from . import _loading
 from ._errors import SpecError
 from ._files import atomic_path, check_directory, check_output
-from ._interrupt import ctrl_c, is_interrupt
+from ._interrupt import ctrl_c, is_interrupt, quiet_after_interrupt
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -574,6 +574,8 @@ def main(argv: list[str] | None = None) -> int:
         _err(f"wddmemu: internal error: {type(e).__name__}: {e}")
         rv = EXIT_INTERNAL
     if argv is None:
+        if rv == EXIT_INTERRUPTED:
+            quiet_after_interrupt()
         sys.exit(rv or 0)
     return int(rv or 0)
 

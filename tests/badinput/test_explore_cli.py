@@ -17,15 +17,14 @@ import orjson
 from wddmemu import _cli
 
 
-def test_ctrl_c_keeps_the_failures_found_and_exits_130(tmp_path: Path) -> None:
-    saved = tmp_path / "saved"
-    p = subprocess.Popen(
-        [sys.executable, "-m", "wddmemu._cli", "explore", "dynamic-vb-ring", "--driver",
-         "track-in-lockasync", "--keep-going", "--schedules", "100000", "--save-dir",
-         str(saved)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+def _interrupt_once_saved(args: list[str], saved: Path, cwd: Path) -> tuple[int, str, str]:
+    """Run ``wddmemu ARGS`` in a subprocess, send SIGINT once a failure file is in ``saved``;
+    the exit code, stdout and stderr."""
+    p = subprocess.Popen([sys.executable, "-m", "wddmemu._cli", *args], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True, cwd=cwd)
     try:
         deadline = time.monotonic() + 120
-        while not (saved.is_dir() and any(saved.iterdir())):
+        while not (saved.is_dir() and any(saved.iterdir())):  # saved as found, not at the end
             assert p.poll() is None and time.monotonic() < deadline, p.stderr
             time.sleep(0.05)
         p.send_signal(signal.SIGINT)
@@ -33,7 +32,15 @@ def test_ctrl_c_keeps_the_failures_found_and_exits_130(tmp_path: Path) -> None:
     finally:
         if p.poll() is None:
             p.kill()
-    assert p.returncode == 130, err
+    return p.returncode, out, err
+
+
+def test_ctrl_c_keeps_the_failures_found_and_exits_130(tmp_path: Path) -> None:
+    saved = tmp_path / "saved"
+    code, out, err = _interrupt_once_saved(
+        ["explore", "dynamic-vb-ring", "--driver", "track-in-lockasync", "--keep-going",
+         "--schedules", "100000", "--save-dir", str(saved)], saved, tmp_path)
+    assert code == 130, err
     assert "Traceback" not in err
     assert "interrupted:" in out and "schedules in" in out
     files = sorted(saved.iterdir())
@@ -98,21 +105,10 @@ def test_ctrl_c_on_a_campaign_reports_the_cells_that_ended_and_exits_130(tmp_pat
     camp.write_text('[campaign]\nscenarios = ["dynamic-vb-ring", "discard-every-frame"]\n'
                     'drivers = ["track-in-lockasync"]\nddi_versions = [11]\n'
                     'strategies = ["random"]\nschedules = 100000\n')
-    p = subprocess.Popen(
-        [sys.executable, "-m", "wddmemu._cli", "campaign", str(camp), "--save-dir", str(saved),
-         "--junit", str(tmp_path / "j.xml")],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
-    try:
-        deadline = time.monotonic() + 120
-        while not (saved.is_dir() and any(saved.iterdir())):  # saved as found, not at cell end
-            assert p.poll() is None and time.monotonic() < deadline, p.stderr
-            time.sleep(0.05)
-        p.send_signal(signal.SIGINT)
-        out, err = p.communicate(timeout=60)
-    finally:
-        if p.poll() is None:
-            p.kill()
-    assert p.returncode == 130, err
-    assert "Traceback" not in err
+    code, out, err = _interrupt_once_saved(
+        ["campaign", str(camp), "--save-dir", str(saved), "--junit", str(tmp_path / "j.xml")],
+        saved, tmp_path)
+    assert code == 130, err
+    assert "Traceback" not in err, err
     assert "interrupted:" in out and "cells ended" in out
     assert any(saved.iterdir()) and (tmp_path / "j.xml").is_file()
