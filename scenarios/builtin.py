@@ -17,7 +17,7 @@ import vthreads
 from runtime import d3d9
 
 from ._context import ScenarioContext
-from ._registry import Param, scenario
+from ._registry import REGISTRY, Param, scenario
 
 TRI = d3d9.D3DPT_TRIANGLELIST
 
@@ -639,9 +639,16 @@ async def primary_surface(ctx: ScenarioContext, frames: int) -> None:
     try:  # an app that would rather not wait (LK-7), then does
         view = await dev.lock(primary, 0, size, d3d9.D3DLOCK_READONLY | d3d9.D3DLOCK_DONOTWAIT)
     except d3d9.D3DError as e:
+        if device_lost(ctx, e):
+            raise  # an injected fault took the device: handles_device_loss stops the app
         ctx.expect(e.hr == d3d9.D3DERR_WASSTILLDRAWING, f"a DONOTWAIT lock failed with {e}")
         view = await dev.lock(primary, 0, size, d3d9.D3DLOCK_READONLY)
     got = view.read(0, size)
     await dev.unlock(primary)
     ctx.expect(got == pattern(200 + frames - 1, size),
                "the primary reads back the bytes the last lock wrote")
+
+
+#: the scenarios this module defines, as registered when it was imported (a sweep over the
+#: built-ins must not pick up what tests, ``--load`` modules or entry points add later)
+BUILTIN_NAMES: tuple[str, ...] = tuple(sorted(REGISTRY))

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 
 import orjson
 
-import scenarios
+from scenarios import builtin
 from wddmemu._explore import fault_space
 from wddmemu._runner import RunSpec, run_scenario
 
@@ -42,8 +42,7 @@ class SweepCounts:
 
 def builtin_names() -> list[str]:
     """The built-in scenarios (not the ones tests or ``--load`` modules registered)."""
-    return [n for n in sorted(scenarios.REGISTRY)
-            if scenarios.REGISTRY[n].fn.__module__ == "scenarios.builtin"]
+    return list(builtin.BUILTIN_NAMES)
 
 
 def fault_points(steps: int, calls: int, fractions: Iterable[float]) -> tuple[str, ...]:
