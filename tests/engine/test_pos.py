@@ -5,22 +5,10 @@ block, and is usable through make_strategy, Engine and check_program."""
 from __future__ import annotations
 
 import vthreads as vt
+from tests.support.models import models
 from vthreads import POS, STRATEGIES, make_strategy
 from vthreads.testing import capture_events
 from wddmemu import check_program
-
-
-async def _lost_update() -> None:
-    counter = vt.SharedCell("counter", 0)
-
-    async def bump() -> None:
-        await counter.update(lambda v: v + 1, "bump")
-
-    ts = [vt.spawn(n, bump) for n in ("a", "b")]
-    for t in ts:
-        await t.join()
-    if counter.peek() != 2:
-        raise AssertionError("lost update")
 
 
 def _private_only(points: int = 6):
@@ -62,7 +50,7 @@ def test_only_racing_events_are_redrawn() -> None:
     # a write of the shared counter re-draws the other thread's pending read of it
     racy = [POS(s) for s in range(10)]
     for p in racy:
-        vt.Engine(p).run(_lost_update)
+        vt.Engine(p).run(models.lost_update)
     assert sum(p.redraws for p in racy) > 0
 
 
@@ -95,8 +83,8 @@ def test_a_thread_whose_next_operation_would_block_is_passed_over() -> None:
 
 
 def test_check_program_runs_pos() -> None:
-    res = check_program(_lost_update, strategy="pos", schedules=200)
+    res = check_program(models.lost_update, strategy="pos", schedules=200)
     assert not res.ok and res.strategy == "pos"
     again = vt.Engine("replay", decisions=res.run.decisions,
-                      stop_on_violation=True).run(_lost_update)
+                      stop_on_violation=True).run(models.lost_update)
     assert again.failure == res.run.failure and again.violations == res.run.violations

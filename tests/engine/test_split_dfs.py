@@ -3,20 +3,13 @@ exactly the one-process search's result — executions, classes, claim, failing 
 
 from __future__ import annotations
 
-import importlib.util
 import random
-from pathlib import Path
 
 import pytest
 
 import vthreads as vt
+from tests.support.models import models
 from vthreads import _systematic
-
-_spec = importlib.util.spec_from_file_location(
-    "bench_models", Path(__file__).resolve().parents[2] / "bench" / "models.py")
-assert _spec is not None and _spec.loader is not None
-models = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(models)
 
 
 def crashed(r: vt.RunResult) -> bool:

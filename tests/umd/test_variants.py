@@ -319,15 +319,17 @@ def _lock_held_in_callbacks(r: Rig, name: str) -> list[bool]:
     return seen
 
 
-def test_discard_lockcb_unlocked_lets_go_of_the_lock_around_a_discard_pfnlockcb() -> None:
+@pytest.mark.parametrize(("variant", "flag"), [("discard-lockcb-unlocked", LAF.Discard),
+                                               ("nooverwrite-lockcb-unlocked", LAF.NoOverwrite)])
+def test_the_lockcb_variants_let_go_of_the_lock_around_pfnlockcb(variant: str, flag: int) -> None:
     async def prog(r: Rig) -> list[bool]:
         vb = await r.vb(256)
         seen = _lock_held_in_callbacks(r, "pfn_lock_cb")
-        hr, _ = await r.lock_async(vb, LAF.Discard)
+        hr, _ = await r.lock_async(vb, flag)
         assert hr == S_OK
         return seen
 
-    ref, bug = both("discard-lockcb-unlocked", prog)
+    ref, bug = both(variant, prog)
     assert (ref, bug) == ([True], [False])  # the window a Rename is lost in (RN-4)
 
 
@@ -390,19 +392,6 @@ def test_the_stale_copy_variants_let_go_of_the_lock_once_more_at_their_site(name
 
     ref, bug = both(name, prog)
     assert (ref, bug) == (1, 2)  # the second critical section: the window
-
-
-def test_nooverwrite_lockcb_unlocked_lets_go_of_the_lock_around_a_nooverwrite_pfnlockcb(
-) -> None:
-    async def prog(r: Rig) -> list[bool]:
-        vb = await r.vb(256)
-        seen = _lock_held_in_callbacks(r, "pfn_lock_cb")
-        hr, _ = await r.lock_async(vb, LAF.NoOverwrite)
-        assert hr == S_OK
-        return seen
-
-    ref, bug = both("nooverwrite-lockcb-unlocked", prog)
-    assert (ref, bug) == ([True], [False])  # the window a Rename is lost in (RN-4)
 
 
 def test_the_stale_copy_writes_back_what_it_read_before_the_window() -> None:
