@@ -33,6 +33,7 @@ from ._cluster import (
 )
 from ._explore import (
     DEFAULT_SAVE_DIR,
+    EXPLORE_STRATEGIES,
     ExploreOptions,
     ExploreResult,
     Found,
@@ -43,7 +44,8 @@ from ._interrupt import ctrl_c, is_interrupt
 from ._reports import CellReport, write_reports
 from ._runner import DEFAULT_DRIVER, RunSpec, SpecError, check_spec
 
-STRATEGIES = ("random", "pct", "dfs")
+#: every strategy ``explore`` takes: a campaign cell is one exploration
+STRATEGIES = EXPLORE_STRATEGIES
 _MAX_U32 = 0xFFFF_FFFF
 
 
@@ -150,7 +152,8 @@ def parse_campaign(doc: dict[str, Any], where: str = "campaign file") -> Campaig
     camp = Campaign(**{n: _value(where, n, KEYS[n], v) for n, v in table.items()})
     bad = [s for s in camp.strategies if s not in STRATEGIES]
     if bad:
-        raise CampaignError(f"{where}: unknown strategy {bad[0]!r}: use random, pct or dfs")
+        raise CampaignError(f"{where}: unknown strategy {bad[0]!r}: use "
+                            + ", ".join(STRATEGIES))
     for spec, _ in camp.cells()[:: len(camp.strategies)]:
         try:
             check_spec(spec)

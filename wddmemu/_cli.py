@@ -427,11 +427,13 @@ class _ExploreDisplay:
         return paths
 
     def summary(self, res: Any, strategy: str, bound: int) -> None:
+        from ._explore import uses_pct
+
         dt = self.clock() - self.t0
         self.console.print(
             f"{res.runs} schedules in {dt:.1f} s ({res.runs / max(dt, 1e-9):.0f}/s), "
             f"{len(res.failures)} failing"
-            + (f", pct k={res.pct_steps}" if strategy == "pct" else "")
+            + (f", pct k={res.pct_steps}" if uses_pct(strategy) else "")
             + ("" if res.exhausted is None or res.claim else
                f", space {'exhausted' if res.exhausted else 'not exhausted'} within "
                f"{bound} preemptions"))

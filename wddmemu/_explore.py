@@ -161,7 +161,9 @@ class ExploreResult:
 PORTFOLIO: tuple[tuple[str, int], ...] = (("random", 3), ("pct", 2), ("pct", 3), ("pos", 3))
 
 
-def _uses_pct(strategy: str) -> bool:
+def uses_pct(strategy: str) -> bool:
+    """The strategy draws PCT schedules (``pct``, or ``portfolio``'s pct turns), so explore
+    probes the scenario's step count k first and the summary reports it."""
     return strategy in ("pct", "portfolio")
 
 
@@ -253,7 +255,7 @@ def explore(
     opts = measure_faults(base, opts)
     if opts.strategy in ("dfs", "dpor"):  # one fault for the whole search, from --seed
         return _explore_systematic(_with_faults(base, opts, opts.seed), opts, progress, on_found)
-    k = probe_steps(base) if _uses_pct(opts.strategy) else base.pct_steps
+    k = probe_steps(base) if uses_pct(opts.strategy) else base.pct_steps
     failures: list[Found] = []
     runs = 0
 

@@ -113,3 +113,16 @@ def test_explore_clamps_jobs_to_the_cpus(capsys, tmp_path) -> None:
     out = capsys.readouterr().out
     assert rc == 0, out
     assert f"--jobs {n} is more than the {os.cpu_count() or 1} CPUs here" in out
+
+
+@pytest.mark.parametrize("strategy, shows_k", [("pct", True), ("portfolio", True),
+                                               ("random", False), ("pos", False)])
+def test_explore_summary_names_k_whenever_pct_schedules_ran(strategy, shows_k, capsys,
+                                                           tmp_path) -> None:
+    """The probed step count k shapes every PCT schedule, the portfolio's pct turns too: the
+    summary shows it for both, and not for strategies that never draw a change point."""
+    rc = _cli.main(["explore", "reentrant-lockasync", "--strategy", strategy, "--schedules", "4",
+                    "--save-dir", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    assert ("pct k=" in out) is shows_k, out

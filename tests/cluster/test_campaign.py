@@ -140,3 +140,25 @@ def test_an_unwritable_report_is_exit_2(tmp_path: Path, capsys) -> None:
             "--json", str(tmp_path / "file" / "r.json")]
     assert _cli.main(argv) == 2
     assert "cannot write --json report" in capsys.readouterr().err
+
+
+def test_a_campaign_runs_every_strategy_explore_takes(tmp_path: Path) -> None:
+    """A campaign cell is one exploration, so the matrix takes every ``explore`` strategy (pos,
+    portfolio and dpor too, not only random/pct/dfs), each cell reported under its own name."""
+    from wddmemu._explore import EXPLORE_STRATEGIES
+
+    p, js = tmp_path / "c.toml", tmp_path / "r.json"
+    names = ", ".join(f'"{s}"' for s in EXPLORE_STRATEGIES)
+    p.write_text('[campaign]\nscenarios = ["reentrant-lockasync"]\ndrivers = ["no-driver-lock"]\n'
+                 f"ddi_versions = [11]\nstrategies = [{names}]\nschedules = 40\n"
+                 "minimise = false\n")
+    assert _cli.main(["campaign", str(p), "--save-dir", str(tmp_path / "f"),
+                      "--json", str(js)]) == 1
+    cells = orjson.loads(js.read_bytes())["cells"]
+    assert [c["strategy"] for c in cells] == list(EXPLORE_STRATEGIES)
+    # the sampling strategies find the unlocked driver's race at once; within 40 executions
+    # the systematic searches (fewest preemptions first, or one per class) do not reach it
+    got = {c["strategy"]: (c["ok"], [f["rule"] for f in c["failures"]], c["runs"]) for c in cells}
+    for s in ("random", "pct", "pos", "portfolio"):
+        assert got[s][:2] == (False, ["RACE"]), s
+    assert got["dfs"] == got["dpor"] == (True, [], 40)
