@@ -64,7 +64,14 @@ from ._explore import (
     systematic_found,
 )
 from ._explore import _schedule_spec as schedule_spec
-from ._runner import RunSpec, SpecError, check_spec, run_scenario
+from ._runner import (
+    RunSpec,
+    SpecError,
+    check_spec,
+    current_timeout,
+    run_scenario,
+    timed_task,
+)
 
 LOCAL_PREFIX = "local:"
 #: seconds to wait for a remote scheduler before saying it is unreachable
@@ -380,13 +387,15 @@ def drive(client: Any, searches: Sequence[Search | DfsSplit], *,
         for s in searches:
             while chunks < window and s.pending():
                 cno, payload = s.take()
-                inflight[client.submit(s.task, payload, pure=False)] = ("chunk", s, cno)
+                inflight[client.submit(timed_task, current_timeout(), s.task, payload,
+                                          pure=False)] = ("chunk", s, cno)
                 chunks += 1
 
     def settle(s: Search | DfsSplit) -> None:
         for fd in s.decided():
             if s.opts.minimise:
-                fut = client.submit(minimise, fd, s.opts.max_replays, pure=False)
+                fut = client.submit(timed_task, current_timeout(), minimise, fd,
+                                     s.opts.max_replays, pure=False)
                 inflight[fut] = ("minimise", s, fd.index)
             else:
                 finish(s, fd)

@@ -41,7 +41,15 @@ from vthreads import (
 from . import _loading
 from ._drivers import load_entry_points
 from ._files import read_bounded, write_atomically
-from ._runner import RunSpec, SpecError, check_spec, run_scenario, run_scenario_async
+from ._runner import (
+    RunSpec,
+    SpecError,
+    check_spec,
+    current_timeout,
+    run_scenario,
+    run_scenario_async,
+    timed_task,
+)
 
 FORMAT = "wddmemu-failure"
 #: 2 adds ``load`` (the modules and distributions the file needs) and ``spec.driver_options``;
@@ -298,8 +306,9 @@ def _explore_parallel(base: RunSpec, opts: ExploreOptions, k: int,
     with ProcessPoolExecutor(max_workers=opts.jobs) as pool:
         for w in range(0, len(chunks), opts.jobs):
             wave = chunks[w : w + opts.jobs]
-            futs = [pool.submit(_run_chunk, [_schedule_spec(base, opts, k, i).to_dict()
-                                             for i in c], _loading.loaded_modules())
+            futs = [pool.submit(timed_task, current_timeout(), _run_chunk,
+                                [_schedule_spec(base, opts, k, i).to_dict() for i in c],
+                                _loading.loaded_modules())
                     for c in wave]
             for c, fut in zip(wave, futs, strict=True):
                 for i, (f, decisions) in zip(c, fut.result(), strict=True):

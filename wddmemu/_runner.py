@@ -10,11 +10,11 @@ checker for it, runs it on the engine, and returns a :class:`ScenarioResult`.
 from __future__ import annotations
 
 import shlex
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 import kmd
 import scenarios
@@ -27,6 +27,8 @@ from ._checker import Checker
 from ._drivers import driver_name, load_entry_points, resolve_driver
 from ._errors import SpecError
 from ._watchdog import Watchdog, check_timeout
+
+T = TypeVar("T")
 
 __all__ = ["DEFAULT_DRIVER", "RunSpec", "ScenarioResult", "SpecError", "check_spec",
            "parse_faults", "resolve_driver", "run_scenario", "run_scenario_async"]
@@ -270,6 +272,20 @@ def run_scenario(
 
 
 _timeout = [0.0]  # the --timeout of the command in progress (seconds; 0: off)
+
+
+def current_timeout() -> float:
+    """The ``--timeout`` in force (seconds; 0: off): what a task sent to another process must
+    carry, since a worker that was not forked from this one starts with the default."""
+    return _timeout[0]
+
+
+def timed_task(seconds: float, fn: Callable[..., T], *args: Any) -> T:
+    """Run ``fn(*args)`` under :func:`run_timeout` of ``seconds``: the entry of every task that
+    runs schedules in a worker process (a ``--jobs`` pool, a Dask worker), so a driver stuck in
+    a CPU loop there is a ``hang`` finding, not a worker lost for good."""
+    with run_timeout(seconds):
+        return fn(*args)
 
 
 @contextmanager

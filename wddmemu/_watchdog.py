@@ -10,14 +10,22 @@ code to unwind it.
 
 This is the one place wall time decides anything, and only whether a run that has not ended
 after SECONDS is stopped: a run that ends in time is untouched, so every outcome under the
-limit is deterministic. ``0`` turns it off. It needs ``SIGALRM`` and the main thread; elsewhere
-(Windows, a worker thread) runs are not watched.
+limit is deterministic. ``0`` turns it off.
+
+On the main thread it arms ``SIGALRM``. Anywhere else — a Dask worker runs its tasks on a thread
+of its own, and a stuck task there would hold the worker for good — a timer thread does the same
+job: when the limit passes it looks at the watched thread's current frame, and either asks the
+event loop to fail the run (the loop idles) or fails it and raises :class:`Hang` into that thread
+with ``PyThreadState_SetAsyncExc`` (CPU-bound code), which CPython delivers at the thread's next
+bytecode boundary, as it delivers a signal handler's exception on the main thread.
 """
 
 from __future__ import annotations
 
+import ctypes
 import math
 import signal
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -70,6 +78,7 @@ class Watchdog:
         self._engine: Engine | None = None
         self._wake: Callable[[Callable[[], None]], None] | None = None
         self._in: dict[str, list[str]] = {}
+        self._lock = threading.Lock()
 
     def attach(self, engine: Engine) -> Watchdog:
         self._engine = engine
@@ -80,8 +89,7 @@ class Watchdog:
 
     @property
     def active(self) -> bool:
-        return (self.seconds > 0 and hasattr(signal, "setitimer")
-                and threading.current_thread() is threading.main_thread())
+        return self.seconds > 0
 
     def _on_event(self, ev: dict[str, Any]) -> None:
         if self._wake is None:  # the first event is emitted inside the running event loop
@@ -117,10 +125,38 @@ class Watchdog:
                  f"was {where} (a CPU-bound loop, or a wait the emulator does not control?)",
                  {"timeout_s": self.seconds, "ddi": stack[-1] if stack else None})
 
+    def _fire_from_timer(self, ident: int) -> None:
+        """The limit passed while thread ``ident`` (not the main thread) ran the engine."""
+        with self._lock:  # the run cannot end (``_done``) between the look and the raise
+            frame = sys._current_frames().get(ident)
+            try:
+                self._fire(signal.SIGALRM, frame)
+            except Hang:  # meant for the watched thread, not for this timer thread
+                ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(ident),
+                                                           ctypes.py_object(Hang))
+
+    def _done(self) -> None:
+        # inside the run's try: a Hang raised into the thread just before is delivered here,
+        # at the latest, and taken as the hang it is; from now on an alarm is too late to matter
+        with self._lock:
+            self._over = True
+
     @contextmanager
     def armed(self) -> Iterator[None]:
         if not self.active:
             yield
+            return
+        if not (hasattr(signal, "setitimer")
+                and threading.current_thread() is threading.main_thread()):
+            timer = threading.Timer(self.seconds, self._fire_from_timer,
+                                    (threading.get_ident(),))
+            timer.daemon = True
+            timer.start()
+            try:
+                yield
+            finally:
+                timer.cancel()
+                timer.join()
             return
         old = signal.signal(signal.SIGALRM, self._fire)
         signal.setitimer(signal.ITIMER_REAL, self.seconds)
@@ -135,11 +171,11 @@ class Watchdog:
         with self.armed():
             try:
                 run = engine.run(main, name="app")
+                self._done()
             except BaseException:
                 if not self.fired:
                     raise
                 return result_of(engine)  # stopped by the watchdog: unwound, failure recorded
-            self._over = True  # an alarm from now on is too late to matter
         return run
 
     async def run_async(self, engine: Engine, main: Any) -> RunResult:
@@ -148,9 +184,9 @@ class Watchdog:
         with self.armed():
             try:
                 run = await engine.run_async(main, name="app")
+                self._done()
             except BaseException:
                 if not self.fired:
                     raise
                 return result_of(engine)
-            self._over = True
         return run

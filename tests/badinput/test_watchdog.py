@@ -80,3 +80,54 @@ def test_explore_finds_a_hang_like_a_finding() -> None:
 def test_a_nonsense_timeout_is_refused(bad: float) -> None:
     with pytest.raises(ValueError, match="--timeout takes seconds >= 0"):
         run_timeout(bad).__enter__()
+
+
+def test_a_worker_that_was_not_forked_runs_its_chunk_under_the_commands_timeout() -> None:
+    """``--timeout`` travels with each task (``timed_task``), not in a module global only a
+    forked worker inherits: a spawned worker — as Dask's are — reports the spinning driver
+    as ``hang`` instead of spinning for ever."""
+    import multiprocessing
+    import os
+    import signal
+    from concurrent.futures import ProcessPoolExecutor
+
+    from wddmemu._explore import _run_chunk
+    from wddmemu._runner import current_timeout, timed_task
+
+    spec = RunSpec("dynamic-vb-ring", driver="tests.support.hang:driver").to_dict()
+    pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+    try:
+        with run_timeout(0.3):
+            fut = pool.submit(timed_task, current_timeout(), _run_chunk, [spec])
+        ((finding, _decisions),) = fut.result(timeout=120)
+        assert finding is not None and finding[0] == "hang", finding
+    finally:
+        for p in list(pool._processes.values()):  # a worker still spinning (the old code)
+            os.kill(p.pid, signal.SIGKILL)
+        pool.shutdown(cancel_futures=True)
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+@pytest.mark.parametrize("device,ddi,strategy", [(SpinsInRename, "Rename", "fifo"),
+                                                 (SleepsInLockAsync, "LockAsync", "free")])
+def test_the_watchdog_works_off_the_main_thread(device: type, ddi: str, strategy: str,
+                                                backend: str) -> None:
+    """A Dask worker runs its tasks on a thread of its own, where SIGALRM cannot reach: a
+    timer thread watches the run there instead, so a stuck driver is a ``hang`` finding, not a
+    worker lost for good; and a run that ends in time on such a thread is untouched."""
+    import threading
+
+    got: list[Any] = []
+    t = threading.Thread(target=lambda: got.append(
+        run_scenario(_spec(device, backend, strategy), timeout=0.3)), daemon=True)
+    t.start()
+    t.join(60)
+    assert not t.is_alive(), "the run was not stopped"
+    f = got[0].run.failure
+    assert f is not None and f.kind == "hang" and f"was in DDI {ddi}" in f.message, f
+    clean: list[Any] = []
+    t = threading.Thread(target=lambda: clean.append(
+        run_scenario(RunSpec("dynamic-vb-ring", backend=backend), timeout=30)))
+    t.start()
+    t.join(60)
+    assert clean[0].ok and clean[0].run.failure is None

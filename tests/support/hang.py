@@ -1,0 +1,18 @@
+"""A driver that spins in Rename (a CPU loop, no scheduling point), importable by name
+(``tests.support.hang:driver``) so a worker process that was not forked can build it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from umd import ReferenceDevice, ReferenceDriver
+
+
+class SpinsInRename(ReferenceDevice):
+    async def pfn_rename(self, args: Any) -> int:
+        n = 0
+        while True:  # never reaches a scheduling point: only the watchdog can end it
+            n += 1
+
+
+driver = ReferenceDriver(device_class=SpinsInRename)
