@@ -19,7 +19,7 @@ import click
 # imported inside the commands that use them — for startup speed only; nothing here is a cycle.
 from . import _loading
 from ._errors import SpecError
-from ._files import atomic_path, check_directory, check_output
+from ._files import check_directory, check_output
 from ._interrupt import ctrl_c, is_interrupt, quiet_after_interrupt
 
 if TYPE_CHECKING:
@@ -226,9 +226,8 @@ def run_cmd(scenario: str, params: tuple[str, ...], driver: str, driver_opts: tu
     if trace is None:
         res = run_scenario(spec, timeout=timeout)
     else:
-        check_output(trace, "trace file")
-        with atomic_path(trace) as tmp:  # the trace appears complete, or not at all
-            res = run_scenario(spec, trace=tmp, timeout=timeout)
+        check_output(trace, "trace file")  # written atomically by run_scenario
+        res = run_scenario(spec, trace=trace, timeout=timeout)
     print_summary(_console(), res, trace)
     return EXIT_OK if res.ok else EXIT_FAIL
 
@@ -495,9 +494,8 @@ def replay_cmd(file: str, trace: str | None, backend: str | None,
         if trace is None:
             out = replay(ff, backend=backend, inject=inject)
         else:
-            check_output(trace, "trace file")
-            with atomic_path(trace) as tmp:
-                out = replay(ff, trace=tmp, backend=backend, inject=inject)
+            check_output(trace, "trace file")  # written atomically by run_scenario
+            out = replay(ff, trace=trace, backend=backend, inject=inject)
     console = _console()
     want = f"{ff.rule} at step {ff.step}"
     if out.kind == "reproduced":

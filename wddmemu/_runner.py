@@ -26,6 +26,7 @@ from . import _loading
 from ._checker import Checker
 from ._drivers import driver_name, load_entry_points, resolve_driver
 from ._errors import SpecError
+from ._files import atomic_path
 from ._watchdog import Watchdog, check_timeout
 
 T = TypeVar("T")
@@ -266,9 +267,23 @@ def run_scenario(
     """Run ``spec`` once. ``strategy`` overrides the spec's (explorers pass prefix replays);
     ``stop_on_violation`` ends the run at the first broken rule (explore and replay use it);
     ``timeout`` (seconds, 0 off; default: :func:`run_timeout`'s) stops a hung run as ``hang``."""
-    engine, checker, box, _ = _prepare(spec, trace, strategy, stop_on_violation)
-    dog = Watchdog(_timeout[0] if timeout is None else timeout).attach(engine)
-    return _result(spec, dog.run(engine, box["main"]), checker, box)
+    with _atomic_trace(trace) as target:
+        engine, checker, box, _ = _prepare(spec, target, strategy, stop_on_violation)
+        dog = Watchdog(_timeout[0] if timeout is None else timeout).attach(engine)
+        return _result(spec, dog.run(engine, box["main"]), checker, box)
+
+
+@contextmanager
+def _atomic_trace(trace: str | Path | IO[bytes] | bool | None
+                  ) -> Iterator[str | Path | IO[bytes] | bool | None]:
+    """A trace given as a path is written beside it and renamed over it when the run ends: the
+    file appears complete or not at all, and a run that raises leaves an old file untouched.
+    Streams and ``True``/``None`` pass through."""
+    if isinstance(trace, str | Path):
+        with atomic_path(trace) as tmp:
+            yield tmp
+    else:
+        yield trace
 
 
 _timeout = [0.0]  # the --timeout of the command in progress (seconds; 0: off)
@@ -309,6 +324,7 @@ async def run_scenario_async(
 ) -> ScenarioResult:
     """:func:`run_scenario` from inside a running event loop (pytest-trio tests, notebooks,
     explore's one loop for many schedules). The backend is the running loop's."""
-    engine, checker, box, _ = _prepare(spec, trace, strategy, stop_on_violation)
-    dog = Watchdog(_timeout[0] if timeout is None else timeout).attach(engine)
-    return _result(spec, await dog.run_async(engine, box["main"]), checker, box)
+    with _atomic_trace(trace) as target:
+        engine, checker, box, _ = _prepare(spec, target, strategy, stop_on_violation)
+        dog = Watchdog(_timeout[0] if timeout is None else timeout).attach(engine)
+        return _result(spec, await dog.run_async(engine, box["main"]), checker, box)

@@ -61,6 +61,36 @@ def test_a_run_trace_appears_whole_or_not_at_all(tmp_path: Path, capsys) -> None
     assert [x.name for x in tmp_path.iterdir()] == ["t.jsonl"]
 
 
+@pytest.mark.parametrize("asynchronous", [False, True])
+def test_run_scenario_from_code_writes_its_trace_atomically(tmp_path: Path, monkeypatch,
+                                                            asynchronous: bool) -> None:
+    """The library call keeps the CLI's promise too: a run that raises after the trace was
+    opened leaves the old file whole and no temporary file beside it."""
+    import anyio
+
+    from wddmemu import _runner
+
+    trace = tmp_path / "t.jsonl"
+    trace.write_bytes(b"previous")
+
+    def run(**kw):
+        spec = _runner.RunSpec("lock-flags")
+        if asynchronous:
+            return anyio.run(lambda: _runner.run_scenario_async(spec, trace=trace, **kw))
+        return _runner.run_scenario(spec, trace=trace, **kw)
+
+    def broken(*_a, **_k):
+        raise RuntimeError("the result could not be built")
+
+    with monkeypatch.context() as m:
+        m.setattr(_runner, "_result", broken)
+        with pytest.raises(RuntimeError):
+            run()
+    assert trace.read_bytes() == b"previous"
+    assert [x.name for x in tmp_path.iterdir()] == ["t.jsonl"]
+    assert run().ok and trace.read_bytes().startswith(b'{"step":0')
+
+
 def test_written_files_get_the_usual_mode(tmp_path: Path) -> None:
     p = write_atomically(tmp_path / "f", b"x")
     assert p.stat().st_mode & 0o044  # readable by others as open() would make it (umask 022)
