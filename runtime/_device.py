@@ -128,8 +128,8 @@ class Device:
         self.mp_layer = MPLayer(name, self.door, self.hooks, queue_size=config.queue_size,
                                 max_frame_latency=config.max_frame_latency,
                                 resource=self._resources.__getitem__)
-        self.lock_path = LockPath(self.door, self.mp_layer, self.hooks)
         self.snapshots = DrawSnapshots(name, keep=config.keep_draws)
+        self.lock_path = LockPath(self.door, self.mp_layer, self.hooks, self.snapshots)
         self._handles = itertools.count(0x100, 0x10)
         self._streams: dict[int, tuple[Resource, int, int]] = {}
         self._draw_ids = itertools.count(1)

@@ -38,7 +38,7 @@ from . import d3d9
 from ._ddi import DdiDoor
 from ._hooks import RuntimeHooks
 from ._mp import MPLayer
-from ._oracle import record_write
+from ._oracle import DrawSnapshots, record_write
 from ._resource import Resource
 
 #: application lock flags → the ``D3DDDI_LOCKFLAGS`` bit the synchronous Lock carries
@@ -69,7 +69,7 @@ class LockedView:
     dead after ``unlock``: touching it raises :class:`~runtime.d3d9.D3DError` INVALIDCALL."""
 
     def __init__(self, res: Resource, ptr: Any, offset: int, size: int, read_only: bool,
-                 path: str = "sync") -> None:
+                 path: str = "sync", no_overwrite: DrawSnapshots | None = None) -> None:
         #: "async" (LockAsync on the app thread) or "sync" (Lock via the worker): emulator
         #: instrumentation, so scenarios can draw from a NoOverwrite-locked buffer only where
         #: the driver accepted render-while-locked (LA-15)
@@ -79,6 +79,8 @@ class LockedView:
         self.offset = offset
         self.size = size
         self.read_only = read_only
+        #: a NoOverwrite lock's device snapshots: each write is held to the flag's promise
+        self._no_overwrite = no_overwrite
         self._alive = True
 
     def __len__(self) -> int:
@@ -104,6 +106,8 @@ class LockedView:
         self._check(offset, len(data))
         if self.read_only:
             raise d3d9.D3DError(d3d9.D3DERR_INVALIDCALL, "write through a READONLY lock")
+        if self._no_overwrite is not None and self._res.buffer:
+            self._no_overwrite.overwritten(self._res, self.offset + offset, data)
         if isinstance(self._ptr, bytearray):
             self._ptr[offset : offset + len(data)] = data
         else:
@@ -153,10 +157,13 @@ def _short(hr: int) -> str:
 class LockPath:
     """One device's lock and unlock path, over its DDI door and MP layer."""
 
-    def __init__(self, door: DdiDoor, mp: MPLayer, hooks: RuntimeHooks) -> None:
+    def __init__(self, door: DdiDoor, mp: MPLayer, hooks: RuntimeHooks,
+                 snapshots: DrawSnapshots | None = None) -> None:
         self.door = door
         self.mp = mp
         self.hooks = hooks
+        #: the device's draw snapshots, which NoOverwrite views hold the app's writes to
+        self.snapshots = snapshots
         #: LockAsync results by code name (``DeviceStatistics.lock_async_results``)
         self.lock_async_results: dict[str, int] = {}
         #: Renames sent (``DeviceStatistics.renames``)
@@ -254,7 +261,8 @@ class LockPath:
         if kmd.FAILED(hr):
             return None, _short(hr)
         ptr = SysmemWindow(res.system_mem, offset, size) if res.sysmem else la.surf_data
-        view = LockedView(res, ptr, offset, size, read_only=False, path="async")
+        view = LockedView(res, ptr, offset, size, read_only=False, path="async",
+                          no_overwrite=self._watch(flags))
         res.locks[sub] = LockState("async", offset, size, flags, view)
         if la.flags & D3DDDI_LOCKASYNCFLAGS.Discard:
             res.forget_contents()
@@ -265,6 +273,9 @@ class LockPath:
                 res.last_cookie = la.cookie
                 await self.rename(res, sub, la.cookie)
         return view, ""
+
+    def _watch(self, flags: int) -> DrawSnapshots | None:
+        return self.snapshots if flags & d3d9.D3DLOCK_NOOVERWRITE else None
 
     async def rename(self, res: Resource, sub: int, cookie: int) -> None:
         """After a successful Discard LockAsync: queue ``Rename`` with the cookie it returned
@@ -304,7 +315,8 @@ class LockPath:
         if kmd.FAILED(hr):
             raise d3d9.D3DError(hr, "Lock failed")
         ptr = SysmemWindow(res.system_mem, offset, size) if res.sysmem else lk.surf_data
-        view = LockedView(res, ptr, offset, size, read_only=bool(flags & d3d9.D3DLOCK_READONLY))
+        view = LockedView(res, ptr, offset, size, read_only=bool(flags & d3d9.D3DLOCK_READONLY),
+                          no_overwrite=self._watch(flags))
         res.locks[sub] = LockState("sync", offset, size, flags, view)
         if flags & d3d9.D3DLOCK_DISCARD:
             res.forget_contents()

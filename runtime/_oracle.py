@@ -28,6 +28,8 @@ class StreamRead:
     length: int
     expected: bytes
     defined: bytes
+    #: the resource's Discard generation when the draw was issued (``Resource.discards``)
+    generation: int = 0
 
 
 @dataclass(slots=True)
@@ -98,6 +100,39 @@ class DrawSnapshots:
         """The draws not fully executed, in program order, with what the GPU did execute."""
         return [(d, self._got.get(i, [])) for i, d in self.pending.items()]
 
+    def overwritten(self, res: Resource, offset: int, data: bytes) -> list[tuple[int, int, int]]:
+        """The application is writing ``data`` at ``offset`` of ``res`` through a NoOverwrite
+        lock, whose promise is to leave alone every byte the GPU may still read (the flag's
+        definition in the contract: "existing data not modified"). Each draw not yet executed
+        whose snapshot has a defined byte there with another value, and that read the same
+        contents (no Discard lock since it was issued), is a broken promise: those
+        bytes leave the oracle's judgement (what the GPU reads of them is the application's
+        doing, not the driver's) and ``rt.nooverwrite.overwrite`` says so. Returns, per such
+        draw, (draw id, first byte changed, bytes changed), in draw order."""
+        hits = []
+        end = offset + len(data)
+        for draw in self.pending.values():
+            for read in draw.reads:
+                lo, hi = max(offset, read.offset), min(end, read.offset + read.length)
+                if read.resource != res.handle or lo >= hi or read.generation != res.discards:
+                    continue  # another buffer, other bytes, or contents a Discard left behind
+                base = read.offset
+                changed = [a for a in range(lo, hi) if read.defined[a - base]
+                           and read.expected[a - base] != data[a - offset]]
+                if not changed:
+                    continue
+                defined = bytearray(read.defined)
+                for a in changed:
+                    defined[a - base] = 0
+                read.defined = bytes(defined)
+                hits.append((draw.draw_id, changed[0], len(changed)))
+        eng = current_engine()
+        if hits and eng.wants("rt.nooverwrite.overwrite"):
+            for draw_id, first, n in hits:
+                eng.emit("rt.nooverwrite.overwrite", device=self.device_name, draw_id=draw_id,
+                         resource=res.handle, offset=first, bytes=n)
+        return hits
+
     def reads(self, streams: dict[int, tuple[Resource, int, int]], start_vertex: int,
               vertex_count: int) -> list[StreamRead]:
         """The bytes a draw of ``vertex_count`` vertices from ``start_vertex`` references in
@@ -111,7 +146,7 @@ class DrawSnapshots:
             if a + n > res.size:
                 raise d3d9.D3DError(d3d9.D3DERR_INVALIDCALL, "draw reads past the buffer end")
             reads.append(StreamRead(s, res.handle, a, n, bytes(res.shadow[a : a + n]),
-                                    bytes(res.defined[a : a + n])))
+                                    bytes(res.defined[a : a + n]), res.discards))
         return reads
 
     def record(self, draw_id: int, reads: list[StreamRead]) -> DrawRecord:

@@ -49,6 +49,8 @@ class Resource:
     #: the data oracle's shadow of what the application wrote (runtime/_oracle.py)
     shadow: bytearray = field(default_factory=bytearray)
     defined: bytearray = field(default_factory=bytearray)
+    #: Discard locks so far: the generation of the contents a draw snapshotted
+    discards: int = 0
 
     @property
     def dynamic(self) -> bool:
@@ -60,7 +62,9 @@ class Resource:
 
     def forget_contents(self) -> None:
         """A Discard lock: the old contents are gone, so the oracle's shadow is undefined until
-        the application writes again."""
+        the application writes again; draws issued before read the old contents, which later
+        writes cannot touch (``discards`` counts the generations)."""
+        self.discards += 1
         self.shadow[:] = bytes(self.size)
         self.defined[:] = bytes(self.size)
 

@@ -352,6 +352,7 @@ class Checker(DdiRules, CallbackRules, DataOracle):
         "rt.queue.put": _on_queue_put,
         "rt.queue.get": _on_queue_get,
         "rt.draw": _on_draw,
+        "rt.nooverwrite.overwrite": DataOracle._on_nooverwrite_overwrite,
         "kmd.lock": CallbackRules._on_kmd_lock,
         "kmd.lock.wait": CallbackRules._on_kmd_lock,
     }

@@ -49,6 +49,26 @@ class DataOracle:
                 state.draws.pop(draw.draw_id, None)
                 state.draw_resources.pop(draw.draw_id, None)
 
+    def _on_nooverwrite_overwrite(self, ev: dict[str, Any]) -> None:
+        """``APP-NOOVERWRITE``: the application wrote, through a NoOverwrite lock, bytes a draw
+        it issued earlier still reads (the GPU has not executed it). The flag is the
+        application's promise to leave such bytes alone, so what the GPU reads of them is no
+        driver's fault: the runtime took them out of the data oracle's judgement, and the
+        finding points at the scenario instead."""
+        devname = str(ev.get("device", "?"))
+        dev = self._state(devname)
+        rt = int(ev["resource"])
+        names = [dev.resource(d) for d, r in dev.rt_of_driver.items() if r == rt]
+        res = names[0] if names else f"runtime resource {rt:#x}"
+        draw_id = int(ev["draw_id"])
+        self._violate(
+            "APP-NOOVERWRITE",
+            f"the application broke its NoOverwrite promise on {ev.get('thread')}: it changed "
+            f"{ev['bytes']} byte(s) of {res} from offset {ev['offset']} that draw {draw_id} on "
+            f"{devname} still reads (issued earlier, not yet executed by the GPU); the data "
+            "oracle leaves those bytes out (a scenario bug, not the driver's)",
+            key=(devname, draw_id, rt), draw=draw_id)
+
     def _hold(self, devname: str, draw_id: int, *args: Any, **kw: Any) -> None:
         self._held.append((devname, draw_id, len(self._held), args, kw))
 
