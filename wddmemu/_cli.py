@@ -454,14 +454,6 @@ def explain(console: Console, fd: Found, path: Path) -> None:
     """The failure in words (``wddmemu/_reports.py:explain_lines``), then where it is saved."""
     from ._reports import explain_lines
 
-    f = fd.finding
-    if f.rule == "hang":  # replaying it to show the events would hang again for --timeout
-        console.print(f"[red]{f.rule}[/red] at step {f.step} on {f.thread}: {f.message}")
-        console.print(f"saved: {path}")
-        console.print(f"replay: {_loading.command_prefix()} replay {path} --timeout 5",
-                      markup=False, highlight=False)
-        return
-
     for line in explain_lines(fd):
         console.print(line, markup=False, highlight=False)
     console.print(f"saved: {path}")
@@ -490,6 +482,12 @@ def replay_cmd(file: str, trace: str | None, backend: str | None,
         ff = load_failure(file)
     except FailureFileError as e:
         raise BadInput(str(e)) from None
+    if ff.rule == "hang" and timeout == 0:  # unwatched, the replay would spin for ever
+        from ._reports import HANG_REPLAY_S
+
+        timeout = HANG_REPLAY_S
+        _console().print(f"replaying a hang under --timeout {HANG_REPLAY_S:g} (give --timeout "
+                         "to change it)", markup=False, highlight=False)
     with run_timeout(timeout):
         if trace is None:
             out = replay(ff, backend=backend, inject=inject)

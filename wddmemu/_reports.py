@@ -28,6 +28,10 @@ from ._runner import RunSpec, run_scenario
 
 REPORT_FORMAT = "wddmemu-report"
 REPORT_VERSION = 1
+#: the watchdog (seconds) of a replay of a saved hang, for its explanation and for ``replay``
+#: without ``--timeout``: the replay reaches the stuck code in the time the run took to get
+#: there, far less than explore's limit
+HANG_REPLAY_S = 3.0
 
 
 @dataclass(frozen=True)
@@ -277,9 +281,14 @@ def explain_lines(fd: Found) -> list[str]:
                      + (f" ({m['cached']} answered from the cache)" if m.get("cached") else "")
                      + (", stopped by its budget" if m.get("budget_hit") else ""))
     buf = io.BytesIO()
+    hang = f.rule == "hang"
+    # a hang replays into the same stuck code: a short watchdog brings back its events up to
+    # there, and nothing lies past it to replay to the end
     run_scenario(fd.spec, trace=buf, strategy=Replay(fd.spec.decisions or ()),
-                 stop_on_violation=True)
+                 stop_on_violation=True, timeout=HANG_REPLAY_S if hang else None)
     lines += excerpt(f, [orjson.loads(x) for x in buf.getvalue().splitlines()])
+    if hang:
+        return lines
     every = findings_to_end(fd)
     if len(every) > 1:  # what the first finding masked, replayed to the end (issue 11)
         lines.append(f"this schedule breaks {len(every)} things, earliest first:")

@@ -7,6 +7,7 @@ it at once as ``foreign-await`` (docs/engine.md)."""
 from __future__ import annotations
 
 import io
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -131,3 +132,23 @@ def test_the_watchdog_works_off_the_main_thread(device: type, ddi: str, strategy
     t.start()
     t.join(60)
     assert clean[0].ok and clean[0].run.failure is None
+
+
+def test_a_saved_hang_is_explained_with_its_events_and_replays_without_options(
+        tmp_path: Path, capsys) -> None:
+    """Explore's explanation of a hang shows what the stuck thread did up to the stuck DDI
+    (replayed under a short watchdog), and ``replay FILE`` with no ``--timeout`` reproduces it
+    instead of spinning for ever."""
+    from wddmemu import _cli
+
+    argv = ["explore", "dynamic-vb-ring", "--driver", "tests.support.hang:driver",
+            "--strategy", "random", "--schedules", "2", "--timeout", "0.5",
+            "--save-dir", str(tmp_path)]
+    assert _cli.main(argv) == 1
+    out = capsys.readouterr().out
+    assert "dev0.worker, last events up to step" in out, out
+    assert "ddi.enter    ddi=Rename" in out.split("last events up to step", 1)[1], out
+    (saved,) = tmp_path.iterdir()
+    assert _cli.main(["replay", str(saved)]) == 1
+    out = capsys.readouterr().out
+    assert "replaying a hang under --timeout 3" in out and "reproduced: hang at step" in out, out
