@@ -8,7 +8,7 @@ from typing import Any
 
 from ._engine import Engine
 from ._results import Violation
-from ._threads import VThread, _engine
+from ._threads import VThread, _current, _engine, _engine_var
 
 
 def current_engine() -> Engine:
@@ -28,14 +28,17 @@ async def checkpoint(label: str = "", op: tuple[Any, str] | None = None) -> None
     object that follows the point, as ``(object, mode)`` — ``"read"``/``"write"`` of a cell,
     ``"acquire"`` of a mutex, … — so systematic search (DPOR) knows which steps depend on each
     other; a primitive built on :mod:`vthreads.lowlevel` passes it at every point."""
-    await _engine().point(label, op)
+    # one context-variable read on the hot path; _engine() only to raise its error
+    await (_engine_var.get(None) or _engine()).point(label, op)
 
 
 def touch(obj: Any, mode: str) -> None:
     """Record an operation on a shared object that has no scheduling point of its own (a
     release, a set, a notify, a nowait queue operation): part of the running step's footprint
     for DPOR. Primitives call it; a no-op unless the strategy observes footprints."""
-    _engine().touch(obj, mode)
+    eng = _engine_var.get(None) or _engine()
+    if eng._observer is not None:  # Engine.touch's own test, without its call
+        eng.touch(obj, mode)
 
 
 async def sleep(ns: int) -> None:
@@ -50,12 +53,12 @@ def now() -> int:
 
 def current_thread() -> VThread:
     """The emulated thread that is running."""
-    return _engine().current_thread()
+    return _current()
 
 
 def log(event: str, **fields: Any) -> None:
     """One trace event; ``step``, ``t``, ``thread`` and the run context are added."""
-    eng = _engine()
+    eng = _engine_var.get(None) or _engine()
     if eng._all or event in eng._wanted:
         eng._emit(event, **fields)
 
@@ -63,7 +66,7 @@ def log(event: str, **fields: Any) -> None:
 def tracing(event: str | None = None) -> bool:
     """Whether trace events are built at all, or (given a name) whether ``event`` is: a guard
     for fields that cost to build."""
-    eng = _engine()
+    eng = _engine_var.get(None) or _engine()
     if event is None:
         return eng._tracing
     return eng._all or event in eng._wanted

@@ -53,6 +53,8 @@ from ._timers import Timer, TimerHeap
 from ._trace import TraceSink
 from ._trampoline import TO_HOST, Trampoline
 
+_INT64 = 1 << 63  # orjson's int range: a clock beyond it takes the dict path
+
 __all__ = ["BLOCKED", "FINISHED", "READY", "RUNNING", "SLEEPING", "Engine", "VThread"]
 
 
@@ -124,7 +126,7 @@ class Engine:
         self._tracing = False
         self._all = False
         self._wanted: frozenset[str] = frozenset()
-        self._ev_sched = self._ev_block = self._ev_clock = False
+        self._ev_sched = self._ev_block = self._ev_clock = self._sched_raw = False
         # DPOR: a strategy that wants to see every step boundary and every operation's
         # footprint carries an ``observer`` (see vthreads._dpor.StepObserver); None costs one
         # test per point
@@ -273,7 +275,12 @@ class Engine:
         ``op`` is the operation the thread performs right after this point, as ``(object,
         mode)`` (``(cell, "read")``, ``(mutex, "acquire")``…): the thread's next-step footprint,
         which DPOR reads at the choice point (see docs/engine.md)."""
-        self._count_step()
+        # _count_step, inlined: this is the hottest function of a run
+        if self._aborted:
+            raise _Abort
+        self.step += 1
+        if self.step > self.step_budget:
+            self._over_budget()
         if self._observer is not None:
             self._observer.point(_thread_var.get(), op)
         if not self._controlled:
@@ -299,14 +306,18 @@ class Engine:
             raise _Abort
         self.step += 1
         if self.step > self.step_budget:
-            self._fail(
-                "step-budget",
-                f"step budget of {self.step_budget} exhausted (livelock?); raise step_budget "
-                "if the program is just long",
-                _thread_var.get(None),
-                {},
-            )
-            raise _Abort
+            self._over_budget()
+
+    def _over_budget(self) -> None:
+        """The step just counted is past the budget: the run fails and stops."""
+        self._fail(
+            "step-budget",
+            f"step budget of {self.step_budget} exhausted (livelock?); raise step_budget "
+            "if the program is just long",
+            _thread_var.get(None),
+            {},
+        )
+        raise _Abort
 
     def _choose(self, current: VThread | None) -> VThread:
         # Only a real choice is a decision: strategies are asked, and the recording grows, only
@@ -330,7 +341,12 @@ class Engine:
         except OverflowError:  # the 256th thread: a wider record (see _decisions.py)
             self._decisions = widened(self._decisions, nxt.tid)
         if self._ev_sched:
-            self._emit("sched", next=nxt.name, runnable=len(runnable))
+            if self._sched_raw and self.clock < _INT64:  # the file alone takes it
+                t = _thread_var.get(None)
+                self._sink.write_sched(self.step, self.clock, t.name if t else None, nxt.name,
+                                       len(runnable))
+            else:
+                self._emit("sched", next=nxt.name, runnable=len(runnable))
         return nxt
 
     def _pick(self, current: VThread | None) -> VThread:
@@ -441,10 +457,16 @@ class Engine:
         self._wanted = frozenset(names)
         self._tracing = catch_all or bool(names)
         self._ev_sched = self.wants("sched")
+        # sched events straight to the file when no subscriber takes them (see write_sched)
+        self._sched_raw = (self._ev_sched and self._log_on and self._sink.sched_fast()
+                           and not any(ev is None or "sched" in ev
+                                       for _fn, ev in self._subscribers))
         self._ev_block = self.wants("block") or self.wants("unblock")
         self._ev_clock = self.wants("clock")
 
     def _emit(self, event: str, **fields: Any) -> None:
+        """Log one trace event from emulated code (see :func:`vthreads.log`): built only when
+        a trace is written or captured or a subscriber takes ``event``."""
         # built once: subscribers get this dict, the sink renders it (after the subscribers)
         if self._all or event in self._wanted:
             t = _thread_var.get(None)
@@ -456,10 +478,9 @@ class Engine:
             if self._log_on:
                 self._sink.write(ev)
 
-    def emit(self, event: str, **fields: Any) -> None:
-        """Log one trace event from emulated code (see :func:`vthreads.log`)."""
-        if self._all or event in self._wanted:
-            self._emit(event, **fields)
+    # the public name of _emit, not a wrapper around it: a wrapper would repeat the test and
+    # copy the keyword arguments on every event of the run
+    emit = _emit
 
     def wants(self, event: str) -> bool:
         """Whether event ``event`` is built at all in this run: a trace is written or captured,

@@ -15,6 +15,7 @@ race is reported on the very first schedule.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 
 def vc_join(into: list[int], other: list[int]) -> None:
@@ -22,8 +23,7 @@ def vc_join(into: list[int], other: list[int]) -> None:
     n = len(other)
     if len(into) < n:
         into.extend([0] * (n - len(into)))
-    for i in range(n):
-        o = other[i]
+    for i, o in enumerate(other):  # no other[i] lookup: ~10 % of a join on a 5-thread clock
         if o > into[i]:
             into[i] = o
 
@@ -32,9 +32,11 @@ def vc_get(vc: list[int], tid: int) -> int:
     return vc[tid] if tid < len(vc) else 0
 
 
-@dataclass(frozen=True, slots=True)
-class Access:
-    """One access to a shared cell, as remembered for the race check."""
+class Access(NamedTuple):
+    """One access to a shared cell, as remembered for the race check. A named tuple rather
+    than a frozen dataclass: one is made for every race-checked access of a run, and a tuple
+    is built in one step where a frozen dataclass's ``__init__`` sets each field through
+    ``object.__setattr__`` (the same fields, repr, equality and hash)."""
 
     tid: int
     thread: str

@@ -171,12 +171,15 @@ class PCT(Strategy):
             if current is not None:
                 self._prio[current.tid] = changes[self._next_change][1]
             self._next_change += 1
-        # strict '>': on a (measure-zero) tie the earlier one in runnable order wins
+        # strict '>': on a (measure-zero) tie the earlier one in runnable order wins; the best
+        # priority so far is kept, not looked up again for every candidate
         prio = self._prio
         best = runnable[0]
+        best_p = prio[best.tid]
         for t in runnable:
-            if prio[t.tid] > prio[best.tid]:
-                best = t
+            p = prio[t.tid]
+            if p > best_p:
+                best, best_p = t, p
         return best
 
     def describe(self):

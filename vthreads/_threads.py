@@ -24,10 +24,21 @@ READY, RUNNING, BLOCKED, SLEEPING, FINISHED = "ready", "running", "blocked", "sl
 
 
 def _engine() -> Engine:
-    try:
-        return _engine_var.get()
-    except LookupError:
-        raise EngineUsageError("no engine is running: call this inside Engine.run()") from None
+    eng = _engine_var.get(None)
+    if eng is None:
+        raise EngineUsageError("no engine is running: call this inside Engine.run()")
+    return eng
+
+
+def _current() -> VThread:
+    """The running emulated thread: what ``_engine().current_thread()`` returns, and the same
+    errors, in one context-variable read on the hot path (a thread's context always holds its
+    engine too: it is a copy of a context the engine was bound in)."""
+    t = _thread_var.get(None)
+    if t is None:
+        _engine()  # no engine at all: that error first
+        raise EngineUsageError("not inside an emulated thread of this engine")
+    return t
 
 
 class VThread:
@@ -80,7 +91,7 @@ class VThread:
     def join_nowait(self) -> None:
         """Take the join edge if this thread has finished; raise :class:`WouldBlock`
         otherwise."""
-        me = _engine().current_thread()
+        me = _current()
         if self.state != FINISHED:
             raise WouldBlock(f"thread {self.name} has not finished")
         vc_join(me.vc, self.vc)

@@ -37,7 +37,7 @@ from ._lowlevel import (
     release,
 )
 from ._tasks import parker_for
-from ._threads import VThread
+from ._threads import VThread, _engine_var
 from ._timers import Timer
 from ._watchdog import Hang, fail_run, result_of, running_thread
 
@@ -56,7 +56,7 @@ def record_access(detector: RaceDetector, site: str, *, write: bool) -> None:
     """Race-check one access by the calling thread to the state ``detector`` guards (not a
     scheduling point: put :func:`checkpoint` before it, as :class:`~vthreads.SharedCell` does).
     A conflicting access that happens-before does not order is a ``RACE`` violation."""
-    current_engine().access(detector, site, write)
+    (_engine_var.get(None) or current_engine()).access(detector, site, write)
 
 
 __all__ = [

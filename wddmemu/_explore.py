@@ -236,11 +236,13 @@ def _run_chunk(spec_dicts: list[dict[str, Any]], modules: tuple[str, ...] = ()
     forked has none), run a chunk of schedules, return plain data."""
     for m in modules:
         _loading.load_module(m)
-    out = []
-    for d in spec_dicts:
-        f, decisions = _run_one(spec_from_dict(d))
-        out.append((None if f is None else (f.rule, f.step, f.message, f.thread), decisions))
-    return out
+    specs = [spec_from_dict(d) for d in spec_dicts]
+    if len({s.backend for s in specs}) == 1:  # the chunk in one event loop, as one job runs
+        outcomes = run_many(_run_one_async, specs, backend=specs[0].backend)
+    else:
+        outcomes = [_run_one(s) for s in specs]
+    return [(None if f is None else (f.rule, f.step, f.message, f.thread), decisions)
+            for f, decisions in outcomes]
 
 
 def probe_steps(base: RunSpec) -> int:
@@ -303,15 +305,26 @@ def _explore_parallel(base: RunSpec, opts: ExploreOptions, k: int,
     runs = 0
     indices = list(range(opts.schedules))
     chunks = [indices[j : j + opts.chunk] for j in range(0, len(indices), opts.chunk)]
+    modules = _loading.loaded_modules()
+    # A sliding window of jobs + 1 chunks in flight, read in chunk order. Not waves of `jobs`
+    # chunks: a wave waits for its slowest chunk while the other workers idle, which on a
+    # shared machine (one worker descheduled for a while) cost more than the parallelism won.
+    # Here a worker that finishes takes the next chunk at once, and with stop-on-first at
+    # most jobs + 1 chunks past the failing one are ever started (the wave: jobs - 1).
+    window = opts.jobs + 1
     with ProcessPoolExecutor(max_workers=opts.jobs) as pool:
-        for w in range(0, len(chunks), opts.jobs):
-            wave = chunks[w : w + opts.jobs]
-            futs = [pool.submit(timed_task, current_timeout(), _run_chunk,
-                                [_schedule_spec(base, opts, k, i).to_dict() for i in c],
-                                _loading.loaded_modules())
-                    for c in wave]
-            for c, fut in zip(wave, futs, strict=True):
-                for i, (f, decisions) in zip(c, fut.result(), strict=True):
+
+        def submit(c: list[int]) -> Any:
+            return pool.submit(timed_task, current_timeout(), _run_chunk,
+                               [_schedule_spec(base, opts, k, i).to_dict() for i in c], modules)
+
+        futs = [submit(c) for c in chunks[:window]]
+        try:
+            for n, c in enumerate(chunks):
+                results = futs[n].result()
+                if n + window < len(chunks):
+                    futs.append(submit(chunks[n + window]))
+                for i, (f, decisions) in zip(c, results, strict=True):
                     runs += 1
                     if f is not None:
                         record(i, Finding(*f), tuple(decisions))
@@ -319,10 +332,11 @@ def _explore_parallel(base: RunSpec, opts: ExploreOptions, k: int,
                             break
                 if failures and opts.stop_on_first:
                     break
-            if progress:
-                progress(runs, len(failures))
-            if failures and opts.stop_on_first:
-                break
+                if progress:
+                    progress(runs, len(failures))
+        finally:
+            for fut in futs:  # after a stop (or Ctrl-C): the chunks not started yet
+                fut.cancel()
     # with stop-on-first the lowest failing index wins, as it does with one job
     failures.sort(key=lambda fd: fd.index)
     if opts.stop_on_first:

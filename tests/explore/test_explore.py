@@ -77,6 +77,8 @@ def test_jobs_2_gives_the_same_results_as_jobs_1() -> None:
     first1 = explore(base, replace(opts, stop_on_first=True))
     first2 = explore(base, replace(opts, stop_on_first=True, jobs=2))
     assert first1.failures[0].index == first2.failures[0].index == one.failures[0].index
+    # the pool counts the schedules up to the first failure in index order, as one job does
+    assert first1.runs == first2.runs == one.failures[0].index + 1
 
 
 @pytest.mark.slow  # a long one (docs/testing.md); CI runs it with --slow
