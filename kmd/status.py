@@ -148,6 +148,10 @@ _HEX: dict[int, str] = {}
 
 def hex32(value: int) -> str:
     """``"0xC01E0102"``: the unsigned 32-bit value in upper-case hex, 8 digits."""
+    if isinstance(value, int):  # an int or a member, hashed as its value
+        text = _HEX.get(value)  # any unsigned code seen before (a negative int misses)
+        if text is not None:
+            return text
     v = (value if value.__class__ is int else int(value)) & 0xFFFFFFFF
     text = _HEX.get(v)
     if text is None:
@@ -181,6 +185,10 @@ def status_name(value: int) -> str:
 def hresult_name(value: int) -> str:
     """A readable name for an ``HRESULT``: ``S_OK`` for 0, else the HRESULT name, else
     :func:`status_name`."""
+    if isinstance(value, int):  # the common case: a named code, an int or a member (hashed as
+        name = _HR_BY_VALUE.get(value)  # its value)
+        if name is not None:
+            return name
     try:
         v = (value if value.__class__ is int else int(value)) & 0xFFFFFFFF
     except (TypeError, ValueError):

@@ -58,6 +58,8 @@ Outcome = tuple[int, dict[str, Any]]
 
 #: dataclass → its field names (``dataclasses.fields`` rebuilds a tuple on every call)
 _FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+#: the field types a summary keeps as they are (subclasses of int and str are looked at further)
+_PLAIN = frozenset({int, str, bool, type(None)})
 
 
 def summarize(args: Any) -> dict[str, Any]:
@@ -74,8 +76,7 @@ def summarize(args: Any) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name in names:
         v = getattr(args, name)
-        t = v.__class__
-        if t is int or t is str or t is bool or v is None:  # the common cases, as they are
+        if v.__class__ in _PLAIN:  # the common cases, as they are
             out[name] = v
         elif isinstance(v, int) and not isinstance(v, bool):  # an IntFlag, an IntEnum: a plain int
             out[name] = int(v)
