@@ -51,6 +51,8 @@ Refusal = tuple[NTSTATUS, str, dict[str, Any]]
 
 def is_uint(x: object) -> bool:
     """A C ``UINT``: a non-bool int in 0..0xFFFFFFFF."""
+    if x.__class__ is int:
+        return 0 <= x <= 0xFFFFFFFF  # type: ignore[operator]
     return isinstance(x, int) and not isinstance(x, bool) and 0 <= x <= 0xFFFFFFFF
 
 

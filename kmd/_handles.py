@@ -42,9 +42,12 @@ class HandleTable:
 
     def get(self, h: object, kind: HandleType) -> Any | None:
         """The live object behind ``h`` if it has type ``kind``, else ``None``."""
-        if not is_handle_value(h):
+        if h.__class__ is int:  # the common case: only valid handles are keys, so no range check
+            entry = self._objects.get(h)
+        elif not is_handle_value(h):
             return None
-        entry = self._objects.get(int(h))  # type: ignore[arg-type]
+        else:
+            entry = self._objects.get(int(h))  # type: ignore[arg-type]
         if entry is None or entry[0] is not kind:
             return None
         return entry[1]

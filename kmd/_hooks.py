@@ -14,9 +14,11 @@ from collections.abc import Iterable, Iterator, Mapping
 
 from vthreads.registry import Registry
 
-from .flags import D3DDDICB_LOCKFLAGS as LF
+from .flags import D3DDDICB_LOCKFLAGS
 
 __all__ = ["KERNEL_BUG_REGISTRY", "KernelBugSummaries", "KernelHooks", "kernel_hooks"]
+
+_DONOTWAIT = int(D3DDDICB_LOCKFLAGS.DonotWait)
 
 
 class KernelHooks:
@@ -26,7 +28,7 @@ class KernelHooks:
     def busy_lock_fails_at_once(self, flags: int) -> bool:
         """KL-21: a lock of a busy instance fails at once with STATUS_GRAPHICS_ALLOCATION_BUSY
         when (and only when) ``flags`` has DonotWait; otherwise the lock waits for the GPU."""
-        return bool(flags & LF.DonotWait)
+        return bool(flags & _DONOTWAIT)
 
 
 #: every seeded kernel bug: a :class:`KernelHooks` subclass, with the rule ids it trips

@@ -26,10 +26,9 @@ from ._core import (
     is_uint,
 )
 from ._hooks import KERNEL_BUG_REGISTRY, KernelHooks
-from ._trace import code_fields, klog
+from ._trace import code_fields, klog, kwants
 from ._vidmm import CpuPointer, Instance, LockRecord
-from .flags import D3DDDICB_LOCKFLAGS as LF
-from .flags import validate_lock2_flags, validate_lock_flags
+from .flags import D3DDDICB_LOCKFLAGS, int_masks, validate_lock2_flags, validate_lock_flags
 from .miniport import DXGKARG_ACQUIRESWIZZLINGRANGE
 from .status import NT_SUCCESS, NTSTATUS
 from .structs import D3DKMT_LOCK, D3DKMT_LOCK2, D3DKMT_UNLOCK, D3DKMT_UNLOCK2
@@ -39,6 +38,8 @@ __all__ = ["CpuAccessMixin", "DonotWaitWaits", "LockMixin", "LockRequest"]
 S = NTSTATUS
 EV_LOCK = "kmd.lock"
 BUSY = S.STATUS_GRAPHICS_ALLOCATION_BUSY
+#: the lock flags as plain ints (bit tests on every lock; see kmd.flags.int_masks)
+LF = int_masks(D3DDDICB_LOCKFLAGS)
 
 
 @KERNEL_BUG_REGISTRY.register(
@@ -482,19 +483,21 @@ class LockMixin(CpuAccessMixin):
                 rule = "KL2-6" if inst.locks else "KU-3"
                 return self._fail(ev, INVALID, rule, device=dev.handle, allocation=inst.handle)
             insts.append(inst)
+        traced = kwants(ev)
         for inst in insts:
             idx = max(i for i, r in enumerate(inst.locks) if r.via == via)  # LIFO (Q5)
             rec = inst.locks.pop(idx)
             self._release_range(inst, rec)
             rec.pointer.state = "unlocked"
             self._bump("unlocks")
-            klog(
-                ev,
-                device=dev.handle,
-                allocation=inst.handle,
-                instance=inst.index,
-                remaining=len(inst.locks),
-                **code_fields(SUCCESS),
-            )
+            if traced:
+                klog(
+                    ev,
+                    device=dev.handle,
+                    allocation=inst.handle,
+                    instance=inst.index,
+                    remaining=len(inst.locks),
+                    **code_fields(SUCCESS),
+                )
             self._maybe_free(inst)
         return SUCCESS

@@ -10,7 +10,7 @@ from typing import Any
 import vthreads
 from vthreads import EngineUsageError
 
-from .status import hex32, status_name
+from .status import NTSTATUS, hex32, status_name
 
 
 def _engine() -> Any:
@@ -40,9 +40,20 @@ def kviolation(rule: str, message: str, **fields: Any) -> None:
         eng.violation(rule, message, **fields)
 
 
+#: code -> its ``code_fields``: a run logs the same few codes over and over
+_CODE_FIELDS: dict[int, dict[str, Any]] = {}
+
+
 def code_fields(status: int) -> dict[str, Any]:
-    """``{"status": "0x…", "status_name": "…"}`` for a trace event."""
-    return {"status": hex32(status), "status_name": status_name(status)}
+    """``{"status": "0x…", "status_name": "…"}`` for a trace event. The dict may be shared:
+    splat it (``**code_fields(st)``), never change it."""
+    if status.__class__ is not NTSTATUS:  # ints, HRESULT members (named differently), garbage
+        return {"status": hex32(status), "status_name": status_name(status)}
+    fields = _CODE_FIELDS.get(status)
+    if fields is None:
+        fields = _CODE_FIELDS[status] = {"status": hex32(status),
+                                         "status_name": status_name(status)}
+    return fields
 
 
 def now_ns() -> int:

@@ -15,7 +15,10 @@ from typing import Any
 
 from ._trace import klog, kviolation
 from .config import KernelConfig, SegmentDesc
-from .flags import DXGK_ALLOCATIONINFOFLAGS as AF
+from .flags import DXGK_ALLOCATIONINFOFLAGS, int_masks
+
+#: plain-int masks: these properties are read on every lock and render
+AF = int_masks(DXGK_ALLOCATIONINFOFLAGS)
 
 __all__ = ["AccessViolation", "Allocation", "CpuPointer", "Instance", "Resource", "VidMm"]
 
@@ -120,15 +123,15 @@ class Allocation:
     @property
     def pinned(self) -> bool:
         """Overlay/Capture (CA-15) and primaries (pinned at creation, SW-6)."""
-        return bool(self.flags & (AF.Overlay | AF.Capture)) or self.primary
+        return bool(int(self.flags) & (AF.Overlay | AF.Capture)) or self.primary
 
     @property
     def swizzled(self) -> bool:
-        return bool(self.flags & AF.Swizzled)
+        return bool(int(self.flags) & AF.Swizzled)
 
     @property
     def cpu_visible(self) -> bool:
-        return bool(self.flags & AF.CpuVisible)
+        return bool(int(self.flags) & AF.CpuVisible)
 
     @property
     def existing_sysmem(self) -> bool:
@@ -136,7 +139,7 @@ class Allocation:
 
     @property
     def use_alternate_va(self) -> bool:
-        return bool(self.flags & AF.UseAlternateVA)
+        return bool(int(self.flags) & AF.UseAlternateVA)
 
     def __repr__(self) -> str:
         return f"<Allocation 0x{self.handle:08X} size={self.size} instances={len(self.instances)}>"

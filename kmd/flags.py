@@ -20,6 +20,7 @@ __all__ = [
     "DXGK_HANDLE_TYPE",
     "SegmentKind",
     "as_flag_value",
+    "int_masks",
     "validate_allocationinfo_flags",
     "validate_dxgk_allocation_flags",
     "validate_lock2_flags",
@@ -107,6 +108,14 @@ class SegmentKind:
     APERTURE: Final = "aperture"
     AGP: Final = "agp"
     ALL: Final = ("memory", "aperture", "agp")
+
+
+def int_masks(flags: type[IntFlag]) -> type:
+    """A class whose attributes are the members of ``flags`` as plain ints
+    (``int_masks(D3DDDICB_LOCKFLAGS).Discard == 0x80``). Hot paths test bits with it: ``int &
+    IntFlag`` builds an enum member per operation (``Enum.__call__``), several per DDI call.
+    The IntFlag classes stay the API and what the trace names."""
+    return type(f"{flags.__name__}_masks", (), {n: int(m) for n, m in flags.__members__.items()})
 
 
 def as_flag_value(value: object) -> int | None:

@@ -120,28 +120,45 @@ __all__ += list(NTSTATUS.__members__) + list(HRESULT.__members__)
 
 
 def _u32(value: int) -> int:
+    # a plain int (the common case: every code the layers pass) skips the int() conversion
+    if value.__class__ is int:
+        return value & 0xFFFFFFFF
     return int(value) & 0xFFFFFFFF
 
 
 def NT_SUCCESS(status: int) -> bool:
     """True for success and informational NTSTATUS values (the ``NT_SUCCESS`` macro: ``>= 0``
     as a signed 32-bit value)."""
-    return _u32(status) < 0x80000000
+    return (status if status.__class__ is int else int(status)) & 0xFFFFFFFF < 0x80000000
 
 
 def SUCCEEDED(hr: int) -> bool:
     """True when the HRESULT's severity bit is clear (``SUCCEEDED`` macro)."""
-    return _u32(hr) < 0x80000000
+    return (hr if hr.__class__ is int else int(hr)) & 0xFFFFFFFF < 0x80000000
 
 
 def FAILED(hr: int) -> bool:
     """True when the HRESULT's severity bit is set (``FAILED`` macro)."""
-    return not SUCCEEDED(hr)
+    return (hr if hr.__class__ is int else int(hr)) & 0xFFFFFFFF >= 0x80000000
+
+
+#: value -> its hex32 text, for the codes a run keeps returning (bounded: see hex32)
+_HEX: dict[int, str] = {}
 
 
 def hex32(value: int) -> str:
     """``"0xC01E0102"``: the unsigned 32-bit value in upper-case hex, 8 digits."""
-    return f"0x{_u32(value):08X}"
+    if isinstance(value, int):  # an int or a member, hashed as its value
+        text = _HEX.get(value)  # any unsigned code seen before (a negative int misses)
+        if text is not None:
+            return text
+    v = (value if value.__class__ is int else int(value)) & 0xFFFFFFFF
+    text = _HEX.get(v)
+    if text is None:
+        text = f"0x{v:08X}"
+        if len(_HEX) < 4096:  # codes, not data: a driver returning arbitrary ints stays bounded
+            _HEX[v] = text
+    return text
 
 
 _NT_BY_VALUE: dict[int, str] = {m.value: m.name for m in NTSTATUS}
@@ -161,23 +178,23 @@ def status_name(value: int) -> str:
         v = _u32(value)
     except (TypeError, ValueError):
         return repr(value)
-    if v in _NT_BY_VALUE:
-        return _NT_BY_VALUE[v]
-    if v in _HR_BY_VALUE:
-        return _HR_BY_VALUE[v]
-    return hex32(v)
+    name = _NT_BY_VALUE.get(v) or _HR_BY_VALUE.get(v)
+    return name if name is not None else hex32(v)
 
 
 def hresult_name(value: int) -> str:
     """A readable name for an ``HRESULT``: ``S_OK`` for 0, else the HRESULT name, else
     :func:`status_name`."""
+    if isinstance(value, int):  # the common case: a named code, an int or a member (hashed as
+        name = _HR_BY_VALUE.get(value)  # its value)
+        if name is not None:
+            return name
     try:
-        v = _u32(value)
+        v = (value if value.__class__ is int else int(value)) & 0xFFFFFFFF
     except (TypeError, ValueError):
         return repr(value)
-    if v in _HR_BY_VALUE:
-        return _HR_BY_VALUE[v]
-    return status_name(v)
+    name = _HR_BY_VALUE.get(v)
+    return name if name is not None else status_name(v)
 
 
 def hresult_from_nt(status: int) -> int:
@@ -241,7 +258,7 @@ def ntstatus_to_hresult_for_callback(status: int, call: str) -> int:
     if call not in CALLBACKS:
         raise ValueError(f"unknown callback {call!r}; expected one of {', '.join(CALLBACKS)}")
     s = _u32(status)
-    if NT_SUCCESS(s):
+    if s < 0x80000000:  # NT_SUCCESS
         return HRESULT.S_OK
     if call == "pfnRenderCb" and s in _RENDER:
         return _RENDER[s]

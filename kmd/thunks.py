@@ -149,9 +149,15 @@ THUNK_CODES: Final[MappingProxyType[str, frozenset[NTSTATUS]]] = MappingProxyTyp
 _BY_NAME: Final[dict[str, Thunk]] = {t.name: t for t in THUNKS}
 
 
-async def _thunk(kernel: Kernel, name: str, args: Any, struct: type, impl: str) -> NTSTATUS:
+#: value -> NTSTATUS member: what ``NTSTATUS(st)`` answers for a documented code, without the
+#: enum machinery (``Enum.__call__``) on every thunk call
+_MEMBERS: Final[dict[int, NTSTATUS]] = {int(m): m for m in NTSTATUS}
+
+
+async def _thunk(kernel: Kernel, name: str, args: Any, struct: type, impl: str,
+                 codes: frozenset[NTSTATUS]) -> NTSTATUS:
     """The one thunk body: entry (a scheduling point), the struct check (KL-2), the kernel side,
-    and the guarantee that the answer is one of ``THUNK_CODES[name]``."""
+    and the guarantee that the answer is one of ``codes`` (``THUNK_CODES[name]``)."""
     if not isinstance(kernel, Kernel):
         raise TypeError(f"{name}: the first argument must be a kmd.Kernel, not {kernel!r}")
     await kernel.enter(name)
@@ -164,11 +170,11 @@ async def _thunk(kernel: Kernel, name: str, args: Any, struct: type, impl: str) 
         )
         return N.STATUS_INVALID_PARAMETER
     st = getattr(kernel, impl)(args)
-    if inspect.isawaitable(st):
+    if not isinstance(st, int) and inspect.isawaitable(st):  # an int is never awaitable
         st = await st
-    if st not in THUNK_CODES[name]:  # a kernel bug, not bad input
+    if st not in codes:  # a kernel bug, not bad input
         raise AssertionError(f"{name} returned undocumented code {st!r}")
-    return NTSTATUS(st)
+    return _MEMBERS[st]
 
 
 ThunkFunction = Callable[[Kernel, Any], Awaitable[NTSTATUS]]
@@ -177,9 +183,10 @@ ThunkFunction = Callable[[Kernel, Any], Awaitable[NTSTATUS]]
 def _generate(name: str) -> ThunkFunction:
     """The public ``async def name(kernel, args) -> NTSTATUS`` for one row of the table."""
     spec = _BY_NAME[name]
+    struct, method, codes = spec.struct, spec.method, spec.codes
 
     async def thunk(kernel: Kernel, args: Any) -> NTSTATUS:
-        return await _thunk(kernel, spec.name, args, spec.struct, spec.method)
+        return await _thunk(kernel, name, args, struct, method, codes)
 
     thunk.__name__ = thunk.__qualname__ = spec.name
     thunk.__doc__ = spec.doc

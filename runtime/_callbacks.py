@@ -48,6 +48,9 @@ ALLOCATION_LIST_SIZE = 64
 ALLOCATION_LIST_MAX = 1024
 
 U32 = 0xFFFFFFFF
+#: plain ints: ``int & IntFlag`` builds an enum member per test
+_RESIZE_COMMAND_BUFFER = int(D3DDDICB_RENDERFLAGS.ResizeCommandBuffer)
+_RESIZE_ALLOCATION_LIST = int(D3DDDICB_RENDERFLAGS.ResizeAllocationList)
 _COMMANDS = (kmd.CmdDraw, kmd.CmdWrite, kmd.CmdSpin, kmd.CmdNop)
 #: what a callback body returns: the HRESULT and the extra ``cb.exit`` fields
 Outcome = tuple[int, dict[str, Any]]
@@ -55,6 +58,8 @@ Outcome = tuple[int, dict[str, Any]]
 
 #: dataclass → its field names (``dataclasses.fields`` rebuilds a tuple on every call)
 _FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+#: the field types a summary keeps as they are (subclasses of int and str are looked at further)
+_PLAIN = frozenset({int, str, bool, type(None)})
 
 
 def summarize(args: Any) -> dict[str, Any]:
@@ -71,13 +76,19 @@ def summarize(args: Any) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name in names:
         v = getattr(args, name)
-        if isinstance(v, bool | int | str) or v is None:
-            out[name] = int(v) if isinstance(v, int) and not isinstance(v, bool) else v
+        if v.__class__ in _PLAIN:  # the common cases, as they are
+            out[name] = v
+        elif isinstance(v, int) and not isinstance(v, bool):  # an IntFlag, an IntEnum: a plain int
+            out[name] = int(v)
+        elif isinstance(v, bool | str):  # a str subclass (a bool has no subclass)
+            out[name] = v
     return out
 
 
 def is_u32(v: Any) -> bool:
     """An unsigned 32-bit int (a D3DKMT_HANDLE, a UINT, a flag word); bools are not."""
+    if v.__class__ is int:
+        return 0 <= v <= U32
     return isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= U32
 
 
@@ -113,12 +124,19 @@ def _bad_deallocate(a: D3DDDICB_DEALLOCATE) -> str:
 
 
 def _bad_lock(a: D3DDDICB_LOCK) -> str:
-    for name in ("allocation", "flags", "private_driver_data"):
-        if not is_u32(getattr(a, name)):
-            return name
+    if not is_u32(a.allocation):
+        return "allocation"
+    if not is_u32(a.flags):
+        return "flags"
+    if not is_u32(a.private_driver_data):
+        return "private_driver_data"
     if not (a.pages is None or (isinstance(a.pages, list) and _u32_list(a.pages))):
         return "pages"
     return ""
+
+
+def _bad_unlock(a: D3DDDICB_UNLOCK) -> str:
+    return "" if _u32_list(a.allocations) else "allocations"
 
 
 def _bad_render(a: D3DDDICB_RENDER) -> str:
@@ -306,8 +324,7 @@ class RuntimeCallbacks:
     async def pfn_unlock_cb(self, runtime_device: Any, args: D3DDDICB_UNLOCK) -> int:
         """Unlock allocations through ``D3DKMTUnlock`` (never waits, KU-4)."""
         name = "pfnUnlockCb"
-        why = self._check(runtime_device, args, D3DDDICB_UNLOCK,
-                          lambda a: "" if _u32_list(a.allocations) else "allocations")
+        why = self._check(runtime_device, args, D3DDDICB_UNLOCK, _bad_unlock)
         if why:
             return await self._refuse(name, why)
         allocs = list(args.allocations)
@@ -366,11 +383,12 @@ class RuntimeCallbacks:
         """The next command buffer and allocation list, with their sizes (RCB-2): a resize
         request is honoured up to the maxima (RCB-3)."""
         cb_size, al_size = COMMAND_BUFFER_SIZE, ALLOCATION_LIST_SIZE
-        if args.flags & D3DDDICB_RENDERFLAGS.ResizeCommandBuffer and (
+        flags = int(args.flags)
+        if flags & _RESIZE_COMMAND_BUFFER and (
             args.new_command_buffer_size > 0
         ):
             cb_size = min(args.new_command_buffer_size, COMMAND_BUFFER_MAX)
-        if args.flags & D3DDDICB_RENDERFLAGS.ResizeAllocationList and (
+        if flags & _RESIZE_ALLOCATION_LIST and (
             args.new_allocation_list_size > 0
         ):
             al_size = min(args.new_allocation_list_size, ALLOCATION_LIST_MAX)

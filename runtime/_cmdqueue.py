@@ -109,12 +109,12 @@ class CommandQueue:
     async def pop_ring(self, how: str) -> tuple[Command, int] | None:
         """Pop the oldest command off the ring; the caller holds the mutex (or, in a seeded bug,
         deliberately does not: ``how`` then names that in the race report's access labels)."""
-        ring = await self._ring.read(f"cmdq.get.check{how}")
+        ring = await self._ring.read("cmdq.get.check" + how if how else "cmdq.get.check")
         if not ring:
             return None
         ring = deque(ring)
         cmd = ring.popleft()
-        await self._ring.write(ring, f"cmdq.get{how}")
+        await self._ring.write(ring, "cmdq.get" + how if how else "cmdq.get")
         self._changed.notify_all()
         return cmd, len(ring)
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 import kmd
+from kmd import hex32, hresult_name
 from umd.ddi import (
     D3D_UMD_REENTRANT_VERSION,
     D3DDDI_DEVICEFUNCS,
@@ -46,13 +47,15 @@ DDI_TABLE = {
 }
 #: the DDIs that enter the driver reentrantly at DDI version >= 0xB (LA-3, UA-5, MP-2)
 REENTRANT_DDIS = frozenset({"LockAsync", "UnlockAsync"})
+#: a ddi.exit's extra fields for every DDI but LockAsync (splatted, never changed)
+_NO_FIELDS: dict[str, Any] = {}
 
 
 def _emit_exit(ddi: str, device: str, hr: int, **fields: Any) -> None:
     eng = current_engine()
     if eng.wants("ddi.exit"):
-        eng.emit("ddi.exit", ddi=ddi, device=device, hr=kmd.hex32(hr),
-                 hr_name=kmd.hresult_name(hr), **fields)
+        eng.emit("ddi.exit", ddi=ddi, device=device, hr=hex32(hr), hr_name=hresult_name(hr),
+                 **fields)
 
 
 def _lock_async_out(args: D3DDDIARG_LOCKASYNC) -> dict[str, Any]:
@@ -138,9 +141,11 @@ class DdiDoor:
         if fn is None:
             raise EngineUsageError(f"the runtime called {ddi}, which the driver does not implement")
         eng = current_engine()
-        me = eng.current_thread()
-        per = self.calls.setdefault(ddi, {})
-        per[me.name] = per.get(me.name, 0) + 1
+        me = eng.current_thread().name
+        per = self.calls.get(ddi)
+        if per is None:
+            per = self.calls[ddi] = {}
+        per[me] = per.get(me, 0) + 1
         gated = self.gated(ddi)
         if gated:
             await self.entry.acquire()
@@ -159,8 +164,10 @@ class DdiDoor:
                                 "HRESULT")
             if hr == kmd.D3DDDIERR_DEVICEREMOVED:
                 self.lost = True
-            out = _lock_async_out(args) if isinstance(args, D3DDDIARG_LOCKASYNC) else {}
-            _emit_exit(ddi, self.device_name, hr, **out)
+            out = _lock_async_out(args) if isinstance(args, D3DDDIARG_LOCKASYNC) else _NO_FIELDS
+            if eng.wants("ddi.exit"):  # _emit_exit's event, with the engine already in hand
+                eng.emit("ddi.exit", ddi=ddi, device=self.device_name, hr=hex32(hr),
+                         hr_name=hresult_name(hr), **out)
             return hr
         finally:
             self.inside -= 1

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import kmd
+from kmd.flags import int_masks
 from umd.ddi import (
     D3D_UMD_REENTRANT_VERSION,
     D3DDDI_LOCKASYNCFLAGS,
@@ -43,11 +44,17 @@ from ._resource import Resource
 
 #: application lock flags → the ``D3DDDI_LOCKFLAGS`` bit the synchronous Lock carries
 _LOCK_FLAGS = (
-    (d3d9.D3DLOCK_READONLY, D3DDDI_LOCKFLAGS.ReadOnly),
-    (d3d9.D3DLOCK_DISCARD, D3DDDI_LOCKFLAGS.Discard),
-    (d3d9.D3DLOCK_NOOVERWRITE, D3DDDI_LOCKFLAGS.NoOverwrite),
-    (d3d9.D3DLOCK_DONOTWAIT, D3DDDI_LOCKFLAGS.DoNotWait),
+    (d3d9.D3DLOCK_READONLY, int(D3DDDI_LOCKFLAGS.ReadOnly)),
+    (d3d9.D3DLOCK_DISCARD, int(D3DDDI_LOCKFLAGS.Discard)),
+    (d3d9.D3DLOCK_NOOVERWRITE, int(D3DDDI_LOCKFLAGS.NoOverwrite)),
+    (d3d9.D3DLOCK_DONOTWAIT, int(D3DDDI_LOCKFLAGS.DoNotWait)),
 )
+#: the flag words as plain ints: ``int | IntFlag`` and ``int & IntFlag`` build an enum member per
+#: operation, several per lock (the words reach the driver as ints either way)
+_LA = int_masks(D3DDDI_LOCKASYNCFLAGS)
+_LK = int_masks(D3DDDI_LOCKFLAGS)
+_UA_NOTIFY_ONLY = int(D3DDDI_UNLOCKASYNCFLAGS.NotifyOnly)
+_UL_NOTIFY_ONLY = int(D3DDDI_UNLOCKFLAGS.NotifyOnly)
 
 
 @dataclass(eq=False)
@@ -229,7 +236,7 @@ class LockPath:
         """The LockAsync arguments: Discard/NoOverwrite from the app's flags, NotifyOnly for
         runtime system memory (LA-17), RangeValid alone for a partial lock (LA-6), and
         NoExistingReferences when the runtime's queue holds no reference (LA-9)."""
-        f = D3DDDI_LOCKASYNCFLAGS
+        f = _LA
         af = 0
         if flags & d3d9.D3DLOCK_DISCARD:
             af |= f.Discard
@@ -264,12 +271,12 @@ class LockPath:
         view = LockedView(res, ptr, offset, size, read_only=False, path="async",
                           no_overwrite=self._watch(flags))
         res.locks[sub] = LockState("async", offset, size, flags, view)
-        if la.flags & D3DDDI_LOCKASYNCFLAGS.Discard:
+        if la.flags & _LA.Discard:
             res.forget_contents()
             # A NotifyOnly lock is of the runtime's own system memory (LA-17): there is no
             # driver instance to swap, and the cookie it hands back is not one Rename may carry
             # (LA-18, RN-2): renaming it would only fetch an E_INVALIDARG for a later present.
-            if not la.flags & D3DDDI_LOCKASYNCFLAGS.NotifyOnly:
+            if not la.flags & _LA.NotifyOnly:
                 res.last_cookie = la.cookie
                 await self.rename(res, sub, la.cookie)
         return view, ""
@@ -297,7 +304,7 @@ class LockPath:
                         ) -> LockedView:
         """``Lock`` through the worker after a drain of what was queued before it (NotifyOnly
         for runtime system memory, LK-10). Raises the driver's failure as a D3DError."""
-        f = D3DDDI_LOCKFLAGS
+        f = _LK
         lf = 0
         for app, ddi in _LOCK_FLAGS:
             if flags & app:
@@ -337,12 +344,12 @@ class LockPath:
         if path == "async":
             ua = D3DDDIARG_UNLOCKASYNC(
                 res.driver_handle, sub,
-                int(D3DDDI_UNLOCKASYNCFLAGS.NotifyOnly) if res.sysmem else 0,
+                _UA_NOTIFY_ONLY if res.sysmem else 0,
             )
             hr = await self.door.call("UnlockAsync", ua)
         else:
             ul = D3DDDIARG_UNLOCK(res.driver_handle, sub,
-                                  int(D3DDDI_UNLOCKFLAGS.NotifyOnly) if res.sysmem else 0)
+                                  _UL_NOTIFY_ONLY if res.sysmem else 0)
             hr = await self.mp.sync_call("Unlock", ul, (res,))
         if kmd.FAILED(hr) and st is not None and hr not in _LOCK_GONE:
             # The driver still holds the lock (e.g. E_OUTOFMEMORY): so does the app, whose view

@@ -82,7 +82,7 @@ class MPLayer:
         assert self.queue is not None
         for r in refs:
             r.queued_refs += 1
-        cmd = Command(ddi, args, tuple(r.handle for r in refs),
+        cmd = Command(ddi, args, tuple([r.handle for r in refs]),
                       reply=Event(f"{self.device_name}.reply") if reply else None,
                       app_thread=current_engine().current_thread().name)
         if await self.queue.put(cmd, front=front):

@@ -134,7 +134,9 @@ async def _release_lost(ctx: ScenarioContext) -> None:
     "the classic dynamic vertex buffer: NOOVERWRITE appends, DISCARD when the ring wraps",
     check=lambda p: None if p["vertices"] <= p["ring"] else
     f"vertices per draw ({p['vertices']}) must fit in the ring ({p['ring']})",
-    frames=Param(int, 3, "frames to render", range=(1, 10_000)),
+    # 100,000 frames: the 1M-DDI-call row of bench/memory.py --full and bench/speed.py --full
+    # runs 66,700 (~15 calls a frame); a cap below that broke both benches
+    frames=Param(int, 3, "frames to render", range=(1, 100_000)),
     draws=Param(int, 4, "draws per frame", range=(1, 10_000)),
     vertices=Param(int, 8, "vertices per draw", range=(1, 4096)),
     stride=Param(int, 16, "bytes per vertex", range=(1, 1024)),

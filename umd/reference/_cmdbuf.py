@@ -10,6 +10,9 @@ from ._config import CMD_BYTES, E_OUTOFMEMORY, HEAP_COSTS, S_OK, failed, hr_fiel
 from ._records import CommandBuffer
 from ._state import DeviceState, Key
 
+#: the flags of every submit (built once: an IntFlag ``|`` makes an enum member each time)
+_RESIZE_BOTH = D3DDDICB_RENDERFLAGS.ResizeCommandBuffer | D3DDDICB_RENDERFLAGS.ResizeAllocationList
+
 
 class CommandBufferPath(DeviceState):
     """Filling the command buffer and submitting it (a part of :class:`ReferenceDevice`)."""
@@ -34,8 +37,7 @@ class CommandBufferPath(DeviceState):
         cfg = self.config
         # Always ask for the configured sizes: the runtime may hand out other sizes (RCB-3 —
         # it is a request, and what comes back is read below whatever the outcome).
-        flags = (D3DDDICB_RENDERFLAGS.ResizeCommandBuffer
-                 | D3DDDICB_RENDERFLAGS.ResizeAllocationList)
+        flags = _RESIZE_BOTH
         render = D3DDDICB_RENDER(
             command_buffer=cb.commands,
             command_length=kmd.command_length(cb.commands),
@@ -56,11 +58,12 @@ class CommandBufferPath(DeviceState):
         superseded = cb.superseded
         await self._cmdbuf.write(new, site)
         await self._heap_give(site, superseded * HEAP_COSTS["descriptor"])
-        vt.log(
-            "umd.cmdbuf.submit", device=self.name, reason=reason, commands=n_cmds,
-            allocations=handles, fence=render.fence if not failed(hr) else None,
-            next_size=new.capacity, next_alist_size=new.alist_capacity, **hr_fields(hr),
-        )
+        if vt.tracing("umd.cmdbuf.submit"):
+            vt.log(
+                "umd.cmdbuf.submit", device=self.name, reason=reason, commands=n_cmds,
+                allocations=handles, fence=render.fence if not failed(hr) else None,
+                next_size=new.capacity, next_alist_size=new.alist_capacity, **hr_fields(hr),
+            )
         return int(await self.policy.after_render(self, cb, hr))
 
     async def _encode_draw(self, site: str, draw_id: int, key: Key, handle: int,

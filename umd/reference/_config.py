@@ -7,15 +7,18 @@ from typing import TYPE_CHECKING
 
 import kmd
 import kmd.structs
+from kmd.flags import int_masks
 
 from ..ddi import D3D_UMD_INTERFACE_VERSION_VISTA, D3DDDI_LOCKASYNCFLAGS, D3DDDI_LOCKFLAGS
 
 if TYPE_CHECKING:
     from ._policy import DriverPolicy
 
-LF = kmd.D3DDDICB_LOCKFLAGS
-LAF = D3DDDI_LOCKASYNCFLAGS
-LKF = D3DDDI_LOCKFLAGS
+#: the flag words' bits as plain ints (``LF.Discard == 0x80``): ``int & IntFlag`` builds an enum
+#: member per operation, several per DDI call; the words reach the kernel and the trace as ints
+LF = int_masks(kmd.D3DDDICB_LOCKFLAGS)
+LAF = int_masks(D3DDDI_LOCKASYNCFLAGS)
+LKF = int_masks(D3DDDI_LOCKFLAGS)
 
 S_OK = int(kmd.S_OK)
 E_OUTOFMEMORY = int(kmd.E_OUTOFMEMORY)
@@ -64,13 +67,25 @@ DDI_NAMES = (
 )
 
 
+#: code -> its ``hr_fields`` (the few codes a driver returns, over and over)
+_HR_FIELDS: dict[int, dict[str, str]] = {}
+
+
 def hr_fields(hr: int) -> dict[str, str]:
-    """The ``hr``/``hr_name`` pair every trace event carries."""
-    return {"hr": kmd.hex32(hr), "hr_name": kmd.status_name(hr)}
+    """The ``hr``/``hr_name`` pair every trace event carries. The dict may be shared: splat it
+    (``**hr_fields(hr)``), never change it."""
+    if hr.__class__ is not int:  # an HRESULT member is named as one: not cached by value
+        return {"hr": kmd.hex32(hr), "hr_name": kmd.status_name(hr)}
+    fields = _HR_FIELDS.get(hr)
+    if fields is None:
+        fields = {"hr": kmd.hex32(hr), "hr_name": kmd.status_name(hr)}
+        if len(_HR_FIELDS) < 1024:  # a driver under test may return any int: stay bounded
+            _HR_FIELDS[hr] = fields
+    return fields
 
 
 def failed(hr: int) -> bool:
-    return bool(kmd.FAILED(hr))
+    return (hr & 0xFFFFFFFF if hr.__class__ is int else int(hr) & 0xFFFFFFFF) >= 0x80000000
 
 
 @dataclass(frozen=True)

@@ -99,17 +99,28 @@ _IN_FIELDS: dict[type, dict[str, _Check]] = {
 }
 
 
+#: the same, as tuples of (field, check) pairs for the per-call loop
+_IN_FIELD_ITEMS: dict[type, tuple[tuple[str, _Check], ...]] = {
+    t: tuple(checks.items()) for t, checks in _IN_FIELDS.items()
+}
+
+
 def invalid_ddi_field(args: Any) -> str | None:
     """The name of the first in-field of a ``umd.ddi`` argument structure whose value no C
     caller could pass (``None`` where an int belongs, a float, a bool, an int wider than 64
     bits, a flag word wider than 32 bits, a pool outside ``D3DDDI_POOL``, a surface list that
     is not a list of ``D3DDDI_SURFACEINFO``…), or None when every field is well-formed.
     Structures this module does not know are not looked into (None)."""
-    checks = _IN_FIELDS.get(type(args))
+    checks = _IN_FIELD_ITEMS.get(type(args))
     if checks is None:
         return None
-    for name, ok in checks.items():
-        if not ok(getattr(args, name, None)):
+    for name, ok in checks:
+        v = getattr(args, name, None)
+        # the common case inline (a plain int in an int or flag field): a call less per field
+        if v.__class__ is int and ((ok is _is_int and _INT_MIN <= v < _INT_MAX)
+                                   or (ok is _is_flags and 0 <= v <= 0xFFFFFFFF)):
+            continue
+        if not ok(v):
             return name
     return None
 

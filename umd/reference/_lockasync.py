@@ -252,8 +252,9 @@ class LockAsyncPath(DeviceState):
                                 cookie=rec.cookie)
 
     def _log_unlock(self, event: str, key: Key, out: int, **fields: Any) -> int:
-        vt.log(event, device=self.name, resource=key[0], subresource=key[1], **fields,
-               **hr_fields(out))
+        if vt.tracing(event):
+            vt.log(event, device=self.name, resource=key[0], subresource=key[1], **fields,
+                   **hr_fields(out))
         return out
 
     @ddi_entry(D3DDDIARG_RENAME)
@@ -288,6 +289,7 @@ class LockAsyncPath(DeviceState):
             await self._cookies.write(cookies, site)
             await self._heap_give(site, HEAP_COSTS["cookie"])
             await self._switch(site, key, tr, target, "rename", c.cookie)
-        vt.log("umd.rename", device=self.name, resource=key[0], subresource=key[1],
-               cookie=args.cookie, allocation=target, **hr_fields(S_OK))
+        if vt.tracing("umd.rename"):
+            vt.log("umd.rename", device=self.name, resource=key[0], subresource=key[1],
+                   cookie=args.cookie, allocation=target, **hr_fields(S_OK))
         return S_OK

@@ -216,8 +216,9 @@ class ResourcePath(CommandBufferPath):
                 hr = await self._encode_draw(site, args.draw_id, key, handle, offset, length)
                 if failed(hr):
                     return hr
-        vt.log("umd.draw", device=self.name, draw_id=args.draw_id,
-               refs=[[n, key[0], handle] for n, key, handle, _, _ in plan])
+        if vt.tracing("umd.draw"):
+            vt.log("umd.draw", device=self.name, draw_id=args.draw_id,
+                   refs=[[n, key[0], handle] for n, key, handle, _, _ in plan])
         return S_OK
 
     @ddi_entry(None)

@@ -40,14 +40,16 @@ class _Held:
     (and is then atomic with it). Depth is kept per thread id: a variant's guard that excludes
     nothing (``no-driver-lock``) still nests correctly."""
 
-    __slots__ = ("device", "site")
+    __slots__ = ("device", "site", "tid")
 
     def __init__(self, device: DeviceState, site: str) -> None:
         self.device = device
         self.site = site
+        self.tid = -1
 
     async def __aenter__(self) -> None:
-        tid = vt.current_thread().tid
+        # the thread that enters is the one that exits (one ``async with`` on one thread)
+        self.tid = tid = vt.current_thread().tid
         held = self.device._held
         if tid in held:
             held[tid][0] += 1
@@ -57,7 +59,7 @@ class _Held:
         held[tid] = [1, cm]
 
     async def __aexit__(self, *exc: object) -> None:
-        tid = vt.current_thread().tid
+        tid = self.tid
         entry = self.device._held[tid]
         entry[0] -= 1
         if entry[0] == 0:
@@ -174,8 +176,9 @@ class DeviceState:
             await self._cmdbuf.write(cb, site)
         else:
             await self._heap_give(site, HEAP_COSTS["descriptor"])
-        vt.log("umd.track.switch", device=self.name, resource=key[0], subresource=key[1],
-               old=tr.current, new=new, reason=reason, cookie=cookie)
+        if vt.tracing("umd.track.switch"):
+            vt.log("umd.track.switch", device=self.name, resource=key[0], subresource=key[1],
+                   old=tr.current, new=new, reason=reason, cookie=cookie)
         return out
 
     async def _drop_cookies(self, site: str, key: Key, before_seq: int | None,
