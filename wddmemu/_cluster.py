@@ -574,9 +574,12 @@ def explore_split(base: RunSpec, opts: ExploreOptions, *,
     failure files). ``on_found`` gets each final (minimised) failure as it is decided."""
     if opts.strategy not in ("dfs", "dpor"):
         raise ValueError("explore_split splits dfs and dpor; explore runs the others")
-    with futures.ProcessPoolExecutor(max_workers=opts.jobs) as pool:
+    pool = futures.ProcessPoolExecutor(max_workers=opts.jobs)
+    try:
         return explore_on_cluster(PoolClient(pool, opts.jobs), base, opts, progress=progress,
                                   on_failure=on_found)
+    finally:  # Ctrl-C or an error: drop the queued tasks rather than wait for them
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 #: :func:`connect` under its public name (``wddmemu.connect_cluster``)
