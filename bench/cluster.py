@@ -9,6 +9,9 @@ load from other processes hits them all alike) and medians:
 * the same for ``dfs`` (preemption bound 1), whose search tree is split into subtrees and merged
   back into the one-process search, with the share of speculative schedules (run by a worker,
   not part of the one-process search);
+* the same for ``dpor`` (preemption bound 1): the client keeps the one-process search and the
+  workers run subtrees it is predicted to need, with the speculation's hit rate (subtree results
+  the merge used ÷ results computed) and the share of executions run but not merged;
 * the same ratio for a pure-Python CPU burn run in 1 process vs 2 processes: the real 2-process
   ceiling of this sandbox, which a cluster of 2 local workers cannot beat;
 * the cost of one Dask task (a no-op, submitted and awaited the way ``drive`` does: a window of
@@ -73,6 +76,7 @@ def main() -> None:
     n, reps, work = (40, 3, 3_000_000) if args.quick else (120, 5, 6_000_000)
     opts = ExploreOptions(schedules=n, strategy="pct", stop_on_first=False, minimise=False)
     dfs = replace(opts, strategy="dfs", preemption_bound=1, chunk=5)
+    dpor = replace(dfs, strategy="dpor")
     spec_dfs = DFS_SPEC
 
     t0 = time.perf_counter()
@@ -81,9 +85,12 @@ def main() -> None:
         list(pool.map(burn, [1000, 1000]))  # warm the pool's processes
         explore_on_cluster(client, SPEC, replace(opts, schedules=4, chunk=2))  # warm workers
         explore_on_cluster(client, DFS_SPEC, replace(dfs, schedules=4, chunk=2))
+        explore_on_cluster(client, DFS_SPEC, replace(dpor, schedules=4, chunk=2))
         rows: dict[str, list[float]] = {k: [] for k in ("jobs1", "dask", "dfs1", "dfsdask",
-                                                         "burn1", "burn2")}
+                                                         "dpor1", "dpordask", "burn1", "burn2")}
         spec_runs: list[float] = []
+        dpor_waste: list[float] = []
+        dpor_hits: list[float] = []
         for _ in range(reps):
             rows["jobs1"].append(n / wall(lambda: explore(SPEC, opts)))
             rows["dask"].append(n / wall(lambda: explore_on_cluster(client, SPEC, opts)))
@@ -92,6 +99,13 @@ def main() -> None:
             split = plan(spec_dfs, dfs)
             rows["dfsdask"].append(one.runs / wall(lambda s=split: drive(client, [s])))
             spec_runs.append((split.ran - split.runs) / split.ran)
+            one = explore(spec_dfs, dpor)
+            rows["dpor1"].append(one.runs / wall(lambda: explore(spec_dfs, dpor)))
+            split = plan(spec_dfs, dpor)
+            rows["dpordask"].append(one.runs / wall(lambda s=split: drive(client, [s])))
+            assert split.result().claim == one.claim  # the same search, merged
+            dpor_waste.append((split.ran - split.runs) / split.ran)
+            dpor_hits.append(split.merged.used / split.merged.filed)
             rows["burn1"].append(2 / wall(lambda: [burn(work), burn(work)]))
             rows["burn2"].append(2 / wall(lambda: list(pool.map(burn, [work, work]))))
         med = {k: statistics.median(v) for k, v in rows.items()}
@@ -114,6 +128,13 @@ def main() -> None:
     print(f"  --cluster local:2  {med['dfsdask']:7.1f} schedules/s   "
           f"ratio {med['dfsdask'] / med['dfs1']:.2f}x   speculative "
           f"{statistics.median(spec_runs):.0%} of the schedules run")
+    print(f"{dpor.schedules} dpor executions (bound 1, chunk {dpor.chunk}) of "
+          f"{spec_dfs.scenario}/{spec_dfs.driver}:")
+    print(f"  --jobs 1           {med['dpor1']:7.1f} schedules/s")
+    print(f"  --cluster local:2  {med['dpordask']:7.1f} schedules/s   "
+          f"ratio {med['dpordask'] / med['dpor1']:.2f}x   subtree results used "
+          f"{statistics.median(dpor_hits):.0%} of those computed, executions not merged "
+          f"{statistics.median(dpor_waste):.0%}")
     print(f"  pure-Python burn   1 process {med['burn1']:.2f}/s, 2 processes "
           f"{med['burn2']:.2f}/s   ratio {med['burn2'] / med['burn1']:.2f}x (the ceiling)")
     print(f"one Dask task (no-op, windowed): {per_task * 1e3:.2f} ms; one schedule: "

@@ -46,6 +46,7 @@ from ._errors import Divergence, EngineUsageError, WouldBlock
 from ._host import run_many
 from ._pos import POS
 from ._results import EngineStatistics, Failure, RunResult, Violation
+from ._split_dpor import DporSubtree, DporSubtreeRun, SplitDpor, explore_dpor_subtree
 from ._strategies import (
     PCT,
     STRATEGIES,
@@ -88,6 +89,8 @@ __all__ = [
     "DfsStrategy",
     "Divergence",
     "DporStrategy",
+    "DporSubtree",
+    "DporSubtreeRun",
     "Engine",
     "EngineStatistics",
     "EngineUsageError",
@@ -105,6 +108,7 @@ __all__ = [
     "RunResult",
     "SharedCell",
     "SplitDfs",
+    "SplitDpor",
     "Strategy",
     "Subtree",
     "SubtreeRun",
@@ -118,6 +122,7 @@ __all__ = [
     "explore_dfs",
     "explore_dfs_with",
     "explore_dpor",
+    "explore_dpor_subtree",
     "explore_dpor_with",
     "explore_subtree",
     "log",

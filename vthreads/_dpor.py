@@ -178,14 +178,23 @@ class _DporSearch:
             node.backtrack[q] = None
             return
         self.pruned = True
-        for n in reversed(self.stack[:k]):  # conservative bounded POR
+        for i in range(k - 1, -1, -1):  # conservative bounded POR
+            n = self.stack[i]
             if q in n.enabled and n.cost(q) == n.preempts <= self.bound:
                 if q not in n.sleep:
-                    n.backtrack.setdefault(q, None)
+                    self._add(i, q)
                 return
 
-    def advance(self) -> bool:
-        while self.stack:
+    def _add(self, k: int, q: int) -> None:
+        # the one write to a backtrack set outside _backtrack's own node (the split search
+        # logs it when node k belongs to another process: vthreads._split_dpor)
+        self.stack[k].backtrack.setdefault(q, None)
+
+    def advance(self, floor: int = 0) -> bool:
+        """Choose the next alternative at the deepest choice point that has one, popping the
+        exhausted ones; False when the stack is down to ``floor`` nodes (0: the search is
+        exhausted; a split subtree passes its root's depth + 1)."""
+        while len(self.stack) > floor:
             n = self.stack[-1]
             opts = [q for q in n.backtrack if q not in n.done and q not in n.sleep]
             if self.bound is not None:

@@ -437,7 +437,26 @@ def explore_subtree(run_one: RunOne, subtrees: Sequence[Subtree], *,
     return SubtreeRun(tuple(executed), (search.next_subtree(), *search.untried()))
 
 
-class SplitDfs:
+class MergedSearch:
+    """What the split searches share: :attr:`run` is the one-process :class:`SearchRun`,
+    walked over executions that ran elsewhere."""
+
+    run: SearchRun
+
+    @property
+    def finished(self) -> bool:
+        return self.run.finished
+
+    @property
+    def executions(self) -> int:
+        """Executions of the one-process search merged so far."""
+        return self.run.executions
+
+    def result(self) -> SystematicResult:
+        return self.run.result()
+
+
+class SplitDfs(MergedSearch):
     """The one-process dfs search, merged from :class:`SubtreeRun` results that ran anywhere.
 
     :meth:`add` files a subtree's executions; :meth:`merge` then walks the one-process search
@@ -451,15 +470,6 @@ class SplitDfs:
         self.run = SearchRun(_DfsSearch(preemption_bound), max_executions=max_executions,
                              stop_on_failure=stop_on_failure, preemption_bound=preemption_bound)
         self._filed: dict[tuple[int, ...], Executed] = {}
-
-    @property
-    def finished(self) -> bool:
-        return self.run.finished
-
-    @property
-    def executions(self) -> int:
-        """Executions of the one-process search merged so far."""
-        return self.run.executions
 
     @property
     def needed(self) -> tuple[int, ...] | None:
@@ -485,9 +495,6 @@ class SplitDfs:
             if ex.outcome.failed:
                 met.append((self.run.executions, ex.outcome.result))
         return met
-
-    def result(self) -> SystematicResult:
-        return self.run.result()
 
 
 SYSTEMATIC.register("dfs", explore_dfs_with,

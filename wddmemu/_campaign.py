@@ -29,7 +29,6 @@ from ._cluster import (
     drive,
     explore_on_cluster,
     plan,
-    refuse_unsplittable,
 )
 from ._explore import (
     DEFAULT_SAVE_DIR,
@@ -229,7 +228,7 @@ def run_campaign(camp: Campaign, how: CampaignRun | None = None,
 
 def _run_on_cluster(camp: Campaign, how: CampaignRun) -> list[CellReport]:
     # every cell is a Search on the one client, so two workers are busy even when each cell is
-    # a single chunk; dpor cells are refused by plan before anything runs
+    # a single chunk
     assert how.cluster is not None
     cells = camp.cells()
     searches = [plan(spec, camp.options(strat), f"{spec.scenario}/{spec.driver}")
@@ -361,7 +360,6 @@ class ReportingExplore:
         t0 = self.clock()
         if self.cluster:
             check_spec(base)
-            refuse_unsplittable(opts.strategy)
             with connect(self.cluster, ship=self.ship) as client:
                 res = explore_on_cluster(client, base, replace(opts, jobs=1),
                                          progress=kw.get("progress"),

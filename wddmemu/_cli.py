@@ -328,6 +328,10 @@ def explore_cmd(scenario: str, params: tuple[str, ...], driver: str,
 
         reports = reporting_explore(cluster, jobs, save_dir, driver, _loading.loaded_modules())
         run_explore = reports
+    elif jobs > 1 and strategy in ("dfs", "dpor"):  # split into subtrees over --jobs processes
+        from ._cluster import explore_split
+
+        run_explore = explore_split
 
     base = _spec(scenario, params, driver, driver_opts, ddi_version, bugs, backend, depth,
                  pct_steps, step_budget, "fifo", 0, inject)

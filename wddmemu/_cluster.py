@@ -27,9 +27,24 @@ schedules there with the *same answers* as ``--jobs 1``:
   the failure file) are exactly those of ``--jobs 1``. Subtrees the one-process search would
   not have reached (past a stop-on-first failure or ``--schedules``) are wasted work, never
   part of the answer; they are cancelled once the merge is finished.
-* ``dpor`` is refused: its backtrack and sleep sets flow between subtrees (a race found in one
-  subtree adds a branch at a shared ancestor, a finished sibling puts threads to sleep in the
-  next), so a partition would run other executions than one process does.
+* ``dpor`` is split by root states (:class:`DporSplit`). Its tree is not fixed (a race found
+  in one subtree adds a branch at an ancestor; a finished sibling puts threads to sleep in the
+  next), but the executions below one choice are fixed by the stack above it — every node's
+  position, enabled tids, preemptions, sleep set and choice, and the last node's done set — and
+  they only *write* to the ancestors' backtrack sets, never read them. So the client keeps the
+  one sequential search (``vthreads.SplitDpor``); a task runs up to ``opts.chunk`` executions
+  of one subtree given by its root state (``vthreads.explore_dpor_subtree``) and hands back its
+  executions, the writes it would have made to the root's nodes (in order) and, when the budget
+  ran out, the stack below the root. The client replays a result only when its root state is
+  the one the search has reached, so the executions count, classes, claim and failing execution
+  (hence the failure file) are exactly ``--jobs 1``'s. Workers are kept busy with speculation:
+  the subtree the merge waits for first, then continuations, then the untried alternatives of
+  the client's stack (deepest first) with the done set they are predicted to have. A result
+  for a root state the search never reaches (a new race put another sibling first, or the
+  search ended first) is wasted work; at most one task per worker slot is in flight so the
+  needed subtree never queues behind speculation.
+* ``--jobs N`` for dfs and dpor runs the same splits on a local process pool
+  (:func:`explore_split`, :class:`PoolClient`), without the cluster extra.
 
 Workers must import the user's driver and scenario modules: install user packages on every
 worker; single-file modules named in ``ship`` are sent with ``client.upload_file``
@@ -42,13 +57,25 @@ import heapq
 import importlib.util
 import logging
 from collections.abc import Callable, Iterator, Sequence
+from concurrent import futures
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from vthreads import RunResult, SplitDfs, Subtree, SubtreeRun, explore_subtree
+from vthreads import (
+    DporSubtree,
+    DporSubtreeRun,
+    RunResult,
+    SplitDfs,
+    SplitDpor,
+    Subtree,
+    SubtreeRun,
+    explore_dpor_subtree,
+    explore_subtree,
+)
 from vthreads import Strategy as _Strategy
 
+from . import _loading
 from ._explore import (
     ExploreOptions,
     ExploreResult,
@@ -155,20 +182,14 @@ def ship_modules(client: Any, modules: Sequence[str]) -> list[str]:
     return sent
 
 
-def refuse_unsplittable(strategy: str) -> None:
-    """dpor cannot be split with the one-process answer kept (see above)."""
-    if strategy == "dpor":
-        raise ClusterError("--cluster cannot split dpor: run dpor with --jobs 1, or use dfs, "
-                           "random or pct on the cluster")
-
-
-def plan(base: RunSpec, opts: ExploreOptions, label: str = "") -> Search | DfsSplit:
+def plan(base: RunSpec, opts: ExploreOptions, label: str = "") -> Search | DfsSplit | DporSplit:
     """The cluster search for ``opts.strategy``: seed chunks for random and pct, subtrees for
-    dfs; dpor is refused."""
-    if opts.strategy == "dfs":  # one set of faults for the whole search, as in one process
-        check_spec(base)
+    dfs and dpor."""
+    if opts.strategy in ("dfs", "dpor"):  # one set of faults for the whole search, as in one
+        check_spec(base)                  # process
         opts = measure_faults(base, opts)
-        return DfsSplit(_with_faults(base, opts, opts.seed), opts, label)
+        split = DfsSplit if opts.strategy == "dfs" else DporSplit
+        return split(_with_faults(base, opts, opts.seed), opts, label)
     return Search.of(base, opts, label)
 
 
@@ -206,7 +227,6 @@ class Search:
     @classmethod
     def of(cls, base: RunSpec, opts: ExploreOptions, label: str = "") -> Search:
         check_spec(base)
-        refuse_unsplittable(opts.strategy)
         k = probe_steps(base) if opts.strategy in ("pct", "portfolio") else base.pct_steps
         return cls(base, measure_faults(base, opts), k, label)
 
@@ -256,23 +276,93 @@ class Search:
                              self.k)
 
 
-# ---- dfs: subtrees, merged into the one-process search ----------------------------------------
+# ---- dfs and dpor: subtrees, merged into the one-process search -------------------------------
 
 
-def _run_subtree(payload: tuple[dict[str, Any], tuple[Subtree, ...], int, int]) -> SubtreeRun:
-    """Worker entry: up to ``budget`` schedules of some dfs subtrees of the scenario."""
-    spec_dict, subtrees, bound, budget = payload
+def _scenario_runner(spec_dict: dict[str, Any]) -> Callable[[_Strategy], RunResult]:
     base = spec_from_dict(spec_dict)
 
     def run_one(strategy: _Strategy) -> RunResult:
         return run_scenario(base, strategy=strategy, stop_on_violation=True).run
 
-    return explore_subtree(run_one, subtrees, preemption_bound=bound, budget=budget,
-                           failing=lambda r: _search_finding(r) is not None)
+    return run_one
+
+
+def _failing(r: RunResult) -> bool:
+    return _search_finding(r) is not None
+
+
+def _run_subtree(payload: tuple[dict[str, Any], tuple[Subtree, ...], int, int]) -> SubtreeRun:
+    """Worker entry: up to ``budget`` schedules of some dfs subtrees of the scenario."""
+    spec_dict, subtrees, bound, budget = payload
+    return explore_subtree(_scenario_runner(spec_dict), subtrees, preemption_bound=bound,
+                           budget=budget, failing=_failing)
+
+
+def _run_dpor_subtree(payload: tuple[dict[str, Any], DporSubtree, int, int, bool]
+                      ) -> DporSubtreeRun:
+    """Worker entry: up to ``budget`` executions of one dpor subtree of the scenario."""
+    spec_dict, subtree, bound, budget, stop = payload
+    return explore_dpor_subtree(_scenario_runner(spec_dict), subtree, preemption_bound=bound,
+                                budget=budget, stop_on_failure=stop, failing=_failing)
 
 
 @dataclass
-class DfsSplit:
+class _Split:
+    """What the dfs and dpor splits share: the merge is the one-process search, so a failure
+    it meets is final at once, and the answer is the merged search's."""
+
+    base: RunSpec
+    opts: ExploreOptions
+    label: str = ""
+    runs: int = 0
+    #: executions the workers ran, merged or not (``ran - runs`` is speculative work)
+    ran: int = 0
+    raw: dict[int, Found] = field(default_factory=dict)
+    final: dict[int, Found] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self._serial = 0
+        self._done: set[int] = set()
+        self._undecided: list[Found] = []
+
+    def _limits(self) -> dict[str, Any]:
+        return {"max_executions": self.opts.schedules,
+                "preemption_bound": self.opts.preemption_bound,
+                "stop_on_failure": self.opts.stop_on_first}
+
+    def wanted(self, cno: int) -> bool:
+        return not self.merged.finished
+
+    def _first_time(self, cno: int) -> bool:
+        # a resubmitted duplicate brings the same pure result, already filed
+        if cno in self._done:
+            return False
+        self._done.add(cno)
+        return True
+
+    def _file(self, met: Sequence[tuple[int, RunResult]]) -> None:
+        for execution, r in met:
+            fd = systematic_found(self.base, self.opts, execution - 1, r)
+            self.raw[fd.index] = fd
+            self._undecided.append(fd)
+        self.runs = self.merged.executions
+
+    def decided(self) -> list[Found]:
+        """The merge is the one-process search, so a failure it meets is final at once."""
+        new, self._undecided = self._undecided, []
+        return new
+
+    def result(self) -> ExploreResult:
+        if not self.merged.finished:
+            raise RuntimeError(f"the {self.opts.strategy} subtrees did not cover the search")
+        res = self.merged.result()
+        return ExploreResult(res.executions, tuple(self.final[i] for i in sorted(self.final)),
+                             self.base.pct_steps, res.exhausted, res.claim())
+
+
+@dataclass
+class DfsSplit(_Split):
     """One dfs exploration as subtree tasks (see the module docstring), with the interface of
     :class:`Search` that :func:`drive` uses. A task gets up to ``opts.chunk`` untried subtrees
     and a budget of ``opts.chunk`` schedules. They are handed out in about the order the
@@ -280,27 +370,12 @@ class DfsSplit:
     for, then fewest preemptions first and, within a level, in the order they came back
     (the one-process search's level-by-level order)."""
 
-    base: RunSpec
-    opts: ExploreOptions
-    label: str = ""
-    runs: int = 0
-    #: schedules the workers ran, merged or not (``ran - runs`` is speculative work)
-    ran: int = 0
-    raw: dict[int, Found] = field(default_factory=dict)
-    final: dict[int, Found] = field(default_factory=dict)
     task = staticmethod(_run_subtree)
 
     def __post_init__(self) -> None:
-        self.merged = SplitDfs(max_executions=self.opts.schedules,
-                               preemption_bound=self.opts.preemption_bound,
-                               stop_on_failure=self.opts.stop_on_first)
+        super().__post_init__()
+        self.merged = SplitDfs(**self._limits())
         self._todo: list[tuple[int, int, Subtree]] = [(0, 0, Subtree((), 0))]
-        self._serial = 0
-        self._done: set[int] = set()
-        self._undecided: list[Found] = []
-
-    def wanted(self, cno: int) -> bool:
-        return not self.merged.finished
 
     def pending(self) -> bool:
         return bool(self._todo) and not self.merged.finished
@@ -324,31 +399,60 @@ class DfsSplit:
                               self.opts.chunk)
 
     def accept(self, cno: int, part: SubtreeRun) -> None:
-        if cno in self._done:  # a resubmitted duplicate: same pure result, already filed
+        if not self._first_time(cno):
             return
-        self._done.add(cno)
         self.ran += len(part.executed)
         for sub in part.untried:
             self._serial += 1
             heapq.heappush(self._todo, (sub.cost, self._serial, sub))
         self.merged.add(part)
-        for execution, r in self.merged.merge():
-            fd = systematic_found(self.base, self.opts, execution - 1, r)
-            self.raw[fd.index] = fd
-            self._undecided.append(fd)
-        self.runs = self.merged.executions
+        self._file(self.merged.merge())
 
-    def decided(self) -> list[Found]:
-        """The merge is the one-process search, so a failure it meets is final at once."""
-        new, self._undecided = self._undecided, []
-        return new
 
-    def result(self) -> ExploreResult:
-        if not self.merged.finished:
-            raise RuntimeError("the dfs subtrees did not cover the search")
-        res = self.merged.result()
-        return ExploreResult(res.executions, tuple(self.final[i] for i in sorted(self.final)),
-                             self.base.pct_steps, res.exhausted, res.claim())
+@dataclass
+class DporSplit(_Split):
+    """One dpor exploration as subtree tasks (see the module docstring): each task runs up to
+    ``opts.chunk`` executions of one subtree, given by its root state. The client keeps the
+    one-process search (``vthreads.SplitDpor``) and asks for what it will need, in that
+    order: the subtree the merge waits for, the continuations of partial results, then the
+    untried alternatives of its stack with the root state they are predicted to have. At most
+    one task per worker slot is in flight, so the subtree the merge waits for never queues
+    behind speculation. A speculation the search does not take is wasted work, never part of
+    the answer."""
+
+    task = staticmethod(_run_dpor_subtree)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.merged = SplitDpor(**self._limits())
+        self._flying: dict[int, DporSubtree] = {}
+        #: tasks in flight at most (drive sets it to the worker slots): a speculative task
+        #: queued on a worker would hold up the subtree the merge waits for
+        self.slots = 2
+
+    def _next(self) -> DporSubtree | None:
+        flying = set(self._flying.values())
+        return next((k for k in self.merged.upcoming() if k not in flying), None)
+
+    def pending(self) -> bool:
+        return (not self.merged.finished and len(self._flying) < self.slots
+                and self._next() is not None)
+
+    def take(self) -> tuple[int, tuple[dict[str, Any], DporSubtree, int, int, bool]]:
+        key = self._next()
+        assert key is not None
+        self._serial += 1
+        self._flying[self._serial] = key
+        return self._serial, (self.base.to_dict(), key, self.opts.preemption_bound,
+                              self.opts.chunk, self.opts.stop_on_first)
+
+    def accept(self, cno: int, part: DporSubtreeRun) -> None:
+        if not self._first_time(cno):
+            return
+        self._flying.pop(cno, None)
+        self.ran += len(part.executed)
+        self.merged.add(part)
+        self._file(self.merged.merge())
 
 
 # ---- driving searches on a client ------------------------------------------------------------
@@ -370,7 +474,7 @@ def _outcome(fut: Any, what: str) -> Any:
         raise
 
 
-def drive(client: Any, searches: Sequence[Search | DfsSplit], *,
+def drive(client: Any, searches: Sequence[Search | _Split], *,
           progress: Callable[[Any], None] | None = None,
           on_failure: Callable[[Any, Found], None] | None = None,
           window: int | None = None) -> None:
@@ -378,9 +482,12 @@ def drive(client: Any, searches: Sequence[Search | DfsSplit], *,
     flight (in search order, then index order), file results as they arrive, cancel chunks a
     stop-on-first winner makes useless, minimise decided failures as tasks, and hand each final
     failure to ``on_failure`` on the client."""
-    dist = _distributed()
+    wait = client.wait if isinstance(client, PoolClient) else _distributed().wait
     window = window or 2 * _worker_slots(client)
-    inflight: dict[Any, tuple[str, Search | DfsSplit, int]] = {}
+    for s in searches:
+        if isinstance(s, DporSplit):
+            s.slots = _worker_slots(client)
+    inflight: dict[Any, tuple[str, Search | _Split, int]] = {}
 
     def fill() -> None:
         chunks = sum(1 for kind, _, _ in inflight.values() if kind == "chunk")
@@ -391,9 +498,9 @@ def drive(client: Any, searches: Sequence[Search | DfsSplit], *,
                                           pure=False)] = ("chunk", s, cno)
                 chunks += 1
 
-    def settle(s: Search | DfsSplit) -> None:
+    def settle(s: Search | _Split) -> None:
         for fd in s.decided():
-            if s.opts.minimise:
+            if s.opts.minimise and fd.finding.rule != "hang":  # kept as found, as explore does
                 fut = client.submit(timed_task, current_timeout(), minimise, fd,
                                      s.opts.max_replays, pure=False)
                 inflight[fut] = ("minimise", s, fd.index)
@@ -404,14 +511,14 @@ def drive(client: Any, searches: Sequence[Search | DfsSplit], *,
                 fut.cancel()
                 del inflight[fut]
 
-    def finish(s: Search | DfsSplit, fd: Found) -> None:
+    def finish(s: Search | _Split, fd: Found) -> None:
         s.final[fd.index] = fd
         if on_failure:
             on_failure(s, fd)
 
     fill()
     while inflight:
-        done = dist.wait(list(inflight), return_when="FIRST_COMPLETED").done
+        done = wait(list(inflight), return_when="FIRST_COMPLETED").done
         for fut in sorted(done & inflight.keys(), key=lambda f: inflight[f][2]):
             if fut not in inflight:  # cancelled by a winner settled earlier in this batch
                 continue
@@ -431,13 +538,57 @@ def explore_on_cluster(client: Any, base: RunSpec, opts: ExploreOptions, *,
                        on_failure: Callable[[Found], None] | None = None) -> ExploreResult:
     """:func:`explore` on a Dask client: the same :class:`ExploreResult` as ``jobs=1`` (see the
     module docstring). ``progress(runs, failures)`` counts schedules finished on any worker;
-    ``on_failure`` gets each final (minimised) failure on the client as it is decided. Raises
-    :class:`ClusterError` for ``dpor``."""
+    ``on_failure`` gets each final (minimised) failure on the client as it is decided."""
     search = plan(base, opts)
     drive(client, [search],
           progress=(lambda s: progress(s.runs, len(s.raw))) if progress else None,
           on_failure=(lambda s, fd: on_failure(fd)) if on_failure else None)
     return search.result()
+
+
+# ---- dfs and dpor on local worker processes (--jobs N) ---------------------------------------
+
+
+def _loaded_then(modules: tuple[str, ...], fn: Callable[..., Any], *args: Any) -> Any:
+    # a worker that was not forked has none of the parent's --load modules
+    for m in modules:
+        _loading.load_module(m)
+    return fn(*args)
+
+
+class PoolClient:
+    """What :func:`drive` needs of a Dask client, over a local ``ProcessPoolExecutor``: the
+    dfs and dpor splits run on ``--jobs N`` processes without the cluster extra. Each task
+    first loads the parent's ``--load`` modules."""
+
+    wait = staticmethod(futures.wait)
+
+    def __init__(self, pool: futures.ProcessPoolExecutor, jobs: int) -> None:
+        self.pool, self.jobs = pool, jobs
+        self.modules = _loading.loaded_modules()
+
+    def submit(self, fn: Callable[..., Any], *args: Any, pure: bool = False
+               ) -> futures.Future[Any]:
+        return self.pool.submit(_loaded_then, self.modules, fn, *args)
+
+    def nthreads(self) -> dict[int, int]:
+        return dict.fromkeys(range(self.jobs), 1)
+
+
+def explore_split(base: RunSpec, opts: ExploreOptions, *,
+                  progress: Callable[[int, int], None] | None = None,
+                  on_found: Callable[[Found], None] | None = None) -> ExploreResult:
+    """``dfs`` or ``dpor`` with ``opts.jobs`` worker processes on this machine: the same split
+    as on a cluster, so the same :class:`ExploreResult` as ``jobs=1`` (runs, claim, failures,
+    failure files). ``on_found`` gets each final (minimised) failure as it is decided."""
+    if opts.strategy not in ("dfs", "dpor"):
+        raise ValueError("explore_split splits dfs and dpor; explore runs the others")
+    pool = futures.ProcessPoolExecutor(max_workers=opts.jobs)
+    try:
+        return explore_on_cluster(PoolClient(pool, opts.jobs), base, opts, progress=progress,
+                                  on_failure=on_found)
+    finally:  # Ctrl-C or an error: drop the queued tasks rather than wait for them
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 #: :func:`connect` under its public name (``wddmemu.connect_cluster``)

@@ -63,8 +63,7 @@ def test_an_unreachable_scheduler_is_one_line_exit_2(monkeypatch, capsys) -> Non
                           f"tcp://127.0.0.1:{port} within 1 s") and err.count("\n") == 1
 
 
-@pytest.mark.parametrize("extra, msg", [(["--strategy", "dpor"], "cannot split dpor"),
-                                        (["--jobs", "2"], "not both"),
+@pytest.mark.parametrize("extra, msg", [(["--jobs", "2"], "not both"),
                                         (["--cluster", "local:0"], "1 to 256")])
 def test_refusals_come_before_any_cluster_starts(extra, msg, capsys) -> None:
     argv = ["explore", "lock-flags", "--schedules", "2", "--cluster", "local:2", *extra]
@@ -108,7 +107,15 @@ def test_keep_going_and_stop_on_first_equal_one_job(client, strategy: str) -> No
 
 
 @pytest.mark.slow
-def test_a_killed_worker_loses_no_schedule(client) -> None:
+@pytest.mark.parametrize("spec, opts", [
+    (OFTEN, ExploreOptions(schedules=60, strategy="pct", chunk=4, stop_on_first=False,
+                           minimise=False)),
+    # dpor: results are keyed by subtree, so a resubmitted one is filed once
+    (RunSpec("reentrant-lockasync", ddi_version=0xB),
+     ExploreOptions(schedules=40, strategy="dpor", preemption_bound=1, chunk=3,
+                    stop_on_first=False, minimise=False)),
+], ids=["pct", "dpor"])
+def test_a_killed_worker_loses_no_schedule(client, spec, opts) -> None:
     client.wait_for_workers(2)
     pids = client.run(os.getpid)
     killed: list[int] = []
@@ -120,12 +127,12 @@ def test_a_killed_worker_loses_no_schedule(client) -> None:
             killed.append(pids[busy[0]])
             os.kill(pids[busy[0]], signal.SIGKILL)
 
-    opts = ExploreOptions(schedules=60, strategy="pct", chunk=4, stop_on_first=False,
-                          minimise=False)
-    got = explore_on_cluster(client, OFTEN, opts, progress=progress)
-    one = explore(OFTEN, opts)
+    got = explore_on_cluster(client, spec, opts, progress=progress)
+    one = explore(spec, opts)
     assert killed, "no worker was busy when a chunk finished"
-    assert got.runs == one.runs == 60 and _key(got) == _key(one)
+    assert (got.runs, got.exhausted, got.claim, _key(got)) == \
+           (one.runs, one.exhausted, one.claim, _key(one))
+    assert one.runs == opts.schedules
     client.wait_for_workers(2)
     assert killed[0] not in client.run(os.getpid).values()  # the nanny started a new one
 
@@ -182,19 +189,45 @@ def test_dfs_split_into_subtrees_equals_one_process(client, bugs) -> None:
            (one.runs, one.exhausted, one.claim, _key(one)) == (25, False, one.claim, _key(one))
 
 
+ICD_BUG = ["gl-icd-lock-entire", "--bug", "donotwait-waits", "--preemption-bound", "1"]
+DEADLOCK_ARGS = ["reentrant-lockasync", "--driver", "lock-order-deadlock", "--ddi-version",
+                 "0xB", "--preemption-bound", "1"]
+
+
 @pytest.mark.slow
-def test_cli_dfs_on_the_cluster_saves_the_same_bytes_as_one_job(tmp_path: Path, capsys) -> None:
-    common = ["explore", "gl-icd-lock-entire", "--bug", "donotwait-waits", "--strategy", "dfs",
-              "--preemption-bound", "1", "--schedules", "200"]
+@pytest.mark.parametrize("args, split, claim", [
+    ([*ICD_BUG, "--strategy", "dfs"], ["--cluster", "local:2"], "execution 1 of 1"),
+    ([*ICD_BUG, "--strategy", "dfs"], ["--jobs", "2"], "execution 1 of 1"),
+    ([*ICD_BUG, "--strategy", "dpor"], ["--jobs", "2"], "execution 1 of 1"),
+    # the failure is deep in the dpor search: many subtrees merged to reach it
+    ([*DEADLOCK_ARGS, "--strategy", "dpor"], ["--cluster", "local:2"], "execution 98 of 98"),
+])
+def test_cli_split_search_saves_the_same_bytes_as_one_job(args, split, claim, tmp_path: Path,
+                                                          capsys) -> None:
+    common = ["explore", *args, "--schedules", "200"]
     assert _cli.main([*common, "--save-dir", str(tmp_path / "one")]) == 1
-    out_one = capsys.readouterr().out
-    assert _cli.main([*common, "--save-dir", str(tmp_path / "dask"), "--cluster", "local:2"]) == 1
-    out_dask = capsys.readouterr().out
+    out_one = capsys.readouterr().out.replace("\n", " ")
+    assert _cli.main([*common, "--save-dir", str(tmp_path / "split"), *split]) == 1
+    out_split = capsys.readouterr().out.replace("\n", " ")
     (one,) = (tmp_path / "one").iterdir()
-    (dask,) = (tmp_path / "dask").iterdir()
-    assert one.name == dask.name and one.read_bytes() == dask.read_bytes()
-    claim = "stopped at the first failure, execution 1 of 1"
-    assert claim in out_one.replace("\n", " ") and claim in out_dask.replace("\n", " ")
+    (two,) = (tmp_path / "split").iterdir()
+    assert one.name == two.name and one.read_bytes() == two.read_bytes()
+    claim = f"stopped at the first failure, {claim}"
+    assert claim in out_one and claim in out_split
+
+
+@pytest.mark.slow
+def test_cli_dpor_exhausts_on_the_cluster_with_the_one_job_claim(tmp_path: Path,
+                                                                 capsys) -> None:
+    common = ["explore", "gl-icd-lock-entire", "--strategy", "dpor", "--save-dir", str(tmp_path)]
+    assert _cli.main(common) == 0
+    out_one = capsys.readouterr().out.replace("\n", " ")
+    assert _cli.main([*common, "--cluster", "local:2"]) == 0
+    out_dask = capsys.readouterr().out.replace("\n", " ")
+    claim = "exhausted: every interleaving of 4 equivalence classes explored"
+    assert claim in out_one and claim in out_dask
+    assert out_one[out_one.index(claim):].split(")")[0] == \
+        out_dask[out_dask.index(claim):].split(")")[0]
 
 
 @pytest.mark.slow

@@ -3,16 +3,18 @@ order, and the answer is decided by schedule index (issue 15), so it equals ``--
 
 from __future__ import annotations
 
+import random
 from dataclasses import replace
 
 import pytest
 
-from wddmemu._cluster import ClusterError, Search, parse_address, plan
-from wddmemu._explore import ExploreOptions, _run_chunk, explore
+from wddmemu._cluster import ClusterError, DporSplit, Search, explore_split, parse_address, plan
+from wddmemu._explore import ExploreOptions, ExploreResult, _run_chunk, explore
 from wddmemu._runner import RunSpec
 
 BASE = RunSpec("dynamic-vb-ring", driver="noexistingref-with-queued-refs")
 OPTS = ExploreOptions(schedules=24, strategy="pct", chunk=4, minimise=False)
+DEADLOCK = RunSpec("reentrant-lockasync", driver="lock-order-deadlock", ddi_version=0xB)
 
 
 def _run_all(search: Search, order: list[int]) -> dict[int, list]:
@@ -69,9 +71,39 @@ def test_chunks_cover_every_schedule_once() -> None:
     assert seeds == list(range(10)) and not s.pending()
 
 
-def test_dpor_is_refused_in_one_line() -> None:
-    with pytest.raises(ClusterError, match="cannot split dpor"):
-        plan(BASE, replace(OPTS, strategy="dpor"))
+def _drive_in_process(split: DporSplit, seed: int) -> ExploreResult:
+    """What ``drive`` does, without Dask: three tasks in flight, results back in a random
+    order, each delivered twice (a resubmitted task)."""
+    rng, flying = random.Random(seed), {}
+    while not split.merged.finished:
+        while split.pending() and len(flying) < 3:
+            cno, payload = split.take()
+            flying[cno] = payload
+        cno = rng.choice(sorted(flying))
+        part = split.task(flying.pop(cno))
+        split.accept(cno, part)
+        split.accept(cno, part)
+        for fd in split.decided():
+            split.final[fd.index] = fd
+    return split.result()
+
+
+@pytest.mark.parametrize("spec, opts", [
+    (RunSpec("gl-icd-lock-entire"), ExploreOptions(strategy="dpor", chunk=1, minimise=False)),
+    pytest.param(DEADLOCK, ExploreOptions(schedules=120, strategy="dpor", preemption_bound=1,
+                                          chunk=4, minimise=False), marks=pytest.mark.slow),
+])
+def test_dpor_split_into_subtrees_equals_one_process(spec, opts) -> None:
+    one = explore(spec, opts)
+    for seed in (0, 1):
+        split = plan(spec, opts)
+        assert isinstance(split, DporSplit)
+        got = _drive_in_process(split, seed)
+        assert (got.runs, got.exhausted, got.claim) == (one.runs, one.exhausted, one.claim)
+        assert [(f.index, f.finding, f.spec) for f in got.failures] == \
+            [(f.index, f.finding, f.spec) for f in one.failures]
+        assert split.ran >= split.runs and split.merged.used <= split.merged.filed
+    assert one.claim is not None and (one.exhausted or one.failures)
 
 
 @pytest.mark.parametrize("addr, msg", [("local:0", "1 to 256"), ("local:x", "1 to 256"),
@@ -84,3 +116,16 @@ def test_bad_addresses(addr: str, msg: str) -> None:
 def test_good_addresses() -> None:
     assert parse_address("local:2") == ("local", 2)
     assert parse_address("tcp://127.0.0.1:8786") == ("tcp://127.0.0.1:8786", None)
+
+
+def test_jobs_split_dpor_over_local_processes_equals_one_process() -> None:
+    icd = RunSpec("gl-icd-lock-entire")
+    opts = ExploreOptions(strategy="dpor", chunk=1, jobs=2, stop_on_first=False, minimise=False)
+    for spec in (icd, replace(icd, bugs=("donotwait-waits",))):
+        got, one = explore_split(spec, opts), explore(spec, replace(opts, jobs=1))
+        assert (got.runs, got.exhausted, got.claim) == (one.runs, one.exhausted, one.claim)
+        assert [(f.index, f.finding, f.spec) for f in got.failures] == \
+            [(f.index, f.finding, f.spec) for f in one.failures]
+    assert one.failures and got.exhausted
+    with pytest.raises(ValueError, match="splits dfs and dpor"):
+        explore_split(icd, replace(opts, strategy="pct"))
