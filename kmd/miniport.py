@@ -181,6 +181,22 @@ def _is_int(x: object) -> bool:
     return isinstance(x, int) and not isinstance(x, bool)
 
 
+def _render_slot(slots: Any, idx: object) -> MiniportAllocation | NTSTATUS:
+    """The allocation behind allocation-list slot ``idx`` of a DxgkDdiRender call, or
+    INVALID_HANDLE for an index out of range or a NULL slot (RD-9)."""
+    if not _is_int(idx) or not 0 <= idx < len(slots):  # type: ignore[operator]
+        return NTSTATUS.STATUS_INVALID_HANDLE
+    mp = slots[idx].h_device_specific_allocation
+    if mp is None:
+        return NTSTATUS.STATUS_INVALID_HANDLE  # RD-9: NULL slot
+    return mp
+
+
+def _in_bounds(mp: MiniportAllocation, off: object, n: object) -> bool:
+    """Whether ``n`` bytes at ``off`` lie inside the allocation (both untrusted integers)."""
+    return _is_int(off) and _is_int(n) and off >= 0 and n >= 0 and off + n <= mp.size  # type: ignore[operator]
+
+
 class ReferenceMiniport:
     """A display miniport that follows the documented contract."""
 
@@ -243,82 +259,110 @@ class ReferenceMiniport:
         """DxgkDdiCreateAllocation: read each allocation's private data and answer its size,
         alignment, segments and flags (CA-2…CA-16). Bad private data → INVALID_PARAMETER."""
         self._count("DxgkDdiCreateAllocation")
-        answers: list[tuple[DXGK_ALLOCATIONINFO, MiniportAllocation, dict[str, Any]]] = []
+        # every allocation is answered before any is written back: one bad private data fails
+        # the whole call and leaves every DXGK_ALLOCATIONINFO as the kernel passed it
+        answers: list[tuple[DXGK_ALLOCATIONINFO, dict[str, Any]]] = []
         for info in args.allocation_info:
-            desc = info.private_driver_data
-            sysmem = info.existing_sys_mem_size
-            if sysmem:
-                if desc is not None and not self._valid_desc(desc):
-                    return NTSTATUS.STATUS_INVALID_PARAMETER
-                size = sysmem
-            else:
-                if not self._valid_desc(desc):
-                    return NTSTATUS.STATUS_INVALID_PARAMETER
-                size = desc.size
-            primary = info.primary
-            if desc is not None:
-                if desc.cached and not desc.cpu_visible:
-                    return NTSTATUS.STATUS_INVALID_PARAMETER  # CA-11
-                if primary and desc.cached:
-                    return NTSTATUS.STATUS_INVALID_PARAMETER  # CA-13
-                if desc.use_alternate_va and not primary:
-                    return NTSTATUS.STATUS_INVALID_PARAMETER  # CA-14: not created
-            flags = 0
-            if desc is None or desc.cpu_visible or primary:
-                flags |= AF.CpuVisible  # a primary is implicitly CPU accessible (§4)
-            if desc is not None:
-                if desc.swizzled:
-                    flags |= AF.Swizzled
-                if desc.overlay:
-                    flags |= AF.Overlay
-                if desc.capture:
-                    flags |= AF.Capture
-                if desc.cached:
-                    flags |= AF.Cached
-                if desc.use_alternate_va:
-                    flags |= AF.UseAlternateVA
-            if sysmem:
-                flags |= AF.ExistingSysMem
-                segs = [i + 1 for i, s in enumerate(self.segments) if s.is_aperture]
-            else:
-                segs = self._segment_ids(desc, cpu_only=primary)  # SEG-8 for primaries
-            if not segs:
-                return NTSTATUS.STATUS_INVALID_PARAMETER
-            mask = 0
-            for sid in segs:
-                mask |= 1 << (sid - 1)
-            eviction = 0
-            for i, s in enumerate(self.segments):
-                if s.is_aperture:
-                    eviction |= 1 << i
-            mp = MiniportAllocation(desc, size, flags, primary, info.vidpn_source_id)
-            answers.append(
-                (
-                    info,
-                    mp,
-                    {
-                        "h_allocation": mp,
-                        "size": size,
-                        "alignment": (desc.alignment if desc is not None else 0) or self.page_size,
-                        "preferred_segments": tuple(segs),
-                        "supported_read_segment_set": mask,
-                        "supported_write_segment_set": mask,
-                        "eviction_segment_set": eviction,
-                        "flags": flags,
-                        "allocation_priority": D3DDDI_ALLOCATIONPRIORITY_NORMAL,
-                    },
-                )
-            )
-        for info, _mp, out in answers:
+            out = self._answer_allocation(info)
+            if isinstance(out, NTSTATUS):
+                return out
+            answers.append((info, out))
+        for info, out in answers:
             for k, v in out.items():
                 setattr(info, k, v)
         if args.resource:
-            if args.h_resource is None:
-                args.h_resource = MiniportResource(args.private_driver_data)
-            elif isinstance(args.h_resource, MiniportResource):
-                args.h_resource.private_driver_data = args.private_driver_data  # AC-5
-            args.h_resource.allocations_created += len(answers)
+            self._answer_resource(args, len(answers))
         return NTSTATUS.STATUS_SUCCESS
+
+    def _answer_allocation(self, info: DXGK_ALLOCATIONINFO) -> dict[str, Any] | NTSTATUS:
+        """The fields DxgkDdiCreateAllocation fills in one DXGK_ALLOCATIONINFO (a new
+        :class:`MiniportAllocation` as its handle), or the code that fails the call."""
+        desc = info.private_driver_data
+        sysmem = info.existing_sys_mem_size
+        primary = info.primary
+        size = self._allocation_size(desc, sysmem, primary)
+        if isinstance(size, NTSTATUS):
+            return size
+        flags = self._allocation_flags(desc, primary, sysmem)
+        if sysmem:
+            segs = [i + 1 for i, s in enumerate(self.segments) if s.is_aperture]
+        else:
+            segs = self._segment_ids(desc, cpu_only=primary)  # SEG-8 for primaries
+        if not segs:
+            return NTSTATUS.STATUS_INVALID_PARAMETER
+        mask = 0
+        for sid in segs:
+            mask |= 1 << (sid - 1)
+        eviction = 0
+        for i, s in enumerate(self.segments):
+            if s.is_aperture:
+                eviction |= 1 << i
+        mp = MiniportAllocation(desc, size, flags, primary, info.vidpn_source_id)
+        return {
+            "h_allocation": mp,
+            "size": size,
+            "alignment": (desc.alignment if desc is not None else 0) or self.page_size,
+            "preferred_segments": tuple(segs),
+            "supported_read_segment_set": mask,
+            "supported_write_segment_set": mask,
+            "eviction_segment_set": eviction,
+            "flags": flags,
+            "allocation_priority": D3DDDI_ALLOCATIONPRIORITY_NORMAL,
+        }
+
+    def _allocation_size(
+        self, desc: AllocationDesc | None, sysmem: int, primary: bool
+    ) -> int | NTSTATUS:
+        """Check one allocation's private data and return its size: the existing system
+        memory's when the runtime gave some (the private data is then optional), else the
+        private data's. A combination the driver does not create → INVALID_PARAMETER."""
+        if sysmem:
+            if desc is not None and not self._valid_desc(desc):
+                return NTSTATUS.STATUS_INVALID_PARAMETER
+            size = sysmem
+        else:
+            if not self._valid_desc(desc):
+                return NTSTATUS.STATUS_INVALID_PARAMETER
+            size = desc.size  # type: ignore[union-attr]
+        if desc is not None:
+            if desc.cached and not desc.cpu_visible:
+                return NTSTATUS.STATUS_INVALID_PARAMETER  # CA-11
+            if primary and desc.cached:
+                return NTSTATUS.STATUS_INVALID_PARAMETER  # CA-13
+            if desc.use_alternate_va and not primary:
+                return NTSTATUS.STATUS_INVALID_PARAMETER  # CA-14: not created
+        return size
+
+    @staticmethod
+    def _allocation_flags(desc: AllocationDesc | None, primary: bool, sysmem: int) -> int:
+        """The DXGK_ALLOCATIONINFOFLAGS answered for one (already checked) allocation."""
+        flags = 0
+        if desc is None or desc.cpu_visible or primary:
+            flags |= AF.CpuVisible  # a primary is implicitly CPU accessible (§4)
+        if desc is not None:
+            if desc.swizzled:
+                flags |= AF.Swizzled
+            if desc.overlay:
+                flags |= AF.Overlay
+            if desc.capture:
+                flags |= AF.Capture
+            if desc.cached:
+                flags |= AF.Cached
+            if desc.use_alternate_va:
+                flags |= AF.UseAlternateVA
+        if sysmem:
+            flags |= AF.ExistingSysMem
+        return flags
+
+    @staticmethod
+    def _answer_resource(args: DXGKARG_CREATEALLOCATION, created: int) -> None:
+        """The resource half of the call: a new MiniportResource handle, or the existing one's
+        private data refreshed (AC-5); either way it counts the ``created`` allocations."""
+        if args.h_resource is None:
+            args.h_resource = MiniportResource(args.private_driver_data)
+        elif isinstance(args.h_resource, MiniportResource):
+            args.h_resource.private_driver_data = args.private_driver_data  # AC-5
+        args.h_resource.allocations_created += created
 
     def dxgk_ddi_destroy_allocation(
         self, h_adapter: Any, args: DXGKARG_DESTROYALLOCATION
@@ -340,52 +384,15 @@ class ReferenceMiniport:
         cmds = args.commands
         if not isinstance(cmds, list | tuple):
             return NTSTATUS.STATUS_INVALID_PARAMETER
-        slots = args.allocation_list
         dma: list[tuple[Any, ...]] = []
         patches: list[int] = []
-
-        def slot_of(idx: object) -> MiniportAllocation | NTSTATUS | None:
-            if not _is_int(idx) or not 0 <= idx < len(slots):  # type: ignore[operator]
-                return NTSTATUS.STATUS_INVALID_HANDLE
-            mp = slots[idx].h_device_specific_allocation  # type: ignore[index]
-            if mp is None:
-                return NTSTATUS.STATUS_INVALID_HANDLE  # RD-9: NULL slot
-            return mp
-
-        def in_bounds(mp: MiniportAllocation, off: object, n: object) -> bool:
-            return _is_int(off) and _is_int(n) and off >= 0 and n >= 0 and off + n <= mp.size  # type: ignore[operator]
-
         for c in cmds:
-            if isinstance(c, CmdDraw):
-                if not _is_int(c.draw_id):
-                    return NTSTATUS.STATUS_INVALID_PARAMETER
-                mp = slot_of(c.alloc_index)
-                if isinstance(mp, NTSTATUS):
-                    return mp
-                if not in_bounds(mp, c.offset, c.length):
-                    return NTSTATUS.STATUS_INVALID_USER_BUFFER
-                dma.append(("draw", c.draw_id, c.alloc_index, c.offset, c.length))
+            packet = self._render_command(c, args.allocation_list)
+            if isinstance(packet, NTSTATUS):
+                return packet
+            dma.append(packet)
+            if packet[0] in ("draw", "write"):  # the commands that reference an allocation
                 patches.append(c.alloc_index)
-            elif isinstance(c, CmdWrite):
-                if not isinstance(c.data, bytes | bytearray):
-                    return NTSTATUS.STATUS_INVALID_PARAMETER
-                mp = slot_of(c.alloc_index)
-                if isinstance(mp, NTSTATUS):
-                    return mp
-                if not in_bounds(mp, c.offset, len(c.data)):
-                    return NTSTATUS.STATUS_INVALID_USER_BUFFER
-                if not slots[c.alloc_index].write_operation:
-                    return NTSTATUS.STATUS_PRIVILEGED_INSTRUCTION
-                dma.append(("write", c.alloc_index, c.offset, bytes(c.data)))
-                patches.append(c.alloc_index)
-            elif isinstance(c, CmdSpin):
-                if not _is_int(c.ns) or not 0 <= c.ns <= MAX_SPIN_NS:
-                    return NTSTATUS.STATUS_INVALID_PARAMETER
-                dma.append(("spin", c.ns))
-            elif isinstance(c, CmdNop):
-                dma.append(("nop",))
-            else:
-                return NTSTATUS.STATUS_ILLEGAL_INSTRUCTION
         expected = command_length(cmds)
         if args.command_length is not None and (
             not _is_int(args.command_length) or args.command_length != expected
@@ -394,6 +401,38 @@ class ReferenceMiniport:
         args.dma_buffer = dma
         args.patch_locations = patches
         return NTSTATUS.STATUS_SUCCESS
+
+    @staticmethod
+    def _render_command(c: object, slots: Any) -> tuple[Any, ...] | NTSTATUS:
+        """One command of the untrusted buffer, checked, as its DMA packet; or the code of the
+        RD return table that fails the whole DxgkDdiRender."""
+        if isinstance(c, CmdDraw):
+            if not _is_int(c.draw_id):
+                return NTSTATUS.STATUS_INVALID_PARAMETER
+            mp = _render_slot(slots, c.alloc_index)
+            if isinstance(mp, NTSTATUS):
+                return mp
+            if not _in_bounds(mp, c.offset, c.length):
+                return NTSTATUS.STATUS_INVALID_USER_BUFFER
+            return ("draw", c.draw_id, c.alloc_index, c.offset, c.length)
+        if isinstance(c, CmdWrite):
+            if not isinstance(c.data, bytes | bytearray):
+                return NTSTATUS.STATUS_INVALID_PARAMETER
+            mp = _render_slot(slots, c.alloc_index)
+            if isinstance(mp, NTSTATUS):
+                return mp
+            if not _in_bounds(mp, c.offset, len(c.data)):
+                return NTSTATUS.STATUS_INVALID_USER_BUFFER
+            if not slots[c.alloc_index].write_operation:
+                return NTSTATUS.STATUS_PRIVILEGED_INSTRUCTION
+            return ("write", c.alloc_index, c.offset, bytes(c.data))
+        if isinstance(c, CmdSpin):
+            if not _is_int(c.ns) or not 0 <= c.ns <= MAX_SPIN_NS:
+                return NTSTATUS.STATUS_INVALID_PARAMETER
+            return ("spin", c.ns)
+        if isinstance(c, CmdNop):
+            return ("nop",)
+        return NTSTATUS.STATUS_ILLEGAL_INSTRUCTION
 
     # ---- submission and interrupts (SCH-1) ---------------------------------------------------
 

@@ -34,6 +34,7 @@ import sniffio
 
 from ._decisions import Decisions, new_log, widened
 from ._errors import Divergence, EngineUsageError, _Abort
+from ._events import EngineEvents
 from ._hb import Race, RaceDetector, vc_join
 from ._reports import Reports
 from ._results import EngineStatistics, Failure, RunResult, Violation
@@ -50,7 +51,6 @@ from ._threads import (
     _thread_var,
 )
 from ._timers import Timer, TimerHeap
-from ._trace import TraceSink
 from ._trampoline import TO_HOST, Trampoline
 
 _INT64 = 1 << 63  # orjson's int range: a clock beyond it takes the dict path
@@ -58,7 +58,7 @@ _INT64 = 1 << 63  # orjson's int range: a clock beyond it takes the dict path
 __all__ = ["BLOCKED", "FINISHED", "READY", "RUNNING", "SLEEPING", "Engine", "VThread"]
 
 
-class Engine:
+class Engine(EngineEvents):
     """Runs a program of emulated threads under a scheduling strategy.
 
     ``strategy`` is ``"fifo"`` (default), ``"random"``, ``"pct"``, ``"replay"`` (with
@@ -95,9 +95,9 @@ class Engine:
         self.step_budget = step_budget
         self.stop_on_violation = stop_on_violation
         self._controlled = self.strategy.controlled
-        self._sink = TraceSink(trace)
-        self._context = {"seed": seed, "strategy": self.strategy.name, **(context or {})}
-        self._context["backend"] = backend
+        ctx = {"seed": seed, "strategy": self.strategy.name, **(context or {})}
+        ctx["backend"] = backend
+        self._init_events(trace, ctx)
         # run state
         self.step = 0
         self.clock = 0
@@ -115,18 +115,6 @@ class Engine:
         self._started = False
         self._runner: Trampoline | TaskRunner | None = None
         self._value: Any = None
-        # (fn, the event names it takes or None for all), in subscription order
-        self._subscribers: list[tuple[Callable[[dict[str, Any]], None], frozenset[str] | None]]
-        self._subscribers = []
-        # _tracing: events are built at all (a trace is written, captured, or subscribed to);
-        # _log_on: they go to the sink; _all: every event is built (sink or a catch-all
-        # subscriber), else only the names in _wanted. Settled when the run starts, so that an
-        # event nobody listens to costs one set lookup and its fields are never built.
-        self._log_on = False
-        self._tracing = False
-        self._all = False
-        self._wanted: frozenset[str] = frozenset()
-        self._ev_sched = self._ev_block = self._ev_clock = self._sched_raw = False
         # DPOR: a strategy that wants to see every step boundary and every operation's
         # footprint carries an ``observer`` (see vthreads._dpor.StepObserver); None costs one
         # test per point
@@ -442,63 +430,3 @@ class Engine:
 
     def access(self, det: RaceDetector, site: str, write: bool) -> None:
         self._reports.access(det, site, write)
-
-    # ---- trace -------------------------------------------------------------------------------
-
-    def _settle_wanted(self) -> None:
-        names: set[str] = set()
-        catch_all = self._log_on
-        for _fn, events in self._subscribers:
-            if events is None:
-                catch_all = True
-            else:
-                names |= events
-        self._all = catch_all
-        self._wanted = frozenset(names)
-        self._tracing = catch_all or bool(names)
-        self._ev_sched = self.wants("sched")
-        # sched events straight to the file when no subscriber takes them (see write_sched)
-        self._sched_raw = (self._ev_sched and self._log_on and self._sink.sched_fast()
-                           and not any(ev is None or "sched" in ev
-                                       for _fn, ev in self._subscribers))
-        self._ev_block = self.wants("block") or self.wants("unblock")
-        self._ev_clock = self.wants("clock")
-
-    def _emit(self, event: str, **fields: Any) -> None:
-        """Log one trace event from emulated code (see :func:`vthreads.log`): built only when
-        a trace is written or captured or a subscriber takes ``event``."""
-        # built once: subscribers get this dict, the sink renders it (after the subscribers)
-        if self._all or event in self._wanted:
-            t = _thread_var.get(None)
-            ev = {"step": self.step, "t": self.clock, "thread": t.name if t else None,
-                  "event": event, **fields}
-            for fn, events in self._subscribers:
-                if events is None or event in events:
-                    fn(ev)
-            if self._log_on:
-                self._sink.write(ev)
-
-    # the public name of _emit, not a wrapper around it: a wrapper would repeat the test and
-    # copy the keyword arguments on every event of the run
-    emit = _emit
-
-    def wants(self, event: str) -> bool:
-        """Whether event ``event`` is built at all in this run: a trace is written or captured,
-        or a subscriber takes that name. Guard the building of costly fields with it."""
-        return self._all or event in self._wanted
-
-    def subscribe(self, fn: Callable[[dict[str, Any]], None],
-                  events: Iterable[str] | None = None) -> None:
-        """Call ``fn(event)`` for every event of the run named in ``events`` (every event when
-        ``None``), in order, whether or not a trace file is written. Checkers watch runs this
-        way; naming the events keeps the others unbuilt when no trace is written. Subscribe
-        before :meth:`run`."""
-        if self._started:
-            raise EngineUsageError("subscribe before the run starts")
-        self._subscribers.append((fn, None if events is None else frozenset(events)))
-        self._tracing = True
-
-    @property
-    def tracing(self) -> bool:
-        """Whether any event is built in this run (see :meth:`wants` for one event)."""
-        return self._tracing

@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import math
 import zlib
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from ._files import atomic_path
 from ._trace_read import iter_events
@@ -252,15 +253,7 @@ def plot_png(trace: str | Path, out: str | Path, *, time: str = "virtual",
     """Render the trace at ``trace`` as a timeline PNG at ``out``. Raises
     :class:`PlotUnavailable` without matplotlib and
     :class:`~runtime._trace_read.TraceFormatError` for a malformed trace."""
-    try:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-        from matplotlib.lines import Line2D
-        from matplotlib.patches import Patch
-        from matplotlib.ticker import MaxNLocator
-    except ImportError:
-        raise PlotUnavailable("matplotlib is not installed") from None
-
+    mpl = _matplotlib()
     ext = _Extent()
     info = _timeline(trace, ext, time, cpu_ns)
     start = info.first_ts
@@ -269,161 +262,263 @@ def plot_png(trace: str | Path, out: str | Path, *, time: str = "virtual",
     bins = _Bins(start, end, nbins)
     _timeline(trace, bins, time, cpu_ns)
 
-    # lanes: every thread that has something to show (run-level instants are drawn across all)
-    tids = [tid for tid in sorted(ext.threads, key=lambda t: ext.threads[t][1])
-            if tid in ext.used]
-    lane = {tid: i for i, tid in enumerate(tids)}  # 0 = top
-    nl = max(1, len(tids))
-    has_counters = bool(bins.counters)
-    height = 1.6 + 0.55 * nl + (1.6 if has_counters else 0)
-    fig = Figure(figsize=(width, height), dpi=dpi)
-    FigureCanvasAgg(fig)  # the Agg backend, without touching pyplot's global state
-    if has_counters:
-        gs = fig.add_gridspec(2, 1, height_ratios=[0.55 * nl + 0.4, 1.4], hspace=0.08)
-        ax = fig.add_subplot(gs[0])
-        axc = fig.add_subplot(gs[1], sharex=ax)
+    # the drawing steps run in this order: matplotlib draws artists of equal zorder in the
+    # order they were added, so reordering them changes the picture's bytes
+    p = _Plot.open(mpl, ext, bins, info, end, width, dpi)
+    _draw_lanes(p, bins)
+    legend_marks = _draw_markers(p, bins, mpl.Line2D)
+    _draw_tdrs(p, bins)
+    _draw_violations(p, bins, nbins)
+    _draw_run_instants(p, bins)
+    xlabel = _style_timeline(p, ext, bins, info, cpu_ns, title)
+    ncol = _draw_legend(p, bins, legend_marks, mpl.Patch)
+    if p.axc is not None:
+        _draw_counters(p, bins, mpl.MaxNLocator)
+        p.axc.set_xlabel(xlabel, fontsize=9)
+        p.ax.tick_params(axis="x", labelbottom=False)
     else:
-        ax = fig.add_subplot(1, 1, 1)
-        axc = None
+        p.ax.set_xlabel(xlabel, fontsize=9)
+    right = 0.86 if ncol == 1 else 0.79
+    p.fig.subplots_adjust(left=0.09, right=right, top=0.93,
+                          bottom=0.08 if p.axc is None else 0.1)
+    try:
+        with atomic_path(out) as tmp:  # a failed write leaves what was at ``out`` (issue 14)
+            p.fig.savefig(str(tmp), format="png")
+    except OSError as e:
+        raise OSError(f"cannot write {out}: {e.strerror}") from None
+    return info
 
-    steps = info.time == "steps"
-    # timeline ns → axis units: µs (steps mode: 1 µs = 1 step), ms or s for long runs
-    scale, unit = 1000.0, "µs"
-    if not steps and end - start >= 20_000_000_000:
-        scale, unit = 1e9, "s"
-    elif not steps and end - start >= 20_000_000:
-        scale, unit = 1e6, "ms"
-    x0 = start / scale
-    bw = bins.width / scale
 
-    def y_of(tid: int) -> float:
-        return nl - 1 - lane[tid]
+class _Mpl(NamedTuple):
+    """The few matplotlib classes the picture needs (imported only when a plot is drawn)."""
 
-    # lanes: alternating background
-    for tid, i in lane.items():
+    FigureCanvasAgg: Any
+    Figure: Any
+    Line2D: Any
+    Patch: Any
+    MaxNLocator: Any
+
+
+def _matplotlib() -> _Mpl:
+    """Import matplotlib's pieces, or raise :class:`PlotUnavailable` (the extra is optional)."""
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+        from matplotlib.lines import Line2D
+        from matplotlib.patches import Patch
+        from matplotlib.ticker import MaxNLocator
+    except ImportError:
+        raise PlotUnavailable("matplotlib is not installed") from None
+    return _Mpl(FigureCanvasAgg, Figure, Line2D, Patch, MaxNLocator)
+
+
+@dataclass
+class _Plot:
+    """The figure and where things go on it: lanes (0 = top) and bins → axis units."""
+
+    fig: Any
+    ax: Any  # the lanes
+    axc: Any  # the counter panel below, or None when the trace has no counters
+    tids: list[int]  # the threads drawn, top to bottom
+    lane: dict[int, int]
+    nl: int  # lanes (at least 1)
+    x0: float  # the first bin's left edge, in axis units
+    bw: float  # a bin's width, in axis units
+    scale: float  # timeline ns per axis unit
+    unit: str
+    end: int  # the timeline's end, ns
+
+    @classmethod
+    def open(cls, mpl: _Mpl, ext: _Extent, bins: _Bins, info: TimelineInfo, end: int,
+             width: float, dpi: int) -> _Plot:
+        """A figure sized for the lanes ``ext`` found (and a counter panel if ``bins`` has
+        counters), for a timeline from ``bins.start`` to ``end`` ns, with the time axis in µs
+        (steps mode: 1 µs = 1 step), ms or s."""
+        # lanes: every thread that has something to show (run-level instants drawn across all)
+        tids = [tid for tid in sorted(ext.threads, key=lambda t: ext.threads[t][1])
+                if tid in ext.used]
+        lane = {tid: i for i, tid in enumerate(tids)}  # 0 = top
+        nl = max(1, len(tids))
+        has_counters = bool(bins.counters)
+        height = 1.6 + 0.55 * nl + (1.6 if has_counters else 0)
+        fig = mpl.Figure(figsize=(width, height), dpi=dpi)
+        mpl.FigureCanvasAgg(fig)  # the Agg backend, without touching pyplot's global state
+        if has_counters:
+            gs = fig.add_gridspec(2, 1, height_ratios=[0.55 * nl + 0.4, 1.4], hspace=0.08)
+            ax = fig.add_subplot(gs[0])
+            axc = fig.add_subplot(gs[1], sharex=ax)
+        else:
+            ax = fig.add_subplot(1, 1, 1)
+            axc = None
+        start = bins.start
+        steps = info.time == "steps"
+        scale, unit = 1000.0, "µs"
+        if not steps and end - start >= 20_000_000_000:
+            scale, unit = 1e9, "s"
+        elif not steps and end - start >= 20_000_000:
+            scale, unit = 1e6, "ms"
+        return cls(fig, ax, axc, tids, lane, nl, start / scale, bins.width / scale, scale,
+                   unit, end)
+
+    def y_of(self, tid: int) -> float:
+        """The bottom of thread ``tid``'s lane."""
+        return self.nl - 1 - self.lane[tid]
+
+    def x_mid(self, b: int) -> float:
+        """The middle of bin ``b``."""
+        return self.x0 + (b + 0.5) * self.bw
+
+
+def _draw_lanes(p: _Plot, bins: _Bins) -> None:
+    """Alternating lane backgrounds, then each lane's rows of coloured bars (waits hatched)."""
+    ax = p.ax
+    for tid, i in p.lane.items():
         if i % 2 == 0:
-            ax.axhspan(y_of(tid), y_of(tid) + 1, color="#f4f4f4", zorder=0, lw=0)
-    for tid in tids:
+            ax.axhspan(p.y_of(tid), p.y_of(tid) + 1, color="#f4f4f4", zorder=0, lw=0)
+    for tid in p.tids:
         for row, labels in enumerate(bins.winners(tid)):
             off, h = _ROW_EXTENT[row]
             by: dict[str, list[tuple[float, float]]] = {}
             for b0, n, lab in _runs(labels):
-                by.setdefault(lab, []).append((x0 + b0 * bw, n * bw))
+                by.setdefault(lab, []).append((p.x0 + b0 * p.bw, n * p.bw))
             for lab, segs in by.items():
                 wait = lab == "wait"
-                ax.broken_barh(segs, (y_of(tid) + off, h), facecolors=colour(lab),
+                ax.broken_barh(segs, (p.y_of(tid) + off, h), facecolors=colour(lab),
                                edgecolor="#9e9e9e" if wait else "none", linewidth=0.3,
                                hatch="///" if wait else None, zorder=2 + row)
 
-    # markers
+
+def _draw_markers(p: _Plot, bins: _Bins, line2d: Any) -> dict[str, Any]:
+    """The instant markers (renames, switches, syncs, violations, TDRs) in their lanes;
+    returns the legend handle of each category drawn, by label."""
     legend_marks: dict[str, Any] = {}
     for cat, marks in bins.marks.items():
         label, marker, col, size = MARKERS[cat]
         xs, ys = [], []
         for (tid, b), _name in marks.items():
-            if tid not in lane:
+            if tid not in p.lane:
                 continue
-            xs.append(x0 + (b + 0.5) * bw)
-            ys.append(y_of(tid) + (0.93 if marker in ("v", "D") else 0.07))
+            xs.append(p.x_mid(b))
+            ys.append(p.y_of(tid) + (0.93 if marker in ("v", "D") else 0.07))
         if not xs:
             continue
-        ax.scatter(xs, ys, marker=marker, s=size, c=col, zorder=10, linewidths=0.4,
-                   edgecolors="white" if cat == "violation" else "none")
-        legend_marks[label] = Line2D([], [], ls="none", marker=marker, color=col,
+        p.ax.scatter(xs, ys, marker=marker, s=size, c=col, zorder=10, linewidths=0.4,
+                     edgecolors="white" if cat == "violation" else "none")
+        legend_marks[label] = line2d([], [], ls="none", marker=marker, color=col,
                                      markersize=7 if cat == "violation" else 5)
-    # TDRs: a black line across the lanes, labelled
+    return legend_marks
+
+
+def _draw_tdrs(p: _Plot, bins: _Bins) -> None:
+    """TDRs: a black dotted line across the lanes, labelled (the first 50)."""
     for b in sorted({b for (_, b) in bins.marks.get("tdr", {})})[:50]:
-        x = x0 + (b + 0.5) * bw
-        ax.axvline(x, color="#000000", lw=1.0, ls=":", zorder=9)
-        ax.annotate("TDR", (x, nl), xytext=(-3, 2), textcoords="offset points", fontsize=8,
-                    fontweight="bold", ha="right", zorder=11, annotation_clip=False)
+        x = p.x_mid(b)
+        p.ax.axvline(x, color="#000000", lw=1.0, ls=":", zorder=9)
+        p.ax.annotate("TDR", (x, p.nl), xytext=(-3, 2), textcoords="offset points",
+                      fontsize=8, fontweight="bold", ha="right", zorder=11,
+                      annotation_clip=False)
+
+
+def _draw_violations(p: _Plot, bins: _Bins, nbins: int) -> None:
+    """A red line across both panels per violation bin, and the rule ids, spaced so that two
+    labels never overlap."""
+    ax, axc = p.ax, p.axc
     viol = sorted(bins.marks.get("violation", {}).items(), key=lambda kv: kv[0][1])
     seen_bins: set[int] = set()
     labelled: list[int] = []
     gap = max(1, nbins // 14)  # bins between two rule labels, so they never overlap
     for (tid, b), name in viol:
-        x = x0 + (b + 0.5) * bw
+        x = p.x_mid(b)
         if b not in seen_bins:
             seen_bins.add(b)
             ax.axvline(x, color="#e31a1c", lw=0.8, alpha=0.6, zorder=9)
             if axc is not None:
                 axc.axvline(x, color="#e31a1c", lw=0.8, alpha=0.6)
-        if tid in lane and (not labelled or b - labelled[-1] >= gap):
+        if tid in p.lane and (not labelled or b - labelled[-1] >= gap):
             labelled.append(b)
-            ax.annotate(name.replace("violation ", ""), (x, y_of(tid) + 1.0),
+            ax.annotate(name.replace("violation ", ""), (x, p.y_of(tid) + 1.0),
                         xytext=(2, 1), textcoords="offset points", fontsize=8,
                         color="#b10026", fontweight="bold", zorder=11,
                         annotation_clip=False)
 
+
+def _draw_run_instants(p: _Plot, bins: _Bins) -> None:
+    """Run-level instants (no thread: run end, failures): a dashed line across both panels,
+    red for violations and failures, labelled above the lanes."""
     for b, name, cat in bins.globals:
-        x = x0 + (b + 0.5) * bw
+        x = p.x_mid(b)
         col = "#e31a1c" if cat in ("violation", "failure") else "#000000"
-        ax.axvline(x, color=col, lw=1.4, ls="--", zorder=9)
-        if axc is not None:
-            axc.axvline(x, color=col, lw=1.4, ls="--")
-        ax.annotate(name, (x, nl), xytext=(-3, 2), textcoords="offset points", fontsize=8,
-                    color=col, fontweight="bold", ha="right", zorder=11, annotation_clip=False)
-    ax.set_ylim(0, nl)
-    ax.set_yticks([y_of(t) + 0.5 for t in tids])
-    ax.set_yticklabels([ext.threads[t][0] for t in tids], fontsize=10)
+        p.ax.axvline(x, color=col, lw=1.4, ls="--", zorder=9)
+        if p.axc is not None:
+            p.axc.axvline(x, color=col, lw=1.4, ls="--")
+        p.ax.annotate(name, (x, p.nl), xytext=(-3, 2), textcoords="offset points", fontsize=8,
+                      color=col, fontweight="bold", ha="right", zorder=11,
+                      annotation_clip=False)
+
+
+def _style_timeline(p: _Plot, ext: _Extent, bins: _Bins, info: TimelineInfo, cpu_ns: int,
+                    title: str | None) -> str:
+    """Lane names, limits, grid and title of the lanes panel; returns the time axis' label
+    (it goes under the bottom panel)."""
+    ax = p.ax
+    ax.set_ylim(0, p.nl)
+    ax.set_yticks([p.y_of(t) + 0.5 for t in p.tids])
+    ax.set_yticklabels([ext.threads[t][0] for t in p.tids], fontsize=10)
     ax.tick_params(axis="y", length=0)
-    ax.set_xlim(x0, end / scale)
+    ax.set_xlim(p.x0, p.end / p.scale)
     ax.grid(axis="x", color="#dddddd", lw=0.5, zorder=1)
     ax.set_axisbelow(True)
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)
     xlabel = (f"scheduling steps (logical time; events of one step are {cpu_ns / 1000:g} step "
-              "apart)" if steps else
-              f"virtual time, {unit} (CPU events stretched to ≥ {cpu_ns} ns each; "
+              "apart)" if info.time == "steps" else
+              f"virtual time, {p.unit} (CPU events stretched to ≥ {cpu_ns} ns each; "
               f"drift ≤ {info.max_drift_ns / 1000:g} µs)")
     head = title or getattr(ext, "title", "wddmemu trace")
     nviol = bins.mark_counts.get("violation", 0)
     ax.set_title(f"{head} — {info.events} events"
                  + (f", {nviol} violation{'s' if nviol != 1 else ''}" if nviol else ""),
                  fontsize=11, loc="left", pad=12)
+    return xlabel
 
-    # legend: colours actually drawn, most frequent first, then markers
+
+def _draw_legend(p: _Plot, bins: _Bins, legend_marks: dict[str, Any], patch: Any) -> int:
+    """The legend beside the lanes: colours actually drawn, most frequent first (24 at most),
+    then the markers. Returns its number of columns (the figure's right margin follows)."""
     labs = sorted(bins.labels, key=lambda k: (-bins.labels[k], k))[:24]
-    handles = [Patch(facecolor=colour(lab), edgecolor="#9e9e9e" if lab == "wait" else "none",
+    handles = [patch(facecolor=colour(lab), edgecolor="#9e9e9e" if lab == "wait" else "none",
                      hatch="///" if lab == "wait" else None, label=lab) for lab in labs]
     handles += [h for h in legend_marks.values()]
     names = labs + list(legend_marks)
-    rows = max(4, int((0.55 * nl + 0.4) / 0.16))  # legend rows that fit beside the lanes
+    rows = max(4, int((0.55 * p.nl + 0.4) / 0.16))  # legend rows that fit beside the lanes
     ncol = 1 if len(names) <= rows else 2
     if handles:
-        ax.legend(handles, names, loc="upper left", bbox_to_anchor=(1.005, 1.0), fontsize=8,
-                  frameon=False, handlelength=1.4, ncol=ncol, columnspacing=0.8)
+        p.ax.legend(handles, names, loc="upper left", bbox_to_anchor=(1.005, 1.0), fontsize=8,
+                    frameon=False, handlelength=1.4, ncol=ncol, columnspacing=0.8)
+    return ncol
 
-    if axc is not None:
-        for name, series in sorted(bins.counters.items()):
-            xs, ys = [], []
-            last = 0
-            for i, v in enumerate(series):
-                if v is not None:
-                    last = v
-                elif not xs:
-                    continue
-                xs.append(x0 + i * bw)
-                ys.append(last)
-            if xs:
-                axc.step(xs, ys, where="post", lw=1.1, label=name)
-        axc.set_ylim(bottom=0, top=max(1, max((v for ser in bins.counters.values()
-                                              for v in ser if v is not None), default=1)) + 0.5)
-        axc.yaxis.set_major_locator(MaxNLocator(integer=True, nbins=5))
-        axc.set_ylabel("depth", fontsize=9)
-        axc.grid(color="#dddddd", lw=0.5)
-        axc.legend(loc="upper left", bbox_to_anchor=(1.005, 1.0), fontsize=8, frameon=False)
-        for side in ("top", "right"):
-            axc.spines[side].set_visible(False)
-        axc.set_xlabel(xlabel, fontsize=9)
-        ax.tick_params(axis="x", labelbottom=False)
-    else:
-        ax.set_xlabel(xlabel, fontsize=9)
-    right = 0.86 if ncol == 1 else 0.79
-    fig.subplots_adjust(left=0.09, right=right, top=0.93, bottom=0.08 if axc is None else 0.1)
-    try:
-        with atomic_path(out) as tmp:  # a failed write leaves what was at ``out`` (issue 14)
-            fig.savefig(str(tmp), format="png")
-    except OSError as e:
-        raise OSError(f"cannot write {out}: {e.strerror}") from None
-    return info
+
+def _draw_counters(p: _Plot, bins: _Bins, max_n_locator: Any) -> None:
+    """The bottom panel: each counter (queue depth, DMA buffers in flight) as a step line
+    that holds its last value from its first sample on."""
+    axc = p.axc
+    for name, series in sorted(bins.counters.items()):
+        xs, ys = [], []
+        last = 0
+        for i, v in enumerate(series):
+            if v is not None:
+                last = v
+            elif not xs:
+                continue
+            xs.append(p.x0 + i * p.bw)
+            ys.append(last)
+        if xs:
+            axc.step(xs, ys, where="post", lw=1.1, label=name)
+    axc.set_ylim(bottom=0, top=max(1, max((v for ser in bins.counters.values()
+                                          for v in ser if v is not None), default=1)) + 0.5)
+    axc.yaxis.set_major_locator(max_n_locator(integer=True, nbins=5))
+    axc.set_ylabel("depth", fontsize=9)
+    axc.grid(color="#dddddd", lw=0.5)
+    axc.legend(loc="upper left", bbox_to_anchor=(1.005, 1.0), fontsize=8, frameon=False)
+    for side in ("top", "right"):
+        axc.spines[side].set_visible(False)

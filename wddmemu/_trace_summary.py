@@ -405,7 +405,29 @@ def _calls_table(title: str, calls: dict[str, dict[str, int]],
 
 
 def render_summary(s: TraceSummary, console: Console, source: str = "") -> None:
-    """Print the summary as rich tables."""
+    """Print the summary as rich tables: the run's header, DDI and callback calls, the lock
+    path, syncs, command buffers and DMA, fence latency, errors (when any) and violations."""
+    _print_header(s, console, source)
+    # threads: app threads first, daemons last (the order GPUView shows them)
+    threads = sorted(s.threads, key=lambda n: s.threads[n]["daemon"])
+    if s.ddi_calls:
+        console.print(_calls_table("DDI calls (per thread)", s.ddi_calls, s.ddi_results,
+                                   threads, "DDI"))
+    if s.cb_calls:
+        console.print(_calls_table("callbacks (per thread)", s.cb_calls, s.cb_results,
+                                   threads, "callback"))
+    console.print(_lock_path_table(s))
+    console.print(_syncs_table(s))
+    console.print(_dma_table(s))
+    console.print(_latency_table(s))
+    errors = _errors_table(s)
+    if errors is not None:
+        console.print(errors)
+    console.print(_violations_table(s))
+
+
+def _print_header(s: TraceSummary, console: Console, source: str) -> None:
+    """The run's name and status, its size, and its failures (one line each)."""
     ctx = s.context
     head = f"[bold]{ctx.get('scenario', 'trace')}[/bold]"
     run = ", ".join(f"{k} {ctx[k]}" for k in ("strategy", "seed", "backend") if k in ctx)
@@ -423,15 +445,10 @@ def render_summary(s: TraceSummary, console: Console, source: str = "") -> None:
     for f in s.failures:
         console.print(f"[red]failure[/red] {f['kind']} at step {f['step']}: {f['message']}",
                       markup=True, highlight=False)
-    # threads: app threads first, daemons last (the order GPUView shows them)
-    threads = sorted(s.threads, key=lambda n: s.threads[n]["daemon"])
-    if s.ddi_calls:
-        console.print(_calls_table("DDI calls (per thread)", s.ddi_calls, s.ddi_results,
-                                   threads, "DDI"))
-    if s.cb_calls:
-        console.print(_calls_table("callbacks (per thread)", s.cb_calls, s.cb_results,
-                                   threads, "callback"))
 
+
+def _lock_path_table(s: TraceSummary) -> Table:
+    """LockAsync/Rename/Unlock counts, renames, switches and the kernel's lock work."""
     lp = s.lock_path()
     t = Table(title="lock path", title_justify="left", title_style="bold")
     t.add_column("what", style="cyan")
@@ -451,8 +468,11 @@ def render_summary(s: TraceSummary, console: Console, source: str = "") -> None:
     t.add_row("entered without the entry lock",
               ", ".join(f"{d} {n}" for d, n in sorted(s.ungated.items())) or "none")
     t.add_row("entries overlapping another thread", str(s.overlapping_entries))
-    console.print(t)
+    return t
 
+
+def _syncs_table(s: TraceSummary) -> Table:
+    """Syncs by reason, most frequent first, with the total."""
     t = Table(title="syncs by reason", title_justify="left", title_style="bold")
     t.add_column("reason", style="cyan")
     t.add_column("count", justify="right")
@@ -461,8 +481,11 @@ def render_summary(s: TraceSummary, console: Console, source: str = "") -> None:
     if not s.syncs:
         t.add_row("[dim]none[/dim]", "0")
     t.add_row("[bold]total[/bold]", f"[bold]{sum(s.syncs.values())}[/bold]")
-    console.print(t)
+    return t
 
+
+def _dma_table(s: TraceSummary) -> Table:
+    """Command buffers submitted and DMA buffers run, and the queues' depths."""
     t = Table(title="command buffers and DMA", title_justify="left", title_style="bold")
     t.add_column("what", style="cyan")
     t.add_column("count", justify="right")
@@ -482,8 +505,11 @@ def render_summary(s: TraceSummary, console: Console, source: str = "") -> None:
         t.add_row("[yellow]in flight at the end[/yellow]", str(len(s._submitted)))
     for q in sorted(s.queue_max):
         t.add_row(f"queue {q}: puts / max depth", f"{s.queue_puts.get(q, 0)} / {s.queue_max[q]}")
-    console.print(t)
+    return t
 
+
+def _latency_table(s: TraceSummary) -> Table:
+    """Fence latency in virtual time: submit → done, → GPU start, GPU start → done."""
     t = Table(title="fence latency (virtual time)", title_justify="left", title_style="bold")
     t.add_column("interval", style="cyan")
     for c in ("count", "min", "p50", "p95", "max", "mean"):
@@ -493,18 +519,25 @@ def render_summary(s: TraceSummary, console: Console, source: str = "") -> None:
         d = h.as_dict()
         t.add_row(label, str(d["count"]), _ns(d["min"]), "≈" + _ns(d["p50"]) if h.n else "-",
                   "≈" + _ns(d["p95"]) if h.n else "-", _ns(d["max"]), _ns(d["mean"]))
-    console.print(t)
+    return t
 
-    if s.tdrs or s.removed or s.deferred_errors:
-        t = Table(title="errors", title_justify="left", title_style="bold")
-        t.add_column("what", style="cyan")
-        t.add_column("count", justify="right")
-        t.add_row("TDRs", str(s.tdrs))
-        t.add_row("devices removed", str(s.removed))
-        for k, n in sorted(s.deferred_errors.items()):
-            t.add_row(f"deferred error {k}", str(n))
-        console.print(t)
 
+def _errors_table(s: TraceSummary) -> Table | None:
+    """TDRs, removed devices and deferred errors; None when the run had none of them."""
+    if not (s.tdrs or s.removed or s.deferred_errors):
+        return None
+    t = Table(title="errors", title_justify="left", title_style="bold")
+    t.add_column("what", style="cyan")
+    t.add_column("count", justify="right")
+    t.add_row("TDRs", str(s.tdrs))
+    t.add_row("devices removed", str(s.removed))
+    for k, n in sorted(s.deferred_errors.items()):
+        t.add_row(f"deferred error {k}", str(n))
+    return t
+
+
+def _violations_table(s: TraceSummary) -> Table:
+    """Violations by rule, in the order they first happened."""
     t = Table(title="violations", title_justify="left", title_style="bold")
     t.add_column("rule", style="red")
     t.add_column("count", justify="right")
@@ -517,4 +550,4 @@ def render_summary(s: TraceSummary, console: Console, source: str = "") -> None:
                   v["messages"][0] if v["messages"] else "")
     if not s.violations:
         t.add_row("[green]none[/green]", "0", "", "", "")
-    console.print(t)
+    return t
