@@ -37,6 +37,7 @@ EQUIVALENT_FILE = ROOT / "bench" / "mutants_equivalent.toml"
 TARGETS: dict[str, list[str]] = {
     "vthreads/_hb.py": ["tests/engine"],
     "vthreads/_engine.py": ["tests/engine"],
+    "vthreads/_events.py": ["tests/engine"],
     "vthreads/_trampoline.py": ["tests/engine"],
     "vthreads/_reports.py": ["tests/engine"],
     "vthreads/_sync.py": ["tests/engine"],
@@ -62,6 +63,7 @@ MAX_CHILDREN = 2
 #: DPOR case of their own (tests/engine/test_engine_mutants.py)
 LEAVE_OUT: dict[str, list[str]] = {
     "vthreads/_engine.py": ["tests/engine/test_dpor.py"],
+    "vthreads/_events.py": ["tests/engine/test_dpor.py"],
     "vthreads/_trampoline.py": ["tests/engine/test_dpor.py"],
 }
 PACKAGES = ["vthreads", "kmd", "umd", "runtime", "scenarios", "wddmemu"]
