@@ -356,22 +356,25 @@ def explore_cmd(scenario: str, params: tuple[str, ...], driver: str,
         show.interrupted()
         return EXIT_INTERRUPTED
     show.summary(res, strategy, preemption_bound)
-    paths = show.save_final(res.failures)
-    if len(res.failures) > 1:  # --keep-going: one line per distinct finding, then each once
-        from ._explore import group_failures
-
-        groups = group_failures(res.failures)
-        console.print(f"{len(res.failures)} failing schedules, {len(groups)} distinct:")
-        for g in groups:
-            console.print(f"  {g.describe()}", markup=False, highlight=False)
-        shown = [g.first for g in groups]
-    else:
-        shown = list(res.failures)
-    for fd in shown:
-        explain(console, fd, paths[fd.index])
+    _explain_all(console, res.failures, show.save_final(res.failures))
     if reports is not None:
         reports.write(junit, json_out)
     return EXIT_FAIL if res.failures else EXIT_OK
+
+
+def _explain_all(console: Console, failures: Any, paths: dict[int, Path]) -> None:
+    """Each failure explained once; with ``--keep-going``, first one line per distinct
+    finding and then the first schedule of each."""
+    if len(failures) > 1:
+        from ._explore import group_failures
+
+        groups = group_failures(failures)
+        console.print(f"{len(failures)} failing schedules, {len(groups)} distinct:")
+        for g in groups:
+            console.print(f"  {g.describe()}", markup=False, highlight=False)
+        failures = [g.first for g in groups]
+    for fd in failures:
+        explain(console, fd, paths[fd.index])
 
 
 class _ExploreDisplay:
