@@ -89,6 +89,7 @@ from ._explore import (
     probe_steps,
     spec_from_dict,
     systematic_found,
+    uses_pct,
 )
 from ._explore import _schedule_spec as schedule_spec
 from ._runner import (
@@ -227,7 +228,7 @@ class Search:
     @classmethod
     def of(cls, base: RunSpec, opts: ExploreOptions, label: str = "") -> Search:
         check_spec(base)
-        k = probe_steps(base) if opts.strategy in ("pct", "portfolio") else base.pct_steps
+        k = probe_steps(base) if uses_pct(opts.strategy) else base.pct_steps
         return cls(base, measure_faults(base, opts), k, label)
 
     def wanted(self, cno: int) -> bool:
@@ -500,7 +501,7 @@ def drive(client: Any, searches: Sequence[Search | _Split], *,
 
     def settle(s: Search | _Split) -> None:
         for fd in s.decided():
-            if s.opts.minimise and fd.finding.rule != "hang":  # kept as found, as explore does
+            if s.opts.minimise:
                 fut = client.submit(timed_task, current_timeout(), minimise, fd,
                                      s.opts.max_replays, pure=False)
                 inflight[fut] = ("minimise", s, fd.index)

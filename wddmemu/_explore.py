@@ -291,9 +291,8 @@ def explore(
                  range(opts.schedules), backend=base.backend, stop=after)
     else:
         runs = _explore_parallel(base, opts, k, record, progress, failures)
-    if opts.minimise:  # a hang is kept as found: each replay of it costs the whole --timeout
-        failures = [fd if fd.finding.rule == "hang"
-                    else minimise(fd, opts.max_replays, seconds=opts.minimise_seconds)
+    if opts.minimise:
+        failures = [minimise(fd, opts.max_replays, seconds=opts.minimise_seconds)
                     for fd in failures]
     return ExploreResult(runs, tuple(failures), k)
 
@@ -382,9 +381,8 @@ def _explore_systematic(base: RunSpec, opts: ExploreOptions,
     res = search(run_one, max_executions=opts.schedules, preemption_bound=opts.preemption_bound,
                  stop_on_failure=opts.stop_on_first,
                  failing=lambda r: _search_finding(r) is not None)
-    if opts.minimise:  # a hang is kept as found: each replay of it costs the whole --timeout
-        failures = [fd if fd.finding.rule == "hang"
-                    else minimise(fd, opts.max_replays, seconds=opts.minimise_seconds)
+    if opts.minimise:
+        failures = [minimise(fd, opts.max_replays, seconds=opts.minimise_seconds)
                     for fd in failures]
     return ExploreResult(runs, tuple(failures), base.pct_steps, res.exhausted, res.claim())
 
@@ -580,7 +578,10 @@ def minimise(found: Found, max_replays: int = 2000, *, seconds: float | None = 6
     chunks down to a local minimum, within ``max_replays`` replays and ``seconds`` of wall
     clock (None: no time budget). ``progress(replays, deviations)`` is called after each
     replay. ``minimised`` reports deviations before/after, replays, cache hits and whether a
-    budget stopped the search."""
+    budget stopped the search. A hang is returned as found: each replay of it would cost the
+    whole ``--timeout``."""
+    if found.finding.rule == "hang":
+        return found
     spec = found.spec
     assert spec.decisions is not None
     rec = Recorder(Replay(spec.decisions))
