@@ -66,6 +66,20 @@ def _run(main: Any, on_block: Any = None) -> tuple[vt.RunResult, list[dict[str, 
     return eng.run(main), events
 
 
+def _error_of(door: DdiDoor, ddi: str, error: type[BaseException]) -> Any:
+    """A program that calls ``ddi`` through ``door`` and returns the text of the ``error`` it
+    raises (``"no error"`` when it raises none)."""
+
+    async def main() -> str:
+        try:
+            await door.call(ddi, None)
+        except error as e:
+            return str(e)
+        return "no error"
+
+    return main
+
+
 def _lock_args(**kw: Any) -> D3DDDIARG_LOCKASYNC:
     return D3DDDIARG_LOCKASYNC(resource=1, subresource_index=0, flags=0, **kw)
 
@@ -188,14 +202,7 @@ def test_a_driver_exception_leaves_nobody_inside_and_the_entry_lock_free() -> No
 
     door = _door(0xA, pfn_flush=raises)
 
-    async def main() -> str:
-        try:
-            await door.call("Flush", None)
-        except RuntimeError as e:
-            return str(e)
-        return "no exception"
-
-    r, _ = _run(main)
+    r, _ = _run(_error_of(door, "Flush", RuntimeError))
     assert r.value == "driver bug"
     assert door.inside == 0 and not door.entry.locked()
 
@@ -225,14 +232,7 @@ def test_calling_a_ddi_the_driver_lacks_is_a_usage_error_naming_it() -> None:
     assert not DdiDoor("dev0", 0xA, RuntimeHooks()).implements("Flush")
     assert _door(pfn_flush=_returns(0)).implements("Flush")
 
-    async def main() -> str:
-        try:
-            await door.call("Rename", None)
-        except vt.EngineUsageError as e:
-            return str(e)
-        return "no error"
-
-    r, ev = _run(main)
+    r, ev = _run(_error_of(door, "Rename", vt.EngineUsageError))
     assert r.value == "the runtime called Rename, which the driver does not implement"
     assert ev == [] and door.calls == {}
 
@@ -250,14 +250,7 @@ def test_past_the_edges_no_hresult(hr: Any) -> None:
 def test_a_non_hresult_answer_raises_and_leaves_the_door_sound() -> None:
     door = _door(0xA, pfn_flush=_returns(1 << 32))
 
-    async def main() -> str:
-        try:
-            await door.call("Flush", None)
-        except TypeError as e:
-            return str(e)
-        return "no error"
-
-    r, ev = _run(main)
+    r, ev = _run(_error_of(door, "Flush", TypeError))
     assert r.value == "driver DDI Flush returned 4294967296, not a 32-bit HRESULT"
     assert [e["event"] for e in ev] == ["ddi.enter"]
     assert door.inside == 0 and not door.entry.locked()
