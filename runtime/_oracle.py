@@ -126,8 +126,8 @@ class DrawSnapshots:
                     defined[a - base] = 0
                 read.defined = bytes(defined)
                 hits.append((draw.draw_id, changed[0], len(changed)))
-        eng = current_engine()
-        if hits and eng.wants("rt.nooverwrite.overwrite"):
+        eng = current_engine() if hits else None
+        if eng is not None and eng.wants("rt.nooverwrite.overwrite"):
             for draw_id, first, n in hits:
                 eng.emit("rt.nooverwrite.overwrite", device=self.device_name, draw_id=draw_id,
                          resource=res.handle, offset=first, bytes=n)

@@ -338,17 +338,11 @@ def test_rename_frees_unlocked_lets_go_of_the_lock_inside_rename() -> None:
         vb = await r.vb(256)
         hr, la = await r.lock_async(vb, LAF.Discard)
         assert hr == S_OK and await r.unlock_async(vb) == S_OK
-        mutex = r.dev.mutex
-        releases = [0]
-        inner = mutex.release
 
-        def counting() -> None:
-            releases[0] += 1
-            inner()
+        async def rename() -> None:
+            assert await r.rename(vb, la.cookie) == S_OK
 
-        mutex.release = counting
-        assert await r.rename(vb, la.cookie) == S_OK
-        return releases[0]
+        return await _releases_in(r, rename)  # type: ignore[no-any-return]
 
     ref, bug = both("rename-frees-unlocked", prog)
     assert (ref, bug) == (1, 2)  # the second critical section: the window (RN-5)
