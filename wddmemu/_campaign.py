@@ -27,6 +27,7 @@ from ._cluster import (
     ClusterError,
     connect,
     drive,
+    explore_local,
     explore_on_cluster,
     plan,
 )
@@ -36,7 +37,6 @@ from ._explore import (
     ExploreOptions,
     ExploreResult,
     Found,
-    explore,
     save_failure,
 )
 from ._interrupt import ctrl_c, is_interrupt
@@ -214,8 +214,8 @@ def run_campaign(camp: Campaign, how: CampaignRun | None = None,
         def found(fd: Found, early: dict[int, Path] = early) -> None:
             early[fd.index] = Path(save_failure(fd, how.save_dir))
 
-        res = explore(spec, camp.options(strat, how.jobs), progress=cell_progress,
-                      on_found=found)
+        res = explore_local(spec, camp.options(strat, how.jobs), progress=cell_progress,
+                            on_found=found)
         paths = tuple(save_failure(fd, how.save_dir) for fd in res.failures)
         for fd, path in zip(res.failures, paths):
             first = early.get(fd.index)
@@ -365,7 +365,7 @@ class ReportingExplore:
                                          progress=kw.get("progress"),
                                          on_failure=lambda fd: save_failure(fd, self.save_dir))
         else:
-            res = explore(base, opts, **kw)
+            res = explore_local(base, opts, **kw)
         # content-addressed names: the command's own save writes these same bytes again
         paths = tuple(save_failure(fd, self.save_dir) for fd in res.failures)
         self.cells.append(CellReport(base, opts.strategy, opts.schedules, res, paths,

@@ -318,20 +318,19 @@ def explore_cmd(scenario: str, params: tuple[str, ...], driver: str,
                 cluster: str | None, junit: str | None, json_out: str | None) -> int:
     """Run many schedules of SCENARIO; save, minimise and explain each failure. Ctrl-C stops
     it: what was found is kept, the summary printed, exit 130."""
-    from ._explore import ExploreOptions, explore
+    from ._explore import ExploreOptions
     from ._runner import check_spec, run_timeout
 
     reports = None
-    run_explore = explore
     if cluster or junit or json_out:  # docs/cluster.md: Dask, JUnit and JSON reports
         from ._campaign import reporting_explore
 
         reports = reporting_explore(cluster, jobs, save_dir, driver, _loading.loaded_modules())
         run_explore = reports
-    elif jobs > 1 and strategy in ("dfs", "dpor"):  # split into subtrees over --jobs processes
-        from ._cluster import explore_split
+    else:  # dfs and dpor split into subtrees over --jobs processes, the others into chunks
+        from ._cluster import explore_local
 
-        run_explore = explore_split
+        run_explore = explore_local
 
     base = _spec(scenario, params, driver, driver_opts, ddi_version, bugs, backend, depth,
                  pct_steps, step_budget, "fifo", 0, inject)

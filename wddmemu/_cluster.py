@@ -84,6 +84,7 @@ from ._explore import (
     _run_chunk,
     _search_finding,
     _with_faults,
+    explore,
     measure_faults,
     minimise,
     probe_steps,
@@ -576,13 +577,17 @@ class PoolClient:
         return dict.fromkeys(range(self.jobs), 1)
 
 
+#: the strategies :func:`explore_split` splits into subtrees (the others split into chunks)
+SPLIT_STRATEGIES = ("dfs", "dpor")
+
+
 def explore_split(base: RunSpec, opts: ExploreOptions, *,
                   progress: Callable[[int, int], None] | None = None,
                   on_found: Callable[[Found], None] | None = None) -> ExploreResult:
     """``dfs`` or ``dpor`` with ``opts.jobs`` worker processes on this machine: the same split
     as on a cluster, so the same :class:`ExploreResult` as ``jobs=1`` (runs, claim, failures,
     failure files). ``on_found`` gets each final (minimised) failure as it is decided."""
-    if opts.strategy not in ("dfs", "dpor"):
+    if opts.strategy not in SPLIT_STRATEGIES:
         raise ValueError("explore_split splits dfs and dpor; explore runs the others")
     pool = futures.ProcessPoolExecutor(max_workers=opts.jobs)
     try:
@@ -590,6 +595,20 @@ def explore_split(base: RunSpec, opts: ExploreOptions, *,
                                   on_failure=on_found)
     finally:  # Ctrl-C or an error: drop the queued tasks rather than wait for them
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+
+
+def explore_local(base: RunSpec, opts: ExploreOptions, *,
+                  progress: Callable[[int, int], None] | None = None,
+                  on_found: Callable[[Found], None] | None = None) -> ExploreResult:
+    """:func:`explore` with ``opts.jobs`` processes on this machine for every strategy: dfs and
+    dpor through :func:`explore_split`, the others through explore's own chunks. The answer is
+    ``jobs=1``'s either way; the command, its reporting path and campaigns all call this, so
+    ``--jobs`` means the same wherever it is given."""
+    if opts.jobs > 1 and opts.strategy in SPLIT_STRATEGIES:
+        return explore_split(base, opts, progress=progress, on_found=on_found)
+    return explore(base, opts, progress=progress, on_found=on_found)
 
 
 #: :func:`connect` under its public name (``wddmemu.connect_cluster``)

@@ -162,3 +162,32 @@ def test_a_campaign_runs_every_strategy_explore_takes(tmp_path: Path) -> None:
     for s in ("random", "pct", "pos", "portfolio"):
         assert got[s][:2] == (False, ["RACE"]), s
     assert got["dfs"] == got["dpor"] == (True, [], 40)
+
+
+
+@pytest.mark.parametrize("command", ["explore", "campaign"])
+@pytest.mark.parametrize("strategy, jobs, split", [("dfs", "2", True), ("dpor", "2", True),
+                                                   ("dfs", "1", False), ("pct", "2", False)])
+def test_jobs_splits_dfs_and_dpor_on_every_path(command, strategy, jobs, split, tmp_path: Path,
+                                                monkeypatch) -> None:
+    """``--jobs N`` splits dfs and dpor into subtrees over N processes on the reporting path
+    (``--junit``/``--json``) and in campaigns too, as on the plain command: before, those two
+    paths ran every dfs/dpor cell in one process, whatever ``--jobs`` said."""
+    from wddmemu import _cluster
+
+    seen: list[tuple[str, int]] = []
+    real = _cluster.explore_split
+
+    def recording(base, opts, **kw):
+        seen.append((opts.strategy, opts.jobs))
+        return real(base, opts, **kw)
+
+    monkeypatch.setattr(_cluster, "explore_split", recording)
+    toml = tmp_path / "c.toml"
+    toml.write_text(f'[campaign]\nscenarios = ["lock-flags"]\nstrategies = ["{strategy}"]\n'
+                    "schedules = 3\n")
+    argv = {"explore": ["explore", "lock-flags", "--schedules", "3", "--strategy", strategy,
+                        "--json", str(tmp_path / "r.json")],
+            "campaign": ["campaign", str(toml)]}[command]
+    assert _cli.main([*argv, "--jobs", jobs, "--save-dir", str(tmp_path / "f")]) == 0
+    assert seen == ([(strategy, 2)] if split else [])
