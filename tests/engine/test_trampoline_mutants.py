@@ -244,3 +244,11 @@ def test_a_thread_that_awaits_again_while_unwinding_is_closed_and_the_run_still_
     r = vt.Engine(_Ranked(["stubborn", "after", "main"]), backend=backend).run(main)
     assert r.ok, r.failure
     assert cleaned == ["stubborn", "after"]
+
+
+def test_the_park_marker_says_what_it_is() -> None:
+    # the object a thread yields to the trampoline to give the baton back: if it ever shows up
+    # in a debugger or a stray await's report, its repr names it (no public name reaches it)
+    from vthreads._trampoline import PARK
+
+    assert repr(PARK) == "<vthreads park>"
