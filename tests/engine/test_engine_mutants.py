@@ -787,3 +787,23 @@ def test_dpor_sees_a_thread_block_in_a_sleep_and_reaches_both_orders_after_it() 
     res = vt.explore_dpor_with(run_one, stop_on_failure=False)
     assert res.exhausted and res.failure is None
     assert outcomes == {("a", "b"), ("b", "a")}
+
+
+def test_a_race_reported_through_the_engine_is_a_race_violation_once() -> None:
+    # Engine.report_race is how a race detector of one's own reports: the same finding as the
+    # built-in cells', each (cell, site, site) once
+    from vthreads._hb import Access, Race
+
+    async def main() -> None:
+        eng = vt.current_engine()
+        a = Access(0, "main", 1, "w1", 1, True)
+        b = Access(1, "other", 1, "r1", 2, False)
+        eng.report_race(Race("mine", a, b))
+        eng.report_race(Race("mine", a, b))
+
+    r = vt.Engine().run(main)
+    (v,) = r.violations
+    assert v.rule == "RACE"
+    assert v.message == ("write-read race on mine: main at w1 (step 1) and other at r1 (step 2) "
+                         "are not ordered by happens-before")
+    assert v.fields["second"] == {"thread": "other", "site": "r1", "step": 2, "write": False}
