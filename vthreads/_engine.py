@@ -247,7 +247,8 @@ class Engine(EngineEvents):
 
     def _done(self) -> None:
         self._aborted = True
-        self._runner.stop()  # type: ignore[union-attr]
+        if self._runner is not None:  # None: a run.start subscriber ended the run already
+            self._runner.stop()
 
     # ---- the core loop -----------------------------------------------------------------------
 

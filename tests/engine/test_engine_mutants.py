@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import anyio
 import pytest
 
 import vthreads as vt
+from vthreads.testing import capture_events
 
 BACKENDS = ["asyncio", "trio"]
 
@@ -528,3 +530,280 @@ def test_a_replay_that_diverges_at_a_point_names_the_thread_that_was_running() -
     assert f is not None and f.kind == "divergence", r.failure
     assert f.thread == "main"
     assert dict(f.details) == {}
+
+
+# ---- the constructor: defaults, checks, what run.start says (the rerun's survivors) ------------
+
+
+def _start_event(eng: vt.Engine) -> dict[str, Any]:
+    async def main() -> None:
+        await vt.checkpoint()
+
+    with capture_events() as events:
+        eng.run(main).check()
+    assert events[0]["event"] == "run.start"
+    return events[0]
+
+
+def test_run_start_gives_the_default_engine_s_seed_budget_and_context() -> None:
+    eng = vt.Engine()
+    assert eng.seed == 0
+    ev = _start_event(eng)
+    assert (ev["step"], ev["t"], ev["thread"]) == (0, 0, None)
+    assert ev["step_budget"] == 200_000
+    assert (ev["seed"], ev["strategy"], ev["backend"]) == (0, "fifo", "asyncio")
+
+
+def test_run_start_gives_pct_s_default_depth_and_steps_and_any_given_ones() -> None:
+    ev = _start_event(vt.Engine("pct"))
+    assert (ev["strategy"], ev["seed"], ev["depth"], ev["pct_steps"]) == ("pct", 0, 3, 1000)
+    eng = vt.Engine("pct", seed=9, depth=2, pct_steps=50, step_budget=77)
+    assert eng.seed == 9
+    ev = _start_event(eng)
+    assert (ev["seed"], ev["depth"], ev["pct_steps"], ev["step_budget"]) == (9, 2, 50, 77)
+
+
+def test_run_start_is_traced_with_the_strategy_s_own_fields() -> None:
+    async def main() -> None:
+        await vt.checkpoint()
+
+    r, evs = _run(main, ("run.start",), strategy="random", seed=4, step_budget=12)
+    assert r.ok, r.failure
+    (ev,) = evs
+    assert {k: ev[k] for k in ("strategy", "seed", "step_budget")} == {
+        "strategy": "random", "seed": 4, "step_budget": 12}
+
+
+def test_the_constructor_refuses_an_unknown_backend_and_a_budget_below_one() -> None:
+    with pytest.raises(ValueError) as err:
+        vt.Engine(backend="curio")
+    assert str(err.value) == "unknown backend 'curio': use asyncio or trio"
+    with pytest.raises(ValueError) as err:
+        vt.Engine(step_budget=0)
+    assert str(err.value) == "step_budget must be >= 1"
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_budget_of_one_step_allows_exactly_one_step(backend: str) -> None:
+    # a sleep counts one step, a checkpoint one: budget n passes n steps and fails the n+1st
+    async def one() -> None:
+        await vt.sleep(5)
+
+    async def two() -> None:
+        await vt.sleep(5)
+        await vt.checkpoint()
+
+    r = vt.Engine(backend=backend, step_budget=1).run(one)
+    assert r.ok, r.failure
+    assert r.statistics.steps == 1
+    r = vt.Engine(backend=backend, step_budget=1).run(two)
+    f = r.failure
+    assert f is not None and f.kind == "step-budget"
+    assert f.message == ("step budget of 1 exhausted (livelock?); raise step_budget if the "
+                         "program is just long")
+    assert (f.thread, f.step, dict(f.details)) == ("main", 2, {})
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_sleeps_count_one_step_each_and_the_budget_stops_the_first_sleep_past_it(
+        backend: str) -> None:
+    async def sleeper(n: int) -> None:
+        for _ in range(n):
+            await vt.sleep(3)
+
+    r = vt.Engine(backend=backend, step_budget=3).run(sleeper, 3)
+    assert r.ok, r.failure
+    assert (r.statistics.steps, r.statistics.time_ns) == (3, 9)
+    r = vt.Engine(backend=backend, step_budget=3).run(sleeper, 4)
+    f = r.failure
+    assert f is not None and f.kind == "step-budget"
+    assert (f.thread, f.step) == ("main", 4)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_the_step_count_starts_at_zero(backend: str) -> None:
+    async def nothing() -> int:
+        return 1
+
+    async def two() -> int:
+        await vt.checkpoint()
+        await vt.checkpoint()
+        return 2
+
+    assert vt.Engine(backend=backend).run(nothing).statistics.steps == 0
+    assert vt.Engine(backend=backend).run(two).statistics.steps == 2
+
+
+@pytest.mark.parametrize("strategy", ["fifo", "free"])
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_violation_under_stop_on_violation_at_run_start_fails_the_run_cleanly(
+        backend: str, strategy: str) -> None:
+    # a run.start subscriber may report before any thread exists (then the runner is not
+    # there yet): the run fails as a violation on no thread, and the first thread never runs
+    ran: list[int] = []
+    eng = vt.Engine(strategy, backend=backend, stop_on_violation=True)
+    eng.subscribe(lambda ev: eng.violation("X-0", "at start"), events=["run.start"])
+
+    async def main() -> None:
+        ran.append(1)
+        await vt.checkpoint()
+
+    r = eng.run(main)
+    f = r.failure
+    assert f is not None
+    assert (f.kind, f.message, f.thread, f.step) == ("violation", "X-0: at start", None, 0)
+    assert ran == []
+
+
+# ---- running: names, backends, running once, the value, divergence at the end ---------------
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_the_first_thread_is_named_main_unless_named_and_is_not_a_daemon(backend: str) -> None:
+    async def main() -> tuple[str, bool, int]:
+        me = vt.current_thread()
+        return me.name, me.daemon, me.tid
+
+    assert vt.Engine(backend=backend).run(main).value == ("main", False, 0)
+    assert vt.Engine(backend=backend).run(main, name="boss").value == ("boss", False, 0)
+    r = anyio.run(vt.Engine(backend=backend).run_async, main, backend=backend)
+    assert r.value == ("main", False, 0)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_daemon_thread_finishing_first_does_not_end_the_run(backend: str) -> None:
+    async def main() -> tuple[bool, bool, int]:
+        async def quick() -> None:
+            await vt.checkpoint()
+
+        d = vt.spawn("d", quick, daemon=True)
+        n = vt.spawn("n", quick)
+        await d.join()
+        await vt.sleep(10)  # the run goes on after the daemon has finished
+        await n.join()
+        return d.daemon, n.daemon, vt.now()
+
+    r = vt.Engine(backend=backend).run(main)
+    assert r.ok, r.failure
+    assert r.value == (True, False, 10)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_an_engine_made_for_one_backend_run_on_the_other_records_the_one_it_ran_on(
+        backend: str) -> None:
+    other = "trio" if backend == "asyncio" else "asyncio"
+    eng = vt.Engine(backend=other)
+
+    async def main() -> None:
+        await vt.checkpoint()
+
+    with capture_events() as events:
+        r = anyio.run(eng.run_async, main, backend=backend)
+    assert r.ok, r.failure
+    assert eng.backend == backend
+    assert {e["backend"] for e in events} == {backend}
+
+
+def test_an_engine_runs_once() -> None:
+    eng = vt.Engine()
+    eng.run(vt.checkpoint).check()
+    with pytest.raises(vt.EngineUsageError) as err:
+        eng.run(vt.checkpoint)
+    assert str(err.value) == "an Engine runs once: make a new one for the next run"
+
+
+def test_current_thread_outside_every_emulated_thread_says_so() -> None:
+    with pytest.raises(vt.EngineUsageError) as err:
+        vt.Engine().current_thread()
+    assert str(err.value) == "not inside an emulated thread of this engine"
+
+
+def test_a_watchdog_before_the_first_thread_names_no_running_thread() -> None:
+    from vthreads._watchdog import running_thread
+
+    assert running_thread(vt.Engine()) is None
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_failed_run_has_no_value_and_its_failure_carries_the_exception_and_traceback(
+        backend: str) -> None:
+    async def main() -> int:
+        await vt.checkpoint()
+        raise KeyError("gone")
+
+    r = vt.Engine(backend=backend).run(main)
+    f = r.failure
+    assert r.value is None
+    assert f is not None and f.message == "KeyError: 'gone'"
+    assert f.details["exception"] == "KeyError"
+    tb = f.details["traceback"].splitlines()
+    assert tb[0] == "Traceback (most recent call last):"
+    assert tb[1].startswith("  File ")
+    assert tb[-1] == "KeyError: 'gone'"
+    assert 'raise KeyError("gone")' in f.details["traceback"]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_replay_with_decisions_left_over_diverges_at_the_step_it_finished(backend: str) -> None:
+    async def main() -> None:
+        await vt.checkpoint()
+        await vt.checkpoint()
+        await vt.checkpoint()
+
+    r = vt.Engine("replay", decisions=[0, 0], backend=backend).run(main)
+    f = r.failure
+    assert f is not None and f.kind == "divergence"
+    assert f.message == "the program finished after 0 decisions; the recording has 2"
+    assert f.step == r.statistics.steps == 3
+    assert f.thread is None
+
+
+def test_dpor_sees_a_thread_block_in_a_sleep_and_reaches_both_orders_after_it() -> None:
+    # systematic strategies never pick a thread whose announced operation would block, but a
+    # sleep always blocks: its footprint is closed at the block, and both wake-up orders are
+    # explored
+    async def main() -> tuple[str, ...]:
+        order: list[str] = []
+        m = vt.Mutex("m")
+
+        async def sleeper(n: str) -> None:
+            await vt.sleep(5)
+            async with m:
+                order.append(n)
+
+        a, b = vt.spawn("a", sleeper, "a"), vt.spawn("b", sleeper, "b")
+        await a.join()
+        await b.join()
+        return tuple(order)
+
+    outcomes: set[Any] = set()
+
+    def run_one(strategy: Any) -> vt.RunResult:
+        r = vt.Engine(strategy).run(main)
+        assert r.failure is None, r.failure
+        outcomes.add(r.value)
+        return r
+
+    res = vt.explore_dpor_with(run_one, stop_on_failure=False)
+    assert res.exhausted and res.failure is None
+    assert outcomes == {("a", "b"), ("b", "a")}
+
+
+def test_a_race_reported_through_the_engine_is_a_race_violation_once() -> None:
+    # Engine.report_race is how a race detector of one's own reports: the same finding as the
+    # built-in cells', each (cell, site, site) once
+    from vthreads._hb import Access, Race
+
+    async def main() -> None:
+        eng = vt.current_engine()
+        a = Access(0, "main", 1, "w1", 1, True)
+        b = Access(1, "other", 1, "r1", 2, False)
+        eng.report_race(Race("mine", a, b))
+        eng.report_race(Race("mine", a, b))
+
+    r = vt.Engine().run(main)
+    (v,) = r.violations
+    assert v.rule == "RACE"
+    assert v.message == ("write-read race on mine: main at w1 (step 1) and other at r1 (step 2) "
+                         "are not ordered by happens-before")
+    assert v.fields["second"] == {"thread": "other", "site": "r1", "step": 2, "write": False}
