@@ -1,0 +1,289 @@
+"""Tests written from the survivors of mutation testing kmd/_lock.py and kmd/flags.py
+(bench/mutants.py, issue 16): each pins a behaviour of the lock path a mutant changed and the
+other kmd tests did not notice — the exact NTSTATUS, the rule id and every field of the ``kmd.*``
+trace event, the kernel's counters, and the waits' wake-up causes (KL-*, KL2-*, KU-*, LCB-5,
+LCB-6, TDR-12, Q3, Q5)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import kmd
+import vthreads as vt
+from kmd import D3DDDICB_LOCKFLAGS as LF
+from kmd import KernelConfig
+from tests.support.kernel import OK, Rig, run_traced
+
+INVALID = 0xC000000D
+REMOVED = 0xC00002B6
+BUSY = 0xC01E0102
+DISCARD = LF.LockEntire | LF.Discard
+HT = kmd.DXGK_HANDLE_TYPE.DXGK_HANDLE_ALLOCATION
+#: the fields every trace event carries, whatever emitted it
+META = {"step", "t", "thread", "seed", "strategy", "backend"}
+CODES = {
+    0: "STATUS_SUCCESS",
+    INVALID: "STATUS_INVALID_PARAMETER",
+    REMOVED: "STATUS_DEVICE_REMOVED",
+    BUSY: "STATUS_GRAPHICS_ALLOCATION_BUSY",
+    0xC01E0103: "STATUS_GRAPHICS_TOO_MANY_REFERENCES",
+    0xC01E0101: "STATUS_GRAPHICS_CANT_LOCK_MEMORY",
+    0xC01E0107: "STATUS_GRAPHICS_UNSWIZZLING_APERTURE_UNAVAILABLE",
+    0xC01E0109: "STATUS_GRAPHICS_CANT_EVICT_PINNED_ALLOCATION",
+    0xC0000017: "STATUS_NO_MEMORY",
+}
+
+
+def events(evs: list[dict[str, Any]], name: str) -> list[dict[str, Any]]:
+    """The ``name`` events without the fields every event carries."""
+    return [{k: v for k, v in e.items() if k not in META} for e in evs if e.get("event") == name]
+
+
+def code(st: int) -> dict[str, str]:
+    return {"status": f"0x{st:08X}", "status_name": CODES[st]}
+
+
+def fail(ev: str, st: int, rule: str, **fields: Any) -> dict[str, Any]:
+    """The trace event of a failed call (``KernelCore._fail``)."""
+    return {"event": ev, **fields, "rule": rule, **code(st)}
+
+
+def traced(main: Callable[[], Any], **kw: Any) -> list[dict[str, Any]]:
+    return run_traced(main, **kw)[1]
+
+
+def stats(rig: Rig, *names: str) -> tuple[int, ...]:
+    s = rig.k.statistics()
+    return tuple(getattr(s, n) for n in names)
+
+
+# ---- LCB-6: Discard + NoExistingReference waits for room (_wait_for_rename_room) ----
+
+
+async def _capped(rig: Rig) -> tuple[int, int, int]:
+    """Two live instances of one allocation at max_rename_instances=2: a0 locked (so never
+    freed), a1 current and busy for 3 ms. Returns (a0, a1, a1's fence)."""
+    a0 = await rig.alloc(segments="aperture")
+    st, _ = await rig.lock(a0)
+    assert st == OK
+    st, lk = await rig.lock(a0, DISCARD)
+    assert st == OK
+    a1 = lk.allocation
+    assert a1 != a0 and await rig.unlock(a1) == OK
+    return a0, a1, await rig.busy(a1, ns=3_000_000)
+
+
+def test_rename_room_wait_reuses_the_current_instance_once_idle() -> None:
+    """LCB-6: no room for a rename and the current instance busy → stall; it wakes when the
+    current instance is idle and reuses it (NoExistingReference: no rename)."""
+    seen: dict[str, Any] = {}
+
+    async def main() -> None:
+        rig = await Rig(KernelConfig(max_rename_instances=2)).setup()
+        a0, a1, f1 = await _capped(rig)
+        st, lk = await rig.lock(a1, DISCARD | LF.NoExistingReference)
+        assert st == 0 and lk.allocation == a1 and lk.data.instance == 1
+        end = next(r.ended_ns for r in rig.k.dma_records if r.fence == f1)
+        assert vt.now() == end > 0
+        assert stats(rig, "renames", "rename_failures", "busy_failures", "lock_waits") == (
+            1, 0, 0, 1)
+        assert stats(rig, "locks", "live_instances") == (3, 2)
+        seen.update(dev=rig.device, a0=a0, a1=a1, f1=f1)
+
+    evs = traced(main)
+    base = {"device": seen["dev"], "allocation": seen["a1"], "flags": "0x190"}
+    assert events(evs, "kmd.lock.wait") == [
+        {"event": "kmd.lock.wait", **base, "fence": seen["f1"], "why": "2 instances live"}
+    ]
+    assert events(evs, "kmd.lock")[-1] == {
+        "event": "kmd.lock", **base, "instance": 1, "renamed": False, "pages": None,
+        "segment": "aperture", "swizzle_range": False, **code(0),
+    }
+
+
+def test_rename_room_wait_renames_when_an_old_instance_frees() -> None:
+    """LCB-6: the stall also ends when an old instance frees (fewer live instances): then the
+    rename succeeds, while the current instance is still busy."""
+    seen: dict[str, Any] = {}
+
+    async def main() -> None:
+        rig = await Rig(KernelConfig(max_rename_instances=2)).setup()
+        a0 = await rig.alloc(segments="aperture")
+        f0 = await rig.busy(a0, ns=3_000_000)
+        st, lk = await rig.lock(a0, DISCARD)
+        a1 = lk.allocation
+        assert st == OK and await rig.unlock(a1) == OK
+        f1 = await rig.busy(a1, ns=6_000_000)  # retires a0 (busy until f0)
+        st, lk = await rig.lock(a1, DISCARD | LF.NoExistingReference)
+        assert st == 0
+        a2 = lk.allocation
+        assert a2 not in (a0, a1) and lk.data.instance == 2
+        f0_end = next(r.ended_ns for r in rig.k.dma_records if r.fence == f0)
+        assert vt.now() == f0_end
+        assert rig.k.completed_fence == f0 < f1  # a1 still busy: woken by a0's free
+        assert stats(rig, "renames", "rename_failures", "lock_waits") == (2, 0, 1)
+        assert rig.k.callbacks.dxgk_cb_get_handle_data(a0, HT) is None  # a0 freed
+        seen.update(dev=rig.device, a0=a0, a1=a1, a2=a2, f1=f1)
+
+    evs = traced(main)
+    base = {"device": seen["dev"], "allocation": seen["a1"], "flags": "0x190"}
+    assert events(evs, "kmd.lock.wait") == [
+        {"event": "kmd.lock.wait", **base, "fence": seen["f1"], "why": "2 instances live"}
+    ]
+    assert events(evs, "kmd.rename")[-1] == {
+        "event": "kmd.rename", "device": seen["dev"], "allocation": seen["a0"],
+        "old": seen["a1"], "new": seen["a2"], "index": 2, "live": 2, "segment": "aperture",
+    }
+    assert events(evs, "kmd.lock")[-1]["allocation"] == seen["a2"]
+    assert events(evs, "kmd.lock")[-1]["renamed"] is True
+
+
+def _woken_by(cause: str) -> list[dict[str, Any]]:
+    """A Discard + NoExistingReference lock stalled for room, woken by ``cause``."""
+    seen: dict[str, Any] = {}
+
+    async def main() -> None:
+        rig = await Rig(KernelConfig(max_rename_instances=2)).setup()
+        a0, a1, _ = await _capped(rig)
+
+        async def other() -> None:
+            await vt.sleep(1_000_000)
+            if cause == "removal":
+                assert rig.k.inject_removal(rig.device)
+            elif cause == "allocation":
+                da = kmd.D3DKMT_DESTROYALLOCATION(device=rig.device, allocations=[a0])
+                assert await kmd.D3DKMTDestroyAllocation(rig.k, da) == OK
+            else:
+                dd = kmd.D3DKMT_DESTROYDEVICE(device=rig.device)
+                assert await kmd.D3DKMTDestroyDevice(rig.k, dd) == OK
+
+        t = vt.spawn("other", other)
+        st, lk = await rig.lock(a1, DISCARD | LF.NoExistingReference)
+        seen.update(st=st, now=vt.now(), data=lk.data)
+        await t.join()
+        seen.update(dev=rig.device, a1=a1)
+
+    evs = traced(main)
+    assert seen["now"] == 1_000_000 and seen["data"] is None  # at once, not at the fence
+    st = seen["st"]
+    base = {"device": seen["dev"], "allocation": seen["a1"], "flags": "0x190"}
+    rule = "TDR-12" if cause == "removal" else "KL-2"
+    assert st == (REMOVED if cause == "removal" else INVALID)
+    assert events(evs, "kmd.lock")[-1] == fail("kmd.lock", st, rule, **base)
+    return evs
+
+
+def test_rename_room_wait_woken_by_removal_is_device_removed() -> None:
+    _woken_by("removal")
+
+
+def test_rename_room_wait_woken_by_destroying_the_allocation_is_kl2() -> None:
+    _woken_by("allocation")
+
+
+def test_rename_room_wait_woken_by_destroying_the_device_is_kl2() -> None:
+    _woken_by("device")
+
+
+# ---- D3DKMTLock2 (KL2-*) and Unlock2: every refusal's event, the success's pointer ----
+
+THREE_SEGMENTS = dict(
+    segments=(
+        kmd.SegmentDesc("local", 16 * kmd.MiB, "memory", cpu_visible=False),
+        kmd.SegmentDesc("visible", 8 * kmd.MiB, "memory", cpu_visible=True),
+        kmd.SegmentDesc("aperture", 16 * kmd.MiB, "aperture"),
+    )
+)
+
+
+async def _primary(rig: Rig, alt: bool) -> int:
+    info = kmd.D3DDDI_ALLOCATIONINFO(
+        private_driver_data=kmd.AllocationDesc(size=8192, use_alternate_va=alt),
+        flags=kmd.D3DDDI_ALLOCATIONINFO_FLAGS.Primary,
+        vidpn_source_id=0,
+    )
+    ca = kmd.D3DKMT_CREATEALLOCATION(device=rig.device, allocation_info=[info])
+    assert await kmd.D3DKMTCreateAllocation(rig.k, ca) == OK
+    return info.allocation
+
+
+def test_lock2_events_codes_and_pointer() -> None:
+    seen: dict[str, Any] = {}
+
+    async def main() -> None:
+        cfg = KernelConfig(max_pending_references=2, swizzling_apertures=1, **THREE_SEGMENTS)
+        rig = await Rig(cfg).setup()
+        h = await rig.alloc(segments="any")
+        f = await rig.busy(h, ns=2_000_000)
+        st, a = await rig.lock2(h)  # KL2-2: waits
+        assert st == 0 and rig.k.completed_fence == f
+        p = a.data
+        assert (p.offset, len(p), p.read_only, p.allocation, p.instance) == (0, 8192, False, h, 0)
+        p.write(8191, b"z")
+        assert p.read(8191, 1) == b"z"
+        assert stats(rig, "locks", "lock_waits") == (1, 1)
+        st, b = await rig.lock(h)  # a Lock2 is not exclusive
+        assert st == 0 and await rig.unlock(h) == 0 and b.data.state == "unlocked"
+        assert p.state == "mapped" and await rig.unlock2(h) == 0 and p.state == "unlocked"
+        assert await rig.unlock2(h) == INVALID  # KU-3: nothing left
+        assert stats(rig, "unlocks") == (2,)
+        assert (await rig.lock2(h, 1))[0] == INVALID  # KL2-1
+        assert (await rig.lock2(rig.context))[0] == INVALID  # KL-2
+        hidden = await rig.alloc(segments="aperture", cpu_visible=False)
+        assert (await rig.lock2(hidden))[0] == INVALID  # KL-12
+        alt, plain = await _primary(rig, True), await _primary(rig, False)
+        assert (await rig.lock2(alt))[0] == INVALID  # KL-19
+        assert (await rig.lock2(plain))[0] == 0  # a primary without UseAlternateVA is fine
+        assert await rig.unlock2(plain) == 0
+        sw = await rig.alloc(segments="local", swizzled=True)
+        assert (await rig.lock(sw))[0] == 0
+        assert (await rig.lock2(sw))[0] == BUSY  # KL-14
+        await rig.busy(h)
+        await rig.busy(h)
+        assert (await rig.lock2(h))[0] == 0xC01E0103  # Q3
+        await rig.k.wait_idle()
+        # KL-11: an instance superseded by a Discard rename and then referenced
+        st, lk = await rig.lock(h, DISCARD)
+        assert st == 0 and await rig.unlock(lk.allocation) == 0
+        st, _ = await rig.lock2(lk.allocation)
+        assert st == 0 and await rig.unlock2(lk.allocation) == 0
+        st, _ = await rig.lock(h)  # keep h alive after the reference retires it
+        await rig.busy(lk.allocation)
+        assert (await rig.lock2(h))[0] == INVALID  # KL-11
+        assert rig.k.inject_removal(rig.device)
+        assert (await rig.lock2(plain))[0] == REMOVED  # KL2-5
+        seen.update(dev=rig.device, ctx=rig.context, h=h, f=f, hidden=hidden, alt=alt,
+                    plain=plain, sw=sw, new=lk.allocation)
+
+    evs = traced(main)
+    d = seen["dev"]
+
+    def at(h: int, **kw: Any) -> dict[str, Any]:
+        return {"device": d, "allocation": h, "flags": "0x0", **kw}
+
+    ok = {"event": "kmd.lock2", **code(0)}
+    assert events(evs, "kmd.lock2") == [
+        {**ok, **at(seen["h"]), "instance": 0},
+        fail("kmd.lock2", INVALID, "KL2-1", **at(seen["h"], flags="0x1")),
+        fail("kmd.lock2", INVALID, "KL-2", device=d, allocation=seen["ctx"]),
+        fail("kmd.lock2", INVALID, "KL-12", **at(seen["hidden"])),
+        fail("kmd.lock2", INVALID, "KL-19", **at(seen["alt"])),
+        {**ok, **at(seen["plain"]), "instance": 0},
+        fail("kmd.lock2", BUSY, "KL-14", **at(seen["sw"])),
+        fail("kmd.lock2", 0xC01E0103, "Q3", **at(seen["h"])),
+        {**ok, **at(seen["new"]), "instance": 1},
+        fail("kmd.lock2", INVALID, "KL-11", **at(seen["h"])),
+        fail("kmd.lock2", REMOVED, "KL2-5", device=d),
+    ]
+    assert events(evs, "kmd.lock.wait")[0] == {
+        "event": "kmd.lock.wait", **at(seen["h"]), "fence": seen["f"]}
+    unlock2 = {"event": "kmd.unlock2", "device": d, "remaining": 0, **code(0)}
+    assert events(evs, "kmd.unlock2") == [
+        {**unlock2, "allocation": seen["h"], "instance": 0},
+        fail("kmd.unlock2", INVALID, "KU-3", device=d, allocation=seen["h"]),
+        {**unlock2, "allocation": seen["plain"], "instance": 0},
+        {**unlock2, "allocation": seen["new"], "instance": 1},
+    ]
+    blocks = [e for e in evs if e.get("event") == "block" and e.get("thread") == "main"]
+    assert blocks[0]["waits"] == f"fence {seen['f']} on kmd.gpu"
