@@ -287,3 +287,142 @@ def test_lock2_events_codes_and_pointer() -> None:
     ]
     blocks = [e for e in evs if e.get("event") == "block" and e.get("thread") == "main"]
     assert blocks[0]["waits"] == f"fence {seen['f']} on kmd.gpu"
+
+
+# ---- D3DKMTLock's wait for the GPU (_wait_idle): each wake-up cause, its code and rule ----
+
+
+def _wait_idle_woken_by(cause: str) -> dict[str, Any]:
+    """A plain lock of a busy instance (its DMA buffer queued behind a 2 ms one of another
+    allocation, then 5 ms); at 1 ms ``cause`` happens."""
+    seen: dict[str, Any] = {}
+
+    async def main() -> None:
+        rig = await Rig().setup()
+        h = await rig.alloc(segments="aperture")
+        x = await rig.alloc(segments="aperture")
+        fx = await rig.busy(x, ns=2_000_000)
+        f = await rig.busy(h, ns=5_000_000)
+
+        async def other() -> None:
+            await vt.sleep(1_000_000)
+            if cause == "removal":
+                assert rig.k.inject_removal(rig.device)
+            elif cause == "allocation":
+                da = kmd.D3DKMT_DESTROYALLOCATION(device=rig.device, allocations=[h])
+                assert await kmd.D3DKMTDestroyAllocation(rig.k, da) == OK
+            elif cause == "device":
+                dd = kmd.D3DKMT_DESTROYDEVICE(device=rig.device)
+                assert await kmd.D3DKMTDestroyDevice(rig.k, dd) == OK
+            else:  # retired: a Discard rename, then a reference to the new instance
+                st, lk = await rig.lock(h, DISCARD)
+                assert st == OK and await rig.unlock(lk.allocation) == OK
+                st, _ = await rig.render([kmd.CmdDraw(1, 0, 0, 1)], [lk.allocation])
+                assert st == OK
+
+        t = vt.spawn("other", other)
+        st, lk = await rig.lock(h)
+        seen.update(st=st, now=vt.now(), data=lk.data, waits=stats(rig, "lock_waits"))
+        await t.join()
+        await rig.k.wait_idle()
+        ends = {r.fence: r.ended_ns for r in rig.k.dma_records}
+        seen.update(end=ends.get(f), first_end=ends.get(fx))
+        seen.update(dev=rig.device, h=h, f=f)
+
+    evs = traced(main)
+    base = {"device": seen["dev"], "allocation": seen["h"], "flags": "0x10"}
+    assert seen["data"] is None and seen["waits"] == (1,)
+    wait = {"event": "kmd.lock.wait", **base, "fence": seen["f"]}
+    assert events(evs, "kmd.lock.wait")[0] == wait
+    mine = [e for e in evs if e.get("thread") == "main"]
+    blocks = [e["waits"] for e in mine if e.get("event") == "block"]
+    assert blocks[0] == f"fence {seen['f']} on kmd.gpu"
+    seen["fail"] = [e for e in events(evs, "kmd.lock") if e.get("rule")][-1]
+    seen["base"] = base
+    return seen
+
+
+def test_wait_idle_woken_by_removal_is_tdr12_at_once() -> None:
+    s = _wait_idle_woken_by("removal")
+    assert s["st"] == REMOVED and s["now"] == 1_000_000
+    assert s["fail"] == fail("kmd.lock", REMOVED, "TDR-12", **s["base"])
+
+
+def test_wait_idle_woken_by_destroying_the_device_is_kl2_at_once() -> None:
+    s = _wait_idle_woken_by("device")
+    assert s["st"] == INVALID and s["now"] == 1_000_000
+    assert s["fail"] == fail("kmd.lock", INVALID, "KL-2", **s["base"])
+
+
+def test_wait_idle_on_a_destroyed_allocation_ends_at_the_fence_with_kl2() -> None:
+    """Q8: the instance stays until its DMA buffer completes; the lock then fails (KL-2)."""
+    s = _wait_idle_woken_by("allocation")
+    assert s["st"] == INVALID and s["now"] == s["end"] > 1_000_000
+    assert s["fail"] == fail("kmd.lock", INVALID, "KL-2", **s["base"])
+
+
+def test_wait_idle_woken_after_retirement_is_kl11() -> None:
+    """A rename + reference retires the waited-for instance while it is still busy: the next
+    wake-up of the fence condition (here the other allocation's DMA buffer completing) ends the
+    wait with KL-11, before the instance's own fence."""
+    s = _wait_idle_woken_by("retired")
+    assert s["st"] == INVALID and s["now"] == s["first_end"] < s["end"]
+    assert s["fail"] == fail("kmd.lock", INVALID, "KL-11", **s["base"])
+
+
+def test_ignore_read_sync_waits_for_the_last_write_only() -> None:
+    """IgnoreReadSync: the wait is for the last writing DMA buffer, not a later read."""
+    seen: dict[str, Any] = {}
+
+    async def main() -> None:
+        rig = await Rig().setup()
+        h = await rig.alloc(segments="aperture")
+        st, w = await rig.render([kmd.CmdWrite(0, 0, b"W"), kmd.CmdSpin(1_000_000)], [h], [True])
+        assert st == OK
+        fr = await rig.busy(h, ns=5_000_000)
+        st, lk = await rig.lock(h, LF.LockEntire | LF.IgnoreReadSync)
+        assert st == 0 and lk.data[0] == ord("W")
+        recs = {r.fence: r for r in rig.k.dma_records}
+        assert vt.now() == recs[w.fence].ended_ns and fr not in recs  # the read still runs
+        seen.update(w=w.fence)
+
+    evs = traced(main)
+    assert events(evs, "kmd.lock.wait")[0]["fence"] == seen["w"]
+    blocks = [e["waits"] for e in evs if e.get("event") == "block" and e["thread"] == "main"]
+    assert blocks[:1] == [f"fence {seen['w']} on kmd.gpu"]
+
+
+def _exclusive_after_wait(lock2: bool) -> None:
+    """KL-14 after the wait: while a lock waited for the GPU, another thread (woken first)
+    took an exclusive (aperture) lock of the same instance."""
+    seen: dict[str, Any] = {}
+
+    async def main() -> None:
+        rig = await Rig().setup()
+        h = await rig.alloc(segments="any")
+        await rig.busy(h, ns=2_000_000)
+
+        async def grabber() -> None:
+            st, _ = await rig.lock(h, LF.LockEntire | LF.AcquireAperture)
+            assert st == OK
+
+        t = vt.spawn("grabber", grabber)
+        await vt.sleep(1_000)
+        st, a = await (rig.lock2(h) if lock2 else rig.lock(h))
+        await t.join()
+        assert st == BUSY and a.data is None
+        seen.update(dev=rig.device, h=h)
+
+    evs = traced(main)
+    ev = "kmd.lock2" if lock2 else "kmd.lock"
+    flags = "0x0" if lock2 else "0x10"
+    assert events(evs, ev)[-1] == fail(
+        ev, BUSY, "KL-14", device=seen["dev"], allocation=seen["h"], flags=flags)
+
+
+def test_lock_finds_an_exclusive_lock_after_its_wait_kl14() -> None:
+    _exclusive_after_wait(lock2=False)
+
+
+def test_lock2_finds_an_exclusive_lock_after_its_wait_kl14() -> None:
+    _exclusive_after_wait(lock2=True)
