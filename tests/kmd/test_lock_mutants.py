@@ -426,3 +426,137 @@ def test_lock_finds_an_exclusive_lock_after_its_wait_kl14() -> None:
 
 def test_lock2_finds_an_exclusive_lock_after_its_wait_kl14() -> None:
     _exclusive_after_wait(lock2=True)
+
+
+# ---- D3DKMTUnlock / Unlock2: every refusal's rule and fields, each release's event ----
+
+
+def test_unlock_events_rules_and_counts() -> None:
+    seen: dict[str, Any] = {}
+
+    async def main() -> None:
+        rig = await Rig().setup()
+        h = await rig.alloc(segments="aperture")
+        g = await rig.alloc(segments="aperture")
+        assert (await rig.lock(h))[0] == 0 and (await rig.lock(h))[0] == 0
+        assert (await rig.lock2(g))[0] == 0
+
+        async def unlock(**kw: Any) -> int:
+            return await kmd.D3DKMTUnlock(rig.k, kmd.D3DKMT_UNLOCK(**kw))
+
+        d = rig.device
+        assert await unlock(device=12345, allocations=[h]) == INVALID  # KU-2
+        assert await unlock(device="x", allocations=[h]) == INVALID  # KU-2
+        assert await unlock(device=d, allocations=[]) == INVALID  # KU-1
+        assert await unlock(device=d, allocations=[h], num_allocations=2) == INVALID  # KU-1
+        assert await unlock(device=d, allocations=[h], num_allocations=True) == INVALID
+        assert await unlock(device=d, allocations=[h], num_allocations=-1) == INVALID
+        assert await unlock(device=d, allocations=5, num_allocations=1) == INVALID
+        assert await unlock(device=d, allocations=[h, 12345]) == INVALID  # KU-2
+        assert await unlock(device=d, allocations=["x"]) == INVALID  # KU-2
+        assert await unlock(device=d, allocations=[g]) == INVALID  # KL2-6: a Lock2
+        assert await unlock(device=d, allocations=[h, h, h]) == INVALID  # two locks only
+        assert stats(rig, "unlocks") == (0,)
+        assert await unlock(device=d, allocations=[h], num_allocations=1) == 0
+        assert await unlock(device=d, allocations=[h]) == 0
+        assert await unlock(device=d, allocations=[h]) == INVALID  # KU-3
+        assert await rig.unlock2(12345) == INVALID  # KU-2
+        assert await rig.unlock2(g) == 0
+        assert stats(rig, "unlocks") == (3,)
+        seen.update(d=d, h=h, g=g)
+
+    evs = traced(main)
+    d, h, g = seen["d"], seen["h"], seen["g"]
+    ok = {"event": "kmd.unlock", "device": d, "allocation": h, "instance": 0, **code(0)}
+    assert events(evs, "kmd.unlock") == [
+        fail("kmd.unlock", INVALID, "KU-2", device=12345),
+        fail("kmd.unlock", INVALID, "KU-2", device="'x'"),
+        fail("kmd.unlock", INVALID, "KU-1", device=d),
+        fail("kmd.unlock", INVALID, "KU-1", device=d),
+        fail("kmd.unlock", INVALID, "KU-1", device=d),
+        fail("kmd.unlock", INVALID, "KU-1", device=d),
+        fail("kmd.unlock", INVALID, "KU-1", device=d),
+        fail("kmd.unlock", INVALID, "KU-2", device=d, allocation=12345),
+        fail("kmd.unlock", INVALID, "KU-2", device=d, allocation="'x'"),
+        fail("kmd.unlock", INVALID, "KL2-6", device=d, allocation=g),
+        fail("kmd.unlock", INVALID, "KL2-6", device=d, allocation=h),
+        {**ok, "remaining": 1},
+        {**ok, "remaining": 0},
+        fail("kmd.unlock", INVALID, "KU-3", device=d, allocation=h),
+    ]
+    assert events(evs, "kmd.unlock2") == [
+        fail("kmd.unlock2", INVALID, "KU-2", device=d, allocation=12345),
+        {**ok, "event": "kmd.unlock2", "allocation": g, "remaining": 0},
+    ]
+
+
+# ---- Discard's rename failures (LCB-6) and undoing a rename (the new handle is closed) ----
+
+
+def test_rename_without_memory_is_lcb6_and_leaves_no_handle() -> None:
+    seen: dict[str, Any] = {}
+    cfg = KernelConfig(
+        segments=(kmd.SegmentDesc("aperture", 64 * 1024, "aperture"),),
+        system_memory_bytes=16 * 1024,
+    )
+
+    async def main() -> None:
+        rig = await Rig(cfg).setup()
+        a = await rig.alloc(size=48 * 1024, segments="aperture")
+        await rig.busy(a)
+        st, lk = await rig.lock(a, DISCARD)
+        assert st == BUSY and lk.data is None and lk.allocation == a
+        assert stats(rig, "busy_failures", "rename_failures", "renames", "live_instances") == (
+            1, 1, 0, 1)
+        nxt = await rig.alloc(size=4096, segments="aperture")
+        # the refused instance's handle (issued just before ``nxt``'s) resolves to nothing
+        assert rig.k.callbacks.dxgk_cb_get_handle_data(nxt - 0x40, HT) is None
+        assert rig.k.callbacks.dxgk_cb_get_handle_data(a, HT) is not None
+        seen.update(d=rig.device, a=a)
+
+    evs = traced(main)
+    assert events(evs, "kmd.lock")[-1] == fail(
+        "kmd.lock", BUSY, "LCB-6", device=seen["d"], allocation=seen["a"], flags="0x90",
+        why="no memory for a new instance")
+
+
+def test_rename_at_the_cap_is_lcb6_with_why() -> None:
+    seen: dict[str, Any] = {}
+
+    async def main() -> None:
+        rig = await Rig(KernelConfig(max_rename_instances=2)).setup()
+        _, a1, _ = await _capped(rig)
+        st, _ = await rig.lock(a1, DISCARD)
+        assert st == BUSY
+        assert stats(rig, "busy_failures", "rename_failures") == (1, 1)
+        seen.update(d=rig.device, a1=a1)
+
+    evs = traced(main)
+    assert events(evs, "kmd.lock")[-1] == fail(
+        "kmd.lock", BUSY, "LCB-6", device=seen["d"], allocation=seen["a1"], flags="0x90",
+        why="2 instances live")
+
+
+def test_a_rename_undone_by_a_failed_cpu_access_closes_its_handle() -> None:
+    """KL-20 after a Discard rename: the new instance is freed, its handle closed, the old
+    one current again."""
+    seen: dict[str, Any] = {}
+
+    async def main() -> None:
+        rig = await Rig(KernelConfig(swizzling_apertures=0)).setup()
+        sw = await rig.alloc(segments="local", swizzled=True)
+        st, lk = await rig.lock(sw, DISCARD | LF.DonotEvict)
+        assert st == 0xC01E0107 and lk.data is None and lk.allocation == sw
+        nxt = await rig.alloc(segments="aperture")
+        undone = nxt - 0x40
+        assert rig.k.callbacks.dxgk_cb_get_handle_data(undone, HT) is None
+        assert stats(rig, "renames", "live_instances") == (1, 2)  # sw's one instance + nxt
+        st, lk = await rig.lock(sw, LF.LockEntire)  # the old instance is current: evicted
+        assert st == 0 and lk.data.allocation == sw
+        rig.invariants()
+        seen.update(d=rig.device, undone=undone)
+
+    evs = traced(main)
+    assert [e for e in events(evs, "kmd.lock") if e.get("rule")] == [fail(
+        "kmd.lock", 0xC01E0107, "KL-20", device=seen["d"], allocation=seen["undone"],
+        flags="0xB0")]
