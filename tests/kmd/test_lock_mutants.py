@@ -560,3 +560,108 @@ def test_a_rename_undone_by_a_failed_cpu_access_closes_its_handle() -> None:
     assert [e for e in events(evs, "kmd.lock") if e.get("rule")] == [fail(
         "kmd.lock", 0xC01E0107, "KL-20", device=seen["d"], allocation=seen["undone"],
         flags="0xB0")]
+
+
+# ---- D3DKMTLock's argument checks (docs/kmd.md §4.3): each refusal's rule and fields ----
+
+
+def test_lock_refusals_name_their_rule() -> None:
+    seen: dict[str, Any] = {}
+
+    async def main() -> None:
+        cfg = KernelConfig(max_pending_references=2, swizzling_apertures=1, **THREE_SEGMENTS)
+        rig = await Rig(cfg).setup()
+        h = await rig.alloc(size=4 * 4096, segments="aperture")
+        hidden = await rig.alloc(segments="aperture", cpu_visible=False)
+        alt = await _primary(rig, True)
+        sw = await rig.alloc(segments="local", swizzled=True)
+        E = LF.LockEntire
+        cases: list[tuple[int, dict[str, Any], int]] = [
+            (hidden, {}, INVALID),  # KL-12
+            (h, {"gpu_virtual_address": 1}, INVALID),  # KL-5
+            (h, {"flags": E | LF.ReadOnly | LF.WriteOnly}, INVALID),  # KL-6
+            (h, {"private_driver_data": "x"}, INVALID),  # KL-2
+            (h, {"num_pages": -1}, INVALID),  # KL-2
+            (h, {"num_pages": 1}, INVALID),  # KL-3: LockEntire with a count
+            (h, {"flags": 0, "num_pages": 2}, INVALID),  # KL-4: a count, no list
+            (h, {"flags": 0, "pages": [0, 2, 1], "num_pages": 3}, INVALID),  # KL-4
+            (h, {"flags": 0, "pages": [4], "num_pages": 1}, INVALID),  # KL-4
+            (h, {"flags": 0}, 0xC01E0101),  # LCB-11
+            (alt, {}, INVALID),  # KL-19
+        ]
+        for target, kw, want in cases:
+            st, a = await rig.lock(target, **kw)
+            assert st == want and a.data is None, kw
+        st, a = await rig.lock(h, 0, pages=[0, 1, 3], num_pages=3)
+        assert st == 0 and a.data.offset == 0 and len(a.data) == 4 * 4096
+        assert await rig.unlock(h) == 0
+        assert (await rig.lock(sw))[0] == 0
+        assert (await rig.lock(sw))[0] == BUSY  # KL-14
+        await rig.busy(h)
+        assert (await rig.lock(h, E | LF.DonotWait))[0] == BUSY  # KL-21
+        assert stats(rig, "busy_failures") == (1,)
+        await rig.busy(h)
+        assert (await rig.lock(h, E | LF.DonotWait))[0] == 0xC01E0103  # Q3
+        await rig.k.wait_idle()
+        st, a = await rig.lock(h)
+        assert st == 0 and a.data.read_only is False
+        seen.update(d=rig.device, h=h, hidden=hidden, alt=alt, sw=sw)
+
+    evs = traced(main)
+    d, h = seen["d"], seen["h"]
+
+    def at(al: int, flags: str = "0x10") -> dict[str, Any]:
+        return {"device": d, "allocation": al, "flags": flags}
+
+    refusals = [e for e in events(evs, "kmd.lock") if e.get("rule")]
+    assert refusals == [
+        fail("kmd.lock", INVALID, "KL-12", **at(seen["hidden"])),
+        fail("kmd.lock", INVALID, "KL-5", **at(h)),
+        fail("kmd.lock", INVALID, "KL-6", **at(h, "0x13")),
+        fail("kmd.lock", INVALID, "KL-2", **at(h)),
+        fail("kmd.lock", INVALID, "KL-2", **at(h)),
+        fail("kmd.lock", INVALID, "KL-3", **at(h)),
+        fail("kmd.lock", INVALID, "KL-4", **at(h, "0x0")),
+        fail("kmd.lock", INVALID, "KL-4", **at(h, "0x0")),
+        fail("kmd.lock", INVALID, "KL-4", **at(h, "0x0")),
+        fail("kmd.lock", 0xC01E0101, "LCB-11", **at(h, "0x0")),
+        fail("kmd.lock", INVALID, "KL-19", **at(seen["alt"])),
+        fail("kmd.lock", BUSY, "KL-14", **at(seen["sw"])),
+        fail("kmd.lock", BUSY, "KL-21", **at(h, "0x14")),
+        fail("kmd.lock", 0xC01E0103, "Q3", **at(h, "0x14")),
+    ]
+    assert events(evs, "kmd.lock")[-1] == {
+        "event": "kmd.lock", **at(h), "instance": 0, "renamed": False, "pages": None,
+        "segment": "aperture", "swizzle_range": False, **code(0)}
+
+
+def test_lock_of_a_retired_instance_is_kl11() -> None:
+    seen: dict[str, Any] = {}
+
+    async def main() -> None:
+        rig = await Rig().setup()
+        a0 = await rig.alloc(segments="aperture")
+        assert (await rig.lock(a0))[0] == 0  # keeps a0 from being freed
+        st, lk = await rig.lock(a0, DISCARD)
+        assert st == 0 and await rig.unlock(lk.allocation) == 0
+        await rig.busy(lk.allocation)  # retires a0
+        st, a = await rig.lock(a0)
+        assert st == INVALID and a.data is None
+        seen.update(d=rig.device, a0=a0)
+
+    evs = traced(main)
+    assert events(evs, "kmd.lock")[-1] == fail(
+        "kmd.lock", INVALID, "KL-11", device=seen["d"], allocation=seen["a0"], flags="0x10")
+
+
+def test_page_lists_with_one_byte_pages() -> None:
+    """KL-4 at the last page with page_size 1: the page count is the size itself."""
+
+    async def main() -> None:
+        rig = await Rig(KernelConfig(page_size=1)).setup()
+        h = await rig.alloc(size=4, segments="aperture")
+        st, a = await rig.lock(h, 0, pages=[3], num_pages=1)
+        assert st == 0 and a.data.offset == 3 and len(a.data) == 1
+        assert (await rig.lock(h, 0, pages=[4], num_pages=1))[0] == INVALID
+
+    run_traced(main)
