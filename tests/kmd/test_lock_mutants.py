@@ -665,3 +665,106 @@ def test_page_lists_with_one_byte_pages() -> None:
         assert (await rig.lock(h, 0, pages=[4], num_pages=1))[0] == INVALID
 
     run_traced(main)
+
+
+# ---- making the instance CPU-accessible (_prepare_cpu_access) and mapping it (_map) ----
+
+
+class AdapterRecordingMiniport(kmd.ReferenceMiniport):
+    """The reference miniport, remembering the adapter handle of each AcquireSwizzlingRange."""
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.adapters: list[object] = []
+
+    def dxgk_ddi_acquire_swizzling_range(self, h_adapter: Any, args: Any) -> kmd.NTSTATUS:
+        self.adapters.append(h_adapter)
+        return super().dxgk_ddi_acquire_swizzling_range(h_adapter, args)
+
+
+def test_acquire_swizzling_range_gets_the_adapter_handle() -> None:
+    async def main() -> None:
+        rig = Rig()
+        rig.k = kmd.Kernel(miniport_factory=AdapterRecordingMiniport)
+        await rig.setup()
+        sw = await rig.alloc(segments="local", swizzled=True)
+        assert (await rig.lock(sw))[0] == 0
+        mp = rig.k.miniport
+        assert isinstance(mp, AdapterRecordingMiniport) and mp.adapters == [rig.k.h_adapter]
+        assert mp.adapters[0] is not None
+
+    run_traced(main)
+
+
+def test_cpu_access_relocates_to_a_visible_segment_then_maps_system_memory() -> None:
+    """SEG-10: a non-swizzled allocation in CPU-invisible memory moves to a CPU-visible segment
+    it may live in (no eviction); one in system memory maps where it is."""
+    seen: dict[str, Any] = {}
+
+    async def main() -> None:
+        rig = await Rig(KernelConfig(swizzling_apertures=0)).setup()
+        h = await rig.alloc(segments="any")  # created in "local"
+        st, a = await rig.lock(h)
+        assert st == 0 and a.data.state == "mapped"
+        assert await rig.unlock(h) == 0
+        assert stats(rig, "evictions") == (0,)
+        g = await rig.alloc(segments="local")
+        assert (await rig.lock(g))[0] == 0 and await rig.unlock(g) == 0  # evicted
+        st, b = await rig.lock(g)  # now in system memory: no move at all
+        assert st == 0 and b.data.state == "mapped"
+        assert stats(rig, "evictions") == (1,)
+        ov = await rig.alloc(segments="aperture", overlay=True)  # pinned, CPU-visible
+        assert (await rig.lock(ov))[0] == 0 and (await rig.lock(ov))[0] == 0  # not exclusive
+        seen.update(h=h, g=g)
+
+    evs = traced(main)
+    segments = [e["segment"] for e in events(evs, "kmd.lock")]
+    assert segments == ["aperture", "system", "system", "aperture", "aperture"]
+    moves = [e for e in evs if e.get("why") == "relocate for CPU access"]
+    assert len(moves) == 1 and moves[0]["allocation"] == seen["h"]
+    assert moves[0]["src"] == "local" and moves[0]["dst"] == "aperture"
+
+
+def test_use_alternate_va_lock_is_exclusive_without_an_aperture() -> None:
+    """A UseAlternateVA lock is exclusive (KL-14) even when no swizzling range was free; the
+    lock count counts only granted locks."""
+
+    async def main() -> None:
+        rig = await Rig(KernelConfig(swizzling_apertures=0)).setup()
+        h = await rig.alloc(segments="any")
+        f = LF.LockEntire | LF.AcquireAperture | LF.UseAlternateVA
+        st, _a = await rig.lock(h, f)
+        assert st == 0 and stats(rig, "locks") == (1,)
+        assert (await rig.lock(h))[0] == BUSY  # KL-14
+        assert (await rig.lock2(h))[0] == BUSY  # KL-14
+        assert stats(rig, "locks") == (1,)
+        assert await rig.unlock(h) == 0
+        assert (await rig.lock(h))[0] == 0 and stats(rig, "locks") == (2,)
+
+    run_traced(main)
+
+
+def test_many_locks_keep_the_pointer_list_working() -> None:
+    """Past the sweeps of the kernel's pointer list (64, then doubling): locks and unlocks go
+    on and the invariants hold; a pointer still mapped is still checked (check_invariants
+    reports it the moment its instance is freed under it)."""
+
+    async def main() -> None:
+        rig = await Rig().setup()
+        h = await rig.alloc(segments="aperture")
+        g = await rig.alloc(segments="aperture")
+        st, _keep = await rig.lock(g)
+        assert st == 0
+        for i in range(200):
+            st, _a = await rig.lock(h)
+            assert st == 0, i
+            assert await rig.unlock(h) == 0
+        assert stats(rig, "locks", "unlocks") == (201, 200)
+        rig.invariants()
+        inst = rig.k.vidmm.instances[g]
+        inst.freed = True  # break the kernel on purpose: an instance freed under a live lock
+        problems = rig.k.check_invariants()
+        assert any("still maps a freed instance" in p and f"0x{g:08X}" in p for p in problems)
+        inst.freed = False
+
+    run_traced(main)
