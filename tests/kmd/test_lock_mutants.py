@@ -61,12 +61,15 @@ def stats(rig: Rig, *names: str) -> tuple[int, ...]:
 # ---- LCB-6: Discard + NoExistingReference waits for room (_wait_for_rename_room) ----
 
 
-async def _capped(rig: Rig) -> tuple[int, int, int]:
+async def _capped(rig: Rig, busy_old: bool = False) -> tuple[int, int, int]:
     """Two live instances of one allocation at max_rename_instances=2: a0 locked (so never
-    freed), a1 current and busy for 3 ms. Returns (a0, a1, a1's fence)."""
+    freed; with ``busy_old`` also busy for 4 ms), a1 current and busy for 3 ms after that.
+    Returns (a0, a1, a1's fence)."""
     a0 = await rig.alloc(segments="aperture")
     st, _ = await rig.lock(a0)
     assert st == OK
+    if busy_old:
+        await rig.busy(a0, ns=4_000_000)
     st, lk = await rig.lock(a0, DISCARD)
     assert st == OK
     a1 = lk.allocation
@@ -145,7 +148,7 @@ def _woken_by(cause: str) -> list[dict[str, Any]]:
 
     async def main() -> None:
         rig = await Rig(KernelConfig(max_rename_instances=2)).setup()
-        a0, a1, _ = await _capped(rig)
+        a0, a1, f1 = await _capped(rig, busy_old=True)  # nothing frees before 4 ms
 
         async def other() -> None:
             await vt.sleep(1_000_000)
@@ -162,10 +165,12 @@ def _woken_by(cause: str) -> list[dict[str, Any]]:
         st, lk = await rig.lock(a1, DISCARD | LF.NoExistingReference)
         seen.update(st=st, now=vt.now(), data=lk.data)
         await t.join()
-        seen.update(dev=rig.device, a1=a1)
+        seen.update(dev=rig.device, a1=a1, f1=f1)
 
     evs = traced(main)
     assert seen["now"] == 1_000_000 and seen["data"] is None  # at once, not at the fence
+    blocks = [e["waits"] for e in evs if e.get("event") == "block" and e["thread"] == "main"]
+    assert blocks[0] == f"fence {seen['f1']} on kmd.gpu"
     st = seen["st"]
     base = {"device": seen["dev"], "allocation": seen["a1"], "flags": "0x190"}
     rule = "TDR-12" if cause == "removal" else "KL-2"
@@ -586,6 +591,7 @@ def test_lock_refusals_name_their_rule() -> None:
             (h, {"flags": 0, "num_pages": 2}, INVALID),  # KL-4: a count, no list
             (h, {"flags": 0, "pages": [0, 2, 1], "num_pages": 3}, INVALID),  # KL-4
             (h, {"flags": 0, "pages": [4], "num_pages": 1}, INVALID),  # KL-4
+            (h, {"flags": 0, "pages": [1, 2], "num_pages": 3}, INVALID),  # KL-4: count
             (h, {"flags": 0}, 0xC01E0101),  # LCB-11
             (alt, {}, INVALID),  # KL-19
         ]
@@ -595,6 +601,9 @@ def test_lock_refusals_name_their_rule() -> None:
         st, a = await rig.lock(h, 0, pages=[0, 1, 3], num_pages=3)
         assert st == 0 and a.data.offset == 0 and len(a.data) == 4 * 4096
         assert await rig.unlock(h) == 0
+        for bad in (12345, "x"):
+            assert (await rig.lock(bad))[0] == INVALID  # KL-2: no such allocation
+            assert (await rig.lock(h, device=bad))[0] == INVALID  # KL-2: no such device
         assert (await rig.lock(sw))[0] == 0
         assert (await rig.lock(sw))[0] == BUSY  # KL-14
         await rig.busy(h)
@@ -605,6 +614,8 @@ def test_lock_refusals_name_their_rule() -> None:
         await rig.k.wait_idle()
         st, a = await rig.lock(h)
         assert st == 0 and a.data.read_only is False
+        assert rig.k.inject_removal(rig.device)
+        assert (await rig.lock(h))[0] == REMOVED  # KL-23
         seen.update(d=rig.device, h=h, hidden=hidden, alt=alt, sw=sw)
 
     evs = traced(main)
@@ -624,13 +635,21 @@ def test_lock_refusals_name_their_rule() -> None:
         fail("kmd.lock", INVALID, "KL-4", **at(h, "0x0")),
         fail("kmd.lock", INVALID, "KL-4", **at(h, "0x0")),
         fail("kmd.lock", INVALID, "KL-4", **at(h, "0x0")),
+        fail("kmd.lock", INVALID, "KL-4", **at(h, "0x0")),
         fail("kmd.lock", 0xC01E0101, "LCB-11", **at(h, "0x0")),
         fail("kmd.lock", INVALID, "KL-19", **at(seen["alt"])),
+        fail("kmd.lock", INVALID, "KL-2", device=d, allocation=12345),
+        fail("kmd.lock", INVALID, "KL-2", device=12345),
+        fail("kmd.lock", INVALID, "KL-2", device=d, allocation="'x'"),
+        fail("kmd.lock", INVALID, "KL-2", device="'x'"),
         fail("kmd.lock", BUSY, "KL-14", **at(seen["sw"])),
         fail("kmd.lock", BUSY, "KL-21", **at(h, "0x14")),
         fail("kmd.lock", 0xC01E0103, "Q3", **at(h, "0x14")),
+        fail("kmd.lock", REMOVED, "KL-23", device=d),
     ]
-    assert events(evs, "kmd.lock")[-1] == {
+    pages = [e["pages"] for e in events(evs, "kmd.lock") if e["status"] == "0x00000000"]
+    assert pages[0] == [0, 1, 3]
+    assert events(evs, "kmd.lock")[-2] == {
         "event": "kmd.lock", **at(h), "instance": 0, "renamed": False, "pages": None,
         "segment": "aperture", "swizzle_range": False, **code(0)}
 
@@ -768,3 +787,60 @@ def test_many_locks_keep_the_pointer_list_working() -> None:
         inst.freed = False
 
     run_traced(main)
+
+
+def test_cpu_access_failures_name_their_rule() -> None:
+    """KL-22 (pinned, no aperture) and SEG-10 (no system memory to evict into)."""
+    seen: dict[str, Any] = {}
+
+    async def main() -> None:
+        rig = await Rig(KernelConfig(swizzling_apertures=0, system_memory_bytes=4096)).setup()
+        pinned = await rig.alloc(segments="local", capture=True)
+        big = await rig.alloc(segments="local")
+        assert (await rig.lock(pinned))[0] == 0xC01E0109
+        assert (await rig.lock(big))[0] == 0xC0000017
+        seen.update(d=rig.device, pinned=pinned, big=big)
+
+    evs = traced(main)
+    d = seen["d"]
+    assert events(evs, "kmd.lock") == [
+        fail("kmd.lock", 0xC01E0109, "KL-22", device=d, allocation=seen["pinned"], flags="0x10"),
+        fail("kmd.lock", 0xC0000017, "SEG-10", device=d, allocation=seen["big"], flags="0x10"),
+    ]
+
+
+def test_a_rename_into_system_memory_says_so() -> None:
+    seen: dict[str, Any] = {}
+    cfg = KernelConfig(segments=(kmd.SegmentDesc("aperture", 64 * 1024, "aperture"),))
+
+    async def main() -> None:
+        rig = await Rig(cfg).setup()
+        a = await rig.alloc(size=48 * 1024, segments="aperture")
+        await rig.busy(a)
+        st, lk = await rig.lock(a, DISCARD)
+        assert st == 0 and lk.allocation != a
+        seen.update(d=rig.device, a=a, new=lk.allocation)
+
+    evs = traced(main)
+    assert events(evs, "kmd.rename") == [{
+        "event": "kmd.rename", "device": seen["d"], "allocation": seen["a"], "old": seen["a"],
+        "new": seen["new"], "index": 1, "live": 2, "segment": "system"}]
+    assert events(evs, "kmd.lock")[-1]["segment"] == "system"
+
+
+def test_unlock_events_reach_a_subscriber_of_just_those_events() -> None:
+    """A run that builds only kmd.unlock / kmd.unlock2 (a checker subscribed to them, no
+    trace file) still gets every release."""
+    got: list[tuple[str, int]] = []
+
+    async def main() -> None:
+        rig = await Rig().setup()
+        h = await rig.alloc(segments="aperture")
+        assert (await rig.lock(h))[0] == 0 and await rig.unlock(h) == 0
+        assert (await rig.lock2(h))[0] == 0 and await rig.unlock2(h) == 0
+
+    eng = vt.Engine()
+    eng.subscribe(lambda e: got.append((e["event"], e["remaining"])),
+                  events=["kmd.unlock", "kmd.unlock2"])
+    eng.run(main).check()
+    assert got == [("kmd.unlock", 0), ("kmd.unlock2", 0)]
