@@ -764,29 +764,53 @@ def test_use_alternate_va_lock_is_exclusive_without_an_aperture() -> None:
 
 
 def test_many_locks_keep_the_pointer_list_working() -> None:
-    """Past the sweeps of the kernel's pointer list (64, then doubling): locks and unlocks go
-    on and the invariants hold; a pointer still mapped is still checked (check_invariants
-    reports it the moment its instance is freed under it)."""
+    """Past the sweeps of the kernel's pointer list (at 64, then doubling; the first with no
+    live pointer at all): locks and unlocks go on and the invariants hold; a pointer still
+    mapped or detached (Q1) is still checked — check_invariants reports it the moment its
+    instance is freed under it (the kernel broken on purpose)."""
 
     async def main() -> None:
         rig = await Rig().setup()
-        h = await rig.alloc(segments="aperture")
+        dev2 = await rig.new_device()
+        h2 = await rig.alloc(segments="aperture", device=dev2)
+
+        async def cycles(n: int) -> None:
+            for i in range(n):
+                st, _ = await rig.lock(h2, device=dev2)
+                assert st == 0, i
+                assert await rig.unlock(h2, device=dev2) == 0
+
+        await cycles(70)  # a sweep that drops every pointer
         g = await rig.alloc(segments="aperture")
-        st, _keep = await rig.lock(g)
+        k2 = await rig.alloc(segments="aperture", device=dev2)
+        st, detached = await rig.lock(g)
         assert st == 0
-        for i in range(200):
-            st, _a = await rig.lock(h)
-            assert st == 0, i
-            assert await rig.unlock(h) == 0
-        assert stats(rig, "locks", "unlocks") == (201, 200)
+        st, mapped = await rig.lock(k2, device=dev2)
+        assert st == 0
+        assert rig.k.inject_removal(rig.device)
+        assert (detached.data.state, mapped.data.state) == ("detached", "mapped")
+        await cycles(200)
+        assert stats(rig, "locks", "unlocks") == (272, 270)
         rig.invariants()
-        inst = rig.k.vidmm.instances[g]
-        inst.freed = True  # break the kernel on purpose: an instance freed under a live lock
-        problems = rig.k.check_invariants()
-        assert any("still maps a freed instance" in p and f"0x{g:08X}" in p for p in problems)
-        inst.freed = False
+        for h in (g, k2):
+            inst = rig.k.vidmm.instances[h]
+            inst.freed = True  # an instance freed under a live pointer: a kernel bug
+            problems = rig.k.check_invariants()
+            assert any("still maps a freed instance" in p and f"0x{h:08X}" in p
+                       for p in problems), h
+            inst.freed = False
 
     run_traced(main)
+
+
+def test_int_masks_are_plain_ints_named_after_the_flags() -> None:
+    from kmd.flags import D3DDDICB_LOCKFLAGS, int_masks
+
+    m = int_masks(D3DDDICB_LOCKFLAGS)
+    assert m.__name__ == "D3DDDICB_LOCKFLAGS_masks" and m.__bases__ == (object,)
+    want = {n: int(f) for n, f in D3DDDICB_LOCKFLAGS.__members__.items()}
+    assert {n: getattr(m, n) for n in want} == want
+    assert m.Discard == 0x80 and type(m.Discard) is int and type(m.IgnoreReadSync) is int
 
 
 def test_cpu_access_failures_name_their_rule() -> None:
