@@ -306,7 +306,7 @@ def _wait_idle_woken_by(cause: str) -> dict[str, Any]:
         rig = await Rig().setup()
         h = await rig.alloc(segments="aperture")
         x = await rig.alloc(segments="aperture")
-        fx = await rig.busy(x, ns=2_000_000)
+        fx = await rig.busy(x, ns=2_000_000) if cause != "retired, then idle" else 0
         f = await rig.busy(h, ns=5_000_000)
 
         async def other() -> None:
@@ -319,7 +319,7 @@ def _wait_idle_woken_by(cause: str) -> dict[str, Any]:
             elif cause == "device":
                 dd = kmd.D3DKMT_DESTROYDEVICE(device=rig.device)
                 assert await kmd.D3DKMTDestroyDevice(rig.k, dd) == OK
-            else:  # retired: a Discard rename, then a reference to the new instance
+            else:  # retired: a Discard rename, then a reference to the new instance (LCB-9)
                 st, lk = await rig.lock(h, DISCARD)
                 assert st == OK and await rig.unlock(lk.allocation) == OK
                 st, _ = await rig.render([kmd.CmdDraw(1, 0, 0, 1)], [lk.allocation])
@@ -373,6 +373,14 @@ def test_wait_idle_woken_after_retirement_is_kl11() -> None:
     s = _wait_idle_woken_by("retired")
     assert s["st"] == INVALID and s["now"] == s["first_end"] < s["end"]
     assert s["fail"] == fail("kmd.lock", INVALID, "KL-11", **s["base"])
+
+
+def test_wait_idle_on_an_instance_retired_then_freed_is_kl2_at_its_fence() -> None:
+    """Retired while busy and nothing else wakes the waiter: the instance is freed the moment
+    its fence completes, so the wait ends there with KL-2 (a freed instance), not KL-11."""
+    s = _wait_idle_woken_by("retired, then idle")
+    assert s["st"] == INVALID and s["now"] == s["end"]
+    assert s["fail"] == fail("kmd.lock", INVALID, "KL-2", **s["base"])
 
 
 def test_ignore_read_sync_waits_for_the_last_write_only() -> None:
