@@ -7,6 +7,7 @@ LCB-6, TDR-12, Q3, Q5)."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import kmd
@@ -213,55 +214,57 @@ async def _primary(rig: Rig, alt: bool) -> int:
     return info.allocation
 
 
+async def _lock2_scenario(seen: dict[str, Any]) -> None:
+    cfg = KernelConfig(max_pending_references=2, swizzling_apertures=1, **THREE_SEGMENTS)
+    rig = await Rig(cfg).setup()
+    h = await rig.alloc(segments="any")
+    f = await rig.busy(h, ns=2_000_000)
+    st, a = await rig.lock2(h)  # KL2-2: waits
+    assert st == 0 and rig.k.completed_fence == f
+    p = a.data
+    assert (p.offset, len(p), p.read_only, p.allocation, p.instance) == (0, 8192, False, h, 0)
+    p.write(8191, b"z")
+    assert p.read(8191, 1) == b"z"
+    assert stats(rig, "locks", "lock_waits") == (1, 1)
+    st, b = await rig.lock(h)  # a Lock2 is not exclusive
+    assert st == 0 and await rig.unlock(h) == 0 and b.data.state == "unlocked"
+    assert p.state == "mapped" and await rig.unlock2(h) == 0 and p.state == "unlocked"
+    assert await rig.unlock2(h) == INVALID  # KU-3: nothing left
+    assert stats(rig, "unlocks") == (2,)
+    assert (await rig.lock2(h, 1))[0] == INVALID  # KL2-1
+    assert (await rig.lock2(rig.context))[0] == INVALID  # KL-2
+    hidden = await rig.alloc(segments="aperture", cpu_visible=False)
+    assert (await rig.lock2(hidden))[0] == INVALID  # KL-12
+    alt, plain = await _primary(rig, True), await _primary(rig, False)
+    assert (await rig.lock2(alt))[0] == INVALID  # KL-19
+    assert (await rig.lock2(plain))[0] == 0  # a primary without UseAlternateVA is fine
+    assert await rig.unlock2(plain) == 0
+    sw = await rig.alloc(segments="local", swizzled=True)
+    assert (await rig.lock(sw))[0] == 0
+    assert (await rig.lock2(sw))[0] == BUSY  # KL-14
+    await rig.busy(h)
+    await rig.busy(h)
+    assert (await rig.lock2(h))[0] == 0xC01E0103  # Q3
+    await rig.k.wait_idle()
+    # KL-11: an instance superseded by a Discard rename and then referenced
+    st, lk = await rig.lock(h, DISCARD)
+    assert st == 0 and await rig.unlock(lk.allocation) == 0
+    st, _ = await rig.lock2(lk.allocation)
+    assert st == 0 and await rig.unlock2(lk.allocation) == 0
+    st, _ = await rig.lock(h)  # keep h alive after the reference retires it
+    await rig.busy(lk.allocation)
+    assert (await rig.lock2(h))[0] == INVALID  # KL-11
+    assert rig.k.inject_removal(rig.device)
+    assert (await rig.lock2(plain))[0] == REMOVED  # KL2-5
+    seen.update(dev=rig.device, ctx=rig.context, h=h, f=f, hidden=hidden, alt=alt,
+                plain=plain, sw=sw, new=lk.allocation)
+
+
+
 def test_lock2_events_codes_and_pointer() -> None:
     seen: dict[str, Any] = {}
 
-    async def main() -> None:
-        cfg = KernelConfig(max_pending_references=2, swizzling_apertures=1, **THREE_SEGMENTS)
-        rig = await Rig(cfg).setup()
-        h = await rig.alloc(segments="any")
-        f = await rig.busy(h, ns=2_000_000)
-        st, a = await rig.lock2(h)  # KL2-2: waits
-        assert st == 0 and rig.k.completed_fence == f
-        p = a.data
-        assert (p.offset, len(p), p.read_only, p.allocation, p.instance) == (0, 8192, False, h, 0)
-        p.write(8191, b"z")
-        assert p.read(8191, 1) == b"z"
-        assert stats(rig, "locks", "lock_waits") == (1, 1)
-        st, b = await rig.lock(h)  # a Lock2 is not exclusive
-        assert st == 0 and await rig.unlock(h) == 0 and b.data.state == "unlocked"
-        assert p.state == "mapped" and await rig.unlock2(h) == 0 and p.state == "unlocked"
-        assert await rig.unlock2(h) == INVALID  # KU-3: nothing left
-        assert stats(rig, "unlocks") == (2,)
-        assert (await rig.lock2(h, 1))[0] == INVALID  # KL2-1
-        assert (await rig.lock2(rig.context))[0] == INVALID  # KL-2
-        hidden = await rig.alloc(segments="aperture", cpu_visible=False)
-        assert (await rig.lock2(hidden))[0] == INVALID  # KL-12
-        alt, plain = await _primary(rig, True), await _primary(rig, False)
-        assert (await rig.lock2(alt))[0] == INVALID  # KL-19
-        assert (await rig.lock2(plain))[0] == 0  # a primary without UseAlternateVA is fine
-        assert await rig.unlock2(plain) == 0
-        sw = await rig.alloc(segments="local", swizzled=True)
-        assert (await rig.lock(sw))[0] == 0
-        assert (await rig.lock2(sw))[0] == BUSY  # KL-14
-        await rig.busy(h)
-        await rig.busy(h)
-        assert (await rig.lock2(h))[0] == 0xC01E0103  # Q3
-        await rig.k.wait_idle()
-        # KL-11: an instance superseded by a Discard rename and then referenced
-        st, lk = await rig.lock(h, DISCARD)
-        assert st == 0 and await rig.unlock(lk.allocation) == 0
-        st, _ = await rig.lock2(lk.allocation)
-        assert st == 0 and await rig.unlock2(lk.allocation) == 0
-        st, _ = await rig.lock(h)  # keep h alive after the reference retires it
-        await rig.busy(lk.allocation)
-        assert (await rig.lock2(h))[0] == INVALID  # KL-11
-        assert rig.k.inject_removal(rig.device)
-        assert (await rig.lock2(plain))[0] == REMOVED  # KL2-5
-        seen.update(dev=rig.device, ctx=rig.context, h=h, f=f, hidden=hidden, alt=alt,
-                    plain=plain, sw=sw, new=lk.allocation)
-
-    evs = traced(main)
+    evs = traced(partial(_lock2_scenario, seen))
     d = seen["dev"]
 
     def at(h: int, **kw: Any) -> dict[str, Any]:
@@ -578,55 +581,57 @@ def test_a_rename_undone_by_a_failed_cpu_access_closes_its_handle() -> None:
 # ---- D3DKMTLock's argument checks (docs/kmd.md §4.3): each refusal's rule and fields ----
 
 
+async def _refusals_scenario(seen: dict[str, Any]) -> None:
+    cfg = KernelConfig(max_pending_references=2, swizzling_apertures=1, **THREE_SEGMENTS)
+    rig = await Rig(cfg).setup()
+    h = await rig.alloc(size=4 * 4096, segments="aperture")
+    hidden = await rig.alloc(segments="aperture", cpu_visible=False)
+    alt = await _primary(rig, True)
+    sw = await rig.alloc(segments="local", swizzled=True)
+    E = LF.LockEntire
+    cases: list[tuple[int, dict[str, Any], int]] = [
+        (hidden, {}, INVALID),  # KL-12
+        (h, {"gpu_virtual_address": 1}, INVALID),  # KL-5
+        (h, {"flags": E | LF.ReadOnly | LF.WriteOnly}, INVALID),  # KL-6
+        (h, {"private_driver_data": "x"}, INVALID),  # KL-2
+        (h, {"num_pages": -1}, INVALID),  # KL-2
+        (h, {"num_pages": 1}, INVALID),  # KL-3: LockEntire with a count
+        (h, {"flags": 0, "num_pages": 2}, INVALID),  # KL-4: a count, no list
+        (h, {"flags": 0, "pages": [0, 2, 1], "num_pages": 3}, INVALID),  # KL-4
+        (h, {"flags": 0, "pages": [4], "num_pages": 1}, INVALID),  # KL-4
+        (h, {"flags": 0, "pages": [1, 2], "num_pages": 3}, INVALID),  # KL-4: count
+        (h, {"flags": 0}, 0xC01E0101),  # LCB-11
+        (alt, {}, INVALID),  # KL-19
+    ]
+    for target, kw, want in cases:
+        st, a = await rig.lock(target, **kw)
+        assert st == want and a.data is None, kw
+    st, a = await rig.lock(h, 0, pages=[0, 1, 3], num_pages=3)
+    assert st == 0 and a.data.offset == 0 and len(a.data) == 4 * 4096
+    assert await rig.unlock(h) == 0
+    for bad in (12345, "x"):
+        assert (await rig.lock(bad))[0] == INVALID  # KL-2: no such allocation
+        assert (await rig.lock(h, device=bad))[0] == INVALID  # KL-2: no such device
+    assert (await rig.lock(sw))[0] == 0
+    assert (await rig.lock(sw))[0] == BUSY  # KL-14
+    await rig.busy(h)
+    assert (await rig.lock(h, E | LF.DonotWait))[0] == BUSY  # KL-21
+    assert stats(rig, "busy_failures") == (1,)
+    await rig.busy(h)
+    assert (await rig.lock(h, E | LF.DonotWait))[0] == 0xC01E0103  # Q3
+    await rig.k.wait_idle()
+    st, a = await rig.lock(h)
+    assert st == 0 and a.data.read_only is False
+    assert rig.k.inject_removal(rig.device)
+    assert (await rig.lock(h))[0] == REMOVED  # KL-23
+    seen.update(d=rig.device, h=h, hidden=hidden, alt=alt, sw=sw)
+
+
+
 def test_lock_refusals_name_their_rule() -> None:
     seen: dict[str, Any] = {}
 
-    async def main() -> None:
-        cfg = KernelConfig(max_pending_references=2, swizzling_apertures=1, **THREE_SEGMENTS)
-        rig = await Rig(cfg).setup()
-        h = await rig.alloc(size=4 * 4096, segments="aperture")
-        hidden = await rig.alloc(segments="aperture", cpu_visible=False)
-        alt = await _primary(rig, True)
-        sw = await rig.alloc(segments="local", swizzled=True)
-        E = LF.LockEntire
-        cases: list[tuple[int, dict[str, Any], int]] = [
-            (hidden, {}, INVALID),  # KL-12
-            (h, {"gpu_virtual_address": 1}, INVALID),  # KL-5
-            (h, {"flags": E | LF.ReadOnly | LF.WriteOnly}, INVALID),  # KL-6
-            (h, {"private_driver_data": "x"}, INVALID),  # KL-2
-            (h, {"num_pages": -1}, INVALID),  # KL-2
-            (h, {"num_pages": 1}, INVALID),  # KL-3: LockEntire with a count
-            (h, {"flags": 0, "num_pages": 2}, INVALID),  # KL-4: a count, no list
-            (h, {"flags": 0, "pages": [0, 2, 1], "num_pages": 3}, INVALID),  # KL-4
-            (h, {"flags": 0, "pages": [4], "num_pages": 1}, INVALID),  # KL-4
-            (h, {"flags": 0, "pages": [1, 2], "num_pages": 3}, INVALID),  # KL-4: count
-            (h, {"flags": 0}, 0xC01E0101),  # LCB-11
-            (alt, {}, INVALID),  # KL-19
-        ]
-        for target, kw, want in cases:
-            st, a = await rig.lock(target, **kw)
-            assert st == want and a.data is None, kw
-        st, a = await rig.lock(h, 0, pages=[0, 1, 3], num_pages=3)
-        assert st == 0 and a.data.offset == 0 and len(a.data) == 4 * 4096
-        assert await rig.unlock(h) == 0
-        for bad in (12345, "x"):
-            assert (await rig.lock(bad))[0] == INVALID  # KL-2: no such allocation
-            assert (await rig.lock(h, device=bad))[0] == INVALID  # KL-2: no such device
-        assert (await rig.lock(sw))[0] == 0
-        assert (await rig.lock(sw))[0] == BUSY  # KL-14
-        await rig.busy(h)
-        assert (await rig.lock(h, E | LF.DonotWait))[0] == BUSY  # KL-21
-        assert stats(rig, "busy_failures") == (1,)
-        await rig.busy(h)
-        assert (await rig.lock(h, E | LF.DonotWait))[0] == 0xC01E0103  # Q3
-        await rig.k.wait_idle()
-        st, a = await rig.lock(h)
-        assert st == 0 and a.data.read_only is False
-        assert rig.k.inject_removal(rig.device)
-        assert (await rig.lock(h))[0] == REMOVED  # KL-23
-        seen.update(d=rig.device, h=h, hidden=hidden, alt=alt, sw=sw)
-
-    evs = traced(main)
+    evs = traced(partial(_refusals_scenario, seen))
     d, h = seen["d"], seen["h"]
 
     def at(al: int, flags: str = "0x10") -> dict[str, Any]:
