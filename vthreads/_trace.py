@@ -189,8 +189,10 @@ class TraceSink:
                 line = orjson.dumps(event, default=_default)
             except orjson.JSONEncodeError:
                 line = _dumps(event)
-            buf += line[:-1]
-            buf += self._tail_nl  # the context's tail, the closing brace and the newline
+            buf += line
+            # the line's closing brace becomes the context's tail, the brace and the newline
+            # (in place: no copy of the line without its brace)
+            buf[-1:] = self._tail_nl
         else:
             ev = dict(event)
             for proc in self._procs:
