@@ -14,7 +14,7 @@ happens-before checker reports as a ``RACE`` — the same way a driver's unlocke
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from vthreads import Condition, Event, Mutex, SharedCell, current_engine
@@ -35,7 +35,6 @@ class Command:
     result: int | None = None
     seq: int = 0
     app_thread: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class CommandQueue:

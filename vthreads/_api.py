@@ -60,7 +60,7 @@ def log(event: str, **fields: Any) -> None:
     """One trace event; ``step``, ``t``, ``thread`` and the run context are added."""
     eng = _engine_var.get(None) or _engine()
     if eng._all or event in eng._wanted:
-        eng._emit(event, **fields)
+        eng._event(event, fields)
 
 
 def tracing(event: str | None = None) -> bool:

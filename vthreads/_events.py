@@ -86,6 +86,18 @@ class EngineEvents:
             if self._log_on:
                 self._sink.write(ev)
 
+    def _event(self, event: str, fields: dict[str, Any]) -> None:
+        """:meth:`_emit`'s body for an event the caller found wanted (:func:`vthreads.log`),
+        its fields as the caller's keyword dict: no second test, no copy of the keywords."""
+        t = _thread_var.get(None)
+        ev = {"step": self.step, "t": self.clock, "thread": t.name if t else None,
+              "event": event, **fields}
+        for fn, events in self._subscribers:
+            if events is None or event in events:
+                fn(ev)
+        if self._log_on:
+            self._sink.write(ev)
+
     # the public name of _emit, not a wrapper around it: a wrapper would repeat the test and
     # copy the keyword arguments on every event of the run
     emit = _emit

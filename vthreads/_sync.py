@@ -36,7 +36,6 @@ from .lowlevel import (
     record_access,
     release,
     touch,
-    tracing,
 )
 
 T = TypeVar("T")
@@ -68,8 +67,7 @@ class Mutex:
             await self._waiters.park(f"mutex {self.name} held by {self.owner.name}")
         self.owner = me
         acquire(self._hb)
-        if tracing("mutex.acquire"):
-            emit("mutex.acquire", mutex=self.name)
+        emit("mutex.acquire", mutex=self.name)  # built only if wanted
 
     def acquire_nowait(self) -> None:
         """Take the mutex if it is free; raise :class:`WouldBlock` otherwise. Not a scheduling
@@ -94,8 +92,7 @@ class Mutex:
         touch(self, "release")
         release(self._hb)
         self.owner = None
-        if tracing("mutex.release"):
-            emit("mutex.release", mutex=self.name)
+        emit("mutex.release", mutex=self.name)  # built only if wanted
         self._waiters.unpark_one()
 
     async def __aenter__(self) -> Mutex:
@@ -126,8 +123,7 @@ class Event:
             return
         self._set = True
         release(self._hb)
-        if tracing("event.set"):
-            emit("event.set", event_name=self.name)
+        emit("event.set", event_name=self.name)  # built only if wanted
         self._waiters.unpark_all()
 
     async def wait(self) -> None:
@@ -177,15 +173,13 @@ class Queue(Generic[T]):
         release(hb)
         self._items.append((item, hb))
         self.high_water = max(self.high_water, len(self._items))
-        if tracing("queue.put"):
-            emit("queue.put", queue=self.name, depth=len(self._items))
+        emit("queue.put", queue=self.name, depth=len(self._items))  # built only if wanted
         self._getters.unpark_one()
 
     def _pop(self) -> T:
         item, hb = self._items.popleft()
         acquire(hb)
-        if tracing("queue.get"):
-            emit("queue.get", queue=self.name, depth=len(self._items))
+        emit("queue.get", queue=self.name, depth=len(self._items))  # built only if wanted
         self._putters.unpark_one()
         return item
 

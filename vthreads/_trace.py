@@ -155,7 +155,8 @@ class TraceSink:
         self._tail_nl = b"}\n"
         self._context_keys: frozenset[str] = frozenset()
         self._buf = bytearray()
-        self._names: dict[str | None, bytes] = {}  # write_sched's JSON of thread names
+        # write_sched's rendered line ends, by (thread, next, runnable): a run has few of them
+        self._sched_tails: dict[tuple[str | None, str, int], bytes] = {}
         if isinstance(trace, str | Path):
             self._file = open(trace, "wb")  # noqa: SIM115 - closed in close()
             self._own = True
@@ -179,6 +180,7 @@ class TraceSink:
             self._context_keys = frozenset(context)
             self._tail = b"," + _dumps(tail)[1:] if tail else b"}"
             self._tail_nl = self._tail + b"\n"
+            self._sched_tails.clear()  # they end in the tail
         return self.enabled
 
     def write(self, event: dict[str, Any]) -> None:
@@ -189,8 +191,12 @@ class TraceSink:
                 line = orjson.dumps(event, default=_default)
             except orjson.JSONEncodeError:
                 line = _dumps(event)
-            buf += line[:-1]
-            buf += self._tail_nl  # the context's tail, the closing brace and the newline
+            # the line, its closing brace replaced by the context's tail, the brace and the
+            # newline: ``del buf[-1]`` only shortens the buffer, where ``line[:-1]`` copies the
+            # line and ``buf[-1:] = tail`` moves bytes (measured: 0.8x and 0.5x as fast)
+            buf += line
+            del buf[-1]
+            buf += self._tail_nl
         else:
             ev = dict(event)
             for proc in self._procs:
@@ -212,18 +218,16 @@ class TraceSink:
         "runnable"}``, without building that dict: ``sched`` is ~40 % of a trace's lines and
         nobody but the file wants it (the engine asks :meth:`sched_fast` and that no
         subscriber takes ``sched`` first). Same bytes: the ints are orjson's decimal (a clock
-        past 64 bits takes the dict path), the names are orjson's strings, cached."""
-        names = self._names
-        tj = names.get(thread)
-        if tj is None:
-            tj = names[thread] = orjson.dumps(thread)
-        nj = names.get(nxt)
-        if nj is None:
-            nj = names[nxt] = orjson.dumps(nxt)
+        past 64 bits takes the dict path), the names are orjson's strings; all after the clock is
+        cached per (thread, next, runnable), set when the run starts (the tail is fixed)."""
+        rest = self._sched_tails.get((thread, nxt, runnable))
+        if rest is None:  # the line after the clock, rendered once per (thread, next, runnable)
+            rest = self._sched_tails[thread, nxt, runnable] = (
+                b',"thread":%b,"event":"sched","next":%b,"runnable":%d%b' % (
+                    orjson.dumps(thread), orjson.dumps(nxt), runnable, self._tail_nl))
         buf = self._buf
-        buf += b'{"step":%d,"t":%d,"thread":%b,"event":"sched","next":%b,"runnable":%d' % (
-            step, t, tj, nj, runnable)
-        buf += self._tail_nl
+        buf += b'{"step":%d,"t":%d' % (step, t)
+        buf += rest
         if len(buf) >= FLUSH_BYTES:
             self.flush()
 
