@@ -66,6 +66,25 @@ async def by_mutex(cell, k1, k2):
     await _both(vt.spawn("A", locked, k1, "first"), vt.spawn("B", locked, k2, "second"))
 
 
+
+async def after_release(cell, k1, k2):
+    # A's access comes after its unlock, so the next owner's acquire does not cover it: the
+    # release ticks A's clock (the lowlevel release every primitive uses). B sleeps first, so A
+    # has unlocked and accessed before B locks, on every schedule.
+    m = vt.Mutex("m")
+
+    async def a() -> None:
+        async with m:
+            pass
+        await _access(cell, k1, "first")
+
+    async def b() -> None:
+        await vt.sleep(10)
+        async with m:
+            await _access(cell, k2, "second")
+
+    await _both(vt.spawn("A", a), vt.spawn("B", b))
+
 async def by_queue(cell, k1, k2):
     q: vt.Queue[int] = vt.Queue("q")
 
@@ -140,6 +159,7 @@ ORDERINGS: dict[str, tuple[Program, bool]] = {
     "other thread, unordered": (unordered, True),
     "other thread, later in virtual time": (unordered_but_later, True),
     "mutex release -> acquire": (by_mutex, False),
+    "mutex, access after the release": (after_release, True),
     "queue put -> get": (by_queue, False),
     "event set -> wait": (by_event, False),
     "condition notify -> woken waiter": (_condition(b_waits=True), False),

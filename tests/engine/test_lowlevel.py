@@ -235,3 +235,29 @@ def test_sync_objects_use_no_private_engine_name() -> None:
     src = inspect.getsource(_sync)
     for private in ("_make_ready", "_block", "_emit", "_tracing", "._vc", "vc_join", "_engine"):
         assert private not in src, private
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_release_puts_the_threads_clock_in_then_ticks_it_by_one(backend: str) -> None:
+    """``HBClock``'s repr shows the vector it carries: each release joins the caller's clock
+    into it and then ticks the caller's own entry by exactly one (so what the caller does next
+    is not covered); a child spawned after them starts from the parent's clock."""
+    seen: list[str] = []
+
+    async def main() -> None:
+        c = ll.HBClock()
+        seen.append(repr(c))
+        ll.release(c)
+        seen.append(repr(c))
+        ll.release(c)
+        seen.append(repr(c))
+
+        async def child() -> None:
+            ll.acquire(c)
+            ll.release(c)
+            seen.append(repr(c))
+
+        await vt.spawn("t", child).join()
+
+    assert vt.Engine("fifo", backend=backend).run(main).ok
+    assert seen == ["<HBClock []>", "<HBClock [1]>", "<HBClock [2]>", "<HBClock [3, 1]>"]
