@@ -1,0 +1,281 @@
+"""Mutation tests of ``wddmemu/_checker_ddi.py`` (issue 16): the LA, UA, RN and LK rules, each
+driven by synthetic seam events and judged by its exact findings (ids in order, messages word
+for word, fields). The harness is in ``test_checker_mutants.py``."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.checker.test_checker_mutants import (
+    CREATE,
+    E_INVALIDARG,
+    E_NOTIMPL,
+    E_OUTOFMEMORY,
+    REMOVED,
+    RT,
+    S_OK,
+    WSD,
+    Events,
+    W,
+    create,
+    ddi,
+    found,
+    lockcb,
+    put,
+    resource,
+    rules,
+    unlockcb,
+)
+
+R = CREATE + resource()  # vb0@dev0: resource 7, allocation 1, Dynamic, video memory
+R9 = R + resource(9, 0x2000, allocations=(3,))  # vb1@dev0: resource 9, allocation 3
+RENDER = ("pfnRenderCb", {"allocations": [], "refs": []}, {"hr": S_OK})
+LA16_TAIL = (" but LockAsync may fail only for a failed rename, unsupported NoOverwrite or "
+             "E_OUTOFMEMORY; no callback failed, so it should have succeeded")
+
+
+def la(hr: str = S_OK, flags: int = 0x1, cbs: tuple | list = (), res: int = 7,
+       thread: str = "app", **exit_: object) -> Events:
+    return ddi(thread, "LockAsync", hr=hr, resource=res, flags=flags, cbs=cbs, exit_=exit_)
+
+
+def ua(hr: str = S_OK, flags: int = 0, cbs: tuple | list = (), res: int = 7,
+       thread: str = "app") -> Events:
+    return ddi(thread, "UnlockAsync", hr=hr, resource=res, flags=flags, cbs=cbs)
+
+
+def lk(hr: str = S_OK, flags: int = 0, cbs: tuple | list = (), res: int = 7,
+       thread: str = "app") -> Events:
+    return ddi(thread, "Lock", hr=hr, resource=res, flags=flags, cbs=cbs)
+
+
+def ul(hr: str = S_OK, cbs: tuple | list = (), res: int = 7) -> Events:
+    return ddi("app", "Unlock", hr=hr, resource=res, cbs=cbs)
+
+
+def discard(cookie: int = 0xC1, res: int = 7, old: int = 1, new: int = 2) -> Events:
+    """A successful Discard LockAsync renaming ``old`` to ``new``, returning ``cookie``."""
+    return la(flags=0x2, res=res, cbs=[lockcb(old, 0x80, new=new)], cookie=cookie)
+
+
+NOOVERWRITE = la(cbs=[lockcb(1, 0x1C)])  # NoOverwrite with IgnoreSync|LockEntire|DonotWait
+
+
+# ---- LockAsync: the runtime's half ---------------------------------------------------------
+
+def test_la2_lockasync_on_the_worker_once_per_thread() -> None:
+    """LA-2 is keyed by the thread: two worker LockAsyncs of two resources are one finding."""
+    evs = R9 + la(thread=W, cbs=[lockcb(1, 0x1C)]) + la(thread=W, res=9, cbs=[lockcb(3, 0x1C)])
+    assert found(evs) == [("LA-2", "LockAsync(vb0@dev0, NoOverwrite) on dev0.worker: LockAsync "
+                           "must be made on the application thread, not the runtime's worker",
+                           {})]
+    assert found(R + NOOVERWRITE) == []
+
+
+@pytest.mark.parametrize("flags,rule,text", [
+    (0x3, "LA-5", "NoOverwrite|Discard) on app with flags 0x3: NoOverwrite and Discard both "
+                  "set"),
+    (0xC, "LA-6", "RangeValid|AreaValid) on app with flags 0xc: more than one of "
+                  "RangeValid/AreaValid/BoxValid"),
+    (0x81, "LA-7", "NoOverwrite|0x80) on app with flags 0x81: reserved bits set"),
+])
+def test_la5_la6_la7_the_lockasync_flag_word_once_per_word(flags: int, rule: str,
+                                                           text: str) -> None:
+    """Refused with E_INVALIDARG (the runtime's mistake, no LA-16); keyed by the flag word, so
+    the same word on a second resource is not reported again."""
+    evs = R9 + la(hr=E_INVALIDARG, flags=flags) + la(hr=E_INVALIDARG, flags=flags, res=9)
+    assert found(evs) == [(rule, f"the runtime called LockAsync(vb0@dev0, {text}",
+                           {"flags": flags})]
+
+
+def test_la9_noexistingreferences_with_queued_references() -> None:
+    lock = la(flags=0x21, cbs=[lockcb(1, 0x1C)])
+    queued = put(1, "DrawPrimitive", [RT]) + put(2, "DrawPrimitive", [RT])
+    assert found(R + queued + lock + lock) == [(
+        "LA-9", "the runtime set NoExistingReferences on LockAsync(vb0@dev0, "
+        "NoOverwrite|NoExistingReferences) on app while 2 queued command(s) still reference "
+        "vb0@dev0", {"resource": 7})]
+    assert found(R + lock) == []  # known to the runtime, nothing queued
+    # a resource the runtime never named has no queued references
+    assert found(CREATE + la(flags=0x21, res=9, cbs=[lockcb(3, 0x1C)])) == []
+
+
+def test_la4_sysmem_lockasync_below_0xb_only() -> None:
+    lock = la(cbs=[lockcb(1, 0x1C)])
+    assert found(create(0xA) + resource(pool=2) + lock) == [(
+        "LA-4", "the runtime called LockAsync(vb0@dev0, NoOverwrite) on app on a system-memory "
+        "surface with DDI version 0xa < 0xB", {"resource": 7})]
+    assert found(create(0xB) + resource(pool=2) + lock) == []
+    assert found(create(0xA) + resource(pool=1) + lock) == []
+
+
+# ---- LockAsync: the driver's answer ----------------------------------------------------------
+
+def test_la11_wasstilldrawing_without_discard() -> None:
+    evs = R + la(hr=WSD, flags=0x4) + la(hr=WSD, flags=0x4)
+    assert found(evs) == [("LA-11", "LockAsync(vb0@dev0, RangeValid) on app returned "
+                           "D3DDDIERR_WASSTILLDRAWING without Discard (flags RangeValid)",
+                           {"flags": 4})]
+
+
+def test_la10_flush_after_a_failed_rename() -> None:
+    failed = lockcb(1, 0x80, hr=WSD)
+    evs = R + la(hr=WSD, flags=0x2, cbs=[failed, RENDER])
+    assert found(evs) == [("LA-10", "LockAsync(vb0@dev0, Discard) on app flushed its command "
+                           "buffer (pfnRenderCb) after a failed Discard pfnLockCb (RCB-8); it "
+                           "must return the failure instead", {"resource": 7})]
+    # the flush before the failed rename, or a failed non-Discard pfnLockCb, is no LA-10
+    assert found(R + la(hr=WSD, flags=0x2, cbs=[RENDER, failed])) == []
+    # (a failed callback: its failure passed on is no LA-16 either, ERR-1)
+    assert found(R + la(hr=WSD, flags=0x2, cbs=[lockcb(1, 0x10, hr=WSD), RENDER])) == []
+
+
+def test_la10_ok_after_a_failed_rename_and_la8_ok_without_one() -> None:
+    failed = la(flags=0x2, cbs=[lockcb(1, 0x80, hr=WSD)], cookie=0xC1)
+    assert found(R + failed) == [(
+        "LA-10", "LockAsync(vb0@dev0, Discard) on app returned S_OK although its rename failed "
+        "(pfnLockCb(Discard) said D3DERR_WASSTILLDRAWING): a failed rename must be returned to "
+        "the runtime", {"resource": 7})]
+    assert found(R + la(flags=0x2, cookie=0xC1)) == [(
+        "LA-8", "LockAsync(vb0@dev0, Discard) on app returned S_OK without renaming: no "
+        "pfnLockCb with Discard succeeded", {"resource": 7})]
+    # a failed then a successful rename: renamed after all
+    retried = la(flags=0x2, cookie=0xC1, cbs=[lockcb(1, 0x80, hr=WSD), lockcb(1, 0x80, new=2)])
+    assert found(R + retried) == []
+    # NotifyOnly: no rename is expected of a notified Discard
+    assert found(R + la(flags=0x42, cookie=0xC1)) == []
+
+
+def test_la8_wasstilldrawing_discard_without_trying_to_rename() -> None:
+    assert found(R + la(hr=WSD, flags=0x2)) == [(
+        "LA-8", "LockAsync(vb0@dev0, Discard) on app reported a failed rename "
+        "(D3DDDIERR_WASSTILLDRAWING) without trying one: no pfnLockCb with Discard",
+        {"resource": 7})]
+    assert found(R + la(hr=WSD, flags=0x2, cbs=[lockcb(1, 0x80, hr=WSD)])) == []
+
+
+def test_la16_the_refusals_the_contract_allows() -> None:
+    assert found(R + la(hr=E_OUTOFMEMORY)) == []
+    assert found(R + la(hr=REMOVED)) == []
+    assert found(R + la(hr=E_INVALIDARG, cbs=[lockcb(1, 0x1C, hr=E_INVALIDARG)])) == []
+    assert found(R + NOOVERWRITE + la(hr=E_INVALIDARG)) == []  # a second lock
+    assert found(R + la(hr=E_NOTIMPL, flags=0x2)) == []  # cannot rename this resource
+    assert found(R + la(hr=E_NOTIMPL, flags=0x1)) == []  # NoOverwrite unsupported (LA-15)
+
+
+@pytest.mark.parametrize("hr,flags,code,shown", [
+    (E_INVALIDARG, 0x1, "E_INVALIDARG", "NoOverwrite"),
+    (E_NOTIMPL, 0x40, "E_NOTIMPL", "NotifyOnly"),
+    (E_NOTIMPL, 0x41, "E_NOTIMPL", "NoOverwrite|NotifyOnly"),
+    (E_NOTIMPL, 0x42, "E_NOTIMPL", "Discard|NotifyOnly"),
+    (E_NOTIMPL, 0x4, "E_NOTIMPL", "RangeValid"),
+])
+def test_la16_a_refusal_the_contract_does_not_allow(hr: str, flags: int, code: str,
+                                                     shown: str) -> None:
+    evs = R + la(hr=hr, flags=flags) + la(hr=hr, flags=flags)
+    assert found(evs) == [("LA-16", f"LockAsync(vb0@dev0, {shown}) on app failed with {code},"
+                           + LA16_TAIL, {"resource": 7, "hr": code})]
+
+
+def test_la14_nooverwrite_without_ignoresync() -> None:
+    evs = R + la(cbs=[lockcb(1, 0x10)])
+    assert found(evs) == [("LA-14", "LockAsync(vb0@dev0, NoOverwrite) on app succeeded without "
+                           "a pfnLockCb carrying IgnoreSync (and had no cached NoOverwrite "
+                           "pointer, LCB-3)", {"resource": 7})]
+    assert found(R + la(flags=0x41, cbs=[lockcb(1, 0x10)])) == []  # NotifyOnly
+    assert found(R + la(flags=0x0, cbs=[lockcb(1, 0x10)])) == []
+    # a Dynamic resource's cached NoOverwrite pointer: no pfnLockCb needed (LCB-3)
+    cached = R + NOOVERWRITE + ua(flags=0) + la()
+    assert found(cached) == []
+    # not for a resource that is not Dynamic
+    static = CREATE + resource(dynamic=False) + NOOVERWRITE + ua(flags=0) + la()
+    assert rules(static) == ["UA-4", "LA-14"]  # and its unlock had to pfnUnlockCb
+
+
+def test_la12_what_a_successful_rename_returns() -> None:
+    def renamed(**exit_: object) -> Events:
+        return R + la(flags=0x2, cbs=[lockcb(1, 0x80, new=2)], cookie=0xC1, **exit_)
+
+    head = "LockAsync(vb0@dev0, Discard) on app renamed"
+    assert found(renamed(surf_data=0, surf_allocation=None, pitch=64)) == [(
+        "LA-12", f"{head} to vb0@dev0 inst 1 (0x2) but returned pSurfData NULL",
+        {"resource": 7})]
+    assert found(renamed(surf_data=0x5000, surf_allocation=1, pitch=64)) == [(
+        "LA-12", f"{head} to vb0@dev0 inst 1 (0x2) but returned pSurfData a pointer into "
+        "vb0@dev0 inst 0 (0x1)", {"resource": 7})]
+    for pitch in (0, -4, None):
+        assert found(renamed(surf_data=0x5000, surf_allocation=2, pitch=pitch)) == [(
+            "LA-12", f"{head} but returned Pitch {pitch}: a successful rename returns "
+            "pSurfData, Pitch, SlicePitch and hCookie", {"resource": 7})]
+    assert found(renamed(surf_data=0x5000, surf_allocation=2, pitch=1)) == []
+    # a wrapper's pointer (no allocation known) into the right rename is fine
+    assert found(renamed(surf_data=0x5000, surf_allocation=None, pitch=64)) == []
+    assert found(renamed()) == []  # nothing returned to judge
+    assert found(R + la(flags=0x2, cbs=[lockcb(1, 0x80, new=2)], cookie=0)) == [(
+        "LA-12", "LockAsync(vb0@dev0, Discard) on app renamed but returned no hCookie (0): the "
+        "runtime has nothing to pass to Rename", {"resource": 7})]
+
+
+# ---- UnlockAsync ---------------------------------------------------------------------------
+
+def test_ua2_unlockasync_on_the_worker() -> None:
+    evs = R + NOOVERWRITE + ua(thread=W, cbs=[unlockcb(1)])
+    assert found(evs) == [("UA-2", "UnlockAsync(vb0@dev0) on dev0.worker: UnlockAsync must be "
+                           "made on the application thread, not the runtime's worker", {})]
+
+
+def test_ua3_unlockasync_of_a_lock_lock() -> None:
+    sync = R + lk(cbs=[lockcb(1, 0x10)])
+    assert found(sync + ua(hr=E_INVALIDARG)) == [(
+        "UA-3", "the runtime called UnlockAsync(vb0@dev0) on app, but vb0@dev0 was locked "
+        "through Lock (Lock(vb0@dev0, 0) on app), not LockAsync (Q-20)", {"resource": 7})]
+    assert found(sync + ua(cbs=[unlockcb(1)])) == [
+        ("UA-3", "the runtime called UnlockAsync(vb0@dev0) on app, but vb0@dev0 was locked "
+         "through Lock (Lock(vb0@dev0, 0) on app), not LockAsync (Q-20)", {"resource": 7}),
+        ("UA-3", "UnlockAsync(vb0@dev0) on app returned S_OK without an outstanding LockAsync "
+         "on vb0@dev0 (it must return E_INVALIDARG)", {"resource": 7})]
+    # S_OK twice: the lock is gone after the first
+    twice = R + NOOVERWRITE + ua(cbs=[unlockcb(1)]) + ua()
+    assert found(twice) == [
+        ("UA-3", "UnlockAsync(vb0@dev0) on app returned S_OK without an outstanding LockAsync "
+         "on vb0@dev0 (it must return E_INVALIDARG)", {"resource": 7})]
+
+
+def test_ua7_and_ua6_the_unlockasync_flags() -> None:
+    assert found(R + NOOVERWRITE + ua(flags=0x6, cbs=[unlockcb(1)])) == [(
+        "UA-7", "the runtime called UnlockAsync(vb0@dev0, 0x6) on app with reserved flag bits "
+        "0x6", {"flags": 6})]
+    assert found(R + NOOVERWRITE + ua(flags=0x1, cbs=[unlockcb(1)])) == [(
+        "UA-6", "the runtime called UnlockAsync(vb0@dev0, NotifyOnly) on app for a lock made by "
+        "LockAsync(vb0@dev0, NoOverwrite) on app: NotifyOnly must be set on both or on neither",
+        {"resource": 7})]
+    notify = la(flags=0x40, cbs=[lockcb(1, 0x10)])
+    assert found(R + notify + ua(flags=0x1, cbs=[unlockcb(1)])) == []
+
+
+def test_ua4_unlockcb_on_the_wrong_handle_and_none() -> None:
+    assert found(R9 + NOOVERWRITE + ua(cbs=[unlockcb(3)])) == [(
+        "UA-4", "UnlockAsync(vb0@dev0) on app unlocked ['vb1@dev0 inst 0 (0x3)'] but "
+        "LockAsync(vb0@dev0, NoOverwrite) on app had locked vb0@dev0 inst 0 (0x1) (LCB-20)",
+        {"resource": 7, "locked": 1})]
+    # the right one among others, or a failed pfnUnlockCb of the right one then success
+    assert found(R9 + NOOVERWRITE + ua(cbs=[unlockcb(3, 1)])) == []
+    assert found(R + discard() + ua(cbs=[unlockcb(2)])) == []
+    assert found(R + discard() + ua()) == [(
+        "UA-4", "UnlockAsync(vb0@dev0) on app returned S_OK without calling pfnUnlockCb on "
+        "vb0@dev0 inst 1 (0x2), which LockAsync(vb0@dev0, Discard) on app had locked (LCB-17)",
+        {"resource": 7, "locked": 2})]
+    assert rules(R + discard() + ua(cbs=[unlockcb(2, hr=E_INVALIDARG)])) == ["ERR-1", "UA-4"]
+    # refused: no UA-4, and the lock is still held (a second UnlockAsync may succeed)
+    assert found(R + discard() + ua(hr=E_INVALIDARG) + ua(cbs=[unlockcb(2)])) == []
+    # a Dynamic resource's NoOverwrite pointer may stay cached (LCB-3); a static one's not
+    assert found(R + NOOVERWRITE + ua()) == []
+    static = CREATE + resource(dynamic=False) + NOOVERWRITE + ua() + ua()
+    assert found(static) == [
+        ("UA-4", "UnlockAsync(vb0@dev0) on app returned S_OK without calling pfnUnlockCb on "
+         "vb0@dev0 inst 0 (0x1), which LockAsync(vb0@dev0, NoOverwrite) on app had locked "
+         "(LCB-17)", {"resource": 7, "locked": 1}),
+        ("UA-3", "UnlockAsync(vb0@dev0) on app returned S_OK without an outstanding LockAsync "
+         "on vb0@dev0 (it must return E_INVALIDARG)", {"resource": 7})]
+    # the leak is reported once: not again at DestroyDevice (LCB-17)
+    assert rules(static + ddi("app", "DestroyDevice")) == ["UA-4", "UA-3"]
