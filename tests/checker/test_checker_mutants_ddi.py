@@ -279,3 +279,180 @@ def test_ua4_unlockcb_on_the_wrong_handle_and_none() -> None:
          "on vb0@dev0 (it must return E_INVALIDARG)", {"resource": 7})]
     # the leak is reported once: not again at DestroyDevice (LCB-17)
     assert rules(static + ddi("app", "DestroyDevice")) == ["UA-4", "UA-3"]
+
+
+# ---- Rename --------------------------------------------------------------------------------
+
+def rename(cookie: int = 0xC1, res: int = 7, thread: str = W, hr: str = S_OK) -> Events:
+    return ddi(thread, "Rename", hr=hr, resource=res, cookie=cookie)
+
+
+def test_rn2_rn1_rn3_the_runtime_rename_calls() -> None:
+    assert found(R + rename() + rename(res=9)) == [(
+        "RN-2", "the runtime called Rename(vb0@dev0, cookie 0xc1) on dev0.worker, but no "
+        "successful Discard LockAsync returned that cookie", {"cookie": 0xC1})]
+    assert found(R + discard() + rename() + rename() + rename()) == [
+        ("RN-1", "the runtime called Rename 2 times for cookie 0xc1 of LockAsync(vb0@dev0, "
+         "Discard) on app (at most once per successful Discard LockAsync)", {"cookie": 0xC1})]
+    assert found(R + discard() + rename(thread="app") + rename(thread="app")) == [
+        ("RN-3", "the runtime called Rename(vb0@dev0, cookie 0xc1) on app: Rename belongs on "
+         "the worker thread", {}),
+        ("RN-1", "the runtime called Rename 2 times for cookie 0xc1 of LockAsync(vb0@dev0, "
+         "Discard) on app (at most once per successful Discard LockAsync)", {"cookie": 0xC1})]
+    assert found(R + discard() + rename()) == []
+
+
+def test_rn6_and_la18_once_per_cookie() -> None:
+    evs = R9 + discard() + rename(res=9)
+    assert found(evs) == [("RN-6", "the runtime called Rename(vb1@dev0, cookie 0xc1) on "
+                           "dev0.worker with a cookie LockAsync(vb0@dev0, Discard) on app "
+                           "returned for vb0@dev0", {"cookie": 0xC1})]
+    plain = la(cbs=[lockcb(1, 0x1C)], cookie=0xC7)
+    assert found(R + plain + rename(0xC7) + rename(0xC7, res=9)) == [(
+        "LA-18", "the runtime called Rename(vb0@dev0, cookie 0xc7) on dev0.worker with the "
+        "cookie of a LockAsync without Discard (meaningless outside Discard)", {"cookie": 0xC7})]
+
+
+def _draw(draw_id: int, handle: int, thread: str = W) -> Events:
+    """The runtime's rt.draw reading resource 7, DrawPrimitive, then a pfnRenderCb carrying it
+    with ``handle``."""
+    return [("app", "rt.draw", {"device": "dev0", "draw_id": draw_id, "reads": [[RT, 0]]}),
+            *ddi(thread, "DrawPrimitive", draw_id=draw_id),
+            *ddi(thread, "Flush", cbs=[("pfnRenderCb", {"allocations": [handle],
+                                                        "refs": [[draw_id, handle]]},
+                                        {"hr": S_OK})])]
+
+
+def test_rename_binds_the_new_instance_for_later_draws() -> None:
+    """A successful Rename makes its cookie's instance the one draws must read (RN-4); a failed
+    one binds nothing, and a draw before it reads the old instance (LA-13)."""
+    renamed = R + discard() + ua(cbs=[unlockcb(2)]) + rename()
+    assert found(renamed + _draw(1, 2)) == []
+    assert rules(renamed + _draw(1, 1)) == ["RN-4"]
+    failed = R + discard() + ua(cbs=[unlockcb(2)]) + rename(hr=E_INVALIDARG)
+    assert rules(failed + _draw(1, 2)) == ["LA-13"]
+    assert found(failed + _draw(1, 1)) == []
+    # renamed once more (RN-1) does not move the rename's point in the run
+    early = R + discard() + ua(cbs=[unlockcb(2)]) + _draw(1, 2) + rename()
+    assert rules(early) == ["LA-13"]
+
+
+# ---- Lock / Unlock ---------------------------------------------------------------------------
+
+def test_lk7_wasstilldrawing_from_lock() -> None:
+    assert found(R + lk(hr=WSD, flags=0x200, cbs=[lockcb(1, 0x14, hr=E_INVALIDARG)])) == [(
+        "LK-7", "Lock(vb0@dev0, DoNotWait) on app returned D3DDDIERR_WASSTILLDRAWING, but no "
+        "pfnLockCb of the call said the resource was busy", {"resource": 7})]
+    assert found(R + lk(hr=WSD, flags=0x200, cbs=[lockcb(1, 0x14, hr=WSD)])) == []
+    assert found(R + lk(hr=WSD, flags=0x8, cbs=[lockcb(1, 0x14, hr=WSD)])) == [(
+        "LK-7", "Lock(vb0@dev0, Discard) on app returned D3DDDIERR_WASSTILLDRAWING without "
+        "DoNotWait (without it Lock waits)", {"resource": 7})]
+    # a failed Lock holds nothing: its Unlock is LK-13
+    assert rules(R + lk(hr=WSD, flags=0x200, cbs=[lockcb(1, 0x14, hr=WSD)]) + ul()) == ["LK-13"]
+
+
+def test_lk6_lock_without_pfnlockcb() -> None:
+    lk6 = ("LK-6", "Lock(vb0@dev0, 0) on app succeeded without calling pfnLockCb (and had no "
+           "cached NoOverwrite pointer of a Dynamic resource, LCB-3)", {"resource": 7})
+    assert found(R + lk() + lk()) == [lk6]
+    assert found(R + lk(flags=0x4)) == [(lk6[0], lk6[1].replace(", 0)", ", NoOverwrite)"),
+                                         lk6[2])]
+    # a cached NoOverwrite pointer of a Dynamic resource excuses it (LCB-3), not otherwise
+    cached = NOOVERWRITE + ua()
+    assert found(R + cached + lk(flags=0x4) + ul()) == []
+    assert rules(R + cached + lk(flags=0x0)) == ["LK-6"]
+    assert rules(CREATE + resource(dynamic=False) + cached + lk(flags=0x4)) == ["UA-4", "LK-6"]
+    # a failed pfnLockCb counts as a call
+    assert rules(R + lk(cbs=[lockcb(1, 0x10, hr=E_INVALIDARG)])) == ["ERR-1"]
+
+
+def test_lcb13_and_the_renaming_lock() -> None:
+    assert found(R + lk(flags=0x8, cbs=[lockcb(1, 0x10)])) == [(
+        "LCB-13", "Lock(vb0@dev0, Discard) on app locked without passing Discard on to "
+        "pfnLockCb", {"resource": 7})]
+    assert found(R + lk(flags=0x88, cbs=[lockcb(1, 0x10)])) == []  # NotifyOnly
+    assert found(CREATE + resource(pool=2) + lk(flags=0x8, cbs=[lockcb(1, 0x10)])) == []
+    assert found(R + lk(flags=0x8)) == [(
+        "LK-6", "Lock(vb0@dev0, Discard) on app succeeded without calling pfnLockCb (and had no "
+        "cached NoOverwrite pointer of a Dynamic resource, LCB-3)", {"resource": 7})]
+    # a renaming Lock binds its new instance (draws must read it, RN-4)
+    renamed = R + lk(flags=0x8, cbs=[lockcb(1, 0x90, new=2)]) + ul(cbs=[unlockcb(2)])
+    assert found(renamed + _draw(1, 2)) == []
+    assert rules(renamed + _draw(1, 1)) == ["RN-4"]
+    unrenamed = R + lk(flags=0x88, cbs=[lockcb(1, 0x90, new=2)]) + ul(cbs=[unlockcb(2)])
+    assert found(unrenamed + _draw(1, 1)) == []
+
+
+def test_lk13_lk12_lk11_the_unlock() -> None:
+    assert found(R + ul() + ul(hr=E_INVALIDARG)) == [(
+        "LK-13", "Unlock(vb0@dev0) on app returned S_OK, but vb0@dev0 was not locked by Lock "
+        "(it must return E_INVALIDARG)", {"resource": 7})]
+    assert rules(R + NOOVERWRITE + ul()) == ["LK-13"]
+    sysmem = CREATE + resource(pool=2) + lk(cbs=[lockcb(1, 0x10)])
+    lk12 = ("LK-12", "Unlock(vb0@dev0) on app returned without pfnUnlockCb although "
+            "Lock(vb0@dev0, 0) on app called pfnLockCb on the system-memory allocation "
+            "vb0@dev0 inst 0 (0x1)", {"resource": 7})
+    assert found(sysmem + ul() + ddi("app", "DestroyDevice")) == [lk12]
+    assert found(sysmem + ul(cbs=[unlockcb(1)])) == []
+    lk11 = ("LK-11", "Unlock(vb0@dev0) on app succeeded without calling pfnUnlockCb on "
+            "vb0@dev0 inst 0 (0x1) (only a Dynamic resource's NoOverwrite pointer may stay "
+            "cached, LCB-3)", {"resource": 7})
+    assert found(R + lk(cbs=[lockcb(1, 0x10)]) + ul() + ddi("app", "DestroyDevice")) == [lk11]
+    assert found(R + lk(flags=0x4, cbs=[lockcb(1, 0x10)]) + ul()) == []
+    static = CREATE + resource(dynamic=False)
+    assert found(static + lk(flags=0x4, cbs=[lockcb(1, 0x10)]) + ul()) == [(
+        "LK-11", lk11[1], lk11[2])]
+    # a refused Unlock keeps the lock: the next one may release it
+    assert found(R + lk(cbs=[lockcb(1, 0x10)]) + ul(hr=E_INVALIDARG) + ul(cbs=[unlockcb(1)])
+                 ) == []
+
+
+# ---- one finding per (rule, key): the same broken decision in other words is not repeated ----
+
+def _disc(flags: int, cookie: int = 0xC1, **exit_: object) -> Events:
+    return la(flags=flags, cbs=[lockcb(1, 0x80, new=2)], cookie=cookie, **exit_)
+
+
+_FAILED = lockcb(1, 0x80, hr=WSD)
+ONCE: list[tuple[str, Events, list[str]]] = [
+    ("LA-9", R + put(1, "Draw", [RT]) + la(flags=0x21, cbs=[lockcb(1, 0x1C)])
+     + put(2, "Draw", [RT]) + la(flags=0x25, cbs=[lockcb(1, 0x1C)]), ["LA-9"]),
+    ("LA-4", create(0xA) + resource(pool=2) + la(cbs=[lockcb(1, 0x1C)])
+     + la(flags=0x5, cbs=[lockcb(1, 0x1C)]), ["LA-4"]),
+    ("LA-11", R + la(hr=WSD, flags=0x4) + la(hr=WSD, flags=0x8), ["LA-11"]),
+    ("LA-10 flush", R + la(hr=WSD, flags=0x2, cbs=[_FAILED, RENDER])
+     + la(hr=WSD, flags=0x6, cbs=[_FAILED, RENDER]), ["LA-10"]),
+    ("LA-10 ok", R + la(flags=0x2, cbs=[_FAILED], cookie=1) + ua(cbs=[unlockcb(1)])
+     + la(flags=0x6, cbs=[_FAILED], cookie=2), ["LA-10"]),
+    ("LA-8 ok", R + la(flags=0x2, cookie=1) + ua() + la(flags=0x6, cookie=2), ["LA-8"]),
+    ("LA-8 wsd", R + la(hr=WSD, flags=0x2) + la(hr=WSD, flags=0x6), ["LA-8"]),
+    ("LA-16", R + la(hr=E_NOTIMPL, flags=0x40) + la(hr=E_NOTIMPL, flags=0x44), ["LA-16"]),
+    ("LA-14", R + la(cbs=[lockcb(1, 0x10)]) + ua(cbs=[unlockcb(1)])
+     + la(flags=0x5, cbs=[lockcb(1, 0x10)]), ["LA-14"]),
+    ("LA-12 cookie", R + _disc(0x2, 0) + ua(cbs=[unlockcb(2)]) + _disc(0x6, 0), ["LA-12"]),
+    ("LA-12 surf", R + _disc(0x2, surf_data=0, pitch=4) + ua(cbs=[unlockcb(2)])
+     + _disc(0x6, 0xC2, surf_data=0, pitch=4), ["LA-12"]),
+    ("LA-12 pitch", R + _disc(0x2, surf_data=1, pitch=0) + ua(cbs=[unlockcb(2)])
+     + _disc(0x6, 0xC2, surf_data=1, pitch=0), ["LA-12"]),
+    ("UA-2", R9 + NOOVERWRITE + la(res=9, cbs=[lockcb(3, 0x1C)])
+     + ua(thread=W, cbs=[unlockcb(1)]) + ua(thread=W, res=9, cbs=[unlockcb(3)]), ["UA-2"]),
+    ("UA-3 sync", R + lk(cbs=[lockcb(1, 0x10)]) + ua(hr=E_INVALIDARG)
+     + ua(hr=E_INVALIDARG, flags=0x1), ["UA-3"]),
+    ("UA-7", R9 + NOOVERWRITE + la(res=9, cbs=[lockcb(3, 0x1C)])
+     + ua(flags=0x2, cbs=[unlockcb(1)]) + ua(flags=0x2, res=9, cbs=[unlockcb(3)]), ["UA-7"]),
+    ("UA-6", R + NOOVERWRITE + ua(hr=E_INVALIDARG, flags=0x1)
+     + ua(hr=E_INVALIDARG, flags=0x1, thread=W), ["UA-6", "UA-2"]),
+    ("UA-3 ok", R + ua() + ua(flags=0x1), ["UA-3"]),
+]
+
+
+@pytest.mark.parametrize("evs,want", [(e, w) for _n, e, w in ONCE], ids=[n for n, _e, _w in ONCE])
+def test_the_same_broken_decision_is_one_finding(evs: Events, want: list[str]) -> None:
+    assert rules(evs) == want
+
+
+def test_la12_a_discard_lockasync_that_returns_no_cookie_field() -> None:
+    evs = R + la(flags=0x2, cbs=[lockcb(1, 0x80, new=2)])
+    assert found(evs) == [("LA-12", "LockAsync(vb0@dev0, Discard) on app renamed but returned "
+                           "no hCookie (0): the runtime has nothing to pass to Rename",
+                           {"resource": 7})]
