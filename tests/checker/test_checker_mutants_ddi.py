@@ -456,3 +456,80 @@ def test_la12_a_discard_lockasync_that_returns_no_cookie_field() -> None:
     assert found(evs) == [("LA-12", "LockAsync(vb0@dev0, Discard) on app renamed but returned "
                            "no hCookie (0): the runtime has nothing to pass to Rename",
                            {"resource": 7})]
+
+
+def test_la10_la16_edges_of_the_failed_rename() -> None:
+    ok_rename = lockcb(1, 0x80, new=2)
+    # a successful rename then a flush is fine; a non-Discard LockAsync's failed Discard
+    # pfnLockCb and flush is no LA-10 (its failure passed on, no LA-16 either)
+    assert found(R + la(flags=0x2, cbs=[ok_rename, RENDER], cookie=0xC1)) == []
+    assert found(R + la(hr=E_INVALIDARG, flags=0x4, cbs=[lockcb(1, 0x80, hr=WSD), RENDER])
+                 ) == []
+    # a refusal after a successful callback is still LA-16
+    assert found(R + la(hr=E_NOTIMPL, flags=0x40, cbs=[lockcb(1, 0x10), unlockcb(1)])) == [(
+        "LA-16", "LockAsync(vb0@dev0, NotifyOnly) on app failed with E_NOTIMPL," + LA16_TAIL,
+        {"resource": 7, "hr": "E_NOTIMPL"})]
+    assert rules(R + la(hr=E_INVALIDARG, flags=0x2, cbs=[ok_rename, unlockcb(2)])) == ["LA-16"]
+    # WASSTILLDRAWING after a tried rename is a failed rename, whatever the callback said
+    assert found(R + la(hr=WSD, flags=0x2, cbs=[ok_rename, unlockcb(2)])) == []
+
+
+def test_the_handle_a_lock_ddi_holds() -> None:
+    # a cached NoOverwrite pointer is the handle LockAsync locked: unlocking another is UA-4
+    cached = R9 + NOOVERWRITE + ua() + la() + ua(cbs=[unlockcb(3)])
+    assert found(cached) == [(
+        "UA-4", "UnlockAsync(vb0@dev0) on app unlocked ['vb1@dev0 inst 0 (0x3)'] but "
+        "LockAsync(vb0@dev0, NoOverwrite) on app had locked vb0@dev0 inst 0 (0x1) (LCB-20)",
+        {"resource": 7, "locked": 1})]
+    # Lock with no pfnLockCb holds no handle
+    assert found(R + lk() + ul()) == [
+        ("LK-6", "Lock(vb0@dev0, 0) on app succeeded without calling pfnLockCb (and had no "
+         "cached NoOverwrite pointer of a Dynamic resource, LCB-3)", {"resource": 7}),
+        ("LK-11", "Unlock(vb0@dev0) on app succeeded without calling pfnUnlockCb on "
+         "allocation 0x0 (only a Dynamic resource's NoOverwrite pointer may stay cached, "
+         "LCB-3)", {"resource": 7})]
+    # a cached pointer of a Dynamic system-memory resource, locked through Lock
+    sysmem = CREATE + resource(pool=2) + NOOVERWRITE + ua() + lk(flags=0x4) + ul()
+    assert found(sysmem) == [(
+        "LK-12", "Unlock(vb0@dev0) on app returned without pfnUnlockCb although "
+        "Lock(vb0@dev0, NoOverwrite) on app called pfnLockCb on the system-memory allocation "
+        "vb0@dev0 inst 0 (0x1)", {"resource": 7})]
+    # a pfnUnlockCb without an allocation list tries nothing
+    assert rules(R + NOOVERWRITE + ua(cbs=[("pfnUnlockCb", {}, {"hr": S_OK})])) == []
+
+
+def test_the_rename_of_a_discard_is_its_discard_pfnlockcb() -> None:
+    """The instance a Discard LockAsync renamed to is its last Discard pfnLockCb's, even when
+    a plain pfnLockCb follows it; and it is named after the LockAsync when no pfnLockCb had
+    named it (a resource without pfnAllocateCb)."""
+    evs = R + la(flags=0x2, cbs=[lockcb(1, 0x80, new=2), lockcb(5, 0x10)], cookie=0xC1)
+    assert found(evs + ua(cbs=[unlockcb(2, 5)]) + rename() + _draw(1, 2)) == []
+    bare = CREATE + [("app", "rt.resource.create", {"device": "dev0", "resource": 7,
+                                                    "rt_resource": RT, "kind": "vb",
+                                                    "pool": 1, "dynamic": True})]
+    assert found(bare + discard() + ua()) == [(
+        "UA-4", "UnlockAsync(vb0@dev0) on app returned S_OK without calling pfnUnlockCb on "
+        "vb0@dev0 inst 1 (0x2), which LockAsync(vb0@dev0, Discard) on app had locked (LCB-17)",
+        {"resource": 7, "locked": 2})]
+
+
+def test_rn4_names_the_ddi_that_bound_the_instance() -> None:
+    renamed = R + discard() + ua(cbs=[unlockcb(2)]) + rename()
+    assert found(renamed + _draw(1, 1)) == [(
+        "RN-4", "draw 1 reached the driver (dev0.worker) after Rename(vb0@dev0, cookie 0xc1) on "
+        "dev0.worker, which made vb0@dev0 inst 1 (0x2) the instance to draw from, but it reads "
+        "vb0@dev0 inst 0 (0x1)", {"draw": 1, "allocation": 1})]
+    locked = R + lk(flags=0x8, cbs=[lockcb(1, 0x90, new=2)]) + ul(cbs=[unlockcb(2)])
+    assert found(locked + _draw(1, 1)) == [(
+        "RN-4", "draw 1 reached the driver (dev0.worker) after Lock(vb0@dev0, Discard) on app, "
+        "which made vb0@dev0 inst 1 (0x2) the instance to draw from, but it reads "
+        "vb0@dev0 inst 0 (0x1)", {"draw": 1, "allocation": 1})]
+
+
+@pytest.mark.parametrize("flags,rule,text", [
+    (0x3, "LK-1", "ReadOnly|WriteOnly) on app with flags 0x3: ReadOnly and WriteOnly both set"),
+    (0x400, "LK-5", "0x400) on app with flags 0x400: reserved bits set"),
+])
+def test_lk1_lk5_messages_once_per_flag_word(flags: int, rule: str, text: str) -> None:
+    evs = R9 + lk(hr=E_INVALIDARG, flags=flags) + lk(hr=E_INVALIDARG, flags=flags, res=9)
+    assert found(evs) == [(rule, f"the runtime called Lock(vb0@dev0, {text}", {"flags": flags})]
