@@ -443,6 +443,24 @@ ONCE: list[tuple[str, Events, list[str]]] = [
     ("UA-6", R + NOOVERWRITE + ua(hr=E_INVALIDARG, flags=0x1)
      + ua(hr=E_INVALIDARG, flags=0x1, thread=W), ["UA-6", "UA-2"]),
     ("UA-3 ok", R + ua() + ua(flags=0x1), ["UA-3"]),
+    ("UA-4 wrong", R9 + NOOVERWRITE + ua(cbs=[unlockcb(3)]) + NOOVERWRITE
+     + ua(flags=0x2, cbs=[unlockcb(3)]), ["UA-4", "UA-7"]),
+    ("UA-4 none", CREATE + resource(dynamic=False) + NOOVERWRITE + ua()
+     + la(flags=0x5, cbs=[lockcb(1, 0x1C)]) + ua(), ["UA-4"]),
+    ("RN-6", R9 + discard() + rename(res=9) + rename(res=9, thread="app"), ["RN-6", "RN-1",
+                                                                           "RN-3"]),
+    ("RN-3", R9 + discard() + discard(0xC2, res=9, old=3, new=4) + rename(thread="app")
+     + rename(0xC2, res=9, thread="app"), ["RN-3"]),
+    ("LK-7", R + lk(hr=WSD, flags=0x8) + lk(hr=WSD, flags=0x10), ["LK-7"]),
+    ("LK-7 busy", R + lk(hr=WSD, flags=0x200) + lk(hr=WSD, flags=0x210), ["LK-7"]),
+    ("LK-6", R + lk() + ul(cbs=[unlockcb(1)]) + lk(flags=0x10), ["LK-6"]),
+    ("LCB-13", R + lk(flags=0x8, cbs=[lockcb(1, 0x10)]) + ul(cbs=[unlockcb(1)])
+     + lk(flags=0x18, cbs=[lockcb(1, 0x10)]), ["LCB-13"]),
+    ("LK-13", R + ul() + NOOVERWRITE + ddi(W, "Unlock", resource=7), ["LK-13"]),
+    ("LK-12", CREATE + resource(pool=2) + lk(cbs=[lockcb(1, 0x10)]) + ul()
+     + lk(flags=0x10, cbs=[lockcb(1, 0x10)]) + ul(), ["LK-12"]),
+    ("LK-11", R + lk(cbs=[lockcb(1, 0x10)]) + ul() + lk(cbs=[lockcb(1, 0x10, new=5)]) + ul(),
+     ["LK-11"]),
 ]
 
 
@@ -504,9 +522,9 @@ def test_the_rename_of_a_discard_is_its_discard_pfnlockcb() -> None:
     named it (a resource without pfnAllocateCb)."""
     evs = R + la(flags=0x2, cbs=[lockcb(1, 0x80, new=2), lockcb(5, 0x10)], cookie=0xC1)
     assert found(evs + ua(cbs=[unlockcb(2, 5)]) + rename() + _draw(1, 2)) == []
-    bare = CREATE + [("app", "rt.resource.create", {"device": "dev0", "resource": 7,
-                                                    "rt_resource": RT, "kind": "vb",
-                                                    "pool": 1, "dynamic": True})]
+    bare = [*CREATE, ("app", "rt.resource.create", {"device": "dev0", "resource": 7,
+                                                     "rt_resource": RT, "kind": "vb",
+                                                     "pool": 1, "dynamic": True})]
     assert found(bare + discard() + ua()) == [(
         "UA-4", "UnlockAsync(vb0@dev0) on app returned S_OK without calling pfnUnlockCb on "
         "vb0@dev0 inst 1 (0x2), which LockAsync(vb0@dev0, Discard) on app had locked (LCB-17)",
