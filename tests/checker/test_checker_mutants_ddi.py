@@ -551,3 +551,25 @@ def test_rn4_names_the_ddi_that_bound_the_instance() -> None:
 def test_lk1_lk5_messages_once_per_flag_word(flags: int, rule: str, text: str) -> None:
     evs = R9 + lk(hr=E_INVALIDARG, flags=flags) + lk(hr=E_INVALIDARG, flags=flags, res=9)
     assert found(evs) == [(rule, f"the runtime called Lock(vb0@dev0, {text}", {"flags": flags})]
+
+
+def test_the_rename_point_and_the_binding_it_makes() -> None:
+    # a second Discard before its Rename: the draw reading its instance is early (LA-13),
+    # blamed on it although the first Rename bound another instance before
+    first = R + discard(0xC1, new=2) + ua(cbs=[unlockcb(2)]) + rename(0xC1)
+    second = la(flags=0x2, cbs=[lockcb(2, 0x80, new=3)], cookie=0xC2) + ua(cbs=[unlockcb(3)])
+    assert rules(first + second + _draw(1, 3)) == ["LA-13"]
+    # renamed: a draw reading an instance that belongs to another resource is not early
+    other = R9 + la(flags=0x2, cbs=[lockcb(1, 0x80, new=3)], cookie=0xC1)
+    assert found(other + ua(cbs=[unlockcb(3)]) + rename() + _draw(1, 3)) == []
+
+
+def test_a_renaming_lock_names_the_instance_it_made() -> None:
+    bare = [*CREATE, ("app", "rt.resource.create", {"device": "dev0", "resource": 7,
+                                                     "rt_resource": RT, "kind": "vb",
+                                                     "pool": 1, "dynamic": True})]
+    evs = bare + lk(flags=0x8, cbs=[lockcb(1, 0x90, new=2)]) + ul()
+    assert found(evs) == [(
+        "LK-11", "Unlock(vb0@dev0) on app succeeded without calling pfnUnlockCb on vb0@dev0 "
+        "inst 1 (0x2) (only a Dynamic resource's NoOverwrite pointer may stay cached, LCB-3)",
+        {"resource": 7})]
