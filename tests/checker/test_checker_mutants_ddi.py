@@ -573,3 +573,37 @@ def test_a_renaming_lock_names_the_instance_it_made() -> None:
         "LK-11", "Unlock(vb0@dev0) on app succeeded without calling pfnUnlockCb on vb0@dev0 "
         "inst 1 (0x2) (only a Dynamic resource's NoOverwrite pointer may stay cached, LCB-3)",
         {"resource": 7})]
+
+
+def test_fields_a_driver_left_out_are_zero() -> None:
+    """A pfnLockCb exit without NewAllocation locked no instance the lock DDI can name, a
+    Rename without a cookie names cookie 0, and a code other than S_OK is a failure."""
+    bare_ok = ("pfnLockCb", {"allocation": 5, "flags": 0x1C}, {"hr": S_OK, "allocation": 5})
+    assert found(R + la(cbs=[bare_ok]) + ua(cbs=[unlockcb(5)])) == []
+    bare_disc = ("pfnLockCb", {"allocation": 5, "flags": 0x80}, {"hr": S_OK, "allocation": 5})
+    assert found(R + la(flags=0x2, cbs=[bare_disc], cookie=0xC1, surf_data=1,
+                        surf_allocation=9, pitch=4)) == []
+    assert found(R + lk(cbs=[bare_ok]) + ul()) == [(
+        "LK-11", "Unlock(vb0@dev0) on app succeeded without calling pfnUnlockCb on allocation "
+        "0x0 (only a Dynamic resource's NoOverwrite pointer may stay cached, LCB-3)",
+        {"resource": 7})]
+    renaming = lk(flags=0x8, cbs=[("pfnLockCb", {"allocation": 1, "flags": 0x90},
+                                   {"hr": S_OK, "allocation": 1})]) + ul(cbs=[unlockcb(1)])
+    assert found(R + renaming + _draw(1, 1)) == [(
+        "RN-4", "draw 1 reached the driver (dev0.worker) after Lock(vb0@dev0, Discard) on app, "
+        "which made vb0@dev0 inst 1 (0x0) the instance to draw from, but it reads vb0@dev0 "
+        "inst 0 (0x1)", {"draw": 1, "allocation": 1})]
+    nameless = ddi(W, "Rename", resource=7)
+    assert found(R + discard(1) + nameless) == [(
+        "RN-2", "the runtime called Rename(vb0@dev0, cookie 0x0) on dev0.worker, but no "
+        "successful Discard LockAsync returned that cookie", {"cookie": 0})]
+    assert rules(R + discard(1) + ua(cbs=[unlockcb(2)]) + nameless + _draw(1, 2)) == [
+        "RN-2", "LA-13"]
+    # S_FALSE from pfnLockCb(Discard) is no rename
+    s_false = la(flags=0x2, cbs=[lockcb(1, 0x80, hr="0x1")], cookie=0xC1)
+    assert rules(R + s_false) == ["ERR-1", "LA-10"]  # and S_OK after it swallowed it
+
+
+def test_a_discard_lock_without_discard_binds_nothing() -> None:
+    evs = R + lk(flags=0x8, cbs=[lockcb(1, 0x10, new=5)]) + ul(cbs=[unlockcb(5)])
+    assert rules(evs + _draw(1, 1)) == ["LCB-13"]
