@@ -167,3 +167,49 @@ def test_la13_a_draw_that_switched_before_rename() -> None:
         "LA-13", "draw 1 reached the driver (dev0.worker) before Rename(cookie 0xc1) but reads "
         "vb0@dev0 inst 1 (0x2), which LockAsync(vb0@dev0, Discard) on app returned: the driver "
         "switched its tracking before Rename", {"draw": 1, "allocation": 2, "cookie": 0xC1})]
+
+
+def _draws(*pairs: tuple[int, int]) -> Events:
+    """Draws of resource 7 (id, handle), each received and submitted on the worker."""
+    evs: Events = []
+    for draw_id, h in pairs:
+        evs += [("app", "rt.draw", {"device": "dev0", "draw_id": draw_id, "reads": [[RT, 0]]}),
+                *ddi(W, "DrawPrimitive", draw_id=draw_id),
+                *flush(rcb(allocations=[h], refs=[[draw_id, h]]))]
+    return evs
+
+
+_KMD = "kmd.lock"
+ONCE: list[tuple[str, Events, list[str]]] = [
+    ("KL-6", R9 + la(cbs=[lockcb(1, 0x1F)]) + la(res=9, cbs=[lockcb(3, 0x1F)]), ["KL-6"]),
+    ("LCB-11", R9 + la(cbs=[lockcb(1, 0x1C, pages=[0])]) + la(res=9, cbs=[
+        lockcb(3, 0x1C, pages=[1])]), ["LCB-11"]),
+    ("LA-9 rt", R + la(cbs=[lockcb(1, 0x11C)]) + ua(cbs=[unlockcb(1)])
+     + la(flags=0x5, cbs=[lockcb(1, 0x11C)]), ["LCB-7", "LA-9"]),
+    ("LCB-19", R9 + NOOVERWRITE + lk(res=9, cbs=[lockcb(3, 0x10), unlockcb(1)])
+     + ul(res=9, cbs=[unlockcb(3)]) + lk(res=9, flags=0x10, cbs=[lockcb(3, 0x10), unlockcb(1)]),
+     ["LCB-19"]),
+    ("RCB-1", R + flush(rcb(command_bytes=64, command_length=32),
+                        rcb(command_bytes=64, command_length=16)), ["RCB-1"]),
+    ("RCB-3", R + flush(rcb(x={"new_command_buffer_size": 8, "new_allocation_list_size": 0}),
+                        rcb(command_bytes=16, command_length=16),
+                        rcb(command_bytes=32, command_length=32)), ["RCB-3"]),
+    ("RCB-4", R + flush(rcb(command_bytes=0, command_length=0, context=5))
+     + ddi(W, "Present", cbs=[rcb(command_bytes=0, command_length=0, context=5)]), ["RCB-4"]),
+    ("RCB-10", R + flush(rcb(command_bytes=0, command_length=0, flags=0x100))
+     + ddi(W, "Present", cbs=[rcb(command_bytes=0, command_length=0, flags=0x100)]),
+     ["RCB-10"]),
+    ("ERR-1", R + lk(cbs=[lockcb(1, 0x10, hr=REMOVED)]) + ul(cbs=[unlockcb(1)])
+     + lk(flags=0x10, cbs=[lockcb(1, 0x10, hr=REMOVED)]), ["ERR-1"]),
+    ("ERR-1 cb", R + lk(cbs=[lockcb(1, 0x10, hr=E_INVALIDARG)])
+     + lk(flags=0x10, cbs=[lockcb(1, 0x10, hr=E_INVALIDARG)]), ["ERR-1"]),
+    ("KL-21", [("app", "kmd.lock.wait", {"flags": 0x4, "allocation": a}) for a in (1, 2)]
+     + [("app", _KMD, {"flags": 0, "allocation": a, "rule": "KL-21"}) for a in (1, 2)],
+     ["KL-21", "KL-21"]),
+    ("LA-13", R + discard() + ua(cbs=[unlockcb(2)]) + _draws((1, 2), (2, 2)), ["LA-13"]),
+]
+
+
+def test_the_same_broken_decision_is_one_finding() -> None:
+    for name, evs, want in ONCE:
+        assert rules(evs) == want, name
