@@ -169,15 +169,20 @@ def run_target(target: str, tests: list[str], mutmut: str, keep: Path | None,
     return out
 
 
-def _equivalent() -> dict[str, str]:
+def _listed(table: str) -> dict[str, str]:
+    """``[equivalent]`` (no test can tell them apart) or ``[killed_elsewhere]`` (a test kills
+    them that mutmut's copy cannot run, named with the reason) of bench/mutants_equivalent.toml."""
     if not EQUIVALENT_FILE.is_file():
         return {}
     data = tomllib.loads(EQUIVALENT_FILE.read_text(encoding="utf-8"))
-    return {str(k): str(v) for k, v in data.get("equivalent", {}).items()}
+    return {str(k): str(v) for k, v in data.get(table, {}).items()}
 
 
-def report(outcomes: list[Outcome], equivalent: dict[str, str]) -> int:
-    """Print the table and the survivors; return the number of non-equivalent survivors."""
+def report(outcomes: list[Outcome], equivalent: dict[str, str],
+           elsewhere: dict[str, str] | None = None) -> int:
+    """Print the table and the survivors; return the number of survivors neither equivalent nor
+    killed elsewhere (those count as killed: their test fails on them in the real tree)."""
+    elsewhere = elsewhere or {}
     print(f"{'target':28} {'mutants':>7} {'killed':>6} {'survived':>8} {'equiv':>5} "
           f"{'timeout':>7} {'score':>6} {'time':>6}")
     bad: list[tuple[str, str]] = []
@@ -188,15 +193,18 @@ def report(outcomes: list[Outcome], equivalent: dict[str, str]) -> int:
             continue
         survivors = [n for n, s in o.statuses.items() if s == "survived"]
         eq = [n for n in survivors if n in equivalent]
-        killed = o.count("killed")
+        moved = sum(1 for n in survivors if n in elsewhere)
+        killed = o.count("killed") + moved
         timeouts = o.count("timeout")
         live = len(o.statuses) - len(eq) - o.count("skipped")
         total_killed += killed + timeouts
         total_live += live
         score = (killed + timeouts) / live if live else 1.0
-        print(f"{o.target:28} {len(o.statuses):7} {killed:6} {len(survivors):8} {len(eq):5} "
+        alive = len(survivors) - moved
+        print(f"{o.target:28} {len(o.statuses):7} {killed:6} {alive:8} {len(eq):5} "
               f"{timeouts:7} {score:6.1%} {o.seconds / 60:5.1f}m")
-        bad += [(n, o.diffs.get(n, "")) for n in survivors if n not in equivalent]
+        bad += [(n, o.diffs.get(n, "")) for n in survivors
+                if n not in equivalent and n not in elsewhere]
     if total_live:
         print(f"{'all':28} {'':7} {'':6} {'':8} {'':5} {'':7} {total_killed / total_live:6.1%}")
     for name, diff in bad:
@@ -204,6 +212,10 @@ def report(outcomes: list[Outcome], equivalent: dict[str, str]) -> int:
     if equivalent:
         print("\nequivalent (bench/mutants_equivalent.toml):")
         for name, why in equivalent.items():
+            print(f"  {name}: {why}")
+    if elsewhere:
+        print("\nkilled by a test mutmut's copy cannot run (bench/mutants_equivalent.toml):")
+        for name, why in elsewhere.items():
             print(f"  {name}: {why}")
     return len(bad)
 
@@ -242,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     outcomes = [run_target(t, TARGETS[t], mutmut, args.keep, args.max_children)
                 for t in (args.only or TARGETS)]
-    return 1 if report(outcomes, _equivalent()) else 0
+    return 1 if report(outcomes, _listed("equivalent"), _listed("killed_elsewhere")) else 0
 
 
 if __name__ == "__main__":

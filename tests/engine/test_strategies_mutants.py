@@ -234,3 +234,59 @@ def test_prefix_then_fifo_follows_the_prefix_then_runs_fifo_and_records() -> Non
     got = [s.choose((A, B, C), i, current=A).tid for i in range(4)]
     assert got == [1, 2, 0, 0]
     assert [c.chosen for c in s.choices] == got and s.name == "replay"
+
+
+# ---- odd choose callables and make_strategy's defaults (mutants left by the cheaper PCT) ------
+
+
+def _warnings_of(make) -> list[warnings.WarningMessage]:
+    with warnings.catch_warnings(record=True) as got:
+        warnings.simplefilter("always")
+        make()
+    return got
+
+
+def test_a_choose_whose_signature_cannot_be_read_is_not_taken_for_the_legacy_one() -> None:
+    import operator
+
+    def make() -> None:
+        class Odd(Strategy):
+            choose = operator.itemgetter(0)  # inspect.signature raises ValueError on it
+
+    assert _warnings_of(make) == []
+
+
+def test_a_legacy_choose_with_a_fourth_parameter_is_still_adapted() -> None:
+    def make() -> None:
+        class Old(Strategy):
+            def choose(self, current, ready, step, extra=None):
+                return ready[-1]
+
+        assert Old().choose([A, B], 0, current=None) is B
+
+    (w,) = _warnings_of(make)
+    assert w.category is DeprecationWarning and "old signature" in str(w.message)
+
+
+def test_make_strategy_defaults_and_what_a_registered_factory_gets() -> None:
+    from vthreads import STRATEGIES, make_strategy
+
+    pct = make_strategy("pct")
+    assert (pct.seed, pct.depth, pct.k) == (0, 3, 1000)
+    assert make_strategy("random").seed == 0
+    with pytest.raises(ValueError, match=r"^the replay strategy needs a decision list$"):
+        make_strategy("replay")
+    got: list[dict] = []
+
+    def factory(**kw):
+        got.append(kw)
+        return Fifo()
+
+    STRATEGIES.register("test-kwargs", factory)
+    try:
+        make_strategy("test-kwargs")
+        make_strategy("test-kwargs", seed=5, depth=7, pct_steps=11)
+    finally:
+        STRATEGIES.unregister("test-kwargs")
+    assert got == [{"seed": 0, "depth": 3, "pct_steps": 1000},
+                   {"seed": 5, "depth": 7, "pct_steps": 11}]
