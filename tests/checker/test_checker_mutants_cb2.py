@@ -5,7 +5,19 @@ pfnRenderCb and the KMD lock rules, each judged by its exact findings. The harne
 
 from __future__ import annotations
 
-from tests.checker.test_checker_mutants import Events, W, ddi, found, lockcb, unlockcb
+from typing import Any
+
+from tests.checker.test_checker_mutants import (
+    CREATE,
+    RT,
+    S_OK,
+    Events,
+    W,
+    ddi,
+    found,
+    lockcb,
+    unlockcb,
+)
 from tests.checker.test_checker_mutants_ddi import NOOVERWRITE, R9, R, la, lk, ua, ul
 
 #: the application holds vb0@dev0 (allocation 1) and vb1@dev0 (allocation 3), both NoOverwrite
@@ -67,3 +79,74 @@ def test_lcb19_under_a_lock_still_in_progress_names_no_holder() -> None:
     assert found(evs) == [lcb19(W, "vb0@dev0 inst 0 (0x1)", 1, "", None)]
 
 
+
+
+def test_lcb19_an_allocation_of_no_known_resource() -> None:
+    """Allocation 0x32 was locked on a resource the checker never saw made, so it has no
+    owner: an unlock DDI on no resource may release it, one on resource 0x1 may not."""
+    base = lk(res=5, cbs=[lockcb(50, 0x10)])
+    ua3 = ("UA-3", "UnlockAsync() on app returned S_OK without an outstanding LockAsync on "
+           "resource 0x0 (it must return E_INVALIDARG)", {"resource": 0})
+    assert found(CREATE + base + ddi("app", "UnlockAsync", cbs=[unlockcb(50)])) == [ua3]
+    assert found(CREATE + base + ddi("app", "UnlockAsync", resource=1, cbs=[unlockcb(50)])) == [
+        lcb19("UnlockAsync(resource 0x1) on app", "allocation 0x32", 50, "", "UnlockAsync"),
+        ("UA-3", "UnlockAsync(resource 0x1) on app returned S_OK without an outstanding "
+         "LockAsync on resource 0x1 (it must return E_INVALIDARG)", {"resource": 1})]
+
+
+DRAW4 = [("app", "rt.draw", {"device": "dev0", "draw_id": 4, "reads": [[RT, 0]]}),
+         *ddi(W, "DrawPrimitive", draw_id=4)]  # draw 4 reads vb0@dev0, not yet submitted
+
+
+def lcb11(who: str, what: str, flags: int, names: str) -> tuple:
+    return ("LCB-11", f"{who} called pfnLockCb on vb0@dev0 inst 0 (0x1) with {what} (flags "
+            f"{names}): LockEntire means NumPages 0 and no pPages, and without it the pages to "
+            "lock must be listed", {"flags": flags})
+
+
+def test_kl6_a_pfnlockcb_outside_any_ddi_names_its_thread() -> None:
+    bare = [("app", "cb.enter", {"cb": "pfnLockCb", "device": "dev0", "allocation": 1,
+                                 "flags": 0x1F})]
+    assert found(R + bare) == [(
+        "KL-6", "app called pfnLockCb on vb0@dev0 inst 0 (0x1) with flags "
+        "ReadOnly|WriteOnly|DonotWait|IgnoreSync|LockEntire, which break KL-6", {"flags": 0x1F})]
+
+
+def test_lcb11_no_flags_field_is_flags_0_and_each_ddi_is_its_own_finding() -> None:
+    none = "neither LockEntire nor a page list"
+    noflags = ("pfnLockCb", {"allocation": 1, "pages": None},
+               {"hr": S_OK, "allocation": 1, "new_allocation": 1})
+    assert found(R + lk(cbs=[noflags])) == [lcb11("Lock(vb0@dev0, 0) on app", none, 0, "0")]
+    evs = (R + la(cbs=[lockcb(1, 0x0C, pages=None)]) + ua(cbs=[unlockcb(1)])
+           + lk(cbs=[lockcb(1, 0x00, pages=None)]))
+    assert found(evs) == [
+        lcb11("LockAsync(vb0@dev0, NoOverwrite) on app", none, 0x0C, "DonotWait|IgnoreSync"),
+        lcb11("Lock(vb0@dev0, 0) on app", none, 0, "0")]
+
+
+def test_lcb7_lock_with_noexistingreference_over_an_unsubmitted_draw() -> None:
+    """With Discard the flag word is legal, so the draw decides (LCB-7 on Lock, not LA-9);
+    without Discard the word itself breaks LCB-7 and that is the one finding."""
+    assert found(R + DRAW4 + lk(cbs=[lockcb(1, 0x190)])) == [(
+        "LCB-7", "Lock(vb0@dev0, 0) on app passed NoExistingReference to pfnLockCb while the "
+        "driver still holds unsubmitted draws [4] reading vb0@dev0", {"draws": [4], "resource": 7})]
+    assert found(R + DRAW4 + lk(cbs=[lockcb(1, 0x110)])) == [(
+        "LCB-7", "Lock(vb0@dev0, 0) on app called pfnLockCb on vb0@dev0 inst 0 (0x1) with flags "
+        "LockEntire|NoExistingReference, which break LCB-7", {"flags": 0x110})]
+    assert found(R + lk(cbs=[lockcb(1, 0x190)])) == []  # no draw pending
+
+
+def bare_rendercb(**enter: Any) -> Events:
+    return [(W, "cb.enter", {"cb": "pfnRenderCb", "device": "dev0", **enter})]
+
+
+def test_rcb1_and_lcb18_a_pfnrendercb_outside_any_ddi() -> None:
+    """No refs or allocations field: nothing to walk; the thread is the culprit."""
+    assert found(R + bare_rendercb(command_bytes=64, command_length=32)) == [(
+        "RCB-1", "dev0.worker called pfnRenderCb with CommandLength 32 for a command buffer of "
+        "64 bytes: the UMD must fill it in", {"bytes": 64, "command_length": 32})]
+    left = R + ddi(W, "Flush", cbs=[lockcb(1, 0x10)])
+    assert found(left + bare_rendercb(allocations=[1])) == [(
+        "LCB-18", "dev0.worker submitted with pfnRenderCb while the driver still held a "
+        "pfnLockCb on vb0@dev0 inst 0 (0x1), which the application no longer holds: unlock "
+        "(uncache) before rendering (LCB-4)", {"allocation": 1})]
