@@ -150,3 +150,33 @@ def test_rcb1_and_lcb18_a_pfnrendercb_outside_any_ddi() -> None:
         "LCB-18", "dev0.worker submitted with pfnRenderCb while the driver still held a "
         "pfnLockCb on vb0@dev0 inst 0 (0x1), which the application no longer holds: unlock "
         "(uncache) before rendering (LCB-4)", {"allocation": 1})]
+
+
+def lcb18(alloc: str, h: int) -> tuple:
+    return ("LCB-18", "Flush() on dev0.worker submitted with pfnRenderCb while the driver still "
+            f"held a pfnLockCb on {alloc}, which the application no longer holds: unlock "
+            "(uncache) before rendering (LCB-4)", {"allocation": h})
+
+
+def test_lcb18_the_kernel_lock_ledger_of_pfnlockcb() -> None:
+    """Which allocation a successful pfnLockCb locked: new_allocation, else allocation, else
+    none; each pfnLockCb counts, so two locks and one unlock leave one."""
+    render = ("pfnRenderCb", {"allocations": [1, 5], "refs": []}, {"hr": S_OK})
+
+    def flush(*exit_fields: dict[str, Any]) -> Events:
+        return R + ddi(W, "Flush", cbs=[
+            *[("pfnLockCb", {"allocation": 1, "flags": 0x10}, {"hr": S_OK, **x})
+              for x in exit_fields], render])
+
+    assert found(flush({"allocation": 1})) == [lcb18("vb0@dev0 inst 0 (0x1)", 1)]
+    assert found(flush({})) == []
+    # a new allocation from no known one is not an instance of vb0@dev0
+    assert found(flush({"new_allocation": 5})) == [lcb18("allocation 0x5", 5)]
+    twice = ddi(W, "Flush", cbs=[lockcb(1, 0x10), lockcb(1, 0x10), unlockcb(1), render])
+    assert found(R + twice) == [lcb18("vb0@dev0 inst 0 (0x1)", 1)]
+
+
+def test_kl21_ignoresync_alone_does_not_exempt_a_busy_failure() -> None:
+    assert found([("app", "kmd.lock", {"rule": "KL-21", "flags": 0x8, "allocation": 1})]) == [
+        ("KL-21", "a lock without DonotWait failed as busy instead of waiting",
+         {"allocation": 1})]
