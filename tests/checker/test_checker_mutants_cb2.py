@@ -180,3 +180,36 @@ def test_kl21_ignoresync_alone_does_not_exempt_a_busy_failure() -> None:
     assert found([("app", "kmd.lock", {"rule": "KL-21", "flags": 0x8, "allocation": 1})]) == [
         ("KL-21", "a lock without DonotWait failed as busy instead of waiting",
          {"allocation": 1})]
+
+
+def test_lcb19_which_unlocks_a_lock_ddi_may_make_of_its_own_lock() -> None:
+    """A lock DDI may undo a lock it took itself, not one the application holds (even when its
+    own pfnLockCb returned that allocation), nor one another thread's Lock just took."""
+    lock = "Lock(vb1@dev0, 0) on "
+    assert found(R9 + NOOVERWRITE + lk(res=9, cbs=[lockcb(1, 0x10), unlockcb(1)])) == [
+        lcb19(lock + "app", "vb0@dev0 inst 0 (0x1)", 1, held_by("vb0"), "Lock")]
+    assert found(R9 + NOOVERWRITE + lk(res=9, cbs=[lockcb(3, 0x10), unlockcb(3)])) == []
+    other = ddi("app", "Lock", resource=7, cbs=[lockcb(1, 0x10)])
+    evs = R9 + other[:-1] + lk(res=9, thread=W, cbs=[lockcb(3, 0x10), unlockcb(1)]) + other[-1:]
+    assert found(evs) == [
+        ("MP-1", f"the runtime let {lock}dev0.worker in while Lock(vb0@dev0) on app is inside "
+         "the driver (DDI version 0xc): two threads inside the driver for one device",
+         {"ddis": ["Lock", "Lock"], "threads": ["app", W]}),
+        lcb19(lock + W, "vb0@dev0 inst 0 (0x1)", 1, "", "Lock")]
+
+
+def test_lcb17_and_lcb7_name_five_and_list_ten() -> None:
+    handles = list(range(0x41, 0x4C))  # eleven allocations no resource owns
+    leaked = ddi(W, "Flush", cbs=[lockcb(h, 0x10) for h in handles])
+    names = [f"allocation {h:#x}" for h in handles[:5]]
+    assert found(R + leaked + ddi("app", "DestroyDevice")) == [(
+        "LCB-17", f"DestroyDevice() on app returned with pfnLockCb locks still outstanding on "
+        f"{names}: DestroyDevice must release them", {"allocations": handles[:10]})]
+    draws: Events = []
+    for d in range(11):
+        draws += [("app", "rt.draw", {"device": "dev0", "draw_id": d, "reads": [[RT, 0]]}),
+                  *ddi(W, "DrawPrimitive", draw_id=d)]
+    assert found(R + draws + lk(cbs=[lockcb(1, 0x190)])) == [(
+        "LCB-7", "Lock(vb0@dev0, 0) on app passed NoExistingReference to pfnLockCb while the "
+        "driver still holds unsubmitted draws [0, 1, 2, 3, 4] reading vb0@dev0",
+        {"draws": list(range(10)), "resource": 7})]
