@@ -213,3 +213,29 @@ def test_lcb17_and_lcb7_name_five_and_list_ten() -> None:
         "LCB-7", "Lock(vb0@dev0, 0) on app passed NoExistingReference to pfnLockCb while the "
         "driver still holds unsubmitted draws [0, 1, 2, 3, 4] reading vb0@dev0",
         {"draws": list(range(10)), "resource": 7})]
+
+
+def test_rcb3_a_missing_list_size_is_a_0_entry_list() -> None:
+    def rcb(x: dict[str, Any] | None = None, **enter: Any) -> tuple:
+        return ("pfnRenderCb", {"allocations": [], "refs": [], **enter}, {"hr": S_OK, **(x or {})})
+
+    handed = rcb(x={"new_command_buffer_size": 8}, command_bytes=8, command_length=8)
+    over = rcb(command_bytes=8, command_length=8, allocations=[1])
+    assert found(R + ddi(W, "Flush", cbs=[handed, over])) == [(
+        "RCB-3", "Flush() on dev0.worker submitted 8 bytes and 1 allocation list entries, but "
+        "the last pfnRenderCb handed back a 8-byte buffer and a 0-entry list: whether or not a "
+        "resize was asked for, the sizes must be read back", {"bytes": 8, "handed": [8, 0]})]
+
+
+def test_lcb7_once_per_resource_and_a_draw_of_no_known_resources() -> None:
+    def draw(d: int) -> Events:
+        return [("app", "rt.draw", {"device": "dev0", "draw_id": d, "reads": [[RT, 0]]}),
+                *ddi(W, "DrawPrimitive", draw_id=d)]
+
+    discard = lk(cbs=[lockcb(1, 0x190)])
+    # a draw the runtime never described reads nothing the checker knows of
+    assert found(R + ddi(W, "DrawPrimitive", draw_id=4) + discard) == []
+    evs = R + draw(4) + discard + ul(cbs=[unlockcb(1)]) + draw(5) + discard
+    assert found(evs) == [(
+        "LCB-7", "Lock(vb0@dev0, 0) on app passed NoExistingReference to pfnLockCb while the "
+        "driver still holds unsubmitted draws [4] reading vb0@dev0", {"draws": [4], "resource": 7})]
