@@ -239,3 +239,15 @@ def test_lcb7_once_per_resource_and_a_draw_of_no_known_resources() -> None:
     assert found(evs) == [(
         "LCB-7", "Lock(vb0@dev0, 0) on app passed NoExistingReference to pfnLockCb while the "
         "driver still holds unsubmitted draws [4] reading vb0@dev0", {"draws": [4], "resource": 7})]
+
+
+def test_lcb11_outside_any_ddi_and_la9_once_per_resource() -> None:
+    bare = [("app", "cb.enter", {"cb": "pfnLockCb", "device": "dev0", "allocation": 1,
+                                 "flags": 0x0C, "pages": None})]
+    assert found(R + bare) == [
+        lcb11("app", "neither LockEntire nor a page list", 0x0C, "DonotWait|IgnoreSync")]
+    la9 = [("LA-9", f"LockAsync({vb}@dev0, NoOverwrite) on app passed NoExistingReference to "
+            "pfnLockCb although the runtime did not set NoExistingReferences", {"resource": res})
+           for vb, res in (("vb0", 7), ("vb1", 9))]
+    evs = R9 + la(cbs=[lockcb(1, 0x19C)]) + la(res=9, cbs=[lockcb(3, 0x19C)])
+    assert found(evs) == la9
