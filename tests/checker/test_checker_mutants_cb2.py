@@ -9,6 +9,7 @@ from typing import Any
 
 from tests.checker.test_checker_mutants import (
     CREATE,
+    E_INVALIDARG,
     RT,
     S_OK,
     Events,
@@ -251,3 +252,13 @@ def test_lcb11_outside_any_ddi_and_la9_once_per_resource() -> None:
            for vb, res in (("vb0", 7), ("vb1", 9))]
     evs = R9 + la(cbs=[lockcb(1, 0x19C)]) + la(res=9, cbs=[lockcb(3, 0x19C)])
     assert found(evs) == la9
+
+
+def test_err1_a_failed_pfnunlockcb_after_a_good_render_naming_no_allocation() -> None:
+    """ERR-1 looks past the callbacks that succeeded; a pfnUnlockCb with no allocations field
+    names an empty list."""
+    ok = ("pfnRenderCb", {"allocations": [], "refs": []}, {"hr": S_OK})
+    failed = ("pfnUnlockCb", {}, {"hr": E_INVALIDARG})
+    assert found(R + ddi(W, "Flush", cbs=[ok, failed])) == [(
+        "ERR-1", "Flush() on dev0.worker returned S_OK although its last pfnUnlockCb on [] "
+        "failed with E_INVALIDARG", {"callback": "pfnUnlockCb", "ddi": "Flush"})]
