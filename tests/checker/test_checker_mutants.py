@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import vthreads as vt
-from wddmemu._checker import Checker
+from tests.support.seam import WORKER, Events, run_events
 
 S_OK = "0x00000000"
 E_INVALIDARG = "0x80070057"
@@ -18,39 +17,7 @@ E_NOTIMPL = "0x80004001"
 E_OUTOFMEMORY = "0x8007000E"
 WSD = "0x8876021C"  # D3DERR_WASSTILLDRAWING
 REMOVED = "0x88760870"  # D3DDDIERR_DEVICEREMOVED
-W = "dev0.worker"
-Events = list[tuple[str, str, dict[str, Any]]]
-
-
-def run_events(events: Events, checker: Checker | None = None) -> list[vt.Violation]:
-    """Log ``events`` in order, each from its named emulated thread ("app" or the worker)."""
-    eng = vt.Engine()
-    (checker or Checker()).attach(eng)
-
-    async def worker(inbox: vt.Queue, acks: vt.Queue) -> None:
-        while True:
-            item = await inbox.get()
-            if item is None:
-                return
-            vt.log(item[0], **item[1])
-            await acks.put(True)
-
-    async def main() -> None:
-        inbox: vt.Queue = vt.Queue("inbox")
-        acks: vt.Queue = vt.Queue("acks")
-        w = vt.spawn(W, worker, inbox, acks)
-        for thread, event, fields in events:
-            if thread == "app":
-                vt.log(event, **fields)
-            else:
-                await inbox.put((event, fields))
-                await acks.get()
-        await inbox.put(None)
-        await w.join()
-
-    r = eng.run(main, name="app")
-    assert r.failure is None, r.summary()
-    return list(r.violations)
+W = WORKER
 
 
 def found(events: Events) -> list[tuple[str, str, dict[str, Any]]]:

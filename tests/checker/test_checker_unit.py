@@ -7,41 +7,14 @@ from typing import Any
 
 import pytest
 
-import vthreads as vt
-from wddmemu._checker import Checker
+from tests.support.seam import run_events
 
 S_OK, E_INVALIDARG = "0x00000000", "0x80070057"
 
 
 def rules_for(events: list[tuple[str, str, dict[str, Any]]]) -> list[str]:
-    """Log ``events`` in order, each from its named emulated thread ("app" or the worker)."""
-    eng = vt.Engine()
-    Checker().attach(eng)
-
-    async def worker(inbox: vt.Queue, acks: vt.Queue) -> None:
-        while True:
-            item = await inbox.get()
-            if item is None:
-                return
-            vt.log(item[0], **item[1])
-            await acks.put(True)
-
-    async def main() -> None:
-        inbox: vt.Queue = vt.Queue("inbox")
-        acks: vt.Queue = vt.Queue("acks")
-        w = vt.spawn("dev0.worker", worker, inbox, acks)
-        for thread, event, fields in events:
-            if thread == "app":
-                vt.log(event, **fields)
-            else:
-                await inbox.put((event, fields))
-                await acks.get()
-        await inbox.put(None)
-        await w.join()
-
-    r = eng.run(main, name="app")
-    assert r.failure is None, r.summary()
-    return r.rules()
+    """The rule ids ``events`` break, in the order they first broke (no repeats)."""
+    return list(dict.fromkeys(v.rule for v in run_events(events)))
 
 
 def ddi(thread: str, name: str, hr: str = S_OK, cbs: tuple = (), **enter: Any) -> list:
