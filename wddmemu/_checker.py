@@ -54,7 +54,8 @@ class Checker(DdiRules, CallbackRules, DataOracle):
         self._devices: dict[str, DeviceState] = {}
         self._adapter_version: dict[str, int] = {}
         self._seq = 0
-        self._reported: set[tuple[str, str]] = set()
+        self._reported: set[tuple[str, str | None, Hashable]] = set()
+        self._device: str | None = None  # the device the event last handled names
         self.events_seen = 0
         self._watched = None  # the data oracle's devices, once it watches a kernel's DMA
         self._held = []  # the data oracle's findings, reported by final()
@@ -73,10 +74,16 @@ class Checker(DdiRules, CallbackRules, DataOracle):
         return dev
 
     def _violate(self, rule: str, message: str, key: Hashable = None, **fields: Any) -> None:
-        """Report once per (rule, key): a broken rule repeated in a loop is one finding. ``key``
-        is the value itself (an int, a tuple), never its decimal text: a driver's int may have
-        more digits than ``str`` converts (issue 14)."""
-        k = (rule, message if key is None else key)
+        """Report once per (rule, device, key): a broken rule repeated in a loop is one
+        finding. ``key`` is the value itself (an int, a tuple), never its decimal text: a
+        driver's int may have more digits than ``str`` converts (issue 14).
+
+        The device is the one the event being handled names. Keys name objects by their
+        handles, and the runtime numbers resources and draws per device (every device's first
+        resource is 0x100), so without it a rule each of two devices broke on its own resource
+        0x100 would be one finding, the second device's bug hidden behind the first's. The
+        end-of-run judgements, raised after the last event, carry their device in ``key``."""
+        k = (rule, self._device, message if key is None else key)
         if k in self._reported:
             return
         self._reported.add(k)
@@ -87,6 +94,7 @@ class Checker(DdiRules, CallbackRules, DataOracle):
         self.events_seen += 1
         handler = self._HANDLERS.get(ev["event"])
         if handler is not None:
+            self._device = ev.get("device")
             handler(self, ev)
 
     # ---- DDI enter/exit ----------------------------------------------------------------------

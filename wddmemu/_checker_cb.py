@@ -65,7 +65,7 @@ class CallbackRules:
             target = dev.alloc(as_int(ev.get("allocation")))
             self._violate(rule, f"{who} called pfnLockCb on {target} with flags "
                           f"{flag_names(CBF, flags)}, which break {rule}",
-                          key=f"{flags}", flags=flags)
+                          key=flags, flags=flags)
         self._check_lcb11(dev, call, ev, flags, who)
         if flags & CBF.NoExistingReference and call is not None:
             if call.ddi == "LockAsync":
@@ -89,12 +89,12 @@ class CallbackRules:
         self._violate("LCB-11", f"{who} called pfnLockCb on {target} with {what} (flags "
                       f"{flag_names(CBF, flags)}): LockEntire means NumPages 0 and no pPages, "
                       "and without it the pages to lock must be listed",
-                      key=f"{call.ddi if call else ''}/{entire}", flags=flags)
+                      key=(call.ddi if call else "", entire), flags=flags)
 
     def _check_la9(self, dev: DeviceState, call: Call, who: str) -> None:
         if not call.flags & LAF.NoExistingReferences:
             self._violate("LA-9", f"{who} passed NoExistingReference to pfnLockCb although the "
-                          "runtime did not set NoExistingReferences", key=f"rt/{call.key[0]}",
+                          "runtime did not set NoExistingReferences", key=("rt", call.key[0]),
                           resource=call.key[0])
             return
         self._check_noref_truth(dev, call, who, "LA-9")
@@ -106,7 +106,7 @@ class CallbackRules:
         if pending:
             self._violate(rule, f"{who} passed NoExistingReference to pfnLockCb while the "
                           f"driver still holds unsubmitted draws {pending[:5]} reading "
-                          f"{dev.resource(res)}", key=f"drv/{res}", resource=res,
+                          f"{dev.resource(res)}", key=("drv", res), resource=res,
                           draws=pending[:10])
 
     def _unlockcb_enter(self, dev: DeviceState, call: Call | None, ev: dict[str, Any]) -> None:
@@ -130,7 +130,7 @@ class CallbackRules:
             by = f" ({held.made_by})" if held is not None else ""
             self._violate("LCB-19", f"{who} called pfnUnlockCb on {dev.alloc(h)}, which the "
                           f"application still holds locked{by}: only its unlock may release it",
-                          key=f"{h}", allocation=h, ddi=call.ddi if call else None)
+                          key=h, allocation=h, ddi=call.ddi if call else None)
 
     def _lockcb_exit(self, dev: DeviceState, call: Call | None, ev: dict[str, Any]) -> None:
         if hr_of(ev) != 0:
@@ -168,7 +168,7 @@ class CallbackRules:
                 self._violate("LCB-18", f"{who} submitted with pfnRenderCb while the driver "
                               f"still held a pfnLockCb on {dev.alloc(h)}, which the application "
                               "no longer holds: unlock (uncache) before rendering (LCB-4)",
-                              key=f"{h}", allocation=h)
+                              key=h, allocation=h)
 
     def _check_render_fill(self, dev: DeviceState, ev: dict[str, Any], who: str) -> None:
         """RCB-1 (CommandLength filled in, and right), RCB-3 (the buffer fits in the sizes the
@@ -181,7 +181,7 @@ class CallbackRules:
         if length != real:
             self._violate("RCB-1", f"{who} called pfnRenderCb with CommandLength {length} for "
                           f"a command buffer of {real} bytes: the UMD must fill it in",
-                          key=f"len/{length is None}", command_length=length, bytes=real)
+                          key=("len", length is None), command_length=length, bytes=real)
         n_alloc = len(ev.get("allocations", ()))
         if dev.handed is not None:
             cb_size, al_size = dev.handed
@@ -196,11 +196,11 @@ class CallbackRules:
             self._violate("RCB-4", f"{who} called pfnRenderCb with hContext {context:#x}: only "
                           "NULL (the device's default context) or a handle from "
                           "pfnCreateContextCb is valid, and no context was created",
-                          key=f"{context}", context=context)
+                          key=context, context=context)
         reserved = as_int(ev.get("flags", 0)) & ~_RENDER_FLAGS
         if reserved:
             self._violate("RCB-10", f"{who} called pfnRenderCb with reserved Flags bits "
-                          f"{reserved:#x} set", key=f"{reserved}", flags=reserved)
+                          f"{reserved:#x} set", key=reserved, flags=reserved)
 
     def _check_instance(self, dev: DeviceState, draw_id: int, handle: int) -> None:
         """LA-13 / RN-5: a draw that reached the driver before Rename(cookie) reads the old
@@ -224,7 +224,7 @@ class CallbackRules:
                 f"draw {draw_id} reached the driver ({info.thread}) before "
                 f"Rename(cookie {made.cookie:#x}) but reads {dev.alloc(handle)}, which "
                 f"{made.made_by} returned: the driver switched its tracking before Rename",
-                key=f"{made.cookie}", draw=draw_id, allocation=handle, cookie=made.cookie,
+                key=made.cookie, draw=draw_id, allocation=handle, cookie=made.cookie,
             )
         elif want is not None:
             self._violate(
@@ -232,7 +232,7 @@ class CallbackRules:
                 f"draw {draw_id} reached the driver ({info.thread}) after {want.made_by}, which "
                 f"made {dev.alloc(want.handle)} the instance to draw from, but it reads "
                 f"{dev.alloc(handle)}",
-                key=f"{key}/{want.seq}", draw=draw_id, allocation=handle,
+                key=(key, want.seq), draw=draw_id, allocation=handle,
             )
 
     def _rendercb_exit(self, dev: DeviceState, ev: dict[str, Any]) -> None:
@@ -260,7 +260,7 @@ class CallbackRules:
             self._violate("ERR-1", f"{dev.describe(call)} returned {code(hr)} after "
                           f"{removed[0]} returned D3DDDIERR_DEVICEREMOVED (ERR-3, LCB-16: it "
                           "must pass it on)",
-                          key=f"{call.ddi}/removed", ddi=call.ddi)
+                          key=(call.ddi, "removed"), ddi=call.ddi)
             return
         if hr != 0:
             return
@@ -276,7 +276,7 @@ class CallbackRules:
             elif n == "pfnUnlockCb":
                 detail = f" on {[dev.alloc(as_int(h)) for h in e.get('allocations', ())]}"
             self._violate("ERR-1", f"{what} returned S_OK although its last {n}{detail} failed "
-                          f"with {code(c)}", key=f"{call.ddi}/{n}", ddi=call.ddi, callback=n)
+                          f"with {code(c)}", key=(call.ddi, n), ddi=call.ddi, callback=n)
             return
 
     def _destroy_device_exit(self, dev: DeviceState, call: Call) -> None:
