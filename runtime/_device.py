@@ -289,6 +289,10 @@ class Device:
             hr = await self.mp_layer.call_app("CreateResource", args)
             if kmd.FAILED(hr):
                 raise d3d9.D3DError(hr, "CreateResource failed")
+            if type(args.resource) is not int:  # the driver's value is never used, nor logged
+                raise d3d9.D3DError(d3d9.D3DERR_DRIVERINTERNALERROR, "the driver's CreateResource "
+                                    f"returned S_OK with hResource {type(args.resource).__name__}"
+                                    ", not a handle")
             res.driver_handle = args.resource
             self._resources[res.handle] = res
             eng = current_engine()

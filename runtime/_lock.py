@@ -73,7 +73,10 @@ class LockedView:
     locked (a ``kmd.CpuPointer``), or the runtime's own system memory for NotifyOnly locks.
 
     Writes also land in the runtime's shadow of the resource (for the data oracle). A view is
-    dead after ``unlock``: touching it raises :class:`~runtime.d3d9.D3DError` INVALIDCALL."""
+    dead after ``unlock``: touching it raises :class:`~runtime.d3d9.D3DError` INVALIDCALL.
+    ``pSurfData`` is the driver's: one that is not a pointer (``None``, a number, a list — no
+    ``read``/``write``) faults the application's access with :class:`kmd.AccessViolation`
+    naming it, as a wild pointer would, instead of an ``AttributeError`` out of the runtime."""
 
     def __init__(self, res: Resource, ptr: Any, offset: int, size: int, read_only: bool,
                  path: str = "sync", no_overwrite: DrawSnapshots | None = None) -> None:
@@ -118,7 +121,7 @@ class LockedView:
         if isinstance(self._ptr, bytearray):
             self._ptr[offset : offset + len(data)] = data
         else:
-            self._ptr.write(offset, data)
+            self._pointer("write").write(offset, data)
         record_write(self._res, self.offset + offset, data)
 
     def read(self, offset: int, n: int) -> bytes:
@@ -126,7 +129,15 @@ class LockedView:
         self._check(offset, n)
         if isinstance(self._ptr, bytearray):
             return bytes(self._ptr[offset : offset + n])
-        return bytes(self._ptr.read(offset, n))
+        return bytes(self._pointer("read").read(offset, n))
+
+    def _pointer(self, access: str) -> Any:
+        if not callable(getattr(self._ptr, access, None)):
+            raise kmd.AccessViolation(
+                f"the application's {access} faulted: the driver's "
+                f"{'LockAsync' if self.path == 'async' else 'Lock'} returned pSurfData "
+                f"{type(self._ptr).__name__}, which is not a pointer")
+        return self._ptr
 
     def close(self) -> None:
         """The lock is gone: every later access raises INVALIDCALL."""

@@ -36,6 +36,9 @@ D3DERR_INVALIDCALL = 0x8876086C
 D3DERR_WASSTILLDRAWING = int(kmd.D3DERR_WASSTILLDRAWING)
 D3DERR_OUTOFVIDEOMEMORY = int(kmd.D3DERR_OUTOFVIDEOMEMORY)
 D3DERR_DEVICEREMOVED = int(kmd.D3DDDIERR_DEVICEREMOVED)
+#: what the runtime returns to the application when the driver's S_OK came with an output it
+#: cannot use (an ``hResource`` that is not a handle)
+D3DERR_DRIVERINTERNALERROR = int(kmd.D3DERR_DRIVERINTERNALERROR)
 
 
 class D3DError(Exception):
