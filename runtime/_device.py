@@ -43,6 +43,8 @@ from ._resource import Resource, create_resource_args
 _DEFAULT_BUFFER_USAGE = d3d9.D3DUSAGE_DYNAMIC | d3d9.D3DUSAGE_WRITEONLY
 _POOLS = (d3d9.D3DPOOL_DEFAULT, d3d9.D3DPOOL_SYSTEMMEM, d3d9.D3DPOOL_MANAGED)
 _UINT = 0xFFFFFFFF
+#: a HANDLE is pointer-sized: the driver's hResource is an int in [0, 2**64)
+_HANDLE_END = 1 << 64
 
 
 def _uints(what: str, *values: Any) -> None:
@@ -51,6 +53,17 @@ def _uints(what: str, *values: Any) -> None:
     for v in values:
         if type(v) is not int or not 0 <= v <= _UINT:
             raise d3d9.D3DError(d3d9.D3DERR_INVALIDCALL, f"{what}: not a UINT ({type(v).__name__})")
+
+
+def _not_a_handle(v: Any) -> str:
+    """What a bad handle is, without its value (which may be any object, or an int too long
+    for ``str``): "None", "a str", "a negative int", "a 65-bit int"."""
+    if v is None:
+        return "None"
+    if type(v) is not int:
+        name = type(v).__name__
+        return f"{'an' if name[:1] in 'aeiou' else 'a'} {name}"
+    return "a negative int" if v < 0 else f"a {v.bit_length()}-bit int"
 
 
 def _kmt_error(st: int, what: str) -> d3d9.D3DError:
@@ -289,10 +302,10 @@ class Device:
             hr = await self.mp_layer.call_app("CreateResource", args)
             if kmd.FAILED(hr):
                 raise d3d9.D3DError(hr, "CreateResource failed")
-            if type(args.resource) is not int:  # the driver's value is never used, nor logged
+            if type(args.resource) is not int or not 0 <= args.resource < _HANDLE_END:
                 raise d3d9.D3DError(d3d9.D3DERR_DRIVERINTERNALERROR, "the driver's CreateResource "
-                                    f"returned S_OK with hResource {type(args.resource).__name__}"
-                                    ", not a handle")
+                                    f"returned S_OK with an hResource that is "
+                                    f"{_not_a_handle(args.resource)}, not a HANDLE")
             res.driver_handle = args.resource
             self._resources[res.handle] = res
             eng = current_engine()

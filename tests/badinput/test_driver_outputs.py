@@ -1,5 +1,7 @@
 """The driver's outputs are untrusted: an ``hResource`` that is not a handle, a ``pSurfData``
-that is not a pointer. Each ends the run with a failure that names the driver's value — never
+that is not a pointer. (A HANDLE is pointer-sized: an int beyond 64 bits is not one either,
+and keeping it would put its decimal text — too long for ``str`` past 4,300 digits — into the
+checker's keys.) Each ends the run with a failure that names the driver's value — never
 an exception out of the runtime's or the checker's own code (before this, a ``None`` hResource
 raised TypeError in the checker, a ``None`` pSurfData AttributeError in the runtime)."""
 
@@ -12,7 +14,10 @@ import pytest
 from umd import ReferenceDevice, ReferenceDriver
 from wddmemu._runner import RunSpec, run_scenario
 
-NOT_HANDLES = [None, [1], "0x100", 1.5, True, object()]
+#: (the driver's hResource, what the runtime's message calls it)
+NOT_HANDLES = [(None, "None"), ([1], "a list"), ("0x100", "a str"), (1.5, "a float"),
+               (True, "a bool"), (object(), "an object"), (-1, "a negative int"),
+               (2**64, "a 65-bit int"), (10**5000, "a 16610-bit int")]
 
 
 def _driver(method: str, field: str, value: Any) -> ReferenceDriver:
@@ -33,14 +38,14 @@ def _failure(scenario: str, driver: ReferenceDriver) -> tuple[str, str, str]:
     return run.failure.kind, run.failure.message, tb.rsplit('File "', 1)[-1]
 
 
-@pytest.mark.parametrize("value", NOT_HANDLES, ids=lambda v: type(v).__name__)
-def test_an_hresource_that_is_not_a_handle_fails_createresource(value: Any) -> None:
+@pytest.mark.parametrize("value, what", NOT_HANDLES, ids=[w for _v, w in NOT_HANDLES])
+def test_an_hresource_that_is_not_a_handle_fails_createresource(value: Any, what: str) -> None:
     kind, message, where = _failure("dynamic-vb-ring",
                                     _driver("pfn_create_resource", "resource", value))
     assert kind == "exception"
     assert message == (
         "D3DError: D3DERR_DRIVERINTERNALERROR (0x88760827): the driver's CreateResource "
-        f"returned S_OK with hResource {type(value).__name__}, not a handle")
+        f"returned S_OK with an hResource that is {what}, not a HANDLE")
     assert where.split('"')[0].endswith("runtime/_device.py")  # the runtime refused it
 
 
