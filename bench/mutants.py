@@ -49,7 +49,7 @@ TARGETS: dict[str, list[str]] = {
     "wddmemu/_checker_state.py": ["tests/checker"],
     "vthreads/_lowlevel.py": ["tests/engine"],
     "vthreads/_timers.py": ["tests/engine"],
-    "runtime/_ddi.py": ["tests/runtime", "tests/checker"],
+    "runtime/_ddi.py": ["tests/runtime", "tests/checker", "tests/badinput/test_driver_outputs.py"],
     "kmd/flags.py": ["tests/kmd"],
     "kmd/_lock.py": ["tests/kmd"],
 }

@@ -20,6 +20,7 @@ import kmd
 from kmd import hex32, hresult_name
 from umd.ddi import (
     D3D_UMD_REENTRANT_VERSION,
+    D3DDDI_ADAPTERFUNCS,
     D3DDDI_DEVICEFUNCS,
     D3DDDIARG_CREATEDEVICE,
     D3DDDIARG_LOCKASYNC,
@@ -49,6 +50,53 @@ DDI_TABLE = {
 REENTRANT_DDIS = frozenset({"LockAsync", "UnlockAsync"})
 #: a ddi.exit's extra fields for every DDI but LockAsync (splatted, never changed)
 _NO_FIELDS: dict[str, Any] = {}
+#: the slots of D3DDDI_DEVICEFUNCS a driver may leave None (the async triple, LA-1)
+_OPTIONAL_DDIS = frozenset({"LockAsync", "UnlockAsync", "Rename"})
+
+
+def is_uint(v: object) -> bool:
+    """A D3D UINT: an int (not a bool) in [0, 2**32)."""
+    return type(v) is int and 0 <= v <= 0xFFFFFFFF
+
+
+def kind_of(v: object) -> str:
+    """What a value is, without printing it (it may be any object, or an int too long for
+    ``str``): "None", "a list", "an object", "a negative int", "a 65-bit int"."""
+    if v is None:
+        return "None"
+    if type(v) is not int:
+        name = type(v).__name__
+        return f"{'an' if name[:1] in 'aeiou' else 'a'} {name}"
+    return "a negative int" if v < 0 else f"a {v.bit_length()}-bit int"
+
+
+def open_adapter_problem(oa: D3DDDIARG_OPENADAPTER) -> str:
+    """Why the runtime cannot use what a successful ``OpenAdapter`` handed back ("" when it
+    can): the table must be a ``D3DDDI_ADAPTERFUNCS`` whose ``pfnCreateDevice`` is a function,
+    ``DriverVersion`` a UINT (DV-1)."""
+    funcs = oa.adapter_funcs
+    if not isinstance(funcs, D3DDDI_ADAPTERFUNCS):
+        return f"pAdapterFuncs {kind_of(funcs)}, not a D3DDDI_ADAPTERFUNCS"
+    if not callable(funcs.pfn_create_device):
+        return f"pfnCreateDevice {kind_of(funcs.pfn_create_device)}, not a function"
+    if not is_uint(oa.driver_version):
+        return f"DriverVersion {kind_of(oa.driver_version)}, not a UINT"
+    return ""
+
+
+def device_funcs_problem(funcs: object) -> str:
+    """Why the runtime cannot call through the table a successful ``CreateDevice`` handed back
+    ("" when it can): a ``D3DDDI_DEVICEFUNCS`` whose every slot is a function, or None for one
+    of the optional async triple (LA-1)."""
+    if not isinstance(funcs, D3DDDI_DEVICEFUNCS):
+        return f"pDeviceFuncs {kind_of(funcs)}, not a D3DDDI_DEVICEFUNCS"
+    for ddi, attr in DDI_TABLE.items():
+        fn = getattr(funcs, attr)
+        if fn is None and ddi not in _OPTIONAL_DDIS:
+            return f"no {ddi} (pDeviceFuncs.{attr} is None; only the async triple may be)"
+        if fn is not None and not callable(fn):
+            return f"pDeviceFuncs.{attr} {kind_of(fn)}, not a function"
+    return ""
 
 
 def _emit_exit(ddi: str, device: str, hr: int, **fields: Any) -> None:
@@ -80,7 +128,8 @@ async def call_open_adapter(driver: Any, oa: D3DDDIARG_OPENADAPTER, name: str) -
     if eng.wants("ddi.enter"):
         eng.emit("ddi.enter", ddi="OpenAdapter", device=name, gated=False)
     hr = await driver.open_adapter(oa)
-    _emit_exit("OpenAdapter", name, hr, driver_version=oa.driver_version)
+    version = oa.driver_version
+    _emit_exit("OpenAdapter", name, hr, driver_version=version if is_uint(version) else None)
     return hr
 
 
@@ -93,8 +142,9 @@ async def call_create_device(adapter_funcs: Any, driver_adapter: Any,
         eng.emit("ddi.enter", ddi="CreateDevice", device=name, gated=False)
     hr = await adapter_funcs.pfn_create_device(driver_adapter, cd)
     funcs = cd.device_funcs
+    ok = isinstance(funcs, D3DDDI_DEVICEFUNCS)
     _emit_exit("CreateDevice", name, hr,
-               implements=[n for n, a in DDI_TABLE.items() if funcs and getattr(funcs, a)],
+               implements=[n for n, a in DDI_TABLE.items() if ok and getattr(funcs, a)],
                driver_version=driver_version)
     return hr
 

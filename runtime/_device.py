@@ -34,7 +34,14 @@ from . import d3d9
 from ._bugs import hooks_for
 from ._callbacks import RuntimeCallbacks
 from ._config import DeviceConfig, DeviceStatistics
-from ._ddi import DdiDoor, call_create_device, call_open_adapter
+from ._ddi import (
+    DdiDoor,
+    call_create_device,
+    call_open_adapter,
+    device_funcs_problem,
+    kind_of,
+    open_adapter_problem,
+)
 from ._lock import LockedView, LockPath
 from ._mp import MPLayer
 from ._oracle import DrawRecord, DrawSnapshots
@@ -53,17 +60,6 @@ def _uints(what: str, *values: Any) -> None:
     for v in values:
         if type(v) is not int or not 0 <= v <= _UINT:
             raise d3d9.D3DError(d3d9.D3DERR_INVALIDCALL, f"{what}: not a UINT ({type(v).__name__})")
-
-
-def _not_a_handle(v: Any) -> str:
-    """What a bad handle is, without its value (which may be any object, or an int too long
-    for ``str``): "None", "a str", "a negative int", "a 65-bit int"."""
-    if v is None:
-        return "None"
-    if type(v) is not int:
-        name = type(v).__name__
-        return f"{'an' if name[:1] in 'aeiou' else 'a'} {name}"
-    return "a negative int" if v < 0 else f"a {v.bit_length()}-bit int"
 
 
 def _kmt_error(st: int, what: str) -> d3d9.D3DError:
@@ -114,6 +110,10 @@ async def open_adapter(kernel: kmd.Kernel, driver: Any, *, name: str = "adapter"
     hr = await call_open_adapter(driver, oa, name)
     if kmd.FAILED(hr) or oa.adapter_funcs is None:
         raise d3d9.D3DError(hr if kmd.FAILED(hr) else kmd.E_INVALIDARG, "OpenAdapter failed")
+    problem = open_adapter_problem(oa)
+    if problem:
+        raise d3d9.D3DError(d3d9.D3DERR_DRIVERINTERNALERROR,
+                            f"the driver's OpenAdapter returned S_OK with {problem}")
     return Adapter(kernel, driver, oa, oa_k.adapter, name)
 
 
@@ -190,6 +190,10 @@ class Device:
         funcs = cd.device_funcs
         if kmd.FAILED(hr) or funcs is None:
             raise d3d9.D3DError(hr if kmd.FAILED(hr) else kmd.E_INVALIDARG, "CreateDevice failed")
+        problem = device_funcs_problem(funcs)
+        if problem:
+            raise d3d9.D3DError(d3d9.D3DERR_DRIVERINTERNALERROR,
+                                f"the driver's CreateDevice returned S_OK with {problem}")
         self.door.open(funcs, cd.device)
         self.mp_layer.start(funcs)
         eng = current_engine()
@@ -305,7 +309,7 @@ class Device:
             if type(args.resource) is not int or not 0 <= args.resource < _HANDLE_END:
                 raise d3d9.D3DError(d3d9.D3DERR_DRIVERINTERNALERROR, "the driver's CreateResource "
                                     f"returned S_OK with an hResource that is "
-                                    f"{_not_a_handle(args.resource)}, not a HANDLE")
+                                    f"{kind_of(args.resource)}, not a HANDLE")
             res.driver_handle = args.resource
             self._resources[res.handle] = res
             eng = current_engine()

@@ -7,11 +7,13 @@ raised TypeError in the checker, a ``None`` pSurfData AttributeError in the runt
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
 from umd import ReferenceDevice, ReferenceDriver
+from umd.ddi import D3DDDI_ADAPTERFUNCS, D3DDDI_DEVICEFUNCS
 from wddmemu._runner import RunSpec, run_scenario
 
 #: (the driver's hResource, what the runtime's message calls it)
@@ -58,3 +60,81 @@ def test_a_psurfdata_that_is_not_a_pointer_faults_the_application(method: str, d
     assert (kind, message) == ("exception", (
         f"AccessViolation: the application's write faulted: the driver's {ddi} returned "
         f"pSurfData {type(value).__name__}, which is not a pointer"))
+
+
+class _OddDriver(ReferenceDriver):
+    """The reference driver, with one field of OpenAdapter's or CreateDevice's argument
+    overwritten after the reference filled it in."""
+
+    def __init__(self, where: str, field: str, value: Any) -> None:
+        super().__init__()
+        self.where, self.field, self.value = where, field, value
+
+    async def open_adapter(self, args: Any) -> int:
+        hr = await super().open_adapter(args)
+        if self.where == "OpenAdapter":
+            setattr(args, self.field, self.value)
+            return hr
+        create, odd = args.adapter_funcs.pfn_create_device, self
+
+        async def create_device(adapter: Any, cd: Any = None) -> int:
+            out = await create(adapter, cd)
+            setattr(cd, odd.field, odd.value)
+            return out
+
+        args.adapter_funcs = D3DDDI_ADAPTERFUNCS(pfn_create_device=create_device)
+        return hr
+
+
+def _funcs(**slots: Any) -> D3DDDI_DEVICEFUNCS:
+    table = {f: _ddi for f in D3DDDI_DEVICEFUNCS.__dataclass_fields__}
+    return D3DDDI_DEVICEFUNCS(**{**table, **slots})
+
+
+async def _ddi(device: Any, args: Any = None) -> int:
+    return 0
+
+
+TABLES = [
+    ("OpenAdapter", "driver_version", None, "DriverVersion None, not a UINT"),
+    ("OpenAdapter", "driver_version", 1.5, "DriverVersion a float, not a UINT"),
+    ("OpenAdapter", "driver_version", True, "DriverVersion a bool, not a UINT"),
+    ("OpenAdapter", "driver_version", -1, "DriverVersion a negative int, not a UINT"),
+    ("OpenAdapter", "driver_version", 2**32, "DriverVersion a 33-bit int, not a UINT"),
+    ("OpenAdapter", "adapter_funcs", "table", "pAdapterFuncs a str, not a D3DDDI_ADAPTERFUNCS"),
+    ("OpenAdapter", "adapter_funcs", D3DDDI_ADAPTERFUNCS(pfn_create_device=7),
+     "pfnCreateDevice a 3-bit int, not a function"),
+    ("CreateDevice", "device_funcs", [1], "pDeviceFuncs a list, not a D3DDDI_DEVICEFUNCS"),
+    ("CreateDevice", "device_funcs", _funcs(pfn_flush=None),
+     "no Flush (pDeviceFuncs.pfn_flush is None; only the async triple may be)"),
+    ("CreateDevice", "device_funcs", _funcs(pfn_rename="rename"),
+     "pDeviceFuncs.pfn_rename a str, not a function"),
+]
+
+
+@pytest.mark.parametrize("ddi, field, value, problem", TABLES,
+                         ids=[f"{d}.{f}-{p.split(',')[0]}" for d, f, _v, p in TABLES])
+def test_an_unusable_table_or_version_fails_the_call_that_returned_it(
+        ddi: str, field: str, value: Any, problem: str) -> None:
+    """A table the runtime cannot call through, or a DriverVersion that is not a UINT (DV-1),
+    fails OpenAdapter / CreateDevice with D3DERR_DRIVERINTERNALERROR before anything is called
+    through it (an AttributeError, a TypeError or an int() ValueError out of the runtime or the
+    checker before)."""
+    kind, message, where = _failure("dynamic-vb-ring", _OddDriver(ddi, field, value))
+    assert (kind, message) == ("exception", "D3DError: D3DERR_DRIVERINTERNALERROR (0x88760827): "
+                               f"the driver's {ddi} returned S_OK with {problem}")
+    assert where.split('"')[0].endswith("runtime/_device.py")
+
+
+def test_only_the_async_triple_may_be_missing() -> None:
+    """A table without LockAsync/UnlockAsync/Rename is a driver without the MP layer (LA-1):
+    CreateDevice succeeds and the scenario runs on the synchronous path."""
+    triple = {"pfn_lock_async": None, "pfn_unlock_async": None, "pfn_rename": None}
+
+    class NoTriple(ReferenceDevice):
+        def device_funcs(self) -> D3DDDI_DEVICEFUNCS:
+            return replace(super().device_funcs(), **triple)
+
+    run = run_scenario(RunSpec("dynamic-vb-ring",
+                               driver=ReferenceDriver(device_class=NoTriple))).run
+    assert (run.ok, run.failure, tuple(run.violations)) == (True, None, ())
