@@ -33,6 +33,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 EQUIVALENT_FILE = ROOT / "bench" / "mutants_equivalent.toml"
+#: the checker's tests: its own directory, and the one third-party-driver test that reads the
+#: data oracle's DATA message whole (which instance the GPU read, who made it, who submitted the
+#: draw: text only a full scenario run produces)
+CHECKER_TESTS = ["tests/checker", "tests/thirdparty/test_thirdparty.py::"
+                 "test_messages_name_the_ddi_the_thread_the_flags_and_the_handles"]
 #: module → the fast tests that guard it (what mutmut runs against each of its mutants)
 TARGETS: dict[str, list[str]] = {
     "vthreads/_hb.py": ["tests/engine"],
@@ -42,11 +47,11 @@ TARGETS: dict[str, list[str]] = {
     "vthreads/_reports.py": ["tests/engine"],
     "vthreads/_sync.py": ["tests/engine"],
     "vthreads/_strategies.py": ["tests/engine"],
-    "wddmemu/_checker.py": ["tests/checker"],
-    "wddmemu/_checker_ddi.py": ["tests/checker"],
-    "wddmemu/_checker_cb.py": ["tests/checker"],
-    "wddmemu/_checker_data.py": ["tests/checker"],
-    "wddmemu/_checker_state.py": ["tests/checker"],
+    "wddmemu/_checker.py": CHECKER_TESTS,
+    "wddmemu/_checker_ddi.py": CHECKER_TESTS,
+    "wddmemu/_checker_cb.py": CHECKER_TESTS,
+    "wddmemu/_checker_data.py": CHECKER_TESTS,
+    "wddmemu/_checker_state.py": CHECKER_TESTS,
     "vthreads/_lowlevel.py": ["tests/engine"],
     "vthreads/_timers.py": ["tests/engine"],
     "runtime/_ddi.py": ["tests/runtime", "tests/checker", "tests/badinput/test_driver_outputs.py"],
