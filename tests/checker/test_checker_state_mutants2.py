@@ -139,14 +139,17 @@ def test_a_kernel_lock_of_another_resource_is_no_cached_pointer() -> None:
 
 
 def test_a_kernel_lock_of_an_unknown_allocation_is_no_resources_cached_pointer() -> None:
-    """A pfnLockCb on an allocation no resource owns is no cached pointer of resource 1."""
+    """LCB-3: a pfnLockCb on an allocation no resource owns (0x99) is no cached pointer of
+    resource 1, nor of resource 0 (a driver may number its resources from 0: the checker once
+    took an unowned handle for resource 0's and excused that resource's LK-6)."""
     stray: Events = [("app", "cb.enter", {"cb": "pfnLockCb", "device": "dev0",
                                           "allocation": 0x99, "flags": 0x1C}),
                      ("app", "cb.exit", {"cb": "pfnLockCb", "device": "dev0", "hr": S_OK,
                                          "allocation": 0x99, "new_allocation": 0x99})]
-    evs = CREATE + resource(1, allocations=(5,)) + stray + lk(res=1, flags=0x4)
-    assert found(evs) == [("LK-6", "Lock(vb0@dev0, NoOverwrite) on app" + LK6_TAIL,
-                           {"resource": 1})]
+    for res in (1, 0):
+        evs = CREATE + resource(res, allocations=(5,)) + stray + lk(res=res, flags=0x4)
+        assert found(evs) == [("LK-6", "Lock(vb0@dev0, NoOverwrite) on app" + LK6_TAIL,
+                               {"resource": res})], res
 
 
 def test_each_pfnunlockcb_releases_one_pfnlockcb() -> None:
