@@ -263,9 +263,11 @@ class DeviceState:
             del self.kernel_locks[h]
 
     def locked_by_driver(self, res: int) -> list[int]:
-        """Handles of ``res`` the driver holds a kernel lock on (a cached pointer, LCB-3)."""
+        """Handles of ``res`` the driver holds a kernel lock on (a cached pointer, LCB-3). A
+        handle no resource owns is none's: not resource 0's either (a driver may number its
+        resources from 0)."""
         return [h for h, n in self.kernel_locks.items()
-                if n > 0 and self.owner.get(h, ((0, 0), 0))[0][0] == res]
+                if n > 0 and (got := self.owner.get(h)) is not None and got[0][0] == res]
 
     def app_side(self, h: int) -> bool:
         """Whether the application may be using ``h``: a lock it holds, or one a lock DDI in
