@@ -115,7 +115,9 @@ class CallbackRules:
             h = as_int(h)
             if not dev.app_side(h) or h in dev.released_under_app:
                 continue
-            key = dev.owner.get(h, ((0, 0), 0))[0]
+            # a handle no resource owns is none's: not resource 0's (a driver may number from 0)
+            owner = dev.owner.get(h)
+            key = owner[0] if owner is not None else None
             if call is not None and _undoes_own_lock(dev, call, h):
                 continue
             if call is not None and call.ddi in _UNLOCKS:

@@ -84,15 +84,18 @@ def test_lcb19_under_a_lock_still_in_progress_names_no_holder() -> None:
 
 def test_lcb19_an_allocation_of_no_known_resource() -> None:
     """Allocation 0x32 was locked on a resource the checker never saw made, so it has no
-    owner: an unlock DDI on no resource may release it, one on resource 0x1 may not."""
+    owner: an unlock DDI on any resource — resource 0 too — releasing it under the app is
+    LCB-19. (An ownerless handle used to default to resource 0's key, so a driver numbering
+    its resources from 0 had this excused.)"""
     base = lk(res=5, cbs=[lockcb(50, 0x10)])
-    ua3 = ("UA-3", "UnlockAsync() on app returned S_OK without an outstanding LockAsync on "
-           "resource 0x0 (it must return E_INVALIDARG)", {"resource": 0})
-    assert found(CREATE + base + ddi("app", "UnlockAsync", cbs=[unlockcb(50)])) == [ua3]
-    assert found(CREATE + base + ddi("app", "UnlockAsync", resource=1, cbs=[unlockcb(50)])) == [
-        lcb19("UnlockAsync(resource 0x1) on app", "allocation 0x32", 50, "", "UnlockAsync"),
-        ("UA-3", "UnlockAsync(resource 0x1) on app returned S_OK without an outstanding "
-         "LockAsync on resource 0x1 (it must return E_INVALIDARG)", {"resource": 1})]
+    for res in (0, 1):
+        unlock = ddi("app", "UnlockAsync", resource=res, cbs=[unlockcb(50)])
+        assert found(CREATE + base + unlock) == [
+            lcb19(f"UnlockAsync(resource {res:#x}) on app", "allocation 0x32", 50, "",
+                  "UnlockAsync"),
+            ("UA-3", f"UnlockAsync(resource {res:#x}) on app returned S_OK without an "
+             f"outstanding LockAsync on resource {res:#x} (it must return E_INVALIDARG)",
+             {"resource": res})]
 
 
 DRAW4 = [("app", "rt.draw", {"device": "dev0", "draw_id": 4, "reads": [[RT, 0]]}),
@@ -262,3 +265,4 @@ def test_err1_a_failed_pfnunlockcb_after_a_good_render_naming_no_allocation() ->
     assert found(R + ddi(W, "Flush", cbs=[ok, failed])) == [(
         "ERR-1", "Flush() on dev0.worker returned S_OK although its last pfnUnlockCb on [] "
         "failed with E_INVALIDARG", {"callback": "pfnUnlockCb", "ddi": "Flush"})]
+
