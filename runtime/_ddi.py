@@ -66,7 +66,7 @@ def kind_of(v: object) -> str:
         return "None"
     if type(v) is not int:
         name = type(v).__name__
-        return f"{'an' if name[:1] in 'aeiou' else 'a'} {name}"
+        return f"{'an' if name[:1].lower() in 'aeiou' else 'a'} {name}"
     return "a negative int" if v < 0 else f"a {v.bit_length()}-bit int"
 
 

@@ -7,11 +7,14 @@ raised TypeError in the checker, a ``None`` pSurfData AttributeError in the runt
 
 from __future__ import annotations
 
+import io
 from dataclasses import replace
 from typing import Any
 
+import orjson
 import pytest
 
+from runtime._ddi import is_uint, kind_of
 from umd import ReferenceDevice, ReferenceDriver
 from umd.ddi import D3DDDI_ADAPTERFUNCS, D3DDDI_DEVICEFUNCS
 from wddmemu._runner import RunSpec, run_scenario
@@ -138,3 +141,28 @@ def test_only_the_async_triple_may_be_missing() -> None:
     run = run_scenario(RunSpec("dynamic-vb-ring",
                                driver=ReferenceDriver(device_class=NoTriple))).run
     assert (run.ok, run.failure, tuple(run.violations)) == (True, None, ())
+
+
+def test_what_the_messages_call_a_value() -> None:
+    """``kind_of`` names a bad value without printing it; ``is_uint`` is a D3D UINT."""
+    odd, xenon = type("Odd", (), {})(), type("Xenon", (), {})()
+    assert [kind_of(v) for v in (None, odd, xenon, [], 0, 1, -1, 2**64)] == [
+        "None", "an Odd", "a Xenon", "a list", "a 0-bit int", "a 1-bit int", "a negative int",
+        "a 65-bit int"]
+    assert [is_uint(v) for v in (0, 0xFFFFFFFF, 2**32, -1, True, 1.0)] == [
+        True, True, False, False, False, False]
+
+
+def test_the_openadapter_event_carries_no_bad_version() -> None:
+    """The ``ddi.exit`` of an OpenAdapter whose DriverVersion is not a UINT says null (the
+    checker reads it as a number), a good one its value."""
+    def version_logged(value: Any) -> Any:
+        buf = io.BytesIO()
+        run_scenario(RunSpec("dynamic-vb-ring", driver=_OddDriver("OpenAdapter",
+                                                                  "driver_version", value)),
+                     trace=buf)
+        events = [orjson.loads(x) for x in buf.getvalue().splitlines()]
+        return next(e["driver_version"] for e in events
+                    if e.get("event") == "ddi.exit" and e.get("ddi") == "OpenAdapter")
+
+    assert [version_logged(v) for v in ("0xB", 2**32, 0xB)] == [None, None, 0xB]
