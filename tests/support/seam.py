@@ -4,6 +4,7 @@ made-up stream is a fair test of it (tests/checker)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import vthreads as vt
@@ -14,10 +15,14 @@ WORKER = "dev0.worker"
 Events = list[tuple[str, str, dict[str, Any]]]
 
 
-def run_events(events: Events, checker: Checker | None = None) -> list[vt.Violation]:
-    """Log ``events`` in order, each from its named emulated thread ("app" or the worker)."""
+def run_events(events: Events, checker: Checker | None = None,
+               then: Callable[[Checker], None] | None = None) -> list[vt.Violation]:
+    """Log ``events`` in order, each from its named emulated thread ("app" or the worker);
+    then, still inside the run on the app thread, call ``then(checker)`` (the end-of-run
+    checks, ``Checker.final``, say)."""
     eng = vt.Engine()
-    (checker or Checker()).attach(eng)
+    chk = checker or Checker()
+    chk.attach(eng)
 
     async def worker(inbox: vt.Queue, acks: vt.Queue) -> None:
         while True:
@@ -39,6 +44,8 @@ def run_events(events: Events, checker: Checker | None = None) -> list[vt.Violat
                 await acks.get()
         await inbox.put(None)
         await w.join()
+        if then is not None:
+            then(chk)
 
     r = eng.run(main, name="app")
     assert r.failure is None, r.summary()
