@@ -79,10 +79,10 @@ class DataOracle:
         dev_of_km = {d.km_device: d.name for d in devices}
         # a device the kernel removed (TDR-10, an injected fault) loses the draws it had not
         # run, whether the driver ever got to report D3DDDIERR_DEVICEREMOVED or not
-        removed = {dev_of_km.get(h, "?") for k in kernels for h in k.device_removals}
+        removed = {dev_of_km[h] for k in kernels for h in k.device_removals if h in dev_of_km}
         for k in kernels:
             for bad in k.check_invariants():
-                self._violate("KMD-INVARIANT", str(bad), key=str(bad))
+                self._violate("KMD-INVARIANT", str(bad))  # once per text
             if self._watched is None:
                 for rec in k.dma_records:
                     self.on_dma(rec, devices)

@@ -49,9 +49,9 @@ class Dev:
     def __post_init__(self) -> None:
         self.snapshots = DrawSnapshots(self.name)
 
-    def issue(self, draw_id: int, *reads: StreamRead) -> Dev:
-        """The application issued draw ``draw_id`` reading ``reads`` (its snapshot)."""
-        self.snapshots.pending[draw_id] = DrawRecord(draw_id, "app", 0, list(reads))
+    def issue(self, draw_id: int, *reads: StreamRead, thread: str = "app") -> Dev:
+        """``thread`` issued draw ``draw_id`` reading ``reads`` (its snapshot)."""
+        self.snapshots.pending[draw_id] = DrawRecord(draw_id, thread, 0, list(reads))
         return self
 
 
@@ -215,10 +215,11 @@ def test_a_draw_an_aborted_buffer_dropped_or_a_lost_device_had_is_no_finding() -
     """DATA (never executed) is not reported for a draw an aborted DMA buffer carried or
     dropped, nor for a lost device's or a removed device's draws (docs/kmd.md §7)."""
     def dev() -> Dev:
-        return Dev().issue(1, read(b"\x01")).issue(2, read(b"\x02"))
+        return Dev().issue(1, read(b"\x01")).issue(2, read(b"\x02"), thread="app2")
 
-    assert judged(R, [dev()]) == [never(1, "the driver never received its DrawPrimitive"),
-                                  never(2, "the driver never received its DrawPrimitive")]
+    assert judged(R, [dev()]) == [
+        never(1, "the driver never received its DrawPrimitive"),
+        never(2, "the driver never received its DrawPrimitive", thread="app2")]
     aborted = dma(cmd(1, b"\x00"), status="aborted", dropped=(2,))
     assert judged(R, [dev()], [Kernel([aborted])]) == []
     lost = dev()
@@ -228,7 +229,12 @@ def test_a_draw_an_aborted_buffer_dropped_or_a_lost_device_had_is_no_finding() -
     # another device's removal leaves this one's draws judged
     assert judged(R, [dev()], [Kernel(device_removals=[0x11])]) == [
         never(1, "the driver never received its DrawPrimitive"),
-        never(2, "the driver never received its DrawPrimitive")]
+        never(2, "the driver never received its DrawPrimitive", thread="app2")]
+    # the removal of a handle no listed device has excuses no device, whatever its name (it
+    # excused a device named "?" before issue 16)
+    odd = Dev("?").issue(1, read(b"\x01"))
+    assert judged([], [odd], [Kernel(device_removals=[0x11])]) == [
+        never(1, "the driver never received its DrawPrimitive", dev="?")]
 
 
 # ---- attribution: which DDI made, bound and submitted the instance read ------------------------
@@ -414,3 +420,53 @@ def test_app_nooverwrite_names_the_resource_the_draw_and_the_thread() -> None:
                                                      "offset": 8, "bytes": 2})]
     assert found(nameless) == [
         ("APP-NOOVERWRITE", text("runtime resource 0x1000", dev="?"), {"draw": 3})]
+
+
+def test_a_finding_is_one_per_device_name_and_draw() -> None:
+    """DATA is reported once per (device name, draw id) and stream: two draws of a device each
+    have their finding, but two devices of one name (``Adapter.create_device(name=...)`` allows
+    it; the checker's per-device state is by name too) share theirs: the first is reported."""
+    dev = Dev().issue(1, read(b"\x01"), read(b"\x02", stream=1))
+    dev.issue(2, read(b"\x01"), read(b"\x02", stream=1))
+    rec = dma(cmd(1, b"\x01"), cmd(2, b"\x01"))
+    fate = "the driver never received its DrawPrimitive"
+    assert judged([], [dev], [Kernel([rec])]) == [
+        ("DATA", f"draw {d} on dev0: stream 1 was not read by the GPU (the driver encoded 1 of 2 "
+         f"streams; {fate})", {"draw": d}) for d in (1, 2)]
+    twin = Dev(km_device=0x20).issue(1, read(b"\x01"), read(b"\x02", stream=1),
+                                     read(b"\x03", stream=2))
+    ones = Dev().issue(1, read(b"\x01"), read(b"\x02", stream=1))
+    recs = [dma(cmd(1, b"\x01")), dma(cmd(1, b"\x01"), device=0x20)]
+    assert judged([], [ones, twin], [Kernel(recs)]) == [
+        ("DATA", "draw 1 on dev0: stream 1 was not read by the GPU (the driver encoded 1 of 2 "
+         f"streams; {fate})", {"draw": 1})]
+    lost = [Dev().issue(1, read(b"\x01")), Dev(km_device=0x20).issue(1, read(b"\x01"),
+                                                                      thread="app2")]
+    assert judged([], lost) == [never(1, fate)]
+
+
+def test_watching_forgets_a_draw_the_driver_never_received() -> None:
+    """A draw judged as its buffer finishes leaves no per-draw state behind, even one the
+    driver never received (no DrawPrimitive, no rt.draw reached the checker)."""
+    dev = Dev().issue(3, read(b"\x01"))
+    assert judged(R, [dev], watch=[dma(cmd(3, b"\x00"))]) == [
+        ("DATA", bad_byte(3, 0, "0x00", "0x01", CREATED), fields(3, 0))]
+
+
+def test_every_kind_of_data_finding_is_ordered_by_device_then_draw() -> None:
+    """A draw that never executed and a stream the GPU did not read are held like a wrong byte:
+    reported by device, then draw, although ``final`` finds them after the buffers' findings."""
+    fate = "the driver never received its DrawPrimitive"
+    d0 = Dev().issue(1, read(b"\x01")).issue(2, read(b"\x02"), read(b"\x02", stream=1))
+    d0.issue(3, read(b"\x03"))
+    d1 = Dev("dev1", 0x11).issue(1, read(b"\x04"))
+    recs = [dma(cmd(3, b"\x00")), dma(cmd(2, b"\x02")), dma(cmd(1, b"\x00"), device=0x11)]
+    got = [(m.split(" — ")[0], f) for _r, m, f in judged([], [d0, d1], [Kernel(recs)])]
+    assert got == [
+        never(1, fate)[1:],
+        ("draw 2 on dev0: stream 1 was not read by the GPU (the driver encoded 1 of 2 streams; "
+         f"{fate})", {"draw": 2}),
+        ("draw 3 on dev0: byte 0 of the draw (offset 16 in the buffer) is 0x00, but the "
+         "application had written 0x03 when it issued the draw", fields(3, 0, 1, 1)),
+        ("draw 1 on dev1: byte 0 of the draw (offset 16 in the buffer) is 0x00, but the "
+         "application had written 0x04 when it issued the draw", fields(1, 0, 1, 1))]
