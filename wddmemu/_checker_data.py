@@ -115,11 +115,12 @@ class DataOracle:
                            f"by the GPU (the driver encoded {len(got)} of {len(draw.reads)} "
                            f"streams; {self._fate(devname, draw.draw_id)})",
                            key=f"stream/{key}/{i}", draw=draw.draw_id)
-                break
+                return  # the first stream the GPU did not read is the finding
             self._compare(devname, draw.draw_id, read, got[i])
 
     def _state(self, devname: str) -> DeviceState:
-        return self._devices.get(devname) or DeviceState(name=devname)
+        """The device's state, or an empty one (nothing seen of it: only read, never named)."""
+        return self._devices.get(devname) or DeviceState()
 
     def _fate(self, devname: str, draw_id: int) -> str:
         """What became of a draw at the seam: received, refused, submitted."""
