@@ -79,10 +79,10 @@ class DataOracle:
         dev_of_km = {d.km_device: d.name for d in devices}
         # a device the kernel removed (TDR-10, an injected fault) loses the draws it had not
         # run, whether the driver ever got to report D3DDDIERR_DEVICEREMOVED or not
-        removed = {dev_of_km.get(h, "?") for k in kernels for h in k.device_removals}
+        removed = {dev_of_km[h] for k in kernels for h in k.device_removals if h in dev_of_km}
         for k in kernels:
             for bad in k.check_invariants():
-                self._violate("KMD-INVARIANT", str(bad), key=str(bad))
+                self._violate("KMD-INVARIANT", str(bad))  # once per text
             if self._watched is None:
                 for rec in k.dma_records:
                     self.on_dma(rec, devices)
@@ -115,11 +115,12 @@ class DataOracle:
                            f"by the GPU (the driver encoded {len(got)} of {len(draw.reads)} "
                            f"streams; {self._fate(devname, draw.draw_id)})",
                            key=f"stream/{key}/{i}", draw=draw.draw_id)
-                break
+                return  # the first stream the GPU did not read is the finding
             self._compare(devname, draw.draw_id, read, got[i])
 
     def _state(self, devname: str) -> DeviceState:
-        return self._devices.get(devname) or DeviceState(name=devname)
+        """The device's state, or an empty one (nothing seen of it: only read, never named)."""
+        return self._devices.get(devname) or DeviceState()
 
     def _fate(self, devname: str, draw_id: int) -> str:
         """What became of a draw at the seam: received, refused, submitted."""

@@ -18,10 +18,11 @@ Events = list[tuple[str, str, dict[str, Any]]]
 def run_events(events: Events, checker: Checker | None = None,
                then: Callable[[Checker], None] | None = None) -> list[vt.Violation]:
     """Log ``events`` in order, each from its named emulated thread ("app" or the worker);
-    then, still inside the run, call ``then(checker)`` (the end-of-run judgements, say)."""
+    then, still inside the run on the app thread, call ``then(checker)`` (the end-of-run
+    checks, ``Checker.final``, say)."""
     eng = vt.Engine()
-    checker = checker or Checker()
-    checker.attach(eng)
+    chk = checker or Checker()
+    chk.attach(eng)
 
     async def worker(inbox: vt.Queue, acks: vt.Queue) -> None:
         while True:
@@ -44,7 +45,7 @@ def run_events(events: Events, checker: Checker | None = None,
         await inbox.put(None)
         await w.join()
         if then is not None:
-            then(checker)
+            then(chk)
 
     r = eng.run(main, name="app")
     assert r.failure is None, r.summary()
