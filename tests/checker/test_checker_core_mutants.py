@@ -485,3 +485,26 @@ def test_a_draw_the_driver_took_and_dropped_is_never_executed_and_returned_s_ok(
         ("DATA", "draw 1 on dev0 (issued by app) never executed on the GPU: DrawPrimitive on "
                  "app returned S_OK, but no pfnRenderCb ever carried the draw: the driver "
                  "dropped it", {"draw": 1})]
+
+
+class Executing(Checker):
+    """A checker whose GPU finishes draw 1 as soon as a pfnRenderCb returns (the DMA buffer
+    completes while DrawPrimitive is still inside the driver): the data oracle closes the
+    draw and forgets its per-draw state then (``on_dma``)."""
+
+    def on_event(self, ev: dict[str, Any]) -> None:
+        super().on_event(ev)
+        if ev["event"] == "cb.exit" and ev["cb"] == "pfnRenderCb":
+            draw = SimpleNamespace(draw_id=1, thread="app", reads=[])
+            snaps = SimpleNamespace(executed=lambda _rec: [(draw, [])])
+            dev = SimpleNamespace(name="dev0", km_device=1, snapshots=snaps)
+            self.on_dma(SimpleNamespace(device=1), [dev])
+
+
+def test_a_draw_executed_before_its_drawprimitive_returned() -> None:
+    """A draw the GPU executed while its DrawPrimitive was still inside the driver (submitted
+    by a pfnRenderCb of the call itself) is closed: its return is recorded on a fresh record,
+    the run goes on and nothing is reported."""
+    render = ("pfnRenderCb", {"allocations": [], "refs": [[1, 0]]}, {"hr": S_OK})
+    evs = CREATE + ddi("app", "DrawPrimitive", draw_id=1, cbs=[render]) + ddi("app", "Flush")
+    assert found_by(Executing(), evs) == []
