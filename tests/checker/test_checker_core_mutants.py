@@ -11,6 +11,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 from typing import Any
 
+import vthreads as vt
 from tests.checker.test_checker_mutants import (
     CREATE,
     E_OUTOFMEMORY,
@@ -508,3 +509,39 @@ def test_a_draw_executed_before_its_drawprimitive_returned() -> None:
     render = ("pfnRenderCb", {"allocations": [], "refs": [[1, 0]]}, {"hr": S_OK})
     evs = CREATE + ddi("app", "DrawPrimitive", draw_id=1, cbs=[render]) + ddi("app", "Flush")
     assert found_by(Executing(), evs) == []
+
+
+# ---- dedupe: the device tag and the message as the key ---------------------------------------
+
+def test_a_device_named_none_keys_dv1_by_its_message() -> None:
+    """DV-1 is keyed by the device's name; a CreateDevice whose device is None (the field
+    there, its value None) has no name to key by, so its message is the key: two versions,
+    two findings."""
+    opened = [("app", "ddi.exit", {"ddi": "OpenAdapter", "device": "adapter", "hr": S_OK,
+                                   "driver_version": 0xC})]
+    evs = opened + create(0x9, device=None) + create(0xA, device=None)  # type: ignore[arg-type]
+    assert found(evs) == [
+        ("DV-1", f"the runtime created None with DDI version {v}, but the driver's OpenAdapter "
+                 "reported 0xc in D3DDDIARG_OPENADAPTER.DriverVersion", {})
+        for v in ("0x9", "0xa")]
+
+
+def test_no_device_yet_and_an_event_naming_none_are_the_same_device() -> None:
+    """A finding raised before any event (``final`` at the start of a run) is keyed with no
+    device, like one raised after an event that names none: the same kernel invariant broken
+    at both is one finding (KMD-INVARIANT)."""
+    checker = Checker()
+    kernel = SimpleNamespace(device_removals=[], dma_records=[],
+                             check_invariants=lambda: ["lock count below zero"])
+    eng = vt.Engine()
+    checker.attach(eng)
+
+    async def main() -> None:
+        checker.final([kernel], [])
+        vt.log("rt.queue.get", queue="dev0.cmdq", ddi="(stop)", seq=1)
+        checker.final([kernel], [])
+
+    r = eng.run(main, name="app")
+    assert r.failure is None, r.summary()
+    assert [(v.rule, v.message) for v in r.violations] == [
+        ("KMD-INVARIANT", "lock count below zero")]
