@@ -107,6 +107,17 @@ def test_a_worker_ddi_names_the_command_and_the_thread_that_queued_it() -> None:
     assert found(R + bare + get(1, "Flush") + ON_WORKER) == want
 
 
+def test_a_put_without_its_thread_field_was_queued_by_question_mark() -> None:
+    """The engine names the logging thread in every event it hands the checker; an event fed
+    to ``on_event`` without one (here before the run) says "?"."""
+    checker = Checker()
+    checker.on_event({"event": "rt.queue.put", "queue": "dev0.cmdq", "ddi": "Flush",
+                      "seq": 1, "refs": []})
+    got = [(v.rule, v.message) for v in run_events(R + get(1, "Flush") + ON_WORKER, checker)]
+    assert got == [("LA-2", "LockAsync(vb0@dev0, NoOverwrite) on dev0.worker (command 1 "
+                            f"queued by ?){LA2}")]
+
+
 def test_a_dotted_device_name_is_the_queue_name_without_its_last_part() -> None:
     """Queue "card.dev0.cmdq" belongs to device "card.dev0" (only the last dot splits)."""
     dev = "card.dev0"
