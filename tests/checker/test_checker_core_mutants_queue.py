@@ -38,10 +38,11 @@ DRAW0 = [("app", "rt.draw", {"device": "dev0", "draw_id": 0, "reads": [[RT, 0]]}
          *ddi(W, "DrawPrimitive")]
 
 
-def draw(draw_id: int, device: str = "dev0") -> Events:
-    """Draw ``draw_id`` reading vb0@dev0 (runtime handle RT), made on the worker."""
-    return [("app", "rt.draw", {"device": device, "draw_id": draw_id, "reads": [[RT, 0]]}),
-            *ddi(W, "DrawPrimitive", draw_id=draw_id, device=device)]
+def draw(draw_id: int, cbs: tuple | list = (), hr: str = S_OK) -> Events:
+    """Draw ``draw_id`` reading vb0@dev0 (runtime handle RT), made on the worker (whose
+    DrawPrimitive makes ``cbs`` and returns ``hr``)."""
+    return [("app", "rt.draw", {"device": "dev0", "draw_id": draw_id, "reads": [[RT, 0]]}),
+            *ddi(W, "DrawPrimitive", hr=hr, draw_id=draw_id, cbs=cbs)]
 
 
 def lk8(draw_id: int | str, res: str = "vb0@dev0") -> str:
@@ -210,6 +211,18 @@ def test_lcb7_a_drawprimitive_without_draw_id_holds_draw_0() -> None:
         "LCB-7", "Lock(vb0@dev0, 0) on app passed NoExistingReference to pfnLockCb while the "
         "driver still holds unsubmitted draws [0] reading vb0@dev0",
         {"draws": [0], "resource": 7})]
+
+
+def test_lcb7_a_draw_its_own_drawprimitive_submitted_is_not_held() -> None:
+    """A driver may flush inside DrawPrimitive after encoding the draw: that pfnRenderCb
+    carries the draw, so the driver holds no unsubmitted draw of vb0@dev0 when DrawPrimitive
+    returns, and Discard|NoExistingReference on it is true (LCB-7). The checker used to count
+    the draw as held from DrawPrimitive's return on, and reported a false LCB-7."""
+    flush = ("pfnRenderCb", {"allocations": [1], "refs": [[4, 1]]}, {"hr": S_OK})
+    assert found(R + draw(4, cbs=[flush]) + lk(cbs=[lockcb(1, 0x190)])) == []
+    # the same draw carried by no pfnRenderCb is held (LCB-7), unless DrawPrimitive failed
+    assert [r for r, _m, _f in found(R + draw(4) + lk(cbs=[lockcb(1, 0x190)]))] == ["LCB-7"]
+    assert found(R + draw(4, hr=E_OUTOFMEMORY) + lk(cbs=[lockcb(1, 0x190)])) == []
 
 
 class _Oracle(Checker):
