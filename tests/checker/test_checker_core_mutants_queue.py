@@ -45,7 +45,7 @@ def draw(draw_id: int, cbs: tuple | list = (), hr: str = S_OK) -> Events:
             *ddi(W, "DrawPrimitive", hr=hr, draw_id=draw_id, cbs=cbs)]
 
 
-def lk8(draw_id: int | str, res: str = "vb0@dev0") -> str:
+def lk8(draw_id: int | None, res: str = "vb0@dev0") -> str:
     return (f"the runtime passed DrawPrimitive(draw {draw_id}) on dev0.worker to the driver "
             f"while {res}, which it reads, is locked through Lock (Lock({res}, 0) on app)")
 
