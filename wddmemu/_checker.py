@@ -218,9 +218,12 @@ class Checker(DdiRules, CallbackRules, DataOracle):
                               resource=key[0])
 
     def _draw_exit(self, dev: DeviceState, call: Call, ev: dict[str, Any], hr: int) -> None:
+        """A draw the driver accepted is its unsubmitted draw (LA-9, LCB-7) until a pfnRenderCb
+        carries it — unless one inside this DrawPrimitive already has."""
         draw_id = as_int(call.enter.get("draw_id", 0))
-        dev.draws.setdefault(draw_id, DrawInfo()).hr = hr
-        if hr == 0:
+        info = dev.draws.setdefault(draw_id, DrawInfo())
+        info.hr = hr
+        if hr == 0 and not info.submitted_by:
             dev.received[draw_id] = None
 
     def _la_exit(self, dev: DeviceState, call: Call, ev: dict[str, Any], hr: int) -> None:
