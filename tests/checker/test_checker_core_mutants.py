@@ -454,63 +454,6 @@ def test_rt_resource_create_defaults_and_rt_draw_without_reads() -> None:
     assert found([*CREATE, ("app", "rt.draw", {"device": "dev0", "draw_id": 1})]) == []
 
 
-class _Snapshots:
-    """A runtime device's snapshots as the data oracle reads them: one draw never executed."""
-
-    aborted: frozenset[int] = frozenset()
-
-    def __init__(self, draw_id: int) -> None:
-        self._draw = SimpleNamespace(draw_id=draw_id, thread="app", reads=[])
-
-    def unexecuted(self) -> list[tuple[Any, list[Any]]]:
-        return [(self._draw, [])]
-
-
-class Finishing(Checker):
-    """A checker that runs its end-of-run judgements (``final``) when DestroyDevice returns,
-    over one runtime device whose draw 1 the GPU never executed."""
-
-    def on_event(self, ev: dict[str, Any]) -> None:
-        super().on_event(ev)
-        if ev["event"] == "ddi.exit" and ev["ddi"] == "DestroyDevice":
-            dev = SimpleNamespace(name="dev0", km_device=1, lost=False,
-                                  snapshots=_Snapshots(1))
-            self.final([], [dev])
-
-
-def test_a_draw_the_driver_took_and_dropped_is_never_executed_and_returned_s_ok() -> None:
-    """DATA: a draw the GPU never executed is explained by what its DrawPrimitive returned —
-    S_OK and no pfnRenderCb carried it: the driver dropped it."""
-    evs = CREATE + ddi("app", "DrawPrimitive", draw_id=1) + ddi("app", "DestroyDevice")
-    assert found_by(Finishing(), evs) == [
-        ("DATA", "draw 1 on dev0 (issued by app) never executed on the GPU: DrawPrimitive on "
-                 "app returned S_OK, but no pfnRenderCb ever carried the draw: the driver "
-                 "dropped it", {"draw": 1})]
-
-
-class Executing(Checker):
-    """A checker whose GPU finishes draw 1 as soon as a pfnRenderCb returns (the DMA buffer
-    completes while DrawPrimitive is still inside the driver): the data oracle closes the
-    draw and forgets its per-draw state then (``on_dma``)."""
-
-    def on_event(self, ev: dict[str, Any]) -> None:
-        super().on_event(ev)
-        if ev["event"] == "cb.exit" and ev["cb"] == "pfnRenderCb":
-            draw = SimpleNamespace(draw_id=1, thread="app", reads=[])
-            snaps = SimpleNamespace(executed=lambda _rec: [(draw, [])])
-            dev = SimpleNamespace(name="dev0", km_device=1, snapshots=snaps)
-            self.on_dma(SimpleNamespace(device=1), [dev])
-
-
-def test_a_draw_executed_before_its_drawprimitive_returned() -> None:
-    """A draw the GPU executed while its DrawPrimitive was still inside the driver (submitted
-    by a pfnRenderCb of the call itself) is closed: its return is recorded on a fresh record,
-    the run goes on and nothing is reported."""
-    render = ("pfnRenderCb", {"allocations": [], "refs": [[1, 0]]}, {"hr": S_OK})
-    evs = CREATE + ddi("app", "DrawPrimitive", draw_id=1, cbs=[render]) + ddi("app", "Flush")
-    assert found_by(Executing(), evs) == []
-
-
 # ---- dedupe: the device tag and the message as the key ---------------------------------------
 
 def test_a_device_named_none_keys_dv1_by_its_message() -> None:
