@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import orjson
+import pytest
 
 from wddmemu import _cli
 
@@ -78,6 +79,7 @@ def test_no_progress_line_within_the_interval(tmp_path: Path, capsys) -> None:
     assert "/2 schedules," not in capsys.readouterr().out
 
 
+@pytest.mark.slow  # watchdog timeouts of whole seconds (docs/testing.md)
 def test_explore_timeout_saves_a_hang(tmp_path: Path, capsys, monkeypatch) -> None:
     (tmp_path / "bi_spin.py").write_text(
         "from umd import ReferenceDevice, ReferenceDriver\n"

@@ -134,6 +134,7 @@ def test_the_watchdog_works_off_the_main_thread(device: type, ddi: str, strategy
     assert clean[0].ok and clean[0].run.failure is None
 
 
+@pytest.mark.slow  # watchdog timeouts of whole seconds (docs/testing.md)
 def test_a_saved_hang_is_explained_with_its_events_and_replays_without_options(
         tmp_path: Path, capsys) -> None:
     """Explore's explanation of a hang shows what the stuck thread did up to the stuck DDI

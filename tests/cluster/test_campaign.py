@@ -142,6 +142,7 @@ def test_an_unwritable_report_is_exit_2(tmp_path: Path, capsys) -> None:
     assert "cannot write --json report" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # seven explorations of 40 schedules (docs/testing.md)
 def test_a_campaign_runs_every_strategy_explore_takes(tmp_path: Path) -> None:
     """A campaign cell is one exploration, so the matrix takes every ``explore`` strategy (pos,
     portfolio and dpor too, not only random/pct/dfs), each cell reported under its own name."""

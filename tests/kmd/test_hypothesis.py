@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -334,6 +335,7 @@ async def apply(w: World, o: tuple[Any, ...]) -> None:
         k.inject_removal(devices[-1] if o[1] and devices else None)
 
 
+@pytest.mark.slow  # 250 storms (docs/testing.md)
 @settings(
     max_examples=250,
     deadline=None,
