@@ -21,9 +21,11 @@ from typing import IO, Any
 
 from ._errors import EngineUsageError
 from ._threads import _thread_var
-from ._trace import TraceSink
+from ._trace import ONE_FIELD, TraceSink
 
 Subscriber = Callable[[dict[str, Any]], None]
+
+_INT64 = 1 << 63  # orjson's int range: a clock beyond it takes the dict path
 
 
 class EngineEvents:
@@ -51,6 +53,7 @@ class EngineEvents:
         self._all = False
         self._wanted: frozenset[str] = frozenset()
         self._ev_sched = self._ev_block = self._ev_clock = self._sched_raw = False
+        self._raw_one: frozenset[str] = frozenset()
 
     def _settle_wanted(self) -> None:
         """Fix, for the run about to start, which events are built (after ``_log_on`` is set)."""
@@ -69,6 +72,11 @@ class EngineEvents:
         self._sched_raw = (self._ev_sched and self._log_on and self._sink.sched_fast()
                            and not any(ev is None or "sched" in ev
                                        for _fn, ev in self._subscribers))
+        # ONE_FIELD's events straight to the file when no subscriber takes them (write_one)
+        self._raw_one = frozenset(
+            name for name, key in ONE_FIELD.items()
+            if self._log_on and self._sink.one_fast(key)
+            and not any(ev is None or name in ev for _fn, ev in self._subscribers))
         self._ev_block = self.wants("block") or self.wants("unblock")
         self._ev_clock = self.wants("clock")
 
@@ -77,6 +85,8 @@ class EngineEvents:
         a trace is written or captured or a subscriber takes ``event``."""
         # built once: subscribers get this dict, the sink renders it (after the subscribers)
         if self._all or event in self._wanted:
+            if event in self._raw_one and self._wrote_one(event, fields):
+                return
             t = _thread_var.get(None)
             ev = {"step": self.step, "t": self.clock, "thread": t.name if t else None,
                   "event": event, **fields}
@@ -89,6 +99,8 @@ class EngineEvents:
     def _event(self, event: str, fields: dict[str, Any]) -> None:
         """:meth:`_emit`'s body for an event the caller found wanted (:func:`vthreads.log`),
         its fields as the caller's keyword dict: no second test, no copy of the keywords."""
+        if event in self._raw_one and self._wrote_one(event, fields):
+            return
         t = _thread_var.get(None)
         ev = {"step": self.step, "t": self.clock, "thread": t.name if t else None,
               "event": event, **fields}
@@ -97,6 +109,19 @@ class EngineEvents:
                 fn(ev)
         if self._log_on:
             self._sink.write(ev)
+
+    def _wrote_one(self, event: str, fields: dict[str, Any]) -> bool:
+        """Write an event nobody but the file takes (one of ``_raw_one``) with
+        :meth:`TraceSink.write_one`, when it has the shape that renders: its one field, a
+        string, and a clock orjson would write as an int. False: the caller builds the dict."""
+        if len(fields) != 1 or self.clock >= _INT64:
+            return False
+        value = fields.get(ONE_FIELD[event])
+        if type(value) is not str:
+            return False
+        t = _thread_var.get(None)
+        self._sink.write_one(self.step, self.clock, t.name if t else None, event, value)
+        return True
 
     # the public name of _emit, not a wrapper around it: a wrapper would repeat the test and
     # copy the keyword arguments on every event of the run

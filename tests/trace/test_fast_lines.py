@@ -1,7 +1,8 @@
 """The trace file's fast paths write exactly the bytes of the processor chain.
 
 A file with no capture active takes the fast paths (``TraceSink.write``'s serialised context
-tail, ``TraceSink.write_sched``'s lines rendered without an event dict); inside
+tail, ``TraceSink.write_sched``'s and ``TraceSink.write_one``'s lines rendered without an event
+dict); inside
 ``capture_events`` every line takes the structlog chain (``RunContext``, ``order_fields``,
 ``JSONRenderer``). Same run, same seed: the two files must be equal byte for byte."""
 
@@ -12,9 +13,10 @@ from pathlib import Path
 import pytest
 
 import vthreads as vt
+from vthreads._trace import ONE_FIELD, ONE_TAILS_MAX, TraceSink
 from vthreads.testing import capture_events
 
-WEIRD = 'w"\\é\n'  # a thread name JSON must escape: write_sched serialises names itself
+WEIRD = 'w"\\é\n'  # a name JSON must escape: write_sched and write_one serialise names itself
 
 
 async def _bump(m: vt.Mutex, cell: vt.SharedCell[int], n: int) -> None:
@@ -26,7 +28,7 @@ async def _bump(m: vt.Mutex, cell: vt.SharedCell[int], n: int) -> None:
 
 
 async def _program() -> int:
-    m, cell = vt.Mutex("m"), vt.SharedCell("c", 0)
+    m, cell = vt.Mutex(WEIRD), vt.SharedCell("c", 0)
     threads = [vt.spawn(name, _bump, m, cell, 6) for name in ("a", WEIRD, "c")]
     for t in threads:
         await t.join()
@@ -53,8 +55,48 @@ def test_fast_paths_write_the_chains_bytes(tmp_path: Path, backend: str) -> None
     _run(fast, backend, capture=False)
     events = _run(chain, backend, capture=True)
     sched = [e for e in events if e["event"] == "sched"]
-    # the run has what the fast paths handle: sched lines, by the weird thread among others
+    # the run has what the fast paths handle: sched lines, by the weird thread among others,
+    # and every event of write_one's (the weird mutex's, and the waits of the sleeps and joins)
     assert len(sched) > 20 and any(e["thread"] == WEIRD for e in sched)
+    assert {e["event"] for e in events} >= set(ONE_FIELD)
+    assert any(e["event"] == "mutex.acquire" and e["mutex"] == WEIRD for e in events)
+    assert fast.read_bytes() == chain.read_bytes()
+
+
+async def _many_mutexes() -> None:
+    for i in range(ONE_TAILS_MAX + 50):  # more line ends than write_one keeps
+        async with vt.Mutex(f"m{i}"):
+            pass
+
+
+def test_write_one_past_its_cache_writes_the_chains_bytes(tmp_path: Path) -> None:
+    fast, chain = tmp_path / "fast.jsonl", tmp_path / "chain.jsonl"
+    vt.Engine("fifo", trace=fast).run(_many_mutexes).check()
+    with capture_events():
+        vt.Engine("fifo", trace=chain).run(_many_mutexes).check()
+    assert fast.read_bytes().count(b'"event":"mutex.release"') == ONE_TAILS_MAX + 50
+    assert fast.read_bytes() == chain.read_bytes()
+
+
+def test_a_subscriber_of_a_one_field_event_still_gets_it(tmp_path: Path) -> None:
+    got: list[dict] = []
+    eng = vt.Engine("pct", seed=5, trace=tmp_path / "t.jsonl")
+    eng.subscribe(got.append, events=["mutex.release"])
+    eng.run(_program).check()
+    text = (tmp_path / "t.jsonl").read_text(encoding="utf-8")
+    assert len(got) == text.count('"event":"mutex.release"') == 18
+    assert got[0]["mutex"] == WEIRD and list(got[0]) == ["step", "t", "thread", "event", "mutex"]
+    # the other one-field events nobody subscribed to still reach the file
+    assert text.count('"event":"mutex.acquire"') == 18 and '"event":"block"' in text
+
+
+def test_a_context_key_named_like_the_field_takes_the_chain(tmp_path: Path) -> None:
+    """A context key ``mutex`` would be overridden by the event's field on the chain path;
+    write_one's line would carry both, so the engine must not take it (TraceSink.one_fast)."""
+    fast, chain = tmp_path / "fast.jsonl", tmp_path / "chain.jsonl"
+    vt.Engine("pct", seed=5, trace=fast, context={"mutex": "ctx"}).run(_program).check()
+    with capture_events():
+        vt.Engine("pct", seed=5, trace=chain, context={"mutex": "ctx"}).run(_program).check()
     assert fast.read_bytes() == chain.read_bytes()
 
 
@@ -66,3 +108,55 @@ def test_a_subscriber_of_sched_still_gets_the_event(tmp_path: Path) -> None:
     lines = (tmp_path / "t.jsonl").read_text(encoding="utf-8").count('"event":"sched"')
     assert len(got) == lines > 20
     assert list(got[0])[:6] == ["step", "t", "thread", "event", "next", "runnable"]
+
+
+async def _odd_shapes() -> None:
+    # one-field names with other shapes: two fields, a field that is not a string
+    vt.log("mutex.acquire", mutex="m", extra=1)
+    vt.log("block", waits=7)
+    vt.log("unblock", other="x")
+    async with vt.Mutex("m"):
+        pass
+
+
+def _note_at_start(ev: dict) -> None:
+    # a subscriber's events come from no emulated thread: "thread" is null
+    vt.log("note", x=1)
+    vt.log("block", waits="w")
+
+
+def _odd_run(path: Path) -> None:
+    eng = vt.Engine("fifo", trace=path)
+    eng.subscribe(_note_at_start, events=["run.start"])
+    eng.run(_odd_shapes).check()
+
+
+def test_other_shapes_and_threadless_events_take_the_chains_bytes(tmp_path: Path) -> None:
+    """write_one takes only its own shape — exactly its one field, a string — and an event
+    from no thread is written with ``"thread":null`` on either path."""
+    fast, chain = tmp_path / "fast.jsonl", tmp_path / "chain.jsonl"
+    _odd_run(fast)
+    with capture_events():
+        _odd_run(chain)
+    text = fast.read_text(encoding="utf-8")
+    assert '"event":"mutex.acquire","mutex":"m","extra":1' in text
+    assert '"event":"block","waits":7' in text and '"event":"unblock","other":"x"' in text
+    assert '"thread":null,"event":"block","waits":"w"' in text
+    assert fast.read_bytes() == chain.read_bytes()
+
+
+def test_the_one_field_events_skip_the_dict_path(tmp_path: Path, monkeypatch) -> None:
+    """The point of write_one: a mutex or block event nobody subscribes to never becomes an
+    event dict on its way to the file (TraceSink.write sees none of them)."""
+    seen: list[str] = []
+    real = TraceSink.write
+
+    def spy(self: TraceSink, event: dict) -> None:
+        seen.append(event["event"])
+        real(self, event)
+
+    monkeypatch.setattr(TraceSink, "write", spy)
+    vt.Engine("pct", seed=5, trace=tmp_path / "t.jsonl").run(_program).check()
+    text = (tmp_path / "t.jsonl").read_text(encoding="utf-8")
+    assert text.count('"event":"mutex.acquire"') == 18 and '"event":"block"' in text
+    assert "finish" in seen and not set(seen) & set(ONE_FIELD)
