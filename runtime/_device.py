@@ -226,8 +226,16 @@ class Device:
         return sum(seg.size for seg in conf.segments) + conf.system_memory_bytes
 
     def _resource(self, res: Resource) -> Resource:
-        if not isinstance(res, Resource) or self._resources.get(res.handle) is not res:
-            raise d3d9.D3DError(d3d9.D3DERR_INVALIDCALL, "not a live resource of this device")
+        """``res`` if it is a resource this device created and the application has not
+        released; anything else is ``D3DERR_INVALIDCALL`` before the driver sees it (issue 14).
+        A released resource stays in ``_resources`` until its queued commands are done (the
+        worker releases their references by handle), so ``destroyed`` is tested too: without
+        it a Lock, Unlock, SetStreamSource or second Release of a released resource reached the
+        driver with a handle its DestroyResource had ended (the driver's E_INVALIDARG)."""
+        if (not isinstance(res, Resource) or self._resources.get(res.handle) is not res
+                or res.destroyed):
+            raise d3d9.D3DError(d3d9.D3DERR_INVALIDCALL,
+                                "not a live resource of this device (released, or another's)")
         return res
 
     # ---- resources ---------------------------------------------------------------------------

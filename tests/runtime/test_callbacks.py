@@ -114,7 +114,8 @@ def _invalid(cb: str, field: str, value: Any) -> bool:
     return value is not None or field not in FIELDS[cb][1]
 
 
-settings_ = settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings_ = settings(max_examples=250, deadline=None, derandomize=True, database=None,
+                     suppress_health_check=[HealthCheck.too_slow])
 
 
 @settings_

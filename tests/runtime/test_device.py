@@ -412,7 +412,8 @@ async def _apply(dev: Any, res: list[Any], o: tuple, n: int) -> None:
         await dev.release(res.pop(o[1] % len(res)))
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=60, deadline=None, derandomize=True, database=None,
+          suppress_health_check=[HealthCheck.too_slow])
 @given(ops=st.lists(op, min_size=3, max_size=30), seed=st.integers(0, 2**16),
        version=st.sampled_from([0xA, 0xC]), strategy=st.sampled_from(["random", "pct"]))
 def test_random_app_call_sequences(ops: list, seed: int, version: int, strategy: str) -> None:
