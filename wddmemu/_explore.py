@@ -611,18 +611,47 @@ class FailureFileError(ValueError):
     """An unreadable or incompatible failure file (the CLI exits 2 with this one line)."""
 
 
+#: the JSON kind each spec field of a failure file must have (check_spec then judges the
+#: values): a list where a name belongs reached a registry's ``in`` as an unhashable key
+_SPEC_KINDS: dict[str, tuple[type, ...]] = {
+    "scenario": (str,), "driver": (str,), "strategy": (str,), "backend": (str,),
+    "seed": (int,), "depth": (int,), "pct_steps": (int,), "step_budget": (int,),
+    "queue_size": (int,), "ddi_version": (int, type(None)), "params": (dict, type(None)),
+    "driver_options": (dict, type(None)), "bugs": (list, type(None)),
+    "faults": (list, type(None)), "decisions": (list, type(None)),
+}
+_KIND_NAMES = {str: "a string", int: "an integer", dict: "an object", list: "a list",
+               type(None): "null", bool: "a boolean", float: "a number"}
+
+
+def _spec_kind_problem(d: dict[str, Any]) -> str | None:
+    """The first field of spec ``d`` whose JSON kind is not :data:`_SPEC_KINDS`'s (true and
+    false are not integers here), or a ``bugs``/``faults`` entry that is not a string."""
+    for name, kinds in _SPEC_KINDS.items():
+        if name not in d:
+            continue
+        v = d[name]
+        if type(v) is bool or not isinstance(v, kinds):
+            want = " or ".join(_KIND_NAMES[k] for k in kinds)
+            return f"the spec's {name} is {_KIND_NAMES.get(type(v), 'not JSON')}, not {want}"
+        if name in ("bugs", "faults") and not all(isinstance(x, str) for x in v or ()):
+            return f"the spec's {name} are not all strings"
+    return None
+
+
 def spec_from_dict(d: dict[str, Any]) -> RunSpec:
+    """The :class:`RunSpec` a failure file's ``spec`` object describes; a field that is
+    unknown or of the wrong JSON kind is a :class:`FailureFileError` (exit 2, issue 14)."""
     fields_ = set(RunSpec.__dataclass_fields__)
     unknown = sorted(set(d) - fields_)
     if unknown:
         raise FailureFileError(f"unknown spec field {unknown[0]!r}")
+    problem = _spec_kind_problem(d)
+    if problem is not None:
+        raise FailureFileError(problem)
     d = dict(d)
-    if not isinstance(d.get("driver", ""), str):
-        raise FailureFileError("the spec's driver is not a name")
     d["driver_options"] = dict(d.get("driver_options") or {})
     d["bugs"] = tuple(d.get("bugs") or ())
-    if not isinstance(d.get("faults") or [], list):
-        raise FailureFileError("the spec's faults are not a list")
     d["faults"] = tuple(d.get("faults") or ())
     if d.get("decisions") is not None:
         d["decisions"] = tuple(d["decisions"])

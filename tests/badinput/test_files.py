@@ -6,10 +6,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import orjson
 import pytest
 
 from wddmemu import _cli
 from wddmemu._files import atomic_open, printable, write_atomically
+from wddmemu._runner import RunSpec
 
 GOOD = (b'{"step":0,"t":0,"thread":"app","event":"thread.start"}\n'
         b'{"step":1,"t":5,"thread":"app","event":"thread.exit"}\n')
@@ -115,3 +117,29 @@ def test_a_cut_last_line_is_summarised_with_a_warning(tmp_path: Path, capsys) ->
 def test_control_bytes_are_escaped() -> None:
     assert printable("\x1b]0;pwned\x07ok") == "\\x1b]0;pwned\\x07ok"
     assert printable(b"\x00" * 100, 4) == "\\x00" * 4 + "…"
+
+
+@pytest.mark.parametrize("field, value, says", [
+    ("strategy", [], "the spec's strategy is a list, not a string"),
+    ("scenario", {"a": 1}, "the spec's scenario is an object, not a string"),
+    ("backend", 1, "the spec's backend is an integer, not a string"),
+    ("seed", "7", "the spec's seed is a string, not an integer"),
+    ("depth", True, "the spec's depth is a boolean, not an integer"),
+    ("step_budget", 1.5, "the spec's step_budget is a number, not an integer"),
+    ("ddi_version", "0xB", "the spec's ddi_version is a string, not an integer or null"),
+    ("params", [1], "the spec's params is a list, not an object or null"),
+    ("bugs", ["gate-missing", 3], "the spec's bugs are not all strings"),
+    ("decisions", {"0": 1}, "the spec's decisions is an object, not a list or null"),
+])
+def test_a_spec_field_of_the_wrong_kind_is_one_line_exit_2(
+        tmp_path: Path, capsys, field: str, value: object, says: str) -> None:
+    """Found by mutating a saved failure file at random: a list as the spec's strategy reached
+    the strategy registry's ``in`` (TypeError: unhashable type) and replay exited 3."""
+    d = RunSpec("dynamic-vb-ring", decisions=(0, 1)).to_dict()
+    d[field] = value
+    p = tmp_path / "f.json"
+    p.write_bytes(orjson.dumps({"format": "wddmemu-failure", "version": 2, "spec": d,
+                                "failure": {"rule": "X", "step": 1}}))
+    assert _cli.main(["replay", str(p)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and says in err, err

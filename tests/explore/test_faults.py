@@ -180,7 +180,7 @@ def test_a_failure_file_whose_faults_are_not_a_list_is_refused(tmp_path: Path) -
 
     d = RunSpec("dynamic-vb-ring", decisions=(0,)).to_dict()
     d["faults"] = "tdr@step=3"
-    with pytest.raises(FailureFileError, match="faults are not a list"):
+    with pytest.raises(FailureFileError, match="the spec's faults is a string, not a list or null"):
         spec_from_dict(d)
     d["faults"] = ["tdr@never"]
     p = tmp_path / "f.json"
