@@ -98,6 +98,9 @@ class Finding:
 # ---- explore ---------------------------------------------------------------------------------
 
 
+#: the most worker processes ``ExploreOptions.jobs`` takes (the CLI uses at most the CPUs)
+MAX_JOBS = 1024
+
 #: what ``explore --strategy`` takes: sampling (random, pct) and systematic search (dfs, dpor)
 EXPLORE_STRATEGIES = ("random", "pct", "pos", "portfolio", "dfs", "dpor")
 
@@ -126,13 +129,28 @@ class ExploreOptions:
     fault_space: tuple[int, int] | None = None
 
     def __post_init__(self) -> None:
-        if self.strategy not in EXPLORE_STRATEGIES:
+        """Refuse what explore cannot run, with :class:`SpecError` (issue 14): the CLI's
+        options check the same ranges, and a Python caller gets the same one-line answers
+        rather than a TypeError or OverflowError from deep inside a run or a process pool."""
+        if not isinstance(self.strategy, str) or self.strategy not in EXPLORE_STRATEGIES:
             raise SpecError(f"unknown exploration strategy {self.strategy!r}: use "
                             f"{', '.join(EXPLORE_STRATEGIES)}")
+        for name in ("schedules", "seed", "depth", "preemption_bound", "jobs", "max_replays",
+                     "chunk"):
+            v = getattr(self, name)
+            if type(v) is not int:
+                raise SpecError(f"{name} must be an int, not {type(v).__name__}")
         if self.schedules < 1 or self.jobs < 1 or self.depth < 1 or self.preemption_bound < 0:
             raise SpecError("schedules, jobs and depth must be >= 1, the preemption bound >= 0")
+        if self.chunk < 1 or self.max_replays < 0 or self.seed < 0:
+            raise SpecError("chunk must be >= 1, max_replays and seed >= 0")
         if self.schedules > 10**7:
             raise SpecError("schedules takes at most 10,000,000")
+        if self.jobs > MAX_JOBS:
+            raise SpecError(f"jobs takes at most {MAX_JOBS} worker processes")
+        secs = self.minimise_seconds
+        if secs is not None and (type(secs) not in (int, float) or not secs >= 0):
+            raise SpecError("minimise_seconds must be a number >= 0, or None")
 
 
 @dataclass(frozen=True)

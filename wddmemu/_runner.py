@@ -10,7 +10,7 @@ checker for it, runs it on the engine, and returns a :class:`ScenarioResult`.
 from __future__ import annotations
 
 import shlex
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -148,9 +148,16 @@ def _check_numbers(spec: RunSpec) -> None:
         raise SpecError("ddi-version takes a 32-bit DriverVersion 0..0xFFFFFFFF")
     if not isinstance(spec.params, dict) or not isinstance(spec.driver_options, dict):
         raise SpecError("params and driver options are key=value pairs")
-    if spec.decisions is not None and not all(type(x) is int and 0 <= x < 1 << 31
-                                              for x in spec.decisions):
+    d = spec.decisions
+    if d is not None and (not isinstance(d, Sequence) or isinstance(d, str | bytes)
+                          or not all(type(x) is int and 0 <= x < 1 << 31 for x in d)):
         raise SpecError("a decision list holds thread indices (ints >= 0)")
+    # the names: a list or dict here reached a registry's `in` as an unhashable key
+    for name in ("scenario", "strategy", "backend"):
+        if not isinstance(getattr(spec, name), str):
+            raise SpecError(f"the {name} is a name, not {type(getattr(spec, name)).__name__}")
+    if not isinstance(spec.bugs, tuple | list):
+        raise SpecError("bugs must be a list of bug names")
 
 
 def _resolve(spec: RunSpec, *, by: str | None = None) -> tuple[Any, dict[str, Any], Any]:
