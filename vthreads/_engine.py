@@ -34,7 +34,7 @@ import sniffio
 
 from ._decisions import Decisions, new_log, widened
 from ._errors import Divergence, EngineUsageError, _Abort
-from ._events import EngineEvents
+from ._events import _INT64, EngineEvents
 from ._hb import Race, RaceDetector, vc_join
 from ._reports import Reports
 from ._results import EngineStatistics, Failure, RunResult, Violation
@@ -52,8 +52,6 @@ from ._threads import (
 )
 from ._timers import Timer, TimerHeap
 from ._trampoline import TO_HOST, Trampoline
-
-_INT64 = 1 << 63  # orjson's int range: a clock beyond it takes the dict path
 
 __all__ = ["BLOCKED", "FINISHED", "READY", "RUNNING", "SLEEPING", "Engine", "VThread"]
 

@@ -136,7 +136,8 @@ SPEC_RANGES: dict[str, tuple[int, int]] = {
 }
 
 
-def _check_numbers(spec: RunSpec) -> None:
+def _check_fields(spec: RunSpec) -> None:
+    """The kinds and ranges of ``spec``'s fields (SPEC_RANGES, names, lists), as SpecError."""
     for name, (lo, hi) in SPEC_RANGES.items():
         v = getattr(spec, name)
         if type(v) is not int or not lo <= v <= hi:
@@ -164,7 +165,7 @@ def _resolve(spec: RunSpec, *, by: str | None = None) -> tuple[Any, dict[str, An
     """:func:`check_spec`, also returning the driver it built to validate ``spec.driver`` (a
     fresh one: a driver keeps per-run state, so each run resolves its own)."""
     load_entry_points()
-    _check_numbers(spec)
+    _check_fields(spec)
     try:
         sc = scenarios.get(spec.scenario)
     except KeyError as e:
