@@ -8,6 +8,7 @@ dict); inside
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -49,6 +50,16 @@ def _run(path: Path, backend: str, *, capture: bool) -> list[dict]:
     return events
 
 
+def _fast_and_chain(tmp_path: Path, go: Callable[[Path], object]) -> tuple[bytes, bytes]:
+    """The bytes ``go(path)`` writes on the fast paths, and inside ``capture_events`` (every
+    line through the processor chain)."""
+    fast, chain = tmp_path / "fast.jsonl", tmp_path / "chain.jsonl"
+    go(fast)
+    with capture_events():
+        go(chain)
+    return fast.read_bytes(), chain.read_bytes()
+
+
 @pytest.mark.parametrize("backend", ["asyncio", "trio"])
 def test_fast_paths_write_the_chains_bytes(tmp_path: Path, backend: str) -> None:
     fast, chain = tmp_path / "fast.jsonl", tmp_path / "chain.jsonl"
@@ -70,12 +81,10 @@ async def _many_mutexes() -> None:
 
 
 def test_write_one_past_its_cache_writes_the_chains_bytes(tmp_path: Path) -> None:
-    fast, chain = tmp_path / "fast.jsonl", tmp_path / "chain.jsonl"
-    vt.Engine("fifo", trace=fast).run(_many_mutexes).check()
-    with capture_events():
-        vt.Engine("fifo", trace=chain).run(_many_mutexes).check()
-    assert fast.read_bytes().count(b'"event":"mutex.release"') == ONE_TAILS_MAX + 50
-    assert fast.read_bytes() == chain.read_bytes()
+    fast, chain = _fast_and_chain(
+        tmp_path, lambda path: vt.Engine("fifo", trace=path).run(_many_mutexes).check())
+    assert fast.count(b'"event":"mutex.release"') == ONE_TAILS_MAX + 50
+    assert fast == chain
 
 
 def test_a_subscriber_of_a_one_field_event_still_gets_it(tmp_path: Path) -> None:
@@ -93,11 +102,9 @@ def test_a_subscriber_of_a_one_field_event_still_gets_it(tmp_path: Path) -> None
 def test_a_context_key_named_like_the_field_takes_the_chain(tmp_path: Path) -> None:
     """A context key ``mutex`` would be overridden by the event's field on the chain path;
     write_one's line would carry both, so the engine must not take it (TraceSink.one_fast)."""
-    fast, chain = tmp_path / "fast.jsonl", tmp_path / "chain.jsonl"
-    vt.Engine("pct", seed=5, trace=fast, context={"mutex": "ctx"}).run(_program).check()
-    with capture_events():
-        vt.Engine("pct", seed=5, trace=chain, context={"mutex": "ctx"}).run(_program).check()
-    assert fast.read_bytes() == chain.read_bytes()
+    fast, chain = _fast_and_chain(tmp_path, lambda path: vt.Engine(
+        "pct", seed=5, trace=path, context={"mutex": "ctx"}).run(_program).check())
+    assert fast == chain
 
 
 def test_a_subscriber_of_sched_still_gets_the_event(tmp_path: Path) -> None:
@@ -134,15 +141,12 @@ def _odd_run(path: Path) -> None:
 def test_other_shapes_and_threadless_events_take_the_chains_bytes(tmp_path: Path) -> None:
     """write_one takes only its own shape — exactly its one field, a string — and an event
     from no thread is written with ``"thread":null`` on either path."""
-    fast, chain = tmp_path / "fast.jsonl", tmp_path / "chain.jsonl"
-    _odd_run(fast)
-    with capture_events():
-        _odd_run(chain)
-    text = fast.read_text(encoding="utf-8")
+    fast, chain = _fast_and_chain(tmp_path, _odd_run)
+    text = fast.decode("utf-8")
     assert '"event":"mutex.acquire","mutex":"m","extra":1' in text
     assert '"event":"block","waits":7' in text and '"event":"unblock","other":"x"' in text
     assert '"thread":null,"event":"block","waits":"w"' in text
-    assert fast.read_bytes() == chain.read_bytes()
+    assert fast == chain
 
 
 def test_the_one_field_events_skip_the_dict_path(tmp_path: Path, monkeypatch) -> None:
