@@ -165,6 +165,8 @@ class DataOracle:
     def _compare(self, devname: str, draw_id: int, read: Any, ex: Any) -> None:
         data = bytes(ex.data or b"")
         n = min(len(data), read.length)
+        if n == read.length and data[:n] == read.expected:
+            return  # every byte as written, defined or not: the clean case, at C speed
         for off in range(read.length):
             if not read.defined[off]:
                 continue
