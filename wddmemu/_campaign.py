@@ -23,6 +23,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from ._cli_list import listing_console
 from ._cluster import (
     ClusterError,
     connect,
@@ -57,7 +58,7 @@ class CampaignError(SpecError):
 
 @dataclass(frozen=True)
 class _Key:
-    kind: str  # "strs" | "ints" | "int" | "bool"
+    kind: str  # "strs" | "ints" | "int" | "bool" | "drivers" | "tables"
     default: Any
     lo: int = 0
     hi: int = _MAX_U32
@@ -66,7 +67,7 @@ class _Key:
 #: every key of ``[campaign]``: its type, default (None: required) and range
 KEYS: dict[str, _Key] = {
     "scenarios": _Key("strs", None),
-    "drivers": _Key("strs", (DEFAULT_DRIVER,)),
+    "drivers": _Key("drivers", (DEFAULT_DRIVER,)),  # names or {name, options} (_drivers)
     "ddi_versions": _Key("ints", (None,), 0, _MAX_U32),
     "strategies": _Key("strs", ("pct",)),
     "schedules": _Key("int", 100, 1, 10_000_000),
@@ -77,6 +78,8 @@ KEYS: dict[str, _Key] = {
     "chunk": _Key("int", 25, 1, 100_000),
     "stop_on_first": _Key("bool", True),
     "minimise": _Key("bool", True),
+    # parsed on their own (_drivers, _scenario_params): tables, not plain values
+    "params": _Key("tables", {}),
 }
 
 
@@ -96,6 +99,10 @@ class Campaign:
     chunk: int = 25
     stop_on_first: bool = True
     minimise: bool = True
+    #: ``drivers``' option sets, one per entry (``{}`` for a bare name), as ``--driver-opt``
+    driver_options: tuple[dict[str, str], ...] = ()
+    #: scenario → its ``-p`` parameters (``[campaign.params.SCENARIO]``)
+    params: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def options(self, strategy: str, jobs: int = 1) -> ExploreOptions:
         return ExploreOptions(schedules=self.schedules, strategy=strategy, seed=self.seed,
@@ -106,8 +113,11 @@ class Campaign:
 
     def cells(self) -> list[tuple[RunSpec, str]]:
         """Every (base spec, strategy) of the matrix, in file order (scenario slowest)."""
-        return [(RunSpec(sc, driver=drv, ddi_version=ddi, depth=self.depth), strat)
-                for sc in self.scenarios for drv in self.drivers
+        opts = self.driver_options or tuple({} for _ in self.drivers)
+        return [(RunSpec(sc, driver=drv, ddi_version=ddi, depth=self.depth,
+                         params=dict(self.params.get(sc, {})), driver_options=dict(dopts)),
+                 strat)
+                for sc in self.scenarios for drv, dopts in zip(self.drivers, opts, strict=True)
                 for ddi in self.ddi_versions for strat in self.strategies]
 
 
@@ -134,6 +144,54 @@ def _value(where: str, name: str, key: _Key, v: Any) -> Any:
     return tuple(v) if key.kind in ("strs", "ints") else v
 
 
+def _cli_text(where: str, what: str, table: Any) -> dict[str, str]:
+    """A TOML table of ``key = value`` as the ``key=value`` text the CLI would pass (``-p``,
+    ``--driver-opt``): the same conversion and checks then apply as on a command line."""
+    if not isinstance(table, dict):
+        raise CampaignError(f"{where}: {what} must be a table of key = value")
+    out = {}
+    for k, v in table.items():
+        if isinstance(v, bool):
+            out[k] = "true" if v else "false"
+        elif isinstance(v, int | str):
+            out[k] = str(v)
+        else:
+            raise CampaignError(f"{where}: {what}.{k} must be a string, an integer or a "
+                                f"boolean, not {v!r}")
+    return out
+
+
+def _drivers(where: str, v: Any) -> tuple[tuple[str, ...], tuple[dict[str, str], ...]]:
+    """``drivers``: names, or ``{name = "...", options = {...}}`` for a driver with options
+    (so one driver may appear with several option sets)."""
+    if not isinstance(v, list) or not v:
+        raise CampaignError(f"{where}: drivers must be a non-empty list, not {v!r}")
+    names, opts = [], []
+    for x in v:
+        if isinstance(x, dict):
+            extra = sorted(set(x) - {"name", "options"})
+            if extra or not isinstance(x.get("name"), str):
+                raise CampaignError(f"{where}: a driver entry is a name or "
+                                    '{name = "NAME", options = {key = value}}, not ' + repr(x))
+            names.append(x["name"])
+            opts.append(_cli_text(where, f"options of {x['name']}", x.get("options", {})))
+        elif isinstance(x, str):
+            names.append(x)
+            opts.append({})
+        else:
+            raise CampaignError(f"{where}: drivers must be a list of names or tables, not {v!r}")
+    return tuple(names), tuple(opts)
+
+
+def _scenario_params(where: str, v: Any, names: Sequence[str]) -> dict[str, dict[str, str]]:
+    if not isinstance(v, dict):
+        raise CampaignError(f"{where}: params must be [campaign.params.SCENARIO] tables")
+    for sc in v:
+        if sc not in names:
+            raise CampaignError(f"{where}: params for {sc!r}, which is not in scenarios")
+    return {sc: _cli_text(where, f"params.{sc}", t) for sc, t in v.items()}
+
+
 def parse_campaign(doc: dict[str, Any], where: str = "campaign file") -> Campaign:
     """Validate a parsed TOML document; :class:`CampaignError` says what is wrong in one line
     (unknown keys, wrong types, out-of-range numbers, unknown scenario/driver/strategy)."""
@@ -148,7 +206,14 @@ def parse_campaign(doc: dict[str, Any], where: str = "campaign file") -> Campaig
                             + ", ".join(KEYS))
     if "scenarios" not in table:
         raise CampaignError(f"{where}: [campaign] needs scenarios = [...]")
-    camp = Campaign(**{n: _value(where, n, KEYS[n], v) for n, v in table.items()})
+    given = dict(table)
+    drivers = _drivers(where, given.pop("drivers")) if "drivers" in given else None
+    params = given.pop("params", {})
+    camp = Campaign(**{n: _value(where, n, KEYS[n], v) for n, v in given.items()})
+    camp = replace(camp, params=_scenario_params(where, params, camp.scenarios))
+    if drivers is not None:  # option sets kept only when some driver has options
+        camp = replace(camp, drivers=drivers[0],
+                       driver_options=drivers[1] if any(drivers[1]) else ())
     bad = [s for s in camp.strategies if s not in STRATEGIES]
     if bad:
         raise CampaignError(f"{where}: unknown strategy {bad[0]!r}: use "
@@ -309,10 +374,10 @@ def campaign_command(file: str, jobs: int, save_dir: str, cluster: str | None,
             raise
         console.print(f"interrupted: {len(reports)} of {len(cells)} cells ended; every failure "
                       f"found so far is in {save_dir}", markup=False, highlight=False)
-        print_campaign(console, reports)
+        print_campaign(listing_console(), reports)
         _write(reports, junit, json_out, "wddmemu.campaign")
         return 130
-    print_campaign(console, reports)
+    print_campaign(listing_console(), reports)
     _write(reports, junit, json_out, "wddmemu.campaign")
     return 1 if any(r.result.failures for r in reports) else 0
 
@@ -327,13 +392,19 @@ def print_campaign(console: Console, reports: Sequence[CellReport]) -> None:
         f = r.result.failures
         verdict = (f"[red]{f[0].finding.rule}[/red] at step {f[0].finding.step}"
                    + (f" (+{len(f) - 1})" if len(f) > 1 else "")) if f else "[green]clean[/green]"
+        if not f and r.result.exhausted is not None:  # dfs/dpor: proved, or only sampled
+            verdict += (" (exhausted)" if r.result.exhausted
+                        else " [yellow](not exhausted: raise schedules)[/yellow]")
         ddi = "default" if r.spec.ddi_version is None else hex(r.spec.ddi_version)
-        table.add_row(r.spec.scenario, r.spec.driver, ddi, r.strategy, str(r.result.runs),
+        table.add_row(r.spec.scenario, r.driver_label, ddi, r.strategy, str(r.result.runs),
                       verdict, f"{r.seconds:.1f}")
     console.print(table)
     failed = [r for r in reports if r.result.failures]
     console.print(f"{len(reports)} cells, {len(failed)} failing, "
                   f"{sum(r.result.runs for r in reports)} schedules")
+    for r in reports:
+        if (line := r.coverage()) is not None:
+            console.print(f"{r.name}: {line}", markup=False, highlight=False)
     for r in failed:
         for p in r.paths:
             console.print(f"replay: wddmemu replay {p}", markup=False, highlight=False)

@@ -191,7 +191,7 @@ def scenarios_cmd() -> int:
 
     import scenarios
 
-    console = _console()
+    console = listing_console()
     table = Table(show_lines=False, box=None, pad_edge=False)
     table.add_column("scenario", style="bold")
     table.add_column("description")
@@ -543,7 +543,7 @@ def campaign_cmd(file: str, jobs: int, save_dir: str, cluster: str | None, junit
     return campaign_command(file, jobs, save_dir, cluster, junit, json_out)
 
 
-from ._cli_list import bugs_cmd, drivers_cmd, rules_cmd  # noqa: E402 (listing commands)
+from ._cli_list import bugs_cmd, drivers_cmd, listing_console, rules_cmd  # noqa: E402 (listing)
 from ._trace_cli import trace as _trace_group  # noqa: E402 (the group lives with the tools)
 
 for _cmd in (drivers_cmd, bugs_cmd, rules_cmd, _trace_group):

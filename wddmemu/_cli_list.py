@@ -6,6 +6,7 @@ order — the same registries that resolve names on a command line or in a failu
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import click
@@ -30,10 +31,24 @@ def _row(t: Any, *cells: str) -> None:
     t.add_row(*(escape(c) for c in cells))
 
 
-def _print(*renderables: Any) -> None:
+#: the width a listing gets off a terminal: more than any row needs, so a row is one line
+LISTING_WIDTH = 10_000
+
+
+def listing_console() -> Any:
+    """The console a listing prints to. A terminal keeps its own width. Off a terminal (a
+    pipe, a CI log) rich would assume 80 columns and wrap a summary a word a line, which no
+    one can grep: there each row is one line, unless ``COLUMNS`` says otherwise."""
     from rich.console import Console
 
     console = Console()
+    if not console.is_terminal and "COLUMNS" not in os.environ:
+        console = Console(width=LISTING_WIDTH)
+    return console
+
+
+def _print(*renderables: Any) -> None:
+    console = listing_console()
     for r in renderables:
         console.print(r)
 

@@ -44,11 +44,24 @@ class CellReport:
     result: ExploreResult
     paths: tuple[Path, ...]  # one per failure, same order
     seconds: float = 0.0  # wall time, for the report's reader only
+    def coverage(self) -> str | None:
+        """What a systematic cell (dfs, dpor) covered, in one line (its search's claim): a
+        clean cell that stopped at its schedule limit has not proved anything, and a report
+        must say so. None for a sampled strategy, whose runs are its whole claim."""
+        return None if self.result.exhausted is None else self.result.claim
+
+    @property
+    def driver_label(self) -> str:
+        """The driver and its options: ``mydrv(locked=true)`` (a campaign may hold one driver
+        with several option sets, each its own cell)."""
+        opts = self.spec.driver_options
+        return self.spec.driver + (
+            "(" + ",".join(f"{k}={v}" for k, v in sorted(opts.items())) + ")" if opts else "")
 
     @property
     def name(self) -> str:
         ddi = "default" if self.spec.ddi_version is None else hex(self.spec.ddi_version)
-        return f"{self.spec.scenario}[{self.spec.driver},ddi={ddi},{self.strategy}]"
+        return f"{self.spec.scenario}[{self.driver_label},ddi={ddi},{self.strategy}]"
 
     def failures(self) -> list[dict[str, Any]]:
         return [_failure_entry(fd, p) for fd, p in zip(self.result.failures, self.paths,
@@ -74,8 +87,10 @@ def junit_xml(cells: Sequence[CellReport], suite: str = "wddmemu") -> bytes:
                            time=f"{c.seconds:.3f}")
         props = ET.SubElement(tc, "properties")
         for k, v in (("schedules", c.schedules), ("runs", c.result.runs),
-                     ("driver", c.spec.driver), ("strategy", c.strategy)):
-            ET.SubElement(props, "property", name=k, value=str(v))
+                     ("driver", c.spec.driver), ("strategy", c.strategy),
+                     ("coverage", c.coverage())):
+            if v is not None:
+                ET.SubElement(props, "property", name=k, value=str(v))
         entries = c.failures()
         if entries:
             first = entries[0]
@@ -101,6 +116,7 @@ def json_report(cells: Sequence[CellReport]) -> bytes:
             "ddi_version": c.spec.ddi_version, "strategy": c.strategy,
             "schedules": c.schedules, "runs": c.result.runs, "ok": not c.result.failures,
             "seconds": round(c.seconds, 3), "failures": c.failures(),
+            "exhausted": c.result.exhausted, "coverage": c.coverage(),
         } for c in cells],
     }
     return orjson.dumps(doc, option=orjson.OPT_INDENT_2) + b"\n"

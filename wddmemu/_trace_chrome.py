@@ -99,7 +99,7 @@ def export_chrome(trace: str | Path, out: str | Path | IO[bytes], *, time: str =
                   cpu_ns: int = DEFAULT_CPU_NS) -> TimelineInfo:
     """Convert the trace at ``trace`` into Chrome trace JSON at ``out`` (a path, ``"-"`` for
     stdout, or a binary stream), streaming. Raises
-    :class:`~runtime._trace_read.TraceFormatError` for a malformed trace. A path is written
+    :class:`~wddmemu.trace.TraceFormatError` for a malformed trace. A path is written
     atomically (a temporary file beside it, renamed when complete): a failed export leaves
     whatever was at the path untouched (issue 14)."""
     if isinstance(out, str | Path) and str(out) != "-":

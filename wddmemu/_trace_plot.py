@@ -252,7 +252,7 @@ def plot_png(trace: str | Path, out: str | Path, *, time: str = "virtual",
              title: str | None = None) -> TimelineInfo:
     """Render the trace at ``trace`` as a timeline PNG at ``out``. Raises
     :class:`PlotUnavailable` without matplotlib and
-    :class:`~runtime._trace_read.TraceFormatError` for a malformed trace."""
+    :class:`~wddmemu.trace.TraceFormatError` for a malformed trace."""
     mpl = _matplotlib()
     ext = _Extent()
     info = _timeline(trace, ext, time, cpu_ns)

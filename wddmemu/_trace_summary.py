@@ -355,7 +355,7 @@ _HANDLERS = {
 
 def summarize(trace: str | Path) -> TraceSummary:
     """Read the trace at ``trace`` (streaming) and return its summary. Raises
-    :class:`~runtime._trace_read.TraceFormatError` for a malformed trace."""
+    :class:`~wddmemu.trace.TraceFormatError` for a malformed trace."""
     s = TraceSummary()
     for _, ev in iter_events(trace):
         s.feed(ev)

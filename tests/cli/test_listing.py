@@ -52,3 +52,25 @@ def test_version_needs_no_heavy_import() -> None:
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert p.returncode == 0, p.stderr
     assert p.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_off_a_terminal_every_listing_row_is_one_line(capsys, monkeypatch) -> None:
+    # rich assumes 80 columns off a terminal: a summary wrapped a word a line, ungreppable
+    monkeypatch.delenv("COLUMNS", raising=False)
+    for argv, name, tail in (
+        (["drivers"], "track-in-lockasync", "(LA-13, RN-5, S-8)."),
+        (["bugs"], "track-in-lockasync", "(LA-13, RN-5, S-8)."),
+        (["scenarios"], "dynamic-vb-ring", None),
+    ):
+        assert _cli.main(argv) == 0
+        rows = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith(name + " ")]
+        assert len(rows) == 1, (argv, rows)
+        if tail is not None:
+            assert rows[0].rstrip().endswith(tail), rows[0]
+        assert len(rows[0]) > 120  # wider than the 80 columns rich would have assumed
+
+
+def test_columns_still_sets_a_listings_width(capsys, monkeypatch) -> None:
+    monkeypatch.setenv("COLUMNS", "70")
+    assert _cli.main(["drivers"]) == 0
+    assert max(len(ln) for ln in capsys.readouterr().out.splitlines()) <= 70

@@ -54,6 +54,22 @@ BAD = [
     ("[other]\nx = 1\n", "expected one [campaign] table"),
     ("[campaign]\ndrivers = [\"reference\"]\n", "needs scenarios"),
     ("campaign = 3\n", "expected one [campaign] table"),
+    ("[campaign]\nscenarios = [\"lock-flags\"]\ndrivers = [{name = 1}]\n",
+     "a driver entry is a name or"),
+    ("[campaign]\nscenarios = [\"lock-flags\"]\ndrivers = [{name = \"reference\", opts = {}}]\n",
+     "a driver entry is a name or"),
+    ("[campaign]\nscenarios = [\"lock-flags\"]\ndrivers = [{name = \"reference\", "
+     "options = {x = 1.5}}]\n", "options of reference.x must be a string, an integer or a"),
+    ("[campaign]\nscenarios = [\"lock-flags\"]\ndrivers = [{name = \"reference\", "
+     "options = {x = 1}}]\n", "x"),  # the reference driver takes no option x
+    ("[campaign]\nscenarios = [\"lock-flags\"]\n[campaign.params.dynamic-vb-ring]\nframes = 2\n",
+     "params for 'dynamic-vb-ring', which is not in scenarios"),
+    ("[campaign]\nscenarios = [\"dynamic-vb-ring\"]\n[campaign.params.dynamic-vb-ring]\n"
+     "frames = [2]\n", "params.dynamic-vb-ring.frames must be a string"),
+    ("[campaign]\nscenarios = [\"dynamic-vb-ring\"]\n[campaign.params.dynamic-vb-ring]\n"
+     "colour = 2\n", "colour"),
+    ("[campaign]\nscenarios = [\"lock-flags\"]\nparams = 3\n",
+     "params must be [campaign.params.SCENARIO] tables"),
 ]
 
 
@@ -192,3 +208,73 @@ def test_jobs_splits_dfs_and_dpor_on_every_path(command, strategy, jobs, split, 
             "campaign": ["campaign", str(toml)]}[command]
     assert _cli.main([*argv, "--jobs", jobs, "--save-dir", str(tmp_path / "f")]) == 0
     assert seen == ([(strategy, 2)] if split else [])
+
+
+def test_a_systematic_cell_says_whether_it_exhausted_its_space(tmp_path: Path, capsys) -> None:
+    # a clean dfs/dpor cell that stopped at its schedule limit proved nothing: the table, the
+    # JSON and the JUnit report must not pass it off as the same "clean" as an exhausted one
+    p, js, junit = tmp_path / "c.toml", tmp_path / "c.json", tmp_path / "c.xml"
+    for schedules, exhausted in ((3, False), (50, True)):
+        p.write_text('[campaign]\nscenarios = ["gl-icd-lock-entire"]\n'
+                     f'strategies = ["dpor", "pct"]\nschedules = {schedules}\n')
+        argv = ["campaign", str(p), "--save-dir", str(tmp_path / "f"), "--json", str(js),
+                "--junit", str(junit)]
+        assert _cli.main(argv) == 0
+        out = capsys.readouterr().out
+        dpor, pct = orjson.loads(js.read_bytes())["cells"]
+        assert dpor["exhausted"] is exhausted and pct["exhausted"] is None
+        assert pct["coverage"] is None
+        assert dpor["coverage"].startswith("exhausted: every interleaving" if exhausted
+                                           else "stopped after 3 executions (limit 3)")
+        assert ("(exhausted)" if exhausted else "(not exhausted: raise schedules)") in out
+        assert f"gl-icd-lock-entire[reference,ddi=default,dpor]: {dpor['coverage']}" in out
+        props = {(tc.get("name"), e.get("name")): e.get("value")
+                 for tc in ET.parse(junit).getroot().iter("testcase")
+                 for e in tc.iter("property")}
+        assert props[(dpor["name"], "coverage")] == dpor["coverage"]
+        assert (pct["name"], "coverage") not in props
+
+
+def test_a_campaign_gives_scenario_params_and_driver_option_sets(tmp_path: Path,
+                                                                capsys) -> None:
+    # one driver with two option sets is two cells, each named by its options; a scenario's
+    # params reach every cell of that scenario, as -p would
+    p, js = tmp_path / "c.toml", tmp_path / "c.json"
+    p.write_text('[campaign]\nscenarios = ["dynamic-vb-ring"]\nschedules = 2\n'
+                 'drivers = ["reference", {name = "reference", options = {}}]\n'
+                 "[campaign.params.dynamic-vb-ring]\nframes = 2\n")
+    camp = load_campaign(p)
+    assert camp.params == {"dynamic-vb-ring": {"frames": "2"}}
+    assert [s.params for s, _ in camp.cells()] == [{"frames": "2"}] * 2
+    assert _cli.main(["campaign", str(p), "--save-dir", str(tmp_path / "f"), "--json",
+                      str(js)]) == 0
+    assert [c["runs"] for c in orjson.loads(js.read_bytes())["cells"]] == [2, 2]
+
+
+def test_driver_options_make_distinct_cells(tmp_path: Path) -> None:
+    from wddmemu import driver
+
+    @driver("campaign-opts-probe", summary="the reference, with an option (tests)")
+    def _make(driver_version=None, locked: bool = True):
+        import umd
+
+        return umd.ReferenceDriver(umd.DriverConfig(
+            driver_version=0xB if driver_version is None else driver_version))
+
+    p = tmp_path / "c.toml"  # (the driver leaves the registry at the end: see finally)
+    p.write_text('[campaign]\nscenarios = ["lock-flags"]\nschedules = 1\n'
+                 'drivers = [{name = "campaign-opts-probe", options = {locked = true}}, '
+                 '{name = "campaign-opts-probe", options = {locked = false}}]\n')
+    camp = load_campaign(p)
+    assert [s.driver_options for s, _ in camp.cells()] == [{"locked": "true"},
+                                                           {"locked": "false"}]
+    from wddmemu import DRIVERS
+    from wddmemu._campaign import CampaignRun, run_campaign
+
+    try:
+        reports = run_campaign(camp, CampaignRun(save_dir=tmp_path / "f"))
+    finally:
+        DRIVERS.unregister("campaign-opts-probe")
+    assert [r.name for r in reports] == [
+        "lock-flags[campaign-opts-probe(locked=true),ddi=default,pct]",
+        "lock-flags[campaign-opts-probe(locked=false),ddi=default,pct]"]

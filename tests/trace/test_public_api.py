@@ -1,0 +1,53 @@
+"""``wddmemu.trace``: the trace tools from Python, with public names only."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+import pytest
+
+import wddmemu
+from tests.support.chrome import check_chrome
+from wddmemu import trace
+
+
+@pytest.fixture(scope="module")
+def traced(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("api") / "t.jsonl"
+    res = wddmemu.run(wddmemu.RunSpec("dynamic-vb-ring", params={"frames": 3},
+                                      driver="track-in-lockasync"), trace=path)
+    assert not res.ok  # a seeded LA-13: the trace holds violations to find
+    return path
+
+
+def test_every_public_name_is_public_and_exists() -> None:
+    assert trace.__all__ and all(not n.startswith("_") for n in trace.__all__)
+    for name in trace.__all__:
+        assert getattr(trace, name).__module__.startswith("wddmemu.")
+
+
+def test_iter_events_summarize_and_export_agree_with_the_file(traced: Path,
+                                                              tmp_path: Path) -> None:
+    events = [ev for _n, ev in trace.iter_events(traced)]
+    assert len(events) == len(traced.read_bytes().splitlines())
+    rules = sorted({ev["rule"] for ev in events if ev["event"] == "violation"})
+    assert "LA-13" in rules
+    viol = trace.summarize(traced).as_dict()["violations"]
+    assert sorted(viol) == rules
+    assert viol["LA-13"]["count"] == sum(ev.get("rule") == "LA-13" for ev in events)
+    assert trace.event_fields(events[0]).keys().isdisjoint({"step", "t", "thread", "event"})
+    out = tmp_path / "t.json"
+    info = trace.export_chrome(traced, out)
+    assert isinstance(info, trace.TimelineInfo) and info.events == len(events)
+    assert check_chrome(orjson.loads(out.read_bytes())) == []
+
+
+def test_a_bad_trace_is_a_trace_format_error_naming_file_and_line(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.jsonl"
+    bad.write_bytes(b'{"step":0,"t":0,"thread":null,"event":"run.start"}\nnot json\n{}\n')
+    with pytest.raises(trace.TraceFormatError) as e:
+        trace.summarize(bad)
+    assert e.value.path == str(bad) and e.value.line == 2 and "\n" not in str(e.value)
+    with pytest.raises(trace.TraceFormatError):
+        list(trace.iter_events(tmp_path / "missing.jsonl"))
