@@ -23,6 +23,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from . import _loading
 from ._cluster import (
     ClusterError,
     connect,
@@ -336,7 +337,8 @@ def print_campaign(console: Console, reports: Sequence[CellReport]) -> None:
                   f"{sum(r.result.runs for r in reports)} schedules")
     for r in failed:
         for p in r.paths:
-            console.print(f"replay: wddmemu replay {p}", markup=False, highlight=False)
+            console.print(f"replay: {_loading.command_prefix()} replay {p}", markup=False,
+                          highlight=False, soft_wrap=True)
 
 
 # ---- explore --cluster/--junit/--json -------------------------------------------------------
