@@ -23,6 +23,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from . import _loading
 from ._cli_list import listing_console
 from ._cluster import (
     ClusterError,
@@ -407,7 +408,8 @@ def print_campaign(console: Console, reports: Sequence[CellReport]) -> None:
             console.print(f"{r.name}: {line}", markup=False, highlight=False)
     for r in failed:
         for p in r.paths:
-            console.print(f"replay: wddmemu replay {p}", markup=False, highlight=False)
+            console.print(f"replay: {_loading.command_prefix()} replay {p}", markup=False,
+                          highlight=False, soft_wrap=True)
 
 
 # ---- explore --cluster/--junit/--json -------------------------------------------------------

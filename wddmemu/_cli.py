@@ -50,15 +50,19 @@ def _int(text: str) -> int:
 SEED = click.IntRange(0, 2**63 - 1)
 
 
-def timeout_option(default: float) -> Any:
-    """``--timeout SECONDS``: the wall-clock watchdog of each run (``_watchdog``)."""
-    return click.option("--timeout", default=default, show_default=True, type=float,
+def timeout_option(default: float | None, shown: str | None = None) -> Any:
+    """``--timeout SECONDS``: the wall-clock watchdog of each run (``_watchdog``). A ``None``
+    default means "not given" (``replay`` then picks one by what it replays: ``shown``)."""
+    return click.option("--timeout", default=default, show_default=shown or True, type=float,
                         metavar="SECONDS", callback=_timeout_value,
                         help="stop a run that has not ended after SECONDS of wall time and "
                              "report it as a hang (a CPU loop in the driver); 0: off")
 
 
-def _timeout_value(ctx: click.Context, param: click.Parameter, value: float) -> float:
+def _timeout_value(ctx: click.Context, param: click.Parameter, value: float | None
+                   ) -> float | None:
+    if value is None:
+        return None
     if not value >= 0 or value == float("inf"):  # nan fails every comparison
         raise click.BadParameter(f"takes seconds >= 0 (0: off), not {value}")
     return value
@@ -125,6 +129,7 @@ def scenario_options(fn: Any) -> Any:
         click.option("--pct-steps", default=1000, show_default=True,
                      type=click.IntRange(1, 10**12),
                      help="PCT's k: the expected number of steps of a run"),
+        # == _runner.DEFAULT_STEP_BUDGET (tests/cli checks they agree)
         click.option("--step-budget", default=200_000, show_default=True,
                      type=click.IntRange(1, 10**12),
                      help="livelock guard: scheduling points per run"),
@@ -223,16 +228,21 @@ def run_cmd(scenario: str, params: tuple[str, ...], driver: str, driver_opts: tu
     spec = _spec(scenario, params, driver, driver_opts, ddi_version, bugs, backend, depth,
                  pct_steps, step_budget, strategy, seed, inject)
     check_spec(spec)
-    if trace is None:
-        res = run_scenario(spec, timeout=timeout)
-    else:
-        check_output(trace, "trace file")  # written atomically by run_scenario
-        res = run_scenario(spec, trace=trace, timeout=timeout)
-    print_summary(_console(), res, trace)
+    with ctrl_c():  # a driver in a CPU loop never reaches the loop's own Ctrl-C handling
+        if trace is None:
+            res = run_scenario(spec, timeout=timeout)
+        else:
+            check_output(trace, "trace file")  # written atomically by run_scenario
+            res = run_scenario(spec, trace=trace, timeout=timeout)
+    print_summary(_console(), res, trace, timeout)
     return EXIT_OK if res.ok else EXIT_FAIL
 
 
-def print_summary(console: Console, res: ScenarioResult, trace: str | None) -> None:
+def print_summary(console: Console, res: ScenarioResult, trace: str | None,
+                  timeout: float = 0.0) -> None:
+    """``run``'s summary: the run, each device's counts, the failure (with the user code's
+    traceback when it raised) and the command that reruns it (``--timeout`` included)."""
+    from rich.markup import escape
     from rich.table import Table
 
     run = res.run
@@ -264,14 +274,27 @@ def print_summary(console: Console, res: ScenarioResult, trace: str | None) -> N
         t.add_row("entered without the entry lock", ungated)
         t.add_row("entries overlapping another thread", str(d.overlapping_entries))
         console.print(t)
-    if run.failure is not None:
-        console.print(f"[red]failure[/red]: {run.failure}")
+    if run.failure is not None:  # the message is data: brackets in it are not markup
+        console.print(f"[red]failure[/red]: {escape(str(run.failure))}")
+        _print_traceback(console, run.failure)
     for v in run.violations:
-        console.print(f"[red]{v.rule}[/red] step {v.step} on {v.thread}: {v.message}")
+        console.print(f"[red]{escape(v.rule)}[/red] step {v.step} on {escape(v.thread)}: "
+                      f"{escape(v.message)}")
     if not run.ok:
-        console.print(f"replay: {spec.command('run', trace)}")
+        # one line, as typed: wrapped at the console's width it would not paste as a command
+        console.print(f"replay: {spec.command('run', trace, timeout)}", markup=False,
+                      highlight=False, soft_wrap=True)
     if trace:
         console.print(f"trace: {trace}")
+
+
+def _print_traceback(console: Console, failure: Any) -> None:
+    """An ``exception`` failure's traceback from the user's first frame on (``_tracebacks``),
+    as plain text: nothing else for any other failure."""
+    from ._tracebacks import failure_traceback
+
+    for line in failure_traceback(failure):
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
 
 
 def cluster_options(fn: Any) -> Any:
@@ -355,7 +378,9 @@ def explore_cmd(scenario: str, params: tuple[str, ...], driver: str,
         show.interrupted()
         return EXIT_INTERRUPTED
     show.summary(res, strategy, preemption_bound)
-    _explain_all(console, res.failures, show.save_final(res.failures))
+    paths = show.save_final(res.failures)
+    with ctrl_c():  # the explanations replay (a hang for up to 3 s): Ctrl-C ends them too
+        _explain_all(console, res.failures, paths)
     if reports is not None:
         reports.write(junit, json_out)
     return EXIT_FAIL if res.failures else EXIT_OK
@@ -453,7 +478,7 @@ class _ExploreDisplay:
         for path in self.early.values():
             self.console.print(f"saved: {path}", markup=False, highlight=False)
             self.console.print(f"replay: {_loading.command_prefix()} replay {path}",
-                               markup=False, highlight=False)
+                               markup=False, highlight=False, soft_wrap=True)
 
 
 def explain(console: Console, fd: Found, path: Path) -> None:
@@ -464,7 +489,7 @@ def explain(console: Console, fd: Found, path: Path) -> None:
         console.print(line, markup=False, highlight=False)
     console.print(f"saved: {path}")
     console.print(f"replay: {_loading.command_prefix()} replay {path}", markup=False,
-                  highlight=False)
+                  highlight=False, soft_wrap=True)
 
 
 @cli.command("replay")
@@ -473,11 +498,12 @@ def explain(console: Console, fd: Found, path: Path) -> None:
 @click.option("--backend", type=click.Choice(["asyncio", "trio"]), default=None,
               help="override the recorded backend")
 @inject_option
-@timeout_option(0.0)
+@timeout_option(None, "off; a saved hang: 3")
 def replay_cmd(file: str, trace: str | None, backend: str | None,
-               inject: tuple[str, ...], timeout: float) -> int:
+               inject: tuple[str, ...], timeout: float | None) -> int:
     """Re-run exactly the schedule recorded in FILE (with the faults it recorded, and any
-    --inject added). Exit 1 if the failure reproduces, 0 if the run is now clean.
+    --inject added). Exit 1 if the failure reproduces, 0 if the run is now clean. Without
+    --timeout a saved hang replays under a 3 s watchdog; --timeout 0 turns it off.
 
     The file imports nothing by itself: modules it lists must be allowed with --load or
     --allow-load (docs/explore.md)."""
@@ -488,20 +514,29 @@ def replay_cmd(file: str, trace: str | None, backend: str | None,
         ff = load_failure(file)
     except FailureFileError as e:
         raise BadInput(str(e)) from None
-    if ff.rule == "hang" and timeout == 0:  # unwatched, the replay would spin for ever
-        from ._reports import HANG_REPLAY_S
+    if timeout is None:  # not given: off, but a saved hang unwatched would spin for ever
+        timeout = 0.0
+        if ff.rule == "hang":
+            from ._reports import HANG_REPLAY_S
 
-        timeout = HANG_REPLAY_S
-        _console().print(f"replaying a hang under --timeout {HANG_REPLAY_S:g} (give --timeout "
-                         "to change it)", markup=False, highlight=False)
-    with run_timeout(timeout):
+            timeout = HANG_REPLAY_S
+            _console().print(f"replaying a hang under --timeout {HANG_REPLAY_S:g} (give "
+                             "--timeout to change it; 0: off)", markup=False, highlight=False)
+    with run_timeout(timeout), ctrl_c():  # Ctrl-C ends even a driver in a CPU loop
         if trace is None:
             out = replay(ff, backend=backend, inject=inject)
         else:
             check_output(trace, "trace file")  # written atomically by run_scenario
             out = replay(ff, trace=trace, backend=backend, inject=inject)
     console = _console()
-    want = f"{ff.rule} at step {ff.step}"
+    code = _verdict(console, out, f"{ff.rule} at step {ff.step}")
+    if out.kind != "clean":  # what raised, with the file and line of the user's code
+        _print_traceback(console, out.run.failure)
+    return code
+
+
+def _verdict(console: Console, out: Any, want: str) -> int:
+    """``replay``'s one-line verdict on ``out`` (a ``ReplayOutcome``) and its exit code."""
     if out.kind == "reproduced":
         console.print(f"[red]reproduced[/red]: {want}: {out.got.message if out.got else ''}")
         return EXIT_FAIL
@@ -574,9 +609,15 @@ def main(argv: list[str] | None = None) -> int:
     except SpecError as e:
         _err(f"wddmemu: error: {e}")
         rv = EXIT_BAD_INPUT
-    except Exception as e:  # an emulator bug: say so in one line, exit 3
-        _err(f"wddmemu: internal error: {type(e).__name__}: {e}")
-        rv = EXIT_INTERNAL
+    except BaseException as e:
+        if is_interrupt(e):  # Ctrl-C inside a task group, or inside trio's scheduler
+            _err("wddmemu: interrupted")
+            rv = EXIT_INTERRUPTED
+        elif isinstance(e, Exception):  # an emulator bug: say so in one line, exit 3
+            _err(f"wddmemu: internal error: {type(e).__name__}: {e}")
+            rv = EXIT_INTERNAL
+        else:
+            raise
     if argv is None:
         if rv == EXIT_INTERRUPTED:
             quiet_after_interrupt()

@@ -89,19 +89,32 @@ def bugs_cmd() -> int:
 @click.argument("rule_id", required=False, metavar="[ID]")
 def rules_cmd(rule_id: str | None) -> int:
     """List the contracts' rule ids with their meaning, status (checked by the checker,
-    enforced by a layer, both, not modelled, n/a) and where; or one rule in full."""
-    from .rules import get_rule, rules
+    enforced by a layer, both, not modelled, n/a) and where, then the findings that are not
+    rule ids (the emulator's oracles, the engine's failure kinds: foreign-await, hang, …);
+    or one of either in full."""
+    from .rules import FINDINGS, get_finding, get_rule, rules
 
     if rule_id is not None:
         try:
             r = get_rule(rule_id)
-        except KeyError as e:
-            raise SpecError(str(e.args[0])) from None
+        except KeyError:
+            try:
+                f = get_finding(rule_id)
+            except KeyError:
+                raise SpecError(f"unknown rule {rule_id!r}: run 'wddmemu rules' to list "
+                                "the rule ids, oracles and failure kinds") from None
+            click.echo(f"{f.id}: {f.meaning}\nstatus: {f.kind} (not a contract rule)\n"
+                       f"documented: {f.documented}")
+            return 0
         click.echo(f"{r.id}: {r.meaning}\nstatus: {r.status}\nwhere: "
                    f"{r.where.replace('`', '') or '-'}")
         return 0
     t = _table("id", "status", "meaning", "where")
     for r in rules():
         _row(t, r.id, r.status, r.meaning, r.where.replace("`", "") or "-")
-    _print(t)
+    own = _table("finding", "kind", "meaning", "documented")
+    for k, (kind, meaning, where) in FINDINGS.items():
+        _row(own, k, kind, meaning, where)
+    _print(t, "\nnot contract rules: the emulator's own oracles and the engine's failure kinds",
+           own)
     return 0

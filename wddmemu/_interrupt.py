@@ -1,10 +1,15 @@
-"""Ctrl-C for the long commands (``explore``, ``campaign``): exit 130 and keep what was found.
+"""Ctrl-C for every command that runs schedules (``run``, ``replay``, ``explore``,
+``campaign``): exit 130 and keep what was found.
 
 Under asyncio a SIGINT arriving inside ``asyncio.run`` becomes a cancellation of the running
 task, which the engine absorbs as the end of one run: the exploration would simply go on with
-the next schedule. While a long command runs, :func:`ctrl_c` installs a handler that raises
-``KeyboardInterrupt`` wherever the code is, so the command unwinds at once; it then reports
-what ran (each failure was saved the moment it was found) and exits 130.
+the next schedule. trio's own handler only flags the interrupt for the next checkpoint. Both
+act only at a checkpoint, and a driver stuck in a CPU loop never reaches one: ``run`` of such a
+driver ignored Ctrl-C for good. While a command runs schedules, :func:`ctrl_c` installs a
+handler that raises ``KeyboardInterrupt`` wherever the code is — in the spinning driver too —
+so the command unwinds at once; it then reports what ran (explore and campaign: each failure
+was saved the moment it was found) and exits 130. :func:`is_interrupt` recognises the
+interrupt however the event loop passed it on.
 """
 
 from __future__ import annotations
@@ -41,10 +46,16 @@ def ctrl_c() -> Iterator[None]:
 
 
 def is_interrupt(e: BaseException) -> bool:
-    """Whether ``e`` is Ctrl-C, alone or inside an exception group (a task group unwinding)."""
+    """Whether ``e`` is Ctrl-C: alone, inside an exception group (a task group unwinding), or
+    as the cause of trio's ``TrioInternalError`` (the interrupt landed in trio's own scheduler
+    code, which trio reports that way)."""
     if isinstance(e, KeyboardInterrupt):
         return True
-    return isinstance(e, BaseExceptionGroup) and any(is_interrupt(x) for x in e.exceptions)
+    if isinstance(e, BaseExceptionGroup):
+        return any(is_interrupt(x) for x in e.exceptions)
+    cause = e.__cause__
+    return (type(e).__name__ == "TrioInternalError" and cause is not None
+            and is_interrupt(cause))
 
 
 def quiet_after_interrupt() -> None:

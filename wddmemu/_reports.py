@@ -21,10 +21,12 @@ import orjson
 
 from vthreads import Replay
 
+from . import _loading
 from ._checker_state import CBF, LAF, LKF, UAF, DeviceState, as_int, flag_names, hr_of
 from ._explore import ExploreResult, Finding, Found, findings_to_end
 from ._files import write_atomically
 from ._runner import RunSpec, run_scenario
+from ._tracebacks import failure_traceback
 
 REPORT_FORMAT = "wddmemu-report"
 REPORT_VERSION = 1
@@ -71,7 +73,9 @@ class CellReport:
 def _failure_entry(fd: Found, path: Path) -> dict[str, Any]:
     f = fd.finding
     return {"rule": f.rule, "step": f.step, "thread": f.thread, "message": f.message,
-            "schedule": fd.index, "file": str(path), "replay": f"wddmemu replay {path}"}
+            "schedule": fd.index, "file": str(path),
+            # the --load modules too: a file that lists them replays only with them allowed
+            "replay": f"{_loading.command_prefix()} replay {path}"}
 
 
 def junit_xml(cells: Sequence[CellReport], suite: str = "wddmemu") -> bytes:
@@ -286,7 +290,8 @@ def excerpt(finding: Finding, events: Sequence[dict[str, Any]], per_thread: int 
 
 
 def explain_lines(fd: Found) -> list[str]:
-    """What ``explore`` prints for a failure: the finding (once), the minimisation, the excerpt
+    """What ``explore`` prints for a failure: the finding (once), the minimisation, for an
+    ``exception`` the traceback from the user's first frame on (``_tracebacks``), the excerpt
     of a traced replay, and every other finding of the same schedule, earliest first."""
     f = fd.finding
     lines = [f"{f.rule} at step {f.step} on {f.thread}: {f.message}"]
@@ -300,8 +305,10 @@ def explain_lines(fd: Found) -> list[str]:
     hang = f.rule == "hang"
     # a hang replays into the same stuck code: a short watchdog brings back its events up to
     # there, and nothing lies past it to replay to the end
-    run_scenario(fd.spec, trace=buf, strategy=Replay(fd.spec.decisions or ()),
-                 stop_on_violation=True, timeout=HANG_REPLAY_S if hang else None)
+    run = run_scenario(fd.spec, trace=buf, strategy=Replay(fd.spec.decisions or ()),
+                       stop_on_violation=True, timeout=HANG_REPLAY_S if hang else None).run
+    if f.rule == "exception":  # where the user's code raised: the file and the line
+        lines += failure_traceback(run.failure)
     lines += excerpt(f, [orjson.loads(x) for x in buf.getvalue().splitlines()])
     if hang:
         return lines

@@ -35,6 +35,8 @@ __all__ = ["DEFAULT_DRIVER", "RunSpec", "ScenarioResult", "SpecError", "check_sp
            "parse_faults", "resolve_driver", "run_scenario", "run_scenario_async"]
 
 DEFAULT_DRIVER = "reference"
+#: ``RunSpec.step_budget``'s default (== the CLI's ``--step-budget`` default)
+DEFAULT_STEP_BUDGET = 200_000
 
 
 @dataclass(frozen=True)
@@ -51,7 +53,7 @@ class RunSpec:
     depth: int = 3
     pct_steps: int = 1000
     backend: str = "asyncio"
-    step_budget: int = 200_000
+    step_budget: int = DEFAULT_STEP_BUDGET
     queue_size: int = 16
     decisions: tuple[int, ...] | None = None
     #: ``--driver-opt key=value``: keyword arguments of the driver factory
@@ -79,8 +81,12 @@ class RunSpec:
         d["decisions"] = None if self.decisions is None else list(self.decisions)
         return d
 
-    def command(self, verb: str = "run", trace: str | None = None) -> str:
-        """The ``wddmemu`` command line that reruns this spec."""
+    def command(self, verb: str = "run", trace: str | None = None,
+                timeout: float = 0.0) -> str:
+        """The ``wddmemu`` command line that reruns this spec: every option that differs from
+        its default (``--step-budget`` too: a step-budget failure needs it), and ``--timeout``
+        when ``timeout`` (seconds) is not 0, since a hang rerun without the watchdog never
+        ends. ``queue_size`` has no option: a spec that changes it reruns only in code."""
         parts = ["wddmemu"]
         for m in _loading.loaded_modules():
             parts += ["--load", m]
@@ -102,9 +108,19 @@ class RunSpec:
             parts += ["--depth", str(self.depth), "--pct-steps", str(self.pct_steps)]
         if self.backend != "asyncio":
             parts += ["--backend", self.backend]
+        if self.step_budget != DEFAULT_STEP_BUDGET:
+            parts += ["--step-budget", str(self.step_budget)]
+        if timeout:
+            parts += ["--timeout", _seconds(timeout)]
         if trace:
             parts += ["--trace", trace]
         return shlex.join(parts)
+
+
+def _seconds(value: float) -> str:
+    """``value`` as short text that reads back as the same float (``3``, ``0.3``)."""
+    short = f"{value:g}"
+    return short if float(short) == value else repr(float(value))
 
 
 @dataclass(frozen=True)

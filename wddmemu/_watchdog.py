@@ -1,9 +1,11 @@
 """The wall-clock watchdog behind ``--timeout SECONDS`` (issue 14; ``docs/explore.md``).
 
 The scheduler counts steps, so a livelock that keeps yielding ends at the step budget. Two hangs
-it cannot see: a CPU-bound loop in driver code (no scheduling point is ever reached) and a raw
-``anyio.sleep_forever()`` (a wait the emulator does not control, so the event loop idles
-forever). The watchdog arms ``SIGALRM`` for the run; when it fires, the run fails as ``hang``
+it cannot see: a CPU-bound loop in driver code (no scheduling point is ever reached) and, under
+the uncontrolled ``free`` strategy only, a raw ``anyio.sleep_forever()`` (a wait the emulator
+does not control, so the event loop idles forever; under every other strategy the trampoline
+reports it at once as ``foreign-await``, docs/engine.md). The watchdog arms ``SIGALRM`` for
+the run; when it fires, the run fails as ``hang``
 naming the emulated thread that held the baton and the DDI it was in (``run.failure`` goes to
 the trace like any failure), and :class:`vthreads.lowlevel.Hang` is raised into the running
 code to unwind it.

@@ -63,6 +63,65 @@ def get_rule(rule_id: str) -> Rule:
     raise KeyError(f"unknown rule {rule_id!r}: run 'wddmemu rules' to list them")
 
 
+#: the findings that are not contract rule ids (``wddmemu rules ID`` knows them too): the
+#: emulator's own oracles and the engine's failure kinds, each with its one-line meaning and
+#: where it is documented (docs/checker.md, "The emulator's own oracles", lists them all)
+FINDINGS: dict[str, tuple[str, str, str]] = {
+    # id: (kind, meaning, where documented)
+    "RACE": ("oracle", "two accesses to a SharedCell that happens-before does not order",
+             "docs/checker.md (The emulator's own oracles), docs/engine.md"),
+    "DATA": ("oracle", "a draw read bytes other than those the app had written when it issued "
+             "the draw, or never executed", "docs/checker.md (The emulator's own oracles)"),
+    "APP-NOOVERWRITE": ("oracle", "the application wrote, through a NoOverwrite lock, bytes a "
+                        "draw it issued earlier still reads (the scenario's finding)",
+                        "docs/checker.md (The emulator's own oracles)"),
+    "KMD-INVARIANT": ("oracle", "the kernel's bookkeeping is inconsistent",
+                      "docs/checker.md (The emulator's own oracles)"),
+    "EXPECT": ("oracle", "a scenario's own expectation failed",
+               "docs/checker.md (The emulator's own oracles), docs/scenarios.md"),
+    "exception": ("engine failure", "a Python exception escaped an emulated thread (a DDI, a "
+                  "scenario body); its traceback is in RunResult.failure.details"
+                  "['traceback'], and run, replay and explore print it",
+                  "docs/engine.md (Scheduling points and the core loop), docs/explore.md"),
+    "deadlock": ("engine failure", "no thread can run and no timer is pending",
+                 "docs/engine.md (Scheduling points and the core loop)"),
+    "step-budget": ("engine failure", "the run took more scheduling points than its step "
+                    "budget (a livelock?): --step-budget",
+                    "docs/engine.md (Scheduling points and the core loop)"),
+    "foreign-await": ("engine failure", "emulated code awaited something that is not a "
+                      "vthreads operation (anyio, asyncio or trio directly, e.g. "
+                      "anyio.sleep_forever()) under a controlled strategy: reported at once",
+                      "docs/engine.md (A foreign await is a finding)"),
+    "hang": ("engine failure", "the run did not end within --timeout seconds of wall time (a "
+             "CPU-bound loop in the driver; the watchdog)",
+             "docs/explore.md (Bad input, hangs, Ctrl-C and files)"),
+    "divergence": ("engine failure", "a replayed decision list no longer matches the program "
+                   "(replay reports it as 'no longer fails' or 'diverged')",
+                   "docs/engine.md (strategies: replay), docs/explore.md (replay)"),
+    "violation": ("engine failure", "a rule broke under stop_on_violation (the finding is "
+                  "reported by the rule's id)", "docs/engine.md"),
+}
+
+
+@dataclass(frozen=True)
+class EmulatorFinding:
+    """A finding that is not a contract rule: an oracle of the emulator or a failure kind of
+    the engine (:data:`FINDINGS`)."""
+
+    id: str
+    kind: str
+    meaning: str
+    documented: str
+
+
+def get_finding(finding_id: str) -> EmulatorFinding:
+    """The non-rule finding ``finding_id`` (case-insensitive); ``KeyError`` otherwise."""
+    for k, (kind, meaning, where) in FINDINGS.items():
+        if k.lower() == finding_id.lower():
+            return EmulatorFinding(k, kind, meaning, where)
+    raise KeyError(finding_id)
+
+
 def reference_ids(directory: Path | str) -> list[str]:
     """Every rule id the contracts in ``directory`` define, in reference order.
     ``FileNotFoundError`` if a contract is missing."""

@@ -6,34 +6,13 @@ finding."""
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import orjson
 import pytest
 
+from tests.support.interrupt import interrupt_once_saved as _interrupt_once_saved
 from wddmemu import _cli
-
-
-def _interrupt_once_saved(args: list[str], saved: Path, cwd: Path) -> tuple[int, str, str]:
-    """Run ``wddmemu ARGS`` in a subprocess, send SIGINT once a failure file is in ``saved``;
-    the exit code, stdout and stderr."""
-    p = subprocess.Popen([sys.executable, "-m", "wddmemu._cli", *args], stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True, cwd=cwd)
-    try:
-        deadline = time.monotonic() + 120
-        while not (saved.is_dir() and any(saved.iterdir())):  # saved as found, not at the end
-            assert p.poll() is None and time.monotonic() < deadline, p.stderr
-            time.sleep(0.05)
-        p.send_signal(signal.SIGINT)
-        out, err = p.communicate(timeout=60)
-    finally:
-        if p.poll() is None:
-            p.kill()
-    return p.returncode, out, err
 
 
 def test_ctrl_c_keeps_the_failures_found_and_exits_130(tmp_path: Path) -> None:

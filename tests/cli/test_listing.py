@@ -74,3 +74,55 @@ def test_columns_still_sets_a_listings_width(capsys, monkeypatch) -> None:
     monkeypatch.setenv("COLUMNS", "70")
     assert _cli.main(["drivers"]) == 0
     assert max(len(ln) for ln in capsys.readouterr().out.splitlines()) <= 70
+
+
+def _engine_failure_kinds() -> set[str]:
+    """Every failure kind the engine and the watchdog can end a run with, read from their
+    source (``_fail("kind", …)``, ``fail_run(engine, "kind", …)``, ``self.fail("kind", …)``)."""
+    import re
+    from pathlib import Path
+
+    import vthreads
+    import wddmemu
+
+    kinds: set[str] = set()
+    for pkg in (vthreads, wddmemu):
+        for path in Path(pkg.__file__).parent.glob("*.py"):
+            text = path.read_text(encoding="utf-8")
+            kinds |= set(re.findall(r'(?:\b_fail|\bself\.fail)\(\s*"([a-z-]+)"', text))
+            kinds |= set(re.findall(r'fail_run\(\s*self\._engine,\s*"([a-z-]+)"', text))
+    return kinds
+
+
+def test_rules_knows_every_failure_kind_of_the_engine(capsys) -> None:
+    from wddmemu.rules import FINDINGS
+
+    kinds = _engine_failure_kinds()
+    assert {"exception", "deadlock", "step-budget", "foreign-await", "hang",
+            "divergence", "violation"} <= kinds  # the scan finds them
+    assert kinds <= set(FINDINGS)
+    for kind in kinds:
+        one = _out(["rules", kind], capsys)
+        assert one.startswith(f"{kind}: ") and "status: engine failure (not a contract rule)" \
+            in one, one
+        assert "documented: docs/" in one
+    listed = _out(["rules"], capsys)
+    assert "not contract rules" in listed and all(k in listed for k in FINDINGS)
+
+
+def test_rules_foreign_await_says_where_it_is_documented(capsys) -> None:
+    one = _out(["rules", "Foreign-Await"], capsys)  # case-insensitive, like rule ids
+    assert "anyio.sleep_forever()" in one and "docs/engine.md" in one
+    assert "RACE: " in _out(["rules", "race"], capsys)
+
+
+def test_every_finding_rules_knows_is_in_the_own_oracles_table() -> None:
+    from pathlib import Path
+
+    from wddmemu.rules import FINDINGS
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "checker.md").read_text("utf-8")
+    table = doc.split("## The emulator's own oracles", 1)[1].split("\n## ", 1)[0]
+    firsts = {line.split("|")[1].strip().split("`")[1] for line in table.splitlines()
+              if line.startswith("| `")}
+    assert set(FINDINGS) - {"violation"} <= firsts, set(FINDINGS) - firsts

@@ -1,0 +1,344 @@
+"""What ``run`` and ``replay`` promise when the user's code goes wrong (docs/explore.md, "Bad
+input, hangs, Ctrl-C and files"):
+
+* Ctrl-C is exit 130 on ``run`` and ``replay`` too, on asyncio and trio, even while the driver
+  spins in a CPU loop (the event loops' own handling waits for a checkpoint it never reaches);
+* the ``replay:`` command ``run`` prints carries ``--timeout`` and ``--step-budget``, so that
+  copying it reproduces the failure instead of hanging;
+* ``replay FILE --timeout 0`` is off, also for a saved hang (not given: 3 s);
+* an exception in a driver or a scenario is printed with its traceback from the user's frame
+  on, in ``run``, ``replay`` and explore's explanation; failure files do not change.
+"""
+
+from __future__ import annotations
+
+import inspect
+import shlex
+from pathlib import Path
+
+import orjson
+import pytest
+
+from tests.support import interrupt
+from tests.support.interrupt import MARK_VARIABLE, interrupt_once_saved
+from wddmemu import _cli
+from wddmemu._explore import Finding, Found, save_failure
+from wddmemu._runner import RunSpec, run_scenario
+from wddmemu._tracebacks import user_traceback
+
+SPIN = "tests.support.interrupt:spinning"
+RAISE = "tests.support.interrupt:raising"
+#: the line of RaisesInRename.pfn_rename that raises
+RAISE_LINE = inspect.getsourcelines(interrupt.RaisesInRename.pfn_rename)[1] + 1
+
+
+def _hang_file(tmp_path: Path, backend: str = "asyncio") -> Path:
+    """A saved hang of the spinning driver (its decisions from a run under a short watchdog)."""
+    spec = RunSpec("dynamic-vb-ring", driver=SPIN, backend=backend)
+    run = run_scenario(spec, timeout=0.2).run
+    assert run.failure is not None and run.failure.kind == "hang"
+    f = Finding.of(run)
+    assert f is not None
+    return save_failure(Found(0, spec.with_decisions(run.decisions), f, spec), tmp_path / "saved")
+
+
+# ---- Ctrl-C ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_ctrl_c_stops_a_run_whose_driver_spins_and_exits_130(tmp_path: Path,
+                                                             backend: str) -> None:
+    mark = tmp_path / "spinning"
+    code, out, err = interrupt_once_saved(
+        ["run", "dynamic-vb-ring", "--driver", SPIN, "--backend", backend], mark, tmp_path,
+        {MARK_VARIABLE: str(mark)})
+    assert code == 130, (out, err)
+    assert err.strip() == "wddmemu: interrupted" and "Traceback" not in err
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_ctrl_c_stops_an_unwatched_replay_of_a_hang_and_exits_130(tmp_path: Path,
+                                                                  backend: str) -> None:
+    """``--timeout 0`` is off for a saved hang too: the replay spins until Ctrl-C, which ends
+    it (the old code replayed under 3 s regardless, and ignored the Ctrl-C)."""
+    saved = _hang_file(tmp_path, backend)
+    mark = tmp_path / "spinning"
+    trace = tmp_path / "t.jsonl"
+    code, out, err = interrupt_once_saved(
+        ["--allow-load", "tests.support", "replay", str(saved), "--timeout", "0",
+         "--trace", str(trace)], mark, tmp_path,
+        {MARK_VARIABLE: str(mark)})
+    assert code == 130, (out, err)
+    assert "replaying a hang under" not in out and "reproduced" not in out
+    assert "Traceback" not in err
+    assert not trace.exists() and [p.name for p in tmp_path.iterdir() if "t.jsonl" in p.name] \
+        == []  # no half-written trace, no temporary left behind
+
+
+def test_ctrl_c_during_the_explanation_of_a_hang_exits_130(tmp_path: Path) -> None:
+    """The explanation replays the hang under a 3 s watchdog; a Ctrl-C meanwhile ends it at
+    once (the file is saved already) instead of being absorbed by asyncio's runner."""
+    mark = tmp_path / "spinning"
+    saved = tmp_path / "saved"
+    code, out, err = interrupt_once_saved(
+        ["explore", "dynamic-vb-ring", "--driver", SPIN, "--strategy", "random",
+         "--schedules", "1", "--timeout", "0.2", "--save-dir", str(saved)], mark, tmp_path,
+        {MARK_VARIABLE: str(mark)}, until=lambda: mark.read_text().count("\n") >= 2)
+    assert code == 130, (out, err)
+    assert "1 schedules in" in out and "dev0.worker, last events" not in out
+    assert err.strip() == "wddmemu: interrupted"
+    assert len(list(saved.iterdir())) == 1
+
+
+def test_interrupts_are_recognised_however_the_loop_passes_them_on() -> None:
+    from wddmemu._interrupt import is_interrupt
+
+    class TrioInternalError(Exception):  # the name trio uses; its cause is what landed
+        pass
+
+    inner = TrioInternalError("internal error in Trio")
+    inner.__cause__ = KeyboardInterrupt()
+    assert is_interrupt(inner)
+    assert is_interrupt(BaseExceptionGroup("g", [ValueError(), KeyboardInterrupt()]))
+    assert not is_interrupt(TrioInternalError("a real one"))
+    assert not is_interrupt(RuntimeError("x"))
+
+
+def test_an_interrupt_inside_trio_is_exit_130_not_an_internal_error(monkeypatch,
+                                                                    capsys) -> None:
+    class TrioInternalError(Exception):
+        pass
+
+    def boom(*a: object, **kw: object) -> None:
+        e = TrioInternalError("internal error in Trio - please file a bug!")
+        raise e from KeyboardInterrupt()
+
+    monkeypatch.setattr("wddmemu._runner.run_scenario", boom)
+    assert _cli.main(["run", "dynamic-vb-ring"]) == 130
+    assert capsys.readouterr().err == "wddmemu: interrupted\n"
+
+
+# ---- reproduction commands ---------------------------------------------------------------------
+
+
+def _replay_line(out: str) -> list[str]:
+    """The ``replay:`` command ``run`` printed, as arguments after ``wddmemu``."""
+    text = out.split("replay: ", 1)[1].replace("\n", " ")
+    argv = shlex.split(text)
+    assert argv[0] == "wddmemu"
+    return argv[1:]
+
+
+def test_the_replay_line_of_a_hang_carries_the_timeout_and_reproduces_it(capsys) -> None:
+    assert _cli.main(["run", "dynamic-vb-ring", "--driver", SPIN, "--timeout", "0.2"]) == 1
+    out = capsys.readouterr().out
+    argv = _replay_line(out)
+    assert argv[argv.index("--timeout") + 1] == "0.2", argv
+    assert _cli.main(argv) == 1  # copying it reports the hang again (without: spins for ever)
+    again = capsys.readouterr().out
+    assert "hang at step" in again and out.split("failure:")[1].split(":")[0] in again
+
+
+def test_the_replay_line_of_a_step_budget_failure_carries_the_budget(capsys) -> None:
+    assert _cli.main(["run", "dynamic-vb-ring", "--step-budget", "50"]) == 1
+    argv = _replay_line(capsys.readouterr().out)
+    assert argv[argv.index("--step-budget") + 1] == "50", argv
+    assert _cli.main(argv) == 1
+    assert "failure: step-budget at step 51" in capsys.readouterr().out
+
+
+def test_a_spec_with_default_options_has_none_in_its_command() -> None:
+    cmd = RunSpec("dynamic-vb-ring").command("run")
+    assert cmd == "wddmemu run dynamic-vb-ring --strategy fifo --seed 0"
+    assert RunSpec("x").command("run", timeout=3.0).endswith("--timeout 3")
+    odd = 0.1 + 0.2  # 0.30000000000000004: kept exactly, not rounded to 0.3
+    assert float(RunSpec("x").command("run", timeout=odd).split()[-1]) == odd
+
+
+def test_the_cli_step_budget_default_is_the_specs() -> None:
+    from wddmemu._runner import DEFAULT_STEP_BUDGET
+
+    opt = next(p for p in _cli.run_cmd.params if p.name == "step_budget")
+    assert opt.default == DEFAULT_STEP_BUDGET == RunSpec("x").step_budget
+
+
+# ---- replay --timeout --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("given,used", [([], 3.0), (["--timeout", "0"], 0.0),
+                                        (["--timeout", "7.5"], 7.5)])
+def test_replay_of_a_hang_uses_the_timeout_given_and_3_s_only_when_none_is(
+        tmp_path: Path, monkeypatch, capsys, given: list[str], used: float) -> None:
+    from wddmemu import _explore
+    from wddmemu._runner import current_timeout
+
+    saved = _hang_file(tmp_path)
+    seen: list[float] = []
+
+    def fake_replay(ff: object, **kw: object) -> object:
+        seen.append(current_timeout())
+        raise KeyboardInterrupt  # stop here: only the limit in force matters
+
+    monkeypatch.setattr(_explore, "replay", fake_replay)
+    assert _cli.main(["replay", str(saved), *given]) == 130
+    assert seen == [used]
+    assert ("replaying a hang under --timeout 3" in capsys.readouterr().out) == (not given)
+
+
+# ---- tracebacks --------------------------------------------------------------------------------
+
+
+def _shows_the_users_frame(out: str) -> None:
+    flat = out.replace("\n", " ")
+    assert f'interrupt.py", line {RAISE_LINE}, in pfn_rename' in flat, out
+    assert 'raise ValueError("rename exploded")' in out
+    assert "ValueError: rename exploded" in out
+    assert "frames of the emulator before your code left out" in out
+    assert "vthreads/_engine.py" not in flat and "runtime/_mp.py" not in flat
+    assert " at 0x" not in flat  # no memory address
+
+
+def test_run_prints_the_traceback_of_an_exception_in_the_driver(capsys) -> None:
+    assert _cli.main(["run", "dynamic-vb-ring", "--driver", RAISE]) == 1
+    out = capsys.readouterr().out
+    _shows_the_users_frame(out)
+    assert out.index("failure: exception") < out.index("Traceback") < out.index("replay:")
+
+
+def test_explore_and_replay_print_it_and_the_failure_file_is_unchanged(tmp_path: Path,
+                                                                       capsys) -> None:
+    saved = tmp_path / "saved"
+    assert _cli.main(["explore", "dynamic-vb-ring", "--driver", RAISE, "--schedules", "1",
+                      "--strategy", "random", "--save-dir", str(saved)]) == 1
+    out = capsys.readouterr().out
+    _shows_the_users_frame(out.split("saved:")[0])
+    (path,) = saved.iterdir()
+    doc = orjson.loads(path.read_bytes())
+    assert set(doc["failure"]) == {"rule", "step", "thread", "message"}  # as before
+    assert doc["failure"]["message"] == "ValueError: rename exploded"
+    for backend in ([], ["--backend", "trio"]):
+        assert _cli.main(["replay", str(path), *backend]) == 1
+        out = capsys.readouterr().out
+        assert out.startswith("reproduced: exception at step")
+        _shows_the_users_frame(out)
+
+
+def test_a_failure_that_is_not_an_exception_prints_no_traceback(capsys) -> None:
+    assert _cli.main(["run", "dynamic-vb-ring", "--step-budget", "50"]) == 1
+    assert "Traceback" not in capsys.readouterr().out
+
+
+def test_a_traceback_with_no_user_frame_is_printed_whole() -> None:
+    run = run_scenario(RunSpec("dynamic-vb-ring", driver="crash-in-rename")).run
+    assert run.failure is not None
+    text = run.failure.details["traceback"]
+    assert user_traceback(text) == text.rstrip("\n").splitlines()
+
+
+def test_each_section_of_a_chained_traceback_starts_at_the_users_code() -> None:
+    import vthreads
+
+    emu = str(Path(vthreads.__file__).parent / "_engine.py")
+    text = (
+        "Traceback (most recent call last):\n"
+        f'  File "{emu}", line 1, in _thread_main\n'
+        "    value = await fn(*args)\n"
+        "            ^^^^^^^^^^^^^^^\n"
+        '  File "/home/me/drv.py", line 9, in pfn_rename\n'
+        "    table[k]\n"
+        "KeyError: 'k'\n"
+        "\n"
+        "During handling of the above exception, another exception occurred:\n"
+        "\n"
+        "Traceback (most recent call last):\n"
+        f'  File "{emu}", line 1, in _thread_main\n'
+        "    value = await fn(*args)\n"
+        '  File "/home/me/drv.py", line 11, in pfn_rename\n'
+        "    raise ValueError('no table')\n"
+        "ValueError: no table\n")
+    got = user_traceback(text)
+    assert emu not in "\n".join(got)
+    assert got.count("  (1 frame of the emulator before your code left out)") == 2
+    assert got[-1] == "ValueError: no table" and "KeyError: 'k'" in got
+    assert "During handling of the above exception, another exception occurred:" in got
+
+
+def test_a_scenario_that_raises_shows_the_scenario_line(tmp_path: Path, monkeypatch,
+                                                        capsys) -> None:
+    (tmp_path / "tb_scen.py").write_text(
+        "from scenarios import scenario\n"
+        "@scenario('tb-boom', 'raises at once')\n"
+        "async def boom(ctx):\n"
+        "    raise RuntimeError('boom requested')\n")
+    import sys
+
+    import scenarios
+    from wddmemu import _loading
+
+    monkeypatch.syspath_prepend(str(tmp_path))
+    # --load is process-wide state: the module, the scenario and the load list go again after
+    monkeypatch.setattr(_loading, "_loaded", list(_loading._loaded))
+    monkeypatch.setattr(_loading, "_allowed", list(_loading._allowed))
+    try:
+        assert _cli.main(["--load", "tb_scen", "run", "tb-boom"]) == 1
+    finally:
+        scenarios.REGISTRY.unregister("tb-boom")
+        sys.modules.pop("tb_scen", None)
+    out = capsys.readouterr().out.replace("\n", " ")
+    assert 'tb_scen.py", line 4, in boom' in out and "RuntimeError: boom requested" in out
+    assert "wddmemu/_runner.py" not in out
+
+
+def test_campaign_and_report_replay_commands_carry_the_load_modules(tmp_path: Path,
+                                                                    monkeypatch) -> None:
+    """A file saved with ``--load M`` lists M, and replays only with it allowed: the replay
+    commands of the campaign summary and of the JUnit/JSON reports say ``--load M``."""
+    import io
+
+    from rich.console import Console
+
+    from wddmemu import _loading
+    from wddmemu._campaign import print_campaign
+    from wddmemu._explore import ExploreResult
+    from wddmemu._reports import CellReport, _failure_entry
+
+    monkeypatch.setattr(_loading, "_loaded", ["tests.support.interrupt"])
+    spec = RunSpec("dynamic-vb-ring")
+    fd = Found(0, spec.with_decisions((0,)), Finding("RACE", 3, "m", "app"), spec)
+    path = tmp_path / "f.json"
+    want = f"wddmemu --load tests.support.interrupt replay {path}"
+    assert _failure_entry(fd, path)["replay"] == want
+    buf = io.StringIO()
+    print_campaign(Console(file=buf, width=40),
+                   [CellReport(spec, "random", 1, ExploreResult(1, (fd,), 10), (path,))])
+    assert f"replay: {want}\n" in buf.getvalue()  # one line, not wrapped at 40 columns
+
+
+def test_the_replay_line_of_run_is_one_line_at_any_width(capsys) -> None:
+    assert _cli.main(["run", "dynamic-vb-ring", "--driver", RAISE, "--step-budget", "100000",
+                      "--strategy", "random", "--seed", "12345"]) == 1
+    (line,) = [x for x in capsys.readouterr().out.splitlines() if x.startswith("replay: ")]
+    assert line.endswith("--step-budget 100000")
+
+
+def test_brackets_in_a_failure_message_are_printed_as_they_are(tmp_path: Path, monkeypatch,
+                                                               capsys) -> None:
+    import sys
+
+    from wddmemu import _loading
+
+    (tmp_path / "tb_brackets.py").write_text(
+        "from umd import ReferenceDevice, ReferenceDriver\n"
+        "class D(ReferenceDevice):\n"
+        "    async def pfn_rename(self, args):\n"
+        "        raise KeyError('[bold]slot[/bold]')\n"
+        "driver = ReferenceDriver(device_class=D)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(_loading, "_allowed", list(_loading._allowed))
+    try:
+        assert _cli.main(["run", "dynamic-vb-ring", "--driver", "tb_brackets:driver"]) == 1
+    finally:
+        sys.modules.pop("tb_brackets", None)
+    out = capsys.readouterr().out
+    assert "failure: exception at step" in out
+    assert out.count("KeyError: '[bold]slot[/bold]'") == 2, out  # the failure line, the traceback
