@@ -16,6 +16,9 @@ from typing import Any
 
 from vthreads.registry import Registry, RegistryError
 
+#: an int parameter without a range is still 64-bit, as every int a failure file stores
+INT64 = (-(1 << 63), (1 << 63) - 1)
+
 
 @dataclass(frozen=True)
 class Param:
@@ -36,14 +39,20 @@ class Param:
             self.check("default", self.default)
 
     def check(self, name: str, value: Any) -> Any:
-        """``value`` if it is of :attr:`type` and within :attr:`range`; ``ValueError`` with a
-        one-line reason (a value from a file may be anything: ``True`` is no frame count)."""
+        """``value`` if it is of :attr:`type` and within :attr:`range` (an int without a range:
+        within 64 bits); ``ValueError`` with a one-line reason (a value from a file may be
+        anything: ``True`` is no frame count)."""
         if type(value) is not self.type:
             raise ValueError(f"parameter {name} takes {self._what()}, not "
                              f"{type(value).__name__}")
         if self.range is not None and not self.range[0] <= value <= self.range[1]:
+            shown = value if value.bit_length() < 200 else "a huge integer"
             raise ValueError(f"parameter {name} takes {self.range[0]}..{self.range[1]}, "
-                             f"not {value}")
+                             f"not {shown}")
+        if self.type is int and not INT64[0] <= value <= INT64[1]:
+            shown = value if value.bit_length() < 200 else "a huge integer"
+            raise ValueError(f"parameter {name} takes a 64-bit integer (-2**63..2**63-1), "
+                             f"not {shown}")
         return value
 
     def _what(self) -> str:

@@ -14,11 +14,19 @@ class EngineUsageError(RuntimeError):
 
 
 class Divergence(Exception):
-    """A replayed run asked for a decision the recording cannot give."""
+    """A replayed run asked for a decision the recording cannot give.
 
-    def __init__(self, message: str, step: int) -> None:
+    ``kind`` says why (:class:`vthreads.Replay` sets it): ``"ran-out"`` (the program asked for
+    more decisions than the recording has), ``"not-runnable"`` (the decision names a thread
+    that exists but cannot run there), ``"unknown-thread"`` (it names a thread id the run has
+    not started by then: no program change that keeps the earlier decisions explains it unless
+    the program now starts fewer threads), ``"left-over"`` (the run finished with decisions
+    left); ``"mismatch"`` for every other strategy's divergence."""
+
+    def __init__(self, message: str, step: int, *, kind: str = "mismatch") -> None:
         super().__init__(message)
         self.step = step
+        self.kind = kind
 
 
 class _Abort(BaseException):

@@ -192,7 +192,9 @@ class Replay(Strategy):
     With ``fallback`` (another strategy), the recording is a *prefix*: once it is used up the
     fallback decides (explorers and the minimiser use this). Without it, running out of
     decisions, a decision naming a thread that cannot run, or finishing with decisions left over
-    is a :class:`Divergence`, reported with its step."""
+    is a :class:`Divergence`, reported with its step and its ``kind`` (``ran-out``,
+    ``unknown-thread`` — a tid no thread of the run had by then —, ``not-runnable``,
+    ``left-over``); the last one raised is kept as :attr:`divergence`."""
 
     name = "replay"
 
@@ -204,21 +206,27 @@ class Replay(Strategy):
         #: of the run to the fallback instead of raising; ``diverged_at`` records the step
         self.lenient = lenient and fallback is not None
         self.diverged_at: int | None = None
+        #: the :class:`Divergence` this strategy raised, if it did
+        self.divergence: Divergence | None = None
         self._i = 0
+        self._started = 0  # threads spawned so far: tids are 0..started-1, in spawn order
 
     def on_spawn(self, thread):
+        self._started += 1
         if self.fallback is not None:
             self.fallback.on_spawn(thread)
+
+    def _diverge(self, message: str, step: int, kind: str) -> Divergence:
+        self.divergence = Divergence(message, step, kind=kind)
+        return self.divergence
 
     def choose(self, runnable, step, *, current):
         if self._i >= len(self.decisions):
             if self.fallback is not None:
                 return self.fallback.choose(runnable, step, current=current)
-            raise Divergence(
+            raise self._diverge(
                 f"the program asked for decision {self._i + 1} but the recording has only "
-                f"{len(self.decisions)}",
-                step,
-            )
+                f"{len(self.decisions)}", step, "ran-out")
         tid = self.decisions[self._i]
         self._i += 1
         for t in runnable:
@@ -228,20 +236,21 @@ class Replay(Strategy):
             self.diverged_at = step
             self._i = len(self.decisions)
             return self.fallback.choose(runnable, step, current=current)
+        started = max(self._started, 1 + max(t.tid for t in runnable))
+        if tid >= started:
+            raise self._diverge(
+                f"decision {self._i} names thread tid {tid}, but the run has started only "
+                f"{started} threads (tids 0..{started - 1})", step, "unknown-thread")
         names = sorted(t.name for t in runnable)
-        raise Divergence(
+        raise self._diverge(
             f"decision {self._i} names thread tid {tid}, which cannot run here "
-            f"(runnable: {', '.join(names)})",
-            step,
-        )
+            f"(runnable: {', '.join(names)})", step, "not-runnable")
 
     def finish(self, step):
         if self.fallback is None and self._i < len(self.decisions):
-            raise Divergence(
+            raise self._diverge(
                 f"the program finished after {self._i} decisions; the recording has "
-                f"{len(self.decisions)}",
-                step,
-            )
+                f"{len(self.decisions)}", step, "left-over")
 
     def describe(self):
         return {"strategy": self.name, "decisions": len(self.decisions)}

@@ -55,7 +55,7 @@ _NAMES = {
     "LoadRefused": "_loading",
     "allow_module": "_loading",
     "load_entry_points": "_drivers",
-    "load_module": "_loading",
+    "load_module": "_drivers",
     "connect_cluster": "_cluster",
     "explore_on_cluster": "_cluster",
     "ProgramResult": "_program",
@@ -103,7 +103,14 @@ __all__ = [
 if TYPE_CHECKING:
     from ._checker import Checker
     from ._cluster import connect_cluster, explore_on_cluster
-    from ._drivers import DRIVERS, driver, load_entry_points, register_driver, resolve_driver
+    from ._drivers import (
+        DRIVERS,
+        driver,
+        load_entry_points,
+        load_module,
+        register_driver,
+        resolve_driver,
+    )
     from ._errors import SpecError
     from ._explore import (
         ExploreOptions,
@@ -122,7 +129,7 @@ if TYPE_CHECKING:
         replay,
         save_failure,
     )
-    from ._loading import LoadRefused, allow_module, load_module
+    from ._loading import LoadRefused, allow_module
     from ._program import ProgramResult, check_program
     from ._runner import RunSpec, ScenarioResult, check_spec, run_scenario, run_scenario_async
 

@@ -182,10 +182,10 @@ def cli(ctx: click.Context, load: tuple[str, ...], allow_load: tuple[str, ...]) 
         _loading.allow_module(m)
     if ctx.invoked_subcommand == "trace":
         return  # trace files are data: the trace tools load nothing
-    for m in load:
-        _loading.load_module(m)
-    from ._drivers import load_entry_points  # the driver layers: imported for commands only
+    from ._drivers import load_entry_points, load_module  # driver layers: for commands only
 
+    for m in load:  # each module's scenarios and drivers are noted (what a file records)
+        load_module(m)
     load_entry_points()
 
 
@@ -523,11 +523,12 @@ def replay_cmd(file: str, trace: str | None, backend: str | None,
             _console().print(f"replaying a hang under --timeout {HANG_REPLAY_S:g} (give "
                              "--timeout to change it; 0: off)", markup=False, highlight=False)
     with run_timeout(timeout), ctrl_c():  # Ctrl-C ends even a driver in a CPU loop
-        if trace is None:
-            out = replay(ff, backend=backend, inject=inject)
-        else:
+        if trace is not None:
             check_output(trace, "trace file")  # written atomically by run_scenario
+        try:  # a decision list the run shows to be damaged is bad input too
             out = replay(ff, trace=trace, backend=backend, inject=inject)
+        except FailureFileError as e:
+            raise BadInput(str(e)) from None
     console = _console()
     code = _verdict(console, out, f"{ff.rule} at step {ff.step}")
     if out.kind != "clean":  # what raised, with the file and line of the user's code

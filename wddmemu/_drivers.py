@@ -26,7 +26,9 @@ from vthreads.registry import Registry, RegistryError
 
 from . import _loading
 from ._errors import SpecError, user_error
+from ._files import printable
 from ._loading import import_allowed
+from ._schema import kind_name
 
 #: the entry-point groups loaded automatically (``[project.entry-points."wddmemu.drivers"]``)
 ENTRY_POINT_GROUPS = ("wddmemu.scenarios", "wddmemu.drivers")
@@ -61,27 +63,86 @@ def driver(name: str, *, rules: tuple[str, ...] = (), summary: str = "",
 # ---- the built-in drivers ----------------------------------------------------------------------
 
 
-def _coerce(name: str, text: Any, default: Any) -> Any:
-    """An option's text as the type of the parameter's default (int, bool, float, tuple of
-    str); other parameters get the text itself."""
-    if not isinstance(text, str):
-        return text
+#: the ints a driver option takes: 64-bit, as every int the project stores (seeds, trace
+#: fields, failure files: orjson's range); an option beyond it is refused in one line
+INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
+#: what a failure file (JSON) can hold: any of these is held to what --driver-opt could give
+_JSON_KINDS = (str, bool, int, float, list, tuple, dict, type(None))
+
+
+def _coerce(name: str, value: Any, default: Any) -> Any:
+    """An option's value as the type of the parameter's default, held to what ``--driver-opt``
+    could have given (docs/explore.md, "Drivers and their options"): text is converted (int —
+    ``0x`` hex too —, bool, float, a comma-separated tuple of str; text otherwise), a value
+    already of that type is taken (a bool for a bool, an int for an int, a number for a float,
+    a list of strings for a tuple), ints are 64-bit; any other JSON value is a
+    :class:`SpecError`. A Python object no JSON file can hold (the API's own) passes as is."""
+    if isinstance(value, str):
+        return _from_text(name, value, default)
+    if not isinstance(value, _JSON_KINDS):
+        return value
+    if isinstance(default, bool):
+        ok = type(value) is bool
+    elif isinstance(default, int):
+        ok = type(value) is int
+    elif isinstance(default, float):
+        ok = type(value) in (int, float)
+    elif isinstance(default, tuple):
+        ok = isinstance(value, list | tuple) and all(isinstance(x, str) for x in value)
+    else:
+        ok = False
+    if not ok:
+        raise SpecError(f"driver option {name} takes {_takes(default)}, not "
+                        f"{kind_name(list(value) if isinstance(value, tuple) else value)}")
+    if type(value) is int:
+        _int64(name, value, str(value) if value.bit_length() < 200 else "a huge integer")
+    if isinstance(default, tuple):
+        return tuple(value)
+    return float(value) if isinstance(default, float) and type(value) is int else value
+
+
+def _takes(default: Any) -> str:
+    """What an option with ``default`` takes, for messages."""
+    if isinstance(default, bool):
+        return "true/false"
+    if isinstance(default, int):
+        return "an integer"
+    if isinstance(default, float):
+        return "a number"
+    if isinstance(default, tuple):
+        return "a comma-separated list of names"
+    return "text"
+
+
+def _int64(name: str, value: int, shown: str) -> int:
+    """``value`` if it is a 64-bit int; else a :class:`SpecError` showing it as ``shown``."""
+    if not INT64_MIN <= value <= INT64_MAX:
+        raise SpecError(f"driver option {name} takes a 64-bit integer (-2**63..2**63-1), not "
+                        f"{shown}")
+    return value
+
+
+def _from_text(name: str, text: str, default: Any) -> Any:
+    """``--driver-opt name=text`` as the type of the parameter's default (text otherwise)."""
     if isinstance(default, bool):
         if text.lower() in ("1", "true", "yes", "on"):
             return True
         if text.lower() in ("0", "false", "no", "off"):
             return False
-        raise SpecError(f"driver option {name} takes true/false, not {text!r}")
+        raise SpecError(f"driver option {name} takes true/false, not {printable(text)!r}")
     if isinstance(default, int):
         try:
-            return int(text, 0)
+            number = int(text, 0)
         except ValueError:
-            raise SpecError(f"driver option {name} takes an integer, not {text!r}") from None
+            raise SpecError(f"driver option {name} takes an integer, not "
+                            f"{printable(text)!r}") from None
+        return _int64(name, number, printable(text))
     if isinstance(default, float):
         try:
             return float(text)
         except ValueError:
-            raise SpecError(f"driver option {name} takes a number, not {text!r}") from None
+            raise SpecError(f"driver option {name} takes a number, not "
+                            f"{printable(text)!r}") from None
     if isinstance(default, tuple):
         return tuple(x.strip() for x in text.split(",") if x.strip())
     return text
@@ -91,7 +152,7 @@ def driver_config(options: Mapping[str, Any], driver_version: int | None = None
                   ) -> umd.DriverConfig:
     """A ``umd.DriverConfig`` from ``--driver-opt`` options (its field names; texts are
     converted to the fields' types) and ``driver_version``."""
-    defaults = {f.name: getattr(umd.DriverConfig(), f.name) for f in fields(umd.DriverConfig)}
+    defaults = _CONFIG_DEFAULTS
     unknown = [k for k in options if k not in defaults or k == "driver_version"]
     if unknown:
         known = ", ".join(k for k in defaults if k != "driver_version")
@@ -112,7 +173,13 @@ def _builtin(variant: str | None) -> Callable[..., Any]:
 
     make.__name__ = make.__qualname__ = (variant or "reference").replace("-", "_")
     make.__module__ = "umd"
+    make.option_defaults = _CONFIG_DEFAULTS  # type: ignore[attr-defined]
     return make
+
+
+#: ``umd.DriverConfig``'s fields and defaults: the built-in drivers' options
+_CONFIG_DEFAULTS: dict[str, Any] = {f.name: getattr(umd.DriverConfig(), f.name)
+                                    for f in fields(umd.DriverConfig)}
 
 
 def catalogue(reg: Any) -> list[tuple[str, Any, tuple[str, ...], str]]:
@@ -152,6 +219,7 @@ def load_entry_points() -> None:
     for group in ENTRY_POINT_GROUPS:
         # sorted by name: the registries' order must not depend on the file system's
         for ep in sorted(entry_points(group=group), key=lambda e: (e.name, e.value)):
+            before = _registered()
             try:
                 obj = ep.load()
             except Exception as e:
@@ -161,9 +229,43 @@ def load_entry_points() -> None:
             if is_factory and (ep.name not in DRIVERS or DRIVERS[ep.name] is not obj):
                 DRIVERS.register(ep.name, obj)
             if ep.dist is not None:
-                _loading.note_distribution(ep.dist.metadata["Name"] or ep.dist.name,
-                                           ep.dist.version)
+                dist = ep.dist.metadata["Name"] or ep.dist.name
+                _loading.note_distribution(dist, ep.dist.version, ep.module)
+                _loading.note_provided(("distribution", dist), _registered() - before)
             _loading.allow_module(ep.module)
+
+
+def _registered() -> set[tuple[str, str]]:
+    """Every registered scenario and driver, as ``(kind, name)``."""
+    import scenarios
+
+    return ({("scenario", n) for n in scenarios.REGISTRY.names()}
+            | {("driver", n) for n in DRIVERS.names()})
+
+
+def load_module(name: str) -> None:
+    """:func:`wddmemu._loading.load_module` (import ``name`` on the user's word and allow
+    files to name it), noting the scenarios and drivers it registers: a failure file records
+    the module only when its run used one of them (:func:`needed_by`)."""
+    before = _registered()
+    _loading.load_module(name)
+    _loading.note_provided(("module", name), _registered() - before)
+
+
+def needed_by(scenario: str, driver: str) -> dict[str, list[str]]:
+    """The ``load`` section of a failure file of a run of ``scenario`` with ``driver`` (a
+    registered name or ``MODULE:ATTR``): the loaded modules and installed distributions that
+    provide those two, nothing else — a built-in-only run needs none."""
+    import scenarios
+
+    wanted = []
+    if scenario in scenarios.REGISTRY:
+        fn = scenarios.REGISTRY[scenario].fn
+        wanted.append(_loading.provider_of("scenario", scenario,
+                                           getattr(fn, "__module__", "") or ""))
+    if ":" not in driver and driver in DRIVERS:
+        wanted.append(_loading.provider_of("driver", driver, DRIVERS.entry(driver).module))
+    return _loading.needed(wanted)
 
 
 # ---- resolving ---------------------------------------------------------------------------------
@@ -184,12 +286,14 @@ def _call_factory(fn: Callable[..., Any], label: str, ddi_version: int | None,
     except (TypeError, ValueError):
         params = {}
     kw: dict[str, Any] = {}
+    #: a factory taking ``**options`` may say what they are (the built-ins: DriverConfig's)
+    declared: dict[str, Any] = getattr(fn, "option_defaults", None) or {}
     for k, v in options.items():
         p = params.get(k)
         if p is None and not any(q.kind is q.VAR_KEYWORD for q in params.values()):
             known = ", ".join(n for n in params if n != "driver_version") or "none"
             raise SpecError(f"driver {label} has no option {k!r} (options: {known})")
-        kw[k] = _coerce(k, v, p.default if p is not None else None)
+        kw[k] = _coerce(k, v, p.default if p is not None else declared.get(k))
     if ddi_version is not None:
         if not _accepts(fn, "driver_version"):
             raise SpecError(f"driver {label} takes no driver_version (drop --ddi-version)")

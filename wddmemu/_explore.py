@@ -29,6 +29,7 @@ import orjson
 
 from vthreads import (
     SYSTEMATIC,
+    Divergence,
     Fifo,
     FifoWithOverrides,
     Recorder,
@@ -39,8 +40,8 @@ from vthreads import (
 )
 
 from . import _loading
-from ._drivers import load_entry_points
-from ._files import read_bounded, write_atomically
+from ._drivers import load_entry_points, needed_by
+from ._files import printable, read_bounded, write_atomically
 from ._runner import (
     RunSpec,
     SpecError,
@@ -50,6 +51,7 @@ from ._runner import (
     run_scenario_async,
     timed_task,
 )
+from ._schema import KIND_NAMES, NONE, decisions_problem, document_problem, is_kind, kind_name
 
 FORMAT = "wddmemu-failure"
 #: 2 adds ``load`` (the modules and distributions the file needs) and ``spec.driver_options``;
@@ -634,12 +636,10 @@ class FailureFileError(ValueError):
 _SPEC_KINDS: dict[str, tuple[type, ...]] = {
     "scenario": (str,), "driver": (str,), "strategy": (str,), "backend": (str,),
     "seed": (int,), "depth": (int,), "pct_steps": (int,), "step_budget": (int,),
-    "queue_size": (int,), "ddi_version": (int, type(None)), "params": (dict, type(None)),
-    "driver_options": (dict, type(None)), "bugs": (list, type(None)),
-    "faults": (list, type(None)), "decisions": (list, type(None)),
+    "queue_size": (int,), "ddi_version": (int, NONE), "params": (dict, NONE),
+    "driver_options": (dict, NONE), "bugs": (list, NONE),
+    "faults": (list, NONE), "decisions": (list, NONE),
 }
-_KIND_NAMES = {str: "a string", int: "an integer", dict: "an object", list: "a list",
-               type(None): "null", bool: "a boolean", float: "a number"}
 
 
 def _spec_kind_problem(d: dict[str, Any]) -> str | None:
@@ -649,9 +649,9 @@ def _spec_kind_problem(d: dict[str, Any]) -> str | None:
         if name not in d:
             continue
         v = d[name]
-        if type(v) is bool or not isinstance(v, kinds):
-            want = " or ".join(_KIND_NAMES[k] for k in kinds)
-            return f"the spec's {name} is {_KIND_NAMES.get(type(v), 'not JSON')}, not {want}"
+        if not is_kind(v, kinds):
+            want = " or ".join(KIND_NAMES[k] for k in kinds)
+            return f"the spec's {name} is {kind_name(v)}, not {want}"
         if name in ("bugs", "faults") and not all(isinstance(x, str) for x in v or ()):
             return f"the spec's {name} are not all strings"
     return None
@@ -659,11 +659,16 @@ def _spec_kind_problem(d: dict[str, Any]) -> str | None:
 
 def spec_from_dict(d: dict[str, Any]) -> RunSpec:
     """The :class:`RunSpec` a failure file's ``spec`` object describes; a field that is
-    unknown or of the wrong JSON kind is a :class:`FailureFileError` (exit 2, issue 14)."""
+    unknown, missing (``scenario``) or of the wrong JSON kind is a :class:`FailureFileError`
+    (exit 2, issue 14)."""
+    if not isinstance(d, dict):
+        raise FailureFileError(f"the file's spec is {kind_name(d)}, not an object")
     fields_ = set(RunSpec.__dataclass_fields__)
     unknown = sorted(set(d) - fields_)
     if unknown:
         raise FailureFileError(f"unknown spec field {unknown[0]!r}")
+    if "scenario" not in d:
+        raise FailureFileError("the spec has no scenario (the name of the scenario to run)")
     problem = _spec_kind_problem(d)
     if problem is not None:
         raise FailureFileError(problem)
@@ -674,22 +679,22 @@ def spec_from_dict(d: dict[str, Any]) -> RunSpec:
     if d.get("decisions") is not None:
         d["decisions"] = tuple(d["decisions"])
     d["params"] = dict(d.get("params") or {})
-    try:
-        return RunSpec(**d)
-    except TypeError as e:
-        raise FailureFileError(f"bad spec: {e}") from None
+    return RunSpec(**d)
 
 
 def _needs(spec: RunSpec) -> dict[str, list[str]]:
-    """What replaying ``spec`` needs besides the built-ins: the ``--load`` modules in force, the
-    module of a ``MODULE:ATTR`` driver, and the distributions whose entry points are loaded."""
-    modules = list(_loading.loaded_modules())
+    """What replaying ``spec`` needs besides the built-ins: the ``--load`` modules and the
+    distributions that provide its scenario and driver (:func:`needed_by`; an unrelated
+    installed package is not listed, so the file replays where it is missing), and the module
+    of a ``MODULE:ATTR`` driver."""
     name = spec.to_dict()["driver"]
+    need = needed_by(spec.scenario, name)
+    modules = need["modules"]
     if ":" in name:
         mod = name.partition(":")[0]
         if not any(mod == m or mod.startswith(m + ".") for m in modules):
             modules.append(mod)
-    return {"modules": modules, "distributions": [d.name for d in _loading.distributions()]}
+    return need
 
 
 def failure_document(found: Found) -> dict[str, Any]:
@@ -697,17 +702,18 @@ def failure_document(found: Found) -> dict[str, Any]:
     :class:`SpecError` for a driver given as an object with no name to save."""
     f = found.finding
     o = found.original_spec
+    need = _needs(found.spec)
     return {
         "format": FORMAT,
         "version": FORMAT_VERSION,
         "wddmemu": package_version(),
-        "load": _needs(found.spec),
+        "load": need,
         "spec": found.spec.to_dict(),
         "failure": {"rule": f.rule, "step": f.step, "thread": f.thread, "message": f.message},
         "found_by": {"strategy": o.strategy, "seed": o.seed, "depth": o.depth,
                      "pct_steps": o.pct_steps, "schedule": found.index},
         "minimised": dict(found.minimised),
-        "replay": _loading.command_prefix() + " replay {file}",
+        "replay": _loading.command_prefix(need["modules"]) + " replay {file}",
     }
 
 
@@ -752,29 +758,38 @@ def load_failure(path: Path | str) -> FailureFile:
         raise FailureFileError(f"{p} is not JSON: {e}") from None
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise FailureFileError(f"{p} is not a wddmemu failure file (no format {FORMAT!r})")
-    if doc.get("version") not in READ_VERSIONS:
-        raise FailureFileError(f"{p} has format version {doc.get('version')!r}; this wddmemu "
+    v = doc.get("version")
+    if type(v) is not int or v not in READ_VERSIONS:
+        raise FailureFileError(f"{p} has format version {printable(repr(v))}; this wddmemu "
                                f"reads versions {', '.join(map(str, READ_VERSIONS))}")
     try:
-        need = doc.get("load") or {}
-        modules = [str(m) for m in need.get("modules", [])]
-        dists = [str(d) for d in need.get("distributions", [])]
-        spec = spec_from_dict(doc["spec"])
-        fail = doc["failure"]
-        rule, step, message = str(fail["rule"]), int(fail["step"]), str(fail.get("message", ""))
-    except (KeyError, TypeError, ValueError, AttributeError) as e:
-        raise FailureFileError(f"{p}: malformed failure file ({e})") from None
-    if spec.decisions is None or not all(type(x) is int and x >= 0 for x in spec.decisions):
-        raise FailureFileError(f"{p}: the spec has no decision list")
+        spec, need = _read_document(doc)
+    except FailureFileError as e:
+        raise FailureFileError(f"{p}: {e}") from None
     load_entry_points()
-    _loading.require(modules, dists, by=str(p))  # LoadRefused propagates: it says what to do
+    _loading.require(need.get("modules", []), need.get("distributions", []),
+                     by=str(p))  # LoadRefused propagates: it says what to do
     try:
         check_spec(spec, by=str(p))
     except _loading.LoadRefused:
         raise
     except SpecError as e:
         raise FailureFileError(f"{p} is incompatible with this wddmemu: {e}") from None
-    return FailureFile(p, spec, rule, step, message, doc)
+    fail = doc["failure"]
+    return FailureFile(p, spec, fail["rule"], fail["step"], fail.get("message", ""), doc)
+
+
+def _read_document(doc: dict[str, Any]) -> tuple[RunSpec, dict[str, list[str]]]:
+    """The spec and the ``load`` section of a document whose format and version are right;
+    :class:`FailureFileError` names the first field of the wrong shape (``_schema``)."""
+    problem = document_problem(doc)
+    if problem is not None:
+        raise FailureFileError(problem)
+    spec = spec_from_dict(doc["spec"])
+    problem = decisions_problem(doc["spec"].get("decisions"))
+    if problem is not None:
+        raise FailureFileError(problem)
+    return spec, doc.get("load", {})
 
 
 @dataclass(frozen=True)
@@ -793,15 +808,44 @@ class ReplayOutcome:
     diverged_at: int | None = None
 
 
+def _damage(divergence: Divergence | None, recorded: int) -> str | None:
+    """Why a strict replay's divergence shows a damaged decision list rather than a changed
+    program (``docs/explore.md``, "replay"), or None when a program change explains it.
+
+    Damage: a decision naming a thread id the run has not started by then (every recorded
+    decision named a thread the recorded run had, and the decisions before it matched), or an
+    empty list asked for a decision (every scenario run makes its first choice when the
+    kernel starts its threads, so no saved failure has an empty list). A decision naming a
+    thread that exists but cannot run, and a recording that runs out after one or more
+    decisions, are what a fix does to a schedule: those are a changed program."""
+    if divergence is None:
+        return None
+    if divergence.kind == "unknown-thread":
+        return (f"the decision list is damaged: {divergence} at step {divergence.step}; the "
+                "file was edited or cut, or the program now starts fewer threads: explore "
+                "again for a fresh file")
+    if divergence.kind == "ran-out" and recorded == 0:
+        return (f"the decision list is empty, but the run makes a choice at step "
+                f"{divergence.step}: the file was edited or cut; explore again for a fresh file")
+    return None
+
+
 def replay(ff: FailureFile, *, trace: Any = None, backend: str | None = None,
            inject: Sequence[str] = ()) -> ReplayOutcome:
-    """Re-run ``ff`` exactly: its decisions and its faults (``inject`` adds more)."""
+    """Re-run ``ff`` exactly: its decisions and its faults (``inject`` adds more).
+
+    A decision list the run shows to be damaged (:func:`_damage`) raises
+    :class:`FailureFileError` (exit 2): it is never reported as ``clean``, so a regression
+    test over a damaged file fails instead of passing as "fixed"."""
     spec = ff.spec if backend is None else replace(ff.spec, backend=backend)
     spec = replace(spec, faults=spec.faults + tuple(inject))
     assert spec.decisions is not None
-    r = run_scenario(spec, trace=trace, strategy=Replay(spec.decisions),
-                     stop_on_violation=True).run
+    strict = Replay(spec.decisions)
+    r = run_scenario(spec, trace=trace, strategy=strict, stop_on_violation=True).run
     if r.failure is not None and r.failure.kind == "divergence":
+        damage = _damage(strict.divergence, len(spec.decisions))
+        if damage is not None:
+            raise FailureFileError(f"{ff.path}: {damage}")
         at = r.failure.step
         r = run_scenario(spec, strategy=_lenient(spec.decisions), stop_on_violation=True).run
         f = Finding.of(r)

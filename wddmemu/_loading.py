@@ -39,6 +39,15 @@ _allowed: list[str] = []  # modules the user allows a file to import (includes _
 _distributions: dict[str, Distribution] = {}
 _entry_points_done = False
 
+#: a loaded module or an installed distribution: ``("module", name)``, ``("distribution",
+#: name)``
+Provider = tuple[str, str]
+#: who registered each scenario and driver, ``("scenario" | "driver", name)`` -> provider:
+#: what a failure file that uses it must record (and nothing else; issue h1 item 2)
+_providers: dict[tuple[str, str], Provider] = {}
+#: each distribution's entry-point modules (to place a name registered some other way)
+_dist_modules: dict[str, list[str]] = {}
+
 
 def load_module(name: str) -> None:
     """Import ``name`` (a user module registering scenarios or drivers) on the user's word, and
@@ -70,12 +79,13 @@ def loaded_modules() -> tuple[str, ...]:
     return tuple(_loaded)
 
 
-def command_prefix() -> str:
-    """``wddmemu`` with the ``--load`` options in force: the start of a command line that
-    reruns something in another process."""
+def command_prefix(modules: list[str] | None = None) -> str:
+    """``wddmemu`` with the ``--load`` options in force (only those of ``modules``, if given):
+    the start of a command line that reruns something in another process."""
     import shlex
 
-    return shlex.join(["wddmemu", *[a for m in _loaded for a in ("--load", m)]])
+    chosen = [m for m in _loaded if modules is None or m in modules]
+    return shlex.join(["wddmemu", *[a for m in chosen for a in ("--load", m)]])
 
 
 def distributions() -> tuple[Distribution, ...]:
@@ -108,9 +118,48 @@ def entry_points_loaded() -> bool:
     return done
 
 
-def note_distribution(name: str, version: str) -> None:
-    """Record that ``name`` provided loaded entry points (what a failure file lists)."""
+def note_distribution(name: str, version: str, module: str = "") -> None:
+    """Record that ``name`` provided loaded entry points (from ``module``)."""
     _distributions.setdefault(name, Distribution(name, version))
+    if module and module not in _dist_modules.setdefault(name, []):
+        _dist_modules[name].append(module)
+
+
+def note_provided(provider: Provider, names: set[tuple[str, str]]) -> None:
+    """Record that loading ``provider`` registered ``names`` (``(kind, name)`` pairs); the
+    first provider of a name keeps it."""
+    for key in sorted(names):
+        _providers.setdefault(key, provider)
+
+
+def provider_of(kind: str, name: str, module: str) -> Provider | None:
+    """Who provides scenario or driver ``name`` (``kind``): the loaded module or distribution
+    whose loading registered it; else the loaded module or distribution package that holds
+    ``module``, where the object was defined (a module imported before it was loaded); None
+    for a built-in or a name the caller's own code registered."""
+    got = _providers.get((kind, name))
+    if got is not None:
+        return got
+
+    def holds(pkg: str) -> bool:
+        return bool(module) and (module == pkg or module.startswith(pkg + "."))
+
+    for m in _loaded:
+        if holds(m):
+            return ("module", m)
+    for d, mods in _dist_modules.items():
+        if any(holds(m.partition(".")[0]) for m in mods):
+            return ("distribution", d)
+    return None
+
+
+def needed(providers: list[Provider | None]) -> dict[str, list[str]]:
+    """The ``load`` section of a failure file whose scenario and driver come from
+    ``providers``: those modules and distributions only, in load order."""
+    mods = {n for kind, n in filter(None, providers) if kind == "module"}
+    dists = {n for kind, n in filter(None, providers) if kind == "distribution"}
+    return {"modules": [m for m in _loaded if m in mods],
+            "distributions": [d.name for d in _distributions.values() if d.name in dists]}
 
 
 def require(modules: list[str], dists: list[str], *, by: str) -> None:

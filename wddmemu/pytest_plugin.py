@@ -35,6 +35,7 @@ from typing import Any
 import pytest
 
 from . import _loading
+from ._drivers import load_module
 from ._errors import SpecError
 from ._explore import (
     ExploreOptions,
@@ -79,7 +80,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "wddmemu: a wddmemu exploration or replay test")
     for m in [*config.getini("wddmemu_load"), *config.getoption("wddmemu_load")]:
         try:
-            _loading.load_module(m)
+            load_module(m)
         except SpecError as e:
             raise pytest.UsageError(f"--wddmemu-load: {e}") from None
     # make sure the failure directories are collected even when they are not under the paths
@@ -120,7 +121,10 @@ class FailureReplayItem(pytest.Item):
             raise FailureReproduced(f"unreadable failure file: {e}") from None
         except SpecError as e:  # LoadRefused: the file names a module nobody allowed
             raise FailureReproduced(f"{e} (pytest: --wddmemu-load MODULE)") from None
-        out = replay(ff)
+        try:
+            out = replay(ff)
+        except FailureFileError as e:  # damaged decisions: never a pass as "fixed"
+            raise FailureReproduced(f"damaged failure file: {e}") from None
         if out.kind == "clean":
             return
         if out.kind == "diverged":

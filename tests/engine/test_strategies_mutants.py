@@ -192,7 +192,23 @@ def test_replay_divergences_carry_their_step() -> None:
 
 
 def test_the_runnable_names_are_listed_comma_separated() -> None:
-    with pytest.raises(Divergence, match=r"\(runnable: a, b\)$"):
+    r = Replay([3])
+    for t in (A, B, C, D):
+        r.on_spawn(t)
+    with pytest.raises(Divergence, match=r"\(runnable: a, b\)$") as e:
+        r.choose((B, A), 1, current=None)
+    assert e.value.kind == "not-runnable" and r.divergence is e.value
+
+
+def test_a_tid_no_thread_has_had_is_an_unknown_thread() -> None:
+    r = Replay([7])
+    for t in (A, B, C, D):
+        r.on_spawn(t)
+    with pytest.raises(Divergence, match=r"tid 7, but the run has started only 4 threads") as e:
+        r.choose((B, A), 1, current=None)
+    assert e.value.kind == "unknown-thread"
+    # without on_spawn (a strategy driven by hand) the runnable threads still count as started
+    with pytest.raises(Divergence, match=r"only 2 threads \(tids 0\.\.1\)"):
         Replay([7]).choose((B, A), 1, current=None)
 
 

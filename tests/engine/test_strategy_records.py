@@ -67,18 +67,25 @@ def test_pct_priorities_decide_and_follow_the_seed() -> None:
 
 def test_replay_divergence_messages_say_what_went_wrong() -> None:
     full = vt.Engine("random", seed=1).run(_two).decisions
-    short = vt.Engine(Replay(full[:1])).run(_two)
+    strategy = Replay(full[:1])
+    short = vt.Engine(strategy).run(_two)
     assert short.failure is not None and short.failure.kind == "divergence"
     assert ("the program asked for decision 2 but the recording has only 1"
             in short.failure.message)
-    long = vt.Engine(Replay([*full, 0, 0])).run(_two)
+    assert strategy.divergence is not None and strategy.divergence.kind == "ran-out"
+    strategy = Replay([*full, 0, 0])
+    long = vt.Engine(strategy).run(_two)
     assert long.failure is not None
     assert f"the program finished after {len(full)} decisions; the recording has" in (
         long.failure.message)
-    bad = vt.Engine(Replay([99])).run(_two)
+    assert strategy.divergence is not None and strategy.divergence.kind == "left-over"
+    # a tid no thread of the run ever had by then: told apart from one that cannot run
+    strategy = Replay([99])
+    bad = vt.Engine(strategy).run(_two)
     assert bad.failure is not None
-    assert "decision 1 names thread tid 99, which cannot run here (runnable: " in (
+    assert "decision 1 names thread tid 99, but the run has started only 3 threads" in (
         bad.failure.message)
+    assert strategy.divergence is not None and strategy.divergence.kind == "unknown-thread"
     lenient = Replay([99], fallback=Fifo(), lenient=True)
     r = vt.Engine(lenient).run(_two)
     assert r.ok and lenient.diverged_at is not None
