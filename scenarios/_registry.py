@@ -10,6 +10,7 @@ decorator (loaded with ``wddmemu --load MODULE`` or the ``wddmemu.scenarios`` en
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -126,16 +127,135 @@ def scenario(
     parameters (keyword arguments: :class:`Param`). ``kernel`` maps the resolved parameters to
     ``kmd.KernelConfig`` overrides; ``ddi_version`` is the driver's DDI version when the command
     line does not say; ``check`` judges the parameters together (a one-line reason or ``None``),
-    before the run like the ranges. Registering a name twice raises ``ValueError``."""
+    before the run like the ranges.
+
+    The definition is checked here, not at the first run (:func:`check_definition`): a name
+    taken already, a function that is not ``async def``, a :class:`Param` the function does not
+    take (or a parameter it needs that no :class:`Param` declares), a parameter that is not a
+    :class:`Param` or whose default is not of its type, a ``kernel``/``check`` that is not
+    callable, a ``ddi_version`` that is not a 32-bit int, defaults that fail ``check`` or give
+    ``kernel`` overrides that are no ``KernelConfig`` field. Each raises ``ValueError`` with one
+    line naming the scenario; loading the module that holds it (``--load``, an entry point)
+    then reports that line with the user's file and line (exit 2)."""
 
     def deco(fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
         if name in REGISTRY:
-            raise ValueError(f"scenario {name} is registered twice")
-        REGISTRY.register(name, Scenario(name, description, fn, dict(params), kernel,
-                                         ddi_version, check), summary=description)
+            first = REGISTRY[name].fn
+            raise ValueError(f"scenario {name} is registered twice (first by "
+                             f"{getattr(first, '__module__', '?')}): pick another name")
+        sc = Scenario(name, description, fn, dict(params), kernel, ddi_version, check)
+        check_definition(sc)
+        REGISTRY.register(name, sc, summary=description)
         return fn
 
     return deco
+
+
+def _callable_name(fn: Any) -> str:
+    return f"{getattr(fn, '__name__', None) or type(fn).__name__}()"
+
+
+def check_definition(sc: Scenario) -> None:
+    """Raise ``ValueError`` (one line, naming the scenario) for what would make every run of
+    ``sc`` fail whatever the driver does: see :func:`scenario`."""
+    what = f"scenario {sc.name}"
+    if not isinstance(sc.name, str) or not sc.name:
+        raise ValueError(f"a scenario name is a non-empty string, not {sc.name!r}")
+    if not isinstance(sc.description, str):
+        raise ValueError(f"{what}: the description is one line of text, not "
+                         f"{type(sc.description).__name__}")
+    for k, prm in sc.params.items():
+        if not isinstance(prm, Param):
+            raise ValueError(f"{what}: parameter {k} is {prm!r}, not a Param(type, default, "
+                             "help)")
+        if prm.type not in (int, bool, str):
+            raise ValueError(f"{what}: parameter {k} has type {prm.type!r}: use int, bool or str")
+        if type(prm.default) is not prm.type:
+            raise ValueError(f"{what}: parameter {k}'s default {prm.default!r} is not "
+                             f"{prm.type.__name__}")
+    for field_name in ("kernel", "check"):
+        f = getattr(sc, field_name)
+        if f is not None and not callable(f):
+            raise ValueError(f"{what}: {field_name}= takes a function of the parameters, not "
+                             f"{type(f).__name__}")
+    v = sc.ddi_version
+    if v is not None and (type(v) is not int or not 0 <= v <= 0xFFFFFFFF):
+        raise ValueError(f"{what}: ddi_version takes a 32-bit DriverVersion like 0xB, not {v!r}")
+    fn = sc.fn
+    fname = _callable_name(fn)
+    if not callable(fn):
+        raise ValueError(f"{what}: {fn!r} is not a function")
+    call = vars(type(fn)).get("__call__")  # an object with an async __call__ counts
+    is_async = inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(call)
+    if not is_async:
+        raise ValueError(f"{what}: {fname} is not async: a scenario is "
+                         "'async def fn(ctx, **params)'")
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):  # no signature to judge (a C callable): the run will tell
+        sig = None
+    if sig is not None:
+        _check_signature(what, fname[:-2], sig, sc.params)
+    defaults = {k: prm.default for k, prm in sc.params.items()}
+    if sc.check is not None:
+        why = _call(what, "check", sc.check, defaults)
+        if why:
+            raise ValueError(f"{what}: its defaults fail its own check: {why}")
+    if sc.kernel is not None:
+        over = _call(what, "kernel", sc.kernel, defaults)
+        import kmd  # the layer below: its KernelConfig fields
+
+        known = set(getattr(kmd.KernelConfig, "__dataclass_fields__", ()))
+        if not isinstance(over, dict):
+            raise ValueError(f"{what}: kernel= returns a dict of KernelConfig fields, not "
+                             f"{type(over).__name__}")
+        bad = sorted(k for k in over if k not in known) if known else []
+        if bad:
+            raise ValueError(f"{what}: kernel= returns {bad[0]!r}, which is no KernelConfig "
+                             "field")
+
+
+def _check_signature(what: str, fname: str, sig: inspect.Signature,
+                     params: dict[str, Param]) -> None:
+    """The runner calls ``fn(ctx, **params)``: every declared parameter must be taken, every
+    parameter the function needs (besides ``ctx``) declared."""
+    P = inspect.Parameter
+    ps = list(sig.parameters.values())
+    # shown without annotations: s(ctx, n), as the user wrote the names
+    sig = sig.replace(parameters=[q.replace(annotation=P.empty) for q in ps],
+                      return_annotation=inspect.Signature.empty)
+    positional = [q for q in ps if q.kind in (P.POSITIONAL_ONLY, P.POSITIONAL_OR_KEYWORD)]
+    ctx = positional[0] if positional else None
+    if ctx is None and not any(q.kind is P.VAR_POSITIONAL for q in ps):
+        raise ValueError(f"{what}: {fname}{sig} takes no ctx: a scenario is "
+                         "'async def fn(ctx, **params)'")
+    if not any(q.kind is P.VAR_KEYWORD for q in ps):
+        takes = {q.name for q in ps if q is not ctx
+                 and q.kind in (P.POSITIONAL_OR_KEYWORD, P.KEYWORD_ONLY)}
+        for k in params:
+            if k not in takes:
+                raise ValueError(f"{what}: {fname}{sig} does not take its parameter {k} "
+                                 f"(declared {k}=Param(...)): add it to the function or drop "
+                                 "the Param")
+    for q in ps:
+        if (q is not ctx and q.default is P.empty and q.name not in params
+                and q.kind not in (P.VAR_POSITIONAL, P.VAR_KEYWORD)):
+            raise ValueError(f"{what}: {fname}{sig} needs {q.name}, which no Param declares: "
+                             f"add {q.name}=Param(...) to @scenario or give it a default")
+    try:  # what the checks above did not think of
+        sig.bind(None, **dict.fromkeys(params))
+    except TypeError as e:
+        raise ValueError(f"{what}: {fname}{sig} cannot be called as the runner calls it, "
+                         f"with ctx and its parameters by name: {e}") from None
+
+
+def _call(what: str, field_name: str, f: Callable[[dict[str, Any]], Any],
+          defaults: dict[str, Any]) -> Any:
+    try:
+        return f(dict(defaults))
+    except Exception as e:
+        raise ValueError(f"{what}: {field_name}= raised {type(e).__name__}: {e} on the "
+                         "default parameters") from None
 
 
 def get(name: str) -> Scenario:

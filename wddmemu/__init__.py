@@ -53,6 +53,7 @@ _NAMES = {
     "register_driver": "_drivers",
     "resolve_driver": "_drivers",
     "LoadRefused": "_loading",
+    "PluginWarning": "_loading",
     "allow_module": "_loading",
     "load_entry_points": "_drivers",
     "load_module": "_drivers",
@@ -73,6 +74,7 @@ __all__ = [
     "FindingGroup",
     "Found",
     "LoadRefused",
+    "PluginWarning",
     "ProgramResult",
     "ReplayOutcome",
     "RunSpec",
@@ -129,7 +131,7 @@ if TYPE_CHECKING:
         replay,
         save_failure,
     )
-    from ._loading import LoadRefused, allow_module
+    from ._loading import LoadRefused, PluginWarning, allow_module
     from ._program import ProgramResult, check_program
     from ._runner import RunSpec, ScenarioResult, check_spec, run_scenario, run_scenario_async
 

@@ -221,7 +221,7 @@ def parse_campaign(doc: dict[str, Any], where: str = "campaign file") -> Campaig
                             + ", ".join(STRATEGIES))
     for spec, _ in camp.cells()[:: len(camp.strategies)]:
         try:
-            check_spec(spec)
+            check_spec(spec, many=True)
         except (SpecError, ValueError) as e:
             raise CampaignError(f"{where}: {e}") from None
     return camp
@@ -432,7 +432,7 @@ class ReportingExplore:
     def __call__(self, base: RunSpec, opts: ExploreOptions, **kw: Any) -> ExploreResult:
         t0 = self.clock()
         if self.cluster:
-            check_spec(base)
+            check_spec(base, many=True)
             with connect(self.cluster, ship=self.ship) as client:
                 res = explore_on_cluster(client, base, replace(opts, jobs=1),
                                          progress=kw.get("progress"),

@@ -167,8 +167,9 @@ def _console() -> Console:
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="wddmemu", prog_name="wddmemu")
 @click.option("--load", "load", multiple=True, metavar="MODULE",
-              help="import MODULE first (your scenarios and drivers; repeatable); failure "
-              "files may then name it")
+              help="import MODULE first (your scenarios and drivers; repeatable), found as "
+              "python -m finds it (the current directory first), or a path to a .py file; "
+              "failure files may then name it")
 @click.option("--allow-load", "allow_load", multiple=True, metavar="MODULE",
               help="let a failure file import MODULE if it lists it (repeatable)")
 @click.pass_context
@@ -182,11 +183,28 @@ def cli(ctx: click.Context, load: tuple[str, ...], allow_load: tuple[str, ...]) 
         _loading.allow_module(m)
     if ctx.invoked_subcommand == "trace":
         return  # trace files are data: the trace tools load nothing
-    from ._drivers import load_entry_points, load_module  # driver layers: for commands only
+    from ._drivers import load_module  # the driver layers: imported for commands only
 
     for m in load:  # each module's scenarios and drivers are noted (what a file records)
         load_module(m)
-    load_entry_points()
+    _load_plugins()
+
+
+def _load_plugins() -> None:
+    """The installed entry points; a broken one is a warning line on stderr and is skipped
+    (a command that needs what it would provide then fails naming it, exit 2)."""
+    import warnings
+
+    from ._drivers import load_entry_points  # the driver layers: imported for commands only
+
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always", _loading.PluginWarning)
+        load_entry_points()
+    for w in seen:
+        if issubclass(w.category, _loading.PluginWarning):
+            _err(f"wddmemu: warning: {w.message}")
+        else:  # somebody else's warning, caught on the way: as it would have been shown
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
 
 
 @cli.command("scenarios")
@@ -363,7 +381,7 @@ def explore_cmd(scenario: str, params: tuple[str, ...], driver: str,
     opts = ExploreOptions(schedules=schedules, strategy=strategy, seed=seed, depth=depth,
                           preemption_bound=preemption_bound, jobs=min(jobs, cpus),
                           stop_on_first=stop_on_first, minimise=minimise, faults=faults)
-    check_spec(base)
+    check_spec(base, many=True)
     _check_outputs(save_dir, junit, json_out)
     console = _console()
     if jobs > cpus:

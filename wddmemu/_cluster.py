@@ -188,7 +188,7 @@ def plan(base: RunSpec, opts: ExploreOptions, label: str = "") -> Search | DfsSp
     """The cluster search for ``opts.strategy``: seed chunks for random and pct, subtrees for
     dfs and dpor."""
     if opts.strategy in ("dfs", "dpor"):  # one set of faults for the whole search, as in one
-        check_spec(base)                  # process
+        check_spec(base, many=True)       # process
         opts = measure_faults(base, opts)
         split = DfsSplit if opts.strategy == "dfs" else DporSplit
         return split(_with_faults(base, opts, opts.seed), opts, label)
@@ -228,7 +228,7 @@ class Search:
 
     @classmethod
     def of(cls, base: RunSpec, opts: ExploreOptions, label: str = "") -> Search:
-        check_spec(base)
+        check_spec(base, many=True)
         k = probe_steps(base) if uses_pct(opts.strategy) else base.pct_steps
         return cls(base, measure_faults(base, opts), k, label)
 
@@ -567,7 +567,7 @@ class PoolClient:
 
     def __init__(self, pool: futures.ProcessPoolExecutor, jobs: int) -> None:
         self.pool, self.jobs = pool, jobs
-        self.modules = _loading.loaded_modules()
+        self.modules = _loading.load_arguments()
 
     def submit(self, fn: Callable[..., Any], *args: Any, pure: bool = False
                ) -> futures.Future[Any]:

@@ -1,15 +1,15 @@
-"""The driver registry: every driver a run can name, and how a name (or an object) becomes a
-fresh driver for one run.
+"""The driver registry: every driver a run can name, and how a name (or an object) becomes a fresh
+driver for one run.
 
 :data:`DRIVERS` holds factories ``f(driver_version=None, **options)``: ``reference`` and every
 seeded variant of ``umd`` (through ``umd.make_driver``), plus whatever user modules register
 with :func:`register_driver` / :func:`driver` or through the ``wddmemu.drivers`` entry point.
 ``--driver-opt key=value`` options reach the factory as keyword arguments.
 
-:func:`resolve_driver` accepts a registered name, ``MODULE:ATTR``, a factory, a driver class or a
-driver instance. Names coming from a failure file are resolved with ``by=`` set: then a
-``MODULE:ATTR`` imports only a module the user allowed (``wddmemu._loading``), so a file never
-causes an import or a call by itself.
+:func:`resolve_driver` accepts a registered name, ``MODULE:ATTR``, a factory, a driver class or
+a driver instance (an instance serves one run only: :func:`refuse_driver_object`). Names coming
+from a failure file are resolved with ``by=`` set: then a ``MODULE:ATTR`` imports only a module
+the user allowed (``wddmemu._loading``), so a file never causes an import or a call by itself.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import re
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import fields
+from pathlib import Path
 from typing import Any, TypeVar
 
 import umd
@@ -211,25 +212,42 @@ def load_entry_points() -> None:
     """Load every ``wddmemu.scenarios`` and ``wddmemu.drivers`` entry point, once per process.
     A ``wddmemu.drivers`` entry that is not a module is registered as a driver factory under the
     entry point's name (unless its module registered that object already); a module registers
-    its own. Loading errors are one :class:`SpecError` line."""
+    its own.
+
+    A broken entry point (its module does not import, or a registration in it is refused) is
+    skipped: whatever it had registered before failing is removed again, it is recorded
+    (:func:`wddmemu._loading.broken_plugins`) and one :class:`wddmemu.PluginWarning` names it
+    and its error. Everything else loads and works; a name only it would have provided is
+    unknown, and the message that says so names the broken plugin."""
     if _loading.entry_points_loaded():
         return
+    import warnings
     from importlib.metadata import entry_points
+
+    import scenarios
 
     for group in ENTRY_POINT_GROUPS:
         # sorted by name: the registries' order must not depend on the file system's
         for ep in sorted(entry_points(group=group), key=lambda e: (e.name, e.value)):
             before = _registered()
+            names_before = (set(DRIVERS.names()), set(scenarios.REGISTRY.names()))
+            dist = None if ep.dist is None else (ep.dist.metadata["Name"] or ep.dist.name)
             try:
                 obj = ep.load()
-            except Exception as e:
-                raise SpecError(f"cannot load entry point {ep.name} = {ep.value} ({group}): "
-                                f"{type(e).__name__}: {e}") from None
-            is_factory = group == "wddmemu.drivers" and not isinstance(obj, type(sys))
-            if is_factory and (ep.name not in DRIVERS or DRIVERS[ep.name] is not obj):
-                DRIVERS.register(ep.name, obj)
-            if ep.dist is not None:
-                dist = ep.dist.metadata["Name"] or ep.dist.name
+                is_factory = group == "wddmemu.drivers" and not isinstance(obj, type(sys))
+                if is_factory and (ep.name not in DRIVERS or DRIVERS[ep.name] is not obj):
+                    DRIVERS.register(ep.name, obj)
+            except (Exception, SystemExit) as e:  # the plugin's own failure: skip it, say so
+                for reg, had in ((DRIVERS, names_before[0]), (scenarios.REGISTRY, names_before[1])):
+                    for name in set(reg.names()) - had:
+                        reg.unregister(name)
+                err = str(user_error("x", e)).partition(": ")[2]
+                plugin = _loading.BrokenPlugin(ep.name, ep.value, group, dist, err)
+                _loading.note_broken(plugin)
+                warnings.warn(f"plugin {plugin.describe()} is broken and was skipped: {err}",
+                              _loading.PluginWarning, stacklevel=2)
+                continue
+            if dist is not None and ep.dist is not None:
                 _loading.note_distribution(dist, ep.dist.version, ep.module)
                 _loading.note_provided(("distribution", dist), _registered() - before)
             _loading.allow_module(ep.module)
@@ -249,7 +267,9 @@ def load_module(name: str) -> None:
     the module only when its run used one of them (:func:`needed_by`)."""
     before = _registered()
     _loading.load_module(name)
-    _loading.note_provided(("module", name), _registered() - before)
+    # a path (``--load dir/mod.py``) is loaded, and recorded, as the module named by its stem
+    module = Path(name).stem if isinstance(name, str) and name.endswith(".py") else name
+    _loading.note_provided(("module", module), _registered() - before)
 
 
 def needed_by(scenario: str, driver: str) -> dict[str, list[str]]:
@@ -279,8 +299,20 @@ def _accepts(fn: Callable[..., Any], name: str) -> bool:
     return any(p.name == name or p.kind is p.VAR_KEYWORD for p in sig.parameters.values())
 
 
+def _is_async(fn: Any) -> bool:
+    """Whether calling ``fn`` makes a coroutine or an async generator instead of a value."""
+    call = fn
+    if not (inspect.isfunction(fn) or inspect.ismethod(fn)):
+        call = next((vars(k)["__call__"] for k in type(fn).__mro__ if "__call__" in vars(k)), fn)
+    return any(check(f) for f in (fn, call)
+               for check in (inspect.iscoroutinefunction, inspect.isasyncgenfunction))
+
+
 def _call_factory(fn: Callable[..., Any], label: str, ddi_version: int | None,
-                  options: Mapping[str, Any]) -> Any:
+                  options: Mapping[str, Any], default_version: int | None = None) -> Any:
+    if not isinstance(fn, type) and _is_async(fn):
+        raise SpecError(f"driver factory {label} is async: a factory is a plain callable "
+                        "(def, not async def) that returns a driver")
     try:
         params = inspect.signature(fn).parameters
     except (TypeError, ValueError):
@@ -294,10 +326,12 @@ def _call_factory(fn: Callable[..., Any], label: str, ddi_version: int | None,
             known = ", ".join(n for n in params if n != "driver_version") or "none"
             raise SpecError(f"driver {label} has no option {k!r} (options: {known})")
         kw[k] = _coerce(k, v, p.default if p is not None else declared.get(k))
-    if ddi_version is not None:
-        if not _accepts(fn, "driver_version"):
-            raise SpecError(f"driver {label} takes no driver_version (drop --ddi-version)")
-        kw["driver_version"] = ddi_version
+    takes_version = _accepts(fn, "driver_version")
+    if ddi_version is not None and not takes_version:
+        raise SpecError(f"driver {label} takes no driver_version (drop --ddi-version)")
+    version = ddi_version if ddi_version is not None else default_version
+    if version is not None and takes_version:
+        kw["driver_version"] = version
     try:
         drv = fn(**kw)
     except SpecError:
@@ -306,57 +340,104 @@ def _call_factory(fn: Callable[..., Any], label: str, ddi_version: int | None,
         raise SpecError(f"driver factory {label} failed: {e}") from None
     except (Exception, SystemExit) as e:  # the user's factory raised: exit 2 with its line
         raise user_error(f"driver factory {label} failed", e) from None
+    if inspect.isawaitable(drv) or inspect.isasyncgen(drv):
+        close = getattr(drv, "close", None) or getattr(drv, "aclose", None)
+        if inspect.iscoroutine(drv):
+            drv.close()  # never awaited on purpose: no RuntimeWarning
+        elif close is not None and not inspect.isasyncgen(drv):
+            close()
+        raise SpecError(f"driver factory {label} returned an awaitable: a factory is a plain "
+                        "callable (def, not async def) that returns a driver")
     if not hasattr(drv, "open_adapter"):
         raise SpecError(f"{label} did not produce a driver (no open_adapter)")
     return drv
 
 
+def is_driver_object(obj: Any) -> bool:
+    """Whether ``obj`` is a driver itself (it has ``open_adapter`` and is not a class), not a
+    factory or class that makes one: such an object serves one run only."""
+    return hasattr(obj, "open_adapter") and not isinstance(obj, type)
+
+
 def _from_object(obj: Any, label: str, ddi_version: int | None,
-                 options: Mapping[str, Any]) -> Any:
+                 options: Mapping[str, Any], default_version: int | None = None) -> Any:
     if isinstance(obj, type) and issubclass(obj, umd.ReferenceDriver):
-        return obj(driver_config(options, ddi_version))
-    if hasattr(obj, "open_adapter") and not isinstance(obj, type):
+        version = ddi_version if ddi_version is not None else default_version
+        return obj(driver_config(options, version))
+    if is_driver_object(obj):
+        # a scenario's declared version is a default for drivers that take one: an object
+        # reports its own through OpenAdapter. Only an explicit request is refused.
         if ddi_version is not None:
-            raise SpecError(f"{label} is a driver object; it cannot take --ddi-version")
+            raise SpecError(f"{label} is a driver object; it cannot take --ddi-version (it "
+                            "reports its own version): drop it, or pass a factory")
         if options:
             raise SpecError(f"{label} is a driver object; it takes no --driver-opt")
         return obj
     if callable(obj):
-        return _call_factory(obj, label, ddi_version, options)
+        return _call_factory(obj, label, ddi_version, options, default_version)
     raise SpecError(f"{label} is neither a driver nor a driver factory")
 
 
 def describe_driver(obj: Any) -> str:
-    """How a driver given as an object shows in messages."""
-    name = getattr(obj, "__qualname__", None) or type(obj).__qualname__
+    """How a driver given as an object shows in messages: ``module.qualname`` for a factory or
+    class, ``Class()`` for a driver object."""
+    name = getattr(obj, "__qualname__", None)
+    if not isinstance(name, str):
+        return f"{type(obj).__qualname__}()"
     return f"{getattr(obj, '__module__', '?')}.{name}"
 
 
-def resolve_driver(driver: Any, ddi_version: int | None,
-                   options: Mapping[str, Any] | None = None, *, by: str | None = None) -> Any:
-    """A fresh driver for one run from ``driver``: a registered name (:data:`DRIVERS`),
-    ``MODULE:ATTR`` naming a factory, class or driver object, or such an object itself.
-    ``options`` go to the factory as keyword arguments. ``by`` (a file path) marks a name read
-    from a file: its ``MODULE:ATTR`` imports only an allowed module. Raises :class:`SpecError`."""
-    opts = dict(options or {})
+def _lookup(driver: Any, by: str | None) -> tuple[Any, str]:
+    """The object ``driver`` names (a registered factory, ``MODULE:ATTR``'s attribute, or
+    ``driver`` itself) and how it shows in messages."""
     if not isinstance(driver, str):
-        return _from_object(driver, describe_driver(driver), ddi_version, opts)
+        return driver, describe_driver(driver)
     if ":" not in driver:
         try:
-            factory = DRIVERS[driver]
+            return DRIVERS[driver], driver
         except RegistryError:
-            raise SpecError(f"unknown driver {driver!r}: run 'wddmemu drivers' for the "
-                            "registered ones, or use MODULE:ATTR") from None
-        return _from_object(factory, driver, ddi_version, opts)
+            raise SpecError(f"unknown driver {driver!r}"
+                            + (_loading.broken_hint("driver", driver) or
+                               ": run 'wddmemu drivers' for the registered ones, or use "
+                               "MODULE:ATTR")) from None
     mod_name, _, attr = driver.partition(":")
     if by is None:
         _loading.allow_module(mod_name)  # the user typed it: it may be imported, now and later
     mod = import_allowed(mod_name, by=by or "--driver", what="driver module")
     try:
-        obj = getattr(mod, attr)
+        return getattr(mod, attr), driver
     except AttributeError:
         raise SpecError(f"driver module {mod_name!r} has no attribute {attr!r}") from None
-    return _from_object(obj, driver, ddi_version, opts)
+
+
+def resolve_driver(driver: Any, ddi_version: int | None,
+                   options: Mapping[str, Any] | None = None, *, by: str | None = None,
+                   default_version: int | None = None) -> Any:
+    """A fresh driver for one run from ``driver``: a registered name (:data:`DRIVERS`),
+    ``MODULE:ATTR`` naming a factory, class or driver object, or such an object itself.
+    ``options`` go to the factory as keyword arguments. ``ddi_version`` is an explicit request
+    (``--ddi-version``): a driver that cannot take one refuses it. ``default_version`` is the
+    scenario's declared version: given to a factory that takes ``driver_version`` and to a
+    ``ReferenceDriver`` class, ignored by a factory without that parameter and by a driver
+    object, which report their own version through OpenAdapter. ``by`` (a file path) marks a
+    name read from a file: its ``MODULE:ATTR`` imports only an allowed module. Raises
+    :class:`SpecError`."""
+    opts = dict(options or {})
+    obj, label = _lookup(driver, by)
+    return _from_object(obj, label, ddi_version, opts, default_version)
+
+
+def refuse_driver_object(driver: Any, *, by: str | None = None) -> None:
+    """Raise :class:`SpecError` if ``driver`` is (or names) a driver object rather than a
+    factory or class: where many runs are made (explore, check, campaigns), each schedule
+    needs a driver of its own, since an object keeps its state (device names, handles,
+    counters) from one run to the next and schedule N would then not be schedule N alone."""
+    obj, label = _lookup(driver, by)
+    if is_driver_object(obj):
+        raise SpecError(f"the driver {label} is an object, not a factory or class: exploring "
+                        "runs many schedules and each needs a fresh driver, so pass its "
+                        "factory or class (e.g. driver=make, driver_options={...}); an object "
+                        "runs one schedule (wddmemu.run)")
 
 
 def driver_name(obj: Any) -> str | None:

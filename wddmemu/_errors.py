@@ -3,24 +3,46 @@ CLI's option parsing) can raise it without importing the runner."""
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 
 class SpecError(ValueError):
     """Bad input in a run specification (unknown scenario, bad parameter, bad driver path…):
     the CLI prints it as one line and exits 2."""
 
 
+#: the emulator's own packages (side by side in one source root): a user error is located in
+#: the user's code, never in these
+_OURS = tuple(str(Path(__file__).resolve().parent.parent / name) + os.sep
+              for name in ("vthreads", "kmd", "umd", "runtime", "scenarios", "wddmemu"))
+
+
+def _user_frame(e: BaseException) -> str:
+    """``file:line`` of the innermost frame of ``e``'s traceback that is the user's code (not
+    the emulator's packages, not importlib's frozen frames); "" if there is none."""
+    where = ""
+    tb = e.__traceback__
+    while tb is not None:
+        name = tb.tb_frame.f_code.co_filename
+        if not name.startswith("<") and not os.path.abspath(name).startswith(_OURS):
+            where = f"{name}:{tb.tb_lineno}"
+        tb = tb.tb_next
+    return where
+
+
 def user_error(what: str, e: BaseException) -> SpecError:
     """The one line for user code (a driver module, a factory, a ``--load`` module) that
-    raised: ``what: Type: message (file:line)``, the line being where the user's code raised
-    (for a syntax error, the bad line)."""
-    where = ""
+    raised: ``what: Type: message (file:line)``, the line being the innermost one of the
+    user's own code (for a syntax error, the bad line; for a scenario or driver registration
+    the emulator refused, the user's definition site, not the registry's line)."""
     if isinstance(e, SyntaxError) and e.filename:
-        where = f" ({e.filename}:{e.lineno})"
+        where = f"{e.filename}:{e.lineno}"
     else:
-        tb = e.__traceback__
-        while tb is not None and tb.tb_next is not None:
-            tb = tb.tb_next
-        if tb is not None:
-            where = f" ({tb.tb_frame.f_code.co_filename}:{tb.tb_lineno})"
-    text = str(e) if not isinstance(e, SystemExit) else f"exit code {e.code}"
-    return SpecError(f"{what}: {type(e).__name__}: {text}{where}".replace("\n", " "))
+        where = _user_frame(e)
+    if isinstance(e, SyntaxError) and e.filename:
+        text = str(e.msg)  # str(e) repeats the file and line
+    else:
+        text = str(e) if not isinstance(e, SystemExit) else f"exit code {e.code}"
+    suffix = f" ({where})" if where else ""
+    return SpecError(f"{what}: {type(e).__name__}: {text}{suffix}".replace("\n", " "))

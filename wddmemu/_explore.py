@@ -281,7 +281,7 @@ def explore(
     """Run up to ``opts.schedules`` schedules of ``base``; see the module docstring.
     ``on_found`` sees each failure as soon as it is found, before it is minimised (the CLI
     saves it then, so that Ctrl-C loses nothing)."""
-    check_spec(base)
+    check_spec(base, many=True)
     opts = measure_faults(base, opts)
     if opts.strategy in ("dfs", "dpor"):  # one fault for the whole search, from --seed
         return _explore_systematic(_with_faults(base, opts, opts.seed), opts, progress, on_found)
@@ -324,7 +324,7 @@ def _explore_parallel(base: RunSpec, opts: ExploreOptions, k: int,
     runs = 0
     indices = list(range(opts.schedules))
     chunks = [indices[j : j + opts.chunk] for j in range(0, len(indices), opts.chunk)]
-    modules = _loading.loaded_modules()
+    modules = _loading.load_arguments()
     # A sliding window of jobs + 1 chunks in flight, read in chunk order. Not waves of `jobs`
     # chunks: a wave waits for its slowest chunk while the other workers idle, which on a
     # shared machine (one worker descheduled for a while) cost more than the parallelism won.

@@ -10,13 +10,22 @@ listed module is imported only when the user allowed that module by name — on 
 
 State is per process, in registration order (never a set's order, so what a failure file
 records is deterministic). Worker processes of ``explore --jobs N`` get the same modules
-through :func:`loaded_modules`.
+through :func:`load_arguments`.
+
+Where a module the user names is found (``--load``, ``--allow-load``, ``--driver
+MODULE:ATTR``): as ``python -m`` finds it, the current directory first, then the installed
+modules. ``--load path/to/file.py`` loads a single file as the module named by its stem (its
+directory goes first on ``sys.path``, as ``python path/to/file.py`` puts it); failure files
+record that module name, never the path.
 """
 
 from __future__ import annotations
 
 import importlib
+import os
+import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 from ._errors import SpecError, user_error
 
@@ -24,6 +33,29 @@ from ._errors import SpecError, user_error
 class LoadRefused(SpecError):
     """A file asked for a module the user did not allow, or for a distribution that is not
     installed. One line, exit 2; the message says how to allow it."""
+
+
+class PluginWarning(UserWarning):
+    """An installed ``wddmemu.scenarios`` / ``wddmemu.drivers`` entry point could not be loaded
+    (a syntax error, an import error, a refused registration): it is skipped, everything else
+    works. The message is one line naming the entry point and the error; the CLI prints it as
+    ``wddmemu: warning: ...`` on stderr."""
+
+
+@dataclass(frozen=True)
+class BrokenPlugin:
+    """An entry point that failed to load: ``name = value`` in ``group``, from
+    ``distribution``, and the one-line ``error``."""
+
+    name: str
+    value: str
+    group: str
+    distribution: str | None
+    error: str
+
+    def describe(self) -> str:
+        """``name = value (group)``, as the entry point is written."""
+        return f"{self.name} = {self.value} ({self.group})"
 
 
 @dataclass(frozen=True)
@@ -35,9 +67,11 @@ class Distribution:
 
 
 _loaded: list[str] = []  # modules imported on the user's word, in order
+_load_args: list[str] = []  # what --load was given for each (a name, or a path to a .py file)
 _allowed: list[str] = []  # modules the user allows a file to import (includes _loaded)
 _distributions: dict[str, Distribution] = {}
 _entry_points_done = False
+_broken: list[BrokenPlugin] = []
 
 #: a loaded module or an installed distribution: ``("module", name)``, ``("distribution",
 #: name)``
@@ -51,14 +85,53 @@ _dist_modules: dict[str, list[str]] = {}
 
 def load_module(name: str) -> None:
     """Import ``name`` (a user module registering scenarios or drivers) on the user's word, and
-    allow failure files to name it. Any error is one :class:`SpecError` line."""
-    if not name or not all(part.isidentifier() for part in name.split(".")):
-        raise SpecError(f"--load takes a module name like mypkg.drivers, not {name!r}")
+    allow failure files to name it. ``name`` is a module name, found as ``python -m`` finds it
+    (the current directory first), or a path to a ``.py`` file, loaded as the module named by
+    the file's stem. Any error is one :class:`SpecError` line."""
+    if isinstance(name, str) and name.endswith(".py"):
+        _load_file(name)
+        return
+    if not isinstance(name, str) or not name or not all(
+            part.isidentifier() for part in name.split(".")):
+        raise SpecError(f"--load takes a module name like mypkg.drivers or a path to a .py "
+                        f"file, not {name!r}")
     allow_module(name)
     if name in _loaded:
         return
     _import(name, f"cannot load module {name!r}")
     _loaded.append(name)
+    _load_args.append(name)
+
+
+def _load_file(text: str) -> None:
+    """``--load path/to/mod.py``: import the file as module ``mod`` with its directory first on
+    ``sys.path``; refused when that name is taken by another file already imported."""
+    path = Path(text)
+    name = path.stem
+    if not path.is_file():
+        raise SpecError(f"--load {text}: no such file")
+    if not name.isidentifier():
+        raise SpecError(f"--load {text}: {name!r} is not a module name (the file's name "
+                        "becomes the module's: use letters, digits and _)")
+    real = path.resolve()
+    have = sys.modules.get(name)
+    have_file = getattr(have, "__file__", None)
+    if have is not None and (have_file is None or Path(have_file).resolve() != real):
+        raise SpecError(f"--load {text}: a module named {name!r} is imported already "
+                        f"(from {have_file or 'a built-in'}): rename the file")
+    allow_module(name)
+    if name in _loaded:
+        return
+    folder = str(real.parent)
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+    mod = _import(name, f"cannot load {text}")
+    got = getattr(mod, "__file__", None)
+    if got is None or Path(got).resolve() != real:  # a package of that name came first
+        raise SpecError(f"--load {text}: the name {name!r} imports {got or 'a built-in'} "
+                        "instead: rename the file")
+    _loaded.append(name)
+    _load_args.append(text)
 
 
 def allow_module(name: str) -> None:
@@ -75,17 +148,26 @@ def is_allowed(module: str) -> bool:
 
 
 def loaded_modules() -> tuple[str, ...]:
-    """The modules loaded with :func:`load_module`, in order (what a failure file records)."""
+    """The names of the modules loaded with :func:`load_module`, in order (what a failure file
+    records: a file loaded by path is recorded by its module name)."""
     return tuple(_loaded)
 
 
+def load_arguments() -> tuple[str, ...]:
+    """What :func:`load_module` was given for each loaded module, in order (a name, or the path
+    of a ``.py`` file): what a worker process or a printed command line loads again."""
+    return tuple(_load_args)
+
+
 def command_prefix(modules: list[str] | None = None) -> str:
-    """``wddmemu`` with the ``--load`` options in force (only those of ``modules``, if given):
-    the start of a command line that reruns something in another process."""
+    """``wddmemu`` with the ``--load`` options in force (only those of ``modules``, if given),
+    each as the user typed it: the start of a command line that reruns something in another
+    process."""
     import shlex
 
-    chosen = [m for m in _loaded if modules is None or m in modules]
-    return shlex.join(["wddmemu", *[a for m in chosen for a in ("--load", m)]])
+    chosen = [arg for m, arg in zip(_loaded, _load_args, strict=True)
+              if modules is None or m in modules]
+    return shlex.join(["wddmemu", *[a for arg in chosen for a in ("--load", arg)]])
 
 
 def distributions() -> tuple[Distribution, ...]:
@@ -94,6 +176,11 @@ def distributions() -> tuple[Distribution, ...]:
 
 
 def _import(name: str, what: str) -> object:
+    """Import a module the user named, found as ``python -m`` finds it: the current directory
+    first on ``sys.path`` (added once, as ``python -m`` adds it)."""
+    cwd = os.getcwd()
+    if cwd not in sys.path and "" not in sys.path:
+        sys.path.insert(0, cwd)
     try:
         return importlib.import_module(name)
     except SpecError:
@@ -116,6 +203,33 @@ def entry_points_loaded() -> bool:
     global _entry_points_done
     done, _entry_points_done = _entry_points_done, True
     return done
+
+
+def note_broken(plugin: BrokenPlugin) -> None:
+    """Record an entry point that failed to load (:func:`broken_plugins`)."""
+    _broken.append(plugin)
+
+
+def broken_plugins() -> tuple[BrokenPlugin, ...]:
+    """The entry points that failed to load in this process, in load order."""
+    return tuple(_broken)
+
+
+def broken_hint(kind: str, name: str) -> str:
+    """For an unknown ``kind`` (``scenario`` or ``driver``) called ``name``: the broken entry
+    points that would (a ``wddmemu.drivers`` factory of that name) or may (a module) have
+    provided it, as the rest of the one-line message; "" if none is broken."""
+    exact = [b for b in _broken if kind == "driver" and b.group == "wddmemu.drivers"
+             and b.name == name and ":" in b.value]
+    if exact:
+        b = exact[0]
+        return f": it comes from the broken plugin {b.describe()}: {b.error}"
+    maybe = [b for b in _broken if ":" not in b.value]
+    if maybe:
+        b = maybe[0]
+        more = f" (and {len(maybe) - 1} more)" if len(maybe) > 1 else ""
+        return f": the broken plugin {b.describe()}{more} may provide it: {b.error}"
+    return ""
 
 
 def note_distribution(name: str, version: str, module: str = "") -> None:
@@ -171,5 +285,10 @@ def require(modules: list[str], dists: list[str], *, by: str) -> None:
     have = {d.name.lower().replace("_", "-") for d in _distributions.values()}
     for d in dists:
         if d.lower().replace("_", "-") not in have:
+            bad = [b for b in _broken if (b.distribution or "").lower().replace("_", "-")
+                   == d.lower().replace("_", "-")]
+            if bad:
+                raise LoadRefused(f"{by} needs the distribution {d!r}, whose plugin "
+                                  f"{bad[0].describe()} is broken: {bad[0].error}")
             raise LoadRefused(f"{by} needs the distribution {d!r}, which provides no loaded "
                               f"wddmemu entry points here: install it")

@@ -10,6 +10,7 @@ checker for it, runs it on the engine, and returns a :class:`ScenarioResult`.
 from __future__ import annotations
 
 import shlex
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
@@ -24,7 +25,13 @@ from vthreads import Engine, RunResult, Strategy, log, make_strategy
 
 from . import _loading
 from ._checker import Checker
-from ._drivers import driver_name, load_entry_points, resolve_driver
+from ._drivers import (
+    describe_driver,
+    driver_name,
+    load_entry_points,
+    refuse_driver_object,
+    resolve_driver,
+)
 from ._errors import SpecError
 from ._files import atomic_path
 from ._watchdog import Watchdog, check_timeout
@@ -44,7 +51,7 @@ class RunSpec:
     scenario: str
     params: dict[str, Any] = field(default_factory=dict)
     #: a registered name (``wddmemu drivers``), ``MODULE:ATTR``, or (in code only, never in a
-    #: file) a driver factory, class or instance
+    #: file) a driver factory, class or instance (an instance: one run only, never explored)
     driver: Any = DEFAULT_DRIVER
     ddi_version: int | None = None
     bugs: tuple[str, ...] = ()
@@ -88,7 +95,7 @@ class RunSpec:
         when ``timeout`` (seconds) is not 0, since a hang rerun without the watchdog never
         ends. ``queue_size`` has no option: a spec that changes it reruns only in code."""
         parts = ["wddmemu"]
-        for m in _loading.loaded_modules():
+        for m in _loading.load_arguments():
             parts += ["--load", m]
         parts += [verb, self.scenario]
         for k, v in sorted(self.params.items()):
@@ -136,11 +143,16 @@ class ScenarioResult:
         return self.run.ok
 
 
-def check_spec(spec: RunSpec, *, by: str | None = None) -> tuple[Any, dict[str, Any]]:
+def check_spec(spec: RunSpec, *, by: str | None = None, many: bool = False
+               ) -> tuple[Any, dict[str, Any]]:
     """Validate everything about ``spec`` that can be checked before running; returns the
     scenario and its resolved parameters. Raises :class:`SpecError`. ``by`` (a file path) marks
-    a spec read from a file: names resolve only through the registries and allowed modules."""
+    a spec read from a file: names resolve only through the registries and allowed modules.
+    ``many``: the spec is the base of many runs (explore, check, a campaign), so its driver
+    must be a factory or class, never a driver object (each schedule needs its own driver)."""
     sc, params, _driver = _resolve(spec, by=by)
+    if many:
+        refuse_driver_object(spec.driver, by=by)
     return sc, params
 
 
@@ -185,6 +197,9 @@ def _resolve(spec: RunSpec, *, by: str | None = None) -> tuple[Any, dict[str, An
     try:
         sc = scenarios.get(spec.scenario)
     except KeyError as e:
+        hint = _loading.broken_hint("scenario", spec.scenario)
+        if hint:
+            raise SpecError(f"unknown scenario {spec.scenario!r}{hint}") from None
         raise SpecError(str(e.args[0]) if e.args else str(e)) from None
     try:
         params = sc.resolve(spec.params)
@@ -204,8 +219,30 @@ def _resolve(spec: RunSpec, *, by: str | None = None) -> tuple[Any, dict[str, An
                       decisions=spec.decisions or ())
     except ValueError as e:
         raise SpecError(str(e)) from None
-    ddi_version = spec.ddi_version if spec.ddi_version is not None else sc.ddi_version
-    return sc, params, resolve_driver(spec.driver, ddi_version, spec.driver_options, by=by)
+    # only an explicit --ddi-version is a request a driver may refuse; the scenario's declared
+    # version is a default for drivers that take one (resolve_driver)
+    return sc, params, resolve_driver(spec.driver, spec.ddi_version, spec.driver_options, by=by,
+                                      default_version=sc.ddi_version)
+
+
+#: id -> (a weak reference to) every driver object that has run: a driver keeps its state
+_ran: dict[int, Any] = {}
+
+
+def _claim_driver(driver: Any) -> None:
+    """Refuse a driver object that ran before (an instance given twice, or a factory that
+    returns the same object each time): its state from the earlier run (device names,
+    handles, counters) would make this run differ from the same spec run alone."""
+    key = id(driver)
+    held = _ran.get(key)
+    if held is not None and (held() if isinstance(held, weakref.ref) else held) is driver:
+        raise SpecError(f"the driver object {describe_driver(driver)} has run a schedule "
+                        "already, and a driver keeps its state from one run to the next: pass "
+                        "a factory or class, which makes a fresh driver for every run")
+    try:
+        _ran[key] = weakref.ref(driver, lambda _ref, k=key: _ran.pop(k, None))
+    except TypeError:  # no weak references to it: keep it (and its id) for good
+        _ran[key] = driver
 
 
 def parse_faults(texts: Any) -> tuple[kmd.Fault, ...]:
@@ -225,6 +262,7 @@ def _prepare(
     stop_on_violation: bool,
 ) -> tuple[Engine, Checker, Any, dict[str, Any]]:
     sc, params, driver = _resolve(spec)
+    _claim_driver(driver)
     if strategy is None:
         strategy = make_strategy(spec.strategy, seed=spec.seed, depth=spec.depth,
                                  pct_steps=spec.pct_steps, decisions=spec.decisions)

@@ -19,10 +19,11 @@
   driver module, as ``wddmemu --load`` does, so failure files that list it replay; installed
   ``wddmemu.scenarios`` / ``wddmemu.drivers`` entry points are loaded without it.
 
-``driver=`` takes a registered name, ``"module:attr"``, a factory, a driver class or a driver
-instance. A failure found with a driver object is saved only if the driver has a name (it is
-registered, or ``module:qualname`` finds it again); otherwise the test fails with the rule and
-says that the file was not saved and how to give the driver a name.
+``driver=`` takes a registered name, ``"module:attr"``, a factory or a driver class: every
+schedule gets a fresh driver from it. A driver instance is refused in one line (it would carry
+its state from one schedule into the next). A failure found with a factory or class is saved
+only if it has a name (it is registered, or ``module:qualname`` finds it again); otherwise the
+test fails with the rule and says that the file was not saved and how to give it a name.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 
@@ -153,6 +154,11 @@ class FailureReplayItem(pytest.Item):
         return self.path, 0, f"wddmemu replay: {self.name}"
 
 
+def _bad_input(why: str) -> NoReturn:
+    """Fail the test with one line (outside any ``except``: no "during handling" chain)."""
+    pytest.fail(f"wddmemu: {why}", pytrace=False)
+
+
 class Explorer:
     """The ``wddmemu`` fixture: explore scenarios or programs from a test."""
 
@@ -173,16 +179,18 @@ class Explorer:
                 strategy: str = "pct", schedules: int = 200, seed: int = 0, depth: int = 3,
                 backend: str = "asyncio") -> ExploreResult:
         """Explore and return the result (no assertion). ``driver``: a registered name,
-        ``"module:attr"``, a factory, a driver class or instance. An unknown scenario or
-        driver fails the test in one line."""
+        ``"module:attr"``, a factory or a driver class (never an instance: each schedule needs a
+        fresh driver). An unknown scenario or driver, or a driver instance, fails the test in
+        one line."""
         base = RunSpec(scenario, params=dict(params or {}), driver=driver,
                        driver_options=dict(driver_options or {}), ddi_version=ddi_version,
                        bugs=tuple(bugs), backend=backend)
         try:
-            check_spec(base)
+            check_spec(base, many=True)
             return _explore(base, self._opts(schedules, strategy, seed, depth))
         except SpecError as e:
-            pytest.fail(f"wddmemu: {e}", pytrace=False)
+            why = str(e)
+        _bad_input(why)
 
     def check(self, scenario: str, **kw: Any) -> ExploreResult:
         """Explore; fail the test with the rule and the replay command if anything breaks."""
@@ -206,10 +214,13 @@ class Explorer:
         n = self._schedules or schedules
         first = self._seed if self._seed is not None else seed
         base = RunSpec(scenario, params=dict(kw.pop("params", None) or {}), **kw)
+        why = None
         try:
-            check_spec(base)
+            check_spec(base, many=True)
         except SpecError as e:
-            pytest.fail(f"wddmemu: {e}", pytrace=False)
+            why = str(e)
+        if why is not None:
+            _bad_input(why)
         for i in range(n):
             spec = replace(base, strategy=strategy, seed=first + i)
             r = (await run_scenario_async(spec, stop_on_violation=True)).run
@@ -231,7 +242,11 @@ class Explorer:
             res = _check_program(program, schedules=n, strategy=strategy, seed=first,
                                  depth=depth, backend=backend)
         except SpecError as e:
-            pytest.fail(f"wddmemu: {e}", pytrace=False)
+            why = str(e)
+        else:
+            why = None
+        if why is not None:
+            _bad_input(why)
         if not res.ok:
             pytest.fail(res.describe(), pytrace=False)
         return n

@@ -59,7 +59,7 @@ def installed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]
     _dist(site, "bi-unrelated", "bi_unrelated_pkg", "bi-other", None)
     for name in ("_providers", "_distributions", "_dist_modules"):
         monkeypatch.setattr(_loading, name, dict(getattr(_loading, name)))
-    for name in ("_loaded", "_allowed"):
+    for name in ("_loaded", "_load_args", "_allowed", "_broken"):
         monkeypatch.setattr(_loading, name, list(getattr(_loading, name)))
     monkeypatch.setattr(_loading, "_entry_points_done", False)
     monkeypatch.syspath_prepend(str(site))

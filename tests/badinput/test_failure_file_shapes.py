@@ -191,12 +191,14 @@ def probe(tmp_path_factory: pytest.TempPathFactory) -> Any:
         "    return umd.ReferenceDriver()\n")
     from wddmemu import _loading
 
-    saved = list(_loading._loaded), list(_loading._allowed), dict(_loading._providers)
+    saved = (list(_loading._loaded), list(_loading._allowed), dict(_loading._providers),
+             list(_loading._load_args))
     sys.path.insert(0, str(site))
     yield
     sys.path.remove(str(site))
     # the next tests must not see bi_probe as --loaded (their replay lines would say so)
     _loading._loaded[:], _loading._allowed[:] = saved[0], saved[1]
+    _loading._load_args[:] = saved[3]
     _loading._providers.clear()
     _loading._providers.update(saved[2])
     wddmemu.DRIVERS.unregister("bi-probe")

@@ -37,7 +37,8 @@ class SleepsInLockAsync(ReferenceDevice):
 
 def _spec(device: type[ReferenceDevice], backend: str = "asyncio",
           strategy: str = "fifo") -> RunSpec:
-    return RunSpec("dynamic-vb-ring", driver=ReferenceDriver(device_class=device),
+    # a factory, not a driver object: explore gives every schedule a fresh driver
+    return RunSpec("dynamic-vb-ring", driver=lambda: ReferenceDriver(device_class=device),
                    backend=backend, strategy=strategy)
 
 

@@ -278,6 +278,7 @@ def test_a_scenario_that_raises_shows_the_scenario_line(tmp_path: Path, monkeypa
     monkeypatch.syspath_prepend(str(tmp_path))
     # --load is process-wide state: the module, the scenario and the load list go again after
     monkeypatch.setattr(_loading, "_loaded", list(_loading._loaded))
+    monkeypatch.setattr(_loading, "_load_args", list(_loading._load_args))
     monkeypatch.setattr(_loading, "_allowed", list(_loading._allowed))
     try:
         assert _cli.main(["--load", "tb_scen", "run", "tb-boom"]) == 1
@@ -303,6 +304,7 @@ def test_campaign_and_report_replay_commands_carry_the_load_modules(tmp_path: Pa
     from wddmemu._reports import CellReport, _failure_entry
 
     monkeypatch.setattr(_loading, "_loaded", ["tests.support.interrupt"])
+    monkeypatch.setattr(_loading, "_load_args", ["tests.support.interrupt"])
     spec = RunSpec("dynamic-vb-ring")
     fd = Found(0, spec.with_decisions((0,)), Finding("RACE", 3, "m", "app"), spec)
     path = tmp_path / "f.json"

@@ -89,7 +89,7 @@ def test_command_line_options_override_schedules_and_seed(pytester) -> None:
 
 
 @pytest.mark.slow  # a long one (docs/testing.md); CI runs it with --slow
-def test_driver_may_be_a_name_a_path_a_factory_a_class_or_an_instance(pytester) -> None:
+def test_driver_may_be_a_name_a_path_a_factory_or_a_class_not_an_instance(pytester) -> None:
     pytester.makepyfile(
         """
         import pytest
@@ -106,19 +106,22 @@ def test_driver_may_be_a_name_a_path_a_factory_a_class_or_an_instance(pytester) 
             "factory": no_driver_lock,
             "class": type("Unlocked", (umd.ReferenceDriver,),
                           {"device_class": NoDriverLockDevice}),
-            "instance": no_driver_lock(driver_version=0xB),
         }
 
         @pytest.mark.parametrize("form", FORMS)
         def test_each_form_finds_the_race(wddmemu, form):
-            kw = {} if form == "instance" else {"ddi_version": 0xB}
-            res = wddmemu.explore("reentrant-lockasync", driver=FORMS[form], schedules=100, **kw)
+            res = wddmemu.explore("reentrant-lockasync", driver=FORMS[form], schedules=100,
+                                  ddi_version=0xB)
             assert res.failures and res.failures[0].finding.rule == "RACE"
 
         def test_a_clean_class(wddmemu):
             assert wddmemu.check("lock-flags", driver=Driver, schedules=3).ok
 
-        def test_an_unnamed_instance_fails_without_saving(wddmemu):
+        def test_an_unnamed_factory_fails_without_saving(wddmemu):
+            wddmemu.check("reentrant-lockasync", driver=lambda: no_driver_lock(0xB),
+                          schedules=100)
+
+        def test_an_instance_is_refused(wddmemu):
             wddmemu.check("reentrant-lockasync", driver=no_driver_lock(driver_version=0xB),
                           schedules=100)
 
@@ -130,13 +133,14 @@ def test_driver_may_be_a_name_a_path_a_factory_a_class_or_an_instance(pytester) 
         """
     )
     result = pytester.runpytest("-rf")
-    result.assert_outcomes(passed=6, failed=3)
+    result.assert_outcomes(passed=5, failed=4)
     out = result.stdout.str()
     failed = sorted(line.split("::")[1].split()[0] for line in out.splitlines()
                     if line.startswith("FAILED "))
-    assert failed == ["test_an_unnamed_instance_fails_without_saving", "test_unknown_driver",
-                      "test_unknown_scenario"]
-    assert "not saved: the driver <ReferenceDriver" in out
+    assert failed == ["test_an_instance_is_refused", "test_an_unnamed_factory_fails_without_saving",
+                      "test_unknown_driver", "test_unknown_scenario"]
+    assert "not saved: the driver <function" in out
+    assert "the driver ReferenceDriver() is an object, not a factory or class" in out
     assert "wddmemu.register_driver(name, factory)" in out
     assert "wddmemu: unknown scenario 'no-such-scenario'" in out
     assert "wddmemu: unknown driver 'no-such-driver'" in out

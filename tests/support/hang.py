@@ -15,4 +15,6 @@ class SpinsInRename(ReferenceDevice):
             n += 1
 
 
-driver = ReferenceDriver(device_class=SpinsInRename)
+def driver() -> ReferenceDriver:
+    """A factory, not a driver object: explore gives every schedule a fresh driver."""
+    return ReferenceDriver(device_class=SpinsInRename)

@@ -64,7 +64,9 @@ class SpinsWhenMarked(ReferenceDevice):
             n += 1
 
 
-spinning = ReferenceDriver(device_class=SpinsWhenMarked)
+def spinning() -> ReferenceDriver:
+    """A fresh spinning driver per run (a driver object serves one run only)."""
+    return ReferenceDriver(device_class=SpinsWhenMarked)
 
 
 class RaisesInRename(ReferenceDevice):
@@ -74,4 +76,6 @@ class RaisesInRename(ReferenceDevice):
         raise ValueError("rename exploded")  # the line the traceback names
 
 
-raising = ReferenceDriver(device_class=RaisesInRename)
+def raising() -> ReferenceDriver:
+    """A fresh raising driver per run."""
+    return ReferenceDriver(device_class=RaisesInRename)

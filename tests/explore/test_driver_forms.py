@@ -1,0 +1,205 @@
+"""How a driver given as a factory, a class or an object meets a scenario's declared DDI
+version, many schedules, and async code (docs/scenarios.md, "Writing a driver").
+
+* A scenario's ``ddi_version=`` is a default, not a request: a driver object, or a factory
+  without ``driver_version``, runs at its own version; only an explicit ``ddi_version`` is
+  refused by such a driver.
+* A driver object serves one run: explore/check refuse it, and a second run of the same object
+  is refused, so schedule N of an exploration is always schedule N run alone.
+* An async factory is refused in one line, without a "never awaited" warning.
+"""
+
+from __future__ import annotations
+
+import gc
+import io
+import warnings
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+import scenarios
+import umd
+import wddmemu
+from runtime import d3d9
+from scenarios import Param
+from wddmemu import _cli
+
+SCENARIO = "test-forms-versioned"
+
+
+@pytest.fixture(autouse=True)
+def versioned_scenario() -> Iterator[None]:
+    """A scenario declaring ``ddi_version=0xB``, as the docs' example does."""
+
+    @scenarios.scenario(SCENARIO, "declares ddi_version=0xB", ddi_version=0xB,
+                        frames=Param(int, 1, "frames", range=(1, 4)))
+    async def versioned(ctx: scenarios.ScenarioContext, frames: int) -> None:
+        dev = await ctx.device()
+        vb = await dev.create_vertex_buffer(64)
+        await dev.set_stream_source(0, vb, 0, 16)
+        for f in range(frames):
+            view = await dev.lock(vb, 0, 64, d3d9.D3DLOCK_DISCARD)
+            view.write(0, bytes([f + 1]) * 64)
+            await dev.unlock(vb)
+            await dev.draw_primitive(d3d9.D3DPT_TRIANGLELIST, 0, 4)
+            await dev.present()
+
+    yield
+    scenarios.REGISTRY.unregister(SCENARIO)
+
+
+def make_noversion() -> Any:
+    """A factory without ``driver_version``: the reference at its own version (0xC)."""
+    return umd.ReferenceDriver()
+
+
+def _version(res: wddmemu.ScenarioResult) -> int:
+    return res.devices[0].driver_version
+
+
+# ---- 1. the scenario's declared version is a default -------------------------------------------
+
+
+def test_a_driver_object_runs_a_versioned_scenario_at_its_own_version() -> None:
+    drv = umd.ReferenceDriver(umd.DriverConfig(driver_version=0xC))
+    res = wddmemu.run(wddmemu.RunSpec(SCENARIO, driver=drv))
+    assert res.ok and _version(res) == 0xC  # what its OpenAdapter reports
+    # ddi_version=None is not a request either
+    res = wddmemu.run(wddmemu.RunSpec(SCENARIO, driver=umd.ReferenceDriver(), ddi_version=None))
+    assert res.ok
+    with pytest.raises(wddmemu.SpecError, match=r"is a driver object; it cannot take "
+                                                r"--ddi-version"):
+        wddmemu.run(wddmemu.RunSpec(SCENARIO, driver=umd.ReferenceDriver(), ddi_version=0xB))
+
+
+def test_a_factory_without_driver_version_runs_a_versioned_scenario(capsys) -> None:
+    wddmemu.register_driver("test-forms-noversion", make_noversion)
+    try:
+        res = wddmemu.run(wddmemu.RunSpec(SCENARIO, driver="test-forms-noversion"))
+        assert res.ok and _version(res) == 0xC
+        assert _cli.main(["run", SCENARIO, "--driver", "test-forms-noversion"]) == 0
+        capsys.readouterr()
+        # an explicit request is still refused, in one line
+        assert _cli.main(["run", SCENARIO, "--driver", "test-forms-noversion",
+                          "--ddi-version", "0xB"]) == 2
+        assert capsys.readouterr().err.strip().splitlines() == [
+            "wddmemu: error: driver test-forms-noversion takes no driver_version "
+            "(drop --ddi-version)"]
+    finally:
+        wddmemu.DRIVERS.unregister("test-forms-noversion")
+
+
+def test_drivers_that_take_a_version_get_the_scenario_default() -> None:
+    got: list[int | None] = []
+
+    def make(driver_version: int | None = None) -> Any:
+        got.append(driver_version)
+        return umd.ReferenceDriver(umd.DriverConfig(driver_version=driver_version or 0xC))
+
+    assert _version(wddmemu.run(wddmemu.RunSpec(SCENARIO, driver=make))) == 0xB
+    assert _version(wddmemu.run(wddmemu.RunSpec(SCENARIO, driver=make, ddi_version=0xA))) == 0xA
+    assert got == [0xB, 0xA]
+    assert _version(wddmemu.run(wddmemu.RunSpec(SCENARIO, driver=umd.ReferenceDriver))) == 0xB
+
+
+# ---- 2. a driver object serves one run ---------------------------------------------------------
+
+
+def test_explore_and_check_refuse_a_driver_object() -> None:
+    drv = umd.make_driver("no-driver-lock", driver_version=0xB)
+    base = wddmemu.RunSpec("reentrant-lockasync", driver=drv)
+    with pytest.raises(wddmemu.SpecError, match=r"^the driver ReferenceDriver\(\) is an object, "
+                                                r"not a factory or class: .*pass its factory"):
+        wddmemu.explore(base, wddmemu.ExploreOptions(schedules=5, strategy="random"))
+    with pytest.raises(wddmemu.SpecError, match="is an object, not a factory"):
+        wddmemu.check_spec(base, many=True)
+    # the object was never run: it still serves its one run
+    assert wddmemu.run(base).spec.driver is drv
+
+
+def test_a_driver_object_that_ran_is_refused_a_second_run() -> None:
+    drv = umd.ReferenceDriver()
+    spec = wddmemu.RunSpec("lock-flags", driver=drv)
+    assert wddmemu.run(spec).ok
+    with pytest.raises(wddmemu.SpecError, match=r"has run a schedule already.*pass a factory"):
+        wddmemu.run(spec)
+    # so is a factory that hands out the same object every time
+    same = umd.ReferenceDriver()
+    assert wddmemu.run(wddmemu.RunSpec("lock-flags", driver=lambda: same)).ok
+    with pytest.raises(wddmemu.SpecError, match="has run a schedule already"):
+        wddmemu.run(wddmemu.RunSpec("lock-flags", driver=lambda: same))
+
+
+def test_the_plugin_refuses_a_driver_object_in_one_line(pytester) -> None:
+    pytester.makepyfile(
+        """
+        import umd
+
+        def test_instance(wddmemu):
+            wddmemu.check("lock-flags", driver=umd.ReferenceDriver(), schedules=3)
+        """
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(failed=1)
+    out = result.stdout.str()
+    assert "wddmemu: the driver ReferenceDriver() is an object, not a factory or class" in out
+    assert "wddmemu/_" not in out
+    assert "During handling" not in out  # one line, not a chain of two
+
+
+def test_schedule_n_of_an_exploration_is_schedule_n_run_alone() -> None:
+    """Each schedule gets a fresh driver from the factory: the failing schedules found late in
+    an exploration replay, run alone from their own spec, to the same decisions and finding."""
+    base = wddmemu.RunSpec("reentrant-lockasync", driver="no-driver-lock", ddi_version=0xB)
+    res = wddmemu.explore(base, wddmemu.ExploreOptions(schedules=12, strategy="random",
+                                                       stop_on_first=False, minimise=False))
+    late = [fd for fd in res.failures if fd.index > 0]
+    assert late, "the race should show in more than the first schedule"
+    for fd in late:
+        alone = wddmemu.run(fd.original_spec, stop_on_violation=True).run
+        assert alone.decisions == fd.spec.decisions
+        assert wddmemu.Finding.of(alone) == fd.finding
+    # and a spec run twice is the same run, trace and all (device names included): each run
+    # builds its own driver from the factory
+    spec = wddmemu.RunSpec("reentrant-lockasync", strategy="random", seed=5)
+    bufs = [io.BytesIO(), io.BytesIO()]
+    for buf in bufs:
+        wddmemu.run(spec, trace=buf)
+    assert bufs[0].getvalue() == bufs[1].getvalue()
+
+
+# ---- 3. an async factory -----------------------------------------------------------------------
+
+
+async def make_async(driver_version: int | None = None) -> Any:
+    return umd.ReferenceDriver()
+
+
+def returns_a_coroutine(driver_version: int | None = None) -> Any:
+    return make_async(driver_version)
+
+
+@pytest.mark.parametrize("factory,says", [(make_async, "is async"),
+                                          (returns_a_coroutine, "returned an awaitable")])
+def test_an_async_factory_is_refused_without_a_warning(factory: Any, says: str) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a "coroutine ... was never awaited" would raise
+        with pytest.raises(wddmemu.SpecError, match=f"{says}: a factory is a plain callable"):
+            wddmemu.run(wddmemu.RunSpec("lock-flags", driver=factory))
+        gc.collect()
+
+
+def test_the_cli_refuses_an_async_factory_in_one_line(tmp_path, monkeypatch, capsys) -> None:
+    wddmemu.register_driver("test-forms-async", make_async)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            assert _cli.main(["run", "lock-flags", "--driver", "test-forms-async"]) == 2
+            gc.collect()
+        assert capsys.readouterr().err.strip().splitlines() == [
+            "wddmemu: error: driver factory test-forms-async is async: a factory is a plain "
+            "callable (def, not async def) that returns a driver"]
+    finally:
+        wddmemu.DRIVERS.unregister("test-forms-async")

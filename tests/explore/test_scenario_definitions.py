@@ -1,0 +1,119 @@
+"""A scenario's definition mistakes are refused when it is registered, as bad input naming the
+scenario and the user's file — never as an ``exception`` finding of every run
+(docs/scenarios.md, "Writing a scenario")."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import scenarios
+from scenarios import Param, scenario
+from wddmemu import _cli
+
+
+@pytest.fixture(autouse=True)
+def nothing_left_registered(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.setattr(sys, "path", list(sys.path))  # --load FILE puts its folder first
+    before = set(scenarios.REGISTRY.names())
+    yield
+    for name in set(scenarios.REGISTRY.names()) - before:
+        scenarios.REGISTRY.unregister(name)
+
+
+async def takes_nothing(ctx: Any) -> None:
+    pass
+
+
+async def takes_n(ctx: Any, n: int) -> None:
+    pass
+
+
+def not_async(ctx: Any) -> None:
+    pass
+
+
+async def no_ctx() -> None:
+    pass
+
+
+@pytest.mark.parametrize("fn,kw,says", [
+    (takes_nothing, {"n": Param(int, 1, "n")},
+     r"takes_nothing\(ctx\) does not take its parameter n \(declared n=Param"),
+    (takes_n, {}, r"takes_n\(ctx, n\) needs n, which no Param declares"),
+    (not_async, {}, r"not_async\(\) is not async: a scenario is 'async def fn"),
+    (no_ctx, {}, r"no_ctx\(\) takes no ctx"),
+    (takes_n, {"n": 3}, r"parameter n is 3, not a Param"),
+    (takes_n, {"n": Param(int, "3")}, r"parameter n's default '3' is not int"),
+    (takes_n, {"n": Param(float, 1.0)}, r"parameter n has type .*float.*: use int, bool or str"),
+    (takes_nothing, {"ddi_version": 11.0}, r"ddi_version takes a 32-bit DriverVersion"),
+    (takes_nothing, {"kernel": {"max_rename_instances": 2}}, r"kernel= takes a function"),
+    (takes_nothing, {"kernel": lambda p: {"max_renames": 2}},
+     r"kernel= returns 'max_renames', which is no KernelConfig field"),
+    (takes_n, {"n": Param(int, 1), "check": lambda p: "n must be even"},
+     r"its defaults fail its own check: n must be even"),
+])
+def test_a_definition_mistake_is_refused_at_registration(fn: Any, kw: dict[str, Any],
+                                                         says: str) -> None:
+    with pytest.raises(ValueError, match=r"^scenario test-def-bad: " + says):
+        scenario("test-def-bad", "a mistake", **kw)(fn)
+    assert "test-def-bad" not in scenarios.REGISTRY
+
+
+def test_good_definitions_still_register() -> None:
+    @scenario("test-def-kw", "params by keyword", n=Param(int, 2, "n", range=(1, 4)))
+    async def by_kw(ctx: Any, *, n: int) -> None:
+        pass
+
+    @scenario("test-def-var", "params as **kw", n=Param(bool, False))
+    async def var(ctx: Any, **params: Any) -> None:
+        pass
+
+    @scenario("test-def-default", "an undeclared parameter with a default")
+    async def default(ctx: Any, extra: int = 3) -> None:
+        pass
+
+    assert {"test-def-kw", "test-def-var", "test-def-default"} <= set(scenarios.REGISTRY)
+
+
+def _module(tmp_path: Path, name: str, body: str) -> Path:
+    path = tmp_path / f"{name}.py"
+    path.write_text("from scenarios import Param, scenario\nimport wddmemu\n\n" + body)
+    return path
+
+
+@pytest.mark.parametrize("body,line,says", [
+    ('@scenario("test-def-m", "p", n=Param(int, 1, "n"))\nasync def s(ctx):\n    pass\n', 4,
+     "ValueError: scenario test-def-m: s(ctx) does not take its parameter n"),
+    ('@scenario("test-def-s", "sync")\ndef t(ctx):\n    pass\n', 4,
+     "ValueError: scenario test-def-s: t() is not async"),
+    ('@scenario("dynamic-vb-ring", "clash")\nasync def s(ctx):\n    pass\n', 4,
+     "ValueError: scenario dynamic-vb-ring is registered twice (first by scenarios.builtin)"),
+    ('@wddmemu.driver("reference")\ndef make(driver_version=None):\n    pass\n', 4,
+     "RegistryError: driver 'reference' is registered already"),
+])
+def test_loading_a_bad_definition_is_one_line_naming_the_users_file(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], body: str, line: int,
+        says: str) -> None:
+    path = _module(tmp_path, f"baddef{line}{abs(hash(body)) % 1000}", body)
+    assert _cli.main(["--load", str(path), "scenarios"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"wddmemu: error: cannot load {path}: {says}")
+    assert err[0].endswith(f"({path}:{line})"), err[0]  # the @-line, not the registry's
+    assert "_registry.py" not in err[0]
+
+
+def test_a_bad_definition_never_becomes_a_finding(tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """The old behaviour: registered, then every run an ``exception`` finding (exit 1)."""
+    path = _module(tmp_path, "baddefrun",
+                   '@scenario("test-def-run", "p", n=Param(int, 1, "n"))\n'
+                   'async def s(ctx):\n    pass\n')
+    assert _cli.main(["--load", str(path), "explore", "test-def-run", "--schedules", "3",
+                      "--save-dir", str(tmp_path / "f")]) == 2
+    assert not (tmp_path / "f").exists() or not any((tmp_path / "f").iterdir())
+    assert "cannot load" in capsys.readouterr().err
