@@ -214,7 +214,6 @@ def scenarios_cmd() -> int:
 
     import scenarios
 
-    console = listing_console()
     table = Table(show_lines=False, box=None, pad_edge=False)
     table.add_column("scenario", style="bold")
     table.add_column("description")
@@ -224,7 +223,7 @@ def scenarios_cmd() -> int:
         ps = ", ".join(f"{k}={p.default}" + (f" ({p.range[0]}..{p.range[1]})" if p.range else "")
                        for k, p in sc.params.items()) or "-"
         table.add_row(name, sc.description, ps)
-    console.print(table)
+    print_listing(table)
     return EXIT_OK
 
 
@@ -597,7 +596,7 @@ def campaign_cmd(file: str, jobs: int, save_dir: str, cluster: str | None, junit
     return campaign_command(file, jobs, save_dir, cluster, junit, json_out)
 
 
-from ._cli_list import bugs_cmd, drivers_cmd, listing_console, rules_cmd  # noqa: E402 (listing)
+from ._cli_list import bugs_cmd, drivers_cmd, print_listing, rules_cmd  # noqa: E402 (listing)
 from ._trace_cli import trace as _trace_group  # noqa: E402 (the group lives with the tools)
 
 for _cmd in (drivers_cmd, bugs_cmd, rules_cmd, _trace_group):

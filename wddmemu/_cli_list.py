@@ -47,10 +47,18 @@ def listing_console() -> Any:
     return console
 
 
-def _print(*renderables: Any) -> None:
+def print_listing(*renderables: Any) -> None:
+    """Print a listing: on a terminal as rich lays it out; off one, one row a line without
+    the spaces rich pads every row with to the table's full width."""
     console = listing_console()
-    for r in renderables:
-        console.print(r)
+    if console.is_terminal:
+        for r in renderables:
+            console.print(r)
+        return
+    with console.capture() as cap:
+        for r in renderables:
+            console.print(r)
+    console.file.write("".join(line.rstrip() + "\n" for line in cap.get().splitlines()))
 
 
 @click.command("drivers")
@@ -61,7 +69,7 @@ def drivers_cmd() -> int:
     t = _table("driver", "rules", "from", "summary")
     for e in DRIVERS.entries():
         _row(t, e.name, ", ".join(e.rules) or "-", e.module or "-", e.summary)
-    _print(t)
+    print_listing(t)
     return 0
 
 
@@ -81,7 +89,8 @@ def bugs_cmd() -> int:
     for kind, reg in (("runtime", RUNTIME_BUGS), ("kernel", kmd.KERNEL_BUGS)):
         for name, _obj, rules, summary in catalogue(reg):
             _row(t, name, kind, ", ".join(rules) or "-", summary)
-    _print("use a driver bug with --driver NAME, a runtime or kernel bug with --bug NAME", t)
+    print_listing("use a driver bug with --driver NAME, a runtime or kernel bug with --bug NAME",
+                  t)
     return 0
 
 
@@ -115,6 +124,6 @@ def rules_cmd(rule_id: str | None) -> int:
     own = _table("finding", "kind", "meaning", "documented")
     for k, (kind, meaning, where) in FINDINGS.items():
         _row(own, k, kind, meaning, where)
-    _print(t, "\nnot contract rules: the emulator's own oracles and the engine's failure kinds",
-           own)
+    print_listing(t, "\nnot contract rules: the emulator's own oracles and the engine's failure "
+                  "kinds", own)
     return 0

@@ -68,6 +68,7 @@ def test_off_a_terminal_every_listing_row_is_one_line(capsys, monkeypatch) -> No
         if tail is not None:
             assert rows[0].rstrip().endswith(tail), rows[0]
         assert len(rows[0]) > 120  # wider than the 80 columns rich would have assumed
+        assert rows[0] == rows[0].rstrip()  # without the padding to the table's width
 
 
 def test_columns_still_sets_a_listings_width(capsys, monkeypatch) -> None:
