@@ -178,7 +178,19 @@ class MiniportResource:
 
 
 def _is_int(x: object) -> bool:
-    return isinstance(x, int) and not isinstance(x, bool)
+    """An exact built-in int (RD-2: the command buffer and private data are untrusted). An int
+    subclass is not: its comparisons and hash are the UMD's code, which may raise; the
+    commands' fields go through :func:`_int` first, which reads one's plain value."""
+    return type(x) is int
+
+
+def _int(x: object) -> object:
+    """``x``'s plain value when it is an int subclass (an ``IntEnum`` member, or a class with
+    hostile dunders: ``int.__index__`` calls none of its methods), else ``x`` unchanged."""
+    t = type(x)
+    if t is not int and t is not bool and issubclass(t, int):
+        return int.__index__(x)  # type: ignore[arg-type]
+    return x
 
 
 def _render_slot(slots: Any, idx: object) -> MiniportAllocation | NTSTATUS:
@@ -235,9 +247,13 @@ class ReferenceMiniport:
     def _valid_desc(desc: object) -> bool:
         if not isinstance(desc, AllocationDesc):
             return False
+        # exact types: the private data is the UMD's, and a subclass's ==, < or str() is its
+        # code (an int subclass as size, an object as segments raised here: issue 14)
         if not _is_int(desc.size) or not 0 < desc.size <= MAX_ALLOCATION_SIZE:
             return False
-        if desc.segments not in ("any", "local", "aperture"):
+        if type(desc.segments) is not str or desc.segments not in ("any", "local", "aperture"):
+            return False
+        if type(desc.kind) is not str:
             return False
         if not _is_int(desc.alignment) or desc.alignment < 0:
             return False
@@ -392,7 +408,7 @@ class ReferenceMiniport:
                 return packet
             dma.append(packet)
             if packet[0] in ("draw", "write"):  # the commands that reference an allocation
-                patches.append(c.alloc_index)
+                patches.append(packet[2] if packet[0] == "draw" else packet[1])
         expected = command_length(cmds)
         if args.command_length is not None and (
             not _is_int(args.command_length) or args.command_length != expected
@@ -406,30 +422,35 @@ class ReferenceMiniport:
     def _render_command(c: object, slots: Any) -> tuple[Any, ...] | NTSTATUS:
         """One command of the untrusted buffer, checked, as its DMA packet; or the code of the
         RD return table that fails the whole DxgkDdiRender."""
+        # every field is read once, as a plain value (_int), before it is compared or copied
         if isinstance(c, CmdDraw):
-            if not _is_int(c.draw_id):
+            draw_id, slot, off, n = _int(c.draw_id), _int(c.alloc_index), _int(c.offset), \
+                _int(c.length)
+            if not _is_int(draw_id):
                 return NTSTATUS.STATUS_INVALID_PARAMETER
-            mp = _render_slot(slots, c.alloc_index)
+            mp = _render_slot(slots, slot)
             if isinstance(mp, NTSTATUS):
                 return mp
-            if not _in_bounds(mp, c.offset, c.length):
+            if not _in_bounds(mp, off, n):
                 return NTSTATUS.STATUS_INVALID_USER_BUFFER
-            return ("draw", c.draw_id, c.alloc_index, c.offset, c.length)
+            return ("draw", draw_id, slot, off, n)
         if isinstance(c, CmdWrite):
-            if not isinstance(c.data, bytes | bytearray):
+            slot, off, data = _int(c.alloc_index), _int(c.offset), c.data
+            if type(data) is not bytes and type(data) is not bytearray:
                 return NTSTATUS.STATUS_INVALID_PARAMETER
-            mp = _render_slot(slots, c.alloc_index)
+            mp = _render_slot(slots, slot)
             if isinstance(mp, NTSTATUS):
                 return mp
-            if not _in_bounds(mp, c.offset, len(c.data)):
+            if not _in_bounds(mp, off, len(data)):
                 return NTSTATUS.STATUS_INVALID_USER_BUFFER
-            if not slots[c.alloc_index].write_operation:
+            if not slots[slot].write_operation:  # type: ignore[index]
                 return NTSTATUS.STATUS_PRIVILEGED_INSTRUCTION
-            return ("write", c.alloc_index, c.offset, bytes(c.data))
+            return ("write", slot, off, bytes(data))
         if isinstance(c, CmdSpin):
-            if not _is_int(c.ns) or not 0 <= c.ns <= MAX_SPIN_NS:
+            ns = _int(c.ns)
+            if not _is_int(ns) or not 0 <= ns <= MAX_SPIN_NS:  # type: ignore[operator]
                 return NTSTATUS.STATUS_INVALID_PARAMETER
-            return ("spin", c.ns)
+            return ("spin", ns)
         if isinstance(c, CmdNop):
             return ("nop",)
         return NTSTATUS.STATUS_ILLEGAL_INSTRUCTION

@@ -28,7 +28,7 @@ from umd.ddi import (
 )
 from vthreads import EngineUsageError, Mutex, current_engine
 
-from ._callbacks import summarize
+from ._callbacks import plain_int, summarize
 from ._hooks import RuntimeHooks
 
 #: DDI name (as in the docs and the trace) → D3DDDI_DEVICEFUNCS attribute
@@ -109,15 +109,16 @@ def _emit_exit(ddi: str, device: str, hr: int, **fields: Any) -> None:
 def _lock_async_out(args: D3DDDIARG_LOCKASYNC) -> dict[str, Any]:
     """LockAsync's outputs for ``ddi.exit`` (LA-12): hCookie, Pitch, SlicePitch, whether
     pSurfData is set and, when it says so, which allocation instance it points into (a
-    driver's own pointer wrapper need not say). Whatever the driver put there, only ints and
-    bools reach the event."""
+    driver's own pointer wrapper need not say). Whatever the driver put there, only plain ints
+    (:func:`~runtime._callbacks.plain_int`: an int subclass is read without calling its
+    methods) and None reach the event."""
     try:
         surf = getattr(args.surf_data, "allocation", None)
     except Exception:  # the driver's object: its property may raise
         surf = None
-    out = {k: (v if isinstance(v, int) and not isinstance(v, bool) else None) for k, v in (
+    out: dict[str, Any] = {k: plain_int(v) for k, v in (
         ("cookie", args.cookie), ("surf_allocation", surf), ("pitch", args.pitch),
-        ("slice_pitch", args.slice_pitch))}
+        ("slice_pitch", args.slice_pitch))}  # an int subclass as a plain int (issue 14)
     out["surf_data"] = args.surf_data is not None
     return out
 
@@ -128,6 +129,7 @@ async def call_open_adapter(driver: Any, oa: D3DDDIARG_OPENADAPTER, name: str) -
     if eng.wants("ddi.enter"):
         eng.emit("ddi.enter", ddi="OpenAdapter", device=name, gated=False)
     hr = await driver.open_adapter(oa)
+    hr = checked_hresult("OpenAdapter", hr)
     version = oa.driver_version
     _emit_exit("OpenAdapter", name, hr, driver_version=version if is_uint(version) else None)
     return hr
@@ -141,6 +143,7 @@ async def call_create_device(adapter_funcs: Any, driver_adapter: Any,
     if eng.wants("ddi.enter"):
         eng.emit("ddi.enter", ddi="CreateDevice", device=name, gated=False)
     hr = await adapter_funcs.pfn_create_device(driver_adapter, cd)
+    hr = checked_hresult("CreateDevice", hr)
     funcs = cd.device_funcs
     ok = isinstance(funcs, D3DDDI_DEVICEFUNCS)
     _emit_exit("CreateDevice", name, hr,
@@ -208,10 +211,7 @@ class DdiDoor:
             if eng.wants("ddi.enter"):
                 eng.emit("ddi.enter", ddi=ddi, device=self.device_name, gated=gated,
                          **summarize(args))
-            hr = await fn(self.driver_device, args)
-            if not _is_hresult(hr):  # the driver is code under test: anything may come back
-                raise TypeError(f"driver DDI {ddi} returned {_describe(hr)}, not a 32-bit "
-                                "HRESULT")
+            hr = checked_hresult(ddi, await fn(self.driver_device, args))
             if hr == kmd.D3DDDIERR_DEVICEREMOVED:
                 self.lost = True
             out = _lock_async_out(args) if isinstance(args, D3DDDIARG_LOCKASYNC) else _NO_FIELDS
@@ -227,12 +227,32 @@ class DdiDoor:
 
 def _is_hresult(hr: object) -> bool:
     """An int (not a bool) that fits 32 bits, signed or unsigned: what a DDI may return."""
-    return isinstance(hr, int) and not isinstance(hr, bool) and -(1 << 31) <= hr < (1 << 32)
+    n = plain_int(hr)
+    return n is not None and -(1 << 31) <= n < (1 << 32)
+
+
+def checked_hresult(ddi: str, hr: object) -> int:
+    """What driver DDI ``ddi`` returned, as a plain int: an int (not a bool) that fits 32 bits,
+    signed or unsigned, is an HRESULT (an ``IntEnum`` member too, read with ``int.__index__``,
+    never through the driver's methods). Anything else — None, a float, True, a str, an int
+    beyond 32 bits — is a driver bug that fails the run with ``TypeError("driver DDI X
+    returned …, not a 32-bit HRESULT")``: the same check for every DDI, the adapter-level
+    ``OpenAdapter`` and ``CreateDevice`` included (issue 14)."""
+    if not _is_hresult(hr):
+        raise TypeError(f"driver DDI {ddi} returned {_describe(hr)}, not a 32-bit HRESULT")
+    return plain_int(hr)  # type: ignore[return-value]
 
 
 def _describe(value: object) -> str:
-    # repr() of an int over 4,300 digits raises, and a huge one floods the message (issue 14)
-    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 64:
-        return f"an int of {value.bit_length()} bits"
-    text = repr(value)
+    # repr() of an int over 4,300 digits raises, and a huge one floods the message (issue 14);
+    # the driver's own class may make repr() raise: only built-in types are repr()'d
+    n = plain_int(value)
+    if n is not None:
+        return f"an int of {n.bit_length()} bits" if n.bit_length() > 64 else repr(n)
+    if type(value) not in (bool, float, str, bytes, type(None), list, tuple, dict):
+        return kind_of(value)
+    try:
+        text = repr(value)
+    except Exception:  # a list holding the driver's object whose __repr__ raises
+        return kind_of(value)
     return text if len(text) <= 80 else text[:77] + "..."

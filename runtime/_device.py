@@ -211,7 +211,12 @@ class Device:
             await self.mp_layer.enqueue("Flush", None)
             await self.mp_layer.drain("close")
             await self.kernel.wait_idle()
-            await self.mp_layer.call_app("DestroyDevice", None)
+            try:
+                await self.mp_layer.call_app("DestroyDevice", None)
+            finally:
+                # the driver is done with the device: a thread it left behind gets E_INVALIDARG
+                # from every callback from now on (checker: CB-AFTER-DESTROY)
+                self.callbacks.destroy()
             await self.mp_layer.stop()
             await kmd.D3DKMTDestroyContext(self.kernel, kmd.D3DKMT_DESTROYCONTEXT(self.km_context))
             await kmd.D3DKMTDestroyDevice(self.kernel, kmd.D3DKMT_DESTROYDEVICE(self.km_device))

@@ -36,6 +36,7 @@ from umd.ddi import (
 )
 
 from . import d3d9
+from ._callbacks import plain_int
 from ._ddi import DdiDoor
 from ._hooks import RuntimeHooks
 from ._mp import MPLayer
@@ -288,8 +289,14 @@ class LockPath:
             # driver instance to swap, and the cookie it hands back is not one Rename may carry
             # (LA-18, RN-2): renaming it would only fetch an E_INVALIDARG for a later present.
             if not la.flags & _LA.NotifyOnly:
-                res.last_cookie = la.cookie
-                await self.rename(res, sub, la.cookie)
+                # hCookie goes back to Rename unchanged (LA-12, RN-2): an int subclass as its
+                # plain value, so that the runtime's own hashing and logging of it never runs
+                # the driver's methods (anything else is passed on as it is; the driver's
+                # Rename judges it, the checker's LA-12 reports a missing one)
+                cookie = plain_int(la.cookie)
+                cookie = la.cookie if cookie is None else cookie
+                res.last_cookie = cookie
+                await self.rename(res, sub, cookie)
         return view, ""
 
     def _watch(self, flags: int) -> DrawSnapshots | None:

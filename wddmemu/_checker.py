@@ -34,6 +34,7 @@ from ._checker_ddi import DdiRules
 from ._checker_state import (
     APP_AFTER_DRAIN,
     BATCHED,
+    DESTROYED,
     REMOVED,
     Call,
     DeviceState,
@@ -206,6 +207,7 @@ class Checker(DdiRules, CallbackRules, DataOracle):
         """LK-8: no draw reaches the driver while a resource it reads is locked through Lock;
         and remember which instance each resource must be drawn from now (RN-4)."""
         draw_id = as_int(call.enter.get("draw_id", 0))
+        dev.max_draw = max(dev.max_draw, draw_id)
         info = dev.draws.setdefault(draw_id, DrawInfo())
         info.thread, info.seq = call.thread, call.seq
         info.expect = dict(dev.bound)
@@ -298,6 +300,9 @@ class Checker(DdiRules, CallbackRules, DataOracle):
             call.callbacks.append((ev["cb"], call.cb_open or {}, ev))
             call.cb_open = None
         cb = ev["cb"]
+        if ev.get("invalid") == DESTROYED:
+            self._after_destroy(dev, ev)
+            return
         if hr_of(ev) == REMOVED:
             dev.lost = True
         if cb == "pfnLockCb":
@@ -351,7 +356,9 @@ class Checker(DdiRules, CallbackRules, DataOracle):
 
     def _on_draw(self, ev: dict[str, Any]) -> None:
         dev = self._dev(ev.get("device", "?"))
-        dev.draw_resources[int(ev["draw_id"])] = tuple(int(r[0]) for r in ev.get("reads", ()))
+        draw_id = int(ev["draw_id"])
+        dev.max_draw = max(dev.max_draw, draw_id)
+        dev.draw_resources[draw_id] = tuple(int(r[0]) for r in ev.get("reads", ()))
 
     _HANDLERS: ClassVar[dict[str, Any]] = {
         "ddi.enter": _on_ddi_enter,

@@ -25,6 +25,7 @@ from ._checker_state import (
     DeviceState,
     as_int,
     code,
+    few,
     flag_names,
     hr_of,
 )
@@ -156,6 +157,13 @@ class CallbackRules:
         who = dev.describe(call) if call is not None else str(ev.get("thread", "?"))
         self._check_render_fill(dev, ev, who)
         for draw_id, handle in ev.get("refs", ()):
+            if not isinstance(draw_id, int) or not 1 <= draw_id <= dev.max_draw:
+                self._violate("DATA", f"{who} submitted with pfnRenderCb a draw command with "
+                              f"draw id {draw_id}, which the runtime never issued on {dev.name} "
+                              f"(its draws are 1…{dev.max_draw}): the GPU would execute a draw "
+                              "no application made", key=("never-issued", draw_id),
+                              draw=draw_id, allocation=handle)
+                continue
             dev.received.pop(draw_id, None)
             info = dev.draws.get(draw_id)
             if info is not None:
@@ -276,10 +284,25 @@ class CallbackRules:
             if n == "pfnLockCb":
                 detail = f" on {dev.alloc(as_int(e.get('allocation')))}"
             elif n == "pfnUnlockCb":
-                detail = f" on {[dev.alloc(as_int(h)) for h in e.get('allocations', ())]}"
+                handles = list(e.get("allocations", ()))
+                detail = f" on {few(handles, lambda h: repr(dev.alloc(as_int(h))))}"
             self._violate("ERR-1", f"{what} returned S_OK although its last {n}{detail} failed "
                           f"with {code(c)}", key=(call.ddi, n), ddi=call.ddi, callback=n)
             return
+
+    def _after_destroy(self, dev: DeviceState, ev: dict[str, Any]) -> None:
+        """``CB-AFTER-DESTROY`` (the emulator's own oracle, docs/checker.md): a callback made
+        after the driver's DestroyDevice returned. ``hDevice`` must be the runtime handle
+        supplied at CreateDevice (the callback pages); once DestroyDevice has returned it names
+        no device, so the runtime refused the call with E_INVALIDARG before it reached the
+        kernel (``runtime/_callbacks.py:RuntimeCallbacks.destroy``). Typically a thread the
+        driver left running. Once per callback."""
+        cb = ev["cb"]
+        self._violate("CB-AFTER-DESTROY", f"{ev.get('thread', '?')} called {cb} on {dev.name} "
+                      "after the driver's DestroyDevice had returned: the device handle is "
+                      "dead, so the runtime refused it with E_INVALIDARG (a thread the driver "
+                      "left running must stop before DestroyDevice returns)", key=cb,
+                      callback=cb, thread=ev.get("thread"))
 
     def _destroy_device_exit(self, dev: DeviceState, call: Call) -> None:
         """LCB-17: every pfnLockCb is paired with a pfnUnlockCb by the end of DestroyDevice
@@ -290,7 +313,8 @@ class CallbackRules:
                 if n > 0 and h not in dev.leak_reported]
         if left:
             self._violate("LCB-17", f"{dev.describe(call)} returned with pfnLockCb locks still "
-                          f"outstanding on {[dev.alloc(h) for h in left[:5]]}: DestroyDevice "
+                          f"outstanding on {few(left, lambda h: repr(dev.alloc(h)))}: "
+                          "DestroyDevice "
                           "must release them", key="destroy", allocations=left[:10])
 
     # ---- kernel events -------------------------------------------------------------------

@@ -31,11 +31,14 @@ from ._checker_state import (
     Held,
     as_int,
     code,
+    few,
     flag_names,
     hr_of,
     is_worker,
 )
 
+#: a HANDLE is pointer-sized: an hCookie is an int in [1, 2**64) (LA-12)
+HANDLE_END = 1 << 64
 _LA_WHAT = {"LA-5": "NoOverwrite and Discard both set",
             "LA-6": "more than one of RangeValid/AreaValid/BoxValid",
             "LA-7": "reserved bits set"}
@@ -163,6 +166,12 @@ class DdiRules:
             self._violate("LA-12", f"{what} renamed but returned no hCookie (0): the runtime "
                           "has nothing to pass to Rename", key=key, resource=key[0])
             return
+        if discard and not 0 < cookie < HANDLE_END:
+            kind = "a negative int" if cookie < 0 else f"a {cookie.bit_length()}-bit int"
+            self._violate("LA-12", f"{what} renamed but returned an hCookie that is {kind}, "
+                          "not a HANDLE (an int in [1, 2**64)): no Rename can carry it back",
+                          key=f"cookie/{key}", resource=key[0])
+            return
         disc = [(e, x) for e, x in ok_locks if as_int(e.get("flags", 0)) & CBF.Discard]
         new = as_int(disc[-1][1].get("new_allocation", 0)) if disc else handle
         if discard:
@@ -228,7 +237,7 @@ class DdiRules:
         done = [h for _e, x in call.cbs("pfnUnlockCb") if hr_of(x) == 0
                 for h in x.get("allocations", ())]
         if tried and locked and locked not in tried:
-            self._violate("UA-4", f"{what} unlocked {[dev.alloc(h) for h in tried]} but "
+            self._violate("UA-4", f"{what} unlocked {few(tried, lambda h: repr(dev.alloc(h)))} but "
                           f"{held.made_by} had locked {dev.alloc(locked)} (LCB-20)",
                           key=f"wrong/{key}", resource=key[0], locked=locked)
         elif hr == 0 and locked and locked not in done:

@@ -9,6 +9,7 @@ needs without the trace at hand: flag words by name (``NoOverwrite|RangeValid``)
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import IntFlag
 from typing import Any
@@ -32,6 +33,10 @@ E_NOTIMPL = int(kmd.E_NOTIMPL)
 E_OUTOFMEMORY = int(kmd.E_OUTOFMEMORY)
 E_INVALIDARG = int(kmd.E_INVALIDARG)
 
+#: ``cb.exit``'s ``invalid`` for a callback the runtime refused because the driver's
+#: DestroyDevice had returned (``runtime/_callbacks.py:DESTROYED``; the checker reads events
+#: only, so it has its own copy, and a test keeps the two equal)
+DESTROYED = "destroyed device"
 #: the DDIs the runtime's worker makes for batched calls when the MP layer is on (MP-6)
 BATCHED = frozenset({"SetStreamSource", "DrawPrimitive", "Flush", "Present", "DestroyResource"})
 #: information-returning DDIs: app thread, after a drain of the queue (MP-5, MP-6)
@@ -46,6 +51,20 @@ def as_int(v: Any) -> int:
         except ValueError:
             return 0
     return int(v or 0)
+
+
+#: how many items of a driver-controlled list a finding or report line names
+FEW = 5
+
+
+def few(items: Sequence[Any], name: Callable[[Any], str] = repr, n: int = FEW) -> str:
+    """``items`` as a bounded list for a message: ``['a', 'b']`` when there are at most ``n``,
+    else the first ``n`` and how many more — ``['a', …, 'e', … (99995 more)]``. Every
+    finding built from a list the driver controls (the handles of a pfnUnlockCb, say) goes
+    through this: a driver unlocking 100 000 handles once made one 2 MB finding."""
+    shown = ", ".join(name(x) for x in items[:n])
+    more = f", … ({len(items) - n} more)" if len(items) > n else ""
+    return f"[{shown}{more}]"
 
 
 def hr_of(ev: dict[str, Any]) -> int:
@@ -190,6 +209,10 @@ class DeviceState:
     draws: dict[int, DrawInfo] = field(default_factory=dict)
     draw_resources: dict[int, tuple[int, ...]] = field(default_factory=dict)  # id → rt res
     received: dict[int, None] = field(default_factory=dict)  # draws the driver has, unsubmitted
+    #: the highest draw id the runtime has issued (``rt.draw``, DrawPrimitive): the runtime
+    #: numbers a device's draws 1, 2, 3…, so a pfnRenderCb carrying any other id carries a
+    #: draw no application made (DATA)
+    max_draw: int = 0
     # the runtime's queue
     queued: dict[int, tuple[str, str, tuple[int, ...]]] = field(default_factory=dict)
     rt_queued: dict[int, int] = field(default_factory=dict)  # rt resource → queued commands

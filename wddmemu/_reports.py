@@ -22,7 +22,18 @@ import orjson
 from vthreads import Replay
 
 from . import _loading
-from ._checker_state import CBF, LAF, LKF, UAF, DeviceState, as_int, flag_names, hr_of
+from ._checker_state import (
+    CBF,
+    FEW,
+    LAF,
+    LKF,
+    UAF,
+    DeviceState,
+    as_int,
+    few,
+    flag_names,
+    hr_of,
+)
 from ._explore import ExploreResult, Finding, Found, findings_to_end
 from ._files import write_atomically
 from ._runner import RunSpec, run_scenario
@@ -193,7 +204,9 @@ class Namer:
             elif k in _HANDLES and isinstance(v, int):
                 v = self.alloc(v)
             elif k == "allocations" and isinstance(v, list):
-                v = "[" + ", ".join(self.alloc(as_int(h)) for h in v) + "]"
+                v = few(v, lambda h: self.alloc(as_int(h)))  # the driver's list: bounded
+            elif isinstance(v, list) and len(v) > FEW:
+                v = few(v)
             elif k == "flags":
                 v = self._flags(e, as_int(v))
             elif k == "cookie" and isinstance(v, int):

@@ -296,3 +296,45 @@ def test_deallocate_while_locked_and_in_flight() -> None:
         rig.invariants()
 
     run(main)
+
+
+class _EvilInt(int):
+    """An int whose comparisons, hash and conversions raise (the UMD's code, untrusted)."""
+
+    def _boom(self, *a: Any, **k: Any) -> Any:
+        raise RuntimeError("evil int dunder")
+
+    __eq__ = __ne__ = __lt__ = __le__ = __gt__ = __ge__ = __hash__ = __index__ = __int__ = _boom
+    __and__ = __rand__ = __sub__ = __rsub__ = __add__ = __radd__ = __bool__ = __format__ = _boom
+
+
+class _Evil:
+    def _boom(self, *a: Any, **k: Any) -> Any:
+        raise RuntimeError("evil dunder")
+
+    __eq__ = __ne__ = __hash__ = __str__ = __repr__ = __format__ = _boom
+
+
+def test_hostile_private_data_and_commands_get_a_code_not_an_exception() -> None:
+    """RD-2 / CA-2: the miniport takes an AllocationDesc's size and alignment only as exact
+    ints and its segments and kind only as exact strs (an int subclass's ``<``, an object's
+    ``==`` are the UMD's code), and reads a command's fields once as plain values, so an
+    IntEnum-like offset still renders (``kmd/miniport.py:_int``)."""
+
+    async def main() -> None:
+        rig = await Rig().setup()
+        for desc in (AllocationDesc(size=_EvilInt(4096)),
+                     AllocationDesc(size=16, alignment=_EvilInt(0)),
+                     AllocationDesc(size=16, segments=_Evil()),  # type: ignore[arg-type]
+                     AllocationDesc(size=16, kind=_Evil())):  # type: ignore[arg-type]
+            assert await create(rig, info(desc=desc)) == INVALID, desc
+        i = info(4096)
+        assert await create(rig, i) == OK
+        draw = CmdDraw(draw_id=_EvilInt(1), alloc_index=_EvilInt(0), offset=_EvilInt(0),
+                       length=_EvilInt(16))
+        st, _r = await rig.render([draw], [i.allocation])
+        assert st == OK, st
+        await rig.k.wait_idle()
+        assert rig.k.dma_records[-1].draw_ids == (1,)  # the plain value, recorded
+
+    run(main)
