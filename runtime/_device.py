@@ -108,9 +108,11 @@ async def open_adapter(kernel: kmd.Kernel, driver: Any, *, name: str = "adapter"
         raise d3d9.D3DError(kmd.hresult_from_nt(st), "D3DKMTOpenAdapter failed")
     oa = D3DDDIARG_OPENADAPTER(adapter=name, interface=9, version=1)
     hr = await call_open_adapter(driver, oa, name)
-    if kmd.FAILED(hr) or oa.adapter_funcs is None:
-        raise d3d9.D3DError(hr if kmd.FAILED(hr) else kmd.E_INVALIDARG, "OpenAdapter failed")
-    problem = open_adapter_problem(oa)
+    if kmd.FAILED(hr):
+        raise d3d9.D3DError(hr, "OpenAdapter failed")
+    # a success without a table is the driver's own error (docs/runtime.md), not bad input
+    problem = ("no D3DDDI_ADAPTERFUNCS" if oa.adapter_funcs is None
+               else open_adapter_problem(oa))
     if problem:
         raise d3d9.D3DError(d3d9.D3DERR_DRIVERINTERNALERROR,
                             f"the driver's OpenAdapter returned S_OK with {problem}")
@@ -188,9 +190,9 @@ class Device:
         hr = await call_create_device(self.adapter.funcs, self.adapter.driver_adapter, cd,
                                       self.name, self.driver_version)
         funcs = cd.device_funcs
-        if kmd.FAILED(hr) or funcs is None:
-            raise d3d9.D3DError(hr if kmd.FAILED(hr) else kmd.E_INVALIDARG, "CreateDevice failed")
-        problem = device_funcs_problem(funcs)
+        if kmd.FAILED(hr):
+            raise d3d9.D3DError(hr, "CreateDevice failed")
+        problem = "no D3DDDI_DEVICEFUNCS" if funcs is None else device_funcs_problem(funcs)
         if problem:
             raise d3d9.D3DError(d3d9.D3DERR_DRIVERINTERNALERROR,
                                 f"the driver's CreateDevice returned S_OK with {problem}")

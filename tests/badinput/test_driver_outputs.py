@@ -107,6 +107,8 @@ TABLES = [
     ("OpenAdapter", "adapter_funcs", "table", "pAdapterFuncs a str, not a D3DDDI_ADAPTERFUNCS"),
     ("OpenAdapter", "adapter_funcs", D3DDDI_ADAPTERFUNCS(pfn_create_device=7),
      "pfnCreateDevice a 3-bit int, not a function"),
+    ("OpenAdapter", "adapter_funcs", None, "no D3DDDI_ADAPTERFUNCS"),
+    ("CreateDevice", "device_funcs", None, "no D3DDDI_DEVICEFUNCS"),
     ("CreateDevice", "device_funcs", [1], "pDeviceFuncs a list, not a D3DDDI_DEVICEFUNCS"),
     ("CreateDevice", "device_funcs", _funcs(pfn_flush=None),
      "no Flush (pDeviceFuncs.pfn_flush is None; only the async triple may be)"),
