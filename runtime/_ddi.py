@@ -14,6 +14,7 @@ with the worker's DDIs (LA-3, UA-5, MP-2): that is what makes a driver's own loc
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import kmd
@@ -27,6 +28,7 @@ from umd.ddi import (
     D3DDDIARG_OPENADAPTER,
 )
 from vthreads import EngineUsageError, Mutex, current_engine
+from vthreads.lowlevel import safe_repr
 
 from ._callbacks import summarize
 from ._hooks import RuntimeHooks
@@ -210,6 +212,10 @@ class DdiDoor:
                          **summarize(args))
             hr = await fn(self.driver_device, args)
             if not _is_hresult(hr):  # the driver is code under test: anything may come back
+                if inspect.iscoroutine(hr):  # a missing await: close it (no "never awaited")
+                    hr.close()
+                    raise TypeError(f"driver DDI {ddi} returned a coroutine ({_describe(hr)}: "
+                                    "a missing await?), not a 32-bit HRESULT")
                 raise TypeError(f"driver DDI {ddi} returned {_describe(hr)}, not a 32-bit "
                                 "HRESULT")
             if hr == kmd.D3DDDIERR_DEVICEREMOVED:
@@ -231,8 +237,6 @@ def _is_hresult(hr: object) -> bool:
 
 
 def _describe(value: object) -> str:
-    # repr() of an int over 4,300 digits raises, and a huge one floods the message (issue 14)
-    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 64:
-        return f"an int of {value.bit_length()} bits"
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
+    # the driver's object: its repr may raise or show its address; an int over 4,300 digits
+    # cannot be repr'd, and a huge one floods the message (issue 14)
+    return safe_repr(value, 80)

@@ -575,7 +575,9 @@ def main(argv: list[str] | None = None) -> int:
         _err(f"wddmemu: error: {e}")
         rv = EXIT_BAD_INPUT
     except Exception as e:  # an emulator bug: say so in one line, exit 3
-        _err(f"wddmemu: internal error: {type(e).__name__}: {e}")
+        from vthreads.lowlevel import describe_exception
+
+        _err(f"wddmemu: internal error: {describe_exception(e)[1]}")
         rv = EXIT_INTERNAL
     if argv is None:
         if rv == EXIT_INTERRUPTED:

@@ -155,8 +155,10 @@ def load_entry_points() -> None:
             try:
                 obj = ep.load()
             except Exception as e:
+                from vthreads.lowlevel import safe_str, type_name  # the entry point's: untrusted
+
                 raise SpecError(f"cannot load entry point {ep.name} = {ep.value} ({group}): "
-                                f"{type(e).__name__}: {e}") from None
+                                f"{type_name(e)}: {safe_str(e)}") from None
             is_factory = group == "wddmemu.drivers" and not isinstance(obj, type(sys))
             if is_factory and (ep.name not in DRIVERS or DRIVERS[ep.name] is not obj):
                 DRIVERS.register(ep.name, obj)

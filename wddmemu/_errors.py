@@ -22,5 +22,7 @@ def user_error(what: str, e: BaseException) -> SpecError:
             tb = tb.tb_next
         if tb is not None:
             where = f" ({tb.tb_frame.f_code.co_filename}:{tb.tb_lineno})"
-    text = str(e) if not isinstance(e, SystemExit) else f"exit code {e.code}"
-    return SpecError(f"{what}: {type(e).__name__}: {text}{where}".replace("\n", " "))
+    from vthreads.lowlevel import safe_repr, safe_str, type_name  # user code: may raise
+
+    text = safe_str(e) if not isinstance(e, SystemExit) else f"exit code {safe_repr(e.code)}"
+    return SpecError(f"{what}: {type_name(e)}: {text}{where}".replace("\n", " "))
