@@ -280,7 +280,7 @@ class Engine(EngineEvents):
         ``op`` is the operation the thread performs right after this point, as ``(object,
         mode)`` (``(cell, "read")``, ``(mutex, "acquire")``…): the thread's next-step footprint,
         which DPOR reads at the choice point (see docs/engine.md)."""
-        # _count_step, inlined: this is the hottest function of a run
+        # the abort check and _count_step, inlined: this is the hottest function of a run
         if self._aborted:
             await _aborting(self)
         self.step += 1
