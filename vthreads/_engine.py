@@ -121,6 +121,7 @@ class Engine(EngineEvents):
         self._swallowed: dict[VThread | None, int] = {}  # aborts raised again, per thread
         self.abandoned: list[VThread] = []  # threads given up on (they swallowed the abort)
         self._closing: VThread | None = None  # the thread whose coroutine the runner closes
+        self._interrupted = False  # a real SIGINT arrived during the run (vthreads._origin)
         self._started = False
         self._runner: Trampoline | TaskRunner | None = None
         self._value: Any = None
@@ -152,11 +153,13 @@ class Engine(EngineEvents):
         try:
             self._emit("run.start", **self.strategy.describe(), step_budget=self.step_budget)
             self._runner = Trampoline(self) if self._controlled else TaskRunner(self, lib)
-            watched = watch_sigint()  # a real Ctrl-C is the host's; a raised one a finding
+            watched = watch_sigint(self)  # a real Ctrl-C is the host's; a raised one a finding
             try:
                 await self._runner.run(partial(self._start_first, name, main, args))
             finally:
                 unwatch_sigint(watched)
+            if self._interrupted:  # a real Ctrl-C that emulated code swallowed (or none raised)
+                raise KeyboardInterrupt
             if self._reports.failure is None:
                 try:
                     self.strategy.finish(self.step)
@@ -260,6 +263,16 @@ class Engine(EngineEvents):
             self._done()
             return
         self._runner.finished()  # type: ignore[union-attr]
+
+    def _interrupt(self) -> None:
+        """A real SIGINT, from the signal handler: the run stops (emulated code may swallow the
+        KeyboardInterrupt; the abort it then meets at every engine operation is bounded) and
+        :meth:`run_async` raises KeyboardInterrupt when it has unwound. Only a flag is set:
+        the handler may have interrupted the engine anywhere. Under ``free`` the backend's own
+        handling of the signal stops the tasks."""
+        self._interrupted = True
+        if self._controlled:
+            self._aborted = True
 
     def _done(self) -> None:
         self._aborted = True

@@ -35,10 +35,14 @@ _previous: Any = None
 _raised: list[BaseException] = []
 #: SIGINTs whose handler raised nothing (the KeyboardInterrupt comes later, from the loop)
 _pending = 0
+#: the engines whose runs are watching, outermost first
+_engines: list[Any] = []
 
 
 def _handler(signum: int, frame: Any) -> None:
     global _pending
+    for eng in _engines:  # even if the code under test swallows the interrupt, the run stops
+        eng._interrupt()
     try:
         _previous(signum, frame)
     except BaseException as e:
@@ -47,13 +51,14 @@ def _handler(signum: int, frame: Any) -> None:
     _pending += 1
 
 
-def watch_sigint() -> bool:
+def watch_sigint(engine: Any) -> bool:
     """A run starts: remember which ``KeyboardInterrupt`` a real SIGINT raises until
     :func:`unwatch_sigint` (pass it what this returned). Nested runs install the handler once.
     Raw ``_signal`` calls: ``signal.signal``'s enum conversions cost more than a small run."""
     global _depth, _previous, _pending
     if _depth:
         _depth += 1
+        _engines.append(engine)
         return True
     if _thread.get_ident() != _MAIN:
         return False
@@ -62,6 +67,7 @@ def watch_sigint() -> bool:
         return False
     _previous, _pending = current, 0
     _raised.clear()
+    _engines.append(engine)
     _signal.signal(_signal.SIGINT, _handler)
     _depth = 1
     return True
@@ -72,6 +78,7 @@ def unwatch_sigint(watched: bool) -> None:
     global _depth, _previous
     if not watched:
         return
+    _engines.pop()
     _depth -= 1
     if _depth:
         return

@@ -250,6 +250,24 @@ def test_a_real_ctrl_c_leaves_the_run_and_the_other_threads_are_unwound(backend:
     assert cleaned == ["parked"]
 
 
+def test_a_real_ctrl_c_that_emulated_code_swallows_still_stops_the_run(backend: str) -> None:
+    # the driver's except BaseException eats the KeyboardInterrupt: the run stops all the same
+    import signal
+
+    async def main() -> None:
+        ctrl_c = [True]
+        while True:
+            try:
+                if ctrl_c.pop() if ctrl_c else False:
+                    signal.raise_signal(signal.SIGINT)  # once, as a user presses Ctrl-C
+                await vt.Event("never").wait()
+            except BaseException:
+                pass
+
+    with pytest.raises(KeyboardInterrupt):
+        vt.Engine("fifo", backend=backend).run(main)
+
+
 def test_a_keyboard_interrupt_raised_by_emulated_code_is_a_finding(backend: str) -> None:
     # raised, not delivered: the code under test's exception, not the user's Ctrl-C
     cleaned: list[str] = []
