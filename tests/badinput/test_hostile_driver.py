@@ -6,6 +6,8 @@ bytes on every repetition — never a traceback, an exit 3 or 0, or a hang (docs
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
 import sys
 import textwrap
 import warnings
@@ -17,7 +19,6 @@ import pytest
 import umd
 import vthreads as vt
 from umd.ddi import D3DDDIARG_RENAME
-from wddmemu import _cli
 from wddmemu._runner import RunSpec, run_scenario
 
 BACKENDS = ["asyncio", "trio"]
@@ -129,21 +130,22 @@ _MODULE = '''
 '''
 
 
-def test_the_cli_reports_a_driver_exit_as_a_failure_not_as_its_exit_code(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-        capsys: pytest.CaptureFixture[str]) -> None:
+_CLI = """
+from wddmemu import _cli
+run = ["--load", "exit3_driver", "run", "dynamic-vb-ring", "--driver", "exit3-in-rename"]
+explore = ["--load", "exit3_driver", "explore", "dynamic-vb-ring", "--driver",
+           "exit3-in-rename", "--schedules", "2", "--save-dir", "saved"]
+print("codes", _cli.main(run), _cli.main(explore), _cli.main(explore))
+"""
+
+
+def test_the_cli_reports_a_driver_exit_as_a_failure_not_as_its_exit_code(tmp_path: Path) -> None:
+    # in a process of its own: --load and the driver registry are per process
     (tmp_path / "exit3_driver.py").write_text(textwrap.dedent(_MODULE))
-    monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delitem(sys.modules, "exit3_driver", raising=False)
-    code = _cli.main(["--load", "exit3_driver", "run", "dynamic-vb-ring",
-                      "--driver", "exit3-in-rename"])
-    out = capsys.readouterr().out
-    assert code == 1, out
-    assert "SystemExit: 3" in out and "Traceback" not in out
-    saved = tmp_path / "saved"
-    for _ in range(2):  # the same finding twice: one failure file (its id hashes the message)
-        code = _cli.main(["--load", "exit3_driver", "explore", "dynamic-vb-ring", "--driver",
-                          "exit3-in-rename", "--schedules", "2", "--save-dir", str(saved)])
-        assert code == 1
-    assert len(list(saved.iterdir())) == 1
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), *sys.path])}
+    p = subprocess.run([sys.executable, "-c", _CLI], capture_output=True, text=True,
+                       cwd=tmp_path, env=env, timeout=120)
+    assert "codes 1 1 1" in p.stdout, (p.stdout, p.stderr)
+    assert "SystemExit: 3" in p.stdout and "Traceback" not in p.stdout + p.stderr
+    # the same finding twice: one failure file (its id hashes the message)
+    assert len(list((tmp_path / "saved").iterdir())) == 1
