@@ -14,6 +14,7 @@ with the worker's DDIs (LA-3, UA-5, MP-2): that is what makes a driver's own loc
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import kmd
@@ -27,6 +28,7 @@ from umd.ddi import (
     D3DDDIARG_OPENADAPTER,
 )
 from vthreads import EngineUsageError, Mutex, current_engine
+from vthreads.lowlevel import safe_repr
 
 from ._callbacks import plain_int, summarize
 from ._hooks import RuntimeHooks
@@ -238,21 +240,24 @@ def checked_hresult(ddi: str, hr: object) -> int:
     beyond 32 bits — is a driver bug that fails the run with ``TypeError("driver DDI X
     returned …, not a 32-bit HRESULT")``: the same check for every DDI, the adapter-level
     ``OpenAdapter`` and ``CreateDevice`` included (issue 14)."""
-    if not _is_hresult(hr):
+    if not _is_hresult(hr):  # the driver is code under test: anything may come back
+        if inspect.iscoroutine(hr):  # a missing await: close it (no "never awaited" warning)
+            hr.close()
+            raise TypeError(f"driver DDI {ddi} returned a coroutine ({safe_repr(hr, 80)}: a "
+                            "missing await?), not a 32-bit HRESULT")
         raise TypeError(f"driver DDI {ddi} returned {_describe(hr)}, not a 32-bit HRESULT")
     return plain_int(hr)  # type: ignore[return-value]
 
 
 def _describe(value: object) -> str:
-    # repr() of an int over 4,300 digits raises, and a huge one floods the message (issue 14);
-    # the driver's own class may make repr() raise: only built-in types are repr()'d
+    # the driver's object: its repr may raise, loop or show its address, an int over 4,300
+    # digits cannot be repr'd and a huge one floods the message (issue 14). Ints are read with
+    # int.__index__ (plain_int), another class of the driver's is named by its type, never
+    # asked; built-in values are safe_repr'd (never raising, addresses stripped, cut)
     n = plain_int(value)
     if n is not None:
         return f"an int of {n.bit_length()} bits" if n.bit_length() > 64 else repr(n)
-    if type(value) not in (bool, float, str, bytes, type(None), list, tuple, dict):
-        return kind_of(value)
-    try:
-        text = repr(value)
-    except Exception:  # a list holding the driver's object whose __repr__ raises
-        return kind_of(value)
-    return text if len(text) <= 80 else text[:77] + "..."
+    kind = type(value)
+    if kind not in (bool, float, str, bytes, type(None), list, tuple, dict):
+        return f"<{getattr(kind, '__module__', '?')}.{getattr(kind, '__qualname__', '?')} object>"
+    return safe_repr(value, 80)

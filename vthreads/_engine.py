@@ -22,7 +22,6 @@ programs run.
 
 from __future__ import annotations
 
-import traceback
 from collections.abc import Awaitable, Callable, Iterable
 from functools import partial
 from pathlib import Path
@@ -36,8 +35,10 @@ from ._decisions import Decisions, new_log, widened
 from ._errors import Divergence, EngineUsageError, _Abort
 from ._events import _INT64, EngineEvents
 from ._hb import Race, RaceDetector, vc_join
+from ._origin import from_host, unwatch_sigint, watch_sigint
 from ._reports import Reports
 from ._results import EngineStatistics, Failure, RunResult, Violation
+from ._safe import describe_exception, safe_repr, type_name
 from ._strategies import Strategy, make_strategy
 from ._tasks import TaskRunner
 from ._threads import (
@@ -51,9 +52,16 @@ from ._threads import (
     _thread_var,
 )
 from ._timers import Timer, TimerHeap
-from ._trampoline import TO_HOST, Trampoline
+from ._trampoline import TO_HOST, Trampoline, park_forever
 
 __all__ = ["BLOCKED", "FINISHED", "READY", "RUNNING", "SLEEPING", "Engine", "VThread"]
+
+#: how many times a thread may swallow the engine's abort (call an engine operation again after
+#: the run was stopped) before the engine gives up on it: a well-behaved thread meets it once
+#: per ``finally`` block that awaits the engine while it unwinds
+ABORT_LIMIT = 16
+#: the largest virtual time, in ns: the clock is a signed 64-bit int in every trace
+MAX_TIME = 2**63 - 1
 
 
 class Engine(EngineEvents):
@@ -110,6 +118,10 @@ class Engine(EngineEvents):
         self._timers_fired = 0
         self._reports = Reports(self)
         self._aborted = False
+        self._swallowed: dict[VThread | None, int] = {}  # aborts raised again, per thread
+        self.abandoned: list[VThread] = []  # threads given up on (they swallowed the abort)
+        self._closing: VThread | None = None  # the thread whose coroutine the runner closes
+        self._interrupted = False  # a real SIGINT arrived during the run (vthreads._origin)
         self._started = False
         self._runner: Trampoline | TaskRunner | None = None
         self._value: Any = None
@@ -141,7 +153,13 @@ class Engine(EngineEvents):
         try:
             self._emit("run.start", **self.strategy.describe(), step_budget=self.step_budget)
             self._runner = Trampoline(self) if self._controlled else TaskRunner(self, lib)
-            await self._runner.run(partial(self._start_first, name, main, args))
+            watched = watch_sigint(self)  # a real Ctrl-C is the host's; a raised one a finding
+            try:
+                await self._runner.run(partial(self._start_first, name, main, args))
+            finally:
+                unwatch_sigint(watched)
+            if self._interrupted:  # a real Ctrl-C that emulated code swallowed (or none raised)
+                raise KeyboardInterrupt
             if self._reports.failure is None:
                 try:
                     self.strategy.finish(self.step)
@@ -206,23 +224,26 @@ class Engine(EngineEvents):
         return t
 
     async def _thread_main(self, t: VThread, fn: Callable[..., Awaitable[Any]], args: Any) -> None:
-        """An emulated thread's whole life, whichever runner runs it."""
+        """An emulated thread's whole life, whichever runner runs it.
+
+        Whatever emulated code raises — ``SystemExit``, ``KeyboardInterrupt``, a cancellation,
+        a ``BaseException`` of its own, a group — ends the run as an ``exception`` failure
+        naming the type. Only the engine's own abort, and what the host raised (a real Ctrl-C,
+        a real cancellation in ``free`` mode: :func:`vthreads._origin.from_host`), go on up."""
         try:
             value = await fn(*args)
             if t.tid == 0:
                 self._value = value  # the first thread's return value is the run's
         except _Abort:
             return
-        except Exception as e:  # an emulated thread's bug: the run fails, nothing hangs
-            if self._aborted:
-                return
-            tb = traceback.format_exception(e)
-            self._fail(
-                "exception",
-                f"{type(e).__name__}: {e}",
-                t,
-                {"exception": type(e).__name__, "traceback": "".join(tb)},
-            )
+        except BaseException as e:  # an emulated thread's bug: the run fails, nothing hangs
+            if from_host(e, self._controlled) or (self._closing is t
+                                                  and isinstance(e, GeneratorExit)):
+                raise  # the host's, or the runner closing the coroutine: not emulated code's
+            if self._aborted and self._reports.failure is not None:
+                return  # raised while it unwound a failed run: the first failure stands
+            name, message, tb = describe_exception(e)
+            self._fail("exception", message, t, {"exception": name, "traceback": tb})
             return
         self._on_finish(t)
 
@@ -243,6 +264,16 @@ class Engine(EngineEvents):
             return
         self._runner.finished()  # type: ignore[union-attr]
 
+    def _interrupt(self) -> None:
+        """A real SIGINT, from the signal handler: the run stops (emulated code may swallow the
+        KeyboardInterrupt; the abort it then meets at every engine operation is bounded) and
+        :meth:`run_async` raises KeyboardInterrupt when it has unwound. Only a flag is set:
+        the handler may have interrupted the engine anywhere. Under ``free`` the backend's own
+        handling of the signal stops the tasks."""
+        self._interrupted = True
+        if self._controlled:
+            self._aborted = True
+
     def _done(self) -> None:
         self._aborted = True
         if self._runner is not None:  # None: a run.start subscriber ended the run already
@@ -262,9 +293,9 @@ class Engine(EngineEvents):
         ``op`` is the operation the thread performs right after this point, as ``(object,
         mode)`` (``(cell, "read")``, ``(mutex, "acquire")``…): the thread's next-step footprint,
         which DPOR reads at the choice point (see docs/engine.md)."""
-        # _count_step, inlined: this is the hottest function of a run
+        # the abort check and _count_step, inlined: this is the hottest function of a run
         if self._aborted:
-            raise _Abort
+            await _aborting(self)
         self.step += 1
         if self.step > self.step_budget:
             self._over_budget()
@@ -286,11 +317,9 @@ class Engine(EngineEvents):
         self._handoff(nxt)
         await TO_HOST  # the trampoline resumes nxt; we come back when chosen again
         if self._aborted:
-            raise _Abort
+            await _aborting(self)
 
     def _count_step(self) -> None:
-        if self._aborted:
-            raise _Abort
         self.step += 1
         if self.step > self.step_budget:
             self._over_budget()
@@ -355,7 +384,7 @@ class Engine(EngineEvents):
         """Park ``me`` until someone calls :meth:`_make_ready` on it (or a timer armed for it
         fires). ``what`` names the wait. Public face: :class:`vthreads.lowlevel.WaitQueue`."""
         if self._aborted:
-            raise _Abort
+            await _aborting(self)
         me.state = state
         me.waiting = what
         if self._observer is not None:
@@ -364,7 +393,7 @@ class Engine(EngineEvents):
             self._emit("block", waits=what)
         await self._runner.block(me)  # type: ignore[union-attr]
         if self._aborted:
-            raise _Abort
+            await _aborting(self)
         if self._ev_block:
             self._emit("unblock", waited=what)
 
@@ -393,11 +422,16 @@ class Engine(EngineEvents):
         raise _Abort
 
     async def sleep(self, ns: int) -> None:
-        if ns <= 0:
+        """Virtual sleep of ``ns`` nanoseconds: an int from 0 to :data:`MAX_TIME` minus the
+        clock (the clock never leaves 63 bits); anything else raises ``ValueError`` /
+        ``TypeError`` into the calling thread."""
+        when = _deadline(self.clock, ns, "sleep", "cannot go back in time")
+        if when == self.clock:
             await self.point("sleep(0)")
             return
         me = self.current_thread()
-        when = self.clock + int(ns)
+        if self._aborted:
+            await _aborting(self)
         self._count_step()
         self._timers.arm(when, me)
         await self._block(me, f"sleep until t={when}", SLEEPING)
@@ -405,9 +439,8 @@ class Engine(EngineEvents):
     def arm_timer(self, thread: VThread, ns: int) -> Timer:
         """A timer that makes ``thread`` runnable at ``now + ns`` unless cancelled first. For
         timed waits; see :func:`vthreads.lowlevel.arm_timer`."""
-        if ns < 0:
-            raise ValueError("a timer cannot be armed in the past: ns must be >= 0")
-        return self._timers.arm(self.clock + int(ns), thread)
+        return self._timers.arm(_deadline(self.clock, ns, "a timer", "cannot be armed in the past"),
+                                thread)
 
     def touch(self, obj: Any, mode: str) -> None:
         """Record that the running thread performs ``mode`` on ``obj`` without a scheduling
@@ -429,3 +462,40 @@ class Engine(EngineEvents):
 
     def access(self, det: RaceDetector, site: str, write: bool) -> None:
         self._reports.access(det, site, write)
+
+
+async def _aborting(self: Engine) -> None:
+    """An engine operation of a run that has been stopped: raise the abort into the calling
+    thread again. A thread that keeps swallowing it (``except BaseException`` around engine
+    calls, in a loop) would never end, so after :data:`ABORT_LIMIT` times the engine gives
+    up on it: it is reported (``swallowed-abort``, when the run has no failure yet) and
+    parked for good; the runner abandons its coroutine (never resumed, never closed)."""
+    t = _thread_var.get(None)
+    n = self._swallowed[t] = self._swallowed.get(t, 0) + 1
+    if n <= ABORT_LIMIT:
+        raise _Abort
+    if n == ABORT_LIMIT + 1 and t is not None:
+        self.abandoned.append(t)
+        self._fail(
+            "swallowed-abort",
+            f"thread {t.name} swallowed the engine's abort {ABORT_LIMIT} times and went on "
+            "calling the engine (an except BaseException around an engine call?): it was "
+            "abandoned, its coroutine never resumed",
+            t,
+            {"swallowed": ABORT_LIMIT},
+        )
+    await park_forever(self._controlled)
+
+
+def _deadline(clock: int, ns: int, what: str, past: str) -> int:
+    """``clock + ns``, for an int ``ns`` that keeps it within :data:`MAX_TIME`."""
+    if type(ns) is not int:
+        if not isinstance(ns, int) or isinstance(ns, bool):
+            raise TypeError(f"{what} takes an int of nanoseconds, not {type_name(ns)}")
+        ns = int(ns)  # an int subclass (an IntEnum): its value
+    if ns < 0:
+        raise ValueError(f"{what} {past}: ns must be >= 0")
+    if ns > MAX_TIME - clock:
+        raise ValueError(f"{what} of {safe_repr(ns)} ns from t={clock} ends past the "
+                         f"largest virtual time (2**63-1 ns)")
+    return clock + ns

@@ -13,12 +13,24 @@ A thread that awaits anything else — ``anyio.sleep(1)``, an asyncio future, a 
 yields a foreign object to the trampoline instead of :data:`PARK`. Nobody would ever resume it
 (the host is not waiting on that object), so the trampoline ends the run with a
 ``foreign-await`` failure naming the thread and what it awaited, and unwinds every thread.
+
+A thread that starts a task of the event loop (``asyncio.get_running_loop().create_task``)
+would run code outside every emulated thread, where nothing can schedule it: while the
+trampoline runs on asyncio it installs a task factory that ends the run with a
+``foreign-task`` failure naming the thread, and cancels the task before it ever runs.
+
+A thread that swallows the engine's abort and goes on calling the engine is parked for good
+by the engine (:func:`vthreads._engine._aborting`); the trampoline then *abandons* its
+coroutine: closing it would only run the driver's loop again. It is kept alive for the rest
+of the process (a coroutine finalised later would run that loop again too, or print "coroutine
+ignored GeneratorExit"), its finalisation at exit silenced.
 """
 
 from __future__ import annotations
 
 import contextvars
 import inspect
+import sys
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -52,6 +64,70 @@ class _ToHost:
 TO_HOST = _ToHost()
 
 
+async def park_forever(controlled: bool) -> None:
+    """Where a thread the engine gave up on stays: a park nobody resumes (controlled), or a
+    real sleep (``free``, where the backend owns the task and only cancellation ends it)."""
+    if not controlled:
+        import anyio
+
+        while True:
+            await anyio.sleep_forever()
+    while True:
+        await TO_HOST
+
+
+def _abandoner() -> Callable[[Any], None]:
+    """``abandon(coro)``: keep ``coro`` alive, and drop the unraisable-exception report of its
+    finalisation if the process ever finalises it (at exit)."""
+    kept: dict[int, Any] = {}  # held by the closure, not a module global: it outlives them
+
+    def hook(unraisable: Any, previous: Any) -> None:
+        if id(unraisable.object) in kept:
+            return
+        previous(unraisable)
+
+    def abandon(coro: Any) -> None:
+        kept[id(coro)] = coro
+        current = sys.unraisablehook
+        if getattr(current, "_vthreads_abandoned", False):
+            return
+        chained = lambda u: hook(u, current)  # noqa: E731
+        chained._vthreads_abandoned = True  # type: ignore[attr-defined]
+        sys.unraisablehook = chained
+
+    return abandon
+
+
+abandon = _abandoner()
+
+
+def _foreign_task_factory(previous: Any) -> Callable[..., Any]:
+    """A task factory that refuses tasks started from inside an emulated thread."""
+    import asyncio
+
+    def factory(loop: Any, coro: Any, **kwargs: Any) -> Any:
+        task = (asyncio.Task(coro, loop=loop, **kwargs) if previous is None
+                else previous(loop, coro, **kwargs))
+        t = _thread_var.get(None)
+        if t is not None:
+            from ._threads import _engine_var
+
+            eng = _engine_var.get(None)
+            task.cancel()  # before its first step: the coroutine's body never runs
+            if eng is not None:
+                eng._fail(
+                    "foreign-task",
+                    f"thread {t.name} started a task of the event loop (create_task), which "
+                    "would run outside every emulated thread, where the engine cannot "
+                    "schedule it: use vthreads.spawn for a thread",
+                    t,
+                    {},
+                )
+        return task
+
+    return factory
+
+
 def _describe(obj: Any) -> str:
     if obj is None:
         return "a bare asyncio yield (asyncio.sleep(0), anyio.lowlevel.checkpoint())"
@@ -69,11 +145,22 @@ class Trampoline:
 
     async def run(self, begin: Callable[[], None]) -> None:
         """Start the first thread (``begin``) and drive the threads until the run ends."""
+        loop = previous = None
+        if self._eng.backend == "asyncio":
+            import asyncio
+
+            loop = asyncio.get_running_loop()
+            previous = loop.get_task_factory()
+            loop.set_task_factory(_foreign_task_factory(previous))
         try:
             begin()
             self._drive()
         finally:
-            self._unwind()
+            try:
+                self._unwind()
+            finally:
+                if loop is not None:
+                    loop.set_task_factory(previous)
         # no await here, on purpose: a controlled run never yields to the event loop, so it can
         # even run inside another engine's emulated thread (run_many checkpoints between runs)
 
@@ -138,23 +225,43 @@ class Trampoline:
 
     def _unwind(self) -> None:
         """End every thread that has not finished, in spawn order (also when a BaseException
-        such as KeyboardInterrupt leaves a thread): one never started is closed without
-        running; one parked gets :class:`_Abort` at its park (its ``finally`` blocks
-        run, as they would under cancellation)."""
+        such as a real Ctrl-C leaves a thread): one never started is closed without running;
+        one parked gets :class:`_Abort` at its park (its ``finally`` blocks run, as they would
+        under cancellation). What the host raised out of one (a Ctrl-C landing there) is
+        raised once every thread is unwound, so no coroutine is left for the collector."""
+        pending: BaseException | None = None
         for t in self._eng._threads:
-            coro, t._coro = t._coro, None
-            state = None if coro is None else inspect.getcoroutinestate(coro)
-            if state is None or state == inspect.CORO_CLOSED:  # finished, or raised out
-                continue
-            if state == inspect.CORO_CREATED:
-                coro.close()
-                continue
+            try:
+                self._end(t)
+            except BaseException as e:  # only the host's gets out of _thread_main
+                pending = pending or e
+        if pending is not None:
+            raise pending
+
+    def _end(self, t: VThread) -> None:
+        abandoned = self._eng.abandoned
+        coro, t._coro = t._coro, None
+        state = None if coro is None else inspect.getcoroutinestate(coro)
+        if state is None or state == inspect.CORO_CLOSED:  # finished, or raised out
+            return
+        if state == inspect.CORO_CREATED:
+            coro.close()
+            return
+        if t not in abandoned:
             try:
                 t._ctx.run(coro.throw, _Abort())
             except (StopIteration, _Abort):
-                continue
-            # it awaited again while unwinding: GeneratorExit ends it for good
-            try:
-                t._ctx.run(coro.close)
-            except RuntimeError:
-                pass
+                return
+        if t in abandoned:  # it swallowed the abort: resuming it would only loop again
+            abandon(coro)
+            return
+        # it awaited again while unwinding: GeneratorExit ends it for good (the engine's own,
+        # not a finding: _thread_main lets it through)
+        self._eng._closing = t
+        try:
+            t._ctx.run(coro.close)
+        except RuntimeError:  # it awaited once more
+            if t in abandoned:
+                abandon(coro)
+        finally:
+            self._eng._closing = None

@@ -14,6 +14,8 @@ primitive") for a semaphore in twenty lines.
   :func:`tracing` — the running engine, a scheduling point, trace events.
 * :func:`fail_run`, :class:`Hang`, :func:`running_thread`, :func:`result_of` — stopping a run
   from outside it (a wall-clock watchdog's signal handler; ``vthreads/_watchdog.py``).
+* :func:`safe_repr`, :func:`safe_str`, :func:`describe_exception`, :func:`strip_addresses` —
+  format what emulated code raised or returned: never raising, no ``at 0x…`` addresses.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from ._lowlevel import (
     arm_timer,
     release,
 )
+from ._safe import describe_exception, safe_repr, safe_str, strip_addresses, type_name
 from ._tasks import parker_for
 from ._threads import VThread, _engine_var
 from ._timers import Timer
@@ -73,6 +76,7 @@ __all__ = [
     "checkpoint",
     "current_engine",
     "current_thread",
+    "describe_exception",
     "emit",
     "fail_run",
     "parker_class",
@@ -80,6 +84,10 @@ __all__ = [
     "release",
     "result_of",
     "running_thread",
+    "safe_repr",
+    "safe_str",
+    "strip_addresses",
     "touch",
     "tracing",
+    "type_name",
 ]

@@ -632,7 +632,9 @@ def main(argv: list[str] | None = None) -> int:
             _err("wddmemu: interrupted")
             rv = EXIT_INTERRUPTED
         elif isinstance(e, Exception):  # an emulator bug: say so in one line, exit 3
-            _err(f"wddmemu: internal error: {type(e).__name__}: {e}")
+            from vthreads.lowlevel import describe_exception  # (startup: see _errors)
+
+            _err(f"wddmemu: internal error: {describe_exception(e)[1]}")
             rv = EXIT_INTERNAL
         else:
             raise

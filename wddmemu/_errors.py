@@ -40,9 +40,13 @@ def user_error(what: str, e: BaseException) -> SpecError:
         where = f"{e.filename}:{e.lineno}"
     else:
         where = _user_frame(e)
+    # imported here, not at the top: ``wddmemu --version`` imports this module and must not
+    # pay for the engine (the user's exception may raise in __str__, hence the safe forms)
+    from vthreads.lowlevel import safe_repr, safe_str, type_name
+
     if isinstance(e, SyntaxError) and e.filename:
-        text = str(e.msg)  # str(e) repeats the file and line
+        text = safe_str(e.msg)  # str(e) repeats the file and line
     else:
-        text = str(e) if not isinstance(e, SystemExit) else f"exit code {e.code}"
+        text = safe_str(e) if not isinstance(e, SystemExit) else f"exit code {safe_repr(e.code)}"
     suffix = f" ({where})" if where else ""
-    return SpecError(f"{what}: {type(e).__name__}: {text}{suffix}".replace("\n", " "))
+    return SpecError(f"{what}: {type_name(e)}: {text}{suffix}".replace("\n", " "))

@@ -79,10 +79,10 @@ FINDINGS: dict[str, tuple[str, str, str]] = {
                       "docs/checker.md (The emulator's own oracles)"),
     "EXPECT": ("oracle", "a scenario's own expectation failed",
                "docs/checker.md (The emulator's own oracles), docs/scenarios.md"),
-    "exception": ("engine failure", "a Python exception escaped an emulated thread (a DDI, a "
-                  "scenario body); its traceback is in RunResult.failure.details"
-                  "['traceback'], and run, replay and explore print it",
-                  "docs/engine.md (Scheduling points and the core loop), docs/explore.md"),
+    "exception": ("engine failure", "a Python exception (any BaseException but a real Ctrl-C) "
+                  "escaped an emulated thread (a DDI, a scenario body); its traceback is in "
+                  "RunResult.failure.details['traceback'], and run, replay and explore print it",
+                  "docs/engine.md (Untrusted code), docs/explore.md"),
     "deadlock": ("engine failure", "no thread can run and no timer is pending",
                  "docs/engine.md (Scheduling points and the core loop)"),
     "step-budget": ("engine failure", "the run took more scheduling points than its step "
@@ -98,6 +98,12 @@ FINDINGS: dict[str, tuple[str, str, str]] = {
     "divergence": ("engine failure", "a replayed decision list no longer matches the program "
                    "(replay reports it as 'no longer fails' or 'diverged')",
                    "docs/engine.md (strategies: replay), docs/explore.md (replay)"),
+    "swallowed-abort": ("engine failure", "a thread swallowed the engine's abort 16 times "
+                        "(an except BaseException in a loop) and was abandoned so that the run "
+                        "ends", "docs/engine.md (Untrusted code)"),
+    "foreign-task": ("engine failure", "emulated code started a task of the event loop "
+                     "(asyncio create_task): code outside every emulated thread, cancelled "
+                     "before it runs", "docs/engine.md (Untrusted code)"),
     "violation": ("engine failure", "a rule broke under stop_on_violation (the finding is "
                   "reported by the rule's id)", "docs/engine.md"),
 }

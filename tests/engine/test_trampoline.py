@@ -226,9 +226,11 @@ def test_condition_timeouts_leave_no_timer_behind() -> None:
     assert [e for e in events if e["event"] == "clock"][-1]["to"] == 200
 
 
-def test_a_base_exception_leaves_the_run_and_the_other_threads_are_unwound(backend: str) -> None:
-    # Ctrl-C raised inside an emulated thread must reach the caller (the CLI makes it 130), and
-    # the parked threads must still be unwound on the way out.
+def test_a_real_ctrl_c_leaves_the_run_and_the_other_threads_are_unwound(backend: str) -> None:
+    # a SIGINT delivered to the process while an emulated thread runs must reach the caller
+    # (the CLI makes it 130), and the parked threads must still be unwound on the way out
+    import signal
+
     cleaned: list[str] = []
 
     async def parked() -> None:
@@ -240,10 +242,50 @@ def test_a_base_exception_leaves_the_run_and_the_other_threads_are_unwound(backe
     async def main() -> None:
         vt.spawn("parked", parked)
         await vt.sleep(1)  # "parked" runs and parks meanwhile
-        raise KeyboardInterrupt
+        signal.raise_signal(signal.SIGINT)
+        await vt.checkpoint()
 
     with pytest.raises(KeyboardInterrupt):
         vt.Engine("fifo", backend=backend).run(main)
+    assert cleaned == ["parked"]
+
+
+def test_a_real_ctrl_c_that_emulated_code_swallows_still_stops_the_run(backend: str) -> None:
+    # the driver's except BaseException eats the KeyboardInterrupt: the run stops all the same
+    import signal
+
+    async def main() -> None:
+        ctrl_c = [True]
+        while True:
+            try:
+                if ctrl_c.pop() if ctrl_c else False:
+                    signal.raise_signal(signal.SIGINT)  # once, as a user presses Ctrl-C
+                await vt.Event("never").wait()
+            except BaseException:
+                pass
+
+    with pytest.raises(KeyboardInterrupt):
+        vt.Engine("fifo", backend=backend).run(main)
+
+
+def test_a_keyboard_interrupt_raised_by_emulated_code_is_a_finding(backend: str) -> None:
+    # raised, not delivered: the code under test's exception, not the user's Ctrl-C
+    cleaned: list[str] = []
+
+    async def parked() -> None:
+        try:
+            await vt.Event("never").wait()
+        finally:
+            cleaned.append("parked")
+
+    async def main() -> None:
+        vt.spawn("parked", parked)
+        await vt.sleep(1)
+        raise KeyboardInterrupt
+
+    r = vt.Engine("fifo", backend=backend).run(main)
+    assert r.failure is not None and r.failure.kind == "exception"
+    assert r.failure.details["exception"] == "KeyboardInterrupt" and r.failure.thread == "main"
     assert cleaned == ["parked"]
 
 

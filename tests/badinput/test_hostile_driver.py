@@ -1,0 +1,155 @@
+"""A driver that raises what is not an ``Exception``, returns what cannot be printed, or
+swallows the engine's abort: each is a finding of the run — on both backends, the same
+bytes on every repetition — never a traceback, an exit 3 or 0, or a hang (docs/engine.md,
+"Untrusted code")."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import textwrap
+import warnings
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import umd
+import vthreads as vt
+from umd.ddi import D3DDDIARG_RENAME
+from wddmemu._runner import RunSpec, run_scenario
+
+BACKENDS = ["asyncio", "trio"]
+
+
+class _Mine(BaseException):
+    pass
+
+
+class _EvilStr(Exception):
+    def __str__(self) -> str:
+        raise RuntimeError("evil __str__")
+
+
+class _Obj:  # no __repr__ of its own: the default one shows its address
+    pass
+
+
+def _rename_driver(rename: Any) -> umd.ReferenceDriver:
+    """The reference driver whose Rename is ``rename(self, args)``."""
+    entry = umd.ddi_entry(D3DDDIARG_RENAME)(rename)
+    return umd.ReferenceDriver(umd.DriverConfig(driver_version=0xB),
+                               device_class=type("Hostile", (umd.ReferenceDevice,),
+                                                 {"pfn_rename": entry}))
+
+
+def _raising(exc: BaseException) -> umd.ReferenceDriver:
+    async def rename(self: Any, args: Any) -> int:
+        raise exc
+
+    return _rename_driver(rename)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("exc", [SystemExit(0), SystemExit(3), KeyboardInterrupt(),
+                                 GeneratorExit(), asyncio.CancelledError(), _Mine(),
+                                 BaseExceptionGroup("g", [_Mine()]), _EvilStr()],
+                         ids=lambda e: type(e).__name__)
+def test_whatever_a_ddi_raises_is_an_exception_finding(backend: str, exc: BaseException) -> None:
+    run = run_scenario(RunSpec("dynamic-vb-ring", driver=_raising(exc), backend=backend)).run
+    assert run.failure is not None and run.failure.kind == "exception"
+    assert run.failure.details["exception"] == type(exc).__name__
+    assert run.failure.thread == "dev0.worker"
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_returned_object_is_named_without_its_address_and_traces_repeat(
+        backend: str, tmp_path: Path) -> None:
+    async def rename(self: Any, args: Any) -> Any:
+        return _Obj()
+
+    traces = []
+    for i in range(2):
+        path = tmp_path / f"{i}.jsonl"
+        run = run_scenario(RunSpec("dynamic-vb-ring", driver=_rename_driver(rename),
+                                   backend=backend), trace=path).run
+        assert run.failure is not None
+        assert run.failure.message == (
+            "TypeError: driver DDI Rename returned <tests.badinput.test_hostile_driver._Obj "
+            "object>, not a 32-bit HRESULT")
+        traces.append(path.read_bytes())
+    assert traces[0] == traces[1]
+
+
+def test_a_returned_coroutine_is_closed_and_reported() -> None:
+    async def inner() -> int:
+        return 0
+
+    async def rename(self: Any, args: Any) -> Any:
+        return inner()  # a missing await
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "coroutine … was never awaited"
+        run = run_scenario(RunSpec("dynamic-vb-ring", driver=_rename_driver(rename))).run
+    assert run.failure is not None
+    assert run.failure.message.startswith("TypeError: driver DDI Rename returned a coroutine (")
+    assert "a missing await?" in run.failure.message and " at 0x" not in run.failure.message
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_driver_that_swallows_every_base_exception_in_a_wait_does_not_hang(
+        backend: str) -> None:
+    async def rename(self: Any, args: Any) -> int:
+        while True:
+            try:
+                await vt.Event("never").wait()
+            except BaseException:
+                pass
+
+    run = run_scenario(RunSpec("dynamic-vb-ring", driver=_rename_driver(rename),
+                               backend=backend), timeout=30).run
+    assert run.failure is not None and run.failure.kind == "deadlock"
+
+
+_MODULE = '''
+    import umd, wddmemu
+    from umd.ddi import D3DDDIARG_RENAME
+
+
+    class Dev(umd.ReferenceDevice):
+        @umd.ddi_entry(D3DDDIARG_RENAME)
+        async def pfn_rename(self, args):
+            raise SystemExit(3)
+
+
+    @wddmemu.driver("exit3-in-rename")
+    def make(driver_version=None):
+        return umd.ReferenceDriver(umd.DriverConfig(driver_version=0xB), device_class=Dev)
+'''
+
+
+_CLI = """
+from wddmemu import _cli
+run = ["--load", "exit3_driver", "run", "dynamic-vb-ring", "--driver", "exit3-in-rename"]
+explore = ["--load", "exit3_driver", "explore", "dynamic-vb-ring", "--driver",
+           "exit3-in-rename", "--schedules", "2", "--save-dir", "saved"]
+print("codes", _cli.main(run), _cli.main(explore), _cli.main(explore))
+"""
+
+
+def test_the_cli_reports_a_driver_exit_as_a_failure_not_as_its_exit_code(tmp_path: Path) -> None:
+    # in a process of its own: --load and the driver registry are per process
+    (tmp_path / "exit3_driver.py").write_text(textwrap.dedent(_MODULE))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), *sys.path])}
+    p = subprocess.run([sys.executable, "-c", _CLI], capture_output=True, text=True,
+                       cwd=tmp_path, env=env, timeout=120)
+    assert "codes 1 1 1" in p.stdout, (p.stdout, p.stderr)
+    assert "SystemExit: 3" in p.stdout and "internal error" not in p.stdout + p.stderr
+    # the tracebacks printed are the finding's (run, and each explore's explanation), each from
+    # the driver's own frame on
+    assert p.stdout.count("Traceback") == 3
+    assert p.stdout.count("    raise SystemExit(3)\n") == 3  # the driver's line, in each
+    # the same finding twice: one failure file (its id hashes the message)
+    assert len(list((tmp_path / "saved").iterdir())) == 1
