@@ -28,7 +28,9 @@ ignored GeneratorExit"), its finalisation at exit silenced.
 
 from __future__ import annotations
 
+import atexit
 import contextvars
+import gc
 import inspect
 import sys
 from collections.abc import Awaitable, Callable
@@ -86,7 +88,20 @@ def _abandoner() -> Callable[[Any], None]:
             return
         previous(unraisable)
 
+    def keep_for_good() -> None:
+        # At exit the interpreter clears every module and collects every cycle: this dict
+        # would go and each coroutine in it be closed. Closing throws GeneratorExit into the
+        # driver's loop, which swallows it and calls the engine again — by then with no engine
+        # in its context and half-cleared modules, so every call raises at once, is swallowed,
+        # and the loop spins for ever (a test process hung at exit that way). A cycle keeps the
+        # dict alive once the closure is gone, and freezing moves it out of the collector's
+        # reach: the coroutines are never finalised, the process simply ends.
+        kept[-1] = kept
+        gc.freeze()
+
     def abandon(coro: Any) -> None:
+        if not kept:
+            atexit.register(keep_for_good)
         kept[id(coro)] = coro
         current = sys.unraisablehook
         if getattr(current, "_vthreads_abandoned", False):

@@ -322,3 +322,35 @@ def test_a_sleep_to_the_last_nanosecond_is_fine(backend: str) -> None:
         return vt.now()
 
     assert vt.Engine("fifo", backend=backend).run(main).check().value == MAX_TIME
+
+
+def test_an_abandoned_coroutine_is_never_closed_at_exit() -> None:
+    # closing it at exit would throw GeneratorExit into a loop that swallows everything and
+    # then only raises (no engine in its context any more): the process would spin for ever.
+    # A test process hung at exit that way (pytest over tests/cli, badinput, engine and
+    # runtime, three times in three); abandon() keeps such coroutines out of reach of the
+    # interpreter's final collection. This small process exits on the old code too: it pins
+    # the mechanism, the four-directory run is the reproduction.
+    code = (
+        "import vthreads as vt\n"
+        "from vthreads._trampoline import abandon\n"
+        "class Yield:\n"
+        "    def __await__(self):\n"
+        "        yield\n"
+        "async def spins_when_closed():\n"
+        "    try:\n"
+        "        await Yield()\n"
+        "    except BaseException:\n"
+        "        pass\n"
+        "    while True:\n"
+        "        try:\n"
+        "            vt.now()\n"
+        "        except BaseException:\n"
+        "            pass\n"
+        "c = spins_when_closed()\n"
+        "c.send(None)\n"
+        "abandon(c)\n"
+        "print('exiting')\n"
+    )
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
+    assert (p.returncode, p.stdout, p.stderr) == (0, "exiting\n", "")
