@@ -16,6 +16,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+#: each test runs the real command in subprocesses (1-3 s each): with the end-to-end
+#: user-package runs, in the slow set (CI runs it; README, docs/testing.md)
+pytestmark = pytest.mark.slow
+
 EXE = Path(sys.executable).with_name("wddmemu")
 
 #: a single-file user module: a racy policy-free driver variant and a scenario

@@ -282,6 +282,7 @@ class _HugeUnlock(ReferenceDevice):
         return await super().pfn_lock_async(args)
 
 
+@pytest.mark.slow  # 100,000 handles through pfnUnlockCb: ~1.7 s
 def test_a_finding_over_a_drivers_huge_list_is_bounded() -> None:
     r = run(RunSpec("dynamic-vb-ring", driver=ReferenceDriver(device_class=_HugeUnlock))).run
     err = [v for v in r.violations if v.rule == "ERR-1"]
