@@ -21,6 +21,7 @@ import pytest
 
 import scenarios
 import wddmemu
+from tests.support.loading import loading_state_kept
 from wddmemu import _cli, _drivers, _loading
 from wddmemu._explore import Finding, Found, failure_document, save_failure
 from wddmemu._runner import RunSpec
@@ -57,14 +58,11 @@ def installed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]
     site.mkdir()
     _dist(site, "bi-used", "bi_used_pkg", "bi-used-scenario", "bi-used-driver")
     _dist(site, "bi-unrelated", "bi_unrelated_pkg", "bi-other", None)
-    for name in ("_providers", "_distributions", "_dist_modules"):
-        monkeypatch.setattr(_loading, name, dict(getattr(_loading, name)))
-    for name in ("_loaded", "_load_args", "_allowed", "_broken"):
-        monkeypatch.setattr(_loading, name, list(getattr(_loading, name)))
-    monkeypatch.setattr(_loading, "_entry_points_done", False)
     monkeypatch.syspath_prepend(str(site))
-    _drivers.load_entry_points()
-    yield site
+    with loading_state_kept():
+        _loading._entry_points_done = False  # load them again, the two fakes among them
+        _drivers.load_entry_points()
+        yield site
     for s in ("bi-used-scenario", "bi-other", "bi-loaded"):
         scenarios.REGISTRY.unregister(s)
     wddmemu.DRIVERS.unregister("bi-used-driver")

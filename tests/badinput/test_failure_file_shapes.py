@@ -18,6 +18,7 @@ import orjson
 import pytest
 
 import wddmemu
+from tests.support.loading import loading_state_kept
 from wddmemu import _cli
 from wddmemu._errors import SpecError
 from wddmemu._explore import ExploreOptions, explore, save_failure
@@ -189,18 +190,11 @@ def probe(tmp_path_factory: pytest.TempPathFactory) -> Any:
         "         ratio: float = 0.5, names: tuple = ('a',)):\n"
         "    GOT.append((bug, n, on, ratio, names))\n"
         "    return umd.ReferenceDriver()\n")
-    from wddmemu import _loading
-
-    saved = (list(_loading._loaded), list(_loading._allowed), dict(_loading._providers),
-             list(_loading._load_args))
     sys.path.insert(0, str(site))
-    yield
-    sys.path.remove(str(site))
     # the next tests must not see bi_probe as --loaded (their replay lines would say so)
-    _loading._loaded[:], _loading._allowed[:] = saved[0], saved[1]
-    _loading._load_args[:] = saved[3]
-    _loading._providers.clear()
-    _loading._providers.update(saved[2])
+    with loading_state_kept():
+        yield
+    sys.path.remove(str(site))
     wddmemu.DRIVERS.unregister("bi-probe")
     sys.modules.pop("bi_probe", None)
 

@@ -21,6 +21,7 @@ import pytest
 
 from tests.support import interrupt
 from tests.support.interrupt import MARK_VARIABLE, interrupt_once_saved
+from tests.support.loading import loading_state_kept
 from wddmemu import _cli
 from wddmemu._explore import Finding, Found, save_failure
 from wddmemu._runner import RunSpec, run_scenario
@@ -273,15 +274,12 @@ def test_a_scenario_that_raises_shows_the_scenario_line(tmp_path: Path, monkeypa
     import sys
 
     import scenarios
-    from wddmemu import _loading
 
     monkeypatch.syspath_prepend(str(tmp_path))
     # --load is process-wide state: the module, the scenario and the load list go again after
-    monkeypatch.setattr(_loading, "_loaded", list(_loading._loaded))
-    monkeypatch.setattr(_loading, "_load_args", list(_loading._load_args))
-    monkeypatch.setattr(_loading, "_allowed", list(_loading._allowed))
     try:
-        assert _cli.main(["--load", "tb_scen", "run", "tb-boom"]) == 1
+        with loading_state_kept():
+            assert _cli.main(["--load", "tb_scen", "run", "tb-boom"]) == 1
     finally:
         scenarios.REGISTRY.unregister("tb-boom")
         sys.modules.pop("tb_scen", None)
@@ -290,8 +288,7 @@ def test_a_scenario_that_raises_shows_the_scenario_line(tmp_path: Path, monkeypa
     assert "wddmemu/_runner.py" not in out
 
 
-def test_campaign_and_report_replay_commands_carry_the_load_modules(tmp_path: Path,
-                                                                    monkeypatch) -> None:
+def test_campaign_and_report_replay_commands_carry_the_load_modules(tmp_path: Path) -> None:
     """A file saved with ``--load M`` lists M, and replays only with it allowed: the replay
     commands of the campaign summary and of the JUnit/JSON reports say ``--load M``."""
     import io
@@ -303,16 +300,16 @@ def test_campaign_and_report_replay_commands_carry_the_load_modules(tmp_path: Pa
     from wddmemu._explore import ExploreResult
     from wddmemu._reports import CellReport, _failure_entry
 
-    monkeypatch.setattr(_loading, "_loaded", ["tests.support.interrupt"])
-    monkeypatch.setattr(_loading, "_load_args", ["tests.support.interrupt"])
     spec = RunSpec("dynamic-vb-ring")
     fd = Found(0, spec.with_decisions((0,)), Finding("RACE", 3, "m", "app"), spec)
     path = tmp_path / "f.json"
     want = f"wddmemu --load tests.support.interrupt replay {path}"
-    assert _failure_entry(fd, path)["replay"] == want
     buf = io.StringIO()
-    print_campaign(Console(file=buf, width=40),
-                   [CellReport(spec, "random", 1, ExploreResult(1, (fd,), 10), (path,))])
+    with loading_state_kept():
+        _loading._loaded[:] = _loading._load_args[:] = ["tests.support.interrupt"]
+        assert _failure_entry(fd, path)["replay"] == want
+        print_campaign(Console(file=buf, width=40),
+                       [CellReport(spec, "random", 1, ExploreResult(1, (fd,), 10), (path,))])
     assert f"replay: {want}\n" in buf.getvalue()  # one line, not wrapped at 40 columns
 
 
@@ -327,8 +324,6 @@ def test_brackets_in_a_failure_message_are_printed_as_they_are(tmp_path: Path, m
                                                                capsys) -> None:
     import sys
 
-    from wddmemu import _loading
-
     (tmp_path / "tb_brackets.py").write_text(
         "from umd import ReferenceDevice, ReferenceDriver\n"
         "class D(ReferenceDevice):\n"
@@ -336,9 +331,9 @@ def test_brackets_in_a_failure_message_are_printed_as_they_are(tmp_path: Path, m
         "        raise KeyError('[bold]slot[/bold]')\n"
         "driver = ReferenceDriver(device_class=D)\n")
     monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setattr(_loading, "_allowed", list(_loading._allowed))
     try:
-        assert _cli.main(["run", "dynamic-vb-ring", "--driver", "tb_brackets:driver"]) == 1
+        with loading_state_kept():  # the --driver MODULE:ATTR allows tb_brackets
+            assert _cli.main(["run", "dynamic-vb-ring", "--driver", "tb_brackets:driver"]) == 1
     finally:
         sys.modules.pop("tb_brackets", None)
     out = capsys.readouterr().out
