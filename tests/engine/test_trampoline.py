@@ -268,27 +268,6 @@ def test_a_real_ctrl_c_that_emulated_code_swallows_still_stops_the_run(backend: 
         vt.Engine("fifo", backend=backend).run(main)
 
 
-def test_a_keyboard_interrupt_raised_by_emulated_code_is_a_finding(backend: str) -> None:
-    # raised, not delivered: the code under test's exception, not the user's Ctrl-C
-    cleaned: list[str] = []
-
-    async def parked() -> None:
-        try:
-            await vt.Event("never").wait()
-        finally:
-            cleaned.append("parked")
-
-    async def main() -> None:
-        vt.spawn("parked", parked)
-        await vt.sleep(1)
-        raise KeyboardInterrupt
-
-    r = vt.Engine("fifo", backend=backend).run(main)
-    assert r.failure is not None and r.failure.kind == "exception"
-    assert r.failure.details["exception"] == "KeyboardInterrupt" and r.failure.thread == "main"
-    assert cleaned == ["parked"]
-
-
 def test_a_controlled_run_inside_an_emulated_thread_is_not_a_foreign_await(backend: str) -> None:
     # a controlled run never yields to the event loop, so one may run inside another's thread
     async def inner() -> int:
