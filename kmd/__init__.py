@@ -67,6 +67,7 @@ from .structs import (
     CmdWrite,
     Command,
     command_length,
+    plain_int,
 )
 from .thunks import (
     THUNK_CODES,
@@ -162,6 +163,7 @@ __all__ = [
     "hresult_name",
     "ntstatus_to_hresult_for_callback",
     "parse_fault",
+    "plain_int",
     "status_name",
     "validate_allocationinfo_flags",
     "validate_dxgk_allocation_flags",

@@ -21,7 +21,15 @@ from .config import SegmentDesc
 from .flags import DXGK_ALLOCATIONINFOFLAGS as AF
 from .flags import DXGK_HANDLE_TYPE
 from .status import NTSTATUS
-from .structs import AllocationDesc, CmdDraw, CmdNop, CmdSpin, CmdWrite, command_length
+from .structs import (
+    AllocationDesc,
+    CmdDraw,
+    CmdNop,
+    CmdSpin,
+    CmdWrite,
+    command_length,
+    plain_int,
+)
 
 __all__ = [
     "D3DDDI_ALLOCATIONPRIORITY_NORMAL",
@@ -187,10 +195,8 @@ def _is_int(x: object) -> bool:
 def _int(x: object) -> object:
     """``x``'s plain value when it is an int subclass (an ``IntEnum`` member, or a class with
     hostile dunders: ``int.__index__`` calls none of its methods), else ``x`` unchanged."""
-    t = type(x)
-    if t is not int and t is not bool and issubclass(t, int):
-        return int.__index__(x)  # type: ignore[arg-type]
-    return x
+    n = plain_int(x)
+    return x if n is None else n
 
 
 def _render_slot(slots: Any, idx: object) -> MiniportAllocation | NTSTATUS:

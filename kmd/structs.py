@@ -37,6 +37,7 @@ __all__ = [
     "CmdWrite",
     "Command",
     "command_length",
+    "plain_int",
 ]
 
 # ---- adapter / device / context --------------------------------------------------------------
@@ -275,3 +276,20 @@ class D3DKMT_RENDER:
     command_length: int | None = None
     fence: int = 0
     queued_buffer_count: int = 0
+
+
+def plain_int(v: object) -> int | None:
+    """``v`` as an exact built-in int, or None when it is not an int (a bool is not).
+
+    The driver is untrusted: an int subclass — an ``IntFlag`` or ``IntEnum`` member, used
+    legitimately for flag words, or a class whose ``__lt__``/``__index__``/``__hash__`` raise —
+    is converted once with ``int.__index__``, which reads the value without calling any method
+    the subclass defines (``type()``, because ``__class__`` can lie). Every later comparison,
+    hash and format of the value is then the caller's own (the runtime's callbacks and the
+    miniport both read driver values through it)."""
+    t = type(v)
+    if t is int:
+        return v  # type: ignore[no-any-return]
+    if issubclass(t, int) and t is not bool:
+        return int.__index__(v)  # type: ignore[arg-type]
+    return None

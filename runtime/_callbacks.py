@@ -26,6 +26,7 @@ from dataclasses import fields, is_dataclass
 from typing import TYPE_CHECKING, Any
 
 import kmd
+from kmd import plain_int  # the driver's ints read without its methods: kmd's, shared
 from umd.ddi import (
     D3DDDI_DEVICECALLBACKS,
     D3DDDICB_ALLOCATE,
@@ -88,22 +89,6 @@ def summarize(args: Any) -> dict[str, Any]:
         elif issubclass(t, str):  # a str subclass: its plain text
             out[name] = str.__str__(v)
     return out
-
-
-def plain_int(v: Any) -> int | None:
-    """``v`` as an exact built-in int, or None when it is not an int (a bool is not).
-
-    The driver is untrusted: an int subclass — an ``IntFlag`` or ``IntEnum`` member, used
-    legitimately for flag words, or a class whose ``__lt__``/``__index__``/``__hash__`` raise —
-    is converted once with ``int.__index__``, which reads the value without calling any method
-    the subclass defines (``type()``, because ``__class__`` can lie). Every later comparison,
-    hash and format of the value is then the runtime's own."""
-    t = type(v)
-    if t is int:
-        return v  # type: ignore[no-any-return]
-    if issubclass(t, int) and t is not bool:
-        return int.__index__(v)
-    return None
 
 
 def u32(v: Any) -> int | None:
