@@ -773,8 +773,8 @@ def load_failure(path: Path | str) -> FailureFile:
         check_spec(spec, by=str(p))
     except _loading.LoadRefused:
         raise
-    except SpecError as e:
-        raise FailureFileError(f"{p} is incompatible with this wddmemu: {e}") from None
+    except SpecError as e:  # an unknown name, or a value out of its range: the error says which
+        raise FailureFileError(f"{p}: {e}") from None
     fail = doc["failure"]
     return FailureFile(p, spec, fail["rule"], fail["step"], fail.get("message", ""), doc)
 

@@ -145,7 +145,9 @@ def test_replay_cli_exit_codes(saved: Path, tmp_path: Path, capsys) -> None:
                          (b'{"format": "other"}', "not a wddmemu failure file"),
                          (orjson.dumps({**doc, "version": 99}), "format version 99"),
                          (orjson.dumps({**doc, "spec": {**doc["spec"], "scenario": "gone"}}),
-                          "incompatible")):
+                          "bad.json: unknown scenario 'gone'"),
+                         (orjson.dumps({**doc, "spec": {**doc["spec"], "seed": -1}}),
+                          "bad.json: seed takes an integer 0..")):
         bad.write_bytes(content)
         assert _cli.main(["replay", str(bad)]) == 2
         err = capsys.readouterr().err.strip().splitlines()
