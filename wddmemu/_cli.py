@@ -133,6 +133,10 @@ def scenario_options(fn: Any) -> Any:
         click.option("--step-budget", default=200_000, show_default=True,
                      type=click.IntRange(1, 10**12),
                      help="livelock guard: scheduling points per run"),
+        # == RunSpec.queue_size's default and SPEC_RANGES (tests/cli checks they agree)
+        click.option("--queue-size", default=16, show_default=True,
+                     type=click.IntRange(1, 65_536),
+                     help="commands the MP layer's queue holds before the app blocks"),
         inject_option,
     ]
     for o in reversed(opts):
@@ -142,7 +146,7 @@ def scenario_options(fn: Any) -> Any:
 
 def _spec(scenario: str, params: tuple[str, ...], driver: str, driver_opts: tuple[str, ...],
           ddi_version: str | None, bugs: tuple[str, ...], backend: str, depth: int,
-          pct_steps: int, step_budget: int, strategy: str, seed: int,
+          pct_steps: int, step_budget: int, queue_size: int, strategy: str, seed: int,
           inject: tuple[str, ...] = ()) -> RunSpec:
     from ._runner import RunSpec
 
@@ -150,8 +154,8 @@ def _spec(scenario: str, params: tuple[str, ...], driver: str, driver_opts: tupl
         scenario=scenario, params=_params(params), driver=driver,
         ddi_version=None if ddi_version is None else _int(ddi_version), bugs=tuple(bugs),
         strategy=strategy, seed=seed, depth=depth, pct_steps=pct_steps, backend=backend,
-        step_budget=step_budget, driver_options=_pairs(driver_opts, "--driver-opt"),
-        faults=inject,
+        step_budget=step_budget, queue_size=queue_size,
+        driver_options=_pairs(driver_opts, "--driver-opt"), faults=inject,
     )
 
 
@@ -237,13 +241,13 @@ def scenarios_cmd() -> int:
 @timeout_option(0.0)
 def run_cmd(scenario: str, params: tuple[str, ...], driver: str, driver_opts: tuple[str, ...],
             ddi_version: str | None, bugs: tuple[str, ...], backend: str, depth: int,
-            pct_steps: int, step_budget: int, inject: tuple[str, ...], strategy: str, seed: int,
-            trace: str | None, timeout: float) -> int:
+            pct_steps: int, step_budget: int, queue_size: int, inject: tuple[str, ...],
+            strategy: str, seed: int, trace: str | None, timeout: float) -> int:
     """Run SCENARIO under one schedule and print a summary."""
     from ._runner import check_spec, run_scenario
 
     spec = _spec(scenario, params, driver, driver_opts, ddi_version, bugs, backend, depth,
-                 pct_steps, step_budget, strategy, seed, inject)
+                 pct_steps, step_budget, queue_size, strategy, seed, inject)
     check_spec(spec)
     with ctrl_c():  # a driver in a CPU loop never reaches the loop's own Ctrl-C handling
         if trace is None:
@@ -352,7 +356,7 @@ def cluster_options(fn: Any) -> Any:
 def explore_cmd(scenario: str, params: tuple[str, ...], driver: str,
                 driver_opts: tuple[str, ...], ddi_version: str | None, bugs: tuple[str, ...],
                 backend: str, depth: int, pct_steps: int, step_budget: int,
-                inject: tuple[str, ...], schedules: int,
+                queue_size: int, inject: tuple[str, ...], schedules: int,
                 strategy: str, seed: int, preemption_bound: int, jobs: int, save_dir: str,
                 stop_on_first: bool, minimise: bool, faults: bool, timeout: float,
                 cluster: str | None, junit: str | None, json_out: str | None) -> int:
@@ -373,7 +377,7 @@ def explore_cmd(scenario: str, params: tuple[str, ...], driver: str,
         run_explore = explore_local
 
     base = _spec(scenario, params, driver, driver_opts, ddi_version, bugs, backend, depth,
-                 pct_steps, step_budget, "fifo", 0, inject)
+                 pct_steps, step_budget, queue_size, "fifo", 0, inject)
     # more worker processes than CPUs only adds contention (issue 14); results are the same
     # for any --jobs, so the clamp changes no answer
     cpus = os.cpu_count() or 1

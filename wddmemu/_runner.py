@@ -44,6 +44,8 @@ __all__ = ["DEFAULT_DRIVER", "RunSpec", "ScenarioResult", "SpecError", "check_sp
 DEFAULT_DRIVER = "reference"
 #: ``RunSpec.step_budget``'s default (== the CLI's ``--step-budget`` default)
 DEFAULT_STEP_BUDGET = 200_000
+#: the MP layer's queue length (``--queue-size``; runtime.DeviceConfig's default)
+DEFAULT_QUEUE_SIZE = 16
 
 
 @dataclass(frozen=True)
@@ -61,7 +63,7 @@ class RunSpec:
     pct_steps: int = 1000
     backend: str = "asyncio"
     step_budget: int = DEFAULT_STEP_BUDGET
-    queue_size: int = 16
+    queue_size: int = DEFAULT_QUEUE_SIZE
     decisions: tuple[int, ...] | None = None
     #: ``--driver-opt key=value``: keyword arguments of the driver factory
     driver_options: dict[str, Any] = field(default_factory=dict)
@@ -93,7 +95,7 @@ class RunSpec:
         """The ``wddmemu`` command line that reruns this spec: every option that differs from
         its default (``--step-budget`` too: a step-budget failure needs it), and ``--timeout``
         when ``timeout`` (seconds) is not 0, since a hang rerun without the watchdog never
-        ends. ``queue_size`` has no option: a spec that changes it reruns only in code."""
+        ends."""
         parts = ["wddmemu"]
         for m in _loading.load_arguments():
             parts += ["--load", m]
@@ -117,6 +119,8 @@ class RunSpec:
             parts += ["--backend", self.backend]
         if self.step_budget != DEFAULT_STEP_BUDGET:
             parts += ["--step-budget", str(self.step_budget)]
+        if self.queue_size != DEFAULT_QUEUE_SIZE:
+            parts += ["--queue-size", str(self.queue_size)]
         if timeout:
             parts += ["--timeout", _seconds(timeout)]
         if trace:

@@ -50,7 +50,15 @@ from ._explore import (
 )
 from ._explore import explore as _explore
 from ._program import check_program as _check_program
-from ._runner import RunSpec, check_spec, run_scenario_async
+from ._reports import explain_lines
+from ._runner import (
+    DEFAULT_QUEUE_SIZE,
+    DEFAULT_STEP_BUDGET,
+    RunSpec,
+    check_spec,
+    run_scenario_async,
+)
+from ._tracebacks import failure_traceback
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -177,14 +185,16 @@ class Explorer:
                 driver: Any = "reference", driver_options: dict[str, Any] | None = None,
                 ddi_version: int | None = None, bugs: tuple[str, ...] = (),
                 strategy: str = "pct", schedules: int = 200, seed: int = 0, depth: int = 3,
-                backend: str = "asyncio") -> ExploreResult:
+                backend: str = "asyncio", queue_size: int = DEFAULT_QUEUE_SIZE,
+                step_budget: int = DEFAULT_STEP_BUDGET) -> ExploreResult:
         """Explore and return the result (no assertion). ``driver``: a registered name,
         ``"module:attr"``, a factory or a driver class (never an instance: each schedule needs a
         fresh driver). An unknown scenario or driver, or a driver instance, fails the test in
         one line."""
         base = RunSpec(scenario, params=dict(params or {}), driver=driver,
                        driver_options=dict(driver_options or {}), ddi_version=ddi_version,
-                       bugs=tuple(bugs), backend=backend)
+                       bugs=tuple(bugs), backend=backend, queue_size=queue_size,
+                       step_budget=step_budget)
         try:
             check_spec(base, many=True)
             return _explore(base, self._opts(schedules, strategy, seed, depth))
@@ -193,7 +203,10 @@ class Explorer:
         _bad_input(why)
 
     def check(self, scenario: str, **kw: Any) -> ExploreResult:
-        """Explore; fail the test with the rule and the replay command if anything breaks."""
+        """Explore; if anything breaks, fail the test with what ``wddmemu explore`` prints for
+        the first failure: the finding, the minimisation, the user's traceback of an
+        ``exception``, the trace excerpt, the schedule's other findings, and the replay
+        command of its saved file."""
         res = self.explore(scenario, **kw)
         if res.failures:
             fd = res.failures[0]
@@ -202,9 +215,9 @@ class Explorer:
                 where = f"replay: {_loading.command_prefix()} replay {path}"
             except SpecError as e:  # a driver object without a name
                 where = f"not saved: {e}"
-            f = fd.finding
-            pytest.fail(f"{scenario}: {f.rule} at step {f.step} on {f.thread} (schedule "
-                        f"{fd.index} of {res.runs}): {f.message}\n{where}", pytrace=False)
+            first, *rest = explain_lines(fd)
+            pytest.fail("\n".join([f"{scenario} (schedule {fd.index} of {res.runs}): {first}",
+                                   *rest, where]), pytrace=False)
         return res
 
     async def acheck(self, scenario: str, *, schedules: int = 50, seed: int = 0,
@@ -225,9 +238,10 @@ class Explorer:
             spec = replace(base, strategy=strategy, seed=first + i)
             r = (await run_scenario_async(spec, stop_on_violation=True)).run
             f = Finding.of(r)
-            if f is not None:
-                pytest.fail(f"{scenario}: {f.rule} at step {f.step} on {f.thread}: "
-                            f"{f.message}\nreplay: {spec.command('run')}", pytrace=False)
+            if f is not None:  # the finding, the user's traceback of an exception, the command
+                pytest.fail("\n".join([f"{scenario}: {f.rule} at step {f.step} on {f.thread}: "
+                                       f"{f.message}", *failure_traceback(r.failure),
+                                       f"replay: {spec.command('run')}"]), pytrace=False)
         return n
 
     def check_program(self, program: Callable[[], Awaitable[Any]], *, schedules: int = 200,

@@ -163,6 +163,27 @@ def test_the_cli_step_budget_default_is_the_specs() -> None:
     assert opt.default == DEFAULT_STEP_BUDGET == RunSpec("x").step_budget
 
 
+def test_queue_size_is_an_option_and_its_replay_line_carries_it(capsys) -> None:
+    """--queue-size: the CLI, the spec and runtime.DeviceConfig share one default, and a spec
+    that changes it prints a command that reruns it (the option was missing: such a spec
+    reran only in code)."""
+    import runtime
+    from wddmemu._runner import DEFAULT_QUEUE_SIZE, SPEC_RANGES
+
+    opt = next(p for p in _cli.explore_cmd.params if p.name == "queue_size")
+    assert opt.default == DEFAULT_QUEUE_SIZE == RunSpec("x").queue_size
+    assert runtime.DeviceConfig().queue_size == DEFAULT_QUEUE_SIZE
+    assert (opt.type.min, opt.type.max) == SPEC_RANGES["queue_size"]
+    spec = RunSpec("dynamic-vb-ring", queue_size=2, strategy="pct", seed=3)
+    cmd = spec.command("run")
+    assert "--queue-size 2" in cmd and "--queue-size" not in RunSpec("x").command("run")
+    parsed = _cli.run_cmd.make_context("run", shlex.split(cmd)[2:]).params
+    assert parsed["queue_size"] == 2
+    assert _cli.main(["run", "dynamic-vb-ring", "--queue-size", "0"]) == 2
+    assert "queue-size" in capsys.readouterr().err
+    assert _cli.main(["run", "dynamic-vb-ring", "--queue-size", "1"]) == 0
+
+
 # ---- replay --timeout --------------------------------------------------------------------------
 
 

@@ -163,3 +163,53 @@ def test_failures_can_be_saved_into_the_project(pytester) -> None:
     # and that directory replays as a regression test
     again = pytester.runpytest("--wddmemu-failures", str(keep), "-k", "not test_finds")
     again.assert_outcomes(failed=1)
+
+
+def test_check_fails_with_the_explanation_and_the_users_traceback(pytester) -> None:
+    """``check`` fails with what ``explore`` prints (the user's frame of an exception, the
+    trace excerpt, the replay command), and ``acheck`` with the traceback: a driver author
+    sees where their code raised without rerunning anything."""
+    pytester.makepyfile(
+        """
+        import pytest
+        import umd
+
+        class Raises(umd.ReferenceDevice):
+            async def pfn_rename(self, args):
+                raise ValueError("rename exploded")  # THE-USER-LINE
+
+        def make():
+            return umd.ReferenceDriver(device_class=Raises)
+
+        def test_sync(wddmemu):
+            wddmemu.check("dynamic-vb-ring", driver=make, schedules=3, strategy="random")
+
+        @pytest.mark.trio
+        async def test_async(wddmemu):
+            await wddmemu.acheck("dynamic-vb-ring", driver=make, schedules=3)
+        """
+    )
+    result = pytester.runpytest("-rf")
+    result.assert_outcomes(failed=2)
+    out = result.stdout.str()
+    assert out.count("THE-USER-LINE") == 2  # the source line under the user's frame, each test
+    assert out.count("ValueError: rename exploded") >= 2
+    assert "exception at step" in out and "(schedule 0 of 1)" in out
+    assert "replay: wddmemu replay" in out and "replay: wddmemu run dynamic-vb-ring" in out
+
+
+def test_the_fixture_takes_queue_size_and_step_budget(pytester) -> None:
+    pytester.makepyfile(
+        """
+        def test_budget(wddmemu):
+            res = wddmemu.explore("dynamic-vb-ring", schedules=1, step_budget=40, queue_size=2)
+            assert res.failures[0].finding.rule == "step-budget"
+            assert res.failures[0].spec.queue_size == 2
+
+        def test_bad_queue(wddmemu):
+            wddmemu.check("dynamic-vb-ring", queue_size=0)
+        """
+    )
+    result = pytester.runpytest("-rf")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["*wddmemu: queue-size takes an integer 1..65,536, not 0*"])
