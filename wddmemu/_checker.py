@@ -253,6 +253,7 @@ class Checker(DdiRules, CallbackRules, DataOracle):
         res = call.key[0]
         for h in [h for h, (key, _i) in dev.owner.items() if key[0] == res]:
             dev.kernel_locks.pop(h, None)
+            dev.kept_by.pop(h, None)
         for key in [k for k in dev.held if k[0] == res]:
             del dev.held[key]
 

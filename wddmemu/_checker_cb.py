@@ -177,7 +177,8 @@ class CallbackRules:
                 dev.leak_reported.add(h)
                 self._violate("LCB-18", f"{who} submitted with pfnRenderCb while the driver "
                               f"still held a pfnLockCb on {dev.alloc(h)}, which the application "
-                              "no longer holds: unlock (uncache) before rendering (LCB-4)",
+                              "no longer holds: unlock (uncache) before rendering (LCB-4)"
+                              f"{dev.left_by((h,))}",
                               key=h, allocation=h)
 
     def _check_render_fill(self, dev: DeviceState, ev: dict[str, Any], who: str) -> None:
@@ -314,8 +315,8 @@ class CallbackRules:
         if left:
             self._violate("LCB-17", f"{dev.describe(call)} returned with pfnLockCb locks still "
                           f"outstanding on {few(left, lambda h: repr(dev.alloc(h)))}: "
-                          "DestroyDevice "
-                          "must release them", key="destroy", allocations=left[:10])
+                          f"DestroyDevice must release them{dev.left_by(left)}",
+                          key="destroy", allocations=left[:10])
 
     # ---- kernel events -------------------------------------------------------------------
 

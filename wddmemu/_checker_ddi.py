@@ -244,6 +244,7 @@ class DdiRules:
             self._ua4_missing(dev, call, held, what)
         if hr == 0:
             dev.held.pop(key, None)
+            dev.app_unlocked(held, what)
 
     def _ua4_missing(self, dev: DeviceState, call: Call, held: Held, what: str) -> None:
         locked = held.handle
@@ -351,6 +352,7 @@ class DdiRules:
                           resource=key[0])
             return
         dev.held.pop(key, None)
+        dev.app_unlocked(held, what)
         if call.cbs("pfnUnlockCb") or held.handle in dev.released_under_app:
             return
         if key[0] in dev.sysmem:

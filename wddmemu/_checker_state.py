@@ -195,6 +195,9 @@ class DeviceState:
     held: dict[tuple[int, int], Held] = field(default_factory=dict)
     kernel_locks: dict[int, int] = field(default_factory=dict)  # h → outstanding pfnLockCb
     leak_reported: set[int] = field(default_factory=set)
+    #: h → the application's unlock DDI that returned while the driver kept its pfnLockCb on
+    #: h (a cached pointer): what LCB-18 / LCB-17 name as where the lock was left behind
+    kept_by: dict[int, str] = field(default_factory=dict)
     released_under_app: set[int] = field(default_factory=set)
     # LockAsync / Rename
     discards: dict[int, Discard] = field(default_factory=dict)  # cookie → discard
@@ -284,6 +287,22 @@ class DeviceState:
             self.kernel_locks[h] = n - 1
         elif n == 1:
             del self.kernel_locks[h]
+            self.kept_by.pop(h, None)
+
+    def app_unlocked(self, held: Held, what: str) -> None:
+        """The application's lock ``held`` ended with ``what`` (its unlock DDI returned S_OK):
+        if the driver still holds a pfnLockCb on its handle, remember who left it."""
+        if self.kernel_locks.get(held.handle, 0) > 0:
+            self.kept_by[held.handle] = what
+
+    def left_by(self, handles: Sequence[int]) -> str:
+        """``; UnlockAsync(vb0@dev0) on app returned without pfnUnlockCb on vb0@dev0 inst 1``
+        for each of ``handles`` an application's unlock DDI left locked (at most :data:`FEW`),
+        or nothing: where a lock the driver kept began to be a leak."""
+        kept = [h for h in handles if h in self.kept_by]
+        return "" if not kept else "; " + few(
+            kept, lambda h: f"{self.kept_by[h]} returned without pfnUnlockCb on {self.alloc(h)}"
+        ).strip("[]")
 
     def locked_by_driver(self, res: int) -> list[int]:
         """Handles of ``res`` the driver holds a kernel lock on (a cached pointer, LCB-3). A

@@ -84,6 +84,15 @@ def test_lcb18_a_lock_left_into_a_submission() -> None:
         "LCB-18", "Flush() on dev0.worker submitted with pfnRenderCb while the driver still "
         "held a pfnLockCb on vb0@dev0 inst 0 (0x1), which the application no longer holds: "
         "unlock (uncache) before rendering (LCB-4)", {"allocation": 1})]
+    # the UnlockAsync that returned leaving the NoOverwrite lock cached is named (it is where
+    # the lock began to leak; the render is only where LCB-18 sees it)
+    cached = found(R + NOOVERWRITE + ua() + flush(rcb(allocations=[1])))
+    assert [(r, m.rpartition("(LCB-4)")[2]) for r, m, _ in cached] == [
+        ("LCB-18", "; UnlockAsync(vb0@dev0) on app returned without pfnUnlockCb on vb0@dev0 "
+                   "inst 0 (0x1)")]
+    unlocked = found(R + NOOVERWRITE + ua() + flush(unlockcb(1), lockcb(1, 0x10),
+                                                    rcb(allocations=[1])))
+    assert [(r, m.endswith("(LCB-4)")) for r, m, _ in unlocked] == [("LCB-18", True)]
     assert found(R + flush(lockcb(1, 0x10), unlockcb(1), rcb(allocations=[1]))) == []
     assert found(R + NOOVERWRITE + flush(rcb(allocations=[1]))) == []  # the app holds it
 
@@ -92,7 +101,8 @@ def test_lcb17_locks_left_at_destroydevice() -> None:
     left = R + NOOVERWRITE + ua()
     assert found(left + ddi("app", "DestroyDevice")) == [(
         "LCB-17", "DestroyDevice() on app returned with pfnLockCb locks still outstanding on "
-        "['vb0@dev0 inst 0 (0x1)']: DestroyDevice must release them", {"allocations": [1]})]
+        "['vb0@dev0 inst 0 (0x1)']: DestroyDevice must release them; UnlockAsync(vb0@dev0) on "
+        "app returned without pfnUnlockCb on vb0@dev0 inst 0 (0x1)", {"allocations": [1]})]
     assert found(left + ddi("app", "DestroyDevice", cbs=[unlockcb(1)])) == []
     lost = left + flush(rcb(hr=REMOVED)) + ddi("app", "DestroyDevice")
     assert rules(lost) == ["ERR-1"]  # a lost device leaks nothing

@@ -159,7 +159,8 @@ def test_each_pfnunlockcb_releases_one_pfnlockcb() -> None:
     assert found(locked + ul(cbs=[unlockcb(1)] * 3) + destroy) == []
     assert found(locked + ul(cbs=[unlockcb(1)] * 2) + destroy) == [(
         "LCB-17", "DestroyDevice() on app returned with pfnLockCb locks still outstanding on "
-        "['vb0@dev0 inst 0 (0x1)']: DestroyDevice must release them", {"allocations": [1]})]
+        "['vb0@dev0 inst 0 (0x1)']: DestroyDevice must release them; Unlock(vb0@dev0) on app "
+        "returned without pfnUnlockCb on vb0@dev0 inst 0 (0x1)", {"allocations": [1]})]
 
 
 # ---- LCB-19: what the application may be using ----------------------------------------------
