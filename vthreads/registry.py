@@ -74,7 +74,7 @@ class Registry(Generic[T]):
                     f"{self.kind} {name!r} is registered already (by "
                     f"{self._entries[name].module or 'an earlier call'}): pick another name"
                 )
-            doc = summary or (getattr(o, "__doc__", None) or "").strip().split("\n")[0]
+            doc = summary or first_paragraph(getattr(o, "__doc__", None))
             self._entries[name] = Entry(name, o, tuple(rules), doc,
                                         getattr(o, "__module__", "") or "")
             return o
@@ -113,3 +113,11 @@ class Registry(Generic[T]):
     def entries(self) -> tuple[Entry[T], ...]:
         """Every entry, in registration order."""
         return tuple(self._entries.values())
+
+
+def first_paragraph(doc: object) -> str:
+    """A docstring's summary for a listing: its first paragraph (up to the first blank line)
+    on one line. Not its first line: a summary wrapped over two lines was cut mid-sentence."""
+    if not isinstance(doc, str):
+        return ""
+    return " ".join(doc.strip().split("\n\n")[0].split())

@@ -38,3 +38,20 @@ def test_unknown_and_duplicate_names_are_one_line_errors() -> None:
     assert reg.names() == ()
     with pytest.raises(ValueError):
         reg.register("", 1)
+
+
+def test_a_docstring_summary_is_its_first_paragraph_on_one_line() -> None:
+    """A summary wrapped over two lines is listed whole, not cut at the line's end."""
+    reg = Registry("thing")
+
+    def wrapped() -> None:
+        """Does the first thing and then,
+        after a line break, the second.
+
+        Details nobody lists."""
+
+    reg.register("w", wrapped)
+    reg.register("none", lambda: None)
+    reg.register("given", wrapped, summary="mine")
+    assert [e.summary for e in reg.entries()] == [
+        "Does the first thing and then, after a line break, the second.", "", "mine"]
