@@ -35,6 +35,7 @@ from ._cluster import (
 )
 from ._explore import (
     DEFAULT_SAVE_DIR,
+    DEFAULT_STRATEGY,
     EXPLORE_STRATEGIES,
     ExploreOptions,
     ExploreResult,
@@ -70,7 +71,7 @@ KEYS: dict[str, _Key] = {
     "scenarios": _Key("strs", None),
     "drivers": _Key("drivers", (DEFAULT_DRIVER,)),  # names or {name, options} (_drivers)
     "ddi_versions": _Key("ints", (None,), 0, _MAX_U32),
-    "strategies": _Key("strs", ("pct",)),
+    "strategies": _Key("strs", (DEFAULT_STRATEGY,)),
     "schedules": _Key("int", 100, 1, 10_000_000),
     "seed": _Key("int", 0, 0, 2**63 - 1),
     "depth": _Key("int", 3, 1, 100),
@@ -91,7 +92,7 @@ class Campaign:
     scenarios: tuple[str, ...]
     drivers: tuple[str, ...] = (DEFAULT_DRIVER,)
     ddi_versions: tuple[int | None, ...] = (None,)
-    strategies: tuple[str, ...] = ("pct",)
+    strategies: tuple[str, ...] = (DEFAULT_STRATEGY,)
     schedules: int = 100
     seed: int = 0
     depth: int = 3

@@ -63,9 +63,14 @@ def _timeout_value(ctx: click.Context, param: click.Parameter, value: float | No
                    ) -> float | None:
     if value is None:
         return None
-    if not value >= 0 or value == float("inf"):  # nan fails every comparison
-        raise click.BadParameter(f"takes seconds >= 0 (0: off), not {value}")
+    if not 0 <= value <= MAX_TIMEOUT_S:  # nan fails every comparison
+        raise click.BadParameter(f"takes seconds 0..{MAX_TIMEOUT_S:,} (0: off), not {value}")
     return value
+
+
+#: the longest ``--timeout``: a year. The watchdog's timer (``signal.setitimer``, a
+#: ``threading.Timer``) overflows the platform's time_t far above it; nobody waits longer
+MAX_TIMEOUT_S = 366 * 24 * 3600
 
 
 def _check_outputs(save_dir: str, junit: str | None, json_out: str | None) -> None:
@@ -337,7 +342,8 @@ def cluster_options(fn: Any) -> Any:
 @scenario_options
 @click.option("--schedules", default=1000, show_default=True, type=click.IntRange(1, 10**7),
               help="schedules to run at most")
-@click.option("--strategy", default="pct", show_default=True,
+# == _explore.DEFAULT_STRATEGY (tests/cli checks they agree; _explore is imported late)
+@click.option("--strategy", default="pos", show_default=True,
               type=click.Choice(["random", "pct", "pos", "portfolio", "dfs", "dpor"]))
 @click.option("--seed", default=0, show_default=True, type=SEED,
               help="seed of the first schedule")
@@ -611,7 +617,11 @@ for _cmd in (drivers_cmd, bugs_cmd, rules_cmd, _trace_group):
 
 
 def _err(line: str) -> None:
-    """One line on stderr (plain text: the message may contain brackets rich would eat)."""
+    """One line on stderr (plain text: the message may contain brackets rich would eat). A
+    newline, a control character or an undecodable byte (a surrogate from argv) in a message
+    — they come from user input: a key in a TOML file, a file name — is written escaped, so
+    the error stays one line and writing it never fails."""
+    line = "".join(c if c.isprintable() else repr(c)[1:-1] for c in line)
     sys.stderr.write(line + "\n")
     sys.stderr.flush()
 

@@ -93,6 +93,7 @@ from ._explore import (
     uses_pct,
 )
 from ._explore import _schedule_spec as schedule_spec
+from ._files import printable
 from ._runner import (
     RunSpec,
     SpecError,
@@ -129,9 +130,13 @@ def parse_address(address: str) -> tuple[str, int | None]:
         if not n.isdigit() or not 1 <= int(n) <= 256:
             raise ClusterError(f"--cluster {address!r}: local:N takes 1 to 256 worker processes")
         return "local", int(n)
-    if "://" not in address:
-        raise ClusterError(f"--cluster {address!r}: give a scheduler address tcp://host:port "
-                           "or local:N")
+    scheme, _, rest = address.partition("://")
+    host, _, port = rest.rpartition(":")
+    if not _ or not scheme or (scheme in ("tcp", "tls") and not (
+        host and port.isdigit() and 1 <= int(port) <= 65_535
+    )):
+        raise ClusterError(f"--cluster {printable(address)!r}: give a scheduler address "
+                           "tcp://host:port or local:N")
     return address, None
 
 
@@ -157,6 +162,9 @@ def connect(address: str, *, ship: Sequence[str] = (),
         return
     try:
         client = dist.Client(where, timeout=timeout)
+    except ValueError as e:  # an address dask cannot parse (a scheme of its own, say)
+        raise ClusterError(f"--cluster {printable(where)!r}: {printable(str(e))}: give a "
+                           "scheduler address tcp://host:port or local:N") from None
     except (OSError, TimeoutError) as e:
         raise ClusterError(f"cannot reach the dask scheduler at {where} within {timeout:g} s "
                            f"({type(e).__name__}): start one with 'dask scheduler', or use "

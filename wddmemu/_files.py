@@ -35,6 +35,18 @@ def printable(text: str | bytes, limit: int = QUOTE) -> str:
     return out + ("…" if len(text) > limit else "")
 
 
+class OutputError(SpecError):
+    """A file we were asked to write cannot be written (one line; exit 2). A :class:`SpecError`,
+    since the path is the user's input; raised before the first schedule by
+    :func:`check_output` when it can tell, and by :func:`atomic_path` when only trying tells."""
+
+
+def shown(path: str) -> str:
+    """A path for a message: :func:`printable`, cut only past 120 characters (a path is what
+    the reader needs to find; a 4,000-byte one still fits a line)."""
+    return printable(path, 120)
+
+
 def check_output(path: str | Path, what: str, *, make_parents: bool = False) -> Path:
     """Refuse (:class:`SpecError`, one line) an output path that cannot be written: empty, a
     NUL byte, a directory, or a missing parent directory (``make_parents``: a parent that could
@@ -44,7 +56,22 @@ def check_output(path: str | Path, what: str, *, make_parents: bool = False) -> 
         raise SpecError(f"{what} needs a file name, not ''")
     if "\0" in text:
         raise SpecError(f"{what} {printable(text)!s}: a file name has no NUL byte")
-    p = Path(text)
+    try:
+        return _check_output(Path(text), what, make_parents)
+    except OSError as e:  # a name too long for the file system, a loop of links, …
+        raise OutputError(f"cannot write {what} {shown(text)}: {e.strerror or e}") from None
+
+
+#: the longest file name (bytes) written here: the temporary file beside it needs a few more,
+#: and every Linux file system takes 255
+NAME_MAX = 255
+
+
+def _check_output(p: Path, what: str, make_parents: bool) -> Path:
+    text = str(p)
+    if len(os.fsencode(p.name)) > NAME_MAX:
+        raise OutputError(f"cannot write {what} {shown(text)}: the file name is longer than "
+                          f"{NAME_MAX} bytes")
     if p.is_dir():
         raise SpecError(f"{what} {text} is a directory: give a file name")
     parent = p.parent
@@ -67,13 +94,19 @@ def check_directory(path: str | Path, what: str) -> Path:
     if not text or "\0" in text:
         raise SpecError(f"{what} needs a directory name, not {printable(text)!r}")
     p = Path(text)
-    if p.exists() and not p.is_dir():
-        raise SpecError(f"{what} {text} is a file, not a directory")
-    probe = p
-    while not probe.exists() and probe != probe.parent:
-        probe = probe.parent
-    if not probe.is_dir():
-        raise SpecError(f"{what} {text}: {probe} is not a directory")
+    if any(len(os.fsencode(part)) > NAME_MAX for part in p.parts):
+        raise OutputError(f"{what} {shown(text)}: a name in it is longer than {NAME_MAX} "
+                          "bytes")
+    try:
+        if p.exists() and not p.is_dir():
+            raise SpecError(f"{what} {text} is a file, not a directory")
+        probe = p
+        while not probe.exists() and probe != probe.parent:
+            probe = probe.parent
+        if not probe.is_dir():
+            raise SpecError(f"{what} {text}: {probe} is not a directory")
+    except OSError as e:
+        raise OutputError(f"{what} {shown(text)}: {e.strerror or e}") from None
     if not os.access(probe, os.W_OK):
         raise SpecError(f"{what} {text}: {probe} is not writable")
     return p
@@ -90,13 +123,21 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     """A temporary path beside ``path`` to write; renamed over ``path`` when the block ends
     normally, removed when it raises (``path`` is then untouched)."""
     p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp")
-    os.close(fd)
-    os.chmod(tmp, 0o666 & ~_umask())  # the mode open() would give: mkstemp's is 0600
+    try:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        # the temporary name carries at most 64 characters of the target's: a target of 250
+        # bytes is a valid name, its temporary twin of 265 would not be
+        fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name[:64]}.", suffix=".tmp")
+        os.close(fd)
+        os.chmod(tmp, 0o666 & ~_umask())  # the mode open() would give: mkstemp's is 0600
+    except OSError as e:  # /proc/x passes the checks and still takes no new file
+        raise OutputError(f"cannot write {shown(str(p))}: {e.strerror or e}") from None
     try:
         yield Path(tmp)
         os.replace(tmp, p)
+    except OSError as e:  # disk full, /dev/full, a rename refused: the old file stays
+        Path(tmp).unlink(missing_ok=True)
+        raise OutputError(f"cannot write {shown(str(p))}: {e.strerror or e}") from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

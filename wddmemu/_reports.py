@@ -102,8 +102,8 @@ def junit_xml(cells: Sequence[CellReport], suite: str = "wddmemu") -> bytes:
                            time=f"{c.seconds:.3f}")
         props = ET.SubElement(tc, "properties")
         for k, v in (("schedules", c.schedules), ("runs", c.result.runs),
-                     ("driver", c.spec.driver), ("strategy", c.strategy),
-                     ("coverage", c.coverage())):
+                     ("driver", c.spec.driver), ("driver_options", _options(c.spec)),
+                     ("strategy", c.strategy), ("coverage", c.coverage())):
             if v is not None:
                 ET.SubElement(props, "property", name=k, value=str(v))
         entries = c.failures()
@@ -120,6 +120,12 @@ def junit_xml(cells: Sequence[CellReport], suite: str = "wddmemu") -> bytes:
     return ET.tostring(root, encoding="utf-8", xml_declaration=True) + b"\n"
 
 
+def _options(spec: RunSpec) -> str | None:
+    """The cell's ``--driver-opt``s as ``k=v,k2=v2`` (sorted), or None when it has none."""
+    opts = spec.driver_options
+    return ",".join(f"{k}={opts[k]}" for k in sorted(opts)) or None
+
+
 def json_report(cells: Sequence[CellReport]) -> bytes:
     """The JSON report (documented in docs/cluster.md)."""
     doc = {
@@ -128,6 +134,7 @@ def json_report(cells: Sequence[CellReport]) -> bytes:
         "ok": not any(c.result.failures for c in cells),
         "cells": [{
             "name": c.name, "scenario": c.spec.scenario, "driver": c.spec.driver,
+            "driver_options": {k: c.spec.driver_options[k] for k in sorted(c.spec.driver_options)},
             "ddi_version": c.spec.ddi_version, "strategy": c.strategy,
             "schedules": c.schedules, "runs": c.result.runs, "ok": not c.result.failures,
             "seconds": round(c.seconds, 3), "failures": c.failures(),

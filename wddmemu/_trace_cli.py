@@ -15,10 +15,11 @@ the main entry point prints as one line (``wddmemu: error: …``).
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import click
 
+from ._errors import SpecError
+from ._files import check_output
 from ._trace_read import TraceFormatError, iter_events
 from ._trace_timeline import DEFAULT_CPU_NS, MIN_CPU_NS, TIME_MODES
 
@@ -30,14 +31,12 @@ class TraceInputError(click.ClickException):
 
 
 def _writable(path: str, what: str) -> None:
-    if path == "-":
-        return
-    p = Path(path)
-    if p.is_dir():
-        raise TraceInputError(f"{path} is a directory: give a file name for the {what}")
-    parent = p.parent if str(p.parent) else Path(".")
-    if not parent.is_dir():
-        raise TraceInputError(f"cannot write {path}: directory {parent} does not exist")
+    """``path`` (``-``: stdout) can be written, or one line and exit 2 (``check_output``)."""
+    if path != "-":
+        try:
+            check_output(path, what)
+        except SpecError as e:
+            raise TraceInputError(str(e)) from None
 
 
 def _readable(path: str) -> None:

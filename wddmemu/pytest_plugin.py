@@ -39,6 +39,7 @@ from . import _loading
 from ._drivers import load_module
 from ._errors import SpecError
 from ._explore import (
+    DEFAULT_STRATEGY,
     ExploreOptions,
     ExploreResult,
     FailureFile,
@@ -184,7 +185,8 @@ class Explorer:
     def explore(self, scenario: str, *, params: dict[str, Any] | None = None,
                 driver: Any = "reference", driver_options: dict[str, Any] | None = None,
                 ddi_version: int | None = None, bugs: tuple[str, ...] = (),
-                strategy: str = "pct", schedules: int = 200, seed: int = 0, depth: int = 3,
+                strategy: str = DEFAULT_STRATEGY, schedules: int = 200, seed: int = 0,
+                depth: int = 3,
                 backend: str = "asyncio", queue_size: int = DEFAULT_QUEUE_SIZE,
                 step_budget: int = DEFAULT_STEP_BUDGET) -> ExploreResult:
         """Explore and return the result (no assertion). ``driver``: a registered name,
@@ -216,12 +218,13 @@ class Explorer:
             except SpecError as e:  # a driver object without a name
                 where = f"not saved: {e}"
             first, *rest = explain_lines(fd)
-            pytest.fail("\n".join([f"{scenario} (schedule {fd.index} of {res.runs}): {first}",
+            pytest.fail("\n".join([f"{scenario} (schedule {fd.index}, counted from 0; "
+                                   f"{res.runs} run): {first}",
                                    *rest, where]), pytrace=False)
         return res
 
     async def acheck(self, scenario: str, *, schedules: int = 50, seed: int = 0,
-                     strategy: str = "random", **kw: Any) -> int:
+                     strategy: str = DEFAULT_STRATEGY, **kw: Any) -> int:
         """:meth:`check` from inside a running event loop (pytest-trio, anyio tests): runs the
         schedules on the running loop, without minimisation. Returns the schedule count."""
         n = self._schedules or schedules

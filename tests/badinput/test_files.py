@@ -143,3 +143,81 @@ def test_a_spec_field_of_the_wrong_kind_is_one_line_exit_2(
     assert _cli.main(["replay", str(p)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and says in err, err
+
+
+# ---- paths the file system refuses (a fuzz pass found each as exit 3) -------------------------
+
+LONG = "x" * 300  # over NAME_MAX (255 bytes) for every Linux file system
+
+
+def _one_line(capsys) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    assert "internal error" not in err[0], err
+    return err[0]
+
+
+@pytest.mark.parametrize("argv", [
+    ["run", "lock-flags", "--trace", "{d}/" + LONG],
+    ["explore", "lock-flags", "--schedules", "1", "--save-dir", "{d}/" + LONG],
+    ["explore", "lock-flags", "--schedules", "1", "--save-dir", "{d}/f", "--json",
+     "{d}/" + LONG],
+    ["trace", "export", "{trace}", "--chrome", "{d}/" + LONG],
+], ids=["run-trace", "save-dir", "json", "chrome"])
+def test_a_name_too_long_is_one_line_exit_2_and_nothing_written(tmp_path: Path, capsys,
+                                                                argv: list[str]) -> None:
+    trace = tmp_path / "t.jsonl"
+    trace.write_bytes(GOOD)
+    assert _cli.main([a.format(d=tmp_path, trace=trace) for a in argv]) == 2
+    assert "longer than 255 bytes" in _one_line(capsys)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["t.jsonl"]
+
+
+def test_a_long_valid_name_is_written_its_temporary_twin_being_shorter(tmp_path: Path,
+                                                                       capsys) -> None:
+    """A 250-byte name is valid; the temporary file beside it once took the whole name plus
+    15 bytes and failed (exit 3)."""
+    out = tmp_path / ("y" * 244 + ".jsonl")
+    assert _cli.main(["run", "lock-flags", "--trace", str(out)]) == 0
+    assert out.stat().st_size > 0
+    assert [p.name for p in tmp_path.iterdir()] == [out.name]
+
+
+def test_a_directory_that_takes_no_new_file_is_one_line_exit_2(capsys) -> None:
+    """/proc passes every check (a directory, writable by root) and still refuses the
+    temporary file: the write itself says so, in one line."""
+    assert _cli.main(["run", "lock-flags", "--trace", "/proc/wddmemu-test.jsonl"]) == 2
+    assert _one_line(capsys).startswith("wddmemu: error: cannot write /proc/wddmemu-test.jsonl")
+
+
+def test_a_failed_write_is_an_output_error_and_keeps_the_old_file(tmp_path: Path) -> None:
+    from wddmemu._files import OutputError
+
+    out = tmp_path / "r.json"
+    write_atomically(out, b"old")
+    with pytest.raises(OutputError, match="cannot write .*r.json: No space left on device"):
+        with atomic_open(out) as f:
+            f.write(b"new")
+            raise OSError(28, "No space left on device")
+    assert out.read_bytes() == b"old"
+    assert [p.name for p in tmp_path.iterdir()] == ["r.json"]
+
+
+@pytest.mark.parametrize("argv,says", [
+    (["run", "lock-flags", "--timeout", "1e30"], "takes seconds 0..31,622,400"),
+    (["replay", "x.json", "--timeout", str(2**64)], "takes seconds 0..31,622,400"),
+    (["explore", "lock-flags", "--cluster", "tcp://", "--schedules", "1"],
+     "give a scheduler address tcp://host:port"),
+    (["explore", "lock-flags", "--cluster", "tcp://host:port", "--schedules", "1"],
+     "give a scheduler address tcp://host:port"),
+    (["explore", "lock-flags", "--cluster", "tcp://h:99999", "--schedules", "1"],
+     "give a scheduler address tcp://host:port"),
+    (["run", "lock-flags", "--driver", "a\nb"], "unknown driver 'a\\nb'"),
+    (["run", "lock-flags", "--driver", "a\udcffb"], "unknown driver 'a\\udcffb'"),
+], ids=["timeout", "replay-timeout", "no-port", "word-port", "big-port", "newline",
+        "surrogate"])
+def test_options_the_platform_refuses_are_one_line_exit_2(tmp_path: Path, monkeypatch,
+                                                          capsys, argv, says) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert _cli.main(argv) == 2
+    assert says in _one_line(capsys)

@@ -163,6 +163,19 @@ def test_the_cli_step_budget_default_is_the_specs() -> None:
     assert opt.default == DEFAULT_STEP_BUDGET == RunSpec("x").step_budget
 
 
+def test_the_cli_default_strategy_is_explores() -> None:
+    """One default (POS) for ``explore``, ExploreOptions, campaigns and the fixture."""
+    from wddmemu._campaign import Campaign
+    from wddmemu._explore import DEFAULT_STRATEGY, ExploreOptions
+    from wddmemu.pytest_plugin import Explorer
+
+    opt = next(p for p in _cli.explore_cmd.params if p.name == "strategy")
+    assert opt.default == DEFAULT_STRATEGY == ExploreOptions().strategy == "pos"
+    assert Campaign(("x",)).strategies == (DEFAULT_STRATEGY,)
+    for method in (Explorer.explore, Explorer.acheck):
+        assert inspect.signature(method).parameters["strategy"].default == DEFAULT_STRATEGY
+
+
 def test_queue_size_is_an_option_and_its_replay_line_carries_it(capsys) -> None:
     """--queue-size: the CLI, the spec and runtime.DeviceConfig share one default, and a spec
     that changes it prints a command that reruns it (the option was missing: such a spec

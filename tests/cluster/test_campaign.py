@@ -28,11 +28,13 @@ def test_a_good_file_gives_the_matrix_in_file_order(tmp_path: Path) -> None:
     p.write_text(GOOD)
     camp = load_campaign(p)
     assert camp == Campaign(scenarios=("dynamic-vb-ring", "reentrant-lockasync"),
-                            drivers=("no-driver-lock",), ddi_versions=(10, 11), schedules=8)
+                            drivers=("no-driver-lock",), ddi_versions=(10, 11), schedules=8,
+                            strategies=("pct",))
     cells = [(s.scenario, s.ddi_version, st) for s, st in camp.cells()]
     assert cells == [("dynamic-vb-ring", 10, "pct"), ("dynamic-vb-ring", 11, "pct"),
                      ("reentrant-lockasync", 10, "pct"), ("reentrant-lockasync", 11, "pct")]
-    assert parse_campaign({"campaign": {"scenarios": ["lock-flags"]}}).drivers == ("reference",)
+    bare = parse_campaign({"campaign": {"scenarios": ["lock-flags"]}})
+    assert (bare.drivers, bare.strategies) == (("reference",), ("pos",))
 
 
 BAD = [
@@ -248,7 +250,8 @@ def test_a_campaign_gives_scenario_params_and_driver_option_sets(tmp_path: Path,
     assert [s.params for s, _ in camp.cells()] == [{"frames": "2"}] * 2
     assert _cli.main(["campaign", str(p), "--save-dir", str(tmp_path / "f"), "--json",
                       str(js)]) == 0
-    assert [c["runs"] for c in orjson.loads(js.read_bytes())["cells"]] == [2, 2]
+    cells = orjson.loads(js.read_bytes())["cells"]
+    assert [(c["runs"], c["driver_options"]) for c in cells] == [(2, {}), (2, {})]
 
 
 def test_driver_options_make_distinct_cells(tmp_path: Path) -> None:
@@ -276,5 +279,13 @@ def test_driver_options_make_distinct_cells(tmp_path: Path) -> None:
     finally:
         DRIVERS.unregister("campaign-opts-probe")
     assert [r.name for r in reports] == [
-        "lock-flags[campaign-opts-probe(locked=true),ddi=default,pct]",
-        "lock-flags[campaign-opts-probe(locked=false),ddi=default,pct]"]
+        "lock-flags[campaign-opts-probe(locked=true),ddi=default,pos]",
+        "lock-flags[campaign-opts-probe(locked=false),ddi=default,pos]"]
+    # the reports carry the options themselves, not only inside the cell's name
+    from wddmemu._reports import json_report, junit_xml
+
+    cells = orjson.loads(json_report(reports))["cells"]
+    assert [c["driver_options"] for c in cells] == [{"locked": "true"}, {"locked": "false"}]
+    xml = junit_xml(reports).decode()
+    assert xml.count('name="driver_options" value="locked=true"') == 1
+    assert xml.count('name="driver_options" value="locked=false"') == 1
