@@ -195,10 +195,10 @@ def test_a_failed_write_is_an_output_error_and_keeps_the_old_file(tmp_path: Path
 
     out = tmp_path / "r.json"
     write_atomically(out, b"old")
-    with pytest.raises(OutputError, match="cannot write .*r.json: No space left on device"):
-        with atomic_open(out) as f:
-            f.write(b"new")
-            raise OSError(28, "No space left on device")
+    with pytest.raises(OutputError, match=r"cannot write .*r\.json: No space left on device"), \
+            atomic_open(out) as f:
+        f.write(b"new")
+        raise OSError(28, "No space left on device")
     assert out.read_bytes() == b"old"
     assert [p.name for p in tmp_path.iterdir()] == ["r.json"]
 
