@@ -13,6 +13,7 @@ control bytes escaped, never raw.
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -121,8 +122,19 @@ def _umask() -> int:
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """A temporary path beside ``path`` to write; renamed over ``path`` when the block ends
-    normally, removed when it raises (``path`` is then untouched)."""
-    p = Path(path)
+    normally, removed when it raises (``path`` is then untouched).
+
+    Only a regular file is replaced. A symbolic link is followed: the file it names is replaced
+    and the link stays. Anything else at ``path`` — ``/dev/null``, a FIFO, a terminal — is
+    written through, as ``open`` would: renaming a file over a device node would destroy the
+    node (run as root, ``--trace /dev/null`` once replaced ``/dev/null`` with a file)."""
+    p = Path(os.path.realpath(path))
+    if _special(p):
+        try:
+            yield p
+        except OSError as e:  # /dev/full
+            raise OutputError(f"cannot write {shown(str(path))}: {e.strerror or e}") from None
+        return
     try:
         p.parent.mkdir(parents=True, exist_ok=True)
         # the temporary name carries at most 64 characters of the target's: a target of 250
@@ -141,6 +153,15 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _special(p: Path) -> bool:
+    """Whether something other than a regular file (a device, a FIFO, a socket) is at ``p``."""
+    try:
+        mode = os.stat(p).st_mode
+    except OSError:  # nothing there yet (or nothing we may look at: the write will say)
+        return False
+    return not stat.S_ISREG(mode) and not stat.S_ISDIR(mode)
 
 
 @contextmanager

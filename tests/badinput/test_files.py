@@ -221,3 +221,32 @@ def test_options_the_platform_refuses_are_one_line_exit_2(tmp_path: Path, monkey
     monkeypatch.chdir(tmp_path)
     assert _cli.main(argv) == 2
     assert says in _one_line(capsys)
+
+
+def test_a_fifo_is_written_through_and_stays_a_fifo(tmp_path: Path) -> None:
+    """Only a regular file is replaced: renaming over a FIFO or a device node destroys it (as
+    root, ``--trace /dev/null`` once replaced /dev/null with a file). A FIFO stands in for the
+    device here: making one needs no privilege."""
+    import os
+    import stat
+    import threading
+
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    got: list[bytes] = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_bytes()), daemon=True)
+    reader.start()
+    assert _cli.main(["run", "lock-flags", "--trace", str(fifo)]) == 0
+    reader.join(timeout=30)
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode)
+    assert got and got[0].startswith(b"{") and got[0].count(b"\n") > 10
+    assert [p.name for p in tmp_path.iterdir()] == ["pipe"]  # no temporary left
+
+
+def test_a_symlink_is_followed_and_stays_a_link(tmp_path: Path) -> None:
+    real, link = tmp_path / "real.jsonl", tmp_path / "link.jsonl"
+    link.symlink_to(real)
+    assert _cli.main(["run", "lock-flags", "--trace", str(link)]) == 0
+    assert link.is_symlink() and real.stat().st_size > 0
+    write_atomically(link, b"again")
+    assert link.is_symlink() and real.read_bytes() == b"again"
