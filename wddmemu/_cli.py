@@ -428,6 +428,12 @@ def _explain_all(console: Console, failures: Any, paths: dict[int, Path]) -> Non
         explain(console, fd, paths[fd.index])
 
 
+#: printed under an exhausted dpor claim: what "every interleaving" covers
+DPOR_SCOPE = ("(dpor orders steps by what they touch in vthreads objects — SharedCell, Mutex, "
+              "queues, events; state a driver keeps in plain attributes is not seen, so keep "
+              "shared driver state in SharedCells, or sample with pos: docs/engine.md)")
+
+
 class _ExploreDisplay:
     """Explore's progress and its failure files. On a terminal, a rich progress bar; otherwise
     (a CI log, a pipe) a plain line every :data:`PROGRESS_EVERY` seconds. The wall clock is
@@ -496,6 +502,10 @@ class _ExploreDisplay:
                f"{bound} preemptions"))
         if res.claim:
             self.console.print(res.claim, markup=False, highlight=False)
+        if strategy == "dpor" and res.exhausted:
+            # the claim is exact only about state the engine sees: a driver's plain attributes
+            # shared by the app thread and the worker are outside the dependency relation
+            self.console.print(DPOR_SCOPE, markup=False, highlight=False)
 
     def interrupted(self) -> None:
         dt = self.clock() - self.t0

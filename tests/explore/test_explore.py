@@ -293,3 +293,19 @@ def test_keep_going_groups_identical_findings() -> None:
     assert all(g.rule == "RACE" for g in groups)
     top = max(groups, key=lambda g: g.count)
     assert f"×{top.count}, first at schedule {top.first.index}" in top.describe()
+
+
+def test_an_exhausted_dpor_says_what_it_does_not_see(tmp_path, capsys) -> None:
+    """Under an exhausted dpor claim the CLI says the claim covers state in vthreads objects
+    only: a third-party driver keeping its shared counters in plain attributes got
+    "exhausted: every interleaving …" while pct found its lost update."""
+    from wddmemu._cli import DPOR_SCOPE
+
+    argv = ["explore", "gl-icd-lock-entire", "--strategy", "dpor", "--preemption-bound", "1",
+            "--save-dir", str(tmp_path)]
+    assert _cli.main(argv) == 0
+    out = capsys.readouterr().out.replace("\n", " ")
+    assert "exhausted: every interleaving" in out and " ".join(DPOR_SCOPE.split()) in " ".join(
+        out.split())
+    assert _cli.main([*argv[:3], "pos", "--schedules", "3", "--save-dir", str(tmp_path)]) == 0
+    assert "dpor orders steps" not in capsys.readouterr().out
