@@ -44,7 +44,7 @@ from ._explore import (
 )
 from ._interrupt import ctrl_c, is_interrupt
 from ._reports import CellReport, write_reports
-from ._runner import DEFAULT_DRIVER, RunSpec, SpecError, check_spec
+from ._runner import DEFAULT_DRIVER, SPEC_RANGES, RunSpec, SpecError, check_spec
 
 #: every strategy ``explore`` takes: a campaign cell is one exploration
 STRATEGIES = EXPLORE_STRATEGIES
@@ -74,8 +74,9 @@ KEYS: dict[str, _Key] = {
     "strategies": _Key("strs", (DEFAULT_STRATEGY,)),
     "schedules": _Key("int", 100, 1, 10_000_000),
     "seed": _Key("int", 0, 0, 2**63 - 1),
-    "depth": _Key("int", 3, 1, 100),
-    "preemption_bound": _Key("int", 2, 0, 100),
+    # the CLI's ranges (--depth, --preemption-bound): a cell is the explore command it names
+    "depth": _Key("int", 3, *SPEC_RANGES["depth"]),
+    "preemption_bound": _Key("int", 2, 0, 1000),
     "max_replays": _Key("int", 200, 0, 1_000_000),
     "chunk": _Key("int", 25, 1, 100_000),
     "stop_on_first": _Key("bool", True),

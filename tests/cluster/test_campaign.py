@@ -33,6 +33,9 @@ def test_a_good_file_gives_the_matrix_in_file_order(tmp_path: Path) -> None:
     cells = [(s.scenario, s.ddi_version, st) for s, st in camp.cells()]
     assert cells == [("dynamic-vb-ring", 10, "pct"), ("dynamic-vb-ring", 11, "pct"),
                      ("reentrant-lockasync", 10, "pct"), ("reentrant-lockasync", 11, "pct")]
+    deep = parse_campaign({"campaign": {"scenarios": ["lock-flags"], "depth": 1000,
+                                        "preemption_bound": 1000}})
+    assert (deep.depth, deep.preemption_bound) == (1000, 1000)
     bare = parse_campaign({"campaign": {"scenarios": ["lock-flags"]}})
     assert (bare.drivers, bare.strategies) == (("reference",), ("pos",))
 
@@ -51,6 +54,11 @@ BAD = [
     ("[campaign]\nscenarios = [\"lock-flags\"]\nschedules = \"9\"\n", "must be an integer"),
     ("[campaign]\nscenarios = [\"lock-flags\"]\nschedules = true\n", "must be an integer"),
     ("[campaign]\nscenarios = [\"lock-flags\"]\nddi_versions = [-1]\n", "out of range"),
+    # the CLI's ranges: --depth 1..1000, --preemption-bound 0..1000 (500 was refused here)
+    ("[campaign]\nscenarios = [\"lock-flags\"]\ndepth = 1001\n",
+     "depth 1001 is out of range"),
+    ("[campaign]\nscenarios = [\"lock-flags\"]\npreemption_bound = 1001\n",
+     "preemption_bound 1001 is out of range"),
     ("[campaign]\nscenarios = [\"lock-flags\"]\nminimise = 1\n", "true or false"),
     ("[campaign]\nscenarios = [\"lock-flags\"\n", "not valid TOML"),
     ("[other]\nx = 1\n", "expected one [campaign] table"),
