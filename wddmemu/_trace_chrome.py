@@ -18,10 +18,8 @@ import sys
 from pathlib import Path
 from typing import IO, Any
 
-import orjson
-
 from ._files import atomic_open
-from ._trace_read import iter_events
+from ._trace_read import dumps, feed_events
 from ._trace_timeline import DEFAULT_CPU_NS, TimelineBuilder, TimelineInfo
 
 PID = 1
@@ -47,7 +45,7 @@ class ChromeWriter:
         return self._n
 
     def _emit(self, obj: dict[str, Any]) -> None:
-        data = orjson.dumps(obj, default=repr)
+        data = dumps(obj)  # a trace's odd value (deep, huge) is written as text: json_safe
         self._out.write(b",\n" + data if self._n else data)
         self._n += 1
 
@@ -91,7 +89,7 @@ class ChromeWriter:
     def close(self, info: TimelineInfo, source: str) -> None:
         other = {"source": source, "generator": "wddmemu trace export", **info.as_dict()}
         self._out.write(b'\n],"displayTimeUnit":"ns","otherData":')
-        self._out.write(orjson.dumps(other, default=repr))
+        self._out.write(dumps(other))
         self._out.write(b"}\n")
 
 
@@ -112,8 +110,7 @@ def export_chrome(trace: str | Path, out: str | Path | IO[bytes], *, time: str =
 def _export(trace: str | Path, f: IO[bytes], time: str, cpu_ns: int) -> TimelineInfo:
     sink = ChromeWriter(f)
     tl = TimelineBuilder(sink, time=time, cpu_ns=cpu_ns)
-    for _, ev in iter_events(trace):
-        tl.feed(ev)
+    feed_events(trace, tl.feed)
     info = tl.finish()
     sink.close(info, str(trace))
     return info

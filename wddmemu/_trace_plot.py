@@ -18,13 +18,14 @@ it. Memory is therefore bounded by lanes × bins whatever the trace's length.
 from __future__ import annotations
 
 import math
+import warnings
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from ._files import atomic_path
-from ._trace_read import iter_events
+from ._files import atomic_path, printable
+from ._trace_read import feed_events
 from ._trace_timeline import DEFAULT_CPU_NS, TimelineBuilder, TimelineInfo
 
 
@@ -72,8 +73,16 @@ def colour(label: str) -> str:
     for anything else."""
     c = COLOURS.get(label)
     if c is None:
-        c = _TAB20[zlib.crc32(label.encode()) % len(_TAB20)]
+        c = _TAB20[zlib.crc32(label.encode("utf-8", "surrogatepass")) % len(_TAB20)]
     return c
+
+
+def _safe(text: str, limit: int = 80) -> str:
+    """Text drawn on the picture (trace names, ``--title``): control, non-printable and
+    surrogate-escaped characters (a non-UTF-8 argv byte) written as escapes (``\\x1b``,
+    ``\\udcff``), cut to ``limit`` characters, and ``$`` escaped so that matplotlib never
+    parses it as mathtext."""
+    return printable(text, limit).replace("$", r"\$")
 
 
 def _label(name: str, cat: str) -> str:
@@ -242,8 +251,7 @@ def _runs(labels: list[str | None]) -> list[tuple[int, int, str]]:
 
 def _timeline(trace: str | Path, sink: Any, time: str, cpu_ns: int) -> TimelineInfo:
     tl = TimelineBuilder(sink, time=time, cpu_ns=cpu_ns)
-    for _, ev in iter_events(trace):
-        tl.feed(ev)
+    feed_events(trace, tl.feed)
     return tl.finish()
 
 
@@ -262,6 +270,17 @@ def plot_png(trace: str | Path, out: str | Path, *, time: str = "virtual",
     bins = _Bins(start, end, nbins)
     _timeline(trace, bins, time, cpu_ns)
 
+    # matplotlib's warnings (a glyph the font lacks, a time span too small for floats) are
+    # about looks, not errors: they stay off stderr, which carries one line per command
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        _draw(mpl, ext, bins, info, end, width, dpi, nbins, cpu_ns, title, out)
+    return info
+
+
+def _draw(mpl: _Mpl, ext: _Extent, bins: _Bins, info: TimelineInfo, end: int, width: float,
+          dpi: int, nbins: int, cpu_ns: int, title: str | None, out: str | Path) -> None:
+    """Draw the picture and write it to ``out`` (atomically)."""
     # the drawing steps run in this order: matplotlib draws artists of equal zorder in the
     # order they were added, so reordering them changes the picture's bytes
     p = _Plot.open(mpl, ext, bins, info, end, width, dpi)
@@ -286,7 +305,6 @@ def plot_png(trace: str | Path, out: str | Path, *, time: str = "virtual",
             p.fig.savefig(str(tmp), format="png")
     except OSError as e:
         raise OSError(f"cannot write {out}: {e.strerror}") from None
-    return info
 
 
 class _Mpl(NamedTuple):
@@ -436,7 +454,7 @@ def _draw_violations(p: _Plot, bins: _Bins, nbins: int) -> None:
                 axc.axvline(x, color="#e31a1c", lw=0.8, alpha=0.6)
         if tid in p.lane and (not labelled or b - labelled[-1] >= gap):
             labelled.append(b)
-            ax.annotate(name.replace("violation ", ""), (x, p.y_of(tid) + 1.0),
+            ax.annotate(_safe(name.replace("violation ", "")), (x, p.y_of(tid) + 1.0),
                         xytext=(2, 1), textcoords="offset points", fontsize=8,
                         color="#b10026", fontweight="bold", zorder=11,
                         annotation_clip=False)
@@ -451,7 +469,8 @@ def _draw_run_instants(p: _Plot, bins: _Bins) -> None:
         p.ax.axvline(x, color=col, lw=1.4, ls="--", zorder=9)
         if p.axc is not None:
             p.axc.axvline(x, color=col, lw=1.4, ls="--")
-        p.ax.annotate(name, (x, p.nl), xytext=(-3, 2), textcoords="offset points", fontsize=8,
+        p.ax.annotate(_safe(name), (x, p.nl), xytext=(-3, 2), textcoords="offset points",
+                      fontsize=8,
                       color=col, fontweight="bold", ha="right", zorder=11,
                       annotation_clip=False)
 
@@ -463,7 +482,7 @@ def _style_timeline(p: _Plot, ext: _Extent, bins: _Bins, info: TimelineInfo, cpu
     ax = p.ax
     ax.set_ylim(0, p.nl)
     ax.set_yticks([p.y_of(t) + 0.5 for t in p.tids])
-    ax.set_yticklabels([ext.threads[t][0] for t in p.tids], fontsize=10)
+    ax.set_yticklabels([_safe(ext.threads[t][0]) for t in p.tids], fontsize=10)
     ax.tick_params(axis="y", length=0)
     ax.set_xlim(p.x0, p.end / p.scale)
     ax.grid(axis="x", color="#dddddd", lw=0.5, zorder=1)
@@ -474,7 +493,7 @@ def _style_timeline(p: _Plot, ext: _Extent, bins: _Bins, info: TimelineInfo, cpu
               "apart)" if info.time == "steps" else
               f"virtual time, {p.unit} (CPU events stretched to ≥ {cpu_ns} ns each; "
               f"drift ≤ {info.max_drift_ns / 1000:g} µs)")
-    head = title or getattr(ext, "title", "wddmemu trace")
+    head = _safe(title or getattr(ext, "title", "wddmemu trace"), 200)
     nviol = bins.mark_counts.get("violation", 0)
     ax.set_title(f"{head} — {info.events} events"
                  + (f", {nviol} violation{'s' if nviol != 1 else ''}" if nviol else ""),
@@ -487,9 +506,9 @@ def _draw_legend(p: _Plot, bins: _Bins, legend_marks: dict[str, Any], patch: Any
     then the markers. Returns its number of columns (the figure's right margin follows)."""
     labs = sorted(bins.labels, key=lambda k: (-bins.labels[k], k))[:24]
     handles = [patch(facecolor=colour(lab), edgecolor="#9e9e9e" if lab == "wait" else "none",
-                     hatch="///" if lab == "wait" else None, label=lab) for lab in labs]
+                     hatch="///" if lab == "wait" else None, label=_safe(lab)) for lab in labs]
     handles += [h for h in legend_marks.values()]
-    names = labs + list(legend_marks)
+    names = [_safe(lab) for lab in labs] + list(legend_marks)
     rows = max(4, int((0.55 * p.nl + 0.4) / 0.16))  # legend rows that fit beside the lanes
     ncol = 1 if len(names) <= rows else 2
     if handles:
@@ -513,7 +532,7 @@ def _draw_counters(p: _Plot, bins: _Bins, max_n_locator: Any) -> None:
             xs.append(p.x0 + i * p.bw)
             ys.append(last)
         if xs:
-            axc.step(xs, ys, where="post", lw=1.1, label=name)
+            axc.step(xs, ys, where="post", lw=1.1, label=_safe(name))
     axc.set_ylim(bottom=0, top=max(1, max((v for ser in bins.counters.values()
                                           for v in ser if v is not None), default=1)) + 0.5)
     axc.yaxis.set_major_locator(max_n_locator(integer=True, nbins=5))

@@ -11,6 +11,14 @@ error after reading at most that much (``/dev/zero`` ends at once, a 1 GB line n
 A last line that is cut short — no newline and not JSON, as a killed writer leaves it — is
 dropped with a warning (``warn``; stderr by default): the events before it are summarised.
 Quoted file contents have their control bytes escaped (:func:`wddmemu._files.printable`).
+
+Fields are checked where they are used, not by a schema pass per line: the reader checks the
+head (``step`` and ``t`` ints in ``0..2**63-1``, ``event`` a string, ``thread`` a string or
+null); the tools read the fields they use through :func:`get_str`, :func:`get_int`, … which
+raise :class:`FieldError` for a wrong kind, and :func:`feed_events` turns that into a
+:class:`TraceFormatError` naming the file and the line (``field 'ddi' is a list, not a
+string``). Values copied whole into an output (Chrome ``args``, ``summary --json``) go through
+:func:`dumps`, which writes what orjson cannot encode as text (:func:`json_safe`).
 """
 
 from __future__ import annotations
@@ -30,6 +38,13 @@ HEAD_KEYS = ("step", "t", "thread", "event")
 CONTEXT_KEYS = ("scenario", "seed", "strategy", "backend")
 #: the longest trace line read (bytes); the writer's lines are a few hundred
 MAX_LINE = 4 << 20
+#: the largest ``step`` and ``t`` (and thread ``tid``) a line may carry: 63 bits, so that the
+#: timeline's sums stay within what JSON writers encode
+MAX_INT = (1 << 63) - 1
+#: containers nested deeper than this in a value copied into an output are written as text
+MAX_NESTING = 16
+#: the most characters of such a text
+MAX_TEXT = 200
 
 
 class TraceFormatError(ValueError):
@@ -42,6 +57,138 @@ class TraceFormatError(ValueError):
         self.message = message
         where = self.path if line is None else f"{self.path}:{line}"
         super().__init__(f"{where}: {message}")
+
+
+class FieldError(ValueError):
+    """A field of one event has the wrong kind (``field 'seq' is a list, not an int``): raised by
+    the tools while they use an event; :func:`feed_events` adds the file and line."""
+
+
+_KINDS = {str: "a string", int: "an int", float: "a float", bool: "a bool", list: "a list",
+          dict: "an object", type(None): "null"}
+
+
+def kind(v: Any) -> str:
+    """What a JSON value is, for a message: ``a list``, ``an object``, ``null`` …"""
+    return _KINDS.get(type(v), type(v).__name__)
+
+
+def _wrong(key: str, v: Any, want: str) -> FieldError:
+    if type(v) is int:
+        return FieldError(f"field '{key}' is {v}, not {want}")
+    return FieldError(f"field '{key}' is {kind(v)}, not {want}")
+
+
+def get_str(ev: dict[str, Any], key: str, default: Any = None) -> Any:
+    """``ev[key]`` if it is a string, ``default`` if it is missing or null; else
+    :class:`FieldError`."""
+    v = ev.get(key)
+    if type(v) is str:
+        return v
+    if v is None:
+        return default
+    raise _wrong(key, v, "a string")
+
+
+def get_int(ev: dict[str, Any], key: str, lo: int | None = None,
+            hi: int | None = None) -> int | None:
+    """``ev[key]`` if it is an int (not a bool) in ``lo..hi``, None if it is missing or null;
+    else :class:`FieldError`."""
+    v = ev.get(key)
+    if type(v) is int:
+        if (lo is None or v >= lo) and (hi is None or v <= hi):
+            return v
+        top = "2**63-1" if hi == MAX_INT else hi
+        raise _wrong(key, v, f"an int in {lo}..{top}" if hi is not None else f"an int >= {lo}")
+    if v is None:
+        return None
+    raise _wrong(key, v, "an int")
+
+
+def get_scalar(ev: dict[str, Any], key: str, default: Any = None) -> Any:
+    """``ev[key]`` if it is a string, a number or a bool (a label or a dict key: hashable, short
+    to print), ``default`` if it is missing or null; else :class:`FieldError`."""
+    v = ev.get(key)
+    if v is None:
+        return default
+    if type(v) in (str, int, float, bool):
+        return v
+    raise _wrong(key, v, "a string or a number")
+
+
+def get_list(ev: dict[str, Any], key: str) -> list[Any]:
+    """``ev[key]`` if it is a list, ``[]`` if it is missing or null; else :class:`FieldError`."""
+    v = ev.get(key)
+    if type(v) is list:
+        return v
+    if v is None:
+        return []
+    raise _wrong(key, v, "a list")
+
+
+def get_bool(ev: dict[str, Any], key: str) -> bool | None:
+    """``ev[key]`` if it is a bool, None if it is missing or null; else :class:`FieldError`."""
+    v = ev.get(key)
+    if v is None or type(v) is bool:
+        return v
+    raise _wrong(key, v, "a bool")
+
+
+#: the run context's kinds (docs/trace.md): the seed an int, the others strings
+_CONTEXT_GET = {"scenario": get_str, "seed": get_int, "strategy": get_str, "backend": get_str}
+
+
+def run_context(ev: dict[str, Any]) -> dict[str, Any]:
+    """The run context (``scenario``, ``seed``, ``strategy``, ``backend``) of a line, each
+    checked (:class:`FieldError`); keys that are missing or null are left out."""
+    ctx = {}
+    for k, get in _CONTEXT_GET.items():
+        v = get(ev, k)
+        if v is not None:
+            ctx[k] = v
+    return ctx
+
+
+def feed_events(path: str | Path, feed: Callable[[dict[str, Any]], Any]) -> None:
+    """Call ``feed(event)`` for every event of the trace at ``path`` (:func:`iter_events`); a
+    :class:`FieldError` it raises becomes a :class:`TraceFormatError` at that line."""
+    for lineno, ev in iter_events(path):
+        try:
+            feed(ev)
+        except FieldError as e:
+            raise TraceFormatError(path, lineno, str(e)) from None
+
+
+def json_safe(v: Any, depth: int = 0) -> Any:
+    """``v`` with what JSON writers refuse made text: an int outside -2**63..2**64-1 becomes
+    its decimal text, a list or object nested deeper than :data:`MAX_NESTING` becomes
+    ``"<list nested too deep>"`` (``<object …>``), any other non-JSON value its cut repr."""
+    t = type(v)
+    if t is str or t is bool or t is float or v is None:
+        return v
+    if t is int:
+        if -(1 << 63) <= v < (1 << 64):
+            return v
+        return str(v) if v.bit_length() < 14_000 else hex(v)  # str() stops at 4,300 digits
+    if t is list or t is tuple:
+        if depth >= MAX_NESTING:
+            return "<list nested too deep>"
+        return [json_safe(x, depth + 1) for x in v]
+    if t is dict:
+        if depth >= MAX_NESTING:
+            return "<object nested too deep>"
+        return {k if type(k) is str else str(k): json_safe(x, depth + 1) for k, x in v.items()}
+    return printable(object.__repr__(v), MAX_TEXT)
+
+
+def dumps(obj: Any, option: int = 0) -> bytes:
+    """``orjson.dumps(obj)``; when orjson refuses it (an int over 64 bits, nesting orjson will
+    not follow), the same with :func:`json_safe` applied, so a trace's odd value never stops
+    an output. The normal path costs nothing extra."""
+    try:
+        return orjson.dumps(obj, option=option)
+    except TypeError:  # orjson.JSONEncodeError is a TypeError
+        return orjson.dumps(json_safe(obj), option=option)
 
 
 def _diagnose(path: str | Path, lineno: int, raw: bytes) -> TraceFormatError:
@@ -59,6 +206,9 @@ def _diagnose(path: str | Path, lineno: int, raw: bytes) -> TraceFormatError:
         if type(v) is not typ:
             why = "missing" if v is None else f"not {what}"
             return TraceFormatError(path, lineno, f"'{key}' is {why}: is this a wddmemu trace?")
+        if key != "event" and not 0 <= v <= MAX_INT:
+            return TraceFormatError(path, lineno, f"'{key}' is {v}, not an int in 0..2**63-1: "
+                                    "is this a wddmemu trace?")
     return TraceFormatError(path, lineno, "'thread' must be a string or null")
 
 
@@ -108,8 +258,9 @@ def iter_events(path: str | Path, warn: Callable[[str], None] | None = None
                     break
                 raise _diagnose(path, lineno, raw) from None
             # the fast check; _diagnose says what is wrong when it fails
-            if (type(ev) is not dict or type(ev.get("step")) is not int
-                    or type(ev.get("t")) is not int or type(ev.get("event")) is not str):
+            if (type(ev) is not dict or type(step := ev.get("step")) is not int
+                    or type(t := ev.get("t")) is not int or type(ev.get("event")) is not str
+                    or not 0 <= step <= MAX_INT or not 0 <= t <= MAX_INT):
                 raise _diagnose(path, lineno, raw)
             th = ev.get("thread")
             if th is not None and type(th) is not str:

@@ -18,9 +18,21 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
-from ._trace_read import CONTEXT_KEYS, iter_events
+from ._files import printable
+from ._trace_read import (
+    CONTEXT_KEYS,
+    MAX_INT,
+    feed_events,
+    get_bool,
+    get_int,
+    get_list,
+    get_scalar,
+    get_str,
+    run_context,
+)
 
 #: DDIs of the lock path, in the order the table lists them
 LOCK_PATH_DDIS = ("LockAsync", "UnlockAsync", "Rename", "Lock", "Unlock")
@@ -77,6 +89,13 @@ def _inc(d: dict[Any, int], k: Any, n: int = 1) -> None:
     d[k] = d.get(k, 0) + n
 
 
+def _result(ev: dict[str, Any], name: str, code: str) -> str:
+    """A result's label: its name (``hr_name``, a string), else its code (``hr``, a string or
+    a number), else ``?``."""
+    label = get_str(ev, name)
+    return label if label is not None else str(get_scalar(ev, code, "?"))
+
+
 class TraceSummary:
     """Accumulates the summary of one trace, one event at a time (:meth:`feed`)."""
 
@@ -130,7 +149,7 @@ class TraceSummary:
     def feed(self, ev: dict[str, Any]) -> None:
         self.lines += 1
         if not self.context:
-            self.context = {k: ev[k] for k in CONTEXT_KEYS if k in ev}
+            self.context = run_context(ev)
         self.last_step = ev["step"]
         self.last_t = ev["t"]
         thread = ev.get("thread")
@@ -149,80 +168,81 @@ class TraceSummary:
                           if k not in ("step", "t", "thread", "event", *CONTEXT_KEYS)}
 
     def _run_end(self, ev: dict[str, Any], thread: str | None) -> None:
-        self.run_end = {"ok": ev.get("ok"), "failure": ev.get("failure"),
-                        "violations": len(ev.get("violations") or []),
-                        "decisions": ev.get("decisions")}
+        self.run_end = {"ok": get_bool(ev, "ok"), "failure": get_scalar(ev, "failure"),
+                        "violations": len(get_list(ev, "violations")),
+                        "decisions": get_int(ev, "decisions")}
 
     def _run_failure(self, ev: dict[str, Any], thread: str | None) -> None:
         if len(self.failures) < 10:
-            self.failures.append({"kind": ev.get("kind"), "message": ev.get("message"),
+            self.failures.append({"kind": get_str(ev, "kind"),
+                                  "message": get_str(ev, "message"),
                                   "step": ev["step"], "thread": thread})
 
     def _spawn(self, ev: dict[str, Any], thread: str | None) -> None:
-        child = ev.get("child")
-        if isinstance(child, str):
+        child, daemon = get_str(ev, "child"), get_bool(ev, "daemon")
+        if child is not None:
             th = self.threads.setdefault(child, {"events": 0, "daemon": False})
-            th["daemon"] = bool(ev.get("daemon"))
+            th["daemon"] = bool(daemon)
 
     def _ddi_enter(self, ev: dict[str, Any], thread: str | None) -> None:
-        ddi = str(ev.get("ddi", "?"))
+        ddi = get_str(ev, "ddi", "?")
+        device = str(get_scalar(ev, "device", "?"))
+        flags = get_int(ev, "flags") if ddi == "LockAsync" else None
         _inc(self.ddi_calls.setdefault(ddi, {}), thread or "-")
         if ddi not in ("OpenAdapter", "CreateDevice"):
             if ev.get("gated") is False:
                 _inc(self.ungated, ddi)
-            inside = self._inside.setdefault(str(ev.get("device", "?")), {})
+            inside = self._inside.setdefault(device, {})
             if any(n and th != thread for th, n in inside.items()):
                 self.overlapping_entries += 1
             _inc(inside, thread or "-")
-        if ddi == "LockAsync" and isinstance(ev.get("flags"), int):
-            f = ev["flags"]
+        if flags is not None:
+            f = flags
             # D3DDDI_LOCKASYNCFLAGS: NoOverwrite 0x1, Discard 0x2 (umd/ddi.py)
             kind = "discard" if f & 0x2 else "nooverwrite" if f & 0x1 else "other"
             _inc(self.lockasync_flags, kind)
 
     def _ddi_exit(self, ev: dict[str, Any], thread: str | None) -> None:
-        ddi = str(ev.get("ddi", "?"))
-        inside = self._inside.get(str(ev.get("device", "?")), {})
+        ddi = get_str(ev, "ddi", "?")
+        inside = self._inside.get(str(get_scalar(ev, "device", "?")), {})
         if inside.get(thread or "-", 0) > 0:
             inside[thread or "-"] -= 1
-        _inc(self.ddi_results.setdefault(ddi, {}), str(ev.get("hr_name", ev.get("hr", "?"))))
+        _inc(self.ddi_results.setdefault(ddi, {}), _result(ev, "hr_name", "hr"))
 
     def _cb_enter(self, ev: dict[str, Any], thread: str | None) -> None:
-        _inc(self.cb_calls.setdefault(str(ev.get("cb", "?")), {}), thread or "-")
+        _inc(self.cb_calls.setdefault(get_str(ev, "cb", "?"), {}), thread or "-")
 
     def _cb_exit(self, ev: dict[str, Any], thread: str | None) -> None:
-        cb = str(ev.get("cb", "?"))
-        _inc(self.cb_results.setdefault(cb, {}), str(ev.get("hr_name", ev.get("hr", "?"))))
+        cb = get_str(ev, "cb", "?")
+        _inc(self.cb_results.setdefault(cb, {}), _result(ev, "hr_name", "hr"))
 
     def _sync(self, ev: dict[str, Any], thread: str | None) -> None:
-        _inc(self.syncs, str(ev.get("reason", "?")))
+        _inc(self.syncs, get_str(ev, "reason", "?"))
 
     def _queue(self, ev: dict[str, Any], thread: str | None) -> None:
-        q = str(ev.get("queue", "?"))
-        d = ev.get("depth")
-        if isinstance(d, int) and d > self.queue_max.get(q, -1):
+        q = get_str(ev, "queue", "?")
+        d = get_int(ev, "depth", 0, MAX_INT)
+        if d is not None and d > self.queue_max.get(q, -1):
             self.queue_max[q] = d
         if ev["event"].endswith("put"):
             _inc(self.queue_puts, q)
 
     def _render(self, ev: dict[str, Any], thread: str | None) -> None:
-        fence = ev.get("fence")
-        if isinstance(fence, int):
+        fence = get_int(ev, "fence")
+        if fence is not None:
             self.render_submits += 1
-            c = ev.get("commands")
-            self.render_commands += c if isinstance(c, int) else 0
-            d = ev.get("draws")
-            self.render_draws += len(d) if isinstance(d, list) else 0
+            self.render_commands += get_int(ev, "commands", 0, MAX_INT) or 0
+            self.render_draws += len(get_list(ev, "draws"))
             if len(self._submitted) < self._max_inflight_tracked:
                 self._submitted[fence] = ev["t"]
             self.max_inflight = max(self.max_inflight, len(self._submitted))
         else:
-            _inc(self.render_failures, str(ev.get("status_name", ev.get("status", "?"))))
+            _inc(self.render_failures, _result(ev, "status_name", "status"))
 
     def _dma_start(self, ev: dict[str, Any], thread: str | None) -> None:
         self.dma_started += 1
-        fence = ev.get("fence")
-        if isinstance(fence, int):
+        fence = get_int(ev, "fence")
+        if fence is not None:
             sub = self._submitted.get(fence)
             if sub is not None:
                 self.latency_queued.add(ev["t"] - sub)
@@ -230,11 +250,11 @@ class TraceSummary:
                 self._started[fence] = ev["t"]
 
     def _dma_end(self, ev: dict[str, Any], thread: str | None) -> None:
-        _inc(self.dma_ended, str(ev.get("result", "?")))
-        d = ev.get("draws")
-        self.dma_draws += len(d) if isinstance(d, list) else 0
-        fence = ev.get("fence")
-        if isinstance(fence, int):
+        result = get_str(ev, "result")
+        _inc(self.dma_ended, result or "?")
+        self.dma_draws += len(get_list(ev, "draws"))
+        fence = get_int(ev, "fence")
+        if fence is not None:
             sub = self._submitted.pop(fence, None)
             start = self._started.pop(fence, None)
             if ev.get("result", "completed") == "completed":
@@ -250,7 +270,7 @@ class TraceSummary:
         _inc(self.track_switches, thread or "-")
 
     def _kmd_lock(self, ev: dict[str, Any], thread: str | None) -> None:
-        _inc(self.kmd_lock, str(ev.get("status_name", ev.get("status", "?"))))
+        _inc(self.kmd_lock, _result(ev, "status_name", "status"))
 
     def _kmd_lock_wait(self, ev: dict[str, Any], thread: str | None) -> None:
         self.kmd_lock_waits += 1
@@ -262,18 +282,18 @@ class TraceSummary:
         self.removed += 1
 
     def _deferred(self, ev: dict[str, Any], thread: str | None) -> None:
-        _inc(self.deferred_errors, f"{ev.get('ddi', '?')} → {ev.get('hr_name', '?')}")
+        _inc(self.deferred_errors, f"{get_str(ev, 'ddi', '?')} → {get_str(ev, 'hr_name', '?')}")
 
     def _violation(self, ev: dict[str, Any], thread: str | None) -> None:
-        rule = str(ev.get("rule", "?"))
+        rule = get_str(ev, "rule", "?")
+        msg = get_str(ev, "message")
         v = self.violations.get(rule)
         if v is None:
             v = self.violations[rule] = {"count": 0, "first_step": ev["step"],
                                          "first_t": ev["t"], "threads": {}, "messages": []}
         v["count"] += 1
         _inc(v["threads"], thread or "-")
-        msg = ev.get("message")
-        if isinstance(msg, str) and len(v["messages"]) < _MAX_MESSAGES and (
+        if msg is not None and len(v["messages"]) < _MAX_MESSAGES and (
             msg not in v["messages"]
         ):
             v["messages"].append(msg)
@@ -357,19 +377,27 @@ def summarize(trace: str | Path) -> TraceSummary:
     """Read the trace at ``trace`` (streaming) and return its summary. Raises
     :class:`~wddmemu.trace.TraceFormatError` for a malformed trace."""
     s = TraceSummary()
-    for _, ev in iter_events(trace):
-        s.feed(ev)
+    feed_events(trace, s.feed)
     return s
 
 
 # ---- rich rendering --------------------------------------------------------------------------
 
+#: the most characters of one text from the trace in a table (a message, a name)
+_SHOWN = 200
+
+
+def _t(text: object) -> str:
+    """Text from the trace, safe inside rich markup: control and other non-printable
+    characters escaped (``\\x1b``), cut to :data:`_SHOWN` characters, markup escaped."""
+    return escape(printable(str(text), _SHOWN))
+
 
 def _results(d: dict[str, int]) -> str:
     ok = {k: v for k, v in d.items() if k in ("S_OK", "STATUS_SUCCESS")}
     bad = {k: v for k, v in d.items() if k not in ok}
-    parts = [f"[green]{k}[/green] {v}" for k, v in sorted(ok.items())]
-    parts += [f"[red]{k}[/red] {v}" for k, v in sorted(bad.items(), key=lambda kv: -kv[1])]
+    parts = [f"[green]{_t(k)}[/green] {v}" for k, v in sorted(ok.items())]
+    parts += [f"[red]{_t(k)}[/red] {v}" for k, v in sorted(bad.items(), key=lambda kv: -kv[1])]
     return ", ".join(parts) or "-"
 
 
@@ -389,7 +417,7 @@ def _calls_table(title: str, calls: dict[str, dict[str, int]],
     t.add_column(what, style="cyan")
     used = [th for th in threads if any(th in per for per in calls.values())]
     for th in used:
-        t.add_column(th, justify="right")
+        t.add_column(_t(th), justify="right")
     t.add_column("total", justify="right", style="bold")
     t.add_column("results")
     for name in sorted(calls, key=lambda n: (-sum(calls[n].values()), n)):
@@ -400,7 +428,7 @@ def _calls_table(title: str, calls: dict[str, dict[str, int]],
         if open_ > 0:  # entered but never left: the run stopped inside
             text = f"{text}, [yellow]no exit {open_}[/yellow]" if res else (
                 f"[yellow]no exit {open_}[/yellow]")
-        t.add_row(name, *[str(per.get(th, "")) for th in used], str(sum(per.values())), text)
+        t.add_row(_t(name), *[str(per.get(th, "")) for th in used], str(sum(per.values())), text)
     return t
 
 
@@ -429,8 +457,8 @@ def render_summary(s: TraceSummary, console: Console, source: str = "") -> None:
 def _print_header(s: TraceSummary, console: Console, source: str) -> None:
     """The run's name and status, its size, and its failures (one line each)."""
     ctx = s.context
-    head = f"[bold]{ctx.get('scenario', 'trace')}[/bold]"
-    run = ", ".join(f"{k} {ctx[k]}" for k in ("strategy", "seed", "backend") if k in ctx)
+    head = f"[bold]{_t(ctx.get('scenario', 'trace'))}[/bold]"
+    run = ", ".join(f"{k} {_t(ctx[k])}" for k in ("strategy", "seed", "backend") if k in ctx)
     status = ""
     if s.run_end is not None:
         status = (" — [green]clean[/green]" if s.run_end.get("ok")
@@ -440,10 +468,11 @@ def _print_header(s: TraceSummary, console: Console, source: str) -> None:
     console.print(f"{head} ({run}){status}" if run else f"{head}{status}")
     console.print(
         f"{s.lines} events, {s.last_step} steps, t = {_ns(s.last_t)} virtual, "
-        f"{len(s.threads)} threads" + (f"  [dim]{source}[/dim]" if source else "")
+        f"{len(s.threads)} threads" + (f"  [dim]{_t(source)}[/dim]" if source else "")
     )
     for f in s.failures:
-        console.print(f"[red]failure[/red] {f['kind']} at step {f['step']}: {f['message']}",
+        console.print(f"[red]failure[/red] {_t(f['kind'])} at step {f['step']}: "
+                      f"{_t(f['message'])}",
                       markup=True, highlight=False)
 
 
@@ -459,14 +488,14 @@ def _lock_path_table(s: TraceSummary) -> Table:
         t.add_row(f"  LockAsync {kind}", str(n))
     t.add_row("kernel renames (kmd.rename)", str(s.kmd_renames))
     if s.track_switches:
-        per = ", ".join(f"{th} {n}" for th, n in sorted(s.track_switches.items()))
+        per = ", ".join(f"{_t(th)} {n}" for th, n in sorted(s.track_switches.items()))
         t.add_row("driver switches to the new instance",
                   f"{sum(s.track_switches.values())} ({per})")
     if s.kmd_lock:
         t.add_row("kernel locks (kmd.lock)", _results(s.kmd_lock))
     t.add_row("kernel lock waits for the GPU", str(s.kmd_lock_waits))
     t.add_row("entered without the entry lock",
-              ", ".join(f"{d} {n}" for d, n in sorted(s.ungated.items())) or "none")
+              ", ".join(f"{_t(d)} {n}" for d, n in sorted(s.ungated.items())) or "none")
     t.add_row("entries overlapping another thread", str(s.overlapping_entries))
     return t
 
@@ -477,7 +506,7 @@ def _syncs_table(s: TraceSummary) -> Table:
     t.add_column("reason", style="cyan")
     t.add_column("count", justify="right")
     for reason, n in sorted(s.syncs.items(), key=lambda kv: (-kv[1], kv[0])):
-        t.add_row(reason, str(n))
+        t.add_row(_t(reason), str(n))
     if not s.syncs:
         t.add_row("[dim]none[/dim]", "0")
     t.add_row("[bold]total[/bold]", f"[bold]{sum(s.syncs.values())}[/bold]")
@@ -498,13 +527,14 @@ def _dma_table(s: TraceSummary) -> Table:
     t.add_row("draws submitted", str(s.render_draws))
     t.add_row("DMA buffers started", str(s.dma_started))
     for result, n in sorted(s.dma_ended.items()):
-        t.add_row(f"DMA buffers {result}", str(n))
+        t.add_row(f"DMA buffers {_t(result)}", str(n))
     t.add_row("draws executed by the GPU", str(s.dma_draws))
     t.add_row("most DMA buffers in flight", str(s.max_inflight))
     if s._submitted:
         t.add_row("[yellow]in flight at the end[/yellow]", str(len(s._submitted)))
     for q in sorted(s.queue_max):
-        t.add_row(f"queue {q}: puts / max depth", f"{s.queue_puts.get(q, 0)} / {s.queue_max[q]}")
+        t.add_row(f"queue {_t(q)}: puts / max depth",
+                  f"{s.queue_puts.get(q, 0)} / {s.queue_max[q]}")
     return t
 
 
@@ -532,7 +562,7 @@ def _errors_table(s: TraceSummary) -> Table | None:
     t.add_row("TDRs", str(s.tdrs))
     t.add_row("devices removed", str(s.removed))
     for k, n in sorted(s.deferred_errors.items()):
-        t.add_row(f"deferred error {k}", str(n))
+        t.add_row(f"deferred error {_t(k)}", str(n))
     return t
 
 
@@ -545,9 +575,9 @@ def _violations_table(s: TraceSummary) -> Table:
     t.add_column("threads")
     t.add_column("message (first)")
     for rule, v in sorted(s.violations.items(), key=lambda kv: kv[1]["first_step"]):
-        ths = ", ".join(f"{k} {n}" for k, n in sorted(v["threads"].items()))
-        t.add_row(rule, str(v["count"]), str(v["first_step"]), ths,
-                  v["messages"][0] if v["messages"] else "")
+        ths = ", ".join(f"{_t(k)} {n}" for k, n in sorted(v["threads"].items()))
+        t.add_row(_t(rule), str(v["count"]), str(v["first_step"]), ths,
+                  _t(v["messages"][0]) if v["messages"] else "")
     if not s.violations:
         t.add_row("[green]none[/green]", "0", "", "", "")
     return t

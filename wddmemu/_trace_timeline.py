@@ -45,13 +45,24 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from ._trace_read import CONTEXT_KEYS, HEAD_KEYS
+from ._trace_read import (
+    CONTEXT_KEYS,
+    HEAD_KEYS,
+    MAX_INT,
+    get_bool,
+    get_int,
+    get_scalar,
+    get_str,
+    run_context,
+)
 
 TIME_MODES = ("virtual", "steps")
 #: default minimum timeline duration of one event, in ns
 DEFAULT_CPU_NS = 10
 #: the smallest ``cpu_ns``: markers sit at quarters of it, which must stay whole, distinct ns
 MIN_CPU_NS = 8
+#: the largest ``cpu_ns`` (1 s): the timeline's timestamps stay well inside 64 bits
+MAX_CPU_NS = 1_000_000_000
 #: timeline nanoseconds per scheduling step in ``time="steps"``
 STEP_NS = 1000
 #: open slices kept per thread: deeper ``*.enter`` events (only a malformed trace has them) are
@@ -153,9 +164,9 @@ def _fields(ev: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in ev.items() if k not in _DROP}
 
 
-def _wait_name(waits: Any) -> str:
+def _wait_name(waits: str | None) -> str:
     """A short slice name for a ``block`` event's ``waits``."""
-    if not isinstance(waits, str) or not waits:
+    if not waits:
         return "wait"
     w = waits.split(" held by ", 1)[0]
     if w.startswith("sleep until"):
@@ -190,8 +201,8 @@ class TimelineBuilder:
                  max_pending: int = 100_000) -> None:
         if time not in TIME_MODES:
             raise ValueError(f"unknown time mode {time!r}: use virtual or steps")
-        if cpu_ns < MIN_CPU_NS:
-            raise ValueError(f"cpu_ns must be >= {MIN_CPU_NS}")
+        if not MIN_CPU_NS <= cpu_ns <= MAX_CPU_NS:
+            raise ValueError(f"cpu_ns must be in {MIN_CPU_NS}..{MAX_CPU_NS}")
         self.sink = sink
         self.args = sink.wants_args
         self.info = TimelineInfo(time=time, cpu_ns=cpu_ns)
@@ -252,7 +263,7 @@ class TimelineBuilder:
         return tr
 
     def _start(self, ev: dict[str, Any]) -> None:
-        ctx = {k: ev[k] for k in CONTEXT_KEYS if k in ev}
+        ctx = run_context(ev)
         self.info.context = ctx
         bits = [str(ctx.get("scenario", "trace"))]
         run = ", ".join(f"{k} {ctx[k]}" for k in ("strategy", "seed", "backend") if k in ctx)
@@ -266,7 +277,10 @@ class TimelineBuilder:
     # ---- feeding -------------------------------------------------------------------------------
 
     def feed(self, ev: dict[str, Any]) -> None:
-        """Process the next event of the trace."""
+        """Process the next event of the trace (checked by ``iter_events``: ``step`` and ``t``
+        ints in ``0..2**63-1``, ``event`` a string, ``thread`` a string or None). Raises
+        :class:`~wddmemu._trace_read.FieldError` for a field of the wrong kind (``export_chrome``
+        and ``plot_png`` report it as a ``TraceFormatError`` at the event's line)."""
         base = ev["step"] * STEP_NS if self._steps else ev["t"]
         if self._last is None:
             self._start(ev)
@@ -390,15 +404,15 @@ class TimelineBuilder:
     # ---- handlers ------------------------------------------------------------------------------
 
     def _on_spawn(self, ev: dict[str, Any], tr: _Track | None, ts: int) -> None:
-        child, tid = ev.get("child"), ev.get("tid")
-        if isinstance(child, str) and child not in self._tracks:
-            self._spawned[child] = (tid + 1 if isinstance(tid, int) else None,
-                                    bool(ev.get("daemon")))
+        child, tid = get_str(ev, "child"), get_int(ev, "tid", 0, MAX_INT - 1)
+        daemon = bool(get_bool(ev, "daemon"))
+        if child is not None and child not in self._tracks:
+            self._spawned[child] = (tid + 1 if tid is not None else None, daemon)
 
     def _on_ddi_enter(self, ev: dict[str, Any], tr: _Track | None, ts: int) -> None:
+        ddi = get_str(ev, "ddi", "?")
         if tr is None:
             return
-        ddi = str(ev.get("ddi", "?"))
         self._push(tr, ddi, "ddi", ("ddi", ddi), ts, ev)
         pend = tr.pending
         if pend is not None:
@@ -407,24 +421,23 @@ class TimelineBuilder:
                 self._flow("enqueue", "queue", pend[0], (tr.tid, ts + self._h))
 
     def _on_exit(self, ev: dict[str, Any], tr: _Track | None, ts: int) -> None:
+        ddi = get_str(ev, "ddi", "?")
         if tr is None:
             return
-        ddi = str(ev.get("ddi", "?"))
         if not self._close(tr, ("ddi", ddi), ts, ev):
             self._unmatched(tr, f"{ddi} exit without enter", ts, ev)
 
     def _on_cb_enter(self, ev: dict[str, Any], tr: _Track | None, ts: int) -> None:
+        cb = get_str(ev, "cb", "?")
         if tr is None:
             return
-        cb = str(ev.get("cb", "?"))
         self._push(tr, cb, "cb", ("cb", cb), ts, ev)
 
     def _on_cb_exit(self, ev: dict[str, Any], tr: _Track | None, ts: int) -> None:
+        cb, fence = get_str(ev, "cb", "?"), get_int(ev, "fence")
         if tr is None:
             return
-        cb = str(ev.get("cb", "?"))
-        fence = ev.get("fence")
-        if (cb == "pfnRenderCb" and isinstance(fence, int) and fence not in self._inflight
+        if (cb == "pfnRenderCb" and fence is not None and fence not in self._inflight
                 and fence > self._max_started and tr.stack and tr.stack[-1].key == ("cb", cb)):
             # no kmd.render event for this fence: the submission binds to the callback
             self._submitted(fence, (tr.tid, ts - self._q), tr.tid, ts)
@@ -437,9 +450,10 @@ class TimelineBuilder:
         self.sink.instant(tr.tid, name, "unmatched", ts, "t", self._args(ev))
 
     def _on_block(self, ev: dict[str, Any], tr: _Track | None, ts: int) -> None:
+        waits = get_str(ev, "waits")
         if tr is None or tr.daemon:
             return
-        self._push(tr, _wait_name(ev.get("waits")), "wait", "wait", ts, ev)
+        self._push(tr, _wait_name(waits), "wait", "wait", ts, ev)
 
     def _on_unblock(self, ev: dict[str, Any], tr: _Track | None, ts: int) -> None:
         if tr is None or tr.daemon:
@@ -456,18 +470,18 @@ class TimelineBuilder:
 
     def _on_rt_put(self, ev: dict[str, Any], tr: _Track | None, ts: int) -> None:
         self._depth(ev, tr, ts)
+        key, ddi = (ev.get("queue"), get_scalar(ev, "seq")), get_str(ev, "ddi", "?")
         if tr is None:
             return
-        ddi = str(ev.get("ddi", "?"))
         at = self._marker(tr, f"enqueue {ddi}", "queue", ts, self._args(ev))
-        self._bound(self._puts, (ev.get("queue"), ev.get("seq")), ((tr.tid, at), ddi))
+        self._bound(self._puts, key, ((tr.tid, at), ddi))
 
     def _on_rt_get(self, ev: dict[str, Any], tr: _Track | None, ts: int) -> None:
         self._depth(ev, tr, ts)
+        key, ddi = (ev.get("queue"), get_scalar(ev, "seq")), get_str(ev, "ddi", "?")
         if tr is None:
             return
-        put = self._puts.pop((ev.get("queue"), ev.get("seq")), None)
-        ddi = str(ev.get("ddi", "?"))
+        put = self._puts.pop(key, None)
         tr.pending = None
         if ddi.startswith("("):  # (barrier), (stop): the runtime's own, no DDI follows
             at = self._marker(tr, ddi, "queue", ts, self._args(ev))
@@ -480,10 +494,11 @@ class TimelineBuilder:
         self._depth(ev, tr, ts)
 
     def _depth(self, ev: dict[str, Any], tr: _Track | None, ts: int) -> None:
-        depth = ev.get("depth")
-        if isinstance(depth, int):
+        # the queue is a string (checked here for rt.queue.put/get too: they key on it)
+        queue, depth = get_str(ev, "queue"), get_int(ev, "depth", 0, MAX_INT)
+        if depth is not None:
             self.info.counters += 1
-            self.sink.counter(tr.tid if tr else RUN_TID, f"queue {ev.get('queue')}", ts,
+            self.sink.counter(tr.tid if tr else RUN_TID, f"queue {queue}", ts,
                               {"depth": depth})
 
     def _submitted(self, fence: int, src: tuple[int, int], tid: int, ts: int) -> None:
@@ -494,14 +509,14 @@ class TimelineBuilder:
             self.sink.counter(tid, "dma in flight", ts, {"buffers": len(self._inflight)})
 
     def _on_render(self, ev: dict[str, Any], tr: _Track | None, ts: int) -> None:
-        fence = ev.get("fence")
-        if tr is None or not isinstance(fence, int) or fence in self._inflight:
+        fence = get_int(ev, "fence")
+        if tr is None or fence is None or fence in self._inflight:
             return
         self._submitted(fence, (tr.tid, self._anchor(tr, ts, "D3DKMTRender", ev)), tr.tid, ts)
 
     def _on_dma_start(self, ev: dict[str, Any], tr: _Track | None, ts: int) -> None:
-        fence = ev.get("fence")
-        if tr is None or not isinstance(fence, int):
+        fence = get_int(ev, "fence")
+        if tr is None or fence is None:
             return
         self._max_started = max(self._max_started, fence)
         top = tr.stack[-1] if tr.stack else None
@@ -519,12 +534,11 @@ class TimelineBuilder:
             self._flow("submit", "dma", src, (tr.tid, ts + self._h))
 
     def _on_dma_end(self, ev: dict[str, Any], tr: _Track | None, ts: int) -> None:
-        fence = ev.get("fence")
-        if not isinstance(fence, int):
+        fence, result = get_int(ev, "fence"), get_str(ev, "result")
+        if fence is None:
             return
         gpu = self._dma_open.pop(fence, None)
-        result = ev.get("result")
-        if gpu is not None and isinstance(result, str) and result != "completed":
+        if gpu is not None and result is not None and result != "completed":
             for o in reversed(gpu.stack):  # name the buffer by its fate: "dma fence 3 aborted"
                 if o.key == ("dma", fence):
                     o.name = f"dma fence {fence} {result}"
@@ -535,7 +549,7 @@ class TimelineBuilder:
             self._renders.pop(fence, None)
             if tr is not None:
                 self.info.instants += 1
-                self.sink.instant(tr.tid, f"dma fence {fence} {ev.get('result', 'ended')}",
+                self.sink.instant(tr.tid, f"dma fence {fence} {result or 'ended'}",
                                   "dma", ts, "t", self._args(ev))
         if fence in self._inflight:
             self._inflight.discard(fence)
@@ -552,17 +566,18 @@ class TimelineBuilder:
             self.sink.instant(tr.tid, name, cat, ts, "t", self._args(ev))
 
     def _on_sync(self, ev: dict[str, Any], tr: _Track | None, ts: int) -> None:
-        self._instant(tr, f"sync {ev.get('reason', '?')}", "sync", ts, ev)
+        self._instant(tr, f"sync {get_str(ev, 'reason', '?')}", "sync", ts, ev)
 
     def _on_violation(self, ev: dict[str, Any], tr: _Track | None, ts: int) -> None:
-        self._instant(tr, f"violation {ev.get('rule', '?')}", "violation", ts, ev)
+        self._instant(tr, f"violation {get_str(ev, 'rule', '?')}", "violation", ts, ev)
 
     def _on_failure(self, ev: dict[str, Any], tr: _Track | None, ts: int) -> None:
-        self._instant(None, f"run failure: {ev.get('kind', '?')}", "failure", ts, ev)
+        self._instant(None, f"run failure: {get_str(ev, 'kind', '?')}", "failure", ts, ev)
 
     def _on_instant(self, ev: dict[str, Any], tr: _Track | None, ts: int) -> None:
         cat, name = _INSTANTS[ev["event"]]
-        alloc = ev.get("allocation")
-        if ev["event"] == "kmd.rename" and isinstance(alloc, int):
-            name = f"rename {alloc:#x}"
+        if ev["event"] == "kmd.rename":
+            alloc = get_int(ev, "allocation")
+            if alloc is not None:
+                name = f"rename {alloc:#x}"
         self._instant(tr, name, cat, ts, ev)
