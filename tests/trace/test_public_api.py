@@ -51,3 +51,24 @@ def test_a_bad_trace_is_a_trace_format_error_naming_file_and_line(tmp_path: Path
     assert e.value.path == str(bad) and e.value.line == 2 and "\n" not in str(e.value)
     with pytest.raises(trace.TraceFormatError):
         list(trace.iter_events(tmp_path / "missing.jsonl"))
+
+
+def test_a_timeline_fed_a_wrong_field_says_which_through_feed_events(tmp_path) -> None:
+    """A sink author driving TimelineBuilder gets the field error the CLI gets, at the line."""
+    import orjson
+    import pytest
+
+    from wddmemu import trace
+
+    class Nothing(trace.Sink):
+        wants_args = False
+
+    good = {"step": 0, "t": 0, "thread": "app", "event": "thread.start"}
+    bad = {**good, "step": 1, "event": "ddi.enter", "ddi": ["x"]}
+    p = tmp_path / "t.jsonl"
+    p.write_bytes(b"".join(orjson.dumps(e) + b"\n" for e in (good, bad)))
+    tl = trace.TimelineBuilder(Nothing())
+    with pytest.raises(trace.FieldError, match="field 'ddi' is a list, not a string"):
+        tl.feed(bad)
+    with pytest.raises(trace.TraceFormatError, match=r"t\.jsonl:2: field 'ddi' is a list"):
+        trace.feed_events(p, trace.TimelineBuilder(Nothing()).feed)
