@@ -63,8 +63,8 @@ def check_output(path: str | Path, what: str, *, make_parents: bool = False) -> 
         raise OutputError(f"cannot write {what} {shown(text)}: {e.strerror or e}") from None
 
 
-#: the longest file name (bytes) written here: the temporary file beside it needs a few more,
-#: and every Linux file system takes 255
+#: the longest file name (bytes) written here: what every Linux file system takes (the
+#: temporary file beside it is shorter, see :func:`atomic_path`)
 NAME_MAX = 255
 
 
@@ -143,13 +143,13 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         os.close(fd)
         os.chmod(tmp, 0o666 & ~_umask())  # the mode open() would give: mkstemp's is 0600
     except OSError as e:  # /proc/x passes the checks and still takes no new file
-        raise OutputError(f"cannot write {shown(str(p))}: {e.strerror or e}") from None
+        raise OutputError(f"cannot write {shown(str(path))}: {e.strerror or e}") from None
     try:
         yield Path(tmp)
         os.replace(tmp, p)
     except OSError as e:  # disk full, /dev/full, a rename refused: the old file stays
         Path(tmp).unlink(missing_ok=True)
-        raise OutputError(f"cannot write {shown(str(p))}: {e.strerror or e}") from None
+        raise OutputError(f"cannot write {shown(str(path))}: {e.strerror or e}") from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

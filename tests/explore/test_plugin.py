@@ -192,7 +192,7 @@ def test_check_fails_with_the_explanation_and_the_users_traceback(pytester) -> N
     result = pytester.runpytest("-rf")
     result.assert_outcomes(failed=2)
     out = result.stdout.str()
-    assert out.count("THE-USER-LINE") == 2  # the source line under the user's frame, each test
+    assert out.count("THE-USER-LINE") >= 2  # the source line under the user frame, each test
     assert out.count("ValueError: rename exploded") >= 2
     assert "exception at step" in out and "(schedule 0, counted from 0; 1 run)" in out
     assert "replay: wddmemu replay" in out and "replay: wddmemu run dynamic-vb-ring" in out
