@@ -36,6 +36,7 @@ from ._errors import Divergence, EngineUsageError, _Abort
 from ._events import _INT64, EngineEvents
 from ._hb import Race, RaceDetector, vc_join
 from ._origin import from_host, unwatch_sigint, watch_sigint
+from ._os_threads import guard_os_threads
 from ._reports import Reports
 from ._results import EngineStatistics, Failure, RunResult, Violation
 from ._safe import describe_exception, safe_repr, type_name
@@ -144,6 +145,7 @@ class Engine(EngineEvents):
         if self._started:
             raise EngineUsageError("an Engine runs once: make a new one for the next run")
         self._started = True
+        guard_os_threads()  # an OS thread started by emulated code is refused: foreign-thread
         lib = sniffio.current_async_library()
         if lib != self.backend:
             self.backend = self._context["backend"] = lib

@@ -104,6 +104,10 @@ FINDINGS: dict[str, tuple[str, str, str]] = {
     "foreign-task": ("engine failure", "emulated code started a task of the event loop "
                      "(asyncio create_task): code outside every emulated thread, cancelled "
                      "before it runs", "docs/engine.md (Untrusted code)"),
+    "foreign-thread": ("engine failure", "emulated code started an OS thread "
+                       "(threading.Thread.start, a ThreadPoolExecutor): code beside every "
+                       "emulated thread, refused before it starts", "docs/engine.md "
+                       "(Untrusted code)"),
     "violation": ("engine failure", "a rule broke under stop_on_violation (the finding is "
                   "reported by the rule's id)", "docs/engine.md"),
 }

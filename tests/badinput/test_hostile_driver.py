@@ -153,3 +153,21 @@ def test_the_cli_reports_a_driver_exit_as_a_failure_not_as_its_exit_code(tmp_pat
     assert p.stdout.count("    raise SystemExit(3)\n") == 3  # the driver's line, in each
     # the same finding twice: one failure file (its id hashes the message)
     assert len(list((tmp_path / "saved").iterdir())) == 1
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_driver_that_starts_an_os_thread_is_a_foreign_thread_finding(backend: str) -> None:
+    import threading
+
+    started = threading.active_count()
+
+    async def rename(self: Any, args: Any) -> int:
+        # a "background flush" on a real thread: it would run beside the emulated threads
+        threading.Thread(target=print, args=("flushed",), daemon=True).start()
+        return 0
+
+    run = run_scenario(RunSpec("dynamic-vb-ring", driver=_rename_driver(rename),
+                               backend=backend)).run
+    assert run.failure is not None and run.failure.kind == "foreign-thread", run.failure
+    assert run.failure.thread == "dev0.worker" and "builtins.print" in run.failure.message
+    assert threading.active_count() == started

@@ -6,8 +6,10 @@ message (docs/engine.md, "Untrusted code")."""
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import subprocess
 import sys
+import threading
 import warnings
 from typing import Any
 
@@ -279,6 +281,60 @@ def test_a_task_of_the_event_loop_started_by_emulated_code_is_a_finding() -> Non
         r = asyncio.run(host())
     assert r.failure is not None and r.failure.kind == "foreign-task"
     assert r.failure.thread == "main" and ran == []
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("strategy", ["pct", "free"])
+@pytest.mark.parametrize("how", ["thread", "executor", "timer"])
+def test_an_os_thread_started_by_emulated_code_is_refused_and_a_finding(
+        backend: str, strategy: str, how: str) -> None:
+    ran: list[str] = []
+    raised: list[str] = []
+
+    def beside() -> None:
+        ran.append("beside")  # would run beside the emulated threads, unscheduled
+
+    async def worker() -> None:
+        await vt.checkpoint("before")
+        try:
+            if how == "thread":
+                threading.Thread(target=beside).start()
+            elif how == "executor":
+                concurrent.futures.ThreadPoolExecutor(1).submit(beside)
+            else:
+                threading.Timer(0, beside).start()
+        except RuntimeError as e:
+            raised.append(str(e))
+        await vt.checkpoint("after")
+
+    async def main() -> None:
+        await vt.spawn("worker", worker).join()
+
+    before = threading.active_count()
+    r = vt.Engine(strategy, seed=1, backend=backend).run(main)
+    assert r.failure is not None and r.failure.kind == "foreign-thread", r.failure
+    assert r.failure.thread == "worker"
+    target = {"thread": f"{__name__}.test_an_os_thread_started_by_emulated_code_is_refused_"
+                        "and_a_finding.<locals>.beside",
+              "executor": "concurrent.futures.thread._worker",  # the pool's own loop
+              "timer": "threading.Timer.run"}[how]
+    assert r.failure.details["target"] == target and target in r.failure.message
+    assert "use vthreads.spawn" in r.failure.message
+    assert len(raised) == 1 and raised[0].startswith("foreign-thread: ")
+    assert ran == [] and threading.active_count() == before  # nothing outlives the run
+
+
+def test_an_os_thread_started_by_the_host_starts_as_before() -> None:
+    ran: list[str] = []
+
+    async def main() -> None:
+        await vt.checkpoint()
+
+    vt.Engine("pct", seed=1).run(main)  # the guard is in place from the first run on
+    t = threading.Thread(target=ran.append, args=("host",))
+    t.start()
+    t.join()
+    assert ran == ["host"]
 
 
 def test_the_task_factory_is_the_hosts_again_after_the_run() -> None:
