@@ -59,3 +59,7 @@ class DeviceStatistics:
     #: driver entries made while another thread of this device was inside the driver — the
     #: overlap 0xB allows and 0xA forbids (MP-1, MP-2)
     overlapping_entries: int = 0
+    #: "DDI → HRESULT name" → batched calls (queued for the worker, MP-5) that the driver
+    #: failed: nobody waits for their result, so only the first since the last Present reaches
+    #: the application, at that Present (docs/runtime.md)
+    batched_failures: dict[str, int] = field(default_factory=dict)

@@ -436,9 +436,9 @@ class Device:
             cmd = await self.mp_layer.enqueue("Present", D3DDDIARG_PRESENT(frame=self._frames))
             if not self.mp and kmd.FAILED(cmd.result or 0):
                 raise d3d9.D3DError(cmd.result or 0, "Present failed")
-            hr = self.mp_layer.take_deferred_error()
+            hr, what = self.mp_layer.take_deferred_error()
             if hr:
-                raise d3d9.D3DError(hr, "an earlier batched call failed")
+                raise d3d9.D3DError(hr, f"an earlier batched call failed: {what}")
 
     # ---- statistics --------------------------------------------------------------------------
 
@@ -457,4 +457,5 @@ class Device:
             driver_version=self.driver_version,
             ungated_calls=dict(self.door.ungated),
             overlapping_entries=self.door.overlaps,
+            batched_failures=dict(self.mp_layer.batched_failures),
         )

@@ -48,8 +48,11 @@ class MPLayer:
         #: presents queued and not yet made by the worker (frame latency)
         self.frames_queued = 0
         self._frame_cond = Condition(f"{device_name}.frames")
-        #: the first failure of a batched call, reported at the next present
+        #: the first failure of a batched call, reported at the next present, and what it was
         self.deferred_error = 0
+        self.deferred_what = ""
+        #: "DDI → HRESULT name" → batched calls that failed (``DeviceStatistics``)
+        self.batched_failures: dict[str, int] = {}
 
     def start(self, funcs: Any) -> None:
         """Turn the MP layer on if the driver's table has the async triple (LA-1, MP-4), with
@@ -131,10 +134,13 @@ class MPLayer:
             )
         self.frames_queued += 1
 
-    def take_deferred_error(self) -> int:
-        """The first batched call's failure since the last call (0 if none), and forget it."""
-        hr, self.deferred_error = self.deferred_error, 0
-        return hr
+    def take_deferred_error(self) -> tuple[int, str]:
+        """The first batched call's failure since the last call (0 if none) and which call it
+        was ("DrawPrimitive returned E_INVALIDARG (0x80070057) on dev0.worker at step 412"),
+        and forget it."""
+        hr, what = self.deferred_error, self.deferred_what
+        self.deferred_error, self.deferred_what = 0, ""
+        return hr, what
 
     async def stop(self) -> None:
         """Stop the worker after every queued command (no-op without the MP layer)."""
@@ -188,9 +194,14 @@ class MPLayer:
         if kmd.FAILED(hr) and cmd.reply is None:
             # a batched call has nobody to return to: the runtime keeps the first such error
             # and reports it at the next Present, as D3D9 reports device loss
+            eng = current_engine()
+            name = kmd.hresult_name(hr)
+            key = f"{cmd.ddi} → {name}"
+            self.batched_failures[key] = self.batched_failures.get(key, 0) + 1
             if not self.deferred_error:
                 self.deferred_error = hr
-            eng = current_engine()
+                self.deferred_what = (f"{cmd.ddi} returned {name} ({kmd.hex32(hr)}) on "
+                                      f"{eng.current_thread().name} at step {eng.step}")
             if eng.wants("rt.deferred_error"):
                 eng.emit("rt.deferred_error", device=self.device_name, ddi=cmd.ddi,
                          hr=kmd.hex32(hr), hr_name=kmd.hresult_name(hr))

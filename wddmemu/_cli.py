@@ -299,6 +299,8 @@ def print_summary(console: Console, res: ScenarioResult, trace: str | None,
         ungated = ", ".join(f"{k} {n}" for k, n in sorted(d.ungated_calls.items())) or "none"
         t.add_row("entered without the entry lock", ungated)
         t.add_row("entries overlapping another thread", str(d.overlapping_entries))
+        for call, n in sorted(d.batched_failures.items()):
+            t.add_row(f"batched call failed: {call}", str(n))
         console.print(t)
     if run.failure is not None:  # the message is data: brackets in it are not markup
         console.print(f"[red]failure[/red]: {escape(str(run.failure))}")

@@ -373,3 +373,33 @@ def test_brackets_in_a_failure_message_are_printed_as_they_are(tmp_path: Path, m
     out = capsys.readouterr().out
     assert "failure: exception at step" in out
     assert out.count("KeyError: '[bold]slot[/bold]'") == 2, out  # the failure line, the traceback
+
+
+def test_run_prints_the_failed_batched_calls_and_names_the_call_in_the_failure() -> None:
+    import io
+
+    from rich.console import Console
+
+    import kmd
+    import umd
+    from umd.ddi import D3DDDIARG_DRAWPRIMITIVE
+
+    class FailsThirdDraw(umd.ReferenceDevice):
+        draws = 0
+
+        @umd.ddi_entry(D3DDDIARG_DRAWPRIMITIVE)
+        async def pfn_draw_primitive(self, args: object) -> int:
+            self.draws += 1
+            if self.draws == 3:
+                return int(kmd.E_INVALIDARG)
+            return await super().pfn_draw_primitive(args)
+
+    drv = umd.ReferenceDriver(umd.DriverConfig(driver_version=0xB), device_class=FailsThirdDraw)
+    res = run_scenario(RunSpec("dynamic-vb-ring", driver=drv))
+    buf = io.StringIO()
+    _cli.print_summary(Console(file=buf, width=400), res, None)
+    out = buf.getvalue()
+    assert "batched call failed: DrawPrimitive → E_INVALIDARG" in out
+    assert res.run.failure is not None  # the scenario's Present raised: the app's exception
+    assert ("an earlier batched call failed: DrawPrimitive returned E_INVALIDARG (0x80070057) "
+            "on dev0.worker at step ") in res.run.failure.message

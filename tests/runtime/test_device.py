@@ -521,3 +521,50 @@ def test_statistics_show_the_ddi_version_difference() -> None:
     assert all(set(d.ungated_calls) == {"LockAsync", "UnlockAsync"} for d in above)
     assert all(d.ungated_calls["LockAsync"] == d.ddi_calls["LockAsync"]["app"] for d in above)
     assert sum(d.overlapping_entries for d in above) > 0
+
+
+# ---- errors of batched calls -------------------------------------------------------------
+
+
+class _FailsSecondDraw(umd.ReferenceDevice):
+    """DrawPrimitive fails with E_INVALIDARG on its second call: a batched call (MP-5)."""
+
+    draws = 0
+
+    @umd.ddi_entry(umd.ddi.D3DDDIARG_DRAWPRIMITIVE)
+    async def pfn_draw_primitive(self, args: Any) -> int:
+        self.draws += 1
+        if self.draws == 2:
+            return int(kmd.E_INVALIDARG)
+        return await super().pfn_draw_primitive(args)
+
+
+@pytest.mark.parametrize("present", [True, False])
+def test_a_failed_batched_call_is_named_at_the_next_present_and_counted(present: bool) -> None:
+    drv = umd.ReferenceDriver(umd.DriverConfig(driver_version=0xC),
+                              device_class=_FailsSecondDraw)
+    seen: list[d3d9.D3DError] = []
+
+    async def body(dev: Any, box: Box) -> None:
+        vb = await dev.create_vertex_buffer(64)
+        await dev.set_stream_source(0, vb, 0, 16)
+        for _ in range(3):
+            await dev.draw_primitive(TRI, 0, 4)  # queued: the failure returns to nobody
+        # the first Present after the worker failed the draw reports it (this one, or a later
+        # one if the worker had not reached the draw yet)
+        for _ in range(4 if present else 0):
+            try:
+                await dev.present()
+            except d3d9.D3DError as e:
+                seen.append(e)
+
+    r, box = run_app(body, driver=drv)
+    assert r.failure is None, r.summary()
+    stats = box.devices[0].statistics()
+    assert stats.batched_failures == {"DrawPrimitive → E_INVALIDARG": 1}
+    if present:
+        assert len(seen) == 1 and seen[0].hr == int(kmd.E_INVALIDARG)
+        assert ("an earlier batched call failed: DrawPrimitive returned E_INVALIDARG "
+                "(0x80070057) on dev0.worker at step ") in str(seen[0])
+    else:
+        assert seen == []  # no Present, nobody told: only the statistics have it
