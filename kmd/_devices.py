@@ -63,6 +63,9 @@ class DeviceMixin(KernelCore):
         dev = self._device(a.device)
         if dev is None:
             return self._fail("kmd.device.destroy", INVALID, "KL-2", device=handle_field(a.device))
+        left = len(dev.allocations) + len(dev.resources)
+        if left:  # the driver never freed them: counted (statistics), freed here all the same
+            self._bump("freed_at_device_destroy", left)
         for alloc in list(dev.allocations.values()):
             self._destroy_allocation(alloc)
         for res in list(dev.resources.values()):

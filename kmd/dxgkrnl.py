@@ -80,6 +80,9 @@ class KernelStatistics:
     ddi_calls: tuple[tuple[str, int], ...]
     #: the injected faults that fired (``Kernel.arm_fault``), in firing order
     faults_fired: tuple[str, ...] = ()
+    #: allocations and resources a device still owned when it was destroyed: the driver never
+    #: freed them (pfnDeallocateCb), so D3DKMTDestroyDevice did (docs/kmd.md; not a finding)
+    freed_at_device_destroy: int = 0
 
 
 class DxgkrnlCallbacks:
@@ -279,6 +282,7 @@ class Kernel(DeviceMixin, AllocationMixin, LockMixin, RenderMixin, TdrMixin, Ker
             segment_usage=tuple((s.desc.name, s.used, s.desc.size) for s in self.vidmm.segments),
             ddi_calls=tuple(sorted(self.miniport.ddi_calls.items())),
             faults_fired=tuple(self.faults_fired),
+            freed_at_device_destroy=c.get("freed_at_device_destroy", 0),
         )
 
     def check_invariants(self) -> list[str]:

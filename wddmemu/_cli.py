@@ -302,6 +302,10 @@ def print_summary(console: Console, res: ScenarioResult, trace: str | None,
         for call, n in sorted(d.batched_failures.items()):
             t.add_row(f"batched call failed: {call}", str(n))
         console.print(t)
+    left = res.kernel.freed_at_device_destroy if res.kernel is not None else 0
+    if left:  # not a finding (no contract rule): the kernel frees them, as dxgkrnl does
+        console.print(f"kernel: DestroyDevice freed {left} allocation(s) and resource(s) the "
+                      "driver never freed with pfnDeallocateCb")
     if run.failure is not None:  # the message is data: brackets in it are not markup
         console.print(f"[red]failure[/red]: {escape(str(run.failure))}")
         _print_traceback(console, run.failure)

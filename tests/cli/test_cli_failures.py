@@ -403,3 +403,27 @@ def test_run_prints_the_failed_batched_calls_and_names_the_call_in_the_failure()
     assert res.run.failure is not None  # the scenario's Present raised: the app's exception
     assert ("an earlier batched call failed: DrawPrimitive returned E_INVALIDARG (0x80070057) "
             "on dev0.worker at step ") in res.run.failure.message
+
+
+@pytest.mark.parametrize("leaks", [True, False])
+def test_run_says_what_destroy_device_freed_for_the_driver(leaks: bool) -> None:
+    import io
+
+    from rich.console import Console
+
+    import umd
+    class Leaky(umd.ReferenceDevice):
+        @umd.ddi_entry(None)
+        async def pfn_destroy_device(self, args: object = None) -> int:
+            return 0 if leaks else await super().pfn_destroy_device(args)
+
+    drv = umd.ReferenceDriver(umd.DriverConfig(driver_version=0xB), device_class=Leaky)
+    res = run_scenario(RunSpec("dynamic-vb-ring", driver=drv))
+    buf = io.StringIO()
+    _cli.print_summary(Console(file=buf, width=400), res, None)
+    line = "kernel: DestroyDevice freed {} allocation(s) and resource(s) the driver never freed"
+    if leaks:
+        assert res.kernel.freed_at_device_destroy > 0
+        assert line.format(res.kernel.freed_at_device_destroy) in buf.getvalue()
+    else:
+        assert res.kernel.freed_at_device_destroy == 0 and "kernel: " not in buf.getvalue()

@@ -267,6 +267,26 @@ def test_deallocate_one_by_one_then_the_resource() -> None:
     run(main)
 
 
+def test_destroy_device_frees_and_counts_what_the_driver_left() -> None:
+    async def main() -> None:
+        rig = await Rig().setup()
+        freed = await rig.alloc()
+        kept = [info(), info()]
+        ca = D3DKMT_CREATEALLOCATION(device=rig.device, allocation_info=kept, create_resource=True)
+        assert await kmd.D3DKMTCreateAllocation(rig.k, ca) == OK
+        await rig.alloc()  # a device-owned allocation, never freed either
+        d = D3DKMT_DESTROYALLOCATION(device=rig.device, allocations=[freed])
+        assert await kmd.D3DKMTDestroyAllocation(rig.k, d) == OK
+        assert rig.k.statistics().freed_at_device_destroy == 0
+        dd = kmd.D3DKMT_DESTROYDEVICE(device=rig.device)
+        assert await kmd.D3DKMTDestroyDevice(rig.k, dd) == OK
+        s = rig.k.statistics()
+        # three allocations and one resource object left: the kernel freed them all
+        assert (s.freed_at_device_destroy, s.allocations, s.resources) == (4, 0, 0)
+
+    run(main)
+
+
 def test_deallocate_while_locked_and_in_flight() -> None:
     """Q8: implicit unlock (the pointer dies), handles die at once, bytes live until the GPU
     is done with them; DA-4: works after removal."""
