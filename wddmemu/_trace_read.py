@@ -116,6 +116,23 @@ def get_scalar(ev: dict[str, Any], key: str, default: Any = None) -> Any:
     raise _wrong(key, v, "a string or a number")
 
 
+def get_failure(ev: dict[str, Any], key: str = "failure") -> dict[str, Any] | None:
+    """``run.end``'s ``failure``: None when missing or null (a run that was not stopped), else an
+    object whose ``kind`` and ``message`` are strings and ``step`` an int in 0..2**63-1, as the
+    engine writes it (``{"kind": "deadlock", "message": "...", "step": 153}``); the three fields
+    are returned, missing ones as None. Anything else is :class:`FieldError`."""
+    v = ev.get(key)
+    if v is None:
+        return None
+    if type(v) is not dict:
+        raise _wrong(key, v, "an object (kind, message, step) or null")
+    try:
+        return {"kind": get_str(v, "kind"), "message": get_str(v, "message"),
+                "step": get_int(v, "step", 0, MAX_INT)}
+    except FieldError as e:
+        raise FieldError(str(e).replace("field '", f"field '{key}.", 1)) from None
+
+
 def get_list(ev: dict[str, Any], key: str) -> list[Any]:
     """``ev[key]`` if it is a list, ``[]`` if it is missing or null; else :class:`FieldError`."""
     v = ev.get(key)

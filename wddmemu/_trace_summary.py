@@ -27,6 +27,7 @@ from ._trace_read import (
     MAX_INT,
     feed_events,
     get_bool,
+    get_failure,
     get_int,
     get_list,
     get_scalar,
@@ -168,7 +169,7 @@ class TraceSummary:
                           if k not in ("step", "t", "thread", "event", *CONTEXT_KEYS)}
 
     def _run_end(self, ev: dict[str, Any], thread: str | None) -> None:
-        self.run_end = {"ok": get_bool(ev, "ok"), "failure": get_scalar(ev, "failure"),
+        self.run_end = {"ok": get_bool(ev, "ok"), "failure": get_failure(ev),
                         "violations": len(get_list(ev, "violations")),
                         "decisions": get_int(ev, "decisions")}
 

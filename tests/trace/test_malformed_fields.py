@@ -110,6 +110,15 @@ CASES = [
     ("failure-kind-list", [RUN_START, '{"step":1,"t":0,"thread":null,"event":"run.failure",'
                            '"kind":[1],"message":"m"}'], 2,
      "field 'kind' is a list, not a string", set()),
+    ("end-failure-string", [RUN_START, '{"step":1,"t":0,"thread":null,"event":"run.end",'
+                            '"ok":false,"failure":"deadlock"}'], 2,
+     "field 'failure' is a string, not an object (kind, message, step) or null", TIMELINE),
+    ("end-failure-kind-object", [RUN_START, '{"step":1,"t":0,"thread":null,"event":"run.end",'
+                                 '"ok":false,"failure":{"kind":{},"message":"m","step":1}}'],
+     2, "field 'failure.kind' is an object, not a string", TIMELINE),
+    ("end-failure-step-huge", [RUN_START, '{"step":1,"t":0,"thread":null,"event":"run.end",'
+                               f'"ok":false,"failure":{{"kind":"k","step":{U64}}}}}'],
+     2, f"field 'failure.step' is {U64}, not an int in 0..2**63-1", TIMELINE),
     ("fence-list", [RUN_START, '{"step":1,"t":0,"thread":"app","event":"kmd.render",'
                     '"fence":[1]}'], 2, "field 'fence' is a list, not an int", set()),
     ("fence-float", [RUN_START, '{"step":1,"t":0,"thread":"gpu","event":"kmd.dma.start",'

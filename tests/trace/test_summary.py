@@ -87,6 +87,26 @@ def test_summary_of_a_run_cut_short(mimic: Path, tmp_path: Path) -> None:
     assert "no run.end" in text
 
 
+@pytest.mark.parametrize("how", ["step-budget", "race"])
+def test_summary_of_a_run_stopped_by_its_failure(tmp_path: Path, how: str) -> None:
+    """The trace one most wants to read, a failing run's (``replay FILE --trace``), whose
+    ``run.end`` carries the failure as an object (h6's F8: summary refused it, exit 2)."""
+    from wddmemu._runner import RunSpec, run_scenario
+
+    trace = tmp_path / "t.jsonl"
+    spec = (RunSpec("reentrant-lockasync", ddi_version=0xB, step_budget=50) if how == "step-budget"
+            else RunSpec("reentrant-lockasync", driver="no-driver-lock", ddi_version=0xB,
+                         strategy="pos", seed=1))
+    res = run_scenario(spec, trace=str(trace), stop_on_violation=True)
+    assert res.run.failure is not None
+    end = summarize(trace).as_dict()["run"]["end"]
+    assert end["ok"] is False
+    assert end["failure"] == {"kind": res.run.failure.kind, "message": res.run.failure.message,
+                              "step": res.run.failure.step}
+    assert f"failure {res.run.failure.kind} at step {res.run.failure.step}" in _render(
+        summarize(trace))
+
+
 @pytest.mark.parametrize(("scenario", "spec"), [
     ("dynamic-vb-ring", {}),
     ("reentrant-lockasync", {"ddi_version": 0xB}),
