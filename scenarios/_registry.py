@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from vthreads.registry import Registry, RegistryError
+from vthreads.registry import Registry, RegistryError, same_definition
 
 #: an int parameter without a range is still 64-bit, as every int a failure file stores
 INT64 = (-(1 << 63), (1 << 63) - 1)
@@ -139,13 +139,16 @@ def scenario(
     then reports that line with the user's file and line (exit 2)."""
 
     def deco(fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
-        if name in REGISTRY:
+        # the same function of the same module again is that module run again (a reload, a
+        # Dask upload_file of a module imported already): it replaces the first registration
+        again = name in REGISTRY and same_definition(REGISTRY[name].fn, fn)
+        if name in REGISTRY and not again:
             first = REGISTRY[name].fn
             raise ValueError(f"scenario {name} is registered twice (first by "
                              f"{getattr(first, '__module__', '?')}): pick another name")
         sc = Scenario(name, description, fn, dict(params), kernel, ddi_version, check)
         check_definition(sc)
-        REGISTRY.register(name, sc, summary=description)
+        REGISTRY.register(name, sc, summary=description, replace=again)
         return fn
 
     return deco

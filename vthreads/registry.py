@@ -64,15 +64,20 @@ class Registry(Generic[T]):
         """Register ``obj`` under ``name`` (or, without ``obj``, return a decorator that does).
 
         A name is taken once: registering it again raises :class:`RegistryError` unless
-        ``replace`` is true (reloading a user module in the same process)."""
+        ``replace`` is true, or the module that registered it is being run again
+        (``importlib.reload``, a notebook's autoreload, Dask's ``upload_file`` of a module the
+        process has imported already): the same module and the same qualified name register
+        the new object in place of the old one."""
         if not isinstance(name, str) or not name:
             raise ValueError(f"a {self.kind} name is a non-empty string, not {name!r}")
 
         def add(o: T) -> T:
-            if name in self._entries and not replace and self._entries[name].obj is not o:
+            old = self._entries.get(name)
+            if (old is not None and not replace and old.obj is not o
+                    and not same_definition(old.obj, o)):
                 raise RegistryError(
                     f"{self.kind} {name!r} is registered already (by "
-                    f"{self._entries[name].module or 'an earlier call'}): pick another name"
+                    f"{old.module or 'an earlier call'}): pick another name"
                 )
             doc = summary or first_paragraph(getattr(o, "__doc__", None))
             self._entries[name] = Entry(name, o, tuple(rules), doc,
@@ -113,6 +118,16 @@ class Registry(Generic[T]):
     def entries(self) -> tuple[Entry[T], ...]:
         """Every entry, in registration order."""
         return tuple(self._entries.values())
+
+
+def same_definition(old: object, new: object) -> bool:
+    """Whether ``new`` is ``old``'s definition run again: the same module and qualified name
+    (a module re-executed by a reload), both defined in a module (not built at run time)."""
+    module = getattr(new, "__module__", None)
+    name = getattr(new, "__qualname__", None)
+    return (isinstance(module, str) and isinstance(name, str) and "<locals>" not in name
+            and module == getattr(old, "__module__", None)
+            and name == getattr(old, "__qualname__", None))
 
 
 def first_paragraph(doc: object) -> str:

@@ -187,7 +187,11 @@ def ship_modules(client: Any, modules: Sequence[str]) -> list[str]:
         if spec is None:
             raise ClusterError(f"cannot find module {name!r} to ship to the workers")
         if spec.submodule_search_locations is None and (spec.origin or "").endswith(".py"):
-            client.upload_file(spec.origin)
+            # to the workers only, not with client.upload_file: that also imports the file
+            # into the scheduler, which never needs it, and which for local:N lives in this
+            # process, where the module is imported already (a reload would run it twice)
+            plugin = _distributed().diagnostics.plugin.UploadFile(spec.origin)
+            client.register_plugin(plugin, name=f"wddmemu-ship-{name}")
             sent.append(spec.origin)
     return sent
 

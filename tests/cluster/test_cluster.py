@@ -243,3 +243,36 @@ def test_a_driver_stuck_on_a_worker_is_a_hang_not_a_lost_worker(client) -> None:
         got = explore_on_cluster(client, spec, opts)
     assert [f.finding.rule for f in got.failures] == ["hang"]
     assert "was in DDI Rename" in got.failures[0].finding.message
+
+
+@pytest.mark.slow
+def test_a_single_file_module_that_registers_a_driver_and_a_scenario_runs_on_local_n(
+        tmp_path: Path) -> None:
+    """``--load ./file.py`` + ``--cluster local:N``: the file goes to the workers only; it used
+    to be imported again (reloaded) by the scheduler in this very process, whose registries
+    then refused its names (exit 3; h6's F3)."""
+    import subprocess
+    import textwrap
+
+    (tmp_path / "onefile.py").write_text(textwrap.dedent("""
+        import umd
+        import wddmemu
+        from scenarios import scenario
+        from scenarios.builtin import reentrant_lockasync
+
+        @wddmemu.driver("onefile-drv")
+        def make(driver_version=None):
+            return umd.make_driver("no-driver-lock", driver_version=driver_version or 0xB)
+
+        @scenario("onefile-scenario", "the built-in reentrant-lockasync, from a file")
+        async def run(ctx):
+            await reentrant_lockasync(ctx, 3, 2)
+        """))
+    cli = "import sys; from wddmemu._cli import main; sys.exit(main(sys.argv[1:]))"
+    argv = [sys.executable, "-c", cli, "--load", "./onefile.py", "explore",
+            "onefile-scenario", "--driver", "onefile-drv", "--ddi-version", "0xB",
+            "--schedules", "6", "--cluster", "local:2", "--save-dir", "saved"]
+    p = subprocess.run(argv, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 1, (p.stdout, p.stderr)  # the driver's race, found on the workers
+    assert "internal error" not in p.stderr and "Traceback" not in p.stderr, p.stderr
+    assert list((tmp_path / "saved").glob("onefile-scenario-*.json"))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 import scenarios
@@ -98,3 +100,45 @@ def test_check_program_is_public_and_returns_a_result() -> None:
     assert f"schedule {bad.index} (random, seed {bad.seed}) failed" in bad.describe()
     with pytest.raises(wddmemu.SpecError, match="unknown backend"):
         wddmemu.check_program(same_order, backend="curio")
+
+
+def test_a_module_run_again_replaces_its_own_entries_and_only_those(tmp_path: Path,
+                                                                    monkeypatch) -> None:
+    """``importlib.reload`` (autoreload, Dask's upload_file of a module imported already) runs
+    the module's registrations again: the same definitions replace their entries; another
+    definition of a taken name is still refused."""
+    import importlib
+    import sys
+    import textwrap
+
+    import scenarios
+
+    src = textwrap.dedent('''
+        import umd
+        import wddmemu
+        from scenarios import scenario
+
+        @wddmemu.driver("test-reloaded-drv")
+        def make(driver_version=None):
+            return umd.ReferenceDriver(umd.DriverConfig(driver_version=driver_version or 0xB))
+
+        @scenario("test-reloaded-scenario", "a scenario of a module that is reloaded")
+        async def run(ctx):
+            await ctx.device()
+        ''')
+    (tmp_path / "wddmemu_reloaded_mod.py").write_text(src)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    try:
+        mod = importlib.import_module("wddmemu_reloaded_mod")
+        first = wddmemu.DRIVERS["test-reloaded-drv"]
+        mod = importlib.reload(mod)
+        assert wddmemu.DRIVERS["test-reloaded-drv"] is mod.make is not first
+        assert scenarios.REGISTRY["test-reloaded-scenario"].fn is mod.run
+        (tmp_path / "wddmemu_other_mod.py").write_text(src.replace("def make", "def other"))
+        with pytest.raises(KeyError, match="'test-reloaded-drv' is registered already"):
+            importlib.import_module("wddmemu_other_mod")
+    finally:
+        wddmemu.DRIVERS.unregister("test-reloaded-drv")
+        scenarios.REGISTRY.unregister("test-reloaded-scenario")
+        for m in ("wddmemu_reloaded_mod", "wddmemu_other_mod"):
+            sys.modules.pop(m, None)
