@@ -43,7 +43,7 @@ from ._explore import (
     save_failure,
 )
 from ._interrupt import ctrl_c, is_interrupt
-from ._reports import CellReport, write_reports
+from ._reports import CellReport, cell_name, write_reports
 from ._runner import DEFAULT_DRIVER, SPEC_RANGES, RunSpec, SpecError, check_spec
 
 #: every strategy ``explore`` takes: a campaign cell is one exploration
@@ -221,6 +221,11 @@ def parse_campaign(doc: dict[str, Any], where: str = "campaign file") -> Campaig
     if bad:
         raise CampaignError(f"{where}: unknown strategy {bad[0]!r}: use "
                             + ", ".join(STRATEGIES))
+    names = [cell_name(*c) for c in camp.cells()]
+    twice = next((n for i, n in enumerate(names) if n in names[:i]), None)
+    if twice is not None:  # one name per cell: reports (JUnit above all) tell cells by name
+        raise CampaignError(f"{where}: the matrix has cell {twice} twice: list each driver "
+                            "(with its options), DDI version, strategy and scenario once")
     for spec, _ in camp.cells()[:: len(camp.strategies)]:
         try:
             check_spec(spec, many=True)
@@ -338,9 +343,9 @@ def ship_list(driver_names: Sequence[str], load: Any = ()) -> tuple[str, ...]:
 
 
 def _write(cells: Sequence[CellReport], junit: str | None, json_out: str | None,
-           suite: str) -> None:
+           suite: str, unfinished: Sequence[tuple[RunSpec, str]] = ()) -> None:
     try:
-        write_reports(cells, junit=junit, json_out=json_out, suite=suite)
+        write_reports(cells, junit=junit, json_out=json_out, suite=suite, unfinished=unfinished)
     except OSError as e:
         raise click.ClickException(f"cannot write the report: {e}") from None
 
@@ -378,7 +383,9 @@ def campaign_command(file: str, jobs: int, save_dir: str, cluster: str | None,
         console.print(f"interrupted: {len(reports)} of {len(cells)} cells ended; every failure "
                       f"found so far is in {save_dir}", markup=False, highlight=False)
         print_campaign(listing_console(), reports)
-        _write(reports, junit, json_out, "wddmemu.campaign")
+        ended = {r.name for r in reports}
+        _write(reports, junit, json_out, "wddmemu.campaign",
+               [c for c in cells if cell_name(*c) not in ended])
         return 130
     print_campaign(listing_console(), reports)
     _write(reports, junit, json_out, "wddmemu.campaign")
@@ -447,8 +454,9 @@ class ReportingExplore:
                                      self.clock() - t0))
         return res
 
-    def write(self, junit: str | None, json_out: str | None) -> None:
-        _write(self.cells, junit, json_out, "wddmemu.explore")
+    def write(self, junit: str | None, json_out: str | None,
+              unfinished: Sequence[tuple[RunSpec, str]] = ()) -> None:
+        _write(self.cells, junit, json_out, "wddmemu.explore", unfinished)
 
 
 def reporting_explore(cluster: str | None, jobs: int, save_dir: str, driver: Any,

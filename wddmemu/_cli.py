@@ -409,6 +409,8 @@ def explore_cmd(scenario: str, params: tuple[str, ...], driver: str,
         if not is_interrupt(e):
             raise
         show.interrupted()
+        if reports is not None:  # a report at that path must not say an older run's "ok"
+            reports.write(junit, json_out, unfinished=[(base, strategy)])
         return EXIT_INTERRUPTED
     show.summary(res, strategy, preemption_bound)
     paths = show.save_final(res.failures)

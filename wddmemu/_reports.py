@@ -67,18 +67,33 @@ class CellReport:
     def driver_label(self) -> str:
         """The driver and its options: ``mydrv(locked=true)`` (a campaign may hold one driver
         with several option sets, each its own cell)."""
-        opts = self.spec.driver_options
-        return self.spec.driver + (
-            "(" + ",".join(f"{k}={v}" for k, v in sorted(opts.items())) + ")" if opts else "")
+        return driver_label(self.spec)
 
     @property
     def name(self) -> str:
-        ddi = "default" if self.spec.ddi_version is None else hex(self.spec.ddi_version)
-        return f"{self.spec.scenario}[{self.driver_label},ddi={ddi},{self.strategy}]"
+        return cell_name(self.spec, self.strategy)
 
     def failures(self) -> list[dict[str, Any]]:
         return [_failure_entry(fd, p) for fd, p in zip(self.result.failures, self.paths,
                                                          strict=True)]
+
+
+def driver_label(spec: RunSpec) -> str:
+    """``mydrv(locked=true)``: a cell's driver and its options, sorted."""
+    opts = spec.driver_options
+    return spec.driver + (
+        "(" + ",".join(f"{k}={v}" for k, v in sorted(opts.items())) + ")" if opts else "")
+
+
+def cell_name(spec: RunSpec, strategy: str) -> str:
+    """``scenario[driver(opts),ddi=0xb,strategy]``: a cell's name in every report."""
+    ddi = "default" if spec.ddi_version is None else hex(spec.ddi_version)
+    return f"{spec.scenario}[{driver_label(spec)},ddi={ddi},{strategy}]"
+
+
+#: the error of a cell that Ctrl-C stopped before it ended, in both reports
+UNFINISHED = "interrupted (Ctrl-C) before this cell ended: its failures so far are saved, " \
+             "not reported"
 
 
 def _failure_entry(fd: Found, path: Path) -> dict[str, Any]:
@@ -89,20 +104,24 @@ def _failure_entry(fd: Found, path: Path) -> dict[str, Any]:
             "replay": f"{_loading.command_prefix()} replay {path}"}
 
 
-def junit_xml(cells: Sequence[CellReport], suite: str = "wddmemu") -> bytes:
-    """A JUnit XML document: one ``<testsuite>``, one ``<testcase>`` per cell."""
+def junit_xml(cells: Sequence[CellReport], suite: str = "wddmemu",
+              unfinished: Sequence[tuple[RunSpec, str]] = ()) -> bytes:
+    """A JUnit XML document: one ``<testsuite>``, one ``<testcase>`` per cell; a cell Ctrl-C
+    stopped (``unfinished``: its base spec and strategy) is a testcase with an ``<error>``."""
     failed = sum(1 for c in cells if c.result.failures)
-    root = ET.Element("testsuites", name=suite, tests=str(len(cells)), failures=str(failed),
-                      errors="0", time=f"{sum(c.seconds for c in cells):.3f}")
-    ts = ET.SubElement(root, "testsuite", name=suite, tests=str(len(cells)),
-                       failures=str(failed), errors="0", skipped="0",
-                       time=f"{sum(c.seconds for c in cells):.3f}")
+    tests, errors, time = str(len(cells) + len(unfinished)), str(len(unfinished)), \
+        f"{sum(c.seconds for c in cells):.3f}"
+    root = ET.Element("testsuites", name=suite, tests=tests, failures=str(failed),
+                      errors=errors, time=time)
+    ts = ET.SubElement(root, "testsuite", name=suite, tests=tests, failures=str(failed),
+                       errors=errors, skipped="0", time=time)
     for c in cells:
         tc = ET.SubElement(ts, "testcase", classname=f"{suite}.{c.spec.scenario}", name=c.name,
                            time=f"{c.seconds:.3f}")
         props = ET.SubElement(tc, "properties")
         for k, v in (("schedules", c.schedules), ("runs", c.result.runs),
                      ("driver", c.spec.driver), ("driver_options", _options(c.spec)),
+                     ("params", _params(c.spec)),
                      ("strategy", c.strategy), ("coverage", c.coverage())):
             if v is not None:
                 ET.SubElement(props, "property", name=k, value=str(v))
@@ -116,6 +135,10 @@ def junit_xml(cells: Sequence[CellReport], suite: str = "wddmemu") -> bytes:
                 f"{e['rule']} at step {e['step']}"
                 + (f" on {e['thread']}" if e["thread"] else "") + f" (schedule {e['schedule']}): "
                 f"{e['message']}\nsaved: {e['file']}\nreplay: {e['replay']}" for e in entries)
+    for spec, strategy in unfinished:
+        tc = ET.SubElement(ts, "testcase", classname=f"{suite}.{spec.scenario}",
+                           name=cell_name(spec, strategy), time="0.000")
+        ET.SubElement(tc, "error", type="interrupted", message=UNFINISHED)
     ET.indent(root)
     return ET.tostring(root, encoding="utf-8", xml_declaration=True) + b"\n"
 
@@ -126,15 +149,25 @@ def _options(spec: RunSpec) -> str | None:
     return ",".join(f"{k}={opts[k]}" for k in sorted(opts)) or None
 
 
-def json_report(cells: Sequence[CellReport]) -> bytes:
-    """The JSON report (documented in docs/cluster.md)."""
+def _params(spec: RunSpec) -> str | None:
+    """The cell's scenario parameters as ``k=v,k2=v2`` (sorted), or None when it has none."""
+    return ",".join(f"{k}={spec.params[k]}" for k in sorted(spec.params)) or None
+
+
+def json_report(cells: Sequence[CellReport],
+                unfinished: Sequence[tuple[RunSpec, str]] = ()) -> bytes:
+    """The JSON report (documented in docs/cluster.md); with ``unfinished`` cells (Ctrl-C)
+    it is not ok, says ``interrupted`` and names them."""
     doc = {
         "format": REPORT_FORMAT,
         "version": REPORT_VERSION,
-        "ok": not any(c.result.failures for c in cells),
+        "ok": not unfinished and not any(c.result.failures for c in cells),
+        "interrupted": bool(unfinished),
+        "unfinished": [cell_name(spec, strategy) for spec, strategy in unfinished],
         "cells": [{
             "name": c.name, "scenario": c.spec.scenario, "driver": c.spec.driver,
             "driver_options": {k: c.spec.driver_options[k] for k in sorted(c.spec.driver_options)},
+            "params": {k: c.spec.params[k] for k in sorted(c.spec.params)},
             "ddi_version": c.spec.ddi_version, "strategy": c.strategy,
             "schedules": c.schedules, "runs": c.result.runs, "ok": not c.result.failures,
             "seconds": round(c.seconds, 3), "failures": c.failures(),
@@ -145,12 +178,14 @@ def json_report(cells: Sequence[CellReport]) -> bytes:
 
 
 def write_reports(cells: Sequence[CellReport], *, junit: str | Path | None = None,
-                  json_out: str | Path | None = None, suite: str = "wddmemu") -> None:
-    """Write the JUnit and/or JSON report of ``cells`` (each atomically)."""
+                  json_out: str | Path | None = None, suite: str = "wddmemu",
+                  unfinished: Sequence[tuple[RunSpec, str]] = ()) -> None:
+    """Write the JUnit and/or JSON report of ``cells`` (each atomically), ``unfinished`` the
+    cells Ctrl-C stopped (reported as such: an interrupted run's report is never "ok")."""
     if junit:
-        write_atomically(junit, junit_xml(cells, suite))
+        write_atomically(junit, junit_xml(cells, suite, unfinished))
     if json_out:
-        write_atomically(json_out, json_report(cells))
+        write_atomically(json_out, json_report(cells, unfinished))
 
 
 # ---- explanations: what ``explore`` prints under a failure ----------------------------------

@@ -19,13 +19,18 @@ def test_ctrl_c_keeps_the_failures_found_and_exits_130(tmp_path: Path) -> None:
     saved = tmp_path / "saved"
     # a whole failure file, not the temporary one an atomic write starts with: a Ctrl-C in
     # the middle of that write removes it (a failure half-saved is not yet found)
+    report = tmp_path / "r.json"
+    report.write_text('{"ok": true, "cells": []}')  # an older run's green report
     code, out, err = _interrupt_once_saved(
         ["explore", "dynamic-vb-ring", "--driver", "track-in-lockasync", "--keep-going",
-         "--schedules", "100000", "--save-dir", str(saved)], saved, tmp_path,
-        until=lambda: any(f.suffix == ".json" for f in saved.iterdir()))
+         "--schedules", "100000", "--save-dir", str(saved), "--json", str(report)], saved,
+        tmp_path, until=lambda: any(f.suffix == ".json" for f in saved.iterdir()))
     assert code == 130, err
     assert "Traceback" not in err
     assert "interrupted:" in out and "schedules in" in out
+    doc = orjson.loads(report.read_bytes())
+    assert (doc["ok"], doc["interrupted"], doc["cells"]) == (False, True, [])
+    assert doc["unfinished"] == ["dynamic-vb-ring[track-in-lockasync,ddi=default,pos]"]
     files = sorted(saved.iterdir())
     flat = out.replace("\n", "")  # rich wraps long paths
     assert files and all(f.name in flat for f in files)
@@ -92,10 +97,20 @@ def test_ctrl_c_on_a_campaign_reports_the_cells_that_ended_and_exits_130(tmp_pat
                     # keep going: a cell that stopped at its first failure could let the whole
                     # campaign end before the interrupt lands (exit 1, not 130) on a busy machine
                     "stop_on_first = false\n")
+    (tmp_path / "j.json").write_text('{"ok": true, "cells": []}')  # a green report from before
     code, out, err = _interrupt_once_saved(
-        ["campaign", str(camp), "--save-dir", str(saved), "--junit", str(tmp_path / "j.xml")],
-        saved, tmp_path)
+        ["campaign", str(camp), "--save-dir", str(saved), "--junit", str(tmp_path / "j.xml"),
+         "--json", str(tmp_path / "j.json")], saved, tmp_path)
     assert code == 130, err
     assert "Traceback" not in err, err
     assert "interrupted:" in out and "cells ended" in out
     assert any(saved.iterdir()) and (tmp_path / "j.xml").is_file()
+    # the reports say it was interrupted, and which cells did not end: never a green run (h6 F6)
+    doc = orjson.loads((tmp_path / "j.json").read_bytes())
+    assert doc["ok"] is False and doc["interrupted"] is True
+    assert "dynamic-vb-ring[track-in-lockasync,ddi=0xb,random]" in (
+        doc["unfinished"] + [c["name"] for c in doc["cells"]])
+    assert len(doc["unfinished"]) + len(doc["cells"]) == 2 and doc["unfinished"]
+    xml = (tmp_path / "j.xml").read_text()
+    assert f'errors="{len(doc["unfinished"])}"' in xml and 'type="interrupted"' in xml
+    assert 'tests="2"' in xml

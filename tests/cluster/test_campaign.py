@@ -80,6 +80,11 @@ BAD = [
      "colour = 2\n", "colour"),
     ("[campaign]\nscenarios = [\"lock-flags\"]\nparams = 3\n",
      "params must be [campaign.params.SCENARIO] tables"),
+    # one name per cell: two identical cells would be two JUnit testcases of one name (h6)
+    ("[campaign]\nscenarios = [\"lock-flags\"]\ndrivers = [\"reference\", \"reference\"]\n",
+     "the matrix has cell lock-flags[reference,ddi=default,pos] twice"),
+    ("[campaign]\nscenarios = [\"lock-flags\"]\nstrategies = [\"pct\", \"pct\"]\n",
+     "the matrix has cell lock-flags[reference,ddi=default,pct] twice"),
 ]
 
 
@@ -251,7 +256,7 @@ def test_a_campaign_gives_scenario_params_and_driver_option_sets(tmp_path: Path,
     # params reach every cell of that scenario, as -p would
     p, js = tmp_path / "c.toml", tmp_path / "c.json"
     p.write_text('[campaign]\nscenarios = ["dynamic-vb-ring"]\nschedules = 2\n'
-                 'drivers = ["reference", {name = "reference", options = {}}]\n'
+                 'drivers = ["reference", {name = "reference", options = {heap_bytes = 9999999}}]\n'
                  "[campaign.params.dynamic-vb-ring]\nframes = 2\n")
     camp = load_campaign(p)
     assert camp.params == {"dynamic-vb-ring": {"frames": "2"}}
@@ -259,7 +264,9 @@ def test_a_campaign_gives_scenario_params_and_driver_option_sets(tmp_path: Path,
     assert _cli.main(["campaign", str(p), "--save-dir", str(tmp_path / "f"), "--json",
                       str(js)]) == 0
     cells = orjson.loads(js.read_bytes())["cells"]
-    assert [(c["runs"], c["driver_options"]) for c in cells] == [(2, {}), (2, {})]
+    assert [(c["runs"], c["driver_options"]) for c in cells] == [
+        (2, {}), (2, {"heap_bytes": "9999999"})]
+    assert [c["params"] for c in cells] == [{"frames": "2"}] * 2  # what the cell ran with
 
 
 def test_driver_options_make_distinct_cells(tmp_path: Path) -> None:
