@@ -23,7 +23,6 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from . import _loading
 from ._cli_list import listing_console
 from ._cluster import (
     ClusterError,
@@ -40,6 +39,7 @@ from ._explore import (
     ExploreOptions,
     ExploreResult,
     Found,
+    replay_command,
     save_failure,
 )
 from ._interrupt import ctrl_c, is_interrupt
@@ -416,8 +416,8 @@ def print_campaign(console: Console, reports: Sequence[CellReport]) -> None:
         if (line := r.coverage()) is not None:
             console.print(f"{r.name}: {line}", markup=False, highlight=False)
     for r in failed:
-        for p in r.paths:
-            console.print(f"replay: {_loading.command_prefix()} replay {p}", markup=False,
+        for fd, p in zip(r.result.failures, r.paths, strict=True):
+            console.print(f"replay: {replay_command(fd.spec, p)}", markup=False,
                           highlight=False, soft_wrap=True)
 
 

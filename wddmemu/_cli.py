@@ -456,6 +456,7 @@ class _ExploreDisplay:
         self.t0 = self.last = self.clock()
         self.runs = self.failures = 0
         self.early: dict[int, Path] = {}
+        self.early_specs: dict[int, Any] = {}
         self.bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(),
                             MofNCompleteColumn(), TextColumn("{task.fields[failures]} failures"),
                             TextColumn("{task.fields[rate]} schedules/s"), console=console,
@@ -485,6 +486,7 @@ class _ExploreDisplay:
         from ._explore import save_failure
 
         self.early[fd.index] = save_failure(fd, self.save_dir)
+        self.early_specs[fd.index] = fd.spec
 
     def save_final(self, failures: Any) -> dict[int, Path]:
         from ._explore import save_failure
@@ -516,24 +518,27 @@ class _ExploreDisplay:
             self.console.print(DPOR_SCOPE, markup=False, highlight=False)
 
     def interrupted(self) -> None:
+        from ._explore import replay_command
+
         dt = self.clock() - self.t0
         self.console.print(f"interrupted: {self.runs} schedules in {dt:.1f} s, "
                            f"{len(self.early)} failing (kept, not minimised)",
                            markup=False, highlight=False)
-        for path in self.early.values():
+        for index, path in self.early.items():
             self.console.print(f"saved: {path}", markup=False, highlight=False)
-            self.console.print(f"replay: {_loading.command_prefix()} replay {path}",
+            self.console.print(f"replay: {replay_command(self.early_specs[index], path)}",
                                markup=False, highlight=False, soft_wrap=True)
 
 
 def explain(console: Console, fd: Found, path: Path) -> None:
     """The failure in words (``wddmemu/_reports.py:explain_lines``), then where it is saved."""
+    from ._explore import replay_command
     from ._reports import explain_lines
 
     for line in explain_lines(fd):
         console.print(line, markup=False, highlight=False)
     console.print(f"saved: {path}")
-    console.print(f"replay: {_loading.command_prefix()} replay {path}", markup=False,
+    console.print(f"replay: {replay_command(fd.spec, path)}", markup=False,
                   highlight=False, soft_wrap=True)
 
 

@@ -702,6 +702,13 @@ def _needs(spec: RunSpec) -> dict[str, list[str]]:
     return need
 
 
+def replay_command(spec: RunSpec, path: Path | str) -> str:
+    """The command that replays the failure file at ``path``, saved for ``spec``, in a new
+    process: ``wddmemu`` with what loads the modules the file lists (``--load`` as the user
+    typed it, ``--allow-load`` for a ``MODULE:ATTR`` driver's module), ``replay PATH``."""
+    return f"{_loading.command_prefix(allow=_needs(spec)['modules'])} replay {path}"
+
+
 def failure_document(found: Found) -> dict[str, Any]:
     """The failure file's content (``docs/explore.md`` documents it). Raises
     :class:`SpecError` for a driver given as an object with no name to save."""
@@ -718,7 +725,7 @@ def failure_document(found: Found) -> dict[str, Any]:
         "found_by": {"strategy": o.strategy, "seed": o.seed, "depth": o.depth,
                      "pct_steps": o.pct_steps, "schedule": found.index},
         "minimised": dict(found.minimised),
-        "replay": _loading.command_prefix(need["modules"]) + " replay {file}",
+        "replay": _loading.command_prefix(need["modules"], need["modules"]) + " replay {file}",
     }
 
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -159,15 +160,19 @@ def load_arguments() -> tuple[str, ...]:
     return tuple(_load_args)
 
 
-def command_prefix(modules: list[str] | None = None) -> str:
+def command_prefix(modules: list[str] | None = None, allow: Sequence[str] = ()) -> str:
     """``wddmemu`` with the ``--load`` options in force (only those of ``modules``, if given),
-    each as the user typed it: the start of a command line that reruns something in another
-    process."""
+    each as the user typed it, and ``--allow-load M`` for each module of ``allow`` that no
+    ``--load`` brought (a ``--driver MODULE:ATTR``'s module, imported when the driver was
+    resolved): the start of a command line that reruns something in another process, such as
+    the replay of a failure file that lists the modules ``allow``."""
     import shlex
 
     chosen = [arg for m, arg in zip(_loaded, _load_args, strict=True)
               if modules is None or m in modules]
-    return shlex.join(["wddmemu", *[a for arg in chosen for a in ("--load", arg)]])
+    allow = [m for m in allow if not any(m == x or m.startswith(x + ".") for x in _loaded)]
+    return shlex.join(["wddmemu", *[a for arg in chosen for a in ("--load", arg)],
+                       *[a for m in allow for a in ("--allow-load", m)]])
 
 
 def distributions() -> tuple[Distribution, ...]:

@@ -21,7 +21,6 @@ import orjson
 
 from vthreads import Replay
 
-from . import _loading
 from ._checker_state import (
     CBF,
     FEW,
@@ -34,7 +33,7 @@ from ._checker_state import (
     flag_names,
     hr_of,
 )
-from ._explore import ExploreResult, Finding, Found, findings_to_end
+from ._explore import ExploreResult, Finding, Found, findings_to_end, replay_command
 from ._files import write_atomically
 from ._runner import RunSpec, run_scenario
 from ._tracebacks import failure_traceback
@@ -101,7 +100,7 @@ def _failure_entry(fd: Found, path: Path) -> dict[str, Any]:
     return {"rule": f.rule, "step": f.step, "thread": f.thread, "message": f.message,
             "schedule": fd.index, "file": str(path),
             # the --load modules too: a file that lists them replays only with them allowed
-            "replay": f"{_loading.command_prefix()} replay {path}"}
+            "replay": replay_command(fd.spec, path)}
 
 
 def junit_xml(cells: Sequence[CellReport], suite: str = "wddmemu",

@@ -35,7 +35,6 @@ from typing import Any, NoReturn
 
 import pytest
 
-from . import _loading
 from ._drivers import load_module
 from ._errors import SpecError
 from ._explore import (
@@ -47,6 +46,7 @@ from ._explore import (
     Finding,
     load_failure,
     replay,
+    replay_command,
     save_failure,
 )
 from ._explore import explore as _explore
@@ -145,13 +145,13 @@ class FailureReplayItem(pytest.Item):
             raise FailureReproduced(
                 f"the program diverged from the recording and then broke {f.rule} at step "
                 f"{f.step}: {f.message}\n"
-                f"replay: {_loading.command_prefix()} replay {self.path}")
+                f"replay: {replay_command(ff.spec, self.path)}")
         got = out.got
         raise FailureReproduced(
             f"{'reproduced' if out.kind == 'reproduced' else 'a different failure'}: "
             f"{got.rule if got else '?'} at step {got.step if got else '?'}: "
             f"{got.message if got else ''}\n"
-            f"replay: {_loading.command_prefix()} replay {self.path}")
+            f"replay: {replay_command(ff.spec, self.path)}")
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException],
                      style: Any = None) -> str:
@@ -214,7 +214,7 @@ class Explorer:
             fd = res.failures[0]
             try:
                 path = save_failure(fd, self.save_dir)
-                where = f"replay: {_loading.command_prefix()} replay {path}"
+                where = f"replay: {replay_command(fd.spec, path)}"
             except SpecError as e:  # a driver object without a name
                 where = f"not saved: {e}"
             first, *rest = explain_lines(fd)

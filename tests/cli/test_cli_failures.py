@@ -347,6 +347,32 @@ def test_campaign_and_report_replay_commands_carry_the_load_modules(tmp_path: Pa
     assert f"replay: {want}\n" in buf.getvalue()  # one line, not wrapped at 40 columns
 
 
+def test_the_replay_commands_allow_the_module_of_a_module_attr_driver(tmp_path: Path) -> None:
+    """A ``--driver MODULE:ATTR`` failure lists MODULE, which no ``--load`` brought: every
+    printed replay command says ``--allow-load MODULE`` (h6's F4: the line, pasted, was exit
+    2), and so does the file's own ``replay`` field."""
+    import io
+
+    from rich.console import Console
+
+    from wddmemu._campaign import print_campaign
+    from wddmemu._explore import ExploreResult, failure_document, replay_command
+    from wddmemu._reports import CellReport, _failure_entry
+
+    spec = RunSpec("dynamic-vb-ring", driver=RAISE)
+    fd = Found(0, spec.with_decisions((0,)), Finding("exception", 3, "m", "app"), spec)
+    path = tmp_path / "f.json"
+    want = f"wddmemu --allow-load tests.support.interrupt replay {path}"
+    buf = io.StringIO()
+    with loading_state_kept():
+        assert replay_command(fd.spec, path) == want
+        assert _failure_entry(fd, path)["replay"] == want
+        assert failure_document(fd)["replay"].format(file=path) == want
+        print_campaign(Console(file=buf, width=40),
+                       [CellReport(spec, "random", 1, ExploreResult(1, (fd,), 10), (path,))])
+    assert f"replay: {want}\n" in buf.getvalue()
+
+
 def test_the_replay_line_of_run_is_one_line_at_any_width(capsys) -> None:
     assert _cli.main(["run", "dynamic-vb-ring", "--driver", RAISE, "--step-budget", "100000",
                       "--strategy", "random", "--seed", "12345"]) == 1

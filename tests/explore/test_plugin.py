@@ -195,7 +195,9 @@ def test_check_fails_with_the_explanation_and_the_users_traceback(pytester) -> N
     assert out.count("THE-USER-LINE") >= 2  # the source line under the user frame, each test
     assert out.count("ValueError: rename exploded") >= 2
     assert "exception at step" in out and "(schedule 0, counted from 0; 1 run)" in out
-    assert "replay: wddmemu replay" in out and "replay: wddmemu run dynamic-vb-ring" in out
+    # the file lists the test module (the driver's MODULE:ATTR): its replay must allow it
+    assert ("replay: wddmemu --allow-load test_check_fails_with_the_explanation_and_the_users_"
+            "traceback replay ") in out and "replay: wddmemu run dynamic-vb-ring" in out
 
 
 def test_the_fixture_takes_queue_size_and_step_budget(pytester) -> None:
