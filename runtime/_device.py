@@ -415,6 +415,8 @@ class Device:
             reads = self.snapshots.reads(self._streams, start_vertex, vertex_count)
             self.snapshots.record(draw_id, reads)
             refs = tuple(self._streams[s][0] for s in sorted(self._streams))
+            for r in refs:
+                r.drawn_since_sync = True
             await self.mp_layer.enqueue(
                 "DrawPrimitive",
                 D3DDDIARG_DRAWPRIMITIVE(primitive_type, start_vertex, vertex_count, draw_id), refs)

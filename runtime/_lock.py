@@ -196,9 +196,18 @@ class LockPath:
         if flags & d3d9.D3DLOCK_READONLY:
             return "sync", "readonly"
         if res.sysmem:
-            if self.hooks.sysmem_lock_async(self.door.driver_version >= D3D_UMD_REENTRANT_VERSION):
-                return "async", ""
-            return "sync", "sysmem-below-0xB"
+            if not self.hooks.sysmem_lock_async(
+                    self.door.driver_version >= D3D_UMD_REENTRANT_VERSION):
+                return "sync", "sysmem-below-0xB"
+            if res.drawn_since_sync and not flags & d3d9.D3DLOCK_NOOVERWRITE:
+                # The app may overwrite what a draw queued before this lock reads. Those
+                # bytes are the runtime's own memory, and the draw may still be in the
+                # runtime's queue (which a NotifyOnly LockAsync on the app thread runs ahead
+                # of) or in the driver's command buffer (which LockAsync must not flush): only
+                # the synchronous Lock, after a drain, lets the driver flush and wait (LK-10;
+                # the contracts' Q-14: "queued runtime work is the runtime's problem")
+                return "sync", "sysmem-drawn"
+            return "async", ""
         if not res.dynamic:
             return "sync", "not-dynamic"
         if not flags & (d3d9.D3DLOCK_DISCARD | d3d9.D3DLOCK_NOOVERWRITE):
@@ -345,6 +354,8 @@ class LockPath:
         res.locks[sub] = LockState("sync", offset, size, flags, view)
         if flags & d3d9.D3DLOCK_DISCARD:
             res.forget_contents()
+        if not flags & d3d9.D3DLOCK_NOOVERWRITE:  # the driver flushed and waited (LK-10)
+            res.drawn_since_sync = False
         return view
 
     async def unlock(self, res: Resource, sub: int) -> None:

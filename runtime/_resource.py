@@ -51,6 +51,10 @@ class Resource:
     defined: bytearray = field(default_factory=bytearray)
     #: Discard locks so far: the generation of the contents a draw snapshotted
     discards: int = 0
+    #: a draw reading this resource was queued since its last synchronous lock: a draw that
+    #: may still sit in the runtime's queue or in the driver's unsubmitted command buffer
+    #: (``LockPath.choose``: a system-memory lock then takes the synchronous path, LK-10)
+    drawn_since_sync: bool = False
 
     @property
     def dynamic(self) -> bool:

@@ -568,3 +568,33 @@ def test_a_failed_batched_call_is_named_at_the_next_present_and_counted(present:
                 "(0x80070057) on dev0.worker at step ") in str(seen[0])
     else:
         assert seen == []  # no Present, nobody told: only the statistics have it
+
+
+# ---- a system-memory buffer drawn from, then locked again ----------------------------------
+
+
+async def _sysmem_vb_redrawn(dev: Any, box: Box) -> None:
+    vb = await dev.create_vertex_buffer(256, usage=0, pool=d3d9.D3DPOOL_SYSTEMMEM)
+    await dev.set_stream_source(0, vb, 0, 16)
+    for i in range(4):
+        v = await dev.lock(vb, 0, 0, 0)  # not NOOVERWRITE: the app overwrites everything
+        v.write(0, bytes([i + 1]) * 256)
+        await dev.unlock(vb)
+        await dev.draw_primitive(TRI, 0, 16)
+        await dev.flush()
+    await dev.present()
+
+
+@pytest.mark.parametrize("version", [0xB, 0xC])
+@pytest.mark.parametrize("strategy", ["fifo", "pct", "random"])
+def test_a_sysmem_buffer_locked_after_a_draw_takes_the_synchronous_path(strategy: str,
+                                                                         version: int) -> None:
+    """A NotifyOnly LockAsync on the app thread would run ahead of the draws queued before it
+    and let the app overwrite the bytes they read (h7: DATA against every driver, the reference
+    too): once drawn from, a system-memory lock takes the synchronous Lock (LK-10, Q-14)."""
+    for seed in range(8 if strategy != "fifo" else 1):
+        r, box = run_app(_sysmem_vb_redrawn, strategy=strategy, seed=seed, version=version)
+        assert r.ok, r.summary()
+        s = box.devices[0].statistics()
+        assert s.ddi_calls["LockAsync"] == {"app": 1}  # the first lock: nothing drawn yet
+        assert s.syncs["sysmem-drawn"] == 3
