@@ -219,8 +219,8 @@ class Analysis:
         for s, i in preds.items():
             if s == self.clock_slot:
                 continue
-            cands = [self._lock_acquire(i, st)] if _acquires(st) else [i]
-            if _tries(st) and cands[0] != i:
+            cands = self._lock_acquires(i, st) if _acquires(st) else [i]
+            if _tries(st) and i not in cands:
                 # a try (acquire_nowait) can also run before the release: it then fails, an
                 # outcome no swap of critical sections reaches
                 cands.append(i)
@@ -231,17 +231,34 @@ class Analysis:
                 if cand is not None and not any(self.hb(cand, k) for k in others):
                     yield cand
 
-    def _lock_acquire(self, i: int, st: Step) -> int | None:
-        released = {k for k, m in self.steps[i].fp if m == "release"}
+    def _lock_acquires(self, i: int, st: Step) -> list[int]:
+        """The steps to reverse ``st`` (an acquire) with, for its race with step ``i``, which
+        released the lock: the step of ``i``'s thread that began the critical section ``i``'s
+        first release of the lock ends — and, while that step began its section right after
+        releasing the lock in the same step (``release(); acquire_nowait()``, no scheduling
+        point between them: the other thread can never take the lock in between), the one
+        that began the section before, and so on. Taking only the nearest acquire pointed the
+        race at a state where the lock is held, so DPOR never tried the other thread's
+        section first (h8's lock_then_try). ``[i]`` when ``i`` released no lock ``st``
+        takes; an infeasible candidate costs nothing (its reversal would block there)."""
+        fp = self.steps[i].fp
+        released = {k for k, m in fp if m == "release"}
         locks = {k for k, m in st.fp if m in _ACQUIRE_MODES} & released
         if not locks:
-            return i
+            return [i]
+        first = next(n for n, (k, m) in enumerate(fp) if m == "release" and k in locks)
+        out: list[int] = []
         k: int | None = i
+        seg = fp[:first]  # in step i, only what came before the release
         while k is not None and self.slot[k] == self.slot[i]:
-            if any(m in _ACQUIRE_MODES and key in locks for key, m in self.steps[k].fp):
-                return k
+            began = _section_start(seg, locks)
+            if began is not None:
+                out.append(k)
+                if began:  # a section that began with the lock free at the step's start
+                    return out
             k = self.prev[k]
-        return None
+            seg = self.steps[k].fp if k is not None else ()
+        return out
 
     def initials(self, i: int, j: int) -> set[int]:
         """The threads that can start ``notdep(i).j``: the steps after ``i`` that do not
@@ -272,6 +289,25 @@ class Analysis:
 #: a mutex is taken by ``acquire`` or by a successful ``acquire_nowait`` (``"try"``): either
 #: one is the start of a critical section that a race with another acquire may swap
 _ACQUIRE_MODES = frozenset({"acquire", "try"})
+
+
+def _section_start(seg: Footprint, locks: set[Key]) -> bool | None:
+    """Whether the footprint ``seg`` acquires one of ``locks`` (``acquire``, or ``try``, which
+    may have failed: counting it only adds candidates): None if it does not; True if such an
+    acquire comes before any release of the lock in ``seg`` (the lock was free when the step
+    began); False if each follows a release in the same step. (A footprint lists each
+    (object, mode) once, in the order first performed.)"""
+    released = after_release = False
+    for k, m in seg:
+        if k not in locks:
+            continue
+        if m == "release":
+            released = True
+        elif m in _ACQUIRE_MODES:
+            if not released:
+                return True
+            after_release = True
+    return False if after_release else None
 
 
 def _acquires(st: Step) -> bool:

@@ -135,6 +135,9 @@ class Event:
     def wait_nowait(self) -> None:
         """Return (with the set → wait edge) if the event is set; raise :class:`WouldBlock`
         otherwise. Not a scheduling point."""
+        # recorded whether or not it succeeds: its outcome depends on whether set() ran
+        # before it, so DPOR must order the two either way (like acquire_nowait)
+        touch(self, "wait")
         if not self._set:
             raise WouldBlock(f"event {self.name} is not set")
         acquire(self._hb)
@@ -184,9 +187,11 @@ class Queue(Generic[T]):
         return item
 
     def put_nowait(self, item: T) -> None:
+        # recorded before the check, like acquire_nowait: a put that fails on a full queue
+        # depends on the get that would have made room, so DPOR must see it either way
+        touch(self, "put")
         if self.full():
             raise WouldBlock(f"queue {self.name} is full ({self.maxsize} items)")
-        touch(self, "put")
         self._push(item)
 
     async def put(self, item: T) -> None:
@@ -196,9 +201,9 @@ class Queue(Generic[T]):
         self._push(item)
 
     def get_nowait(self) -> T:
+        touch(self, "get")  # before the check: a failed get depends on the put it missed
         if not self._items:
             raise WouldBlock(f"queue {self.name} is empty")
-        touch(self, "get")
         return self._pop()
 
     async def get(self) -> T:

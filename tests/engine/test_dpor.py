@@ -205,6 +205,56 @@ async def small_timers():
 
 
 #: small enough for the raw engine's every decision to be enumerated
+async def section_then_try():
+    """h8: a thread leaves its section and takes the mutex again at once (``release()`` then
+    ``acquire_nowait()``, no scheduling point between them): the other thread's section can
+    only come before the first one, which DPOR must still try (it pointed the race at the
+    second acquire, where the mutex is held, and claimed one class)."""
+    m, x = vt.Mutex("m"), vt.SharedCell("x", "init")
+    seen = []
+
+    async def t0():
+        async with m:
+            seen.append(await x.read("t0.r"))
+        m.acquire_nowait()
+        m.release()
+
+    async def t1():
+        async with m:
+            await x.write("t1", "t1.w")
+
+    for t in [vt.spawn("t0", t0), vt.spawn("t1", t1)]:
+        await t.join()
+    return tuple(seen)
+
+
+async def nowait_ops():
+    """h8: a failed ``get_nowait``, ``put_nowait`` or ``wait_nowait`` depends on the ``put``,
+    ``get`` or ``set`` that would have made it succeed, and used to record nothing: DPOR saw
+    the steps as independent and never ran the other order."""
+    q, full, e = vt.Queue("q", maxsize=2), vt.Queue("full", maxsize=1), vt.Event("e")
+    full.put_nowait("x")
+    log = []
+
+    async def tryer():
+        for what, op in (("get", q.get_nowait), ("put", lambda: full.put_nowait("y")),
+                         ("wait", e.wait_nowait)):
+            try:
+                op()
+                log.append(what)
+            except vt.WouldBlock:
+                log.append(f"no {what}")
+
+    async def enabler():
+        await q.put("item")
+        full.get_nowait()
+        e.set()
+
+    for t in [vt.spawn("tryer", tryer), vt.spawn("enabler", enabler)]:
+        await t.join()
+    return tuple(log)
+
+
 RAW = {
     "lost update": models.lost_update,
     "write, two reads": write_two_reads,
@@ -214,6 +264,8 @@ RAW = {
     "condition": condition_handoff,
     "lock order": models.lock_order,
     "try lock": try_lock,
+    "section then try": section_then_try,
+    "nowait operations": nowait_ops,
 }
 
 TINY = {
@@ -225,6 +277,8 @@ TINY = {
     "condition": condition_handoff,
     "lock order": models.lock_order,
     "try lock": try_lock,
+    "section then try": section_then_try,
+    "nowait operations": nowait_ops,
 }
 
 
