@@ -38,6 +38,16 @@ _RENDER_FLAGS = int(D3DDDICB_RENDERFLAGS.ResizeCommandBuffer
                     | D3DDDICB_RENDERFLAGS.NullRendering)
 
 
+def _callback_detail(dev: DeviceState, name: str, ev: dict[str, Any]) -> str:
+    """`` on vb0@dev0 inst 2``: the allocations a failed lock callback named, for a message."""
+    if name == "pfnLockCb":
+        return f" on {dev.alloc(as_int(ev.get('allocation')))}"
+    if name == "pfnUnlockCb":
+        handles = list(ev.get("allocations", ()))
+        return f" on {few(handles, lambda h: repr(dev.alloc(as_int(h))))}"
+    return ""
+
+
 def _undoes_own_lock(dev: DeviceState, call: Call, h: int) -> bool:
     """A lock DDI unlocking what it has itself just locked (a probe, or an in-place lock it
     refuses): the application never had that pointer, so nothing is released under it."""
@@ -274,6 +284,7 @@ class CallbackRules:
                           key=(call.ddi, "removed"), ddi=call.ddi)
             return
         if hr != 0:
+            self._err_substituted(dev, call, hr, cbs)
             return
         last: dict[str, tuple[int, dict[str, Any]]] = {}
         for n, c, e in cbs:
@@ -281,15 +292,27 @@ class CallbackRules:
         for n, (c, e) in last.items():
             if c == 0 or (call.ddi == "LockAsync" and c == WSD):
                 continue
-            what, detail = dev.describe(call), ""  # described before alloc() names anything
-            if n == "pfnLockCb":
-                detail = f" on {dev.alloc(as_int(e.get('allocation')))}"
-            elif n == "pfnUnlockCb":
-                handles = list(e.get("allocations", ()))
-                detail = f" on {few(handles, lambda h: repr(dev.alloc(as_int(h))))}"
+            what, detail = dev.describe(call), _callback_detail(dev, n, e)
             self._violate("ERR-1", f"{what} returned S_OK although its last {n}{detail} failed "
                           f"with {code(c)}", key=(call.ddi, n), ddi=call.ddi, callback=n)
             return
+
+    def _err_substituted(self, dev: DeviceState, call: Call, hr: int,
+                         cbs: list[tuple[str, int, dict[str, Any]]]) -> None:
+        """ERR-1's other half: a DDI that fails after a callback failed must return that
+        callback's code, not one of its own (CreateResource turning pfnAllocateCb's
+        D3DERR_OUTOFVIDEOMEMORY into E_OUTOFMEMORY hides why it failed). Any failed callback's
+        code will do (a retry may fail differently). LockAsync is exempt: its own table maps
+        a failed rename to WASSTILLDRAWING and other callback failures to E_NOTIMPL, and LA-16
+        judges the codes it may return (Q-13)."""
+        failed = [(n, c, e) for n, c, e in cbs if c != 0]
+        if call.ddi == "LockAsync" or not failed or any(c == hr for _n, c, _e in failed):
+            return
+        n, c, e = failed[-1]
+        what, detail = dev.describe(call), _callback_detail(dev, n, e)
+        self._violate("ERR-1", f"{what} returned {code(hr)} after its {n}{detail} failed with "
+                      f"{code(c)}: it must return the callback's code", key=(call.ddi, n, "code"),
+                      ddi=call.ddi, callback=n)
 
     def _after_destroy(self, dev: DeviceState, ev: dict[str, Any]) -> None:
         """``CB-AFTER-DESTROY`` (the emulator's own oracle, docs/checker.md): a callback made

@@ -5,7 +5,10 @@ for word, fields). The harness is in ``test_checker_mutants.py``."""
 from __future__ import annotations
 
 from tests.checker.test_checker_mutants import (
+    CREATE,
     E_INVALIDARG,
+    E_NOTIMPL,
+    E_OUTOFMEMORY,
     REMOVED,
     RT,
     S_OK,
@@ -154,6 +157,24 @@ def test_la15_and_err1_the_codes_a_ddi_returns() -> None:
     assert found(R + lk(cbs=[lockcb(1, 0x10, hr=E_INVALIDARG)])) == [(
         "ERR-1", "Lock(vb0@dev0, 0) on app returned S_OK although its last pfnLockCb on "
         "vb0@dev0 inst 0 (0x1) failed with E_INVALIDARG", {"ddi": "Lock", "callback": "pfnLockCb"})]
+
+
+def test_err1_a_ddi_that_fails_returns_its_callbacks_code() -> None:
+    """h7: CreateResource turning pfnAllocateCb's D3DERR_OUTOFVIDEOMEMORY into E_OUTOFMEMORY
+    hid why it failed, and no rule said so."""
+    oovm = "0x8876017C"  # D3DERR_OUTOFVIDEOMEMORY
+    alloc = ("pfnAllocateCb", {}, {"hr": oovm})
+    assert found(CREATE + ddi("app", "CreateResource", hr=E_OUTOFMEMORY, cbs=[alloc])) == [(
+        "ERR-1", "CreateResource() on app returned E_OUTOFMEMORY after its pfnAllocateCb failed "
+        "with D3DERR_OUTOFVIDEOMEMORY: it must return the callback's code",
+        {"ddi": "CreateResource", "callback": "pfnAllocateCb"})]
+    assert found(CREATE + ddi("app", "CreateResource", hr=oovm, cbs=[alloc])) == []
+    # any failed callback's code will do: a retry elsewhere that failed differently
+    retry = ("pfnAllocateCb", {}, {"hr": E_OUTOFMEMORY})
+    assert found(CREATE + ddi("app", "CreateResource", hr=oovm, cbs=[alloc, retry])) == []
+    # LockAsync's own table maps callback failures (Q-13): LA-16 judges its codes, not ERR-1
+    assert "ERR-1" not in rules(R + la(hr=E_NOTIMPL, flags=0x4,
+                                       cbs=[lockcb(1, 0x14, hr=E_INVALIDARG)]))
 
 
 def test_kl21_donotwait_waits_and_a_plain_lock_fails_busy() -> None:

@@ -340,7 +340,11 @@ def test_rename_binds_the_new_instance_for_later_draws() -> None:
 # ---- Lock / Unlock ---------------------------------------------------------------------------
 
 def test_lk7_wasstilldrawing_from_lock() -> None:
+    # the callback's E_INVALIDARG was not passed on either (ERR-1)
     assert found(R + lk(hr=WSD, flags=0x200, cbs=[lockcb(1, 0x14, hr=E_INVALIDARG)])) == [(
+        "ERR-1", "Lock(vb0@dev0, DoNotWait) on app returned D3DERR_WASSTILLDRAWING after its "
+        "pfnLockCb on vb0@dev0 inst 0 (0x1) failed with E_INVALIDARG: it must return the "
+        "callback's code", {"ddi": "Lock", "callback": "pfnLockCb"}), (
         "LK-7", "Lock(vb0@dev0, DoNotWait) on app returned D3DDDIERR_WASSTILLDRAWING, but no "
         "pfnLockCb of the call said the resource was busy", {"resource": 7})]
     assert found(R + lk(hr=WSD, flags=0x200, cbs=[lockcb(1, 0x14, hr=WSD)])) == []
