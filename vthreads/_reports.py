@@ -43,6 +43,10 @@ class Reports:
         if eng._tracing:
             eng._emit("violation", rule=rule, message=message, **fields)
         if eng.stop_on_violation:
+            if eng._observer is not None and t is not None and self.failure is None:
+                # the run stops inside this step: close it, so its footprint counts for a
+                # search that goes on after failures (as a thread's exception does, _engine)
+                eng._observer.point(t, None)
             self.fail("violation", f"{rule}: {message}", t, {"rule": rule})
         return v
 

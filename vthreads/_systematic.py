@@ -85,6 +85,15 @@ class SystematicResult:
             first = str(f.failure) if f.failure is not None else str(f.violations[0])
             return (f"stopped at the first failure, execution {self.failing_execution} of "
                     f"{self.executions}: {first}")
+        if self.exhausted and self.strategy == "dpor" and self.pruned:
+            # Bounded DPOR prunes with a conservative heuristic: it can miss schedules within
+            # the bound that dfs with the same bound runs (h8: a bug dfs finds at bound 2, a
+            # "exhausted" claim from dpor). Only a bound never reached makes it a proof.
+            found = f"; {len(self.failures)} failing" if self.failures else ""
+            return (f"bounded: {self.classes} equivalence classes explored within preemption "
+                    f"bound {self.preemption_bound} ({self.executions} executions{found}); "
+                    "bounded DPOR is best-effort, not a proof: raise the bound until it is "
+                    "never reached, or use dfs for every schedule within it")
         if self.exhausted:
             bound = ("no preemption bound" if self.preemption_bound is None
                      else f"preemption bound {self.preemption_bound}"

@@ -497,7 +497,11 @@ def test_the_preemption_bound_limits_the_search_and_says_so(explore):
     program = models.flag_model(2, 1)
     none = explore(program, preemption_bound=0, failing=crashed)
     assert none.failure is None and none.exhausted and none.pruned
-    assert "preemption bound 0, schedules needing more preemptions not explored" in none.claim()
+    if explore is vt.explore_dfs:  # every schedule within the bound: exact
+        assert "preemption bound 0, schedules needing more preemptions not explored" in (
+            none.claim())
+    else:  # bounded DPOR prunes by a heuristic: it claims no proof (h8's F3)
+        assert none.claim().startswith("bounded: ") and "not a proof" in none.claim()
     one = explore(program, preemption_bound=1, failing=crashed)
     assert one.failure is not None
     full = explore(program, stop_on_failure=False, failing=crashed)
@@ -581,3 +585,52 @@ def test_the_harness_seam_runs_a_scenario_and_never_counts_a_class_twice():
                                max_executions=24, stop_on_failure=False)
     assert res.executions == 24 and not res.exhausted
     assert res.redundant > 0 and res.classes == res.executions - res.redundant
+
+
+# ---- going on after failures ---------------------------------------------------------------
+
+
+async def read_then_raise():
+    """The reader raises in the step that read: that step's footprint must count (h8's F2)."""
+    x = vt.SharedCell("x", 0)
+
+    async def writer():
+        await x.write(1, "w")
+
+    async def reader():
+        v = await x.read("r")
+        raise RuntimeError(f"BUG-{v}")
+
+    for t in [vt.spawn("writer", writer), vt.spawn("reader", reader)]:
+        await t.join()
+
+
+async def try_then_raise():
+    m = vt.Mutex("m")
+
+    async def holder():
+        async with m:
+            await vt.checkpoint("in")
+
+    async def trier():
+        try:
+            m.acquire_nowait()
+        except vt.WouldBlock:
+            raise RuntimeError("BUG-busy") from None
+        m.release()
+        raise RuntimeError("BUG-free")
+
+    for t in [vt.spawn("holder", holder), vt.spawn("trier", trier)]:
+        await t.join()
+
+
+@pytest.mark.parametrize("program", [read_then_raise, try_then_raise],
+                         ids=lambda p: p.__name__)
+def test_dpor_going_on_after_failures_finds_every_failure_dfs_finds(program):
+    def messages(res):
+        return {f.failure.message for f in res.failures}
+
+    kw = dict(stop_on_failure=False, failing=lambda r: r.failure is not None)
+    dfs, dpor = vt.explore_dfs(program, **kw), vt.explore_dpor(program, **kw)
+    assert dfs.exhausted and dpor.exhausted
+    assert len(messages(dfs)) == 2 and messages(dpor) == messages(dfs)
