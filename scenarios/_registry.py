@@ -13,6 +13,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from vthreads.registry import Registry, RegistryError, same_definition
@@ -104,10 +105,23 @@ class Scenario:
             p = self.params[k]
             out[k] = p.check(k, p.parse(k, v) if isinstance(v, str) and p.type is not str
                              else v)
-        why = self.check(out) if self.check else None
+        why = _call(f"scenario {self.name}", "check", self.check, out) if self.check else None
         if why:
             raise ValueError(f"scenario {self.name}: {why}")
         return out
+
+    def kernel_overrides(self, params: dict[str, Any]) -> dict[str, Any]:
+        """``kernel=``'s ``KernelConfig`` overrides for the resolved ``params`` (``{}`` without
+        one). Whatever it raises, or a result that is not a dict, is a ``ValueError`` naming
+        the scenario, the parameters and where it raised: the user's function, judged for
+        every ``-p`` value and not only the defaults (h8)."""
+        if self.kernel is None:
+            return {}
+        over = _call(f"scenario {self.name}", "kernel", self.kernel, params)
+        if not isinstance(over, dict):
+            raise ValueError(f"scenario {self.name}: kernel= returns a dict of KernelConfig "
+                             f"fields, not {type(over).__name__}")
+        return over
 
 
 #: every registered scenario, in registration order (``wddmemu scenarios`` lists them)
@@ -253,12 +267,25 @@ def _check_signature(what: str, fname: str, sig: inspect.Signature,
 
 
 def _call(what: str, field_name: str, f: Callable[[dict[str, Any]], Any],
-          defaults: dict[str, Any]) -> Any:
+          params: dict[str, Any]) -> Any:
+    """``f(params)`` for a scenario's ``check=`` or ``kernel=``: what it raises becomes one
+    ``ValueError`` line with the parameters and the innermost line of the user's code."""
     try:
-        return f(dict(defaults))
+        return f(dict(params))
     except Exception as e:
-        raise ValueError(f"{what}: {field_name}= raised {type(e).__name__}: {e} on the "
-                         "default parameters") from None
+        shown = ", ".join(f"{k}={v!r}" for k, v in params.items()) or "no parameters"
+        raise ValueError(f"{what}: {field_name}= raised {type(e).__name__}: {e} with {shown}"
+                         f"{_where(e)}") from None
+
+
+def _where(e: BaseException) -> str:
+    """`` (at file.py:3)``: where ``e`` was raised, innermost frame; "" if it has none."""
+    tb = e.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    if tb is None:
+        return ""
+    return f" (at {Path(tb.tb_frame.f_code.co_filename).name}:{tb.tb_lineno})"
 
 
 def get(name: str) -> Scenario:

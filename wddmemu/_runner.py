@@ -193,6 +193,22 @@ def _check_fields(spec: RunSpec) -> None:
         raise SpecError("bugs must be a list of bug names")
 
 
+def kernel_config(sc: Any, params: dict[str, Any], bugs: Any) -> kmd.KernelConfig:
+    """The kernel's configuration for a run of ``sc`` with ``params``: its ``kernel=``
+    overrides and the spec's kernel bugs. Raises :class:`SpecError` (one line, exit 2) when
+    the scenario's function raises or gives what ``KernelConfig`` refuses — user input, never
+    an internal error (h8)."""
+    try:
+        over = sc.kernel_overrides(params)
+    except ValueError as e:
+        raise SpecError(str(e)) from None
+    try:
+        return kmd.KernelConfig(**over, bugs=frozenset(b for b in bugs if b in kmd.KERNEL_BUGS))
+    except (TypeError, ValueError) as e:
+        raise SpecError(f"scenario {sc.name}: kernel= gave a configuration the kernel refuses "
+                        f"({type(e).__name__}: {e})") from None
+
+
 def _resolve(spec: RunSpec, *, by: str | None = None) -> tuple[Any, dict[str, Any], Any]:
     """:func:`check_spec`, also returning the driver it built to validate ``spec.driver`` (a
     fresh one: a driver keeps per-run state, so each run resolves its own)."""
@@ -209,6 +225,7 @@ def _resolve(spec: RunSpec, *, by: str | None = None) -> tuple[Any, dict[str, An
         params = sc.resolve(spec.params)
     except ValueError as e:
         raise SpecError(str(e)) from None
+    kernel_config(sc, params, spec.bugs)
     for b in spec.bugs:
         if not isinstance(b, str) or (b not in RUNTIME_BUGS and b not in kmd.KERNEL_BUGS):
             known = ", ".join([*RUNTIME_BUGS, *kmd.KERNEL_BUGS])
@@ -275,8 +292,7 @@ def _prepare(
         trace=trace, context={"scenario": spec.scenario}, stop_on_violation=stop_on_violation,
     )
     checker = Checker().attach(engine)
-    kbugs = frozenset(b for b in spec.bugs if b in kmd.KERNEL_BUGS)
-    kconf = kmd.KernelConfig(**(sc.kernel(params) if sc.kernel else {}), bugs=kbugs)
+    kconf = kernel_config(sc, params, spec.bugs)
     box: dict[str, Any] = {}
 
     faults = parse_faults(spec.faults)
@@ -289,7 +305,8 @@ def _prepare(
         adapter = await open_adapter(kernel, driver)
         ctx = ScenarioContext(kernel, adapter,
                               DeviceConfig(queue_size=spec.queue_size,
-                                           bugs=frozenset(spec.bugs) - kbugs, keep_draws=False),
+                                           bugs=frozenset(spec.bugs) - kconf.bugs,
+                                           keep_draws=False),
                               params)
         box["ctx"] = ctx
         # the data oracle judges each DMA buffer as it finishes: nothing of a frame is kept

@@ -13,6 +13,7 @@ import pytest
 
 import scenarios
 from scenarios import Param, scenario
+from tests.support.loading import loading_state_kept
 from wddmemu import _cli
 
 
@@ -117,3 +118,32 @@ def test_a_bad_definition_never_becomes_a_finding(tmp_path: Path,
                       "--save-dir", str(tmp_path / "f")]) == 2
     assert not (tmp_path / "f").exists() or not any((tmp_path / "f").iterdir())
     assert "cannot load" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("body, argv, says", [
+    ('@scenario("test-kernel-raises", "d", n=Param(int, 1, "n", range=(1, 5)),\n'
+     '          kernel=lambda p: {"max_rename_instances": 10 // (p["n"] - 2)})\n'
+     'async def s(ctx, n):\n    pass\n', ["-p", "n=2"],
+     "scenario test-kernel-raises: kernel= raised ZeroDivisionError: integer division or "
+     "modulo by zero with n=2 (at {mod}.py:5)"),
+    ('@scenario("test-check-raises", "d", n=Param(int, 1, "n", range=(1, 5)),\n'
+     '          check=lambda p: 1 / 0 if p["n"] == 3 else None)\n'
+     'async def s(ctx, n):\n    pass\n', ["-p", "n=3"],
+     "scenario test-check-raises: check= raised ZeroDivisionError: division by zero with n=3 "
+     "(at {mod}.py:5)"),
+    ('@scenario("test-kernel-value", "d", kernel=lambda p: {"max_rename_instances": "lots"})\n'
+     'async def s(ctx):\n    pass\n', [],
+     "scenario test-kernel-value: kernel= gave a configuration the kernel refuses (ValueError"),
+], ids=["kernel-raises", "check-raises", "kernel-value"])
+def test_kernel_and_check_failing_for_some_parameters_is_one_line_exit_2(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], body: str, argv: list[str],
+        says: str) -> None:
+    """h8: ``kernel=``/``check=`` judged at registration on the defaults only, then raising
+    for another ``-p`` value (or giving a value KernelConfig refuses) was exit 3."""
+    mod = f"kerneldef{abs(hash(body)) % 1000}"
+    path = _module(tmp_path, mod, body)
+    name = body.split('"')[1]
+    with loading_state_kept():  # the --load is this process's: undone after
+        assert _cli.main(["--load", str(path), "run", name, *argv]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("wddmemu: error: " + says.format(mod=mod)), err
