@@ -163,10 +163,12 @@ class DdiRules:
                 dev.other_cookies.add(cookie)
             return
         if discard and not cookie:
+            dev.bad_cookies.add(cookie)
             self._violate("LA-12", f"{what} renamed but returned no hCookie (0): the runtime "
                           "has nothing to pass to Rename", key=key, resource=key[0])
             return
         if discard and not 0 < cookie < HANDLE_END:
+            dev.bad_cookies.add(cookie)
             kind = "a negative int" if cookie < 0 else f"a {cookie.bit_length()}-bit int"
             self._violate("LA-12", f"{what} renamed but returned an hCookie that is {kind}, "
                           "not a HANDLE (an int in [1, 2**64)): no Rename can carry it back",
@@ -269,6 +271,8 @@ class DdiRules:
                               "LockAsync without Discard (meaningless outside Discard)",
                               key=cookie, cookie=cookie)
                 return
+            if cookie in dev.bad_cookies:
+                return  # the driver's own bad hCookie, passed back as it was: LA-12, reported
             self._violate("RN-2", f"the runtime called {what}, but no successful Discard "
                           "LockAsync returned that cookie", key=cookie, cookie=cookie)
             return

@@ -207,6 +207,9 @@ class DeviceState:
     discard_of: dict[int, Discard] = field(default_factory=dict)
     discard_pos: dict[int, int] = field(default_factory=dict)
     other_cookies: set[int] = field(default_factory=set)  # cookies of non-Discard LockAsyncs
+    #: cookies a successful Discard LockAsync returned that are no HANDLE (0, out of range):
+    #: LA-12 against the driver, so the runtime's Rename passing one back is no RN-2
+    bad_cookies: set[int] = field(default_factory=set)
     bound: dict[tuple[int, int], Binding] = field(default_factory=dict)
     # draws
     draws: dict[int, DrawInfo] = field(default_factory=dict)

@@ -608,6 +608,16 @@ def test_fields_a_driver_left_out_are_zero() -> None:
     assert rules(R + s_false) == ["ERR-1", "LA-10"]  # and S_OK after it swallowed it
 
 
+def test_the_runtime_passing_back_the_drivers_bad_cookie_is_no_rn2() -> None:
+    """h7: a driver returning hCookie 0 is LA-12; the runtime's Rename(cookie 0) that follows
+    only forwards it, and was reported as RN-2 against the runtime."""
+    for cookie in (0, 2**64):
+        evs = R + discard(cookie) + ddi(W, "Rename", resource=7, cookie=cookie)
+        assert rules(evs) == ["LA-12"], cookie
+    # a cookie no LockAsync returned at all is still RN-2
+    assert rules(R + discard(0xC1) + ddi(W, "Rename", resource=7, cookie=0)) == ["RN-2"]
+
+
 def test_a_discard_lock_without_discard_binds_nothing() -> None:
     evs = R + lk(flags=0x8, cbs=[lockcb(1, 0x10, new=5)]) + ul(cbs=[unlockcb(5)])
     assert rules(evs + _draw(1, 1)) == ["LCB-13"]
