@@ -26,7 +26,7 @@ import umd
 from vthreads.registry import Registry, RegistryError
 
 from . import _loading
-from ._errors import SpecError, user_error
+from ._errors import SpecError, user_error, user_frame
 from ._files import printable
 from ._loading import import_allowed
 from ._schema import kind_name
@@ -337,6 +337,9 @@ def _call_factory(fn: Callable[..., Any], label: str, ddi_version: int | None,
     except SpecError:
         raise
     except (TypeError, ValueError) as e:
+        if user_frame(e):  # the user's factory judged its options: its line, like any raise
+            raise user_error(f"driver factory {label} failed", e) from None
+        # a value our own factories refused (a DriverConfig field): the message says it all
         raise SpecError(f"driver factory {label} failed: {e}") from None
     except (Exception, SystemExit) as e:  # the user's factory raised: exit 2 with its line
         raise user_error(f"driver factory {label} failed", e) from None

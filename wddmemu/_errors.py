@@ -18,7 +18,7 @@ _OURS = tuple(str(Path(__file__).resolve().parent.parent / name) + os.sep
               for name in ("vthreads", "kmd", "umd", "runtime", "scenarios", "wddmemu"))
 
 
-def _user_frame(e: BaseException) -> str:
+def user_frame(e: BaseException) -> str:
     """``file:line`` of the innermost frame of ``e``'s traceback that is the user's code (not
     the emulator's packages, not importlib's frozen frames); "" if there is none."""
     where = ""
@@ -39,7 +39,7 @@ def user_error(what: str, e: BaseException) -> SpecError:
     if isinstance(e, SyntaxError) and e.filename:
         where = f"{e.filename}:{e.lineno}"
     else:
-        where = _user_frame(e)
+        where = user_frame(e)
     # imported here, not at the top: ``wddmemu --version`` imports this module and must not
     # pay for the engine (the user's exception may raise in __str__, hence the safe forms)
     from vthreads.lowlevel import safe_repr, safe_str, type_name

@@ -203,3 +203,30 @@ def test_the_cli_refuses_an_async_factory_in_one_line(tmp_path, monkeypatch, cap
             "callable (def, not async def) that returns a driver"]
     finally:
         wddmemu.DRIVERS.unregister("test-forms-async")
+
+
+def _judging_factory(driver_version: int | None = None, every: int = 1) -> Any:
+    if every < 1:
+        raise ValueError("every must be >= 1")  # THE-FACTORY-LINE
+    return umd.ReferenceDriver(umd.DriverConfig(driver_version=driver_version or 0xB))
+
+
+def test_a_factory_refusing_its_option_is_named_with_its_line(capsys) -> None:
+    """docs/explore.md: a driver factory that raises is one line with the user's file and line
+    — a ValueError too (h6: it was printed without them, as our own option errors are)."""
+    import inspect
+
+    wddmemu.register_driver("test-forms-judging", _judging_factory)
+    line = next(n for n, text in enumerate(inspect.getsource(_judging_factory).splitlines())
+                if "THE-FACTORY-LINE" in text) + inspect.getsourcelines(_judging_factory)[1]
+    try:
+        assert _cli.main(["run", "lock-flags", "--driver", "test-forms-judging",
+                          "--driver-opt", "every=0"]) == 2
+        (err,) = capsys.readouterr().err.strip().splitlines()
+        assert err == ("wddmemu: error: driver factory test-forms-judging failed: ValueError: "
+                       f"every must be >= 1 ({__file__}:{line})")
+        # a value the reference's own DriverConfig refuses keeps its plain message
+        assert _cli.main(["run", "lock-flags", "--driver-opt", "heap_bytes=abc"]) == 2
+        assert "(" not in capsys.readouterr().err
+    finally:
+        wddmemu.DRIVERS.unregister("test-forms-judging")
