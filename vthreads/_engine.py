@@ -245,11 +245,6 @@ class Engine(EngineEvents):
             if self._aborted and self._reports.failure is not None:
                 return  # raised while it unwound a failed run: the first failure stands
             name, message, tb = describe_exception(e)
-            if self._observer is not None:
-                # the thread's life ended with its last step, which the footprint must hold: a
-                # search that goes on after failures (DPOR with stop_on_failure=False) reverses
-                # that step's races too (it lost them, and claimed exhaustion: h8's F2)
-                self._observer.finish(t)
             self._fail("exception", message, t, {"exception": name, "traceback": tb})
             return
         self._on_finish(t)

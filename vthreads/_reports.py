@@ -30,6 +30,14 @@ class Reports:
         if self.failure is not None:
             return
         eng = self._eng
+        if eng._observer is not None and t is not None and kind in ("exception", "violation"):
+            # the run stops inside t's step (its code raised, or broke a rule): close that
+            # step, so its footprint counts for a search that goes on after failures (DPOR
+            # with stop_on_failure=False lost its races and claimed exhaustion: h8's F2)
+            if kind == "exception":
+                eng._observer.finish(t)  # the thread's life is over
+            else:
+                eng._observer.point(t, None)
         self.failure = Failure(kind, message, eng.step, t.name if t else None, details)
         if eng._tracing:
             eng._emit("run.failure", kind=kind, message=message)
@@ -43,10 +51,6 @@ class Reports:
         if eng._tracing:
             eng._emit("violation", rule=rule, message=message, **fields)
         if eng.stop_on_violation:
-            if eng._observer is not None and t is not None and self.failure is None:
-                # the run stops inside this step: close it, so its footprint counts for a
-                # search that goes on after failures (as a thread's exception does, _engine)
-                eng._observer.point(t, None)
             self.fail("violation", f"{rule}: {message}", t, {"rule": rule})
         return v
 

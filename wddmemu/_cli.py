@@ -489,10 +489,14 @@ class _ExploreDisplay:
                                f"failing, {rate} schedules/s", markup=False, highlight=False)
 
     def save_early(self, fd: Found) -> None:
-        from ._explore import save_failure
+        from ._explore import failure_file
+        from ._files import write_atomically
 
-        self.early[fd.index] = save_failure(fd, self.save_dir)
-        self.early_specs[fd.index] = fd.spec
+        # noted before it is written: a Ctrl-C during the write still lists a file that made
+        # it to disk (interrupted() shows those that exist)
+        path, body = failure_file(fd, self.save_dir)
+        self.early[fd.index], self.early_specs[fd.index] = path, fd.spec
+        write_atomically(path, body)
 
     def save_final(self, failures: Any) -> dict[int, Path]:
         from ._explore import save_failure
@@ -527,10 +531,12 @@ class _ExploreDisplay:
         from ._explore import replay_command
 
         dt = self.clock() - self.t0
+        # a file the Ctrl-C caught before its write was done is not on disk: not listed
+        kept = {i: p for i, p in self.early.items() if p.exists()}
         self.console.print(f"interrupted: {self.runs} schedules in {dt:.1f} s, "
-                           f"{len(self.early)} failing (kept, not minimised)",
+                           f"{len(kept)} failing (kept, not minimised)",
                            markup=False, highlight=False)
-        for index, path in self.early.items():
+        for index, path in kept.items():
             self.console.print(f"saved: {path}", markup=False, highlight=False)
             self.console.print(f"replay: {replay_command(self.early_specs[index], path)}",
                                markup=False, highlight=False, soft_wrap=True)

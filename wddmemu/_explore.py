@@ -729,13 +729,20 @@ def failure_document(found: Found) -> dict[str, Any]:
     }
 
 
-def save_failure(found: Found, save_dir: Path | str = DEFAULT_SAVE_DIR) -> Path:
-    """Write the failure file; the name is derived from its content (same failure, same name)."""
+def failure_file(found: Found, save_dir: Path | str = DEFAULT_SAVE_DIR) -> tuple[Path, bytes]:
+    """The failure file's path and bytes, not written: the name is derived from the content
+    (same failure, same name), so a caller can know the path before the write."""
     doc = failure_document(found)
     body = orjson.dumps(doc, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS)
     digest = hashlib.blake2b(body, digest_size=4).hexdigest()
-    path = Path(save_dir) / f"{found.spec.scenario}-{found.finding.rule}-{digest}.json"
-    return write_atomically(path, body + b"\n")  # never half a file (issue 14)
+    return Path(save_dir) / f"{found.spec.scenario}-{found.finding.rule}-{digest}.json", \
+        body + b"\n"
+
+
+def save_failure(found: Found, save_dir: Path | str = DEFAULT_SAVE_DIR) -> Path:
+    """Write the failure file (:func:`failure_file`); returns its path."""
+    path, body = failure_file(found, save_dir)
+    return write_atomically(path, body)  # never half a file (issue 14)
 
 
 @dataclass(frozen=True)
