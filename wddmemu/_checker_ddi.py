@@ -345,9 +345,17 @@ class DdiRules:
 
     def _unlock_exit(self, dev: DeviceState, call: Call, hr: int) -> None:
         """LK-13 (S_OK only for a Lock lock), LK-11 / LK-12 (pfnUnlockCb, unless LCB-3's
-        cached NoOverwrite pointer; LK-12 for system memory)."""
+        cached NoOverwrite pointer; LK-12 for system memory), LCB-20 (pfnUnlockCb on the
+        handle Lock locked: the new instance after a renaming Lock(Discard))."""
         key, what = call.key, dev.describe(call)
         held = dev.held.get(key)
+        if held is not None and held.path == "sync" and held.handle:
+            tried = [h for e, _x in call.cbs("pfnUnlockCb") for h in e.get("allocations", ())]
+            if tried and held.handle not in tried:  # LCB-20 on the synchronous path too (h7)
+                self._violate("LCB-20", f"{what} unlocked "
+                              f"{few(tried, lambda h: repr(dev.alloc(h)))} but {held.made_by} "
+                              f"had locked {dev.alloc(held.handle)}", key=f"wrong/{key}",
+                              resource=key[0], locked=held.handle)
         if hr != 0:
             return
         if held is None or held.path != "sync":

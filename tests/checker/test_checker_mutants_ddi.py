@@ -370,6 +370,19 @@ def test_lk6_lock_without_pfnlockcb() -> None:
     assert rules(R + lk(cbs=[lockcb(1, 0x10, hr=E_INVALIDARG)])) == ["ERR-1"]
 
 
+def test_lcb20_unlock_after_a_renaming_lock() -> None:
+    """h7: after a renaming Lock(Discard) the new instance is what is locked; an Unlock that
+    pfnUnlockCb's the old one broke LCB-20 and no rule said so (UnlockAsync's twin is UA-4)."""
+    renamed = R + lk(flags=0x8, cbs=[lockcb(1, 0x90, new=2)])
+    lcb20 = ("LCB-20", "Unlock(vb0@dev0) on app unlocked ['vb0@dev0 inst 0 (0x1)'] but "
+             "Lock(vb0@dev0, Discard) on app had locked vb0@dev0 inst 1 (0x2)",
+             {"resource": 7, "locked": 2})
+    assert found(renamed + ul(cbs=[unlockcb(1)])) == [lcb20]
+    # judged whatever the Unlock returned: the failed pfnUnlockCb it passed on is no excuse
+    assert rules(renamed + ul(hr=E_INVALIDARG, cbs=[unlockcb(1, hr=E_INVALIDARG)])) == ["LCB-20"]
+    assert found(renamed + ul(cbs=[unlockcb(2)])) == []
+
+
 def test_lcb13_and_the_renaming_lock() -> None:
     assert found(R + lk(flags=0x8, cbs=[lockcb(1, 0x10)])) == [(
         "LCB-13", "Lock(vb0@dev0, Discard) on app locked without passing Discard on to "
