@@ -437,6 +437,11 @@ def _explain_all(console: Console, failures: Any, paths: dict[int, Path]) -> Non
         console.print(f"{len(failures)} failing schedules, {len(groups)} distinct:")
         for g in groups:
             console.print(f"  {g.describe()}", markup=False, highlight=False)
+            later, n = g.later_rules()
+            if later:
+                also = ", ".join(f"{r} in {k}" for r, k in later.items())
+                console.print(f"    and later in the same schedules ({n} replayed to the "
+                              f"end): {also}", markup=False, highlight=False)
         failures = [g.first for g in groups]
     for fd in failures:
         explain(console, fd, paths[fd.index])

@@ -437,10 +437,25 @@ class FindingGroup:
     shape: str
     first: Found
     count: int
+    #: every failure of the group, in schedule order (``first`` is ``members[0]``)
+    members: tuple[Found, ...] = ()
 
     def describe(self) -> str:
         return (f"{self.rule}: {self.first.finding.message} ×{self.count}, first at schedule "
                 f"{self.first.index}")
+
+    def later_rules(self, sample: int = 8) -> tuple[dict[str, int], int]:
+        """What else broke in this group's schedules after the first finding (which stopped
+        them): rule → in how many of the first ``sample`` schedules, replayed to the end
+        (:func:`findings_to_end`), and how many were replayed. A schedule's second rule never
+        shows in the grouping otherwise (h7: LA-15 behind LA-14 in 200 of 200)."""
+        seen: dict[str, int] = {}
+        replayed = self.members[:sample] or (self.first,)
+        for fd in replayed:
+            for rule in dict.fromkeys(f.rule for f in findings_to_end(fd)):
+                if rule != self.rule:
+                    seen[rule] = seen.get(rule, 0) + 1
+        return seen, len(replayed)
 
 
 def group_failures(failures: Sequence[Found]) -> tuple[FindingGroup, ...]:
@@ -450,7 +465,7 @@ def group_failures(failures: Sequence[Found]) -> tuple[FindingGroup, ...]:
     for fd in sorted(failures, key=lambda x: x.index):
         shape = re.sub(r"0x[0-9a-fA-F]+|\d+", "#", fd.finding.message)
         groups.setdefault((fd.finding.rule, shape), []).append(fd)
-    return tuple(FindingGroup(rule, shape, fds[0], len(fds))
+    return tuple(FindingGroup(rule, shape, fds[0], len(fds), tuple(fds))
                  for (rule, shape), fds in groups.items())
 
 

@@ -295,6 +295,24 @@ def test_keep_going_groups_identical_findings() -> None:
     assert f"×{top.count}, first at schedule {top.first.index}" in top.describe()
 
 
+def test_keep_going_says_what_broke_later_in_a_groups_schedules(tmp_path, capsys) -> None:
+    """h7: the grouping names each schedule's first finding only; a rule behind it (DATA
+    behind LA-13 here) is found by replaying some of the group's schedules to the end."""
+    from wddmemu import ExploreOptions, RunSpec, explore, group_failures
+
+    spec = RunSpec("dynamic-vb-ring", driver="track-in-lockasync")
+    res = explore(spec, ExploreOptions(schedules=6, stop_on_first=False, minimise=False))
+    (group,) = group_failures(res.failures)
+    assert group.rule == "LA-13" and group.members[0] is group.first
+    later, n = group.later_rules(sample=3)
+    assert n == 3 and later.get("DATA", 0) >= 1 and "LA-13" not in later
+    assert _cli.main(["explore", "dynamic-vb-ring", "--driver", "track-in-lockasync",
+                      "--keep-going", "--schedules", "4", "--no-minimise",
+                      "--save-dir", str(tmp_path / "saved")]) == 1
+    assert "and later in the same schedules (4 replayed to the end): DATA in " in (
+        capsys.readouterr().out)
+
+
 def test_an_exhausted_dpor_says_what_it_does_not_see(tmp_path, capsys) -> None:
     """Under an exhausted dpor claim the CLI says the claim covers state in vthreads objects
     only: a third-party driver keeping its shared counters in plain attributes got
