@@ -56,6 +56,8 @@ from __future__ import annotations
 import heapq
 import importlib.util
 import logging
+import signal
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent import futures
 from contextlib import contextmanager
@@ -152,11 +154,12 @@ def connect(address: str, *, ship: Sequence[str] = (),
     if n is not None:
         # processes, one thread each (a schedule holds the GIL for its whole run), on loopback;
         # no dashboard, and the scheduler's bare health endpoint on any free port, not :8787
-        with dist.LocalCluster(n_workers=n, processes=True, threads_per_worker=1,
-                               host="127.0.0.1", dashboard_address=None,
-                               scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
-                               silence_logs=logging.ERROR) as lc, \
-                dist.Client(lc) as client:
+        with _workers_ignore_ctrl_c():
+            lc = dist.LocalCluster(n_workers=n, processes=True, threads_per_worker=1,
+                                   host="127.0.0.1", dashboard_address=None,
+                                   scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
+                                   silence_logs=logging.CRITICAL)
+        with lc, dist.Client(lc) as client:
             ship_modules(client, ship)
             yield client
         return
@@ -172,6 +175,23 @@ def connect(address: str, *, ship: Sequence[str] = (),
     with client:
         ship_modules(client, ship)
         yield client
+
+
+@contextmanager
+def _workers_ignore_ctrl_c() -> Iterator[None]:
+    """While ``local:N`` starts its worker processes, SIGINT is ignored here, and the workers
+    inherit that (an ignored signal stays ignored across exec, and Python keeps it so). A
+    Ctrl-C in the terminal goes to the whole process group: the workers used to take it, each
+    printing a page of CancelledError tracebacks, while this process already stops them
+    itself on Ctrl-C (exit 130, h6). Off the main thread no handler can be changed: a no-op."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old)
 
 
 def ship_modules(client: Any, modules: Sequence[str]) -> list[str]:

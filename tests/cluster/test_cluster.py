@@ -276,3 +276,64 @@ def test_a_single_file_module_that_registers_a_driver_and_a_scenario_runs_on_loc
     assert p.returncode == 1, (p.stdout, p.stderr)  # the driver's race, found on the workers
     assert "internal error" not in p.stderr and "Traceback" not in p.stderr, p.stderr
     assert list((tmp_path / "saved").glob("onefile-scenario-*.json"))
+
+
+@pytest.mark.slow
+def test_ctrl_c_of_a_local_cluster_campaign_is_130_without_the_workers_tracebacks(
+        tmp_path: Path) -> None:
+    """A terminal's Ctrl-C goes to the whole process group: the local:N workers took it too and
+    each printed a page of CancelledError tracebacks (h6's F7). They ignore it now; this
+    process stops them."""
+    import subprocess
+    import time
+
+    toml = tmp_path / "long.toml"
+    toml.write_text('[campaign]\nscenarios = ["dynamic-vb-ring"]\n'
+                    'drivers = ["track-in-lockasync", "reference"]\nstrategies = ["pos"]\n'
+                    "schedules = 100000\nstop_on_first = false\n")
+    cli = "import sys; from wddmemu._cli import main; sys.exit(main(sys.argv[1:]))"
+    saved = tmp_path / "saved"
+    p = subprocess.Popen([sys.executable, "-c", cli, "campaign", str(toml), "--save-dir",
+                          str(saved), "--cluster", "local:2"], cwd=tmp_path,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         start_new_session=True)  # its own group, as a terminal's job is
+    try:
+        deadline = time.monotonic() + 180
+        while not (saved.is_dir() and any(saved.iterdir())):  # the workers are running
+            assert p.poll() is None and time.monotonic() < deadline, p.communicate()
+            time.sleep(0.1)
+        os.killpg(p.pid, signal.SIGINT)  # the whole group, as Ctrl-C in a terminal
+        out, err = p.communicate(timeout=120)
+    finally:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.communicate()
+    assert p.returncode == 130, (out, err)
+    assert "Traceback" not in err and "CancelledError" not in err, err
+
+
+@pytest.mark.slow
+def test_a_package_the_workers_cannot_import_is_one_line_on_stderr(tmp_path: Path) -> None:
+    """A --load package is not shipped (install it on the workers): the error is one line —
+    without distributed's "Compute Failed" page before it (h6's F5)."""
+    import subprocess
+    import textwrap
+
+    (tmp_path / "localpkg").mkdir()
+    (tmp_path / "localpkg" / "__init__.py").write_text(textwrap.dedent("""
+        import umd
+        import wddmemu
+
+        @wddmemu.driver("localpkg-drv")
+        def make(driver_version=None):
+            return umd.make_driver("reference", driver_version=driver_version)
+        """))
+    cli = "import sys; from wddmemu._cli import main; sys.exit(main(sys.argv[1:]))"
+    p = subprocess.run([sys.executable, "-c", cli, "--load", "localpkg", "explore",
+                        "reentrant-lockasync", "--driver", "localpkg-drv", "--schedules", "4",
+                        "--cluster", "local:2", "--save-dir", "saved"], cwd=tmp_path,
+                       capture_output=True, text=True, timeout=300)
+    assert p.returncode == 2, (p.stdout, p.stderr)
+    (line,) = p.stderr.splitlines()
+    assert line.startswith("wddmemu: error: a worker could not run schedules of "
+                           "reentrant-lockasync: unknown driver 'localpkg-drv'")
