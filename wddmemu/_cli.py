@@ -79,6 +79,10 @@ def _check_outputs(save_dir: str, junit: str | None, json_out: str | None) -> No
     for path, what in ((junit, "--junit report"), (json_out, "--json report")):
         if path is not None:
             check_output(path, what, make_parents=True)
+    if junit is not None and json_out is not None and (
+            os.path.realpath(junit) == os.path.realpath(json_out)):
+        raise BadInput(f"--junit and --json name the same file ({junit}): one report would "
+                       "overwrite the other; give each its own path")
 
 
 def _pairs(items: tuple[str, ...], option: str = "-p") -> dict[str, str]:
@@ -87,7 +91,11 @@ def _pairs(items: tuple[str, ...], option: str = "-p") -> dict[str, str]:
         k, sep, v = it.partition("=")
         if not sep or not k:
             raise BadInput(f"{option} takes key=value, not {it!r}")
-        out[k.strip()] = v.strip()
+        k = k.strip()
+        if k in out and out[k] != v.strip():  # the same value twice is harmless
+            raise BadInput(f"{option} gives {k} twice ({out[k]!r}, then {v.strip()!r}): "
+                           "give it once")
+        out[k] = v.strip()
     return out
 
 

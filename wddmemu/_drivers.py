@@ -15,6 +15,7 @@ the user allowed (``wddmemu._loading``), so a file never causes an import or a c
 from __future__ import annotations
 
 import inspect
+import math
 import re
 import sys
 from collections.abc import Callable, Mapping
@@ -97,6 +98,8 @@ def _coerce(name: str, value: Any, default: Any) -> Any:
                         f"{kind_name(list(value) if isinstance(value, tuple) else value)}")
     if type(value) is int:
         _int64(name, value, str(value) if value.bit_length() < 200 else "a huge integer")
+    if type(value) is float:
+        _finite(name, value, repr(value))
     if isinstance(default, tuple):
         return tuple(value)
     return float(value) if isinstance(default, float) and type(value) is int else value
@@ -123,6 +126,14 @@ def _int64(name: str, value: int, shown: str) -> int:
     return value
 
 
+def _finite(name: str, value: float, shown: str) -> float:
+    """``value`` if it is finite: nan and inf would be written as null in a failure file (JSON
+    has no such numbers), which then could not replay the run (h6)."""
+    if not math.isfinite(value):
+        raise SpecError(f"driver option {name} takes a finite number, not {shown}")
+    return value
+
+
 def _from_text(name: str, text: str, default: Any) -> Any:
     """``--driver-opt name=text`` as the type of the parameter's default (text otherwise)."""
     if isinstance(default, bool):
@@ -140,10 +151,11 @@ def _from_text(name: str, text: str, default: Any) -> Any:
         return _int64(name, number, printable(text))
     if isinstance(default, float):
         try:
-            return float(text)
+            number = float(text)
         except ValueError:
             raise SpecError(f"driver option {name} takes a number, not "
                             f"{printable(text)!r}") from None
+        return _finite(name, number, printable(text))
     if isinstance(default, tuple):
         return tuple(x.strip() for x in text.split(",") if x.strip())
     return text

@@ -34,6 +34,13 @@ BAD_INPUT = [
     (["run", "dynamic-vb-ring", "--driver-opt", "heap_bytes=lots"],
      "driver option heap_bytes takes an integer"),
     (["rules", "XX-99"], "unknown rule 'XX-99'"),
+    # h6/h8: a repeated key took the last value silently; two reports on one path clobbered
+    (["run", "dynamic-vb-ring", "-p", "frames=2", "-p", "frames=3"],
+     "-p gives frames twice ('2', then '3'): give it once"),
+    (["run", "dynamic-vb-ring", "--driver-opt", "heap_bytes=1", "--driver-opt", "heap_bytes=2"],
+     "--driver-opt gives heap_bytes twice"),
+    (["explore", "lock-flags", "--json", "/tmp/wddmemu-same.x", "--junit",
+      "/tmp/../tmp/wddmemu-same.x"], "--junit and --json name the same file"),
 ]
 
 

@@ -230,3 +230,23 @@ def test_a_factory_refusing_its_option_is_named_with_its_line(capsys) -> None:
         assert "(" not in capsys.readouterr().err
     finally:
         wddmemu.DRIVERS.unregister("test-forms-judging")
+
+
+def _float_factory(driver_version: int | None = None, ratio: float = 0.5) -> Any:
+    return umd.ReferenceDriver(umd.DriverConfig(driver_version=driver_version or 0xB))
+
+
+@pytest.mark.parametrize("text", ["nan", "inf", "-inf", "1e999"])
+def test_a_float_option_takes_finite_numbers_only(text: str, capsys) -> None:
+    """nan and inf would be null in a failure file (JSON has neither), which could then not
+    replay its run (h6)."""
+    wddmemu.register_driver("test-forms-float", _float_factory)
+    try:
+        assert _cli.main(["run", "lock-flags", "--driver", "test-forms-float",
+                          "--driver-opt", f"ratio={text}"]) == 2
+        (err,) = capsys.readouterr().err.strip().splitlines()
+        assert err.startswith("wddmemu: error: driver option ratio takes a finite number")
+        assert _cli.main(["run", "lock-flags", "--driver", "test-forms-float",
+                          "--driver-opt", "ratio=0.25"]) == 0
+    finally:
+        wddmemu.DRIVERS.unregister("test-forms-float")
