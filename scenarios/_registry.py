@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vthreads.registry import Registry, RegistryError, same_definition
+from vthreads.registry import Registry, RegistryError, is_name, same_definition
 
 #: an int parameter without a range is still 64-bit, as every int a failure file stores
 INT64 = (-(1 << 63), (1 << 63) - 1)
@@ -38,7 +38,8 @@ class Param:
             lo, hi = self.range
             if self.type is not int or lo > hi:
                 raise ValueError("range=(lo, hi) takes an int parameter and lo <= hi")
-            self.check("default", self.default)
+        # the default is checked against the range by check_definition, which knows the
+        # parameter's name and the scenario's ("parameter default takes 1..10" named neither)
 
     def check(self, name: str, value: Any) -> Any:
         """``value`` if it is of :attr:`type` and within :attr:`range` (an int without a range:
@@ -176,8 +177,9 @@ def check_definition(sc: Scenario) -> None:
     """Raise ``ValueError`` (one line, naming the scenario) for what would make every run of
     ``sc`` fail whatever the driver does: see :func:`scenario`."""
     what = f"scenario {sc.name}"
-    if not isinstance(sc.name, str) or not sc.name:
-        raise ValueError(f"a scenario name is a non-empty string, not {sc.name!r}")
+    if not is_name(sc.name):
+        raise ValueError("a scenario name is one word of printable characters (no spaces or "
+                         f"line breaks: it goes on command lines), not {sc.name!r}")
     if not isinstance(sc.description, str):
         raise ValueError(f"{what}: the description is one line of text, not "
                          f"{type(sc.description).__name__}")
@@ -187,6 +189,11 @@ def check_definition(sc: Scenario) -> None:
                              "help)")
         if prm.type not in (int, bool, str):
             raise ValueError(f"{what}: parameter {k} has type {prm.type!r}: use int, bool or str")
+        if type(prm.default) is prm.type and prm.range is not None:
+            try:
+                prm.check(k, prm.default)
+            except ValueError as e:
+                raise ValueError(f"{what}: the default of {e}") from None
         if type(prm.default) is not prm.type:
             raise ValueError(f"{what}: parameter {k}'s default {prm.default!r} is not "
                              f"{prm.type.__name__}")

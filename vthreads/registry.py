@@ -68,8 +68,9 @@ class Registry(Generic[T]):
         (``importlib.reload``, a notebook's autoreload, Dask's ``upload_file`` of a module the
         process has imported already): the same module and the same qualified name register
         the new object in place of the old one."""
-        if not isinstance(name, str) or not name:
-            raise ValueError(f"a {self.kind} name is a non-empty string, not {name!r}")
+        if not is_name(name):
+            raise ValueError(f"a {self.kind} name is one word of printable characters (no "
+                             f"spaces or line breaks: it goes on command lines), not {name!r}")
 
         def add(o: T) -> T:
             old = self._entries.get(name)
@@ -118,6 +119,13 @@ class Registry(Generic[T]):
     def entries(self) -> tuple[Entry[T], ...]:
         """Every entry, in registration order."""
         return tuple(self._entries.values())
+
+
+def is_name(name: object) -> bool:
+    """Whether ``name`` can name an entry: a non-empty string of printable characters with no
+    whitespace (it is typed after ``--driver``, printed in listings and stored in files)."""
+    return (isinstance(name, str) and bool(name) and name.isprintable()
+            and not any(c.isspace() for c in name))
 
 
 def same_definition(old: object, new: object) -> bool:

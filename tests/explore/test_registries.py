@@ -79,8 +79,17 @@ def test_scenarios_are_a_registry_with_ranged_parameters() -> None:
         scenarios.REGISTRY.unregister("test-ranged")
     with pytest.raises(ValueError, match="range"):
         Param(str, "x", range=(1, 2))
-    with pytest.raises(ValueError, match=r"takes 1\.\.2, not 5"):
-        Param(int, 5, range=(1, 2))
+    # a default outside its range is refused where the scenario and parameter have names
+    with pytest.raises(ValueError, match=r"scenario test-ranged-bad: the default of parameter "
+                                         r"n takes 1\.\.2, not 5"):
+        scenarios.scenario("test-ranged-bad", "d", n=Param(int, 5, range=(1, 2)))(ranged)
+    assert "test-ranged-bad" not in scenarios.REGISTRY
+    # a name goes on command lines: one word of printable characters
+    for bad in ("has space", "two\nlines", "", "tab\there", "\x1b[31m"):
+        with pytest.raises(ValueError, match="one word of printable characters"):
+            scenarios.scenario(bad, "d")(ranged)
+        with pytest.raises(ValueError, match="one word of printable characters"):
+            wddmemu.register_driver(bad, umd.ReferenceDriver)
 
 
 def test_check_program_is_public_and_returns_a_result() -> None:
