@@ -278,6 +278,13 @@ def run_cmd(scenario: str, params: tuple[str, ...], driver: str, driver_opts: tu
     return EXIT_OK if res.ok else EXIT_FAIL
 
 
+def _shown(text: str) -> str:
+    """``text`` on one line, control characters escaped (``\n``, ``\x1b``), cut at 4,096."""
+    from ._files import printable
+
+    return printable(text, limit=4096)
+
+
 def print_summary(console: Console, res: ScenarioResult, trace: str | None,
                   timeout: float = 0.0) -> None:
     """``run``'s summary: the run, each device's counts, the failure (with the user code's
@@ -320,12 +327,14 @@ def print_summary(console: Console, res: ScenarioResult, trace: str | None,
     if left:  # not a finding (no contract rule): the kernel frees them, as dxgkrnl does
         console.print(f"kernel: DestroyDevice freed {left} allocation(s) and resource(s) the "
                       "driver never freed with pfnDeallocateCb")
-    if run.failure is not None:  # the message is data: brackets in it are not markup
-        console.print(f"[red]failure[/red]: {escape(str(run.failure))}")
+    # messages are data (the code under test's exception text among them): brackets in them
+    # are not markup, and a line break or an escape sequence is shown, not obeyed (h8)
+    if run.failure is not None:
+        console.print(f"[red]failure[/red]: {escape(_shown(str(run.failure)))}")
         _print_traceback(console, run.failure)
     for v in run.violations:
-        console.print(f"[red]{escape(v.rule)}[/red] step {v.step} on {escape(v.thread)}: "
-                      f"{escape(v.message)}")
+        console.print(f"[red]{escape(_shown(v.rule))}[/red] step {v.step} on "
+                      f"{escape(_shown(v.thread))}: {escape(_shown(v.message))}")
     if not run.ok:
         # one line, as typed: wrapped at the console's width it would not paste as a command
         console.print(f"replay: {spec.command('run', trace, timeout)}", markup=False,
@@ -339,8 +348,9 @@ def _print_traceback(console: Console, failure: Any) -> None:
     as plain text: nothing else for any other failure."""
     from ._tracebacks import failure_traceback
 
-    for line in failure_traceback(failure):
-        console.print(line, markup=False, highlight=False, soft_wrap=True)
+    for text in failure_traceback(failure):
+        for line in text.split("\n"):  # its lines stay lines; escapes in them are shown
+            console.print(_shown(line), markup=False, highlight=False, soft_wrap=True)
 
 
 def cluster_options(fn: Any) -> Any:

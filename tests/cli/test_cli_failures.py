@@ -453,3 +453,27 @@ def test_run_says_what_destroy_device_freed_for_the_driver(leaks: bool) -> None:
         assert line.format(res.kernel.freed_at_device_destroy) in buf.getvalue()
     else:
         assert res.kernel.freed_at_device_destroy == 0 and "kernel: " not in buf.getvalue()
+
+
+def test_run_shows_control_characters_of_a_message_instead_of_obeying_them() -> None:
+    """h8: a driver's exception text with a line break or an escape sequence reached the
+    terminal raw (a colour change, a cleared screen)."""
+    import io
+
+    from rich.console import Console
+
+    import umd
+    from umd.ddi import D3DDDIARG_RENAME
+
+    class Loud(umd.ReferenceDevice):
+        @umd.ddi_entry(D3DDDIARG_RENAME)
+        async def pfn_rename(self, args: object) -> int:
+            raise ValueError("two\nlines \x1b[2J cleared")
+
+    drv = umd.ReferenceDriver(umd.DriverConfig(driver_version=0xB), device_class=Loud)
+    res = run_scenario(RunSpec("dynamic-vb-ring", driver=drv))
+    buf = io.StringIO()
+    _cli.print_summary(Console(file=buf, width=400), res, None)
+    out = buf.getvalue()
+    assert "\x1b" not in out and "\\x1b[2J cleared" in out
+    assert "failure: exception at step" in out and "ValueError: two\\nlines" in out
