@@ -570,9 +570,10 @@ def explain(console: Console, fd: Found, path: Path) -> None:
     from ._explore import replay_command
     from ._reports import explain_lines
 
-    for line in explain_lines(fd):
-        console.print(line, markup=False, highlight=False)
-    console.print(f"saved: {path}")
+    for text in explain_lines(fd):  # data: escapes shown, not obeyed (run's summary alike)
+        for line in text.split("\n"):
+            console.print(_shown(line), markup=False, highlight=False)
+    console.print(f"saved: {path}", markup=False, highlight=False)
     console.print(f"replay: {replay_command(fd.spec, path)}", markup=False,
                   highlight=False, soft_wrap=True)
 

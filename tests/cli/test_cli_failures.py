@@ -477,3 +477,13 @@ def test_run_shows_control_characters_of_a_message_instead_of_obeying_them() -> 
     out = buf.getvalue()
     assert "\x1b" not in out and "\\x1b[2J cleared" in out
     assert "failure: exception at step" in out and "ValueError: two\\nlines" in out
+    # explore's explanation alike
+    from wddmemu._explore import ExploreOptions, explore
+
+    def make() -> umd.ReferenceDriver:
+        return umd.ReferenceDriver(umd.DriverConfig(driver_version=0xB), device_class=Loud)
+
+    found = explore(RunSpec("dynamic-vb-ring", driver=make), ExploreOptions(schedules=1))
+    buf = io.StringIO()
+    _cli.explain(Console(file=buf, width=400), found.failures[0], Path("f.json"))
+    assert "\x1b" not in buf.getvalue() and "\\x1b[2J cleared" in buf.getvalue()
