@@ -483,7 +483,13 @@ def test_run_shows_control_characters_of_a_message_instead_of_obeying_them() -> 
     def make() -> umd.ReferenceDriver:
         return umd.ReferenceDriver(umd.DriverConfig(driver_version=0xB), device_class=Loud)
 
-    found = explore(RunSpec("dynamic-vb-ring", driver=make), ExploreOptions(schedules=1))
-    buf = io.StringIO()
-    _cli.explain(Console(file=buf, width=400), found.failures[0], Path("f.json"))
+    import wddmemu
+
+    wddmemu.register_driver("test-loud", make)
+    try:
+        found = explore(RunSpec("dynamic-vb-ring", driver="test-loud"), ExploreOptions(schedules=1))
+        buf = io.StringIO()
+        _cli.explain(Console(file=buf, width=400), found.failures[0], Path("f.json"))
+    finally:
+        wddmemu.DRIVERS.unregister("test-loud")
     assert "\x1b" not in buf.getvalue() and "\\x1b[2J cleared" in buf.getvalue()
