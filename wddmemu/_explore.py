@@ -102,6 +102,11 @@ class Finding:
 
 #: the most worker processes ``ExploreOptions.jobs`` takes (the CLI uses at most the CPUs)
 MAX_JOBS = 1024
+_INT63 = (1 << 63) - 1
+#: ``ExploreOptions``' int fields and their ranges, both ends included: the CLI's (docs/explore.md)
+_OPTION_RANGES = {"schedules": (1, 10**7), "seed": (0, _INT63), "depth": (1, 1000),
+                  "preemption_bound": (0, 1000), "jobs": (1, MAX_JOBS),
+                  "max_replays": (0, _INT63), "chunk": (1, 10**7)}
 
 #: what ``explore --strategy`` takes: sampling (random, pct) and systematic search (dfs, dpor)
 EXPLORE_STRATEGIES = ("random", "pct", "pos", "portfolio", "dfs", "dpor")
@@ -142,19 +147,26 @@ class ExploreOptions:
         if not isinstance(self.strategy, str) or self.strategy not in EXPLORE_STRATEGIES:
             raise SpecError(f"unknown exploration strategy {self.strategy!r}: use "
                             f"{', '.join(EXPLORE_STRATEGIES)}")
-        for name in ("schedules", "seed", "depth", "preemption_bound", "jobs", "max_replays",
-                     "chunk"):
+        for name, (lo, hi) in _OPTION_RANGES.items():
             v = getattr(self, name)
             if type(v) is not int:
                 raise SpecError(f"{name} must be an int, not {type(v).__name__}")
-        if self.schedules < 1 or self.jobs < 1 or self.depth < 1 or self.preemption_bound < 0:
-            raise SpecError("schedules, jobs and depth must be >= 1, the preemption bound >= 0")
-        if self.chunk < 1 or self.max_replays < 0 or self.seed < 0:
-            raise SpecError("chunk must be >= 1, max_replays and seed >= 0")
-        if self.schedules > 10**7:
-            raise SpecError("schedules takes at most 10,000,000")
-        if self.jobs > MAX_JOBS:
-            raise SpecError(f"jobs takes at most {MAX_JOBS} worker processes")
+            if not lo <= v <= hi:
+                raise SpecError(f"{name} takes {lo:,}..{hi:,}, not {v:,}" if v.bit_length() < 200
+                                else f"{name} takes {lo:,}..{hi:,}, not an int of "
+                                     f"{v.bit_length()} bits")
+        if self.seed + self.schedules - 1 > _INT63:  # schedule i runs seed + i
+            raise SpecError(f"seed {self.seed:,} + {self.schedules:,} schedules passes "
+                            "2**63-1 (schedule i runs seed + i): lower the seed")
+        for name in ("stop_on_first", "minimise", "faults"):
+            v = getattr(self, name)
+            if type(v) is not bool:  # "no" would be true
+                raise SpecError(f"{name} must be True or False, not {type(v).__name__}")
+        fs = self.fault_space
+        if fs is not None and not (type(fs) is tuple and len(fs) == 2
+                                   and all(type(x) is int and 1 <= x <= _INT63 for x in fs)):
+            raise SpecError("fault_space is None (explore measures it) or (steps, thunk calls), "
+                            "two ints >= 1")
         secs = self.minimise_seconds
         if secs is not None and (type(secs) not in (int, float) or not secs >= 0):
             raise SpecError("minimise_seconds must be a number >= 0, or None")
@@ -287,6 +299,9 @@ def explore(
     ``on_found`` sees each failure as soon as it is found, before it is minimised (the CLI
     saves it then, so that Ctrl-C loses nothing)."""
     check_spec(base, many=True)
+    if not isinstance(opts, ExploreOptions):
+        raise SpecError(f"explore takes ExploreOptions(...) as its options, not "
+                        f"{type(opts).__name__}")
     opts = measure_faults(base, opts)
     if opts.strategy in ("dfs", "dpor"):  # one fault for the whole search, from --seed
         return _explore_systematic(_with_faults(base, opts, opts.seed), opts, progress, on_found)
@@ -647,8 +662,10 @@ def minimise(found: Found, max_replays: int = 2000, *, seconds: float | None = 6
 # ---- failure files ------------------------------------------------------------------------------
 
 
-class FailureFileError(ValueError):
-    """An unreadable or incompatible failure file (the CLI exits 2 with this one line)."""
+class FailureFileError(SpecError):
+    """An unreadable, incompatible or damaged failure file (the CLI exits 2 with this one
+    line). A :class:`SpecError`, as every refusal of bad input is: ``except wddmemu.SpecError``
+    catches all of :func:`load_failure`'s and :func:`replay`'s (h10)."""
 
 
 #: the JSON kind each spec field of a failure file must have (check_spec then judges the
@@ -748,7 +765,12 @@ def failure_file(found: Found, save_dir: Path | str = DEFAULT_SAVE_DIR) -> tuple
     """The failure file's path and bytes, not written: the name is derived from the content
     (same failure, same name), so a caller can know the path before the write."""
     doc = failure_document(found)
-    body = orjson.dumps(doc, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS)
+    try:
+        body = orjson.dumps(doc, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS)
+    except TypeError as e:  # a driver option or parameter the API passed as a Python object
+        raise SpecError(f"cannot save the failure of {found.spec.scenario}: {e} (a driver "
+                        "option or scenario parameter no JSON file can hold: pass options as "
+                        "text, numbers, bools or lists to save and replay the failure)") from None
     digest = hashlib.blake2b(body, digest_size=4).hexdigest()
     return Path(save_dir) / f"{found.spec.scenario}-{found.finding.rule}-{digest}.json", \
         body + b"\n"
@@ -756,6 +778,11 @@ def failure_file(found: Found, save_dir: Path | str = DEFAULT_SAVE_DIR) -> tuple
 
 def save_failure(found: Found, save_dir: Path | str = DEFAULT_SAVE_DIR) -> Path:
     """Write the failure file (:func:`failure_file`); returns its path."""
+    if not isinstance(found, Found):
+        raise SpecError(f"save_failure takes a Found (ExploreResult.failures), not "
+                        f"{type(found).__name__}")
+    if not isinstance(save_dir, str | Path) or not str(save_dir) or "\0" in str(save_dir):
+        raise SpecError(f"save_failure takes a directory path, not {save_dir!r}")
     path, body = failure_file(found, save_dir)
     return write_atomically(path, body)  # never half a file (issue 14)
 
@@ -779,6 +806,9 @@ def load_failure(path: Path | str) -> FailureFile:
     ``--allow-load``, :func:`wddmemu.load_module`, :func:`wddmemu.allow_module`), otherwise
     :class:`wddmemu.LoadRefused` (a :class:`SpecError`: one line, exit 2) says how to allow it.
     """
+    if not isinstance(path, str | Path) or not str(path) or "\0" in str(path):
+        given = repr(path) if isinstance(path, str) else type(path).__name__
+        raise FailureFileError(f"load_failure takes the path of a failure file, not {given}")
     p = Path(path)
     try:  # bounded: a failure file is small, /dev/zero never ends (issue 14)
         raw = read_bounded(p, MAX_FAILURE_FILE, "failure file")
@@ -871,6 +901,12 @@ def replay(ff: FailureFile, *, trace: Any = None, backend: str | None = None,
     A decision list the run shows to be damaged (:func:`_damage`) raises
     :class:`FailureFileError` (exit 2): it is never reported as ``clean``, so a regression
     test over a damaged file fails instead of passing as "fixed"."""
+    if not isinstance(ff, FailureFile):
+        hint = ("run_scenario(found.spec) reruns a Found" if isinstance(ff, Found)
+                else "wddmemu.replay(wddmemu.load_failure(path))")
+        raise SpecError(f"replay takes a FailureFile, not {type(ff).__name__}: {hint}")
+    if isinstance(inject, str) or not isinstance(inject, Sequence):
+        raise SpecError(f"inject takes a list of faults, not {type(inject).__name__}")
     spec = ff.spec if backend is None else replace(ff.spec, backend=backend)
     spec = replace(spec, faults=spec.faults + tuple(inject))
     assert spec.decisions is not None

@@ -212,6 +212,9 @@ def kernel_config(sc: Any, params: dict[str, Any], bugs: Any) -> kmd.KernelConfi
 def _resolve(spec: RunSpec, *, by: str | None = None) -> tuple[Any, dict[str, Any], Any]:
     """:func:`check_spec`, also returning the driver it built to validate ``spec.driver`` (a
     fresh one: a driver keeps per-run state, so each run resolves its own)."""
+    if not isinstance(spec, RunSpec):  # a name or a dict is the natural slip (h10)
+        raise SpecError(f"expected a RunSpec (wddmemu.RunSpec('dynamic-vb-ring', ...)), not "
+                        f"{type(spec).__name__}")
     load_entry_points()
     _check_fields(spec)
     try:

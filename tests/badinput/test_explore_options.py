@@ -12,10 +12,22 @@ from wddmemu import ExploreOptions, RunSpec, SpecError, check_spec, run_scenario
 
 
 @pytest.mark.parametrize("kw, says", [
-    ({"jobs": 2**64}, "jobs takes at most 1024 worker processes"),
-    ({"chunk": 0}, "chunk must be >= 1, max_replays and seed >= 0"),
-    ({"max_replays": -1}, "chunk must be >= 1, max_replays and seed >= 0"),
-    ({"seed": -1}, "chunk must be >= 1, max_replays and seed >= 0"),
+    ({"jobs": 2**64}, "jobs takes 1..1,024, not 18,446,744,073,709,551,616"),
+    ({"chunk": 0}, "chunk takes 1..10,000,000, not 0"),
+    ({"max_replays": -1}, "max_replays takes 0..9,223,372,036,854,775,807, not -1"),
+    ({"seed": -1}, "seed takes 0..9,223,372,036,854,775,807, not -1"),
+    # h10: each field by name, the CLI's ranges, and the seeds the schedules will use
+    ({"seed": 2**70}, "seed takes 0..9,223,372,036,854,775,807, not 1,180,591,620,717,411,303,424"),
+    ({"seed": 2**63 - 1, "schedules": 3}, "seed 9,223,372,036,854,775,807 + 3 schedules passes "
+                                           "2**63-1"),
+    ({"depth": 5000}, "depth takes 1..1,000, not 5,000"),
+    ({"preemption_bound": 10**9}, "preemption_bound takes 0..1,000, not 1,000,000,000"),
+    ({"stop_on_first": "no"}, "stop_on_first must be True or False, not str"),
+    ({"minimise": None}, "minimise must be True or False, not NoneType"),
+    ({"faults": "yes"}, "faults must be True or False, not str"),
+    ({"fault_space": (1,)}, "fault_space is None (explore measures it) or (steps, thunk calls)"),
+    ({"fault_space": (0, 0)}, "fault_space is None"),
+    ({"fault_space": "ab"}, "fault_space is None"),
     ({"schedules": "10"}, "schedules must be an int, not str"),
     ({"depth": 2.0}, "depth must be an int, not float"),
     ({"jobs": True}, "jobs must be an int, not bool"),
@@ -24,7 +36,7 @@ from wddmemu import ExploreOptions, RunSpec, SpecError, check_spec, run_scenario
     ({"minimise_seconds": -1}, "minimise_seconds must be a number >= 0, or None"),
     ({"minimise_seconds": float("nan")}, "minimise_seconds must be a number >= 0, or None"),
     ({"minimise_seconds": "60"}, "minimise_seconds must be a number >= 0, or None"),
-    ({"schedules": 0}, "schedules, jobs and depth must be >= 1"),
+    ({"schedules": 0}, "schedules takes 1..10,000,000, not 0"),
 ])
 def test_bad_explore_options_are_one_spec_error(kw: dict, says: str) -> None:
     with pytest.raises(SpecError) as e:
@@ -59,3 +71,19 @@ def test_a_run_spec_of_the_wrong_kinds_is_one_spec_error(kw: dict, says: str) ->
     assert says in str(e.value) and "\n" not in str(e.value)
     with pytest.raises(SpecError):
         run_scenario(spec)
+
+
+@pytest.mark.parametrize("call, says", [
+    (lambda w: w.explore(None, w.ExploreOptions(schedules=2)), "expected a RunSpec"),
+    (lambda w: w.explore(w.RunSpec("lock-flags"), {"schedules": 2}), "takes ExploreOptions"),
+    (lambda w: w.save_failure(None), "save_failure takes a Found"),
+    (lambda w: w.load_failure(None), "load_failure takes the path of a failure file"),
+    (lambda w: w.replay("f.json"), "replay takes a FailureFile, not str"),
+])
+def test_the_api_refuses_wrong_arguments_with_a_spec_error(call, says: str) -> None:
+    """h10: these were AttributeErrors and TypeErrors from deep inside."""
+    import wddmemu
+
+    with pytest.raises(SpecError, match=says):
+        call(wddmemu)
+    assert issubclass(wddmemu.FailureFileError, SpecError)
