@@ -173,17 +173,10 @@ def _callable_name(fn: Any) -> str:
     return f"{getattr(fn, '__name__', None) or type(fn).__name__}()"
 
 
-def check_definition(sc: Scenario) -> None:
-    """Raise ``ValueError`` (one line, naming the scenario) for what would make every run of
-    ``sc`` fail whatever the driver does: see :func:`scenario`."""
-    what = f"scenario {sc.name}"
-    if not is_name(sc.name):
-        raise ValueError("a scenario name is one word of printable characters (no spaces or "
-                         f"line breaks: it goes on command lines), not {sc.name!r}")
-    if not isinstance(sc.description, str):
-        raise ValueError(f"{what}: the description is one line of text, not "
-                         f"{type(sc.description).__name__}")
-    for k, prm in sc.params.items():
+def _check_params(what: str, params: dict[str, Any]) -> None:
+    """Each declared parameter is a :class:`Param` of int, bool or str whose default is of its
+    type and, with a ``range=``, inside it (the message names the scenario and parameter)."""
+    for k, prm in params.items():
         if not isinstance(prm, Param):
             raise ValueError(f"{what}: parameter {k} is {prm!r}, not a Param(type, default, "
                              "help)")
@@ -197,6 +190,19 @@ def check_definition(sc: Scenario) -> None:
         if type(prm.default) is not prm.type:
             raise ValueError(f"{what}: parameter {k}'s default {prm.default!r} is not "
                              f"{prm.type.__name__}")
+
+
+def check_definition(sc: Scenario) -> None:
+    """Raise ``ValueError`` (one line, naming the scenario) for what would make every run of
+    ``sc`` fail whatever the driver does: see :func:`scenario`."""
+    what = f"scenario {sc.name}"
+    if not is_name(sc.name):
+        raise ValueError("a scenario name is one word of printable characters (no spaces or "
+                         f"line breaks: it goes on command lines), not {sc.name!r}")
+    if not isinstance(sc.description, str):
+        raise ValueError(f"{what}: the description is one line of text, not "
+                         f"{type(sc.description).__name__}")
+    _check_params(what, sc.params)
     for field_name in ("kernel", "check"):
         f = getattr(sc, field_name)
         if f is not None and not callable(f):
