@@ -4,6 +4,7 @@ scenario and the user's file — never as an ``exception`` finding of every run
 
 from __future__ import annotations
 
+import hashlib
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -81,6 +82,13 @@ def test_good_definitions_still_register() -> None:
     assert {"test-def-kw", "test-def-var", "test-def-default"} <= set(scenarios.REGISTRY)
 
 
+def _digest(body: str) -> str:
+    """A module name's tail, one per body and the same in every process: ``hash()`` of a str
+    is salted per process, and two bodies' ``hash() % 1000`` once collided, so the second
+    ``--load`` was refused as a module imported already."""
+    return hashlib.blake2b(body.encode(), digest_size=6).hexdigest()
+
+
 def _module(tmp_path: Path, name: str, body: str) -> Path:
     path = tmp_path / f"{name}.py"
     path.write_text("from scenarios import Param, scenario\nimport wddmemu\n\n" + body)
@@ -100,7 +108,7 @@ def _module(tmp_path: Path, name: str, body: str) -> Path:
 def test_loading_a_bad_definition_is_one_line_naming_the_users_file(
         tmp_path: Path, capsys: pytest.CaptureFixture[str], body: str, line: int,
         says: str) -> None:
-    path = _module(tmp_path, f"baddef{line}{abs(hash(body)) % 1000}", body)
+    path = _module(tmp_path, f"baddef{line}_{_digest(body)}", body)
     assert _cli.main(["--load", str(path), "scenarios"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(f"wddmemu: error: cannot load {path}: {says}")
@@ -140,10 +148,11 @@ def test_kernel_and_check_failing_for_some_parameters_is_one_line_exit_2(
         says: str) -> None:
     """h8: ``kernel=``/``check=`` judged at registration on the defaults only, then raising
     for another ``-p`` value (or giving a value KernelConfig refuses) was exit 3."""
-    mod = f"kerneldef{abs(hash(body)) % 1000}"
+    mod = f"kerneldef_{_digest(body)}"
     path = _module(tmp_path, mod, body)
     name = body.split('"')[1]
     with loading_state_kept():  # the --load is this process's: undone after
         assert _cli.main(["--load", str(path), "run", name, *argv]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("wddmemu: error: " + says.format(mod=mod)), err
+
