@@ -154,7 +154,7 @@ def check_spec(spec: RunSpec, *, by: str | None = None, many: bool = False
     a spec read from a file: names resolve only through the registries and allowed modules.
     ``many``: the spec is the base of many runs (explore, check, a campaign), so its driver
     must be a factory or class, never a driver object (each schedule needs its own driver)."""
-    sc, params, _driver = _resolve(spec, by=by)
+    sc, params, _kernel, _driver = _resolve(spec, by=by)
     if many:
         refuse_driver_object(spec.driver, by=by)
     return sc, params
@@ -209,9 +209,11 @@ def kernel_config(sc: Any, params: dict[str, Any], bugs: Any) -> kmd.KernelConfi
                         f"({type(e).__name__}: {e})") from None
 
 
-def _resolve(spec: RunSpec, *, by: str | None = None) -> tuple[Any, dict[str, Any], Any]:
-    """:func:`check_spec`, also returning the driver it built to validate ``spec.driver`` (a
-    fresh one: a driver keeps per-run state, so each run resolves its own)."""
+def _resolve(spec: RunSpec, *, by: str | None = None
+             ) -> tuple[Any, dict[str, Any], kmd.KernelConfig, Any]:
+    """:func:`check_spec`, also returning the kernel configuration and the driver it built to
+    validate ``spec`` (a fresh driver: a driver keeps per-run state, so each run resolves its
+    own; the configuration once, so a scenario's ``kernel=`` runs once a run)."""
     if not isinstance(spec, RunSpec):  # a name or a dict is the natural slip (h10)
         raise SpecError(f"expected a RunSpec (wddmemu.RunSpec('dynamic-vb-ring', ...)), not "
                         f"{type(spec).__name__}")
@@ -228,7 +230,7 @@ def _resolve(spec: RunSpec, *, by: str | None = None) -> tuple[Any, dict[str, An
         params = sc.resolve(spec.params)
     except ValueError as e:
         raise SpecError(str(e)) from None
-    kernel_config(sc, params, spec.bugs)
+    kconf = kernel_config(sc, params, spec.bugs)
     for b in spec.bugs:
         if not isinstance(b, str) or (b not in RUNTIME_BUGS and b not in kmd.KERNEL_BUGS):
             known = ", ".join([*RUNTIME_BUGS, *kmd.KERNEL_BUGS])
@@ -245,8 +247,9 @@ def _resolve(spec: RunSpec, *, by: str | None = None) -> tuple[Any, dict[str, An
         raise SpecError(str(e)) from None
     # only an explicit --ddi-version is a request a driver may refuse; the scenario's declared
     # version is a default for drivers that take one (resolve_driver)
-    return sc, params, resolve_driver(spec.driver, spec.ddi_version, spec.driver_options, by=by,
-                                      default_version=sc.ddi_version)
+    driver = resolve_driver(spec.driver, spec.ddi_version, spec.driver_options, by=by,
+                            default_version=sc.ddi_version)
+    return sc, params, kconf, driver
 
 
 #: id -> (a weak reference to) every driver object that has run: a driver keeps its state
@@ -285,7 +288,7 @@ def _prepare(
     strategy: Strategy | None,
     stop_on_violation: bool,
 ) -> tuple[Engine, Checker, Any, dict[str, Any]]:
-    sc, params, driver = _resolve(spec)
+    sc, params, kconf, driver = _resolve(spec)
     _claim_driver(driver)
     if strategy is None:
         strategy = make_strategy(spec.strategy, seed=spec.seed, depth=spec.depth,
@@ -295,7 +298,6 @@ def _prepare(
         trace=trace, context={"scenario": spec.scenario}, stop_on_violation=stop_on_violation,
     )
     checker = Checker().attach(engine)
-    kconf = kernel_config(sc, params, spec.bugs)
     box: dict[str, Any] = {}
 
     faults = parse_faults(spec.faults)

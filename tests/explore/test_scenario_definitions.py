@@ -156,3 +156,23 @@ def test_kernel_and_check_failing_for_some_parameters_is_one_line_exit_2(
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("wddmemu: error: " + says.format(mod=mod)), err
 
+
+def test_kernel_runs_once_a_run() -> None:
+    """The spec's check and the run share one kernel configuration: a scenario's ``kernel=``
+    (the user's code, maybe with side effects or cost) is called once a run, not twice."""
+    import wddmemu
+
+    calls: list[dict[str, Any]] = []
+
+    def kernel(params: dict[str, Any]) -> dict[str, Any]:
+        calls.append(params)
+        return {"max_rename_instances": 2 + params["n"]}
+
+    @scenario("test-kernel-once", "kernel= counted", kernel=kernel, n=Param(int, 1, "n"))
+    async def once(ctx: Any, n: int) -> None:
+        assert ctx.kernel.config.max_rename_instances == 2 + n
+
+    calls.clear()  # registration judged the defaults
+    res = wddmemu.run_scenario(wddmemu.RunSpec("test-kernel-once", params={"n": 3}))
+    assert res.ok, res.run.failure
+    assert calls == [{"n": 3}]
