@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import io
 import xml.etree.ElementTree as ET
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -79,9 +79,8 @@ class CellReport:
 
 def driver_label(spec: RunSpec) -> str:
     """``mydrv(locked=true)``: a cell's driver and its options, sorted."""
-    opts = spec.driver_options
-    return spec.driver + (
-        "(" + ",".join(f"{k}={v}" for k, v in sorted(opts.items())) + ")" if opts else "")
+    opts = _pairs(spec.driver_options)
+    return f"{spec.driver}({opts})" if opts else spec.driver
 
 
 def cell_name(spec: RunSpec, strategy: str) -> str:
@@ -119,8 +118,9 @@ def junit_xml(cells: Sequence[CellReport], suite: str = "wddmemu",
                            time=f"{c.seconds:.3f}")
         props = ET.SubElement(tc, "properties")
         for k, v in (("schedules", c.schedules), ("runs", c.result.runs),
-                     ("driver", c.spec.driver), ("driver_options", _options(c.spec)),
-                     ("params", _params(c.spec)),
+                     ("driver", c.spec.driver),
+                     ("driver_options", _pairs(c.spec.driver_options) or None),
+                     ("params", _pairs(c.spec.params) or None),
                      ("strategy", c.strategy), ("coverage", c.coverage())):
             if v is not None:
                 ET.SubElement(props, "property", name=k, value=str(v))
@@ -142,15 +142,10 @@ def junit_xml(cells: Sequence[CellReport], suite: str = "wddmemu",
     return ET.tostring(root, encoding="utf-8", xml_declaration=True) + b"\n"
 
 
-def _options(spec: RunSpec) -> str | None:
-    """The cell's ``--driver-opt``s as ``k=v,k2=v2`` (sorted), or None when it has none."""
-    opts = spec.driver_options
-    return ",".join(f"{k}={opts[k]}" for k in sorted(opts)) or None
-
-
-def _params(spec: RunSpec) -> str | None:
-    """The cell's scenario parameters as ``k=v,k2=v2`` (sorted), or None when it has none."""
-    return ",".join(f"{k}={spec.params[k]}" for k in sorted(spec.params)) or None
+def _pairs(values: Mapping[str, Any]) -> str:
+    """``k=v,k2=v2``, keys sorted ("" for none): how the reports show a cell's driver options
+    (in its name too) and its scenario parameters."""
+    return ",".join(f"{k}={values[k]}" for k in sorted(values))
 
 
 def json_report(cells: Sequence[CellReport],
