@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -285,6 +286,15 @@ def _shown(text: str) -> str:
     return printable(text, limit=4096)
 
 
+def _print_data(console: Console, texts: Iterable[str], *, soft_wrap: bool | None = None
+                ) -> None:
+    """``texts`` (messages that are data, the code under test's among them) as plain text, line
+    by line: their lines stay lines, control characters in them are shown, not obeyed (h8)."""
+    for text in texts:
+        for line in text.split("\n"):
+            console.print(_shown(line), markup=False, highlight=False, soft_wrap=soft_wrap)
+
+
 def print_summary(console: Console, res: ScenarioResult, trace: str | None,
                   timeout: float = 0.0) -> None:
     """``run``'s summary: the run, each device's counts, the failure (with the user code's
@@ -348,9 +358,7 @@ def _print_traceback(console: Console, failure: Any) -> None:
     as plain text: nothing else for any other failure."""
     from ._tracebacks import failure_traceback
 
-    for text in failure_traceback(failure):
-        for line in text.split("\n"):  # its lines stay lines; escapes in them are shown
-            console.print(_shown(line), markup=False, highlight=False, soft_wrap=True)
+    _print_data(console, failure_traceback(failure), soft_wrap=True)
 
 
 def cluster_options(fn: Any) -> Any:
@@ -484,8 +492,8 @@ class _ExploreDisplay:
         self.clock = time.perf_counter  # wall clock for the display only, never in results
         self.t0 = self.last = self.clock()
         self.runs = self.failures = 0
-        self.early: dict[int, Path] = {}
-        self.early_specs: dict[int, Any] = {}
+        #: schedule index → the file saved as the failure was found, and the run it replays
+        self.early: dict[int, tuple[Path, RunSpec]] = {}
         self.bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(),
                             MofNCompleteColumn(), TextColumn("{task.fields[failures]} failures"),
                             TextColumn("{task.fields[rate]} schedules/s"), console=console,
@@ -518,7 +526,7 @@ class _ExploreDisplay:
         # noted before it is written: a Ctrl-C during the write still lists a file that made
         # it to disk (interrupted() shows those that exist)
         path, body = failure_file(fd, self.save_dir)
-        self.early[fd.index], self.early_specs[fd.index] = path, fd.spec
+        self.early[fd.index] = path, fd.spec
         write_atomically(path, body)
 
     def save_final(self, failures: Any) -> dict[int, Path]:
@@ -527,7 +535,7 @@ class _ExploreDisplay:
         paths = {}
         for fd in failures:
             paths[fd.index] = save_failure(fd, self.save_dir)
-            early = self.early.get(fd.index)
+            early, _spec = self.early.get(fd.index, (None, None))
             if early is not None and early != paths[fd.index]:
                 early.unlink(missing_ok=True)  # superseded by the minimised file
         return paths
@@ -555,13 +563,13 @@ class _ExploreDisplay:
 
         dt = self.clock() - self.t0
         # a file the Ctrl-C caught before its write was done is not on disk: not listed
-        kept = {i: p for i, p in self.early.items() if p.exists()}
+        kept = [(p, spec) for p, spec in self.early.values() if p.exists()]
         self.console.print(f"interrupted: {self.runs} schedules in {dt:.1f} s, "
                            f"{len(kept)} failing (kept, not minimised)",
                            markup=False, highlight=False)
-        for index, path in kept.items():
+        for path, spec in kept:
             self.console.print(f"saved: {path}", markup=False, highlight=False)
-            self.console.print(f"replay: {replay_command(self.early_specs[index], path)}",
+            self.console.print(f"replay: {replay_command(spec, path)}",
                                markup=False, highlight=False, soft_wrap=True)
 
 
@@ -570,9 +578,7 @@ def explain(console: Console, fd: Found, path: Path) -> None:
     from ._explore import replay_command
     from ._reports import explain_lines
 
-    for text in explain_lines(fd):  # data: escapes shown, not obeyed (run's summary alike)
-        for line in text.split("\n"):
-            console.print(_shown(line), markup=False, highlight=False)
+    _print_data(console, explain_lines(fd))
     console.print(f"saved: {path}", markup=False, highlight=False)
     console.print(f"replay: {replay_command(fd.spec, path)}", markup=False,
                   highlight=False, soft_wrap=True)
