@@ -41,7 +41,7 @@ from vthreads import (
 
 from . import _loading
 from ._drivers import load_entry_points, needed_by
-from ._files import printable, read_bounded, write_atomically
+from ._files import is_path, printable, read_bounded, write_atomically
 from ._runner import (
     RunSpec,
     SpecError,
@@ -781,7 +781,7 @@ def save_failure(found: Found, save_dir: Path | str = DEFAULT_SAVE_DIR) -> Path:
     if not isinstance(found, Found):
         raise SpecError(f"save_failure takes a Found (ExploreResult.failures), not "
                         f"{type(found).__name__}")
-    if not isinstance(save_dir, str | Path) or not str(save_dir) or "\0" in str(save_dir):
+    if not is_path(save_dir):
         raise SpecError(f"save_failure takes a directory path, not {save_dir!r}")
     path, body = failure_file(found, save_dir)
     return write_atomically(path, body)  # never half a file (issue 14)
@@ -806,7 +806,7 @@ def load_failure(path: Path | str) -> FailureFile:
     ``--allow-load``, :func:`wddmemu.load_module`, :func:`wddmemu.allow_module`), otherwise
     :class:`wddmemu.LoadRefused` (a :class:`SpecError`: one line, exit 2) says how to allow it.
     """
-    if not isinstance(path, str | Path) or not str(path) or "\0" in str(path):
+    if not is_path(path):
         given = repr(path) if isinstance(path, str) else type(path).__name__
         raise FailureFileError(f"load_failure takes the path of a failure file, not {given}")
     p = Path(path)

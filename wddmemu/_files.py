@@ -48,6 +48,12 @@ def shown(path: str) -> str:
     return printable(path, 120)
 
 
+def is_path(value: object) -> bool:
+    """Whether ``value`` can name a file: a non-empty ``str`` or ``Path`` without a NUL byte
+    (what the Python API checks of a path argument before it touches the file system)."""
+    return isinstance(value, str | Path) and bool(str(value)) and "\0" not in str(value)
+
+
 def check_output(path: str | Path, what: str, *, make_parents: bool = False) -> Path:
     """Refuse (:class:`SpecError`, one line) an output path that cannot be written: empty, a
     NUL byte, a directory, or a missing parent directory (``make_parents``: a parent that could
