@@ -48,9 +48,9 @@ class MPLayer:
         #: presents queued and not yet made by the worker (frame latency)
         self.frames_queued = 0
         self._frame_cond = Condition(f"{device_name}.frames")
-        #: the first failure of a batched call, reported at the next present, and what it was
-        self.deferred_error = 0
-        self.deferred_what = ""
+        #: the first failure of a batched call since the last present, reported at the next
+        #: one, and which call it was ((0, "") for none)
+        self.deferred: tuple[int, str] = (0, "")
         #: "DDI → HRESULT name" → batched calls that failed (``DeviceStatistics``)
         self.batched_failures: dict[str, int] = {}
 
@@ -138,9 +138,8 @@ class MPLayer:
         """The first batched call's failure since the last call (0 if none) and which call it
         was ("DrawPrimitive returned E_INVALIDARG (0x80070057) on dev0.worker at step 412"),
         and forget it."""
-        hr, what = self.deferred_error, self.deferred_what
-        self.deferred_error, self.deferred_what = 0, ""
-        return hr, what
+        deferred, self.deferred = self.deferred, (0, "")
+        return deferred
 
     async def stop(self) -> None:
         """Stop the worker after every queued command (no-op without the MP layer)."""
@@ -198,10 +197,9 @@ class MPLayer:
             name = kmd.hresult_name(hr)
             key = f"{cmd.ddi} → {name}"
             self.batched_failures[key] = self.batched_failures.get(key, 0) + 1
-            if not self.deferred_error:
-                self.deferred_error = hr
-                self.deferred_what = (f"{cmd.ddi} returned {name} ({kmd.hex32(hr)}) on "
-                                      f"{eng.current_thread().name} at step {eng.step}")
+            if not self.deferred[0]:
+                self.deferred = hr, (f"{cmd.ddi} returned {name} ({kmd.hex32(hr)}) on "
+                                     f"{eng.current_thread().name} at step {eng.step}")
             if eng.wants("rt.deferred_error"):
                 eng.emit("rt.deferred_error", device=self.device_name, ddi=cmd.ddi,
-                         hr=kmd.hex32(hr), hr_name=kmd.hresult_name(hr))
+                         hr=kmd.hex32(hr), hr_name=name)
