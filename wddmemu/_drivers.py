@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import umd
-from vthreads.registry import Registry, RegistryError
+from vthreads.lowlevel import type_name
+from vthreads.registry import Registry, RegistryError, is_name, same_definition
 
 from . import _loading
 from ._errors import SpecError, user_error, user_frame
@@ -48,8 +49,46 @@ def register_driver(name: str, factory: F, *, rules: tuple[str, ...] = (), summa
     """Register ``factory`` (``f(driver_version=None, **options)`` returning an object with
     ``async open_adapter(D3DDDIARG_OPENADAPTER)``, or a driver class) as driver ``name``, so
     ``--driver name`` and failure files can name it. ``rules`` are the rule ids it is about (a
-    seeded bug's), ``summary`` one line for ``wddmemu drivers``. Returns ``factory``."""
+    seeded bug's), ``summary`` one line for ``wddmemu drivers``. Returns ``factory``.
+
+    The registration is checked here, not at the first run, each refusal a one-line
+    ``ValueError`` naming the driver: a name that is not one word, a factory that is not
+    callable (``None``, a number, a driver object: those serve no run by name), ``rules`` that
+    is not a tuple of rule ids or a ``summary`` that is not one line, and a name taken already
+    (docs/scenarios.md: as for a scenario, unless it is the same definition run again or
+    ``replace`` is true)."""
+    _check_registration(name, factory, rules, summary)
+    if name in DRIVERS and not replace:
+        old = DRIVERS.entry(name)
+        if old.obj is not factory and not same_definition(old.obj, factory):
+            raise ValueError(f"driver {name} is registered twice (first by "
+                             f"{old.module or 'an earlier call'}): pick another name")
+        replace = True  # the same definition again (a reload): it replaces the first
     return DRIVERS.register(name, factory, rules=rules, summary=summary, replace=replace)
+
+
+def _check_registration(name: str, factory: Any, rules: Any, summary: Any) -> None:
+    """:func:`register_driver`'s checks of its arguments (``ValueError``, one line)."""
+    if not is_name(name):
+        DRIVERS.register(name, factory)  # raises the registry's own message for a bad name
+    what = f"driver {name}"
+    if not callable(factory):
+        obj = "a driver object" if is_driver_object(factory) else _shown_kind(factory)
+        raise ValueError(f"{what}: register a factory f(driver_version=None, **options) that "
+                         f"returns a driver, or a driver class, not {obj}")
+    if not (isinstance(rules, tuple | list) and all(isinstance(r, str) for r in rules)):
+        raise ValueError(f'{what}: rules= takes a tuple of rule ids like ("RACE",), not '
+                         f"{_shown_kind(rules)}")
+    if not isinstance(summary, str):
+        raise ValueError(f"{what}: summary= takes one line of text, not {_shown_kind(summary)}")
+    if "\n" in summary or "\r" in summary:
+        raise ValueError(f"{what}: summary= takes one line of text (wddmemu drivers prints it "
+                         "as one), not text with a line break")
+
+
+def _shown_kind(value: Any) -> str:
+    """``None``, or the type of ``value`` (``int``, ``str``) for a message."""
+    return "None" if value is None else type_name(value)
 
 
 def driver(name: str, *, rules: tuple[str, ...] = (), summary: str = "",
@@ -248,7 +287,7 @@ def load_entry_points() -> None:
                 obj = ep.load()
                 is_factory = group == "wddmemu.drivers" and not isinstance(obj, type(sys))
                 if is_factory and (ep.name not in DRIVERS or DRIVERS[ep.name] is not obj):
-                    DRIVERS.register(ep.name, obj)
+                    register_driver(ep.name, obj)
             except (Exception, SystemExit) as e:  # the plugin's own failure: skip it, say so
                 for reg, had in ((DRIVERS, names_before[0]), (scenarios.REGISTRY, names_before[1])):
                     for name in set(reg.names()) - had:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -53,8 +54,46 @@ def test_the_reference_takes_driver_config_fields_as_options() -> None:
 
 
 def test_registering_a_taken_name_is_refused() -> None:
-    with pytest.raises(KeyError, match="driver 'reference' is registered already"):
+    # a ValueError, as docs/scenarios.md says and as a scenario's (h10 F17: it was a KeyError)
+    with pytest.raises(ValueError, match=r"^driver reference is registered twice \(first by "
+                                         r"umd\): pick another name$"):
         wddmemu.register_driver("reference", umd.ReferenceDriver)
+    with pytest.raises(ValueError, match="driver reference is registered twice"):
+        wddmemu.driver("reference")(umd.ReferenceDriver)
+    assert wddmemu.DRIVERS.entry("reference").module == "umd"  # the first one stays
+
+
+class _NotAFactory:
+    async def open_adapter(self, args: object) -> int:
+        return 0
+
+
+@pytest.mark.parametrize("factory,says", [
+    (None, "None"), (5, "int"), ("umd:ReferenceDriver", "str"),
+    (_NotAFactory(), "a driver object")])
+def test_registering_a_non_callable_is_one_line_saying_what_to_pass(factory: object,
+                                                                   says: str) -> None:
+    """h10 F17: None, 5 or a driver object were accepted, and the run said "unknown driver"."""
+    for register in (lambda: wddmemu.register_driver("test-noncallable", factory),
+                     lambda: wddmemu.driver("test-noncallable")(factory)):
+        with pytest.raises(ValueError) as ei:
+            register()
+        assert str(ei.value) == (
+            "driver test-noncallable: register a factory f(driver_version=None, **options) "
+            f"that returns a driver, or a driver class, not {says}")
+        assert not isinstance(ei.value, KeyError)
+    assert "test-noncallable" not in wddmemu.DRIVERS
+
+
+@pytest.mark.parametrize("kw,says", [
+    ({"rules": "RACE"}, 'rules= takes a tuple of rule ids like ("RACE",), not str'),
+    ({"rules": (5,)}, "rules= takes a tuple of rule ids"),
+    ({"summary": 5}, "summary= takes one line of text, not int"),
+    ({"summary": "a\nb"}, "summary= takes one line of text (wddmemu drivers prints it")])
+def test_registering_bad_rules_or_summary_is_refused(kw: dict, says: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(f"driver test-badkw: {says}")):
+        wddmemu.register_driver("test-badkw", umd.ReferenceDriver, **kw)
+    assert "test-badkw" not in wddmemu.DRIVERS
 
 
 def test_scenarios_are_a_registry_with_ranged_parameters() -> None:
@@ -144,7 +183,8 @@ def test_a_module_run_again_replaces_its_own_entries_and_only_those(tmp_path: Pa
         assert wddmemu.DRIVERS["test-reloaded-drv"] is mod.make is not first
         assert scenarios.REGISTRY["test-reloaded-scenario"].fn is mod.run
         (tmp_path / "wddmemu_other_mod.py").write_text(src.replace("def make", "def other"))
-        with pytest.raises(KeyError, match="'test-reloaded-drv' is registered already"):
+        with pytest.raises(ValueError, match="driver test-reloaded-drv is registered twice "
+                                             r"\(first by wddmemu_reloaded_mod\)"):
             importlib.import_module("wddmemu_other_mod")
     finally:
         wddmemu.DRIVERS.unregister("test-reloaded-drv")

@@ -103,7 +103,7 @@ def _module(tmp_path: Path, name: str, body: str) -> Path:
     ('@scenario("dynamic-vb-ring", "clash")\nasync def s(ctx):\n    pass\n', 4,
      "ValueError: scenario dynamic-vb-ring is registered twice (first by scenarios.builtin)"),
     ('@wddmemu.driver("reference")\ndef make(driver_version=None):\n    pass\n', 4,
-     "RegistryError: driver 'reference' is registered already"),
+     "ValueError: driver reference is registered twice (first by umd)"),
 ])
 def test_loading_a_bad_definition_is_one_line_naming_the_users_file(
         tmp_path: Path, capsys: pytest.CaptureFixture[str], body: str, line: int,
