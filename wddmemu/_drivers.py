@@ -24,12 +24,11 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import umd
-from vthreads.lowlevel import type_name
 from vthreads.registry import Registry, RegistryError, is_name, same_definition
 
 from . import _loading
 from ._errors import SpecError, user_error, user_frame
-from ._files import printable
+from ._files import kind_of, printable
 from ._loading import import_allowed
 from ._schema import kind_name
 
@@ -73,22 +72,17 @@ def _check_registration(name: str, factory: Any, rules: Any, summary: Any) -> No
         DRIVERS.register(name, factory)  # raises the registry's own message for a bad name
     what = f"driver {name}"
     if not callable(factory):
-        obj = "a driver object" if is_driver_object(factory) else _shown_kind(factory)
+        obj = "a driver object" if is_driver_object(factory) else kind_of(factory)
         raise ValueError(f"{what}: register a factory f(driver_version=None, **options) that "
                          f"returns a driver, or a driver class, not {obj}")
     if not (isinstance(rules, tuple | list) and all(isinstance(r, str) for r in rules)):
         raise ValueError(f'{what}: rules= takes a tuple of rule ids like ("RACE",), not '
-                         f"{_shown_kind(rules)}")
+                         f"{kind_of(rules)}")
     if not isinstance(summary, str):
-        raise ValueError(f"{what}: summary= takes one line of text, not {_shown_kind(summary)}")
+        raise ValueError(f"{what}: summary= takes one line of text, not {kind_of(summary)}")
     if "\n" in summary or "\r" in summary:
         raise ValueError(f"{what}: summary= takes one line of text (wddmemu drivers prints it "
                          "as one), not text with a line break")
-
-
-def _shown_kind(value: Any) -> str:
-    """``None``, or the type of ``value`` (``int``, ``str``) for a message."""
-    return "None" if value is None else type_name(value)
 
 
 def driver(name: str, *, rules: tuple[str, ...] = (), summary: str = "",

@@ -54,6 +54,14 @@ def is_path(value: object) -> bool:
     return isinstance(value, str | Path) and bool(str(value)) and "\0" not in str(value)
 
 
+def kind_of(value: object) -> str:
+    """What ``value`` is, for a message refusing it: ``None``, else its type's name (``int``,
+    ``str``; never raising, whatever the object)."""
+    from vthreads.lowlevel import type_name
+
+    return "None" if value is None else type_name(value)
+
+
 def check_output(path: str | Path, what: str, *, make_parents: bool = False) -> Path:
     """Refuse (:class:`SpecError`, one line) an output path that cannot be written: empty, a
     NUL byte, a directory, or a missing parent directory (``make_parents``: a parent that could

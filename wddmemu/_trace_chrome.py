@@ -18,8 +18,8 @@ import sys
 from pathlib import Path
 from typing import IO, Any
 
-from ._files import atomic_open
-from ._trace_read import dumps, feed_events
+from ._files import atomic_open, kind_of
+from ._trace_read import TraceFormatError, check_trace_path, dumps, feed_events
 from ._trace_timeline import DEFAULT_CPU_NS, TimelineBuilder, TimelineInfo
 
 PID = 1
@@ -99,7 +99,13 @@ def export_chrome(trace: str | Path, out: str | Path | IO[bytes], *, time: str =
     stdout, or a binary stream), streaming. Raises
     :class:`~wddmemu.trace.TraceFormatError` for a malformed trace. A path is written
     atomically (a temporary file beside it, renamed when complete): a failed export leaves
-    whatever was at the path untouched (issue 14)."""
+    whatever was at the path untouched (issue 14). A ``trace`` that names no file, or an
+    ``out`` that is neither a path nor a stream, is a :class:`TraceFormatError` before anything
+    is read or written."""
+    check_trace_path(trace)
+    if not isinstance(out, str | Path) and not callable(getattr(out, "write", None)):
+        raise TraceFormatError("", None, "export_chrome writes to a path, '-' or a binary "
+                                         f"stream, not {kind_of(out)}")
     if isinstance(out, str | Path) and str(out) != "-":
         with atomic_open(out, buffering=1 << 20) as f:
             return _export(trace, f, time, cpu_ns)

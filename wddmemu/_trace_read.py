@@ -30,7 +30,7 @@ from typing import IO, Any
 
 import orjson
 
-from ._files import printable
+from ._files import is_path, kind_of, printable
 
 #: keys every line carries besides the event's own fields
 HEAD_KEYS = ("step", "t", "thread", "event")
@@ -56,7 +56,8 @@ class TraceFormatError(ValueError):
         self.line = line
         self.message = message
         where = self.path if line is None else f"{self.path}:{line}"
-        super().__init__(f"{where}: {message}")
+        # no path at all (an argument that names no file): the message alone
+        super().__init__(f"{where}: {message}" if where else message)
 
 
 class FieldError(ValueError):
@@ -166,9 +167,25 @@ def run_context(ev: dict[str, Any]) -> dict[str, Any]:
     return ctx
 
 
+def check_trace_path(path: object) -> None:
+    """Refuse (:class:`TraceFormatError`, one line, ``.path`` empty) a trace argument that
+    names no file: only a non-empty ``str`` or ``Path`` without a NUL byte does. An int is not
+    taken as a file descriptor (h10: ``summarize(True)`` read stdout, and ``iter_events(fd)``
+    closed the caller's descriptor)."""
+    if is_path(path):
+        return
+    if isinstance(path, str | Path):
+        shown = printable(str(path))
+        raise TraceFormatError("", None, f"a trace path is a file name, not {shown!r}")
+    raise TraceFormatError("", None, f"a trace is named by a path (str or pathlib.Path), not "
+                                     f"{kind_of(path)}")
+
+
 def feed_events(path: str | Path, feed: Callable[[dict[str, Any]], Any]) -> None:
     """Call ``feed(event)`` for every event of the trace at ``path`` (:func:`iter_events`); a
-    :class:`FieldError` it raises becomes a :class:`TraceFormatError` at that line."""
+    :class:`FieldError` it raises becomes a :class:`TraceFormatError` at that line. A ``path``
+    that names no file is refused before anything is read (:func:`check_trace_path`)."""
+    check_trace_path(path)
     for lineno, ev in iter_events(path):
         try:
             feed(ev)
@@ -251,7 +268,9 @@ def iter_events(path: str | Path, warn: Callable[[str], None] | None = None
 
     Raises :class:`TraceFormatError` for a missing, unreadable or empty file, for a line over
     :data:`MAX_LINE` bytes and for the first malformed line (with its 1-based number), except a
-    cut last line, which goes to ``warn`` (stderr by default) and is skipped."""
+    cut last line, which goes to ``warn`` (stderr by default) and is skipped, and for a
+    ``path`` that names no file (:func:`check_trace_path`: an int is no file descriptor)."""
+    check_trace_path(path)
     try:
         f = open(path, "rb")  # noqa: SIM115 - closed in the finally below (a generator)
     except FileNotFoundError:

@@ -72,3 +72,42 @@ def test_a_timeline_fed_a_wrong_field_says_which_through_feed_events(tmp_path) -
         tl.feed(bad)
     with pytest.raises(trace.TraceFormatError, match=r"t\.jsonl:2: field 'ddi' is a list"):
         trace.feed_events(p, trace.TimelineBuilder(Nothing()).feed)
+
+
+@pytest.mark.parametrize("bad,says", [
+    (3, "a trace is named by a path (str or pathlib.Path), not int"),
+    (True, "a trace is named by a path (str or pathlib.Path), not bool"),
+    (None, "a trace is named by a path (str or pathlib.Path), not None"),
+    (b"t.jsonl", "a trace is named by a path (str or pathlib.Path), not bytes"),
+    ("", "a trace path is a file name, not ''"),
+    ("a\0b", "a trace path is a file name, not 'a\\\\x00b'")])
+def test_a_trace_argument_that_names_no_file_is_refused_not_opened(
+        bad: object, says: str, tmp_path: Path, traced: Path) -> None:
+    """h10 F12: an int was opened as a file descriptor (``summarize(True)`` read stdout, and
+    ``iter_events(fd)`` read the caller's fd and closed it)."""
+    import os
+
+    fd = os.open(traced, os.O_RDONLY)
+    try:
+        calls = [lambda: list(trace.iter_events(bad)), lambda: trace.summarize(bad),
+                 lambda: trace.export_chrome(bad, tmp_path / "o.json"),
+                 lambda: trace.feed_events(bad, print)]
+        for call in calls:
+            with pytest.raises(trace.TraceFormatError) as ei:
+                call()
+            assert str(ei.value) == says and ei.value.path == "" and ei.value.line is None
+        with pytest.raises(trace.TraceFormatError, match="not int"):
+            list(trace.iter_events(fd))
+        os.fstat(fd)  # still open: the caller's descriptor is not read nor closed
+        assert os.lseek(fd, 0, os.SEEK_CUR) == 0
+    finally:
+        os.close(fd)
+    assert not (tmp_path / "o.json").exists()
+
+
+@pytest.mark.parametrize("out,says", [(None, "None"), (5, "int")])
+def test_export_chrome_to_something_that_is_no_output_is_refused(out: object, says: str,
+                                                                 traced: Path) -> None:
+    with pytest.raises(trace.TraceFormatError, match=r"^export_chrome writes to a path, '-' or "
+                                                     f"a binary stream, not {says}$"):
+        trace.export_chrome(traced, out)  # type: ignore[arg-type]
