@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from vthreads.lowlevel import safe_repr
 from vthreads.registry import Registry, RegistryError, is_name, same_definition
 
 #: an int parameter without a range is still 64-bit, as every int a failure file stores
@@ -33,13 +34,9 @@ class Param:
     help: str = ""
     range: tuple[int, int] | None = field(default=None, kw_only=True)
 
-    def __post_init__(self) -> None:
-        if self.range is not None:
-            lo, hi = self.range
-            if self.type is not int or lo > hi:
-                raise ValueError("range=(lo, hi) takes an int parameter and lo <= hi")
-        # the default is checked against the range by check_definition, which knows the
-        # parameter's name and the scenario's ("parameter default takes 1..10" named neither)
+    # the range (an int parameter's, lo <= hi) and the default against it are checked by
+    # check_definition, which knows the parameter's name and the scenario's: a check here, at
+    # construction, named neither ("range=(lo, hi) takes an int parameter", h8)
 
     def check(self, name: str, value: Any) -> Any:
         """``value`` if it is of :attr:`type` and within :attr:`range` (an int without a range:
@@ -106,7 +103,7 @@ class Scenario:
             p = self.params[k]
             out[k] = p.check(k, p.parse(k, v) if isinstance(v, str) and p.type is not str
                              else v)
-        why = _call(f"scenario {self.name}", "check", self.check, out) if self.check else None
+        why = _judge(f"scenario {self.name}", self.check, out)
         if why:
             raise ValueError(f"scenario {self.name}: {why}")
         return out
@@ -182,6 +179,7 @@ def _check_params(what: str, params: dict[str, Any]) -> None:
                              "help)")
         if prm.type not in (int, bool, str):
             raise ValueError(f"{what}: parameter {k} has type {prm.type!r}: use int, bool or str")
+        _check_range(what, k, prm)
         if type(prm.default) is prm.type and prm.range is not None:
             try:
                 prm.check(k, prm.default)
@@ -190,6 +188,37 @@ def _check_params(what: str, params: dict[str, Any]) -> None:
         if type(prm.default) is not prm.type:
             raise ValueError(f"{what}: parameter {k}'s default {prm.default!r} is not "
                              f"{prm.type.__name__}")
+
+
+def _check_range(what: str, k: str, prm: Param) -> None:
+    """A ``range=`` is two ints ``lo <= hi`` on an int parameter (the message names both the
+    scenario and the parameter)."""
+    rng = prm.range
+    if rng is None:
+        return
+    if prm.type is not int:
+        raise ValueError(f"{what}: parameter {k} is {prm.type.__name__}, but range=(lo, hi) "
+                         "bounds an int parameter only")
+    if not (isinstance(rng, tuple) and len(rng) == 2 and all(type(x) is int for x in rng)):
+        raise ValueError(f"{what}: parameter {k} has range={safe_repr(rng)}: range= takes two "
+                         "ints (lo, hi)")
+    if rng[0] > rng[1]:
+        raise ValueError(f"{what}: parameter {k} has range=({rng[0]}, {rng[1]}): range=(lo, hi) "
+                         "needs lo <= hi")
+
+
+def _judge(what: str, check: Callable[[dict[str, Any]], Any] | None,
+           params: dict[str, Any]) -> str | None:
+    """What a scenario's ``check=`` says of ``params``: ``None`` (or "") when they go
+    together, else its reason; anything but those (``42``, ``True``) is a ``ValueError``
+    saying what ``check=`` returns, not a reason printed as ``scenario s: 42`` (h8)."""
+    if check is None:
+        return None
+    why = _call(what, "check", check, params)
+    if why is None or isinstance(why, str):
+        return why or None
+    raise ValueError(f"{what}: check= returns None (or \"\") when the parameters go together, "
+                     f"or a str saying why not, not the {type(why).__name__} {safe_repr(why)}")
 
 
 def check_definition(sc: Scenario) -> None:
@@ -227,10 +256,9 @@ def check_definition(sc: Scenario) -> None:
     if sig is not None:
         _check_signature(what, fname[:-2], sig, sc.params)
     defaults = {k: prm.default for k, prm in sc.params.items()}
-    if sc.check is not None:
-        why = _call(what, "check", sc.check, defaults)
-        if why:
-            raise ValueError(f"{what}: its defaults fail its own check: {why}")
+    why = _judge(what, sc.check, defaults)
+    if why:
+        raise ValueError(f"{what}: its defaults fail its own check: {why}")
     if sc.kernel is not None:
         over = _call(what, "kernel", sc.kernel, defaults)
         import kmd  # the layer below: its KernelConfig fields

@@ -116,8 +116,9 @@ def test_scenarios_are_a_registry_with_ranged_parameters() -> None:
             scenarios.scenario("test-ranged", "again")(ranged)
     finally:
         scenarios.REGISTRY.unregister("test-ranged")
-    with pytest.raises(ValueError, match="range"):
-        Param(str, "x", range=(1, 2))
+    with pytest.raises(ValueError, match=r"scenario test-ranged-str: parameter n is str, but "
+                                         r"range=.lo, hi. bounds an int parameter only"):
+        scenarios.scenario("test-ranged-str", "d", n=Param(str, "x", range=(1, 2)))(ranged)
     # a default outside its range is refused where the scenario and parameter have names
     with pytest.raises(ValueError, match=r"scenario test-ranged-bad: the default of parameter "
                                          r"n takes 1\.\.2, not 5"):

@@ -58,6 +58,21 @@ async def no_ctx() -> None:
      r"kernel= returns 'max_renames', which is no KernelConfig field"),
     (takes_n, {"n": Param(int, 1), "check": lambda p: "n must be even"},
      r"its defaults fail its own check: n must be even"),
+    # h8: the range mistakes named neither the scenario nor the parameter
+    (takes_n, {"n": Param(int, 5, range=(10, 1))},
+     r"parameter n has range=\(10, 1\): range=\(lo, hi\) needs lo <= hi$"),
+    (takes_n, {"n": Param(str, "a", range=(1, 2))},
+     r"parameter n is str, but range=\(lo, hi\) bounds an int parameter only$"),
+    (takes_n, {"n": Param(int, 1, range=(1,))},  # type: ignore[arg-type]
+     r"parameter n has range=\(1,\): range= takes two ints \(lo, hi\)$"),
+    (takes_n, {"n": Param(int, 1, range=(0, 2.5))},  # type: ignore[arg-type]
+     r"parameter n has range=\(0, 2.5\): range= takes two ints"),
+    # h8: a non-str reason was printed as the reason ("scenario b-check2: 42")
+    (takes_n, {"n": Param(int, 1), "check": lambda p: 42},
+     r'check= returns None \(or ""\) when the parameters go together, or a str saying why '
+     r"not, not the int 42$"),
+    (takes_n, {"n": Param(int, 1), "check": lambda p: False},
+     r"check= returns None .* not the bool False$"),
 ])
 def test_a_definition_mistake_is_refused_at_registration(fn: Any, kw: dict[str, Any],
                                                          says: str) -> None:
@@ -176,3 +191,36 @@ def test_kernel_runs_once_a_run() -> None:
     res = wddmemu.run_scenario(wddmemu.RunSpec("test-kernel-once", params={"n": 3}))
     assert res.ok, res.run.failure
     assert calls == [{"n": 3}]
+
+
+def test_a_check_returning_a_non_str_for_a_given_value_says_what_check_returns() -> None:
+    """The defaults pass; ``-p n=3`` makes ``check=`` return 42 (h8's b_check2.py)."""
+    @scenario("test-def-check2", "check returns a non-str",
+              check=lambda p: 42 if p["n"] == 3 else None, n=Param(int, 1, "n", range=(1, 5)))
+    async def f(ctx: Any, n: int) -> None:
+        pass
+
+    sc = scenarios.get("test-def-check2")
+    assert sc.resolve({"n": "2"}) == {"n": 2}
+    with pytest.raises(ValueError) as ei:
+        sc.resolve({"n": "3"})
+    assert str(ei.value) == ('scenario test-def-check2: check= returns None (or "") when the '
+                             "parameters go together, or a str saying why not, not the int 42")
+    assert sc.resolve({"n": "4"}) == {"n": 4}  # "" and None both mean fine
+
+
+def test_a_range_mistake_is_not_refused_before_the_names_are_known() -> None:
+    """A ``Param`` is only data until ``@scenario`` has its name and the scenario's."""
+    assert Param(int, 5, range=(10, 1)).range == (10, 1)
+
+
+def test_loading_a_bad_range_names_the_scenario_the_parameter_and_the_file(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    body = ('@scenario("test-def-range2", "reversed", n=Param(int, 5, "n", range=(10, 1)))\n'
+            "async def f(ctx, n):\n    pass\n")
+    path = _module(tmp_path, f"badrange_{_digest(body)}", body)
+    assert _cli.main(["--load", str(path), "scenarios"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and (
+        "ValueError: scenario test-def-range2: parameter n has range=(10, 1): range=(lo, hi) "
+        "needs lo <= hi" in err[0]) and err[0].endswith(f"({path}:4)"), err
