@@ -229,10 +229,13 @@ SYSTEMATIC.register("dpor", explore_dpor_with,
 
 def explore_dpor(program: Program, *, backend: str = "asyncio", max_executions: int = 10_000,
                  preemption_bound: int | None = None, stop_on_failure: bool = True,
-                 step_budget: int = 200_000, failing: Failing = not_ok) -> SystematicResult:
+                 step_budget: int = 200_000, failing: Failing = not_ok,
+                 timeout: float = 0.0) -> SystematicResult:
     """Explore ``program`` (``async def main()``, run afresh on a new :class:`Engine` per
     execution) with DPOR; see :func:`explore_dpor_with`. The result's ``claim()`` says whether
-    every equivalence class was explored."""
-    return explore_dpor_with(program_runner(program, backend=backend, step_budget=step_budget),
-                             max_executions=max_executions, preemption_bound=preemption_bound,
-                             stop_on_failure=stop_on_failure, failing=failing)
+    every equivalence class was explored. ``timeout`` (seconds per execution, 0: off) fails an
+    execution that has not ended in that much wall time as ``hang`` (:func:`program_runner`)."""
+    run_one = program_runner(program, backend=backend, step_budget=step_budget, timeout=timeout)
+    return explore_dpor_with(run_one, max_executions=max_executions,
+                             preemption_bound=preemption_bound, stop_on_failure=stop_on_failure,
+                             failing=failing)

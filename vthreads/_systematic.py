@@ -26,6 +26,7 @@ from ._errors import Divergence
 from ._footprint import Analysis, StepObserver, would_block
 from ._results import RunResult
 from ._strategies import Strategy
+from ._watchdog import Watchdog, check_timeout
 from .registry import Registry
 
 RunOne = Callable[[Strategy], RunResult]
@@ -247,11 +248,19 @@ def run_search(search: Search, run_one: RunOne, *, max_executions: int,
 
 
 def program_runner(program: Program, *, backend: str = "asyncio",
-                   step_budget: int = 200_000) -> RunOne:
-    """The ``run_one`` factory for a plain program: a new :class:`Engine` per execution."""
+                   step_budget: int = 200_000, timeout: float = 0.0) -> RunOne:
+    """The ``run_one`` factory for a plain program: a new :class:`Engine` per execution.
+    ``timeout`` (seconds, 0: off) stops an execution that has not ended after that much wall
+    time as a ``hang`` failure (a CPU-bound loop never reaches a scheduling point, so the step
+    budget cannot end it); the watchdog decides nothing else, so an execution that ends in time
+    is the same with or without it (:class:`vthreads.lowlevel.Watchdog`)."""
+    check_timeout(timeout)
 
     def run_one(strategy: Strategy) -> RunResult:
-        return Engine(strategy, backend=backend, step_budget=step_budget).run(program)
+        eng = Engine(strategy, backend=backend, step_budget=step_budget)
+        if not timeout:
+            return eng.run(program)
+        return Watchdog(timeout).attach(eng).run(eng, program)
 
     return run_one
 
@@ -512,9 +521,12 @@ SYSTEMATIC.register("dfs", explore_dfs_with,
 
 def explore_dfs(program: Program, *, backend: str = "asyncio", max_executions: int = 10_000,
                 preemption_bound: int | None = None, stop_on_failure: bool = True,
-                step_budget: int = 200_000, failing: Failing = not_ok) -> SystematicResult:
+                step_budget: int = 200_000, failing: Failing = not_ok,
+                timeout: float = 0.0) -> SystematicResult:
     """:func:`explore_dfs_with` over ``program`` (``async def main()``), a new engine per
-    execution."""
-    return explore_dfs_with(program_runner(program, backend=backend, step_budget=step_budget),
-                            max_executions=max_executions, preemption_bound=preemption_bound,
-                            stop_on_failure=stop_on_failure, failing=failing)
+    execution. ``timeout`` (seconds per execution, 0: off) fails an execution that has not
+    ended in that much wall time as ``hang`` (:func:`program_runner`)."""
+    run_one = program_runner(program, backend=backend, step_budget=step_budget, timeout=timeout)
+    return explore_dfs_with(run_one, max_executions=max_executions,
+                            preemption_bound=preemption_bound, stop_on_failure=stop_on_failure,
+                            failing=failing)

@@ -1,20 +1,50 @@
-"""Stopping a run from outside it: the hook a wall-clock watchdog uses (``wddmemu --timeout``).
+"""Stopping a run from outside it: the wall-clock watchdog (``timeout=``, ``wddmemu --timeout``).
+
+The scheduler counts steps, so a livelock that keeps yielding ends at the step budget. Two hangs
+it cannot see: a CPU-bound loop in emulated code (no scheduling point is ever reached) and,
+under the uncontrolled ``free`` strategy only, a raw ``anyio.sleep_forever()`` (a wait the
+engine does not control, so the event loop idles forever; under every other strategy the
+trampoline reports it at once as ``foreign-await``). :class:`Watchdog` arms ``SIGALRM`` for one
+run; when it fires, the run fails as ``hang`` naming the emulated thread that held the baton,
+and :class:`Hang` is raised into the running code to unwind it.
+
+This is the one place wall time decides anything, and only whether a run that has not ended
+after its limit is stopped: the watchdog never makes or changes a scheduling decision, so a run
+that ends in time is untouched (the same decisions, the same trace) and every outcome under the
+limit is deterministic. ``0`` turns it off.
+
+On the main thread it arms ``SIGALRM``. Anywhere else — a Dask worker runs its tasks on a thread
+of its own — a timer thread does the same job: when the limit passes it looks at the watched
+thread's current frame, and either asks the event loop to fail the run (the loop idles) or
+fails it and raises :class:`Hang` into that thread with ``PyThreadState_SetAsyncExc``
+(CPU-bound code), which CPython delivers at the thread's next bytecode boundary, as it delivers
+a signal handler's exception on the main thread.
 
 Kept apart from the scheduling loop on purpose: it is the only code that fails a run from a
-signal handler, and the only engine code that a wall clock can reach. :func:`fail_run` records
-the failure exactly as the engine records its own (``run.failure`` in the trace, the run
-stopped); :class:`Hang` is then raised into whatever Python code was running — a driver's CPU
-loop, or the event loop idling under a raw ``anyio.sleep_forever()`` — and :func:`result_of`
-gives the run's result once it has unwound.
+signal handler. :func:`fail_run` records the failure exactly as the engine records its own
+(``run.failure`` in the trace, the run stopped) and :func:`result_of` gives the run's result once
+it has unwound; the harness's watchdog (``wddmemu._watchdog``) adds the DDI each thread is in.
 """
 
 from __future__ import annotations
 
+import ctypes
+import signal
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
+
+import sniffio
 
 from ._engine import Engine
 from ._results import RunResult
+from ._safe import safe_repr
 from ._threads import _thread_var
+
+#: the longest limit (seconds): a year; the interval timers overflow far beyond it
+MAX_TIMEOUT = 31_622_400
 
 
 class Hang(BaseException):
@@ -37,3 +67,157 @@ def fail_run(engine: Engine, kind: str, message: str, details: dict[str, Any]) -
 def result_of(engine: Engine) -> RunResult:
     """The result of a run stopped by :func:`fail_run` whose ``run`` raised :class:`Hang`."""
     return engine._reports.result()
+
+
+def check_timeout(seconds: object, what: str = "timeout") -> float:
+    """``seconds`` as a float if it is a usable limit (a number 0..:data:`MAX_TIMEOUT`; 0 is
+    off); else ``ValueError`` naming ``what`` (the keyword, or the option)."""
+    if type(seconds) not in (int, float) or not 0 <= seconds <= MAX_TIMEOUT:  # type: ignore[operator]
+        # nan fails every comparison; a bool, a str or None is no number of seconds
+        raise ValueError(f"{what} takes seconds >= 0 (0: off; at most {MAX_TIMEOUT:,}, a "
+                         f"year), not {safe_repr(seconds)}")
+    return float(seconds)  # type: ignore[arg-type]
+
+
+#: where an interrupted frame belongs to the event loop, not to emulated code
+_LOOP_PARTS = ("/asyncio/", "/selectors.py", "/trio/", "/anyio/", "/sniffio/")
+
+
+def _in_event_loop(frame: Any) -> bool:
+    return frame is not None and any(p in frame.f_code.co_filename.replace("\\", "/")
+                                     for p in _LOOP_PARTS)
+
+
+def _loop_waker() -> Callable[[Callable[[], None]], None]:
+    """A thread- and signal-safe "run this soon inside the running loop" that wakes it."""
+    if sniffio.current_async_library() == "trio":
+        import trio
+
+        return trio.lowlevel.current_trio_token().run_sync_soon
+    import asyncio
+
+    return asyncio.get_running_loop().call_soon_threadsafe
+
+
+class Watchdog:
+    """Watches one run (:meth:`attach`, then :meth:`run` or :meth:`run_async`): stops it as
+    ``hang`` when ``seconds`` of wall time pass (0: never). A subclass says more about where
+    the run was stuck (:meth:`where`) from the events it subscribes to (:attr:`events`)."""
+
+    #: the events :meth:`on_event` gets (``run.start``: the running loop, to wake it)
+    events: tuple[str, ...] = ("run.start",)
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = check_timeout(seconds)
+        self.fired = False
+        self._over = False
+        self._engine: Engine | None = None
+        self._wake: Callable[[Callable[[], None]], None] | None = None
+        self._lock = threading.Lock()
+
+    def attach(self, engine: Engine) -> Watchdog:
+        self._engine = engine
+        if self.active:  # the events are emitted inside the running loop
+            engine.subscribe(self.on_event, events=self.events)
+        return self
+
+    @property
+    def active(self) -> bool:
+        return self.seconds > 0
+
+    def on_event(self, ev: dict[str, Any]) -> None:
+        if self._wake is None:
+            self._wake = _loop_waker()
+
+    def where(self, thread: str) -> tuple[str, dict[str, Any]]:
+        """What thread ``thread`` was doing when the limit passed, for the message (after
+        "thread T was "), and the failure's details beside ``timeout_s``."""
+        return "running", {}
+
+    def _fire(self, signum: int, frame: Any) -> None:
+        if self._over or self.fired:
+            return
+        self.fired = True
+        if _in_event_loop(frame) and self._wake is not None:
+            # the event loop idles (a raw sleep_forever) or is between steps: fail the run from
+            # inside the loop, which cancels it cleanly; raising here would escape the loop
+            # itself and leave trio's run state behind
+            self._wake(self._stop)
+            return
+        self._stop()
+        raise Hang  # into the CPU-bound code that holds the baton
+
+    def _stop(self) -> None:
+        assert self._engine is not None
+        thread = running_thread(self._engine) or "?"
+        doing, details = self.where(thread)
+        fail_run(self._engine, "hang",
+                 f"the run did not end within {self.seconds:g} s of wall time: thread {thread} "
+                 f"was {doing} (a CPU-bound loop, or a wait the emulator does not control?)",
+                 {"timeout_s": self.seconds, **details})
+
+    def _fire_from_timer(self, ident: int) -> None:
+        """The limit passed while thread ``ident`` (not the main thread) ran the engine."""
+        with self._lock:  # the run cannot end (``_done``) between the look and the raise
+            frame = sys._current_frames().get(ident)
+            try:
+                self._fire(signal.SIGALRM, frame)
+            except Hang:  # meant for the watched thread, not for this timer thread
+                ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(ident),
+                                                           ctypes.py_object(Hang))
+
+    def _done(self) -> None:
+        # inside the run's try: a Hang raised into the thread just before is delivered here,
+        # at the latest, and taken as the hang it is; from now on an alarm is too late to matter
+        with self._lock:
+            self._over = True
+
+    @contextmanager
+    def armed(self) -> Iterator[None]:
+        if not self.active:
+            yield
+            return
+        if not (hasattr(signal, "setitimer")
+                and threading.current_thread() is threading.main_thread()):
+            timer = threading.Timer(self.seconds, self._fire_from_timer,
+                                    (threading.get_ident(),))
+            timer.daemon = True
+            timer.start()
+            try:
+                yield
+            finally:
+                timer.cancel()
+                timer.join()
+            return
+        old = signal.signal(signal.SIGALRM, self._fire)
+        signal.setitimer(signal.ITIMER_REAL, self.seconds)
+        try:
+            yield
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, old)
+
+    def run(self, engine: Engine, main: Any, *, name: str = "main") -> RunResult:
+        """``engine.run(main, name=name)`` under the watchdog."""
+        with self.armed():
+            try:
+                run = engine.run(main, name=name)
+                self._done()
+            except BaseException:
+                if not self.fired:
+                    raise
+                return result_of(engine)  # stopped by the watchdog: unwound, failure recorded
+        return run
+
+    async def run_async(self, engine: Engine, main: Any, *, name: str = "main") -> RunResult:
+        """``await engine.run_async(main, name=name)`` under the watchdog (a run inside a
+        running loop, as explore's one loop for many schedules makes them)."""
+        with self.armed():
+            try:
+                run = await engine.run_async(main, name=name)
+                self._done()
+            except BaseException:
+                if not self.fired:
+                    raise
+                return result_of(engine)
+        return run

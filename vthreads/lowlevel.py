@@ -12,8 +12,9 @@ primitive") for a semaphore in twenty lines.
 * :class:`RaceDetector`, :func:`record_access` — race-check accesses to your own shared state.
 * :func:`current_engine`, :func:`current_thread`, :func:`checkpoint`, :func:`emit`,
   :func:`tracing` — the running engine, a scheduling point, trace events.
-* :func:`fail_run`, :class:`Hang`, :func:`running_thread`, :func:`result_of` — stopping a run
-  from outside it (a wall-clock watchdog's signal handler; ``vthreads/_watchdog.py``).
+* :class:`Watchdog`, :func:`check_timeout`, :func:`fail_run`, :class:`Hang`,
+  :func:`running_thread`, :func:`result_of` — stopping a run from outside it (the wall-clock
+  watchdog behind ``timeout=``; ``vthreads/_watchdog.py``).
 * :func:`safe_repr`, :func:`safe_str`, :func:`describe_exception`, :func:`strip_addresses` —
   format what emulated code raised or returned: never raising, no ``at 0x…`` addresses.
 """
@@ -42,7 +43,7 @@ from ._safe import describe_exception, safe_repr, safe_str, strip_addresses, typ
 from ._tasks import parker_for
 from ._threads import VThread, _engine_var
 from ._timers import Timer
-from ._watchdog import Hang, fail_run, result_of, running_thread
+from ._watchdog import Hang, Watchdog, check_timeout, fail_run, result_of, running_thread
 
 
 def parker_class(backend: str) -> type:
@@ -71,8 +72,10 @@ __all__ = [
     "VThread",
     "WaitQueue",
     "WaitQueueStatistics",
+    "Watchdog",
     "acquire",
     "arm_timer",
+    "check_timeout",
     "checkpoint",
     "current_engine",
     "current_thread",

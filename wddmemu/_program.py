@@ -14,8 +14,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from vthreads import SYSTEMATIC, Engine, RunResult, program_runner
+from vthreads.lowlevel import Watchdog, check_timeout
 
 from ._errors import SpecError
+from ._watchdog import EXPLORE_TIMEOUT
 
 
 @dataclass(frozen=True)
@@ -55,37 +57,51 @@ class ProgramResult:
 
 def check_program(program: Callable[[], Awaitable[Any]], *, schedules: int = 200,
                   strategy: str = "random", seed: int = 0, depth: int = 3,
-                  backend: str = "asyncio") -> ProgramResult:
+                  backend: str = "asyncio", timeout: float = EXPLORE_TIMEOUT) -> ProgramResult:
     """Run ``program`` (called afresh for every schedule) under ``schedules`` schedules of
     ``strategy`` (schedule *i* uses seed ``seed + i``) and stop at the first that breaks a rule,
     races (RACE), deadlocks or raises (``strategy``: random, pct, pos, dfs, dpor). ``pct``
     measures its ``k`` with a fifo probe run first; ``dfs`` and ``dpor`` search
     systematically, ``schedules`` executions at most, and say in ``claim`` whether they
-    exhausted the program. Bad arguments raise :class:`SpecError`."""
+    exhausted the program. ``timeout`` (seconds per schedule, as explore's ``--timeout``; 0:
+    off) stops a schedule that has not ended in that much wall time — a CPU-bound loop never
+    reaches a scheduling point — as a ``hang`` failure; it decides nothing else, so a schedule
+    that ends in time runs exactly as without it. Bad arguments raise :class:`SpecError`."""
     if schedules < 1 or depth < 1:
         raise SpecError("schedules and depth must be >= 1")
     if backend not in ("asyncio", "trio"):
         raise SpecError(f"unknown backend {backend!r}: use asyncio or trio")
+    try:
+        check_timeout(timeout)
+    except ValueError as e:
+        raise SpecError(str(e)) from None
     if strategy in SYSTEMATIC:
-        return _systematic(program, strategy, schedules, backend)
+        return _systematic(program, strategy, schedules, backend, timeout)
     k = None
     if strategy == "pct":
-        k = max(10, Engine("fifo", backend=backend).run(program).statistics.steps)
+        k = max(10, _watched(Engine("fifo", backend=backend), program, timeout).statistics.steps)
     for i in range(schedules):
         try:
             eng = Engine(strategy, seed=seed + i, depth=depth, backend=backend,
                          stop_on_violation=True, pct_steps=k or 1000)
         except ValueError as e:
             raise SpecError(str(e)) from None
-        r = eng.run(program)
+        r = _watched(eng, program, timeout)
         if not r.ok:
             return ProgramResult(i + 1, strategy, i, seed + i, r, pct_steps=k)
     return ProgramResult(schedules, strategy, pct_steps=k)
 
 
+def _watched(eng: Engine, program: Callable[[], Awaitable[Any]], timeout: float) -> RunResult:
+    """``eng.run(program)`` under a wall-clock watchdog of ``timeout`` seconds (0: none)."""
+    if not timeout:
+        return eng.run(program)
+    return Watchdog(timeout).attach(eng).run(eng, program)
+
+
 def _systematic(program: Callable[[], Awaitable[Any]], strategy: str, schedules: int,
-                backend: str) -> ProgramResult:
-    run_one = program_runner(program, backend=backend)
+                backend: str, timeout: float) -> ProgramResult:
+    run_one = program_runner(program, backend=backend, timeout=timeout)
     res = SYSTEMATIC[strategy](run_one, max_executions=schedules, preemption_bound=None,
                                stop_on_failure=True, failing=lambda r: not r.ok)
     if res.failure is not None:

@@ -358,7 +358,7 @@ def run_scenario(
     with _atomic_trace(trace) as target:
         engine, checker, box, _ = _prepare(spec, target, strategy, stop_on_violation)
         dog = Watchdog(_timeout[0] if timeout is None else timeout).attach(engine)
-        return _result(spec, dog.run(engine, box["main"]), checker, box)
+        return _result(spec, dog.run(engine, box["main"], name="app"), checker, box)
 
 
 @contextmanager
@@ -415,4 +415,4 @@ async def run_scenario_async(
     with _atomic_trace(trace) as target:
         engine, checker, box, _ = _prepare(spec, target, strategy, stop_on_violation)
         dog = Watchdog(_timeout[0] if timeout is None else timeout).attach(engine)
-        return _result(spec, await dog.run_async(engine, box["main"]), checker, box)
+        return _result(spec, await dog.run_async(engine, box["main"], name="app"), checker, box)

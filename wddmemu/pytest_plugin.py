@@ -60,6 +60,7 @@ from ._runner import (
     run_scenario_async,
 )
 from ._tracebacks import failure_traceback
+from ._watchdog import EXPLORE_TIMEOUT
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -249,15 +250,16 @@ class Explorer:
 
     def check_program(self, program: Callable[[], Awaitable[Any]], *, schedules: int = 200,
                       strategy: str = "random", seed: int = 0, depth: int = 3,
-                      backend: str = "asyncio") -> int:
+                      backend: str = "asyncio", timeout: float = EXPLORE_TIMEOUT) -> int:
         """Explore your own async program on the engine (threads, mutexes, shared cells): fail
         with the seed and decision list of the first schedule that breaks a rule, races,
-        deadlocks or raises. ``program`` is called afresh for every schedule."""
+        deadlocks, raises or hangs (``timeout`` seconds of wall time per schedule, 0: off; as
+        :func:`wddmemu.check_program`). ``program`` is called afresh for every schedule."""
         n = self._schedules or schedules
         first = self._seed if self._seed is not None else seed
         try:
             res = _check_program(program, schedules=n, strategy=strategy, seed=first,
-                                 depth=depth, backend=backend)
+                                 depth=depth, backend=backend, timeout=timeout)
         except SpecError as e:
             why = str(e)
         else:

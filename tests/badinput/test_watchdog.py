@@ -69,6 +69,11 @@ def test_a_run_that_ends_in_time_is_untouched() -> None:
     plain = run_scenario(RunSpec("dynamic-vb-ring")).run
     watched = run_scenario(RunSpec("dynamic-vb-ring"), timeout=30).run
     assert watched.ok and watched.decisions == plain.decisions
+    # the same trace, byte for byte (the watchdog subscribes to run.start and the DDI events)
+    a, b = io.BytesIO(), io.BytesIO()
+    run_scenario(RunSpec("dynamic-vb-ring", strategy="pct", seed=3), trace=a)
+    run_scenario(RunSpec("dynamic-vb-ring", strategy="pct", seed=3), trace=b, timeout=30)
+    assert a.getvalue() == b.getvalue() and a.getvalue().count(b"\n") > 100
 
 
 def test_explore_finds_a_hang_like_a_finding() -> None:
