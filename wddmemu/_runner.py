@@ -411,7 +411,18 @@ async def run_scenario_async(
     timeout: float | None = None,
 ) -> ScenarioResult:
     """:func:`run_scenario` from inside a running event loop (pytest-trio tests, notebooks,
-    explore's one loop for many schedules). The backend is the running loop's."""
+    explore's one loop for many schedules). The backend is the running loop's.
+
+    It is a coroutine, but not a cooperative one: the run holds the loop from start to end,
+    never yielding to it, so other tasks wait, and the host's cancellation (``anyio.fail_after``,
+    ``asyncio.wait_for``, a cancel scope) is seen only once the run is over — it cannot stop
+    it. Bound the run's wall time with ``timeout`` (seconds: the watchdog stops it as a
+    ``hang``); keep the loop responsive by running :func:`run_scenario` in a worker thread
+    (``await anyio.to_thread.run_sync(run_scenario, spec)``). A controlled run never yields
+    on purpose: it may run inside another engine's emulated thread, where any yield would be a
+    foreign await, and the watchdog's alarm, the Ctrl-C handler and asyncio's task factory
+    are held per run, on the premise that nothing else runs on the loop meanwhile (docs/explore.md,
+    "Running inside an event loop")."""
     with _atomic_trace(trace) as target:
         engine, checker, box, _ = _prepare(spec, target, strategy, stop_on_violation)
         dog = Watchdog(_timeout[0] if timeout is None else timeout).attach(engine)

@@ -1,0 +1,76 @@
+"""``run_scenario_async`` (docs/explore.md, "Running inside an event loop"): the same run as
+``run_scenario``, on the running loop, which it holds from start to end (h10 F11). The host's
+cancellation cannot stop it; ``timeout=`` can, and a worker thread keeps the loop responsive.
+These pin the documented behaviour: a change that makes the run yield must change the docs."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import anyio
+import pytest
+
+import wddmemu
+from wddmemu import RunSpec
+
+#: a run of some 0.2 s (about 15,000 steps)
+SPEC = RunSpec("dynamic-vb-ring", strategy="pos", seed=1, params={"frames": 60})
+
+
+async def _with_ticker(body: Any) -> tuple[Any, int]:
+    """``await body()`` beside a task that counts 5 ms ticks: how often the loop ran it."""
+    ticks = [0]
+
+    async def ticker() -> None:
+        while True:
+            await anyio.sleep(0.005)
+            ticks[0] += 1
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(ticker)
+        await anyio.sleep(0.02)  # the ticker is going
+        ticks[0] = 0
+        out = await body()
+        seen = ticks[0]
+        tg.cancel_scope.cancel()
+    return out, seen
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_the_run_holds_the_loop_and_the_hosts_deadline_cannot_stop_it(backend: str) -> None:
+    plain = wddmemu.run_scenario(SPEC)
+
+    async def body() -> Any:
+        t0 = time.monotonic()
+        with anyio.move_on_after(0.01) as scope:
+            res = await wddmemu.run_scenario_async(SPEC)
+        return res, scope.cancelled_caught, time.monotonic() - t0
+
+    (res, cancelled, took), ticks = anyio.run(_with_ticker, body, backend=backend)
+    assert took > 0.05  # long enough for the deadline and for many ticks
+    assert ticks == 0 and not cancelled  # the loop never ran the ticker; the deadline passed
+    assert res.run.decisions == plain.run.decisions  # the same run as run_scenario's
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_timeout_stops_the_run_as_a_hang(backend: str) -> None:
+    async def body() -> Any:
+        t0 = time.monotonic()
+        res = await wddmemu.run_scenario_async(
+            RunSpec("dynamic-vb-ring", strategy="pos", seed=1, params={"frames": 5000}),
+            timeout=0.1)
+        return res, time.monotonic() - t0
+
+    (res, took), _ticks = anyio.run(_with_ticker, body, backend=backend)
+    assert res.run.failure is not None and res.run.failure.kind == "hang" and took < 1.0
+
+
+def test_a_worker_thread_keeps_the_loop_responsive() -> None:
+    plain = wddmemu.run_scenario(SPEC)
+
+    async def body() -> Any:
+        return await anyio.to_thread.run_sync(wddmemu.run_scenario, SPEC)
+
+    res, ticks = anyio.run(_with_ticker, body)
+    assert ticks > 3 and res.run.decisions == plain.run.decisions
