@@ -299,7 +299,7 @@ class LockMixin(CpuAccessMixin):
     def _check_placement_flags(self, inst: Instance, flags: int) -> str | None:
         """Flags that depend on where the allocation may live (KL-15, KL-16, KL-17, KL-19)."""
         alloc = inst.alloc
-        aperture_ok = any(self.vidmm.segments[s - 1].is_aperture for s in alloc.supported)
+        aperture_ok = self.vidmm.aperture_placeable(alloc)
         aperture_only = all(self.vidmm.segments[s - 1].is_aperture for s in alloc.supported)
         if flags & (LF.IgnoreSync | LF.IgnoreReadSync) and (alloc.swizzled or not aperture_ok):
             return "KL-15"

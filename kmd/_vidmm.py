@@ -397,6 +397,11 @@ class VidMm:
                 out.append(seg)
         return out
 
+    def aperture_placeable(self, alloc: Allocation) -> bool:
+        """Whether ``alloc``'s supported segment set holds an aperture/AGP segment (SEG-11,
+        KL-15): the only segments VidMm renders a locked instance from (RCB-5, LA-15)."""
+        return any(self.segments[s - 1].is_aperture for s in alloc.supported)
+
     def _detach(self, inst: Instance) -> None:
         if not inst.placed:
             return

@@ -217,6 +217,14 @@ class Kernel(DeviceMixin, AllocationMixin, LockMixin, RenderMixin, TdrMixin, Ker
         if not keep_records:
             self.vidsch.keep_records = False
 
+    def renders_while_locked(self, allocation: int) -> bool | None:
+        """Whether VidMm could render the instance the handle ``allocation`` names while it is
+        locked (LA-15, RCB-5): only from an aperture/AGP segment, so only if its allocation's
+        supported segment set holds one (docs/kmd.md §4.4). None when the handle names no live
+        instance. A query for the contract checker: nothing changes, nothing is logged."""
+        inst = self.vidmm.instances.get(allocation) if type(allocation) is int else None
+        return None if inst is None else self.vidmm.aperture_placeable(inst.alloc)
+
     async def wait_for_fence(self, fence: int) -> NTSTATUS:
         """Block the calling emulated thread until ``fence`` completed: STATUS_SUCCESS, or
         STATUS_DEVICE_REMOVED if a reset aborted it. A fence that was never submitted (or not an

@@ -59,6 +59,7 @@ class Checker(DdiRules, CallbackRules, DataOracle):
         self._device: str | None = None  # the device the event last handled names
         self.events_seen = 0
         self._watched = None  # the data oracle's devices, once it watches a kernel's DMA
+        self._kernel = None  # that kernel: asked where an allocation may live (LA-15)
         self._held = []  # the data oracle's findings, reported by final()
 
     # ---- plumbing --------------------------------------------------------------------------

@@ -260,7 +260,9 @@ class CallbackRules:
         if "new_command_buffer_size" in ev:
             dev.handed = (as_int(ev["new_command_buffer_size"]),
                           as_int(ev.get("new_allocation_list_size", 0)))
-        if hr_of(ev) == CANT_RENDER_LOCKED:
+        if hr_of(ev) == CANT_RENDER_LOCKED and not dev.la15_at_lock:
+            # the consequence; a NoOverwrite LockAsync already judged when it succeeded is
+            # not reported twice
             self._violate("LA-15", "pfnRenderCb failed with D3DDDIERR_CANTRENDERLOCKEDALLOCATION: "
                           "a NoOverwrite lock succeeded on an allocation that cannot be rendered "
                           "while locked (RCB-5)", key="render", thread=ev["thread"])

@@ -27,12 +27,15 @@ class DataOracle:
     _violate: Callable[..., None]
     _devices: dict[str, DeviceState]
     _watched: list[Any] | None
+    _kernel: Any
     _held: list[tuple[str, int, int, tuple[Any, ...], dict[str, Any]]]
 
     def watch_dma(self, kernel: Any, devices: list[Any]) -> None:
         """Compare each DMA buffer of ``kernel`` when it finishes; ``devices`` is the live list
-        of runtime devices (it grows as the scenario creates them)."""
+        of runtime devices (it grows as the scenario creates them). The kernel is also what
+        :meth:`~wddmemu._checker_ddi.DdiRules._check_la15` asks where an allocation may live."""
         self._watched = devices
+        self._kernel = kernel
         kernel.watch_dma(self.on_dma, keep_records=False)
 
     def on_dma(self, rec: Any, devices: Iterable[Any] | None = None) -> None:

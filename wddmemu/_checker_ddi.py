@@ -51,6 +51,7 @@ class DdiRules:
     """Mixin of :class:`~wddmemu._checker.Checker`: the LA, UA, RN and LK checks."""
 
     _violate: Callable[..., None]
+    _kernel: Any  # the run's kmd.Kernel, or None (synthetic events): asked by LA-15
 
     # ---- LockAsync -----------------------------------------------------------------------
 
@@ -78,7 +79,7 @@ class DdiRules:
 
     def _lockasync_exit(self, dev: DeviceState, call: Call, ev: dict[str, Any], hr: int
                         ) -> None:
-        """LA-8, LA-10, LA-11, LA-12, LA-14, LA-16 — the driver's answer to a LockAsync."""
+        """LA-8, LA-10, LA-11, LA-12, LA-14, LA-15, LA-16 — the driver's answer to a LockAsync."""
         flags = call.flags
         what = dev.describe(call)
         discard = bool(flags & LAF.Discard) and not flags & LAF.NotifyOnly
@@ -144,7 +145,7 @@ class DdiRules:
 
     def _lockasync_succeeded(self, dev: DeviceState, call: Call, ev: dict[str, Any], what: str,
                              discard: bool) -> None:
-        """LA-12 and LA-14 on S_OK; then remember the lock the app holds and the cookie."""
+        """LA-12, LA-14 and LA-15 on S_OK; then remember the lock the app holds and the cookie."""
         flags, key = call.flags, call.key
         ok_locks = [(e, x) for e, x in call.cbs("pfnLockCb") if hr_of(x) == 0]
         cached = dev.locked_by_driver(key[0]) if key[0] in dev.dynamic else []
@@ -156,6 +157,8 @@ class DdiRules:
                           resource=key[0])
         handle = as_int(ok_locks[-1][1].get("new_allocation", 0)) if ok_locks else (
             cached[-1] if cached else 0)
+        if flags & LAF.NoOverwrite and not flags & LAF.NotifyOnly and handle:
+            self._check_la15(dev, key, handle, what)
         dev.held[key] = Held("async", handle, flags, what)
         cookie = as_int(ev.get("cookie", 0))
         if not flags & LAF.Discard:
@@ -180,6 +183,23 @@ class DdiRules:
             self._check_la12(dev, ev, what, key, new)
         dev.new_instance(key, new, f"{what} (cookie {cookie:#x})")
         dev.add_discard(Discard(cookie, key, new, call.seq, what))
+
+    def _check_la15(self, dev: DeviceState, key: tuple[int, int], handle: int,
+                    what: str) -> None:
+        """LA-15: an S_OK NoOverwrite LockAsync promises that the worker may render from the
+        still-locked allocation, which VidMm can do only from an AGP/aperture segment
+        (RCB-5). Judged when the lock succeeds, from the kernel's answer where the allocation
+        may live — not only when a draw happens to be submitted while the app holds the lock
+        (h7: fifo never did, so LA-15 was found on 7 of 16 random schedules)."""
+        kernel = self._kernel
+        if kernel is None or kernel.renders_while_locked(handle) is not False:
+            return
+        dev.la15_at_lock = True
+        self._violate("LA-15", f"{what} returned S_OK, but what it locked, {dev.alloc(handle)}, "
+                      "cannot be rendered while locked: its allocation may live in no AGP or "
+                      "aperture segment, the only ones VidMm renders a locked allocation from "
+                      "(RCB-5); NoOverwrite must be refused with E_NOTIMPL there (LA-16)",
+                      key=("lock", key), resource=key[0], allocation=handle)
 
     def _check_la12(self, dev: DeviceState, ev: dict[str, Any], what: str,
                     key: tuple[int, int], new: int) -> None:

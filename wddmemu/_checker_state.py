@@ -199,6 +199,9 @@ class DeviceState:
     #: h (a cached pointer): what LCB-18 / LCB-17 name as where the lock was left behind
     kept_by: dict[int, str] = field(default_factory=dict)
     released_under_app: set[int] = field(default_factory=set)
+    #: LA-15 was found when a NoOverwrite LockAsync succeeded (the CANTRENDERLOCKEDALLOCATION
+    #: it leads to is not reported again)
+    la15_at_lock: bool = False
     # LockAsync / Rename
     discards: dict[int, Discard] = field(default_factory=dict)  # cookie → discard
     # new allocation → the latest (in ``discards`` order) Discard that returned it, and each

@@ -21,6 +21,8 @@ from tests.checker.test_checker_mutants import (
     unlockcb,
 )
 from tests.checker.test_checker_mutants_ddi import NOOVERWRITE, R9, R, discard, la, lk, ua, ul
+from tests.support.seam import run_events
+from wddmemu._checker import Checker
 
 
 def rcb(hr: str = S_OK, x: dict | None = None, **enter: object) -> tuple:
@@ -137,6 +139,45 @@ def test_rcb1_rcb3_rcb4_rcb10_the_render_arguments() -> None:
         "RCB-10", "Flush() on dev0.worker called pfnRenderCb with reserved Flags bits 0x100 set",
         {"flags": 0x100})]
     assert found(R + flush(rcb(command_bytes=0, command_length=0, flags=0xF))) == []
+
+
+class _Kernel:
+    """The one question the checker asks the kernel (LA-15): may the instance be rendered
+    while locked? ``answers``: handle → True / False (absent: no live instance, None)."""
+
+    def __init__(self, **answers: bool) -> None:
+        self.answers = {int(k[1:], 16): v for k, v in answers.items()}
+
+    def renders_while_locked(self, h: int) -> bool | None:
+        return self.answers.get(h)
+
+
+def la15_found(events: Events, kernel: _Kernel | None) -> list[tuple[str, str, dict]]:
+    checker = Checker()
+    checker._kernel = kernel
+    return [(v.rule, v.message, dict(v.fields)) for v in run_events(events, checker)]
+
+
+def test_la15_judged_when_the_nooverwrite_lockasync_succeeds() -> None:
+    """LA-15 (h7): S_OK for NoOverwrite on an allocation VidMm cannot render while locked is
+    the breach itself, whether or not a draw is submitted while the app holds the lock (fifo
+    never submitted one, so LA-15 was schedule-dependent); the CANTRENDERLOCKEDALLOCATION it
+    may lead to is not a second finding. No kernel (or no answer): only the consequence."""
+    assert la15_found(R + NOOVERWRITE, _Kernel(x1=False)) == [(
+        "LA-15", "LockAsync(vb0@dev0, NoOverwrite) on app returned S_OK, but what it locked, "
+        "vb0@dev0 inst 0 (0x1), cannot be rendered while locked: its allocation may live in no "
+        "AGP or aperture segment, the only ones VidMm renders a locked allocation from (RCB-5); "
+        "NoOverwrite must be refused with E_NOTIMPL there (LA-16)",
+        {"resource": 7, "allocation": 1})]
+    consequence = NOOVERWRITE + flush(rcb(hr="0xC0262111"))
+    assert [r for r, _m, _f in la15_found(R + consequence, _Kernel(x1=False))] == [
+        "LA-15", "ERR-1"]
+    for kernel in (_Kernel(x1=True), _Kernel(), None):
+        assert la15_found(R + NOOVERWRITE, kernel) == []
+        assert [r for r, _m, _f in la15_found(R + consequence, kernel)] == ["LA-15", "ERR-1"]
+    # Discard and NotifyOnly locks promise no render-while-locked
+    assert la15_found(R + discard(), _Kernel(x1=False, x2=False)) == []
+    assert la15_found(R + la(flags=0x41, cbs=[lockcb(1, 0x10)]), _Kernel(x1=False)) == []
 
 
 def test_la15_and_err1_the_codes_a_ddi_returns() -> None:

@@ -125,3 +125,18 @@ def test_scenario_expectations_and_data_oracle_hold_for_the_reference_everywhere
         for version in (0xA, 0xB):
             for spec in list(schedules(RunSpec(name, ddi_version=version)))[:5]:
                 assert findings(spec) == set(), spec
+
+
+def test_la15_is_judged_on_every_schedule_not_only_when_a_locked_draw_is_submitted() -> None:
+    """LA-15 (h7): a driver that accepts NoOverwrite on an allocation VidMm cannot render while
+    locked breaks the rule when the LockAsync returns S_OK. The CANTRENDERLOCKEDALLOCATION it
+    leads to needs the worker to submit while the app holds the lock, which fifo never does
+    (LA-14 alone was reported there, and on 9 of 16 random seeds): now every schedule finds
+    LA-15, once, at the LockAsync."""
+    base = RunSpec("nooverwrite-local-vidmem", driver="nooverwrite-local-vidmem")
+    specs = [replace(base, strategy="fifo")] + [
+        replace(base, strategy="random", seed=s) for s in range(8)]
+    for spec in specs:
+        la15 = [v for v in run_scenario(spec).run.violations if v.rule == "LA-15"]
+        assert [v.message.startswith("LockAsync(vb0@dev0, NoOverwrite|RangeValid) on app "
+                                     "returned S_OK") for v in la15] == [True], spec.command()

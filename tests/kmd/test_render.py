@@ -140,6 +140,35 @@ def test_render_of_a_locked_allocation() -> None:
     run(main)
 
 
+def test_a_renamed_local_only_instance_locked_in_system_memory_is_not_rendered() -> None:
+    """LA-15 / RCB-5 (h7): a Discard lock of a local-only allocation renames it and, for CPU
+    access, evicts the new instance to system memory (SEG-10) — legal; while it stays locked
+    VidMm cannot render it (no aperture/AGP segment to move it to), and
+    ``Kernel.renders_while_locked`` says so before any render does."""
+
+    async def main() -> None:
+        rig = await Rig().setup()
+        local = await rig.alloc(segments="local")
+        anywhere = await rig.alloc(segments="any")
+        aper = await rig.alloc(segments="aperture")
+        st, lk = await rig.lock(local, LF.LockEntire | LF.Discard)
+        new = lk.allocation
+        assert st == OK and new != local and lk.data.instance == 1
+        assert rig.k.vidmm.instances[new].segment is None  # evicted for the CPU
+        assert [rig.k.renders_while_locked(h) for h in (new, local, anywhere, aper)] == [
+            False, False, True, True]
+        assert rig.k.renders_while_locked(0x7777) is None  # no live instance
+        st, _ = await rig.render([CmdDraw(1, 0, 0, 4)], [new])
+        assert st == kmd.STATUS_GRAPHICS_CANT_RENDER_LOCKED_ALLOCATION
+        assert await rig.unlock(new) == OK
+        st, _ = await rig.render([CmdDraw(1, 0, 0, 4)], [new])
+        assert st == OK  # unlocked: paged back into local memory
+        assert rig.k.renders_while_locked(new) is False  # a property of the allocation
+        rig.invariants()
+
+    run(main)
+
+
 def test_eviction_when_full_and_no_video_memory_at_render() -> None:
     cfg = KernelConfig(segments=(kmd.SegmentDesc("aperture", 64 * 1024, "aperture"),))
 
