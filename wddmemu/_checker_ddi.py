@@ -159,7 +159,7 @@ class DdiRules:
             cached[-1] if cached else 0)
         if flags & LAF.NoOverwrite and not flags & LAF.NotifyOnly and handle:
             self._check_la15(dev, key, handle, what)
-        dev.held[key] = Held("async", handle, flags, what)
+        dev.held[key] = Held("async", handle, flags, what, call.net_locks(handle))
         cookie = as_int(ev.get("cookie", 0))
         if not flags & LAF.Discard:
             if cookie:
@@ -266,7 +266,7 @@ class DdiRules:
             self._ua4_missing(dev, call, held, what)
         if hr == 0:
             dev.held.pop(key, None)
-            dev.app_unlocked(held, what)
+            dev.app_unlocked(held, call, what)
 
     def _ua4_missing(self, dev: DeviceState, call: Call, held: Held, what: str) -> None:
         locked = held.handle
@@ -356,7 +356,7 @@ class DdiRules:
                           key=key, resource=key[0])
         handle = as_int(ok[-1][1].get("new_allocation", 0)) if ok else (
             cached[-1] if cached else 0)
-        dev.held[key] = Held("sync", handle, flags, what)
+        dev.held[key] = Held("sync", handle, flags, what, call.net_locks(handle))
         disc = [x for e, x in ok if as_int(e.get("flags", 0)) & CBF.Discard]
         if discard and disc:
             new = as_int(disc[-1].get("new_allocation", 0))
@@ -384,7 +384,7 @@ class DdiRules:
                           resource=key[0])
             return
         dev.held.pop(key, None)
-        dev.app_unlocked(held, what)
+        dev.app_unlocked(held, call, what)
         if call.cbs("pfnUnlockCb") or held.handle in dev.released_under_app:
             return
         if key[0] in dev.sysmem:

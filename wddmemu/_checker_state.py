@@ -125,6 +125,18 @@ class Call:
     def cbs(self, name: str) -> list[tuple[dict[str, Any], dict[str, Any]]]:
         return [(e, x) for n, e, x in self.callbacks if n == name]
 
+    def unlocked(self, h: int) -> int:
+        """How many of ``h``'s kernel locks this call's successful pfnUnlockCb released."""
+        return sum(as_int(a) == h for _e, x in self.cbs("pfnUnlockCb") if hr_of(x) == 0
+                   for a in x.get("allocations", ()))
+
+    def net_locks(self, h: int) -> int:
+        """The kernel locks on ``h`` this call took and kept: successful pfnLockCb that
+        returned ``h``, less its own pfnUnlockCb of ``h`` (LCB-17, LCB-18)."""
+        took = sum(as_int(x.get("new_allocation", 0)) == h
+                   for _e, x in self.cbs("pfnLockCb") if hr_of(x) == 0)
+        return max(took - self.unlocked(h), 0)
+
 
 @dataclass
 class Discard:
@@ -149,6 +161,9 @@ class Held:
     handle: int
     flags: int
     made_by: str
+    #: the kernel locks on ``handle`` the lock DDI took and kept (0 for a cached pointer):
+    #: what its unlock DDI must release (LCB-17, LCB-18)
+    taken: int = 1
 
 
 @dataclass
@@ -195,8 +210,9 @@ class DeviceState:
     held: dict[tuple[int, int], Held] = field(default_factory=dict)
     kernel_locks: dict[int, int] = field(default_factory=dict)  # h → outstanding pfnLockCb
     leak_reported: set[int] = field(default_factory=set)
-    #: h → the application's unlock DDI that returned while the driver kept its pfnLockCb on
-    #: h (a cached pointer): what LCB-18 / LCB-17 name as where the lock was left behind
+    #: h → how the application's unlock DDI returned while the driver kept a pfnLockCb its
+    #: lock DDI took on h (a cached pointer, a wrong handle unlocked): what LCB-18 / LCB-17
+    #: name as where the lock was left behind
     kept_by: dict[int, str] = field(default_factory=dict)
     released_under_app: set[int] = field(default_factory=set)
     #: LA-15 was found when a NoOverwrite LockAsync succeeded (the CANTRENDERLOCKEDALLOCATION
@@ -295,20 +311,32 @@ class DeviceState:
             del self.kernel_locks[h]
             self.kept_by.pop(h, None)
 
-    def app_unlocked(self, held: Held, what: str) -> None:
-        """The application's lock ``held`` ended with ``what`` (its unlock DDI returned S_OK):
-        if the driver still holds a pfnLockCb on its handle, remember who left it."""
-        if self.kernel_locks.get(held.handle, 0) > 0:
-            self.kept_by[held.handle] = what
+    def app_unlocked(self, held: Held, call: Call, what: str) -> None:
+        """The application's lock ``held`` ended with ``call`` (its unlock DDI ``what``
+        returned S_OK): if the driver still holds a pfnLockCb on its handle and this call
+        released fewer than its lock DDI took, remember that this is where the lock was left
+        (LCB-17, LCB-18). An unlock that released its own lock is not blamed for another's
+        (h7: an UnlockAsync was named for the lock a synchronous Lock(Discard) had left)."""
+        h = held.handle
+        if self.kernel_locks.get(h, 0) <= 0:
+            return
+        released = call.unlocked(h)
+        if released >= held.taken:
+            return
+        if released:
+            self.kept_by[h] = (f"{what} released {released} of the {held.taken} pfnLockCb "
+                               f"that {held.made_by} took on {self.alloc(h)}")
+        else:
+            self.kept_by[h] = (f"{what} returned without pfnUnlockCb on {self.alloc(h)}, which "
+                               f"{held.made_by} had locked")
 
     def left_by(self, handles: Sequence[int]) -> str:
-        """``; UnlockAsync(vb0@dev0) on app returned without pfnUnlockCb on vb0@dev0 inst 1``
-        for each of ``handles`` an application's unlock DDI left locked (at most :data:`FEW`),
-        or nothing: where a lock the driver kept began to be a leak."""
+        """``; UnlockAsync(vb0@dev0) on app returned without pfnUnlockCb on vb0@dev0 inst 1,
+        which LockAsync(vb0@dev0, NoOverwrite) on app had locked`` for each of ``handles`` an
+        application's unlock DDI left locked (at most :data:`FEW`), or nothing: where a lock
+        the driver kept began to be a leak."""
         kept = [h for h in handles if h in self.kept_by]
-        return "" if not kept else "; " + few(
-            kept, lambda h: f"{self.kept_by[h]} returned without pfnUnlockCb on {self.alloc(h)}"
-        ).strip("[]")
+        return "" if not kept else "; " + few(kept, lambda h: self.kept_by[h]).strip("[]")
 
     def locked_by_driver(self, res: int) -> list[int]:
         """Handles of ``res`` the driver holds a kernel lock on (a cached pointer, LCB-3). A

@@ -94,7 +94,7 @@ def test_lcb18_a_lock_left_into_a_submission() -> None:
     cached = found(R + NOOVERWRITE + ua() + flush(rcb(allocations=[1])))
     assert [(r, m.rpartition("(LCB-4)")[2]) for r, m, _ in cached] == [
         ("LCB-18", "; UnlockAsync(vb0@dev0) on app returned without pfnUnlockCb on vb0@dev0 "
-                   "inst 0 (0x1)")]
+                   "inst 0 (0x1), which LockAsync(vb0@dev0, NoOverwrite) on app had locked")]
     unlocked = found(R + NOOVERWRITE + ua() + flush(unlockcb(1), lockcb(1, 0x10),
                                                     rcb(allocations=[1])))
     assert [(r, m.endswith("(LCB-4)")) for r, m, _ in unlocked] == [("LCB-18", True)]
@@ -102,12 +102,33 @@ def test_lcb18_a_lock_left_into_a_submission() -> None:
     assert found(R + NOOVERWRITE + flush(rcb(allocations=[1]))) == []  # the app holds it
 
 
+def test_lcb18_names_the_unlock_that_left_the_lock_not_a_later_balanced_one() -> None:
+    """h7: a renaming Lock(Discard) locks inst 1, its quiet Unlock pfnUnlockCb's inst 0 (LCB-20,
+    refused) and returns S_OK; a NoOverwrite LockAsync then locks inst 1 again and its
+    UnlockAsync releases that lock. The lock still held at the render is the Lock(Discard)'s,
+    left by the Unlock: the UnlockAsync, which released what its LockAsync took, was named."""
+    renamed = R + lk(flags=0x8, cbs=[lockcb(1, 0x90, new=2)])
+    quiet = ul(cbs=[unlockcb(1, hr=E_INVALIDARG)])
+    again = la(cbs=[lockcb(2, 0x1C)]) + ua(cbs=[unlockcb(2)])
+    got = found(renamed + quiet + again + flush(rcb(allocations=[2])))
+    lcb18 = [m.rpartition("(LCB-4)")[2] for r, m, _f in got if r == "LCB-18"]
+    assert lcb18 == ["; Unlock(vb0@dev0) on app returned without pfnUnlockCb on vb0@dev0 inst 1 "
+                     "(0x2), which Lock(vb0@dev0, Discard) on app had locked"]
+    # the UnlockAsync that did not release its own lock is the one named
+    leaky = la(cbs=[lockcb(2, 0x1C)]) + ua(cbs=[unlockcb(3)])
+    got = found(renamed + ul(cbs=[unlockcb(2)]) + leaky + flush(rcb(allocations=[2])))
+    assert [m.rpartition("(LCB-4)")[2] for r, m, _f in got if r == "LCB-18"] == [
+        "; UnlockAsync(vb0@dev0) on app returned without pfnUnlockCb on vb0@dev0 inst 1 (0x2), "
+        "which LockAsync(vb0@dev0, NoOverwrite) on app had locked"]
+
+
 def test_lcb17_locks_left_at_destroydevice() -> None:
     left = R + NOOVERWRITE + ua()
     assert found(left + ddi("app", "DestroyDevice")) == [(
         "LCB-17", "DestroyDevice() on app returned with pfnLockCb locks still outstanding on "
         "['vb0@dev0 inst 0 (0x1)']: DestroyDevice must release them; UnlockAsync(vb0@dev0) on "
-        "app returned without pfnUnlockCb on vb0@dev0 inst 0 (0x1)", {"allocations": [1]})]
+        "app returned without pfnUnlockCb on vb0@dev0 inst 0 (0x1), which LockAsync(vb0@dev0, "
+        "NoOverwrite) on app had locked", {"allocations": [1]})]
     assert found(left + ddi("app", "DestroyDevice", cbs=[unlockcb(1)])) == []
     lost = left + flush(rcb(hr=REMOVED)) + ddi("app", "DestroyDevice")
     assert rules(lost) == ["ERR-1"]  # a lost device leaks nothing

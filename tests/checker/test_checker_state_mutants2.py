@@ -160,7 +160,8 @@ def test_each_pfnunlockcb_releases_one_pfnlockcb() -> None:
     assert found(locked + ul(cbs=[unlockcb(1)] * 2) + destroy) == [(
         "LCB-17", "DestroyDevice() on app returned with pfnLockCb locks still outstanding on "
         "['vb0@dev0 inst 0 (0x1)']: DestroyDevice must release them; Unlock(vb0@dev0) on app "
-        "returned without pfnUnlockCb on vb0@dev0 inst 0 (0x1)", {"allocations": [1]})]
+        "released 2 of the 3 pfnLockCb that Lock(vb0@dev0, 0) on app took on vb0@dev0 inst 0 "
+        "(0x1)", {"allocations": [1]})]
 
 
 # ---- LCB-19: what the application may be using ----------------------------------------------
