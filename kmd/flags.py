@@ -18,9 +18,11 @@ __all__ = [
     "D3DKMT_DEVICEEXECUTION_STATE",
     "DXGK_ALLOCATIONINFOFLAGS",
     "DXGK_HANDLE_TYPE",
+    "LOCK_FLAG_RULE_WORDS",
     "SegmentKind",
     "as_flag_value",
     "int_masks",
+    "lock_flag_breach",
     "validate_allocationinfo_flags",
     "validate_dxgk_allocation_flags",
     "validate_lock2_flags",
@@ -151,6 +153,28 @@ def validate_lock_flags(value: object) -> str | None:
     if v & _NO_EXISTING_REFERENCE and not v & _DISCARD:
         return "LCB-7"
     return None
+
+
+#: the combination each id of :func:`validate_lock_flags` forbids, in the contract's words
+#: (kernel-contract.md KL-5…KL-10, umd-runtime-contract.md LCB-7), for messages
+LOCK_FLAG_RULE_WORDS: Final = {
+    "KL-5": "the flag word is a 32-bit UINT whose Reserved bits (0xFFFFF800) are zero",
+    "KL-6": "ReadOnly and WriteOnly together are invalid",
+    "KL-9": "IgnoreSync together with AcquireAperture is invalid",
+    "KL-10": "UseAlternateVA requires AcquireAperture to be set too",
+    "LCB-7": "NoExistingReference is only used with Discard",
+}
+
+
+def lock_flag_breach(rule: str, value: object) -> str:
+    """What the flag word ``value`` breaks of ``rule`` (an id :func:`validate_lock_flags`
+    returned for it), in words: the combination rule, and for KL-5 which bits are wrong."""
+    if rule != "KL-5":
+        return LOCK_FLAG_RULE_WORDS.get(rule, rule)
+    v = as_flag_value(value)
+    if v is None:
+        return "the flag word is not a 32-bit UINT"
+    return f"Reserved bits {v & LOCK_RESERVED:#x} are set; all of 0xFFFFF800 must be zero"
 
 
 # plain ints for validate_lock_flags (every lock): ``int & IntFlag`` builds an enum member

@@ -75,7 +75,8 @@ class CallbackRules:
         if rule is not None:
             target = dev.alloc(as_int(ev.get("allocation")))
             self._violate(rule, f"{who} called pfnLockCb on {target} with flags "
-                          f"{flag_names(CBF, flags)}, which break {rule}",
+                          f"{flag_names(CBF, flags)}, which break {rule}: "
+                          f"{kmd.lock_flag_breach(rule, flags)}",
                           key=flags, flags=flags)
         self._check_lcb11(dev, call, ev, flags, who)
         if flags & CBF.NoExistingReference and call is not None:

@@ -114,7 +114,9 @@ def test_every_event_without_a_device_lands_on_the_device_named_question_mark() 
            ("app", "ddi.exit", {"ddi": "DrawPrimitive", "hr": S_OK})]
     assert found(evs) == [
         ("KL-5", "Lock(vb0@?, 0) on app called pfnLockCb on vb0@? inst 0 (0x1) with flags "
-                 "0x10000, which break KL-5", {"flags": 0x10000}),
+                 "0x10000, which break KL-5: "
+                 "Reserved bits 0x10000 are set; all of 0xFFFFF800 must be zero",
+         {"flags": 0x10000}),
         mp6("the batched DrawPrimitive(draw 1) on app", BATCHED_TAIL),
         ("LK-8", "the runtime passed DrawPrimitive(draw 1) on app to the driver while vb0@?, "
                  "which it reads, is locked through Lock (Lock(vb0@?, 0) on app)",
@@ -395,7 +397,8 @@ def test_a_draw_without_an_id_that_succeeded_is_draw_0_the_driver_holds() -> Non
     assert found(evs) == [
         ("LCB-7", "LockAsync(vb0@dev0, NoOverwrite|NoExistingReferences) on app called "
                   "pfnLockCb on vb0@dev0 inst 0 (0x1) with flags DonotWait|IgnoreSync|"
-                  "LockEntire|NoExistingReference, which break LCB-7", {"flags": 0x11C}),
+                  "LockEntire|NoExistingReference, which break LCB-7: "
+                  "NoExistingReference is only used with Discard", {"flags": 0x11C}),
         ("LA-9", "LockAsync(vb0@dev0, NoOverwrite|NoExistingReferences) on app passed "
                  "NoExistingReference to pfnLockCb while the driver still holds unsubmitted "
                  "draws [0] reading vb0@dev0", {"draws": [0], "resource": 7})]

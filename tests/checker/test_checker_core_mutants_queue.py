@@ -182,7 +182,8 @@ def test_events_without_a_device_are_all_device_question_mark() -> None:
     evs = nodev(R + lk(cbs=[bad]))
     assert found(evs) == [(
         "KL-6", "Lock(vb0@?, 0) on app called pfnLockCb on vb0@? inst 0 (0x1) with flags "
-        "ReadOnly|WriteOnly|DonotWait|IgnoreSync|LockEntire, which break KL-6", {"flags": 0x1F})]
+        "ReadOnly|WriteOnly|DonotWait|IgnoreSync|LockEntire, which break KL-6: "
+        "ReadOnly and WriteOnly together are invalid", {"flags": 0x1F})]
     evs = nodev(R + lk(cbs=[lockcb(1, 0x10)]) + draw(4) + ddi("app", "DestroyDevice"))
     assert found(evs) == [
         ("LK-8", lk8(4, "vb0@?"), {"draw": 4, "resource": 7}),
@@ -286,7 +287,8 @@ def test_a_failed_createresource_owns_no_allocation() -> None:
                                  "flags": 0x1F})]
     assert found(CREATE + failed + named + bare) == [(
         "KL-6", "app called pfnLockCb on allocation 0x5 with flags "
-        "ReadOnly|WriteOnly|DonotWait|IgnoreSync|LockEntire, which break KL-6", {"flags": 0x1F})]
+        "ReadOnly|WriteOnly|DonotWait|IgnoreSync|LockEntire, which break KL-6: "
+        "ReadOnly and WriteOnly together are invalid", {"flags": 0x1F})]
 
 
 # ---- pfnAllocateCb (_on_cb_exit) -----------------------------------------------------------
@@ -305,8 +307,10 @@ def test_only_a_successful_pfnallocatecb_inside_a_ddi_records_allocations() -> N
                                  "flags": 0x1F})]
     assert found(CREATE + made + stray + named + bare) == [(
         "KL-6", "app called pfnLockCb on vb0@dev0 inst 0 (0x1) with flags "
-        "ReadOnly|WriteOnly|DonotWait|IgnoreSync|LockEntire, which break KL-6", {"flags": 0x1F})]
+        "ReadOnly|WriteOnly|DonotWait|IgnoreSync|LockEntire, which break KL-6: "
+        "ReadOnly and WriteOnly together are invalid", {"flags": 0x1F})]
     empty = ddi("app", "CreateResource", cbs=[("pfnAllocateCb", {}, {"hr": S_OK})])
     assert found(CREATE + empty + named + bare) == [(
         "KL-6", "app called pfnLockCb on allocation 0x1 with flags "
-        "ReadOnly|WriteOnly|DonotWait|IgnoreSync|LockEntire, which break KL-6", {"flags": 0x1F})]
+        "ReadOnly|WriteOnly|DonotWait|IgnoreSync|LockEntire, which break KL-6: "
+        "ReadOnly and WriteOnly together are invalid", {"flags": 0x1F})]

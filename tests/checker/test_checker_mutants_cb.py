@@ -4,6 +4,7 @@ for word, fields). The harness is in ``test_checker_mutants.py``."""
 
 from __future__ import annotations
 
+import kmd
 from tests.checker.test_checker_mutants import (
     CREATE,
     E_INVALIDARG,
@@ -36,7 +37,8 @@ def flush(*cbs: tuple) -> Events:
 def test_kl6_and_lcb11_the_pfnlockcb_flag_word_and_pages() -> None:
     assert found(R + la(cbs=[lockcb(1, 0x1F)])) == [(
         "KL-6", "LockAsync(vb0@dev0, NoOverwrite) on app called pfnLockCb on vb0@dev0 inst 0 "
-        "(0x1) with flags ReadOnly|WriteOnly|DonotWait|IgnoreSync|LockEntire, which break KL-6",
+        "(0x1) with flags ReadOnly|WriteOnly|DonotWait|IgnoreSync|LockEntire, which break KL-6: "
+        "ReadOnly and WriteOnly together are invalid",
         {"flags": 0x1F})]
     tail = ("LockEntire means NumPages 0 and no pPages, and without it the pages to lock must "
             "be listed")
@@ -52,11 +54,32 @@ def test_kl6_and_lcb11_the_pfnlockcb_flag_word_and_pages() -> None:
     assert found(R + la(cbs=[lockcb(1, 0x0C, pages=[0])])) == []
 
 
+def test_each_pfnlockcb_flag_rule_says_the_combination_it_forbids() -> None:
+    """KL-5, KL-6, KL-9, KL-10, LCB-7 (h7): the finding names the flags and says in words which
+    combination rule they break (kernel-contract.md KL-*, umd-runtime-contract.md LCB-7), not
+    only its id."""
+    words = {
+        0x13: ("KL-6", "ReadOnly and WriteOnly together are invalid"),
+        0x58: ("KL-9", "IgnoreSync together with AcquireAperture is invalid"),
+        0x210: ("KL-10", "UseAlternateVA requires AcquireAperture to be set too"),
+        0x110: ("LCB-7", "NoExistingReference is only used with Discard"),
+        0x1810: ("KL-5", "Reserved bits 0x1800 are set; all of 0xFFFFF800 must be zero"),
+        1 << 40: ("KL-5", "the flag word is not a 32-bit UINT"),
+    }
+    for flags, (rule, said) in words.items():
+        got = [(r, m.partition(f", which break {rule}: ")[2])
+               for r, m, _f in found(R + lk(cbs=[lockcb(1, flags)])) if r == rule]
+        assert got == [(rule, said)], hex(flags)
+    assert found(R + lk(cbs=[lockcb(1, 0x250)])) == []  # UseAlternateVA|AcquireAperture
+    # every id the validator returns has its words (and nothing else is worded)
+    assert set(kmd.LOCK_FLAG_RULE_WORDS) == {r for r, _w in words.values()}
+
+
 def test_la9_and_lcb7_the_driver_half_of_noexistingreference() -> None:
     assert found(R + la(cbs=[lockcb(1, 0x11C)])) == [
         ("LCB-7", "LockAsync(vb0@dev0, NoOverwrite) on app called pfnLockCb on vb0@dev0 inst 0 "
          "(0x1) with flags DonotWait|IgnoreSync|LockEntire|NoExistingReference, which break "
-         "LCB-7", {"flags": 0x11C}),
+         "LCB-7: NoExistingReference is only used with Discard", {"flags": 0x11C}),
         ("LA-9", "LockAsync(vb0@dev0, NoOverwrite) on app passed NoExistingReference to "
          "pfnLockCb although the runtime did not set NoExistingReferences", {"resource": 7})]
     draw = [("app", "rt.draw", {"device": "dev0", "draw_id": 4, "reads": [[RT, 0]]}),
@@ -65,7 +88,8 @@ def test_la9_and_lcb7_the_driver_half_of_noexistingreference() -> None:
     assert found(R + draw + noref) == [
         ("LCB-7", "LockAsync(vb0@dev0, NoOverwrite|NoExistingReferences) on app called "
          "pfnLockCb on vb0@dev0 inst 0 (0x1) with flags DonotWait|IgnoreSync|LockEntire|"
-         "NoExistingReference, which break LCB-7", {"flags": 0x11C}),
+         "NoExistingReference, which break LCB-7: "
+         "NoExistingReference is only used with Discard", {"flags": 0x11C}),
         ("LA-9", "LockAsync(vb0@dev0, NoOverwrite|NoExistingReferences) on app passed "
          "NoExistingReference to pfnLockCb while the driver still holds unsubmitted draws [4] "
          "reading vb0@dev0", {"resource": 7, "draws": [4]})]

@@ -113,7 +113,8 @@ def test_kl6_a_pfnlockcb_outside_any_ddi_names_its_thread() -> None:
                                  "flags": 0x1F})]
     assert found(R + bare) == [(
         "KL-6", "app called pfnLockCb on vb0@dev0 inst 0 (0x1) with flags "
-        "ReadOnly|WriteOnly|DonotWait|IgnoreSync|LockEntire, which break KL-6", {"flags": 0x1F})]
+        "ReadOnly|WriteOnly|DonotWait|IgnoreSync|LockEntire, which break KL-6: "
+        "ReadOnly and WriteOnly together are invalid", {"flags": 0x1F})]
 
 
 def test_lcb11_no_flags_field_is_flags_0_and_each_ddi_is_its_own_finding() -> None:
@@ -136,7 +137,8 @@ def test_lcb7_lock_with_noexistingreference_over_an_unsubmitted_draw() -> None:
         "driver still holds unsubmitted draws [4] reading vb0@dev0", {"draws": [4], "resource": 7})]
     assert found(R + DRAW4 + lk(cbs=[lockcb(1, 0x110)])) == [(
         "LCB-7", "Lock(vb0@dev0, 0) on app called pfnLockCb on vb0@dev0 inst 0 (0x1) with flags "
-        "LockEntire|NoExistingReference, which break LCB-7", {"flags": 0x110})]
+        "LockEntire|NoExistingReference, which break LCB-7: "
+        "NoExistingReference is only used with Discard", {"flags": 0x110})]
     assert found(R + lk(cbs=[lockcb(1, 0x190)])) == []  # no draw pending
 
 
