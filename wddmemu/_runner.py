@@ -9,6 +9,7 @@ checker for it, runs it on the engine, and returns a :class:`ScenarioResult`.
 
 from __future__ import annotations
 
+import functools
 import shlex
 import weakref
 from collections.abc import Callable, Iterator, Sequence
@@ -256,6 +257,17 @@ def _resolve(spec: RunSpec, *, by: str | None = None
 _ran: dict[int, Any] = {}
 
 
+def _forget(key: int) -> Callable[[weakref.ref[Any]], object]:
+    """The callback that drops ``key`` from :data:`_ran` when its driver is collected: C code
+    only (``partial`` of ``dict.pop``; called with the dead reference, which becomes pop's
+    unused default). A driver is collected at any point of a run, and a Python callback is
+    bytecode a SIGINT handler can run in: its KeyboardInterrupt was then raised inside the
+    finalizer, where CPython can only print "Exception ignored in: <function
+    _claim_driver.<locals>.<lambda>>" and drop it (h9). No bytecode, no handler: the interrupt
+    lands in the code that dropped the driver, which unwinds as every Ctrl-C does."""
+    return functools.partial(_ran.pop, key)
+
+
 def _claim_driver(driver: Any) -> None:
     """Refuse a driver object that ran before (an instance given twice, or a factory that
     returns the same object each time): its state from the earlier run (device names,
@@ -267,7 +279,7 @@ def _claim_driver(driver: Any) -> None:
                         "already, and a driver keeps its state from one run to the next: pass "
                         "a factory or class, which makes a fresh driver for every run")
     try:
-        _ran[key] = weakref.ref(driver, lambda _ref, k=key: _ran.pop(k, None))
+        _ran[key] = weakref.ref(driver, _forget(key))
     except TypeError:  # no weak references to it: keep it (and its id) for good
         _ran[key] = driver
 

@@ -493,3 +493,55 @@ def test_run_shows_control_characters_of_a_message_instead_of_obeying_them() -> 
     finally:
         wddmemu.DRIVERS.unregister("test-loud")
     assert "\x1b" not in buf.getvalue() and "\\x1b[2J cleared" in buf.getvalue()
+
+
+def test_a_ctrl_c_cannot_land_in_the_finalisation_of_a_driver(monkeypatch) -> None:
+    """h9: the weakref callback ``_claim_driver`` sets on each driver ran as Python code when
+    the driver was collected, at any point of a run; a SIGINT arriving then raised the
+    handler's KeyboardInterrupt inside the callback, and CPython printed "Exception ignored in:
+    <function _claim_driver.<locals>.<lambda>> … KeyboardInterrupt". Signal handlers run only
+    between bytecodes of Python frames: the callback now has none. Deterministic stand-in for
+    the signal: the installed SIGINT handler (wddmemu's behind vthreads') is called at the
+    first Python frame that starts while the driver is finalised."""
+    import signal
+    import sys
+
+    from vthreads import _origin
+    from wddmemu import _runner
+    from wddmemu._interrupt import ctrl_c
+
+    class Driver:
+        pass
+
+    class Engine:
+        interrupted = False
+
+        def _interrupt(self) -> None:
+            self.interrupted = True
+
+    unraisable: list[object] = []
+    monkeypatch.setattr(sys, "unraisablehook", unraisable.append)
+    entered: list[str] = []
+
+    def land_the_signal(frame: object, event: str, _arg: object) -> None:
+        if event == "call" and not entered:
+            entered.append(frame.f_code.co_name)  # type: ignore[attr-defined]
+            signal.getsignal(signal.SIGINT)(signal.SIGINT, frame)
+
+    engine = Engine()
+    with ctrl_c():
+        watched = _origin.watch_sigint(engine)
+        try:
+            driver = Driver()
+            _runner._claim_driver(driver)
+            key = id(driver)
+            assert key in _runner._ran
+            sys.setprofile(land_the_signal)
+            try:
+                del driver  # the last reference: the weakref's callback runs now
+            finally:
+                sys.setprofile(None)
+        finally:
+            _origin.unwatch_sigint(watched)
+    assert entered == [] and unraisable == []  # no Python frame ran, nothing was ignored
+    assert key not in _runner._ran  # and the callback still forgot the driver
