@@ -316,12 +316,20 @@ def _run_on_cluster(camp: Campaign, how: CampaignRun) -> list[CellReport]:
             how.progress(sum(x.runs for x in searches),
                          sum(bool(x.raw) for x in searches))
 
+    early: dict[tuple[int, int], Path] = {}  # saved as decided, so that Ctrl-C loses nothing
+
+    def on_found(s: Any, fd: Any) -> None:
+        early[id(s), fd.index] = Path(save_failure(fd, how.save_dir))
+
     def on_failure(s: Any, fd: Any) -> None:
         last[id(s)] = how.clock()
-        paths[id(s)][fd.index] = save_failure(fd, how.save_dir)
+        path = paths[id(s)][fd.index] = save_failure(fd, how.save_dir)
+        first = early.pop((id(s), fd.index), None)
+        if first is not None and first != Path(path):
+            first.unlink(missing_ok=True)  # superseded by the minimised file
 
     with connect(how.cluster, ship=how.ship) as client:
-        drive(client, searches, progress=progress, on_failure=on_failure)
+        drive(client, searches, progress=progress, on_failure=on_failure, on_found=on_found)
     out = []
     for (spec, strat), s in zip(cells, searches, strict=True):
         res = s.result()
@@ -430,7 +438,8 @@ class ReportingExplore:
     ``--json``: sent to the cluster (when ``cluster`` is set) and recorded as a report cell.
 
     The command calls it exactly where it would call :func:`~wddmemu.explore`, then
-    :meth:`write` the reports; failures are saved as they arrive on the cluster path."""
+    :meth:`write` the reports; each failure reaches the command's ``on_found`` as it is
+    decided, on the cluster path as on the local ones."""
 
     cluster: str | None
     save_dir: str
@@ -443,9 +452,10 @@ class ReportingExplore:
         if self.cluster:
             check_spec(base, many=True)
             with connect(self.cluster, ship=self.ship) as client:
+                # the command's on_found saves each failure as it is decided: what Ctrl-C
+                # keeps and lists (h9: the interrupted summary said "0 failing", no files)
                 res = explore_on_cluster(client, base, replace(opts, jobs=1),
-                                         progress=kw.get("progress"),
-                                         on_failure=lambda fd: save_failure(fd, self.save_dir))
+                                         progress=kw.get("progress"), on_found=kw.get("on_found"))
         else:
             res = explore_local(base, opts, **kw)
         # content-addressed names: the command's own save writes these same bytes again

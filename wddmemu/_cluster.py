@@ -14,8 +14,9 @@ schedules there with the *same answers* as ``--jobs 1``:
   failing schedule wins, chunks above it are cancelled, and the winner is final only once every
   chunk below it has reported. Minimisation is the same deterministic :func:`minimise`, run as a
   task, so the failure file is byte-identical to a one-process run.
-* Failures are handed to ``on_failure`` on the client as soon as they are final (the CLI saves
-  them there: workers never write files), and ``progress`` counts finished schedules across all
+* Failures are handed to ``on_found`` on the client as soon as they are decided and to
+  ``on_failure`` once minimised (the CLI saves them there: workers never write files; the
+  early file is what a Ctrl-C keeps), and ``progress`` counts finished schedules across all
   workers.
 
 * ``dfs`` is split by decision prefixes (:class:`DfsSplit`): its search tree is fixed by the
@@ -510,17 +511,17 @@ def _outcome(fut: Any, what: str) -> Any:
 
 def drive(client: Any, searches: Sequence[Search | _Split], *,
           progress: Callable[[Any], None] | None = None,
-          on_failure: Callable[[Any, Found], None] | None = None,
-          window: int | None = None) -> None:
+          on_failure: Callable[[Any, Found], None] | None = None, window: int | None = None,
+          on_found: Callable[[Any, Found], None] | None = None) -> None:
     """Run ``searches`` to the end on ``client``: keep about two chunks per worker thread in
     flight (in search order, then index order), file results as they arrive, cancel chunks a
-    stop-on-first winner makes useless, minimise decided failures as tasks, and hand each final
-    failure to ``on_failure`` on the client."""
+    stop-on-first winner makes useless, minimise decided failures as tasks. On the client each
+    failure goes to ``on_found`` once decided (after ``progress`` counted it; before it is
+    minimised: what a Ctrl-C keeps), and to ``on_failure`` when final."""
     wait = client.wait if isinstance(client, PoolClient) else _distributed().wait
     window = window or 2 * _worker_slots(client)
-    for s in searches:
-        if isinstance(s, DporSplit):
-            s.slots = _worker_slots(client)
+    for s in (s for s in searches if isinstance(s, DporSplit)):
+        s.slots = _worker_slots(client)
     inflight: dict[Any, tuple[str, Search | _Split, int]] = {}
 
     def fill() -> None:
@@ -534,6 +535,8 @@ def drive(client: Any, searches: Sequence[Search | _Split], *,
 
     def settle(s: Search | _Split) -> None:
         for fd in s.decided():
+            if on_found:
+                on_found(s, fd)
             if s.opts.minimise:
                 fut = client.submit(timed_task, current_timeout(), minimise, fd,
                                      s.opts.max_replays, pure=False)
@@ -569,14 +572,17 @@ def drive(client: Any, searches: Sequence[Search | _Split], *,
 
 def explore_on_cluster(client: Any, base: RunSpec, opts: ExploreOptions, *,
                        progress: Callable[[int, int], None] | None = None,
-                       on_failure: Callable[[Found], None] | None = None) -> ExploreResult:
+                       on_failure: Callable[[Found], None] | None = None,
+                       on_found: Callable[[Found], None] | None = None) -> ExploreResult:
     """:func:`explore` on a Dask client: the same :class:`ExploreResult` as ``jobs=1`` (see the
     module docstring). ``progress(runs, failures)`` counts schedules finished on any worker;
-    ``on_failure`` gets each final (minimised) failure on the client as it is decided."""
+    ``on_found`` gets each failure as soon as it is decided, before it is minimised (as
+    :func:`explore`'s does), ``on_failure`` each final (minimised) one, on the client."""
     search = plan(base, opts)
     drive(client, [search],
           progress=(lambda s: progress(s.runs, len(s.raw))) if progress else None,
-          on_failure=(lambda s, fd: on_failure(fd)) if on_failure else None)
+          on_failure=(lambda s, fd: on_failure(fd)) if on_failure else None,
+          on_found=(lambda s, fd: on_found(fd)) if on_found else None)
     return search.result()
 
 
@@ -618,13 +624,14 @@ def explore_split(base: RunSpec, opts: ExploreOptions, *,
                   on_found: Callable[[Found], None] | None = None) -> ExploreResult:
     """``dfs`` or ``dpor`` with ``opts.jobs`` worker processes on this machine: the same split
     as on a cluster, so the same :class:`ExploreResult` as ``jobs=1`` (runs, claim, failures,
-    failure files). ``on_found`` gets each final (minimised) failure as it is decided."""
+    failure files). ``on_found`` gets each failure as soon as it is decided, before it is
+    minimised, as :func:`explore`'s does."""
     if opts.strategy not in SPLIT_STRATEGIES:
         raise ValueError("explore_split splits dfs and dpor; explore runs the others")
     pool = futures.ProcessPoolExecutor(max_workers=opts.jobs)
     try:
         return explore_on_cluster(PoolClient(pool, opts.jobs), base, opts, progress=progress,
-                                  on_failure=on_found)
+                                  on_found=on_found)
     finally:  # Ctrl-C or an error: drop the queued tasks rather than wait for them
         pool.shutdown(wait=True, cancel_futures=True)
 

@@ -309,11 +309,13 @@ def explore(
     failures: list[Found] = []
     runs = 0
 
-    def record(i: int, f: Finding, decisions: tuple[int, ...]) -> None:
+    def record(i: int, f: Finding, decisions: tuple[int, ...]) -> Found:
         orig = _schedule_spec(base, opts, k, i)
         failures.append(Found(i, orig.with_decisions(decisions), f, orig))
-        if on_found:
-            on_found(failures[-1])
+        return failures[-1]
+
+    def tell(runs: int, new: Sequence[Found]) -> None:
+        _tell(progress, on_found, runs, len(failures), new)
 
     if opts.jobs == 1:  # every schedule in one event loop (vthreads.run_many)
 
@@ -321,25 +323,34 @@ def explore(
             nonlocal runs
             f, decisions = outcome
             runs += 1
-            if f is not None:
-                record(i, f, decisions)
-            if progress:
-                progress(runs, len(failures))
+            tell(runs, () if f is None else (record(i, f, decisions),))
             return bool(failures) and opts.stop_on_first
 
         run_many(lambda i: _run_one_async(_schedule_spec(base, opts, k, i)),
                  range(opts.schedules), backend=base.backend, stop=after)
     else:
-        runs = _explore_parallel(base, opts, k, record, progress, failures)
+        runs = _explore_parallel(base, opts, k, record, tell, failures)
     if opts.minimise:
         failures = [minimise(fd, opts.max_replays, seconds=opts.minimise_seconds)
                     for fd in failures]
     return ExploreResult(runs, tuple(failures), k)
 
 
+def _tell(progress: Callable[[int, int], None] | None, on_found: Callable[[Found], None] | None,
+          runs: int, failing: int, new: Sequence[Found]) -> None:
+    """Schedules finished, then the failures among them: the count before the files, so that
+    a Ctrl-C between the two never shows more failures than schedules (h9), and each file is
+    saved once its schedule is counted."""
+    if progress:
+        progress(runs, failing)
+    if on_found:
+        for fd in new:
+            on_found(fd)
+
+
 def _explore_parallel(base: RunSpec, opts: ExploreOptions, k: int,
-                      record: Callable[[int, Finding, tuple[int, ...]], None],
-                      progress: Callable[[int, int], None] | None,
+                      record: Callable[[int, Finding, tuple[int, ...]], Found],
+                      tell: Callable[[int, Sequence[Found]], None],
                       failures: list[Found]) -> int:
     runs = 0
     indices = list(range(opts.schedules))
@@ -363,16 +374,16 @@ def _explore_parallel(base: RunSpec, opts: ExploreOptions, k: int,
                 results = futs[n].result()
                 if n + window < len(chunks):
                     futs.append(submit(chunks[n + window]))
+                new = []
                 for i, (f, decisions) in zip(c, results, strict=True):
                     runs += 1
                     if f is not None:
-                        record(i, Finding(*f), tuple(decisions))
+                        new.append(record(i, Finding(*f), tuple(decisions)))
                         if opts.stop_on_first:
                             break
+                tell(runs, new)  # the whole chunk's count, then its files (h9)
                 if failures and opts.stop_on_first:
                     break
-                if progress:
-                    progress(runs, len(failures))
         finally:
             for fut in futs:  # after a stop (or Ctrl-C): the chunks not started yet
                 fut.cancel()
@@ -406,13 +417,12 @@ def _explore_systematic(base: RunSpec, opts: ExploreOptions,
     def run_one(strategy: Strategy) -> RunResult:
         nonlocal runs
         r = run_scenario(base, strategy=strategy, stop_on_violation=True).run
+        new = []
         if _search_finding(r) is not None:
-            failures.append(systematic_found(base, opts, runs, r))
-            if on_found:
-                on_found(failures[-1])
+            new.append(systematic_found(base, opts, runs, r))
+            failures.append(new[-1])
         runs += 1
-        if progress:
-            progress(runs, len(failures))
+        _tell(progress, on_found, runs, len(failures), new)
         return r
 
     # with stop_on_first the search ends at the first execution ``failing`` accepts, which is

@@ -38,6 +38,49 @@ def test_ctrl_c_keeps_the_failures_found_and_exits_130(tmp_path: Path) -> None:
         assert orjson.loads(f.read_bytes())["format"] == "wddmemu-failure"
 
 
+
+def _interrupt_at_the_third_file(monkeypatch) -> None:
+    """A real SIGINT (delivered in this process by the handler ``ctrl_c`` installed) right
+    after the third failure file is saved: deterministic, where a Ctrl-C from outside lands
+    anywhere."""
+    import signal
+
+    save = _cli._ExploreDisplay.save_early
+    saved: list[object] = []
+
+    def save_then_interrupt(self, fd) -> None:
+        save(self, fd)
+        saved.append(fd)
+        if len(saved) == 3:
+            signal.raise_signal(signal.SIGINT)
+
+    monkeypatch.setattr(_cli._ExploreDisplay, "save_early", save_then_interrupt)
+
+
+@pytest.mark.parametrize("how", [
+    [], ["--jobs", "2"],
+    pytest.param(["--cluster", "local:2"], marks=pytest.mark.slow),  # a cluster starts: seconds
+])
+def test_ctrl_c_counts_the_schedules_and_files_that_finished(how, tmp_path: Path, capsys,
+                                                              monkeypatch) -> None:
+    """h9: after Ctrl-C, --cluster said "0 failing" and listed no file (its failures were saved
+    behind the display's back); --jobs 2 once said more failing than schedules (a chunk's
+    files were saved before its schedules were counted). The summary counts what finished:
+    every failure file saved, listed, and never more of them than schedules."""
+    _interrupt_at_the_third_file(monkeypatch)
+    saved = tmp_path / "saved"
+    code = _cli.main(["explore", "dynamic-vb-ring", "--driver", "track-in-lockasync",
+                      "--keep-going", "--schedules", "400", "--save-dir", str(saved), *how])
+    out = capsys.readouterr().out
+    assert code == 130, out
+    [line] = [x for x in out.splitlines() if x.startswith("interrupted:")]
+    runs, failing = int(line.split()[1]), int(line.split(", ")[1].split()[0])
+    files = sorted(f.name for f in saved.iterdir())
+    listed = sorted(x.split("/")[-1] for x in out.splitlines() if x.startswith("saved: "))
+    assert failing == len(files) == 3 and listed == files
+    assert runs >= failing
+
+
 def test_each_failure_is_saved_when_found_then_minimised(tmp_path: Path, capsys) -> None:
     saved = tmp_path / "saved"
     code = _cli.main(["explore", "dynamic-vb-ring", "--driver", "track-in-lockasync",
