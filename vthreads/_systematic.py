@@ -79,6 +79,14 @@ class SystematicResult:
         equivalence classes and within the bound)."""
         return self.failure is None
 
+    @property
+    def bounded(self) -> bool:
+        """A dpor search that ran its whole tree but pruned at a preemption bound it reached:
+        bounded DPOR prunes with a conservative heuristic, so it can miss schedules within the
+        bound that dfs with the same bound runs (h8) — best-effort, not a proof. Only a bound
+        never reached makes an exhausted dpor search one."""
+        return self.exhausted and self.strategy == "dpor" and self.pruned
+
     def claim(self) -> str:
         """One line: what this search proves, or why it stopped."""
         if self.stopped_on_failure:
@@ -86,10 +94,7 @@ class SystematicResult:
             first = str(f.failure) if f.failure is not None else str(f.violations[0])
             return (f"stopped at the first failure, execution {self.failing_execution} of "
                     f"{self.executions}: {first}")
-        if self.exhausted and self.strategy == "dpor" and self.pruned:
-            # Bounded DPOR prunes with a conservative heuristic: it can miss schedules within
-            # the bound that dfs with the same bound runs (h8: a bug dfs finds at bound 2, a
-            # "exhausted" claim from dpor). Only a bound never reached makes it a proof.
+        if self.bounded:  # h8: a bug dfs finds at bound 2, an "exhausted" claim from dpor
             found = f"; {len(self.failures)} failing" if self.failures else ""
             return (f"bounded: {self.classes} equivalence classes explored within preemption "
                     f"bound {self.preemption_bound} ({self.executions} executions{found}); "

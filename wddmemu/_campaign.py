@@ -412,6 +412,9 @@ def print_campaign(console: Console, reports: Sequence[CellReport]) -> None:
                    + (f" (+{len(f) - 1})" if len(f) > 1 else "")) if f else "[green]clean[/green]"
         if not f and r.result.exhausted is not None:  # dfs/dpor: proved, or only sampled
             verdict += (" (exhausted)" if r.result.exhausted
+                        # h9: a bounded dpor search said "(exhausted)" here, "not a proof" below
+                        else " [yellow](bounded, not a proof: raise the bound)[/yellow]"
+                        if r.result.bounded
                         else " [yellow](not exhausted: raise schedules)[/yellow]")
         ddi = "default" if r.spec.ddi_version is None else hex(r.spec.ddi_version)
         table.add_row(r.spec.scenario, r.driver_label, ddi, r.strategy, str(r.result.runs),

@@ -553,7 +553,7 @@ class _ExploreDisplay:
                f"{bound} preemptions"))
         if res.claim:
             self.console.print(res.claim, markup=False, highlight=False)
-        if strategy == "dpor" and res.exhausted:
+        if strategy == "dpor" and (res.exhausted or res.bounded):
             # the claim is exact only about state the engine sees: a driver's plain attributes
             # shared by the app thread and the worker are outside the dependency relation
             self.console.print(DPOR_SCOPE, markup=False, highlight=False)

@@ -392,8 +392,9 @@ class _Split:
         if not self.merged.finished:
             raise RuntimeError(f"the {self.opts.strategy} subtrees did not cover the search")
         res = self.merged.result()
-        return ExploreResult(res.executions, tuple(self.final[i] for i in sorted(self.final)),
-                             self.base.pct_steps, res.exhausted, res.claim())
+        return ExploreResult.of_search(res.executions,
+                                       [self.final[i] for i in sorted(self.final)],
+                                       self.base.pct_steps, res)
 
 
 @dataclass

@@ -36,6 +36,7 @@ from vthreads import (
     Replay,
     RunResult,
     Strategy,
+    SystematicResult,
     run_many,
 )
 
@@ -192,6 +193,16 @@ class ExploreResult:
     exhausted: bool | None = None  # dfs/dpor: whether every schedule within the bound ran
     #: dpor: what the search proved, in one line (``SystematicResult.claim()``)
     claim: str | None = None
+    #: dpor: the search ran to its end but pruned at a bound it reached (its claim says
+    #: "bounded: … not a proof"); ``exhausted`` is False then (``SystematicResult.bounded``)
+    bounded: bool = False
+
+    @classmethod
+    def of_search(cls, runs: int, failures: Sequence[Found], pct_steps: int,
+                  res: SystematicResult) -> ExploreResult:
+        """What a dfs or dpor search (one process or merged from a split) found and covered."""
+        return cls(runs, tuple(failures), pct_steps, res.exhausted and not res.bounded,
+                   res.claim(), res.bounded)
 
     @property
     def ok(self) -> bool:
@@ -434,7 +445,7 @@ def _explore_systematic(base: RunSpec, opts: ExploreOptions,
     if opts.minimise:
         failures = [minimise(fd, opts.max_replays, seconds=opts.minimise_seconds)
                     for fd in failures]
-    return ExploreResult(runs, tuple(failures), base.pct_steps, res.exhausted, res.claim())
+    return ExploreResult.of_search(runs, failures, base.pct_steps, res)
 
 
 def systematic_found(base: RunSpec, opts: ExploreOptions, index: int, r: RunResult) -> Found:

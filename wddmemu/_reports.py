@@ -19,6 +19,7 @@ from typing import Any
 
 import orjson
 
+import scenarios
 from vthreads import Replay
 
 from ._checker_state import (
@@ -61,6 +62,18 @@ class CellReport:
         clean cell that stopped at its schedule limit has not proved anything, and a report
         must say so. None for a sampled strategy, whose runs are its whole claim."""
         return None if self.result.exhausted is None else self.result.claim
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """The cell's scenario parameters (those it was given, sorted) as the scenario's types
+        make them: ``frames = 2`` is 2 and ``racy = true`` is true in the JSON, not the text the
+        command line passes on (h9). Text if the scenario no longer takes them."""
+        given = self.spec.params
+        try:
+            typed = scenarios.get(self.spec.scenario).resolve(given)
+        except (KeyError, ValueError):
+            typed = given
+        return {k: typed[k] for k in sorted(given)}
 
     @property
     def driver_label(self) -> str:
@@ -161,11 +174,12 @@ def json_report(cells: Sequence[CellReport],
         "cells": [{
             "name": c.name, "scenario": c.spec.scenario, "driver": c.spec.driver,
             "driver_options": {k: c.spec.driver_options[k] for k in sorted(c.spec.driver_options)},
-            "params": {k: c.spec.params[k] for k in sorted(c.spec.params)},
+            "params": c.params,
             "ddi_version": c.spec.ddi_version, "strategy": c.strategy,
             "schedules": c.schedules, "runs": c.result.runs, "ok": not c.result.failures,
             "seconds": round(c.seconds, 3), "failures": c.failures(),
             "exhausted": c.result.exhausted, "coverage": c.coverage(),
+            "bounded": None if c.result.exhausted is None else c.result.bounded,
         } for c in cells],
     }
     return orjson.dumps(doc, option=orjson.OPT_INDENT_2) + b"\n"

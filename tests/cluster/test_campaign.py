@@ -266,7 +266,7 @@ def test_a_campaign_gives_scenario_params_and_driver_option_sets(tmp_path: Path,
     cells = orjson.loads(js.read_bytes())["cells"]
     assert [(c["runs"], c["driver_options"]) for c in cells] == [
         (2, {}), (2, {"heap_bytes": "9999999"})]
-    assert [c["params"] for c in cells] == [{"frames": "2"}] * 2  # what the cell ran with
+    assert [c["params"] for c in cells] == [{"frames": 2}] * 2  # what the cell ran with, typed
 
 
 def test_driver_options_make_distinct_cells(tmp_path: Path) -> None:
@@ -304,3 +304,49 @@ def test_driver_options_make_distinct_cells(tmp_path: Path) -> None:
     xml = junit_xml(reports).decode()
     assert xml.count('name="driver_options" value="locked=true"') == 1
     assert xml.count('name="driver_options" value="locked=false"') == 1
+
+
+def test_a_bounded_dpor_cell_says_bounded_not_exhausted(tmp_path: Path, capsys) -> None:
+    """h9: a dpor cell whose search reached its preemption bound claimed "bounded: … not a
+    proof" under the table, but its table cell said "clean (exhausted)" and the JSON
+    "exhausted": true. The table, the JSON and the JUnit coverage now agree."""
+    p, js, junit = tmp_path / "c.toml", tmp_path / "c.json", tmp_path / "c.xml"
+    p.write_text('[campaign]\nscenarios = ["lock-flags"]\nstrategies = ["dpor", "pct"]\n'
+                 "schedules = 200\npreemption_bound = 0\n")
+    assert _cli.main(["campaign", str(p), "--save-dir", str(tmp_path / "f"), "--json", str(js),
+                      "--junit", str(junit)]) == 0
+    out = capsys.readouterr().out
+    dpor, pct = orjson.loads(js.read_bytes())["cells"]
+    assert dpor["coverage"].startswith("bounded: ") and "not a proof" in dpor["coverage"]
+    assert (dpor["exhausted"], dpor["bounded"]) == (False, True)
+    assert (pct["exhausted"], pct["bounded"]) == (None, None)  # sampled: no coverage claim
+    [row] = [x for x in out.splitlines() if x.startswith("lock-flags") and " dpor " in x]
+    assert "(bounded, not a proof: raise the bound)" in row and "exhausted" not in row
+    props = {(tc.get("name"), e.get("name")): e.get("value")
+             for tc in ET.parse(junit).getroot().iter("testcase") for e in tc.iter("property")}
+    assert props[(dpor["name"], "coverage")] == dpor["coverage"]
+
+
+def test_the_json_report_gives_scenario_parameters_their_types(tmp_path: Path) -> None:
+    """h9: ``frames = 2`` came out as ``"frames": "2"`` (the command line's text)."""
+    import scenarios
+    from scenarios import Param, scenario
+
+    @scenario("test-typed-params", "parameters of each type", n=Param(int, 1),
+              on=Param(bool, False), label=Param(str, "a"))
+    async def typed(ctx, n: int, on: bool, label: str) -> None:
+        pass
+
+    try:
+        p, js = tmp_path / "c.toml", tmp_path / "c.json"
+        p.write_text('[campaign]\nscenarios = ["test-typed-params", "dynamic-vb-ring"]\n'
+                     'strategies = ["random"]\nschedules = 1\n'
+                     '[campaign.params.test-typed-params]\nn = 0x10\non = true\nlabel = "7"\n'
+                     "[campaign.params.dynamic-vb-ring]\nframes = 2\n")
+        assert _cli.main(["campaign", str(p), "--save-dir", str(tmp_path / "f"),
+                          "--json", str(js)]) == 0
+    finally:
+        scenarios.REGISTRY.unregister("test-typed-params")
+    mine, ring = orjson.loads(js.read_bytes())["cells"]
+    assert mine["params"] == {"label": "7", "n": 16, "on": True}
+    assert ring["params"] == {"frames": 2}
