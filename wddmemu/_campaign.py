@@ -32,6 +32,7 @@ from ._cluster import (
     explore_on_cluster,
     plan,
 )
+from ._console import OutputConsole
 from ._explore import (
     DEFAULT_SAVE_DIR,
     DEFAULT_STRATEGY,
@@ -374,7 +375,7 @@ def campaign_command(file: str, jobs: int, save_dir: str, cluster: str | None,
         raise CampaignError("--jobs must be >= 1")
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-    console = Console()
+    console = OutputConsole()  # quiet, not exit 1, when the reader closes the pipe
     cells = camp.cells()
     reports: list[CellReport] = []
     try:

@@ -174,15 +174,11 @@ def _spec(scenario: str, params: tuple[str, ...], driver: str, driver_opts: tupl
 
 
 def _console() -> Console:
-    """The commands' console. Off a terminal (a pipe, a CI log) text is not wrapped at the
-    width rich assumes there (80): a finding, an explanation's step line, a path stay one line
-    each, for grep and log scrapers (h6); tables still fit the width (COLUMNS sets it)."""
-    from rich.console import Console
+    """The commands' console (``_console.command_console``: no wrapping off a terminal, quiet
+    when the reader closes the pipe)."""
+    from ._console import command_console
 
-    console = Console()
-    if not console.is_terminal:
-        console.soft_wrap = True
-    return console
+    return command_console()
 
 
 # commands -----------------------------------------------------------------------------------

@@ -39,26 +39,29 @@ def listing_console() -> Any:
     """The console a listing prints to. A terminal keeps its own width. Off a terminal (a
     pipe, a CI log) rich would assume 80 columns and wrap a summary a word a line, which no
     one can grep: there each row is one line, unless ``COLUMNS`` says otherwise."""
-    from rich.console import Console
+    from ._console import OutputConsole  # quiet when the reader closes the pipe
 
-    console = Console()
+    console = OutputConsole()
     if not console.is_terminal and "COLUMNS" not in os.environ:
-        console = Console(width=LISTING_WIDTH)
+        console = OutputConsole(width=LISTING_WIDTH)
     return console
 
 
 def print_listing(*renderables: Any) -> None:
     """Print a listing: on a terminal as rich lays it out; off one, one row a line without
     the spaces rich pads every row with to the table's full width."""
+    from ._files import stdout_may_close
+
     console = listing_console()
-    if console.is_terminal:
-        for r in renderables:
-            console.print(r)
-        return
-    with console.capture() as cap:
-        for r in renderables:
-            console.print(r)
-    console.file.write("".join(line.rstrip() + "\n" for line in cap.get().splitlines()))
+    with stdout_may_close():  # `wddmemu rules | head -1`: exit 0 whenever the reader stops
+        if console.is_terminal:
+            for r in renderables:
+                console.print(r)
+            return
+        with console.capture() as cap:
+            for r in renderables:
+                console.print(r)
+        console.file.write("".join(line.rstrip() + "\n" for line in cap.get().splitlines()))
 
 
 @click.command("drivers")

@@ -200,3 +200,33 @@ def read_bounded(path: str | Path, limit: int, what: str) -> bytes:
     if len(data) > limit:
         raise SpecError(f"{path} is too big for a {what} (more than {limit:,} bytes)")
     return data
+
+
+
+def stdout_to_null() -> None:
+    """The reader closed stdout: what is still to be printed goes to /dev/null (stdout's
+    descriptor is replaced), so neither the next write nor Python's flush at exit fails."""
+    import sys
+
+    null = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, sys.stdout.fileno())
+    except (AttributeError, OSError, ValueError):  # not a file (a test's capture)
+        pass
+    finally:
+        os.close(null)
+
+
+@contextmanager
+def stdout_may_close() -> Iterator[None]:
+    """Write to a reader that may stop early (``| head -1``) without rich: once it closed the
+    pipe (``BrokenPipeError``), the rest of the block's output is unwanted and skipped, and the
+    command ends with its own exit code (``_console.OutputConsole`` does the same for rich
+    output). Output is flushed before the block ends, so a close in time is met here."""
+    import sys
+
+    try:
+        yield
+        sys.stdout.flush()
+    except BrokenPipeError:
+        stdout_to_null()

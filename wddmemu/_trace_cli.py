@@ -14,12 +14,13 @@ the main entry point prints as one line (``wddmemu: error: …``).
 
 from __future__ import annotations
 
+import contextlib
 import sys
 
 import click
 
 from ._errors import SpecError
-from ._files import check_output
+from ._files import check_output, stdout_may_close
 from ._trace_read import TraceFormatError, dumps, iter_events
 from ._trace_timeline import DEFAULT_CPU_NS, MAX_CPU_NS, MIN_CPU_NS, TIME_MODES
 
@@ -85,17 +86,17 @@ def summary_cmd(file: str, as_json: bool) -> int:
         s = summarize(file)
     except TraceFormatError as e:
         raise TraceInputError(str(e)) from None
-    if as_json:
-        import orjson
+    with stdout_may_close():  # `trace summary FILE --json | head -1` is exit 0
+        if as_json:
+            import orjson
 
-        # dumps: a value orjson refuses (a sum past 64 bits, a run.start field nested
-        # deeper than orjson follows) is written as text (docs/trace.md)
-        sys.stdout.buffer.write(dumps(s.as_dict(), option=orjson.OPT_INDENT_2) + b"\n")
-        sys.stdout.flush()
-    else:
-        from rich.console import Console  # rich is imported by the commands that print with it
+            # dumps: a value orjson refuses (a sum past 64 bits, a run.start field nested
+            # deeper than orjson follows) is written as text (docs/trace.md)
+            sys.stdout.buffer.write(dumps(s.as_dict(), option=orjson.OPT_INDENT_2) + b"\n")
+        else:
+            from ._console import command_console  # run's: off a terminal, no wrapping
 
-        render_summary(s, Console(), source=file)
+            render_summary(s, command_console(), source=file)
     return 0
 
 
@@ -114,7 +115,9 @@ def export_cmd(file: str, chrome: str, time_mode: str, cpu_ns: int) -> int:
 
     _writable(chrome, "Chrome trace")
     try:
-        info = export_chrome(file, chrome, time=time_mode, cpu_ns=cpu_ns)
+        # --chrome - | head: the reader had what it wanted (a file's errors stay errors)
+        with stdout_may_close() if chrome == "-" else contextlib.nullcontext():
+            info = export_chrome(file, chrome, time=time_mode, cpu_ns=cpu_ns)
     except TraceFormatError as e:
         raise TraceInputError(str(e)) from None
     except OSError as e:

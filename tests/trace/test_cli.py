@@ -129,3 +129,54 @@ def test_through_the_main_entry_point(mimic: Path, bad: Path, tmp_path: Path,
     err = capsys.readouterr().err
     assert err.splitlines() == [f"wddmemu: error: {bad}:7: 't' is missing: is this a wddmemu "
                                 "trace?"]
+
+
+def _closed_stdout(*args: str) -> tuple[int, str]:
+    """``wddmemu ARGS`` in a subprocess whose stdout is a pipe no one reads: its read end is
+    closed before the command writes (``| head -1`` after its line, made deterministic). The
+    exit code and stderr."""
+    import os
+    import subprocess
+
+    from tests.support.interrupt import ROOT
+
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)}
+    r, w = os.pipe()
+    os.close(r)
+    try:
+        p = subprocess.run([sys.executable, "-m", "wddmemu._cli", *args], stdout=w,
+                           stderr=subprocess.PIPE, text=True, env=env, timeout=120)
+    finally:
+        os.close(w)
+    return p.returncode, p.stderr
+
+
+@pytest.mark.parametrize("args, code", [
+    (["trace", "summary"], 0), (["trace", "summary", "--json"], 0),
+    (["trace", "export", "--chrome", "-"], 0), (["rules"], 0),
+    (["run", "dynamic-vb-ring", "--driver", "track-in-lockasync"], 1),  # its finding's code
+])
+def test_a_reader_that_stops_early_leaves_the_commands_own_exit_code(args: list[str], code: int,
+                                                                     mimic: Path) -> None:
+    """h9: ``trace summary FILE | head -1`` exited 1 (rich's code for a closed pipe; 1 is a
+    finding here) with nothing on stderr. A reader that stops is not an error: the command
+    ends quietly with its own exit code."""
+    full = [*args[:2], str(mimic), *args[2:]] if args[0] == "trace" else args
+    assert _closed_stdout(*full) == (code, "")
+
+
+def test_summary_lines_are_not_wrapped_in_a_pipe(tmp_path: Path, capsys) -> None:
+    """h9 (h6 F2's residue): off a terminal ``trace summary`` wrapped its failure line at 80
+    columns, as run and explore no longer do (``_cli._console``)."""
+    trace_file, saved = tmp_path / "t.jsonl", tmp_path / "saved"
+    assert _cli.main(["explore", "dynamic-vb-ring", "--driver", "track-in-lockasync",
+                      "--schedules", "20", "--no-minimise", "--save-dir", str(saved)]) == 1
+    [failure_file] = saved.iterdir()
+    assert _cli.main(["replay", str(failure_file), "--trace", str(trace_file)]) == 1
+    capsys.readouterr()
+    assert _cli.main(["trace", "summary", str(trace_file)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    [failure] = [x for x in lines if x.startswith("failure ")]
+    assert len(failure) > 120  # one line (cut at the summary's own limit, not wrapped at 80)
+    assert max(len(x) for x in lines if x.startswith(("│", "┃", "┏", "└"))) <= 80  # tables fit
