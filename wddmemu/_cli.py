@@ -625,9 +625,15 @@ def replay_cmd(file: str, trace: str | None, backend: str | None,
 
 
 def _verdict(console: Console, out: Any, want: str) -> int:
-    """``replay``'s one-line verdict on ``out`` (a ``ReplayOutcome``) and its exit code."""
+    """``replay``'s one-line verdict on ``out`` (a ``ReplayOutcome``) and its exit code. The
+    rule, step and message are data (the file's, the code under test's): brackets in them are
+    not markup, and a line break or an escape sequence is shown, not obeyed (h8 F7, h9)."""
+    from rich.markup import escape
+
+    want = escape(_shown(want))
     if out.kind == "reproduced":
-        console.print(f"[red]reproduced[/red]: {want}: {out.got.message if out.got else ''}")
+        console.print(f"[red]reproduced[/red]: {want}: "
+                      f"{escape(_shown(out.got.message)) if out.got else ''}")
         return EXIT_FAIL
     if out.kind == "clean":
         if out.diverged_at is not None:
@@ -642,12 +648,12 @@ def _verdict(console: Console, out: Any, want: str) -> int:
         got = out.got
         console.print(f"[yellow]diverged[/yellow] at step {out.diverged_at}: the program no "
                       f"longer matches the recording, and replayed as far as it applies, then "
-                      f"fifo, it breaks {got.rule if got else '?'} at step "
+                      f"fifo, it breaks {escape(_shown(got.rule)) if got else '?'} at step "
                       f"{got.step if got else '?'}")
         return EXIT_FAIL
     got = out.got
     console.print(f"[red]different failure[/red]: expected {want}, got "
-                  f"{got.rule if got else '?'} at step {got.step if got else '?'}")
+                  f"{escape(_shown(got.rule)) if got else '?'} at step {got.step if got else '?'}")
     return EXIT_FAIL
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import inspect
 import shlex
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -455,13 +456,9 @@ def test_run_says_what_destroy_device_freed_for_the_driver(leaks: bool) -> None:
         assert res.kernel.freed_at_device_destroy == 0 and "kernel: " not in buf.getvalue()
 
 
-def test_run_shows_control_characters_of_a_message_instead_of_obeying_them() -> None:
-    """h8: a driver's exception text with a line break or an escape sequence reached the
-    terminal raw (a colour change, a cleared screen)."""
-    import io
-
-    from rich.console import Console
-
+def _loud_driver() -> Any:
+    """A fresh driver whose Rename raises an exception text with a line break and an escape
+    sequence (a cleared screen, were it obeyed)."""
     import umd
     from umd.ddi import D3DDDIARG_RENAME
 
@@ -470,22 +467,27 @@ def test_run_shows_control_characters_of_a_message_instead_of_obeying_them() -> 
         async def pfn_rename(self, args: object) -> int:
             raise ValueError("two\nlines \x1b[2J cleared")
 
-    drv = umd.ReferenceDriver(umd.DriverConfig(driver_version=0xB), device_class=Loud)
-    res = run_scenario(RunSpec("dynamic-vb-ring", driver=drv))
+    return umd.ReferenceDriver(umd.DriverConfig(driver_version=0xB), device_class=Loud)
+
+
+def test_run_shows_control_characters_of_a_message_instead_of_obeying_them() -> None:
+    """h8: a driver's exception text with a line break or an escape sequence reached the
+    terminal raw (a colour change, a cleared screen)."""
+    import io
+
+    from rich.console import Console
+
+    res = run_scenario(RunSpec("dynamic-vb-ring", driver=_loud_driver()))
     buf = io.StringIO()
     _cli.print_summary(Console(file=buf, width=400), res, None)
     out = buf.getvalue()
     assert "\x1b" not in out and "\\x1b[2J cleared" in out
     assert "failure: exception at step" in out and "ValueError: two\\nlines" in out
     # explore's explanation alike
+    import wddmemu
     from wddmemu._explore import ExploreOptions, explore
 
-    def make() -> umd.ReferenceDriver:
-        return umd.ReferenceDriver(umd.DriverConfig(driver_version=0xB), device_class=Loud)
-
-    import wddmemu
-
-    wddmemu.register_driver("test-loud", make)
+    wddmemu.register_driver("test-loud", _loud_driver)
     try:
         found = explore(RunSpec("dynamic-vb-ring", driver="test-loud"), ExploreOptions(schedules=1))
         buf = io.StringIO()
@@ -493,6 +495,29 @@ def test_run_shows_control_characters_of_a_message_instead_of_obeying_them() -> 
     finally:
         wddmemu.DRIVERS.unregister("test-loud")
     assert "\x1b" not in buf.getvalue() and "\\x1b[2J cleared" in buf.getvalue()
+
+
+def test_replay_shows_control_characters_of_a_message_instead_of_obeying_them(
+        tmp_path: Path, capsys) -> None:
+    """h9 (h8 F7's residue): ``replay FILE | cat -v`` printed the finding's raw LF and ESC in
+    its "reproduced:" line, which run and explore show escaped."""
+    import wddmemu
+    from wddmemu._explore import ExploreOptions, explore
+
+    wddmemu.register_driver("test-loud", _loud_driver)
+    try:
+        found = explore(RunSpec("dynamic-vb-ring", driver="test-loud"),
+                        ExploreOptions(schedules=1, minimise=False))
+        path = save_failure(found.failures[0], tmp_path)
+        capsys.readouterr()
+        assert _cli.main(["replay", str(path)]) == 1
+    finally:
+        wddmemu.DRIVERS.unregister("test-loud")
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\\x1b[2J cleared" in out
+    [line] = [x for x in out.splitlines() if x.startswith("reproduced: ")]
+    assert line.startswith("reproduced: exception at step ")
+    assert line.endswith("ValueError: two\\nlines \\x1b[2J cleared")  # one line, shown
 
 
 def test_a_ctrl_c_cannot_land_in_the_finalisation_of_a_driver(monkeypatch) -> None:
