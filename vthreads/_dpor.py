@@ -156,11 +156,17 @@ class _DporSearch:
             if node.chosen not in node.done:
                 ok = node.pos < len(steps) and steps[node.pos].tid == node.chosen
                 node.done[node.chosen] = steps[node.pos].fp if ok else CLOCK
-        an = Analysis(steps)
+        # and after them, the step each unfinished thread would have taken next: a step the
+        # end of the run took away (the kmd watchdog woken by the GPU's last notify), or one
+        # another thread's step disabled for good (a lock it held to the end), races with
+        # that step, and only analysing the step never taken shows the race (h8's F4: DPOR
+        # called gl-icd-lock-entire exhausted at 4 classes, dfs ran 22 within the same bound)
+        ext = steps if strategy.redundant else [*steps, *strategy.observer.never_taken()]
+        an = Analysis(ext)
         at = {n.pos: k for k, n in enumerate(self.stack)}
         # steps before the replayed prefix's last choice were analysed by an earlier execution
         start = self.stack[strategy.replayed - 1].pos if strategy.replayed else 0
-        for j in range(start, len(steps)):
+        for j in range(start, len(ext)):
             for i in an.races(j):
                 k = at.get(i)
                 if k is not None:

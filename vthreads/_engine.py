@@ -251,7 +251,8 @@ class Engine(EngineEvents):
 
     def _on_finish(self, t: VThread) -> None:
         if self._observer is not None:
-            self._observer.finish(t)
+            self._observer.finish(t, ends_run=_cuts_daemons(t, self._threads,
+                                                            self._live_nondaemon))
         t.state = FINISHED
         t.waiting = None
         self._emit("finish")
@@ -501,3 +502,11 @@ def _deadline(clock: int, ns: int, what: str, past: str) -> int:
         raise ValueError(f"{what} of {safe_repr(ns)} ns from t={clock} ends past the "
                          f"largest virtual time (2**63-1 ns)")
     return clock + ns
+
+
+def _cuts_daemons(t: VThread, threads: list[VThread], live_nondaemon: int) -> bool:
+    """Whether ``t``'s finish ends a run that has daemons (it is the last non-daemon thread):
+    an end that takes away the daemons' further steps, or would have, come earlier
+    (``_footprint.END``, for DPOR). A daemon that has finished counts too: with the end before
+    its last steps it would not have, so the end conflicts with those steps either way."""
+    return not t.daemon and live_nondaemon == 1 and any(d.daemon for d in threads)

@@ -43,6 +43,13 @@ CLOCK: Footprint = ((("*", "clock"), "advance"),)
 #: spawning changes the engine's thread table (tids are handed out in spawn order)
 _SPAWN_KEY: Key = ("Engine", "threads")
 CLOCK_TID = -1
+#: in the footprint of the step that ends a run with daemons (the last non-daemon thread's
+#: finish): the end conflicts with every step, as the clock does, because it takes away
+#: whatever the daemons would still have done, and would have cut a daemon that ran to its
+#: own end had it come first (a run without daemons ends with an ordinary finish). Without it
+#: DPOR took "a daemon runs one more step, then the run ends" for "the run ends, then the
+#: daemon runs", which never happens, and every check made at the end tells them apart (h8)
+END: tuple[Key, str] = (("*", "end"), "end")
 
 
 def key_of(obj: Any) -> Key:
@@ -64,8 +71,8 @@ class Step:
 
 def dependent(a: Footprint, b: Footprint) -> bool:
     """Whether two footprints conflict: a shared object that not both only read, or a clock
-    advance on either side."""
-    if a == CLOCK or b == CLOCK:
+    advance or the end of the run (:data:`END`) on either side."""
+    if a == CLOCK or b == CLOCK or END in a or END in b:
         return True
     for ka, ma in a:
         for kb, mb in b:
@@ -105,6 +112,7 @@ class StepObserver:
         self.pending: dict[int, tuple[Any, str] | None] = {}
         self._open: list[tuple[Key, str]] = []
         self._spawns: list[int] = []
+        self._alive: dict[int, None] = {0: None}  # spawned, not finished (in spawn order)
 
     def point(self, t: VThread, op: tuple[Any, str] | None) -> None:
         self._close(t)
@@ -114,6 +122,7 @@ class StepObserver:
         obj, mode = op
         if mode == "spawn":
             self._spawns.append(obj.tid)
+            self._alive[obj.tid] = None
             self._open.append((_SPAWN_KEY, "spawn"))
         else:
             self._open.append((key_of(obj), mode))
@@ -123,10 +132,24 @@ class StepObserver:
         if t.state == SLEEPING:  # a sleep is not an announced operation: nothing to complete
             self.pending[t.tid] = None
 
-    def finish(self, t: VThread) -> None:
+    def finish(self, t: VThread, *, ends_run: bool = False) -> None:
         self._open.append((key_of(t), "finish"))
+        if ends_run:
+            self._open.append(END)
         self._close(t)
         self.pending[t.tid] = None
+        self._alive.pop(t.tid, None)
+
+    def never_taken(self) -> list[Step]:
+        """The step each unfinished thread would have taken next, when the run ended (or
+        deadlocked) before it could: its announced operation (nothing for a thread that never
+        started or sleeps). Never executed, so no race with them shows among the run's steps;
+        DPOR analyses them after the run's last step (``_dpor``, h8's F4)."""
+        out = []
+        for tid in self._alive:
+            op = self.pending.get(tid)
+            out.append(Step(tid, ((key_of(op[0]), op[1]),) if op is not None else ()))
+        return out
 
     def advance(self, when: int) -> None:
         self.steps.append(Step(CLOCK_TID, CLOCK))
@@ -187,12 +210,14 @@ class Analysis:
 
     def _dependencies(self, st: Step, s: int, table: dict[Key, dict[bool, dict[int, int]]],
                       last: dict[int, int]) -> dict[int, int]:
-        if st.tid == CLOCK_TID:
+        if st.tid == CLOCK_TID or END in st.fp:
             return {x: i for x, i in last.items() if x != s}
         preds: dict[int, int] = {}
         adv = last.get(self.clock_slot)
         if adv is not None:
             preds[self.clock_slot] = adv
+        for x, i in table.get(END[0], {}).get(False, {}).items():
+            preds[x] = i  # only a step never taken comes after the end: it conflicts with it
         for key, mode in st.fp:
             reads = mode in READ_MODES
             for only_reads, per in table.get(key, {}).items():

@@ -231,7 +231,9 @@ def test_a_systematic_cell_says_whether_it_exhausted_its_space(tmp_path: Path, c
     p, js, junit = tmp_path / "c.toml", tmp_path / "c.json", tmp_path / "c.xml"
     for schedules, exhausted in ((3, False), (50, True)):
         p.write_text('[campaign]\nscenarios = ["gl-icd-lock-entire"]\n'
-                     f'strategies = ["dpor", "pct"]\nschedules = {schedules}\n')
+                     f'strategies = ["dpor", "pct"]\nschedules = {schedules}\n'
+                     # bound 4: gl-icd's 24 classes need 4 preemptions (the run's end is a step)
+                     'preemption_bound = 4\n')
         argv = ["campaign", str(p), "--save-dir", str(tmp_path / "f"), "--json", str(js),
                 "--junit", str(junit)]
         assert _cli.main(argv) == 0

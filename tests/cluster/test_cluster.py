@@ -200,7 +200,7 @@ DEADLOCK_ARGS = ["reentrant-lockasync", "--driver", "lock-order-deadlock", "--dd
     ([*ICD_BUG, "--strategy", "dfs"], ["--jobs", "2"], "execution 1 of 1"),
     ([*ICD_BUG, "--strategy", "dpor"], ["--jobs", "2"], "execution 1 of 1"),
     # the failure is deep in the dpor search: many subtrees merged to reach it
-    ([*DEADLOCK_ARGS, "--strategy", "dpor"], ["--cluster", "local:2"], "execution 98 of 98"),
+    ([*DEADLOCK_ARGS, "--strategy", "dpor"], ["--cluster", "local:2"], "execution 157 of 157"),
 ])
 def test_cli_split_search_saves_the_same_bytes_as_one_job(args, split, claim, tmp_path: Path,
                                                           capsys) -> None:
@@ -219,12 +219,13 @@ def test_cli_split_search_saves_the_same_bytes_as_one_job(args, split, claim, tm
 @pytest.mark.slow
 def test_cli_dpor_exhausts_on_the_cluster_with_the_one_job_claim(tmp_path: Path,
                                                                  capsys) -> None:
-    common = ["explore", "gl-icd-lock-entire", "--strategy", "dpor", "--save-dir", str(tmp_path)]
+    common = ["explore", "gl-icd-lock-entire", "--strategy", "dpor", "--preemption-bound", "4",
+              "--save-dir", str(tmp_path)]
     assert _cli.main(common) == 0
     out_one = capsys.readouterr().out.replace("\n", " ")
     assert _cli.main([*common, "--cluster", "local:2"]) == 0
     out_dask = capsys.readouterr().out.replace("\n", " ")
-    claim = "exhausted: every interleaving of 4 equivalence classes explored"
+    claim = "exhausted: every interleaving of 24 equivalence classes explored"
     assert claim in out_one and claim in out_dask
     assert out_one[out_one.index(claim):].split(")")[0] == \
         out_dask[out_dask.index(claim):].split(")")[0]

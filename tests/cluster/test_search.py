@@ -89,8 +89,9 @@ def _drive_in_process(split: DporSplit, seed: int) -> ExploreResult:
 
 
 @pytest.mark.parametrize("spec, opts", [
-    (RunSpec("gl-icd-lock-entire"), ExploreOptions(strategy="dpor", chunk=1, minimise=False)),
-    pytest.param(DEADLOCK, ExploreOptions(schedules=120, strategy="dpor", preemption_bound=1,
+    (RunSpec("gl-icd-lock-entire"), ExploreOptions(strategy="dpor", preemption_bound=4, chunk=1,
+                                                   minimise=False)),
+    pytest.param(DEADLOCK, ExploreOptions(schedules=200, strategy="dpor", preemption_bound=1,
                                           chunk=4, minimise=False), marks=pytest.mark.slow),
 ])
 def test_dpor_split_into_subtrees_equals_one_process(spec, opts) -> None:

@@ -15,7 +15,7 @@ import pytest
 
 import vthreads as vt
 from tests.support.models import models
-from vthreads._footprint import CLOCK, READ_MODES, Step
+from vthreads._footprint import CLOCK, END, READ_MODES, Step
 
 BACKENDS = ["asyncio", "trio"]
 
@@ -255,6 +255,51 @@ async def nowait_ops():
     return tuple(log)
 
 
+#: what the daemon programs below left behind when their run ended (their outcome: a run
+#: ends with main, so a daemon's progress shows only in the state it leaves)
+END_STATE: dict[str, object] = {}
+
+
+async def daemon_cut_by_the_end():
+    """A daemon writes a cell twice while main checkpoints twice; the run ends with main, so
+    the cell ends at 0, 1 or 2. DPOR used to see main's finish as independent of the daemon's
+    writes and reached only 0 (h8's F4: the end takes the daemon's later steps away)."""
+    c = vt.SharedCell("c", 0)
+    END_STATE["cell"] = c
+
+    async def daemon():
+        await c.write(1, "d1")
+        await c.write(2, "d2")
+
+    vt.spawn("d", daemon, daemon=True)
+    await vt.checkpoint("m1")
+    await vt.checkpoint("m2")
+
+
+async def daemon_behind_a_lock():
+    """A daemon takes a mutex main also takes, and appends to a log inside it: how much of
+    its work is done when main ends depends on who took the mutex first."""
+    m, log = vt.Mutex("m"), vt.SharedCell("log", ())
+    END_STATE["cell"] = log
+
+    async def daemon():
+        for i in range(2):
+            async with m:
+                await log.write((*log.peek(), f"d{i}"), "daemon")
+
+    vt.spawn("d", daemon, daemon=True)
+    async with m:
+        await log.write((*log.peek(), "main"), "main")
+
+
+def end_state(r: vt.RunResult):
+    return (END_STATE["cell"].peek(), r.failure.kind if r.failure else None)
+
+
+DAEMONS = {"daemon cut by the end": daemon_cut_by_the_end,
+           "daemon behind a lock": daemon_behind_a_lock}
+
+
 RAW = {
     "lost update": models.lost_update,
     "write, two reads": write_two_reads,
@@ -266,6 +311,7 @@ RAW = {
     "try lock": try_lock,
     "section then try": section_then_try,
     "nowait operations": nowait_ops,
+    **DAEMONS,
 }
 
 TINY = {
@@ -279,6 +325,7 @@ TINY = {
     "try lock": try_lock,
     "section then try": section_then_try,
     "nowait operations": nowait_ops,
+    **DAEMONS,
 }
 
 
@@ -286,7 +333,7 @@ TINY = {
 
 
 def _dep(a: Step, b: Step) -> bool:
-    if a.fp == CLOCK or b.fp == CLOCK:
+    if a.fp == CLOCK or b.fp == CLOCK or END in a.fp or END in b.fp:  # the clock, the end
         return True
     return any(ka == kb and not (ma in READ_MODES and mb in READ_MODES)
                for ka, ma in a.fp for kb, mb in b.fp)
@@ -318,7 +365,7 @@ def brute_force_classes(program, backend="asyncio") -> tuple[int, int]:
     return res.executions, len(classes)
 
 
-def engine_outcomes(program, cap=50_000) -> set:
+def engine_outcomes(program, cap=50_000, outcome=None) -> set:
     """Every outcome of the raw engine: depth-first over every decision, every runnable thread
     a choice (also those that will block at once)."""
 
@@ -341,7 +388,7 @@ def engine_outcomes(program, cap=50_000) -> set:
         r = vt.Engine(strat).run(program)
         runs += 1
         assert runs < cap
-        outcomes.add(_outcome(r))
+        outcomes.add((outcome or _outcome)(r))
         chosen = list(prefix) + [o[0] for o in strat.opts[len(prefix):]]
         for d in range(len(prefix), len(strat.opts)):
             stack.extend(([*chosen[:d], a], 0) for a in strat.opts[d][1:])
@@ -352,13 +399,14 @@ def _outcome(r: vt.RunResult):
     return (r.value, r.failure.kind if r.failure else None)
 
 
-def dpor_outcomes(program, backend="asyncio") -> tuple[set, vt.SystematicResult]:
+def dpor_outcomes(program, backend="asyncio", outcome=None
+                  ) -> tuple[set, vt.SystematicResult]:
     outcomes = set()
 
     def run_one(strategy):
         r = vt.Engine(strategy, backend=backend).run(program)
         if not strategy.redundant:
-            outcomes.add(_outcome(r))
+            outcomes.add((outcome or _outcome)(r))
         return r
 
     return outcomes, vt.explore_dpor_with(run_one, stop_on_failure=False)
@@ -634,3 +682,34 @@ def test_dpor_going_on_after_failures_finds_every_failure_dfs_finds(program):
     dfs, dpor = vt.explore_dfs(program, **kw), vt.explore_dpor(program, **kw)
     assert dfs.exhausted and dpor.exhausted
     assert len(messages(dfs)) == 2 and messages(dpor) == messages(dfs)
+
+
+@pytest.mark.parametrize("name", list(DAEMONS))
+def test_dpor_reaches_every_end_state_of_a_run_with_daemons(name):
+    """The end of the run is a step that conflicts with every daemon step it cuts off
+    (``_footprint.END``): DPOR reaches every state the raw engine can leave behind."""
+    program = DAEMONS[name]
+    found, res = dpor_outcomes(program, outcome=end_state)
+    assert res.exhausted
+    truth = engine_outcomes(program, outcome=end_state)
+    assert found == truth and len(truth) >= 3
+
+
+def test_a_daemon_woken_last_runs_before_the_end_in_some_execution():
+    """A daemon made runnable by main's last step, never run before main ended (pending at the
+    end: no executed step shows the race), gets its step explored before the end too."""
+    async def main():
+        ev, c = vt.Event("go"), vt.SharedCell("c", 0)
+        END_STATE["cell"] = c
+
+        async def waiter():
+            await ev.wait()
+            await c.write(1, "waiter")
+
+        vt.spawn("w", waiter, daemon=True)
+        await vt.checkpoint("m")
+        ev.set()
+        await vt.checkpoint("m2")  # the waiter can run from here on; main ends after it
+
+    found, res = dpor_outcomes(main, outcome=end_state)
+    assert res.exhausted and found == {(0, None), (1, None)}
