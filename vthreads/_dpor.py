@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ._footprint import CLOCK, Analysis, Footprint, dependent
+from ._footprint import CLOCK, END, Analysis, Footprint, Step, dependent
 from ._results import RunResult
 from ._strategies import Strategy
 from ._systematic import (
@@ -161,12 +161,25 @@ class _DporSearch:
         # another thread's step disabled for good (a lock it held to the end), races with
         # that step, and only analysing the step never taken shows the race (h8's F4: DPOR
         # called gl-icd-lock-entire exhausted at 4 classes, dfs ran 22 within the same bound)
-        ext = steps if strategy.redundant else [*steps, *strategy.observer.never_taken()]
-        an = Analysis(ext)
-        at = {n.pos: k for k, n in enumerate(self.stack)}
+        virtual = strategy.observer.never_taken()
         # steps before the replayed prefix's last choice were analysed by an earlier execution
         start = self.stack[strategy.replayed - 1].pos if strategy.replayed else 0
-        for j in range(start, len(ext)):
+        at = {n.pos: k for k, n in enumerate(self.stack)}
+        self._reverse(Analysis(steps, virtual), range(start, len(steps) + len(virtual)), at)
+        if virtual and steps and END in steps[-1].fp:  # the end is the run's last step
+            # a step never taken comes after the end and conflicts with it, so in the pass above
+            # it is ordered after every step and races only with the end; it races with the
+            # real steps too (a daemon's put that could have gone before the worker's last
+            # put), which only a pass without the end's marker shows (fuzzed against dfs, h8 F4)
+            last = steps[-1]
+            cut = Step(last.tid, tuple(x for x in last.fp if x != END), last.spawns)
+            self._reverse(Analysis([*steps[:-1], cut], virtual),
+                          range(len(steps), len(steps) + len(virtual)), at)
+
+    def _reverse(self, an: Analysis, js: range, at: dict[int, int]) -> None:
+        """Put an initial of each race's reversal into the backtrack set of the choice point
+        before the race's first step, for every race whose second step is in ``js``."""
+        for j in js:
             for i in an.races(j):
                 k = at.get(i)
                 if k is not None:

@@ -169,11 +169,18 @@ class Analysis:
     """Happens-before over one step sequence, as vector clocks over thread *slots* (tid, and one
     last slot for the clock). ``hb(i, k)``: step ``i`` happens before step ``k``."""
 
-    def __init__(self, steps: Sequence[Step]) -> None:
-        self.steps = steps
-        n_slots = max((s.tid for s in steps), default=0) + 2
+    def __init__(self, steps: Sequence[Step], never_taken: Sequence[Step] = ()) -> None:
+        """``never_taken`` steps (:meth:`StepObserver.never_taken`) follow ``steps`` at indices
+        ``len(steps)`` on, each analysed as if it alone came after the run: one step never
+        taken is neither ordered by nor a start of another (each is a different thread's
+        alternative to the run's end), so none of them orders, or is an initial of, another's
+        race (a daemon's never-taken write hid a worker's put racing with a get, fuzzed
+        against dfs)."""
+        self.steps = [*steps, *never_taken]
+        self.taken = len(steps)
+        n_slots = max((s.tid for s in self.steps), default=0) + 2
         self.clock_slot = n_slots - 1
-        self.slot = [s.tid if s.tid >= 0 else self.clock_slot for s in steps]
+        self.slot = [s.tid if s.tid >= 0 else self.clock_slot for s in self.steps]
         self.local: list[int] = []
         self.clocks: list[list[int]] = []
         self.prev: list[int | None] = []  # program-order predecessor (or the spawning step)
@@ -188,25 +195,34 @@ class Analysis:
         count = [0] * n_slots
         for j, st in enumerate(self.steps):
             s = self.slot[j]
-            p = last.get(s, parent.get(st.tid))
-            c = list(self.clocks[p]) if p is not None else [0] * n_slots
-            preds = self._dependencies(st, s, table, last)
-            for i in preds.values():
-                ci = self.clocks[i]
-                for x in range(n_slots):
-                    if ci[x] > c[x]:
-                        c[x] = ci[x]
+            if j >= self.taken:  # a step never taken: against the run's steps, recorded nowhere
+                self._append(j, st, s, table, last, parent, count[s] + 1, n_slots)
+                continue
             count[s] += 1
-            c[s] = count[s]
-            self.local.append(count[s])
-            self.clocks.append(c)
-            self.prev.append(p)
-            self.preds.append(preds)
+            self._append(j, st, s, table, last, parent, count[s], n_slots)
             for key, mode in st.fp:
                 table.setdefault(key, {}).setdefault(mode in READ_MODES, {})[s] = j
             for child in st.spawns:
                 parent[child] = j
             last[s] = j
+
+    def _append(self, j: int, st: Step, s: int, table: dict[Key, dict[bool, dict[int, int]]],
+                last: dict[int, int], parent: dict[int, int], local: int, n_slots: int) -> None:
+        """Step ``j``'s clock: its program-order predecessor's joined with every step it
+        depends on, and its own slot's entry ``local`` (its rank in its thread)."""
+        p = last.get(s, parent.get(st.tid))
+        c = list(self.clocks[p]) if p is not None else [0] * n_slots
+        preds = self._dependencies(st, s, table, last)
+        for i in preds.values():
+            ci = self.clocks[i]
+            for x in range(n_slots):
+                if ci[x] > c[x]:
+                    c[x] = ci[x]
+        c[s] = local
+        self.local.append(local)
+        self.clocks.append(c)
+        self.prev.append(p)
+        self.preds.append(preds)
 
     def _dependencies(self, st: Step, s: int, table: dict[Key, dict[bool, dict[int, int]]],
                       last: dict[int, int]) -> dict[int, int]:
@@ -289,7 +305,7 @@ class Analysis:
         """The threads that can start ``notdep(i).j``: the steps after ``i`` that do not
         happen after it, then ``j``; a thread is initial when its first step there has no
         happens-before predecessor there."""
-        v = [k for k in range(i + 1, j) if not self.hb(i, k)] + [j]
+        v = [k for k in range(i + 1, min(j, self.taken)) if not self.hb(i, k)] + [j]
         seen: set[int] = set()
         out: set[int] = set()
         for n, k in enumerate(v):

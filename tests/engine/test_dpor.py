@@ -255,6 +255,30 @@ async def nowait_ops():
     return tuple(log)
 
 
+async def get_behind_an_asleep_write():
+    """One put, two gets: whoever gets second blocks for good (a deadlock either way). The
+    class where the other thread gets the item and reads the cell before the writer writes
+    starts with the writer asleep and the putter taking its own item back; the other thread's
+    get is then never taken, and its race with that get was only seen once never-taken steps
+    were analysed in such a cut run too, each apart from the others (found by fuzzing dpor
+    against dfs: 2 classes against 3)."""
+    c, q = vt.SharedCell("c", 0), vt.Queue("q", maxsize=2)
+
+    async def writer():
+        await c.write(1, "writer")
+
+    async def putter():
+        await q.put("item")
+        await q.get()
+
+    async def other():
+        await q.get()
+        await c.read("other")
+
+    for t in [vt.spawn("writer", writer), vt.spawn("putter", putter), vt.spawn("other", other)]:
+        await t.join()
+
+
 #: what the daemon programs below left behind when their run ended (their outcome: a run
 #: ends with main, so a daemon's progress shows only in the state it leaves)
 END_STATE: dict[str, object] = {}
@@ -292,12 +316,45 @@ async def daemon_behind_a_lock():
         await log.write((*log.peek(), "main"), "main")
 
 
+class _Contents:
+    """A queue's items as an end state (``end_state`` reads ``peek()``)."""
+
+    def __init__(self, q: vt.Queue) -> None:
+        self.q = q
+
+    def peek(self) -> tuple:
+        return tuple(self.q.items())
+
+
+async def daemon_put_before_the_last_put():
+    """A daemon puts once into a queue of two that a worker fills; the worker's second put
+    blocks for good when the daemon's put comes before either of its own (a deadlock with
+    [d, w1] or [w1, d] queued). The run that reaches the end (main's, after its join) had the
+    worker's puts first and the daemon's never taken: a pass that ordered that step after the
+    end saw it race only with the end and missed the daemon's put between the worker's two
+    (found by fuzzing dpor against dfs: 3 classes against 4)."""
+    q = vt.Queue("q", maxsize=2)
+    END_STATE["cell"] = _Contents(q)
+
+    async def daemon():
+        await q.put("d")
+
+    async def worker():
+        await q.put("w1")
+        await vt.checkpoint("w")
+        await q.put("w2")
+
+    vt.spawn("d", daemon, daemon=True)
+    await vt.spawn("w", worker).join()  # the end is main's step, after the worker's last put
+
+
 def end_state(r: vt.RunResult):
     return (END_STATE["cell"].peek(), r.failure.kind if r.failure else None)
 
 
 DAEMONS = {"daemon cut by the end": daemon_cut_by_the_end,
-           "daemon behind a lock": daemon_behind_a_lock}
+           "daemon behind a lock": daemon_behind_a_lock,
+           "daemon put before the last put": daemon_put_before_the_last_put}
 
 
 RAW = {
@@ -311,6 +368,7 @@ RAW = {
     "try lock": try_lock,
     "section then try": section_then_try,
     "nowait operations": nowait_ops,
+    "get behind an asleep write": get_behind_an_asleep_write,
     **DAEMONS,
 }
 
@@ -325,6 +383,7 @@ TINY = {
     "try lock": try_lock,
     "section then try": section_then_try,
     "nowait operations": nowait_ops,
+    "get behind an asleep write": get_behind_an_asleep_write,
     **DAEMONS,
 }
 
