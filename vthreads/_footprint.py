@@ -36,8 +36,15 @@ from ._sync import Event, Mutex, Queue
 Key = tuple[str, str]
 Footprint = tuple[tuple[Key, str], ...]
 
+#: a step that only tried its announced operation and blocked on it (a full queue's put, a held
+#: mutex's acquire, an empty queue's get) changed nothing: it only looked at the object, so it
+#: is recorded in this mode and reads like a ``read`` (the retry after the wake-up is the step
+#: that performs the operation). Recorded as the operation itself, two threads' blocked tries
+#: at a deadlock ordered one another, which hid the race of the second try with the first
+#: thread's last completed put (fuzzed against dfs: a deadlock with other queue contents)
+BLOCKED = "blocked"
 #: modes that only observe their object: two of them on one object commute
-READ_MODES = frozenset({"read", "wait", "join"})
+READ_MODES = frozenset({"read", "wait", "join", BLOCKED})
 #: the virtual clock advancing: dependent with every step
 CLOCK: Footprint = ((("*", "clock"), "advance"),)
 #: spawning changes the engine's thread table (tids are handed out in spawn order)
@@ -128,7 +135,10 @@ class StepObserver:
             self._open.append((key_of(obj), mode))
 
     def block(self, t: VThread) -> None:
-        self._close(t)
+        op = self.pending.get(t.tid)
+        # nothing done since the point but the try (a condition's wait has released its lock)
+        tried = op is not None and not self._open and isinstance(op[0], (Mutex, Queue))
+        self._close(t, tried=tried)
         if t.state == SLEEPING:  # a sleep is not an announced operation: nothing to complete
             self.pending[t.tid] = None
 
@@ -154,9 +164,11 @@ class StepObserver:
     def advance(self, when: int) -> None:
         self.steps.append(Step(CLOCK_TID, CLOCK))
 
-    def _close(self, t: VThread) -> None:
+    def _close(self, t: VThread, *, tried: bool = False) -> None:
+        """End ``t``'s current step; ``tried``: it only tried its announced operation and
+        blocked (:data:`BLOCKED`)."""
         op = self.pending.get(t.tid)
-        fp = [(key_of(op[0]), op[1])] if op is not None else []
+        fp = [(key_of(op[0]), BLOCKED if tried else op[1])] if op is not None else []
         for item in self._open:
             if item not in fp:
                 fp.append(item)
