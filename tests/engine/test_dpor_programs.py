@@ -1,14 +1,15 @@
 """DPOR against brute force on random small programs (h8 F4 and its follow-ups): two or three
-threads, some of them daemons, each doing one to three operations on two cells, a mutex, an
-event and a queue of two. For every program hypothesis draws, an exhausted DPOR search reaches
-exactly the end states (the threads' logs, the cells, the queue, the failure kind) that dfs
-over every non-blocking choice reaches, and counts exactly its Mazurkiewicz classes.
+threads, some of them daemons, each doing one to three operations on two cells, two mutexes,
+an event, a queue of two and a condition (``World``), blocking, nowait and timed. For every
+program hypothesis draws, an exhausted DPOR search reaches exactly the end states (the threads'
+logs, the cells, the queue, the failure kind) that dfs over every non-blocking choice reaches,
+and counts exactly its Mazurkiewicz classes.
 
 This is the fuzzer that found the end of a run cutting daemons off, a never-taken step hidden
-behind the end, and never-taken steps ordering one another (docs/engine.md, "Steps,
-footprints and the dependency relation"). The default run draws 4 programs, ``--slow`` 100;
-both are derandomized (the same programs on every run), and the programs the fuzzer found are
-pinned below."""
+behind the end, never-taken steps ordering one another, and blocked tries ordering one another
+(docs/engine.md, "Steps, footprints and the dependency relation"). The default run draws 4
+programs, ``--slow`` 300; both are derandomized (the same programs on every run), and the
+programs the fuzzer found are pinned below."""
 
 from __future__ import annotations
 
@@ -19,7 +20,80 @@ from hypothesis import strategies as st
 import vthreads as vt
 from tests.engine.test_dpor import trace_class
 
-OPS = ("r0", "w0", "r1", "w1", "lock", "cp", "set", "wait", "put", "get")
+
+class World:
+    """What one run's threads share: two cells, two mutexes, an event, a queue of two, a
+    condition over a flag (set in the same step as its ``notify_all``, so the predicate reads
+    only what notifying steps change), and the log of what each operation saw."""
+
+    def __init__(self) -> None:
+        self.c = [vt.SharedCell("c0", 0), vt.SharedCell("c1", 0)]
+        self.m, self.m2 = vt.Mutex("m"), vt.Mutex("m2")
+        self.e, self.q = vt.Event("e"), vt.Queue("q", maxsize=2)
+        self.cond, self.flag = vt.Condition("cond"), False
+        self.log: list = []
+
+    def end_state(self, r: vt.RunResult) -> tuple:
+        return (r.failure.kind if r.failure else None, tuple(sorted(map(repr, self.log))),
+                tuple(repr(c.peek()) for c in self.c), tuple(self.q.items()))
+
+    async def nowait(self, tag: str, op, busy: str) -> None:
+        """``op()`` without waiting: what it returned, or ``busy`` if it would block."""
+        try:
+            self.log.append((tag, op()))
+        except vt.WouldBlock:
+            self.log.append((tag, busy))
+
+    async def locked(self, tag: str, *locks: vt.Mutex) -> None:
+        for lock in locks:
+            await lock.acquire()
+        self.log.append((tag, await self.c[0].read(tag)))
+        for lock in reversed(locks):
+            lock.release()
+
+    async def try_lock(self, tag: str) -> None:
+        try:
+            self.m.acquire_nowait()
+        except vt.WouldBlock:
+            self.log.append((tag, "busy"))
+            return
+        self.log.append((tag, await self.c[1].read(tag)))
+        self.m.release()
+
+    async def notify(self) -> None:
+        self.flag = True
+        self.cond.notify_all()
+
+    async def now(self, op) -> None:
+        op()
+
+    async def logged(self, tag: str, aw) -> None:
+        self.log.append((tag, await aw))
+
+
+#: each operation: (world, tag) -> awaitable
+OPERATIONS = {
+    "r0": lambda w, t: w.logged(t, w.c[0].read(t)),
+    "r1": lambda w, t: w.logged(t, w.c[1].read(t)),
+    "w0": lambda w, t: w.c[0].write(t, t),
+    "w1": lambda w, t: w.c[1].write(t, t),
+    "lock": lambda w, t: w.locked(t, w.m),
+    "ab": lambda w, t: w.locked(t, w.m, w.m2),  # "ab" and "ba": a lock-order deadlock
+    "ba": lambda w, t: w.locked(t, w.m2, w.m),
+    "try": lambda w, t: w.try_lock(t),
+    "cp": lambda w, t: vt.checkpoint(t),
+    "sleep": lambda w, t: vt.sleep(5),
+    "set": lambda w, t: w.now(w.e.set),
+    "wait": lambda w, t: w.logged(t, w.e.wait()),
+    "waitnw": lambda w, t: w.nowait(t, w.e.wait_nowait, "unset"),
+    "put": lambda w, t: w.q.put(t),
+    "get": lambda w, t: w.logged(t, w.q.get()),
+    "getnw": lambda w, t: w.nowait(t, w.q.get_nowait, "empty"),
+    "notify": lambda w, t: w.notify(),
+    "cwait": lambda w, t: w.logged(t, w.cond.wait_for(lambda: w.flag)),
+    "ctime": lambda w, t: w.logged(t, w.cond.wait_for(lambda: w.flag, timeout_ns=7)),
+}
+OPS = tuple(OPERATIONS)
 
 #: a program: per thread its operations, and which threads are daemons (never all of them)
 PROGRAMS = st.lists(st.lists(st.sampled_from(OPS), min_size=1, max_size=3),
@@ -28,50 +102,24 @@ PROGRAMS = st.lists(st.lists(st.sampled_from(OPS), min_size=1, max_size=3),
 
 
 def _program(threads: list[list[str]], daemons: set[int]):
-    """The program, and a box its end state is read from after each run."""
-    box: dict = {}
+    """The program, and a function of a run's result to its end state."""
+    box: list[World] = []
+
+    def body(world: World, name: str, ops: list[str]):
+        async def run():
+            for i, op in enumerate(ops):
+                await OPERATIONS[op](world, f"{name}{i}")
+        return run
 
     async def main():
-        c = [vt.SharedCell("c0", 0), vt.SharedCell("c1", 0)]
-        m, e, q = vt.Mutex("m"), vt.Event("e"), vt.Queue("q", maxsize=2)
-        log: list = []
-        box.update(cells=c, queue=q, log=log)
-
-        def body(name: str, ops: list[str]):
-            async def run():
-                for i, op in enumerate(ops):
-                    tag = f"{name}{i}"
-                    if op in ("r0", "r1"):
-                        log.append((tag, await c[int(op[1])].read(tag)))
-                    elif op in ("w0", "w1"):
-                        await c[int(op[1])].write(tag, tag)
-                    elif op == "lock":
-                        async with m:
-                            log.append((tag, await c[0].read(tag)))
-                    elif op == "cp":
-                        await vt.checkpoint(tag)
-                    elif op == "set":
-                        e.set()
-                    elif op == "wait":
-                        await e.wait()
-                        log.append((tag, "woke"))
-                    elif op == "put":
-                        await q.put(tag)
-                    else:
-                        log.append((tag, await q.get()))
-            return run
-
-        ts = [vt.spawn(f"T{k}", body(f"T{k}", ops), daemon=k in daemons)
+        box[:] = [world := World()]
+        ts = [vt.spawn(f"T{k}", body(world, f"T{k}", ops), daemon=k in daemons)
               for k, ops in enumerate(threads)]
         for k, t in enumerate(ts):
             if k not in daemons:
                 await t.join()
 
-    def end_state(r: vt.RunResult) -> tuple:
-        return (r.failure.kind if r.failure else None, tuple(sorted(map(repr, box["log"]))),
-                tuple(repr(c.peek()) for c in box["cells"]), tuple(box["queue"].items()))
-
-    return main, end_state
+    return main, lambda r: box[0].end_state(r)
 
 
 #: dfs's budget: a program it cannot exhaust in this many executions is not a test (hypothesis
@@ -118,7 +166,7 @@ def test_dpor_reaches_every_end_state_and_class_of_a_random_program(program) -> 
 
 
 @pytest.mark.slow  # a long one (docs/testing.md); CI runs it with --slow
-@settings(max_examples=100, **_COMMON)
+@settings(max_examples=300, **_COMMON)
 @given(PROGRAMS)
 def test_dpor_reaches_every_end_state_and_class_of_many_random_programs(program) -> None:
     _check(program)
