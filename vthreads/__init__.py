@@ -42,7 +42,7 @@ from ._api import (
 from ._decisions import Decisions
 from ._dpor import DporStrategy, explore_dpor, explore_dpor_with
 from ._engine import Engine
-from ._errors import Divergence, EngineUsageError, WouldBlock
+from ._errors import Divergence, EngineUsageError, LoopRunningError, WouldBlock
 from ._host import run_many
 from ._pos import POS
 from ._results import EngineStatistics, Failure, RunResult, Violation
@@ -99,6 +99,7 @@ __all__ = [
     "Fifo",
     "FifoWithOverrides",
     "Free",
+    "LoopRunningError",
     "Mutex",
     "PrefixThenFifo",
     "Queue",

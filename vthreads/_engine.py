@@ -35,6 +35,7 @@ from ._decisions import Decisions, new_log, widened
 from ._errors import Divergence, EngineUsageError, _Abort
 from ._events import _INT64, EngineEvents
 from ._hb import Race, RaceDetector, vc_join
+from ._host import run_sync
 from ._origin import from_host, unwatch_sigint, watch_sigint
 from ._os_threads import guard_os_threads
 from ._reports import Reports
@@ -134,9 +135,9 @@ class Engine(EngineEvents):
     # ---- running -----------------------------------------------------------------------------
 
     def run(self, main: Callable[..., Awaitable[Any]], *args: Any, name: str = "main") -> RunResult:
-        """Run ``main(*args)`` as the first emulated thread, to completion. Synchronous (one
-        event loop for this run; :func:`vthreads.run_many` shares one between many runs)."""
-        return anyio.run(partial(self.run_async, main, *args, name=name), backend=self.backend)
+        """Run ``main(*args)`` as the first emulated thread, to completion, in a loop of its own."""
+        return run_sync(partial(self.run_async, main, *args, name=name), self.backend,
+                        "Engine.run()")
 
     async def run_async(
         self, main: Callable[..., Awaitable[Any]], *args: Any, name: str = "main"

@@ -7,6 +7,11 @@ class WouldBlock(Exception):
     """A ``*_nowait`` operation could not complete without blocking."""
 
 
+class LoopRunningError(RuntimeError):
+    """A synchronous entry point (``Engine.run``, ``run_many`` and what is built on them) was
+    called from inside a running event loop, which cannot start another in the same thread."""
+
+
 class EngineUsageError(RuntimeError):
     """Emulated code used the engine wrongly (outside a run, releasing a mutex it does not hold…).
 

@@ -13,6 +13,9 @@ from typing import TypeVar
 
 import anyio
 import anyio.lowlevel
+import sniffio
+
+from ._errors import LoopRunningError
 
 A = TypeVar("A")
 T = TypeVar("T")
@@ -45,4 +48,25 @@ def run_many(
             await anyio.lowlevel.checkpoint()
         return out
 
-    return anyio.run(series, backend=backend)
+    return run_sync(series, backend, "run_many()")
+
+
+def run_sync(fn: Callable[[], Awaitable[T]], backend: str, what: str) -> T:
+    """``anyio.run(fn, backend=backend)``, refused first by :func:`refuse_running_loop`."""
+    refuse_running_loop(what)
+    return anyio.run(fn, backend=backend)
+
+
+def refuse_running_loop(what: str, instead: str | None = "Engine.run_async") -> None:
+    """Raise a one-line :class:`LoopRunningError` naming ``what`` (a synchronous entry point)
+    and ``instead`` (its async form, if it has one) when this thread already runs an event
+    loop: anyio's own refusal is a bare RuntimeError that says neither who called nor what to
+    do instead."""
+    try:
+        running = sniffio.current_async_library()
+    except sniffio.AsyncLibraryNotFoundError:
+        return
+    hint = f"await {instead}(...), or call it" if instead else "call it"
+    raise LoopRunningError(
+        f"{what} starts an event loop and {running} is already running in this thread: "
+        f"{hint} from a worker thread (await anyio.to_thread.run_sync(...))")

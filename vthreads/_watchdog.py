@@ -13,12 +13,13 @@ after its limit is stopped: the watchdog never makes or changes a scheduling dec
 that ends in time is untouched (the same decisions, the same trace) and every outcome under the
 limit is deterministic. ``0`` turns it off.
 
-On the main thread it arms ``SIGALRM``. Anywhere else — a Dask worker runs its tasks on a thread
-of its own — a timer thread does the same job: when the limit passes it looks at the watched
-thread's current frame, and either asks the event loop to fail the run (the loop idles) or
-fails it and raises :class:`Hang` into that thread with ``PyThreadState_SetAsyncExc``
-(CPU-bound code), which CPython delivers at the thread's next bytecode boundary, as it delivers
-a signal handler's exception on the main thread.
+On the main thread it arms ``SIGALRM``, unless the caller's own real-time alarm is armed (it is
+left alone, with its handler). Anywhere else — a Dask worker runs its tasks on a thread of its
+own — and under a caller's alarm, a timer thread does the same job: when the limit passes it
+looks at the watched thread's current frame, and either asks the event loop to fail the run
+(the loop idles) or fails it and raises :class:`Hang` into that thread with
+``PyThreadState_SetAsyncExc`` (CPU-bound code), which CPython delivers at the thread's next
+bytecode boundary, as it delivers a signal handler's exception on the main thread.
 
 Kept apart from the scheduling loop on purpose: it is the only code that fails a run from a
 signal handler. :func:`fail_run` records the failure exactly as the engine records its own
@@ -177,8 +178,7 @@ class Watchdog:
         if not self.active:
             yield
             return
-        if not (hasattr(signal, "setitimer")
-                and threading.current_thread() is threading.main_thread()):
+        if not self._may_take_sigalrm():
             timer = threading.Timer(self.seconds, self._fire_from_timer,
                                     (threading.get_ident(),))
             timer.daemon = True
@@ -196,6 +196,16 @@ class Watchdog:
         finally:
             signal.setitimer(signal.ITIMER_REAL, 0)
             signal.signal(signal.SIGALRM, old)
+
+    @staticmethod
+    def _may_take_sigalrm() -> bool:
+        # SIGALRM is the process's one real-time alarm: a caller that armed it (its own
+        # setitimer or alarm, running under a test runner's timeout, say) would have its alarm
+        # cancelled by ours and its handler away for the run; the timer thread does the job
+        # without touching either (our choice, docs/engine.md: "`timeout`")
+        return (hasattr(signal, "setitimer")
+                and threading.current_thread() is threading.main_thread()
+                and signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0))
 
     def run(self, engine: Engine, main: Any, *, name: str = "main") -> RunResult:
         """``engine.run(main, name=name)`` under the watchdog."""

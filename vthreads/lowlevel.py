@@ -31,6 +31,7 @@ from ._api import (
 from ._api import log as emit
 from ._engine import Engine
 from ._hb import RaceDetector
+from ._host import refuse_running_loop
 from ._lowlevel import (
     HBClock,
     WaitQueue,
@@ -84,6 +85,7 @@ __all__ = [
     "fail_run",
     "parker_class",
     "record_access",
+    "refuse_running_loop",
     "release",
     "result_of",
     "running_thread",

@@ -39,6 +39,7 @@ from vthreads import (
     SystematicResult,
     run_many,
 )
+from vthreads.lowlevel import refuse_running_loop
 
 from . import _loading
 from ._drivers import load_entry_points, needed_by
@@ -308,7 +309,9 @@ def explore(
 ) -> ExploreResult:
     """Run up to ``opts.schedules`` schedules of ``base``; see the module docstring.
     ``on_found`` sees each failure as soon as it is found, before it is minimised (the CLI
-    saves it then, so that Ctrl-C loses nothing)."""
+    saves it then, so that Ctrl-C loses nothing). Synchronous (``LoopRunningError`` inside a
+    running event loop)."""
+    refuse_running_loop("wddmemu.explore()", None)
     check_spec(base, many=True)
     if not isinstance(opts, ExploreOptions):
         raise SpecError(f"explore takes ExploreOptions(...) as its options, not "
@@ -922,6 +925,7 @@ def replay(ff: FailureFile, *, trace: Any = None, backend: str | None = None,
     A decision list the run shows to be damaged (:func:`_damage`) raises
     :class:`FailureFileError` (exit 2): it is never reported as ``clean``, so a regression
     test over a damaged file fails instead of passing as "fixed"."""
+    refuse_running_loop("wddmemu.replay()", None)
     if not isinstance(ff, FailureFile):
         hint = ("run_scenario(found.spec) reruns a Found" if isinstance(ff, Found)
                 else "wddmemu.replay(wddmemu.load_failure(path))")

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from vthreads import SYSTEMATIC, Engine, RunResult, program_runner
-from vthreads.lowlevel import Watchdog, check_timeout
+from vthreads.lowlevel import Watchdog, check_timeout, refuse_running_loop
 
 from ._errors import SpecError
 from ._watchdog import EXPLORE_TIMEOUT
@@ -66,7 +66,9 @@ def check_program(program: Callable[[], Awaitable[Any]], *, schedules: int = 200
     exhausted the program. ``timeout`` (seconds per schedule, as explore's ``--timeout``; 0:
     off) stops a schedule that has not ended in that much wall time — a CPU-bound loop never
     reaches a scheduling point — as a ``hang`` failure; it decides nothing else, so a schedule
-    that ends in time runs exactly as without it. Bad arguments raise :class:`SpecError`."""
+    that ends in time runs exactly as without it. Bad arguments raise :class:`SpecError`;
+    inside a running event loop it raises ``LoopRunningError`` (it is synchronous)."""
+    refuse_running_loop("wddmemu.check_program()", None)
     if schedules < 1 or depth < 1:
         raise SpecError("schedules and depth must be >= 1")
     if backend not in ("asyncio", "trio"):

@@ -23,6 +23,7 @@ import scenarios
 from runtime import RUNTIME_BUGS, DeviceConfig, open_adapter
 from scenarios import ScenarioContext
 from vthreads import Engine, RunResult, Strategy, log, make_strategy
+from vthreads.lowlevel import refuse_running_loop
 
 from . import _loading
 from ._checker import Checker
@@ -366,7 +367,10 @@ def run_scenario(
 ) -> ScenarioResult:
     """Run ``spec`` once. ``strategy`` overrides the spec's (explorers pass prefix replays);
     ``stop_on_violation`` ends the run at the first broken rule (explore and replay use it);
-    ``timeout`` (seconds, 0 off; default: :func:`run_timeout`'s) stops a hung run as ``hang``."""
+    ``timeout`` (seconds, 0 off; default: :func:`run_timeout`'s) stops a hung run as ``hang``.
+    Synchronous: inside a running event loop it raises ``LoopRunningError``
+    (use :func:`run_scenario_async`)."""
+    refuse_running_loop("wddmemu.run_scenario()", "wddmemu.run_scenario_async")
     with _atomic_trace(trace) as target:
         engine, checker, box, _ = _prepare(spec, target, strategy, stop_on_violation)
         dog = Watchdog(_timeout[0] if timeout is None else timeout).attach(engine)

@@ -5,6 +5,7 @@ a program that ends in time runs exactly as without the watchdog."""
 
 from __future__ import annotations
 
+import signal
 import time
 from collections.abc import Callable
 from typing import Any
@@ -104,3 +105,30 @@ def test_a_nonsense_timeout_is_refused_in_one_line(bad: Any) -> None:
         wddmemu.check_program(ends_with_a_race, timeout=bad)
     with pytest.raises(ValueError, match=r"^timeout takes seconds >= 0 \(0: off"):
         vt.explore_dpor(ends_with_a_race, timeout=bad)
+
+
+@pytest.mark.skipif(not hasattr(signal, "setitimer"), reason="needs POSIX signal.setitimer")
+@pytest.mark.parametrize("program", ["spins", "ends"])
+def test_the_callers_own_alarm_and_its_handler_are_left_alone(program: str) -> None:
+    # the caller's real-time alarm is armed across the search: the watchdog takes the timer
+    # thread instead of SIGALRM, so the alarm still counts down and its handler stays (ours)
+    fired: list[int] = []
+
+    def mine(signum: int, frame: Any) -> None:
+        fired.append(signum)
+
+    old = signal.signal(signal.SIGALRM, mine)
+    signal.setitimer(signal.ITIMER_REAL, 60.0)
+    try:
+        if program == "spins":
+            res, _ = _timed(lambda: vt.explore_dfs(spins_in_a_worker, timeout=0.2))
+            _assert_hang(res.failure, 0.2)
+        else:
+            res = vt.explore_dfs(ends_with_a_race, stop_on_failure=False, timeout=30)
+            assert res.exhausted
+        left, interval = signal.getitimer(signal.ITIMER_REAL)
+        assert signal.getsignal(signal.SIGALRM) is mine
+        assert 50.0 < left <= 60.0 and interval == 0.0 and not fired
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)

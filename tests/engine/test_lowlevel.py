@@ -224,7 +224,8 @@ def test_lowlevel_public_surface() -> None:
          "WaitQueueStatistics", "acquire", "arm_timer", "checkpoint", "current_engine",
          "current_thread", "emit", "parker_class", "record_access", "release", "touch", "tracing",
          "Hang", "Watchdog", "check_timeout", "fail_run", "result_of", "running_thread",
-         "describe_exception", "safe_repr", "safe_str", "strip_addresses", "type_name"])
+         "describe_exception", "safe_repr", "safe_str", "strip_addresses", "type_name",
+         "refuse_running_loop"])
     assert all(not n.startswith("_") for n in ll.__all__)
 
 

@@ -11,6 +11,7 @@ from typing import Any
 import anyio
 import pytest
 
+import vthreads as vt
 import wddmemu
 from wddmemu import RunSpec
 
@@ -74,3 +75,34 @@ def test_a_worker_thread_keeps_the_loop_responsive() -> None:
 
     res, ticks = anyio.run(_with_ticker, body)
     assert ticks > 3 and res.run.decisions == plain.run.decisions
+
+
+async def _empty() -> None:
+    return None
+
+
+#: each synchronous entry point, called inside a running loop, and the name it refuses with
+SYNC_ENTRIES = {
+    "wddmemu.run_scenario()": lambda: wddmemu.run_scenario(SPEC),
+    "wddmemu.check_program()": lambda: wddmemu.check_program(_empty, schedules=1),
+    "wddmemu.explore()": lambda: wddmemu.explore(SPEC, wddmemu.ExploreOptions(schedules=1)),
+    "wddmemu.replay()": lambda: wddmemu.replay(None),  # refused before its argument is looked at
+    "Engine.run()": lambda: vt.Engine("fifo").run(_empty),
+    "run_many()": lambda: vt.run_many(vt.Engine("fifo").run_async, [_empty]),
+}
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+@pytest.mark.parametrize("name", list(SYNC_ENTRIES))
+def test_a_synchronous_entry_inside_a_running_loop_is_refused_in_one_line(
+        name: str, backend: str) -> None:
+    async def body() -> str:
+        with pytest.raises(vt.LoopRunningError) as info:
+            SYNC_ENTRIES[name]()
+        return str(info.value)
+
+    msg = anyio.run(body, backend=backend)
+    assert msg.startswith(f"{name} starts an event loop and {backend} is already running")
+    assert "anyio.to_thread.run_sync" in msg and "\n" not in msg
+    if name == "wddmemu.run_scenario()":
+        assert "await wddmemu.run_scenario_async(...)" in msg
