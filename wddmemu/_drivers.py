@@ -52,7 +52,8 @@ def register_driver(name: str, factory: F, *, rules: tuple[str, ...] = (), summa
 
     The registration is checked here, not at the first run, each refusal a one-line
     ``ValueError`` naming the driver: a name that is not one word, a factory that is not
-    callable (``None``, a number, a driver object: those serve no run by name), ``rules`` that
+    callable (``None``, a number, a driver object: those serve no run by name) or is an
+    ``async def`` (it is called without await), ``rules`` that
     is not a tuple of rule ids or a ``summary`` that is not one line, and a name taken already
     (docs/scenarios.md: as for a scenario, unless it is the same definition run again or
     ``replace`` is true)."""
@@ -75,6 +76,10 @@ def _check_registration(name: str, factory: Any, rules: Any, summary: Any) -> No
         obj = "a driver object" if is_driver_object(factory) else kind_of(factory)
         raise ValueError(f"{what}: register a factory f(driver_version=None, **options) that "
                          f"returns a driver, or a driver class, not {obj}")
+    if inspect.iscoroutinefunction(factory) or inspect.isasyncgenfunction(factory):
+        # called synchronously at every run: an async def would hand the runtime a coroutine
+        raise ValueError(f"{what}: a factory is a plain callable (def, not async def) that "
+                         "returns a driver")
     if not (isinstance(rules, tuple | list) and all(isinstance(r, str) for r in rules)):
         raise ValueError(f'{what}: rules= takes a tuple of rule ids like ("RACE",), not '
                          f"{kind_of(rules)}")

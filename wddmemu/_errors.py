@@ -12,6 +12,25 @@ class SpecError(ValueError):
     the CLI prints it as one line and exits 2."""
 
 
+def check_int(name: str, v: object, lo: int, hi: int) -> None:
+    """Refuse ``v`` unless it is an int (not a bool) in ``lo..hi``, both ends included, with a
+    one-line SpecError naming ``name`` and the range (an int of 200 bits or more is named by
+    its size, not printed)."""
+    if type(v) is not int:
+        raise SpecError(f"{name} must be an int, not {type(v).__name__}")
+    if not lo <= v <= hi:
+        shown = f"{v:,}" if v.bit_length() < 200 else f"an int of {v.bit_length()} bits"
+        raise SpecError(f"{name} takes {lo:,}..{hi:,}, not {shown}")
+
+
+def check_seed_span(seed: int, schedules: int) -> None:
+    """Refuse a ``seed`` whose last schedule's seed (schedule i runs ``seed + i``) passes the
+    63 bits every file and report stores a seed in."""
+    if seed + schedules - 1 > 2**63 - 1:
+        raise SpecError(f"seed {seed:,} + {schedules:,} schedules passes 2**63-1 (schedule i "
+                        "runs seed + i): lower the seed")
+
+
 #: the emulator's own packages (side by side in one source root): a user error is located in
 #: the user's code, never in these
 _OURS = tuple(str(Path(__file__).resolve().parent.parent / name) + os.sep

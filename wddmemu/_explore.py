@@ -43,6 +43,7 @@ from vthreads.lowlevel import refuse_running_loop
 
 from . import _loading
 from ._drivers import load_entry_points, needed_by
+from ._errors import check_int, check_seed_span
 from ._files import is_path, printable, read_bounded, write_atomically
 from ._runner import (
     RunSpec,
@@ -150,16 +151,8 @@ class ExploreOptions:
             raise SpecError(f"unknown exploration strategy {self.strategy!r}: use "
                             f"{', '.join(EXPLORE_STRATEGIES)}")
         for name, (lo, hi) in _OPTION_RANGES.items():
-            v = getattr(self, name)
-            if type(v) is not int:
-                raise SpecError(f"{name} must be an int, not {type(v).__name__}")
-            if not lo <= v <= hi:
-                raise SpecError(f"{name} takes {lo:,}..{hi:,}, not {v:,}" if v.bit_length() < 200
-                                else f"{name} takes {lo:,}..{hi:,}, not an int of "
-                                     f"{v.bit_length()} bits")
-        if self.seed + self.schedules - 1 > _INT63:  # schedule i runs seed + i
-            raise SpecError(f"seed {self.seed:,} + {self.schedules:,} schedules passes "
-                            "2**63-1 (schedule i runs seed + i): lower the seed")
+            check_int(name, getattr(self, name), lo, hi)
+        check_seed_span(self.seed, self.schedules)
         for name in ("stop_on_first", "minimise", "faults"):
             v = getattr(self, name)
             if type(v) is not bool:  # "no" would be true

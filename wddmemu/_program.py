@@ -16,7 +16,7 @@ from typing import Any
 from vthreads import SYSTEMATIC, Engine, RunResult, program_runner
 from vthreads.lowlevel import Watchdog, check_timeout, refuse_running_loop
 
-from ._errors import SpecError
+from ._errors import SpecError, check_int, check_seed_span
 from ._watchdog import EXPLORE_TIMEOUT
 
 
@@ -60,8 +60,8 @@ def check_program(program: Callable[[], Awaitable[Any]], *, schedules: int = 200
                   backend: str = "asyncio", timeout: float = EXPLORE_TIMEOUT) -> ProgramResult:
     """Run ``program`` (called afresh for every schedule) under ``schedules`` schedules of
     ``strategy`` (schedule *i* uses seed ``seed + i``) and stop at the first that breaks a rule,
-    races (RACE), deadlocks or raises (``strategy``: random, pct, pos, dfs, dpor). ``pct``
-    measures its ``k`` with a fifo probe run first; ``dfs`` and ``dpor`` search
+    races (RACE), deadlocks or raises (``strategy``: random, pct, pos, fifo, free, dfs, dpor).
+    ``pct`` measures its ``k`` with a fifo probe run first; ``dfs`` and ``dpor`` search
     systematically, ``schedules`` executions at most, and say in ``claim`` whether they
     exhausted the program. ``timeout`` (seconds per schedule, as explore's ``--timeout``; 0:
     off) stops a schedule that has not ended in that much wall time — a CPU-bound loop never
@@ -69,14 +69,7 @@ def check_program(program: Callable[[], Awaitable[Any]], *, schedules: int = 200
     that ends in time runs exactly as without it. Bad arguments raise :class:`SpecError`;
     inside a running event loop it raises ``LoopRunningError`` (it is synchronous)."""
     refuse_running_loop("wddmemu.check_program()", None)
-    if schedules < 1 or depth < 1:
-        raise SpecError("schedules and depth must be >= 1")
-    if backend not in ("asyncio", "trio"):
-        raise SpecError(f"unknown backend {backend!r}: use asyncio or trio")
-    try:
-        check_timeout(timeout)
-    except ValueError as e:
-        raise SpecError(str(e)) from None
+    _check_arguments(program, schedules, strategy, seed, depth, backend, timeout)
     if strategy in SYSTEMATIC:
         return _systematic(program, strategy, schedules, backend, timeout)
     k = None
@@ -92,6 +85,32 @@ def check_program(program: Callable[[], Awaitable[Any]], *, schedules: int = 200
         if not r.ok:
             return ProgramResult(i + 1, strategy, i, seed + i, r, pct_steps=k)
     return ProgramResult(schedules, strategy, pct_steps=k)
+
+
+#: what ``check_program``'s ``strategy`` takes: the samplers, fifo (one schedule's worth of
+#: the deterministic order), free (the host loop's own order) and the systematic searches
+PROGRAM_STRATEGIES = ("random", "pct", "pos", "fifo", "free", "dfs", "dpor")
+
+
+def _check_arguments(program: Any, schedules: Any, strategy: Any, seed: Any, depth: Any,
+                     backend: Any, timeout: Any) -> None:
+    """Refuse what ``check_program`` cannot run with a one-line :class:`SpecError`, the
+    ranges being explore's (``ExploreOptions``): never a TypeError from inside a run."""
+    if not callable(program):
+        raise SpecError(f"check_program takes an async function (async def main(): ...), not "
+                        f"{type(program).__name__}")
+    check_int("schedules", schedules, 1, 10**7)
+    check_int("depth", depth, 1, 1000)
+    check_int("seed", seed, 0, 2**63 - 1)
+    check_seed_span(seed, schedules)
+    if not isinstance(strategy, str) or strategy not in PROGRAM_STRATEGIES:
+        raise SpecError(f"unknown strategy {strategy!r}: use {', '.join(PROGRAM_STRATEGIES)}")
+    if backend not in ("asyncio", "trio"):
+        raise SpecError(f"unknown backend {backend!r}: use asyncio or trio")
+    try:
+        check_timeout(timeout)
+    except ValueError as e:
+        raise SpecError(str(e)) from None
 
 
 def _watched(eng: Engine, program: Callable[[], Awaitable[Any]], timeout: float) -> RunResult:

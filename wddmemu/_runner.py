@@ -427,7 +427,8 @@ async def run_scenario_async(
     timeout: float | None = None,
 ) -> ScenarioResult:
     """:func:`run_scenario` from inside a running event loop (pytest-trio tests, notebooks,
-    explore's one loop for many schedules). The backend is the running loop's.
+    explore's one loop for many schedules). The backend is the running loop's, and the
+    result's ``spec.backend`` says which.
 
     It is a coroutine, but not a cooperative one: the run holds the loop from start to end,
     never yielding to it, so other tasks wait, and the host's cancellation (``anyio.fail_after``,
@@ -442,4 +443,7 @@ async def run_scenario_async(
     with _atomic_trace(trace) as target:
         engine, checker, box, _ = _prepare(spec, target, strategy, stop_on_violation)
         dog = Watchdog(_timeout[0] if timeout is None else timeout).attach(engine)
-        return _result(spec, await dog.run_async(engine, box["main"], name="app"), checker, box)
+        run = await dog.run_async(engine, box["main"], name="app")
+        # the run took the running loop's backend (the engine's context says so in the trace):
+        # so does the result's spec, which a failure file and a replay line are made from
+        return _result(replace(spec, backend=engine.backend), run, checker, box)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from wddmemu import ExploreOptions, RunSpec, SpecError, check_spec, run_scenario
+from wddmemu import ExploreOptions, RunSpec, SpecError, check_program, check_spec, run_scenario
 
 
 @pytest.mark.parametrize("kw, says", [
@@ -87,3 +87,39 @@ def test_the_api_refuses_wrong_arguments_with_a_spec_error(call, says: str) -> N
     with pytest.raises(SpecError, match=says):
         call(wddmemu)
     assert issubclass(wddmemu.FailureFileError, SpecError)
+
+
+async def _program() -> None:
+    return None
+
+
+@pytest.mark.parametrize("kw, says", [
+    ({"schedules": "5"}, "schedules must be an int, not str"),
+    ({"schedules": True}, "schedules must be an int, not bool"),
+    ({"schedules": 0}, "schedules takes 1..10,000,000, not 0"),
+    ({"seed": "x"}, "seed must be an int, not str"),
+    ({"seed": -1}, "seed takes 0..9,223,372,036,854,775,807, not -1"),
+    ({"seed": 2**63 - 1, "schedules": 3}, "seed 9,223,372,036,854,775,807 + 3 schedules passes "
+                                           "2**63-1"),
+    ({"depth": 2.5}, "depth must be an int, not float"),
+    ({"depth": 0}, "depth takes 1..1,000, not 0"),
+    ({"strategy": 5}, "unknown strategy 5: use random, pct, pos, fifo, free, dfs, dpor"),
+    ({"strategy": "replay"}, "unknown strategy 'replay': use random, pct, pos, fifo, free, dfs"),
+    ({"backend": "curio"}, "unknown backend 'curio': use asyncio or trio"),
+    ({"program": None}, "check_program takes an async function (async def main(): ...), not "
+                        "NoneType"),
+])
+def test_check_program_refuses_bad_arguments_in_one_line(kw: dict, says: str) -> None:
+    """h10 F15: a str schedule count or seed was a TypeError from inside the loop, a bool or a
+    float depth and a negative seed were run."""
+    program = kw.pop("program", _program)
+    with pytest.raises(SpecError) as ei:
+        check_program(program, **kw)
+    assert str(ei.value).startswith(says) and "\n" not in str(ei.value)
+
+
+def test_check_program_runs_every_strategy_it_names() -> None:
+    from wddmemu._program import PROGRAM_STRATEGIES
+
+    for strategy in PROGRAM_STRATEGIES:
+        assert check_program(_program, schedules=2, strategy=strategy).ok, strategy

@@ -106,3 +106,15 @@ def test_a_synchronous_entry_inside_a_running_loop_is_refused_in_one_line(
     assert "anyio.to_thread.run_sync" in msg and "\n" not in msg
     if name == "wddmemu.run_scenario()":
         assert "await wddmemu.run_scenario_async(...)" in msg
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_the_results_spec_names_the_loops_backend(backend: str) -> None:
+    """h10: on a trio loop the result's spec said asyncio (the spec's default), so a failure
+    file saved from it named the wrong backend."""
+    async def body() -> Any:
+        return await wddmemu.run_scenario_async(SPEC)
+
+    res = anyio.run(body, backend=backend)
+    assert SPEC.backend == "asyncio" and res.spec.backend == backend
+    assert res.run.decisions == wddmemu.run_scenario(SPEC).run.decisions

@@ -191,18 +191,21 @@ def test_an_async_factory_is_refused_without_a_warning(factory: Any, says: str) 
         gc.collect()
 
 
-def test_the_cli_refuses_an_async_factory_in_one_line(tmp_path, monkeypatch, capsys) -> None:
-    wddmemu.register_driver("test-forms-async", make_async)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error")
-            assert _cli.main(["run", "lock-flags", "--driver", "test-forms-async"]) == 2
-            gc.collect()
-        assert capsys.readouterr().err.strip().splitlines() == [
-            "wddmemu: error: driver factory test-forms-async is async: a factory is a plain "
-            "callable (def, not async def) that returns a driver"]
-    finally:
-        wddmemu.DRIVERS.unregister("test-forms-async")
+def test_the_cli_refuses_an_async_factory_in_one_line(tmp_path, capsys) -> None:
+    # refused when the --load module registers it (h10: it was accepted until the first run)
+    mod = tmp_path / "asyncfac_mod.py"
+    mod.write_text("import wddmemu\n\n\n@wddmemu.driver('test-forms-async')\n"
+                   "async def make(driver_version=None):\n    return None\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert _cli.main(["--load", str(mod), "run", "lock-flags", "--driver",
+                          "test-forms-async"]) == 2
+        gc.collect()
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("wddmemu: error: ")
+    assert ("driver test-forms-async: a factory is a plain callable (def, not async def) that "
+            "returns a driver") in err[0] and "asyncfac_mod.py:4" in err[0]
+    assert "test-forms-async" not in wddmemu.DRIVERS
 
 
 def _judging_factory(driver_version: int | None = None, every: int = 1) -> Any:

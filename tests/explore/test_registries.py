@@ -85,6 +85,21 @@ def test_registering_a_non_callable_is_one_line_saying_what_to_pass(factory: obj
     assert "test-noncallable" not in wddmemu.DRIVERS
 
 
+async def _async_factory(driver_version: object = None) -> umd.ReferenceDriver:
+    return umd.ReferenceDriver()
+
+
+def test_registering_an_async_factory_is_refused_in_one_line() -> None:
+    """h10: an ``async def`` factory was accepted, and every run got a coroutine for a driver."""
+    for register in (lambda: wddmemu.register_driver("test-asyncfac", _async_factory),
+                     lambda: wddmemu.driver("test-asyncfac")(_async_factory)):
+        with pytest.raises(ValueError) as ei:
+            register()
+        assert str(ei.value) == ("driver test-asyncfac: a factory is a plain callable (def, "
+                                 "not async def) that returns a driver")
+    assert "test-asyncfac" not in wddmemu.DRIVERS
+
+
 @pytest.mark.parametrize("kw,says", [
     ({"rules": "RACE"}, 'rules= takes a tuple of rule ids like ("RACE",), not str'),
     ({"rules": (5,)}, "rules= takes a tuple of rule ids"),
