@@ -9,7 +9,8 @@ This is the fuzzer that found the end of a run cutting daemons off, a never-take
 behind the end, never-taken steps ordering one another, and blocked tries ordering one another
 (docs/engine.md, "Steps, footprints and the dependency relation"). The default run draws 4
 programs, ``--slow`` 300; both are derandomized (the same programs on every run), and the
-programs the fuzzer found are pinned below."""
+programs the fuzzer found are pinned below. The same programs also check that DPOR split into
+subtrees, as the cluster runs it, merges to exactly the one-process search."""
 
 from __future__ import annotations
 
@@ -19,6 +20,8 @@ from hypothesis import strategies as st
 
 import vthreads as vt
 from tests.engine.test_dpor import trace_class
+from tests.engine.test_split_dpor import _same, one_process, split_run
+from vthreads import _systematic
 
 
 class World:
@@ -98,7 +101,8 @@ OPS = tuple(OPERATIONS)
 #: a program: per thread its operations, and which threads are daemons (never all of them)
 PROGRAMS = st.lists(st.lists(st.sampled_from(OPS), min_size=1, max_size=3),
                     min_size=2, max_size=3).flatmap(
-    lambda threads: st.tuples(st.just(threads), st.sets(st.integers(1, len(threads) - 1))))
+    lambda threads: st.tuples(st.just(threads),
+                              st.sets(st.integers(0, len(threads) - 1), max_size=len(threads) - 1)))
 
 
 def _program(threads: list[list[str]], daemons: set[int]):
@@ -155,6 +159,18 @@ def _check(program, *, pinned: bool = False) -> None:
     assert found_classes == truth_classes and res.classes == len(truth_classes)
 
 
+def _check_split(program, order_seed: int) -> None:
+    """The search split into subtrees (the cluster's, issue 15), run in a shuffled order with
+    made-up root states mixed in, merges to the one-process search: the very same classes."""
+    main, _ = _program(*program)
+    kw = {"preemption_bound": None, "stop_on_failure": False, "failing": _systematic.not_ok}
+    ref = vt.explore_dpor_with(vt.program_runner(main), **kw)
+    assume(ref.exhausted and ref.executions <= 300)
+    merged, _ = split_run(main, budget=2, order_seed=order_seed, wrong=0.3, **kw)
+    _same(merged.result(), ref)
+    assert merged.run.keys == one_process(main, **kw).keys
+
+
 _COMMON = dict(deadline=None, derandomize=True, database=None,
                suppress_health_check=list(HealthCheck))
 
@@ -170,6 +186,19 @@ def test_dpor_reaches_every_end_state_and_class_of_a_random_program(program) -> 
 @given(PROGRAMS)
 def test_dpor_reaches_every_end_state_and_class_of_many_random_programs(program) -> None:
     _check(program)
+
+
+@settings(max_examples=4, **_COMMON)
+@given(PROGRAMS, st.integers(0, 3))
+def test_split_dpor_merges_to_one_process_on_a_random_program(program, order_seed) -> None:
+    _check_split(program, order_seed)
+
+
+@pytest.mark.slow  # a long one (docs/testing.md); CI runs it with --slow
+@settings(max_examples=300, **_COMMON)
+@given(PROGRAMS, st.integers(0, 3))
+def test_split_dpor_merges_to_one_process_on_many_random_programs(program, order_seed) -> None:
+    _check_split(program, order_seed)
 
 
 @pytest.mark.parametrize("program", [
