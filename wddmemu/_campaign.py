@@ -389,12 +389,13 @@ def campaign_command(file: str, jobs: int, save_dir: str, cluster: str | None,
     except BaseException as e:  # Ctrl-C: the cells that ended are reported, failures kept
         if not is_interrupt(e):
             raise
-        console.print(f"interrupted: {len(reports)} of {len(cells)} cells ended; every failure "
-                      f"found so far is in {save_dir}", markup=False, highlight=False)
-        print_campaign(listing_console(), reports)
         ended = {r.name for r in reports}
-        _write(reports, junit, json_out, "wddmemu.campaign",
-               [c for c in cells if cell_name(*c) not in ended])
+        unfinished = [c for c in cells if cell_name(*c) not in ended]
+        console.print(f"interrupted: {len(reports)} of {len(cells)} cells ended (not ended: "
+                      f"{', '.join(cell_name(*c) for c in unfinished)}); every failure found "
+                      f"so far is in {save_dir}", markup=False, highlight=False, soft_wrap=True)
+        print_campaign(listing_console(), reports)
+        _write(reports, junit, json_out, "wddmemu.campaign", unfinished)
         return 130
     print_campaign(listing_console(), reports)
     _write(reports, junit, json_out, "wddmemu.campaign")

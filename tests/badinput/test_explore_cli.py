@@ -154,6 +154,10 @@ def test_ctrl_c_on_a_campaign_reports_the_cells_that_ended_and_exits_130(tmp_pat
     assert "dynamic-vb-ring[track-in-lockasync,ddi=0xb,random]" in (
         doc["unfinished"] + [c["name"] for c in doc["cells"]])
     assert len(doc["unfinished"]) + len(doc["cells"]) == 2 and doc["unfinished"]
+    # one line, naming the cells that did not end (it wrapped at 80 columns, naming none)
+    line = next(x for x in out.splitlines() if x.startswith("interrupted:"))
+    assert f"(not ended: {', '.join(doc['unfinished'])}); every failure found so far is in " \
+        f"{saved}" in line
     xml = (tmp_path / "j.xml").read_text()
     assert f'errors="{len(doc["unfinished"])}"' in xml and 'type="interrupted"' in xml
     assert 'tests="2"' in xml
