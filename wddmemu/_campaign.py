@@ -61,7 +61,7 @@ class CampaignError(SpecError):
 
 @dataclass(frozen=True)
 class _Key:
-    kind: str  # "strs" | "ints" | "int" | "bool" | "drivers" | "tables"
+    kind: str  # "strs" | "ints" | "int" | "bound" | "bool" | "drivers" | "tables"
     default: Any
     lo: int = 0
     hi: int = _MAX_U32
@@ -77,7 +77,7 @@ KEYS: dict[str, _Key] = {
     "seed": _Key("int", 0, 0, 2**63 - 1),
     # the CLI's ranges (--depth, --preemption-bound): a cell is the explore command it names
     "depth": _Key("int", 3, *SPEC_RANGES["depth"]),
-    "preemption_bound": _Key("int", 2, 0, 1000),
+    "preemption_bound": _Key("bound", 2, 0, 1000),  # or "none", as --preemption-bound none
     "max_replays": _Key("int", 200, 0, 1_000_000),
     "chunk": _Key("int", 25, 1, 100_000),
     "stop_on_first": _Key("bool", True),
@@ -98,7 +98,7 @@ class Campaign:
     schedules: int = 100
     seed: int = 0
     depth: int = 3
-    preemption_bound: int = 2
+    preemption_bound: int | None = 2
     max_replays: int = 200
     chunk: int = 25
     stop_on_first: bool = True
@@ -133,6 +133,8 @@ def _value(where: str, name: str, key: _Key, v: Any) -> Any:
         if not isinstance(v, bool):
             raise bad("true or false")
         return v
+    if key.kind == "bound" and v == "none":
+        return None
     items = v if key.kind in ("strs", "ints") else [v]
     if key.kind in ("strs", "ints") and (not isinstance(v, list) or not v):
         raise bad("a non-empty list")
@@ -141,7 +143,8 @@ def _value(where: str, name: str, key: _Key, v: Any) -> Any:
             raise bad("a list of strings")
         if key.kind != "strs":
             if isinstance(x, bool) or not isinstance(x, int):
-                raise bad("a list of integers" if key.kind == "ints" else "an integer")
+                raise bad("a list of integers" if key.kind == "ints" else
+                          'an integer or "none"' if key.kind == "bound" else "an integer")
             if not key.lo <= x <= key.hi:
                 raise CampaignError(f"{where}: {name} {x} is out of range "
                                     f"({key.lo} to {key.hi})")

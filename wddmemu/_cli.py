@@ -51,6 +51,26 @@ def _int(text: str) -> int:
 SEED = click.IntRange(0, 2**63 - 1)
 
 
+class _Bound(click.ParamType):
+    """``--preemption-bound``: an int 0..1000, or ``none`` (None: unbounded dfs/dpor)."""
+
+    name = "0..1000|none"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> int | None:
+        if value is None or (isinstance(value, str) and value.strip().lower() == "none"):
+            return None
+        try:
+            n = int(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is neither 0..1000 nor none", param, ctx)
+        if not 0 <= n <= 1000:
+            self.fail(f"{n} is not in 0..1000 (or none: no bound)", param, ctx)
+        return n
+
+
+BOUND = _Bound()
+
+
 def timeout_option(default: float | None, shown: str | None = None) -> Any:
     """``--timeout SECONDS``: the wall-clock watchdog of each run (``_watchdog``). A ``None``
     default means "not given" (``replay`` then picks one by what it replays: ``shown``)."""
@@ -381,8 +401,9 @@ def cluster_options(fn: Any) -> Any:
               type=click.Choice(["random", "pct", "pos", "portfolio", "dfs", "dpor"]))
 @click.option("--seed", default=0, show_default=True, type=SEED,
               help="seed of the first schedule")
-@click.option("--preemption-bound", default=2, show_default=True, type=click.IntRange(0, 1000),
-              help="dfs and dpor: preemptions at most")
+@click.option("--preemption-bound", default="2", show_default=True, type=BOUND,
+              help="dfs and dpor: preemptions at most, 0..1000, or none (no bound: an "
+                   "exhausted search then covers every schedule)")
 @click.option("--jobs", default=1, show_default=True, type=click.IntRange(min=1),
               help="worker processes")
 @click.option("--save-dir", default=DEFAULT_SAVE_DIR, show_default=True,
@@ -397,7 +418,7 @@ def explore_cmd(scenario: str, params: tuple[str, ...], driver: str,
                 driver_opts: tuple[str, ...], ddi_version: str | None, bugs: tuple[str, ...],
                 backend: str, depth: int, pct_steps: int, step_budget: int,
                 queue_size: int, inject: tuple[str, ...], schedules: int,
-                strategy: str, seed: int, preemption_bound: int, jobs: int, save_dir: str,
+                strategy: str, seed: int, preemption_bound: int | None, jobs: int, save_dir: str,
                 stop_on_first: bool, minimise: bool, faults: bool, timeout: float,
                 cluster: str | None, junit: str | None, json_out: str | None) -> int:
     """Run many schedules of SCENARIO; save, minimise and explain each failure. Ctrl-C stops
@@ -536,7 +557,7 @@ class _ExploreDisplay:
                 early.unlink(missing_ok=True)  # superseded by the minimised file
         return paths
 
-    def summary(self, res: Any, strategy: str, bound: int) -> None:
+    def summary(self, res: Any, strategy: str, bound: int | None) -> None:
         from ._explore import uses_pct
 
         dt = self.clock() - self.t0
@@ -546,7 +567,7 @@ class _ExploreDisplay:
             + (f", pct k={res.pct_steps}" if uses_pct(strategy) else "")
             + ("" if res.exhausted is None or res.claim else
                f", space {'exhausted' if res.exhausted else 'not exhausted'} within "
-               f"{bound} preemptions"))
+               + ("no preemption bound" if bound is None else f"{bound} preemptions")))
         if res.claim:
             self.console.print(res.claim, markup=False, highlight=False)
         if strategy == "dpor" and (res.exhausted or res.bounded):

@@ -123,13 +123,14 @@ DEFAULT_STRATEGY = "pos"
 @dataclass(frozen=True)
 class ExploreOptions:
     """How to explore: ``strategy`` is one of :data:`EXPLORE_STRATEGIES`; ``schedules`` caps the
-    executions; ``preemption_bound`` bounds dfs and dpor (bounded POR for dpor)."""
+    executions; ``preemption_bound`` bounds dfs and dpor (bounded POR for dpor; None: no
+    bound, so an exhausted search is a proof for every schedule)."""
 
     schedules: int = 1000
     strategy: str = DEFAULT_STRATEGY
     seed: int = 0
     depth: int = 3
-    preemption_bound: int = 2
+    preemption_bound: int | None = 2
     jobs: int = 1
     stop_on_first: bool = True
     minimise: bool = True
@@ -151,7 +152,8 @@ class ExploreOptions:
             raise SpecError(f"unknown exploration strategy {self.strategy!r}: use "
                             f"{', '.join(EXPLORE_STRATEGIES)}")
         for name, (lo, hi) in _OPTION_RANGES.items():
-            check_int(name, getattr(self, name), lo, hi)
+            if name != "preemption_bound" or self.preemption_bound is not None:
+                check_int(name, getattr(self, name), lo, hi)
         check_seed_span(self.seed, self.schedules)
         for name in ("stop_on_first", "minimise", "faults"):
             v = getattr(self, name)

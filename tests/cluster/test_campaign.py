@@ -38,6 +38,10 @@ def test_a_good_file_gives_the_matrix_in_file_order(tmp_path: Path) -> None:
     assert (deep.depth, deep.preemption_bound) == (1000, 1000)
     bare = parse_campaign({"campaign": {"scenarios": ["lock-flags"]}})
     assert (bare.drivers, bare.strategies) == (("reference",), ("pos",))
+    assert bare.preemption_bound == 2
+    # "none": no bound, as --preemption-bound none (the cells' ExploreOptions get None)
+    free = parse_campaign({"campaign": {"scenarios": ["lock-flags"], "preemption_bound": "none"}})
+    assert free.preemption_bound is None and free.options("dpor").preemption_bound is None
 
 
 BAD = [
@@ -59,6 +63,10 @@ BAD = [
      "depth 1001 is out of range"),
     ("[campaign]\nscenarios = [\"lock-flags\"]\npreemption_bound = 1001\n",
      "preemption_bound 1001 is out of range"),
+    ("[campaign]\nscenarios = [\"lock-flags\"]\npreemption_bound = \"None\"\n",
+     'preemption_bound must be an integer or "none", not \'None\''),
+    ("[campaign]\nscenarios = [\"lock-flags\"]\npreemption_bound = true\n",
+     'preemption_bound must be an integer or "none"'),
     ("[campaign]\nscenarios = [\"lock-flags\"]\nminimise = 1\n", "true or false"),
     ("[campaign]\nscenarios = [\"lock-flags\"\n", "not valid TOML"),
     ("[other]\nx = 1\n", "expected one [campaign] table"),
@@ -232,8 +240,9 @@ def test_a_systematic_cell_says_whether_it_exhausted_its_space(tmp_path: Path, c
     for schedules, exhausted in ((3, False), (50, True)):
         p.write_text('[campaign]\nscenarios = ["gl-icd-lock-entire"]\n'
                      f'strategies = ["dpor", "pct"]\nschedules = {schedules}\n'
-                     # bound 4: gl-icd's 24 classes need 4 preemptions (the run's end is a step)
-                     'preemption_bound = 4\n')
+                     # no bound: gl-icd's 24 classes need 4 preemptions (the run's end is a
+                     # step), and "none" proves it for every schedule
+                     'preemption_bound = "none"\n')
         argv = ["campaign", str(p), "--save-dir", str(tmp_path / "f"), "--json", str(js),
                 "--junit", str(junit)]
         assert _cli.main(argv) == 0

@@ -219,7 +219,7 @@ def test_cli_split_search_saves_the_same_bytes_as_one_job(args, split, claim, tm
 @pytest.mark.slow
 def test_cli_dpor_exhausts_on_the_cluster_with_the_one_job_claim(tmp_path: Path,
                                                                  capsys) -> None:
-    common = ["explore", "gl-icd-lock-entire", "--strategy", "dpor", "--preemption-bound", "4",
+    common = ["explore", "gl-icd-lock-entire", "--strategy", "dpor", "--preemption-bound", "none",
               "--save-dir", str(tmp_path)]
     assert _cli.main(common) == 0
     out_one = capsys.readouterr().out.replace("\n", " ")
