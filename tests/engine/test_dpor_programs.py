@@ -10,7 +10,8 @@ behind the end, never-taken steps ordering one another, and blocked tries orderi
 (docs/engine.md, "Steps, footprints and the dependency relation"). The default run draws 4
 programs, ``--slow`` 300; both are derandomized (the same programs on every run), and the
 programs the fuzzer found are pinned below. The same programs also check that DPOR split into
-subtrees, as the cluster runs it, merges to exactly the one-process search."""
+subtrees, as the cluster runs it, merges to exactly the one-process search; and, under
+``--slow``, smaller ones check dfs itself against every raw engine decision."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 import vthreads as vt
-from tests.engine.test_dpor import trace_class
+from tests.engine.test_dpor import engine_outcomes, trace_class
 from tests.engine.test_split_dpor import _same, one_process, split_run
 from vthreads import _systematic
 
@@ -199,6 +200,30 @@ def test_split_dpor_merges_to_one_process_on_a_random_program(program, order_see
 @given(PROGRAMS, st.integers(0, 3))
 def test_split_dpor_merges_to_one_process_on_many_random_programs(program, order_seed) -> None:
     _check_split(program, order_seed)
+
+
+#: programs small enough to run every raw engine decision (the blocking ones too)
+SMALL_PROGRAMS = st.one_of(
+    st.lists(st.lists(st.sampled_from(OPS), min_size=1, max_size=2), min_size=2, max_size=2),
+    st.lists(st.lists(st.sampled_from(OPS), min_size=1, max_size=1), min_size=3, max_size=3),
+).flatmap(lambda threads: st.tuples(
+    st.just(threads), st.sets(st.integers(0, len(threads) - 1), max_size=len(threads) - 1)))
+
+
+@pytest.mark.slow  # a long one (docs/testing.md); CI runs it with --slow
+@settings(max_examples=60, **_COMMON)
+@given(SMALL_PROGRAMS)
+def test_dfs_the_oracle_reaches_every_end_state_of_the_raw_engine(program) -> None:
+    """The brute force the properties above trust leaves out choices that would only block at
+    once: it reaches every end state that running every raw decision reaches."""
+    truth, _, brute = _search(vt.explore_dfs_with, *program, DFS_BUDGET)
+    assume(brute.exhausted)
+    main, end_state = _program(*program)
+    try:
+        raw = engine_outcomes(main, cap=20_000, outcome=end_state)
+    except AssertionError:  # its only assert: more than cap raw schedules
+        assume(False)
+    assert raw == truth
 
 
 @pytest.mark.parametrize("program", [
