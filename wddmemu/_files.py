@@ -12,9 +12,9 @@ control bytes escaped, never raw.
 
 from __future__ import annotations
 
+import itertools
 import os
 import stat
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -127,10 +127,7 @@ def check_directory(path: str | Path, what: str) -> Path:
     return p
 
 
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
+_temp_count = itertools.count()
 
 
 @contextmanager
@@ -149,24 +146,40 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         except OSError as e:  # /dev/full
             raise OutputError(f"cannot write {shown(str(path))}: {e.strerror or e}") from None
         return
+    tmp: Path | None = None
     try:
         p.parent.mkdir(parents=True, exist_ok=True)
-        # the temporary name carries at most 64 characters of the target's: a target of 250
-        # bytes is a valid name, its temporary twin of 265 would not be
-        fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name[:64]}.", suffix=".tmp")
-        os.close(fd)
-        os.chmod(tmp, 0o666 & ~_umask())  # the mode open() would give: mkstemp's is 0600
-    except OSError as e:  # /proc/x passes the checks and still takes no new file
-        raise OutputError(f"cannot write {shown(str(path))}: {e.strerror or e}") from None
-    try:
-        yield Path(tmp)
+        # named before it is made, inside the try that removes it: a Ctrl-C that lands as the
+        # file is created leaves no temporary behind (mkstemp names it only once it returns)
+        while True:
+            tmp = _temp_name(p)
+            try:  # open()'s mode (0666 less the umask), where mkstemp's is 0600
+                os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+                break
+            except FileExistsError:
+                tmp = None  # another process's: never ours to remove
+        yield tmp
         os.replace(tmp, p)
     except OSError as e:  # disk full, /dev/full, a rename refused: the old file stays
-        Path(tmp).unlink(missing_ok=True)
+        _discard(tmp)
         raise OutputError(f"cannot write {shown(str(path))}: {e.strerror or e}") from None
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        _discard(tmp)
         raise
+
+
+def _temp_name(p: Path) -> Path:
+    # at most 64 characters of the target's name: a target of 250 bytes is a valid name, its
+    # temporary twin of 265 would not be; pid and counter keep two writers apart
+    return p.parent / f".{p.name[:64]}.{os.getpid()}.{next(_temp_count)}.tmp"
+
+
+def _discard(tmp: Path | None) -> None:
+    if tmp is not None:
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:  # a directory that refuses it: the error being raised says more
+            pass
 
 
 def _special(p: Path) -> bool:

@@ -52,6 +52,32 @@ def test_an_interrupted_write_leaves_the_old_file(tmp_path: Path) -> None:
     assert p.read_bytes() == b"old" and [x.name for x in tmp_path.iterdir()] == ["f"]
 
 
+@pytest.mark.parametrize("call", ["open", "close", "replace"])
+def test_a_ctrl_c_while_the_temporary_file_is_made_or_renamed_leaves_nothing_behind(
+        tmp_path: Path, monkeypatch, call: str) -> None:
+    """CI once found ``.f.<random>.tmp`` beside a failure file after a Ctrl-C: the interrupt
+    landed after mkstemp made the file and before the block that removes it began."""
+    import os
+
+    p = write_atomically(tmp_path / "f", b"old")
+    real = getattr(os, call)
+
+    def interrupted(*args, **kwargs):
+        real(*args, **kwargs)  # the call itself is made: the signal lands right after it
+        monkeypatch.setattr(os, call, real)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, call, interrupted)
+    with pytest.raises(KeyboardInterrupt), atomic_open(p) as f:
+        f.write(b"new")
+    assert getattr(os, call) is real
+    if call == "replace":  # the rename was made: the new file is whole
+        assert p.read_bytes() == b"new"
+    else:
+        assert p.read_bytes() == b"old"
+    assert [x.name for x in tmp_path.iterdir()] == ["f"]
+
+
 def test_a_run_trace_appears_whole_or_not_at_all(tmp_path: Path, capsys) -> None:
     trace = tmp_path / "t.jsonl"
     trace.write_bytes(b"previous")
