@@ -33,7 +33,7 @@ import sniffio
 
 from ._decisions import Decisions, new_log, widened
 from ._errors import Divergence, EngineUsageError, _Abort
-from ._events import _INT64, EngineEvents
+from ._events import EngineEvents
 from ._hb import Race, RaceDetector, vc_join
 from ._host import run_sync
 from ._origin import from_host, unwatch_sigint, watch_sigint
@@ -54,6 +54,7 @@ from ._threads import (
     _thread_var,
 )
 from ._timers import Timer, TimerHeap
+from ._trace import _INT64
 from ._trampoline import TO_HOST, Trampoline, park_forever
 
 __all__ = ["BLOCKED", "FINISHED", "READY", "RUNNING", "SLEEPING", "Engine", "VThread"]

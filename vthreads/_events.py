@@ -25,7 +25,6 @@ from ._trace import ONE_FIELD, TraceSink
 
 Subscriber = Callable[[dict[str, Any]], None]
 
-_INT64 = 1 << 63  # orjson's int range: a clock beyond it takes the dict path
 
 
 class EngineEvents:
@@ -85,7 +84,8 @@ class EngineEvents:
         a trace is written or captured or a subscriber takes ``event``."""
         # built once: subscribers get this dict, the sink renders it (after the subscribers)
         if self._all or event in self._wanted:
-            if event in self._raw_one and self._wrote_one(event, fields):
+            if event in self._raw_one and self._sink.write_one(
+                    self.step, self.clock, _thread_var.get(None), event, fields):
                 return
             t = _thread_var.get(None)
             ev = {"step": self.step, "t": self.clock, "thread": t.name if t else None,
@@ -99,7 +99,8 @@ class EngineEvents:
     def _event(self, event: str, fields: dict[str, Any]) -> None:
         """:meth:`_emit`'s body for an event the caller found wanted (:func:`vthreads.log`),
         its fields as the caller's keyword dict: no second test, no copy of the keywords."""
-        if event in self._raw_one and self._wrote_one(event, fields):
+        if event in self._raw_one and self._sink.write_one(
+                self.step, self.clock, _thread_var.get(None), event, fields):
             return
         t = _thread_var.get(None)
         ev = {"step": self.step, "t": self.clock, "thread": t.name if t else None,
@@ -109,19 +110,6 @@ class EngineEvents:
                 fn(ev)
         if self._log_on:
             self._sink.write(ev)
-
-    def _wrote_one(self, event: str, fields: dict[str, Any]) -> bool:
-        """Write an event nobody but the file takes (one of ``_raw_one``) with
-        :meth:`TraceSink.write_one`, when it has the shape that renders: its one field, a
-        string, and a clock orjson would write as an int. False: the caller builds the dict."""
-        if len(fields) != 1 or self.clock >= _INT64:
-            return False
-        value = fields.get(ONE_FIELD[event])
-        if type(value) is not str:
-            return False
-        t = _thread_var.get(None)
-        self._sink.write_one(self.step, self.clock, t.name if t else None, event, value)
-        return True
 
     # the public name of _emit, not a wrapper around it: a wrapper would repeat the test and
     # copy the keyword arguments on every event of the run
