@@ -61,6 +61,9 @@ _NAMES = {
     "explore_on_cluster": "_cluster",
     "ProgramResult": "_program",
     "check_program": "_program",
+    "explore_async": "_async",
+    "replay_async": "_async",
+    "check_program_async": "_async",
 }
 
 __all__ = [
@@ -82,10 +85,12 @@ __all__ = [
     "SpecError",
     "allow_module",
     "check_program",
+    "check_program_async",
     "check_spec",
     "connect_cluster",
     "driver",
     "explore",
+    "explore_async",
     "explore_on_cluster",
     "findings_to_end",
     "group_failures",
@@ -95,6 +100,7 @@ __all__ = [
     "minimise",
     "register_driver",
     "replay",
+    "replay_async",
     "resolve_driver",
     "run",
     "run_scenario",
@@ -103,6 +109,7 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    from ._async import check_program_async, explore_async, replay_async
     from ._checker import Checker
     from ._cluster import connect_cluster, explore_on_cluster
     from ._drivers import (

@@ -306,7 +306,7 @@ def explore(
     ``on_found`` sees each failure as soon as it is found, before it is minimised (the CLI
     saves it then, so that Ctrl-C loses nothing). Synchronous (``LoopRunningError`` inside a
     running event loop)."""
-    refuse_running_loop("wddmemu.explore()", None)
+    refuse_running_loop("wddmemu.explore()", "wddmemu.explore_async")
     check_spec(base, many=True)
     if not isinstance(opts, ExploreOptions):
         raise SpecError(f"explore takes ExploreOptions(...) as its options, not "
@@ -920,7 +920,7 @@ def replay(ff: FailureFile, *, trace: Any = None, backend: str | None = None,
     A decision list the run shows to be damaged (:func:`_damage`) raises
     :class:`FailureFileError` (exit 2): it is never reported as ``clean``, so a regression
     test over a damaged file fails instead of passing as "fixed"."""
-    refuse_running_loop("wddmemu.replay()", None)
+    refuse_running_loop("wddmemu.replay()", "wddmemu.replay_async")
     if not isinstance(ff, FailureFile):
         hint = ("run_scenario(found.spec) reruns a Found" if isinstance(ff, Found)
                 else "wddmemu.replay(wddmemu.load_failure(path))")

@@ -68,7 +68,7 @@ def check_program(program: Callable[[], Awaitable[Any]], *, schedules: int = 200
     reaches a scheduling point — as a ``hang`` failure; it decides nothing else, so a schedule
     that ends in time runs exactly as without it. Bad arguments raise :class:`SpecError`;
     inside a running event loop it raises ``LoopRunningError`` (it is synchronous)."""
-    refuse_running_loop("wddmemu.check_program()", None)
+    refuse_running_loop("wddmemu.check_program()", "wddmemu.check_program_async")
     _check_arguments(program, schedules, strategy, seed, depth, backend, timeout)
     if strategy in SYSTEMATIC:
         return _systematic(program, strategy, schedules, backend, timeout)

@@ -104,8 +104,8 @@ def test_a_synchronous_entry_inside_a_running_loop_is_refused_in_one_line(
     msg = anyio.run(body, backend=backend)
     assert msg.startswith(f"{name} starts an event loop and {backend} is already running")
     assert "anyio.to_thread.run_sync" in msg and "\n" not in msg
-    if name == "wddmemu.run_scenario()":
-        assert "await wddmemu.run_scenario_async(...)" in msg
+    if name.startswith("wddmemu."):  # each has its async form
+        assert f"await {name[:-2]}_async(...)" in msg
 
 
 @pytest.mark.parametrize("backend", ["asyncio", "trio"])
@@ -118,3 +118,35 @@ def test_the_results_spec_names_the_loops_backend(backend: str) -> None:
     res = anyio.run(body, backend=backend)
     assert SPEC.backend == "asyncio" and res.spec.backend == backend
     assert res.run.decisions == wddmemu.run_scenario(SPEC).run.decisions
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_the_async_forms_give_the_synchronous_results_and_keep_the_loop_going(
+        backend: str, tmp_path) -> None:
+    """explore_async, replay_async and check_program_async run their twins in a worker
+    thread: the same results, and the caller's loop runs its other tasks meanwhile."""
+    spec = RunSpec("dynamic-vb-ring", driver="track-in-lockasync")
+    opts = wddmemu.ExploreOptions(schedules=40, strategy="pos", minimise=False)
+    plain = wddmemu.explore(spec, opts)
+    assert plain.failures
+    ff = wddmemu.load_failure(wddmemu.save_failure(plain.failures[0], tmp_path))
+
+    async def body() -> Any:
+        res = await wddmemu.explore_async(spec, opts)
+        out = await wddmemu.replay_async(ff)
+        prog = await wddmemu.check_program_async(_empty, schedules=3, strategy="dpor")
+        # and a longer one (30 clean schedules, ~0.3 s), for the ticker to show the loop free
+        clean = await wddmemu.explore_async(RunSpec("dynamic-vb-ring"), wddmemu.ExploreOptions(
+            schedules=30, minimise=False))
+        assert clean.runs == 30 and not clean.failures
+        return res, out, prog
+
+    (res, out, prog), ticks = anyio.run(_with_ticker, body, backend=backend)
+    assert [f.spec.decisions for f in res.failures] == [f.spec.decisions for f in plain.failures]
+    assert (res.runs, res.exhausted) == (plain.runs, plain.exhausted)
+    again = wddmemu.replay(ff)
+    assert out.kind == again.kind == "reproduced"
+    assert (out.expected, out.got, out.run.decisions) == (again.expected, again.got,
+                                                         again.run.decisions)
+    assert prog.ok and prog.claim.startswith("exhausted")
+    assert ticks > 3  # the loop ran its ticker while the work went on in the thread
