@@ -160,11 +160,12 @@ def _check(program, *, pinned: bool = False) -> None:
     assert found_classes == truth_classes and res.classes == len(truth_classes)
 
 
-def _check_split(program, order_seed: int) -> None:
+def _check_split(program, order_seed: int, bound: int | None = None) -> None:
     """The search split into subtrees (the cluster's, issue 15), run in a shuffled order with
-    made-up root states mixed in, merges to the one-process search: the very same classes."""
+    made-up root states mixed in, merges to the one-process search: the very same classes,
+    bounded (bounded POR: what the bound cuts, and the claim) or not."""
     main, _ = _program(*program)
-    kw = {"preemption_bound": None, "stop_on_failure": False, "failing": _systematic.not_ok}
+    kw = {"preemption_bound": bound, "stop_on_failure": False, "failing": _systematic.not_ok}
     ref = vt.explore_dpor_with(vt.program_runner(main), **kw)
     assume(ref.exhausted and ref.executions <= 300)
     merged, _ = split_run(main, budget=2, order_seed=order_seed, wrong=0.3, **kw)
@@ -197,9 +198,10 @@ def test_split_dpor_merges_to_one_process_on_a_random_program(program, order_see
 
 @pytest.mark.slow  # a long one (docs/testing.md); CI runs it with --slow
 @settings(max_examples=300, **_COMMON)
-@given(PROGRAMS, st.integers(0, 3))
-def test_split_dpor_merges_to_one_process_on_many_random_programs(program, order_seed) -> None:
-    _check_split(program, order_seed)
+@given(PROGRAMS, st.integers(0, 3), st.sampled_from([None, 0, 1, 2]))
+def test_split_dpor_merges_to_one_process_on_many_random_programs(program, order_seed,
+                                                                   bound) -> None:
+    _check_split(program, order_seed, bound)
 
 
 #: programs small enough to run every raw engine decision (the blocking ones too)
