@@ -26,7 +26,6 @@ from ._trace import ONE_FIELD, TraceSink
 Subscriber = Callable[[dict[str, Any]], None]
 
 
-
 class EngineEvents:
     """Subscriptions, the wanted-event set and event building for one run of an engine."""
 

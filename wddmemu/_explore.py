@@ -106,10 +106,11 @@ class Finding:
 #: the most worker processes ``ExploreOptions.jobs`` takes (the CLI uses at most the CPUs)
 MAX_JOBS = 1024
 _INT63 = (1 << 63) - 1
-#: ``ExploreOptions``' int fields and their ranges, both ends included: the CLI's (docs/explore.md)
-_OPTION_RANGES = {"schedules": (1, 10**7), "seed": (0, _INT63), "depth": (1, 1000),
-                  "preemption_bound": (0, 1000), "jobs": (1, MAX_JOBS),
-                  "max_replays": (0, _INT63), "chunk": (1, 10**7)}
+#: ``ExploreOptions``' int fields and their ranges, both ends included: the CLI's (docs/explore.md),
+#: and ``check_program``'s for the fields it shares
+OPTION_RANGES = {"schedules": (1, 10**7), "seed": (0, _INT63), "depth": (1, 1000),
+                 "preemption_bound": (0, 1000), "jobs": (1, MAX_JOBS),
+                 "max_replays": (0, _INT63), "chunk": (1, 10**7)}
 
 #: what ``explore --strategy`` takes: sampling (random, pct) and systematic search (dfs, dpor)
 EXPLORE_STRATEGIES = ("random", "pct", "pos", "portfolio", "dfs", "dpor")
@@ -151,7 +152,7 @@ class ExploreOptions:
         if not isinstance(self.strategy, str) or self.strategy not in EXPLORE_STRATEGIES:
             raise SpecError(f"unknown exploration strategy {self.strategy!r}: use "
                             f"{', '.join(EXPLORE_STRATEGIES)}")
-        for name, (lo, hi) in _OPTION_RANGES.items():
+        for name, (lo, hi) in OPTION_RANGES.items():
             if name != "preemption_bound" or self.preemption_bound is not None:
                 check_int(name, getattr(self, name), lo, hi)
         check_seed_span(self.seed, self.schedules)

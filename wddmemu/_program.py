@@ -17,6 +17,7 @@ from vthreads import SYSTEMATIC, Engine, RunResult, program_runner
 from vthreads.lowlevel import Watchdog, check_timeout, refuse_running_loop
 
 from ._errors import SpecError, check_int, check_seed_span
+from ._explore import OPTION_RANGES
 from ._watchdog import EXPLORE_TIMEOUT
 
 
@@ -99,9 +100,8 @@ def _check_arguments(program: Any, schedules: Any, strategy: Any, seed: Any, dep
     if not callable(program):
         raise SpecError(f"check_program takes an async function (async def main(): ...), not "
                         f"{type(program).__name__}")
-    check_int("schedules", schedules, 1, 10**7)
-    check_int("depth", depth, 1, 1000)
-    check_int("seed", seed, 0, 2**63 - 1)
+    for name, value in (("schedules", schedules), ("depth", depth), ("seed", seed)):
+        check_int(name, value, *OPTION_RANGES[name])
     check_seed_span(seed, schedules)
     if not isinstance(strategy, str) or strategy not in PROGRAM_STRATEGIES:
         raise SpecError(f"unknown strategy {strategy!r}: use {', '.join(PROGRAM_STRATEGIES)}")
