@@ -99,11 +99,15 @@ OPERATIONS = {
 }
 OPS = tuple(OPERATIONS)
 
-#: a program: per thread its operations, and which threads are daemons (never all of them)
+def _with_daemons(threads: list[list[str]]):
+    """The program ``threads``, with which of them are daemons (never all of them)."""
+    n = len(threads)
+    return st.tuples(st.just(threads), st.sets(st.integers(0, n - 1), max_size=n - 1))
+
+
+#: a program: per thread its operations, and which threads are daemons
 PROGRAMS = st.lists(st.lists(st.sampled_from(OPS), min_size=1, max_size=3),
-                    min_size=2, max_size=3).flatmap(
-    lambda threads: st.tuples(st.just(threads),
-                              st.sets(st.integers(0, len(threads) - 1), max_size=len(threads) - 1)))
+                    min_size=2, max_size=3).flatmap(_with_daemons)
 
 
 def _program(threads: list[list[str]], daemons: set[int]):
@@ -208,8 +212,7 @@ def test_split_dpor_merges_to_one_process_on_many_random_programs(program, order
 SMALL_PROGRAMS = st.one_of(
     st.lists(st.lists(st.sampled_from(OPS), min_size=1, max_size=2), min_size=2, max_size=2),
     st.lists(st.lists(st.sampled_from(OPS), min_size=1, max_size=1), min_size=3, max_size=3),
-).flatmap(lambda threads: st.tuples(
-    st.just(threads), st.sets(st.integers(0, len(threads) - 1), max_size=len(threads) - 1)))
+).flatmap(_with_daemons)
 
 
 @pytest.mark.slow  # a long one (docs/testing.md); CI runs it with --slow
