@@ -63,6 +63,14 @@ def log(event: str, **fields: Any) -> None:
         eng._event(event, fields)
 
 
+def log_one(event: str, value: Any) -> None:
+    """``log(event, **{ONE_FIELD[event]: value})`` for an event of one string field
+    (:data:`vthreads._trace.ONE_FIELD`: the mutexes'), without the keyword dict."""
+    eng = _engine_var.get(None) or _engine()
+    if eng._all or event in eng._wanted:
+        eng._event_one(event, value)
+
+
 def tracing(event: str | None = None) -> bool:
     """Whether trace events are built at all, or (given a name) whether ``event`` is: a guard
     for fields that cost to build."""

@@ -395,12 +395,12 @@ class Engine(EngineEvents):
         if self._observer is not None:
             self._observer.block(me)
         if self._ev_block:
-            self._emit("block", waits=what)
+            self._emit_one("block", what)
         await self._runner.block(me)  # type: ignore[union-attr]
         if self._aborted:
             await _aborting(self)
         if self._ev_block:
-            self._emit("unblock", waited=what)
+            self._emit_one("unblock", what)
 
     def _make_ready(self, t: VThread) -> None:
         if t.state == FINISHED or t.state == READY or t.state == RUNNING:

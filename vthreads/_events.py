@@ -21,7 +21,7 @@ from typing import IO, Any
 
 from ._errors import EngineUsageError
 from ._threads import _thread_var
-from ._trace import ONE_FIELD, TraceSink
+from ._trace import _INT64, ONE_FIELD, TraceSink
 
 Subscriber = Callable[[dict[str, Any]], None]
 
@@ -109,6 +109,22 @@ class EngineEvents:
                 fn(ev)
         if self._log_on:
             self._sink.write(ev)
+
+    def _emit_one(self, event: str, value: Any) -> None:
+        """``_emit(event, **{ONE_FIELD[event]: value})`` for an event of :data:`ONE_FIELD`
+        (the engine's ``block``/``unblock``): no keyword dict, no shape check on the way to
+        the file."""
+        if self._all or event in self._wanted:
+            self._event_one(event, value)
+
+    def _event_one(self, event: str, value: Any) -> None:
+        """:meth:`_emit_one`'s body for an event the caller found wanted: a ``str`` nobody
+        subscribes to goes to :meth:`TraceSink.write_name`; anything else the way
+        :meth:`_event` takes it (a dict, the subscribers, the chain)."""
+        if event in self._raw_one and type(value) is str and self.clock < _INT64:
+            self._sink.write_name(self.step, self.clock, _thread_var.get(None), event, value)
+        else:
+            self._event(event, {ONE_FIELD[event]: value})
 
     # the public name of _emit, not a wrapper around it: a wrapper would repeat the test and
     # copy the keyword arguments on every event of the run

@@ -1,7 +1,10 @@
 """Synchronisation objects for emulated code: mutex, event, bounded queue, condition, shared cell.
 
 Built only on :mod:`vthreads.lowlevel` — nothing here reaches into the engine — so they are also
-the worked examples for anyone writing a primitive. Each operation that can wait is a
+the worked examples for anyone writing a primitive. One exception, for speed: the mutex logs its
+``mutex.acquire``/``mutex.release`` through ``vthreads._api.log_one`` (``emit`` without the
+keyword dict; two of the commonest lines of a trace), where a primitive of a user's calls
+:func:`~vthreads.lowlevel.emit`. Each operation that can wait is a
 scheduling point, and each object carries happens-before: whatever a thread did before a
 release/set/put/notify happens-before whatever the thread that acquires/waits/gets/wakes does
 after. A thread that waits parks on a :class:`~vthreads.lowlevel.WaitQueue` saying what it waits
@@ -22,6 +25,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
+from ._api import log_one
 from ._errors import EngineUsageError, WouldBlock
 from .lowlevel import (
     HBClock,
@@ -67,7 +71,7 @@ class Mutex:
             await self._waiters.park(f"mutex {self.name} held by {self.owner.name}")
         self.owner = me
         acquire(self._hb)
-        emit("mutex.acquire", mutex=self.name)  # built only if wanted
+        log_one("mutex.acquire", self.name)  # built only if wanted
 
     def acquire_nowait(self) -> None:
         """Take the mutex if it is free; raise :class:`WouldBlock` otherwise. Not a scheduling
@@ -92,7 +96,7 @@ class Mutex:
         touch(self, "release")
         release(self._hb)
         self.owner = None
-        emit("mutex.release", mutex=self.name)  # built only if wanted
+        log_one("mutex.release", self.name)  # built only if wanted
         self._waiters.unpark_one()
 
     async def __aenter__(self) -> Mutex:

@@ -164,3 +164,23 @@ def test_the_one_field_events_skip_the_dict_path(tmp_path: Path, monkeypatch) ->
     text = (tmp_path / "t.jsonl").read_text(encoding="utf-8")
     assert text.count('"event":"mutex.acquire"') == 18 and '"event":"block"' in text
     assert "finish" in seen and not set(seen) & set(ONE_FIELD)
+
+
+async def _late_and_odd() -> None:
+    # a mutex named by no string (the engine's direct one-field path, _event_one, sends it
+    # down the dict path), and one-field events at the top of the clock (2**63-1 ns at most)
+    async with vt.Mutex(b"\x01m"):  # type: ignore[arg-type]
+        pass
+    await vt.sleep(2**63 - 10)
+    t = vt.spawn("late", vt.sleep, 1)
+    async with vt.Mutex("m"):
+        await t.join()  # a block and an unblock
+
+
+def test_the_direct_one_field_path_leaves_odd_names_to_the_chain(tmp_path: Path) -> None:
+    fast, chain = _fast_and_chain(
+        tmp_path, lambda path: vt.Engine("fifo", trace=path).run(_late_and_odd).check())
+    text = fast.decode("utf-8")
+    assert '"event":"mutex.acquire","mutex":"016d"' in text
+    assert f'"t":{2**63 - 10},"thread":"main","event":"block","waits":"join late"' in text
+    assert fast == chain
