@@ -75,7 +75,7 @@ class CallbackRules:
         if rule is not None:
             target = dev.alloc(as_int(ev.get("allocation")))
             self._violate(rule, f"{who} called pfnLockCb on {target} with flags "
-                          f"{flag_names(CBF, flags)}, which break {rule}: "
+                          f"{flag_names(kmd.D3DDDICB_LOCKFLAGS, flags)}, which break {rule}: "
                           f"{kmd.lock_flag_breach(rule, flags)}",
                           key=flags, flags=flags)
         self._check_lcb11(dev, call, ev, flags, who)
@@ -98,8 +98,9 @@ class CallbackRules:
         target = dev.alloc(as_int(ev.get("allocation")))
         what = (f"LockEntire with a page list of {pages}" if entire
                 else "neither LockEntire nor a page list")
+        names = flag_names(kmd.D3DDDICB_LOCKFLAGS, flags)
         self._violate("LCB-11", f"{who} called pfnLockCb on {target} with {what} (flags "
-                      f"{flag_names(CBF, flags)}): LockEntire means NumPages 0 and no pPages, "
+                      f"{names}): LockEntire means NumPages 0 and no pPages, "
                       "and without it the pages to lock must be listed",
                       key=(call.ddi if call else "", entire), flags=flags)
 

@@ -12,7 +12,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from umd.ddi import UNLOCKASYNC_RESERVED, lock_flag_rule, lockasync_flag_rule
+from umd.ddi import (
+    D3DDDI_LOCKASYNCFLAGS,
+    UNLOCKASYNC_RESERVED,
+    lock_flag_rule,
+    lockasync_flag_rule,
+)
 
 from ._checker_state import (
     CBF,
@@ -88,7 +93,8 @@ class DdiRules:
         failed_rename = bool(disc_cbs) and hr_of(disc_cbs[-1][1]) != 0
         if hr == WSD and not flags & LAF.Discard:
             self._violate("LA-11", f"{what} returned D3DDDIERR_WASSTILLDRAWING without Discard "
-                          f"(flags {flag_names(LAF, flags)})", key=call.key, flags=flags)
+                          f"(flags {flag_names(D3DDDI_LOCKASYNCFLAGS, flags)})", key=call.key,
+                          flags=flags)
         self._check_la10_flush(dev, call, what)
         if hr != 0:
             self._check_la16(dev, call, hr, what, discard, disc_cbs)

@@ -15,16 +15,23 @@ from enum import IntFlag
 from typing import Any
 
 import kmd
+from kmd.flags import int_masks
 from umd.ddi import (
     D3DDDI_LOCKASYNCFLAGS,
     D3DDDI_LOCKFLAGS,
     D3DDDI_UNLOCKASYNCFLAGS,
 )
 
-LAF = D3DDDI_LOCKASYNCFLAGS
-LKF = D3DDDI_LOCKFLAGS
-UAF = D3DDDI_UNLOCKASYNCFLAGS
-CBF = kmd.D3DDDICB_LOCKFLAGS
+#: the flag words' members as plain ints, for the bit tests (``flags & LAF.Discard``): the
+#: checker tests a word on every lock it judges, and ``int & IntFlag`` is no int operation —
+#: Python hands it to the IntFlag's ``__rand__``, whose result goes through enum's
+#: ``__call__`` and ``__new__``, ~1 µs of Python for one ``&``, ~250 of them a
+#: ``dynamic-vb-ring`` schedule (issue 13; :func:`kmd.flags.int_masks`). Words are named
+#: (:func:`flag_names`) by the flag classes themselves.
+LAF = int_masks(D3DDDI_LOCKASYNCFLAGS)
+LKF = int_masks(D3DDDI_LOCKFLAGS)
+UAF = int_masks(D3DDDI_UNLOCKASYNCFLAGS)
+CBF = int_masks(kmd.D3DDDICB_LOCKFLAGS)
 S_OK = 0
 WSD = int(kmd.D3DERR_WASSTILLDRAWING)
 REMOVED = int(kmd.D3DDDIERR_DEVICEREMOVED)
@@ -45,6 +52,8 @@ APP_AFTER_DRAIN = frozenset({"CreateResource", "DestroyDevice"})
 
 def as_int(v: Any) -> int:
     """Trace fields carry codes and flag words as ints or as hex strings ("0x90")."""
+    if v.__class__ is int:  # nearly every field: ~550 calls a schedule (issue 13)
+        return v
     if isinstance(v, str):
         try:
             return int(v, 0)
@@ -364,12 +373,12 @@ class DeviceState:
         if "resource" in call.enter:
             bits.append(self.key_name(call.key))
         if call.ddi == "LockAsync" and "flags" in call.enter:
-            bits.append(flag_names(LAF, call.flags))
+            bits.append(flag_names(D3DDDI_LOCKASYNCFLAGS, call.flags))
         elif call.ddi in ("Lock", "Unlock") and "flags" in call.enter:
-            bits.append(flag_names(LKF, call.flags) if call.ddi == "Lock"
+            bits.append(flag_names(D3DDDI_LOCKFLAGS, call.flags) if call.ddi == "Lock"
                         else f"flags {call.flags:#x}")
         elif call.ddi == "UnlockAsync" and call.flags:
-            bits.append(flag_names(UAF, call.flags))
+            bits.append(flag_names(D3DDDI_UNLOCKASYNCFLAGS, call.flags))
         if call.ddi == "Rename":
             bits.append(f"cookie {as_int(call.enter.get('cookie', 0)):#x}")
         if call.ddi == "DrawPrimitive":

@@ -20,14 +20,12 @@ from typing import Any
 import orjson
 
 import scenarios
+from kmd import D3DDDICB_LOCKFLAGS
+from umd.ddi import D3DDDI_LOCKASYNCFLAGS, D3DDDI_LOCKFLAGS, D3DDDI_UNLOCKASYNCFLAGS
 from vthreads import Replay
 
 from ._checker_state import (
-    CBF,
     FEW,
-    LAF,
-    LKF,
-    UAF,
     DeviceState,
     as_int,
     few,
@@ -207,8 +205,9 @@ def write_reports(cells: Sequence[CellReport], *, junit: str | Path | None = Non
 #: trace fields an excerpt never shows (the run's identity, repeated on every event)
 _QUIET = frozenset({"step", "t", "thread", "event", "scenario", "seed", "strategy", "backend",
                     "device", "gated", "hr"})
-_FLAG_WORDS = {("ddi.enter", "LockAsync"): LAF, ("ddi.enter", "Lock"): LKF,
-               ("ddi.enter", "UnlockAsync"): UAF}
+_FLAG_WORDS = {("ddi.enter", "LockAsync"): D3DDDI_LOCKASYNCFLAGS,
+               ("ddi.enter", "Lock"): D3DDDI_LOCKFLAGS,
+               ("ddi.enter", "UnlockAsync"): D3DDDI_UNLOCKASYNCFLAGS}
 #: fields that hold an allocation handle
 _HANDLES = frozenset({"allocation", "new_allocation", "old", "new", "surf_allocation"})
 #: the event the runner logs when the scenario body has returned and teardown begins
@@ -275,7 +274,7 @@ class Namer:
     @staticmethod
     def _flags(e: dict[str, Any], value: int) -> str:
         if e.get("cb") == "pfnLockCb" or e["event"].startswith("kmd.lock"):
-            return flag_names(CBF, value)
+            return flag_names(D3DDDICB_LOCKFLAGS, value)
         flags = _FLAG_WORDS.get((e["event"], str(e.get("ddi"))))
         return flag_names(flags, value) if flags is not None else f"{value:#x}"
 

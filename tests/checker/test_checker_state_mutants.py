@@ -6,7 +6,9 @@ from __future__ import annotations
 
 from enum import IntFlag
 
-from wddmemu._checker_state import as_int, flag_names, hr_of
+from kmd import D3DDDICB_LOCKFLAGS
+from umd.ddi import D3DDDI_LOCKASYNCFLAGS, D3DDDI_LOCKFLAGS, D3DDDI_UNLOCKASYNCFLAGS
+from wddmemu._checker_state import CBF, LAF, LKF, UAF, as_int, flag_names, hr_of
 
 
 def fresh_flags() -> type[IntFlag]:
@@ -35,3 +37,16 @@ def test_flag_names_names_members_in_order_and_shows_the_rest_in_hex() -> None:
         assert flag_names(F, F.A | F.B) == "A|B"
         assert flag_names(F, 0x1 | F.A) == "A|0x1"  # bit 0 is no member: shown, not dropped
         assert flag_names(F, 0x18) == "0x18"
+
+
+def test_the_checkers_masks_are_the_flag_members_as_plain_ints() -> None:
+    """Issue 13: the checker tests flag words with plain ints (``int & IntFlag`` runs enum's
+    Python code), every member of each flag class by its name; words are still named by the
+    classes."""
+    for masks, flags in ((LAF, D3DDDI_LOCKASYNCFLAGS), (LKF, D3DDDI_LOCKFLAGS),
+                         (UAF, D3DDDI_UNLOCKASYNCFLAGS), (CBF, D3DDDICB_LOCKFLAGS)):
+        for name, member in flags.__members__.items():
+            value = getattr(masks, name)
+            assert type(value) is int and value == member
+    assert type(0xFFFF & LAF.Discard) is int
+    assert flag_names(D3DDDI_LOCKASYNCFLAGS, LAF.Discard | LAF.RangeValid) == "Discard|RangeValid"
