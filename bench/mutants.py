@@ -42,7 +42,7 @@ CHECKER_TESTS = ["tests/checker", "tests/thirdparty/test_thirdparty.py::"
 TARGETS: dict[str, list[str]] = {
     "vthreads/_hb.py": ["tests/engine"],
     "vthreads/_engine.py": ["tests/engine"],
-    # with the trace writer's fast-path tests: write_one's engine side lives here
+    # with the trace writer's fast-path tests: write_name's engine side (_emit_one) lives here
     "vthreads/_events.py": ["tests/engine", "tests/trace/test_fast_lines.py"],
     "vthreads/_trampoline.py": ["tests/engine"],
     "vthreads/_reports.py": ["tests/engine"],

@@ -54,7 +54,6 @@ from ._threads import (
     _thread_var,
 )
 from ._timers import Timer, TimerHeap
-from ._trace import _INT64
 from ._trampoline import TO_HOST, Trampoline, park_forever
 
 __all__ = ["BLOCKED", "FINISHED", "READY", "RUNNING", "SLEEPING", "Engine", "VThread"]
@@ -362,7 +361,7 @@ class Engine(EngineEvents):
         except OverflowError:  # the 256th thread: a wider record (see _decisions.py)
             self._decisions = widened(self._decisions, nxt.tid)
         if self._ev_sched:
-            if self._sched_raw and self.clock < _INT64:  # the file alone takes it
+            if self._sched_raw:  # the file alone takes it; the clock is < 2**63 (MAX_TIME)
                 t = _thread_var.get(None)
                 self._sink.write_sched(self.step, self.clock, t.name if t else None, nxt.name,
                                        len(runnable))

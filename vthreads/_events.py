@@ -21,7 +21,7 @@ from typing import IO, Any
 
 from ._errors import EngineUsageError
 from ._threads import _thread_var
-from ._trace import _INT64, ONE_FIELD, TraceSink
+from ._trace import ONE_FIELD, TraceSink
 
 Subscriber = Callable[[dict[str, Any]], None]
 
@@ -70,7 +70,7 @@ class EngineEvents:
         self._sched_raw = (self._ev_sched and self._log_on and self._sink.sched_fast()
                            and not any(ev is None or "sched" in ev
                                        for _fn, ev in self._subscribers))
-        # ONE_FIELD's events straight to the file when no subscriber takes them (write_one)
+        # ONE_FIELD's events straight to the file when no subscriber takes them (write_name)
         self._raw_one = frozenset(
             name for name, key in ONE_FIELD.items()
             if self._log_on and self._sink.one_fast(key)
@@ -83,9 +83,6 @@ class EngineEvents:
         a trace is written or captured or a subscriber takes ``event``."""
         # built once: subscribers get this dict, the sink renders it (after the subscribers)
         if self._all or event in self._wanted:
-            if event in self._raw_one and self._sink.write_one(
-                    self.step, self.clock, _thread_var.get(None), event, fields):
-                return
             t = _thread_var.get(None)
             ev = {"step": self.step, "t": self.clock, "thread": t.name if t else None,
                   "event": event, **fields}
@@ -98,9 +95,6 @@ class EngineEvents:
     def _event(self, event: str, fields: dict[str, Any]) -> None:
         """:meth:`_emit`'s body for an event the caller found wanted (:func:`vthreads.log`),
         its fields as the caller's keyword dict: no second test, no copy of the keywords."""
-        if event in self._raw_one and self._sink.write_one(
-                self.step, self.clock, _thread_var.get(None), event, fields):
-            return
         t = _thread_var.get(None)
         ev = {"step": self.step, "t": self.clock, "thread": t.name if t else None,
               "event": event, **fields}
@@ -112,19 +106,22 @@ class EngineEvents:
 
     def _emit_one(self, event: str, value: Any) -> None:
         """``_emit(event, **{ONE_FIELD[event]: value})`` for an event of :data:`ONE_FIELD`
-        (the engine's ``block``/``unblock``): no keyword dict, no shape check on the way to
-        the file."""
-        if self._all or event in self._wanted:
-            self._event_one(event, value)
-
-    def _event_one(self, event: str, value: Any) -> None:
-        """:meth:`_emit_one`'s body for an event the caller found wanted: a ``str`` nobody
-        subscribes to goes to :meth:`TraceSink.write_name`; anything else the way
-        :meth:`_event` takes it (a dict, the subscribers, the chain)."""
-        if event in self._raw_one and type(value) is str and self.clock < _INT64:
-            self._sink.write_name(self.step, self.clock, _thread_var.get(None), event, value)
-        else:
-            self._event(event, {ONE_FIELD[event]: value})
+        (the engine's ``block``/``unblock``): a ``str`` nobody subscribes to goes straight to
+        :meth:`TraceSink.write_name`, anything else the way :meth:`_event` takes it (a dict,
+        the subscribers, the chain). :func:`vthreads._api.log_one` is its twin for the
+        mutexes, one call shorter."""
+        # _raw_one is empty unless a file is written (_all is then true), so a name in it is
+        # wanted: one test for the traced case, and the untraced one tests only _all and
+        # _wanted, as _emit does. No clock test: the clock never leaves 63 bits (MAX_TIME),
+        # so write_name's %d and orjson's int agree on it
+        if self._all:
+            if event in self._raw_one and type(value) is str:
+                self._sink.write_name(self.step, self.clock, _thread_var.get(None), event,
+                                      value)
+                return
+        elif event not in self._wanted:
+            return
+        self._event(event, {ONE_FIELD[event]: value})
 
     # the public name of _emit, not a wrapper around it: a wrapper would repeat the test and
     # copy the keyword arguments on every event of the run

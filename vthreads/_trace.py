@@ -39,15 +39,14 @@ HEAD_KEYS = ("step", "t", "thread", "event")
 CONTEXT_KEYS = ("scenario", "seed", "strategy", "backend")
 #: the keys of a ``sched`` event, in the engine's order (TraceSink.write_sched)
 SCHED_KEYS = ("step", "t", "thread", "event", "next", "runnable")
-#: the events of one string field that TraceSink.write_one renders without an event dict,
+#: the events of one string field that TraceSink.write_name renders without an event dict,
 #: with that field's name: the engine's and the mutexes' (~40 % of a dynamic-vb-ring trace's
 #: lines that are not ``sched``)
 ONE_FIELD = {"mutex.acquire": "mutex", "mutex.release": "mutex", "block": "waits",
              "unblock": "waited"}
-#: write_one's rendered line ends kept at most: a ``block`` line names its wait, and a wait
+#: write_name's rendered line ends kept at most: a ``block`` line names its wait, and a wait
 #: may name a fence, so their number grows with the run; past this the cache starts again
 ONE_TAILS_MAX = 1024
-_INT64 = 1 << 63  # orjson's int range: a clock beyond it takes the dict path
 
 Processor = Callable[[Any, str, dict[str, Any]], Any]
 
@@ -232,8 +231,8 @@ class TraceSink:
         """The line :meth:`write` makes of ``{"step", "t", "thread", "event": "sched", "next",
         "runnable"}``, without building that dict: ``sched`` is ~40 % of a trace's lines and
         nobody but the file wants it (the engine asks :meth:`sched_fast` and that no
-        subscriber takes ``sched`` first). Same bytes: the ints are orjson's decimal (a clock
-        past 64 bits takes the dict path), the names are orjson's strings; all after the clock is
+        subscriber takes ``sched`` first). Same bytes: the ints are orjson's decimal (the clock
+        never leaves 63 bits), the names are orjson's strings; all after the clock is
         cached per (thread, next, runnable), set when the run starts (the tail is fixed)."""
         rest = self._sched_tails.get((thread, nxt, runnable))
         if rest is None:  # the line after the clock, rendered once per (thread, next, runnable)
@@ -247,34 +246,21 @@ class TraceSink:
             self.flush()
 
     def one_fast(self, key: str) -> bool:
-        """Whether :meth:`write_one` may render an event whose one field is ``key``: the fast
+        """Whether :meth:`write_name` may render an event whose one field is ``key``: the fast
         path, and neither the head keys nor ``key`` among the context's."""
         return (self._fast and self._context_keys.isdisjoint(HEAD_KEYS)
                 and key not in self._context_keys)
 
-    def write_one(self, step: int, t: int, thread: Any, event: str, fields: dict[str, Any]
-                  ) -> bool:
-        """The line :meth:`write` makes of ``{"step", "t", "thread", "event", key: value}`` for
-        an event of :data:`ONE_FIELD` (``key`` is its field there), without building that
-        dict; the engine asks :meth:`one_fast` and that no subscriber takes ``event`` first.
-        Only its own shape: exactly its one field, a string, and a clock orjson writes as an
-        int; False (nothing written) for any other, and the caller builds the dict. The
-        shape checked, the line is :meth:`write_name`'s."""
-        if len(fields) != 1 or t >= _INT64:
-            return False
-        value = fields.get(ONE_FIELD[event])
-        if type(value) is not str:
-            return False
-        self.write_name(step, t, thread, event, value)
-        return True
-
     def write_name(self, step: int, t: int, thread: Any, event: str, value: str) -> None:
-        """:meth:`write_one`'s line, its shape already known: ``event`` is one of
-        :data:`ONE_FIELD`, ``value`` its field, a ``str``, and ``t`` below 2**63 (the engine's
-        mutexes and waits call this directly: no field dict, no shape check). ``thread`` is
-        the emitting thread (its ``name`` is written) or None. Same bytes as
-        :meth:`write_sched`'s are: ``%d`` for the ints, orjson for the strings, everything
-        after the clock cached per (thread's name, event, value), at most
+        """The line :meth:`write` makes of ``{"step", "t", "thread", "event", key: value}``
+        for an event of :data:`ONE_FIELD` (``key`` is its field there), without building that
+        dict: the mutexes' and the waits' lines, a third of a trace's. The caller (the
+        engine's ``_emit_one``, :func:`vthreads._api.log_one`) has asked :meth:`one_fast`,
+        that no subscriber takes ``event``, and that ``value`` is a ``str``; ``t`` is the
+        engine's clock, which never leaves 63 bits (``MAX_TIME``), so ``%d`` writes what
+        orjson would. ``thread`` is the emitting thread (its ``name`` is written) or None.
+        Same bytes as :meth:`write_sched`'s are: ``%d`` for the ints, orjson for the strings,
+        everything after the clock cached per (thread's name, event, value), at most
         :data:`ONE_TAILS_MAX` of them."""
         thread = thread.name if thread is not None else None
         tails = self._one_tails

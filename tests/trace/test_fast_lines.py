@@ -1,7 +1,7 @@
 """The trace file's fast paths write exactly the bytes of the processor chain.
 
 A file with no capture active takes the fast paths (``TraceSink.write``'s serialised context
-tail, ``TraceSink.write_sched``'s and ``TraceSink.write_one``'s lines rendered without an event
+tail, ``TraceSink.write_sched``'s and ``TraceSink.write_name``'s lines rendered without an event
 dict); inside
 ``capture_events`` every line takes the structlog chain (``RunContext``, ``order_fields``,
 ``JSONRenderer``). Same run, same seed: the two files must be equal byte for byte."""
@@ -17,7 +17,7 @@ import vthreads as vt
 from vthreads._trace import ONE_FIELD, ONE_TAILS_MAX, TraceSink
 from vthreads.testing import capture_events
 
-WEIRD = 'w"\\é\n'  # a name JSON must escape: write_sched and write_one serialise names itself
+WEIRD = 'w"\\é\n'  # a name JSON must escape: write_sched and write_name serialise names itself
 
 
 async def _bump(m: vt.Mutex, cell: vt.SharedCell[int], n: int) -> None:
@@ -67,7 +67,7 @@ def test_fast_paths_write_the_chains_bytes(tmp_path: Path, backend: str) -> None
     events = _run(chain, backend, capture=True)
     sched = [e for e in events if e["event"] == "sched"]
     # the run has what the fast paths handle: sched lines, by the weird thread among others,
-    # and every event of write_one's (the weird mutex's, and the waits of the sleeps and joins)
+    # and every event of write_name's (the weird mutex's, and the waits of the sleeps and joins)
     assert len(sched) > 20 and any(e["thread"] == WEIRD for e in sched)
     assert {e["event"] for e in events} >= set(ONE_FIELD)
     assert any(e["event"] == "mutex.acquire" and e["mutex"] == WEIRD for e in events)
@@ -75,12 +75,12 @@ def test_fast_paths_write_the_chains_bytes(tmp_path: Path, backend: str) -> None
 
 
 async def _many_mutexes() -> None:
-    for i in range(ONE_TAILS_MAX + 50):  # more line ends than write_one keeps
+    for i in range(ONE_TAILS_MAX + 50):  # more line ends than write_name keeps
         async with vt.Mutex(f"m{i}"):
             pass
 
 
-def test_write_one_past_its_cache_writes_the_chains_bytes(tmp_path: Path) -> None:
+def test_write_name_past_its_cache_writes_the_chains_bytes(tmp_path: Path) -> None:
     fast, chain = _fast_and_chain(
         tmp_path, lambda path: vt.Engine("fifo", trace=path).run(_many_mutexes).check())
     assert fast.count(b'"event":"mutex.release"') == ONE_TAILS_MAX + 50
@@ -101,7 +101,7 @@ def test_a_subscriber_of_a_one_field_event_still_gets_it(tmp_path: Path) -> None
 
 def test_a_context_key_named_like_the_field_takes_the_chain(tmp_path: Path) -> None:
     """A context key ``mutex`` would be overridden by the event's field on the chain path;
-    write_one's line would carry both, so the engine must not take it (TraceSink.one_fast)."""
+    write_name's line would carry both, so the engine must not take it (TraceSink.one_fast)."""
     fast, chain = _fast_and_chain(tmp_path, lambda path: vt.Engine(
         "pct", seed=5, trace=path, context={"mutex": "ctx"}).run(_program).check())
     assert fast == chain
@@ -139,7 +139,7 @@ def _odd_run(path: Path) -> None:
 
 
 def test_other_shapes_and_threadless_events_take_the_chains_bytes(tmp_path: Path) -> None:
-    """write_one takes only its own shape — exactly its one field, a string — and an event
+    """The direct path takes only its own shape — exactly its one field, a string — and an event
     from no thread is written with ``"thread":null`` on either path."""
     fast, chain = _fast_and_chain(tmp_path, _odd_run)
     text = fast.decode("utf-8")
@@ -150,7 +150,7 @@ def test_other_shapes_and_threadless_events_take_the_chains_bytes(tmp_path: Path
 
 
 def test_the_one_field_events_skip_the_dict_path(tmp_path: Path, monkeypatch) -> None:
-    """The point of write_one: a mutex or block event nobody subscribes to never becomes an
+    """The point of write_name: a mutex or block event nobody subscribes to never becomes an
     event dict on its way to the file (TraceSink.write sees none of them)."""
     seen: list[str] = []
     real = TraceSink.write
@@ -167,7 +167,7 @@ def test_the_one_field_events_skip_the_dict_path(tmp_path: Path, monkeypatch) ->
 
 
 async def _late_and_odd() -> None:
-    # a mutex named by no string (the engine's direct one-field path, _event_one, sends it
+    # a mutex named by no string (the direct one-field path, log_one, sends it
     # down the dict path), and one-field events at the top of the clock (2**63-1 ns at most)
     async with vt.Mutex(b"\x01m"):  # type: ignore[arg-type]
         pass
