@@ -6,15 +6,14 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from ._engine import Engine
 from ._results import Violation
-from ._threads import VThread, _current, _engine, _engine_var, _thread_var
+from ._threads import VThread, _engine, _engine_var, _thread_var
+
+# defined beside the context variables they read, and the package's own modules call them by
+# their private names there; here for the API's sake, as the same function objects
+from ._threads import current_engine as current_engine
+from ._threads import current_thread as current_thread
 from ._trace import ONE_FIELD
-
-
-def current_engine() -> Engine:
-    """The engine running the calling emulated thread."""
-    return _engine()
 
 
 def spawn(
@@ -50,11 +49,6 @@ async def sleep(ns: int) -> None:
 def now() -> int:
     """Virtual time in nanoseconds."""
     return _engine().clock
-
-
-def current_thread() -> VThread:
-    """The emulated thread that is running."""
-    return _current()
 
 
 def log(event: str, **fields: Any) -> None:

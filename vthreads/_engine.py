@@ -34,7 +34,7 @@ import sniffio
 from ._decisions import Decisions, new_log, widened
 from ._errors import Divergence, EngineUsageError, _Abort
 from ._events import EngineEvents
-from ._hb import Race, RaceDetector, vc_join
+from ._hb import Race, vc_join
 from ._host import run_sync
 from ._origin import from_host, unwatch_sigint, watch_sigint
 from ._os_threads import guard_os_threads
@@ -119,6 +119,9 @@ class Engine(EngineEvents):
         self._switches = 0
         self._timers_fired = 0
         self._reports = Reports(self)
+        #: ``access(detector, site, write)``: race-check one access of the running thread
+        #: (:func:`vthreads.lowlevel.record_access`); Reports' bound method, no frame between
+        self.access = self._reports.access
         self._aborted = False
         self._swallowed: dict[VThread | None, int] = {}  # aborts raised again, per thread
         self.abandoned: list[VThread] = []  # threads given up on (they swallowed the abort)
@@ -463,9 +466,6 @@ class Engine(EngineEvents):
 
     def report_race(self, race: Race) -> None:
         self._reports.race(race)
-
-    def access(self, det: RaceDetector, site: str, write: bool) -> None:
-        self._reports.access(det, site, write)
 
 
 async def _aborting(self: Engine) -> None:

@@ -62,32 +62,54 @@ class Race:
 
 
 class RaceDetector:
-    """The access history of one shared cell."""
+    """The access history of one shared cell.
+
+    An access is a 6-tuple in :class:`Access`'s field order (an ``Access`` itself, or the plain
+    tuple the engine builds for every race-checked access); the detector keeps the last write
+    and the reads since it as given, and makes ``Access`` records only for the accesses of a
+    race it reports. Why plain tuples: a schedule of ``dynamic-vb-ring`` race-checks ~530
+    accesses and finds no race, and a named tuple is built through a Python-level ``__new__``
+    (~0.25 µs, against ~0.03 µs for a tuple display).
+    """
 
     __slots__ = ("name", "reads", "write")
 
     def __init__(self, name: str) -> None:
         self.name = name
-        self.write: Access | None = None
-        self.reads: dict[int, Access] = {}
+        self.write: tuple[int, str, int, str, int, bool] | None = None
+        self.reads: dict[int, tuple[int, str, int, str, int, bool]] = {}
 
-    def on_read(self, acc: Access, vc: list[int]) -> list[Race]:
-        races = []
+    def on_read(self, acc: tuple[int, str, int, str, int, bool], vc: list[int]
+                ) -> list[Race] | tuple[()]:
+        """Record read ``acc`` by the thread whose clock is ``vc``; the races it makes (with
+        the last write, when happens-before does not order them)."""
+        tid = acc[0]
+        self.reads[tid] = acc
         w = self.write
-        if w is not None and w.tid != acc.tid and w.clock > vc_get(vc, w.tid):
-            races.append(Race(self.name, w, acc))
-        self.reads[acc.tid] = acc
-        return races
+        # w[0], w[2]: the writer's tid and clock; an index past the clock's end is 0
+        if w is not None and w[0] != tid and w[2] > (vc[w[0]] if w[0] < len(vc) else 0):
+            return [Race(self.name, Access._make(w), Access._make(acc))]
+        return ()
 
-    def on_write(self, acc: Access, vc: list[int]) -> list[Race]:
-        races = []
+    def on_write(self, acc: tuple[int, str, int, str, int, bool], vc: list[int]
+                 ) -> list[Race] | tuple[()]:
+        """Record write ``acc``; the races it makes with the last write and with every read
+        since it, in the order those happened (dict order: deterministic)."""
+        tid, n = acc[0], len(vc)
+        found = None  # the earlier accesses it races with, in the order they happened
         w = self.write
-        if w is not None and w.tid != acc.tid and w.clock > vc_get(vc, w.tid):
-            races.append(Race(self.name, w, acc))
-        # dict order is the order the reads happened: deterministic
-        for r in self.reads.values():
-            if r.tid != acc.tid and r.clock > vc_get(vc, r.tid):
-                races.append(Race(self.name, r, acc))
+        if w is not None and w[0] != tid and w[2] > (vc[w[0]] if w[0] < n else 0):
+            found = [w]
+        reads = self.reads
+        if reads:
+            for r in reads.values():
+                if r[0] != tid and r[2] > (vc[r[0]] if r[0] < n else 0):
+                    if found is None:
+                        found = [r]
+                    else:
+                        found.append(r)
+            self.reads = {}
         self.write = acc
-        self.reads = {}
-        return races
+        if found is None:
+            return ()
+        return [Race(self.name, Access._make(e), Access._make(acc)) for e in found]

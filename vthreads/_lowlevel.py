@@ -23,7 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ._hb import vc_join
-from ._threads import BLOCKED, VThread, _current, _engine
+from ._threads import BLOCKED, VThread, _current, _engine, _engine_var, _thread_var
 from ._timers import Timer
 
 
@@ -65,7 +65,7 @@ class WaitQueue:
     def unpark_one(self) -> VThread | None:
         """Make the longest-parked thread runnable; returns it, or None if nobody is parked.
         Not a scheduling point: the caller runs on."""
-        eng = _engine()
+        eng = _engine_var.get(None) or _engine()
         parked = self._parked
         while parked:
             t = next(iter(parked))
@@ -118,7 +118,7 @@ class HBClock:
 def release(clock: HBClock) -> None:
     """Release-type operation of the calling thread on ``clock`` (then its own clock ticks, so
     what it does next is not covered by this release)."""
-    me = _current()
+    me = _thread_var.get(None) or _current()  # _current's errors only when there is no thread
     vc = me.vc
     vc_join(clock._vc, vc)
     vc[me.tid] += 1  # me.tick(), inlined
@@ -127,7 +127,7 @@ def release(clock: HBClock) -> None:
 def acquire(clock: HBClock) -> None:
     """Acquire-type operation of the calling thread on ``clock``: it now happens-after every
     release into ``clock`` so far."""
-    me = _current()
+    me = _thread_var.get(None) or _current()
     vc_join(me.vc, clock._vc)
 
 

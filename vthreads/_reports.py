@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ._decisions import Decisions
-from ._hb import Access, Race, RaceDetector
+from ._hb import Race, RaceDetector
 from ._results import Failure, RunResult, Violation
 from ._threads import VThread, _current, _thread_var
 
@@ -74,9 +74,11 @@ class Reports:
 
     def access(self, det: RaceDetector, site: str, write: bool) -> None:
         """Race-check one access by the running thread to the state ``det`` guards."""
-        me = _current()  # what eng.current_thread() returns, one call shorter
+        # what eng.current_thread() returns, its errors only when there is no thread
+        me = _thread_var.get(None) or _current()
         vc = me.vc
-        acc = Access(me.tid, me.name, vc[me.tid], site, self._eng.step, write)
+        # Access's fields as a plain tuple: the detector makes the records of a race only
+        acc = (me.tid, me.name, vc[me.tid], site, self._eng.step, write)
         races = det.on_write(acc, vc) if write else det.on_read(acc, vc)
         for r in races:
             self.race(r)

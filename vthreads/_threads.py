@@ -23,22 +23,30 @@ _thread_var: ContextVar[VThread] = ContextVar("wddmemu_thread")
 READY, RUNNING, BLOCKED, SLEEPING, FINISHED = "ready", "running", "blocked", "sleeping", "finished"
 
 
-def _engine() -> Engine:
+def current_engine() -> Engine:
+    """The engine running the calling emulated thread (``EngineUsageError`` outside a run)."""
     eng = _engine_var.get(None)
     if eng is None:
         raise EngineUsageError("no engine is running: call this inside Engine.run()")
     return eng
 
 
-def _current() -> VThread:
-    """The running emulated thread: what ``_engine().current_thread()`` returns, and the same
-    errors, in one context-variable read on the hot path (a thread's context always holds its
-    engine too: it is a copy of a context the engine was bound in)."""
+def current_thread() -> VThread:
+    """The emulated thread that is running (``EngineUsageError`` outside one): what
+    ``current_engine().current_thread()`` returns, in one context-variable read."""
+    # a thread's context always holds its engine too: it is a copy of a context the engine
+    # was bound in, so "no thread" is checked first and "no engine" only to word the error
     t = _thread_var.get(None)
     if t is None:
-        _engine()  # no engine at all: that error first
+        current_engine()  # no engine at all: that error first
         raise EngineUsageError("not inside an emulated thread of this engine")
     return t
+
+
+# the names the package's own modules call them by; vthreads re-exports the public ones (the
+# same functions, so the public calls cost no extra frame: ~800 calls a schedule)
+_engine = current_engine
+_current = current_thread
 
 
 class VThread:
