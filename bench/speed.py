@@ -10,7 +10,9 @@ Rows (the goal in brackets):
 2. the micro-model, 3 threads x 10 checkpoints, ÷ the same program as bare trio tasks under
    ``trio.run`` [>= 2]: ``bench/sched.py``'s measurement.
 3. trace on ÷ off, one ``dynamic-vb-ring`` run with a trace file against the same run without
-   [<= 1.3].
+   [<= 1.3], in a fresh process. One invocation's figure moves by ~0.05 here, so
+   ``--only-trace`` measures it for this tree and ``--baseline`` in ``--repeats`` alternating
+   invocations of each, with their spread.
 4. ``--full`` only: one run of ~1M DDI calls (``dynamic-vb-ring`` with 66,700 frames, ~15 calls a
    frame) in a subprocess: its max RSS [<= 200 MB] and its CPU per frame ÷ that of a 1,000-frame
    (15k-call) run [<= 1.1].
@@ -22,7 +24,8 @@ Rows (the goal in brackets):
    (the issue's goal is one).
 
 Every figure is a median over interleaved repetitions (``--repeats``, default 3); the machine is
-shared, so only the ratios mean anything. Run: ``python bench/speed.py [--full] [--repeats N]``.
+shared, so only the ratios mean anything. Run: ``python bench/speed.py [--full] [--repeats N]``;
+``--only-schedules`` / ``--only-trace`` with ``--baseline C`` for row 1 / row 3 against commit C.
 """
 
 from __future__ import annotations
@@ -37,8 +40,9 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -63,6 +67,35 @@ c0 = time.process_time()
 res = explore(spec, opts)
 print(json.dumps({"cpu": time.process_time() - c0, "runs": res.runs,
                   "where": sys.modules[explore.__module__].__file__}))
+"""
+
+# Row 3 in a fresh process: ``pairs`` traced/untraced pairs of a 40-frame run after a warm-up
+# pair (the first traced run also pays for the trace writer's first use), the order inside a
+# pair alternating so that a drift of the machine falls on both sides; the medians.
+TRACE_PAIRS = """
+import json, os, statistics, sys, tempfile, time
+from pathlib import Path
+if os.path.isdir("wddmemu"):
+    from wddmemu._runner import RunSpec, run_scenario
+else:
+    from runtime._runner import RunSpec, run_scenario
+spec = RunSpec(scenario="dynamic-vb-ring", params={"frames": 40})
+path = Path(tempfile.mkdtemp()) / "t.jsonl"
+def cpu(trace):
+    c0 = time.process_time()
+    run_scenario(spec, trace=trace)
+    return time.process_time() - c0
+cpu(path), cpu(None)
+on, off = [], []
+for i in range(int(sys.argv[1])):
+    if i % 2:
+        off.append(cpu(None))
+        on.append(cpu(path))
+    else:
+        on.append(cpu(path))
+        off.append(cpu(None))
+os.remove(path)
+print(json.dumps({"on": statistics.median(on), "off": statistics.median(off)}))
 """
 
 # One long run in a fresh process: its CPU seconds and max RSS.
@@ -100,12 +133,19 @@ def _row(metric: str, value: str, goal: str) -> None:
 # ---- row 1: schedules per second against the baseline commit ---------------------------------
 
 
-def schedules_row(repeats: int, schedules: int, baseline: str = BASELINE) -> None:
+@contextmanager
+def _baseline_tree(baseline: str) -> Iterator[Path]:
+    """Commit ``baseline`` of this repository, materialised with ``git archive`` into a
+    temporary directory for the time of the block."""
     with tempfile.TemporaryDirectory(prefix="wddmemu-baseline-") as tmp:
         archive = subprocess.run(["git", "-C", str(ROOT), "archive", baseline],
                                  check=True, capture_output=True).stdout
         subprocess.run(["tar", "-x", "-C", tmp], input=archive, check=True)
-        old_tree = Path(tmp)
+        yield Path(tmp)
+
+
+def schedules_row(repeats: int, schedules: int, baseline: str = BASELINE) -> None:
+    with _baseline_tree(baseline) as old_tree:
         old, new = [], []
         for _ in range(repeats):  # interleaved: the baseline, then this tree
             o = _python(old_tree, WORKLOAD, str(schedules))
@@ -139,32 +179,34 @@ def micro_row(repeats: int) -> None:
 # ---- row 3: trace on / off ------------------------------------------------------------------
 
 
+def _trace_ratio(tree: Path, pairs: int) -> float:
+    got = _python(tree, TRACE_PAIRS, str(pairs))
+    return got["on"] / got["off"]
+
+
 def trace_row(repeats: int) -> None:
-    """Row 3: at least 7 pairs (a pair is ~0.1 s; with 3 the median moved 1.08-1.37x between
-    invocations here), after one warm-up pair (the first traced run also pays for the trace
-    writer's first use), the order inside a pair alternating so that a drift of the machine
-    falls on both sides."""
-    from wddmemu._runner import RunSpec, run_scenario
+    """Row 3: at least 7 pairs (a pair is ~0.2 s; with 3 the median moved 1.08-1.37x between
+    invocations here) in a fresh process (``TRACE_PAIRS``)."""
+    _row("trace on ÷ off, same run", f"**{_trace_ratio(ROOT, max(7, repeats)):.2f}x**",
+         "<= 1.3x")
 
-    spec = RunSpec(scenario="dynamic-vb-ring", params={"frames": 40})
-    on, off = [], []
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "t.jsonl"
 
-        def cpu(trace: Path | None) -> float:
-            c0 = time.process_time()
-            run_scenario(spec, trace=trace)
-            return time.process_time() - c0
-
-        cpu(path), cpu(None)  # the warm-up pair, not counted
-        for i in range(max(7, repeats)):
-            if i % 2:
-                off.append(cpu(None))
-                on.append(cpu(path))
-            else:
-                on.append(cpu(path))
-                off.append(cpu(None))
-    _row("trace on ÷ off, same run", f"**{_median(on) / _median(off):.2f}x**", "<= 1.3x")
+def trace_against(baseline: str, invocations: int, pairs: int) -> None:
+    """Row 3 for this tree and for commit ``baseline``: ``invocations`` fresh processes of each,
+    alternating which goes first, each the medians of ``pairs`` pairs. The figure of one
+    invocation moves by ~0.05 here (other sessions share the caches), more than a change to the
+    trace writer usually moves it; the spread of each tree's invocations says how far to trust
+    the difference of their medians."""
+    here: list[float] = []
+    there: list[float] = []
+    with _baseline_tree(baseline) as old_tree:
+        for i in range(max(1, invocations)):
+            order = [(ROOT, here), (old_tree, there)]
+            for tree, into in (order if i % 2 else order[::-1]):
+                into.append(_trace_ratio(tree, pairs))
+    for name, got in (("this tree", here), (baseline, there)):
+        _row(f"trace on ÷ off, {name}", f"**{_median(got):.3f}x** (invocations: "
+             f"{min(got):.3f}-{max(got):.3f})", "<= 1.3x")
 
 
 # ---- row 4 (--full): a million DDI calls -------------------------------------------------------
@@ -258,9 +300,16 @@ def main() -> None:
                     help="schedules of row 5's exploration (see jobs_row)")
     ap.add_argument("--baseline", default=BASELINE, help="the commit row 1 compares against")
     ap.add_argument("--only-schedules", action="store_true", help="row 1 only")
+    ap.add_argument("--only-trace", action="store_true",
+                    help="row 3 only, for this tree and --baseline, in --repeats invocations "
+                         "of each (see trace_against)")
+    ap.add_argument("--pairs", type=int, default=9, help="pairs of each --only-trace invocation")
     args = ap.parse_args()
     repeats = max(1, args.repeats)
     print("| metric | measured now | goal |\n|---|---|---|")
+    if args.only_trace:
+        trace_against(args.baseline, repeats, max(1, args.pairs))
+        return
     schedules_row(repeats, args.schedules, args.baseline)
     if args.only_schedules:
         return
