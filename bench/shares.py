@@ -6,7 +6,8 @@ workload with that part switched off entirely:
 
 - ``no checker``: the harness's :class:`~wddmemu.Checker` replaced by one that subscribes to
   nothing, so no checker event is built or judged and no data oracle runs;
-- ``no race check``: :class:`vthreads.SharedCell`'s race check (``record_access``) a no-op; the
+- ``no race check``: the engine's race check (``Reports.access``, what ``Engine.access`` and
+  ``record_access`` call for every :class:`vthreads.SharedCell` access) a no-op; the
   scheduling points stay;
 - ``neither``: both.
 
@@ -30,7 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 WORKLOAD = """
 import json, sys, time
-import vthreads._sync
+import vthreads._reports
 import wddmemu._runner
 from wddmemu._explore import ExploreOptions, explore
 from wddmemu._runner import RunSpec
@@ -50,7 +51,8 @@ class Silent:
 if variant in ("no checker", "neither"):
     wddmemu._runner.Checker = Silent
 if variant in ("no race check", "neither"):
-    vthreads._sync.record_access = lambda detector, site, *, write: None
+    # on the class: each engine binds it as its access when it is made
+    vthreads._reports.Reports.access = lambda self, detector, site, write: None
 spec = RunSpec(scenario="dynamic-vb-ring")
 explore(spec, ExploreOptions(schedules=2, strategy="pct", stop_on_first=False, minimise=False))
 c0 = time.process_time()

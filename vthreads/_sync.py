@@ -1,10 +1,13 @@
 """Synchronisation objects for emulated code: mutex, event, bounded queue, condition, shared cell.
 
-Built only on :mod:`vthreads.lowlevel` — nothing here reaches into the engine — so they are also
-the worked examples for anyone writing a primitive. One exception, for speed: the mutex logs its
+Built only on :mod:`vthreads.lowlevel` — no private name of the engine's — so they are also
+the worked examples for anyone writing a primitive. Two shortcuts, for speed: the mutex logs its
 ``mutex.acquire``/``mutex.release`` through ``vthreads._api.log_one`` (``emit`` without the
 keyword dict; two of the commonest lines of a trace), where a primitive of a user's calls
-:func:`~vthreads.lowlevel.emit`. Each operation that can wait is a
+:func:`~vthreads.lowlevel.emit`; and :class:`SharedCell` awaits the running engine's
+``point`` and calls its ``access`` (the public methods behind
+:func:`~vthreads.lowlevel.checkpoint` and :func:`~vthreads.lowlevel.record_access`) with the
+engine found once. Each operation that can wait is a
 scheduling point, and each object carries happens-before: whatever a thread did before a
 release/set/put/notify happens-before whatever the thread that acquires/waits/gets/wakes does
 after. A thread that waits parks on a :class:`~vthreads.lowlevel.WaitQueue` saying what it waits
@@ -35,9 +38,9 @@ from .lowlevel import (
     acquire,
     arm_timer,
     checkpoint,
+    current_engine,
     current_thread,
     emit,
-    record_access,
     release,
     touch,
 )
@@ -274,14 +277,20 @@ class SharedCell(Generic[T]):
         self._value = value
         self._det = RaceDetector(name)
 
+    # checkpoint() then record_access(), each finding the engine again, spelled out: the
+    # engine once, its point awaited without checkpoint's coroutine around it, its race check
+    # called without record_access's frame (a cell access is the commonest operation of a
+    # run: ~530 a schedule of dynamic-vb-ring)
     async def read(self, site: str) -> T:
-        await checkpoint(site, op=(self, "read"))
-        record_access(self._det, site, write=False)
+        eng = current_engine()
+        await eng.point(site, (self, "read"))
+        eng.access(self._det, site, False)
         return self._value
 
     async def write(self, value: T, site: str) -> None:
-        await checkpoint(site, op=(self, "write"))
-        record_access(self._det, site, write=True)
+        eng = current_engine()
+        await eng.point(site, (self, "write"))
+        eng.access(self._det, site, True)
         self._value = value
 
     async def update(self, fn: Callable[[T], T], site: str) -> T:
