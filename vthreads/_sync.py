@@ -4,8 +4,8 @@ Built only on :mod:`vthreads.lowlevel` — no private name of the engine's — s
 the worked examples for anyone writing a primitive. Two shortcuts, for speed: the mutex logs its
 ``mutex.acquire``/``mutex.release`` through ``vthreads._api.log_one`` (``emit`` without the
 keyword dict; two of the commonest lines of a trace), where a primitive of a user's calls
-:func:`~vthreads.lowlevel.emit`; and :class:`SharedCell` awaits the running engine's
-``point`` and calls its ``access`` (the public methods behind
+:func:`~vthreads.lowlevel.emit`; and :class:`SharedCell` (and :meth:`Mutex.acquire`) await the
+running engine's ``point`` and call its ``access`` (the public methods behind
 :func:`~vthreads.lowlevel.checkpoint` and :func:`~vthreads.lowlevel.record_access`) with the
 engine found once. Each operation that can wait is a
 scheduling point, and each object carries happens-before: whatever a thread did before a
@@ -69,7 +69,8 @@ class Mutex:
             raise EngineUsageError(
                 f"mutex {self.name} is not reentrant: {me.name} already holds it"
             )
-        await checkpoint("acquire", op=(self, "acquire"))
+        # checkpoint("acquire", op=...)'s point, without its coroutine around it (see SharedCell)
+        await current_engine().point("acquire", (self, "acquire"))
         while self.owner is not None:
             await self._waiters.park(f"mutex {self.name} held by {self.owner.name}")
         self.owner = me
