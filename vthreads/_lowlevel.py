@@ -104,12 +104,23 @@ class HBClock:
 
     Releases accumulate: ``c`` holds the join of every release so far, so an acquirer is ordered
     after all of them (what a mutex, an event, a condition need). A per-message edge, as a queue
-    item carries, is one fresh :class:`HBClock` per message."""
+    item carries, is one fresh :class:`HBClock` per message.
 
-    __slots__ = ("_vc",)
+    Invariant: every tid in ``_covered`` names a thread whose clock is at least ``_vc``, entry
+    by entry. A thread's clock only grows, so the invariant holds until ``_vc`` itself changes,
+    which only :func:`release` does, and it resets the set. It lets both operations skip the
+    element-wise join when its answer is known: an acquire by a covered thread changes nothing,
+    and a release by one makes ``_vc`` a copy of the releaser's clock. Those are nearly all the
+    operations of a run (a mutex is acquired and released by its holder; a schedule of
+    ``dynamic-vb-ring``: ~200 of ~275 acquires changed nothing and every release gave the
+    releaser's clock), where the join is a Python loop over every thread's entry.
+    """
+
+    __slots__ = ("_covered", "_vc")
 
     def __init__(self) -> None:
         self._vc: list[int] = []
+        self._covered: set[int] = set()
 
     def __repr__(self) -> str:
         return f"<HBClock {self._vc}>"
@@ -119,16 +130,26 @@ def release(clock: HBClock) -> None:
     """Release-type operation of the calling thread on ``clock`` (then its own clock ticks, so
     what it does next is not covered by this release)."""
     me = _thread_var.get(None) or _current()  # _current's errors only when there is no thread
-    vc = me.vc
-    vc_join(clock._vc, vc)
-    vc[me.tid] += 1  # me.tick(), inlined
+    vc, tid = me.vc, me.tid
+    covered = clock._covered
+    if tid in covered or not clock._vc:  # the join is the releaser's clock (an empty one: too)
+        clock._vc = vc.copy()
+        covered.clear()
+        covered.add(tid)  # equal now; after the tick below, greater
+    else:
+        vc_join(clock._vc, vc)
+        covered.clear()  # _vc may now exceed every thread's clock, the releaser's too
+    vc[tid] += 1  # me.tick(), inlined
 
 
 def acquire(clock: HBClock) -> None:
     """Acquire-type operation of the calling thread on ``clock``: it now happens-after every
     release into ``clock`` so far."""
     me = _thread_var.get(None) or _current()
-    vc_join(me.vc, clock._vc)
+    covered = clock._covered
+    if me.tid not in covered:  # else its clock already holds every entry of clock's
+        vc_join(me.vc, clock._vc)
+        covered.add(me.tid)
 
 
 def arm_timer(ns: int, thread: VThread | None = None) -> Timer:
