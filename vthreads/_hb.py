@@ -28,10 +28,6 @@ def vc_join(into: list[int], other: list[int]) -> None:
             into[i] = o
 
 
-def vc_get(vc: list[int], tid: int) -> int:
-    return vc[tid] if tid < len(vc) else 0
-
-
 class Access(NamedTuple):
     """One access to a shared cell, as remembered for the race check. A named tuple rather
     than a frozen dataclass: one is made for every race-checked access of a run, and a tuple
