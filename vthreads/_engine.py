@@ -74,8 +74,7 @@ class Engine(EngineEvents):
     an open binary file, ``True`` (through the processors, not stored) or ``None``; runs inside
     :func:`vthreads.testing.capture_events` are traced whatever ``trace`` says.
     ``context`` is bound into every trace line (``scenario`` and friends). With
-    ``stop_on_violation`` the first rule break ends the run (explorers use it).
-    """
+    ``stop_on_violation`` the first rule break ends the run (explorers use it)."""
 
     def __init__(
         self,
@@ -110,6 +109,8 @@ class Engine(EngineEvents):
         self.step = 0
         self.clock = 0
         self._threads: list[VThread] = []
+        # the run's threads carry it, primitives bind to it (bind_run); it holds nothing alive
+        self._token = object()
         self._ready: list[VThread] = []
         self._current: VThread | None = None
         self._timers = TimerHeap()  # exactly the pending timers (cancel removes)
@@ -130,9 +131,8 @@ class Engine(EngineEvents):
         self._started = False
         self._runner: Trampoline | TaskRunner | None = None
         self._value: Any = None
-        # DPOR: a strategy that wants to see every step boundary and every operation's
-        # footprint carries an ``observer`` (see vthreads._dpor.StepObserver); None costs one
-        # test per point
+        # DPOR: a strategy that sees every step boundary and operation's footprint carries an
+        # ``observer`` (vthreads._dpor.StepObserver); None costs one test per point
         self._observer: Any = getattr(self.strategy, "observer", None)
 
     # ---- running -----------------------------------------------------------------------------
@@ -206,7 +206,7 @@ class Engine(EngineEvents):
     def _new_thread(
         self, name: str, fn: Callable[..., Awaitable[Any]], args: tuple[Any, ...], daemon: bool
     ) -> VThread:
-        t = VThread(name, len(self._threads), daemon)
+        t = VThread(name, len(self._threads), daemon, run=self._token)
         self._threads.append(t)
         if not daemon:
             self._live_nondaemon += 1

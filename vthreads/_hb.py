@@ -68,10 +68,11 @@ class RaceDetector:
     (~0.25 µs, against ~0.03 µs for a tuple display).
     """
 
-    __slots__ = ("name", "reads", "write")
+    __slots__ = ("_run", "name", "reads", "write")
 
     def __init__(self, name: str) -> None:
         self.name = name
+        self._run: object = None  # the run whose accesses it holds (vthreads._threads.bind_run)
         self.write: tuple[int, str, int, str, int, bool] | None = None
         self.reads: dict[int, tuple[int, str, int, str, int, bool]] = {}
 

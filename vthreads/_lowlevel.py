@@ -23,7 +23,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ._hb import vc_join
-from ._threads import BLOCKED, VThread, _current, _engine, _engine_var, _thread_var
+from ._threads import (
+    BLOCKED,
+    VThread,
+    _current,
+    _engine,
+    _engine_var,
+    _thread_var,
+    bind_run,
+)
 from ._timers import Timer
 
 
@@ -42,12 +50,13 @@ class WaitQueue:
     ``name`` is for reports. Invariant: a thread is in the queue from :meth:`park` until it runs
     again — whoever woke it (an unpark, a timer) — and never twice."""
 
-    __slots__ = ("_parked", "name")
+    __slots__ = ("_parked", "_run", "name")
 
     def __init__(self, name: str) -> None:
         self.name = name
         # an ordered set: insertion order is park order; removal by key is O(1)
         self._parked: dict[VThread, None] = {}
+        self._run: object = None  # the run whose threads park here (bind_run)
 
     async def park(self, what: str) -> None:
         """Park the calling thread until :meth:`unpark_one`/:meth:`unpark_all` picks it, or a
@@ -56,6 +65,8 @@ class WaitQueue:
         holds: re-check it in a loop."""
         eng = _engine()
         me = eng.current_thread()
+        if self._run is not me._run:
+            bind_run(self, me, self.name)
         self._parked[me] = None
         try:
             await eng._block(me, what)
@@ -116,11 +127,14 @@ class HBClock:
     releaser's clock), where the join is a Python loop over every thread's entry.
     """
 
-    __slots__ = ("_covered", "_vc")
+    __slots__ = ("_covered", "_run", "_vc", "name")
 
-    def __init__(self) -> None:
+    def __init__(self, name: str = "a happens-before clock") -> None:
+        #: what the clock belongs to, for the message that refuses its use by a second run
+        self.name = name
         self._vc: list[int] = []
         self._covered: set[int] = set()
+        self._run: object = None  # the run that uses it (vthreads._threads.bind_run)
 
     def __repr__(self) -> str:
         return f"<HBClock {self._vc}>"
@@ -130,6 +144,8 @@ def release(clock: HBClock) -> None:
     """Release-type operation of the calling thread on ``clock`` (then its own clock ticks, so
     what it does next is not covered by this release)."""
     me = _thread_var.get(None) or _current()  # _current's errors only when there is no thread
+    if clock._run is not me._run:
+        bind_run(clock, me, clock.name)
     vc, tid = me.vc, me.tid
     covered = clock._covered
     if tid in covered or not clock._vc:  # the join is the releaser's clock (an empty one: too)
@@ -146,6 +162,8 @@ def acquire(clock: HBClock) -> None:
     """Acquire-type operation of the calling thread on ``clock``: it now happens-after every
     release into ``clock`` so far."""
     me = _thread_var.get(None) or _current()
+    if clock._run is not me._run:
+        bind_run(clock, me, clock.name)
     covered = clock._covered
     if me.tid not in covered:  # else its clock already holds every entry of clock's
         vc_join(me.vc, clock._vc)

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from ._decisions import Decisions
 from ._hb import Race, RaceDetector
 from ._results import Failure, RunResult, Violation
-from ._threads import VThread, _current, _thread_var
+from ._threads import VThread, _current, _thread_var, bind_run
 
 if TYPE_CHECKING:
     from ._engine import Engine
@@ -76,6 +76,8 @@ class Reports:
         """Race-check one access by the running thread to the state ``det`` guards."""
         # what eng.current_thread() returns, its errors only when there is no thread
         me = _thread_var.get(None) or _current()
+        if det._run is not me._run:
+            bind_run(det, me, f"the shared state {det.name}")
         vc = me.vc
         # Access's fields as a plain tuple: the detector makes the records of a race only
         acc = (me.tid, me.name, vc[me.tid], site, self._eng.step, write)

@@ -42,6 +42,7 @@ from .lowlevel import (
     current_thread,
     emit,
     release,
+    same_run,
     touch,
 )
 
@@ -57,7 +58,7 @@ class Mutex:
     def __init__(self, name: str) -> None:
         self.name = name
         self.owner: VThread | None = None
-        self._hb = HBClock()
+        self._hb = HBClock(f"mutex {name}")
         self._waiters = WaitQueue(f"mutex {name}")
 
     def locked(self) -> bool:
@@ -72,6 +73,7 @@ class Mutex:
         # checkpoint("acquire", op=...)'s point, without its coroutine around it (see SharedCell)
         await current_engine().point("acquire", (self, "acquire"))
         while self.owner is not None:
+            same_run(self.owner, f"mutex {self.name}")  # not a holder an earlier run left
             await self._waiters.park(f"mutex {self.name} held by {self.owner.name}")
         self.owner = me
         acquire(self._hb)
@@ -117,7 +119,7 @@ class Event:
     def __init__(self, name: str) -> None:
         self.name = name
         self._set = False
-        self._hb = HBClock()
+        self._hb = HBClock(f"event {name}")
         self._waiters = WaitQueue(f"event {name}")
 
     def is_set(self) -> bool:
@@ -162,6 +164,7 @@ class Queue(Generic[T]):
         self.name = name
         self.maxsize = maxsize
         self._items: deque[tuple[T, HBClock]] = deque()
+        self._item_clock = f"an item of queue {name}"  # each item's HBClock's name
         self._getters = WaitQueue(f"queue {name} getters")
         self._putters = WaitQueue(f"queue {name} putters")
         self.high_water = 0
@@ -180,7 +183,7 @@ class Queue(Generic[T]):
         return [it for it, _ in self._items]
 
     def _push(self, item: T) -> None:
-        hb = HBClock()
+        hb = HBClock(self._item_clock)
         release(hb)
         self._items.append((item, hb))
         self.high_water = max(self.high_water, len(self._items))
@@ -229,7 +232,7 @@ class Condition:
 
     def __init__(self, name: str) -> None:
         self.name = name
-        self._hb = HBClock()
+        self._hb = HBClock(f"condition {name}")
         self._waiters = WaitQueue(f"condition {name}")
 
     async def wait_for(self, predicate: Callable[[], bool], what: str | None = None, *,

@@ -43,6 +43,33 @@ def current_thread() -> VThread:
     return t
 
 
+def bind_run(obj: Any, me: VThread, what: str) -> None:
+    """``obj`` (its ``_run`` is not ``me``'s run) is used by ``me``: bind it to ``me``'s run
+    if no run has used it yet, else refuse. Why refuse rather than start afresh: a primitive
+    that served another run carries that run's state — a holder, parked threads, queued items,
+    clocks, an access history — and a run that inherits it no longer depends on its program
+    and seed alone (a false race naming a thread of the earlier run, a deadlock on a mutex its
+    dead holder kept). Callers test ``obj._run is not me._run`` first, inline: this is the
+    rare path."""
+    if obj._run is None:
+        obj._run = me._run
+        return
+    raise EngineUsageError(
+        f"{what} was used by another run: a primitive serves one run, the first that uses "
+        "it; make it inside the program, once a run (docs/engine.md, \"One run, one set of "
+        "primitives\")")
+
+
+def same_run(thread: VThread, what: str) -> None:
+    """Refuse a thread ``what`` (a primitive) remembers — its holder, a waiter — that belongs
+    to another run than the calling thread's (see :func:`bind_run`)."""
+    if thread._run is not current_thread()._run:
+        raise EngineUsageError(
+            f"{what} is held by {thread.name} of another run: a primitive serves one run, the "
+            "first that uses it; make it inside the program, once a run (docs/engine.md, "
+            "\"One run, one set of primitives\")")
+
+
 # the names the package's own modules call them by; vthreads re-exports the public ones (the
 # same functions, so the public calls cost no extra frame: ~800 calls a schedule)
 _engine = current_engine
@@ -57,6 +84,7 @@ class VThread:
         "_ctx",
         "_joiners",
         "_parker",
+        "_run",
         "daemon",
         "name",
         "state",
@@ -65,7 +93,8 @@ class VThread:
         "waiting",
     )
 
-    def __init__(self, name: str, tid: int, daemon: bool, parker: Any = None) -> None:
+    def __init__(self, name: str, tid: int, daemon: bool, parker: Any = None,
+                 run: object = None) -> None:
         self.name = name
         self.tid = tid
         self.daemon = daemon
@@ -79,6 +108,9 @@ class VThread:
         self._coro: Any = None
         self._ctx: Any = None
         self._joiners: list[VThread] = []
+        # the token of the run the thread belongs to (the engine's): what a primitive is bound
+        # to (see bind_run)
+        self._run = run
 
     def tick(self) -> None:
         """Advance this thread's own clock component (after a release-type operation)."""

@@ -10,6 +10,9 @@ primitive") for a semaphore in twenty lines.
 * :func:`arm_timer` → :class:`Timer` — a cancellable virtual-time wake-up (timeouts).
 * :class:`HBClock`, :func:`release`, :func:`acquire` — happens-before edges.
 * :class:`RaceDetector`, :func:`record_access` — race-check accesses to your own shared state.
+* :func:`same_run` — refuse a thread your primitive remembers (a holder) that an earlier run
+  left in it. Every block above is bound to the first run that uses it and refuses a second
+  (docs/engine.md, "One run, one set of primitives").
 * :func:`current_engine`, :func:`current_thread`, :func:`checkpoint`, :func:`emit`,
   :func:`tracing` — the running engine, a scheduling point, trace events.
 * :class:`Watchdog`, :func:`check_timeout`, :func:`fail_run`, :class:`Hang`,
@@ -42,7 +45,7 @@ from ._lowlevel import (
 )
 from ._safe import describe_exception, safe_repr, safe_str, strip_addresses, type_name
 from ._tasks import parker_for
-from ._threads import VThread, _engine_var
+from ._threads import VThread, _engine_var, same_run
 from ._timers import Timer
 from ._watchdog import Hang, Watchdog, check_timeout, fail_run, result_of, running_thread
 
@@ -91,6 +94,7 @@ __all__ = [
     "running_thread",
     "safe_repr",
     "safe_str",
+    "same_run",
     "strip_addresses",
     "touch",
     "tracing",
