@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import IntFlag
+from functools import cached_property
 from typing import Any
 
 import kmd
@@ -122,12 +123,16 @@ class Call:
     cb_open: dict[str, Any] | None = None
     allocated: list[int] = field(default_factory=list)  # pfnAllocateCb handles (CreateResource)
     queued: tuple[int, str] | None = None  # (command seq, app thread) when the worker runs it
+    #: (subject, text) of DeviceState.describe's last answer for this call
+    described: tuple[str, str] | None = None
 
-    @property
+    # read once each: the rules ask a call for its key and flags ~3 times each, and the enter
+    # event they come from never changes
+    @cached_property
     def key(self) -> tuple[int, int]:
         return int(self.enter.get("resource", 0)), int(self.enter.get("subresource_index", 0))
 
-    @property
+    @cached_property
     def flags(self) -> int:
         return as_int(self.enter.get("flags", 0))
 
@@ -368,10 +373,18 @@ class DeviceState:
         return False
 
     def describe(self, call: Call) -> str:
-        """``LockAsync(vb0@dev0, Discard|RangeValid) on app`` — the DDI, its subject, thread."""
-        bits = []
-        if "resource" in call.enter:
-            bits.append(self.key_name(call.key))
+        """``LockAsync(vb0@dev0, Discard|RangeValid) on app`` — the DDI, its subject, thread.
+
+        Remembered on the call: the rules describe a LockAsync at its enter, at each callback
+        and at its exit, to have the words ready should one break (~85 a schedule of
+        ``dynamic-vb-ring``, issue 13). Only the subject's name can change meanwhile (a
+        resource handle the driver hands out again is named afresh), so the text is reused
+        while that name stays the same: the same words as describing it anew."""
+        subject = self.key_name(call.key) if "resource" in call.enter else ""
+        memo = call.described
+        if memo is not None and memo[0] == subject:
+            return memo[1]
+        bits = [subject] if subject else []
         if call.ddi == "LockAsync" and "flags" in call.enter:
             bits.append(flag_names(D3DDDI_LOCKASYNCFLAGS, call.flags))
         elif call.ddi in ("Lock", "Unlock") and "flags" in call.enter:
@@ -386,4 +399,6 @@ class DeviceState:
         where = f" on {call.thread}"
         if call.queued is not None:
             where += f" (command {call.queued[0]} queued by {call.queued[1]})"
-        return f"{call.ddi}({', '.join(bits)}){where}"
+        text = f"{call.ddi}({', '.join(bits)}){where}"
+        call.described = (subject, text)
+        return text
