@@ -122,6 +122,7 @@ class VThread:
         me = eng.current_thread()
         if me is self:
             raise EngineUsageError(f"thread {self.name} cannot join itself")
+        self._joinable(me)
         await eng.point("join", op=(self, "join"))
         while self.state != FINISHED:
             self._joiners.append(me)
@@ -132,9 +133,18 @@ class VThread:
         """Take the join edge if this thread has finished; raise :class:`WouldBlock`
         otherwise."""
         me = _current()
+        self._joinable(me)
         if self.state != FINISHED:
             raise WouldBlock(f"thread {self.name} has not finished")
         vc_join(me.vc, self.vc)
+
+    def _joinable(self, me: VThread) -> None:
+        # a thread of an earlier run: its clock would order this run's accesses after that
+        # run's, and one that never finished would be waited for forever
+        if self._run is not me._run:
+            raise EngineUsageError(
+                f"thread {self.name} is of another run: join only threads this run spawned "
+                "(docs/engine.md, \"One run, one set of primitives\")")
 
     def __repr__(self) -> str:
         return f"<VThread {self.name} tid={self.tid} {self.state}>"

@@ -195,3 +195,24 @@ def test_fresh_primitives_each_run_keep_runs_independent() -> None:
     assert len({tuple(v.message for v in r.violations) for r in runs}) == 1
     assert [r.value for r in runs] == [runs[0].value] * 3
     assert runs[0].rules() == []  # put after the write: the queue orders it
+
+
+def test_a_thread_of_an_earlier_run_cannot_be_joined() -> None:
+    kept: list[vt.VThread] = []
+
+    async def child() -> None:
+        await vt.checkpoint("child")
+
+    async def first() -> None:
+        kept.append(vt.spawn("child", child))
+        await kept[0].join()
+
+    async def joins() -> None:
+        await kept[0].join()  # its clock would have ordered this run after the first
+
+    async def joins_nowait() -> None:
+        kept[0].join_nowait()
+
+    assert vt.Engine().run(first).ok
+    _refused(vt.Engine().run(joins), "thread child is of another run")
+    _refused(vt.Engine().run(joins_nowait), "thread child is of another run")
