@@ -58,8 +58,9 @@ class Mutex:
     def __init__(self, name: str) -> None:
         self.name = name
         self.owner: VThread | None = None
-        self._hb = HBClock(f"mutex {name}")
-        self._waiters = WaitQueue(f"mutex {name}")
+        what = f"mutex {name}"
+        self._hb = HBClock(what)
+        self._waiters = WaitQueue(what)
 
     def locked(self) -> bool:
         return self.owner is not None

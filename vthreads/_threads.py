@@ -43,6 +43,13 @@ def current_thread() -> VThread:
     return t
 
 
+#: where the rule that a primitive serves one run is written, and what every refusal of a
+#: second run's use says (bind_run, same_run, VThread.join)
+ONE_RUN_DOC = 'docs/engine.md, "One run, one set of primitives"'
+ONE_RUN = ("a primitive serves one run, the first that uses it; make it inside the program, "
+           f"once a run ({ONE_RUN_DOC})")
+
+
 def bind_run(obj: Any, me: VThread, what: str) -> None:
     """``obj`` (its ``_run`` is not ``me``'s run) is used by ``me``: bind it to ``me``'s run
     if no run has used it yet, else refuse. Why refuse rather than start afresh: a primitive
@@ -54,20 +61,14 @@ def bind_run(obj: Any, me: VThread, what: str) -> None:
     if obj._run is None:
         obj._run = me._run
         return
-    raise EngineUsageError(
-        f"{what} was used by another run: a primitive serves one run, the first that uses "
-        "it; make it inside the program, once a run (docs/engine.md, \"One run, one set of "
-        "primitives\")")
+    raise EngineUsageError(f"{what} was used by another run: {ONE_RUN}")
 
 
 def same_run(thread: VThread, what: str) -> None:
     """Refuse a thread ``what`` (a primitive) remembers — its holder, a waiter — that belongs
     to another run than the calling thread's (see :func:`bind_run`)."""
     if thread._run is not current_thread()._run:
-        raise EngineUsageError(
-            f"{what} is held by {thread.name} of another run: a primitive serves one run, the "
-            "first that uses it; make it inside the program, once a run (docs/engine.md, "
-            "\"One run, one set of primitives\")")
+        raise EngineUsageError(f"{what} is held by {thread.name} of another run: {ONE_RUN}")
 
 
 # the names the package's own modules call them by; vthreads re-exports the public ones (the
@@ -142,9 +143,8 @@ class VThread:
         # a thread of an earlier run: its clock would order this run's accesses after that
         # run's, and one that never finished would be waited for forever
         if self._run is not me._run:
-            raise EngineUsageError(
-                f"thread {self.name} is of another run: join only threads this run spawned "
-                "(docs/engine.md, \"One run, one set of primitives\")")
+            raise EngineUsageError(f"thread {self.name} is of another run: join only threads "
+                                   f"this run spawned ({ONE_RUN_DOC})")
 
     def __repr__(self) -> str:
         return f"<VThread {self.name} tid={self.tid} {self.state}>"
