@@ -10,23 +10,70 @@ handler that raises ``KeyboardInterrupt`` wherever the code is — in the spinni
 so the command unwinds at once; it then reports what ran (explore and campaign: each failure
 was saved the moment it was found) and exits 130. :func:`is_interrupt` recognises the
 interrupt however the event loop passed it on.
+
+A Python signal handler runs in whatever Python frame the main thread is in, and some frames
+cannot pass an exception on: a ``__del__``, a weakref callback, a ``gc`` callback (dask's
+``GCDiagnosis`` installs one in every process that holds a scheduler, so ``--cluster local:N``
+is full of them). CPython prints "Exception ignored in …" and the interrupt is gone: a
+campaign on a local cluster went on running for good after a Ctrl-C. While :func:`ctrl_c` is
+in force, an interrupt of ours that is swallowed so is sent again, from a helper thread, a
+moment later, until it lands where it can unwind the command.
 """
 
 from __future__ import annotations
 
+import _thread
 import contextlib
 import logging
 import signal
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
+
+#: the interrupts this module raised while :func:`ctrl_c` is in force: only these are sent
+#: again when swallowed (a driver's ``__del__`` raising a KeyboardInterrupt of its own is the
+#: driver's, and stays an ignored exception)
+_ours: list[KeyboardInterrupt] = []
+#: how long the helper thread waits before it sends a swallowed interrupt again: long enough
+#: for the finaliser that swallowed it to have returned, short against a person's patience
+_RESEND_AFTER_S = 0.01
 
 
 def _raise_interrupt(signum: int, frame: Any) -> None:
     # asyncio would log the run's unwinding task at shutdown as "unhandled": it is not
     logging.getLogger("asyncio").disabled = True
-    raise KeyboardInterrupt
+    interrupt = KeyboardInterrupt()
+    _ours.append(interrupt)
+    raise interrupt
+
+
+def _send_again(main: int) -> None:
+    time.sleep(_RESEND_AFTER_S)
+    if not _ours:  # the command has unwound meanwhile (a second Ctrl-C): nothing to send
+        return
+    if hasattr(signal, "pthread_kill"):
+        # a real signal, so a main thread blocked in a wait (dask's ``wait``) wakes up for it
+        signal.pthread_kill(main, signal.SIGINT)
+    else:  # Windows: the handler runs at the main thread's next bytecode
+        _thread.interrupt_main()
+
+
+def _resend_swallowed(previous: Any) -> Any:
+    """An unraisable hook: an interrupt of ours that a finaliser swallowed is sent again;
+    anything else goes to ``previous``. The hook itself starts a thread and returns: a signal
+    landing inside the hook would be lost the same way."""
+    main = threading.main_thread().ident
+
+    def hook(unraisable: Any) -> None:
+        exc = unraisable.exc_value
+        if any(exc is mine for mine in _ours):
+            _thread.start_new_thread(_send_again, (main,))
+            return
+        previous(unraisable)
+
+    return hook
 
 
 @contextlib.contextmanager
@@ -38,10 +85,15 @@ def ctrl_c() -> Iterator[None]:
         yield
         return
     old = signal.signal(signal.SIGINT, _raise_interrupt)
+    old_hook = sys.unraisablehook
+    hook = sys.unraisablehook = _resend_swallowed(old_hook)
     try:
         yield
     finally:
         signal.signal(signal.SIGINT, old)
+        if sys.unraisablehook is hook:
+            sys.unraisablehook = old_hook
+        _ours.clear()
         logging.getLogger("asyncio").disabled = False
 
 

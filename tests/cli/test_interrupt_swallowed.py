@@ -1,0 +1,92 @@
+"""A Ctrl-C that lands in a frame which cannot pass an exception on (a ``gc`` callback, a
+``__del__``) is not lost (wddmemu/_interrupt.py). CI found it: ``campaign --cluster local:2``
+took a SIGINT inside dask's ``GCDiagnosis`` gc callback, CPython printed "Exception ignored in
+… KeyboardInterrupt", and the campaign ran on until the test killed it."""
+
+from __future__ import annotations
+
+import gc
+import signal
+import sys
+import time
+from typing import Any
+
+import pytest
+
+from wddmemu._interrupt import ctrl_c
+
+
+def _wait_for_interrupt(seconds: float) -> bool:
+    """Sleep in short waits (a real signal ends one early) until KeyboardInterrupt comes."""
+    deadline = time.monotonic() + seconds
+    try:
+        while time.monotonic() < deadline:
+            time.sleep(0.01)
+    except KeyboardInterrupt:
+        return True
+    return False
+
+
+def test_an_interrupt_a_gc_callback_swallowed_is_sent_again(monkeypatch) -> None:
+    ignored: list[Any] = []
+    monkeypatch.setattr(sys, "unraisablehook", ignored.append)
+    fired: list[str] = []
+
+    def land_the_signal(phase: str, _info: dict[str, Any]) -> None:
+        if phase == "start" and not fired:
+            fired.append(phase)
+            signal.raise_signal(signal.SIGINT)  # the handler runs here, inside the callback
+
+    with ctrl_c():
+        gc.callbacks.append(land_the_signal)
+        try:
+            gc.collect()
+        finally:
+            gc.callbacks.remove(land_the_signal)
+        assert fired == ["start"]
+        assert _wait_for_interrupt(10.0), "the swallowed Ctrl-C was lost"
+    assert ignored == []  # nothing printed as "Exception ignored": the interrupt went on
+
+
+def test_an_interrupt_swallowed_by_a_finaliser_is_sent_again(monkeypatch) -> None:
+    ignored: list[Any] = []
+    monkeypatch.setattr(sys, "unraisablehook", ignored.append)
+
+    class Finalised:
+        def __del__(self) -> None:
+            signal.raise_signal(signal.SIGINT)
+
+    with ctrl_c():
+        obj = Finalised()
+        del obj  # the handler raises inside __del__, which CPython cannot pass on
+        assert _wait_for_interrupt(10.0), "the swallowed Ctrl-C was lost"
+    assert ignored == []
+
+
+def test_a_drivers_own_keyboard_interrupt_in_a_finaliser_is_not_a_ctrl_c(monkeypatch) -> None:
+    """Only an interrupt the handler raised is sent again: code under test raising
+    KeyboardInterrupt in its ``__del__`` stays the ignored exception it is."""
+    ignored: list[Any] = []
+    monkeypatch.setattr(sys, "unraisablehook", ignored.append)
+
+    class Raises:
+        def __del__(self) -> None:
+            raise KeyboardInterrupt("the driver's own")
+
+    with ctrl_c():
+        obj = Raises()
+        del obj
+        assert not _wait_for_interrupt(0.3)
+    assert [str(u.exc_value) for u in ignored] == ["the driver's own"]
+
+
+def test_ctrl_c_puts_the_unraisable_hook_back(monkeypatch) -> None:
+    mine = lambda _u: None  # noqa: E731
+    monkeypatch.setattr(sys, "unraisablehook", mine)
+    with ctrl_c():
+        assert sys.unraisablehook is not mine
+    assert sys.unraisablehook is mine
+    with pytest.raises(KeyboardInterrupt), ctrl_c():
+        signal.raise_signal(signal.SIGINT)
+    assert sys.unraisablehook is mine
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
