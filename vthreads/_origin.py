@@ -73,6 +73,14 @@ def watch_sigint(engine: Any) -> bool:
     return True
 
 
+def watching_sigint() -> bool:
+    """Whether a run on the main thread is watching SIGINT now. A real Ctrl-C has then told
+    its engine to stop before any other handler ran, and the run raises ``KeyboardInterrupt``
+    once it has unwound, even where the handler's own exception was swallowed (a
+    ``__del__``, a ``gc`` callback): a harness that re-sends a swallowed interrupt need not."""
+    return _depth > 0
+
+
 def unwatch_sigint(watched: bool) -> None:
     """The run has ended: the handler before :func:`watch_sigint` is back (outermost run)."""
     global _depth, _previous

@@ -18,6 +18,8 @@ primitive") for a semaphore in twenty lines.
 * :class:`Watchdog`, :func:`check_timeout`, :func:`fail_run`, :class:`Hang`,
   :func:`running_thread`, :func:`result_of` — stopping a run from outside it (the wall-clock
   watchdog behind ``timeout=``; ``vthreads/_watchdog.py``).
+* :func:`watching_sigint` — whether a run is watching Ctrl-C now (it then stops itself and
+  raises ``KeyboardInterrupt``; ``vthreads/_origin.py``).
 * :func:`safe_repr`, :func:`safe_str`, :func:`describe_exception`, :func:`strip_addresses` —
   format what emulated code raised or returned: never raising, no ``at 0x…`` addresses.
 """
@@ -43,6 +45,7 @@ from ._lowlevel import (
     arm_timer,
     release,
 )
+from ._origin import watching_sigint
 from ._safe import describe_exception, safe_repr, safe_str, strip_addresses, type_name
 from ._tasks import parker_for
 from ._threads import VThread, _engine_var, same_run
@@ -99,4 +102,5 @@ __all__ = [
     "touch",
     "tracing",
     "type_name",
+    "watching_sigint",
 ]

@@ -17,7 +17,9 @@ cannot pass an exception on: a ``__del__``, a weakref callback, a ``gc`` callbac
 is full of them). CPython prints "Exception ignored in …" and the interrupt is gone: a
 campaign on a local cluster went on running for good after a Ctrl-C. While :func:`ctrl_c` is
 in force, an interrupt of ours that is swallowed so is sent again, from a helper thread, a
-moment later, until it lands where it can unwind the command.
+moment later, until it lands where it can unwind the command. Inside a run it is not: the
+engine heard of the Ctrl-C first and raises ``KeyboardInterrupt`` itself once its run has
+unwound (``vthreads.lowlevel.watching_sigint``).
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 #: the interrupts this module raised while :func:`ctrl_c` is in force: only these are sent
@@ -60,7 +62,7 @@ def _send_again(main: int) -> None:
         _thread.interrupt_main()
 
 
-def _resend_swallowed(previous: Any) -> Any:
+def _resend_swallowed(previous: Any, watching_sigint: Callable[[], bool]) -> Any:
     """An unraisable hook: an interrupt of ours that a finaliser swallowed is sent again;
     anything else goes to ``previous``. The hook itself starts a thread and returns: a signal
     landing inside the hook would be lost the same way."""
@@ -69,7 +71,10 @@ def _resend_swallowed(previous: Any) -> Any:
     def hook(unraisable: Any) -> None:
         exc = unraisable.exc_value
         if any(exc is mine for mine in _ours):
-            _thread.start_new_thread(_send_again, (main,))
+            # inside a run the engine was told first and raises KeyboardInterrupt itself once
+            # the run has unwound: a second one would land in that unwinding
+            if not watching_sigint():
+                _thread.start_new_thread(_send_again, (main,))
             return
         previous(unraisable)
 
@@ -84,9 +89,13 @@ def ctrl_c() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
+    # here, not at the top: the CLI starts without the engine (row 6 of issue 13), and a
+    # command that runs schedules has imported it by now
+    from vthreads.lowlevel import watching_sigint
+
     old = signal.signal(signal.SIGINT, _raise_interrupt)
     old_hook = sys.unraisablehook
-    hook = sys.unraisablehook = _resend_swallowed(old_hook)
+    hook = sys.unraisablehook = _resend_swallowed(old_hook, watching_sigint)
     try:
         yield
     finally:

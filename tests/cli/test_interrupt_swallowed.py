@@ -90,3 +90,30 @@ def test_ctrl_c_puts_the_unraisable_hook_back(monkeypatch) -> None:
         signal.raise_signal(signal.SIGINT)
     assert sys.unraisablehook is mine
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_inside_a_run_the_engine_carries_the_swallowed_interrupt_alone(
+        monkeypatch, backend: str) -> None:
+    """Inside a run the engine heard of the Ctrl-C first and raises KeyboardInterrupt once the
+    run has unwound; a re-sent one would land in that unwinding (explore's report of what
+    ran), so none is sent."""
+    import vthreads as vt
+
+    ignored: list[Any] = []
+    monkeypatch.setattr(sys, "unraisablehook", ignored.append)
+
+    class Finalised:
+        def __del__(self) -> None:
+            signal.raise_signal(signal.SIGINT)
+
+    async def main() -> None:
+        obj = Finalised()
+        del obj  # the Ctrl-C lands in the finaliser and is swallowed there
+        await vt.Event("never").wait()
+
+    with ctrl_c():
+        with pytest.raises(KeyboardInterrupt):
+            vt.Engine("fifo", backend=backend).run(main)
+        assert not _wait_for_interrupt(0.3), "a second interrupt came after the run's own"
+    assert ignored == []
