@@ -16,6 +16,7 @@ from pathlib import Path
 import distributed  # the test extra installs the cluster extra
 import pytest
 
+from tests.support.interrupt import has_saved
 from wddmemu import _cli
 from wddmemu._cluster import ClusterError, connect, explore_on_cluster, ship_modules
 from wddmemu._explore import ExploreOptions, explore, save_failure
@@ -300,7 +301,7 @@ def test_ctrl_c_of_a_local_cluster_campaign_is_130_without_the_workers_traceback
                          start_new_session=True)  # its own group, as a terminal's job is
     try:
         deadline = time.monotonic() + 180
-        while not (saved.is_dir() and any(saved.iterdir())):  # the workers are running
+        while not has_saved(saved):  # the workers are running
             assert p.poll() is None and time.monotonic() < deadline, p.communicate()
             time.sleep(0.1)
         os.killpg(p.pid, signal.SIGINT)  # the whole group, as Ctrl-C in a terminal

@@ -23,20 +23,31 @@ ROOT = Path(__file__).resolve().parents[2]
 MARK_VARIABLE = "WDDMEMU_TEST_SPINNING"
 
 
+def has_saved(saved: Path) -> bool:
+    """Whether ``saved`` is a file, or a directory holding a finished file: a ``.NAME.….tmp``
+    is a write in progress (``wddmemu/_files.py:atomic_path``), which a Ctrl-C landing now
+    removes. Counting it made the campaign Ctrl-C test see an empty save directory after the
+    interrupt (CI, d898840)."""
+    if saved.is_file():
+        return True
+    return saved.is_dir() and any(not (f.name.startswith(".") and f.name.endswith(".tmp"))
+                                  for f in saved.iterdir())
+
+
 def interrupt_once_saved(args: list[str], saved: Path, cwd: Path,
                          env: dict[str, str] | None = None,
                          until: Callable[[], bool] | None = None) -> tuple[int, str, str]:
     """Run ``wddmemu ARGS`` in a subprocess (``env`` added to the environment, the repository
-    on its path), send SIGINT once ``saved`` is a file or a directory with something in it
-    (and ``until()`` is true, if given); the exit code, stdout and stderr."""
+    on its path), send SIGINT once ``saved`` is a file or a directory with a finished file in
+    it (:func:`has_saved`; and ``until()`` is true, if given); the exit code, stdout and
+    stderr."""
     full = {**os.environ, **(env or {})}
     full["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), full.get("PYTHONPATH")) if p)
     p = subprocess.Popen([sys.executable, "-m", "wddmemu._cli", *args], stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, text=True, cwd=cwd, env=full)
     try:
         deadline = time.monotonic() + 120
-        while not ((saved.is_file() or (saved.is_dir() and any(saved.iterdir())))
-                   and (until is None or until())):
+        while not (has_saved(saved) and (until is None or until())):
             if p.poll() is not None:
                 raise AssertionError(f"ended before the interrupt: {p.communicate()}")
             assert time.monotonic() < deadline, "never reached the point to interrupt"
