@@ -341,14 +341,6 @@ def needed_by(scenario: str, driver: str) -> dict[str, list[str]]:
 # ---- resolving ---------------------------------------------------------------------------------
 
 
-def _accepts(fn: Callable[..., Any], name: str) -> bool:
-    try:
-        sig = inspect.signature(fn)
-    except (TypeError, ValueError):
-        return True
-    return any(p.name == name or p.kind is p.VAR_KEYWORD for p in sig.parameters.values())
-
-
 def _is_async(fn: Any) -> bool:
     """Whether calling ``fn`` makes a coroutine or an async generator instead of a value."""
     call = fn
@@ -363,20 +355,25 @@ def _call_factory(fn: Callable[..., Any], label: str, ddi_version: int | None,
     if not isinstance(fn, type) and _is_async(fn):
         raise SpecError(f"driver factory {label} is async: a factory is a plain callable "
                         "(def, not async def) that returns a driver")
+    # one signature for both questions (it is most of what resolving a run costs): which
+    # options the factory takes, and whether it takes driver_version — a factory whose
+    # signature cannot be read (a C callable) is taken to, and to take no option
     try:
         params = inspect.signature(fn).parameters
     except (TypeError, ValueError):
-        params = {}
+        params, var_kw, takes_version = {}, False, True
+    else:
+        var_kw = any(q.kind is q.VAR_KEYWORD for q in params.values())
+        takes_version = var_kw or "driver_version" in params
     kw: dict[str, Any] = {}
     #: a factory taking ``**options`` may say what they are (the built-ins: DriverConfig's)
     declared: dict[str, Any] = getattr(fn, "option_defaults", None) or {}
     for k, v in options.items():
         p = params.get(k)
-        if p is None and not any(q.kind is q.VAR_KEYWORD for q in params.values()):
+        if p is None and not var_kw:
             known = ", ".join(n for n in params if n != "driver_version") or "none"
             raise SpecError(f"driver {label} has no option {k!r} (options: {known})")
         kw[k] = _coerce(k, v, p.default if p is not None else declared.get(k))
-    takes_version = _accepts(fn, "driver_version")
     if ddi_version is not None and not takes_version:
         raise SpecError(f"driver {label} takes no driver_version (drop --ddi-version)")
     version = ddi_version if ddi_version is not None else default_version

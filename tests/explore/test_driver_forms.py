@@ -104,6 +104,24 @@ def test_drivers_that_take_a_version_get_the_scenario_default() -> None:
     assert _version(wddmemu.run(wddmemu.RunSpec(SCENARIO, driver=umd.ReferenceDriver))) == 0xB
 
 
+def test_a_factory_whose_signature_cannot_be_read_takes_the_version_and_no_option() -> None:
+    """A callable ``inspect.signature`` cannot read (a C callable, a broken ``__signature__``)
+    is taken to take ``driver_version`` and to take no option: the call says which."""
+    got: list[dict[str, Any]] = []
+
+    class Opaque:
+        __signature__ = 42  # inspect.signature raises TypeError on it
+
+        def __call__(self, **kw: Any) -> Any:
+            got.append(kw)
+            return umd.ReferenceDriver(umd.DriverConfig(driver_version=kw["driver_version"]))
+
+    assert _version(wddmemu.run(wddmemu.RunSpec(SCENARIO, driver=Opaque()))) == 0xB
+    assert got == [{"driver_version": 0xB}]
+    with pytest.raises(wddmemu.SpecError, match=r"has no option 'colour' \(options: none\)"):
+        wddmemu.run(wddmemu.RunSpec(SCENARIO, driver=Opaque(), driver_options={"colour": 1}))
+
+
 # ---- 2. a driver object serves one run ---------------------------------------------------------
 
 
