@@ -163,6 +163,10 @@ class TraceSink:
         self._tail_nl = b"}\n"
         self._context_keys: frozenset[str] = frozenset()
         self._buf = bytearray()
+        # the line heads' ``,"t":CLOCK`` part, for the clock value it was rendered for: the
+        # clock moves far less often than the step, and formatting it was a quarter of a head
+        self._t = -1
+        self._t_part = b""
         # write_sched's rendered line ends, by (thread, next, runnable): a run has few of them
         self._sched_tails: dict[tuple[str | None, str, int], bytes] = {}
         # write_name's, by (thread, event, value), at most ONE_TAILS_MAX of them
@@ -233,14 +237,19 @@ class TraceSink:
         nobody but the file wants it (the engine asks :meth:`sched_fast` and that no
         subscriber takes ``sched`` first). Same bytes: the ints are orjson's decimal (the clock
         never leaves 63 bits), the names are orjson's strings; all after the clock is
-        cached per (thread, next, runnable), set when the run starts (the tail is fixed)."""
+        cached per (thread, next, runnable), set when the run starts (the tail is fixed), and
+        the clock's part for the last clock value written."""
         rest = self._sched_tails.get((thread, nxt, runnable))
         if rest is None:  # the line after the clock, rendered once per (thread, next, runnable)
             rest = self._sched_tails[thread, nxt, runnable] = (
                 b',"thread":%b,"event":"sched","next":%b,"runnable":%d%b' % (
                     orjson.dumps(thread), orjson.dumps(nxt), runnable, self._tail_nl))
+        if t != self._t:
+            self._t = t
+            self._t_part = b',"t":%d' % t
         buf = self._buf
-        buf += b'{"step":%d,"t":%d' % (step, t)
+        buf += b'{"step":%d' % step
+        buf += self._t_part
         buf += rest
         if len(buf) >= FLUSH_BYTES:
             self.flush()
@@ -271,8 +280,12 @@ class TraceSink:
             rest = tails[thread, event, value] = b',"thread":%b,"event":%b,"%b":%b%b' % (
                 orjson.dumps(thread), orjson.dumps(event), ONE_FIELD[event].encode(),
                 orjson.dumps(value), self._tail_nl)
+        if t != self._t:
+            self._t = t
+            self._t_part = b',"t":%d' % t
         buf = self._buf
-        buf += b'{"step":%d,"t":%d' % (step, t)
+        buf += b'{"step":%d' % step
+        buf += self._t_part
         buf += rest
         if len(buf) >= FLUSH_BYTES:
             self.flush()

@@ -87,6 +87,30 @@ def test_write_name_past_its_cache_writes_the_chains_bytes(tmp_path: Path) -> No
     assert fast == chain
 
 
+def test_the_kept_clock_part_follows_the_clock_both_ways() -> None:
+    """write_sched and write_name keep the ``,"t":…`` part for the last clock value: a clock
+    that moves on, comes back (a sink whose next run starts at 0) or repeats is written as it
+    is, as orjson writes it."""
+    import io
+
+    import orjson
+
+    f = io.BytesIO()
+    sink = TraceSink(f)
+    assert sink.start({"run": "r"})
+    clocks = [0, 0, 7, 7, 2**62, 0, 7]
+    for step, t in enumerate(clocks):
+        if step % 2:
+            sink.write_sched(step, t, "a", "b", 2)
+        else:
+            sink.write_name(step, t, None, "mutex.acquire", "m")
+    sink.close()
+    lines = f.getvalue().splitlines()
+    assert [orjson.loads(line)["t"] for line in lines] == clocks
+    assert all(line.startswith(b'{"step":%d,"t":%d,' % (i, t))
+               for i, (line, t) in enumerate(zip(lines, clocks, strict=True)))
+
+
 def test_a_subscriber_of_a_one_field_event_still_gets_it(tmp_path: Path) -> None:
     got: list[dict] = []
     eng = vt.Engine("pct", seed=5, trace=tmp_path / "t.jsonl")
