@@ -24,6 +24,7 @@ from umd.ddi import (
     D3DDDI_ADAPTERFUNCS,
     D3DDDI_DEVICEFUNCS,
     D3DDDIARG_CREATEDEVICE,
+    D3DDDIARG_LOCK,
     D3DDDIARG_LOCKASYNC,
     D3DDDIARG_OPENADAPTER,
 )
@@ -109,7 +110,13 @@ def _emit_exit(ddi: str, device: str, hr: int, **fields: Any) -> None:
 
 
 def _lock_async_out(args: D3DDDIARG_LOCKASYNC) -> dict[str, Any]:
-    """LockAsync's outputs for ``ddi.exit`` (LA-12): hCookie, Pitch, SlicePitch, whether
+    """LockAsync's outputs for ``ddi.exit`` (LA-12): hCookie, then :func:`_lock_out`'s."""
+    return _lock_out(args, {"cookie": plain_int(args.cookie)})
+
+
+def _lock_out(args: D3DDDIARG_LOCKASYNC | D3DDDIARG_LOCK,
+              out: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Lock's outputs for ``ddi.exit`` (LK-6), added to ``out``: Pitch, SlicePitch, whether
     pSurfData is set and, when it says so, which allocation instance it points into (a
     driver's own pointer wrapper need not say). Whatever the driver put there, only plain ints
     (:func:`~runtime._callbacks.plain_int`: an int subclass is read without calling its
@@ -118,11 +125,21 @@ def _lock_async_out(args: D3DDDIARG_LOCKASYNC) -> dict[str, Any]:
         surf = getattr(args.surf_data, "allocation", None)
     except Exception:  # the driver's object: its property may raise
         surf = None
-    out: dict[str, Any] = {k: plain_int(v) for k, v in (
-        ("cookie", args.cookie), ("surf_allocation", surf), ("pitch", args.pitch),
-        ("slice_pitch", args.slice_pitch))}  # an int subclass as a plain int (issue 14)
+    out = {} if out is None else out
+    for k, v in (("surf_allocation", surf), ("pitch", args.pitch),
+                 ("slice_pitch", args.slice_pitch)):
+        out[k] = plain_int(v)  # an int subclass as a plain int (issue 14)
     out["surf_data"] = args.surf_data is not None
     return out
+
+
+def _outputs(args: Any) -> dict[str, Any]:
+    """What ``ddi.exit`` says of a DDI's outputs: LockAsync's and Lock's, nothing of others."""
+    if isinstance(args, D3DDDIARG_LOCKASYNC):
+        return _lock_async_out(args)
+    if isinstance(args, D3DDDIARG_LOCK):
+        return _lock_out(args)
+    return _NO_FIELDS
 
 
 async def call_open_adapter(driver: Any, oa: D3DDDIARG_OPENADAPTER, name: str) -> int:
@@ -216,7 +233,7 @@ class DdiDoor:
             hr = checked_hresult(ddi, await fn(self.driver_device, args))
             if hr == kmd.D3DDDIERR_DEVICEREMOVED:
                 self.lost = True
-            out = _lock_async_out(args) if isinstance(args, D3DDDIARG_LOCKASYNC) else _NO_FIELDS
+            out = _outputs(args)
             if eng.wants("ddi.exit"):  # _emit_exit's event, with the engine already in hand
                 eng.emit("ddi.exit", ddi=ddi, device=self.device_name, hr=hex32(hr),
                          hr_name=hresult_name(hr), **out)

@@ -240,6 +240,8 @@ class Checker(DdiRules, CallbackRules, DataOracle):
 
     def _lk_exit(self, dev: DeviceState, call: Call, ev: dict[str, Any], hr: int) -> None:
         self._lock_exit(dev, call, hr)
+        if hr == 0:
+            self._check_lock_pointer(dev, call, ev)
 
     def _ul_exit(self, dev: DeviceState, call: Call, ev: dict[str, Any], hr: int) -> None:
         self._unlock_exit(dev, call, hr)

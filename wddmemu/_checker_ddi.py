@@ -369,6 +369,19 @@ class DdiRules:
             dev.new_instance(key, new, what)
             dev.bound[key] = Binding(new, call.seq, what)
 
+    def _check_lock_pointer(self, dev: DeviceState, call: Call, ev: dict[str, Any]) -> None:
+        """LK-6: a successful Lock returns the pointer pfnLockCb gave (translated to the
+        subresource) in pSurfData. Not for a NotifyOnly Lock, nor one of runtime system memory:
+        the runtime ignores that pSurfData (LK-10) and reads its system memory through its own
+        mapping. Pitch is not judged: no rule of Lock's says what it must be (a linear buffer
+        has none to speak of)."""
+        key, flags = call.key, call.flags
+        if ev.get("surf_data", True) or flags & LKF.NotifyOnly or key[0] in dev.sysmem:
+            return
+        self._violate("LK-6", f"{dev.describe(call)} returned S_OK with pSurfData NULL: Lock "
+                      "returns the pointer pfnLockCb gave, translated to the subresource",
+                      key=("pointer", key), resource=key[0])
+
     def _unlock_exit(self, dev: DeviceState, call: Call, hr: int) -> None:
         """LK-13 (S_OK only for a Lock lock), LK-11 / LK-12 (pfnUnlockCb, unless LCB-3's
         cached NoOverwrite pointer; LK-12 for system memory), LCB-20 (pfnUnlockCb on the

@@ -42,6 +42,32 @@ def test_lock_without_pfnlockcb_is_lk6_and_unlock_without_pfnunlockcb_is_lk11() 
     assert rules_for(good) == []
 
 
+def _locked(resource: int, flags: int, surf_data: bool) -> list:
+    """A Lock that called pfnLockCb and returned S_OK, its exit saying whether pSurfData is set
+    (the runtime logs Lock's outputs as it logs LockAsync's)."""
+    evs = ddi("app", "Lock", resource=resource, flags=flags, cbs=[
+        ("pfnLockCb", {"allocation": 1, "flags": 0}, {"hr": S_OK, "new_allocation": 1})])
+    evs[-1][2].update(surf_data=surf_data, surf_allocation=None, pitch=64, slice_pitch=64)
+    return evs
+
+
+def test_a_lock_that_returns_no_pointer_is_lk6() -> None:
+    """LK-6's second half: the pointer pfnLockCb gave is returned in pSurfData. A NotifyOnly
+    Lock (0x80) of runtime system memory is exempt: the runtime ignores it (LK-10)."""
+    assert rules_for(CREATE + _resource() + _locked(7, 0, surf_data=False)) == ["LK-6"]
+    assert rules_for(CREATE + _resource() + _locked(7, 0, surf_data=True)) == []
+    sysmem = _resource(pool=2)
+    assert rules_for(CREATE + sysmem + _locked(7, 0x80, surf_data=False)) == []
+    # either alone exempts too: NotifyOnly says the pointer is not wanted, and the runtime
+    # reads its system memory through its own mapping (runtime/_lock.py:lock_sync)
+    assert rules_for(CREATE + _resource() + _locked(7, 0x80, surf_data=False)) == []
+    assert rules_for(CREATE + sysmem + _locked(7, 0, surf_data=False)) == []
+    # an exit that says nothing of pSurfData (an older trace) is not judged
+    bare = ddi("app", "Lock", resource=7, flags=0, cbs=[
+        ("pfnLockCb", {"allocation": 1, "flags": 0}, {"hr": S_OK, "new_allocation": 1})])
+    assert rules_for(CREATE + _resource() + bare) == []
+
+
 def _discard(resource: int, cookie: int) -> list:
     evs = ddi("app", "LockAsync", resource=resource, flags=0x2, cbs=[
         ("pfnLockCb", {"allocation": 1, "flags": 0x80},

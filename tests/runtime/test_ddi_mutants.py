@@ -25,6 +25,7 @@ from umd.ddi import (
     D3DDDI_ADAPTERFUNCS,
     D3DDDI_DEVICEFUNCS,
     D3DDDIARG_CREATEDEVICE,
+    D3DDDIARG_LOCK,
     D3DDDIARG_LOCKASYNC,
     D3DDDIARG_OPENADAPTER,
     D3DDDIARG_UNLOCKASYNC,
@@ -315,6 +316,29 @@ def test_lock_async_exit_carries_the_outputs_and_other_ddis_do_not() -> None:
         "hr": "0x00000000", "hr_name": "S_OK", "device": "dev0"}
     assert "cookie" not in unlock_exit and unlock_exit["ddi"] == "UnlockAsync"
     assert ev[2]["resource"] == 1 and ev[2]["device"] == "dev0"  # summarize(args) on enter
+
+
+def test_lock_exit_carries_its_outputs_without_a_cookie() -> None:
+    """Lock's exit says what LK-6 judges (pSurfData set, where it points) and the pitches, in
+    the order LockAsync's has them; Lock has no hCookie."""
+    async def lock(device: Any, args: D3DDDIARG_LOCK) -> int:
+        args.surf_data, args.pitch, args.slice_pitch = _Ptr(), 64, "junk"
+        return 0
+
+    door = _door(0xB, pfn_lock=lock)
+
+    async def main() -> None:
+        await door.call("Lock", D3DDDIARG_LOCK(resource=1, subresource_index=0, flags=0))
+
+    r, ev = _run(main)
+    assert r.ok, r.failure
+    lock_exit = ev[1]
+    assert "cookie" not in lock_exit
+    assert [k for k in lock_exit if k in ("surf_allocation", "pitch", "slice_pitch",
+                                          "surf_data")] == [
+        "surf_allocation", "pitch", "slice_pitch", "surf_data"]
+    assert (lock_exit["surf_allocation"], lock_exit["pitch"], lock_exit["slice_pitch"],
+            lock_exit["surf_data"]) == (7, 64, None, True)
 
 
 # ---- OpenAdapter and CreateDevice ------------------------------------------------------------

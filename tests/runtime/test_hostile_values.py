@@ -215,6 +215,27 @@ def test_a_cookie_that_is_not_a_handle_is_la12() -> None:
     assert "81-bit int, not a HANDLE" in r.violations[0].message
 
 
+class _NoLockPointer(ReferenceDevice):
+    """The reference, its Lock's pSurfData dropped after the fact."""
+
+    async def pfn_lock(self, args: Any) -> int:
+        hr = await super().pfn_lock(args)
+        if hr == 0:
+            args.surf_data = None
+        return hr
+
+
+def test_a_lock_that_returns_no_pointer_is_lk6_at_the_seam() -> None:
+    """Before LK-6 judged Lock's pointer, this run failed only as the application's
+    AccessViolation, and a Lock whose pointer nobody used passed; now the seam says it."""
+    r = run(RunSpec("lock-flags", driver=ReferenceDriver(device_class=_NoLockPointer))).run
+    assert "LK-6" in r.rules(), r.summary()
+    v = next(v for v in r.violations if v.rule == "LK-6")
+    assert "returned S_OK with pSurfData NULL" in v.message
+    # the reference's own pointer is no finding
+    assert run(RunSpec("lock-flags")).run.rules() == []
+
+
 # ---- 3. callbacks after DestroyDevice; draws the runtime never issued ------------------------
 
 
