@@ -35,7 +35,7 @@ from ._decisions import Decisions, new_log, widened
 from ._errors import Divergence, EngineUsageError, _Abort
 from ._events import EngineEvents
 from ._hb import Race, vc_join
-from ._host import run_sync
+from ._host import check_backend, run_sync
 from ._origin import from_host, unwatch_sigint, watch_sigint
 from ._os_threads import guard_os_threads
 from ._reports import Reports
@@ -90,8 +90,7 @@ class Engine(EngineEvents):
         context: dict[str, Any] | None = None,
         stop_on_violation: bool = False,
     ) -> None:
-        if backend not in ("asyncio", "trio"):
-            raise ValueError(f"unknown backend {backend!r}: use asyncio or trio")
+        check_backend(backend)
         if step_budget < 1:
             raise ValueError("step_budget must be >= 1")
         self.strategy = make_strategy(

@@ -20,6 +20,15 @@ from ._errors import LoopRunningError
 A = TypeVar("A")
 T = TypeVar("T")
 
+#: the event loops a run can be hosted on
+BACKENDS = ("asyncio", "trio")
+
+
+def check_backend(backend: object) -> None:
+    """Refuse a backend other than :data:`BACKENDS`' with a one-line ``ValueError``."""
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}: use asyncio or trio")
+
 
 def run_many(
     run: Callable[[A], Awaitable[T]],
@@ -33,8 +42,7 @@ def run_many(
     and awaits its :meth:`~vthreads.Engine.run_async`. After each run ``stop(item, result)``, if
     given, sees the result as it comes (report progress there) and ends the series by returning
     true; the results so far are returned. Synchronous."""
-    if backend not in ("asyncio", "trio"):
-        raise ValueError(f"unknown backend {backend!r}: use asyncio or trio")
+    check_backend(backend)
 
     async def series() -> list[T]:
         out: list[T] = []

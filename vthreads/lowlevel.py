@@ -36,7 +36,7 @@ from ._api import (
 from ._api import log as emit
 from ._engine import Engine
 from ._hb import RaceDetector
-from ._host import refuse_running_loop
+from ._host import check_backend, refuse_running_loop
 from ._lowlevel import (
     HBClock,
     WaitQueue,
@@ -58,8 +58,7 @@ def parker_class(backend: str) -> type:
     (``"asyncio"`` or ``"trio"``): ``wake()`` / ``await park()``, a wake may come before the
     park. Exposed so a benchmark can time the bare handoff on that primitive; controlled
     strategies hand over through the trampoline instead (see docs/engine.md)."""
-    if backend not in ("asyncio", "trio"):
-        raise ValueError(f"unknown backend {backend!r}: use asyncio or trio")
+    check_backend(backend)
     return parker_for(backend)
 
 

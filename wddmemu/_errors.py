@@ -23,6 +23,14 @@ def check_int(name: str, v: object, lo: int, hi: int) -> None:
         raise SpecError(f"{name} takes {lo:,}..{hi:,}, not {shown}")
 
 
+def check_backend(backend: object) -> None:
+    """Refuse a backend other than asyncio and trio with a one-line SpecError (the engine's
+    own check, ``vthreads/_host.py:check_backend``, raises ValueError; this module stays
+    light)."""
+    if backend not in ("asyncio", "trio"):
+        raise SpecError(f"unknown backend {backend!r}: use asyncio or trio")
+
+
 def check_seed_span(seed: int, schedules: int) -> None:
     """Refuse a ``seed`` whose last schedule's seed (schedule i runs ``seed + i``) passes the
     63 bits every file and report stores a seed in."""

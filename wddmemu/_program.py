@@ -16,7 +16,7 @@ from typing import Any
 from vthreads import SYSTEMATIC, Engine, RunResult, program_runner
 from vthreads.lowlevel import Watchdog, check_timeout, refuse_running_loop
 
-from ._errors import SpecError, check_int, check_seed_span
+from ._errors import SpecError, check_backend, check_int, check_seed_span
 from ._explore import OPTION_RANGES
 from ._watchdog import EXPLORE_TIMEOUT
 
@@ -105,8 +105,7 @@ def _check_arguments(program: Any, schedules: Any, strategy: Any, seed: Any, dep
     check_seed_span(seed, schedules)
     if not isinstance(strategy, str) or strategy not in PROGRAM_STRATEGIES:
         raise SpecError(f"unknown strategy {strategy!r}: use {', '.join(PROGRAM_STRATEGIES)}")
-    if backend not in ("asyncio", "trio"):
-        raise SpecError(f"unknown backend {backend!r}: use asyncio or trio")
+    check_backend(backend)
     try:
         check_timeout(timeout)
     except ValueError as e:

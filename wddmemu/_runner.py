@@ -34,7 +34,7 @@ from ._drivers import (
     refuse_driver_object,
     resolve_driver,
 )
-from ._errors import SpecError
+from ._errors import SpecError, check_backend
 from ._files import atomic_path
 from ._watchdog import Watchdog, check_timeout
 
@@ -237,8 +237,7 @@ def _resolve(spec: RunSpec, *, by: str | None = None
         if not isinstance(b, str) or (b not in RUNTIME_BUGS and b not in kmd.KERNEL_BUGS):
             known = ", ".join([*RUNTIME_BUGS, *kmd.KERNEL_BUGS])
             raise SpecError(f"unknown bug {b!r}: choose from {known}")
-    if spec.backend not in ("asyncio", "trio"):
-        raise SpecError(f"unknown backend {spec.backend!r}: use asyncio or trio")
+    check_backend(spec.backend)
     parse_faults(spec.faults)
     if spec.strategy == "replay" and spec.decisions is None:
         raise SpecError("the replay strategy needs a decision list (use 'wddmemu replay FILE')")
