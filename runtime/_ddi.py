@@ -114,8 +114,8 @@ def _lock_async_out(args: D3DDDIARG_LOCKASYNC) -> dict[str, Any]:
     return _lock_out(args, {"cookie": plain_int(args.cookie)})
 
 
-def _lock_out(args: D3DDDIARG_LOCKASYNC | D3DDDIARG_LOCK,
-              out: dict[str, Any] | None = None) -> dict[str, Any]:
+def _lock_out(args: D3DDDIARG_LOCKASYNC | D3DDDIARG_LOCK, out: dict[str, Any]
+              ) -> dict[str, Any]:
     """Lock's outputs for ``ddi.exit`` (LK-6), added to ``out``: Pitch, SlicePitch, whether
     pSurfData is set and, when it says so, which allocation instance it points into (a
     driver's own pointer wrapper need not say). Whatever the driver put there, only plain ints
@@ -125,7 +125,6 @@ def _lock_out(args: D3DDDIARG_LOCKASYNC | D3DDDIARG_LOCK,
         surf = getattr(args.surf_data, "allocation", None)
     except Exception:  # the driver's object: its property may raise
         surf = None
-    out = {} if out is None else out
     for k, v in (("surf_allocation", surf), ("pitch", args.pitch),
                  ("slice_pitch", args.slice_pitch)):
         out[k] = plain_int(v)  # an int subclass as a plain int (issue 14)
@@ -138,7 +137,7 @@ def _outputs(args: Any) -> dict[str, Any]:
     if isinstance(args, D3DDDIARG_LOCKASYNC):
         return _lock_async_out(args)
     if isinstance(args, D3DDDIARG_LOCK):
-        return _lock_out(args)
+        return _lock_out(args, {})
     return _NO_FIELDS
 
 

@@ -239,9 +239,7 @@ class Checker(DdiRules, CallbackRules, DataOracle):
         self._rename_exit(dev, call, hr)
 
     def _lk_exit(self, dev: DeviceState, call: Call, ev: dict[str, Any], hr: int) -> None:
-        self._lock_exit(dev, call, hr)
-        if hr == 0:
-            self._check_lock_pointer(dev, call, ev)
+        self._lock_exit(dev, call, ev, hr)
 
     def _ul_exit(self, dev: DeviceState, call: Call, ev: dict[str, Any], hr: int) -> None:
         self._unlock_exit(dev, call, hr)

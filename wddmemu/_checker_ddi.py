@@ -332,10 +332,11 @@ class DdiRules:
                           f"{call.flags:#x}: {_LK_WHAT[rule]}", key=call.flags,
                           flags=call.flags)
 
-    def _lock_exit(self, dev: DeviceState, call: Call, hr: int) -> None:
+    def _lock_exit(self, dev: DeviceState, call: Call, ev: dict[str, Any], hr: int) -> None:
         """LK-6 (pfnLockCb, unless LCB-3's cached NoOverwrite pointer), LK-7 (WASSTILLDRAWING
         only with DoNotWait), LCB-13 (Discard passed on); then remember the app's lock and,
-        for a renaming Discard, the new binding (LCB-8)."""
+        for a renaming Discard, the new binding (LCB-8); last LK-6's other half, the pointer
+        pfnLockCb gave returned (:meth:`_check_lock_pointer`)."""
         key, flags, what = call.key, call.flags, dev.describe(call)
         if hr == WSD and not flags & LKF.DoNotWait:
             self._violate("LK-7", f"{what} returned D3DDDIERR_WASSTILLDRAWING without DoNotWait "
@@ -368,6 +369,7 @@ class DdiRules:
             new = as_int(disc[-1].get("new_allocation", 0))
             dev.new_instance(key, new, what)
             dev.bound[key] = Binding(new, call.seq, what)
+        self._check_lock_pointer(dev, call, ev)
 
     def _check_lock_pointer(self, dev: DeviceState, call: Call, ev: dict[str, Any]) -> None:
         """LK-6: a successful Lock returns the pointer pfnLockCb gave (translated to the

@@ -19,7 +19,7 @@ import click
 # runner (and with it the engine, kernel, driver, runtime and checker) and matplotlib are
 # imported inside the commands that use them — for startup speed only; nothing here is a cycle.
 from . import _loading
-from ._errors import SpecError
+from ._errors import BACKENDS, SpecError
 from ._files import check_directory, check_output
 from ._interrupt import ctrl_c, is_interrupt, quiet_after_interrupt
 
@@ -156,7 +156,7 @@ def scenario_options(fn: Any) -> Any:
         click.option("--ddi-version", default=None, help="the driver's DriverVersion, e.g. 0xB"),
         click.option("--bug", "bugs", multiple=True,
                      help="a seeded runtime or kernel bug (repeatable; 'wddmemu bugs')"),
-        click.option("--backend", type=click.Choice(["asyncio", "trio"]), default="asyncio",
+        click.option("--backend", type=click.Choice(BACKENDS), default="asyncio",
                      show_default=True),
         click.option("--depth", default=3, show_default=True, type=click.IntRange(1, 1000),
                      help="PCT depth d"),
@@ -604,7 +604,7 @@ def explain(console: Console, fd: Found, path: Path) -> None:
 @cli.command("replay")
 @click.argument("file", type=click.Path(dir_okay=False))
 @click.option("--trace", "trace", default=None, metavar="OUT.jsonl", help="write the trace")
-@click.option("--backend", type=click.Choice(["asyncio", "trio"]), default=None,
+@click.option("--backend", type=click.Choice(BACKENDS), default=None,
               help="override the recorded backend")
 @inject_option
 @timeout_option(None, "off; a saved hang: 3")

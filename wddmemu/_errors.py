@@ -23,11 +23,15 @@ def check_int(name: str, v: object, lo: int, hi: int) -> None:
         raise SpecError(f"{name} takes {lo:,}..{hi:,}, not {shown}")
 
 
+#: the event loops a run can be hosted on (the engine's own list, ``vthreads/_host.py``'s
+#: BACKENDS, is not imported here: this module stays light for the CLI's start-up)
+BACKENDS = ("asyncio", "trio")
+
+
 def check_backend(backend: object) -> None:
-    """Refuse a backend other than asyncio and trio with a one-line SpecError (the engine's
-    own check, ``vthreads/_host.py:check_backend``, raises ValueError; this module stays
-    light)."""
-    if backend not in ("asyncio", "trio"):
+    """Refuse a backend other than :data:`BACKENDS`' with a one-line SpecError (the engine's
+    own check, ``vthreads/_host.py:check_backend``, raises ValueError)."""
+    if backend not in BACKENDS:
         raise SpecError(f"unknown backend {backend!r}: use asyncio or trio")
 
 
