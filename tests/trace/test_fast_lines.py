@@ -208,3 +208,35 @@ def test_the_direct_one_field_path_leaves_odd_names_to_the_chain(tmp_path: Path)
     assert '"event":"mutex.acquire","mutex":"016d"' in text
     assert f'"t":{2**63 - 10},"thread":"main","event":"block","waits":"join late"' in text
     assert fast == chain
+
+
+class _Opaque:
+    def __repr__(self) -> str:
+        return "<opaque 7>"
+
+
+async def _unencodable_fields() -> None:
+    # fields orjson cannot encode alone: TraceSink.write tries without ``default`` first, and
+    # each of these must take the path that renders them, with the chain's bytes
+    vt.log("odd.bytes", data=b"\x00\xffA", more=bytearray(b"\x01"))
+    vt.log("odd.set", ids={3, 1, 2}, frozen=frozenset({"b", "a"}))
+    vt.log("odd.object", what=_Opaque(), nested={"deep": [_Opaque(), b"\x02"]})
+    vt.log("odd.huge", value=1 << 70, inner=[-(1 << 64) - 1, {"k": b"\x03"}])
+    vt.log("odd.plain", value=1)
+    await vt.sleep(1)
+
+
+def test_fields_orjson_cannot_encode_alone_take_the_chains_bytes(tmp_path: Path) -> None:
+    """A field that needs ``_default`` (bytes, sets, objects) or ``_wide`` (an int past 64
+    bits) is rendered as the chain renders it: hex, a sorted list, the repr, the decimal."""
+    def go(path: Path) -> None:
+        vt.Engine("fifo", trace=path).run(_unencodable_fields).check()
+
+    fast, chain = _fast_and_chain(tmp_path, go)
+    text = fast.decode("utf-8")
+    assert '"data":"00ff41","more":"01"' in text
+    assert '"ids":[1,2,3],"frozen":["a","b"]' in text
+    assert '"what":"<opaque 7>","nested":{"deep":["<opaque 7>","02"]}' in text
+    assert f'"value":"{1 << 70}","inner":["{-(1 << 64) - 1}",{{"k":"03"}}]' in text
+    assert '"event":"odd.plain","value":1' in text
+    assert fast == chain
