@@ -8,8 +8,12 @@ would be most of a small schedule's cost. :func:`run_many` opens the loop once.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable
-from typing import TypeVar
+import _signal
+import _thread
+import threading
+from collections.abc import Awaitable, Callable, Iterable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
 
 import anyio
 import anyio.lowlevel
@@ -60,9 +64,46 @@ def run_many(
 
 
 def run_sync(fn: Callable[[], Awaitable[T]], backend: str, what: str) -> T:
-    """``anyio.run(fn, backend=backend)``, refused first by :func:`refuse_running_loop`."""
+    """``anyio.run(fn, backend=backend)``, refused first by :func:`refuse_running_loop`; on
+    asyncio, a Ctrl-C raises ``KeyboardInterrupt`` at once, as it does on trio
+    (:func:`_prompt_sigint`)."""
     refuse_running_loop(what)
-    return anyio.run(fn, backend=backend)
+    if backend != "asyncio":
+        return anyio.run(fn, backend=backend)
+    with _prompt_sigint():
+        return anyio.run(fn, backend=backend)
+
+
+_MAIN = threading.main_thread().ident
+_DEFAULT = _signal.default_int_handler
+
+
+def _interrupt_now(signum: int, frame: Any) -> None:
+    # what default_int_handler does, under another identity: asyncio replaces only that one
+    raise KeyboardInterrupt
+
+
+@contextmanager
+def _prompt_sigint() -> Iterator[None]:
+    """Python's own Ctrl-C behaviour for the loop about to start, where asyncio's would replace
+    it. asyncio's runner, finding ``default_int_handler`` installed, puts in a handler that
+    only cancels the main task at the first Ctrl-C and raises at the second. A controlled run
+    never yields to the loop (the trampoline drives every emulated thread from that one task),
+    so the cancellation waits for the run to end, and a driver stuck in a CPU loop (which
+    never reaches a scheduling point either) held a single Ctrl-C off for ever. Any other
+    handler found (the application's, wddmemu's) is one asyncio leaves alone, and so do we.
+    trio raises at once in code not protected from ``KeyboardInterrupt``, which emulated code
+    is not. The raw ``_signal`` calls: ``signal.signal``'s enum conversions cost more than a
+    small run (a plain ``Engine.run`` comes here once a run)."""
+    if _thread.get_ident() != _MAIN or _signal.getsignal(_signal.SIGINT) is not _DEFAULT:
+        yield
+        return
+    _signal.signal(_signal.SIGINT, _interrupt_now)
+    try:
+        yield
+    finally:
+        if _signal.getsignal(_signal.SIGINT) is _interrupt_now:
+            _signal.signal(_signal.SIGINT, _DEFAULT)
 
 
 def refuse_running_loop(what: str, instead: str | None = "Engine.run_async") -> None:

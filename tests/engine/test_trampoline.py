@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextvars
 import random
+from typing import Any
 
 import anyio
 import pytest
@@ -266,6 +267,75 @@ def test_a_real_ctrl_c_that_emulated_code_swallows_still_stops_the_run(backend: 
 
     with pytest.raises(KeyboardInterrupt):
         vt.Engine("fifo", backend=backend).run(main)
+
+
+def _spin_until_interrupted(seconds: float) -> tuple[list[str], Any]:
+    """A program whose thread spins in a CPU loop (never a scheduling point) and one real
+    SIGINT sent once it spins (by an OS thread started here: emulated code may start none);
+    the loop gives up after ``seconds`` and notes that it did."""
+    import signal
+    import threading
+    import time
+
+    gave_up: list[str] = []
+    spinning = threading.Event()
+
+    def send() -> None:
+        if spinning.wait(seconds):
+            time.sleep(0.1)
+            signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
+
+    async def spinner() -> None:
+        spinning.set()
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            pass
+        gave_up.append("spinner")
+
+    async def main() -> None:
+        await vt.spawn("spinner", spinner).join()
+
+    threading.Thread(target=send, daemon=True).start()
+    return gave_up, main
+
+
+@pytest.mark.parametrize("many", [False, True], ids=["run", "run_many"])
+def test_one_ctrl_c_stops_a_thread_in_a_cpu_loop(backend: str, many: bool) -> None:
+    # asyncio's runner would only cancel its main task at a first Ctrl-C, which a controlled
+    # run never lets the loop deliver: run_sync keeps Python's own handler (vthreads/_host.py)
+    import signal
+
+    gave_up, main = _spin_until_interrupted(20.0)
+    with pytest.raises(KeyboardInterrupt):
+        if many:
+            vt.run_many(lambda _: vt.Engine("fifo", backend=backend).run_async(main), [0],
+                        backend=backend)
+        else:
+            vt.Engine("fifo", backend=backend).run(main)
+    assert gave_up == []
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_an_applications_own_sigint_handler_is_left_in_place() -> None:
+    import signal
+
+    seen: list[int] = []
+
+    def mine(signum: int, frame: object) -> None:
+        seen.append(signum)
+
+    async def main() -> None:
+        signal.raise_signal(signal.SIGINT)
+        await vt.checkpoint()
+
+    old = signal.signal(signal.SIGINT, mine)
+    try:
+        with pytest.raises(KeyboardInterrupt):  # the engine's own: a run stops at a Ctrl-C
+            vt.Engine("fifo", backend="asyncio").run(main)
+        assert signal.getsignal(signal.SIGINT) is mine
+    finally:
+        signal.signal(signal.SIGINT, old)
+    assert seen == [signal.SIGINT]  # the application's handler ran: nothing stood in for it
 
 
 def test_a_controlled_run_inside_an_emulated_thread_is_not_a_foreign_await(backend: str) -> None:
