@@ -33,6 +33,7 @@ from ._cluster import (
     plan,
 )
 from ._console import OutputConsole
+from ._errors import check_seconds
 from ._explore import (
     DEFAULT_SAVE_DIR,
     DEFAULT_STRATEGY,
@@ -45,7 +46,8 @@ from ._explore import (
 )
 from ._interrupt import ctrl_c, is_interrupt
 from ._reports import CellReport, cell_name, write_reports
-from ._runner import DEFAULT_DRIVER, SPEC_RANGES, RunSpec, SpecError, check_spec
+from ._runner import DEFAULT_DRIVER, SPEC_RANGES, RunSpec, SpecError, check_spec, run_timeout
+from ._watchdog import EXPLORE_TIMEOUT
 
 #: every strategy ``explore`` takes: a campaign cell is one exploration
 STRATEGIES = EXPLORE_STRATEGIES
@@ -61,7 +63,7 @@ class CampaignError(SpecError):
 
 @dataclass(frozen=True)
 class _Key:
-    kind: str  # "strs" | "ints" | "int" | "bound" | "bool" | "drivers" | "tables"
+    kind: str  # "strs" | "ints" | "int" | "bound" | "bool" | "seconds" | "drivers" | "tables"
     default: Any
     lo: int = 0
     hi: int = _MAX_U32
@@ -82,6 +84,8 @@ KEYS: dict[str, _Key] = {
     "chunk": _Key("int", 25, 1, 100_000),
     "stop_on_first": _Key("bool", True),
     "minimise": _Key("bool", True),
+    # each schedule's wall-clock limit, explore's --timeout (the CLI's --timeout overrides it)
+    "timeout": _Key("seconds", EXPLORE_TIMEOUT),
     # parsed on their own (_drivers, _scenario_params): tables, not plain values
     "params": _Key("tables", {}),
 }
@@ -103,6 +107,8 @@ class Campaign:
     chunk: int = 25
     stop_on_first: bool = True
     minimise: bool = True
+    #: each schedule's wall-clock limit in seconds (0: off), as explore's ``--timeout``
+    timeout: float = EXPLORE_TIMEOUT
     #: ``drivers``' option sets, one per entry (``{}`` for a bare name), as ``--driver-opt``
     driver_options: tuple[dict[str, str], ...] = ()
     #: scenario → its ``-p`` parameters (``[campaign.params.SCENARIO]``)
@@ -113,7 +119,7 @@ class Campaign:
                               depth=self.depth, preemption_bound=self.preemption_bound,
                               jobs=jobs, stop_on_first=self.stop_on_first,
                               minimise=self.minimise, max_replays=self.max_replays,
-                              chunk=self.chunk)
+                              chunk=self.chunk, timeout=self.timeout)
 
     def cells(self) -> list[tuple[RunSpec, str]]:
         """Every (base spec, strategy) of the matrix, in file order (scenario slowest)."""
@@ -135,6 +141,12 @@ def _value(where: str, name: str, key: _Key, v: Any) -> Any:
         return v
     if key.kind == "bound" and v == "none":
         return None
+    if key.kind == "seconds":
+        try:
+            check_seconds(name, v)
+        except SpecError as e:
+            raise CampaignError(f"{where}: {e}") from None
+        return v
     items = v if key.kind in ("strs", "ints") else [v]
     if key.kind in ("strs", "ints") and (not isinstance(v, list) or not v):
         raise bad("a non-empty list")
@@ -275,8 +287,9 @@ def run_campaign(camp: Campaign, how: CampaignRun | None = None,
     whatever order the cells finished in. Locally each finished cell's report is appended to
     ``reports`` as it ends, so a caller interrupted mid-campaign still has them."""
     how = how or CampaignRun()
-    if how.cluster:
-        return _run_on_cluster(camp, how)
+    if how.cluster:  # locally each cell's explore puts its own timeout in force
+        with run_timeout(camp.timeout):  # the plans' probes, and every task (timed_task)
+            return _run_on_cluster(camp, how)
     reports = [] if reports is None else reports
     done = 0
     for spec, strat in camp.cells():
@@ -368,11 +381,15 @@ def _exclusive(cluster: str | None, jobs: int) -> None:
 
 
 def campaign_command(file: str, jobs: int, save_dir: str, cluster: str | None,
-                     junit: str | None, json_out: str | None) -> int:
+                     junit: str | None, json_out: str | None,
+                     timeout: float | None = None) -> int:
     """What ``wddmemu campaign`` does (its options are declared with the CLI, in ``_cli``):
     explore the matrix in FILE, save every failure, print a summary, write the reports.
-    Returns the exit code: 1 if any cell failed."""
+    ``timeout`` (``--timeout``), when given, replaces the file's. Returns the exit code: 1 if
+    any cell failed."""
     camp = load_campaign(file)
+    if timeout is not None:
+        camp = replace(camp, timeout=timeout)
     _exclusive(cluster, jobs)
     if jobs < 1:
         raise CampaignError("--jobs must be >= 1")

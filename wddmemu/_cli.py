@@ -19,7 +19,7 @@ import click
 # runner (and with it the engine, kernel, driver, runtime and checker) and matplotlib are
 # imported inside the commands that use them — for startup speed only; nothing here is a cycle.
 from . import _loading
-from ._errors import BACKENDS, SpecError
+from ._errors import BACKENDS, MAX_TIMEOUT_S, SpecError
 from ._files import check_directory, check_output
 from ._interrupt import ctrl_c, is_interrupt, quiet_after_interrupt
 
@@ -88,10 +88,6 @@ def _timeout_value(ctx: click.Context, param: click.Parameter, value: float | No
         raise click.BadParameter(f"takes seconds 0..{MAX_TIMEOUT_S:,} (0: off), not {value}")
     return value
 
-
-#: the longest ``--timeout``: a year. The watchdog's timer (``signal.setitimer``, a
-#: ``threading.Timer``) overflows the platform's time_t far above it; nobody waits longer
-MAX_TIMEOUT_S = 366 * 24 * 3600
 
 
 def _check_outputs(save_dir: str, junit: str | None, json_out: str | None) -> None:
@@ -424,7 +420,7 @@ def explore_cmd(scenario: str, params: tuple[str, ...], driver: str,
     """Run many schedules of SCENARIO; save, minimise and explain each failure. Ctrl-C stops
     it: what was found is kept, the summary printed, exit 130."""
     from ._explore import ExploreOptions
-    from ._runner import check_spec, run_timeout
+    from ._runner import check_spec
 
     reports = None
     if cluster or junit or json_out:  # docs/cluster.md: Dask, JUnit and JSON reports
@@ -444,7 +440,8 @@ def explore_cmd(scenario: str, params: tuple[str, ...], driver: str,
     cpus = os.cpu_count() or 1
     opts = ExploreOptions(schedules=schedules, strategy=strategy, seed=seed, depth=depth,
                           preemption_bound=preemption_bound, jobs=min(jobs, cpus),
-                          stop_on_first=stop_on_first, minimise=minimise, faults=faults)
+                          stop_on_first=stop_on_first, minimise=minimise, faults=faults,
+                          timeout=timeout)
     check_spec(base, many=True)
     _check_outputs(save_dir, junit, json_out)
     console = _console()
@@ -452,7 +449,7 @@ def explore_cmd(scenario: str, params: tuple[str, ...], driver: str,
         console.print(f"--jobs {jobs} is more than the {cpus} CPUs here: using {cpus}")
     show = _ExploreDisplay(console, f"{scenario} ({strategy})", schedules, save_dir)
     try:
-        with show, run_timeout(timeout), ctrl_c():
+        with show, ctrl_c():  # opts.timeout bounds each schedule
             res = run_explore(base, opts, progress=show.progress, on_found=show.save_early)
     except BaseException as e:  # Ctrl-C: what was found is on disk already (issue 14)
         if not is_interrupt(e):
@@ -683,15 +680,16 @@ def _verdict(console: Console, out: Any, want: str) -> int:
 @click.option("--jobs", default=1, show_default=True, help="worker processes on this machine")
 @click.option("--save-dir", default=DEFAULT_SAVE_DIR, show_default=True,
               help="where failure files go")
+@timeout_option(None, "the file's timeout, or 60")
 @cluster_options
-def campaign_cmd(file: str, jobs: int, save_dir: str, cluster: str | None, junit: str | None,
-                 json_out: str | None) -> int:
+def campaign_cmd(file: str, jobs: int, save_dir: str, timeout: float | None,
+                 cluster: str | None, junit: str | None, json_out: str | None) -> int:
     """Explore the matrix in FILE (TOML: scenarios × drivers × ddi_versions × strategies);
     save every failure, print a summary. Exit 1 if any cell failed (docs/cluster.md)."""
     from ._campaign import campaign_command
 
     _check_outputs(save_dir, junit, json_out)
-    return campaign_command(file, jobs, save_dir, cluster, junit, json_out)
+    return campaign_command(file, jobs, save_dir, cluster, junit, json_out, timeout)
 
 
 from ._cli_list import bugs_cmd, drivers_cmd, print_listing, rules_cmd  # noqa: E402 (listing)

@@ -103,6 +103,7 @@ from ._runner import (
     check_spec,
     current_timeout,
     run_scenario,
+    run_timeout,
     timed_task,
 )
 
@@ -579,11 +580,12 @@ def explore_on_cluster(client: Any, base: RunSpec, opts: ExploreOptions, *,
     module docstring). ``progress(runs, failures)`` counts schedules finished on any worker;
     ``on_found`` gets each failure as soon as it is decided, before it is minimised (as
     :func:`explore`'s does), ``on_failure`` each final (minimised) one, on the client."""
-    search = plan(base, opts)
-    drive(client, [search],
-          progress=(lambda s: progress(s.runs, len(s.raw))) if progress else None,
-          on_failure=(lambda s, fd: on_failure(fd)) if on_failure else None,
-          on_found=(lambda s, fd: on_found(fd)) if on_found else None)
+    with run_timeout(opts.timeout):  # the probes' runs here, and every task's (timed_task)
+        search = plan(base, opts)
+        drive(client, [search],
+              progress=(lambda s: progress(s.runs, len(s.raw))) if progress else None,
+              on_failure=(lambda s, fd: on_failure(fd)) if on_failure else None,
+              on_found=(lambda s, fd: on_found(fd)) if on_found else None)
     return search.result()
 
 
@@ -647,7 +649,8 @@ def explore_local(base: RunSpec, opts: ExploreOptions, *,
     ``jobs=1``'s either way; the command, its reporting path and campaigns all call this, so
     ``--jobs`` means the same wherever it is given."""
     if opts.jobs > 1 and opts.strategy in SPLIT_STRATEGIES:
-        return explore_split(base, opts, progress=progress, on_found=on_found)
+        with run_timeout(opts.timeout):  # explore does this itself
+            return explore_split(base, opts, progress=progress, on_found=on_found)
     return explore(base, opts, progress=progress, on_found=on_found)
 
 

@@ -23,6 +23,19 @@ def check_int(name: str, v: object, lo: int, hi: int) -> None:
         raise SpecError(f"{name} takes {lo:,}..{hi:,}, not {shown}")
 
 
+#: the longest timeout a run takes (``--timeout``, ``ExploreOptions.timeout``, a campaign's
+#: ``timeout``): a year. The watchdog's timer (``signal.setitimer``, a ``threading.Timer``)
+#: overflows the platform's time_t far above it; nobody waits longer
+MAX_TIMEOUT_S = 366 * 24 * 3600
+
+
+def check_seconds(name: str, v: object) -> None:
+    """Refuse ``v`` unless it is seconds in ``0..MAX_TIMEOUT_S`` (an int or a float, not a
+    bool or NaN; 0: off) with a one-line SpecError naming ``name``."""
+    if type(v) not in (int, float) or not 0 <= v <= MAX_TIMEOUT_S:  # NaN fails both
+        raise SpecError(f"{name} takes seconds 0..{MAX_TIMEOUT_S:,} (0: off), not {v!r}")
+
+
 #: the event loops a run can be hosted on (the engine's own list, ``vthreads/_host.py``'s
 #: BACKENDS, is not imported here: this module stays light for the CLI's start-up)
 BACKENDS = ("asyncio", "trio")

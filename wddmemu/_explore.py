@@ -43,7 +43,7 @@ from vthreads.lowlevel import refuse_running_loop
 
 from . import _loading
 from ._drivers import load_entry_points, needed_by
-from ._errors import check_int, check_seed_span
+from ._errors import check_int, check_seconds, check_seed_span
 from ._files import is_path, printable, read_bounded, write_atomically
 from ._runner import (
     RunSpec,
@@ -52,9 +52,11 @@ from ._runner import (
     current_timeout,
     run_scenario,
     run_scenario_async,
+    run_timeout,
     timed_task,
 )
 from ._schema import KIND_NAMES, NONE, decisions_problem, document_problem, is_kind, kind_name
+from ._watchdog import EXPLORE_TIMEOUT
 
 FORMAT = "wddmemu-failure"
 #: 2 adds ``load`` (the modules and distributions the file needs) and ``spec.driver_options``;
@@ -144,6 +146,11 @@ class ExploreOptions:
     faults: bool = False
     #: where ``faults`` may fall: (steps, thunk calls) of a fifo run; :func:`explore` measures it
     fault_space: tuple[int, int] | None = None
+    #: each schedule's wall-clock limit in seconds (0: off), explore's ``--timeout``: a run
+    #: still going after it (a CPU loop in the driver, which never reaches a scheduling point)
+    #: is stopped as a ``hang`` finding. It decides nothing else: a schedule that ends in time
+    #: runs exactly as without it
+    timeout: float = EXPLORE_TIMEOUT
 
     def __post_init__(self) -> None:
         """Refuse what explore cannot run, with :class:`SpecError` (issue 14): the CLI's
@@ -168,6 +175,7 @@ class ExploreOptions:
         secs = self.minimise_seconds
         if secs is not None and (type(secs) not in (int, float) or not secs >= 0):
             raise SpecError("minimise_seconds must be a number >= 0, or None")
+        check_seconds("timeout", self.timeout)
 
 
 @dataclass(frozen=True)
@@ -305,13 +313,22 @@ def explore(
 ) -> ExploreResult:
     """Run up to ``opts.schedules`` schedules of ``base``; see the module docstring.
     ``on_found`` sees each failure as soon as it is found, before it is minimised (the CLI
-    saves it then, so that Ctrl-C loses nothing). Synchronous (``LoopRunningError`` inside a
-    running event loop)."""
+    saves it then, so that Ctrl-C loses nothing). Every run of it — the probes, the
+    schedules, the minimiser's replays, in any process — is under ``opts.timeout``.
+    Synchronous (``LoopRunningError`` inside a running event loop)."""
     refuse_running_loop("wddmemu.explore()", "wddmemu.explore_async")
     check_spec(base, many=True)
     if not isinstance(opts, ExploreOptions):
         raise SpecError(f"explore takes ExploreOptions(...) as its options, not "
                         f"{type(opts).__name__}")
+    with run_timeout(opts.timeout):
+        return _search(base, opts, progress, on_found)
+
+
+def _search(base: RunSpec, opts: ExploreOptions,
+            progress: Callable[[int, int], None] | None,
+            on_found: Callable[[Found], None] | None) -> ExploreResult:
+    """:func:`explore`'s work, its input checked and its timeout in force."""
     opts = measure_faults(base, opts)
     if opts.strategy in ("dfs", "dpor"):  # one fault for the whole search, from --seed
         return _explore_systematic(_with_faults(base, opts, opts.seed), opts, progress, on_found)

@@ -36,7 +36,7 @@ from typing import Any, NoReturn
 import pytest
 
 from ._drivers import load_module
-from ._errors import SpecError
+from ._errors import SpecError, check_seconds
 from ._explore import (
     DEFAULT_STRATEGY,
     ExploreOptions,
@@ -177,10 +177,11 @@ class Explorer:
         self._seed = config.getoption("wddmemu_seed")
         self.save_dir = save_dir
 
-    def _opts(self, schedules: int, strategy: str, seed: int, depth: int) -> ExploreOptions:
+    def _opts(self, schedules: int, strategy: str, seed: int, depth: int,
+              timeout: float) -> ExploreOptions:
         return ExploreOptions(
             schedules=self._schedules or schedules, strategy=strategy,
-            seed=self._seed if self._seed is not None else seed, depth=depth,
+            seed=self._seed if self._seed is not None else seed, depth=depth, timeout=timeout,
         )
 
     def explore(self, scenario: str, *, params: dict[str, Any] | None = None,
@@ -189,18 +190,21 @@ class Explorer:
                 strategy: str = DEFAULT_STRATEGY, schedules: int = 200, seed: int = 0,
                 depth: int = 3,
                 backend: str = "asyncio", queue_size: int = DEFAULT_QUEUE_SIZE,
-                step_budget: int = DEFAULT_STEP_BUDGET) -> ExploreResult:
+                step_budget: int = DEFAULT_STEP_BUDGET,
+                timeout: float = EXPLORE_TIMEOUT) -> ExploreResult:
         """Explore and return the result (no assertion). ``driver``: a registered name,
         ``"module:attr"``, a factory or a driver class (never an instance: each schedule needs a
-        fresh driver). An unknown scenario or driver, or a driver instance, fails the test in
-        one line."""
+        fresh driver). ``timeout``: each schedule's seconds of wall time (0: off), explore's
+        ``--timeout``: a driver in a CPU loop is a ``hang`` failure, not a test that never
+        ends. An unknown scenario or driver, or a driver instance, fails the test in one
+        line."""
         base = RunSpec(scenario, params=dict(params or {}), driver=driver,
                        driver_options=dict(driver_options or {}), ddi_version=ddi_version,
                        bugs=tuple(bugs), backend=backend, queue_size=queue_size,
                        step_budget=step_budget)
         try:
             check_spec(base, many=True)
-            return _explore(base, self._opts(schedules, strategy, seed, depth))
+            return _explore(base, self._opts(schedules, strategy, seed, depth, timeout))
         except SpecError as e:
             why = str(e)
         _bad_input(why)
@@ -225,22 +229,25 @@ class Explorer:
         return res
 
     async def acheck(self, scenario: str, *, schedules: int = 50, seed: int = 0,
-                     strategy: str = DEFAULT_STRATEGY, **kw: Any) -> int:
+                     strategy: str = DEFAULT_STRATEGY, timeout: float = EXPLORE_TIMEOUT,
+                     **kw: Any) -> int:
         """:meth:`check` from inside a running event loop (pytest-trio, anyio tests): runs the
-        schedules on the running loop, without minimisation. Returns the schedule count."""
+        schedules on the running loop, without minimisation, each under ``timeout``. Returns
+        the schedule count."""
         n = self._schedules or schedules
         first = self._seed if self._seed is not None else seed
         base = RunSpec(scenario, params=dict(kw.pop("params", None) or {}), **kw)
         why = None
         try:
             check_spec(base, many=True)
+            check_seconds("timeout", timeout)
         except SpecError as e:
             why = str(e)
         if why is not None:
             _bad_input(why)
         for i in range(n):
             spec = replace(base, strategy=strategy, seed=first + i)
-            r = (await run_scenario_async(spec, stop_on_violation=True)).run
+            r = (await run_scenario_async(spec, stop_on_violation=True, timeout=timeout)).run
             f = Finding.of(r)
             if f is not None:  # the finding, the user's traceback of an exception, the command
                 pytest.fail("\n".join([f"{scenario}: {f.rule} at step {f.step} on {f.thread}: "
