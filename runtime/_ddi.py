@@ -15,6 +15,8 @@ with the worker's DDIs (LA-3, UA-5, MP-2): that is what makes a driver's own loc
 from __future__ import annotations
 
 import inspect
+from collections.abc import Awaitable
+from types import CoroutineType
 from typing import Any
 
 import kmd
@@ -111,7 +113,20 @@ def _emit_exit(ddi: str, device: str, hr: int, **fields: Any) -> None:
 
 def _lock_async_out(args: D3DDDIARG_LOCKASYNC) -> dict[str, Any]:
     """LockAsync's outputs for ``ddi.exit`` (LA-12): hCookie, then :func:`_lock_out`'s."""
-    return _lock_out(args, {"cookie": plain_int(args.cookie)})
+    out: dict[str, Any] = {}
+    _int_out(out, "cookie", args.cookie)
+    return _lock_out(args, out)
+
+
+def _int_out(out: dict[str, Any], key: str, v: object) -> None:
+    """``out[key]``: output ``v`` as a plain int (:func:`~runtime._callbacks.plain_int`: an int
+    subclass is read without calling its methods), or None; for a ``v`` that is no int, also
+    ``out[key + "_kind"]``, what it is (:func:`kind_of`: "a str", "a float", "None"), so that
+    a finding can say what the driver handed back, not an hCookie of 0 or a Pitch of None.
+    An int output (the reference's, every well-behaved driver's) adds no field."""
+    n = out[key] = plain_int(v)
+    if n is None:
+        out[key + "_kind"] = kind_of(v)
 
 
 def _lock_out(args: D3DDDIARG_LOCKASYNC | D3DDDIARG_LOCK, out: dict[str, Any]
@@ -125,9 +140,9 @@ def _lock_out(args: D3DDDIARG_LOCKASYNC | D3DDDIARG_LOCK, out: dict[str, Any]
         surf = getattr(args.surf_data, "allocation", None)
     except Exception:  # the driver's object: its property may raise
         surf = None
-    for k, v in (("surf_allocation", surf), ("pitch", args.pitch),
-                 ("slice_pitch", args.slice_pitch)):
-        out[k] = plain_int(v)  # an int subclass as a plain int (issue 14)
+    out["surf_allocation"] = plain_int(surf)  # an int subclass as a plain int (issue 14)
+    _int_out(out, "pitch", args.pitch)
+    _int_out(out, "slice_pitch", args.slice_pitch)
     out["surf_data"] = args.surf_data is not None
     return out
 
@@ -146,7 +161,7 @@ async def call_open_adapter(driver: Any, oa: D3DDDIARG_OPENADAPTER, name: str) -
     eng = current_engine()
     if eng.wants("ddi.enter"):
         eng.emit("ddi.enter", ddi="OpenAdapter", device=name, gated=False)
-    hr = await driver.open_adapter(oa)
+    hr = await ddi_awaitable("OpenAdapter", driver.open_adapter(oa))
     hr = checked_hresult("OpenAdapter", hr)
     version = oa.driver_version
     _emit_exit("OpenAdapter", name, hr, driver_version=version if is_uint(version) else None)
@@ -160,7 +175,7 @@ async def call_create_device(adapter_funcs: Any, driver_adapter: Any,
     eng = current_engine()
     if eng.wants("ddi.enter"):
         eng.emit("ddi.enter", ddi="CreateDevice", device=name, gated=False)
-    hr = await adapter_funcs.pfn_create_device(driver_adapter, cd)
+    hr = await ddi_awaitable("CreateDevice", adapter_funcs.pfn_create_device(driver_adapter, cd))
     hr = checked_hresult("CreateDevice", hr)
     funcs = cd.device_funcs
     ok = isinstance(funcs, D3DDDI_DEVICEFUNCS)
@@ -229,7 +244,10 @@ class DdiDoor:
             if eng.wants("ddi.enter"):
                 eng.emit("ddi.enter", ddi=ddi, device=self.device_name, gated=gated,
                          **summarize(args))
-            hr = checked_hresult(ddi, await fn(self.driver_device, args))
+            pending = fn(self.driver_device, args)
+            if type(pending) is not CoroutineType:  # async def's answer: the one tested first
+                pending = ddi_awaitable(ddi, pending)
+            hr = checked_hresult(ddi, await pending)
             if hr == kmd.D3DDDIERR_DEVICEREMOVED:
                 self.lost = True
             out = _outputs(args)
@@ -241,6 +259,19 @@ class DdiDoor:
             self.inside -= 1
             if gated:
                 self.entry.release()
+
+
+def ddi_awaitable(ddi: str, pending: object) -> Awaitable[Any]:
+    """What calling driver DDI ``ddi`` gave, when it can be awaited: a coroutine (an ``async
+    def``) or any other awaitable. A DDI written as a plain ``def`` hands back its answer
+    instead; that is a driver bug, and it fails the run with ``TypeError("driver DDI X is not
+    async: …")``, naming the DDI, where ``await`` would have said only "object int can't be
+    used in 'await' expression" from inside the runtime (the runtime awaits every DDI:
+    docs/umd.md)."""
+    if inspect.isawaitable(pending):
+        return pending  # type: ignore[return-value]
+    raise TypeError(f"driver DDI {ddi} is not async: calling it returned "
+                    f"{safe_repr(pending, 80)}, not an awaitable (write it as async def)")
 
 
 def _is_hresult(hr: object) -> bool:

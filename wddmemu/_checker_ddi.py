@@ -41,6 +41,7 @@ from ._checker_state import (
     hr_of,
     is_worker,
 )
+from ._files import printable
 
 #: a HANDLE is pointer-sized: an hCookie is an int in [1, 2**64) (LA-12)
 HANDLE_END = 1 << 64
@@ -167,9 +168,16 @@ class DdiRules:
             self._check_la15(dev, key, handle, what)
         dev.held[key] = Held("async", handle, flags, what, call.net_locks(handle))
         cookie = as_int(ev.get("cookie", 0))
+        odd = ev.get("cookie_kind")  # the runtime's word for an hCookie that is no int
         if not flags & LAF.Discard:
             if cookie:
                 dev.other_cookies.add(cookie)
+            return
+        if discard and odd is not None:
+            dev.bad_cookies.add(cookie)
+            self._violate("LA-12", f"{what} renamed but returned an hCookie that is "
+                          f"{printable(str(odd))}, not a HANDLE (an int in [1, 2**64)): no "
+                          "Rename can carry it back", key=f"cookie/{key}", resource=key[0])
             return
         if discard and not cookie:
             dev.bad_cookies.add(cookie)
@@ -221,7 +229,10 @@ class DdiRules:
             self._violate("LA-12", f"{what} renamed to {dev.alloc(new)} but returned pSurfData "
                           f"{where}", key=f"surf/{key}", resource=key[0])
         elif not isinstance(pitch, int) or pitch <= 0:
-            self._violate("LA-12", f"{what} renamed but returned Pitch {pitch}: a successful "
+            odd = ev.get("pitch_kind")  # the runtime's word for a Pitch that is no int
+            shown = f"a Pitch that is {printable(str(odd))}" if odd is not None else (
+                f"Pitch {pitch}" if isinstance(pitch, int) else "no Pitch")
+            self._violate("LA-12", f"{what} renamed but returned {shown}: a successful "
                           "rename returns pSurfData, Pitch, SlicePitch and hCookie",
                           key=f"pitch/{key}", resource=key[0])
 

@@ -98,6 +98,56 @@ def test_a_returned_coroutine_is_closed_and_reported() -> None:
     assert "a missing await?" in run.failure.message and " at 0x" not in run.failure.message
 
 
+class _PlainPresent(umd.ReferenceDevice):
+    def pfn_present(self, args: Any) -> int:  # type: ignore[override]  # not async
+        return 0
+
+
+class _PlainOpenAdapter(umd.ReferenceDriver):
+    def open_adapter(self, args: Any) -> int:  # type: ignore[override]
+        return 0
+
+
+class _AwaitablePresent(umd.ReferenceDevice):
+    def pfn_present(self, args: Any) -> Any:  # type: ignore[override]
+        return _Ready()  # not a coroutine, but awaitable: taken
+
+
+class _Ready:
+    """Awaitable without being a coroutine: awaiting it gives S_OK at once."""
+
+    def __await__(self) -> Any:
+        return 0
+        yield  # makes __await__ a generator, as the await protocol wants
+
+
+@pytest.mark.parametrize(("driver", "ddi", "got"), [
+    (lambda: umd.ReferenceDriver(device_class=_PlainPresent), "Present", "0"),
+    (lambda: _PlainOpenAdapter(), "OpenAdapter", "0"),
+], ids=["Present", "OpenAdapter"])
+def test_a_ddi_written_as_a_plain_def_is_named(driver: Any, ddi: str, got: str) -> None:
+    run = run_scenario(RunSpec("dynamic-vb-ring", driver=driver)).run
+    assert run.failure is not None and run.failure.kind == "exception"
+    assert run.failure.message == (f"TypeError: driver DDI {ddi} is not async: calling it "
+                                   f"returned {got}, not an awaitable (write it as async def)")
+
+
+def test_a_ddi_that_hands_back_any_awaitable_is_awaited() -> None:
+    run = run_scenario(RunSpec("dynamic-vb-ring",
+                               driver=lambda: umd.ReferenceDriver(
+                                   device_class=_AwaitablePresent))).run
+    assert run.failure is None, run.failure
+
+
+def test_ddi_entry_refuses_a_plain_def_where_the_class_is_defined() -> None:
+    def pfn_rename(self: Any, args: Any) -> int:
+        return 0
+
+    with pytest.raises(TypeError, match=r"^ddi_entry marks an async def, and .*pfn_rename is "
+                                        r"a plain def: write it as async def"):
+        umd.ddi_entry(D3DDDIARG_RENAME)(pfn_rename)
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_a_driver_that_swallows_every_base_exception_in_a_wait_does_not_hang(
         backend: str) -> None:

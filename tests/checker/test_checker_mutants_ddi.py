@@ -203,9 +203,10 @@ def test_la12_what_a_successful_rename_returns() -> None:
     assert found(renamed(surf_data=0x5000, surf_allocation=1, pitch=64)) == [(
         "LA-12", f"{head} to vb0@dev0 inst 1 (0x2) but returned pSurfData a pointer into "
         "vb0@dev0 inst 0 (0x1)", {"resource": 7})]
-    for pitch in (0, -4, None):
-        assert found(renamed(surf_data=0x5000, surf_allocation=2, pitch=pitch)) == [(
-            "LA-12", f"{head} but returned Pitch {pitch}: a successful rename returns "
+    for pitch, shown, kind in ((0, "Pitch 0", {}), (-4, "Pitch -4", {}), (None, "no Pitch", {}),
+                               (None, "a Pitch that is a str", {"pitch_kind": "a str"})):
+        assert found(renamed(surf_data=0x5000, surf_allocation=2, pitch=pitch, **kind)) == [(
+            "LA-12", f"{head} but returned {shown}: a successful rename returns "
             "pSurfData, Pitch, SlicePitch and hCookie", {"resource": 7})]
     assert found(renamed(surf_data=0x5000, surf_allocation=2, pitch=1)) == []
     # a wrapper's pointer (no allocation known) into the right rename is fine
@@ -214,6 +215,12 @@ def test_la12_what_a_successful_rename_returns() -> None:
     assert found(R + la(flags=0x2, cbs=[lockcb(1, 0x80, new=2)], cookie=0)) == [(
         "LA-12", "LockAsync(vb0@dev0, Discard) on app renamed but returned no hCookie (0): the "
         "runtime has nothing to pass to Rename", {"resource": 7})]
+    # an hCookie that is no int reaches the event as None, with what it was
+    assert found(R + la(flags=0x2, cbs=[lockcb(1, 0x80, new=2)], cookie=None,
+                        cookie_kind="a float")) == [(
+        "LA-12", "LockAsync(vb0@dev0, Discard) on app renamed but returned an hCookie that is a "
+        "float, not a HANDLE (an int in [1, 2**64)): no Rename can carry it back",
+        {"resource": 7})]
 
 
 # ---- UnlockAsync ---------------------------------------------------------------------------

@@ -292,8 +292,11 @@ def test_lock_async_out_says_where_surf_data_points(surf: Any, allocation: Any) 
 
 def test_lock_async_out_keeps_only_ints() -> None:
     out = _lock_async_out(_lock_args(cookie=True, surf_data=b"", pitch="64", slice_pitch=1.0))
-    assert out == {"cookie": None, "surf_allocation": None, "pitch": None, "slice_pitch": None,
-                   "surf_data": True}
+    # each output that is no int says what it was (LA-12's message names it), after its None
+    assert list(out.items()) == [
+        ("cookie", None), ("cookie_kind", "a bool"), ("surf_allocation", None),
+        ("pitch", None), ("pitch_kind", "a str"), ("slice_pitch", None),
+        ("slice_pitch_kind", "a float"), ("surf_data", True)]
 
 
 def test_lock_async_exit_carries_the_outputs_and_other_ddis_do_not() -> None:

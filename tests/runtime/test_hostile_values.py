@@ -215,6 +215,20 @@ def test_a_cookie_that_is_not_a_handle_is_la12() -> None:
     assert "81-bit int, not a HANDLE" in r.violations[0].message
 
 
+@pytest.mark.parametrize(("field", "value", "said"), [
+    ("cookie", "cookie!", "an hCookie that is a str, not a HANDLE"),
+    ("cookie", True, "an hCookie that is a bool, not a HANDLE"),
+    ("cookie", 1.5, "an hCookie that is a float, not a HANDLE"),
+    ("pitch", "wide", "returned a Pitch that is a str: a successful rename"),
+], ids=["str", "bool", "float", "pitch-str"])
+def test_an_output_that_is_no_int_is_la12_naming_what_it_is(field: str, value: Any,
+                                                             said: str) -> None:
+    # what it is, not "no hCookie (0)" or "Pitch None": the runtime logs the kind beside it
+    r = run(RunSpec("dynamic-vb-ring", driver=_lock_async_out(field, value))).run
+    assert r.violations and r.violations[0].rule == "LA-12", r.summary()
+    assert said in r.violations[0].message, r.violations[0].message
+
+
 class _NoLockPointer(ReferenceDevice):
     """The reference, its Lock's pSurfData dropped after the fact."""
 

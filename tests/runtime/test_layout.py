@@ -65,7 +65,7 @@ def _imports(path: Path) -> list[str]:
 def test_runtime_imports_only_vthreads_kmd_and_the_ddi_seam() -> None:
     # "mutmut": the trampoline bench/mutants.py's mutation tester adds to a mutated copy
     stdlib = {"__future__", "ast", "collections", "dataclasses", "itertools", "typing",
-              "warnings", "mutmut", "inspect"}
+              "warnings", "mutmut", "inspect", "types"}
     for path in SOURCES:
         for name in _imports(path):
             top = name.split(".")[0]

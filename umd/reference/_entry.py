@@ -13,6 +13,7 @@ mapped: a driver bug that raises is a failure of the run, not a code.
 from __future__ import annotations
 
 import functools
+import inspect
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -136,6 +137,10 @@ class _DdiEntry:
         self.device_type = device_type
         if argtype is not None and not isinstance(argtype, type):
             raise TypeError(f"ddi_entry takes an argument structure type, not {argtype!r}")
+        if inspect.isfunction(fn) and not inspect.iscoroutinefunction(fn):
+            # said where the class is defined (at --load), not at the first call deep in a run
+            raise TypeError(f"ddi_entry marks an async def, and {fn.__qualname__} is a plain "
+                            "def: write it as async def (the runtime awaits every DDI)")
 
         @functools.wraps(fn)
         async def entry(device: Any, args: Any = None) -> int:
