@@ -23,6 +23,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from . import _loading
 from ._cli_list import listing_console
 from ._cluster import (
     ClusterError,
@@ -44,6 +45,7 @@ from ._explore import (
     replay_command,
     save_failure,
 )
+from ._files import printable, read_bounded
 from ._interrupt import ctrl_c, is_interrupt
 from ._reports import CellReport, cell_name, write_reports
 from ._runner import DEFAULT_DRIVER, SPEC_RANGES, RunSpec, SpecError, check_spec, run_timeout
@@ -211,6 +213,20 @@ def _scenario_params(where: str, v: Any, names: Sequence[str]) -> dict[str, dict
     return {sc: _cli_text(where, f"params.{sc}", t) for sc, t in v.items()}
 
 
+def _refuse_unloaded(where: str, drivers: Sequence[str]) -> None:
+    """A campaign file is a file we read, and a file never makes us import or run code: a
+    ``MODULE:ATTR`` driver it names is resolved only when the user loaded or allowed MODULE
+    (``--load``, ``--allow-load``), as a failure file's modules are (``_loading``). Before,
+    ``drivers = [{name = "os:system", options = {command = "…"}}]`` ran the command."""
+    for name in drivers:
+        module = name.partition(":")[0] if ":" in name else None
+        if module is not None and not _loading.is_allowed(module):
+            raise CampaignError(f"{where}: driver {name!r} is in module {module!r}, which was "
+                                f"not loaded: rerun with --load {module} (or --allow-load "
+                                f"{module}) if you trust it; a campaign file never imports "
+                                "code on its own")
+
+
 def parse_campaign(doc: dict[str, Any], where: str = "campaign file") -> Campaign:
     """Validate a parsed TOML document; :class:`CampaignError` says what is wrong in one line
     (unknown keys, wrong types, out-of-range numbers, unknown scenario/driver/strategy)."""
@@ -233,6 +249,7 @@ def parse_campaign(doc: dict[str, Any], where: str = "campaign file") -> Campaig
     if drivers is not None:  # option sets kept only when some driver has options
         camp = replace(camp, drivers=drivers[0],
                        driver_options=drivers[1] if any(drivers[1]) else ())
+    _refuse_unloaded(where, camp.drivers)
     bad = [s for s in camp.strategies if s not in STRATEGIES]
     if bad:
         raise CampaignError(f"{where}: unknown strategy {bad[0]!r}: use "
@@ -250,17 +267,29 @@ def parse_campaign(doc: dict[str, Any], where: str = "campaign file") -> Campaig
     return camp
 
 
+#: the largest campaign file read: a matrix of thousands of cells is a few hundred KiB, and
+#: ``/dev/zero`` never ends (it grew to gigabytes before this bound)
+MAX_CAMPAIGN_FILE = 4 << 20
+
+
 def load_campaign(path: Path | str) -> Campaign:
-    """Read and validate a campaign file (TOML)."""
+    """Read and validate a campaign file (TOML): at most :data:`MAX_CAMPAIGN_FILE` bytes; a
+    file too big, not TOML, or nested deeper than the parser's recursion (tomllib parses
+    arrays and inline tables recursively: 1,000 ``[`` were an exit 3) is one line."""
     p = Path(path)
     try:
-        raw = p.read_bytes()
+        raw = read_bounded(p, MAX_CAMPAIGN_FILE, "campaign file")
     except OSError as e:
-        raise CampaignError(f"cannot read {p}: {e.strerror}") from None
+        raise CampaignError(f"cannot read {printable(str(p))}: {e.strerror or e}") from None
+    except SpecError as e:
+        raise CampaignError(str(e)) from None
     try:
         doc = tomllib.loads(raw.decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-        raise CampaignError(f"{p} is not valid TOML: {e}") from None
+        raise CampaignError(f"{printable(str(p))} is not valid TOML: {e}") from None
+    except RecursionError:
+        raise CampaignError(f"{printable(str(p))} is nested too deeply to be a campaign "
+                            "file") from None
     return parse_campaign(doc, str(p))
 
 

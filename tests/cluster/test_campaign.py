@@ -93,6 +93,9 @@ BAD = [
      "the matrix has cell lock-flags[reference,ddi=default,pos] twice"),
     ("[campaign]\nscenarios = [\"lock-flags\"]\nstrategies = [\"pct\", \"pct\"]\n",
      "the matrix has cell lock-flags[reference,ddi=default,pct] twice"),
+    # tomllib parses nesting recursively: these were a RecursionError, exit 3
+    ("[campaign]\nscenarios = " + "[" * 1000 + "]" * 1000 + "\n", "is nested too deeply"),
+    ("[campaign]\nx = " + "{a = " * 3000 + "1" + "}" * 3000 + "\n", "is nested too deeply"),
 ]
 
 
@@ -106,6 +109,34 @@ def test_bad_files_are_one_line_exit_2(text: str, msg: str, tmp_path: Path, caps
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("wddmemu: error: ") and msg in err
     assert "Traceback" not in err
+
+
+def test_a_campaign_file_never_imports_code_on_its_own(tmp_path: Path, monkeypatch,
+                                                        capsys) -> None:
+    # a MODULE:ATTR driver is resolved only for a module the user loaded or allowed, as a
+    # failure file's are: before, the first of these ran the shell command
+    ran = tmp_path / "ran"
+    (tmp_path / "camp_evil_mod.py").write_text(
+        f"import pathlib\npathlib.Path({str(ran)!r}).write_text('imported')\n"
+        "def make(driver_version=None):\n    raise SystemExit('called')\n")
+    monkeypatch.chdir(tmp_path)  # where a user's module would be found
+    p = tmp_path / "c.toml"
+    for driver, module in ((f'{{name = "os:system", options = {{command = "touch {ran}"}}}}',
+                            "os"), ('"camp_evil_mod:make"', "camp_evil_mod")):
+        p.write_text(f'[campaign]\nscenarios = ["lock-flags"]\ndrivers = [{driver}]\n')
+        assert _cli.main(["campaign", str(p), "--save-dir", str(tmp_path / "s")]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and f"is in module {module!r}, which was not loaded: " \
+            f"rerun with --load {module} (or --allow-load {module})" in err, err
+        assert not ran.exists()
+
+
+def test_a_campaign_file_is_read_within_a_bound(tmp_path: Path, capsys) -> None:
+    # /dev/zero never ends: it was read whole (gigabytes) before the bound
+    assert _cli.main(["campaign", "/dev/zero"]) == 2
+    err = capsys.readouterr().err
+    assert err == ("wddmemu: error: /dev/zero is too big for a campaign file (more than "
+                   "4,194,304 bytes)\n")
 
 
 def test_a_missing_file_is_exit_2(tmp_path: Path, capsys) -> None:

@@ -100,8 +100,8 @@ def test_a_campaign_bounds_its_cells_by_the_files_timeout_or_the_option(
                     f"timeout = {LIMIT}\n")
     out = tmp_path / "r.json"
     t0 = time.monotonic()
-    code = _cli.main(["campaign", str(camp), "--save-dir", str(tmp_path / "s"),
-                      "--json", str(out)])
+    code = _cli.main(["--allow-load", "camp_spin", "campaign", str(camp), "--save-dir",
+                      str(tmp_path / "s"), "--json", str(out)])
     assert time.monotonic() - t0 < GIVE_UP
     assert code == 1, capsys.readouterr()
     [cell] = orjson.loads(out.read_bytes())["cells"]
@@ -109,8 +109,8 @@ def test_a_campaign_bounds_its_cells_by_the_files_timeout_or_the_option(
     # --timeout replaces the file's: 0 is off, so the spin runs until it gives up
     assert parse_campaign({"campaign": {"scenarios": ["lock-flags"]}}).timeout == 60.0
     camp.write_text(camp.read_text().replace(f"timeout = {LIMIT}", "timeout = 0"))
-    code = _cli.main(["campaign", str(camp), "--timeout", str(LIMIT), "--save-dir",
-                      str(tmp_path / "s2"), "--json", str(out)])
+    code = _cli.main(["--allow-load", "camp_spin", "campaign", str(camp), "--timeout",
+                      str(LIMIT), "--save-dir", str(tmp_path / "s2"), "--json", str(out)])
     assert code == 1
     assert orjson.loads(out.read_bytes())["cells"][0]["failures"][0]["rule"] == "hang"
 
