@@ -129,6 +129,8 @@ class Watchdog:
     def on_event(self, ev: dict[str, Any]) -> None:
         if self._wake is None:
             self._wake = _loop_waker()
+            if self.fired:  # the limit passed before the run started (see _fire): fail it now
+                self._stop()
 
     def where(self, thread: str) -> tuple[str, dict[str, Any]]:
         """What thread ``thread`` was doing when the limit passed, for the message (after
@@ -139,7 +141,13 @@ class Watchdog:
         if self._over or self.fired:
             return
         self.fired = True
-        if _in_event_loop(frame) and self._wake is not None:
+        if self._wake is None:
+            # the run has not started (a limit of microseconds passes while the alarm is set
+            # or the loop starts): no emulated code runs to raise into, and a Hang here
+            # escaped as a traceback. on_event fails the run at its start instead, which then
+            # stops at its first scheduling point
+            return
+        if _in_event_loop(frame):
             # the event loop idles (a raw sleep_forever) or is between steps: fail the run from
             # inside the loop, which cancels it cleanly; raising here would escape the loop
             # itself and leave trio's run state behind
@@ -150,7 +158,13 @@ class Watchdog:
 
     def _stop(self) -> None:
         assert self._engine is not None
-        thread = running_thread(self._engine) or "?"
+        thread = running_thread(self._engine)
+        if thread is None:  # before the first thread ran: a limit shorter than a start-up
+            fail_run(self._engine, "hang",
+                     f"the run did not end within {self.seconds:g} s of wall time: the limit "
+                     "passed before it started (raise the timeout)",
+                     {"timeout_s": self.seconds})
+            return
         doing, details = self.where(thread)
         fail_run(self._engine, "hang",
                  f"the run did not end within {self.seconds:g} s of wall time: thread {thread} "

@@ -351,12 +351,17 @@ def excerpt(finding: Finding, events: Sequence[dict[str, Any]], per_thread: int 
     return lines
 
 
+def _on(thread: str | None) -> str:
+    return "" if thread is None else f" on {thread}"
+
+
 def explain_lines(fd: Found) -> list[str]:
     """What ``explore`` prints for a failure: the finding (once), the minimisation, for an
     ``exception`` the traceback from the user's first frame on (``_tracebacks``), the excerpt
     of a traced replay, and every other finding of the same schedule, earliest first."""
     f = fd.finding
-    lines = [f"{f.rule} at step {f.step} on {f.thread}: {f.message}"]
+    # a finding of no thread (a hang before any thread ran) says no "on None"
+    lines = [f"{f.rule} at step {f.step}{_on(f.thread)}: {f.message}"]
     if fd.minimised:
         m = fd.minimised
         lines.append(f"minimised: {m['deviations_before']} → {m['deviations_after']} "
@@ -379,6 +384,6 @@ def explain_lines(fd: Found) -> list[str]:
         lines.append(f"this schedule breaks {len(every)} things, earliest first:")
         for g in every:
             same = (g.rule, g.message) == (f.rule, f.message)
-            lines.append(f"  step {g.step:>5} {g.rule} on {g.thread}: "
+            lines.append(f"  step {g.step:>5} {g.rule}{_on(g.thread)}: "
                          + ("the finding above" if same else g.message))
     return lines

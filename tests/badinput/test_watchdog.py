@@ -159,3 +159,19 @@ def test_a_saved_hang_is_explained_with_its_events_and_replays_without_options(
     assert _cli.main(["replay", str(saved)]) == 1
     out = capsys.readouterr().out
     assert "replaying a hang under --timeout 3" in out and "reproduced: hang at step" in out, out
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+@pytest.mark.parametrize("limit", [1e-6, 1e-5, 1e-4])
+def test_a_limit_shorter_than_the_start_up_is_a_hang_not_a_traceback(backend: str,
+                                                                      limit: float) -> None:
+    # the alarm fired while it was being set, before the run started: its Hang escaped to the
+    # user as a traceback (fuzzing, 7 December). Now the run fails as a hang at its start, or
+    # (a limit that passes later) where it was, as any hang
+    for _ in range(3):
+        run = run_scenario(RunSpec("gl-icd-lock-entire", backend=backend), timeout=limit).run
+        assert run.failure is not None and run.failure.kind == "hang", run.summary()
+        assert f"did not end within {limit:g} s of wall time: " in run.failure.message
+        if run.failure.thread is None:
+            assert run.failure.message.endswith(
+                "the limit passed before it started (raise the timeout)")
