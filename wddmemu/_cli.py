@@ -712,12 +712,27 @@ def _err(line: str) -> None:
     sys.stderr.flush()
 
 
+def _reader_closed(e: SystemExit) -> bool:
+    """Whether ``e`` is click's answer to a reader that closed stdout while click itself wrote
+    (``--help``, ``--version``): it wraps stdout in its ``PacifyFlushWrapper`` and exits 1.
+    Every command's own output meets a closed pipe itself (``OutputConsole``,
+    ``stdout_may_close``) and ends with its own code, so only click's output comes here, and
+    its own code is 0: ``wddmemu --help | head -0`` is exit 0, as the README promises."""
+    # by the wrapper's name: click 8.2 renamed it _PacifyFlushWrapper and deprecated the old
+    # public alias (reading it warns)
+    return e.code == 1 and type(sys.stdout).__name__.endswith("PacifyFlushWrapper")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Console-script entry point; returns (and exits with) the documented exit code."""
     try:
         rv = cli.main(args=argv, prog_name="wddmemu", standalone_mode=False)
     except click.exceptions.Exit as e:
         rv = e.exit_code
+    except SystemExit as e:
+        if not _reader_closed(e):
+            raise
+        rv = EXIT_OK
     except (click.exceptions.Abort, KeyboardInterrupt):  # Ctrl-C (click turns it into Abort)
         _err("wddmemu: interrupted")
         rv = EXIT_INTERRUPTED

@@ -104,6 +104,7 @@ def rules_cmd(rule_id: str | None) -> int:
     enforced by a layer, both, not modelled, n/a) and where, then the findings that are not
     rule ids (the emulator's oracles, the engine's failure kinds: foreign-await, hang, …);
     or one of either in full."""
+    from ._files import stdout_may_close
     from .rules import FINDINGS, get_finding, get_rule, rules
 
     if rule_id is not None:
@@ -115,11 +116,13 @@ def rules_cmd(rule_id: str | None) -> int:
             except KeyError:
                 raise SpecError(f"unknown rule {rule_id!r}: run 'wddmemu rules' to list "
                                 "the rule ids, oracles and failure kinds") from None
-            click.echo(f"{f.id}: {f.meaning}\nstatus: {f.kind} (not a contract rule)\n"
-                       f"documented: {f.documented}")
-            return 0
-        click.echo(f"{r.id}: {r.meaning}\nstatus: {r.status}\nwhere: "
-                   f"{r.where.replace('`', '') or '-'}")
+            text = (f"{f.id}: {f.meaning}\nstatus: {f.kind} (not a contract rule)\n"
+                    f"documented: {f.documented}")
+        else:
+            where = r.where.replace("`", "") or "-"
+            text = f"{r.id}: {r.meaning}\nstatus: {r.status}\nwhere: {where}"
+        with stdout_may_close():  # `rules LA-13 | head -0` is exit 0, as the full list is
+            click.echo(text)
         return 0
     t = _table("id", "status", "meaning", "where")
     for r in rules():
