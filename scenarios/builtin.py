@@ -630,7 +630,7 @@ async def multi_app_threads(ctx: ScenarioContext, threads: int, frames: int) -> 
     "passes on as D3DDDI_ALLOCATIONINFO.Flags.Primary, seed 004), writes it through Lock — once "
     "with DISCARD, which VidMm ignores on a primary (KL-18) — between frames of draws, and "
     "reads back what it wrote (first with DONOTWAIT, LK-7)",
-    frames=Param(int, 2, "frames"),
+    frames=Param(int, 2, "frames", range=(1, 1000)),
 )
 @handles_device_loss()
 async def primary_surface(ctx: ScenarioContext, frames: int) -> None:

@@ -147,6 +147,19 @@ def test_scenarios_are_a_registry_with_ranged_parameters() -> None:
             wddmemu.register_driver(bad, umd.ReferenceDriver)
 
 
+def test_every_built_in_int_parameter_has_a_range() -> None:
+    # primary-surface's frames had none: -p frames=-5 ran and failed its own expectation
+    # (exit 1, a finding) where it is bad input (exit 2; fuzzing, 7 December)
+    from scenarios.builtin import BUILTIN_NAMES
+
+    unranged = [f"{name}.{p}" for name in BUILTIN_NAMES
+                for p, param in scenarios.get(name).params.items()
+                if param.type is int and param.range is None]
+    assert unranged == []
+    with pytest.raises(ValueError, match=r"parameter frames takes 1\.\.1000, not -5"):
+        scenarios.get("primary-surface").resolve({"frames": "-5"})
+
+
 def test_check_program_is_public_and_returns_a_result() -> None:
     import vthreads as vt
     from tests.engine.test_engine import _lock_both, lock_order_inversion
