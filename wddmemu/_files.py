@@ -139,7 +139,9 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     and the link stays. Anything else at ``path`` — ``/dev/null``, a FIFO, a terminal — is
     written through, as ``open`` would: renaming a file over a device node would destroy the
     node (run as root, ``--trace /dev/null`` once replaced ``/dev/null`` with a file)."""
-    p = Path(os.path.realpath(path))
+    # the path as given first: os.stat follows its links, where realpath cannot resolve
+    # /dev/stdout on a pipe (/proc/self/fd/1 names "pipe:[N]", no path)
+    p = Path(path) if _special(Path(path)) else Path(os.path.realpath(path))
     if _special(p):
         try:
             yield p

@@ -276,3 +276,22 @@ def test_a_symlink_is_followed_and_stays_a_link(tmp_path: Path) -> None:
     assert link.is_symlink() and real.stat().st_size > 0
     write_atomically(link, b"again")
     assert link.is_symlink() and real.read_bytes() == b"again"
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="no /proc/self/fd on this platform")
+def test_dev_stdout_on_a_pipe_is_written_through() -> None:
+    """``--trace /dev/stdout | cat``: /dev/stdout is a link to /proc/self/fd/1, whose target
+    on a pipe is "pipe:[N]", no path; resolving it first made the write fail (exit 2)."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.support.interrupt import ROOT
+
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)}
+    p = subprocess.run([sys.executable, "-m", "wddmemu._cli", "run", "lock-flags", "--trace",
+                        "/dev/stdout"], capture_output=True, env=env, timeout=120)
+    assert p.returncode == 0, p.stderr
+    lines = [ln for ln in p.stdout.splitlines() if ln.startswith(b"{")]
+    assert len(lines) > 10 and b'"event":"run.start"' in lines[0]
