@@ -20,7 +20,6 @@ import re
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import fields
-from pathlib import Path
 from typing import Any, TypeVar
 
 import umd
@@ -317,8 +316,10 @@ def load_module(name: str) -> None:
     the module only when its run used one of them (:func:`needed_by`)."""
     before = _registered()
     _loading.load_module(name)
-    # a path (``--load dir/mod.py``) is loaded, and recorded, as the module named by its stem
-    module = Path(name).stem if isinstance(name, str) and name.endswith(".py") else name
+    # a path (``--load dir/mod.py``, ``--load dir/pkg``) is loaded, and recorded, as the
+    # module it names (``mod``, ``pkg``)
+    module = _loading.path_module(name) if isinstance(name, str) and _loading.is_load_path(
+        name) else name
     _loading.note_provided(("module", module), _registered() - before)
 
 
@@ -486,8 +487,9 @@ def refuse_driver_object(driver: Any, *, by: str | None = None) -> None:
     if is_driver_object(obj):
         raise SpecError(f"the driver {label} is an object, not a factory or class: exploring "
                         "runs many schedules and each needs a fresh driver, so pass its "
-                        "factory or class (e.g. driver=make, driver_options={...}); an object "
-                        "runs one schedule (wddmemu.run)")
+                        "factory or class (a function that returns a driver: "
+                        "--driver MODULE:FACTORY, or driver=make in Python); an object runs "
+                        "one schedule (wddmemu run, wddmemu.run)")
 
 
 def driver_name(obj: Any) -> str | None:

@@ -88,8 +88,9 @@ def load_module(name: str) -> None:
     """Import ``name`` (a user module registering scenarios or drivers) on the user's word, and
     allow failure files to name it. ``name`` is a module name, found as ``python -m`` finds it
     (the current directory first), or a path to a ``.py`` file, loaded as the module named by
-    the file's stem. Any error is one :class:`SpecError` line."""
-    if isinstance(name, str) and name.endswith(".py"):
+    the file's stem, or to a package (its directory, or its ``__init__.py``), loaded as the
+    package named by the directory. Any error is one :class:`SpecError` line."""
+    if isinstance(name, str) and is_load_path(name):
         _load_file(name)
         return
     if not isinstance(name, str) or not name or not all(
@@ -104,11 +105,34 @@ def load_module(name: str) -> None:
     _load_args.append(name)
 
 
+def _is_package_dir(text: str) -> bool:
+    # a path (it has a separator): a bare name stays a module name, found as python -m would
+    return (os.sep in text or "/" in text) and os.path.isfile(os.path.join(text, "__init__.py"))
+
+
+def is_load_path(text: str) -> bool:
+    """Whether ``--load TEXT`` names a file or a package directory rather than a module."""
+    return text.endswith(".py") or _is_package_dir(text)
+
+
+def path_module(text: str) -> str:
+    """The module a ``--load`` path is loaded as: ``dir/mod.py`` is ``mod``; a package,
+    ``dir/pkg`` or ``dir/pkg/__init__.py``, is ``pkg`` (loaded as ``mod`` was, the package's
+    relative imports would fail: it has no parent package then)."""
+    path = Path(text)
+    if path.name == "__init__.py" or _is_package_dir(text):
+        return (path.parent if path.name == "__init__.py" else path).resolve().name
+    return path.stem
+
+
 def _load_file(text: str) -> None:
     """``--load path/to/mod.py``: import the file as module ``mod`` with its directory first on
-    ``sys.path``; refused when that name is taken by another file already imported."""
-    path = Path(text)
-    name = path.stem
+    ``sys.path``; a package's path (its directory or ``__init__.py``) as the package, with its
+    parent directory first; refused when that name is taken by another file already
+    imported."""
+    name = path_module(text)
+    package = Path(text).name == "__init__.py" or _is_package_dir(text)
+    path = Path(text) / "__init__.py" if _is_package_dir(text) else Path(text)
     if not path.is_file():
         raise SpecError(f"--load {text}: no such file")
     if not name.isidentifier():
@@ -123,7 +147,7 @@ def _load_file(text: str) -> None:
     allow_module(name)
     if name in _loaded:
         return
-    folder = str(real.parent)
+    folder = str(real.parent.parent if package else real.parent)
     if folder not in sys.path:
         sys.path.insert(0, folder)
     mod = _import(name, f"cannot load {text}")

@@ -99,6 +99,27 @@ def test_load_takes_a_path_and_the_failure_file_names_the_module(tmp_path: Path)
         "--load h1pathmod (or --allow-load h1pathmod) if you trust it"]
 
 
+def test_load_takes_a_package_by_its_directory_or_its_init(tmp_path: Path) -> None:
+    # loaded as module "__init__", the package's relative import failed (a third-party
+    # package, 7 December): a package's path loads the package, named by its directory
+    pkg = tmp_path / "src" / "h7pkgload"
+    pkg.mkdir(parents=True)
+    (pkg / "mod.py").write_text(MODULE)
+    (pkg / "__init__.py").write_text("from . import mod  # noqa: F401\n")
+    work = tmp_path / "work"
+    work.mkdir()
+    for arg in ("../src/h7pkgload", "../src/h7pkgload/", "../src/h7pkgload/__init__.py"):
+        p = _run(["--load", arg, "scenarios"], work)
+        assert p.returncode == 0 and "test-load-discards" in p.stdout, (arg, p.stderr)
+    p = _run(["--load", "../src/h7pkgload", "explore", "test-load-discards", "--driver",
+              "test-load-unlocked", "--schedules", "200", "--save-dir", "f"], work)
+    assert p.returncode == 1, p.stdout + p.stderr
+    (f,) = sorted((work / "f").glob("*.json"))
+    assert json.loads(f.read_text())["load"]["modules"] == ["h7pkgload"]
+    p = _run(["--load", "../src/h7pkgload/__init__.py", "replay", str(f)], work)
+    assert p.returncode == 1 and "reproduced" in p.stdout, p.stdout + p.stderr
+
+
 def test_bad_load_paths_are_one_line(tmp_path: Path) -> None:
     (tmp_path / "my-mod.py").write_text(MODULE)
     (tmp_path / "click.py").write_text(MODULE)
