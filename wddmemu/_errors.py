@@ -3,6 +3,7 @@ CLI's option parsing) can raise it without importing the runner."""
 
 from __future__ import annotations
 
+import importlib
 import os
 from pathlib import Path
 
@@ -60,16 +61,20 @@ def check_seed_span(seed: int, schedules: int) -> None:
 #: the user's code, never in these
 _OURS = tuple(str(Path(__file__).resolve().parent.parent / name) + os.sep
               for name in ("vthreads", "kmd", "umd", "runtime", "scenarios", "wddmemu"))
+#: the import machinery's own package (``importlib.import_module``): a module that is not
+#: there was located at importlib/__init__.py:126, which is no line of the user's
+_IMPORTLIB = os.path.dirname(os.path.abspath(importlib.__file__)) + os.sep
 
 
 def user_frame(e: BaseException) -> str:
     """``file:line`` of the innermost frame of ``e``'s traceback that is the user's code (not
-    the emulator's packages, not importlib's frozen frames); "" if there is none."""
+    the emulator's packages, not importlib's, frozen or not); "" if there is none."""
     where = ""
     tb = e.__traceback__
     while tb is not None:
         name = tb.tb_frame.f_code.co_filename
-        if not name.startswith("<") and not os.path.abspath(name).startswith(_OURS):
+        if not name.startswith("<") and not os.path.abspath(name).startswith(
+                (*_OURS, _IMPORTLIB)):
             where = f"{name}:{tb.tb_lineno}"
         tb = tb.tb_next
     return where

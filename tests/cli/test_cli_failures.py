@@ -570,3 +570,19 @@ def test_a_ctrl_c_cannot_land_in_the_finalisation_of_a_driver(monkeypatch) -> No
             _origin.unwatch_sigint(watched)
     assert entered == [] and unraisable == []  # no Python frame ran, nothing was ignored
     assert key not in _runner._ran  # and the callback still forgot the driver
+
+
+def test_a_module_that_is_not_there_is_located_nowhere(tmp_path: Path, monkeypatch,
+                                                       capsys) -> None:
+    # it was located at importlib/__init__.py:126, no line of the user's (7 December); a
+    # user's own failing import is still located in the user's file
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    (tmp_path / "h7imports.py").write_text("import no_such_module_h7b\n")
+    with loading_state_kept():
+        assert _cli.main(["--load", "no_such_module_h7", "scenarios"]) == 2
+        assert capsys.readouterr().err == (
+            "wddmemu: error: cannot load module 'no_such_module_h7': ModuleNotFoundError: No "
+            "module named 'no_such_module_h7'\n")
+        assert _cli.main(["--load", "h7imports", "scenarios"]) == 2
+        assert capsys.readouterr().err.endswith(f"({tmp_path / 'h7imports.py'}:1)\n")
