@@ -249,10 +249,15 @@ def _runs(labels: list[str | None]) -> list[tuple[int, int, str]]:
     return out
 
 
-def _timeline(trace: str | Path, sink: Any, time: str, cpu_ns: int) -> TimelineInfo:
+def _timeline(trace: str | Path, sink: Any, time: str, cpu_ns: int,
+              warn: Any = None) -> TimelineInfo:
     tl = TimelineBuilder(sink, time=time, cpu_ns=cpu_ns)
-    feed_events(trace, tl.feed)
+    feed_events(trace, tl.feed, warn)
     return tl.finish()
+
+
+def _quiet(message: str) -> None:
+    """The second read's warnings: the first read said them already."""
 
 
 def plot_png(trace: str | Path, out: str | Path, *, time: str = "virtual",
@@ -268,7 +273,7 @@ def plot_png(trace: str | Path, out: str | Path, *, time: str = "virtual",
     end = max(ext.end, info.last_ts, start + 1)
     nbins = max(200, int(width * dpi * 0.85))
     bins = _Bins(start, end, nbins)
-    _timeline(trace, bins, time, cpu_ns)
+    _timeline(trace, bins, time, cpu_ns, _quiet)  # a cut-short last line is said once
 
     # matplotlib's warnings (a glyph the font lacks, a time span too small for floats) are
     # about looks, not errors: they stay off stderr, which carries one line per command

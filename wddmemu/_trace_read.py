@@ -181,12 +181,14 @@ def check_trace_path(path: object) -> None:
                                      f"{kind_of(path)}")
 
 
-def feed_events(path: str | Path, feed: Callable[[dict[str, Any]], Any]) -> None:
-    """Call ``feed(event)`` for every event of the trace at ``path`` (:func:`iter_events`); a
-    :class:`FieldError` it raises becomes a :class:`TraceFormatError` at that line. A ``path``
-    that names no file is refused before anything is read (:func:`check_trace_path`)."""
+def feed_events(path: str | Path, feed: Callable[[dict[str, Any]], Any],
+                warn: Callable[[str], None] | None = None) -> None:
+    """Call ``feed(event)`` for every event of the trace at ``path`` (:func:`iter_events`, which
+    ``warn`` goes to); a :class:`FieldError` it raises becomes a :class:`TraceFormatError` at
+    that line. A ``path`` that names no file is refused before anything is read
+    (:func:`check_trace_path`)."""
     check_trace_path(path)
-    for lineno, ev in iter_events(path):
+    for lineno, ev in iter_events(path, warn):
         try:
             feed(ev)
         except FieldError as e:

@@ -91,3 +91,16 @@ def test_without_matplotlib(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     with pytest.raises(PlotUnavailable):
         plot_png(trace, tmp_path / "x.png")
     assert not (tmp_path / "x.png").exists()
+
+
+def test_a_cut_short_last_line_is_said_once(tmp_path: Path, capsys) -> None:
+    # plot reads the trace twice (the extent, then the bins): the warning came twice
+    from wddmemu import _cli
+
+    trace = scenario_trace(tmp_path / "t.jsonl", "lock-flags")
+    trace.write_bytes(trace.read_bytes() + b'{"step":9999,"t":0,"thr')
+    assert _cli.main(["trace", "plot", str(trace), "--png", str(tmp_path / "t.png")]) == 0
+    err = capsys.readouterr().err.splitlines()
+    assert [line for line in err if "cut short" in line] == [
+        f"wddmemu: warning: {trace}:{len(trace.read_bytes().splitlines())}: the last line is "
+        "cut short (was the writer killed?): ignored"]
