@@ -237,12 +237,9 @@ def test_a_driver_stuck_on_a_worker_is_a_hang_not_a_lost_worker(client) -> None:
     """A CPU loop in driver code on a Dask worker (its task thread, where SIGALRM cannot
     reach, in a process that did not inherit the command's limit): the task carries
     ``--timeout`` and the run ends as ``hang``, like on one process."""
-    from wddmemu._runner import run_timeout
-
     spec = RunSpec("dynamic-vb-ring", driver="tests.support.hang:driver")
-    opts = ExploreOptions(schedules=2, strategy="random", chunk=1, minimise=False)
-    with run_timeout(0.5):
-        got = explore_on_cluster(client, spec, opts)
+    opts = ExploreOptions(schedules=2, strategy="random", chunk=1, minimise=False, timeout=0.5)
+    got = explore_on_cluster(client, spec, opts)
     assert [f.finding.rule for f in got.failures] == ["hang"]
     assert "was in DDI Rename" in got.failures[0].finding.message
 
