@@ -71,6 +71,8 @@ def check_output(path: str | Path, what: str, *, make_parents: bool = False) -> 
         raise SpecError(f"{what} needs a file name, not ''")
     if "\0" in text:
         raise SpecError(f"{what} {printable(text)!s}: a file name has no NUL byte")
+    if text == "-":  # `trace export --chrome -` is stdout: here it would be a file named "-"
+        raise SpecError(f"{what} -: give a file name (/dev/stdout to write to stdout)")
     try:
         return _check_output(Path(text), what, make_parents)
     except OSError as e:  # a name too long for the file system, a loop of links, …

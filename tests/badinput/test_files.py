@@ -240,8 +240,12 @@ def test_a_failed_write_is_an_output_error_and_keeps_the_old_file(tmp_path: Path
      "give a scheduler address tcp://host:port"),
     (["run", "lock-flags", "--driver", "a\nb"], "unknown driver 'a\\nb'"),
     (["run", "lock-flags", "--driver", "a\udcffb"], "unknown driver 'a\\udcffb'"),
+    # "-" is stdout only for trace export --chrome: elsewhere it made a file named "-"
+    (["run", "lock-flags", "--trace", "-"], "trace file -: give a file name (/dev/stdout"),
+    (["explore", "lock-flags", "--json", "-"], "--json report -: give a file name"),
+    (["explore", "lock-flags", "--junit", "-"], "--junit report -: give a file name"),
 ], ids=["timeout", "replay-timeout", "no-port", "word-port", "big-port", "newline",
-        "surrogate"])
+        "surrogate", "trace-dash", "json-dash", "junit-dash"])
 def test_options_the_platform_refuses_are_one_line_exit_2(tmp_path: Path, monkeypatch,
                                                           capsys, argv, says) -> None:
     monkeypatch.chdir(tmp_path)
