@@ -25,6 +25,7 @@ from . import d3d9
 from ._bugs import RUNTIME_BUG_REGISTRY, RUNTIME_BUGS, hooks_for
 from ._callbacks import RuntimeCallbacks
 from ._config import DeviceConfig, DeviceStatistics
+from ._ddi import innermost_ddi
 from ._device import Adapter, Device, open_adapter
 from ._hooks import RuntimeHooks
 from ._lock import LockedView
@@ -45,6 +46,7 @@ __all__ = [
     "RuntimeHooks",
     "d3d9",
     "hooks_for",
+    "innermost_ddi",
     "open_adapter",
 ]
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Awaitable
-from types import CoroutineType
+from types import CoroutineType, FrameType
 from typing import Any
 
 import kmd
@@ -308,3 +308,26 @@ def _describe(value: object) -> str:
     if kind not in (bool, float, str, bytes, type(None), list, tuple, dict):
         return f"<{getattr(kind, '__module__', '?')}.{getattr(kind, '__qualname__', '?')} object>"
     return safe_repr(value, 80)
+
+
+#: the code objects of the runtime's DDI calls: the DDI a frame of each is in (None: its
+#: ``ddi`` local says), for :func:`innermost_ddi`
+_DDI_CODES: dict[Any, str | None] = {
+    DdiDoor.call.__code__: None,
+    call_open_adapter.__code__: "OpenAdapter",
+    call_create_device.__code__: "CreateDevice",
+}
+
+
+def innermost_ddi(frame: FrameType | None) -> str | None:
+    """The DDI the code running in ``frame`` is inside — the innermost runtime call of a driver
+    DDI on its stack (``f_back`` links, which a running coroutine's frames keep) — or None.
+    A watchdog that stopped a CPU loop names the DDI with it, from the interrupted frame
+    alone, where following every ``ddi.enter``/``ddi.exit`` cost 3 % of a schedule."""
+    while frame is not None:
+        code = frame.f_code
+        if code in _DDI_CODES:
+            name = _DDI_CODES[code]
+            return name if name is not None else str(frame.f_locals.get("ddi"))
+        frame = frame.f_back
+    return None

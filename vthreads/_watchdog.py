@@ -111,6 +111,10 @@ class Watchdog:
     def __init__(self, seconds: float) -> None:
         self.seconds = check_timeout(seconds)
         self.fired = False
+        #: while :meth:`where` runs: the frame the limit interrupted when it was the stuck
+        #: code's own (a CPU loop under a controlled strategy), None when the run waited on
+        #: the loop or had not started; a subclass reads what the code was in from it
+        self.stuck_frame: Any = None
         self._over = False
         self._engine: Engine | None = None
         self._wake: Callable[[Callable[[], None]], None] | None = None
@@ -153,7 +157,11 @@ class Watchdog:
             # itself and leave trio's run state behind
             self._wake(self._stop)
             return
-        self._stop()
+        self.stuck_frame = frame
+        try:
+            self._stop()
+        finally:
+            self.stuck_frame = None  # a frame kept would keep the stuck code's locals alive
         raise Hang  # into the CPU-bound code that holds the baton
 
     def _stop(self) -> None:
