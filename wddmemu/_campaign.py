@@ -290,6 +290,9 @@ def load_campaign(path: Path | str) -> Campaign:
     except RecursionError:
         raise CampaignError(f"{printable(str(p))} is nested too deeply to be a campaign "
                             "file") from None
+    except ValueError:  # an integer of more than 4,300 digits: int() refuses it
+        raise CampaignError(f"{printable(str(p))} is not a campaign file: it holds a number "
+                            "of more than 4,300 digits") from None
     return parse_campaign(doc, str(p))
 
 

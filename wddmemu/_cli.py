@@ -20,7 +20,7 @@ import click
 # imported inside the commands that use them — for startup speed only; nothing here is a cycle.
 from . import _loading
 from ._errors import BACKENDS, MAX_TIMEOUT_S, SpecError
-from ._files import check_directory, check_output
+from ._files import check_directory, check_output, stdout_may_close
 from ._interrupt import ctrl_c, is_interrupt, quiet_after_interrupt
 
 if TYPE_CHECKING:
@@ -736,6 +736,14 @@ def main(argv: list[str] | None = None) -> int:
     except (click.exceptions.Abort, KeyboardInterrupt):  # Ctrl-C (click turns it into Abort)
         _err("wddmemu: interrupted")
         rv = EXIT_INTERRUPTED
+    except click.exceptions.NoArgsIsHelpError as e:  # `wddmemu`, `wddmemu trace` alone
+        # the help as --help shows it, on stdout, then the one line: escaped into that line,
+        # the whole help became one unreadable line of "\n"s
+        with stdout_may_close():
+            click.echo(e.ctx.get_help() if e.ctx is not None else "")
+        _err(f"wddmemu: error: {e.ctx.command_path if e.ctx else 'wddmemu'} needs a command "
+             "(listed above)")
+        rv = EXIT_BAD_INPUT
     except click.ClickException as e:
         _err(f"wddmemu: error: {e.format_message()}")
         rv = EXIT_BAD_INPUT

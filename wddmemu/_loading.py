@@ -148,7 +148,10 @@ def _load_file(text: str) -> None:
     if name in _loaded:
         return
     folder = str(real.parent.parent if package else real.parent)
-    if folder not in sys.path:
+    # the current directory first, so that the file's folder goes ahead of it: a same-named
+    # module beside the user was imported (and its code run) instead of the file they named
+    _cwd_on_path()
+    if sys.path[0] != folder:
         sys.path.insert(0, folder)
     mod = _import(name, f"cannot load {text}")
     got = getattr(mod, "__file__", None)
@@ -204,12 +207,17 @@ def distributions() -> tuple[Distribution, ...]:
     return tuple(_distributions.values())
 
 
-def _import(name: str, what: str) -> object:
-    """Import a module the user named, found as ``python -m`` finds it: the current directory
-    first on ``sys.path`` (added once, as ``python -m`` adds it)."""
+def _cwd_on_path() -> None:
+    """The current directory first on ``sys.path``, as ``python -m`` has it (added once)."""
     cwd = os.getcwd()
     if cwd not in sys.path and "" not in sys.path:
         sys.path.insert(0, cwd)
+
+
+def _import(name: str, what: str) -> object:
+    """Import a module the user named, found as ``python -m`` finds it: the current directory
+    first on ``sys.path`` (added once, as ``python -m`` adds it)."""
+    _cwd_on_path()
     try:
         return importlib.import_module(name)
     except SpecError:

@@ -34,7 +34,7 @@ from ._drivers import (
     refuse_driver_object,
     resolve_driver,
 )
-from ._errors import SpecError, check_backend
+from ._errors import SpecError, check_backend, check_seconds
 from ._files import atomic_path
 from ._watchdog import Watchdog, check_timeout
 
@@ -370,6 +370,8 @@ def run_scenario(
     Synchronous: inside a running event loop it raises ``LoopRunningError``
     (use :func:`run_scenario_async`)."""
     refuse_running_loop("wddmemu.run_scenario()", "wddmemu.run_scenario_async")
+    if timeout is not None:
+        check_seconds("timeout", timeout)  # a SpecError naming the keyword, not --timeout
     with _atomic_trace(trace) as target:
         engine, checker, box, _ = _prepare(spec, target, strategy, stop_on_violation)
         dog = Watchdog(_timeout[0] if timeout is None else timeout).attach(engine)
@@ -439,6 +441,8 @@ async def run_scenario_async(
     foreign await, and the watchdog's alarm, the Ctrl-C handler and asyncio's task factory
     are held per run, on the premise that nothing else runs on the loop meanwhile (docs/explore.md,
     "Running inside an event loop")."""
+    if timeout is not None:
+        check_seconds("timeout", timeout)
     with _atomic_trace(trace) as target:
         engine, checker, box, _ = _prepare(spec, target, strategy, stop_on_violation)
         dog = Watchdog(_timeout[0] if timeout is None else timeout).attach(engine)

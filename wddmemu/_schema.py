@@ -49,7 +49,6 @@ _WHAT = {"spec": "the run to replay", "failure": "the rule and step that broke",
 MAX_TID = (1 << 31) - 1
 #: a step is a 63-bit count, as every step the engine reports
 MAX_STEP = (1 << 63) - 1
-_MODULE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*\Z")
 _DISTRIBUTION = re.compile(r"[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?\Z")  # PEP 508 names
 
 
@@ -106,11 +105,18 @@ def document_problem(doc: dict[str, Any]) -> str | None:
     return _load_problem(doc.get("load", {}))
 
 
+def is_module_name(v: str) -> bool:
+    """A dotted module name, each part an identifier as Python reads one — non-ASCII letters
+    too, as ``--load`` takes them (an ASCII-only pattern refused our own files of such a
+    module)."""
+    return all(part.isidentifier() for part in v.split("."))
+
+
 def _load_problem(load: dict[str, Any]) -> str | None:
-    for name, pattern, like in (("modules", _MODULE, "module names like mypkg.drivers"),
-                                ("distributions", _DISTRIBUTION, "distribution names")):
+    for name, ok, like in (("modules", is_module_name, "module names like mypkg.drivers"),
+                           ("distributions", _DISTRIBUTION.match, "distribution names")):
         for i, v in enumerate(load.get(name, ())):
-            if not isinstance(v, str) or not pattern.match(v):
+            if not isinstance(v, str) or not ok(v):
                 shown = f"'{printable(v)}'" if isinstance(v, str) else kind_name(v)
                 return f"the load's {name}[{i}] is {shown}: the list holds {like}"
     return None

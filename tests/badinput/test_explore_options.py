@@ -123,3 +123,20 @@ def test_check_program_runs_every_strategy_it_names() -> None:
 
     for strategy in PROGRAM_STRATEGIES:
         assert check_program(_program, schedules=2, strategy=strategy).ok, strategy
+
+
+@pytest.mark.parametrize("bad", [float("nan"), -1, "5", True, 10**9])
+def test_a_bad_run_timeout_is_one_spec_error_naming_the_keyword(bad: object) -> None:
+    # it was a ValueError naming the CLI's --timeout, from inside the run (fuzzing)
+    from wddmemu._runner import run_scenario
+
+    with pytest.raises(SpecError, match=r"^timeout takes seconds 0\.\.31,622,400 \(0: off\)"):
+        run_scenario(RunSpec("lock-flags"), timeout=bad)  # type: ignore[arg-type]
+
+
+def test_a_failure_file_may_list_a_module_of_any_identifier() -> None:
+    # --load takes non-ASCII module names; the schema's ASCII pattern refused our own files
+    from wddmemu._schema import is_module_name
+
+    assert all(map(is_module_name, ["mÿdrv", "pkg.spïn", "_x.y2"]))
+    assert not any(map(is_module_name, ["", "1x", "a..b", "a.", "a-b", "a b"]))

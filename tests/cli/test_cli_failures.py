@@ -586,3 +586,35 @@ def test_a_module_that_is_not_there_is_located_nowhere(tmp_path: Path, monkeypat
             "module named 'no_such_module_h7'\n")
         assert _cli.main(["--load", "h7imports", "scenarios"]) == 2
         assert capsys.readouterr().err.endswith(f"({tmp_path / 'h7imports.py'}:1)\n")
+
+
+def test_a_file_loaded_by_path_goes_ahead_of_the_current_directory(tmp_path: Path, monkeypatch,
+                                                                    capsys) -> None:
+    # the current directory went first on sys.path: its own h7shadow.py was imported (and
+    # its code run) instead of the file named, then refused (fuzzing, 7 December)
+    import sys
+
+    ran = tmp_path / "ran"
+    (tmp_path / "h7shadow.py").write_text(f"open({str(ran)!r}, 'w').close()\n")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "h7shadow.py").write_text("MINE = True\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    try:
+        with loading_state_kept():
+            assert _cli.main(["--load", "sub/h7shadow.py", "scenarios"]) == 0, capsys.readouterr()
+            assert sys.modules["h7shadow"].MINE and not ran.exists()
+    finally:
+        sys.modules.pop("h7shadow", None)
+
+
+def test_no_command_shows_the_help_and_one_error_line(capsys) -> None:
+    # the help was squeezed into the error line, its newlines escaped
+    assert _cli.main([]) == 2
+    out, err = capsys.readouterr()
+    assert out.startswith("Usage: wddmemu [OPTIONS] COMMAND [ARGS]...\n") and "explore" in out
+    assert err == "wddmemu: error: wddmemu needs a command (listed above)\n"
+    assert _cli.main(["trace"]) == 2
+    out, err = capsys.readouterr()
+    assert "summary" in out
+    assert err == "wddmemu: error: wddmemu trace needs a command (listed above)\n"

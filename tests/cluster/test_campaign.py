@@ -96,6 +96,9 @@ BAD = [
     # tomllib parses nesting recursively: these were a RecursionError, exit 3
     ("[campaign]\nscenarios = " + "[" * 1000 + "]" * 1000 + "\n", "is nested too deeply"),
     ("[campaign]\nx = " + "{a = " * 3000 + "1" + "}" * 3000 + "\n", "is nested too deeply"),
+    # int() refuses more than 4,300 digits: a ValueError from tomllib, exit 3 before
+    ("[campaign]\nscenarios = [\"lock-flags\"]\nschedules = " + "9" * 5000 + "\n",
+     "is not a campaign file: it holds a number of more than 4,300 digits"),
 ]
 
 
