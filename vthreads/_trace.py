@@ -163,6 +163,8 @@ class TraceSink:
         self._tail_nl = b"}\n"
         self._context_keys: frozenset[str] = frozenset()
         self._buf = bytearray()
+        #: the file is a pipe whose reader left: the rest of the trace is dropped (flush)
+        self.reader_gone = False
         # the line heads' ``,"t":CLOCK`` part, for the clock value it was rendered for: the
         # clock moves far less often than the step, and formatting it was a quarter of a head
         self._t = -1
@@ -295,10 +297,15 @@ class TraceSink:
             self.flush()
 
     def flush(self) -> None:
-        """Write the held lines out and flush the file."""
-        if self._file is not None and self._buf:
-            self._file.write(self._buf)
-            self._file.flush()
+        """Write the held lines out and flush the file. A pipe whose reader left (``--trace
+        /dev/stdout | head``) takes no more: the rest is dropped and the run goes on, since
+        tracing never changes an outcome (a write error of any other kind is raised)."""
+        if self._file is not None and self._buf and not self.reader_gone:
+            try:
+                self._file.write(self._buf)
+                self._file.flush()
+            except BrokenPipeError:
+                self.reader_gone = True
         self._buf.clear()
 
     def close(self) -> None:
@@ -307,5 +314,9 @@ class TraceSink:
                 self.flush()
             finally:
                 if self._own:
-                    self._file.close()
+                    try:
+                        self._file.close()
+                    except BrokenPipeError:  # what the file's own buffer still held
+                        if not self.reader_gone:
+                            raise
         self._file = None

@@ -140,13 +140,17 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     Only a regular file is replaced. A symbolic link is followed: the file it names is replaced
     and the link stays. Anything else at ``path`` — ``/dev/null``, a FIFO, a terminal — is
     written through, as ``open`` would: renaming a file over a device node would destroy the
-    node (run as root, ``--trace /dev/null`` once replaced ``/dev/null`` with a file)."""
+    node (run as root, ``--trace /dev/null`` once replaced ``/dev/null`` with a file). A pipe
+    whose reader left (``--json /dev/stdout | head -1``) is not an error: what it did not read
+    is unwanted, and the command ends with its own exit code."""
     # the path as given first: os.stat follows its links, where realpath cannot resolve
     # /dev/stdout on a pipe (/proc/self/fd/1 names "pipe:[N]", no path)
     p = Path(path) if _special(Path(path)) else Path(os.path.realpath(path))
     if _special(p):
         try:
             yield p
+        except BrokenPipeError:  # the reader stopped early: the rest is unwanted
+            return
         except OSError as e:  # /dev/full
             raise OutputError(f"cannot write {shown(str(path))}: {e.strerror or e}") from None
         return

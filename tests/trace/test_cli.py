@@ -169,6 +169,39 @@ def test_a_reader_that_stops_early_leaves_the_commands_own_exit_code(args: list[
     assert _closed_stdout(*full) == (code, "")
 
 
+@pytest.mark.parametrize("args, code", [
+    (["run", "dynamic-vb-ring", "--driver", "track-in-lockasync", "--trace", "/dev/stdout"], 1),
+    (["explore", "dynamic-vb-ring", "--driver", "track-in-lockasync", "--schedules", "3",
+      "--json", "/dev/stdout"], 1),
+], ids=["trace", "json"])
+def test_a_reader_that_stops_early_on_dev_stdout_leaves_the_commands_own_code(
+        args: list[str], code: int, tmp_path: Path, monkeypatch) -> None:
+    """``run --trace /dev/stdout | head -0`` was exit 2 ("cannot write /dev/stdout: Broken
+    pipe"), turning a finding into bad input: a trace or report whose reader left is dropped,
+    and the run goes on (tracing never changes an outcome)."""
+    monkeypatch.chdir(tmp_path)  # explore saves its failure here
+    assert _closed_stdout(*args) == (code, "")
+
+
+def test_a_trace_sink_whose_reader_left_drops_the_rest() -> None:
+    import contextlib
+    import os
+
+    from vthreads._trace import FLUSH_BYTES, TraceSink
+
+    r, w = os.pipe()
+    os.close(r)
+    f = os.fdopen(w, "wb")
+    sink = TraceSink(f)
+    sink.start({"scenario": "s"})
+    for i in range(FLUSH_BYTES // 40 + 10):  # more than one flush's worth
+        sink.write({"step": i, "t": 0, "thread": None, "event": "x"})
+    sink.close()  # no BrokenPipeError
+    assert sink.reader_gone
+    with contextlib.suppress(BrokenPipeError):  # the borrowed file's buffer: its owner's
+        f.close()
+
+
 def test_summary_lines_are_not_wrapped_in_a_pipe(tmp_path: Path, capsys) -> None:
     """h9 (h6 F2's residue): off a terminal ``trace summary`` wrapped its failure line at 80
     columns, as run and explore no longer do (``_cli._console``)."""
