@@ -97,6 +97,7 @@ from ._explore import (
 )
 from ._explore import _schedule_spec as schedule_spec
 from ._files import printable
+from ._pool import worker_pool
 from ._runner import (
     RunSpec,
     SpecError,
@@ -631,12 +632,9 @@ def explore_split(base: RunSpec, opts: ExploreOptions, *,
     minimised, as :func:`explore`'s does."""
     if opts.strategy not in SPLIT_STRATEGIES:
         raise ValueError("explore_split splits dfs and dpor; explore runs the others")
-    pool = futures.ProcessPoolExecutor(max_workers=opts.jobs)
-    try:
+    with worker_pool(opts.jobs) as pool:  # Ctrl-C: the queued tasks dropped, workers ended
         return explore_on_cluster(PoolClient(pool, opts.jobs), base, opts, progress=progress,
                                   on_found=on_found)
-    finally:  # Ctrl-C or an error: drop the queued tasks rather than wait for them
-        pool.shutdown(wait=True, cancel_futures=True)
 
 
 

@@ -19,7 +19,6 @@ import random
 import re
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -45,6 +44,7 @@ from . import _loading
 from ._drivers import load_entry_points, needed_by
 from ._errors import check_int, check_seconds, check_seed_span
 from ._files import is_path, printable, read_bounded, write_atomically
+from ._pool import worker_pool
 from ._runner import (
     RunSpec,
     SpecError,
@@ -389,7 +389,7 @@ def _explore_parallel(base: RunSpec, opts: ExploreOptions, k: int,
     # Here a worker that finishes takes the next chunk at once, and with stop-on-first at
     # most jobs + 1 chunks past the failing one are ever started (the wave: jobs - 1).
     window = opts.jobs + 1
-    with ProcessPoolExecutor(max_workers=opts.jobs) as pool:
+    with worker_pool(opts.jobs) as pool:
 
         def submit(c: list[int]) -> Any:
             return pool.submit(timed_task, current_timeout(), _run_chunk,

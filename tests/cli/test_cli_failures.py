@@ -618,3 +618,26 @@ def test_no_command_shows_the_help_and_one_error_line(capsys) -> None:
     out, err = capsys.readouterr()
     assert "summary" in out
     assert err == "wddmemu: error: wddmemu trace needs a command (listed above)\n"
+
+
+@pytest.mark.slow  # Ctrl-C of a command with worker processes, in subprocesses
+@pytest.mark.parametrize("spin", [False, True], ids=["finding", "cpu-loop"])
+def test_one_ctrl_c_to_the_group_of_explore_jobs_2_is_130_quietly(tmp_path: Path,
+                                                                  spin: bool) -> None:
+    """A terminal's Ctrl-C reaches the workers too: each printed a KeyboardInterrupt
+    traceback, and one interrupted inside the pool's queue could hang the command's exit for
+    good (fuzzing, 7 December). Workers ignore SIGINT; the parent ends them
+    (``wddmemu/_pool.py``), even a driver spinning under ``--timeout 0``."""
+    saved, mark = tmp_path / "saved", tmp_path / "mark"
+    if spin:
+        args = ["explore", "dynamic-vb-ring", "--driver", "tests.support.interrupt:spinning",
+                "--timeout", "0", "--schedules", "10", "--jobs", "2"]
+        where, env = mark, {MARK_VARIABLE: str(mark)}
+    else:
+        args = ["explore", "dynamic-vb-ring", "--driver", "track-in-lockasync", "--keep-going",
+                "--schedules", "100000", "--jobs", "2"]
+        where, env = saved, {}
+    code, out, err = interrupt_once_saved([*args, "--save-dir", str(saved)], where, tmp_path,
+                                          env, group=True)
+    assert code == 130, (out, err)
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err, err

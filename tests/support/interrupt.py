@@ -36,15 +36,18 @@ def has_saved(saved: Path) -> bool:
 
 def interrupt_once_saved(args: list[str], saved: Path, cwd: Path,
                          env: dict[str, str] | None = None,
-                         until: Callable[[], bool] | None = None) -> tuple[int, str, str]:
+                         until: Callable[[], bool] | None = None,
+                         group: bool = False) -> tuple[int, str, str]:
     """Run ``wddmemu ARGS`` in a subprocess (``env`` added to the environment, the repository
     on its path), send SIGINT once ``saved`` is a file or a directory with a finished file in
     it (:func:`has_saved`; and ``until()`` is true, if given); the exit code, stdout and
-    stderr."""
+    stderr. ``group``: the command runs in a process group of its own and the SIGINT goes to
+    the whole group, its worker processes too, as a terminal's Ctrl-C does."""
     full = {**os.environ, **(env or {})}
     full["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), full.get("PYTHONPATH")) if p)
     p = subprocess.Popen([sys.executable, "-m", "wddmemu._cli", *args], stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True, cwd=cwd, env=full)
+                         stderr=subprocess.PIPE, text=True, cwd=cwd, env=full,
+                         start_new_session=group)
     try:
         deadline = time.monotonic() + 120
         while not (has_saved(saved) and (until is None or until())):
@@ -52,7 +55,10 @@ def interrupt_once_saved(args: list[str], saved: Path, cwd: Path,
                 raise AssertionError(f"ended before the interrupt: {p.communicate()}")
             assert time.monotonic() < deadline, "never reached the point to interrupt"
             time.sleep(0.02)
-        p.send_signal(signal.SIGINT)
+        if group:
+            os.killpg(p.pid, signal.SIGINT)
+        else:
+            p.send_signal(signal.SIGINT)
         out, err = p.communicate(timeout=60)
     finally:
         if p.poll() is None:
