@@ -45,10 +45,11 @@ async def explore_async(base: RunSpec, opts: ExploreOptions, *,
 
 
 async def replay_async(ff: FailureFile, *, trace: Any = None, backend: str | None = None,
-                       inject: Sequence[str] = ()) -> ReplayOutcome:
+                       inject: Sequence[str] = (), timeout: float | None = None
+                       ) -> ReplayOutcome:
     """:func:`replay` from inside a running event loop, in a worker thread."""
     return await anyio.to_thread.run_sync(
-        partial(replay, ff, trace=trace, backend=backend, inject=inject))
+        partial(replay, ff, trace=trace, backend=backend, inject=inject, timeout=timeout))
 
 
 async def check_program_async(program: Callable[[], Awaitable[Any]], **options: Any

@@ -632,7 +632,7 @@ def replay_cmd(file: str, trace: str | None, backend: str | None,
         if trace is not None:
             check_output(trace, "trace file")  # written atomically by run_scenario
         try:  # a decision list the run shows to be damaged is bad input too
-            out = replay(ff, trace=trace, backend=backend, inject=inject)
+            out = replay(ff, trace=trace, backend=backend, inject=inject, timeout=timeout)
         except FailureFileError as e:
             raise BadInput(str(e)) from None
     console = _console()

@@ -56,7 +56,7 @@ from ._runner import (
     timed_task,
 )
 from ._schema import KIND_NAMES, NONE, decisions_problem, document_problem, is_kind, kind_name
-from ._watchdog import EXPLORE_TIMEOUT
+from ._watchdog import EXPLORE_TIMEOUT, HANG_REPLAY_S
 
 FORMAT = "wddmemu-failure"
 #: 2 adds ``load`` (the modules and distributions the file needs) and ``spec.driver_options``;
@@ -909,7 +909,7 @@ class ReplayOutcome:
     diverged_at: int | None = None
 
 
-def _damage(divergence: Divergence | None, recorded: int) -> str | None:
+def _damage(divergence: Divergence | None, recorded: int, hang: bool = False) -> str | None:
     """Why a strict replay's divergence shows a damaged decision list rather than a changed
     program (``docs/explore.md``, "replay"), or None when a program change explains it.
 
@@ -918,22 +918,28 @@ def _damage(divergence: Divergence | None, recorded: int) -> str | None:
     empty list asked for a decision (every scenario run makes its first choice when the
     kernel starts its threads, so no saved failure has an empty list). A decision naming a
     thread that exists but cannot run, and a recording that runs out after one or more
-    decisions, are what a fix does to a schedule: those are a changed program."""
+    decisions, are what a fix does to a schedule: those are a changed program. A ``hang``
+    may have an empty list: a limit shorter than the start-up stops a run before its first
+    choice, and a replay that gets past it simply no longer hangs there."""
     if divergence is None:
         return None
     if divergence.kind == "unknown-thread":
         return (f"the decision list is damaged: {divergence} at step {divergence.step}; the "
                 "file was edited or cut, or the program now starts fewer threads: explore "
                 "again for a fresh file")
-    if divergence.kind == "ran-out" and recorded == 0:
+    if divergence.kind == "ran-out" and recorded == 0 and not hang:
         return (f"the decision list is empty, but the run makes a choice at step "
                 f"{divergence.step}: the file was edited or cut; explore again for a fresh file")
     return None
 
 
 def replay(ff: FailureFile, *, trace: Any = None, backend: str | None = None,
-           inject: Sequence[str] = ()) -> ReplayOutcome:
+           inject: Sequence[str] = (), timeout: float | None = None) -> ReplayOutcome:
     """Re-run ``ff`` exactly: its decisions and its faults (``inject`` adds more).
+
+    ``timeout`` (seconds, 0 off) bounds the run's wall time; None: :data:`HANG_REPLAY_S` for
+    a saved ``hang`` — unwatched, its replay would spin for ever (a pinned hang regression
+    hung pytest) — and the limit in force otherwise (``run_timeout``; off by default).
 
     A decision list the run shows to be damaged (:func:`_damage`) raises
     :class:`FailureFileError` (exit 2): it is never reported as ``clean``, so a regression
@@ -948,14 +954,19 @@ def replay(ff: FailureFile, *, trace: Any = None, backend: str | None = None,
     spec = ff.spec if backend is None else replace(ff.spec, backend=backend)
     spec = replace(spec, faults=spec.faults + tuple(inject))
     assert spec.decisions is not None
+    if timeout is None:
+        timeout = HANG_REPLAY_S if ff.rule == "hang" else current_timeout()
+    check_seconds("timeout", timeout)
     strict = Replay(spec.decisions)
-    r = run_scenario(spec, trace=trace, strategy=strict, stop_on_violation=True).run
+    r = run_scenario(spec, trace=trace, strategy=strict, stop_on_violation=True,
+                     timeout=timeout).run
     if r.failure is not None and r.failure.kind == "divergence":
-        damage = _damage(strict.divergence, len(spec.decisions))
+        damage = _damage(strict.divergence, len(spec.decisions), ff.rule == "hang")
         if damage is not None:
             raise FailureFileError(f"{ff.path}: {damage}")
         at = r.failure.step
-        r = run_scenario(spec, strategy=_lenient(spec.decisions), stop_on_violation=True).run
+        r = run_scenario(spec, strategy=_lenient(spec.decisions), stop_on_violation=True,
+                         timeout=timeout).run
         f = Finding.of(r)
         return ReplayOutcome("clean" if f is None else "diverged", (ff.rule, ff.step), f, r, at)
     f = Finding.of(r)

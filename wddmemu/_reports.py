@@ -36,13 +36,10 @@ from ._explore import ExploreResult, Finding, Found, findings_to_end, replay_com
 from ._files import write_atomically
 from ._runner import RunSpec, run_scenario
 from ._tracebacks import failure_traceback
+from ._watchdog import HANG_REPLAY_S
 
 REPORT_FORMAT = "wddmemu-report"
 REPORT_VERSION = 1
-#: the watchdog (seconds) of a replay of a saved hang, for its explanation and for ``replay``
-#: without ``--timeout``: the replay reaches the stuck code in the time the run took to get
-#: there, far less than explore's limit
-HANG_REPLAY_S = 3.0
 
 
 @dataclass(frozen=True)

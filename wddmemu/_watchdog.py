@@ -19,6 +19,10 @@ from vthreads.lowlevel import check_timeout as engine_check_timeout
 
 #: explore's default limit for one schedule (seconds); ``run`` and ``replay`` default to off
 EXPLORE_TIMEOUT = 60.0
+#: the watchdog (seconds) of a replay of a saved hang, for its explanation and for ``replay``
+#: without ``--timeout``: the replay reaches the stuck code in the time the run took to get
+#: there, far less than explore's limit
+HANG_REPLAY_S = 3.0
 
 
 def check_timeout(seconds: float) -> float:

@@ -14,6 +14,7 @@ import anyio
 import orjson
 import pytest
 
+import wddmemu
 from umd import ReferenceDevice, ReferenceDriver
 from wddmemu._explore import ExploreOptions, explore
 from wddmemu._runner import RunSpec, run_scenario, run_timeout
@@ -177,3 +178,35 @@ def test_a_limit_shorter_than_the_start_up_is_a_hang_not_a_traceback(backend: st
         if run.failure.thread is None:
             assert run.failure.message.endswith(
                 "the limit passed before it started (raise the timeout)")
+
+
+def test_a_hang_saved_before_the_run_started_replays_as_no_longer_hanging(tmp_path: Path
+                                                                          ) -> None:
+    # its decision list is empty: replay called the file damaged (exit 2) and the plugin a
+    # "damaged failure file" (fuzzing, 7 December). Past the start, it simply no longer hangs
+    from wddmemu._explore import load_failure, replay, save_failure
+
+    res = explore(RunSpec("dynamic-vb-ring"), ExploreOptions(schedules=1, timeout=1e-6))
+    [fd] = res.failures
+    assert fd.finding.rule == "hang" and fd.spec.decisions == ()
+    out = replay(load_failure(save_failure(fd, tmp_path)))
+    assert out.kind == "clean", out
+
+
+def test_a_saved_hang_replays_under_a_bound_of_its_own(tmp_path: Path, monkeypatch) -> None:
+    # replay() took no limit: a pinned hang (pytest --wddmemu-failures) spun for ever
+    from tests.support.loading import loading_state_kept
+    from wddmemu import _explore
+    from wddmemu._explore import load_failure, replay, save_failure
+
+    monkeypatch.setattr(_explore, "HANG_REPLAY_S", 0.3)  # the default's 3 s, shorter
+    with loading_state_kept():
+        res = explore(RunSpec("dynamic-vb-ring", driver="tests.support.hang:driver"),
+                      ExploreOptions(schedules=1, timeout=0.3, minimise=False))
+        ff = load_failure(save_failure(res.failures[0], tmp_path))
+        with run_timeout(0):  # none in force: the hang's own bound applies
+            out = replay(ff)
+        assert out.kind == "reproduced" and out.got is not None and out.got.rule == "hang"
+        assert "within 0.3 s" in out.got.message
+        with pytest.raises(wddmemu.SpecError, match=r"^timeout takes seconds"):
+            replay(ff, timeout=-1)
