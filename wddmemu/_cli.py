@@ -22,6 +22,7 @@ from . import _loading
 from ._errors import BACKENDS, MAX_TIMEOUT_S, SpecError
 from ._files import check_directory, check_output, stdout_may_close
 from ._interrupt import ctrl_c, is_interrupt, quiet_after_interrupt
+from ._schema import is_module_name
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -216,6 +217,8 @@ def cli(ctx: click.Context, load: tuple[str, ...], allow_load: tuple[str, ...]) 
     Your own scenarios and drivers: --load MODULE, or install them under the entry points
     wddmemu.scenarios / wddmemu.drivers (docs/scenarios.md)."""
     for m in allow_load:
+        if not is_module_name(m):  # ' mod' or '' allowed nothing, silently
+            raise BadInput(f"--allow-load takes a module name like mypkg.drivers, not {m!r}")
         _loading.allow_module(m)
     if ctx.invoked_subcommand == "trace":
         return  # trace files are data: the trace tools load nothing

@@ -86,7 +86,10 @@ def ctrl_c() -> Iterator[None]:
     """Ctrl-C raises KeyboardInterrupt wherever the run is. asyncio's runner would otherwise
     turn it into a cancellation of the run, which the engine absorbs: the exploration would go
     on. (A handler other than Python's default is left alone by asyncio.)"""
-    if threading.current_thread() is not threading.main_thread():
+    if (threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGINT) is signal.SIG_IGN):
+        # SIG_IGN: started with Ctrl-C ignored (a background job of a script, nohup), as a
+        # POSIX command leaves it
         yield
         return
     # here, not at the top: the CLI starts without the engine (row 6 of issue 13), and a

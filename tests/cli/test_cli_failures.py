@@ -641,3 +641,44 @@ def test_one_ctrl_c_to_the_group_of_explore_jobs_2_is_130_quietly(tmp_path: Path
                                           env, group=True)
     assert code == 130, (out, err)
     assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
+
+
+@pytest.mark.slow  # a command in a subprocess
+def test_a_command_started_with_ctrl_c_ignored_leaves_it_ignored(tmp_path: Path) -> None:
+    """A background job of a script (``cmd &``) or ``nohup`` starts with SIGINT ignored, and a
+    POSIX command leaves it so; explore put its own handler in and stopped at 130."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    saved = tmp_path / "saved"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        p for p in (str(interrupt.ROOT), os.environ.get("PYTHONPATH")) if p)}
+    p = subprocess.Popen(
+        [sys.executable, "-m", "wddmemu._cli", "explore", "dynamic-vb-ring", "--driver",
+         "track-in-lockasync", "--keep-going", "--schedules", "60", "--save-dir", str(saved)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    try:
+        deadline = time.monotonic() + 120
+        while not interrupt.has_saved(saved) and p.poll() is None:
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        p.send_signal(signal.SIGINT)
+        out, err = p.communicate(timeout=300)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert p.returncode == 1, (out, err)  # its own code: the finding, all 60 schedules run
+    assert "60/60 schedules" in out or "60 schedules" in out, out
+
+
+@pytest.mark.parametrize("bad", ["", " evmod", "a..b", "*", "\tx"])
+def test_allow_load_takes_a_module_name(bad: str, capsys) -> None:
+    # it took anything silently (and allowed nothing)
+    with loading_state_kept():
+        assert _cli.main(["--allow-load", bad, "scenarios"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--allow-load takes a module name like mypkg.drivers" in err
