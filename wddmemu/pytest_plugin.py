@@ -104,6 +104,19 @@ def pytest_configure(config: pytest.Config) -> None:
             config.args.append(str(d))
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """Never skip a failure directory, or a directory on the way to one. Explore saves to
+    ``.wddmemu/failures``, and pytest's ``norecursedirs`` skips every ``.*`` directory: under
+    a plain ``pytest --wddmemu-failures .wddmemu/failures`` (its directory inside the
+    current one, so not added to the arguments above) nothing was collected. False ends the
+    hook's search (it takes the first answer); None leaves the path to pytest's own rules."""
+    path = collection_path.resolve()
+    if any(path == d or path in d.parents for d in _failure_dirs(config)):
+        return False
+    return None
+
+
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
     if file_path.suffix != ".json":
         return None

@@ -215,3 +215,18 @@ def test_the_fixture_takes_queue_size_and_step_budget(pytester) -> None:
     result = pytester.runpytest("-rf")
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(["*wddmemu: queue-size takes an integer 1..65,536, not 0*"])
+
+
+def test_the_default_save_directory_is_collected_though_hidden(pytester) -> None:
+    # explore saves to .wddmemu/failures; pytest skips ".*" directories when it recurses, and
+    # the documented `pytest --wddmemu-failures .wddmemu/failures` collected nothing (exit 5)
+    d = Path(pytester.path) / ".wddmemu" / "failures"
+    d.mkdir(parents=True)
+    base = RunSpec("reentrant-lockasync", driver="no-driver-lock", ddi_version=0xB)
+    found = explore(base, ExploreOptions(schedules=100, strategy="pct", max_replays=30))
+    save_failure(found.failures[0], d)
+    (Path(pytester.path) / ".hidden").mkdir()
+    (Path(pytester.path) / ".hidden" / "test_not_ours.py").write_text("def test_x(): pass\n")
+    result = pytester.runpytest("--wddmemu-failures", ".wddmemu/failures")
+    result.assert_outcomes(failed=1)  # the failure file; other ".*" directories stay skipped
+    result.stdout.fnmatch_lines(["*reproduced: RACE at step*"])
