@@ -216,13 +216,13 @@ def driver_config(options: Mapping[str, Any], driver_version: int | None = None
         raise SpecError(f"bad driver option: {e}") from None
 
 
-def _builtin(variant: str | None) -> Callable[..., Any]:
+def _builtin(variant: str | None, module: str = "umd") -> Callable[..., Any]:
     def make(driver_version: int | None = None, **options: Any) -> Any:
         cfg = driver_config(options, driver_version) if options else None
         return umd.make_driver(variant, driver_version=driver_version, config=cfg)
 
     make.__name__ = make.__qualname__ = (variant or "reference").replace("-", "_")
-    make.__module__ = "umd"
+    make.__module__ = module
     make.option_defaults = _CONFIG_DEFAULTS  # type: ignore[attr-defined]
     return make
 
@@ -254,7 +254,19 @@ DRIVERS.register("reference", _builtin(None),
                  summary="the reference driver (umd.ReferenceDriver): every rule kept")
 for _name, _info, _rules, _summary in catalogue(umd.VARIANTS):
     DRIVERS.register(_name, _builtin(_name), rules=_rules, summary=_summary)
+#: the built-in variants (umd's own, registered when umd was imported)
 VARIANT_NAMES: tuple[str, ...] = tuple(n for n, *_ in catalogue(umd.VARIANTS))
+
+
+def sync_variants() -> None:
+    """Register on :data:`DRIVERS` every variant registered on ``umd.VARIANT_REGISTRY`` since
+    (docs/umd.md: "the harness then finds it by name"): a user module's, loaded after this
+    module copied umd's own — the CLI and the pytest plugin import it first, so such a
+    variant was an unknown driver. Called after each load and on a name not found."""
+    for e in umd.VARIANT_REGISTRY.entries():
+        if e.name not in DRIVERS:
+            DRIVERS.register(e.name, _builtin(e.name, getattr(e.obj, "__module__", "umd")),
+                             rules=e.rules, summary=e.summary)
 
 
 def load_entry_points() -> None:
@@ -316,6 +328,7 @@ def load_module(name: str) -> None:
     the module only when its run used one of them (:func:`needed_by`)."""
     before = _registered()
     _loading.load_module(name)
+    sync_variants()  # before the count: the module provides the variants it registered
     # a path (``--load dir/mod.py``, ``--load dir/pkg``) is loaded, and recorded, as the
     # module it names (``mod``, ``pkg``)
     module = _loading.path_module(name) if isinstance(name, str) and _loading.is_load_path(
@@ -444,6 +457,8 @@ def _lookup(driver: Any, by: str | None) -> tuple[Any, str]:
     if not isinstance(driver, str):
         return driver, describe_driver(driver)
     if ":" not in driver:
+        if driver not in DRIVERS:
+            sync_variants()  # registered on umd.VARIANT_REGISTRY from Python, after the copy
         try:
             return DRIVERS[driver], driver
         except RegistryError:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -220,3 +221,37 @@ def test_a_module_run_again_replaces_its_own_entries_and_only_those(tmp_path: Pa
         scenarios.REGISTRY.unregister("test-reloaded-scenario")
         for m in ("wddmemu_reloaded_mod", "wddmemu_other_mod"):
             sys.modules.pop(m, None)
+
+
+VARIANT_MODULE = '''
+import umd
+
+@umd.VARIANT_REGISTRY.register("test-h7-newest", rules=("LA-13", "DATA"))
+class RenameToNewest(umd.DriverPolicy):
+    """Rename picks the newest instance, not the cookie's."""
+
+    def rename_target(self, device, cookie, tracking):
+        return tracking.newest
+'''
+
+
+def test_a_variant_a_user_module_registers_is_a_driver_by_name(tmp_path: Path, capsys) -> None:
+    # DRIVERS copied umd's variants once, when it was imported, before --load ran: the
+    # variant docs/umd.md registers was an unknown driver on the command line and in pytest
+    from tests.support.loading import loading_state_kept
+    from wddmemu._drivers import DRIVERS
+
+    (tmp_path / "h7variant.py").write_text(VARIANT_MODULE)
+    try:
+        with loading_state_kept():
+            assert _cli.main(["--load", str(tmp_path / "h7variant.py"), "run",
+                              "dynamic-vb-ring", "--driver", "test-h7-newest"]) == 1
+            assert "RN-4" in capsys.readouterr().out
+            assert DRIVERS.entry("test-h7-newest").rules == ("LA-13", "DATA")
+            assert _cli.main(["drivers"]) == 0
+            assert "test-h7-newest" in capsys.readouterr().out
+    finally:
+        for reg in (DRIVERS, umd.VARIANT_REGISTRY):
+            if "test-h7-newest" in reg:
+                reg.unregister("test-h7-newest")
+        sys.modules.pop("h7variant", None)
