@@ -255,3 +255,25 @@ def test_a_variant_a_user_module_registers_is_a_driver_by_name(tmp_path: Path, c
             if "test-h7-newest" in reg:
                 reg.unregister("test-h7-newest")
         sys.modules.pop("h7variant", None)
+
+
+def test_bugs_lists_the_rule_ids_a_bug_was_registered_with(capsys) -> None:
+    # the listing read name -> summary views and took rule ids from the summary's text, so a
+    # user's bug registered with rules=(...) showed "-" (docs/runtime.md, docs/kmd.md)
+    import kmd
+    import runtime
+
+    runtime.RUNTIME_BUG_REGISTRY.register("test-h7-rt-bug", rules=("RN-1",),
+                                          summary="renames twice, mine")(
+        type("Mine", (runtime.RuntimeHooks,), {}))
+    kmd.KERNEL_BUG_REGISTRY.register("test-h7-k-bug", rules=("KL-21",),
+                                     summary="busy for ever")(type("K", (kmd.KernelHooks,), {}))
+    try:
+        assert _cli.main(["bugs"]) == 0
+        rows = {line.split()[0]: line.split() for line in capsys.readouterr().out.splitlines()
+                if line.startswith("test-h7-")}
+        assert rows["test-h7-rt-bug"][1:3] == ["runtime", "RN-1"]
+        assert rows["test-h7-k-bug"][1:3] == ["kernel", "KL-21"]
+    finally:
+        runtime.RUNTIME_BUG_REGISTRY.unregister("test-h7-rt-bug")
+        kmd.KERNEL_BUG_REGISTRY.unregister("test-h7-k-bug")
