@@ -79,6 +79,9 @@ FINDINGS: dict[str, tuple[str, str, str]] = {
                       "docs/checker.md (The emulator's own oracles)"),
     "EXPECT": ("oracle", "a scenario's own expectation failed",
                "docs/checker.md (The emulator's own oracles), docs/scenarios.md"),
+    "CB-AFTER-DESTROY": ("oracle", "the driver called a callback after its DestroyDevice had "
+                         "returned (a thread it left running); the runtime refused it with "
+                         "E_INVALIDARG", "docs/checker.md (The emulator's own oracles)"),
     "exception": ("engine failure", "a Python exception (any BaseException but a real Ctrl-C) "
                   "escaped an emulated thread (a DDI, a scenario body); its traceback is in "
                   "RunResult.failure.details['traceback'], and run, replay and explore print it",
