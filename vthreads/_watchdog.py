@@ -30,6 +30,7 @@ it has unwound; the harness's watchdog (``wddmemu._watchdog``) adds the DDI each
 from __future__ import annotations
 
 import ctypes
+import os
 import signal
 import sys
 import threading
@@ -84,6 +85,17 @@ def check_timeout(seconds: object, what: str = "timeout") -> float:
 _LOOP_PARTS = ("/asyncio/", "/selectors.py", "/trio/", "/anyio/", "/sniffio/")
 
 
+_OWN = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def _in_code_under_test(frame: Any) -> bool:
+    """Whether ``frame`` (what the alarm interrupted) is emulated code — a layer's, the
+    driver's, a program's — rather than the engine's own or the event loop's."""
+    if frame is None or _in_event_loop(frame):
+        return False
+    return not os.path.abspath(frame.f_code.co_filename).startswith(_OWN)
+
+
 def _in_event_loop(frame: Any) -> bool:
     return frame is not None and any(p in frame.f_code.co_filename.replace("\\", "/")
                                      for p in _LOOP_PARTS)
@@ -98,6 +110,30 @@ def _loop_waker() -> Callable[[Callable[[], None]], None]:
     import asyncio
 
     return asyncio.get_running_loop().call_soon_threadsafe
+
+
+@contextmanager
+def _quiet_hangs() -> Iterator[None]:
+    """While a run is watched: a Hang of ours that CPython had to swallow (see Watchdog._fire)
+    is not printed as "Exception ignored in …"; the repeat delivers it. Anything else goes to
+    the hook that was there."""
+    previous = sys.unraisablehook
+
+    def hook(unraisable: Any) -> None:
+        if not isinstance(unraisable.exc_value, Hang):
+            previous(unraisable)
+
+    sys.unraisablehook = hook
+    try:
+        yield
+    finally:
+        if sys.unraisablehook is hook:
+            sys.unraisablehook = previous
+
+
+#: how often the alarm repeats once the limit has passed and the run still goes on (seconds):
+#: the Hang raised at the limit may have been swallowed (see Watchdog._fire)
+REFIRE_S = 0.01
 
 
 class Watchdog:
@@ -142,7 +178,16 @@ class Watchdog:
         return "running", {}
 
     def _fire(self, signum: int, frame: Any) -> None:
-        if self._over or self.fired:
+        if self._over:
+            return
+        if self.fired:
+            # the limit passed already and the run is still going: the Hang raised then was
+            # swallowed — it landed in a weakref callback, a __del__, a gc callback, which
+            # CPython cannot pass an exception out of ("Exception ignored in …") — and a CPU
+            # loop would spin on for ever. The alarm repeats every REFIRE_S until the run
+            # ends (armed), and each repeat raises again where the run is stuck
+            if self._wake is not None and _in_code_under_test(frame):
+                raise Hang
             return
         self.fired = True
         if self._wake is None:
@@ -162,7 +207,11 @@ class Watchdog:
             self._stop()
         finally:
             self.stuck_frame = None  # a frame kept would keep the stuck code's locals alive
-        raise Hang  # into the CPU-bound code that holds the baton
+        if _in_code_under_test(frame):
+            raise Hang  # into the CPU-bound code that holds the baton
+        # the engine's own code (a limit that passes as the run starts or ends): nothing there
+        # loops, and a Hang raised into it left a coroutine never awaited; the failed run
+        # stops at its next scheduling point, and the repeats go on until it has
 
     def _stop(self) -> None:
         assert self._engine is not None
@@ -201,20 +250,29 @@ class Watchdog:
             yield
             return
         if not self._may_take_sigalrm():
-            timer = threading.Timer(self.seconds, self._fire_from_timer,
-                                    (threading.get_ident(),))
-            timer.daemon = True
+            stop = threading.Event()
+            ident = threading.get_ident()
+
+            def alarm() -> None:  # the limit, then every REFIRE_S until the run ends (_fire)
+                wait = self.seconds
+                while not stop.wait(wait):
+                    self._fire_from_timer(ident)
+                    wait = REFIRE_S
+
+            timer = threading.Thread(target=alarm, name="vthreads-watchdog", daemon=True)
             timer.start()
             try:
-                yield
+                with _quiet_hangs():
+                    yield
             finally:
-                timer.cancel()
+                stop.set()
                 timer.join()
             return
         old = signal.signal(signal.SIGALRM, self._fire)
-        signal.setitimer(signal.ITIMER_REAL, self.seconds)
+        signal.setitimer(signal.ITIMER_REAL, self.seconds, REFIRE_S)  # repeats: see _fire
         try:
-            yield
+            with _quiet_hangs():
+                yield
         finally:
             signal.setitimer(signal.ITIMER_REAL, 0)
             signal.signal(signal.SIGALRM, old)
