@@ -205,8 +205,8 @@ def _console() -> Console:
 @click.version_option(package_name="wddmemu", prog_name="wddmemu")
 @click.option("--load", "load", multiple=True, metavar="MODULE",
               help="import MODULE first (your scenarios and drivers; repeatable), found as "
-              "python -m finds it (the current directory first), or a path to a .py file; "
-              "failure files may then name it")
+              "python -m finds it (the current directory first), or a path to a .py file or "
+              "a package's directory; failure files may then name it")
 @click.option("--allow-load", "allow_load", multiple=True, metavar="MODULE",
               help="let a failure file import MODULE if it lists it (repeatable)")
 @click.pass_context
