@@ -178,40 +178,43 @@ class Watchdog:
         return "running", {}
 
     def _fire(self, signum: int, frame: Any) -> None:
+        """The limit has passed (and, from then on, every REFIRE_S until the run ends). What
+        is done depends on where the alarm landed (``frame``)."""
         if self._over:
             return
-        if self.fired:
-            # the limit passed already and the run is still going: the Hang raised then was
-            # swallowed — it landed in a weakref callback, a __del__, a gc callback, which
-            # CPython cannot pass an exception out of ("Exception ignored in …") — and a CPU
-            # loop would spin on for ever. The alarm repeats every REFIRE_S until the run
-            # ends (armed), and each repeat raises again where the run is stuck
-            if self._wake is not None and _in_code_under_test(frame):
-                raise Hang
-            return
-        self.fired = True
         if self._wake is None:
             # the run has not started (a limit of microseconds passes while the alarm is set
             # or the loop starts): no emulated code runs to raise into, and a Hang here
             # escaped as a traceback. on_event fails the run at its start instead, which then
             # stops at its first scheduling point
+            self.fired = True
             return
         if _in_event_loop(frame):
             # the event loop idles (a raw sleep_forever) or is between steps: fail the run from
             # inside the loop, which cancels it cleanly; raising here would escape the loop
             # itself and leave trio's run state behind
-            self._wake(self._stop)
+            if not self.fired:
+                self.fired = True
+                self._wake(self._stop)
             return
-        self.stuck_frame = frame
-        try:
-            self._stop()
-        finally:
-            self.stuck_frame = None  # a frame kept would keep the stuck code's locals alive
-        if _in_code_under_test(frame):
-            raise Hang  # into the CPU-bound code that holds the baton
-        # the engine's own code (a limit that passes as the run starts or ends): nothing there
-        # loops, and a Hang raised into it left a coroutine never awaited; the failed run
-        # stops at its next scheduling point, and the repeats go on until it has
+        if not _in_code_under_test(frame):
+            # the engine's own code: nothing there loops, a Hang raised into it left a
+            # coroutine never awaited, and failing the run here (which writes run.failure to
+            # the trace) could cut into a trace line being written. The repeat comes back in
+            # REFIRE_S, where the run then is
+            return
+        if not self.fired:
+            self.fired = True
+            self.stuck_frame = frame
+            try:
+                self._stop()
+            finally:
+                self.stuck_frame = None  # a frame kept would keep the stuck code's locals
+        # into the CPU-bound code that holds the baton. Again at each repeat: the Hang raised
+        # before was swallowed — it landed in a weakref callback, a __del__, a gc callback,
+        # which CPython cannot pass an exception out of ("Exception ignored in …") — and a
+        # CPU loop would spin on for ever
+        raise Hang
 
     def _stop(self) -> None:
         assert self._engine is not None
