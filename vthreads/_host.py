@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import _signal
 import _thread
-import threading
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
@@ -20,6 +19,7 @@ import anyio.lowlevel
 import sniffio
 
 from ._errors import LoopRunningError
+from ._origin import _MAIN
 
 A = TypeVar("A")
 T = TypeVar("T")
@@ -74,7 +74,6 @@ def run_sync(fn: Callable[[], Awaitable[T]], backend: str, what: str) -> T:
         return anyio.run(fn, backend=backend)
 
 
-_MAIN = threading.main_thread().ident
 _DEFAULT = _signal.default_int_handler
 
 

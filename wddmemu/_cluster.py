@@ -646,9 +646,8 @@ def explore_local(base: RunSpec, opts: ExploreOptions, *,
     dpor through :func:`explore_split`, the others through explore's own chunks. The answer is
     ``jobs=1``'s either way; the command, its reporting path and campaigns all call this, so
     ``--jobs`` means the same wherever it is given."""
-    if opts.jobs > 1 and opts.strategy in SPLIT_STRATEGIES:
-        with run_timeout(opts.timeout):  # explore does this itself
-            return explore_split(base, opts, progress=progress, on_found=on_found)
+    if opts.jobs > 1 and opts.strategy in SPLIT_STRATEGIES:  # each puts opts.timeout in force
+        return explore_split(base, opts, progress=progress, on_found=on_found)
     return explore(base, opts, progress=progress, on_found=on_found)
 
 

@@ -115,14 +115,22 @@ def is_load_path(text: str) -> bool:
     return text.endswith(".py") or _is_package_dir(text)
 
 
-def path_module(text: str) -> str:
-    """The module a ``--load`` path is loaded as: ``dir/mod.py`` is ``mod``; a package,
-    ``dir/pkg`` or ``dir/pkg/__init__.py``, is ``pkg`` (loaded as ``mod`` was, the package's
-    relative imports would fail: it has no parent package then)."""
+def _load_target(text: str) -> tuple[Path, str, bool]:
+    """What a ``--load`` path names: the file to import, the module it is loaded as, and
+    whether that is a package. ``dir/mod.py`` is ``mod``; a package, ``dir/pkg`` or
+    ``dir/pkg/__init__.py``, is ``pkg`` (loaded as ``mod`` was, the package's relative
+    imports would fail: it has no parent package then)."""
     path = Path(text)
-    if path.name == "__init__.py" or _is_package_dir(text):
-        return (path.parent if path.name == "__init__.py" else path).resolve().name
-    return path.stem
+    if _is_package_dir(text):
+        return path / "__init__.py", path.resolve().name, True
+    if path.name == "__init__.py":
+        return path, path.parent.resolve().name, True
+    return path, path.stem, False
+
+
+def path_module(text: str) -> str:
+    """The module a ``--load`` path is loaded as (:func:`_load_target`)."""
+    return _load_target(text)[1]
 
 
 def _load_file(text: str) -> None:
@@ -130,9 +138,7 @@ def _load_file(text: str) -> None:
     ``sys.path``; a package's path (its directory or ``__init__.py``) as the package, with its
     parent directory first; refused when that name is taken by another file already
     imported."""
-    name = path_module(text)
-    package = Path(text).name == "__init__.py" or _is_package_dir(text)
-    path = Path(text) / "__init__.py" if _is_package_dir(text) else Path(text)
+    path, name, package = _load_target(text)
     if not path.is_file():
         raise SpecError(f"--load {text}: no such file")
     if not name.isidentifier():
