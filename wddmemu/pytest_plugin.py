@@ -110,9 +110,14 @@ def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool 
     ``.wddmemu/failures``, and pytest's ``norecursedirs`` skips every ``.*`` directory: under
     a plain ``pytest --wddmemu-failures .wddmemu/failures`` (its directory inside the
     current one, so not added to the arguments above) nothing was collected. False ends the
-    hook's search (it takes the first answer); None leaves the path to pytest's own rules."""
+    hook's search (it takes the first answer); None leaves the path to pytest's own rules.
+    Every pytest run where the package is installed calls this for every path it collects:
+    without a failure directory it resolves nothing."""
+    dirs = _failure_dirs(config)
+    if not dirs:
+        return None
     path = collection_path.resolve()
-    if any(path == d or path in d.parents for d in _failure_dirs(config)):
+    if any(path == d or path in d.parents for d in dirs):
         return False
     return None
 
