@@ -169,10 +169,16 @@ class TraceSink:
         # clock moves far less often than the step, and formatting it was a quarter of a head
         self._t = -1
         self._t_part = b""
+        # the ``{"step":STEP`` part of the last fast line's head, for that step: half the lines
+        # of a trace share the step of the line before (the mutex lines after a ``sched``)
+        self._step = -1
+        self._step_part = b""
         # write_sched's rendered line ends, by (thread, next, runnable): a run has few of them
         self._sched_tails: dict[tuple[str | None, str, int], bytes] = {}
-        # write_name's, by (thread, event, value), at most ONE_TAILS_MAX of them
+        # write_name's, by (thread, event, value), at most ONE_TAILS_MAX of them, and their
+        # parts before the value, by (thread, event): a run has few of those
         self._one_tails: dict[tuple[str | None, str, str], bytes] = {}
+        self._one_prefixes: dict[tuple[str | None, str], bytes] = {}
         if isinstance(trace, str | Path):
             self._file = open(trace, "wb")  # noqa: SIM115 - closed in close()
             self._own = True
@@ -253,8 +259,11 @@ class TraceSink:
         if t != self._t:
             self._t = t
             self._t_part = b',"t":%d' % t
+        # a sched line is the first of its step (Engine.point counts the step, then chooses)
+        self._step = step
+        part = self._step_part = b'{"step":%d' % step
         buf = self._buf
-        buf += b'{"step":%d' % step
+        buf += part
         buf += self._t_part
         buf += rest
         if len(buf) >= FLUSH_BYTES:
@@ -281,20 +290,33 @@ class TraceSink:
         tails = self._one_tails
         rest = tails.get((thread, event, value))
         if rest is None:
-            if len(tails) >= ONE_TAILS_MAX:
-                tails.clear()
-            rest = tails[thread, event, value] = b',"thread":%b,"event":%b,"%b":%b%b' % (
-                orjson.dumps(thread), orjson.dumps(event), ONE_FIELD[event].encode(),
-                orjson.dumps(value), self._tail_nl)
+            rest = self._one_tail(thread, event, value)
         if t != self._t:
             self._t = t
             self._t_part = b',"t":%d' % t
         buf = self._buf
-        buf += b'{"step":%d' % step
+        if step != self._step:
+            self._step = step
+            self._step_part = b'{"step":%d' % step
+        buf += self._step_part
         buf += self._t_part
         buf += rest
         if len(buf) >= FLUSH_BYTES:
             self.flush()
+
+    def _one_tail(self, thread: str | None, event: str, value: str) -> bytes:
+        """write_name's line end for (thread, event, value), rendered and kept. Its part up to
+        the value is kept per (thread, event) apart: a ``block`` line's wait often names a
+        fence or a time, so most of those values come once, and the prefix is what repeats."""
+        tails = self._one_tails
+        if len(tails) >= ONE_TAILS_MAX:
+            tails.clear()
+        prefix = self._one_prefixes.get((thread, event))
+        if prefix is None:
+            prefix = self._one_prefixes[thread, event] = b',"thread":%b,"event":%b,"%b":' % (
+                orjson.dumps(thread), orjson.dumps(event), ONE_FIELD[event].encode())
+        rest = tails[thread, event, value] = prefix + orjson.dumps(value) + self._tail_nl
+        return rest
 
     def flush(self) -> None:
         """Write the held lines out and flush the file. A pipe whose reader left (``--trace

@@ -111,6 +111,34 @@ def test_the_kept_clock_part_follows_the_clock_both_ways() -> None:
                for i, (line, t) in enumerate(zip(lines, clocks, strict=True)))
 
 
+def test_the_kept_step_part_follows_the_step_both_ways() -> None:
+    """write_name reuses the ``{"step":…`` part of the last fast line when the step is the
+    same (a mutex line after its ``sched``), and writes a new one when it moved: on, back (a
+    sink whose next run starts at 0) or after a dict line of another step."""
+    import io
+
+    import orjson
+
+    f = io.BytesIO()
+    sink = TraceSink(f)
+    assert sink.start({"run": "r"})
+    steps = [3, 3, 3, 4, 0, 0, 9, 9, 5, 9]
+    for i, step in enumerate(steps):
+        if i in (0, 6):
+            sink.write_sched(step, 1, "a", "b", 2)
+        elif i == 8:
+            sink.write({"step": step, "t": 1, "thread": "a", "event": "x"})
+        else:
+            sink.write_name(step, 1, None, "mutex.acquire" if i % 2 else "block", f"w{i % 3}")
+    sink.close()
+    lines = f.getvalue().splitlines()
+    assert [orjson.loads(line)["step"] for line in lines] == steps
+    assert all(line.startswith(b'{"step":%d,"t":1,' % s) for line, s in zip(lines, steps))
+    # the values that came once and the one that came back: each line names its own
+    assert [orjson.loads(line).get("waits", orjson.loads(line).get("mutex")) for line in lines
+            if b'"thread":null' in line] == [f"w{i % 3}" for i in (1, 2, 3, 4, 5, 7, 9)]
+
+
 def test_a_subscriber_of_a_one_field_event_still_gets_it(tmp_path: Path) -> None:
     got: list[dict] = []
     eng = vt.Engine("pct", seed=5, trace=tmp_path / "t.jsonl")
