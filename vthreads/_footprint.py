@@ -120,6 +120,7 @@ class StepObserver:
         self._open: list[tuple[Key, str]] = []
         self._spawns: list[int] = []
         self._alive: dict[int, None] = {0: None}  # spawned, not finished (in spawn order)
+        self._cut: VThread | None = None  # the thread whose step a failure ended (cut)
 
     def point(self, t: VThread, op: tuple[Any, str] | None) -> None:
         self._close(t)
@@ -136,19 +137,52 @@ class StepObserver:
 
     def block(self, t: VThread) -> None:
         op = self.pending.get(t.tid)
-        # nothing done since the point but the try (a condition's wait has released its lock)
-        tried = op is not None and not self._open and isinstance(op[0], (Mutex, Queue))
+        # nothing done since the point but the try (a condition's wait has released its lock).
+        # A sleep blocks with no point of its own: the step before it performed its announced
+        # operation (a put that went in, an acquire inside ``async with m: await sleep()``),
+        # which recorded as a mere try commuted with the other threads' puts and hid their
+        # orders (sweep F's fuzzing: a deadlock end state dpor never reached)
+        sleeping = t.state == SLEEPING
+        tried = (op is not None and not sleeping and not self._open
+                 and isinstance(op[0], (Mutex, Queue)))
         self._close(t, tried=tried)
-        if t.state == SLEEPING:  # a sleep is not an announced operation: nothing to complete
+        if sleeping:  # a sleep is not an announced operation: nothing to complete
             self.pending[t.tid] = None
 
     def finish(self, t: VThread, *, ends_run: bool = False) -> None:
         self._open.append((key_of(t), "finish"))
-        if ends_run:
+        if ends_run or self._cut is t:  # a thread that broke a rule, then returned
             self._open.append(END)
+            self._cut = None
         self._close(t)
         self.pending[t.tid] = None
         self._alive.pop(t.tid, None)
+
+    def cut(self, t: VThread, *, finished: bool) -> None:
+        """The run ends inside ``t``'s step (it raised, ``finished``, or broke a rule under
+        ``stop_on_violation``): that step gets :data:`END` in its footprint, as the last
+        non-daemon finish of a run with daemons does. Had another thread's step come first,
+        the run would have reached that step and maybe another state (a race two cut-off
+        writers make): the end conflicts with every step, so DPOR tries them before it, and
+        with each cut-off thread's step never taken, so it tries the threads that never ran.
+
+        The step stays open until :meth:`end_run`: a thread that broke a rule runs on to its
+        next engine call, and what it does without one (a nowait get) is part of the step
+        and of the run's end state (fuzzed against dfs: a get after a race went unrecorded)."""
+        if finished:
+            self._open.append((key_of(t), "finish"))
+        self._open.append(END)
+        self._cut = t
+
+    def end_run(self) -> None:
+        """The run's threads stopped running (the runner calls it before it unwinds them, so
+        no ``finally`` block's release counts): close the step a failure cut (:meth:`cut`);
+        its thread is stopped for good and has no step after the end."""
+        t, self._cut = self._cut, None
+        if t is not None and t.tid in self._alive:
+            self._close(t)
+            self.pending[t.tid] = None
+            self._alive.pop(t.tid, None)
 
     def never_taken(self) -> list[Step]:
         """The step each unfinished thread would have taken next, when the run ended (or

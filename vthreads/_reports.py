@@ -33,11 +33,11 @@ class Reports:
         if eng._observer is not None and t is not None and kind in ("exception", "violation"):
             # the run stops inside t's step (its code raised, or broke a rule): close that
             # step, so its footprint counts for a search that goes on after failures (DPOR
-            # with stop_on_failure=False lost its races and claimed exhaustion: h8's F2)
-            if kind == "exception":
-                eng._observer.finish(t)  # the thread's life is over
-            else:
-                eng._observer.point(t, None)
+            # with stop_on_failure=False lost its races and claimed exhaustion: h8's F2), and
+            # mark it as the end of the run, which takes away every other thread's further
+            # steps (without the mark DPOR never ran them before the failing step: exhausted
+            # at one execution where dfs found ten classes and a race, sweep F's D1)
+            eng._observer.cut(t, finished=kind == "exception")
         self.failure = Failure(kind, message, eng.step, t.name if t else None, details)
         if eng._tracing:
             eng._emit("run.failure", kind=kind, message=message)

@@ -170,6 +170,8 @@ class Trampoline:
         try:
             begin()
             self._drive()
+            if self._eng._observer is not None:  # before the unwinding's finally blocks run
+                self._eng._observer.end_run()
         finally:
             try:
                 self._unwind()

@@ -750,6 +750,58 @@ def test_dpor_going_on_after_failures_finds_every_failure_dfs_finds(program):
     assert len(messages(dfs)) == 2 and messages(dpor) == messages(dfs)
 
 
+async def raise_before_two_writers():
+    """main raises while two writers it spawned have not run: the end cuts them off."""
+    cell = vt.SharedCell("x", 0)
+
+    async def w(v):
+        await cell.write(v, f"w{v}")  # the two writes race when both run
+
+    vt.spawn("a", w, 1)
+    vt.spawn("b", w, 2)
+    await vt.checkpoint("main.check")
+    raise RuntimeError("main fails")
+
+
+async def break_a_rule_before_two_writers():
+    cell = vt.SharedCell("x", 0)
+
+    async def w(v):
+        await cell.write(v, f"w{v}")
+
+    a, b = vt.spawn("a", w, 1), vt.spawn("b", w, 2)
+    await vt.checkpoint("main.check")
+    vt.violation("EARLY", "main's own rule broke")  # stops the run (stop_on_violation)
+    await a.join()
+    await b.join()
+
+
+@pytest.mark.parametrize("program", [raise_before_two_writers, break_a_rule_before_two_writers],
+                         ids=lambda p: p.__name__)
+def test_a_failure_that_ends_the_run_cuts_the_other_threads_off(program):
+    """The failing step is the end of the run (``StepObserver.cut``): DPOR runs the cut-off
+    writers before it, meets their race, and counts dfs's classes (sweep F's D1: it ran one
+    execution and called the search exhausted)."""
+    def search(explore):
+        rules, classes = set(), set()
+
+        def run_one(strategy):
+            r = vt.Engine(strategy, stop_on_violation=True).run(program)
+            if not getattr(strategy, "redundant", False):
+                rules.update(v.rule for v in r.violations)
+                classes.add(trace_class(strategy.observer.steps))
+            return r
+
+        res = explore(run_one, stop_on_failure=False, max_executions=1000)
+        return res, rules, classes
+
+    dfs, dfs_rules, dfs_classes = search(vt.explore_dfs_with)
+    dpor, dpor_rules, dpor_classes = search(vt.explore_dpor_with)
+    assert dfs.exhausted and dpor.exhausted
+    assert "RACE" in dfs_rules and dpor_rules == dfs_rules
+    assert dpor.classes == len(dfs_classes) == 10 and dpor_classes == dfs_classes
+
+
 @pytest.mark.parametrize("name", list(DAEMONS))
 def test_dpor_reaches_every_end_state_of_a_run_with_daemons(name):
     """The end of the run is a step that conflicts with every daemon step it cuts off

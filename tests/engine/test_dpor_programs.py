@@ -6,8 +6,10 @@ logs, the cells, the queue, the failure kind) that dfs over every non-blocking c
 and counts exactly its Mazurkiewicz classes.
 
 This is the fuzzer that found the end of a run cutting daemons off, a never-taken step hidden
-behind the end, never-taken steps ordering one another, and blocked tries ordering one another
-(docs/engine.md, "Steps, footprints and the dependency relation"). The default run draws 4
+behind the end, never-taken steps ordering one another, blocked tries ordering one another, a
+put before a sleep taken for a try, and a failure's end cutting the other threads off (its
+programs raise, and break rules under ``stop_on_violation`` as wddmemu's explore runs them:
+docs/engine.md, "Steps, footprints and the dependency relation"). The default run draws 4
 programs, ``--slow`` 300; both are derandomized (the same programs on every run), and the
 programs the fuzzer found are pinned below. The same programs also check that DPOR split into
 subtrees, as the cluster runs it, merges to exactly the one-process search; and, under
@@ -74,6 +76,16 @@ class World:
     async def logged(self, tag: str, aw) -> None:
         self.log.append((tag, await aw))
 
+    async def boom(self, tag: str) -> None:
+        """Raise after a read: the run ends inside this step, cutting the others off."""
+        self.log.append((tag, await self.c[0].read(tag)))
+        raise RuntimeError(f"boom at {tag}")
+
+    async def rule(self, tag: str) -> None:
+        """Break a rule after a read: runs stop at their first violation, as explore's do."""
+        self.log.append((tag, await self.c[1].read(tag)))
+        vt.violation("EARLY", f"broken at {tag}")
+
 
 #: each operation: (world, tag) -> awaitable
 OPERATIONS = {
@@ -96,6 +108,9 @@ OPERATIONS = {
     "notify": lambda w, t: w.notify(),
     "cwait": lambda w, t: w.logged(t, w.cond.wait_for(lambda: w.flag)),
     "ctime": lambda w, t: w.logged(t, w.cond.wait_for(lambda: w.flag, timeout_ns=7)),
+    # the run ends early, with other threads cut off (sweep F's D1)
+    "boom": lambda w, t: w.boom(t),
+    "rule": lambda w, t: w.rule(t),
 }
 OPS = tuple(OPERATIONS)
 
@@ -141,7 +156,7 @@ def _search(explore, threads, daemons, budget: int) -> tuple[set, set, vt.System
     states, classes = set(), set()
 
     def run_one(strategy):
-        r = vt.Engine(strategy, step_budget=500).run(main)
+        r = vt.Engine(strategy, step_budget=500, stop_on_violation=True).run(main)
         if not getattr(strategy, "redundant", False):
             states.add(end_state(r))
             classes.add(trace_class(strategy.observer.steps))
@@ -236,6 +251,10 @@ def test_dfs_the_oracle_reaches_every_end_state_of_the_raw_engine(program) -> No
     ([["w1", "r0", "cp"], ["put", "get", "cp"], ["get", "r1", "set"]], set()),  # never taken
     ([["w0", "wait"], ["cp", "get"], ["put", "get"]], {0, 2}),  # ... in a cut run
     ([["put", "put", "put"], ["put", "r1", "put"], ["r1"]], {0, 2}),  # blocked tries (BLOCKED)
+    ([["put"], ["put", "put", "sleep"]], set()),  # a put before a sleep is no mere try
+    ([["r0", "getnw"], ["put"], ["w0", "put"]], set()),  # a race's stop, a get after it (END)
+    ([["boom"], ["w0"], ["w0"]], set()),  # an exception cuts the writers off (sweep F's D1)
+    ([["cp", "rule"], ["w1", "put"], ["r1"]], set()),  # ... and so does a broken rule
 ])
 def test_dpor_on_the_programs_the_fuzzer_found(program) -> None:
     _check(program, pinned=True)
