@@ -283,6 +283,10 @@ class LockPath:
         """LockAsync on this thread (LA-2); (view, "") or (None, short name of the failure
         code)."""
         la = self.lock_async_args(res, offset, size, flags, sub)
+        # the flags as the runtime passed them: Flags is an in-field, and what the driver wrote
+        # to it afterwards must not decide the Rename (a driver that zeroed it had the app
+        # blamed for a NoOverwrite broken; a str in it raised inside the runtime: sweep E D4)
+        passed = la.flags
         hr = await self.door.call("LockAsync", la)
         name = kmd.hresult_name(hr)
         self.lock_async_results[name] = self.lock_async_results.get(name, 0) + 1
@@ -292,12 +296,12 @@ class LockPath:
         view = LockedView(res, ptr, offset, size, read_only=False, path="async",
                           no_overwrite=self._watch(flags))
         res.locks[sub] = LockState("async", offset, size, flags, view)
-        if la.flags & _LA.Discard:
+        if passed & _LA.Discard:
             res.forget_contents()
             # A NotifyOnly lock is of the runtime's own system memory (LA-17): there is no
             # driver instance to swap, and the cookie it hands back is not one Rename may carry
             # (LA-18, RN-2): renaming it would only fetch an E_INVALIDARG for a later present.
-            if not la.flags & _LA.NotifyOnly:
+            if not passed & _LA.NotifyOnly:
                 # hCookie goes back to Rename unchanged (LA-12, RN-2): an int subclass as its
                 # plain value, so that the runtime's own hashing and logging of it never runs
                 # the driver's methods (anything else is passed on as it is; the driver's

@@ -209,6 +209,15 @@ def test_a_hostile_int_in_lockasyncs_outputs_never_crashes_the_runtime(field: st
     assert r.failure is None and not r.violations, r.summary()
 
 
+@pytest.mark.parametrize("value", [0, "garbage", None], ids=["zero", "str", "evil-int"])
+def test_lockasyncs_flags_written_by_the_driver_never_steer_the_runtime(value: Any) -> None:
+    """Flags is an in-field: the runtime decides the Rename from the flags it passed, not from
+    what the driver left there (sweep E D4: zeroed, the Rename was skipped and the app blamed
+    for a broken NoOverwrite; a str raised inside the runtime)."""
+    r = run(RunSpec("dynamic-vb-ring", driver=_lock_async_out("flags", value))).run
+    assert r.failure is None and not r.violations, r.summary()
+
+
 def test_a_cookie_that_is_not_a_handle_is_la12() -> None:
     r = run(RunSpec("dynamic-vb-ring", driver=_lock_async_out("cookie", 1 << 80))).run
     assert r.violations and r.violations[0].rule == "LA-12", r.summary()
