@@ -90,7 +90,10 @@ def unwatch_sigint(watched: bool) -> None:
     _depth -= 1
     if _depth:
         return
-    if _signal.getsignal(_signal.SIGINT) is _handler:
+    # back whatever the code under test made of it: a driver that set SIG_IGN left Ctrl-C
+    # dead for every later run and the host's whole session (sweep E D5); only emulated code
+    # and the engine ran since watch_sigint, so no handler of the host's is undone here
+    if _signal.getsignal(_signal.SIGINT) is not _previous:
         _signal.signal(_signal.SIGINT, _previous)
     _previous = None
     _raised.clear()

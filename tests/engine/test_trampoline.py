@@ -338,6 +338,22 @@ def test_an_applications_own_sigint_handler_is_left_in_place() -> None:
     assert seen == [signal.SIGINT]  # the application's handler ran: nothing stood in for it
 
 
+@pytest.mark.parametrize("handler", ["SIG_IGN", "SIG_DFL", "own"])
+def test_a_sigint_handler_the_code_under_test_installs_does_not_outlive_the_run(
+        backend: str, handler: str) -> None:
+    """The host's handler is back after the run whatever the emulated code did to it (sweep E
+    D5: a driver's SIG_IGN left Ctrl-C dead for every later run and the pytest session)."""
+    import signal
+
+    async def main() -> None:
+        signal.signal(signal.SIGINT, getattr(signal, handler, lambda *a: None))
+        await vt.checkpoint()
+
+    before = signal.getsignal(signal.SIGINT)
+    vt.Engine("pct", seed=1, backend=backend).run(main).check()
+    assert signal.getsignal(signal.SIGINT) is before
+
+
 def test_a_controlled_run_inside_an_emulated_thread_is_not_a_foreign_await(backend: str) -> None:
     # a controlled run never yields to the event loop, so one may run inside another's thread
     async def inner() -> int:
