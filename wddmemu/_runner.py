@@ -10,10 +10,11 @@ checker for it, runs it on the engine, and returns a :class:`ScenarioResult`.
 from __future__ import annotations
 
 import functools
+import os
 import shlex
 import weakref
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import IO, Any, TypeVar
@@ -372,7 +373,7 @@ def run_scenario(
     refuse_running_loop("wddmemu.run_scenario()", "wddmemu.run_scenario_async")
     if timeout is not None:
         check_seconds("timeout", timeout)  # a SpecError naming the keyword, not --timeout
-    with _atomic_trace(trace) as target:
+    with _atomic_trace(trace) as target, _cwd_kept():
         engine, checker, box, _ = _prepare(spec, target, strategy, stop_on_violation)
         dog = Watchdog(_timeout[0] if timeout is None else timeout).attach(engine)
         return _result(spec, dog.run(engine, box["main"], name="app"), checker, box)
@@ -389,6 +390,28 @@ def _atomic_trace(trace: str | Path | IO[bytes] | bool | None
             yield tmp
     else:
         yield trace
+
+
+def _getcwd() -> str | None:
+    try:
+        return os.getcwd()
+    except OSError:  # removed under the process: there is nothing to go back to
+        return None
+
+
+@contextmanager
+def _cwd_kept() -> Iterator[None]:
+    """The working directory is back when the run ends, whatever the driver did with it: the
+    trace's rename (after this), the failure files explore saves and the paths it prints are
+    relative to the directory the user ran in (sweep E D8: a DDI's ``os.chdir`` put them
+    elsewhere and the printed ``replay`` command failed)."""
+    cwd = _getcwd()
+    try:
+        yield
+    finally:
+        if cwd is not None and _getcwd() != cwd:
+            with suppress(OSError):
+                os.chdir(cwd)
 
 
 _timeout = [0.0]  # the --timeout of the command in progress (seconds; 0: off)
@@ -443,7 +466,7 @@ async def run_scenario_async(
     "Running inside an event loop")."""
     if timeout is not None:
         check_seconds("timeout", timeout)
-    with _atomic_trace(trace) as target:
+    with _atomic_trace(trace) as target, _cwd_kept():
         engine, checker, box, _ = _prepare(spec, target, strategy, stop_on_violation)
         dog = Watchdog(_timeout[0] if timeout is None else timeout).attach(engine)
         run = await dog.run_async(engine, box["main"], name="app")

@@ -218,6 +218,28 @@ def test_lockasyncs_flags_written_by_the_driver_never_steer_the_runtime(value: A
     assert r.failure is None and not r.violations, r.summary()
 
 
+def test_a_driver_that_changes_the_working_directory_leaves_it_as_it_was(
+        tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The run ends where it started (``_runner._cwd_kept``): a relative trace is renamed into
+    the directory the user ran in, and the next schedule starts there (sweep E D8)."""
+    import os
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+
+    class Wanders(ReferenceDevice):
+        async def pfn_rename(self, args: Any) -> int:
+            os.chdir(elsewhere)
+            raise ValueError("after chdir")
+
+    monkeypatch.chdir(tmp_path)
+    spec = RunSpec("dynamic-vb-ring", driver=ReferenceDriver(device_class=Wanders))
+    r = run(spec, trace="t.jsonl").run
+    assert r.failure is not None and r.failure.kind == "exception"
+    assert os.getcwd() == str(tmp_path)
+    assert (tmp_path / "t.jsonl").stat().st_size > 0 and not list(elsewhere.iterdir())
+
+
 def test_a_cookie_that_is_not_a_handle_is_la12() -> None:
     r = run(RunSpec("dynamic-vb-ring", driver=_lock_async_out("cookie", 1 << 80))).run
     assert r.violations and r.violations[0].rule == "LA-12", r.summary()
