@@ -715,6 +715,23 @@ def _err(line: str) -> None:
     sys.stderr.flush()
 
 
+def _stdout_gone(e: Exception) -> bool:
+    """Whether ``e`` is our output meeting a standard output the code under test closed
+    (``sys.stdout.close()``, ``os.close(1)``): user code did it, so it is not exit 3, and
+    there is nowhere to print the result (sweep E D9)."""
+    import errno
+
+    out = sys.stdout
+    if out is None or getattr(out, "closed", False):
+        return True
+    if isinstance(e, OSError) and e.errno == errno.EBADF:
+        try:
+            os.fstat(1)
+        except OSError:
+            return True
+    return False
+
+
 def _reader_closed(e: SystemExit) -> bool:
     """Whether ``e`` is click's answer to a reader that closed stdout while click itself wrote
     (``--help``, ``--version``): it wraps stdout in its ``PacifyFlushWrapper`` and exits 1.
@@ -757,6 +774,10 @@ def main(argv: list[str] | None = None) -> int:
         if is_interrupt(e):  # Ctrl-C inside a task group, or inside trio's scheduler
             _err("wddmemu: interrupted")
             rv = EXIT_INTERRUPTED
+        elif isinstance(e, Exception) and _stdout_gone(e):
+            _err("wddmemu: error: standard output was closed (by the driver or a --load "
+                 "module?), so the result could not be printed: keep sys.stdout and fd 1 open")
+            rv = EXIT_BAD_INPUT
         elif isinstance(e, Exception):  # an emulator bug: say so in one line, exit 3
             from vthreads.lowlevel import describe_exception  # (startup: see _errors)
 

@@ -682,3 +682,28 @@ def test_allow_load_takes_a_module_name(bad: str, capsys) -> None:
         assert _cli.main(["--allow-load", bad, "scenarios"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--allow-load takes a module name like mypkg.drivers" in err
+
+
+@pytest.mark.parametrize("how", ["sys.stdout.close()", "os.close(1)"])
+def test_a_driver_that_closes_stdout_is_one_line_and_exit_2(tmp_path: Path, how: str) -> None:
+    """User code closed standard output: not our bug (exit 3), and nowhere to print the result
+    (sweep E D9)."""
+    import subprocess
+    import sys
+
+    (tmp_path / "closes_out.py").write_text(
+        "import os, sys\nimport umd\n\n"
+        "class Dev(umd.ReferenceDevice):\n"
+        "    async def pfn_rename(self, args):\n"
+        f"        {how}\n"
+        "        return await umd.ReferenceDevice.pfn_rename(self, args)\n\n"
+        "def make(driver_version=None):\n"
+        "    return umd.ReferenceDriver(device_class=Dev)\n")
+    exe = Path(sys.executable).with_name("wddmemu")
+    got = subprocess.run([str(exe), "--load", "closes_out", "run", "dynamic-vb-ring",
+                          "--driver", "closes_out:make"], cwd=tmp_path, capture_output=True,
+                         text=True, timeout=120)
+    assert got.returncode == 2, got.stderr
+    assert got.stderr.splitlines() == [
+        "wddmemu: error: standard output was closed (by the driver or a --load module?), so "
+        "the result could not be printed: keep sys.stdout and fd 1 open"]
