@@ -298,7 +298,9 @@ def load_entry_points() -> None:
                 is_factory = group == "wddmemu.drivers" and not isinstance(obj, type(sys))
                 if is_factory and (ep.name not in DRIVERS or DRIVERS[ep.name] is not obj):
                     register_driver(ep.name, obj)
-            except (Exception, SystemExit) as e:  # the plugin's own failure: skip it, say so
+            except KeyboardInterrupt:
+                raise
+            except BaseException as e:  # the plugin's own failure: skip it, say so
                 for reg, had in ((DRIVERS, names_before[0]), (scenarios.REGISTRY, names_before[1])):
                     for name in set(reg.names()) - had:
                         reg.unregister(name)
@@ -374,7 +376,7 @@ def _call_factory(fn: Callable[..., Any], label: str, ddi_version: int | None,
     # signature cannot be read (a C callable) is taken to, and to take no option
     try:
         params = inspect.signature(fn).parameters
-    except (TypeError, ValueError):
+    except Exception:  # also a __signature__ of the user's that raises
         params, var_kw, takes_version = {}, False, True
     else:
         var_kw = any(q.kind is q.VAR_KEYWORD for q in params.values())
@@ -402,7 +404,10 @@ def _call_factory(fn: Callable[..., Any], label: str, ddi_version: int | None,
             raise user_error(f"driver factory {label} failed", e) from None
         # a value our own factories refused (a DriverConfig field): the message says it all
         raise SpecError(f"driver factory {label} failed: {e}") from None
-    except (Exception, SystemExit) as e:  # the user's factory raised: exit 2 with its line
+    except KeyboardInterrupt:  # a real Ctrl-C (or the user's own raise of one): exit 130
+        raise
+    except BaseException as e:  # the user's factory raised: exit 2 with its line (sys.exit,
+        # GeneratorExit or a BaseException of its own too: sweep E D3)
         raise user_error(f"driver factory {label} failed", e) from None
     if inspect.isawaitable(drv) or inspect.isasyncgen(drv):
         close = getattr(drv, "close", None) or getattr(drv, "aclose", None)
@@ -412,15 +417,24 @@ def _call_factory(fn: Callable[..., Any], label: str, ddi_version: int | None,
             close()
         raise SpecError(f"driver factory {label} returned an awaitable: a factory is a plain "
                         "callable (def, not async def) that returns a driver")
-    if not hasattr(drv, "open_adapter"):
+    try:
+        is_driver = hasattr(drv, "open_adapter")
+    except Exception as e:  # its __getattr__ or property raised (sweep E D1)
+        raise user_error(f"driver factory {label} returned an object whose open_adapter "
+                         "lookup raised", e) from None
+    if not is_driver:
         raise SpecError(f"{label} did not produce a driver (no open_adapter)")
     return drv
 
 
 def is_driver_object(obj: Any) -> bool:
     """Whether ``obj`` is a driver itself (it has ``open_adapter`` and is not a class), not a
-    factory or class that makes one: such an object serves one run only."""
-    return hasattr(obj, "open_adapter") and not isinstance(obj, type)
+    factory or class that makes one: such an object serves one run only. An object whose
+    attribute lookup raises is none (the user's ``__getattr__`` is not run twice to say so)."""
+    try:
+        return hasattr(obj, "open_adapter") and not isinstance(obj, type)
+    except Exception:  # user code raising: not a driver object
+        return False
 
 
 def _from_object(obj: Any, label: str, ddi_version: int | None,

@@ -228,8 +228,11 @@ def _import(name: str, what: str) -> object:
         return importlib.import_module(name)
     except SpecError:
         raise
-    except (Exception, SystemExit) as e:  # a user module's own failure: one line, never a
-        raise user_error(what, e) from None  # traceback; sys.exit at import is one too
+    except KeyboardInterrupt:  # a real Ctrl-C during the import: exit 130
+        raise
+    except BaseException as e:  # a user module's own failure: one line, never a traceback;
+        # sys.exit, GeneratorExit or a BaseException of its own at import is one too
+        raise user_error(what, e) from None
 
 
 def import_allowed(module: str, *, by: str, what: str = "module") -> object:

@@ -122,6 +122,58 @@ def test_a_factory_whose_signature_cannot_be_read_takes_the_version_and_no_optio
         wddmemu.run(wddmemu.RunSpec(SCENARIO, driver=Opaque(), driver_options={"colour": 1}))
 
 
+def test_a_signature_that_raises_is_one_that_cannot_be_read() -> None:
+    """A ``__signature__`` property of the user's that raises is taken as unreadable, like a C
+    callable's, not let out as the emulator's error (sweep E D2)."""
+    class Raising:
+        @property
+        def __signature__(self) -> Any:
+            raise RuntimeError("__signature__ raised")
+
+        def __call__(self, **kw: Any) -> Any:
+            return umd.ReferenceDriver(umd.DriverConfig(driver_version=kw["driver_version"]))
+
+    assert _version(wddmemu.run(wddmemu.RunSpec(SCENARIO, driver=Raising()))) == 0xB
+
+
+class _Lookups:
+    """What a factory returned whose attribute lookup raises (sweep E D1)."""
+
+    def __getattr__(self, name: str) -> Any:
+        raise RuntimeError("no open_adapter for you")
+
+
+class _BaseRaise(BaseException):
+    pass
+
+
+def _raises(exc: BaseException) -> Any:
+    def make() -> Any:
+        raise exc
+    return make
+
+
+@pytest.mark.parametrize(("factory", "says"), [
+    (_Lookups, "returned an object whose open_adapter lookup raised: RuntimeError: no "
+               "open_adapter for you"),
+    (_raises(_BaseRaise("its own")), "failed: _BaseRaise: its own"),
+    (_raises(GeneratorExit("gen")), "failed: GeneratorExit: gen"),
+], ids=["getattr", "own-base-exception", "generator-exit"])
+def test_a_factory_raising_anything_but_ctrl_c_is_one_line_naming_its_line(
+        factory: Any, says: str) -> None:
+    """Whatever the factory raises, or the object it returns raises on lookup, is the user's:
+    a SpecError with the user's line (sweep E D1, D3), never an internal error."""
+    with pytest.raises(wddmemu.SpecError, match="driver factory .*" + says) as got:
+        wddmemu.run(wddmemu.RunSpec(SCENARIO, driver=factory))
+    assert "test_driver_forms.py:" in str(got.value)
+
+
+def test_an_object_whose_lookup_raises_is_no_driver_object() -> None:
+    from wddmemu._drivers import is_driver_object
+
+    assert not is_driver_object(_Lookups()) and is_driver_object(umd.ReferenceDriver())
+
+
 # ---- 2. a driver object serves one run ---------------------------------------------------------
 
 
@@ -271,3 +323,15 @@ def test_a_float_option_takes_finite_numbers_only(text: str, capsys) -> None:
                           "--driver-opt", "ratio=0.25"]) == 0
     finally:
         wddmemu.DRIVERS.unregister("test-forms-float")
+
+
+def test_a_module_raising_a_base_exception_at_import_is_one_line(tmp_path, monkeypatch) -> None:
+    """``--load`` of a module that raises GeneratorExit or a BaseException of its own at import
+    is a SpecError with its line, as any raise there is (sweep E D3)."""
+    from wddmemu import _loading
+
+    (tmp_path / "forms_boom_at_import.py").write_text("raise GeneratorExit('at import')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(wddmemu.SpecError,
+                       match=r"GeneratorExit: at import \(.*forms_boom_at_import.py:1\)"):
+        _loading._import("forms_boom_at_import", "cannot load forms_boom_at_import")
