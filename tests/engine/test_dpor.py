@@ -424,7 +424,7 @@ def brute_force_classes(program, backend="asyncio") -> tuple[int, int]:
     return res.executions, len(classes)
 
 
-def engine_outcomes(program, cap=50_000, outcome=None) -> set:
+def engine_outcomes(program, cap=50_000, outcome=None, stop_on_violation=False) -> set:
     """Every outcome of the raw engine: depth-first over every decision, every runnable thread
     a choice (also those that will block at once)."""
 
@@ -444,7 +444,7 @@ def engine_outcomes(program, cap=50_000, outcome=None) -> set:
     while stack:
         prefix, _ = stack.pop()
         strat = Rec(prefix)
-        r = vt.Engine(strat).run(program)
+        r = vt.Engine(strat, stop_on_violation=stop_on_violation).run(program)
         runs += 1
         assert runs < cap
         outcomes.add((outcome or _outcome)(r))
