@@ -61,7 +61,7 @@ import signal
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent import futures
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -79,6 +79,7 @@ from vthreads import (
 from vthreads import Strategy as _Strategy
 
 from . import _loading
+from ._dask_client import remote_client
 from ._explore import (
     ExploreOptions,
     ExploreResult,
@@ -96,7 +97,7 @@ from ._explore import (
     uses_pct,
 )
 from ._explore import _schedule_spec as schedule_spec
-from ._files import printable
+from ._files import printable, shown
 from ._pool import worker_pool
 from ._runner import (
     RunSpec,
@@ -166,18 +167,41 @@ def connect(address: str, *, ship: Sequence[str] = (),
             ship_modules(client, ship)
             yield client
         return
-    try:
-        client = dist.Client(where, timeout=timeout)
-    except ValueError as e:  # an address dask cannot parse (a scheme of its own, say)
-        raise ClusterError(f"--cluster {printable(where)!r}: {printable(str(e))}: give a "
-                           "scheduler address tcp://host:port or local:N") from None
-    except (OSError, TimeoutError) as e:
-        raise ClusterError(f"cannot reach the dask scheduler at {where} within {timeout:g} s "
-                           f"({type(e).__name__}): start one with 'dask scheduler', or use "
-                           "--cluster local:N") from None
-    with client:
+    with _remote(dist, where, timeout) as client:
         ship_modules(client, ship)
         yield client
+
+
+@contextmanager
+def _remote(dist: Any, where: str, timeout: float) -> Iterator[Any]:
+    """:func:`remote_client` on ``where``, whatever goes wrong before it answers said in one
+    line: an address dask cannot parse, no answer within ``timeout`` (connect and handshake: a
+    server that accepts and stays silent)."""
+    with ExitStack() as stack:
+        try:
+            client = stack.enter_context(remote_client(dist, where, timeout))
+        except ValueError as e:  # an address dask cannot parse (a scheme of its own, say)
+            raise ClusterError(f"--cluster {printable(where)!r}: {printable(str(e))}: give a "
+                               "scheduler address tcp://host:port or local:N") from None
+        except (OSError, TimeoutError) as e:  # refused, no such host, no answer in time
+            why = "no answer" if isinstance(e, TimeoutError) else _innermost(e)
+            raise ClusterError(f"cannot reach the dask scheduler at {shown(where)} within "
+                               f"{timeout:g} s ({why}): start one with 'dask scheduler', or "
+                               "use --cluster local:N") from None
+        yield client
+
+
+def _innermost(e: BaseException) -> str:
+    """The name of the error at the bottom of ``e``'s chain: dask's "Timed out trying to
+    connect" says little, its cause (``ConnectionRefusedError``, ``gaierror``) says why."""
+    seen: set[int] = set()
+    while id(e) not in seen:  # a chain may loop
+        seen.add(id(e))
+        below = e.__cause__ or e.__context__
+        if below is None:
+            break
+        e = below
+    return type(e).__name__
 
 
 @contextmanager
