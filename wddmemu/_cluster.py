@@ -175,19 +175,28 @@ def connect(address: str, *, ship: Sequence[str] = (),
 @contextmanager
 def _remote(dist: Any, where: str, timeout: float) -> Iterator[Any]:
     """:func:`remote_client` on ``where``, whatever goes wrong before it answers said in one
-    line: an address dask cannot parse, no answer within ``timeout`` (connect and handshake: a
-    server that accepts and stays silent)."""
+    line: an address dask cannot parse, no answer within
+    ``timeout`` (connect and handshake: a server that accepts and stays silent), a server that
+    answers but is no dask scheduler (an HTTP server's reply read as a frame length: a
+    MemoryError)."""
+    try:
+        dist.comm.get_address_host_port(where)
+    except ValueError as e:
+        raise ClusterError(f"--cluster {printable(where)!r}: {printable(str(e), 120)}: give a "
+                           "scheduler address tcp://host:port or local:N") from None
     with ExitStack() as stack:
         try:
             client = stack.enter_context(remote_client(dist, where, timeout))
-        except ValueError as e:  # an address dask cannot parse (a scheme of its own, say)
-            raise ClusterError(f"--cluster {printable(where)!r}: {printable(str(e))}: give a "
-                               "scheduler address tcp://host:port or local:N") from None
         except (OSError, TimeoutError) as e:  # refused, no such host, no answer in time
             why = "no answer" if isinstance(e, TimeoutError) else _innermost(e)
             raise ClusterError(f"cannot reach the dask scheduler at {shown(where)} within "
                                f"{timeout:g} s ({why}): start one with 'dask scheduler', or "
                                "use --cluster local:N") from None
+        except Exception as e:  # anything it answered that dask could not take
+            raise ClusterError(f"{shown(where)} answered, but not as a dask scheduler "
+                               f"({type(e).__name__}): check the address and port (a "
+                               "scheduler listens on 8786 by default), or use --cluster "
+                               "local:N") from None
         yield client
 
 

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 import distributed
 import pytest
 
+from wddmemu import _cli
 from wddmemu._cluster import ClusterError, connect, explore_on_cluster
 from wddmemu._explore import ExploreOptions, explore
 from wddmemu._runner import RunSpec
@@ -79,6 +80,19 @@ def peer(request) -> Iterator[Peer]:
 def _client_threads() -> list[threading.Thread]:
     """The threads of the remote clients' event loops (``_dask_client.LoopThread``)."""
     return [t for t in threading.enumerate() if t.name == "wddmemu-dask-client"]
+
+
+def _cli_line(address: str, capsys) -> tuple[int, str]:
+    code = _cli.main(["explore", "lock-flags", "--schedules", "2", "--cluster", address])
+    return code, capsys.readouterr().err
+
+
+@pytest.mark.parametrize("peer", ["http"], indirect=True)
+def test_a_server_that_is_no_dask_scheduler_is_one_line_exit_2(peer: Peer, capsys) -> None:
+    code, err = _cli_line(peer.address, capsys)
+    assert code == 2 and err.count("\n") == 1
+    assert err.startswith(f"wddmemu: error: {peer.address} answered, but not as a dask "
+                          "scheduler (")
 
 
 @pytest.mark.parametrize("peer", ["silent"], indirect=True)
