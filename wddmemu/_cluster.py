@@ -129,18 +129,27 @@ def _distributed() -> Any:
     return distributed
 
 
+#: the schemes ``--cluster`` takes besides ``local:N`` (docs/cluster.md): dask's others need
+#: what this tool does not set up (``ucx`` its own package and fabric, ``inproc`` a scheduler in
+#: this very process, ``ws`` an extra), and failed deep inside dask (exit 3)
+SCHEMES = ("tcp", "tls")
+
+
 def parse_address(address: str) -> tuple[str, int | None]:
-    """``("local", N)`` for ``local:N``, ``(address, None)`` for a scheduler URL."""
+    """``("local", N)`` for ``local:N``, ``(address, None)`` for a scheduler URL
+    ``tcp://host:port`` or ``tls://host:port``."""
     if address.startswith(LOCAL_PREFIX):
         n = address[len(LOCAL_PREFIX):]
         if not n.isdigit() or not 1 <= int(n) <= 256:
             raise ClusterError(f"--cluster {address!r}: local:N takes 1 to 256 worker processes")
         return "local", int(n)
-    scheme, _, rest = address.partition("://")
+    scheme, sep, rest = address.partition("://")
+    if sep and scheme and scheme not in SCHEMES:
+        raise ClusterError(f"--cluster {printable(address)!r}: unsupported scheme "
+                           f"{printable(scheme)!r}: give tcp://host:port, tls://host:port or "
+                           "local:N")
     host, _, port = rest.rpartition(":")
-    if not _ or not scheme or (scheme in ("tcp", "tls") and not (
-        host and port.isdigit() and 1 <= int(port) <= 65_535
-    )):
+    if not sep or not (host and port.isdigit() and 1 <= int(port) <= 65_535):
         raise ClusterError(f"--cluster {printable(address)!r}: give a scheduler address "
                            "tcp://host:port or local:N")
     return address, None
@@ -149,7 +158,8 @@ def parse_address(address: str) -> tuple[str, int | None]:
 @contextmanager
 def connect(address: str, *, ship: Sequence[str] = (),
             timeout: float | None = None) -> Iterator[Any]:
-    """A ``distributed.Client`` for ``address`` (``tcp://host:port`` or ``local:N``), with the
+    """A ``distributed.Client`` for ``address`` (``tcp://host:port``, ``tls://host:port`` or
+    ``local:N``; a remote one started within ``timeout`` seconds, 5 by default), with the
     single-file modules in ``ship`` uploaded to every worker; closed (and a local cluster shut
     down) on exit. Raises :class:`ClusterError` with one line when it cannot."""
     where, n = parse_address(address)
@@ -175,7 +185,7 @@ def connect(address: str, *, ship: Sequence[str] = (),
 @contextmanager
 def _remote(dist: Any, where: str, timeout: float) -> Iterator[Any]:
     """:func:`remote_client` on ``where``, whatever goes wrong before it answers said in one
-    line: an address dask cannot parse, no answer within
+    line: an address dask cannot parse, TLS without its configuration, no answer within
     ``timeout`` (connect and handshake: a server that accepts and stays silent), a server that
     answers but is no dask scheduler (an HTTP server's reply read as a frame length: a
     MemoryError)."""
@@ -184,6 +194,8 @@ def _remote(dist: Any, where: str, timeout: float) -> Iterator[Any]:
     except ValueError as e:
         raise ClusterError(f"--cluster {printable(where)!r}: {printable(str(e), 120)}: give a "
                            "scheduler address tcp://host:port or local:N") from None
+    if where.startswith("tls://"):
+        _check_tls(dist)
     with ExitStack() as stack:
         try:
             client = stack.enter_context(remote_client(dist, where, timeout))
@@ -211,6 +223,25 @@ def _innermost(e: BaseException) -> str:
             break
         e = below
     return type(e).__name__
+
+
+def _check_tls(dist: Any) -> None:
+    """Refuse ``tls://`` without the dask TLS configuration a client needs (its SSL context
+    comes from ``distributed.comm.tls.*``): without it dask failed with a TypeError deep in its
+    connector. A ``distributed.client.security-loader`` hands dask the credentials itself."""
+    import dask
+
+    if dask.config.get("distributed.client.security-loader", None):
+        return
+    try:
+        ctx = dist.Security().get_connection_args("client").get("ssl_context")
+    except (OSError, ValueError) as e:  # a certificate file missing or unreadable
+        raise ClusterError(f"--cluster tls://…: the dask TLS configuration cannot be used: "
+                           f"{printable(str(e), 120)}") from None
+    if ctx is None:
+        raise ClusterError("--cluster tls://…: tls needs the dask TLS configuration "
+                           "(distributed.comm.tls.ca-file, distributed.comm.tls.client.cert "
+                           "and .key): set it, or use tcp://host:port")
 
 
 @contextmanager

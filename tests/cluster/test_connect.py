@@ -17,7 +17,7 @@ import distributed
 import pytest
 
 from wddmemu import _cli
-from wddmemu._cluster import ClusterError, connect, explore_on_cluster
+from wddmemu._cluster import ClusterError, connect, explore_on_cluster, parse_address
 from wddmemu._explore import ExploreOptions, explore
 from wddmemu._runner import RunSpec
 
@@ -102,6 +102,24 @@ def test_a_silent_server_meets_the_deadline_and_nothing_is_left_behind(peer: Pee
         pass
     assert peer.hung_up.wait(SILENT_S), "the client's socket was left open"
     assert not _client_threads()  # the client's loop ended with it
+
+
+@pytest.mark.parametrize("address, msg", [
+    ("tls://127.0.0.1:1", "tls needs the dask TLS configuration (distributed.comm.tls."),
+    ("ucx://127.0.0.1:1", "unsupported scheme 'ucx': give tcp://host:port, tls://host:port"),
+    ("inproc://x", "unsupported scheme 'inproc'"),
+    ("tcp://::1:80", "ipv6 needs brackets"),
+])
+def test_schemes_and_addresses_dask_cannot_use_are_one_line_exit_2(address: str, msg: str,
+                                                                   capsys) -> None:
+    code, err = _cli_line(address, capsys)
+    assert code == 2 and err.count("\n") == 1 and msg in err, err
+
+
+def test_parse_address_takes_tcp_and_tls_only() -> None:
+    assert parse_address("tls://h:8786") == ("tls://h:8786", None)
+    with pytest.raises(ClusterError, match="unsupported scheme 'ws'"):
+        parse_address("ws://h:8786")
 
 
 def test_a_real_scheduler_over_tcp_gives_the_one_job_answer() -> None:
