@@ -88,6 +88,7 @@ from ._explore import (
     _run_chunk,
     _search_finding,
     _with_faults,
+    check_explore,
     explore,
     measure_faults,
     minimise,
@@ -645,6 +646,8 @@ def explore_on_cluster(client: Any, base: RunSpec, opts: ExploreOptions, *,
     module docstring). ``progress(runs, failures)`` counts schedules finished on any worker;
     ``on_found`` gets each failure as soon as it is decided, before it is minimised (as
     :func:`explore`'s does), ``on_failure`` each final (minimised) one, on the client."""
+    check_explore("explore_on_cluster", base, opts, progress=progress, on_failure=on_failure,
+                  on_found=on_found)
     with run_timeout(opts.timeout):  # the probes' runs here, and every task's (timed_task)
         search = plan(base, opts)
         drive(client, [search],

@@ -24,9 +24,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from ._files import atomic_path, is_path, kind_of, printable
+from ._files import atomic_path, is_path, kind_of, printable, shown_number
 from ._trace_read import TraceFormatError, feed_events
-from ._trace_timeline import DEFAULT_CPU_NS, TimelineBuilder, TimelineInfo
+from ._trace_timeline import (
+    DEFAULT_CPU_NS,
+    TimelineBuilder,
+    TimelineInfo,
+    check_timeline_options,
+)
 
 
 class PlotUnavailable(RuntimeError):
@@ -281,21 +286,13 @@ def check_plot_options(out: object, *, width: object = 16.0, dpi: object = 100,
                                          f"{shown}")
     if type(width) not in (int, float) or not MIN_WIDTH <= width <= MAX_WIDTH:  # NaN fails
         raise TraceFormatError("", None, f"{prefix}width takes {MIN_WIDTH}..{MAX_WIDTH} "
-                                         f"inches, not {_value(width)}")
+                                         f"inches, not {shown_number(width)}")
     if type(dpi) is not int or not MIN_DPI <= dpi <= MAX_DPI:
         raise TraceFormatError("", None, f"{prefix}dpi takes an int {MIN_DPI}..{MAX_DPI}, "
-                                         f"not {_value(dpi)}")
+                                         f"not {shown_number(dpi)}")
     if title is not None and not isinstance(title, str):
         raise TraceFormatError("", None, f"{prefix}title is a string or None, not "
                                          f"{kind_of(title)}")
-
-
-def _value(v: object) -> str:
-    """A number as given (``nan``, ``0``, ``1000000000.0``; an int of 200 bits or more by its
-    size), anything else by its kind."""
-    if type(v) is int and v.bit_length() >= 200:
-        return f"an int of {v.bit_length()} bits"
-    return repr(v) if type(v) in (int, float) else kind_of(v)
 
 
 def plot_png(trace: str | Path, out: str | Path, *, time: str = "virtual",
@@ -306,6 +303,7 @@ def plot_png(trace: str | Path, out: str | Path, *, time: str = "virtual",
     :class:`~wddmemu.trace.TraceFormatError` for a malformed trace or an argument it cannot
     draw with (:func:`check_plot_options`), the latter before anything is read."""
     check_plot_options(out, width=width, dpi=dpi, title=title)
+    check_timeline_options(time, cpu_ns)
     mpl = _matplotlib()
     ext = _Extent()
     info = _timeline(trace, ext, time, cpu_ns)
