@@ -61,7 +61,7 @@ import signal
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent import futures
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -79,6 +79,7 @@ from vthreads import (
 from vthreads import Strategy as _Strategy
 
 from . import _loading
+from ._dask_client import remote_client
 from ._explore import (
     ExploreOptions,
     ExploreResult,
@@ -87,6 +88,7 @@ from ._explore import (
     _run_chunk,
     _search_finding,
     _with_faults,
+    check_explore,
     explore,
     measure_faults,
     minimise,
@@ -96,7 +98,7 @@ from ._explore import (
     uses_pct,
 )
 from ._explore import _schedule_spec as schedule_spec
-from ._files import printable
+from ._files import printable, shown
 from ._pool import worker_pool
 from ._runner import (
     RunSpec,
@@ -128,18 +130,27 @@ def _distributed() -> Any:
     return distributed
 
 
+#: the schemes ``--cluster`` takes besides ``local:N`` (docs/cluster.md): dask's others need
+#: what this tool does not set up (``ucx`` its own package and fabric, ``inproc`` a scheduler in
+#: this very process, ``ws`` an extra), and failed deep inside dask (exit 3)
+SCHEMES = ("tcp", "tls")
+
+
 def parse_address(address: str) -> tuple[str, int | None]:
-    """``("local", N)`` for ``local:N``, ``(address, None)`` for a scheduler URL."""
+    """``("local", N)`` for ``local:N``, ``(address, None)`` for a scheduler URL
+    ``tcp://host:port`` or ``tls://host:port``."""
     if address.startswith(LOCAL_PREFIX):
         n = address[len(LOCAL_PREFIX):]
         if not n.isdigit() or not 1 <= int(n) <= 256:
             raise ClusterError(f"--cluster {address!r}: local:N takes 1 to 256 worker processes")
         return "local", int(n)
-    scheme, _, rest = address.partition("://")
+    scheme, sep, rest = address.partition("://")
+    if sep and scheme and scheme not in SCHEMES:
+        raise ClusterError(f"--cluster {printable(address)!r}: unsupported scheme "
+                           f"{printable(scheme)!r}: give tcp://host:port, tls://host:port or "
+                           "local:N")
     host, _, port = rest.rpartition(":")
-    if not _ or not scheme or (scheme in ("tcp", "tls") and not (
-        host and port.isdigit() and 1 <= int(port) <= 65_535
-    )):
+    if not sep or not (host and port.isdigit() and 1 <= int(port) <= 65_535):
         raise ClusterError(f"--cluster {printable(address)!r}: give a scheduler address "
                            "tcp://host:port or local:N")
     return address, None
@@ -148,7 +159,8 @@ def parse_address(address: str) -> tuple[str, int | None]:
 @contextmanager
 def connect(address: str, *, ship: Sequence[str] = (),
             timeout: float | None = None) -> Iterator[Any]:
-    """A ``distributed.Client`` for ``address`` (``tcp://host:port`` or ``local:N``), with the
+    """A ``distributed.Client`` for ``address`` (``tcp://host:port``, ``tls://host:port`` or
+    ``local:N``; a remote one started within ``timeout`` seconds, 5 by default), with the
     single-file modules in ``ship`` uploaded to every worker; closed (and a local cluster shut
     down) on exit. Raises :class:`ClusterError` with one line when it cannot."""
     where, n = parse_address(address)
@@ -166,18 +178,71 @@ def connect(address: str, *, ship: Sequence[str] = (),
             ship_modules(client, ship)
             yield client
         return
-    try:
-        client = dist.Client(where, timeout=timeout)
-    except ValueError as e:  # an address dask cannot parse (a scheme of its own, say)
-        raise ClusterError(f"--cluster {printable(where)!r}: {printable(str(e))}: give a "
-                           "scheduler address tcp://host:port or local:N") from None
-    except (OSError, TimeoutError) as e:
-        raise ClusterError(f"cannot reach the dask scheduler at {where} within {timeout:g} s "
-                           f"({type(e).__name__}): start one with 'dask scheduler', or use "
-                           "--cluster local:N") from None
-    with client:
+    with _remote(dist, where, timeout) as client:
         ship_modules(client, ship)
         yield client
+
+
+@contextmanager
+def _remote(dist: Any, where: str, timeout: float) -> Iterator[Any]:
+    """:func:`remote_client` on ``where``, whatever goes wrong before it answers said in one
+    line: an address dask cannot parse, TLS without its configuration, no answer within
+    ``timeout`` (connect and handshake: a server that accepts and stays silent), a server that
+    answers but is no dask scheduler (an HTTP server's reply read as a frame length: a
+    MemoryError)."""
+    try:
+        dist.comm.get_address_host_port(where)
+    except ValueError as e:
+        raise ClusterError(f"--cluster {printable(where)!r}: {printable(str(e), 120)}: give a "
+                           "scheduler address tcp://host:port or local:N") from None
+    if where.startswith("tls://"):
+        _check_tls(dist)
+    with ExitStack() as stack:
+        try:
+            client = stack.enter_context(remote_client(dist, where, timeout))
+        except (OSError, TimeoutError) as e:  # refused, no such host, no answer in time
+            why = "no answer" if isinstance(e, TimeoutError) else _innermost(e)
+            raise ClusterError(f"cannot reach the dask scheduler at {shown(where)} within "
+                               f"{timeout:g} s ({why}): start one with 'dask scheduler', or "
+                               "use --cluster local:N") from None
+        except Exception as e:  # anything it answered that dask could not take
+            raise ClusterError(f"{shown(where)} answered, but not as a dask scheduler "
+                               f"({type(e).__name__}): check the address and port (a "
+                               "scheduler listens on 8786 by default), or use --cluster "
+                               "local:N") from None
+        yield client
+
+
+def _innermost(e: BaseException) -> str:
+    """The name of the error at the bottom of ``e``'s chain: dask's "Timed out trying to
+    connect" says little, its cause (``ConnectionRefusedError``, ``gaierror``) says why."""
+    seen: set[int] = set()
+    while id(e) not in seen:  # a chain may loop
+        seen.add(id(e))
+        below = e.__cause__ or e.__context__
+        if below is None:
+            break
+        e = below
+    return type(e).__name__
+
+
+def _check_tls(dist: Any) -> None:
+    """Refuse ``tls://`` without the dask TLS configuration a client needs (its SSL context
+    comes from ``distributed.comm.tls.*``): without it dask failed with a TypeError deep in its
+    connector. A ``distributed.client.security-loader`` hands dask the credentials itself."""
+    import dask
+
+    if dask.config.get("distributed.client.security-loader", None):
+        return
+    try:
+        ctx = dist.Security().get_connection_args("client").get("ssl_context")
+    except (OSError, ValueError) as e:  # a certificate file missing or unreadable
+        raise ClusterError(f"--cluster tls://…: the dask TLS configuration cannot be used: "
+                           f"{printable(str(e), 120)}") from None
+    if ctx is None:
+        raise ClusterError("--cluster tls://…: tls needs the dask TLS configuration "
+                           "(distributed.comm.tls.ca-file, distributed.comm.tls.client.cert "
+                           "and .key): set it, or use tcp://host:port")
 
 
 @contextmanager
@@ -581,6 +646,8 @@ def explore_on_cluster(client: Any, base: RunSpec, opts: ExploreOptions, *,
     module docstring). ``progress(runs, failures)`` counts schedules finished on any worker;
     ``on_found`` gets each failure as soon as it is decided, before it is minimised (as
     :func:`explore`'s does), ``on_failure`` each final (minimised) one, on the client."""
+    check_explore("explore_on_cluster", base, opts, progress=progress, on_failure=on_failure,
+                  on_found=on_found)
     with run_timeout(opts.timeout):  # the probes' runs here, and every task's (timed_task)
         search = plan(base, opts)
         drive(client, [search],

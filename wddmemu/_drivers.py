@@ -29,7 +29,7 @@ from . import _loading
 from ._errors import SpecError, user_error, user_frame
 from ._files import kind_of, printable
 from ._loading import import_allowed
-from ._schema import kind_name
+from ._schema import is_module_name, kind_name
 
 #: the entry-point groups loaded automatically (``[project.entry-points."wddmemu.drivers"]``)
 ENTRY_POINT_GROUPS = ("wddmemu.scenarios", "wddmemu.drivers")
@@ -481,6 +481,9 @@ def _lookup(driver: Any, by: str | None) -> tuple[Any, str]:
                                ": run 'wddmemu drivers' for the registered ones, or use "
                                "MODULE:ATTR")) from None
     mod_name, _, attr = driver.partition(":")
+    if not is_module_name(mod_name):  # not given to allow_module, which refuses it
+        raise SpecError(f"driver {printable(driver)!r}: {printable(mod_name)!r} is not a module "
+                        "name: give MODULE:ATTR, like mypkg.drivers:make")
     if by is None:
         _loading.allow_module(mod_name)  # the user typed it: it may be imported, now and later
     mod = import_allowed(mod_name, by=by or "--driver", what="driver module")
@@ -502,6 +505,9 @@ def resolve_driver(driver: Any, ddi_version: int | None,
     object, which report their own version through OpenAdapter. ``by`` (a file path) marks a
     name read from a file: its ``MODULE:ATTR`` imports only an allowed module. Raises
     :class:`SpecError`."""
+    if options is not None and not isinstance(options, Mapping):
+        raise SpecError(f"driver options are key=value pairs (a dict), not "
+                        f"{type(options).__name__}")
     opts = dict(options or {})
     obj, label = _lookup(driver, by)
     return _from_object(obj, label, ddi_version, opts, default_version)

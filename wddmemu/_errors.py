@@ -24,6 +24,14 @@ def check_int(name: str, v: object, lo: int, hi: int) -> None:
         raise SpecError(f"{name} takes {lo:,}..{hi:,}, not {shown}")
 
 
+def check_callable(name: str, v: object) -> None:
+    """Refuse ``v`` unless it is None or callable (a ``progress`` or ``on_found`` callback),
+    with a one-line SpecError naming ``name``: an int there failed at the first call, deep in
+    the run, with ``'int' object is not callable``."""
+    if v is not None and not callable(v):
+        raise SpecError(f"{name} is a function or None, not {type(v).__name__}")
+
+
 #: the longest timeout a run takes (``--timeout``, ``ExploreOptions.timeout``, a campaign's
 #: ``timeout``): a year. The watchdog's timer (``signal.setitimer``, a ``threading.Timer``)
 #: overflows the platform's time_t far above it; nobody waits longer

@@ -18,7 +18,7 @@ import hashlib
 import random
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -42,7 +42,7 @@ from vthreads.lowlevel import refuse_running_loop
 
 from . import _loading
 from ._drivers import load_entry_points, needed_by
-from ._errors import check_int, check_seconds, check_seed_span
+from ._errors import check_callable, check_int, check_seconds, check_seed_span
 from ._files import is_path, printable, read_bounded, write_atomically
 from ._pool import worker_pool
 from ._runner import (
@@ -172,10 +172,24 @@ class ExploreOptions:
                                    and all(type(x) is int and 1 <= x <= _INT63 for x in fs)):
             raise SpecError("fault_space is None (explore measures it) or (steps, thunk calls), "
                             "two ints >= 1")
-        secs = self.minimise_seconds
-        if secs is not None and (type(secs) not in (int, float) or not secs >= 0):
-            raise SpecError("minimise_seconds must be a number >= 0, or None")
+        check_budget("minimise_seconds", self.minimise_seconds)
         check_seconds("timeout", self.timeout)
+
+
+def check_budget(name: str, secs: object) -> None:
+    """Refuse a minimiser's time budget (:func:`minimise`'s ``seconds``,
+    ``ExploreOptions.minimise_seconds``) other than None or a number >= 0 (NaN is not), with a
+    one-line :class:`SpecError` naming ``name``."""
+    if secs is not None and (type(secs) not in (int, float) or not secs >= 0):
+        raise SpecError(f"{name} must be a number >= 0, or None")
+
+
+def check_found(what: str, found: object) -> None:
+    """Refuse anything but a :class:`Found` (what ``ExploreResult.failures`` holds) given to
+    ``what`` with a one-line :class:`SpecError`."""
+    if not isinstance(found, Found):
+        raise SpecError(f"{what} takes a Found (ExploreResult.failures), not "
+                        f"{type(found).__name__}")
 
 
 @dataclass(frozen=True)
@@ -317,12 +331,22 @@ def explore(
     schedules, the minimiser's replays, in any process — is under ``opts.timeout``.
     Synchronous (``LoopRunningError`` inside a running event loop)."""
     refuse_running_loop("wddmemu.explore()", "wddmemu.explore_async")
-    check_spec(base, many=True)
-    if not isinstance(opts, ExploreOptions):
-        raise SpecError(f"explore takes ExploreOptions(...) as its options, not "
-                        f"{type(opts).__name__}")
+    check_explore("explore", base, opts, progress=progress, on_found=on_found)
     with run_timeout(opts.timeout):
         return _search(base, opts, progress, on_found)
+
+
+def check_explore(what: str, base: RunSpec, opts: ExploreOptions,
+                  **callbacks: Callable[..., Any] | None) -> None:
+    """Refuse (one-line :class:`SpecError`) what ``what`` (explore, or its cluster and pool
+    forms) cannot search: a bad spec, options that are not :class:`ExploreOptions`, a callback
+    (``progress=``, ``on_found=`` …) that is neither None nor callable."""
+    check_spec(base, many=True)
+    if not isinstance(opts, ExploreOptions):
+        raise SpecError(f"{what} takes ExploreOptions(...) as its options, not "
+                        f"{type(opts).__name__}")
+    for name, fn in callbacks.items():
+        check_callable(name, fn)
 
 
 def _search(base: RunSpec, opts: ExploreOptions,
@@ -513,6 +537,12 @@ class FindingGroup:
 def group_failures(failures: Sequence[Found]) -> tuple[FindingGroup, ...]:
     """Group ``failures`` (``--keep-going``) by rule and message shape, in the order each group
     first appeared (issue 11: ``RACE on umd.dev0.heap ×30, first at schedule 4``)."""
+    if isinstance(failures, str | bytes) or not isinstance(failures, Iterable):
+        raise SpecError(f"group_failures takes the failures (ExploreResult.failures), not "
+                        f"{type(failures).__name__}")
+    failures = list(failures)
+    for fd in failures:
+        check_found("group_failures", fd)
     groups: dict[tuple[str, str], list[Found]] = {}
     for fd in sorted(failures, key=lambda x: x.index):
         shape = re.sub(r"0x[0-9a-fA-F]+|\d+", "#", fd.finding.message)
@@ -533,6 +563,7 @@ def findings_to_end(fd: Found) -> tuple[Finding, ...]:
     no stop, then lets fifo finish the run, so what the first finding hid — the DATA corruption
     behind a stale pointer, a deadlock after a race — is reported too, in causal (step) order.
     Identical findings (same rule and message) count once."""
+    check_found("findings_to_end", fd)
     r = run_scenario(fd.spec, strategy=_lenient(fd.spec.decisions)).run
     out: dict[tuple[str, str], Finding] = {}
     for v in r.violations:
@@ -671,7 +702,12 @@ def minimise(found: Found, max_replays: int = 2000, *, seconds: float | None = 6
     clock (None: no time budget). ``progress(replays, deviations)`` is called after each
     replay. ``minimised`` reports deviations before/after, replays, cache hits and whether a
     budget stopped the search. A hang is returned as found: each replay of it would cost the
-    whole ``--timeout``."""
+    whole ``--timeout``. Refuses (:class:`SpecError`) what ``ExploreOptions`` refuses for
+    ``max_replays`` and ``minimise_seconds``."""
+    check_found("minimise", found)
+    check_int("max_replays", max_replays, *OPTION_RANGES["max_replays"])
+    check_budget("seconds", seconds)
+    check_callable("progress", progress)
     if found.finding.rule == "hang":
         return found
     spec = found.spec
@@ -815,9 +851,7 @@ def failure_file(found: Found, save_dir: Path | str = DEFAULT_SAVE_DIR) -> tuple
 
 def save_failure(found: Found, save_dir: Path | str = DEFAULT_SAVE_DIR) -> Path:
     """Write the failure file (:func:`failure_file`); returns its path."""
-    if not isinstance(found, Found):
-        raise SpecError(f"save_failure takes a Found (ExploreResult.failures), not "
-                        f"{type(found).__name__}")
+    check_found("save_failure", found)
     if not is_path(save_dir):
         raise SpecError(f"save_failure takes a directory path, not {save_dir!r}")
     path, body = failure_file(found, save_dir)

@@ -62,6 +62,15 @@ def kind_of(value: object) -> str:
     return "None" if value is None else type_name(value)
 
 
+def shown_number(v: object) -> str:
+    """A number argument for a message refusing it: as given (``nan``, ``0``,
+    ``1000000000.0``), an int of 200 bits or more by its size (its digits could fill a
+    screen), anything else by its kind (``None``, ``str``)."""
+    if type(v) is int and v.bit_length() >= 200:
+        return f"an int of {v.bit_length()} bits"
+    return repr(v) if type(v) in (int, float) else kind_of(v)
+
+
 def check_output(path: str | Path, what: str, *, make_parents: bool = False) -> Path:
     """Refuse (:class:`SpecError`, one line) an output path that cannot be written: empty, a
     NUL byte, a directory, or a missing parent directory (``make_parents``: a parent that could

@@ -29,6 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ._errors import SpecError, user_error
+from ._files import printable
+from ._schema import is_module_name
 
 
 class LoadRefused(SpecError):
@@ -170,7 +172,11 @@ def _load_file(text: str) -> None:
 
 def allow_module(name: str) -> None:
     """Let failure files and ``MODULE:ATTR`` driver names import ``name`` (and nothing else),
-    without importing it now."""
+    without importing it now. Refuses (:class:`SpecError`) what is not a module name, as
+    ``--allow-load`` does: ``None`` or ``' mod'`` allowed nothing, silently."""
+    if not isinstance(name, str) or not is_module_name(name):
+        shown = repr(printable(name)) if isinstance(name, str) else type(name).__name__
+        raise SpecError(f"allow_module takes a module name like mypkg.drivers, not {shown}")
     if name not in _allowed:
         _allowed.append(name)
 

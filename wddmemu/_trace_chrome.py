@@ -20,7 +20,12 @@ from typing import IO, Any
 
 from ._files import atomic_open, kind_of
 from ._trace_read import TraceFormatError, check_trace_path, dumps, feed_events
-from ._trace_timeline import DEFAULT_CPU_NS, TimelineBuilder, TimelineInfo
+from ._trace_timeline import (
+    DEFAULT_CPU_NS,
+    TimelineBuilder,
+    TimelineInfo,
+    check_timeline_options,
+)
 
 PID = 1
 
@@ -103,6 +108,7 @@ def export_chrome(trace: str | Path, out: str | Path | IO[bytes], *, time: str =
     ``out`` that is neither a path nor a stream, is a :class:`TraceFormatError` before anything
     is read or written."""
     check_trace_path(trace)
+    check_timeline_options(time, cpu_ns)
     if not isinstance(out, str | Path) and not callable(getattr(out, "write", None)):
         raise TraceFormatError("", None, "export_chrome writes to a path, '-' or a binary "
                                          f"stream, not {kind_of(out)}")

@@ -135,19 +135,19 @@ def export_cmd(file: str, chrome: str, time_mode: str, cpu_ns: int) -> int:
 @click.argument("file", metavar="FILE.jsonl")
 @click.option("--png", "png", required=True, metavar="OUT.png", help="write the picture here")
 @_time_options
-@click.option("--width", default=16.0, show_default=True, type=click.FloatRange(4, 200),
+@click.option("--width", default=16.0, show_default=True, type=float,
               help="picture width in inches (100 dpi)")
 @click.option("--title", default=None, help="title (default: scenario, strategy, seed)")
 def plot_cmd(file: str, png: str, time_mode: str, cpu_ns: int, width: float,
              title: str | None) -> int:
     """Draw the timeline as a PNG: a lane per thread, a colour per DDI, DMA buffers on the GPU
     lane, markers for renames, syncs and violations, queue depth below."""
-    from ._trace_plot import PlotUnavailable, plot_png
+    from ._trace_plot import PlotUnavailable, check_plot_options, plot_png
 
-    if png == "-":
-        raise TraceInputError("--png needs a file name")
-    if not 4 <= width <= 200:  # click's FloatRange lets nan through
-        raise TraceInputError(f"--width takes 4..200 inches, not {width}")
+    try:  # the API's own checks (click's FloatRange lets nan through)
+        check_plot_options(png, width=width, title=title, cli=True)
+    except TraceFormatError as e:
+        raise TraceInputError(str(e)) from None
     _writable(png, "PNG")
     _readable(file)  # a missing or empty trace is reported before a missing matplotlib
     try:

@@ -24,9 +24,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from ._files import atomic_path, printable
-from ._trace_read import feed_events
-from ._trace_timeline import DEFAULT_CPU_NS, TimelineBuilder, TimelineInfo
+from ._files import atomic_path, is_path, kind_of, printable, shown_number
+from ._trace_read import TraceFormatError, feed_events
+from ._trace_timeline import (
+    DEFAULT_CPU_NS,
+    TimelineBuilder,
+    TimelineInfo,
+    check_timeline_options,
+)
 
 
 class PlotUnavailable(RuntimeError):
@@ -260,12 +265,45 @@ def _quiet(message: str) -> None:
     """The second read's warnings: the first read said them already."""
 
 
+#: the picture's width in inches (``--width``, ``width=``)
+MIN_WIDTH, MAX_WIDTH = 4, 200
+#: its resolution (``dpi=``): the widest picture at the most, 200 in × 300 dpi, is 60,000
+#: pixels, inside the 2**16 Agg draws (at 10**6 matplotlib failed after half a minute)
+MIN_DPI, MAX_DPI = 10, 300
+
+
+def check_plot_options(out: object, *, width: object = 16.0, dpi: object = 100,
+                       title: object = None, cli: bool = False) -> None:
+    """Refuse what :func:`plot_png` cannot draw with a one-line
+    :class:`~wddmemu.trace.TraceFormatError` (``.path`` empty): ``out`` not a file name, a
+    ``width`` (inches; int or float) outside 4..200 or NaN, a ``dpi`` not an int in 10..300, a
+    ``title`` neither None nor a string. ``cli`` names them as the CLI's options (the CLI
+    calls this, so the two agree)."""
+    prefix = "--" if cli else ""
+    if not is_path(out) or str(out) == "-":
+        shown = repr(str(out)) if isinstance(out, str | Path) else kind_of(out)
+        raise TraceFormatError("", None, f"{'--png' if cli else 'out'} needs a file name, not "
+                                         f"{shown}")
+    if type(width) not in (int, float) or not MIN_WIDTH <= width <= MAX_WIDTH:  # NaN fails
+        raise TraceFormatError("", None, f"{prefix}width takes {MIN_WIDTH}..{MAX_WIDTH} "
+                                         f"inches, not {shown_number(width)}")
+    if type(dpi) is not int or not MIN_DPI <= dpi <= MAX_DPI:
+        raise TraceFormatError("", None, f"{prefix}dpi takes an int {MIN_DPI}..{MAX_DPI}, "
+                                         f"not {shown_number(dpi)}")
+    if title is not None and not isinstance(title, str):
+        raise TraceFormatError("", None, f"{prefix}title is a string or None, not "
+                                         f"{kind_of(title)}")
+
+
 def plot_png(trace: str | Path, out: str | Path, *, time: str = "virtual",
              cpu_ns: int = DEFAULT_CPU_NS, width: float = 16.0, dpi: int = 100,
              title: str | None = None) -> TimelineInfo:
     """Render the trace at ``trace`` as a timeline PNG at ``out``. Raises
     :class:`PlotUnavailable` without matplotlib and
-    :class:`~wddmemu.trace.TraceFormatError` for a malformed trace."""
+    :class:`~wddmemu.trace.TraceFormatError` for a malformed trace or an argument it cannot
+    draw with (:func:`check_plot_options`), the latter before anything is read."""
+    check_plot_options(out, width=width, dpi=dpi, title=title)
+    check_timeline_options(time, cpu_ns)
     mpl = _matplotlib()
     ext = _Extent()
     info = _timeline(trace, ext, time, cpu_ns)

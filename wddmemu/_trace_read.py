@@ -314,5 +314,10 @@ def iter_events(path: str | Path, warn: Callable[[str], None] | None = None
 
 
 def event_fields(ev: dict[str, Any]) -> dict[str, Any]:
-    """The event's own fields: everything but the head keys and the run context."""
+    """The event's own fields: everything but the head keys and the run context. An ``ev``
+    that is not an event (a dict, as :func:`iter_events` yields) is a one-line
+    :class:`TraceFormatError` (``.path`` empty)."""
+    if not isinstance(ev, dict):
+        raise TraceFormatError("", None, f"event_fields takes an event (a dict, as iter_events "
+                                         f"yields), not {kind_of(ev)}")
     return {k: v for k, v in ev.items() if k not in HEAD_KEYS and k not in CONTEXT_KEYS}

@@ -45,10 +45,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from ._files import printable, shown_number
 from ._trace_read import (
     CONTEXT_KEYS,
     HEAD_KEYS,
     MAX_INT,
+    TraceFormatError,
     get_bool,
     get_int,
     get_scalar,
@@ -190,6 +192,22 @@ _INSTANTS: dict[str, tuple[str, str]] = {
 }
 
 
+#: what a :class:`Sink` is called with
+SINK_METHODS = ("process", "thread", "slice", "instant", "flow", "counter")
+
+
+def check_timeline_options(time: object, cpu_ns: object) -> None:
+    """Refuse (one-line :class:`~wddmemu.trace.TraceFormatError`, ``.path`` empty) a time mode
+    other than :data:`TIME_MODES` or a ``cpu_ns`` that is not an int (integer nanoseconds, not
+    a bool, not 8.5: the timestamps are whole ns, docs/trace.md) in 8..1,000,000,000."""
+    if not isinstance(time, str) or time not in TIME_MODES:
+        shown = repr(printable(time)) if isinstance(time, str) else type(time).__name__
+        raise TraceFormatError("", None, f"unknown time mode {shown}: use virtual or steps")
+    if type(cpu_ns) is not int or not MIN_CPU_NS <= cpu_ns <= MAX_CPU_NS:
+        raise TraceFormatError("", None, f"cpu_ns takes integer ns {MIN_CPU_NS}.."
+                                         f"{MAX_CPU_NS:,}, not {shown_number(cpu_ns)}")
+
+
 class TimelineBuilder:
     """Turns trace events (in file order) into timeline items for ``sink``.
 
@@ -199,10 +217,12 @@ class TimelineBuilder:
 
     def __init__(self, sink: Sink, *, time: str = "virtual", cpu_ns: int = DEFAULT_CPU_NS,
                  max_pending: int = 100_000) -> None:
-        if time not in TIME_MODES:
-            raise ValueError(f"unknown time mode {time!r}: use virtual or steps")
-        if not MIN_CPU_NS <= cpu_ns <= MAX_CPU_NS:
-            raise ValueError(f"cpu_ns must be in {MIN_CPU_NS}..{MAX_CPU_NS}")
+        check_timeline_options(time, cpu_ns)
+        missing = [m for m in SINK_METHODS if not callable(getattr(sink, m, None))]
+        if missing or not hasattr(sink, "wants_args"):
+            raise TraceFormatError("", None, f"TimelineBuilder feeds a Sink (wants_args and "
+                                             f"{', '.join(SINK_METHODS)}), not "
+                                             f"{type(sink).__name__}")
         self.sink = sink
         self.args = sink.wants_args
         self.info = TimelineInfo(time=time, cpu_ns=cpu_ns)

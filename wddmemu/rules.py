@@ -56,7 +56,11 @@ def rules() -> tuple[Rule, ...]:
 
 
 def get_rule(rule_id: str) -> Rule:
-    """The rule ``rule_id`` (case-insensitive); ``KeyError`` with a one-line message."""
+    """The rule ``rule_id`` (case-insensitive); ``KeyError`` with a one-line message (for a
+    ``rule_id`` that is not a string too)."""
+    if not isinstance(rule_id, str):
+        raise KeyError(f"a rule id is a string like LCB-5, not {type(rule_id).__name__}: run "
+                       "'wddmemu rules' to list them")
     for r in rules():
         if r.id.lower() == rule_id.lower():
             return r

@@ -12,6 +12,7 @@ import pytest
 
 from tests.support.traces import mimic_trace, scenario_trace
 from wddmemu._trace_plot import COLOURS, PlotUnavailable, _Bins, colour, plot_png
+from wddmemu._trace_read import TraceFormatError
 
 
 def _png_size(path: Path) -> tuple[int, int]:
@@ -104,3 +105,38 @@ def test_a_cut_short_last_line_is_said_once(tmp_path: Path, capsys) -> None:
     assert [line for line in err if "cut short" in line] == [
         f"wddmemu: warning: {trace}:{len(trace.read_bytes().splitlines())}: the last line is "
         "cut short (was the writer killed?): ignored"]
+
+
+@pytest.mark.parametrize("kwargs, msg", [
+    ({"width": 0}, "width takes 4..200 inches, not 0"),
+    ({"width": float("nan")}, "width takes 4..200 inches, not nan"),
+    ({"width": 1e9}, "width takes 4..200 inches, not 1000000000.0"),
+    ({"width": True}, "width takes 4..200 inches, not bool"),
+    ({"dpi": 10**6}, "dpi takes an int 10..300, not 1000000"),
+    ({"dpi": 2**300}, "dpi takes an int 10..300, not an int of 301 bits"),
+    ({"dpi": 99.5}, "dpi takes an int 10..300, not 99.5"),
+    ({"title": 5}, "title is a string or None, not int"),
+    ({"out": None}, "out needs a file name, not None"),
+    ({"out": "-"}, "out needs a file name, not '-'"),
+])
+def test_arguments_it_cannot_draw_with_are_refused_before_the_trace_is_read(
+        tmp_path: Path, kwargs: dict[str, Any], msg: str) -> None:
+    # plot_png checks its own arguments (D9: width=0 was PIL's "cannot write empty image",
+    # width=1e9 a MemoryError, dpi=10**6 a matplotlib error after half a minute), with the
+    # CLI's ranges; the trace named does not exist, so only the argument can be refused
+    out = kwargs.pop("out", tmp_path / "x.png")
+    with pytest.raises(TraceFormatError) as e:
+        plot_png(tmp_path / "missing.jsonl", out, **kwargs)
+    assert str(e.value) == msg and e.value.path == ""
+    assert not list(tmp_path.iterdir())
+
+
+def test_the_cli_takes_the_api_checks(tmp_path: Path, capsys) -> None:
+    from wddmemu import _cli
+
+    trace = mimic_trace(tmp_path / "m.jsonl", frames=1)
+    for width, png in (("3.9", "x.png"), ("16", "-")):
+        assert _cli.main(["trace", "plot", str(trace), "--png", png, "--width", width]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err == ["wddmemu: error: --width takes 4..200 inches, not 3.9",
+                   "wddmemu: error: --png needs a file name, not '-'"]
