@@ -28,6 +28,8 @@ def new_log() -> array:
 def widened(a: array, tid: int) -> array:
     """``a`` copied into the next wider typecode(s) until ``tid`` fits, with ``tid`` appended.
     Rare: only the 256th (or 65,536th) thread to be chosen gets here."""
+    if type(tid) is not int or not 0 <= tid < 1 << 64:  # no typecode holds it (sweep F D6)
+        raise ValueError(f"a decision is a thread index 0..2**64-1, not {tid!r}"[:200])
     while True:
         a = array(_WIDER[a.typecode], a)
         try:

@@ -26,7 +26,7 @@ from collections.abc import Sequence
 
 from ._engine import VThread
 from ._footprint import CLOCK_TID, Footprint, StepObserver, dependent, key_of, would_block
-from ._strategies import STRATEGIES, Strategy
+from ._strategies import STRATEGIES, Strategy, check_int
 
 
 class POS(Strategy):
@@ -35,7 +35,7 @@ class POS(Strategy):
     name = "pos"
 
     def __init__(self, seed: int = 0) -> None:
-        self.seed = seed
+        self.seed = check_int("seed", seed, 0)
         self._rng = random.Random(seed)
         self.observer = StepObserver()
         #: tid -> priority of its pending event; absent: to be drawn when next needed

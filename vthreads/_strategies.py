@@ -109,13 +109,25 @@ class Fifo(Strategy):
         return runnable[0]
 
 
+def check_int(what: str, value: Any, low: int, high: int | None = None) -> int:
+    """``value`` if it is an int (not a bool) in ``low..high``; else a one-line ``TypeError``
+    or ``ValueError`` naming ``what``. A seed that is no int was hashed by ``random.Random``:
+    ``None`` or NaN gave new decisions on every run, ``-1`` those of ``1`` (sweep F's D5)."""
+    if type(value) is not int:
+        raise TypeError(f"{what} takes an int, not {type(value).__name__}")
+    if value < low or (high is not None and value > high):
+        span = f">= {low}" if high is None else f"{low}..{high:,}"
+        raise ValueError(f"{what} takes an int {span}, not {value}")
+    return value
+
+
 class Random(Strategy):
     """Uniform choice among the runnable threads at every point (seeded)."""
 
     name = "random"
 
     def __init__(self, seed: int = 0) -> None:
-        self.seed = seed
+        self.seed = check_int("seed", seed, 0)
         self._rng = random.Random(seed)
 
     def choose(self, runnable, step, *, current):
@@ -141,10 +153,15 @@ class PCT(Strategy):
     name = "pct"
 
     def __init__(self, seed: int = 0, depth: int = 3, k: int = 1000) -> None:
+        check_int("seed", seed, 0)
+        check_int("pct depth", depth, -(2**63))  # an int: the ranges' own messages follow
+        check_int("pct_steps", k, -(2**63))
         if depth < 1:
             raise ValueError("pct depth must be >= 1")
         if k < 1:
             raise ValueError("pct_steps must be >= 1")
+        check_int("pct depth", depth, 1, 10**6)
+        check_int("pct_steps", k, 1, 2**63 - 1)
         self.seed, self.depth, self.k = seed, depth, k
         self._rng = random.Random(seed)
         n_changes = min(depth - 1, k)

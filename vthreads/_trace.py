@@ -133,6 +133,17 @@ def _dumps(obj: Any, **_: Any) -> bytes:
 render_json = structlog.processors.JSONRenderer(serializer=_dumps)
 
 
+def _check_binary(trace: Any) -> None:
+    """Refuse, before the run, a ``trace=`` that is no binary stream: an int failed after the
+    run with an AttributeError from inside the sink, ``sys.stdout`` with a TypeError (sweep F
+    D7)."""
+    import io
+
+    if not callable(getattr(trace, "write", None)) or isinstance(trace, io.TextIOBase):
+        raise TypeError(f"a trace goes to a path, True (events only) or a binary stream "
+                        f"(open(path, 'wb'), sys.stdout.buffer), not {type(trace).__name__}")
+
+
 #: bytes of trace lines held before they are written out (and flushed) in one write
 FLUSH_BYTES = 1 << 16
 
@@ -183,6 +194,7 @@ class TraceSink:
             self._file = open(trace, "wb")  # noqa: SIM115 - closed in close()
             self._own = True
         elif trace is not None and not isinstance(trace, bool):
+            _check_binary(trace)
             self._file = trace
 
     def start(self, context: Mapping[str, Any]) -> bool:

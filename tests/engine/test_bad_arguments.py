@@ -1,0 +1,70 @@
+"""The engine's own arguments refused in one line before a run (sweep F's D5-D7): a seed that
+is no int made "the same seed" nondeterministic, a decision no typecode holds raised KeyError,
+and a trace that is no binary stream failed after the run from inside the sink."""
+
+from __future__ import annotations
+
+import io
+import sys
+from typing import Any
+
+import pytest
+
+import vthreads as vt
+
+
+async def _main() -> None:
+    await vt.checkpoint()
+
+
+@pytest.mark.parametrize("strategy", ["random", "pct", "pos"])
+@pytest.mark.parametrize(("seed", "error", "says"), [
+    (None, TypeError, "seed takes an int, not NoneType"),
+    (float("nan"), TypeError, "seed takes an int, not float"),
+    ("3", TypeError, "seed takes an int, not str"),
+    (True, TypeError, "seed takes an int, not bool"),
+    (-1, ValueError, "seed takes an int >= 0, not -1"),
+])
+def test_a_seed_that_is_no_int_from_0_is_refused(strategy: str, seed: Any, error: type,
+                                                 says: str) -> None:
+    with pytest.raises(error, match=f"^{says}$"):
+        vt.Engine(strategy, seed=seed)
+
+
+@pytest.mark.parametrize(("kw", "says"), [
+    ({"pct_steps": 2**70}, "pct_steps takes an int 1..9,223,372,036,854,775,807"),
+    ({"pct_steps": None}, "pct_steps takes an int, not NoneType"),
+    ({"depth": 1.5}, "pct depth takes an int, not float"),
+    ({"depth": 0}, "pct depth must be >= 1"),
+    ({"depth": 10**7}, "pct depth takes an int 1..1,000,000, not 10000000"),
+])
+def test_pct_parameters_out_of_range_are_refused(kw: dict[str, Any], says: str) -> None:
+    with pytest.raises((TypeError, ValueError), match=says):
+        vt.Engine("pct", **kw)
+
+
+def test_a_big_seed_is_a_seed_and_the_same_one_decides_the_same() -> None:
+    runs = [vt.Engine("pct", seed=2**80).run(_main).decisions for _ in range(2)]
+    assert runs[0] == runs[1]
+
+
+@pytest.mark.parametrize("tid", [-1, 2**64])
+def test_a_decision_no_thread_index_can_be_is_a_value_error(tid: int) -> None:
+    with pytest.raises(ValueError, match=r"a decision is a thread index 0\.\.2\*\*64-1"):
+        vt.Decisions([0, tid])
+    assert list(vt.Decisions([0, 2**64 - 1])) == [0, 2**64 - 1]
+
+
+@pytest.mark.parametrize("trace", [5, sys.stdout, io.StringIO()], ids=["int", "stdout", "text"])
+def test_a_trace_that_is_no_binary_stream_is_refused_before_the_run(trace: Any) -> None:
+    ran: list[int] = []
+
+    async def main() -> None:
+        ran.append(1)
+
+    with pytest.raises(TypeError, match=r"a trace goes to a path, True .* or a binary stream"):
+        vt.Engine("fifo", trace=trace).run(main)
+    assert ran == []
+    buf = io.BytesIO()
+    vt.Engine("fifo", trace=buf).run(main).check()
+    assert b'"event":"run.end"' in buf.getvalue()
