@@ -55,6 +55,8 @@ def log(event: str, **fields: Any) -> None:
     """One trace event; ``step``, ``t``, ``thread`` and the run context are added."""
     eng = _engine_var.get(None) or _engine()
     if eng._all or event in eng._wanted:
+        if type(event) is not str:  # a line's reader refuses one (sweep F D8)
+            raise TypeError(f"log takes an event name, a str, not {type(event).__name__}")
         eng._event(event, fields)
 
 

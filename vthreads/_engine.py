@@ -91,8 +91,11 @@ class Engine(EngineEvents):
         stop_on_violation: bool = False,
     ) -> None:
         check_backend(backend)
+        if type(step_budget) is not int:  # True and 1.0 passed the range test (sweep F D10)
+            raise TypeError(f"step_budget takes an int, not {type(step_budget).__name__}")
         if step_budget < 1:
             raise ValueError("step_budget must be >= 1")
+        _check_context(context)
         self.strategy = make_strategy(
             strategy, seed=seed, depth=depth, pct_steps=pct_steps, decisions=decisions
         )
@@ -461,6 +464,11 @@ class Engine(EngineEvents):
         self._reports.fail(kind, message, t, details)
 
     def violation(self, rule: str, message: str, **fields: Any) -> Violation:
+        """Record that ``rule`` broke (both strs: the trace's reader refuses anything else,
+        sweep F D8); under ``stop_on_violation`` the run stops."""
+        if type(rule) is not str or type(message) is not str:
+            raise TypeError(f"violation takes a rule id and a message, both str, not "
+                            f"{type(rule).__name__} and {type(message).__name__}")
         return self._reports.violation(rule, message, fields)
 
     def report_race(self, race: Race) -> None:
@@ -502,6 +510,32 @@ def _deadline(clock: int, ns: int, what: str, past: str) -> int:
         raise ValueError(f"{what} of {safe_repr(ns)} ns from t={clock} ends past the "
                          f"largest virtual time (2**63-1 ns)")
     return clock + ns
+
+
+#: the run context's keys every trace line has, and the type the trace's reader wants of each
+_CONTEXT_TYPES = {"seed": int, "strategy": str, "backend": str, "scenario": str}
+_HEAD = ("step", "t", "thread", "event")
+
+
+def _check_context(context: Any) -> None:
+    """Refuse a run context the trace's reader would refuse (sweep F D8): no mapping, a key no
+    str or one of a line's head, a value no JSON scalar (an object was written with its
+    address, so the trace changed from process to process), or ``seed``/``strategy``/
+    ``backend``/``scenario`` of another type than the reader's (a str seed on every line)."""
+    if context is None:
+        return
+    if not isinstance(context, dict):
+        raise TypeError(f"context takes a dict of trace fields, not {type(context).__name__}")
+    for k, v in context.items():
+        if type(k) is not str or k in _HEAD:
+            raise ValueError(f"context key {safe_repr(k)} is no field name a line can carry "
+                             f"(a str other than {', '.join(_HEAD)})")
+        want = _CONTEXT_TYPES.get(k)
+        ok = (type(v) is want) if want is not None else (
+            v is None or type(v) in (str, int, float, bool))
+        if not ok:
+            what = want.__name__ if want is not None else "a str, int, float, bool or None"
+            raise TypeError(f"context {k!r} takes {what}, not {type(v).__name__}")
 
 
 def _cuts_daemons(t: VThread, threads: list[VThread], live_nondaemon: int) -> bool:

@@ -34,6 +34,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -134,6 +135,72 @@ def _quiet_hangs() -> Iterator[None]:
 #: how often the alarm repeats once the limit has passed and the run still goes on (seconds):
 #: the Hang raised at the limit may have been swallowed (see Watchdog._fire)
 REFIRE_S = 0.01
+
+
+#: how long past the limit the backup of the main thread's alarm waits (seconds): SIGALRM
+#: stops a run within REFIRE_S of it, so the backup only acts when the alarm was taken away
+BACKUP_S = 1.0
+
+
+class _Backup:
+    """One daemon thread per process behind the main thread's ``SIGALRM``: the code under test
+    may set SIGALRM to SIG_IGN or cancel the interval timer (sweep E D6: such a DDI then looped
+    past every limit). The run on the main thread registers its deadline here; if it is still
+    watched :data:`BACKUP_S` after it, the thread does what the timer thread of a worker
+    thread's run does (``Watchdog._fire_from_timer``), and again every :data:`BACKUP_S`.
+
+    One thread for the process, not one a run: explore runs a schedule in a few ms, and a
+    thread's start would cost each of them. Registering wakes the thread only when it would
+    sleep past the new deadline (nothing watched, or an older run's later deadline); one that
+    sleeps toward an earlier deadline re-reads on waking, which is explore's case: schedule
+    after schedule with the same limit, and no wake-up.
+    Invariant: ``_watched`` is the main thread's armed watchdog or None, changed under
+    ``_cond``; ``_until`` is when the thread wakes by itself (None: never)."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition(threading.Lock())
+        self._watched: tuple[Watchdog, int, float] | None = None
+        self._until: float | None = None
+        self._thread: threading.Thread | None = None
+
+    def watch(self, dog: Watchdog, ident: int, deadline: float) -> None:
+        with self._cond:
+            self._watched = (dog, ident, deadline)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._main, name="vthreads-watchdog",
+                                                daemon=True)
+                self._thread.start()
+            elif self._until is None or deadline < self._until:
+                self._cond.notify()
+
+    def unwatch(self, dog: Watchdog) -> None:
+        with self._cond:
+            if self._watched is not None and self._watched[0] is dog:
+                self._watched = None
+
+    def _main(self) -> None:
+        with self._cond:
+            while True:
+                watched = self._watched
+                if watched is None:
+                    self._until = None
+                    self._cond.wait()
+                    continue
+                dog, ident, deadline = watched
+                left = deadline - time.monotonic()
+                if left > 0:
+                    self._until = deadline
+                    self._cond.wait(left)
+                    continue
+                self._watched = (dog, ident, time.monotonic() + BACKUP_S)
+                self._cond.release()  # _fire takes the watchdog's own lock, not ours
+                try:
+                    dog._fire_from_timer(ident)
+                finally:
+                    self._cond.acquire()
+
+
+_backup = _Backup()
 
 
 class Watchdog:
@@ -273,10 +340,12 @@ class Watchdog:
             return
         old = signal.signal(signal.SIGALRM, self._fire)
         signal.setitimer(signal.ITIMER_REAL, self.seconds, REFIRE_S)  # repeats: see _fire
+        _backup.watch(self, threading.get_ident(), time.monotonic() + self.seconds + BACKUP_S)
         try:
             with _quiet_hangs():
                 yield
         finally:
+            _backup.unwatch(self)
             signal.setitimer(signal.ITIMER_REAL, 0)
             signal.signal(signal.SIGALRM, old)
 

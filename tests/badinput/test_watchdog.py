@@ -248,3 +248,61 @@ def test_a_hang_the_code_swallows_is_raised_again(backend: str, capsys) -> None:
         assert "was in DDI Rename" in run.failure.message
     assert 0 < REFIRE_S <= 0.05
     assert "Exception ignored" not in capsys.readouterr().err
+
+
+class TakesTheAlarmAway(ReferenceDevice):
+    """A DDI that ignores SIGALRM, or cancels the interval timer, then spins (sweep E D6)."""
+
+    how = "ignore"
+
+    async def pfn_rename(self, args: Any) -> int:
+        import signal
+        import time
+
+        if self.how == "ignore":
+            signal.signal(signal.SIGALRM, signal.SIG_IGN)
+        else:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+        end = time.monotonic() + 30  # only when nothing stops it: the test then fails
+        while time.monotonic() < end:
+            pass
+        return 0
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+@pytest.mark.parametrize("how", ["ignore", "cancel"])
+def test_a_driver_that_takes_the_alarm_away_is_still_stopped(backend: str, how: str,
+                                                             monkeypatch) -> None:
+    """The main thread's alarm has a backup thread (``_watchdog._Backup``): BACKUP_S after the
+    limit it stops the run the alarm could not; the host's SIGALRM handler is back after."""
+    import signal
+    import time
+
+    from vthreads import _watchdog
+
+    monkeypatch.setattr(_watchdog, "BACKUP_S", 0.1)
+    device = type("Takes", (TakesTheAlarmAway,), {"how": how})
+    before = signal.getsignal(signal.SIGALRM)
+    t0 = time.monotonic()
+    run = run_scenario(_spec(device, backend), timeout=0.2).run
+    assert run.failure is not None and run.failure.kind == "hang", run.summary()
+    assert "was in DDI Rename" in run.failure.message
+    assert time.monotonic() - t0 < 10
+    assert signal.getsignal(signal.SIGALRM) is before
+    assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
+
+
+def test_the_backup_wakes_for_a_deadline_earlier_than_the_one_it_sleeps_toward(
+        monkeypatch) -> None:
+    """A run with a long limit left the backup asleep toward its deadline; a later run with a
+    short one must not wait for that (it did: 47 s, in the full suite)."""
+    import time
+
+    from vthreads import _watchdog
+
+    monkeypatch.setattr(_watchdog, "BACKUP_S", 0.1)
+    run_scenario(RunSpec("dynamic-vb-ring"), timeout=600).run.check()  # asleep toward ~600 s
+    t0 = time.monotonic()
+    run = run_scenario(_spec(TakesTheAlarmAway), timeout=0.2).run
+    assert run.failure is not None and run.failure.kind == "hang", run.summary()
+    assert time.monotonic() - t0 < 10

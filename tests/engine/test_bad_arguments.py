@@ -68,3 +68,38 @@ def test_a_trace_that_is_no_binary_stream_is_refused_before_the_run(trace: Any) 
     buf = io.BytesIO()
     vt.Engine("fifo", trace=buf).run(main).check()
     assert b'"event":"run.end"' in buf.getvalue()
+
+
+@pytest.mark.parametrize(("context", "error", "says"), [
+    ({"obj": object()}, TypeError, "context 'obj' takes a str, int, float, bool or None"),
+    ({"seed": "s"}, TypeError, "context 'seed' takes int, not str"),
+    ({"step": 1}, ValueError, "context key 'step' is no field name a line can carry"),
+    ([("a", 1)], TypeError, "context takes a dict of trace fields, not list"),
+])
+def test_a_context_the_traces_reader_would_refuse_is_refused(context: Any, error: type,
+                                                             says: str) -> None:
+    """A context value written with its address changed the trace from process to process; a
+    str seed put a seed the reader refuses on every line (sweep F D8)."""
+    with pytest.raises(error, match=says):
+        vt.Engine("fifo", context=context)
+    vt.Engine("fifo", context={"scenario": "s", "x": 1.5, "flag": None}).run(_main).check()
+
+
+@pytest.mark.parametrize(("body", "says"), [
+    (lambda: vt.violation("R", 5), "violation takes a rule id and a message, both str"),
+    (lambda: vt.log(5), "log takes an event name, a str, not int"),
+])
+def test_trace_lines_the_reader_would_refuse_are_the_callers_exception(body: Any,
+                                                                       says: str) -> None:
+    async def main() -> None:
+        body()
+
+    r = vt.Engine("fifo", trace=True).run(main)
+    assert r.failure is not None and r.failure.kind == "exception"
+    assert says in r.failure.message
+
+
+@pytest.mark.parametrize("budget", [True, 1.0])
+def test_a_step_budget_that_is_no_int_is_refused(budget: Any) -> None:
+    with pytest.raises(TypeError, match="step_budget takes an int"):
+        vt.Engine("fifo", step_budget=budget)
