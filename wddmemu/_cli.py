@@ -537,14 +537,13 @@ class _ExploreDisplay:
                                f"failing, {rate} schedules/s", markup=False, highlight=False)
 
     def save_early(self, fd: Found) -> None:
-        from ._explore import failure_file
-        from ._files import write_atomically
+        from ._explore import failure_file, write_failure_file
 
         # noted before it is written: a Ctrl-C during the write still lists a file that made
         # it to disk (interrupted() shows those that exist)
         path, body = failure_file(fd, self.save_dir)
         self.early[fd.index] = path, fd.spec
-        write_atomically(path, body)
+        write_failure_file(path, body)
 
     def save_final(self, failures: Any) -> dict[int, Path]:
         from ._explore import save_failure

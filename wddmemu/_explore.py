@@ -855,7 +855,14 @@ def save_failure(found: Found, save_dir: Path | str = DEFAULT_SAVE_DIR) -> Path:
     if not is_path(save_dir):
         raise SpecError(f"save_failure takes a directory path, not {save_dir!r}")
     path, body = failure_file(found, save_dir)
-    return write_atomically(path, body)  # never half a file (issue 14)
+    return write_failure_file(path, body)
+
+
+def write_failure_file(path: Path, body: bytes) -> Path:
+    """Write a failure file atomically (never half a file, issue 14), making its save
+    directory if it is missing: the tool's own ``.wddmemu/failures`` or a ``--save-dir`` the
+    CLI checked could be made (``_files.check_directory``)."""
+    return write_atomically(path, body, make_parents=True)
 
 
 @dataclass(frozen=True)

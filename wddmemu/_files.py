@@ -142,9 +142,15 @@ _temp_count = itertools.count()
 
 
 @contextmanager
-def atomic_path(path: str | Path) -> Iterator[Path]:
+def atomic_path(path: str | Path, *, make_parents: bool = False) -> Iterator[Path]:
     """A temporary path beside ``path`` to write; renamed over ``path`` when the block ends
     normally, removed when it raises (``path`` is then untouched).
+
+    A directory that does not exist is refused (:class:`OutputError` naming it), as the CLI
+    refuses it before the run (:func:`check_output`): the API once made the whole chain, even
+    ``/nonexist`` as root. ``make_parents`` makes it instead, for the files whose directory the
+    tool makes (a failure file's save directory, the ``--junit``/``--json`` reports). An empty
+    name is refused as such (it resolved to the current directory: "Is a directory").
 
     Only a regular file is replaced. A symbolic link is followed: the file it names is replaced
     and the link stays. Anything else at ``path`` — ``/dev/null``, a FIFO, a terminal — is
@@ -152,6 +158,8 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     node (run as root, ``--trace /dev/null`` once replaced ``/dev/null`` with a file). A pipe
     whose reader left (``--json /dev/stdout | head -1``) is not an error: what it did not read
     is unwanted, and the command ends with its own exit code."""
+    if not str(path) or "\0" in str(path):
+        raise OutputError(f"cannot write {printable(str(path))!r}: give a file name")
     # the path as given first: os.stat follows its links, where realpath cannot resolve
     # /dev/stdout on a pipe (/proc/self/fd/1 names "pipe:[N]", no path)
     p = Path(path) if _special(Path(path)) else Path(os.path.realpath(path))
@@ -165,7 +173,11 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         return
     tmp: Path | None = None
     try:
-        p.parent.mkdir(parents=True, exist_ok=True)
+        if make_parents:
+            p.parent.mkdir(parents=True, exist_ok=True)
+        elif not p.parent.is_dir():
+            raise OutputError(f"cannot write {shown(str(path))}: directory "
+                              f"{shown(str(Path(path).parent))} does not exist")
         # named before it is made, inside the try that removes it: a Ctrl-C that lands as the
         # file is created leaves no temporary behind (mkstemp names it only once it returns)
         while True:
@@ -209,15 +221,18 @@ def _special(p: Path) -> bool:
 
 
 @contextmanager
-def atomic_open(path: str | Path, buffering: int = -1) -> Iterator[IO[bytes]]:
+def atomic_open(path: str | Path, buffering: int = -1, *,
+                make_parents: bool = False) -> Iterator[IO[bytes]]:
     """:func:`atomic_path`, opened for binary writing."""
-    with atomic_path(path) as tmp, open(tmp, "wb", buffering=buffering) as f:
+    with atomic_path(path, make_parents=make_parents) as tmp, \
+            open(tmp, "wb", buffering=buffering) as f:
         yield f
 
 
-def write_atomically(path: str | Path, body: bytes) -> Path:
-    """Write ``body`` to ``path`` through a temporary file beside it and ``os.replace``."""
-    with atomic_open(path) as f:
+def write_atomically(path: str | Path, body: bytes, *, make_parents: bool = False) -> Path:
+    """Write ``body`` to ``path`` through a temporary file beside it and ``os.replace``
+    (``make_parents``: see :func:`atomic_path`)."""
+    with atomic_open(path, make_parents=make_parents) as f:
         f.write(body)
     return Path(path)
 

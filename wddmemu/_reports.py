@@ -184,11 +184,14 @@ def write_reports(cells: Sequence[CellReport], *, junit: str | Path | None = Non
                   json_out: str | Path | None = None, suite: str = "wddmemu",
                   unfinished: Sequence[tuple[RunSpec, str]] = ()) -> None:
     """Write the JUnit and/or JSON report of ``cells`` (each atomically), ``unfinished`` the
-    cells Ctrl-C stopped (reported as such: an interrupted run's report is never "ok")."""
+    cells Ctrl-C stopped (reported as such: an interrupted run's report is never "ok").
+    A report's missing directory is made, as the CLI's ``--junit``/``--json`` check allows
+    (``check_output(..., make_parents=True)``): ``--junit out/campaign.xml`` in a fresh
+    checkout."""
     if junit:
-        write_atomically(junit, junit_xml(cells, suite, unfinished))
+        write_atomically(junit, junit_xml(cells, suite, unfinished), make_parents=True)
     if json_out:
-        write_atomically(json_out, json_report(cells, unfinished))
+        write_atomically(json_out, json_report(cells, unfinished), make_parents=True)
 
 
 # ---- explanations: what ``explore`` prints under a failure ----------------------------------

@@ -299,3 +299,44 @@ def test_dev_stdout_on_a_pipe_is_written_through() -> None:
     assert p.returncode == 0, p.stderr
     lines = [ln for ln in p.stdout.splitlines() if ln.startswith(b"{")]
     assert len(lines) > 10 and b'"event":"run.start"' in lines[0]
+
+
+# ---- a missing output directory: refused by the API as by the CLI (sweep F, D11) -------------
+
+
+def test_the_api_refuses_a_missing_output_directory_as_the_cli_does(tmp_path: Path) -> None:
+    from wddmemu import run_scenario, trace
+    from wddmemu._files import OutputError
+
+    src = tmp_path / "t.jsonl"
+    src.write_bytes(GOOD)
+    missing = tmp_path / "no" / "such"
+    for write, name in ((lambda p: run_scenario(RunSpec("lock-flags"), trace=p), "t.jsonl"),
+                        (lambda p: trace.export_chrome(src, p), "o.json")):
+        with pytest.raises(OutputError) as e:
+            write(missing / name)
+        assert str(e.value) == f"cannot write {missing / name}: directory {missing} does not " \
+                               "exist"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["t.jsonl"]  # nothing made
+
+
+def test_an_empty_output_name_is_refused_as_such(tmp_path: Path, monkeypatch) -> None:
+    from wddmemu import run_scenario
+    from wddmemu._files import OutputError
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(OutputError, match=r"^cannot write '': give a file name$"):
+        run_scenario(RunSpec("lock-flags"), trace="")  # was "cannot write : Is a directory"
+    assert not list(tmp_path.iterdir())
+
+
+def test_the_tools_own_directories_are_still_made(tmp_path: Path) -> None:
+    from wddmemu import Finding, Found, save_failure
+    from wddmemu._reports import write_reports
+
+    spec = RunSpec("lock-flags")
+    fd = Found(0, spec.with_decisions((0,)), Finding("RACE", 3, "m", "app"), spec)
+    saved = save_failure(fd, tmp_path / "a" / "failures")  # a save directory is made
+    assert saved.parent == tmp_path / "a" / "failures" and saved.is_file()
+    write_reports([], junit=tmp_path / "r" / "x.xml", json_out=tmp_path / "r" / "x.json")
+    assert sorted(p.name for p in (tmp_path / "r").iterdir()) == ["x.json", "x.xml"]
