@@ -91,11 +91,7 @@ class Engine(EngineEvents):
         stop_on_violation: bool = False,
     ) -> None:
         check_backend(backend)
-        if type(step_budget) is not int:  # True and 1.0 passed the range test (sweep F D10)
-            raise TypeError(f"step_budget takes an int, not {type(step_budget).__name__}")
-        if step_budget < 1:
-            raise ValueError("step_budget must be >= 1")
-        _check_context(context)
+        _check_arguments(step_budget, context)
         self.strategy = make_strategy(
             strategy, seed=seed, depth=depth, pct_steps=pct_steps, decisions=decisions
         )
@@ -464,11 +460,6 @@ class Engine(EngineEvents):
         self._reports.fail(kind, message, t, details)
 
     def violation(self, rule: str, message: str, **fields: Any) -> Violation:
-        """Record that ``rule`` broke (both strs: the trace's reader refuses anything else,
-        sweep F D8); under ``stop_on_violation`` the run stops."""
-        if type(rule) is not str or type(message) is not str:
-            raise TypeError(f"violation takes a rule id and a message, both str, not "
-                            f"{type(rule).__name__} and {type(message).__name__}")
         return self._reports.violation(rule, message, fields)
 
     def report_race(self, race: Race) -> None:
@@ -515,6 +506,16 @@ def _deadline(clock: int, ns: int, what: str, past: str) -> int:
 #: the run context's keys every trace line has, and the type the trace's reader wants of each
 _CONTEXT_TYPES = {"seed": int, "strategy": str, "backend": str, "scenario": str}
 _HEAD = ("step", "t", "thread", "event")
+
+
+def _check_arguments(step_budget: Any, context: Any) -> None:
+    """Refuse, in one line, a step budget that is no int from 1 (True and 1.0 passed the range
+    test: sweep F D10) and a context :func:`_check_context` refuses."""
+    if type(step_budget) is not int:
+        raise TypeError(f"step_budget takes an int, not {type(step_budget).__name__}")
+    if step_budget < 1:
+        raise ValueError("step_budget must be >= 1")
+    _check_context(context)
 
 
 def _check_context(context: Any) -> None:

@@ -44,6 +44,11 @@ class Reports:
         eng._done()
 
     def violation(self, rule: str, message: str, fields: dict[str, Any]) -> Violation:
+        """Record that ``rule`` broke (both strs: the trace's reader refuses anything else,
+        sweep F D8); under ``stop_on_violation`` the run stops."""
+        if type(rule) is not str or type(message) is not str:
+            raise TypeError(f"violation takes a rule id and a message, both str, not "
+                            f"{type(rule).__name__} and {type(message).__name__}")
         eng = self._eng
         t = _thread_var.get(None)
         v = Violation(rule, message, eng.step, t.name if t else "-", eng.clock, fields)
