@@ -47,6 +47,11 @@ def run_many(
     given, sees the result as it comes (report progress there) and ends the series by returning
     true; the results so far are returned. Synchronous."""
     check_backend(backend)
+    try:
+        items = iter(items)
+    except TypeError:  # raised inside the loop's series before, as the loop's own error
+        raise TypeError(f"run_many takes an iterable of items, not {type(items).__name__}"
+                        ) from None
 
     async def series() -> list[T]:
         out: list[T] = []

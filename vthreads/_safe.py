@@ -57,6 +57,8 @@ def _text(obj: object, how: type[str] | None) -> str:
 def safe_repr(obj: object, limit: int = 200) -> str:
     """``repr(obj)`` cut to ``limit`` characters, addresses stripped; a description of the
     failure instead when ``__repr__`` raises."""
+    if type(limit) is not int or limit < 1:
+        raise ValueError(f"safe_repr's limit takes an int >= 1, not {limit!r}"[:200])
     return _cut(strip_addresses(_text(obj, None)), limit)
 
 

@@ -217,7 +217,11 @@ class Replay(Strategy):
 
     def __init__(self, decisions: Iterable[int], fallback: Strategy | None = None,
                  *, lenient: bool = False) -> None:
-        self.decisions = list(decisions)
+        try:
+            self.decisions = list(decisions)
+        except TypeError:
+            raise TypeError(f"replay takes an iterable of thread indices (a Decisions, a "
+                            f"list of ints), not {type(decisions).__name__}") from None
         self.fallback = fallback
         #: with ``lenient`` (and a fallback), a decision that no longer applies hands the rest
         #: of the run to the fallback instead of raising; ``diverged_at`` records the step

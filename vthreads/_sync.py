@@ -160,6 +160,8 @@ class Queue(Generic[T]):
     Each item carries the putter's clock to its getter. ``maxsize=0`` means unbounded."""
 
     def __init__(self, name: str, maxsize: int = 0) -> None:
+        if type(maxsize) is not int:  # 1.5 was a queue no put ever filled (sweep F D10)
+            raise TypeError(f"maxsize takes an int, not {type(maxsize).__name__}")
         if maxsize < 0:
             raise ValueError("maxsize must be >= 0")
         self.name = name
@@ -240,7 +242,11 @@ class Condition:
                        timeout_ns: int | None = None) -> bool:
         """Wait until ``predicate()`` holds. With ``timeout_ns``, give up after that much virtual
         time; returns whether the predicate holds. The timer is cancelled when the wait ends
-        otherwise, so it never wakes the thread (or moves the clock) later."""
+        otherwise, so it never wakes the thread (or moves the clock) later. A timeout is an int
+        >= 0 (0: only look), as a sleep's is: -1 gave up at once where ``sleep(-1)`` raises."""
+        if timeout_ns is not None and (type(timeout_ns) is not int or timeout_ns < 0):
+            raise ValueError(f"wait_for's timeout_ns takes an int >= 0 (or None), not "
+                             f"{timeout_ns!r}"[:200])
         await checkpoint("condition.wait", op=(self, "wait"))
         woken = False
         timer = None

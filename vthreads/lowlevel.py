@@ -66,6 +66,8 @@ def record_access(detector: RaceDetector, site: str, *, write: bool) -> None:
     """Race-check one access by the calling thread to the state ``detector`` guards (not a
     scheduling point: put :func:`checkpoint` before it, as :class:`~vthreads.SharedCell` does).
     A conflicting access that happens-before does not order is a ``RACE`` violation."""
+    if not isinstance(detector, RaceDetector):  # an AttributeError '_run' from inside before
+        raise TypeError(f"record_access takes a RaceDetector, not {type(detector).__name__}")
     (_engine_var.get(None) or current_engine()).access(detector, site, write)
 
 

@@ -103,3 +103,33 @@ def test_trace_lines_the_reader_would_refuse_are_the_callers_exception(body: Any
 def test_a_step_budget_that_is_no_int_is_refused(budget: Any) -> None:
     with pytest.raises(TypeError, match="step_budget takes an int"):
         vt.Engine("fifo", step_budget=budget)
+
+
+@pytest.mark.parametrize(("call", "error", "says"), [
+    (lambda: vt.Replay(5), TypeError, "replay takes an iterable of thread indices"),
+    (lambda: vt.run_many(lambda x: None, 5), TypeError, "run_many takes an iterable of items"),
+    (lambda: vt.Queue("q", maxsize=1.5), TypeError, "maxsize takes an int, not float"),
+    (lambda: vt.lowlevel.safe_repr("x", limit=None), ValueError,
+     "safe_repr's limit takes an int >= 1, not None"),
+], ids=["replay", "run-many", "queue", "safe-repr"])
+def test_library_calls_refuse_a_wrong_argument_in_their_own_words(call: Any, error: type,
+                                                                  says: str) -> None:
+    """Each used to fail from deep inside, or took the value silently (sweep F D10)."""
+    with pytest.raises(error, match=says):
+        call()
+
+
+@pytest.mark.parametrize(("body", "says"), [
+    (lambda: vt.lowlevel.record_access(5, "s", write=True), "record_access takes a RaceDetector"),
+    (lambda: vt.Condition("c").wait_for(lambda: False, timeout_ns=-1),
+     "wait_for's timeout_ns takes an int >= 0"),
+], ids=["record-access", "wait-for"])
+def test_misused_primitives_are_the_callers_exception(body: Any, says: str) -> None:
+    async def main() -> None:
+        got = body()
+        if hasattr(got, "__await__"):
+            await got
+
+    r = vt.Engine("fifo").run(main)
+    assert r.failure is not None and r.failure.kind == "exception"
+    assert says in r.failure.message
