@@ -192,7 +192,10 @@ class _Backup:
                     self._until = deadline
                     self._cond.wait(left)
                     continue
-                self._watched = (dog, ident, time.monotonic() + BACKUP_S)
+                now = time.monotonic()
+                self._watched = (dog, ident, now + BACKUP_S)
+                if now - dog._last_alarm < BACKUP_S:
+                    continue  # the alarm still comes (it stops the run, or repeats): not ours
                 self._cond.release()  # _fire takes the watchdog's own lock, not ours
                 try:
                     dog._fire_from_timer(ident)
@@ -219,6 +222,9 @@ class Watchdog:
         #: the loop or had not started; a subclass reads what the code was in from it
         self.stuck_frame: Any = None
         self._over = False
+        #: when the main thread's alarm last came (monotonic; 0: never): the backup stays out
+        #: while it keeps coming, and acts only for a run whose alarm was taken away
+        self._last_alarm = 0.0
         self._engine: Engine | None = None
         self._wake: Callable[[Callable[[], None]], None] | None = None
         self._lock = threading.Lock()
@@ -249,6 +255,8 @@ class Watchdog:
         is done depends on where the alarm landed (``frame``)."""
         if self._over:
             return
+        if threading.current_thread() is threading.main_thread():
+            self._last_alarm = time.monotonic()  # the signal came: the backup need not act
         if self._wake is None:
             # the run has not started (a limit of microseconds passes while the alarm is set
             # or the loop starts): no emulated code runs to raise into, and a Hang here
@@ -346,6 +354,8 @@ class Watchdog:
                 yield
         finally:
             _backup.unwatch(self)
+            with self._lock:  # a backup fire in progress ends first; none comes after
+                self._over = True
             signal.setitimer(signal.ITIMER_REAL, 0)
             signal.signal(signal.SIGALRM, old)
 
