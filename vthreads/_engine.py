@@ -41,7 +41,7 @@ from ._os_threads import guard_os_threads
 from ._reports import Reports
 from ._results import EngineStatistics, Failure, RunResult, Violation
 from ._safe import describe_exception, safe_repr, type_name
-from ._strategies import Strategy, make_strategy
+from ._strategies import Strategy, check_int, make_strategy
 from ._tasks import TaskRunner
 from ._threads import (
     BLOCKED,
@@ -511,8 +511,7 @@ _HEAD = ("step", "t", "thread", "event")
 def _check_arguments(step_budget: Any, context: Any) -> None:
     """Refuse, in one line, a step budget that is no int from 1 (True and 1.0 passed the range
     test: sweep F D10) and a context :func:`_check_context` refuses."""
-    if type(step_budget) is not int:
-        raise TypeError(f"step_budget takes an int, not {type(step_budget).__name__}")
+    check_int("step_budget", step_budget)
     if step_budget < 1:
         raise ValueError("step_budget must be >= 1")
     _check_context(context)

@@ -109,12 +109,15 @@ class Fifo(Strategy):
         return runnable[0]
 
 
-def check_int(what: str, value: Any, low: int, high: int | None = None) -> int:
-    """``value`` if it is an int (not a bool) in ``low..high``; else a one-line ``TypeError``
-    or ``ValueError`` naming ``what``. A seed that is no int was hashed by ``random.Random``:
-    ``None`` or NaN gave new decisions on every run, ``-1`` those of ``1`` (sweep F's D5)."""
+def check_int(what: str, value: Any, low: int | None = None, high: int | None = None) -> int:
+    """``value`` if it is an int (not a bool) in ``low..high`` (either bound None: none); else a
+    one-line ``TypeError`` or ``ValueError`` naming ``what``. A seed that is no int was hashed
+    by ``random.Random``: ``None`` or NaN gave new decisions on every run, ``-1`` those of
+    ``1`` (sweep F's D5)."""
     if type(value) is not int:
         raise TypeError(f"{what} takes an int, not {type(value).__name__}")
+    if low is None:
+        return value
     if value < low or (high is not None and value > high):
         span = f">= {low}" if high is None else f"{low}..{high:,}"
         raise ValueError(f"{what} takes an int {span}, not {value}")
@@ -154,8 +157,8 @@ class PCT(Strategy):
 
     def __init__(self, seed: int = 0, depth: int = 3, k: int = 1000) -> None:
         check_int("seed", seed, 0)
-        check_int("pct depth", depth, -(2**63))  # an int: the ranges' own messages follow
-        check_int("pct_steps", k, -(2**63))
+        check_int("pct depth", depth)  # an int first: the lower bounds keep their messages
+        check_int("pct_steps", k)
         if depth < 1:
             raise ValueError("pct depth must be >= 1")
         if k < 1:

@@ -26,6 +26,7 @@ event dict of the runs inside it (the dict the JSON line is rendered from).
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable, Mapping
 from contextvars import ContextVar
 from pathlib import Path
@@ -137,8 +138,6 @@ def _check_binary(trace: Any) -> None:
     """Refuse, before the run, a ``trace=`` that is no binary stream: an int failed after the
     run with an AttributeError from inside the sink, ``sys.stdout`` with a TypeError (sweep F
     D7)."""
-    import io
-
     if not callable(getattr(trace, "write", None)) or isinstance(trace, io.TextIOBase):
         raise TypeError(f"a trace goes to a path, True (events only) or a binary stream "
                         f"(open(path, 'wb'), sys.stdout.buffer), not {type(trace).__name__}")

@@ -6,6 +6,7 @@ on stderr, never a traceback), 3 internal error, 130 interrupted (Ctrl-C).
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 import time
@@ -718,8 +719,6 @@ def _stdout_gone(e: Exception) -> bool:
     """Whether ``e`` is our output meeting a standard output the code under test closed
     (``sys.stdout.close()``, ``os.close(1)``): user code did it, so it is not exit 3, and
     there is nowhere to print the result (sweep E D9)."""
-    import errno
-
     out = sys.stdout
     if out is None or getattr(out, "closed", False):
         return True
