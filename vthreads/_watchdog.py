@@ -222,6 +222,10 @@ class Watchdog:
         #: the loop or had not started; a subclass reads what the code was in from it
         self.stuck_frame: Any = None
         self._over = False
+        #: whether :meth:`_stop` has failed the run, and since when it is doing so (None: not
+        #: now); the alarm's repeats leave a stop in progress alone (see :meth:`_fire`)
+        self._stopped = False
+        self._stopping_since: float | None = None
         #: when the main thread's alarm last came (monotonic; 0: never): the backup stays out
         #: while it keeps coming, and acts only for a run whose alarm was taken away
         self._last_alarm = 0.0
@@ -253,7 +257,13 @@ class Watchdog:
     def _fire(self, signum: int, frame: Any) -> None:
         """The limit has passed (and, from then on, every REFIRE_S until the run ends). What
         is done depends on where the alarm landed (``frame``)."""
-        if self._over:
+        since = self._stopping_since
+        if self._over or (since is not None and time.monotonic() - since < BACKUP_S):
+            # _stop is failing the run: a repeat raising into it (into where(), or into a
+            # subscriber of run.failure, both code outside the engine) cut the failure short,
+            # with run.failure never written and the run never cancelled; from the loop's
+            # callback the Hang escaped the loop, which then slept for ever. Only a stop that
+            # itself spins past BACKUP_S (a subscriber's CPU loop) is interrupted
             return
         if threading.current_thread() is threading.main_thread():
             self._last_alarm = time.monotonic()  # the signal came: the backup need not act
@@ -278,8 +288,10 @@ class Watchdog:
             # the trace) could cut into a trace line being written. The repeat comes back in
             # REFIRE_S, where the run then is
             return
-        if not self.fired:
-            self.fired = True
+        self.fired = True
+        if not self._stopped:
+            # first here, or the loop's stop (above) has not run yet: a CPU loop that holds
+            # the loop would never let it run, so the failure is recorded now
             self.stuck_frame = frame
             try:
                 self._stop()
@@ -292,6 +304,18 @@ class Watchdog:
         raise Hang
 
     def _stop(self) -> None:
+        """Fail the run as ``hang`` (once: from the loop's callback or from the alarm, which
+        ever comes first), with the alarm's repeats held off meanwhile (see :meth:`_fire`)."""
+        if self._stopped:
+            return
+        self._stopping_since = time.monotonic()
+        try:
+            self._fail_as_hang()
+        finally:
+            self._stopped = True
+            self._stopping_since = None
+
+    def _fail_as_hang(self) -> None:
         assert self._engine is not None
         thread = running_thread(self._engine)
         if thread is None:  # before the first thread ran: a limit shorter than a start-up

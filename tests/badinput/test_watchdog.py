@@ -7,6 +7,7 @@ it at once as ``foreign-await`` (docs/engine.md)."""
 from __future__ import annotations
 
 import io
+import time
 from pathlib import Path
 from typing import Any
 
@@ -14,8 +15,10 @@ import anyio
 import orjson
 import pytest
 
+import vthreads as vt
 import wddmemu
 from umd import ReferenceDevice, ReferenceDriver
+from vthreads.lowlevel import Watchdog as EngineWatchdog
 from wddmemu._explore import ExploreOptions, explore
 from wddmemu._runner import RunSpec, run_scenario, run_timeout
 
@@ -57,6 +60,36 @@ def test_a_hung_driver_fails_the_run_as_hang(device: type, ddi: str, thread: str
     assert f.thread == thread and f"thread {thread} was in DDI {ddi}" in f.message
     events = [orjson.loads(x) for x in buf.getvalue().splitlines()]
     assert [e["kind"] for e in events if e["event"] == "run.failure"] == ["hang"]
+
+
+class SlowToSay(EngineWatchdog):
+    """A watchdog whose ``where`` runs Python code for longer than the alarm's repeat."""
+
+    def where(self, thread: str) -> tuple[str, dict[str, Any]]:
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < 0.1:  # ten REFIRE_S: the repeats land in this frame
+            pass
+        return "slow to say", {}
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_the_alarms_repeats_leave_the_stop_in_progress_alone(backend: str) -> None:
+    """The flaky SleepsInLockAsync/free/trio case, made certain. The loop's stop runs the
+    harness's ``where`` and the run.failure subscribers, code outside the engine: a repeat that
+    landed there raised ``Hang`` into the stop. The failure was then cut short: on trio no
+    ``run.failure`` line and no failure at all, and on asyncio a logged callback error, the run
+    sleeping on. A repeat now leaves a stop in progress alone."""
+
+    async def main() -> None:
+        await anyio.sleep(2)  # not for ever: the old defect then ends the run, not the test
+
+    buf = io.BytesIO()
+    eng = vt.Engine("free", backend=backend, trace=buf)
+    run = SlowToSay(0.2).attach(eng).run(eng, main)
+    assert run.failure is not None and run.failure.kind == "hang", run.failure
+    assert "thread main was slow to say" in run.failure.message
+    events = [orjson.loads(x)["event"] for x in buf.getvalue().splitlines()]
+    assert events == ["run.start", "run.failure", "run.end"]
 
 
 @pytest.mark.parametrize("backend", ["asyncio", "trio"])
