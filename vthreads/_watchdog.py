@@ -30,11 +30,15 @@ it has unwound; the harness's watchdog (``wddmemu._watchdog``) adds the DDI each
 from __future__ import annotations
 
 import ctypes
+import dis
+import functools
+import itertools
 import os
 import signal
 import sys
 import threading
 import time
+import types
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -100,6 +104,22 @@ def _in_code_under_test(frame: Any) -> bool:
 def _in_event_loop(frame: Any) -> bool:
     return frame is not None and any(p in frame.f_code.co_filename.replace("\\", "/")
                                      for p in _LOOP_PARTS)
+
+
+@functools.lru_cache(maxsize=256)
+def _await_points(code: types.CodeType) -> frozenset[int]:
+    """The offsets in ``code`` of each ``GET_AWAITABLE`` and of the instruction before it."""
+    ins = list(dis.get_instructions(code))
+    return frozenset(o for a, b in itertools.pairwise(ins) if b.opname == "GET_AWAITABLE"
+                     for o in (a.offset, b.offset))
+
+
+def _between_call_and_await(frame: Any) -> bool:
+    """Whether ``frame`` stopped where a coroutine it just made (``x.__aexit__()``, ``f()`` in
+    ``await f()``) is on its stack, not yet awaited. CPython runs a signal handler right after
+    a call returns; a Hang raised there drops the coroutine, and its ``RuntimeWarning:
+    coroutine '_Held.__aexit__' was never awaited`` came out of runs stopped as ``hang``."""
+    return frame.f_lasti in _await_points(frame.f_code)
 
 
 def _loop_waker() -> Callable[[Callable[[], None]], None]:
@@ -282,11 +302,12 @@ class Watchdog:
                 self.fired = True
                 self._wake(self._stop)
             return
-        if not _in_code_under_test(frame):
+        if not _in_code_under_test(frame) or _between_call_and_await(frame):
             # the engine's own code: nothing there loops, a Hang raised into it left a
             # coroutine never awaited, and failing the run here (which writes run.failure to
             # the trace) could cut into a trace line being written. The repeat comes back in
-            # REFIRE_S, where the run then is
+            # REFIRE_S, where the run then is; so does it for code about to await a coroutine
+            # it has just made (a Hang there leaves the coroutine never awaited)
             return
         self.fired = True
         if not self._stopped:

@@ -5,8 +5,10 @@ a program that ends in time runs exactly as without the watchdog."""
 
 from __future__ import annotations
 
+import gc
 import signal
 import time
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -132,3 +134,37 @@ def test_the_callers_own_alarm_and_its_handler_are_left_alone(program: str) -> N
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, old)
+
+
+class _Held:
+    """An async context manager of plain Python: no scheduling point, like _state._Held."""
+
+    async def __aenter__(self) -> _Held:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None
+
+
+async def _spins_in_async_with() -> None:
+    held = _Held()
+    for _ in range(SPIN):  # CPU-bound: each turn makes two coroutines and awaits them
+        async with held:
+            pass
+
+
+def test_a_hang_raised_into_an_async_with_leaves_no_coroutine_never_awaited() -> None:
+    """CPython runs a signal handler right after a call returns: an alarm that came after
+    ``held.__aexit__()`` made its coroutine and before the ``await`` dropped the coroutine,
+    and ``RuntimeWarning: coroutine '_Held.__aexit__' was never awaited`` came out of a run
+    stopped as ``hang`` (CI55, tests/explore/test_async_run.py). Most of this loop's time is
+    spent at such points, so without the watchdog's check (``_between_call_and_await``) most
+    of these runs warn."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for _ in range(6):
+            res = wddmemu.check_program(_spins_in_async_with, schedules=1, timeout=0.05)
+            assert res.run is not None and res.run.failure is not None
+            assert res.run.failure.kind == "hang"
+        gc.collect()
+    assert [str(w.message) for w in caught if "never awaited" in str(w.message)] == []
