@@ -15,7 +15,7 @@ with the worker's DDIs (LA-3, UA-5, MP-2): that is what makes a driver's own loc
 from __future__ import annotations
 
 import inspect
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from types import CoroutineType, FrameType
 from typing import Any
 
@@ -161,8 +161,7 @@ async def call_open_adapter(driver: Any, oa: D3DDDIARG_OPENADAPTER, name: str) -
     eng = current_engine()
     if eng.wants("ddi.enter"):
         eng.emit("ddi.enter", ddi="OpenAdapter", device=name, gated=False)
-    hr = await ddi_awaitable("OpenAdapter", driver.open_adapter(oa))
-    hr = checked_hresult("OpenAdapter", hr)
+    hr = checked_hresult("OpenAdapter", await _answer("OpenAdapter", driver.open_adapter, oa))
     version = oa.driver_version
     _emit_exit("OpenAdapter", name, hr, driver_version=version if is_uint(version) else None)
     return hr
@@ -175,8 +174,8 @@ async def call_create_device(adapter_funcs: Any, driver_adapter: Any,
     eng = current_engine()
     if eng.wants("ddi.enter"):
         eng.emit("ddi.enter", ddi="CreateDevice", device=name, gated=False)
-    hr = await ddi_awaitable("CreateDevice", adapter_funcs.pfn_create_device(driver_adapter, cd))
-    hr = checked_hresult("CreateDevice", hr)
+    hr = checked_hresult("CreateDevice", await _answer(
+        "CreateDevice", adapter_funcs.pfn_create_device, driver_adapter, cd))
     funcs = cd.device_funcs
     ok = isinstance(funcs, D3DDDI_DEVICEFUNCS)
     _emit_exit("CreateDevice", name, hr,
@@ -244,10 +243,21 @@ class DdiDoor:
             if eng.wants("ddi.enter"):
                 eng.emit("ddi.enter", ddi=ddi, device=self.device_name, gated=gated,
                          **summarize(args))
-            pending = fn(self.driver_device, args)
+            # _answer's work inline (a coroutine less on the hot path): the driver's own
+            # exceptions are noted with the DDI, the runtime's TypeErrors name it already
+            try:
+                pending = fn(self.driver_device, args)
+            except Exception as e:
+                note_ddi(e, ddi)
+                raise
             if type(pending) is not CoroutineType:  # async def's answer: the one tested first
                 pending = ddi_awaitable(ddi, pending)
-            hr = checked_hresult(ddi, await pending)
+            try:
+                hr = await pending
+            except Exception as e:
+                note_ddi(e, ddi)
+                raise
+            hr = checked_hresult(ddi, hr)
             if hr == kmd.D3DDDIERR_DEVICEREMOVED:
                 self.lost = True
             out = _outputs(args)
@@ -259,6 +269,39 @@ class DdiDoor:
             self.inside -= 1
             if gated:
                 self.entry.release()
+
+
+#: how an exception says the DDI it came out of (its note, PEP 678)
+DDI_NOTE = "in driver DDI "
+
+
+def note_ddi(e: Exception, ddi: str) -> None:
+    """Say on ``e``, as it leaves the driver's ``ddi`` (or the runtime's check of the call),
+    which DDI it came out of: the ``exception`` finding then names the DDI (sweep E D10). Only
+    the innermost DDI is noted. The driver's exception is untrusted: a ``__notes__`` that is
+    not a list, or that raises, leaves the exception as it was (the finding then names no DDI)."""
+    try:
+        notes = getattr(e, "__notes__", ())
+        if not any(type(n) is str and n.startswith(DDI_NOTE) for n in notes):
+            e.add_note(DDI_NOTE + ddi)
+    except Exception:  # the driver's hostile __notes__: the note is left out, the error stands
+        return
+
+
+async def _answer(ddi: str, fn: Callable[..., object], *args: Any) -> object:
+    """What the driver's ``ddi`` (``fn(*args)``) answers, awaited; what it raises goes on up
+    noted with the DDI (:func:`note_ddi`)."""
+    try:
+        pending = fn(*args)
+    except Exception as e:
+        note_ddi(e, ddi)
+        raise
+    pending = ddi_awaitable(ddi, pending)
+    try:
+        return await pending
+    except Exception as e:
+        note_ddi(e, ddi)
+        raise
 
 
 def ddi_awaitable(ddi: str, pending: object) -> Awaitable[Any]:

@@ -20,6 +20,9 @@ __all__ = ["describe_exception", "safe_repr", "safe_str", "strip_addresses", "ty
 _ADDRESS = re.compile(r" at 0x[0-9A-Fa-f]+")
 #: a message longer than this is cut (a driver's exception may carry megabytes)
 MESSAGE_LIMIT = 4000
+#: of an exception's notes, how many the message shows, and how long each may be
+NOTES_SHOWN = 3
+NOTE_LIMIT = 200
 
 
 def strip_addresses(text: str) -> str:
@@ -70,10 +73,26 @@ def safe_str(obj: object, limit: int = MESSAGE_LIMIT) -> str:
 def describe_exception(e: BaseException) -> tuple[str, str, str]:
     """``(type name, "Type: message", traceback text)`` of an exception emulated code raised,
     never raising, addresses stripped. The message has the form the engine has always used,
-    ``f"{type(e).__name__}: {e}"``."""
+    ``f"{type(e).__name__}: {e}"``, followed by the first line of each of the exception's notes
+    (PEP 678), in brackets: what the code it went through said about it (the runtime notes the
+    driver DDI an exception came out of)."""
     name = type_name(e)
     try:
         tb = "".join(traceback.format_exception(e))
     except BaseException:  # a hostile __notes__, a cause chain that raises…
         tb = f"{name}: (the traceback could not be formatted)\n"
-    return name, f"{name}: {safe_str(e)}", strip_addresses(tb)
+    message = f"{name}: {safe_str(e)}" + "".join(f" ({n})" for n in _notes(e))
+    return name, message, strip_addresses(tb)
+
+
+def _notes(e: BaseException) -> list[str]:
+    """The first line of each str note of ``e``, cut; none when ``__notes__`` is not a list or
+    reading it raises (the code under test's exception is untrusted)."""
+    try:
+        notes = e.__dict__.get("__notes__") if hasattr(e, "__dict__") else None
+        if type(notes) is not list:
+            return []
+        return [_cut(strip_addresses(str.__str__(n).split("\n", 1)[0]), NOTE_LIMIT)
+                for n in notes[:NOTES_SHOWN] if type(n) is str]
+    except BaseException:  # a hostile __dict__: no notes
+        return []

@@ -6,6 +6,7 @@ bytes on every repetition — never a traceback, an exit 3 or 0, or a hang (docs
 from __future__ import annotations
 
 import asyncio
+import io
 import os
 import subprocess
 import sys
@@ -14,6 +15,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
 import umd
@@ -221,3 +223,75 @@ def test_a_driver_that_starts_an_os_thread_is_a_foreign_thread_finding(backend: 
     assert run.failure is not None and run.failure.kind == "foreign-thread", run.failure
     assert run.failure.thread == "dev0.worker" and "builtins.print" in run.failure.message
     assert threading.active_count() == started
+
+
+class _RaisesInLockAsync(umd.ReferenceDevice):
+    async def pfn_lock_async(self, args: Any) -> int:
+        raise RuntimeError("lock exploded")
+
+
+class _RaisesInOpenAdapter(umd.ReferenceDriver):
+    async def open_adapter(self, args: Any) -> int:
+        raise RuntimeError("open exploded")
+
+
+class _RaisesInCreateDevice(umd.ReferenceDevice):
+    def __init__(self, *args: Any) -> None:  # called inside the driver's CreateDevice
+        raise RuntimeError("create exploded")
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize(("driver", "ddi", "thread"), [
+    (lambda: _raising(ValueError("rename exploded")), "Rename", "dev0.worker"),
+    (lambda: umd.ReferenceDriver(device_class=_RaisesInLockAsync), "LockAsync", "app"),
+    (lambda: _RaisesInOpenAdapter(), "OpenAdapter", "app"),
+    (lambda: umd.ReferenceDriver(device_class=_RaisesInCreateDevice), "CreateDevice", "app"),
+], ids=["Rename", "LockAsync", "OpenAdapter", "CreateDevice"])
+def test_an_exception_finding_names_the_ddi_it_came_out_of(driver: Any, ddi: str, thread: str,
+                                                           backend: str) -> None:
+    """Sweep E D10: the runtime notes on the driver's exception the DDI it left
+    (``runtime.note_ddi``, PEP 678), and the engine's message shows the note: in the result,
+    the trace's ``run.failure`` and the traceback alike."""
+    buf = io.BytesIO()
+    run = run_scenario(RunSpec("dynamic-vb-ring", driver=driver(), backend=backend),
+                       trace=buf).run
+    f = run.failure
+    assert f is not None and f.kind == "exception" and f.thread == thread
+    assert f.message.endswith(f" exploded (in driver DDI {ddi})"), f.message
+    assert f.details["traceback"].endswith(f"exploded\nin driver DDI {ddi}\n")
+    [line] = [orjson.loads(x) for x in buf.getvalue().splitlines() if b'"run.failure"' in x]
+    assert line["message"] == f.message
+
+
+class _NotesRaise(Exception):
+    @property
+    def __notes__(self) -> list[str]:
+        raise RuntimeError("evil __notes__")
+
+
+class _NotesNotAList(Exception):
+    def __init__(self) -> None:
+        super().__init__("odd notes")
+        self.__notes__ = ("a tuple",)  # add_note refuses to add to it
+
+
+@pytest.mark.parametrize("exc", [_NotesRaise("evil notes"), _NotesNotAList()],
+                         ids=lambda e: type(e).__name__)
+def test_a_hostile_notes_leaves_the_exception_finding_without_the_ddi(exc: Exception) -> None:
+    run = run_scenario(RunSpec("dynamic-vb-ring", driver=_raising(exc))).run
+    f = run.failure
+    assert f is not None and f.kind == "exception" and f.thread == "dev0.worker"
+    assert f.message in ("_NotesRaise: evil notes", "_NotesNotAList: odd notes"), f.message
+
+
+def test_notes_of_the_programs_own_show_in_the_message_one_line_each_and_cut() -> None:
+    async def main() -> None:
+        e = ValueError("bad")
+        e.add_note("first line\nsecond line")
+        e.add_note("x" * 500)
+        e.__notes__.append(5)  # not a str: left out
+        raise e
+
+    run = vt.Engine().run(main)
+    assert run.failure is not None
+    assert run.failure.message == "ValueError: bad (first line) (" + "x" * 197 + "...)"

@@ -251,7 +251,7 @@ def test_explore_and_replay_print_it_and_the_failure_file_is_unchanged(tmp_path:
     (path,) = saved.iterdir()
     doc = orjson.loads(path.read_bytes())
     assert set(doc["failure"]) == {"rule", "step", "thread", "message"}  # as before
-    assert doc["failure"]["message"] == "ValueError: rename exploded"
+    assert doc["failure"]["message"] == "ValueError: rename exploded (in driver DDI Rename)"
     for backend in ([], ["--backend", "trio"]):
         assert _cli.main(["replay", str(path), *backend]) == 1
         out = capsys.readouterr().out
@@ -517,7 +517,8 @@ def test_replay_shows_control_characters_of_a_message_instead_of_obeying_them(
     assert "\x1b" not in out and "\\x1b[2J cleared" in out
     [line] = [x for x in out.splitlines() if x.startswith("reproduced: ")]
     assert line.startswith("reproduced: exception at step ")
-    assert line.endswith("ValueError: two\\nlines \\x1b[2J cleared")  # one line, shown
+    # one line, shown, and the DDI it came out of (runtime.note_ddi)
+    assert line.endswith("ValueError: two\\nlines \\x1b[2J cleared (in driver DDI Rename)")
 
 
 def test_a_ctrl_c_cannot_land_in_the_finalisation_of_a_driver(monkeypatch) -> None:
