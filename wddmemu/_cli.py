@@ -464,7 +464,7 @@ def explore_cmd(scenario: str, params: tuple[str, ...], driver: str,
         return EXIT_INTERRUPTED
     show.summary(res, strategy, preemption_bound)
     paths = show.save_final(res.failures)
-    with ctrl_c():  # the explanations replay (a hang for up to 3 s): Ctrl-C ends them too
+    with ctrl_c():  # the explanations replay (a hang for up to 3.5 s): Ctrl-C ends them too
         _explain_all(console, res.failures, paths)
     if reports is not None:
         reports.write(junit, json_out)
@@ -607,12 +607,13 @@ def explain(console: Console, fd: Found, path: Path) -> None:
 @click.option("--backend", type=click.Choice(BACKENDS), default=None,
               help="override the recorded backend")
 @inject_option
-@timeout_option(None, "off; a saved hang: 3")
+@timeout_option(None, "off; a saved hang: 0.5, then 3")
 def replay_cmd(file: str, trace: str | None, backend: str | None,
                inject: tuple[str, ...], timeout: float | None) -> int:
     """Re-run exactly the schedule recorded in FILE (with the faults it recorded, and any
     --inject added). Exit 1 if the failure reproduces, 0 if the run is now clean. Without
-    --timeout a saved hang replays under a 3 s watchdog; --timeout 0 turns it off.
+    --timeout a saved hang replays under a 0.5 s watchdog, and under 3 s if that stopped it
+    before its step; --timeout 0 turns it off.
 
     The file imports nothing by itself: modules it lists must be allowed with --load or
     --allow-load (docs/explore.md)."""
@@ -623,15 +624,17 @@ def replay_cmd(file: str, trace: str | None, backend: str | None,
         ff = load_failure(file)
     except FailureFileError as e:
         raise BadInput(str(e)) from None
+    in_force = timeout
     if timeout is None:  # not given: off, but a saved hang unwatched would spin for ever
-        timeout = 0.0
-        if ff.rule == "hang":
-            from ._reports import HANG_REPLAY_S
+        in_force = 0.0
+        if ff.rule == "hang":  # replay's own limits (wddmemu._explore._replay_limits)
+            from ._watchdog import HANG_QUICK_S, HANG_REPLAY_S
 
-            timeout = HANG_REPLAY_S
-            _console().print(f"replaying a hang under --timeout {HANG_REPLAY_S:g} (give "
+            in_force = HANG_REPLAY_S
+            _console().print(f"replaying a hang under --timeout {HANG_QUICK_S:g}, then "
+                             f"{HANG_REPLAY_S:g} if it stops short of its step (give "
                              "--timeout to change it; 0: off)", markup=False, highlight=False)
-    with run_timeout(timeout), ctrl_c():  # Ctrl-C ends even a driver in a CPU loop
+    with run_timeout(in_force), ctrl_c():  # Ctrl-C ends even a driver in a CPU loop
         if trace is not None:
             check_output(trace, "trace file")  # written atomically by run_scenario
         try:  # a decision list the run shows to be damaged is bad input too

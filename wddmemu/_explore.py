@@ -56,7 +56,7 @@ from ._runner import (
     timed_task,
 )
 from ._schema import KIND_NAMES, NONE, decisions_problem, document_problem, is_kind, kind_name
-from ._watchdog import EXPLORE_TIMEOUT, HANG_REPLAY_S
+from ._watchdog import EXPLORE_TIMEOUT, HANG_QUICK_S, HANG_REPLAY_S
 
 FORMAT = "wddmemu-failure"
 #: 2 adds ``load`` (the modules and distributions the file needs) and ``spec.driver_options``;
@@ -974,13 +974,28 @@ def _damage(divergence: Divergence | None, recorded: int, hang: bool = False) ->
     return None
 
 
+def _replay_limits(ff: FailureFile, timeout: float | None, trace: Any) -> tuple[float, ...]:
+    """The limits ``replay`` runs ``ff`` under, each only if the one before stopped a hang's
+    replay short of its stuck step: the one given; else, for a hang, :data:`HANG_QUICK_S`
+    then :data:`HANG_REPLAY_S` (only the second when the trace goes to a stream, which a
+    second run would append to); else the limit in force."""
+    if timeout is not None:
+        return (timeout,)
+    if ff.rule != "hang":
+        return (current_timeout(),)
+    if trace is None or isinstance(trace, (str, Path)):
+        return (HANG_QUICK_S, HANG_REPLAY_S)
+    return (HANG_REPLAY_S,)
+
+
 def replay(ff: FailureFile, *, trace: Any = None, backend: str | None = None,
            inject: Sequence[str] = (), timeout: float | None = None) -> ReplayOutcome:
     """Re-run ``ff`` exactly: its decisions and its faults (``inject`` adds more).
 
-    ``timeout`` (seconds, 0 off) bounds the run's wall time; None: :data:`HANG_REPLAY_S` for
-    a saved ``hang`` — unwatched, its replay would spin for ever (a pinned hang regression
-    hung pytest) — and the limit in force otherwise (``run_timeout``; off by default).
+    ``timeout`` (seconds, 0 off) bounds the run's wall time; None: for a saved ``hang``
+    :data:`HANG_QUICK_S`, and :data:`HANG_REPLAY_S` if that stopped it before its stuck step
+    — unwatched, its replay would spin for ever (a pinned hang regression hung pytest) — and
+    the limit in force otherwise (``run_timeout``; off by default).
 
     A decision list the run shows to be damaged (:func:`_damage`) raises
     :class:`FailureFileError` (exit 2): it is never reported as ``clean``, so a regression
@@ -995,18 +1010,19 @@ def replay(ff: FailureFile, *, trace: Any = None, backend: str | None = None,
     spec = ff.spec if backend is None else replace(ff.spec, backend=backend)
     spec = replace(spec, faults=spec.faults + tuple(inject))
     assert spec.decisions is not None
-    if timeout is None:
-        timeout = HANG_REPLAY_S if ff.rule == "hang" else current_timeout()
-    strict = Replay(spec.decisions)
-    r = run_scenario(spec, trace=trace, strategy=strict, stop_on_violation=True,
-                     timeout=timeout).run
+    for limit in _replay_limits(ff, timeout, trace):
+        strict = Replay(spec.decisions)
+        r = run_scenario(spec, trace=trace, strategy=strict, stop_on_violation=True,
+                         timeout=limit).run
+        if r.failure is None or r.failure.kind != "hang" or r.failure.step >= ff.step:
+            break  # not a replay that a short limit stopped before the stuck step
     if r.failure is not None and r.failure.kind == "divergence":
         damage = _damage(strict.divergence, len(spec.decisions), ff.rule == "hang")
         if damage is not None:
             raise FailureFileError(f"{ff.path}: {damage}")
         at = r.failure.step
         r = run_scenario(spec, strategy=_lenient(spec.decisions), stop_on_violation=True,
-                         timeout=timeout).run
+                         timeout=limit).run
         f = Finding.of(r)
         return ReplayOutcome("clean" if f is None else "diverged", (ff.rule, ff.step), f, r, at)
     f = Finding.of(r)

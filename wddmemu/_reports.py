@@ -22,7 +22,7 @@ import orjson
 import scenarios
 from kmd import D3DDDICB_LOCKFLAGS
 from umd.ddi import D3DDDI_LOCKASYNCFLAGS, D3DDDI_LOCKFLAGS, D3DDDI_UNLOCKASYNCFLAGS
-from vthreads import Replay
+from vthreads import Replay, RunResult
 
 from ._checker_state import (
     FEW,
@@ -36,7 +36,7 @@ from ._explore import ExploreResult, Finding, Found, findings_to_end, replay_com
 from ._files import write_atomically
 from ._runner import RunSpec, run_scenario
 from ._tracebacks import failure_traceback
-from ._watchdog import HANG_REPLAY_S
+from ._watchdog import HANG_QUICK_S, HANG_REPLAY_S
 
 REPORT_FORMAT = "wddmemu-report"
 REPORT_VERSION = 1
@@ -355,6 +355,23 @@ def _on(thread: str | None) -> str:
     return "" if thread is None else f" on {thread}"
 
 
+def _replayed(fd: Found) -> tuple[RunResult, bytes]:
+    """``fd``'s schedule replayed with a trace, for its explanation. A hang replays into the
+    same stuck code: a short watchdog (:data:`HANG_QUICK_S`) brings back its events up to
+    there, and nothing lies past it to replay to the end. A replay the limit stopped before
+    the finding's step (a slow machine, a long schedule) is run again under
+    :data:`HANG_REPLAY_S`, which ``replay`` uses too."""
+    limits: tuple[float | None, ...] = (
+        (HANG_QUICK_S, HANG_REPLAY_S) if fd.finding.rule == "hang" else (None,))
+    for limit in limits:
+        buf = io.BytesIO()
+        run = run_scenario(fd.spec, trace=buf, strategy=Replay(fd.spec.decisions or ()),
+                           stop_on_violation=True, timeout=limit).run
+        if run.failure is None or run.failure.step >= fd.finding.step:
+            break
+    return run, buf.getvalue()
+
+
 def explain_lines(fd: Found) -> list[str]:
     """What ``explore`` prints for a failure: the finding (once), the minimisation, for an
     ``exception`` the traceback from the user's first frame on (``_tracebacks``), the excerpt
@@ -368,16 +385,11 @@ def explain_lines(fd: Found) -> list[str]:
                      f"deviations from fifo in {m['replays']} replays"
                      + (f" ({m['cached']} answered from the cache)" if m.get("cached") else "")
                      + (", stopped by its budget" if m.get("budget_hit") else ""))
-    buf = io.BytesIO()
-    hang = f.rule == "hang"
-    # a hang replays into the same stuck code: a short watchdog brings back its events up to
-    # there, and nothing lies past it to replay to the end
-    run = run_scenario(fd.spec, trace=buf, strategy=Replay(fd.spec.decisions or ()),
-                       stop_on_violation=True, timeout=HANG_REPLAY_S if hang else None).run
+    run, trace = _replayed(fd)
     if f.rule == "exception":  # where the user's code raised: the file and the line
         lines += failure_traceback(run.failure)
-    lines += excerpt(f, [orjson.loads(x) for x in buf.getvalue().splitlines()])
-    if hang:
+    lines += excerpt(f, [orjson.loads(x) for x in trace.splitlines()])
+    if f.rule == "hang":
         return lines
     every = findings_to_end(fd)
     if len(every) > 1:  # what the first finding masked, replayed to the end (issue 11)

@@ -23,6 +23,10 @@ EXPLORE_TIMEOUT = 60.0
 #: without ``--timeout``: the replay reaches the stuck code in the time the run took to get
 #: there, far less than explore's limit
 HANG_REPLAY_S = 3.0
+#: the explanation of a hang replays under this limit first (seconds), and under
+#: :data:`HANG_REPLAY_S` only when that replay stopped short of the stuck step: a schedule
+#: reaches its stuck code in milliseconds, and each hang explained cost the whole 3 s
+HANG_QUICK_S = 0.5
 
 
 def check_timeout(seconds: float) -> float:

@@ -194,7 +194,8 @@ def test_a_saved_hang_is_explained_with_its_events_and_replays_without_options(
     (saved,) = tmp_path.iterdir()
     assert _cli.main(["replay", str(saved)]) == 1
     out = capsys.readouterr().out
-    assert "replaying a hang under --timeout 3" in out and "reproduced: hang at step" in out, out
+    assert "replaying a hang under --timeout 0.5, then 3" in out, out
+    assert "reproduced: hang at step" in out, out
 
 
 @pytest.mark.parametrize("backend", ["asyncio", "trio"])
@@ -235,17 +236,66 @@ def test_a_saved_hang_replays_under_a_bound_of_its_own(tmp_path: Path, monkeypat
     from wddmemu import _explore
     from wddmemu._explore import load_failure, replay, save_failure
 
-    monkeypatch.setattr(_explore, "HANG_REPLAY_S", 0.3)  # the default's 3 s, shorter
+    monkeypatch.setattr(_explore, "HANG_QUICK_S", 0.3)  # the default's 0.5 s, shorter
+    limits = _spy_limits(monkeypatch, _explore)
     with loading_state_kept():
         res = explore(RunSpec("dynamic-vb-ring", driver="tests.support.hang:driver"),
                       ExploreOptions(schedules=1, timeout=0.3, minimise=False))
         ff = load_failure(save_failure(res.failures[0], tmp_path))
+        del limits[:]
         with run_timeout(0):  # none in force: the hang's own bound applies
             out = replay(ff)
         assert out.kind == "reproduced" and out.got is not None and out.got.rule == "hang"
         assert "within 0.3 s" in out.got.message
+        assert limits == [0.3]  # it reached the stuck step: the quick limit was enough
         with pytest.raises(wddmemu.SpecError, match=r"^timeout takes seconds"):
             replay(ff, timeout=-1)
+
+
+def _spy_limits(monkeypatch: pytest.MonkeyPatch, module: Any) -> list[float | None]:
+    """The ``timeout`` of each ``run_scenario`` that ``module`` makes, from now on."""
+    seen: list[float | None] = []
+    real = module.run_scenario
+
+    def spy(*args: Any, **kw: Any) -> Any:
+        seen.append(kw.get("timeout"))
+        return real(*args, **kw)
+
+    monkeypatch.setattr(module, "run_scenario", spy)
+    return seen
+
+
+@pytest.mark.slow
+def test_a_hang_replay_stopped_short_of_its_step_runs_again_under_the_long_limit(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The quick limit (HANG_QUICK_S) stops a replay whose stuck code comes late before its
+    stuck step; replay and the explanation then run it again under HANG_REPLAY_S, so that the
+    saved hang still reproduces, at its own step."""
+    from tests.support import hang
+    from tests.support.loading import loading_state_kept
+    from wddmemu import _explore, _reports
+    from wddmemu._explore import load_failure, replay, save_failure
+
+    late = hang.SLOW_RENAMES * hang.SLOW_S  # when the stuck code comes: 0.3 s
+    for module in (_explore, _reports):
+        monkeypatch.setattr(module, "HANG_QUICK_S", late / 2)
+        monkeypatch.setattr(module, "HANG_REPLAY_S", late + 0.5)
+    with loading_state_kept():
+        res = explore(RunSpec("dynamic-vb-ring", driver="tests.support.hang:slow_driver"),
+                      ExploreOptions(schedules=1, timeout=late + 0.5, minimise=False))
+        (fd,) = res.failures
+        assert fd.finding.rule == "hang"
+        ff = load_failure(save_failure(fd, tmp_path))
+        limits = _spy_limits(monkeypatch, _explore)
+        with run_timeout(0):
+            out = replay(ff)
+        assert limits == [late / 2, late + 0.5]
+        assert out.kind == "reproduced" and out.got is not None, out
+        assert out.got.step == ff.step
+        explained = _spy_limits(monkeypatch, _reports)
+        run, _ = _reports._replayed(fd)
+        assert explained == [late / 2, late + 0.5]
+        assert run.failure is not None and run.failure.step == fd.finding.step
 
 
 class _Referenced:

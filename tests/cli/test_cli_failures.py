@@ -201,24 +201,28 @@ def test_queue_size_is_an_option_and_its_replay_line_carries_it(capsys) -> None:
 # ---- replay --timeout --------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("given,used", [([], 3.0), (["--timeout", "0"], 0.0),
-                                        (["--timeout", "7.5"], 7.5)])
-def test_replay_of_a_hang_uses_the_timeout_given_and_3_s_only_when_none_is(
-        tmp_path: Path, monkeypatch, capsys, given: list[str], used: float) -> None:
+@pytest.mark.parametrize("given,passed,used", [([], None, 3.0), (["--timeout", "0"], 0.0, 0.0),
+                                               (["--timeout", "7.5"], 7.5, 7.5)])
+def test_replay_of_a_hang_uses_the_timeout_given_and_its_own_only_when_none_is(
+        tmp_path: Path, monkeypatch, capsys, given: list[str], passed: float | None,
+        used: float) -> None:
+    """Given, --timeout is the limit; not given, replay's own for a hang (0.5 s, then 3 s if
+    that stopped it short: ``_replay_limits``) under 3 s in force."""
     from wddmemu import _explore
     from wddmemu._runner import current_timeout
 
     saved = _hang_file(tmp_path)
-    seen: list[float] = []
+    seen: list[tuple[object, float]] = []
 
     def fake_replay(ff: object, **kw: object) -> object:
-        seen.append(current_timeout())
-        raise KeyboardInterrupt  # stop here: only the limit in force matters
+        seen.append((kw["timeout"], current_timeout()))
+        raise KeyboardInterrupt  # stop here: only the limits matter
 
     monkeypatch.setattr(_explore, "replay", fake_replay)
     assert _cli.main(["replay", str(saved), *given]) == 130
-    assert seen == [used]
-    assert ("replaying a hang under --timeout 3" in capsys.readouterr().out) == (not given)
+    assert seen == [(passed, used)]
+    assert ("replaying a hang under --timeout 0.5, then 3 if it stops short"
+            in capsys.readouterr().out) == (not given)
 
 
 # ---- tracebacks --------------------------------------------------------------------------------
