@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from ._results import Violation
+from ._safe import safe_repr
 from ._threads import VThread, _engine, _engine_var, _thread_var
 
 # defined beside the context variables they read, and the package's own modules call them by
@@ -27,8 +28,13 @@ async def checkpoint(label: str = "", op: tuple[Any, str] | None = None) -> None
     """A scheduling point: another thread may run here. ``op`` names the operation on a shared
     object that follows the point, as ``(object, mode)`` — ``"read"``/``"write"`` of a cell,
     ``"acquire"`` of a mutex, … — so systematic search (DPOR) knows which steps depend on each
-    other; a primitive built on :mod:`vthreads.lowlevel` passes it at every point."""
+    other; a primitive built on :mod:`vthreads.lowlevel` passes it at every point. An ``op``
+    of another shape raises ``TypeError`` under every strategy (before, only DPOR failed on it,
+    later and from inside the search, sweep F D10)."""
     # one context-variable read on the hot path; _engine() only to raise its error
+    if op is not None and (type(op) is not tuple or len(op) != 2 or type(op[1]) is not str):
+        raise TypeError(f"checkpoint takes op=(object, mode), mode a str such as \"read\", "
+                        f"not {safe_repr(op, 80)}")
     await (_engine_var.get(None) or _engine()).point(label, op)
 
 
@@ -36,6 +42,8 @@ def touch(obj: Any, mode: str) -> None:
     """Record an operation on a shared object that has no scheduling point of its own (a
     release, a set, a notify, a nowait queue operation): part of the running step's footprint
     for DPOR. Primitives call it; a no-op unless the strategy observes footprints."""
+    if type(mode) is not str:  # under every strategy, not only those that observe (DPOR)
+        raise TypeError(f"touch takes a mode str such as \"release\", not {safe_repr(mode, 80)}")
     eng = _engine_var.get(None) or _engine()
     if eng._observer is not None:  # Engine.touch's own test, without its call
         eng.touch(obj, mode)

@@ -133,3 +133,44 @@ def test_misused_primitives_are_the_callers_exception(body: Any, says: str) -> N
     r = vt.Engine("fifo").run(main)
     assert r.failure is not None and r.failure.kind == "exception"
     assert says in r.failure.message
+
+
+async def _checkpoint(op: Any) -> None:
+    await vt.checkpoint(op=op)
+
+
+async def _touch(mode: Any) -> None:
+    vt.lowlevel.touch(vt.SharedCell("t", 0), mode)
+
+
+@pytest.mark.parametrize("strategy", ["fifo", "random", "dpor"])
+@pytest.mark.parametrize(("call", "arg", "says"), [
+    (_checkpoint, 5, 'checkpoint takes op=(object, mode), mode a str such as "read", not 5'),
+    (_checkpoint, (1, 2, 3), "not (1, 2, 3)"),
+    (_checkpoint, ("cell", 7), "not ('cell', 7)"),
+    (_checkpoint, ["cell", "read"], "not ['cell', 'read']"),
+    (_touch, None, 'touch takes a mode str such as "release", not None'),
+], ids=["int", "triple", "int-mode", "list", "touch-None"])
+def test_an_operation_of_the_wrong_shape_is_refused_under_every_strategy(
+        strategy: str, call: Any, arg: Any, says: str) -> None:
+    """Sweep F D10: ``checkpoint(op=5)`` passed under fifo and failed under DPOR later, from
+    inside the search, as "'int' object is not subscriptable". Now it is the calling thread's
+    TypeError, an ``exception`` finding, whatever the strategy."""
+
+    async def main() -> None:
+        await call(arg)
+
+    run = vt.explore_dpor(main).failure if strategy == "dpor" else vt.Engine(strategy).run(main)
+    assert run is not None and run.failure is not None and run.failure.kind == "exception"
+    assert run.failure.message.startswith("TypeError: ") and says in run.failure.message, (
+        run.failure.message)
+
+
+def test_a_mode_of_ones_own_is_taken_as_a_write() -> None:
+    async def main() -> None:
+        cell = vt.SharedCell("c", 0)
+        await vt.checkpoint(op=(cell, "bogus"))
+        vt.lowlevel.touch(cell, "bogus")
+
+    assert vt.Engine("fifo").run(main).ok
+    assert vt.explore_dpor(main).exhausted
