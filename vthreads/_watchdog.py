@@ -162,6 +162,27 @@ REFIRE_S = 0.01
 BACKUP_S = 1.0
 
 
+#: how long after the limit a run still going is given up on (seconds), when the application
+#: has set a last resort (:func:`set_last_resort`): the code under test swallows every stop
+LAST_RESORT_S = 5.0
+#: the application's last resort, and the process that set it (a forked worker inherits the
+#: module, not the job: only the process that set it calls it)
+_last_resort: tuple[Callable[[str], None], int] | None = None
+
+
+def set_last_resort(fn: Callable[[str], None] | None) -> Callable[[str], None] | None:
+    """Have ``fn(line)`` called, from a watchdog thread, when a watched run of this process is
+    still going :data:`LAST_RESORT_S` after its limit: the code under test swallows every
+    ``Hang`` (and so every Ctrl-C), an ``except BaseException`` in a CPU loop, which nothing
+    inside the process can stop (sweep E D6). ``line`` is the run's failure, "hang at step N
+    on THREAD: …". What to do is the application's choice — a CLI prints and ends the process
+    (``os._exit``) — so a library never sets one; None takes it away. Returns the one before."""
+    global _last_resort
+    before = _last_resort[0] if _last_resort is not None else None
+    _last_resort = (fn, os.getpid()) if fn is not None else None
+    return before
+
+
 class _Backup:
     """One daemon thread per process behind the main thread's ``SIGALRM``: the code under test
     may set SIGALRM to SIG_IGN or cancel the interval timer (sweep E D6: such a DDI then looped
@@ -179,13 +200,14 @@ class _Backup:
 
     def __init__(self) -> None:
         self._cond = threading.Condition(threading.Lock())
-        self._watched: tuple[Watchdog, int, float] | None = None
+        self._watched: tuple[Watchdog, int, float, float] | None = None
         self._until: float | None = None
         self._thread: threading.Thread | None = None
 
-    def watch(self, dog: Watchdog, ident: int, deadline: float) -> None:
+    def watch(self, dog: Watchdog, ident: int, limit_at: float) -> None:
+        deadline = limit_at + BACKUP_S
         with self._cond:
-            self._watched = (dog, ident, deadline)
+            self._watched = (dog, ident, deadline, limit_at)
             if self._thread is None:
                 self._thread = threading.Thread(target=self._main, name="vthreads-watchdog",
                                                 daemon=True)
@@ -206,19 +228,23 @@ class _Backup:
                     self._until = None
                     self._cond.wait()
                     continue
-                dog, ident, deadline = watched
+                dog, ident, deadline, limit_at = watched
                 left = deadline - time.monotonic()
                 if left > 0:
                     self._until = deadline
                     self._cond.wait(left)
                     continue
                 now = time.monotonic()
-                self._watched = (dog, ident, now + BACKUP_S)
-                if now - dog._last_alarm < BACKUP_S:
+                self._watched = (dog, ident, now + BACKUP_S, limit_at)
+                given_up = now - limit_at >= LAST_RESORT_S
+                if not given_up and now - dog._last_alarm < BACKUP_S:
                     continue  # the alarm still comes (it stops the run, or repeats): not ours
                 self._cond.release()  # _fire takes the watchdog's own lock, not ours
                 try:
-                    dog._fire_from_timer(ident)
+                    if given_up:
+                        dog._give_up()
+                    else:
+                        dog._fire_from_timer(ident)
                 finally:
                     self._cond.acquire()
 
@@ -245,6 +271,8 @@ class Watchdog:
         #: whether :meth:`_stop` has failed the run, and since when it is doing so (None: not
         #: now); the alarm's repeats leave a stop in progress alone (see :meth:`_fire`)
         self._stopped = False
+        #: whether the last resort was called for this run (:meth:`_give_up`, once)
+        self._given_up = False
         self._stopping_since: float | None = None
         #: when the main thread's alarm last came (monotonic; 0: never): the backup stays out
         #: while it keeps coming, and acts only for a run whose alarm was taken away
@@ -361,6 +389,25 @@ class Watchdog:
                 ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(ident),
                                                            ctypes.py_object(Hang))
 
+    def _give_up(self) -> None:
+        """The run is still going :data:`LAST_RESORT_S` after its limit: the application's last
+        resort (:func:`set_last_resort`), if this process set one, gets its failure line."""
+        resort = _last_resort
+        if resort is None or resort[1] != os.getpid():
+            return
+        with self._lock:
+            if self._over or self._engine is None or self._given_up:
+                return
+            self._given_up = True  # once a run: a resort that returns is not called again
+            f = self._engine._reports.failure
+        if f is None:  # the stop itself was swallowed before it could fail the run
+            line = (f"hang: the run did not end within {self.seconds:g} s of wall time "
+                    f"(thread {running_thread(self._engine) or '-'})")
+        else:
+            line = f"{f.kind} at step {f.step}" + (f" on {f.thread}" if f.thread else "")
+            line += f": {f.message}"
+        resort[0](line)
+
     def _done(self) -> None:
         # inside the run's try: a Hang raised into the thread just before is delivered here,
         # at the latest, and taken as the hang it is; from now on an alarm is too late to matter
@@ -378,7 +425,10 @@ class Watchdog:
 
             def alarm() -> None:  # the limit, then every REFIRE_S until the run ends (_fire)
                 wait = self.seconds
+                give_up_at = time.monotonic() + self.seconds + LAST_RESORT_S
                 while not stop.wait(wait):
+                    if time.monotonic() >= give_up_at:
+                        self._give_up()
                     self._fire_from_timer(ident)
                     wait = REFIRE_S
 
@@ -393,7 +443,7 @@ class Watchdog:
             return
         old = signal.signal(signal.SIGALRM, self._fire)
         signal.setitimer(signal.ITIMER_REAL, self.seconds, REFIRE_S)  # repeats: see _fire
-        _backup.watch(self, threading.get_ident(), time.monotonic() + self.seconds + BACKUP_S)
+        _backup.watch(self, threading.get_ident(), time.monotonic() + self.seconds)
         try:
             with _quiet_hangs():
                 yield

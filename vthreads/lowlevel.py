@@ -17,7 +17,8 @@ primitive") for a semaphore in twenty lines.
   :func:`tracing` — the running engine, a scheduling point, trace events.
 * :class:`Watchdog`, :func:`check_timeout`, :func:`fail_run`, :class:`Hang`,
   :func:`running_thread`, :func:`result_of` — stopping a run from outside it (the wall-clock
-  watchdog behind ``timeout=``; ``vthreads/_watchdog.py``).
+  watchdog behind ``timeout=``; ``vthreads/_watchdog.py``); :func:`set_last_resort` — what
+  an application does with a run nothing can stop.
 * :func:`watching_sigint` — whether a run is watching Ctrl-C now (it then stops itself and
   raises ``KeyboardInterrupt``; ``vthreads/_origin.py``).
 * :func:`safe_repr`, :func:`safe_str`, :func:`describe_exception`, :func:`strip_addresses` —
@@ -50,7 +51,15 @@ from ._safe import describe_exception, safe_repr, safe_str, strip_addresses, typ
 from ._tasks import parker_for
 from ._threads import VThread, _engine_var, same_run
 from ._timers import Timer
-from ._watchdog import Hang, Watchdog, check_timeout, fail_run, result_of, running_thread
+from ._watchdog import (
+    Hang,
+    Watchdog,
+    check_timeout,
+    fail_run,
+    result_of,
+    running_thread,
+    set_last_resort,
+)
 
 
 def parker_class(backend: str) -> type:
@@ -99,6 +108,7 @@ __all__ = [
     "safe_repr",
     "safe_str",
     "same_run",
+    "set_last_resort",
     "strip_addresses",
     "touch",
     "tracing",

@@ -27,12 +27,15 @@ from __future__ import annotations
 import _thread
 import contextlib
 import logging
+import os
 import signal
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
+
+from ._files import printable
 
 #: the interrupts this module raised while :func:`ctrl_c` is in force: only these are sent
 #: again when swallowed (a driver's ``__del__`` raising a KeyboardInterrupt of its own is the
@@ -41,20 +44,52 @@ _ours: list[KeyboardInterrupt] = []
 #: how long the helper thread waits before it sends a swallowed interrupt again: long enough
 #: for the finaliser that swallowed it to have returned, short against a person's patience
 _RESEND_AFTER_S = 0.01
+#: the exit code of a command the last resort ended (a hang is a finding), and Ctrl-C's
+EXIT_GIVEN_UP, EXIT_INTERRUPTED = 1, 130
+
+
+#: a person's Ctrl-C this long (seconds) after the first one of ours, which has not unwound
+#: the command yet, ends the process (:func:`_end_interrupted`)
+FORCE_AFTER_S = 1.0
+#: when the first interrupt of ``_ours`` was raised (monotonic), and how many SIGINTs the
+#: helper thread has sent that the handler has not seen yet (its own, not a person's)
+_first_at: list[float] = []
+_resent: list[int] = [0]
 
 
 def _raise_interrupt(signum: int, frame: Any) -> None:
+    if _resent[0]:
+        _resent[0] -= 1  # the helper's: the interrupt swallowed before, sent again
+    elif _ours and time.monotonic() - _first_at[0] >= FORCE_AFTER_S:
+        _end_interrupted()
     # asyncio would log the run's unwinding task at shutdown as "unhandled": it is not
     logging.getLogger("asyncio").disabled = True
     interrupt = KeyboardInterrupt()
+    if not _ours:
+        _first_at[:] = [time.monotonic()]
     _ours.append(interrupt)
     raise interrupt
+
+
+def _end_interrupted() -> None:
+    """A second Ctrl-C, :data:`FORCE_AFTER_S` after a first one that has not unwound the
+    command: the code under test swallows it (an ``except BaseException`` in a CPU loop, with
+    ``--timeout 0``, where no watchdog's last resort comes; sweep E D6). The process ends,
+    exit 130, as Ctrl-C always does; what was saved stays."""
+    with contextlib.suppress(Exception):
+        sys.stdout.flush()
+    with contextlib.suppress(OSError):
+        os.write(2, b"wddmemu: interrupted again, and the first is not through yet: the code "
+                    b"under test swallows Ctrl-C (an except BaseException in a CPU loop?): the "
+                    b"process ends here, exit 130\n")
+    os._exit(EXIT_INTERRUPTED)
 
 
 def _send_again(main: int) -> None:
     time.sleep(_RESEND_AFTER_S)
     if not _ours:  # the command has unwound meanwhile (a second Ctrl-C): nothing to send
         return
+    _resent[0] += 1
     if hasattr(signal, "pthread_kill"):
         # a real signal, so a main thread blocked in a wait (dask's ``wait``) wakes up for it
         signal.pthread_kill(main, signal.SIGINT)
@@ -81,8 +116,43 @@ def _resend_swallowed(previous: Any, watching_sigint: Callable[[], bool]) -> Any
     return hook
 
 
+def end_the_process(line: str) -> None:
+    """The watchdog's last resort while a command runs schedules (``set_last_resort``): the
+    run is still going ``LAST_RESORT_S`` after its limit, because the code under test
+    swallows every stop — the watchdog's ``Hang`` and Ctrl-C alike, an ``except
+    BaseException`` in a CPU loop — and nothing inside the process can end it (sweep E D6).
+    Say so, and end the process, exit 1. It runs on a watchdog thread while the main thread
+    spins: the message goes straight to fd 2, past any lock the spinning code may hold. What
+    was saved stays (explore saves each failure as it finds it; files are written
+    atomically)."""
+    with contextlib.suppress(Exception):
+        sys.stdout.flush()
+    text = (f"wddmemu: {printable(line, 2000)}\n"
+            "wddmemu: the code under test swallows every stop, Ctrl-C too (an except "
+            "BaseException in a CPU loop?): the process ends here, exit 1\n")
+    with contextlib.suppress(OSError):
+        os.write(2, text.encode("utf-8", "replace"))
+    os._exit(EXIT_GIVEN_UP)
+
+
 @contextlib.contextmanager
 def ctrl_c() -> Iterator[None]:
+    """While a command runs schedules: Ctrl-C raises KeyboardInterrupt wherever the run is, and
+    a run that cannot be stopped ends the process (:func:`end_the_process`)."""
+    # here, not at the top: the CLI starts without the engine (row 6 of issue 13), and a
+    # command that runs schedules has imported it by now
+    from vthreads.lowlevel import set_last_resort, watching_sigint
+
+    before = set_last_resort(end_the_process)
+    try:
+        with _interrupting(watching_sigint):
+            yield
+    finally:
+        set_last_resort(before)
+
+
+@contextlib.contextmanager
+def _interrupting(watching_sigint: Callable[[], bool]) -> Iterator[None]:
     """Ctrl-C raises KeyboardInterrupt wherever the run is. asyncio's runner would otherwise
     turn it into a cancellation of the run, which the engine absorbs: the exploration would go
     on. (A handler other than Python's default is left alone by asyncio.)"""
@@ -92,10 +162,6 @@ def ctrl_c() -> Iterator[None]:
         # POSIX command leaves it
         yield
         return
-    # here, not at the top: the CLI starts without the engine (row 6 of issue 13), and a
-    # command that runs schedules has imported it by now
-    from vthreads.lowlevel import watching_sigint
-
     old = signal.signal(signal.SIGINT, _raise_interrupt)
     old_hook = sys.unraisablehook
     hook = sys.unraisablehook = _resend_swallowed(old_hook, watching_sigint)
@@ -106,6 +172,7 @@ def ctrl_c() -> Iterator[None]:
         if sys.unraisablehook is hook:
             sys.unraisablehook = old_hook
         _ours.clear()
+        _resent[0] = 0
         logging.getLogger("asyncio").disabled = False
 
 

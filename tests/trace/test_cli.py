@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -152,13 +153,19 @@ def _closed_stdout(*args: str) -> tuple[int, str]:
     return p.returncode, p.stderr
 
 
+def _slow(args: list[str], code: int) -> Any:
+    # a subprocess each (~0.5 s): one of each path stays in the default run (docs/testing.md)
+    return pytest.param(args, code, marks=pytest.mark.slow)
+
+
 @pytest.mark.parametrize("args, code", [
-    (["trace", "summary"], 0), (["trace", "summary", "--json"], 0),
+    (["trace", "summary"], 0), _slow(["trace", "summary", "--json"], 0),
     (["trace", "export", "--chrome", "-"], 0), (["rules"], 0),
     (["run", "dynamic-vb-ring", "--driver", "track-in-lockasync"], 1),  # its finding's code
     # click's own output: it answered a closed pipe with exit 1 (fuzzing, 7 December)
-    (["rules", "LA-13"], 0), (["rules", "foreign-await"], 0), (["--help"], 0),
-    (["--version"], 0), (["explore", "--help"], 0), (["trace", "summary", "--help"], 0),
+    (["rules", "LA-13"], 0), _slow(["rules", "foreign-await"], 0), (["--help"], 0),
+    _slow(["--version"], 0), _slow(["explore", "--help"], 0),
+    _slow(["trace", "summary", "--help"], 0),
 ])
 def test_a_reader_that_stops_early_leaves_the_commands_own_exit_code(args: list[str], code: int,
                                                                      mimic: Path) -> None:

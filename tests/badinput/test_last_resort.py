@@ -1,0 +1,190 @@
+"""Sweep E D6: code under test that swallows every ``BaseException`` in a CPU loop swallows the
+watchdog's ``Hang`` at each repeat, and Ctrl-C too: nothing inside the process can stop it. An
+application may set a last resort (``vthreads.lowlevel.set_last_resort``), called once,
+``LAST_RESORT_S`` after the limit, with the run's failure line; the CLI's ends the process,
+exit 1, after saying so (``wddmemu._interrupt.end_the_process``). A library sets none."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from umd import ReferenceDevice, ReferenceDriver
+from vthreads import _watchdog
+from vthreads.lowlevel import set_last_resort
+from wddmemu._runner import RunSpec, run_scenario
+
+#: set by the last resort of the in-process tests: the loop below ends only then
+_released = threading.Event()
+
+
+class SwallowsEveryStop(ReferenceDevice):
+    async def pfn_rename(self, args: Any) -> int:
+        while not _released.is_set():  # sweep E's loop: no Hang, no Ctrl-C gets out of it
+            try:
+                while not _released.is_set():  # the alarm's repeats all land in here
+                    pass
+            except BaseException:
+                pass
+        return await super().pfn_rename(args)
+
+
+def _spec(backend: str) -> RunSpec:
+    return RunSpec("dynamic-vb-ring", driver=lambda: ReferenceDriver(
+        device_class=SwallowsEveryStop), backend=backend)
+
+
+@pytest.fixture
+def short_limits(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_watchdog, "LAST_RESORT_S", 0.4)
+    monkeypatch.setattr(_watchdog, "BACKUP_S", 0.1)
+    _released.clear()
+
+
+@pytest.mark.parametrize("where", ["main thread", "worker thread"])
+def test_a_run_nothing_stops_reaches_the_last_resort_once(short_limits: None,
+                                                          where: str) -> None:
+    lines: list[tuple[str, float]] = []
+    t0 = time.monotonic()
+
+    def resort(line: str) -> None:
+        lines.append((line, time.monotonic() - t0))
+        _released.set()  # what a real resort cannot do: let the loop end, so the test does
+
+    got: list[Any] = []
+    before = set_last_resort(resort)
+    try:
+        if where == "main thread":
+            got.append(run_scenario(_spec("asyncio"), timeout=0.2))
+        else:
+            t = threading.Thread(target=lambda: got.append(
+                run_scenario(_spec("trio"), timeout=0.2)), daemon=True)
+            t.start()
+            t.join(30)
+            assert not t.is_alive()
+    finally:
+        assert set_last_resort(before) is resort
+    ((line, at),) = lines  # once
+    assert line.startswith("hang at step ") and " on dev0.worker: the run did not end " in line
+    assert "0.2 s of wall time: thread dev0.worker was in DDI Rename" in line, line
+    assert 0.2 + 0.4 <= at < 20
+    run = got[0].run
+    assert run.failure is not None and run.failure.kind == "hang"
+
+
+def test_a_run_that_ends_in_time_never_calls_it(short_limits: None) -> None:
+    called: list[str] = []
+    before = set_last_resort(called.append)
+    try:
+        assert run_scenario(RunSpec("dynamic-vb-ring"), timeout=0.2).ok
+        time.sleep(0.6)  # past the limit and LAST_RESORT_S: the backup thread has woken
+    finally:
+        set_last_resort(before)
+    assert called == []
+
+
+def test_a_forked_child_does_not_call_its_parents_resort(short_limits: None) -> None:
+    # the resort belongs to the process that set it: a --jobs worker inherits the module only
+    called: list[str] = []
+    before = set_last_resort(called.append)
+    try:
+        _watchdog._last_resort = (called.append, os.getpid() + 1)  # as a child sees it
+        dog = _watchdog.Watchdog(0.1)
+        dog._engine = object()  # type: ignore[assignment]
+        dog._give_up()
+    finally:
+        set_last_resort(before)
+    assert called == []
+
+
+SCRIPT = textwrap.dedent('''
+    import sys
+    from vthreads import _watchdog
+    _watchdog.LAST_RESORT_S, _watchdog.BACKUP_S = 0.4, 0.1
+    from wddmemu._cli import main
+    raise SystemExit(main(sys.argv[1:]))
+''')
+
+DRIVER = textwrap.dedent('''
+    from umd import ReferenceDevice, ReferenceDriver
+
+    class Swallows(ReferenceDevice):
+        async def pfn_rename(self, args):
+            open("in_the_loop", "w").close()  # for the test that sends Ctrl-C
+            while True:
+                try:
+                    while True:
+                        pass
+                except BaseException:
+                    pass
+
+    def driver():
+        return ReferenceDriver(device_class=Swallows)
+''')
+
+
+@pytest.mark.parametrize("command", ["run", pytest.param("explore", marks=pytest.mark.slow)])
+def test_the_cli_says_so_and_ends_the_process_exit_1(tmp_path: Path, command: str) -> None:
+    (tmp_path / "swallow_all.py").write_text(DRIVER)
+    args = [command, "dynamic-vb-ring", "--driver", "swallow_all:driver", "--timeout", "0.2"]
+    if command == "explore":
+        args += ["--schedules", "3", "--save-dir", str(tmp_path / "saved")]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), os.getcwd()])}
+    t0 = time.monotonic()
+    p = subprocess.run([sys.executable, "-c", SCRIPT, *args], capture_output=True, text=True,
+                       env=env, cwd=tmp_path, timeout=60)
+    assert p.returncode == 1, (p.stdout, p.stderr)
+    assert time.monotonic() - t0 < 30
+    err = p.stderr.splitlines()
+    assert err[-2].startswith("wddmemu: hang at step ") and "was in DDI Rename" in err[-2], err
+    assert err[-1] == ("wddmemu: the code under test swallows every stop, Ctrl-C too (an except "
+                       "BaseException in a CPU loop?): the process ends here, exit 1")
+    assert "Traceback" not in p.stderr
+
+
+INTERRUPTED_SCRIPT = textwrap.dedent('''
+    import sys
+    from wddmemu import _interrupt
+    _interrupt.FORCE_AFTER_S = 0.3
+    from wddmemu._cli import main
+    raise SystemExit(main(sys.argv[1:]))
+''')
+
+
+@pytest.mark.skipif(not hasattr(os, "killpg"), reason="needs POSIX signals")
+def test_a_second_ctrl_c_ends_a_run_that_swallows_the_first_exit_130(tmp_path: Path) -> None:
+    """With ``--timeout 0`` no watchdog comes: the first Ctrl-C is swallowed by the loop, and
+    a second one FORCE_AFTER_S later ends the process, exit 130, saying why."""
+    import signal
+
+    (tmp_path / "swallow_all.py").write_text(DRIVER)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), os.getcwd()])}
+    p = subprocess.Popen([sys.executable, "-c", INTERRUPTED_SCRIPT, "run", "dynamic-vb-ring",
+                          "--driver", "swallow_all:driver", "--timeout", "0"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                         cwd=tmp_path)
+    try:
+        deadline = time.monotonic() + 30
+        while not (tmp_path / "in_the_loop").exists():  # started, and in the loop
+            assert time.monotonic() < deadline and p.poll() is None
+            time.sleep(0.05)
+        p.send_signal(signal.SIGINT)
+        time.sleep(0.6)
+        assert p.poll() is None  # the first was swallowed
+        p.send_signal(signal.SIGINT)
+        out, err = p.communicate(timeout=30)
+    finally:
+        p.kill()
+    assert p.returncode == 130, (out, err)
+    assert err.splitlines()[-1] == (
+        "wddmemu: interrupted again, and the first is not through yet: the code under test "
+        "swallows Ctrl-C (an except BaseException in a CPU loop?): the process ends here, "
+        "exit 130")
