@@ -555,10 +555,10 @@ def test_brute_force_counts_are_what_the_programs_say():
     assert brute_force_classes(two_sections)[1] == 2  # the two section orders
 
 
-#: programs whose raw-engine enumeration takes seconds (10 s for the asleep write's 3 threads):
-#: slow here; the default run keeps it in TINY's class test, and the fuzzed program it was cut
-#: from against dfs (tests/engine/test_dpor_programs.py)
-_RAW_SLOW = {"get behind an asleep write"}
+#: programs whose raw-engine enumeration takes seconds (10 s for the asleep write's 3 threads),
+#: or most of one (the other two): slow here; the default run keeps each in the brute-force
+#: class test below (TINY), and the fuzzed programs against dfs (tests/engine/test_dpor_programs.py)
+_RAW_SLOW = {"get behind an asleep write", "write, two reads", "condition"}
 
 
 @pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in _RAW_SLOW
