@@ -54,7 +54,13 @@ from ._threads import (
     _thread_var,
 )
 from ._timers import Timer, TimerHeap
-from ._trampoline import TO_HOST, Trampoline, park_forever
+from ._trampoline import (
+    TO_HOST,
+    Trampoline,
+    foreign_await_message,
+    foreign_loop_call,
+    park_forever,
+)
 
 __all__ = ["BLOCKED", "FINISHED", "READY", "RUNNING", "SLEEPING", "Engine", "VThread"]
 
@@ -246,6 +252,11 @@ class Engine(EngineEvents):
                 raise  # the host's, or the runner closing the coroutine: not emulated code's
             if self._aborted and self._reports.failure is not None:
                 return  # raised while it unwound a failed run: the first failure stands
+            called = foreign_loop_call(e) if self._controlled else None
+            if called is not None:  # the other backend's foreign await (sweep E D7)
+                self._fail("foreign-await", foreign_await_message(t.name), t,
+                           {"awaited": called})
+                return
             name, message, tb = describe_exception(e)
             self._fail("exception", message, t, {"exception": name, "traceback": tb})
             return

@@ -14,6 +14,10 @@ if TYPE_CHECKING:
     from ._engine import Engine
 
 
+#: the failures that stop the run inside the failing thread's step (``StepObserver.cut``)
+_CUTS = frozenset({"exception", "violation", "foreign-await"})
+
+
 class Reports:
     """The failure and violations of one engine's run."""
 
@@ -30,13 +34,14 @@ class Reports:
         if self.failure is not None:
             return
         eng = self._eng
-        if eng._observer is not None and t is not None and kind in ("exception", "violation"):
+        if eng._observer is not None and t is not None and kind in _CUTS:
             # the run stops inside t's step (its code raised, or broke a rule): close that
             # step, so its footprint counts for a search that goes on after failures (DPOR
             # with stop_on_failure=False lost its races and claimed exhaustion: h8's F2), and
             # mark it as the end of the run, which takes away every other thread's further
             # steps (without the mark DPOR never ran them before the failing step: exhausted
             # at one execution where dfs found ten classes and a race, sweep F's D1)
+            # (a foreign await, yielded or raised, ends the run inside the step the same way)
             eng._observer.cut(t, finished=kind == "exception")
         self.failure = Failure(kind, message, eng.step, t.name if t else None, details)
         if eng._tracing:

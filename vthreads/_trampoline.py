@@ -143,6 +143,45 @@ def _foreign_task_factory(previous: Any) -> Callable[..., Any]:
     return factory
 
 
+def foreign_await_message(thread: str) -> str:
+    """The ``foreign-await`` failure's message: the same on every backend (it reaches the
+    trace); what was awaited is backend-specific, so it goes to the details only."""
+    return (f"thread {thread} awaited something that is not a vthreads operation (anyio, "
+            "asyncio or trio directly?), which the engine cannot resume: await vthreads.sleep "
+            "for time and vthreads.checkpoint to yield")
+
+
+#: what the event-loop libraries raise, before anything is yielded, when called where their
+#: own loop does not run: (a part of the raising file's path, the message). Under the trio
+#: backend ``asyncio.sleep`` raises the first, under asyncio ``trio.sleep`` the second; where
+#: the library's loop does run, the same call yields to it (a foreign await). Both are one
+#: mistake, so both are ``foreign-await`` (sweep E D7: the kind, the message and the trace
+#: depended on --backend). A message not listed here stays an ``exception``
+_NO_LOOP = (
+    ("/asyncio/", "no running event loop"),
+    ("/trio/", "must be called from async context"),
+    ("/sniffio/", "unknown async library, or not in async context"),
+)
+
+
+def foreign_loop_call(e: BaseException) -> str | None:
+    """What ``e`` says, when it is an event-loop library refusing a call made outside its
+    loop (``_NO_LOOP``), as ``"module.function raised RuntimeError: …"``; None otherwise."""
+    if not isinstance(e, RuntimeError) or e.__traceback__ is None:
+        return None
+    tb = e.__traceback__
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    code = tb.tb_frame.f_code
+    where = code.co_filename.replace("\\", "/")
+    text = str(e.args[0]) if len(e.args) == 1 and type(e.args[0]) is str else None
+    for part, message in _NO_LOOP:
+        if part in where and text == message:
+            module = tb.tb_frame.f_globals.get("__name__", "?")
+            return f"{module}.{code.co_name} raised {type(e).__name__}: {message}"
+    return None
+
+
 def _describe(obj: Any) -> str:
     if obj is None:
         return "a bare asyncio yield (asyncio.sleep(0), anyio.lowlevel.checkpoint())"
@@ -229,16 +268,8 @@ class Trampoline:
                 t._coro = None  # finished: _thread_main handed the baton on or ended the run
                 continue
             if got is not PARK:
-                # the message is the same on every backend (it reaches the trace); what was
-                # awaited is backend-specific, so it goes to the details only
-                eng._fail(
-                    "foreign-await",
-                    f"thread {t.name} awaited something that is not a vthreads operation "
-                    "(anyio, asyncio or trio directly?), which the engine cannot resume: await "
-                    "vthreads.sleep for time and vthreads.checkpoint to yield",
-                    t,
-                    {"awaited": _describe(got)},
-                )
+                eng._fail("foreign-await", foreign_await_message(t.name), t,
+                          {"awaited": _describe(got)})
 
     def _unwind(self) -> None:
         """End every thread that has not finished, in spawn order (also when a BaseException

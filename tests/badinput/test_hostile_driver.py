@@ -295,3 +295,43 @@ def test_notes_of_the_programs_own_show_in_the_message_one_line_each_and_cut() -
     run = vt.Engine().run(main)
     assert run.failure is not None
     assert run.failure.message == "ValueError: bad (first line) (" + "x" * 197 + "...)"
+
+
+class _AsyncioSleepInRename(umd.ReferenceDevice):
+    async def pfn_rename(self, args: Any) -> int:
+        await asyncio.sleep(0.01)
+        return await super().pfn_rename(args)
+
+
+class _TrioSleepInRename(umd.ReferenceDevice):
+    async def pfn_rename(self, args: Any) -> int:
+        import trio
+
+        await trio.sleep(0.01)
+        return await super().pfn_rename(args)
+
+
+@pytest.mark.parametrize("device", [_AsyncioSleepInRename, _TrioSleepInRename],
+                         ids=["asyncio.sleep", "trio.sleep"])
+def test_a_sleep_of_either_library_is_a_foreign_await_on_both_backends(device: type) -> None:
+    """Sweep E D7: where its loop runs, the library's sleep yields to it (a foreign await the
+    trampoline sees); where it does not, it raises first ("no running event loop", "must be
+    called from async context"), which was an ``exception``. Both are now ``foreign-await``,
+    at the same step, with the same message; only ``awaited`` says which."""
+    got = {}
+    for backend in BACKENDS:
+        run = run_scenario(RunSpec("dynamic-vb-ring", driver=lambda: umd.ReferenceDriver(
+            device_class=device), backend=backend)).run
+        f = run.failure
+        assert f is not None and f.kind == "foreign-await", f
+        got[backend] = (f.step, f.thread, f.message, run.decisions)
+        assert f.details["awaited"]
+    assert got["asyncio"] == got["trio"]
+    assert got["asyncio"][1] == "dev0.worker"
+
+
+def test_a_runtime_error_of_the_drivers_own_stays_an_exception() -> None:
+    # the same words, raised by the driver and not by a loop library: its own exception
+    run = run_scenario(RunSpec("dynamic-vb-ring", driver=_raising(
+        RuntimeError("no running event loop")), backend="trio")).run
+    assert run.failure is not None and run.failure.kind == "exception"
