@@ -252,13 +252,7 @@ class Engine(EngineEvents):
                 raise  # the host's, or the runner closing the coroutine: not emulated code's
             if self._aborted and self._reports.failure is not None:
                 return  # raised while it unwound a failed run: the first failure stands
-            called = foreign_loop_call(e) if self._controlled else None
-            if called is not None:  # the other backend's foreign await (sweep E D7)
-                self._fail("foreign-await", foreign_await_message(t.name), t,
-                           {"awaited": called})
-                return
-            name, message, tb = describe_exception(e)
-            self._fail("exception", message, t, {"exception": name, "traceback": tb})
+            _thread_raised(self, t, e)
             return
         self._on_finish(t)
 
@@ -475,6 +469,18 @@ class Engine(EngineEvents):
 
     def report_race(self, race: Race) -> None:
         self._reports.race(race)
+
+
+def _thread_raised(eng: Engine, t: VThread, e: BaseException) -> None:
+    """Emulated thread ``t`` raised ``e``: the run fails as an ``exception``, or as a
+    ``foreign-await`` when ``e`` is the other backend's loop library refusing a call made
+    outside its loop (:func:`foreign_loop_call`, sweep E D7)."""
+    called = foreign_loop_call(e) if eng._controlled else None
+    if called is not None:
+        eng._fail("foreign-await", foreign_await_message(t.name), t, {"awaited": called})
+        return
+    name, message, tb = describe_exception(e)
+    eng._fail("exception", message, t, {"exception": name, "traceback": tb})
 
 
 async def _aborting(self: Engine) -> None:
