@@ -237,13 +237,14 @@ class _Backup:
                 now = time.monotonic()
                 self._watched = (dog, ident, now + BACKUP_S, limit_at)
                 given_up = now - limit_at >= LAST_RESORT_S
-                if not given_up and now - dog._last_alarm < BACKUP_S:
-                    continue  # the alarm still comes (it stops the run, or repeats): not ours
+                alarm_comes = now - dog._last_alarm < BACKUP_S  # it stops the run, or repeats
+                if not given_up and alarm_comes:
+                    continue
                 self._cond.release()  # _fire takes the watchdog's own lock, not ours
                 try:
-                    if given_up:
+                    if given_up:  # the last resort, on top of the backup's own repeats
                         dog._give_up()
-                    else:
+                    if not alarm_comes:
                         dog._fire_from_timer(ident)
                 finally:
                     self._cond.acquire()

@@ -188,3 +188,39 @@ def test_a_second_ctrl_c_ends_a_run_that_swallows_the_first_exit_130(tmp_path: P
         "wddmemu: interrupted again, and the first is not through yet: the code under test "
         "swallows Ctrl-C (an except BaseException in a CPU loop?): the process ends here, "
         "exit 130")
+
+
+class TakesTheAlarmAwayThenSwallows(ReferenceDevice):
+    """Ignores SIGALRM, then swallows the backup's Hangs for ``SWALLOW_S``, then spins."""
+
+    async def pfn_rename(self, args: Any) -> int:
+        import signal
+
+        signal.signal(signal.SIGALRM, signal.SIG_IGN)
+        swallow_until = time.monotonic() + SWALLOW_S
+        while time.monotonic() < swallow_until:
+            try:
+                while time.monotonic() < swallow_until:
+                    pass
+            except BaseException:
+                pass
+        end = time.monotonic() + 10  # only when nothing stops it: the run then ends clean
+        while time.monotonic() < end:
+            pass
+        return 0
+
+
+#: past the limit and LAST_RESORT_S (0.4 s, short_limits)
+SWALLOW_S = 1.0
+
+
+def test_past_the_last_resort_the_backup_still_repeats_without_one(short_limits: None) -> None:
+    """With no last resort set (a library's case), the backup of a taken-away alarm goes on
+    repeating its Hang after LAST_RESORT_S: its first version of the resort replaced them, and
+    a run whose code swallowed the first repeats was never stopped."""
+    assert _watchdog._last_resort is None
+    t0 = time.monotonic()
+    run = run_scenario(RunSpec("dynamic-vb-ring", driver=lambda: ReferenceDriver(
+        device_class=TakesTheAlarmAwayThenSwallows)), timeout=0.2).run
+    assert run.failure is not None and run.failure.kind == "hang", run.summary()
+    assert time.monotonic() - t0 < SWALLOW_S + 5
