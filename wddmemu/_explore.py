@@ -56,7 +56,7 @@ from ._runner import (
     timed_task,
 )
 from ._schema import KIND_NAMES, NONE, decisions_problem, document_problem, is_kind, kind_name
-from ._watchdog import EXPLORE_TIMEOUT, HANG_QUICK_S, HANG_REPLAY_S
+from ._watchdog import EXPLORE_TIMEOUT, HANG_QUICK_S, HANG_REPLAY_S, stopped_short
 
 FORMAT = "wddmemu-failure"
 #: 2 adds ``load`` (the modules and distributions the file needs) and ``spec.driver_options``;
@@ -1014,8 +1014,8 @@ def replay(ff: FailureFile, *, trace: Any = None, backend: str | None = None,
         strict = Replay(spec.decisions)
         r = run_scenario(spec, trace=trace, strategy=strict, stop_on_violation=True,
                          timeout=limit).run
-        if r.failure is None or r.failure.kind != "hang" or r.failure.step >= ff.step:
-            break  # not a replay that a short limit stopped before the stuck step
+        if not stopped_short(r, ff.step):
+            break
     if r.failure is not None and r.failure.kind == "divergence":
         damage = _damage(strict.divergence, len(spec.decisions), ff.rule == "hang")
         if damage is not None:

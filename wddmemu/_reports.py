@@ -36,7 +36,7 @@ from ._explore import ExploreResult, Finding, Found, findings_to_end, replay_com
 from ._files import write_atomically
 from ._runner import RunSpec, run_scenario
 from ._tracebacks import failure_traceback
-from ._watchdog import HANG_QUICK_S, HANG_REPLAY_S
+from ._watchdog import HANG_QUICK_S, HANG_REPLAY_S, stopped_short
 
 REPORT_FORMAT = "wddmemu-report"
 REPORT_VERSION = 1
@@ -367,7 +367,7 @@ def _replayed(fd: Found) -> tuple[RunResult, bytes]:
         buf = io.BytesIO()
         run = run_scenario(fd.spec, trace=buf, strategy=Replay(fd.spec.decisions or ()),
                            stop_on_violation=True, timeout=limit).run
-        if run.failure is None or run.failure.step >= fd.finding.step:
+        if not stopped_short(run, fd.finding.step):
             break
     return run, buf.getvalue()
 

@@ -29,6 +29,14 @@ HANG_REPLAY_S = 3.0
 HANG_QUICK_S = 0.5
 
 
+def stopped_short(run: Any, step: int) -> bool:
+    """Whether ``run`` (a replay's ``RunResult``) is a hang its limit stopped before ``step``,
+    the saved hang's: it is run again under :data:`HANG_REPLAY_S` (a replay that reached the
+    step, or failed otherwise, would end the same under any limit)."""
+    f = run.failure
+    return f is not None and f.kind == "hang" and f.step < step
+
+
 def check_timeout(seconds: float) -> float:
     """``seconds`` if it is a usable ``--timeout`` (finite, >= 0); ``ValueError`` otherwise."""
     return engine_check_timeout(seconds, "--timeout")
