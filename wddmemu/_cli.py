@@ -20,7 +20,16 @@ import click
 # runner (and with it the engine, kernel, driver, runtime and checker) and matplotlib are
 # imported inside the commands that use them — for startup speed only; nothing here is a cycle.
 from . import _loading
-from ._errors import BACKENDS, MAX_TIMEOUT_S, SpecError
+from ._errors import (
+    BACKENDS,
+    EXIT_BAD_INPUT,
+    EXIT_FAIL,
+    EXIT_INTERNAL,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    MAX_TIMEOUT_S,
+    SpecError,
+)
 from ._files import check_directory, check_output, stdout_may_close
 from ._interrupt import ctrl_c, is_interrupt, quiet_after_interrupt
 from ._schema import is_module_name
@@ -31,7 +40,6 @@ if TYPE_CHECKING:
     from ._explore import Found
     from ._runner import RunSpec, ScenarioResult
 
-EXIT_OK, EXIT_FAIL, EXIT_BAD_INPUT, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 #: explore prints a progress line this often (seconds) when stdout is not a terminal
 PROGRESS_EVERY = 5.0
 DEFAULT_DRIVER = "reference"  # == _runner.DEFAULT_DRIVER (tests/cli checks they agree)

@@ -1,11 +1,15 @@
-"""The harness's input error, in a module of its own so that the light modules (loading, the
-CLI's option parsing) can raise it without importing the runner."""
+"""The harness's input error and the CLI's exit codes, in a module of its own so that the light
+modules (loading, the CLI's option parsing, Ctrl-C's handling) can use them without importing
+the runner."""
 
 from __future__ import annotations
 
 import importlib
 import os
 from pathlib import Path
+
+#: the CLI's exit codes (docs/explore.md): clean, a finding, bad input, our own bug, Ctrl-C
+EXIT_OK, EXIT_FAIL, EXIT_BAD_INPUT, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
 
 class SpecError(ValueError):

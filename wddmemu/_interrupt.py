@@ -35,6 +35,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from ._errors import EXIT_FAIL, EXIT_INTERRUPTED
 from ._files import printable
 
 #: the interrupts this module raised while :func:`ctrl_c` is in force: only these are sent
@@ -44,8 +45,6 @@ _ours: list[KeyboardInterrupt] = []
 #: how long the helper thread waits before it sends a swallowed interrupt again: long enough
 #: for the finaliser that swallowed it to have returned, short against a person's patience
 _RESEND_AFTER_S = 0.01
-#: the exit code of a command the last resort ended (a hang is a finding), and Ctrl-C's
-EXIT_GIVEN_UP, EXIT_INTERRUPTED = 1, 130
 
 
 #: a person's Ctrl-C this long (seconds) after the first one of ours, which has not unwound
@@ -132,7 +131,7 @@ def end_the_process(line: str) -> None:
             "BaseException in a CPU loop?): the process ends here, exit 1\n")
     with contextlib.suppress(OSError):
         os.write(2, text.encode("utf-8", "replace"))
-    os._exit(EXIT_GIVEN_UP)
+    os._exit(EXIT_FAIL)  # a hang is a finding
 
 
 @contextlib.contextmanager
