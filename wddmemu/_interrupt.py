@@ -75,13 +75,20 @@ def _end_interrupted() -> None:
     command: the code under test swallows it (an ``except BaseException`` in a CPU loop, with
     ``--timeout 0``, where no watchdog's last resort comes; sweep E D6). The process ends,
     exit 130, as Ctrl-C always does; what was saved stays."""
+    _exit_now("wddmemu: interrupted again, and the first is not through yet: the code under "
+              "test swallows Ctrl-C (an except BaseException in a CPU loop?): the process ends "
+              "here, exit 130\n", EXIT_INTERRUPTED)
+
+
+def _exit_now(text: str, code: int) -> None:
+    """End the process with ``code`` after ``text`` on stderr, from whatever thread, while the
+    main thread spins in code that swallows every exception: stdout is flushed, and ``text``
+    goes straight to fd 2, past any lock the spinning code may hold."""
     with contextlib.suppress(Exception):
         sys.stdout.flush()
     with contextlib.suppress(OSError):
-        os.write(2, b"wddmemu: interrupted again, and the first is not through yet: the code "
-                    b"under test swallows Ctrl-C (an except BaseException in a CPU loop?): the "
-                    b"process ends here, exit 130\n")
-    os._exit(EXIT_INTERRUPTED)
+        os.write(2, text.encode("utf-8", "replace"))
+    os._exit(code)
 
 
 def _send_again(main: int) -> None:
@@ -120,18 +127,12 @@ def end_the_process(line: str) -> None:
     run is still going ``LAST_RESORT_S`` after its limit, because the code under test
     swallows every stop — the watchdog's ``Hang`` and Ctrl-C alike, an ``except
     BaseException`` in a CPU loop — and nothing inside the process can end it (sweep E D6).
-    Say so, and end the process, exit 1. It runs on a watchdog thread while the main thread
-    spins: the message goes straight to fd 2, past any lock the spinning code may hold. What
-    was saved stays (explore saves each failure as it finds it; files are written
-    atomically)."""
-    with contextlib.suppress(Exception):
-        sys.stdout.flush()
-    text = (f"wddmemu: {printable(line, 2000)}\n"
-            "wddmemu: the code under test swallows every stop, Ctrl-C too (an except "
-            "BaseException in a CPU loop?): the process ends here, exit 1\n")
-    with contextlib.suppress(OSError):
-        os.write(2, text.encode("utf-8", "replace"))
-    os._exit(EXIT_FAIL)  # a hang is a finding
+    Say so, and end the process, exit 1 (a hang is a finding), from the watchdog thread it
+    runs on (:func:`_exit_now`). What was saved stays (explore saves each failure as it finds
+    it; files are written atomically)."""
+    _exit_now(f"wddmemu: {printable(line, 2000)}\n"
+              "wddmemu: the code under test swallows every stop, Ctrl-C too (an except "
+              "BaseException in a CPU loop?): the process ends here, exit 1\n", EXIT_FAIL)
 
 
 @contextlib.contextmanager
