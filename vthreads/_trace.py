@@ -172,6 +172,10 @@ class TraceSink:
         self._tail = b"}"
         self._tail_nl = b"}\n"
         self._context_keys: frozenset[str] = frozenset()
+        # write's test that an event names no context key: the first four keys, padded (see
+        # start), and the rest as a set, or None when there are at most four
+        self._probe: tuple[Any, Any, Any, Any] = (None, None, None, None)
+        self._more: frozenset[str] | None = None
         self._buf = bytearray()
         #: the file is a pipe whose reader left: the rest of the trace is dropped (flush)
         self.reader_gone = False
@@ -211,6 +215,11 @@ class TraceSink:
             tail = {k: v for k, v in context.items() if k not in CONTEXT_KEYS}
             tail.update((k, context[k]) for k in CONTEXT_KEYS if k in context)
             self._context_keys = frozenset(context)
+            # padded with the first key again (a str keeps the dict's lookup on its fast
+            # path), or with None when there is none: no event's key is None
+            keys = tuple(context)
+            self._probe = (keys + keys[:1] * 4 + (None,) * 4)[:4]
+            self._more = frozenset(keys[4:]) or None
             self._tail = b"," + _dumps(tail)[1:] if tail else b"}"
             self._tail_nl = self._tail + b"\n"
             self._sched_tails.clear()  # they end in the tail
@@ -220,10 +229,14 @@ class TraceSink:
     def write(self, event: dict[str, Any]) -> None:
         """One event (the engine's dict: ``step, t, thread, event, **fields``; not changed)."""
         buf = self._buf
-        # the keys view asks the event for each of the few context keys; the set's own
-        # isdisjoint would walk every key of the event through the set (~5 % of a traced
-        # run's extra instructions)
-        if self._fast and event.keys().isdisjoint(self._context_keys):
+        # four ``in`` tests for the run context's (usually four) keys, where
+        # ``event.keys().isdisjoint(keys)`` made a set iterator: ~390 instructions less a
+        # dict line, 14.03 M -> 13.99 M a traced frame (callgrind). A set's own isdisjoint
+        # would walk every key of the event through the set
+        k0, k1, k2, k3 = self._probe
+        if (self._fast and k0 not in event and k1 not in event and k2 not in event
+                and k3 not in event
+                and (self._more is None or event.keys().isdisjoint(self._more))):
             # _dumps, inlined, and first without ``default``: a keyword argument is ~15 % of
             # orjson's call on a trace line, and it only serves a field orjson cannot encode
             # (bytes, a set, an object), which none of the built-in layers' events has. Such

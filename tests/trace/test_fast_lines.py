@@ -268,3 +268,26 @@ def test_fields_orjson_cannot_encode_alone_take_the_chains_bytes(tmp_path: Path)
     assert f'"value":"{1 << 70}","inner":["{-(1 << 64) - 1}",{{"k":"03"}}]' in text
     assert '"event":"odd.plain","value":1' in text
     assert fast == chain
+
+
+def _logs_each_key(keys: tuple[str, ...]) -> Callable[[], object]:
+    async def program() -> None:
+        vt.log("plain", field=1)
+        for k in keys:  # an event with a field named like each context key, the 5th and 6th too
+            vt.log("clash", **{k: "own", "other": 2})
+        vt.log("plain", field=2)
+    return program
+
+
+@pytest.mark.parametrize("n", [0, 1, 3, 4, 5, 6])
+def test_an_event_naming_any_context_key_takes_the_chain(tmp_path: Path, n: int) -> None:
+    """TraceSink.write tests the first four context keys one by one and the rest as a set: an
+    event's own field of any of them (the event's value wins, in its place) gives the chain's
+    bytes, whatever the number of keys."""
+    context = {f"k{i}": i for i in range(n)}
+    program = _logs_each_key(tuple(context))
+    fast, chain = _fast_and_chain(tmp_path, lambda path: vt.Engine(
+        "fifo", trace=path, context=context).run(program).check())
+    assert fast == chain
+    clashes = [line for line in fast.splitlines() if b'"event":"clash"' in line]
+    assert len(clashes) == n and all(b'"own"' in line for line in clashes)
