@@ -178,9 +178,16 @@ def set_last_resort(fn: Callable[[str], None] | None) -> Callable[[str], None] |
     on THREAD: …". What to do is the application's choice — a CLI prints and ends the process
     (``os._exit``) — so a library never sets one; None takes it away. Returns the one before."""
     global _last_resort
-    before = _last_resort[0] if _last_resort is not None else None
+    before = last_resort()
     _last_resort = (fn, os.getpid()) if fn is not None else None
     return before
+
+
+def last_resort() -> Callable[[str], None] | None:
+    """The last resort this process set (:func:`set_last_resort`), or None: one a forked
+    worker inherited from its parent is not its own."""
+    resort = _last_resort
+    return resort[0] if resort is not None and resort[1] == os.getpid() else None
 
 
 class _Backup:
@@ -393,8 +400,8 @@ class Watchdog:
     def _give_up(self) -> None:
         """The run is still going :data:`LAST_RESORT_S` after its limit: the application's last
         resort (:func:`set_last_resort`), if this process set one, gets its failure line."""
-        resort = _last_resort
-        if resort is None or resort[1] != os.getpid():
+        resort = last_resort()
+        if resort is None:
             return
         with self._lock:
             if self._over or self._engine is None or self._given_up:
@@ -407,7 +414,7 @@ class Watchdog:
         else:
             line = f"{f.kind} at step {f.step}" + (f" on {f.thread}" if f.thread else "")
             line += f": {f.message}"
-        resort[0](line)
+        resort(line)
 
     def _done(self) -> None:
         # inside the run's try: a Hang raised into the thread just before is delivered here,

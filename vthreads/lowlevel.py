@@ -17,8 +17,8 @@ primitive") for a semaphore in twenty lines.
   :func:`tracing` — the running engine, a scheduling point, trace events.
 * :class:`Watchdog`, :func:`check_timeout`, :func:`fail_run`, :class:`Hang`,
   :func:`running_thread`, :func:`result_of` — stopping a run from outside it (the wall-clock
-  watchdog behind ``timeout=``; ``vthreads/_watchdog.py``); :func:`set_last_resort` — what
-  an application does with a run nothing can stop.
+  watchdog behind ``timeout=``; ``vthreads/_watchdog.py``); :func:`set_last_resort`,
+  :func:`last_resort` — what an application does with a run nothing can stop.
 * :func:`watching_sigint` — whether a run is watching Ctrl-C now (it then stops itself and
   raises ``KeyboardInterrupt``; ``vthreads/_origin.py``).
 * :func:`safe_repr`, :func:`safe_str`, :func:`describe_exception`, :func:`strip_addresses` —
@@ -56,6 +56,7 @@ from ._watchdog import (
     Watchdog,
     check_timeout,
     fail_run,
+    last_resort,
     result_of,
     running_thread,
     set_last_resort,
@@ -99,6 +100,7 @@ __all__ = [
     "describe_exception",
     "emit",
     "fail_run",
+    "last_resort",
     "parker_class",
     "record_access",
     "refuse_running_loop",

@@ -64,6 +64,7 @@ _NAMES = {
     "explore_async": "_async",
     "replay_async": "_async",
     "check_program_async": "_async",
+    "RunNotStopped": "_pool",
 }
 
 __all__ = [
@@ -80,6 +81,7 @@ __all__ = [
     "PluginWarning",
     "ProgramResult",
     "ReplayOutcome",
+    "RunNotStopped",
     "RunSpec",
     "ScenarioResult",
     "SpecError",
@@ -139,6 +141,7 @@ if TYPE_CHECKING:
         save_failure,
     )
     from ._loading import LoadRefused, PluginWarning, allow_module
+    from ._pool import RunNotStopped
     from ._program import ProgramResult, check_program
     from ._runner import RunSpec, ScenarioResult, check_spec, run_scenario, run_scenario_async
 

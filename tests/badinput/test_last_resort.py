@@ -133,10 +133,17 @@ DRIVER = textwrap.dedent('''
 
 @pytest.mark.parametrize("command", ["run", pytest.param("explore", marks=pytest.mark.slow)])
 def test_the_cli_says_so_and_ends_the_process_exit_1(tmp_path: Path, command: str) -> None:
-    (tmp_path / "swallow_all.py").write_text(DRIVER)
-    args = [command, "dynamic-vb-ring", "--driver", "swallow_all:driver", "--timeout", "0.2"]
+    args = [command, "dynamic-vb-ring"]
     if command == "explore":
         args += ["--schedules", "3", "--save-dir", str(tmp_path / "saved")]
+    _ends_exit_1_saying_so(tmp_path, DRIVER, args)
+
+
+def _ends_exit_1_saying_so(tmp_path: Path, driver: str, args: list[str]) -> None:
+    """The CLI, ``args`` and ``driver`` (the module ``swallow_all``) under ``--timeout 0.2``,
+    ends in time, exit 1, its last two lines the hang's and the last resort's."""
+    (tmp_path / "swallow_all.py").write_text(driver)
+    args = [*args, "--driver", "swallow_all:driver", "--timeout", "0.2"]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), os.getcwd()])}
     t0 = time.monotonic()
     p = subprocess.run([sys.executable, "-c", SCRIPT, *args], capture_output=True, text=True,
@@ -224,3 +231,53 @@ def test_past_the_last_resort_the_backup_still_repeats_without_one(short_limits:
         device_class=TakesTheAlarmAwayThenSwallows)), timeout=0.2).run
     assert run.failure is not None and run.failure.kind == "hang", run.summary()
     assert time.monotonic() - t0 < SWALLOW_S + 5
+
+
+JOBS_DRIVER = DRIVER.replace(
+    'open("in_the_loop", "w").close()  # for the test that sends Ctrl-C',
+    'import os; open(f"pid.{os.getpid()}", "w").close()  # the worker, for the test')
+
+
+def _worker_pids(where: Path) -> list[int]:
+    pids = [int(p.name.split(".")[1]) for p in where.glob("pid.*")]
+    assert pids and os.getpid() not in pids  # the runs were in worker processes
+    return pids
+
+
+def _gone(pid: int) -> bool:
+    deadline = time.monotonic() + 10  # terminated: the kernel may take a moment to reap it
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_a_jobs_worker_nothing_stops_ends_the_command_exit_1(tmp_path: Path) -> None:
+    """A ``--jobs`` worker's run that swallows every stop kept the worker, and the command
+    waited on it forever. The worker's own last resort hands its line to the parent, which
+    says it as one process does, ends the other workers and exits 1 (wddmemu/_pool.py)."""
+    _ends_exit_1_saying_so(tmp_path, JOBS_DRIVER, [
+        "explore", "dynamic-vb-ring", "--schedules", "4", "--jobs", "2",
+        "--save-dir", str(tmp_path / "saved")])
+    assert all(_gone(pid) for pid in _worker_pids(tmp_path))  # no worker left spinning
+
+
+@pytest.mark.slow
+def test_without_a_resort_of_its_own_the_parent_raises_run_not_stopped(
+        tmp_path: Path, short_limits: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An API caller sets no last resort: the pool ends its workers and raises RunNotStopped,
+    with the run's line, where ``explore(jobs=2)`` used to wait forever."""
+    from wddmemu import ExploreOptions, RunNotStopped, explore
+
+    (tmp_path / "swallow_all.py").write_text(JOBS_DRIVER)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    assert _watchdog.last_resort() is None
+    with pytest.raises(RunNotStopped, match=r"^hang at step \d+ .*was in DDI Rename.* "
+                                            r"\(the code under test swallows every stop"):
+        explore(RunSpec("dynamic-vb-ring", driver="swallow_all:driver"),
+                ExploreOptions(schedules=4, jobs=2, timeout=0.2))
+    assert all(_gone(pid) for pid in _worker_pids(tmp_path))

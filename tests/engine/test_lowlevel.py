@@ -226,7 +226,8 @@ def test_lowlevel_public_surface() -> None:
          "current_thread", "emit", "parker_class", "record_access", "release", "touch", "tracing",
          "Hang", "Watchdog", "check_timeout", "fail_run", "result_of", "running_thread",
          "describe_exception", "safe_repr", "safe_str", "strip_addresses", "type_name",
-         "refuse_running_loop", "same_run", "watching_sigint", "set_last_resort"])
+         "refuse_running_loop", "same_run", "watching_sigint", "set_last_resort",
+         "last_resort"])
     assert all(not n.startswith("_") for n in ll.__all__)
 
 
