@@ -211,6 +211,13 @@ class _Backup:
         self._until: float | None = None
         self._thread: threading.Thread | None = None
 
+    def forked(self) -> None:
+        """In a forked child (``os.register_at_fork``): the parent's thread is not there, and
+        its lock may have been held at the fork, so start over without either. Without this a
+        ``--jobs`` worker forked after a watched run had no backup and no last resort: a run
+        that took SIGALRM away and swallowed every stop kept the worker for good."""
+        self.__init__()  # type: ignore[misc]
+
     def watch(self, dog: Watchdog, ident: int, limit_at: float) -> None:
         deadline = limit_at + BACKUP_S
         with self._cond:
@@ -258,6 +265,8 @@ class _Backup:
 
 
 _backup = _Backup()
+if hasattr(os, "register_at_fork"):  # POSIX
+    os.register_at_fork(after_in_child=_backup.forked)
 
 
 class Watchdog:
