@@ -127,3 +127,17 @@ def test_every_finding_rules_knows_is_in_the_own_oracles_table() -> None:
     firsts = {line.split("|")[1].strip().split("`")[1] for line in table.splitlines()
               if line.startswith("| `")}
     assert set(FINDINGS) - {"violation"} <= firsts, set(FINDINGS) - firsts
+
+
+def test_python_dash_m_wddmemu_is_the_command() -> None:
+    """``python -m wddmemu`` runs the CLI (an environment whose scripts are not on PATH): the
+    same exit codes as ``wddmemu``, a bad name exit 2 in one line."""
+    import subprocess
+    import sys
+
+    p = subprocess.run([sys.executable, "-m", "wddmemu", "--version"], capture_output=True,
+                       text=True, timeout=60)
+    assert p.returncode == 0 and p.stdout.startswith("wddmemu, version "), (p.stdout, p.stderr)
+    p = subprocess.run([sys.executable, "-m", "wddmemu", "run", "no-such-scenario"],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 2 and "Traceback" not in p.stderr, p.stderr
