@@ -64,7 +64,7 @@ _NAMES = {
     "explore_async": "_async",
     "replay_async": "_async",
     "check_program_async": "_async",
-    "RunNotStopped": "_pool",
+    "RunNotStopped": "_giving_up",
 }
 
 __all__ = [
@@ -140,8 +140,8 @@ if TYPE_CHECKING:
         replay,
         save_failure,
     )
+    from ._giving_up import RunNotStopped
     from ._loading import LoadRefused, PluginWarning, allow_module
-    from ._pool import RunNotStopped
     from ._program import ProgramResult, check_program
     from ._runner import RunSpec, ScenarioResult, check_spec, run_scenario, run_scenario_async
 

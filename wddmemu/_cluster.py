@@ -63,6 +63,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent import futures
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from vthreads import (
@@ -99,6 +100,7 @@ from ._explore import (
 )
 from ._explore import _schedule_spec as schedule_spec
 from ._files import printable, shown
+from ._giving_up import BOX_ENV, GaveUp, answer, check_open_boxes, give_up_box, given_up
 from ._pool import worker_pool
 from ._runner import (
     RunSpec,
@@ -169,18 +171,36 @@ def connect(address: str, *, ship: Sequence[str] = (),
     if n is not None:
         # processes, one thread each (a schedule holds the GIL for its whole run), on loopback;
         # no dashboard, and the scheduler's bare health endpoint on any free port, not :8787
-        with _workers_ignore_ctrl_c():
-            lc = dist.LocalCluster(n_workers=n, processes=True, threads_per_worker=1,
-                                   host="127.0.0.1", dashboard_address=None,
-                                   scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
-                                   silence_logs=logging.CRITICAL)
-        with lc, dist.Client(lc) as client:
-            ship_modules(client, ship)
-            yield client
+        with give_up_box() as box:
+            yield from _local_cluster(dist, n, ship, box)
         return
     with _remote(dist, where, timeout) as client:
         ship_modules(client, ship)
         yield client
+
+
+def _local_cluster(dist: Any, n: int, ship: Sequence[str], box: Path) -> Iterator[Any]:
+    """``connect``'s ``local:N``: its workers give up into ``box`` (``wddmemu/_giving_up.py``);
+    a worker's line found there, once the cluster is shut down, goes to this process's last
+    resort."""
+    with _workers_ignore_ctrl_c():
+        # processes, one thread each (a schedule holds the GIL for its whole run), on loopback;
+        # no dashboard, and the scheduler's bare health endpoint on any free port, not :8787
+        lc = dist.LocalCluster(n_workers=n, processes=True, threads_per_worker=1,
+                               host="127.0.0.1", dashboard_address=None,
+                               scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
+                               env={BOX_ENV: str(box)}, silence_logs=logging.CRITICAL)
+    try:
+        with lc, dist.Client(lc) as client:
+            ship_modules(client, ship)
+            yield client
+    except (GaveUp, ClusterError):  # ClusterError: "workers kept dying", maybe giving up
+        line = given_up(box)
+        if line is None:
+            raise
+    else:
+        return
+    raise answer(line) from None
 
 
 @contextmanager
@@ -577,6 +597,23 @@ def _outcome(fut: Any, what: str) -> Any:
         raise
 
 
+#: how often the command looks for a worker that gave up while it waits (seconds)
+GIVE_UP_POLL_S = 0.5
+
+
+def _first_done(wait: Callable[..., Any], futs: list[Any]) -> set[Any]:
+    """The futures of ``futs`` done, once one is; between looks, a worker that gave up ends
+    the wait (``check_open_boxes`` raises)."""
+    while True:
+        try:
+            done = wait(futs, timeout=GIVE_UP_POLL_S, return_when="FIRST_COMPLETED").done
+        except TimeoutError:  # dask's wait says so by raising; concurrent.futures' returns
+            done = set()
+        if done:
+            return done
+        check_open_boxes()
+
+
 def drive(client: Any, searches: Sequence[Search | _Split], *,
           progress: Callable[[Any], None] | None = None,
           on_failure: Callable[[Any, Found], None] | None = None, window: int | None = None,
@@ -623,7 +660,7 @@ def drive(client: Any, searches: Sequence[Search | _Split], *,
 
     fill()
     while inflight:
-        done = wait(list(inflight), return_when="FIRST_COMPLETED").done
+        done = _first_done(wait, list(inflight))
         for fut in sorted(done & inflight.keys(), key=lambda f: inflight[f][2]):
             if fut not in inflight:  # cancelled by a winner settled earlier in this batch
                 continue

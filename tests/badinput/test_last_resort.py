@@ -265,6 +265,17 @@ def test_a_jobs_worker_nothing_stops_ends_the_command_exit_1(tmp_path: Path) -> 
     assert all(_gone(pid) for pid in _worker_pids(tmp_path))  # no worker left spinning
 
 
+@pytest.mark.slow  # a cluster of processes takes seconds to start; its workers' resort, 5 s
+def test_a_local_cluster_worker_nothing_stops_ends_the_command_exit_1(tmp_path: Path) -> None:
+    """``--cluster local:N``: the worker gives up into the command's box and dies, its task is
+    not run again (``allowed_failures=0``), and the command says the hang's line, exit 1,
+    where it waited forever."""
+    _ends_exit_1_saying_so(tmp_path, JOBS_DRIVER, [
+        "explore", "dynamic-vb-ring", "--schedules", "2", "--cluster", "local:2",
+        "--save-dir", str(tmp_path / "saved")])
+    assert all(_gone(pid) for pid in _worker_pids(tmp_path))
+
+
 @pytest.mark.slow
 def test_without_a_resort_of_its_own_the_parent_raises_run_not_stopped(
         tmp_path: Path, short_limits: None, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -272,6 +283,9 @@ def test_without_a_resort_of_its_own_the_parent_raises_run_not_stopped(
     with the run's line, where ``explore(jobs=2)`` used to wait forever."""
     from wddmemu import ExploreOptions, RunNotStopped, explore
 
+    # a watched run first, as in a whole test session: the workers are forked with the
+    # backup thread already running here (their own backup once never started)
+    assert run_scenario(RunSpec("dynamic-vb-ring"), timeout=30).ok
     (tmp_path / "swallow_all.py").write_text(JOBS_DRIVER)
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.chdir(tmp_path)
@@ -281,3 +295,27 @@ def test_without_a_resort_of_its_own_the_parent_raises_run_not_stopped(
         explore(RunSpec("dynamic-vb-ring", driver="swallow_all:driver"),
                 ExploreOptions(schedules=4, jobs=2, timeout=0.2))
     assert all(_gone(pid) for pid in _worker_pids(tmp_path))
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork (POSIX)")
+def test_a_child_forked_while_the_backup_runs_has_a_backup_of_its_own(short_limits: None) -> None:
+    """A fork copies the backup's state, not its thread: a ``--jobs`` worker forked after a
+    watched run had no backup, so its run that swallowed every stop never reached the last
+    resort, and the command waited on it forever (found by the whole slow suite)."""
+    assert run_scenario(RunSpec("dynamic-vb-ring"), timeout=30).ok  # the backup starts
+    assert _watchdog._backup._thread is not None and _watchdog._backup._thread.is_alive()
+    pid = os.fork()
+    if pid == 0:  # the child: its resort ends it with a code the parent reads
+        try:
+            set_last_resort(lambda line: os._exit(7 if line.startswith("hang at step") else 8))
+            run_scenario(_spec("asyncio"), timeout=0.2)
+        finally:
+            os._exit(9)
+    deadline = time.monotonic() + 20
+    while (got := os.waitpid(pid, os.WNOHANG)) == (0, 0) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if got == (0, 0):
+        os.kill(pid, 9)
+        os.waitpid(pid, 0)
+        pytest.fail("the forked child's run was never given up on")
+    assert os.waitstatus_to_exitcode(got[1]) == 7
