@@ -206,17 +206,18 @@ class _Backup:
     ``_cond``; ``_until`` is when the thread wakes by itself (None: never)."""
 
     def __init__(self) -> None:
+        self.forked()
+
+    def forked(self) -> None:
+        """Start with no thread and a fresh lock: at creation, and in a forked child
+        (``os.register_at_fork``), where the parent's thread is not there and its lock may
+        have been held at the fork. Without this a ``--jobs`` worker forked after a watched
+        run had no backup thread, the one that calls a main-thread run's last resort: a run
+        that swallowed every stop kept the worker for good."""
         self._cond = threading.Condition(threading.Lock())
         self._watched: tuple[Watchdog, int, float, float] | None = None
         self._until: float | None = None
         self._thread: threading.Thread | None = None
-
-    def forked(self) -> None:
-        """In a forked child (``os.register_at_fork``): the parent's thread is not there, and
-        its lock may have been held at the fork, so start over without either. Without this a
-        ``--jobs`` worker forked after a watched run had no backup and no last resort: a run
-        that took SIGALRM away and swallowed every stop kept the worker for good."""
-        self.__init__()  # type: ignore[misc]
 
     def watch(self, dog: Watchdog, ident: int, limit_at: float) -> None:
         deadline = limit_at + BACKUP_S

@@ -169,8 +169,6 @@ def connect(address: str, *, ship: Sequence[str] = (),
     dist = _distributed()
     timeout = CONNECT_TIMEOUT_S if timeout is None else timeout
     if n is not None:
-        # processes, one thread each (a schedule holds the GIL for its whole run), on loopback;
-        # no dashboard, and the scheduler's bare health endpoint on any free port, not :8787
         with give_up_box() as box:
             yield from _local_cluster(dist, n, ship, box)
         return
