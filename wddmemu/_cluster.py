@@ -63,7 +63,6 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent import futures
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from vthreads import (
@@ -100,7 +99,7 @@ from ._explore import (
 )
 from ._explore import _schedule_spec as schedule_spec
 from ._files import printable, shown
-from ._giving_up import BOX_ENV, GaveUp, answer, check_open_boxes, give_up_box, given_up
+from ._giving_up import BOX_ENV, check_open_boxes, give_up_box
 from ._pool import worker_pool
 from ._runner import (
     RunSpec,
@@ -169,36 +168,24 @@ def connect(address: str, *, ship: Sequence[str] = (),
     dist = _distributed()
     timeout = CONNECT_TIMEOUT_S if timeout is None else timeout
     if n is not None:
-        with give_up_box() as box:
-            yield from _local_cluster(dist, n, ship, box)
+        # its workers give up into the box (wddmemu/_giving_up.py): dask says a worker died
+        # under a task with KilledWorker, which _outcome makes a ClusterError
+        with give_up_box(ClusterError) as box:
+            with _workers_ignore_ctrl_c():
+                # processes, one thread each (a schedule holds the GIL for its whole run), on
+                # loopback; no dashboard, and the scheduler's bare health endpoint on any free
+                # port, not :8787
+                lc = dist.LocalCluster(n_workers=n, processes=True, threads_per_worker=1,
+                                       host="127.0.0.1", dashboard_address=None,
+                                       scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
+                                       env={BOX_ENV: str(box)}, silence_logs=logging.CRITICAL)
+            with lc, dist.Client(lc) as client:
+                ship_modules(client, ship)
+                yield client
         return
     with _remote(dist, where, timeout) as client:
         ship_modules(client, ship)
         yield client
-
-
-def _local_cluster(dist: Any, n: int, ship: Sequence[str], box: Path) -> Iterator[Any]:
-    """``connect``'s ``local:N``: its workers give up into ``box`` (``wddmemu/_giving_up.py``);
-    a worker's line found there, once the cluster is shut down, goes to this process's last
-    resort."""
-    with _workers_ignore_ctrl_c():
-        # processes, one thread each (a schedule holds the GIL for its whole run), on loopback;
-        # no dashboard, and the scheduler's bare health endpoint on any free port, not :8787
-        lc = dist.LocalCluster(n_workers=n, processes=True, threads_per_worker=1,
-                               host="127.0.0.1", dashboard_address=None,
-                               scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
-                               env={BOX_ENV: str(box)}, silence_logs=logging.CRITICAL)
-    try:
-        with lc, dist.Client(lc) as client:
-            ship_modules(client, ship)
-            yield client
-    except (GaveUp, ClusterError):  # ClusterError: "workers kept dying", maybe giving up
-        line = given_up(box)
-        if line is None:
-            raise
-    else:
-        return
-    raise answer(line) from None
 
 
 @contextmanager

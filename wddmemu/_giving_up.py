@@ -40,7 +40,7 @@ class RunNotStopped(RuntimeError):
 
 class GaveUp(Exception):
     """Raised in the command by :func:`check_open_boxes`: a worker gave up (its line is in the
-    box); the pool or cluster that owns the box catches it, ends its workers, and answers."""
+    box); the :func:`give_up_box` block of the pool or cluster that owns the box answers it."""
 
 
 #: the boxes of the pools and clusters open in this process, oldest first
@@ -48,16 +48,26 @@ _open: list[Path] = []
 
 
 @contextmanager
-def give_up_box() -> Iterator[Path]:
+def give_up_box(*died: type[BaseException]) -> Iterator[Path]:
     """A new box for the workers of one pool or cluster, open (:func:`check_open_boxes`) for
-    the block; removed, with what is in it, after."""
+    the block; removed, with what is in it, after. The block ending in :class:`GaveUp`, or in
+    one of ``died`` (how its pool or cluster says a worker died), with a line in the box, is
+    answered (:func:`answer`) once the pool or cluster inside it is shut down; without a line
+    (a worker killed otherwise: the OOM killer, a signal) the exception goes on."""
     box = Path(tempfile.mkdtemp(prefix="wddmemu-give-up-"))
     _open.append(box)
+    line = None
     try:
         yield box
+    except (GaveUp, *died):
+        line = given_up(box)
+        if line is None:
+            raise
     finally:
         _open.remove(box)
         shutil.rmtree(box, ignore_errors=True)
+    if line is not None:
+        raise answer(line)
 
 
 def check_open_boxes() -> None:

@@ -23,7 +23,7 @@ from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from pathlib import Path
 
-from ._giving_up import GaveUp, answer, give_up_box, given_up, take_box
+from ._giving_up import give_up_box, take_box
 
 
 def _worker_start(box: Path) -> None:
@@ -40,27 +40,16 @@ def worker_pool(jobs: int) -> Iterator[ProcessPoolExecutor]:
     ``RunNotStopped`` is raised (``wddmemu/_giving_up.py``)."""
     # the pool starts its workers as tasks come: those that were not there before are its own
     before = {p.pid for p in multiprocessing.active_children()}
-    with give_up_box() as box:
+    with give_up_box(BrokenProcessPool) as box:
         pool = ProcessPoolExecutor(max_workers=jobs, initializer=_worker_start,
                                    initargs=(box,))
         try:
             yield pool
-        except (BrokenProcessPool, GaveUp):
-            _end(pool, before)
-            line = given_up(box)
-            if line is None:  # a worker killed otherwise (the OOM killer, a signal)
-                raise
-            raise answer(line) from None
         except BaseException:
-            _end(pool, before)
+            pool.shutdown(wait=False, cancel_futures=True)
+            for proc in multiprocessing.active_children():
+                if proc.pid not in before:
+                    proc.terminate()
             raise
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
-
-
-def _end(pool: ProcessPoolExecutor, before: set[int | None]) -> None:
-    """Drop the queued tasks and terminate the workers this pool started."""
-    pool.shutdown(wait=False, cancel_futures=True)
-    for proc in multiprocessing.active_children():
-        if proc.pid not in before:
-            proc.terminate()
