@@ -273,14 +273,20 @@ if hasattr(os, "register_at_fork"):  # POSIX
 class Watchdog:
     """Watches one run (:meth:`attach`, then :meth:`run` or :meth:`run_async`): stops it as
     ``hang`` when ``seconds`` of wall time pass (0: never). A subclass says more about where
-    the run was stuck (:meth:`where`) from the events it subscribes to (:attr:`events`)."""
+    the run was stuck (:meth:`where`) from the events it subscribes to (:attr:`events`).
+    ``resort``, if given, is this run's last resort, called in place of the process's
+    (:func:`set_last_resort`, same promise: once, with the failure line)."""
 
     #: the events :meth:`on_event` gets (``run.start``: the running loop, to wake it)
     events: tuple[str, ...] = ("run.start",)
 
-    def __init__(self, seconds: float) -> None:
+    def __init__(self, seconds: float, *,
+                 resort: Callable[[str], None] | None = None) -> None:
         self.seconds = check_timeout(seconds)
         self.fired = False
+        #: this run's last resort, before the process's (:func:`set_last_resort`): a worker
+        #: thread that runs tasks of several owners tells the owner of this one
+        self.resort = resort
         #: while :meth:`where` runs: the frame the limit interrupted when it was the stuck
         #: code's own (a CPU loop under a controlled strategy), None when the run waited on
         #: the loop or had not started; a subclass reads what the code was in from it
@@ -408,9 +414,10 @@ class Watchdog:
                                                            ctypes.py_object(Hang))
 
     def _give_up(self) -> None:
-        """The run is still going :data:`LAST_RESORT_S` after its limit: the application's last
-        resort (:func:`set_last_resort`), if this process set one, gets its failure line."""
-        resort = last_resort()
+        """The run is still going :data:`LAST_RESORT_S` after its limit: the run's own last
+        resort (:attr:`resort`) or else the application's (:func:`set_last_resort`), if this
+        process set one, gets its failure line."""
+        resort = self.resort if self.resort is not None else last_resort()
         if resort is None:
             return
         with self._lock:

@@ -50,12 +50,18 @@ schedules there with the *same answers* as ``--jobs 1``:
 Workers must import the user's driver and scenario modules: install user packages on every
 worker; single-file modules named in ``ship`` are sent with ``client.upload_file``
 (docs/cluster.md).
+
+A run nothing stops (code under test that swallows every stop) ends the command, on any
+cluster: a ``local:N`` worker gives up into the command's box and ends, a remote one tells the
+command on its drive's topic and goes on spinning (:func:`cluster_task`,
+``wddmemu/_giving_up.py``).
 """
 
 from __future__ import annotations
 
 import heapq
 import importlib.util
+import itertools
 import logging
 import signal
 import threading
@@ -63,6 +69,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent import futures
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from vthreads import (
@@ -99,7 +106,14 @@ from ._explore import (
 )
 from ._explore import _schedule_spec as schedule_spec
 from ._files import printable, shown
-from ._giving_up import BOX_ENV, check_open_boxes, give_up_box
+from ._giving_up import (
+    BOX_ENV,
+    check_open_boxes,
+    give_up_box,
+    open_inbox,
+    take_box_from_env,
+    task_resort,
+)
 from ._pool import worker_pool
 from ._runner import (
     RunSpec,
@@ -599,6 +613,48 @@ def _first_done(wait: Callable[..., Any], futs: list[Any]) -> set[Any]:
         check_open_boxes()
 
 
+#: the topics a remote worker's run nothing stops is told on start with this; each drive has
+#: its own (its client's id and a count), so no other client's or drive's line is taken
+GAVE_UP_TOPIC = "wddmemu-gave-up"
+_drives = itertools.count()
+
+
+def cluster_task(seconds: float, topic: str | None, fn: Callable[..., Any], *args: Any) -> Any:
+    """The entry of every task :func:`drive` submits: :func:`timed_task`, and a run nothing
+    stops (wddmemu/_giving_up.py) given up on. A ``local:N`` worker is ours: it gives up into
+    the command's box and ends. A remote cluster's (``topic`` set) is the owner's, perhaps
+    running other clients' tasks on other threads: this task's runs tell the command on
+    ``topic`` instead, and the worker goes on (a ``--jobs`` pool's worker: ``topic`` None; the
+    pool gave it its box)."""
+    if topic is None or take_box_from_env():
+        return timed_task(seconds, fn, *args)
+    worker = _distributed().get_worker()  # in the task's thread: the watchdog's has none
+    with task_resort(partial(_tell, worker, topic)):
+        return timed_task(seconds, fn, *args)
+
+
+def _tell(worker: Any, topic: str, line: str) -> None:
+    # from the run's watchdog thread, while the task's thread spins in the code under test:
+    # log_event hands the message to the worker's event loop, which sends it on
+    worker.log_event(topic, f"{line} (on worker {worker.address}, which still runs it)")
+
+
+@contextmanager
+def _told(client: Any) -> Iterator[str | None]:
+    """The topic the tasks of one drive on ``client`` tell a run nothing stops on, and an
+    inbox taking what comes on it, for the block (None for a ``--jobs`` pool: its box)."""
+    if isinstance(client, PoolClient):
+        yield None
+        return
+    topic = f"{GAVE_UP_TOPIC}-{client.id}-{next(_drives)}"
+    with open_inbox() as inbox:
+        client.subscribe_topic(topic, lambda event: inbox.put(event[1]))  # (time, message)
+        try:
+            yield topic
+        finally:
+            client.unsubscribe_topic(topic)
+
+
 def drive(client: Any, searches: Sequence[Search | _Split], *,
           progress: Callable[[Any], None] | None = None,
           on_failure: Callable[[Any, Found], None] | None = None, window: int | None = None,
@@ -607,7 +663,16 @@ def drive(client: Any, searches: Sequence[Search | _Split], *,
     flight (in search order, then index order), file results as they arrive, cancel chunks a
     stop-on-first winner makes useless, minimise decided failures as tasks. On the client each
     failure goes to ``on_found`` once decided (after ``progress`` counted it; before it is
-    minimised: what a Ctrl-C keeps), and to ``on_failure`` when final."""
+    minimised: what a Ctrl-C keeps), and to ``on_failure`` when final. A run nothing stops
+    on a worker ends the drive in :class:`~wddmemu.RunNotStopped` (or the CLI's last resort)."""
+    with _told(client) as topic:
+        _drive(client, topic, searches, progress=progress, on_failure=on_failure,
+               window=window, on_found=on_found)
+
+
+def _drive(client: Any, topic: str | None, searches: Sequence[Search | _Split], *,
+           progress: Callable[[Any], None] | None, on_failure: Callable[[Any, Found], None] | None,
+           window: int | None, on_found: Callable[[Any, Found], None] | None) -> None:
     wait = client.wait if isinstance(client, PoolClient) else _distributed().wait
     window = window or 2 * _worker_slots(client)
     for s in (s for s in searches if isinstance(s, DporSplit)):
@@ -619,8 +684,8 @@ def drive(client: Any, searches: Sequence[Search | _Split], *,
         for s in searches:
             while chunks < window and s.pending():
                 cno, payload = s.take()
-                inflight[client.submit(timed_task, current_timeout(), s.task, payload,
-                                          pure=False)] = ("chunk", s, cno)
+                inflight[client.submit(cluster_task, current_timeout(), topic, s.task,
+                                       payload, pure=False)] = ("chunk", s, cno)
                 chunks += 1
 
     def settle(s: Search | _Split) -> None:
@@ -628,8 +693,8 @@ def drive(client: Any, searches: Sequence[Search | _Split], *,
             if on_found:
                 on_found(s, fd)
             if s.opts.minimise:
-                fut = client.submit(timed_task, current_timeout(), minimise, fd,
-                                     s.opts.max_replays, pure=False)
+                fut = client.submit(cluster_task, current_timeout(), topic, minimise, fd,
+                                    s.opts.max_replays, pure=False)
                 inflight[fut] = ("minimise", s, fd.index)
             else:
                 finish(s, fd)

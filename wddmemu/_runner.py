@@ -37,7 +37,6 @@ from ._drivers import (
 )
 from ._errors import SpecError, check_backend, check_seconds
 from ._files import atomic_path
-from ._giving_up import take_box_from_env
 from ._watchdog import Watchdog, check_timeout
 
 T = TypeVar("T")
@@ -427,9 +426,8 @@ def current_timeout() -> float:
 def timed_task(seconds: float, fn: Callable[..., T], *args: Any) -> T:
     """Run ``fn(*args)`` under :func:`run_timeout` of ``seconds``: the entry of every task that
     runs schedules in a worker process (a ``--jobs`` pool, a Dask worker), so a driver stuck in
-    a CPU loop there is a ``hang`` finding, not a worker lost for good; in a ``local:N``
-    worker, one nothing stops gives up (``wddmemu/_giving_up.py``)."""
-    take_box_from_env()
+    a CPU loop there is a ``hang`` finding, not a worker lost for good (a run nothing stops:
+    ``wddmemu/_giving_up.py``)."""
     with run_timeout(seconds):
         return fn(*args)
 

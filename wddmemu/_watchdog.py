@@ -17,6 +17,8 @@ from runtime import innermost_ddi
 from vthreads.lowlevel import Watchdog as EngineWatchdog
 from vthreads.lowlevel import check_timeout as engine_check_timeout
 
+from ._giving_up import current_task_resort
+
 #: explore's default limit for one schedule (seconds); ``run`` and ``replay`` default to off
 EXPLORE_TIMEOUT = 60.0
 #: the watchdog (seconds) of a replay of a saved hang, for its explanation and for ``replay``
@@ -47,7 +49,8 @@ class Watchdog(EngineWatchdog):
     in (``hang``'s message and its ``ddi`` detail)."""
 
     def __init__(self, seconds: float) -> None:
-        super().__init__(check_timeout(seconds))
+        # a remote cluster's task gives its runs a last resort of their own (_giving_up.py)
+        super().__init__(check_timeout(seconds), resort=current_task_resort())
         #: thread → the DDIs it is in, innermost last (followed under ``free`` only)
         self._in: dict[str, list[str]] = {}
 

@@ -6,12 +6,17 @@ exit 1, after saying so (``wddmemu._interrupt.end_the_process``). A library sets
 
 from __future__ import annotations
 
+import logging
 import os
+import re
+import signal
 import subprocess
 import sys
 import textwrap
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -80,6 +85,36 @@ def test_a_run_nothing_stops_reaches_the_last_resort_once(short_limits: None,
     assert run.failure is not None and run.failure.kind == "hang"
 
 
+def test_a_task_resort_takes_the_place_of_the_process_one(short_limits: None) -> None:
+    """A remote cluster's task gives its runs a resort of their own (``task_resort``, read by
+    the harness's ``Watchdog``): it is called, once, and the process's is not."""
+    from wddmemu._giving_up import task_resort
+
+    process: list[str] = []
+    task: list[str] = []
+
+    def resort(line: str) -> None:
+        task.append(line)
+        _released.set()
+
+    before = set_last_resort(process.append)
+    try:
+        with task_resort(resort):
+            run_scenario(_spec("asyncio"), timeout=0.2)
+        _released.clear()
+        t = threading.Thread(target=lambda: run_scenario(_spec("trio"), timeout=0.2))
+        t.start()  # outside the block, in another thread: the process's resort again
+        deadline = time.monotonic() + 20
+        while not process and time.monotonic() < deadline:
+            time.sleep(0.05)
+        _released.set()
+        t.join(20)
+    finally:
+        set_last_resort(before)
+    assert len(task) == 1 and task[0].startswith("hang at step "), task
+    assert len(process) == 1 and process[0].startswith("hang at step "), process
+
+
 def test_a_run_that_ends_in_time_never_calls_it(short_limits: None) -> None:
     called: list[str] = []
     before = set_last_resort(called.append)
@@ -139,9 +174,10 @@ def test_the_cli_says_so_and_ends_the_process_exit_1(tmp_path: Path, command: st
     _ends_exit_1_saying_so(tmp_path, DRIVER, args)
 
 
-def _ends_exit_1_saying_so(tmp_path: Path, driver: str, args: list[str]) -> None:
+def _ends_exit_1_saying_so(tmp_path: Path, driver: str, args: list[str], also: str = "") -> None:
     """The CLI, ``args`` and ``driver`` (the module ``swallow_all``) under ``--timeout 0.2``,
-    ends in time, exit 1, its last two lines the hang's and the last resort's."""
+    ends in time, exit 1, its last two lines the hang's (ending in ``also``) and the last
+    resort's."""
     (tmp_path / "swallow_all.py").write_text(driver)
     args = [*args, "--driver", "swallow_all:driver", "--timeout", "0.2"]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), os.getcwd()])}
@@ -152,6 +188,7 @@ def _ends_exit_1_saying_so(tmp_path: Path, driver: str, args: list[str]) -> None
     assert time.monotonic() - t0 < 30
     err = p.stderr.splitlines()
     assert err[-2].startswith("wddmemu: hang at step ") and "was in DDI Rename" in err[-2], err
+    assert err[-2].endswith(also), err
     assert err[-1] == ("wddmemu: the code under test swallows every stop, Ctrl-C too (an except "
                        "BaseException in a CPU loop?): the process ends here, exit 1")
     assert "Traceback" not in p.stderr
@@ -170,8 +207,6 @@ INTERRUPTED_SCRIPT = textwrap.dedent('''
 def test_a_second_ctrl_c_ends_a_run_that_swallows_the_first_exit_130(tmp_path: Path) -> None:
     """With ``--timeout 0`` no watchdog comes: the first Ctrl-C is swallowed by the loop, and
     a second one FORCE_AFTER_S later ends the process, exit 130, saying why."""
-    import signal
-
     (tmp_path / "swallow_all.py").write_text(DRIVER)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), os.getcwd()])}
     p = subprocess.Popen([sys.executable, "-c", INTERRUPTED_SCRIPT, "run", "dynamic-vb-ring",
@@ -319,3 +354,91 @@ def test_a_child_forked_while_the_backup_runs_has_a_backup_of_its_own(short_limi
         os.waitpid(pid, 0)
         pytest.fail("the forked child's run was never given up on")
     assert os.waitstatus_to_exitcode(got[1]) == 7
+
+
+@contextmanager
+def _remote_cluster(where: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """A cluster of one worker process that is not the command's (no box in its environment):
+    what ``--cluster tcp://…`` reaches. Its worker runs in ``where``, and is killed before the
+    cluster closes, since nothing else ends the code under test spinning there."""
+    import distributed
+
+    monkeypatch.chdir(where)  # the worker's directory: the driver writes its pid file there
+    with distributed.LocalCluster(n_workers=1, processes=True, threads_per_worker=1,
+                                  protocol="tcp://", host="127.0.0.1", dashboard_address=None,
+                                  silence_logs=logging.CRITICAL) as lc:
+        try:
+            yield lc
+        finally:
+            for pid in _spinning:
+                with suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            _spinning.clear()
+
+
+#: the remote workers a test left spinning (killed by _remote_cluster)
+_spinning: list[int] = []
+
+
+def _still_spinning(where: Path) -> list[int]:
+    pids = _worker_pids(where)
+    _spinning.extend(pids)
+    return [pid for pid in pids if not _gone_now(pid)]
+
+
+def _gone_now(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+@pytest.mark.slow  # a cluster of processes takes seconds to start; its worker's resort, 5 s
+def test_a_remote_cluster_worker_nothing_stops_ends_the_command_exit_1(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--cluster tcp://…``: the worker is the cluster owner's, so it is not ended, and the
+    command waited on its task forever. The task's run tells the command on its drive's topic
+    (``wddmemu._cluster.cluster_task``), and the command says the hang's line, naming the
+    worker that still runs it, exit 1."""
+    with _remote_cluster(tmp_path, monkeypatch) as lc:
+        _ends_exit_1_saying_so(tmp_path, JOBS_DRIVER, [
+            "explore", "dynamic-vb-ring", "--schedules", "2", "--cluster", lc.scheduler_address,
+            "--save-dir", str(tmp_path / "saved")],
+            also=f"(on worker {lc.workers[0].worker_address}, which still runs it)")
+        assert _still_spinning(tmp_path)  # not ours to end
+
+
+@pytest.mark.slow
+def test_on_a_client_of_its_own_an_api_caller_gets_run_not_stopped(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``explore_on_cluster`` on the caller's own client: RunNotStopped, with the run's line
+    and what to do, where it waited forever; the worker is still the cluster's."""
+    import distributed
+
+    from wddmemu import ExploreOptions, RunNotStopped
+    from wddmemu._cluster import explore_on_cluster, ship_modules
+
+    (tmp_path / "swallow_all.py").write_text(JOBS_DRIVER)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with _remote_cluster(tmp_path, monkeypatch) as lc, distributed.Client(lc) as client:
+        ship_modules(client, ["swallow_all"])
+        raised: list[BaseException] = []
+
+        def explore_there() -> None:  # in a thread: a test of "it waited forever" must end
+            try:
+                explore_on_cluster(client, RunSpec("dynamic-vb-ring", driver="swallow_all:driver"),
+                                   ExploreOptions(schedules=2, timeout=0.2, minimise=False))
+            except BaseException as e:  # the test looks at what it is
+                raised.append(e)
+
+        t = threading.Thread(target=explore_there, daemon=True)
+        t.start()
+        t.join(60)
+        assert not t.is_alive(), "explore_on_cluster still waits on the spinning worker's task"
+        (e,) = raised
+        assert isinstance(e, RunNotStopped), repr(e)
+        assert re.fullmatch(r"hang at step \d+ .*was in DDI Rename.*, which still runs it\) \(the "
+                            r"code under test swallows every stop; restart that worker\)", str(e))
+        assert _still_spinning(tmp_path)
+        assert list(client.scheduler_info()["workers"]) == [lc.workers[0].worker_address]
