@@ -195,8 +195,24 @@ class DdiRules:
         new = as_int(disc[-1][1].get("new_allocation", 0)) if disc else handle
         if discard:
             self._check_la12(dev, ev, what, key, new)
+            self._check_cookie_pending(dev, cookie, what, key)
         dev.new_instance(key, new, f"{what} (cookie {cookie:#x})")
         dev.add_discard(Discard(cookie, key, new, call.seq, what))
+
+    def _check_cookie_pending(self, dev: DeviceState, cookie: int, what: str,
+                              key: tuple[int, int]) -> None:
+        """LA-12: the hCookie represents *this* rename's allocation, so it cannot be one an
+        earlier successful Discard returned that no Rename has carried back yet: the runtime's
+        two Renames would name the same cookie. A cookie reused after its Rename is fine."""
+        old = dev.discards.get(cookie)
+        if old is None or old.renames:
+            return
+        dev.reused_cookies.add(cookie)
+        self._violate("LA-12", f"{what} renamed but returned hCookie {cookie:#x}, which an "
+                      f"earlier {old.made_by} returned and no Rename has carried back yet: one "
+                      "cookie for two pending renames, so the runtime's Renames cannot tell "
+                      "them apart (a cookie represents one renamed allocation)",
+                      key=("cookie-reused", key), resource=key[0], cookie=cookie)
 
     def _check_la15(self, dev: DeviceState, key: tuple[int, int], handle: int,
                     what: str) -> None:
@@ -314,11 +330,12 @@ class DdiRules:
                           "LockAsync returned that cookie", key=cookie, cookie=cookie)
             return
         d.renames += 1
-        if d.renames > 1:
+        reused = cookie in dev.reused_cookies  # LA-12, the driver's: whose Rename is unknowable
+        if d.renames > 1 and not reused:
             self._violate("RN-1", f"the runtime called Rename {d.renames} times for cookie "
                           f"{cookie:#x} of {d.made_by} (at most once per successful Discard "
                           "LockAsync)", key=cookie, cookie=cookie)
-        if key != d.key:
+        if key != d.key and not reused:
             self._violate("RN-6", f"the runtime called {what} with a cookie {d.made_by} "
                           f"returned for {dev.key_name(d.key)}", key=cookie, cookie=cookie)
         if not is_worker(call.thread):

@@ -243,6 +243,10 @@ class DeviceState:
     #: cookies a successful Discard LockAsync returned that are no HANDLE (0, out of range):
     #: LA-12 against the driver, so the runtime's Rename passing one back is no RN-2
     bad_cookies: set[int] = field(default_factory=set)
+    #: cookies a Discard LockAsync returned while an earlier one's was still pending (no
+    #: Rename yet): LA-12 against the driver; which Discard a later Rename of it means cannot be
+    #: told, so its Renames are no RN-1 or RN-6 of the runtime's (sweep G D1)
+    reused_cookies: set[int] = field(default_factory=set)
     bound: dict[tuple[int, int], Binding] = field(default_factory=dict)
     # draws
     draws: dict[int, DrawInfo] = field(default_factory=dict)
