@@ -362,6 +362,22 @@ class Checker(DdiRules, CallbackRules, DataOracle):
         dev.max_draw = max(dev.max_draw, draw_id)
         dev.draw_resources[draw_id] = tuple(int(r[0]) for r in ev.get("reads", ()))
 
+    def _on_kmd_tdr(self, ev: dict[str, Any]) -> None:
+        """TDR-1, against the driver: a TDR no injected fault explains (no ``--inject tdr@…``,
+        no ``inject_hang``: the kernel's ``unexplained_tdrs``) is a DMA buffer whose own
+        commands kept the engine busy past the timeout, and only the driver builds those.
+        Judged as it happens, not at the end: the app's next call fails with DEVICEREMOVED,
+        and a scenario may end there. The run went on "clean" and nothing said why (sweep G
+        D2)."""
+        fence, kernel = ev.get("fence"), self._kernel
+        if kernel is None or not any(t.fence == fence for t in kernel.unexplained_tdrs):
+            return
+        self._violate("TDR-1", f"the GPU ran fence {fence} past the "
+                      f"{as_int(ev.get('timeout', 0)) / 1e9:g} s TDR timeout with no fault "
+                      "injected: a command buffer the driver submitted kept the engine busy "
+                      "that long, and the kernel reset the adapter and removed its devices "
+                      "(TDR-10)", key=("tdr", fence), fence=fence)
+
     _HANDLERS: ClassVar[dict[str, Any]] = {
         "ddi.enter": _on_ddi_enter,
         "ddi.exit": _on_ddi_exit,
@@ -375,4 +391,5 @@ class Checker(DdiRules, CallbackRules, DataOracle):
         "rt.nooverwrite.overwrite": DataOracle._on_nooverwrite_overwrite,
         "kmd.lock": CallbackRules._on_kmd_lock,
         "kmd.lock.wait": CallbackRules._on_kmd_lock,
+        "kmd.tdr": _on_kmd_tdr,
     }
