@@ -22,6 +22,7 @@ record that module name, never the path.
 from __future__ import annotations
 
 import importlib
+import importlib.machinery
 import os
 import sys
 from collections.abc import Sequence
@@ -29,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ._errors import SpecError, user_error
-from ._files import printable
+from ._files import printable, shown
 from ._schema import is_module_name
 
 
@@ -102,9 +103,32 @@ def load_module(name: str) -> None:
     allow_module(name)
     if name in _loaded:
         return
+    _check_not_shadowed(name)
     _import(name, f"cannot load module {name!r}")
     _loaded.append(name)
     _load_args.append(name)
+
+
+def _check_not_shadowed(name: str) -> None:
+    """Refuse ``--load NAME`` when NAME's top-level package is imported already from another
+    file than the one ``python -m`` finds first now: a ``./umd.py`` or ``./runtime.py`` beside
+    the user (natural names, and the emulator's packages) was silently not loaded, the import
+    answering with the module in ``sys.modules`` (sweep G D3). ``--load PATH`` refuses the same
+    in ``_load_file``."""
+    top = name.partition(".")[0]
+    have = sys.modules.get(top)
+    if have is None:
+        return
+    _cwd_on_path()
+    spec = importlib.machinery.PathFinder.find_spec(top, [p or os.getcwd() for p in sys.path])
+    found = getattr(spec, "origin", None)
+    if found is None or not os.path.isfile(found):  # nothing else there (a namespace package)
+        return
+    have_file = getattr(have, "__file__", None)
+    if have_file is None or Path(have_file).resolve() != Path(found).resolve():
+        raise SpecError(f"--load {name}: a module named {top!r} is imported already (from "
+                        f"{have_file or 'a built-in'}), so {shown(found)} would not be "
+                        "loaded: rename it")
 
 
 def _is_package_dir(text: str) -> bool:

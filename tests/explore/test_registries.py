@@ -277,3 +277,29 @@ def test_bugs_lists_the_rule_ids_a_bug_was_registered_with(capsys) -> None:
     finally:
         runtime.RUNTIME_BUG_REGISTRY.unregister("test-h7-rt-bug")
         kmd.KERNEL_BUG_REGISTRY.unregister("test-h7-k-bug")
+
+
+@pytest.mark.parametrize("name", ["umd", "runtime", "scenarios.mine"])
+def test_load_of_a_name_an_emulator_package_already_has_is_refused(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str) -> None:
+    """Sweep G D3: ``--load umd`` with a ``./umd.py`` beside the user answered with the
+    emulator's ``umd`` (imported already): nothing was loaded, and nothing said so. It is
+    refused in one line, as ``--load ./umd.py`` is; a name nothing imported yet still loads."""
+    from wddmemu import SpecError, _loading
+    from wddmemu._loading import load_module
+
+    for kept in ("_loaded", "_load_args", "_allowed"):  # this test's loads stay in it
+        monkeypatch.setattr(_loading, kept, list(getattr(_loading, kept)))
+
+    top = name.partition(".")[0]
+    (tmp_path / f"{top}.py").write_text("raise SystemExit('must not be imported')\n")
+    fresh = f"h8fresh_{top}"
+    (tmp_path / f"{fresh}.py").write_text("LOADED = True\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    with pytest.raises(SpecError, match=rf"^--load {name}: a module named '{top}' is imported "
+                                        rf"already \(from .*\), so .*{top}\.py would not be "
+                                        r"loaded: rename it$"):
+        load_module(name)
+    load_module(fresh)
+    assert sys.modules[fresh].LOADED
