@@ -81,10 +81,10 @@ class RunSpec:
         """The spec as JSON-able data (what a failure file stores). A driver given as an object
         is stored by :func:`driver_name`; one without a name raises :class:`SpecError`."""
         name = driver_name(self.driver)
-        if name is None:
+        if name is None:  # named as messages name it: no memory address (sweep G D5)
             raise SpecError(
-                f"the driver {self.driver!r} has no name to save: register it with "
-                "wddmemu.register_driver(name, factory) or pass it as 'module:attr'")
+                f"the driver {describe_driver(self.driver)} has no name to save: register it "
+                "with wddmemu.register_driver(name, factory) or pass it as 'module:attr'")
         d = asdict(replace(self, driver=DEFAULT_DRIVER))
         d["driver"] = name
         d["driver_options"] = dict(self.driver_options)

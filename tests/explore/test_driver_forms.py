@@ -335,3 +335,13 @@ def test_a_module_raising_a_base_exception_at_import_is_one_line(tmp_path, monke
     with pytest.raises(wddmemu.SpecError,
                        match=r"GeneratorExit: at import \(.*forms_boom_at_import.py:1\)"):
         _loading._import("forms_boom_at_import", "cannot load forms_boom_at_import")
+
+
+def test_a_driver_with_no_name_to_save_is_named_without_a_memory_address() -> None:
+    """Sweep G D5: the refusal said ``<function … at 0x7fe1caa3eca0>``, so a pinned test's
+    failure text differed from run to run. It names the factory as other messages do."""
+    for driver, shows in ((lambda: umd.ReferenceDriver(), ".<locals>.<lambda>"),
+                          (umd.ReferenceDriver(), "ReferenceDriver()")):
+        with pytest.raises(wddmemu.SpecError, match="has no name to save") as e:
+            wddmemu.RunSpec("lock-flags", driver=driver).to_dict()
+        assert shows in str(e.value) and " at 0x" not in str(e.value), str(e.value)
