@@ -247,14 +247,14 @@ class DdiDoor:
             # exceptions are noted with the DDI, the runtime's TypeErrors name it already
             try:
                 pending = fn(self.driver_device, args)
-            except Exception as e:
+            except BaseException as e:
                 note_ddi(e, ddi)
                 raise
             if type(pending) is not CoroutineType:  # async def's answer: the one tested first
                 pending = ddi_awaitable(ddi, pending)
             try:
                 hr = await pending
-            except Exception as e:
+            except BaseException as e:
                 note_ddi(e, ddi)
                 raise
             hr = checked_hresult(ddi, hr)
@@ -275,11 +275,14 @@ class DdiDoor:
 DDI_NOTE = "in driver DDI "
 
 
-def note_ddi(e: Exception, ddi: str) -> None:
+def note_ddi(e: BaseException, ddi: str) -> None:
     """Say on ``e``, as it leaves the driver's ``ddi`` (or the runtime's check of the call),
     which DDI it came out of: the ``exception`` finding then names the DDI (sweep E D10). Only
-    the innermost DDI is noted. The driver's exception is untrusted: a ``__notes__`` that is
-    not a list, or that raises, leaves the exception as it was (the finding then names no DDI)."""
+    the innermost DDI is noted. Any ``BaseException``: a driver's ``SystemExit``,
+    ``KeyboardInterrupt`` or ``CancelledError`` is a finding too, and named its DDI no more
+    (sweep G D6); on the engine's own stops (a run's abort, a ``Hang``) the note is never read.
+    The driver's exception is untrusted: a ``__notes__`` that is not a list, or that raises,
+    leaves the exception as it was (the finding then names no DDI)."""
     try:
         notes = getattr(e, "__notes__", ())
         if not any(type(n) is str and n.startswith(DDI_NOTE) for n in notes):
@@ -293,13 +296,13 @@ async def _answer(ddi: str, fn: Callable[..., object], *args: Any) -> object:
     noted with the DDI (:func:`note_ddi`)."""
     try:
         pending = fn(*args)
-    except Exception as e:
+    except BaseException as e:
         note_ddi(e, ddi)
         raise
     pending = ddi_awaitable(ddi, pending)
     try:
         return await pending
-    except Exception as e:
+    except BaseException as e:
         note_ddi(e, ddi)
         raise
 

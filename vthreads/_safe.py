@@ -73,15 +73,16 @@ def safe_str(obj: object, limit: int = MESSAGE_LIMIT) -> str:
 def describe_exception(e: BaseException) -> tuple[str, str, str]:
     """``(type name, "Type: message", traceback text)`` of an exception emulated code raised,
     never raising, addresses stripped. The message has the form the engine has always used,
-    ``f"{type(e).__name__}: {e}"``, followed by the first line of each of the exception's notes
-    (PEP 678), in brackets: what the code it went through said about it (the runtime notes the
-    driver DDI an exception came out of)."""
+    ``f"{type(e).__name__}: {e}"`` (the name alone when ``str(e)`` is empty), followed by the
+    first line of each of the exception's notes (PEP 678), in brackets: what the code it went
+    through said about it (the runtime notes the driver DDI an exception came out of)."""
     name = type_name(e)
     try:
         tb = "".join(traceback.format_exception(e))
     except BaseException:  # a hostile __notes__, a cause chain that raises…
         tb = f"{name}: (the traceback could not be formatted)\n"
-    message = f"{name}: {safe_str(e)}" + "".join(f" ({n})" for n in _notes(e))
+    text = safe_str(e)  # none: the name alone, as Python's own traceback line has it
+    message = (f"{name}: {text}" if text else name) + "".join(f" ({n})" for n in _notes(e))
     return name, message, strip_addresses(tb)
 
 

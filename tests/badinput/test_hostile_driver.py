@@ -335,3 +335,29 @@ def test_a_runtime_error_of_the_drivers_own_stays_an_exception() -> None:
     run = run_scenario(RunSpec("dynamic-vb-ring", driver=_raising(
         RuntimeError("no running event loop")), backend="trio")).run
     assert run.failure is not None and run.failure.kind == "exception"
+
+
+class _RaisesBaseInLockAsync(umd.ReferenceDevice):
+    make: Any  # the exception's factory: a fresh one a run
+
+    async def pfn_lock_async(self, args: Any) -> int:
+        raise type(self).make()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize(("make", "says"), [
+    (lambda: SystemExit(3), "SystemExit: 3"),
+    (KeyboardInterrupt, "KeyboardInterrupt"),
+    (asyncio.CancelledError, "CancelledError"),
+], ids=["SystemExit", "KeyboardInterrupt", "CancelledError"])
+def test_a_base_exception_finding_names_its_ddi_and_no_empty_message(
+        make: Any, says: str, backend: str) -> None:
+    """Sweep G D6: a driver's ``SystemExit``, ``KeyboardInterrupt`` or ``CancelledError`` was a
+    finding without the DDI it came out of (``note_ddi`` took ``Exception`` only), and an empty
+    message left ``KeyboardInterrupt: `` dangling."""
+    device = type("Raises", (_RaisesBaseInLockAsync,), {"make": staticmethod(make)})
+    run = run_scenario(RunSpec("dynamic-vb-ring", driver=umd.ReferenceDriver(
+        device_class=device), backend=backend)).run
+    f = run.failure
+    assert f is not None and f.kind == "exception" and f.thread == "app", run.summary()
+    assert f.message == f"{says} (in driver DDI LockAsync)", f.message
