@@ -30,7 +30,7 @@ from ._errors import (
     MAX_TIMEOUT_S,
     SpecError,
 )
-from ._files import check_directory, check_output, stdout_may_close
+from ._files import check_directory, check_output, stdout_may_close, stdout_to_null
 from ._interrupt import ctrl_c, is_interrupt, quiet_after_interrupt
 from ._schema import is_module_name
 
@@ -741,6 +741,24 @@ def _stdout_gone(e: Exception) -> bool:
     return False
 
 
+#: the write errors of a standard output that cannot take more: the disk or quota is full,
+#: the file is at its size limit, the device failed (``wddmemu rules >/dev/full``)
+_OUTPUT_ERRNOS = frozenset(getattr(errno, n) for n in ("ENOSPC", "EDQUOT", "EFBIG", "EIO")
+                           if hasattr(errno, n))
+
+
+def _output_failed(e: Exception) -> str | None:
+    """The one line for ``e``, a write of ours meeting a full disk or a failed device: the
+    machine's condition, not an emulator bug, so it is exit 2, not 3 (sweep H D4). What stdout
+    still holds goes to /dev/null (``stdout_to_null``), so Python's flush at exit does not fail
+    again and print a traceback; None for any other exception."""
+    if not isinstance(e, OSError) or e.errno not in _OUTPUT_ERRNOS:
+        return None
+    stdout_to_null()
+    return (f"wddmemu: error: the output could not be written ({os.strerror(e.errno)}): free "
+            "some space, or send it elsewhere")
+
+
 def _reader_closed(e: SystemExit) -> bool:
     """Whether ``e`` is click's answer to a reader that closed stdout while click itself wrote
     (``--help``, ``--version``): it wraps stdout in its ``PacifyFlushWrapper`` and exits 1.
@@ -786,6 +804,9 @@ def main(argv: list[str] | None = None) -> int:
         elif isinstance(e, Exception) and _stdout_gone(e):
             _err("wddmemu: error: standard output was closed (by the driver or a --load "
                  "module?), so the result could not be printed: keep sys.stdout and fd 1 open")
+            rv = EXIT_BAD_INPUT
+        elif isinstance(e, Exception) and (line := _output_failed(e)) is not None:
+            _err(line)
             rv = EXIT_BAD_INPUT
         elif isinstance(e, Exception):  # an emulator bug: say so in one line, exit 3
             from vthreads.lowlevel import describe_exception  # (startup: see _errors)
