@@ -198,14 +198,35 @@ def _from_text(name: str, text: str, default: Any) -> Any:
     return text
 
 
+#: DriverConfig fields no ``--driver-opt`` text can give, and what to do instead: a factory
+#: answered ``driver_version=11`` with Python's TypeError, and a seeded variant took any
+#: ``policy=TEXT`` and ignored it (sweep H D1, D10)
+NOT_OPTIONS = {
+    "driver_version": "give the DDI version with --ddi-version (0xB), not as a driver option",
+    "policy": "a policy is code: pass a umd.DriverPolicy to ReferenceDriver in a factory of "
+              "your own (docs/umd.md), not a driver option",
+}
+
+
+def refuse_reserved(label: str, options: Mapping[str, Any], *, builtin: bool = True) -> None:
+    """Refuse (SpecError, one line) an option of :data:`NOT_OPTIONS` given to driver
+    ``label``: all of them for a built-in driver, ``driver_version`` alone for a factory of
+    the user's (whose own options may have any other name)."""
+    for k in options:
+        if k in NOT_OPTIONS and (builtin or k == "driver_version"):
+            raise SpecError(f"driver {label}: {k}: {NOT_OPTIONS[k]}")
+
+
 def driver_config(options: Mapping[str, Any], driver_version: int | None = None
                   ) -> umd.DriverConfig:
     """A ``umd.DriverConfig`` from ``--driver-opt`` options (its field names; texts are
-    converted to the fields' types) and ``driver_version``."""
+    converted to the fields' types) and ``driver_version``; the fields of
+    :data:`NOT_OPTIONS` are refused."""
     defaults = _CONFIG_DEFAULTS
-    unknown = [k for k in options if k not in defaults or k == "driver_version"]
+    refuse_reserved("reference", options)
+    unknown = [k for k in options if k not in defaults]
     if unknown:
-        known = ", ".join(k for k in defaults if k != "driver_version")
+        known = ", ".join(k for k in defaults if k not in NOT_OPTIONS)
         raise SpecError(f"the reference driver has no option {unknown[0]!r} (options: {known})")
     kw = {k: _coerce(k, v, defaults[k]) for k, v in options.items()}
     if driver_version is not None:
@@ -384,6 +405,7 @@ def _call_factory(fn: Callable[..., Any], label: str, ddi_version: int | None,
     kw: dict[str, Any] = {}
     #: a factory taking ``**options`` may say what they are (the built-ins: DriverConfig's)
     declared: dict[str, Any] = getattr(fn, "option_defaults", None) or {}
+    refuse_reserved(label, options, builtin=declared is _CONFIG_DEFAULTS)
     for k, v in options.items():
         p = params.get(k)
         if p is None and not var_kw:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import gc
 import io
+import re
 import warnings
 from collections.abc import Iterator
 from typing import Any
@@ -345,3 +346,35 @@ def test_a_driver_with_no_name_to_save_is_named_without_a_memory_address() -> No
         with pytest.raises(wddmemu.SpecError, match="has no name to save") as e:
             wddmemu.RunSpec("lock-flags", driver=driver).to_dict()
         assert shows in str(e.value) and " at 0x" not in str(e.value), str(e.value)
+
+
+@pytest.mark.parametrize("driver", ["reference", "track-in-lockasync"])
+@pytest.mark.parametrize(("option", "says"), [
+    ("driver_version", "give the DDI version with --ddi-version (0xB)"),
+    ("policy", "a policy is code: pass a umd.DriverPolicy"),
+])
+def test_driver_version_and_policy_are_no_driver_options(driver: str, option: str,
+                                                         says: str) -> None:
+    """Sweep H D1/D10: ``--driver-opt driver_version=11`` reached DriverConfig and failed with
+    Python's TypeError text (with ``--ddi-version`` too it was dropped silently), and a seeded
+    variant took ``policy=os:system`` and ignored it. Both are refused, saying what to do."""
+    refused = rf"^driver {driver}: {option}: {re.escape(says)}"
+    for value in ("11", "os:system"):
+        with pytest.raises(wddmemu.SpecError, match=refused):
+            wddmemu.run(wddmemu.RunSpec("lock-flags", driver=driver,
+                                        driver_options={option: value}))
+
+
+def test_a_factory_of_the_users_keeps_its_own_policy_option() -> None:
+    got: list[Any] = []
+
+    def make(driver_version: int | None = None, policy: str = "plain") -> Any:
+        got.append(policy)
+        return umd.ReferenceDriver()
+
+    assert wddmemu.run(wddmemu.RunSpec("lock-flags", driver=make,
+                                       driver_options={"policy": "mine"})).ok
+    assert got == ["mine"]
+    with pytest.raises(wddmemu.SpecError, match="driver_version: give the DDI version"):
+        wddmemu.run(wddmemu.RunSpec("lock-flags", driver=make,
+                                    driver_options={"driver_version": "11"}))
