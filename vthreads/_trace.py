@@ -111,17 +111,39 @@ def _default(obj: Any) -> Any:
 
 def _wide(obj: Any) -> Any:
     """``obj`` with every int orjson cannot encode (outside -2**63..2**64-1) as text: decimal
-    up to 4,300 digits, hex beyond (``str`` refuses more). A driver's value may be any int, and
-    tracing never changes an outcome (issue 14)."""
+    up to 4,300 digits, hex beyond (``str`` refuses more), and every str that is no UTF-8 (a
+    lone surrogate: an argv byte that was no UTF-8, PEP 383) with it escaped (``\\udcff``).
+    A driver's value may be any int, a scenario's parameter any str, and tracing never changes
+    an outcome (issue 14, sweep H D2)."""
     if type(obj) is int:
         if -(1 << 63) <= obj < 1 << 64:
             return obj
         return str(obj) if obj.bit_length() < 14_000 else hex(obj)
+    if isinstance(obj, str):
+        return _utf8(obj)
     if isinstance(obj, dict):
-        return {k if type(k) is str else str(_wide(k)): _wide(v) for k, v in obj.items()}
+        return {_utf8(k) if type(k) is str else str(_wide(k)): _wide(v) for k, v in obj.items()}
     if isinstance(obj, list | tuple):
         return [_wide(v) for v in obj]
     return obj
+
+
+def _utf8(text: str) -> str:
+    """``text``, its lone surrogates escaped when it has any (what orjson refuses)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
+
+
+def _json_str(text: Any) -> bytes:
+    """``orjson.dumps`` of a name (a thread's, a wait's: the fast lines' fields), a str that
+    is no UTF-8 escaped as :func:`_wide` escapes it."""
+    try:
+        return orjson.dumps(text)
+    except orjson.JSONEncodeError:
+        return orjson.dumps(_wide(text))
 
 
 def _dumps(obj: Any, **_: Any) -> bytes:
@@ -279,7 +301,7 @@ class TraceSink:
         if rest is None:  # the line after the clock, rendered once per (thread, next, runnable)
             rest = self._sched_tails[thread, nxt, runnable] = (
                 b',"thread":%b,"event":"sched","next":%b,"runnable":%d%b' % (
-                    orjson.dumps(thread), orjson.dumps(nxt), runnable, self._tail_nl))
+                    _json_str(thread), _json_str(nxt), runnable, self._tail_nl))
         if t != self._t:
             self._t = t
             self._t_part = b',"t":%d' % t
@@ -338,8 +360,8 @@ class TraceSink:
         prefix = self._one_prefixes.get((thread, event))
         if prefix is None:
             prefix = self._one_prefixes[thread, event] = b',"thread":%b,"event":%b,"%b":' % (
-                orjson.dumps(thread), orjson.dumps(event), ONE_FIELD[event].encode())
-        rest = tails[thread, event, value] = prefix + orjson.dumps(value) + self._tail_nl
+                _json_str(thread), orjson.dumps(event), ONE_FIELD[event].encode())
+        rest = tails[thread, event, value] = prefix + _json_str(value) + self._tail_nl
         return rest
 
     def flush(self) -> None:

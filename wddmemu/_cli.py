@@ -30,7 +30,7 @@ from ._errors import (
     MAX_TIMEOUT_S,
     SpecError,
 )
-from ._files import check_directory, check_output, stdout_may_close, stdout_to_null
+from ._files import check_directory, check_output, is_utf8, stdout_may_close, stdout_to_null
 from ._interrupt import ctrl_c, is_interrupt, quiet_after_interrupt
 from ._schema import is_module_name
 
@@ -115,6 +115,9 @@ def _check_outputs(save_dir: str, junit: str | None, json_out: str | None) -> No
 def _pairs(items: tuple[str, ...], option: str = "-p") -> dict[str, str]:
     out = {}
     for it in items:
+        if not is_utf8(it):  # a byte of argv that is no UTF-8: a surrogate in the str
+            raise BadInput(f"{option} takes text, and {it!r} has a byte that is not UTF-8: "
+                           "give it as UTF-8 text")
         k, sep, v = it.partition("=")
         if not sep or not k:
             raise BadInput(f"{option} takes key=value, not {it!r}")

@@ -42,6 +42,16 @@ class OutputError(SpecError):
     :func:`check_output` when it can tell, and by :func:`atomic_path` when only trying tells."""
 
 
+def is_utf8(text: str) -> bool:
+    """Whether ``text`` encodes as UTF-8. A str from argv or a file name holds a lone surrogate
+    for each byte that was no UTF-8 (PEP 383), which no JSON line or file can carry."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def shown(path: str) -> str:
     """A path for a message: :func:`printable`, cut only past 120 characters (a path is what
     the reader needs to find; a 4,000-byte one still fits a line)."""
