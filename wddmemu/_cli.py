@@ -100,12 +100,14 @@ def _timeout_value(ctx: click.Context, param: click.Parameter, value: float | No
 
 
 
-def _check_outputs(save_dir: str, junit: str | None, json_out: str | None) -> None:
-    """Every path explore or campaign will write, checked before any schedule runs."""
+def _check_outputs(save_dir: str, junit: str | None, json_out: str | None,
+                   reads: tuple[str, ...] = ()) -> None:
+    """Every path explore or campaign will write, checked before any schedule runs (none
+    over a file the command ``reads``: the campaign file)."""
     check_directory(save_dir, "--save-dir")
     for path, what in ((junit, "--junit report"), (json_out, "--json report")):
         if path is not None:
-            check_output(path, what, make_parents=True)
+            check_output(path, what, make_parents=True, reads=reads)
     if junit is not None and json_out is not None and (
             os.path.realpath(junit) == os.path.realpath(json_out)):
         raise BadInput(f"--junit and --json name the same file ({junit}): one report would "
@@ -646,8 +648,8 @@ def replay_cmd(file: str, trace: str | None, backend: str | None,
                              f"{HANG_REPLAY_S:g} if it stops short of its step (give "
                              "--timeout to change it; 0: off)", markup=False, highlight=False)
     with run_timeout(in_force), ctrl_c():  # Ctrl-C ends even a driver in a CPU loop
-        if trace is not None:
-            check_output(trace, "trace file")  # written atomically by run_scenario
+        if trace is not None:  # written atomically by run_scenario; never over FILE
+            check_output(trace, "trace file", reads=(file,))
         try:  # a decision list the run shows to be damaged is bad input too
             out = replay(ff, trace=trace, backend=backend, inject=inject, timeout=timeout)
         except FailureFileError as e:
@@ -705,7 +707,7 @@ def campaign_cmd(file: str, jobs: int, save_dir: str, timeout: float | None,
     save every failure, print a summary. Exit 1 if any cell failed (docs/cluster.md)."""
     from ._campaign import campaign_command
 
-    _check_outputs(save_dir, junit, json_out)
+    _check_outputs(save_dir, junit, json_out, reads=(file,))
     return campaign_command(file, jobs, save_dir, cluster, junit, json_out, timeout)
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import itertools
 import os
 import stat
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
@@ -81,10 +81,13 @@ def shown_number(v: object) -> str:
     return repr(v) if type(v) in (int, float) else kind_of(v)
 
 
-def check_output(path: str | Path, what: str, *, make_parents: bool = False) -> Path:
+def check_output(path: str | Path, what: str, *, make_parents: bool = False,
+                 reads: Sequence[str | Path] = ()) -> Path:
     """Refuse (:class:`SpecError`, one line) an output path that cannot be written: empty, a
-    NUL byte, a directory, or a missing parent directory (``make_parents``: a parent that could
-    not be created because a file is in the way). Nothing is created here."""
+    NUL byte, a directory, a missing parent directory (``make_parents``: a parent that could
+    not be created because a file is in the way), or one of the files the command ``reads``
+    (``replay F --trace F`` made the failure file a trace: sweep H D5). Nothing is created
+    here."""
     text = str(path)
     if not text:
         raise SpecError(f"{what} needs a file name, not ''")
@@ -92,10 +95,24 @@ def check_output(path: str | Path, what: str, *, make_parents: bool = False) -> 
         raise SpecError(f"{what} {printable(text)!s}: a file name has no NUL byte")
     if text == "-":  # `trace export --chrome -` is stdout: here it would be a file named "-"
         raise SpecError(f"{what} -: give a file name (/dev/stdout to write to stdout)")
+    for read in reads:
+        if _same_file(text, read):
+            also = "" if str(read) == text else f" ({shown(str(read))})"
+            raise SpecError(f"{what} {shown(text)} is the file this command reads{also}: "
+                            "writing it would destroy its input; give another path")
     try:
         return _check_output(Path(text), what, make_parents)
     except OSError as e:  # a name too long for the file system, a loop of links, …
         raise OutputError(f"cannot write {what} {shown(text)}: {e.strerror or e}") from None
+
+
+def _same_file(a: str | Path, b: str | Path) -> bool:
+    """Whether ``a`` and ``b`` are one existing file (links and other spellings too);
+    ``/dev/stdout`` and the like are never "the same" as an input: nothing is destroyed."""
+    try:
+        return os.path.samefile(a, b) and Path(b).is_file()
+    except (OSError, ValueError):  # one of them does not exist (yet): nothing to destroy
+        return False
 
 
 #: the longest file name (bytes) written here: what every Linux file system takes (the
