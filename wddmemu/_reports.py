@@ -11,6 +11,7 @@ the target, then ``os.replace``): a CI job reading a half-written report is neve
 from __future__ import annotations
 
 import io
+import re
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -113,7 +114,8 @@ def _failure_entry(fd: Found, path: Path) -> dict[str, Any]:
 def junit_xml(cells: Sequence[CellReport], suite: str = "wddmemu",
               unfinished: Sequence[tuple[RunSpec, str]] = ()) -> bytes:
     """A JUnit XML document: one ``<testsuite>``, one ``<testcase>`` per cell; a cell Ctrl-C
-    stopped (``unfinished``: its base spec and strategy) is a testcase with an ``<error>``."""
+    stopped (``unfinished``: its base spec and strategy) is a testcase with an ``<error>``.
+    Well-formed for any text: each character XML forbids is escaped (:func:`xml_safe`)."""
     failed = sum(1 for c in cells if c.result.failures)
     tests, errors, time = str(len(cells) + len(unfinished)), str(len(unfinished)), \
         f"{sum(c.seconds for c in cells):.3f}"
@@ -146,8 +148,33 @@ def junit_xml(cells: Sequence[CellReport], suite: str = "wddmemu",
         tc = ET.SubElement(ts, "testcase", classname=f"{suite}.{spec.scenario}",
                            name=cell_name(spec, strategy), time="0.000")
         ET.SubElement(tc, "error", type="interrupted", message=UNFINISHED)
+    _xml_safe_tree(root)
     ET.indent(root)
     return ET.tostring(root, encoding="utf-8", xml_declaration=True) + b"\n"
+
+
+#: what XML 1.0 forbids in a document, even as ``&#N;``: the C0 controls but tab, newline and
+#: carriage return, the lone surrogates (a str from a file name or argv, PEP 383) and U+FFFE/FFFF
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def xml_safe(text: str) -> str:
+    """``text`` with each character XML 1.0 forbids replaced by its visible escape, as
+    :func:`wddmemu._files.printable` shows it (``\\x01``, ``\\ud800``, ``\\uffff``), every
+    other character unchanged: a driver's ``ValueError("bad byte \\x01")`` made the JUnit
+    report not well-formed (``ElementTree`` writes controls raw, surrogates as a forbidden
+    ``&#55296;``), and CI could not read it (sweep H D3)."""
+    return _NOT_XML.sub(lambda m: repr(m.group())[1:-1], text)
+
+
+def _xml_safe_tree(root: ET.Element) -> None:
+    """Make every text, tail and attribute value under ``root`` :func:`xml_safe`: whatever a
+    report quotes — a message, a thread, a path, a scenario, driver or option name — the
+    document stays well-formed (sweep H D3)."""
+    for el in root.iter():
+        el.text = None if el.text is None else xml_safe(el.text)
+        el.tail = None if el.tail is None else xml_safe(el.tail)
+        el.attrib.update({k: xml_safe(v) for k, v in el.attrib.items()})
 
 
 def _pairs(values: Mapping[str, Any]) -> str:
