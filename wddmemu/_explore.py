@@ -43,7 +43,7 @@ from vthreads.lowlevel import refuse_running_loop
 from . import _loading
 from ._drivers import load_entry_points, needed_by
 from ._errors import check_callable, check_int, check_seconds, check_seed_span
-from ._files import is_path, printable, read_bounded, write_atomically
+from ._files import is_path, printable, read_bounded, shell_word, write_atomically
 from ._pool import worker_pool
 from ._runner import (
     RunSpec,
@@ -811,7 +811,8 @@ def replay_command(spec: RunSpec, path: Path | str) -> str:
     """The command that replays the failure file at ``path``, saved for ``spec``, in a new
     process: ``wddmemu`` with what loads the modules the file lists (``--load`` as the user
     typed it, ``--allow-load`` for a ``MODULE:ATTR`` driver's module), ``replay PATH``."""
-    return f"{_loading.command_prefix(allow=_needs(spec)['modules'])} replay {path}"
+    return (f"{_loading.command_prefix(allow=_needs(spec)['modules'])} replay "
+            f"{shell_word(str(path))}")
 
 
 def failure_document(found: Found) -> dict[str, Any]:

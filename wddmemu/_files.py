@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import shlex
 import stat
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -50,6 +51,32 @@ def is_utf8(text: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
+
+
+def shell_word(arg: str) -> str:
+    """``arg`` quoted for a POSIX shell (``shlex.quote``), or, when it holds a character that
+    is not printable (a newline, ESC, an argv byte that was no UTF-8), as bash's ``$'…'``
+    with that character escaped: a printed command stays one line, shows no terminal escape,
+    and pasted into bash gives back exactly ``arg`` (sweep H D9)."""
+    if arg.isprintable():
+        return shlex.quote(arg)
+    out = []
+    for c in arg:
+        o = ord(c)
+        if c in "\\'":
+            out.append("\\" + c)
+        elif c.isprintable():
+            out.append(c)
+        elif 0xDC80 <= o <= 0xDCFF:  # surrogateescape: the byte it stands for
+            out.append(f"\\x{o - 0xDC00:02x}")
+        else:  # its UTF-8 bytes: bash's \u depends on the locale, \x does not
+            out.extend(f"\\x{b:02x}" for b in c.encode("utf-8", "surrogatepass"))
+    return "$'" + "".join(out) + "'"
+
+
+def shell_join(args: Sequence[str]) -> str:
+    """The command line of ``args``, each a :func:`shell_word`."""
+    return " ".join(shell_word(a) for a in args)
 
 
 def shown(path: str) -> str:

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ._errors import SpecError, user_error
-from ._files import printable, shown
+from ._files import printable, shell_join, shown
 from ._schema import is_module_name
 
 
@@ -229,12 +229,10 @@ def command_prefix(modules: list[str] | None = None, allow: Sequence[str] = ()) 
     ``--load`` brought (a ``--driver MODULE:ATTR``'s module, imported when the driver was
     resolved): the start of a command line that reruns something in another process, such as
     the replay of a failure file that lists the modules ``allow``."""
-    import shlex
-
     chosen = [arg for m, arg in zip(_loaded, _load_args, strict=True)
               if modules is None or m in modules]
     allow = [m for m in allow if not any(m == x or m.startswith(x + ".") for x in _loaded)]
-    return shlex.join(["wddmemu", *[a for arg in chosen for a in ("--load", arg)],
+    return shell_join(["wddmemu", *[a for arg in chosen for a in ("--load", arg)],
                        *[a for m in allow for a in ("--allow-load", m)]])
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import functools
 import os
-import shlex
 import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
@@ -36,7 +35,7 @@ from ._drivers import (
     resolve_driver,
 )
 from ._errors import SpecError, check_backend, check_seconds
-from ._files import atomic_path
+from ._files import atomic_path, shell_join
 from ._watchdog import Watchdog, check_timeout
 
 T = TypeVar("T")
@@ -128,7 +127,7 @@ class RunSpec:
             parts += ["--timeout", _seconds(timeout)]
         if trace:
             parts += ["--trace", trace]
-        return shlex.join(parts)
+        return shell_join(parts)  # one line whatever a value holds (sweep H D9)
 
 
 def _seconds(value: float) -> str:
