@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import sys
 import time
 from collections.abc import Iterable
@@ -50,11 +51,29 @@ class BadInput(click.ClickException):
     exit_code = EXIT_BAD_INPUT
 
 
+#: what ``--ddi-version`` takes, as its message says: ASCII decimal or 0x hex (``int(t, 0)``
+#: also took ``0b1011``, ``1_1`` and Arabic-Indic digits: sweep H D10)
+_DECIMAL_OR_HEX = re.compile(r"\s*[+-]?(?:0[xX][0-9a-fA-F]+|[0-9]+)\s*")
+
+
 def _int(text: str) -> int:
-    try:
-        return int(text, 0)
-    except ValueError:
-        raise BadInput(f"{text!r} is not an integer (decimal or 0x hex)") from None
+    if not _DECIMAL_OR_HEX.fullmatch(text):
+        raise BadInput(f"{text!r} is not an integer (decimal or 0x hex)")
+    t = text.strip().lstrip("+-")
+    n = int(t, 16) if t[:2] in ("0x", "0X") else int(t, 10)
+    return -n if text.strip().startswith("-") else n
+
+
+#: ``--jobs`` at most (== _explore.MAX_JOBS: tests/cli checks they agree; _explore is
+#: imported late). explore took any int, campaign 1..1,024
+MAX_JOBS = 1024
+
+
+def _cluster_address(_ctx: Any, _param: Any, value: str | None) -> str | None:
+    """``--cluster``: an empty address ran locally without a word (sweep H D10)."""
+    if value is not None and not value.strip():
+        raise click.BadParameter("give local:N, tcp://HOST:PORT or tls://HOST:PORT, not ''")
+    return value
 
 
 #: a seed is a 63-bit int, so that every failure file and report stores it exactly
@@ -393,7 +412,7 @@ def _print_traceback(console: Console, failure: Any) -> None:
 def cluster_options(fn: Any) -> Any:
     """``--cluster``, ``--junit`` and ``--json`` (explore and campaign; docs/cluster.md)."""
     for opt in reversed((
-        click.option("--cluster", default=None, metavar="ADDRESS",
+        click.option("--cluster", default=None, metavar="ADDRESS", callback=_cluster_address,
                      help="run on a Dask scheduler (tcp://host:port) or on local:N worker "
                           "processes (needs the cluster extra)"),
         click.option("--junit", default=None, metavar="OUT.xml",
@@ -417,7 +436,7 @@ def cluster_options(fn: Any) -> Any:
 @click.option("--preemption-bound", default="2", show_default=True, type=BOUND,
               help="dfs and dpor: preemptions at most, 0..1000, or none (no bound: an "
                    "exhausted search then covers every schedule)")
-@click.option("--jobs", default=1, show_default=True, type=click.IntRange(min=1),
+@click.option("--jobs", default=1, show_default=True, type=click.IntRange(1, MAX_JOBS),
               help="worker processes")
 @click.option("--save-dir", default=DEFAULT_SAVE_DIR, show_default=True,
               help="where failure files go")
@@ -696,7 +715,8 @@ def _verdict(console: Console, out: Any, want: str) -> int:
 
 @cli.command("campaign")
 @click.argument("file", type=click.Path(dir_okay=False))
-@click.option("--jobs", default=1, show_default=True, help="worker processes on this machine")
+@click.option("--jobs", default=1, show_default=True, type=click.IntRange(1, MAX_JOBS),
+              help="worker processes on this machine")
 @click.option("--save-dir", default=DEFAULT_SAVE_DIR, show_default=True,
               help="where failure files go")
 @timeout_option(None, "the file's timeout, or 60")

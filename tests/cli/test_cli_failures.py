@@ -712,3 +712,34 @@ def test_a_driver_that_closes_stdout_is_one_line_and_exit_2(tmp_path: Path, how:
     assert got.stderr.splitlines() == [
         "wddmemu: error: standard output was closed (by the driver or a --load module?), so "
         "the result could not be printed: keep sys.stdout and fd 1 open"]
+
+
+def test_the_cli_jobs_limit_is_explores() -> None:
+    from wddmemu._explore import MAX_JOBS
+
+    assert _cli.MAX_JOBS == MAX_JOBS
+    for cmd in (_cli.explore_cmd, _cli.campaign_cmd):
+        opt = next(p for p in cmd.params if p.name == "jobs")
+        assert (opt.type.min, opt.type.max) == (1, MAX_JOBS)
+
+
+@pytest.mark.parametrize(("argv", "says"), [
+    (["explore", "lock-flags", "--cluster", ""], "Invalid value for '--cluster': give local:N"),
+    (["explore", "lock-flags", "--cluster", "  "], "Invalid value for '--cluster': give local:N"),
+    (["explore", "lock-flags", "--jobs", "10" * 16], "Invalid value for '--jobs': "),
+    (["run", "lock-flags", "--ddi-version", "0b1011"], "'0b1011' is not an integer (decimal"),
+    (["run", "lock-flags", "--ddi-version", "1_1"], "'1_1' is not an integer (decimal"),
+    (["run", "lock-flags", "--ddi-version", "\u0661\u0661"], "is not an integer (decimal"),
+])
+def test_loose_option_values_are_refused(argv: list[str], says: str, capsys) -> None:
+    """Sweep H D10: an empty --cluster ran locally, explore took any --jobs, and
+    --ddi-version took what int(text, 0) takes, past its own "decimal or 0x hex"."""
+    assert _cli.main(argv) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and says in err[0], err
+
+
+@pytest.mark.parametrize(("text", "value"), [("11", 11), ("0xB", 11), (" 0Xb ", 11),
+                                             ("012", 12)])
+def test_ddi_version_takes_decimal_and_hex(text: str, value: int) -> None:
+    assert _cli._int(text) == value
