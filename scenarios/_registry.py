@@ -23,6 +23,24 @@ from vthreads.registry import Registry, RegistryError, is_name, same_definition
 INT64 = (-(1 << 63), (1 << 63) - 1)
 
 
+def _kind(value: Any) -> str:
+    """A value a parameter refuses, in a file's words rather than Python's (``NoneType``,
+    ``bool``: sweep H D7): ``null``, ``true``, the number, ``text``, ``a list``."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):  # orjson reads an int past 64 bits as a float
+        return repr(value) if abs(value) < 2**63 else "a number too large"
+    if isinstance(value, str):
+        return "text"
+    if isinstance(value, list | tuple):
+        return "a list"
+    if isinstance(value, dict):
+        return "a table"
+    return f"a {type(value).__name__}"
+
+
 @dataclass(frozen=True)
 class Param:
     """One scenario parameter: its type (int, bool or str), default and a one-line help.
@@ -43,8 +61,7 @@ class Param:
         within 64 bits); ``ValueError`` with a one-line reason (a value from a file may be
         anything: ``True`` is no frame count)."""
         if type(value) is not self.type:
-            raise ValueError(f"parameter {name} takes {self._what()}, not "
-                             f"{type(value).__name__}")
+            raise ValueError(f"parameter {name} takes {self._what()}, not {_kind(value)}")
         if self.range is not None and not self.range[0] <= value <= self.range[1]:
             shown = value if value.bit_length() < 200 else "a huge integer"
             raise ValueError(f"parameter {name} takes {self.range[0]}..{self.range[1]}, "

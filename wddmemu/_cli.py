@@ -652,6 +652,8 @@ def replay_cmd(file: str, trace: str | None, backend: str | None,
     from ._explore import FailureFileError, load_failure, replay
     from ._runner import run_timeout
 
+    if not file:  # load_failure's own words name the API function (sweep H D7)
+        raise BadInput("replay takes the path of a failure file, not ''")
     try:
         ff = load_failure(file)
     except FailureFileError as e:

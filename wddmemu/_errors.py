@@ -46,7 +46,8 @@ def check_seconds(name: str, v: object) -> None:
     """Refuse ``v`` unless it is seconds in ``0..MAX_TIMEOUT_S`` (an int or a float, not a
     bool or NaN; 0: off) with a one-line SpecError naming ``name``."""
     if type(v) not in (int, float) or not 0 <= v <= MAX_TIMEOUT_S:  # NaN fails both
-        raise SpecError(f"{name} takes seconds 0..{MAX_TIMEOUT_S:,} (0: off), not {v!r}")
+        shown = repr(v) if type(v) in (int, float) else f"a {type(v).__name__}"  # a TOML date
+        raise SpecError(f"{name} takes seconds 0..{MAX_TIMEOUT_S:,} (0: off), not {shown}")
 
 
 #: the event loops a run can be hosted on (the engine's own list, ``vthreads/_host.py``'s

@@ -898,6 +898,10 @@ def load_failure(path: Path | str) -> FailureFile:
     try:
         doc = orjson.loads(raw)
     except orjson.JSONDecodeError as e:
+        if "infinity" in str(e):  # orjson's words for a number past a double (sweep H D7)
+            raise FailureFileError(f"{p} holds a number too large to read "
+                                   f"({str(e).rpartition(': ')[2]}): no failure file has one"
+                                   ) from None
         raise FailureFileError(f"{p} is not JSON: {e}") from None
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise FailureFileError(f"{p} is not a wddmemu failure file (no format {FORMAT!r})")

@@ -158,9 +158,9 @@ def _check_output(p: Path, what: str, make_parents: bool) -> Path:
     if make_parents:
         while not parent.exists() and parent != parent.parent:
             parent = parent.parent
-    if not parent.is_dir():
+    if not parent.is_dir():  # a file in the way is no missing directory (sweep H D7)
         raise SpecError(f"cannot write {what} {text}: directory {p.parent} does not exist"
-                        if not make_parents else
+                        if not make_parents and not parent.exists() else
                         f"cannot write {what} {text}: {parent} is not a directory")
     if not os.access(parent, os.W_OK):
         raise SpecError(f"cannot write {what} {text}: directory {parent} is not writable")

@@ -53,7 +53,11 @@ _DISTRIBUTION = re.compile(r"[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?\Z")  # PEP
 
 
 def kind_name(value: Any) -> str:
-    """The JSON kind of ``value`` as a message names it (``a string``, ``null``…)."""
+    """The JSON kind of ``value`` as a message names it (``a string``, ``null``…). orjson
+    reads an integer past 64 bits as a float: that is "an integer too large", not "a
+    number" (sweep H D7)."""
+    if type(value) is float and value.is_integer() and abs(value) >= 2.0**64:
+        return "an integer too large (past 64 bits)"
     return KIND_NAMES.get(type(value), "not JSON")
 
 
