@@ -5,11 +5,13 @@ The lead attaches the group to the main CLI (``cli.add_command(trace)`` in ``run
     wddmemu trace summary run.jsonl [--json]
     wddmemu trace export run.jsonl --chrome run.json [--time virtual|steps] [--cpu-ns N]
     wddmemu trace plot run.jsonl --png run.png [--time virtual|steps] [--cpu-ns N] [--width IN]
+                                               [--lanes N]
 
 All three stream the trace (bounded memory for any length). Bad input — a missing or empty file,
 a malformed line (reported as ``FILE:LINE: what``), an unwritable output, matplotlib missing for
-``plot`` — raises :class:`TraceInputError`, a :class:`click.ClickException` with exit code 2, which
-the main entry point prints as one line (``wddmemu: error: …``).
+``plot``, a pipe for ``plot`` (it reads the trace twice), running out of memory — raises
+:class:`TraceInputError`, a :class:`click.ClickException` with exit code 2, which the main entry
+point prints as one line (``wddmemu: error: …``).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import click
 
 from ._errors import SpecError
 from ._files import check_output, stdout_may_close
+from ._trace_plot import DEFAULT_LANES, MAX_LANES  # (matplotlib is imported by a plot only)
 from ._trace_read import TraceFormatError, dumps, iter_events
 from ._trace_timeline import DEFAULT_CPU_NS, MAX_CPU_NS, MIN_CPU_NS, TIME_MODES
 
@@ -31,11 +34,13 @@ class TraceInputError(click.ClickException):
     exit_code = 2
 
 
-def _writable(path: str, what: str) -> None:
-    """``path`` (``-``: stdout) can be written, or one line and exit 2 (``check_output``)."""
+def _writable(path: str, what: str, reads: str) -> None:
+    """``path`` (``-``: stdout) can be written and is not the trace ``reads`` (``trace export
+    T --chrome T`` replaced the trace: sweep H D5), or one line and exit 2
+    (``check_output``)."""
     if path != "-":
         try:
-            check_output(path, what)
+            check_output(path, what, reads=(reads,))
         except SpecError as e:
             raise TraceInputError(str(e)) from None
 
@@ -86,6 +91,8 @@ def summary_cmd(file: str, as_json: bool) -> int:
         s = summarize(file)
     except TraceFormatError as e:
         raise TraceInputError(str(e)) from None
+    except MemoryError:
+        raise TraceInputError(f"out of memory summarising {file}") from None
     with stdout_may_close():  # `trace summary FILE --json | head -1` is exit 0
         if as_json:
             import orjson
@@ -113,7 +120,7 @@ def export_cmd(file: str, chrome: str, time_mode: str, cpu_ns: int) -> int:
     instants for renames, syncs and violations, counters for queue depth and DMA in flight."""
     from ._trace_chrome import export_chrome
 
-    _writable(chrome, "Chrome trace")
+    _writable(chrome, "Chrome trace", file)
     try:
         # --chrome - | head: the reader had what it wanted (a file's errors stay errors)
         with stdout_may_close() if chrome == "-" else contextlib.nullcontext():
@@ -122,6 +129,8 @@ def export_cmd(file: str, chrome: str, time_mode: str, cpu_ns: int) -> int:
         raise TraceInputError(str(e)) from None
     except OSError as e:
         raise TraceInputError(f"cannot write {chrome}: {e.strerror or e}") from None
+    except MemoryError:  # not a bug of ours to report as one (exit 3): the machine's limit
+        raise TraceInputError(f"out of memory exporting {file} to {chrome}") from None
     if chrome != "-":
         click.echo(
             f"{chrome}: {info.slices} slices, {info.flows} flows, {info.instants} instants, "
@@ -138,20 +147,25 @@ def export_cmd(file: str, chrome: str, time_mode: str, cpu_ns: int) -> int:
 @click.option("--width", default=16.0, show_default=True, type=float,
               help="picture width in inches (100 dpi)")
 @click.option("--title", default=None, help="title (default: scenario, strategy, seed)")
+@click.option("--lanes", default=DEFAULT_LANES, show_default=True, type=int, metavar="N",
+              help=f"draw the N busiest threads (1..{MAX_LANES}); a note says how many were "
+              "left out")
 def plot_cmd(file: str, png: str, time_mode: str, cpu_ns: int, width: float,
-             title: str | None) -> int:
+             title: str | None, lanes: int) -> int:
     """Draw the timeline as a PNG: a lane per thread, a colour per DDI, DMA buffers on the GPU
     lane, markers for renames, syncs and violations, queue depth below."""
-    from ._trace_plot import PlotUnavailable, check_plot_options, plot_png
+    from ._trace_plot import PlotUnavailable, check_plot_options, check_rereadable, plot_png
 
     try:  # the API's own checks (click's FloatRange lets nan through)
-        check_plot_options(png, width=width, title=title, cli=True)
+        check_plot_options(png, width=width, title=title, lanes=lanes, cli=True)
+        check_rereadable(file)  # before _readable: its read would use a pipe up
     except TraceFormatError as e:
         raise TraceInputError(str(e)) from None
-    _writable(png, "PNG")
+    _writable(png, "PNG", file)
     _readable(file)  # a missing or empty trace is reported before a missing matplotlib
     try:
-        plot_png(file, png, time=time_mode, cpu_ns=cpu_ns, width=width, title=title)
+        plot_png(file, png, time=time_mode, cpu_ns=cpu_ns, width=width, title=title,
+                 lanes=lanes)
     except PlotUnavailable:
         raise TraceInputError(
             "plot needs matplotlib: install wddmemu[plot] (pip install 'wddmemu[plot]')"
@@ -160,5 +174,8 @@ def plot_cmd(file: str, png: str, time_mode: str, cpu_ns: int, width: float,
         raise TraceInputError(str(e)) from None
     except OSError as e:
         raise TraceInputError(str(e)) from None
+    except MemoryError:  # not a bug of ours to report as one (exit 3): the machine's limit
+        raise TraceInputError(f"out of memory drawing {png}: draw fewer lanes (--lanes) or a "
+                              "narrower picture (--width)") from None
     click.echo(f"{png}: timeline of {file}", err=True)
     return 0

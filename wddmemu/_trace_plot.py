@@ -12,12 +12,19 @@ shows the command-queue depth and the DMA buffers in flight.
 The picture is built in two streaming passes over the trace (the same timeline as ``trace
 export``, ``_trace_timeline``): the first finds the lanes and the time span, the second paints
 fixed-size bins (one per horizontal pixel or so), keeping in each the item that covers most of
-it. Memory is therefore bounded by lanes × bins whatever the trace's length.
+it. At most ``lanes`` lanes are drawn (40 by default, :data:`MAX_LANES` at most, fewer when a
+wide, high-dpi picture would pass :data:`PIXELS`): the busiest threads, the others left out with
+a note on stderr. Memory is therefore bounded by lanes × bins whatever the trace's length and
+however many threads it has. A trace that cannot be read twice (a pipe) is refused before it is
+read.
 """
 
 from __future__ import annotations
 
 import math
+import os
+import stat
+import sys
 import warnings
 import zlib
 from dataclasses import dataclass
@@ -25,7 +32,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from ._files import atomic_path, is_path, kind_of, printable, shown_number
-from ._trace_read import TraceFormatError, feed_events
+from ._trace_read import TraceFormatError, check_trace_path, feed_events
 from ._trace_timeline import (
     DEFAULT_CPU_NS,
     TimelineBuilder,
@@ -103,7 +110,7 @@ def _label(name: str, cat: str) -> str:
 
 
 class _Extent:
-    """Pass 1: the lanes and the time span."""
+    """Pass 1: the lanes, how busy each is, and the time span."""
 
     wants_args = False
 
@@ -111,6 +118,7 @@ class _Extent:
         self.threads: dict[int, tuple[str, int, bool]] = {}
         self.end = 0
         self.used: set[int] = set()
+        self.busy: dict[int, int] = {}  # tid → timeline ns in outermost slices
 
     def process(self, name: str) -> None:
         self.title = name
@@ -121,6 +129,8 @@ class _Extent:
     def slice(self, tid: int, depth: int, name: str, cat: str, ts: int, dur: int,
               args: Any, parent: Any = None) -> None:
         self.used.add(tid)
+        if depth == 0:  # nested slices lie inside these: their sum is the busy time
+            self.busy[tid] = self.busy.get(tid, 0) + dur
         self.end = max(self.end, ts + dur)
 
     def instant(self, tid: int, name: str, cat: str, ts: int, scope: str, args: Any) -> None:
@@ -135,12 +145,21 @@ class _Extent:
         self.end = max(self.end, ts)
 
 
+#: the lane of items from a thread left out (:func:`_lanes`) that are drawn across all lanes
+_ELSEWHERE = -1
+
+
 class _Bins:
-    """Pass 2: paint fixed-size bins per lane and depth, instants and counters."""
+    """Pass 2: paint fixed-size bins per lane and depth, instants and counters. Only the
+    threads of ``lanes`` (the lanes drawn, top to bottom; None: every thread) are painted, so
+    memory is bounded by those lanes × ``nbins``."""
 
     wants_args = False
 
-    def __init__(self, start: int, end: int, nbins: int) -> None:
+    def __init__(self, start: int, end: int, nbins: int,
+                 lanes: list[int] | None = None) -> None:
+        self.lanes = lanes
+        self.keep = None if lanes is None else set(lanes)
         self.start = start
         self.n = nbins
         self.width = max(1.0, (end - start) / nbins)
@@ -164,6 +183,8 @@ class _Bins:
 
     def slice(self, tid: int, depth: int, name: str, cat: str, ts: int, dur: int,
               args: Any, parent: tuple[str, str] | None = None) -> None:
+        if self.keep is not None and tid not in self.keep:
+            return
         row = min(depth, _ROWS - 1)
         bins = self.cover.get((tid, row))
         if bins is None:
@@ -194,6 +215,10 @@ class _Bins:
         if cat not in MARKERS:
             return
         self.mark_counts[cat] = self.mark_counts.get(cat, 0) + 1
+        if self.keep is not None and tid not in self.keep:
+            if cat not in ("violation", "tdr"):
+                return
+            tid = _ELSEWHERE  # still a line across the lanes (a bin each at most)
         m = self.marks.setdefault(cat, {})
         key = (tid, self._bin(ts))
         if key not in m:
@@ -267,18 +292,24 @@ def _quiet(message: str) -> None:
 
 #: the picture's width in inches (``--width``, ``width=``)
 MIN_WIDTH, MAX_WIDTH = 4, 200
+#: lanes drawn (``--lanes``, ``lanes=``): the busiest threads; 8,000 lanes were a figure of
+#: 440,000 pixels' height (3.3 GB, then a MemoryError)
+DEFAULT_LANES, MAX_LANES = 40, 100
+#: the most pixels a picture has (512 MiB of RGBA): at a great width × dpi, fewer lanes fit
+PIXELS = 1 << 27
 #: its resolution (``dpi=``): the widest picture at the most, 200 in × 300 dpi, is 60,000
 #: pixels, inside the 2**16 Agg draws (at 10**6 matplotlib failed after half a minute)
 MIN_DPI, MAX_DPI = 10, 300
 
 
 def check_plot_options(out: object, *, width: object = 16.0, dpi: object = 100,
-                       title: object = None, cli: bool = False) -> None:
+                       title: object = None, lanes: object = DEFAULT_LANES,
+                       cli: bool = False) -> None:
     """Refuse what :func:`plot_png` cannot draw with a one-line
     :class:`~wddmemu.trace.TraceFormatError` (``.path`` empty): ``out`` not a file name, a
     ``width`` (inches; int or float) outside 4..200 or NaN, a ``dpi`` not an int in 10..300, a
-    ``title`` neither None nor a string. ``cli`` names them as the CLI's options (the CLI
-    calls this, so the two agree)."""
+    ``title`` neither None nor a string, ``lanes`` not an int in 1..100. ``cli`` names them
+    as the CLI's options (the CLI calls this, so the two agree)."""
     prefix = "--" if cli else ""
     if not is_path(out) or str(out) == "-":
         shown = repr(str(out)) if isinstance(out, str | Path) else kind_of(out)
@@ -293,24 +324,79 @@ def check_plot_options(out: object, *, width: object = 16.0, dpi: object = 100,
     if title is not None and not isinstance(title, str):
         raise TraceFormatError("", None, f"{prefix}title is a string or None, not "
                                          f"{kind_of(title)}")
+    if type(lanes) is not int or not 1 <= lanes <= MAX_LANES:
+        raise TraceFormatError("", None, f"{prefix}lanes takes an int 1..{MAX_LANES}, not "
+                                         f"{shown_number(lanes)}")
+
+
+def check_rereadable(trace: object) -> None:
+    """Refuse (one-line :class:`~wddmemu.trace.TraceFormatError`) a trace that is a pipe or a
+    socket: plot reads the trace twice, and its first read would use it up (``cat T | wddmemu
+    trace plot /dev/stdin`` failed on the second read with a misleading "not a JSON line").
+    Nothing is opened (a named pipe would wait for a writer); anything else, a missing file
+    too, is left to the reader to report. A ``trace`` that names no file is refused first
+    (:func:`~wddmemu._trace_read.check_trace_path`)."""
+    check_trace_path(trace)
+    path = str(trace)  # a str or a Path: check_trace_path
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return
+    what = "a pipe" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else None
+    if what is not None:
+        raise TraceFormatError(path, None, f"is {what}, and plot reads the trace twice: save it "
+                                           "to a file first (trace summary and export read a "
+                                           "pipe)")
+
+
+def _lanes(ext: _Extent, n: int) -> tuple[list[int], int]:
+    """The threads drawn, top to bottom (those with something to show, in their sort order)
+    and how many were left out: when more than ``n`` have something to show, the ``n``
+    busiest (most timeline time in outermost slices; the first in order on a tie) are kept,
+    still in their order."""
+    tids = [tid for tid in sorted(ext.threads, key=lambda t: ext.threads[t][1])
+            if tid in ext.used]
+    if len(tids) <= n:
+        return tids, 0
+    busiest = sorted(range(len(tids)), key=lambda i: (-ext.busy.get(tids[i], 0), i))[:n]
+    return [tids[i] for i in sorted(busiest)], len(tids) - n
+
+
+def _lane_budget(lanes: int, width: float, dpi: int) -> int:
+    """``lanes``, or fewer when that many would make the picture (counted with its counter
+    panel, the tallest it can be) more than :data:`PIXELS` at ``width`` × ``dpi``; 1 at
+    least (one lane fits in any picture :func:`check_plot_options` allows)."""
+    tall = PIXELS / (width * dpi * dpi)  # the height in inches the budget leaves
+    return max(1, min(lanes, int((tall - 3.2) / 0.55)))
 
 
 def plot_png(trace: str | Path, out: str | Path, *, time: str = "virtual",
              cpu_ns: int = DEFAULT_CPU_NS, width: float = 16.0, dpi: int = 100,
-             title: str | None = None) -> TimelineInfo:
-    """Render the trace at ``trace`` as a timeline PNG at ``out``. Raises
-    :class:`PlotUnavailable` without matplotlib and
-    :class:`~wddmemu.trace.TraceFormatError` for a malformed trace or an argument it cannot
-    draw with (:func:`check_plot_options`), the latter before anything is read."""
-    check_plot_options(out, width=width, dpi=dpi, title=title)
+             title: str | None = None, lanes: int = DEFAULT_LANES) -> TimelineInfo:
+    """Render the trace at ``trace`` as a timeline PNG at ``out``, with the ``lanes`` busiest
+    threads (fewer if the picture would pass :data:`PIXELS`; a note on stderr says how many
+    were left out). Raises :class:`PlotUnavailable` without matplotlib and
+    :class:`~wddmemu.trace.TraceFormatError` for a malformed trace, one that cannot be read
+    twice (:func:`check_rereadable`) or an argument it cannot draw with
+    (:func:`check_plot_options`), the last two before anything is read."""
+    check_plot_options(out, width=width, dpi=dpi, title=title, lanes=lanes)
     check_timeline_options(time, cpu_ns)
+    check_rereadable(trace)
     mpl = _matplotlib()
     ext = _Extent()
     info = _timeline(trace, ext, time, cpu_ns)
     start = info.first_ts
     end = max(ext.end, info.last_ts, start + 1)
     nbins = max(200, int(width * dpi * 0.85))
-    bins = _Bins(start, end, nbins)
+    budget = _lane_budget(lanes, width, dpi)
+    tids, left_out = _lanes(ext, budget)
+    if left_out:
+        why = ("a narrower or lower-dpi picture has room for more" if budget < lanes else
+               f"--lanes N draws up to {MAX_LANES}" if lanes < MAX_LANES else
+               f"{MAX_LANES} at most")
+        sys.stderr.write(f"wddmemu: note: {trace}: {left_out} of {left_out + len(tids)} lanes "
+                         f"left out: the {len(tids)} busiest are drawn ({why})\n")
+    bins = _Bins(start, end, nbins, tids)
     _timeline(trace, bins, time, cpu_ns, _quiet)  # a cut-short last line is said once
 
     # matplotlib's warnings (a glyph the font lacks, a time span too small for floats) are
@@ -326,7 +412,7 @@ def _draw(mpl: _Mpl, ext: _Extent, bins: _Bins, info: TimelineInfo, end: int, wi
     """Draw the picture and write it to ``out`` (atomically)."""
     # the drawing steps run in this order: matplotlib draws artists of equal zorder in the
     # order they were added, so reordering them changes the picture's bytes
-    p = _Plot.open(mpl, ext, bins, info, end, width, dpi)
+    p = _Plot.open(mpl, bins, info, end, width, dpi)
     _draw_lanes(p, bins)
     legend_marks = _draw_markers(p, bins, mpl.Line2D)
     _draw_tdrs(p, bins)
@@ -390,14 +476,13 @@ class _Plot:
     end: int  # the timeline's end, ns
 
     @classmethod
-    def open(cls, mpl: _Mpl, ext: _Extent, bins: _Bins, info: TimelineInfo, end: int,
-             width: float, dpi: int) -> _Plot:
-        """A figure sized for the lanes ``ext`` found (and a counter panel if ``bins`` has
-        counters), for a timeline from ``bins.start`` to ``end`` ns, with the time axis in µs
-        (steps mode: 1 µs = 1 step), ms or s."""
-        # lanes: every thread that has something to show (run-level instants drawn across all)
-        tids = [tid for tid in sorted(ext.threads, key=lambda t: ext.threads[t][1])
-                if tid in ext.used]
+    def open(cls, mpl: _Mpl, bins: _Bins, info: TimelineInfo, end: int, width: float,
+             dpi: int) -> _Plot:
+        """A figure sized for the lanes ``bins`` paints (:func:`_lanes`; and a counter panel if
+        it has counters), for a timeline from ``bins.start`` to ``end`` ns, with the time axis
+        in µs (steps mode: 1 µs = 1 step), ms or s."""
+        # run-level instants are drawn across all lanes
+        tids = list(bins.lanes or ())
         lane = {tid: i for i, tid in enumerate(tids)}  # 0 = top
         nl = max(1, len(tids))
         has_counters = bool(bins.counters)

@@ -237,6 +237,7 @@ class TimelineBuilder:
         self._max_pending = max_pending
         self._tracks: dict[str, _Track] = {}
         self._by_tid: dict[int, _Track] = {}
+        self._max_tid = RUN_TID  # the largest of _by_tid: a new thread costs O(1), not O(threads)
         self._spawned: dict[str, tuple[int, bool]] = {}
         self._next_flow = 1
         self._puts: dict[tuple[Any, Any], tuple[tuple[int, int], str]] = {}
@@ -274,7 +275,8 @@ class TimelineBuilder:
         want, daemon = self._spawned.pop(name, (None, False))
         tid = want if want is not None and want not in self._by_tid else None
         if tid is None:
-            tid = max(self._by_tid, default=RUN_TID) + 1
+            tid = self._max_tid + 1
+        self._max_tid = max(self._max_tid, tid)
         tr = _Track(tid, name, daemon)
         self._tracks[name] = tr
         self._by_tid[tid] = tr

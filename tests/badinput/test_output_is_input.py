@@ -47,3 +47,15 @@ def test_campaign_refuses_a_report_over_its_campaign_file(tmp_path: Path, capsys
     _refused(["campaign", str(camp), report, str(camp), "--save-dir", str(tmp_path / "s")],
              capsys, f"{report} report")
     assert camp.read_text() == CAMPAIGN
+
+
+@pytest.mark.parametrize(("command", "option", "what"), [
+    ("export", "--chrome", "Chrome trace"), ("plot", "--png", "PNG")])
+def test_trace_tools_refuse_to_write_over_the_trace(tmp_path: Path, capsys, command: str,
+                                                    option: str, what: str) -> None:
+    trace = tmp_path / "t.jsonl"
+    assert _cli.main(["run", "lock-flags", "--trace", str(trace)]) == 0
+    capsys.readouterr()
+    before = trace.read_bytes()
+    _refused(["trace", command, str(trace), option, str(trace)], capsys, what)
+    assert trace.read_bytes() == before
