@@ -9,8 +9,6 @@ RestartFromTimeout. Tests and app workloads inject removals and hangs through th
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import vthreads
 
 from ._core import Device, KernelCore
@@ -18,18 +16,7 @@ from ._gpu import DmaBuffer
 from ._trace import klog, kviolation
 from .faults import Fault
 
-__all__ = ["TdrMixin", "UnexplainedTdr"]
-
-
-class UnexplainedTdr(NamedTuple):
-    """A TDR of a DMA buffer no injected hang marked: its own commands kept the engine busy
-    past ``timeout_ns`` (a spin the submitter asked for)."""
-
-    fence: int
-    device: int
-    context: int
-    started_ns: int
-    timeout_ns: int
+__all__ = ["TdrMixin"]
 
 
 class TdrMixin(KernelCore):
@@ -43,7 +30,7 @@ class TdrMixin(KernelCore):
     _devices_created: int
     #: every device handle ever removed → why (kept after DestroyDevice, for the data oracle)
     device_removals: dict[int, str]
-    unexplained_tdrs: list[UnexplainedTdr]
+    unexplained_tdrs: list[int]
 
     def _on_timeout(self, dma: DmaBuffer) -> None:
         """A TDR: reset the adapter; the ``tdr_limit``-th within ``tdr_window_ns`` stops it for
@@ -53,8 +40,7 @@ class TdrMixin(KernelCore):
         self._tdr_times = [t for t in self._tdr_times if now - t < window] + [now]
         self._bump("tdrs")
         if not dma.hang:  # no inject_hang / tdr@step: the buffer's own commands ran that long
-            self.unexplained_tdrs.append(UnexplainedTdr(
-                dma.fence, dma.device, dma.context, dma.started_ns, self.config.tdr_timeout_ns))
+            self.unexplained_tdrs.append(dma.fence)
         klog(
             "kmd.tdr",
             fence=dma.fence,

@@ -35,7 +35,7 @@ from ._handles import HandleTable, HandleType
 from ._hooks import kernel_hooks
 from ._lock import LockMixin
 from ._render import RenderMixin
-from ._tdr import TdrMixin, UnexplainedTdr
+from ._tdr import TdrMixin
 from ._vidmm import CpuPointer, VidMm
 from ._vidsch import VidSch
 from .config import KernelConfig
@@ -171,9 +171,9 @@ class Kernel(DeviceMixin, AllocationMixin, LockMixin, RenderMixin, TdrMixin, Ker
         self.faults_fired: list[str] = []
         self._devices_created = 0
         self.device_removals: dict[int, str] = {}
-        #: the TDRs no injected hang explains: the DMA buffer's own commands ran past the
-        #: timeout (what the checker reports against the driver, TDR-1)
-        self.unexplained_tdrs: list[UnexplainedTdr] = []
+        #: the fences of the TDRs no injected hang explains: the DMA buffer's own commands ran
+        #: past the timeout (what the checker reports against the driver, TDR-1)
+        self.unexplained_tdrs: list[int] = []
         self._tdr_times: list[int] = []
         self._pointers: list[CpuPointer] = []
         self._pointers_sweep = 64  # length at which _keep_pointer next drops dead pointers

@@ -370,7 +370,7 @@ class Checker(DdiRules, CallbackRules, DataOracle):
         and a scenario may end there. The run went on "clean" and nothing said why (sweep G
         D2)."""
         fence, kernel = ev.get("fence"), self._kernel
-        if kernel is None or not any(t.fence == fence for t in kernel.unexplained_tdrs):
+        if kernel is None or fence not in kernel.unexplained_tdrs:
             return
         self._violate("TDR-1", f"the GPU ran fence {fence} past the "
                       f"{as_int(ev.get('timeout', 0)) / 1e9:g} s TDR timeout with no fault "
