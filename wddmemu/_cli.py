@@ -59,9 +59,7 @@ _DECIMAL_OR_HEX = re.compile(r"\s*[+-]?(?:0[xX][0-9a-fA-F]+|[0-9]+)\s*")
 def _int(text: str) -> int:
     if not _DECIMAL_OR_HEX.fullmatch(text):
         raise BadInput(f"{text!r} is not an integer (decimal or 0x hex)")
-    t = text.strip().lstrip("+-")
-    n = int(t, 16) if t[:2] in ("0x", "0X") else int(t, 10)
-    return -n if text.strip().startswith("-") else n
+    return int(text, 16 if "x" in text.lower() else 10)  # int takes the sign, space and 0x
 
 
 #: ``--jobs`` at most (== _explore.MAX_JOBS: tests/cli checks they agree; _explore is
