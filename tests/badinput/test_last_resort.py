@@ -279,15 +279,18 @@ def _worker_pids(where: Path) -> list[int]:
     return pids
 
 
-def _gone(pid: int) -> bool:
-    deadline = time.monotonic() + 10  # terminated: the kernel may take a moment to reap it
-    while time.monotonic() < deadline:
+def _gone(pid: int, within: float = 10.0) -> bool:
+    """Whether process ``pid`` is gone, looking again for ``within`` seconds (terminated: the
+    kernel may take a moment to reap it)."""
+    deadline = time.monotonic() + within
+    while True:
         try:
             os.kill(pid, 0)
         except ProcessLookupError:
             return True
+        if time.monotonic() >= deadline:
+            return False
         time.sleep(0.05)
-    return False
 
 
 def test_a_jobs_worker_nothing_stops_ends_the_command_exit_1(tmp_path: Path) -> None:
@@ -383,15 +386,7 @@ _spinning: list[int] = []
 def _still_spinning(where: Path) -> list[int]:
     pids = _worker_pids(where)
     _spinning.extend(pids)
-    return [pid for pid in pids if not _gone_now(pid)]
-
-
-def _gone_now(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    return False
+    return [pid for pid in pids if not _gone(pid, within=0)]
 
 
 @pytest.mark.slow  # a cluster of processes takes seconds to start; its worker's resort, 5 s
